@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Entry point: `vigil-agent [run] --config FILE`.
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './log';
+import { Agent } from './agent';
+import { VERSION } from './version';
+
+const USAGE = `usage: vigil-agent [run] --config FILE
+       vigil-agent --version
+       vigil-agent --help`;
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+function parseArgs(argv: string[]): { config?: string; help?: boolean; version?: boolean; error?: string } {
+  const args = [...argv];
+  if (args[0] === 'run') args.shift();
+  const out: { config?: string; help?: boolean; version?: boolean; error?: string } = {};
+  while (args.length > 0) {
+    const a = args.shift() as string;
+    if (a === '--config' || a === '-c') {
+      const v = args.shift();
+      if (v === undefined || v === '') return { error: `${a} needs a file name` };
+      out.config = v;
+    } else if (a.startsWith('--config=')) {
+      out.config = a.slice('--config='.length);
+    } else if (a === '--help' || a === '-h') out.help = true;
+    else if (a === '--version') out.version = true;
+    else return { error: `unknown argument ${JSON.stringify(a)}` };
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const log = createLogger();
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return EXIT_OK;
+  }
+  if (args.version) {
+    process.stdout.write(VERSION + '\n');
+    return EXIT_OK;
+  }
+  if (args.error || !args.config) {
+    log.error('invalid command line', { error: args.error ?? '--config FILE is required', usage: USAGE });
+    return EXIT_USAGE;
+  }
+  let config;
+  try {
+    config = loadConfig(args.config);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      log.error('invalid configuration', { file: e.file, error: e.message, problems: e.problems });
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  const agentLog = createLogger({ level: config.logLevel });
+  agentLog.addSecrets([...config.auth.readTokens, ...config.auth.controlTokens]);
+  for (const w of config.warnings) agentLog.warn('configuration warning', { warning: w });
+
+  const agent = new Agent(config, agentLog);
+  try {
+    await agent.start();
+  } catch (e) {
+    agentLog.error('agent failed to start', { error: e });
+    await agent.shutdown('start failed').catch(() => undefined);
+    return EXIT_FAILURE;
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        agentLog.warn('second signal while stopping; still waiting for processes to stop', { signal: sig });
+        return;
+      }
+      stopping = true;
+      agentLog.info('stopping', { signal: sig });
+      agent
+        .shutdown(`signal ${sig}`)
+        .then(() => resolve(EXIT_OK))
+        .catch((e: unknown) => {
+          agentLog.error('shutdown failed', { error: e });
+          resolve(EXIT_FAILURE);
+        });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => agent.reloadTokens());
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Open handles (watchers, sockets) must not keep a stopped agent alive.
+    setImmediate(() => process.exit(code));
+  },
+  (e: unknown) => {
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'fatal', error: String(e) }) + '\n');
+    process.exit(EXIT_FAILURE);
+  },
+);

@@ -1,0 +1,376 @@
+// Configuration: parsed strictly (unknown keys are errors), defaults applied, then the
+// cross-field checks a schema cannot express. Every problem names its key path.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: ${problems[0] ?? 'invalid configuration'}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
+export type StopSignal = (typeof SIGNALS)[number];
+export type Role = 'active' | 'passive';
+export const KINDS = ['command', 'systemd'] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** Parses "10s", "500ms", "2m", "1h", "0" or a number of seconds into milliseconds. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  if (m[2] === undefined) return n === 0 ? 0 : undefined;
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(n * mult);
+}
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use e.g. 10s, 500ms, 2m, 0)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const nonEmpty = z.string().min(1, { message: 'must not be empty' });
+const argv = z.array(nonEmpty).min(1, { message: 'must have at least one element' });
+
+const processSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+    message: 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
+  }),
+  kind: z.enum(KINDS),
+  command: argv.optional(),
+  unit: nonEmpty.optional(),
+  cwd: nonEmpty.optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  startOnBoot: z.boolean().default(true),
+  runOn: z.enum(['active', 'always']).default('active'),
+  stopSignal: z.enum(SIGNALS).default('SIGTERM'),
+  stopTimeout: duration.default(10_000),
+  autoRestart: z.boolean().default(false),
+});
+
+const roleSchema = z.strictObject({
+  static: z.enum(['active', 'passive']).optional(),
+  file: nonEmpty.optional(),
+  command: argv.optional(),
+  timeout: duration.default(2000),
+  cacheFor: duration.default(1000),
+});
+
+const schema = z.strictObject({
+  listen: nonEmpty,
+  stateDir: nonEmpty,
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  auth: z.strictObject({
+    readToken: z.string().optional(),
+    readTokenFile: nonEmpty.optional(),
+    readTokens: z.array(z.string()).optional(),
+    controlToken: z.string().optional(),
+    controlTokenFile: nonEmpty.optional(),
+    controlTokens: z.array(z.string()).optional(),
+  }),
+  tls: z.strictObject({ certFile: nonEmpty, keyFile: nonEmpty }).optional(),
+  cluster: z
+    .strictObject({
+      name: nonEmpty,
+      node: nonEmpty.optional(),
+      role: roleSchema,
+    })
+    .optional(),
+  events: z
+    .strictObject({
+      keep: z.number().int().min(10).max(100_000).default(1000),
+      keepFailures: z.number().int().min(0).max(100_000).default(200),
+    })
+    .default({ keep: 1000, keepFailures: 200 }),
+  processes: z.array(processSchema).min(1, { message: 'must list at least one process' }),
+});
+
+type Raw = z.output<typeof schema>;
+
+export interface ProcessConfig {
+  name: string;
+  kind: Kind;
+  command?: string[];
+  unit?: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  startOnBoot: boolean;
+  runOn: 'active' | 'always';
+  stopSignal: StopSignal;
+  stopTimeoutMs: number;
+  autoRestart: boolean;
+}
+
+export type RoleSource =
+  | { type: 'static'; role: Role }
+  | { type: 'file'; path: string }
+  | { type: 'command'; argv: string[] };
+
+export interface Config {
+  file: string;
+  listen: { host: string; port: number };
+  stateDir: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  auth: { readTokens: string[]; controlTokens: string[] };
+  tls?: { cert: Buffer; key: Buffer; certFile: string; keyFile: string };
+  cluster?: { name: string; node: string; role: RoleSource; roleTimeoutMs: number; roleCacheMs: number };
+  events: { keep: number; keepFailures: number };
+  processes: ProcessConfig[];
+  /** Non-fatal findings (short tokens), reported once the logger exists. */
+  warnings: string[];
+}
+
+function pathString(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'object') return 'mapping';
+  return typeof v;
+}
+
+function at(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = root;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p as string];
+  }
+  return cur;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown): string[] {
+  const out: string[] = [];
+  for (const issue of issues) {
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        for (const k of issue.keys) out.push(`${pathString([...issue.path, k])}: unknown key`);
+        break;
+      case 'invalid_type': {
+        const got = at(input, issue.path);
+        if (got === undefined) out.push(`${pathString(issue.path)}: required`);
+        else {
+          const expected = issue.expected === 'int' ? 'integer' : issue.expected;
+          out.push(`${pathString(issue.path)}: expected ${expected}, got ${describe(got)}`);
+        }
+        break;
+      }
+      case 'invalid_value':
+        out.push(`${pathString(issue.path)}: must be one of ${issue.values.map((v) => String(v)).join(', ')}`);
+        break;
+      case 'invalid_union': {
+        // Durations accept a string or a number; anything else lands here.
+        const got = at(input, issue.path);
+        out.push(`${pathString(issue.path)}: expected a duration (string or number), got ${describe(got)}`);
+        break;
+      }
+      case 'too_small':
+      case 'too_big':
+        out.push(`${pathString(issue.path)}: ${issue.message.startsWith('must') ? issue.message : issue.message.replace(/^Too (small|big): expected /, 'must be ')}`);
+        break;
+      default:
+        out.push(`${pathString(issue.path)}: ${issue.message}`);
+    }
+  }
+  return out;
+}
+
+function parseListen(v: string): { host: string; port: number } | string {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(v);
+  if (!m) return 'must be host:port (for example 127.0.0.1:7070 or [::1]:7070)';
+  const port = Number(m[3]);
+  if (port > 65535) return 'port must be between 0 and 65535';
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function readSecretFile(path: string): { value?: string; error?: string } {
+  try {
+    const v = fs.readFileSync(path, 'utf8').trim();
+    if (v === '') return { error: `file ${path} is empty` };
+    return { value: v };
+  } catch (e) {
+    return { error: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+  }
+}
+
+function tokens(
+  raw: Raw['auth'],
+  which: 'read' | 'control',
+  problems: string[],
+): string[] {
+  const single = raw[`${which}Token`];
+  const file = raw[`${which}TokenFile`];
+  const list = raw[`${which}Tokens`];
+  const given = [single, file, list].filter((x) => x !== undefined).length;
+  const keys = `auth.${which}Token, auth.${which}TokenFile or auth.${which}Tokens`;
+  if (given === 0) {
+    problems.push(`auth.${which}Token: required (give one of ${keys})`);
+    return [];
+  }
+  if (given > 1) {
+    problems.push(`auth.${which}Token: give only one of ${keys}`);
+    return [];
+  }
+  if (single !== undefined) {
+    if (single === '') problems.push(`auth.${which}Token: must not be empty`);
+    return single === '' ? [] : [single];
+  }
+  if (file !== undefined) {
+    const r = readSecretFile(file);
+    if (r.error) problems.push(`auth.${which}TokenFile: ${r.error}`);
+    return r.value ? [r.value] : [];
+  }
+  const l = list ?? [];
+  if (l.length === 0) problems.push(`auth.${which}Tokens: must list at least one token`);
+  l.forEach((t, i) => {
+    if (t === '') problems.push(`auth.${which}Tokens[${i}]: must not be empty`);
+  });
+  return l.filter((t) => t !== '');
+}
+
+/** Validates an already-parsed document. Throws ConfigError listing every problem. */
+export function buildConfig(doc: unknown, file: string): Config {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError(file, [`(top level): expected a mapping, got ${describe(doc)}`]);
+  }
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues, doc));
+  const raw = parsed.data;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  const listen = parseListen(raw.listen);
+  if (typeof listen === 'string') problems.push(`listen: ${listen}`);
+
+  const readTokens = tokens(raw.auth, 'read', problems);
+  const controlTokens = tokens(raw.auth, 'control', problems);
+  for (const t of controlTokens) {
+    if (readTokens.includes(t)) {
+      problems.push('auth.controlToken: must differ from every read token');
+      break;
+    }
+  }
+  for (const [which, list] of [['read', readTokens], ['control', controlTokens]] as const) {
+    if (list.some((t) => t.length < 16)) {
+      warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
+    }
+  }
+
+  let tls: Config['tls'];
+  if (raw.tls) {
+    const cert = readSecretFileRaw(raw.tls.certFile, 'tls.certFile', problems);
+    const key = readSecretFileRaw(raw.tls.keyFile, 'tls.keyFile', problems);
+    if (cert && key) tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };
+  }
+
+  let cluster: Config['cluster'];
+  if (raw.cluster) {
+    const r = raw.cluster.role;
+    const sources = [r.static, r.file, r.command].filter((x) => x !== undefined).length;
+    let role: RoleSource | undefined;
+    if (sources !== 1) problems.push('cluster.role: give exactly one of static, file or command');
+    else if (r.static !== undefined) role = { type: 'static', role: r.static };
+    else if (r.file !== undefined) role = { type: 'file', path: r.file };
+    else if (r.command !== undefined) role = { type: 'command', argv: r.command };
+    if (role) {
+      cluster = {
+        name: raw.cluster.name,
+        node: raw.cluster.node ?? os.hostname(),
+        role,
+        roleTimeoutMs: r.timeout,
+        roleCacheMs: r.cacheFor,
+      };
+    }
+  }
+
+  const seen = new Map<string, number>();
+  const processes: ProcessConfig[] = raw.processes.map((p, i) => {
+    const where = `processes[${i}]`;
+    const first = seen.get(p.name);
+    if (first !== undefined) problems.push(`${where}.name: duplicate name "${p.name}" (also processes[${first}])`);
+    else seen.set(p.name, i);
+    if (p.kind === 'command') {
+      if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
+      if (p.unit !== undefined) problems.push(`${where}.unit: only allowed for kind "systemd"`);
+    } else {
+      if (p.unit === undefined) problems.push(`${where}.unit: required for kind "systemd"`);
+      for (const k of ['command', 'cwd', 'env'] as const) {
+        if (p[k] !== undefined) problems.push(`${where}.${k}: only allowed for kind "command"`);
+      }
+    }
+    return {
+      name: p.name,
+      kind: p.kind,
+      command: p.command,
+      unit: p.unit,
+      cwd: p.cwd,
+      env: p.env,
+      startOnBoot: p.startOnBoot,
+      runOn: p.runOn,
+      stopSignal: p.stopSignal,
+      stopTimeoutMs: p.stopTimeout,
+      autoRestart: p.autoRestart,
+    };
+  });
+
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return {
+    file,
+    listen: listen as { host: string; port: number },
+    stateDir: raw.stateDir,
+    logLevel: raw.logLevel,
+    auth: { readTokens, controlTokens },
+    tls,
+    cluster,
+    events: raw.events,
+    processes,
+    warnings,
+  };
+}
+
+function readSecretFileRaw(path: string, key: string, problems: string[]): Buffer | undefined {
+  try {
+    return fs.readFileSync(path);
+  } catch (e) {
+    problems.push(`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    throw new ConfigError(file, [`cannot read configuration: ${why}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0] ?? 'parse error';
+    throw new ConfigError(file, [`invalid YAML: ${msg}`]);
+  }
+  return buildConfig(doc, file);
+}

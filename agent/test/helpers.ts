@@ -1,0 +1,162 @@
+// Test helpers: run the real agent as a child process on loopback.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stringify } from 'yaml';
+
+export const AGENT_DIR = path.resolve(__dirname, '..');
+export const CLI = path.join(AGENT_DIR, 'src', 'cli.ts');
+export const READ_TOKEN = 'read-token-0123456789abcdef';
+export const CONTROL_TOKEN = 'control-token-0123456789abcdef';
+
+export function tempDir(prefix = 'vigil-agent-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface RunningAgent {
+  child: ChildProcess;
+  port: number;
+  baseUrl: string;
+  stderr: () => string;
+  logLines: () => Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: AGENT_DIR,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCliToEnd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
+export function writeConfig(dir: string, config: Record<string, unknown>, name = 'agent.yaml'): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, stringify(config));
+  return file;
+}
+
+export function baseConfig(dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    listen: '127.0.0.1:0',
+    stateDir: path.join(dir, 'state'),
+    auth: { readToken: READ_TOKEN, controlToken: CONTROL_TOKEN },
+    processes: [],
+    ...extra,
+  };
+}
+
+export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<RunningAgent> {
+  const child = runCli(['run', '--config', configFile], env);
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let done = false;
+  void exited.then(() => (done = true));
+  const logLines = () =>
+    err
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return { unparsed: l };
+        }
+      });
+  const listening = await waitFor(
+    'the agent to log its listening address',
+    () => {
+      if (done) throw new Error(`agent exited early:\n${err}`);
+      return logLines().find((l) => l.msg === 'listening');
+    },
+    20_000,
+  );
+  const port = Number(String(listening.address).split(':').pop());
+  const scheme = listening.tls ? 'https' : 'http';
+  return {
+    child,
+    port,
+    baseUrl: `${scheme}://127.0.0.1:${port}`,
+    stderr: () => err,
+    logLines,
+    exited,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!done) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export function request(
+  url: string,
+  opts: { method?: string; token?: string; body?: string | Buffer; headers?: Record<string, string>; ca?: Buffer } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+    if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
+    const mod = url.startsWith('https:') ? https : http;
+    const req = mod.request(url, { method: opts.method ?? 'GET', headers, ca: opts.ca, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (opts.body !== undefined) req.end(opts.body);
+    else req.end();
+  });
+}
