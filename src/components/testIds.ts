@@ -1,0 +1,5 @@
+export const testIds = {
+  app: {
+    root: 'vigil-app-root',
+  },
+};

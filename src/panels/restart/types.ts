@@ -1,0 +1,3 @@
+export interface RestartPanelOptions {
+  layout: 'compact' | 'full';
+}
