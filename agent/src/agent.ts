@@ -1,26 +1,95 @@
+// The agent: configuration, event log, role reader and one supervisor per process, behind
+// an HTTP(S) server.
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Auth } from './auth';
 import type { Config } from './config';
+import { EventLog } from './events';
+import { kinds, type ProcessStatus, type ProcessSupervisor } from './kinds';
 import type { Logger } from './log';
+import { RoleReader, type ObservedRole } from './role';
 import { createHandler } from './server';
+import { VERSION } from './version';
+
+export interface StatusDocument {
+  apiVersion: 'v1';
+  time: string;
+  agent: { id: string; version: string; hostname: string; startedAt: string; pid: number };
+  cluster: { name: string; node: string; role: ObservedRole; roleReadAt: string; roleError?: string } | null;
+  processes: ProcessStatus[];
+}
 
 export class Agent {
   private server?: http.Server;
+  readonly events: EventLog;
+  readonly role: RoleReader;
+  readonly supervisors = new Map<string, ProcessSupervisor>();
+  readonly auth: Auth;
+  readonly id: string;
+  readonly startedAt = new Date().toISOString();
+  private shuttingDown?: Promise<void>;
 
   constructor(
     readonly config: Config,
     readonly log: Logger,
-  ) {}
+  ) {
+    fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    this.id = this.loadId();
+    this.events = new EventLog(config.stateDir, config.events.keep, config.events.keepFailures, log);
+    this.role = new RoleReader(config.cluster, this.events, log, this.loadLastRole());
+    this.role.onChange = (r) => this.saveLastRole(r);
+    this.auth = new Auth(config.auth);
+    const deps = {
+      stateDir: config.stateDir,
+      events: this.events,
+      log,
+      role: async () => (await this.role.current()).role,
+    };
+    for (const p of config.processes) this.supervisors.set(p.name, kinds[p.kind](p, deps));
+  }
+
+  private loadId(): string {
+    const file = path.join(this.config.stateDir, 'agent-id');
+    try {
+      const id = fs.readFileSync(file, 'utf8').trim();
+      if (id) return id;
+    } catch {
+      // first start
+    }
+    const id = randomUUID();
+    fs.writeFileSync(file, id + '\n', { mode: 0o600 });
+    return id;
+  }
+
+  private loadLastRole(): ObservedRole | undefined {
+    try {
+      return fs.readFileSync(path.join(this.config.stateDir, 'role'), 'utf8').trim() as ObservedRole;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private saveLastRole(role: ObservedRole): void {
+    try {
+      fs.writeFileSync(path.join(this.config.stateDir, 'role'), role + '\n', { mode: 0o600 });
+    } catch (e) {
+      this.log.warn('cannot persist the role', { error: e });
+    }
+  }
 
   async start(): Promise<void> {
-    fs.mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
     const handler = createHandler(this);
     this.server = this.config.tls
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
       : http.createServer(handler);
+    this.server.keepAliveTimeout = 65_000;
     const server = this.server;
+    // Listen first: a port already in use must fail before any process is touched.
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.config.listen.port, this.config.listen.host, () => {
@@ -28,6 +97,15 @@ export class Agent {
         resolve();
       });
     });
+    const role = await this.role.current();
+    this.events.add({
+      type: 'agent_started',
+      reason: `vigil-agent ${VERSION} started (pid ${process.pid})`,
+      version: VERSION,
+      pid: process.pid,
+      role: role.role,
+    });
+    await Promise.all([...this.supervisors.values()].map((s) => s.recover(role.role)));
     const addr = server.address() as AddressInfo;
     this.log.info('listening', {
       address: `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
@@ -35,16 +113,43 @@ export class Agent {
     });
   }
 
-  reloadTokens(): void {}
+  async status(): Promise<StatusDocument> {
+    const role = await this.role.current();
+    const c = this.config.cluster;
+    const processes = await Promise.all([...this.supervisors.values()].map((s) => s.status(role.role)));
+    return {
+      apiVersion: 'v1',
+      time: new Date().toISOString(),
+      agent: { id: this.id, version: VERSION, hostname: os.hostname(), startedAt: this.startedAt, pid: process.pid },
+      cluster: c
+        ? { name: c.name, node: c.node, role: role.role, roleReadAt: role.readAt, ...(role.error ? { roleError: role.error } : {}) }
+        : null,
+      processes,
+    };
+  }
 
-  async shutdown(reason: string): Promise<void> {
-    const server = this.server;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+  reloadTokens(): void {
+    // Token files are re-read on SIGHUP so a token can be rotated without a restart.
+    try {
+      this.auth.reload();
+      this.log.info('tokens reloaded', { read: this.auth.counts().read, control: this.auth.counts().control });
+    } catch (e) {
+      this.log.error('cannot reload tokens; keeping the current ones', { error: e });
     }
-    this.log.info('stopped', { reason });
+  }
+
+  shutdown(reason: string): Promise<void> {
+    this.shuttingDown ??= this.doShutdown(reason);
+    return this.shuttingDown;
+  }
+
+  private async doShutdown(reason: string): Promise<void> {
+    const server = this.server;
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    server?.closeIdleConnections();
+    await Promise.all([...this.supervisors.values()].map((s) => s.shutdown()));
+    this.events.add({ type: 'agent_stopped', reason, pid: process.pid });
+    server?.closeAllConnections();
+    await closed;
   }
 }

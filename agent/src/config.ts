@@ -123,7 +123,7 @@ export interface Config {
   listen: { host: string; port: number };
   stateDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  auth: { readTokens: string[]; controlTokens: string[] };
+  auth: { readTokens: string[]; controlTokens: string[]; readTokenFile?: string; controlTokenFile?: string };
   tls?: { cert: Buffer; key: Buffer; certFile: string; keyFile: string };
   cluster?: { name: string; node: string; role: RoleSource; roleTimeoutMs: number; roleCacheMs: number };
   events: { keep: number; keepFailures: number };
@@ -338,7 +338,7 @@ export function buildConfig(doc: unknown, file: string): Config {
     listen: listen as { host: string; port: number },
     stateDir: raw.stateDir,
     logLevel: raw.logLevel,
-    auth: { readTokens, controlTokens },
+    auth: { readTokens, controlTokens, readTokenFile: raw.auth.readTokenFile, controlTokenFile: raw.auth.controlTokenFile },
     tls,
     cluster,
     events: raw.events,

@@ -1,15 +1,306 @@
+// HTTP routing, authentication and errors. Every error is {"error":{"code","message"}}.
+import * as fs from 'node:fs';
 import type * as http from 'node:http';
+import * as path from 'node:path';
+import { z } from 'zod';
 import type { Agent } from './agent';
+import type { Access } from './auth';
+import { ConflictError, OperationError } from './kinds';
+import { renderMetrics } from './metrics';
 
-export function createHandler(_agent: Agent): http.RequestListener {
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://agent');
-    if (url.pathname === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok' }));
+export const MAX_BODY_BYTES = 64 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const controlBody = z.object({
+  ifGeneration: z.number().int().min(0).optional(),
+  reason: z.string().max(1000).optional(),
+  requestedBy: z.string().max(200).optional(),
+});
+
+type Need = 'public' | 'read' | 'control';
+
+interface Route {
+  pattern: RegExp;
+  methods: Partial<Record<string, { need: Need; run: (ctx: Ctx) => Promise<void> | void }>>;
+}
+
+interface Ctx {
+  agent: Agent;
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  url: URL;
+  params: string[];
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+      req.resume();
+      reject(new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, { connection: 'close' }));
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: { code: 'not_found', message: `no such path ${url.pathname}` } }));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (c: Buffer) => {
+      if (failed) return;
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        failed = true;
+        req.resume();
+        reject(new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, { connection: 'close' }));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function controlRequest(req: http.IncomingMessage): Promise<z.infer<typeof controlBody>> {
+  const raw = await readBody(req);
+  if (raw.length === 0 || raw.toString().trim() === '') return {};
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, 'malformed_json', `the body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new HttpError(400, 'invalid_body', 'the body must be a JSON object');
+  }
+  const r = controlBody.safeParse(doc);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const where = i?.path.join('.') || 'body';
+    throw new HttpError(400, 'invalid_body', `${where}: ${i?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+function supervisor(ctx: Ctx) {
+  const name = decodeURIComponent(ctx.params[0] ?? '');
+  const s = ctx.agent.supervisors.get(name);
+  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(name)}`);
+  return s;
+}
+
+let openapiCache: Buffer | undefined;
+function openapi(): Buffer {
+  // The document ships in the package root, next to dist/ and src/.
+  openapiCache ??= fs.readFileSync(path.join(__dirname, '..', 'openapi.json'));
+  return openapiCache;
+}
+
+const routes: Route[] = [
+  {
+    pattern: /^\/healthz$/,
+    methods: { GET: { need: 'public', run: ({ res }) => send(res, 200, { status: 'ok' }) } },
+  },
+  {
+    pattern: /^\/v1\/openapi\.json$/,
+    methods: {
+      GET: {
+        need: 'public',
+        run: ({ res }) => {
+          const body = openapi();
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+          res.end(body);
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/status$/,
+    methods: { GET: { need: 'read', run: async ({ agent, res }) => send(res, 200, await agent.status()) } },
+  },
+  {
+    pattern: /^\/v1\/processes\/([^/]+)$/,
+    methods: {
+      GET: {
+        need: 'read',
+        run: async (ctx) => {
+          const s = supervisor(ctx);
+          send(ctx.res, 200, await s.status((await ctx.agent.role.current()).role));
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/processes\/([^/]+)\/(restart|start)$/,
+    methods: {
+      POST: {
+        need: 'control',
+        run: async (ctx) => {
+          const s = supervisor(ctx);
+          const body = await controlRequest(ctx.req);
+          const r = await s.restart(body, ctx.params[1] === 'start' ? 'start' : 'restart');
+          send(ctx.res, 202, r);
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/processes\/([^/]+)\/stop$/,
+    methods: {
+      POST: {
+        need: 'control',
+        run: async (ctx) => {
+          const s = supervisor(ctx);
+          const body = await controlRequest(ctx.req);
+          send(ctx.res, 202, await s.stop(body));
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/events$/,
+    methods: {
+      GET: {
+        need: 'read',
+        run: ({ agent, res, url }) => {
+          const since = intParam(url, 'since', 0);
+          const limit = Math.min(Math.max(intParam(url, 'limit', 500), 1), 1000);
+          send(res, 200, agent.events.since(since, limit));
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/metrics$/,
+    methods: {
+      GET: {
+        need: 'read',
+        run: async ({ agent, res }) => {
+          const s = agent.status();
+          const text = renderMetrics(await s, { latestSeq: agent.events.latestSeq(), count: agent.events.stats().count });
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+      },
+    },
+  },
+  {
+    pattern: /^\/debug$/,
+    methods: {
+      GET: {
+        need: 'read',
+        run: async ({ agent, res }) => {
+          const status = await agent.status();
+          const c = agent.config;
+          send(res, 200, {
+            status,
+            config: {
+              file: c.file,
+              listen: c.listen,
+              stateDir: c.stateDir,
+              tls: c.tls ? { certFile: c.tls.certFile, keyFile: c.tls.keyFile } : null,
+              cluster: c.cluster ?? null,
+              tokens: agent.auth.counts(),
+              processes: c.processes,
+            },
+            supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, s.debug()])),
+            events: agent.events.stats(),
+            memory: process.memoryUsage(),
+            uptimeSeconds: process.uptime(),
+          });
+        },
+      },
+    },
+  },
+];
+
+function intParam(url: URL, name: string, dflt: number): number {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return dflt;
+  if (!/^\d{1,15}$/.test(v)) throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
+  return Number(v);
+}
+
+function authorize(access: Access | 'missing', need: Need): void {
+  if (need === 'public') return;
+  if (access === 'missing') {
+    throw new HttpError(401, 'unauthorized', 'an Authorization: Bearer token is required', { 'www-authenticate': 'Bearer' });
+  }
+  if (access === 'none') throw new HttpError(401, 'unauthorized', 'the token is not valid', { 'www-authenticate': 'Bearer' });
+  if (need === 'control' && access !== 'control') {
+    throw new HttpError(403, 'forbidden', 'this endpoint needs the control token');
+  }
+}
+
+export function createHandler(agent: Agent): http.RequestListener {
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://agent');
+    } catch {
+      send(res, 400, { error: { code: 'bad_request', message: 'the request target is not a valid URL' } });
+      return;
+    }
+    const run = async () => {
+      let params: string[] = [];
+      const route = routes.find((r) => {
+        const m = r.pattern.exec(url.pathname);
+        if (m) params = m.slice(1);
+        return m !== null;
+      });
+      if (!route) throw new HttpError(404, 'not_found', `no such path ${url.pathname}`);
+      const method = route.methods[req.method ?? 'GET'];
+      if (!method) {
+        const allow = Object.keys(route.methods).join(', ');
+        throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow });
+      }
+      authorize(agent.auth.check(req.headers.authorization), method.need);
+      await method.run({ agent, req, res, url, params });
+    };
+    run()
+      .catch((e: unknown) => {
+        if (e instanceof HttpError) {
+          send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+        } else if (e instanceof ConflictError) {
+          send(res, 409, { error: { code: 'stale_generation', message: e.message, generation: e.current } });
+        } else if (e instanceof OperationError) {
+          send(res, 500, { error: { code: 'operation_failed', message: e.message } });
+        } else {
+          agent.log.error('request failed', { path: url.pathname, error: e });
+          send(res, 500, { error: { code: 'internal', message: 'internal error; see the agent log' } });
+        }
+      })
+      .finally(() => {
+        if (res.statusCode >= 400 || req.method !== 'GET') {
+          agent.log.info('request', {
+            method: req.method,
+            path: url.pathname,
+            status: res.statusCode,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          });
+        }
+      });
   };
 }

@@ -59,7 +59,8 @@ export async function runCliToEnd(args: string[], env: NodeJS.ProcessEnv = {}): 
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  // 'close', not 'exit': output can still be in flight when the process has exited.
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   return { code, stdout, stderr };
 }
 

@@ -1,0 +1,13 @@
+// The registry of process kinds. A new kind (the built-in replicator) registers here.
+import type { Kind, ProcessConfig } from '../config';
+import { CommandSupervisor } from './command';
+import { SystemdSupervisor } from './systemd';
+import type { ProcessSupervisor, SupervisorDeps } from './supervisor';
+
+export const kinds: Record<Kind, (config: ProcessConfig, deps: SupervisorDeps) => ProcessSupervisor> = {
+  command: (c, d) => new CommandSupervisor(c, d),
+  systemd: (c, d) => new SystemdSupervisor(c, d),
+};
+
+export { ProcessSupervisor, ConflictError, OperationError } from './supervisor';
+export type { ProcessStatus, ControlRequest, StartResult } from './supervisor';

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { buildConfig, loadConfig, parseDuration } from '../src/config';
+import { runCliToEnd, tempDir } from './helpers';
+
+const FIXTURES = path.join(__dirname, 'fixtures', 'config');
+
+function expectation(file: string): string {
+  const first = fs.readFileSync(file, 'utf8').split('\n')[0] ?? '';
+  const m = /^# expect: (.*)$/.exec(first);
+  assert.ok(m, `${file} must start with "# expect: MESSAGE"`);
+  return m[1] as string;
+}
+
+function errorLine(stderr: string): Record<string, unknown> {
+  const lines = stderr.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+describe('invalid configuration: one fixture per case with its exact message', () => {
+  const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml')).sort();
+  test('there are fixtures', () => assert.ok(files.length >= 20));
+  for (const f of files) {
+    test(f, () => {
+      const file = path.join(FIXTURES, f);
+      const expected = expectation(file);
+      assert.throws(
+        () => loadConfig(file),
+        (e: Error) => {
+          assert.equal(e.message, `${file}: ${expected}`);
+          return true;
+        },
+      );
+    });
+  }
+  // Starting the CLI costs a fresh Node.js each time: check the exit path on a sample.
+  for (const f of ['unknown-key.yaml', 'missing-command.yaml', 'invalid-yaml.yaml']) {
+    test(`the CLI exits 2 with the message: ${f}`, async () => {
+      const file = path.join(FIXTURES, f);
+      const { code, stderr } = await runCliToEnd(['run', '--config', file]);
+      assert.equal(code, 2, stderr);
+      const line = errorLine(stderr);
+      assert.equal(line.level, 'error');
+      assert.equal(line.msg, 'invalid configuration');
+      assert.equal(line.error, `${file}: ${expectation(file)}`);
+    });
+  }
+});
+
+test('a missing configuration file exits 2 and names the file', async () => {
+  const file = path.join(tempDir(), 'absent.yaml');
+  const { code, stderr } = await runCliToEnd(['--config', file]);
+  assert.equal(code, 2);
+  assert.equal(errorLine(stderr).error, `${file}: cannot read configuration: file not found`);
+});
+
+test('an unreadable configuration file exits 2', async () => {
+  const dir = tempDir();
+  // A directory cannot be read as a file, whoever runs the test (root ignores file modes).
+  const { code, stderr } = await runCliToEnd(['--config', dir]);
+  assert.equal(code, 2);
+  assert.equal(errorLine(stderr).error, `${dir}: cannot read configuration: is a directory`);
+});
+
+test('the command line is checked: no --config exits 2 with the usage', async () => {
+  const { code, stderr } = await runCliToEnd(['run']);
+  assert.equal(code, 2);
+  assert.match(String(errorLine(stderr).error), /--config FILE is required/);
+  const help = await runCliToEnd(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /usage: vigil-agent \[run\] --config FILE/);
+});
+
+test('defaults are applied and durations may be 0', () => {
+  const c = buildConfig(
+    {
+      listen: '127.0.0.1:7070',
+      stateDir: '/tmp/x',
+      auth: { readTokens: ['r1-0123456789abcdef', 'r2-0123456789abcdef'], controlToken: 'c-0123456789abcdef' },
+      cluster: { name: 'sql-ha', node: 'node-a', role: { file: '/etc/vigil/role' } },
+      processes: [
+        { name: 'cdp', kind: 'command', command: ['/usr/bin/lsyncd', '-nodaemon'] },
+        { name: 'unit', kind: 'systemd', unit: 'lsyncd.service', stopTimeout: 0, runOn: 'always' },
+      ],
+    },
+    'test.yaml',
+  );
+  assert.deepEqual(c.listen, { host: '127.0.0.1', port: 7070 });
+  assert.deepEqual(c.auth.readTokens, ['r1-0123456789abcdef', 'r2-0123456789abcdef']);
+  assert.deepEqual(c.cluster?.role, { type: 'file', path: '/etc/vigil/role' });
+  assert.equal(c.cluster?.roleCacheMs, 1000);
+  const [cdp, unit] = c.processes;
+  assert.deepEqual(
+    { startOnBoot: cdp?.startOnBoot, runOn: cdp?.runOn, stopSignal: cdp?.stopSignal, stopTimeoutMs: cdp?.stopTimeoutMs, autoRestart: cdp?.autoRestart },
+    { startOnBoot: true, runOn: 'active', stopSignal: 'SIGTERM', stopTimeoutMs: 10_000, autoRestart: false },
+  );
+  assert.equal(unit?.stopTimeoutMs, 0);
+  assert.deepEqual(c.warnings, []);
+  assert.deepEqual(c.events, { keep: 1000, keepFailures: 200 });
+});
+
+test('a short token is accepted with a warning that does not contain it', () => {
+  const c = buildConfig(
+    { listen: '[::1]:0', stateDir: '/tmp/x', auth: { readToken: 'short', controlToken: 'c-0123456789abcdef' }, processes: [{ name: 'a', kind: 'command', command: ['x'] }] },
+    't.yaml',
+  );
+  assert.deepEqual(c.listen, { host: '::1', port: 0 });
+  assert.equal(c.warnings.length, 1);
+  assert.match(c.warnings[0] as string, /^auth\.readToken: a token shorter than 16 characters/);
+  assert.ok(!(c.warnings[0] as string).includes('short,'));
+});
+
+test('token files are read and trimmed', () => {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'read'), 'from-a-file-0123456789\n');
+  const c = buildConfig(
+    { listen: ':7070', stateDir: dir, auth: { readTokenFile: path.join(dir, 'read'), controlTokens: ['c-0123456789abcdef'] }, processes: [{ name: 'a', kind: 'command', command: ['x'] }] },
+    't.yaml',
+  );
+  assert.deepEqual(c.auth.readTokens, ['from-a-file-0123456789']);
+  assert.deepEqual(c.listen, { host: '0.0.0.0', port: 7070 });
+});
+
+test('durations', () => {
+  assert.equal(parseDuration('10s'), 10_000);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('0'), 0);
+  assert.equal(parseDuration(0), 0);
+  assert.equal(parseDuration(3), 3000);
+  assert.equal(parseDuration('10'), undefined);
+  assert.equal(parseDuration('-1s'), undefined);
+  assert.equal(parseDuration(-1), undefined);
+});
