@@ -198,8 +198,10 @@ func TestBrokenPackages(t *testing.T) {
 				errD("backendbinary", "backend-found-but-not-declared", `vigil-cdp-app/datasource/plugin.json declares executable "gpx_vigil" but backend=false`)},
 		},
 		{
-			name:   "alerting with backend=false",
-			mutate: func(p *fixture.Package) { p.EditJSON(ds, func(m map[string]any) { m["backend"] = false; m["alerting"] = true }) },
+			name: "alerting with backend=false",
+			mutate: func(p *fixture.Package) {
+				p.EditJSON(ds, func(m map[string]any) { m["backend"] = false; m["alerting"] = true })
+			},
 			want: []Diagnostic{unsigned,
 				errD("backendbinary", "alerting-found-but-backend-false", "vigil-cdp-app/datasource/plugin.json declares alerting=true but backend=false")},
 		},
@@ -295,8 +297,10 @@ func TestBrokenPackages(t *testing.T) {
 				errD("license", "license-not-valid", "valid license not found: vigil-cdp-app/LICENSE is not recognised as BSD, MIT, Apache-2.0, LGPL-3.0, GPL-3.0 or AGPL-3.0")},
 		},
 		{
-			name:   "license template text",
-			mutate: func(p *fixture.Package) { p.Set(root+"LICENSE", strings.Replace(fixture.MIT, "Vigil", "{name of copyright owner}", 1)) },
+			name: "license template text",
+			mutate: func(p *fixture.Package) {
+				p.Set(root+"LICENSE", strings.Replace(fixture.MIT, "Vigil", "{name of copyright owner}", 1))
+			},
 			want: []Diagnostic{unsigned,
 				warnD("license", "license-with-generic-text", "license file vigil-cdp-app/LICENSE contains generic template text ({name of copyright owner} or {yyyy})")},
 		},
@@ -345,9 +349,11 @@ func TestBrokenPackages(t *testing.T) {
 				errD("trackingscripts", "tracking-scripts", `module.js: should not include tracking scripts: vigil-cdp-app/panels/restart/module.js references https://www.google-analytics.com/analytics.js");`)},
 		},
 		{
-			name:   "svg with script",
-			mutate: func(p *fixture.Package) { p.Set(root+"img/logo.svg", `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`) },
-			want:   []Diagnostic{unsigned, errD("unsafesvg", "unsafe-svg-file", "SVG file vigil-cdp-app/img/logo.svg is unsafe: element <script> is not allowed")},
+			name: "svg with script",
+			mutate: func(p *fixture.Package) {
+				p.Set(root+"img/logo.svg", `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
+			},
+			want: []Diagnostic{unsigned, errD("unsafesvg", "unsafe-svg-file", "SVG file vigil-cdp-app/img/logo.svg is unsafe: element <script> is not allowed")},
 		},
 		{
 			name: "svg with event handler",
@@ -364,14 +370,18 @@ func TestBrokenPackages(t *testing.T) {
 			want: []Diagnostic{unsigned, warnD("screenshots", "screenshots", "plugin.json: should include screenshots for the plugin catalog (vigil-cdp-app/plugin.json has none)")},
 		},
 		{
-			name:   "screenshot content does not match extension",
-			mutate: func(p *fixture.Package) { p.Set(root+"img/screenshot.png", `<svg xmlns="http://www.w3.org/2000/svg"></svg>`) },
+			name: "screenshot content does not match extension",
+			mutate: func(p *fixture.Package) {
+				p.Set(root+"img/screenshot.png", `<svg xmlns="http://www.w3.org/2000/svg"></svg>`)
+			},
 			want: []Diagnostic{unsigned,
 				errD("screenshots", "screenshots-image-type", `screenshot image has extension mismatch: vigil-cdp-app/img/screenshot.png has extension ".png" but content is image/svg+xml`)},
 		},
 		{
-			name:   "name equals id",
-			mutate: func(p *fixture.Package) { p.EditJSON(root+"plugin.json", func(m map[string]any) { m["name"] = "vigil-cdp-app" }) },
+			name: "name equals id",
+			mutate: func(p *fixture.Package) {
+				p.EditJSON(root+"plugin.json", func(m map[string]any) { m["name"] = "vigil-cdp-app" })
+			},
 			want: []Diagnostic{unsigned,
 				errD("pluginname", "human-friendly-name", `plugin.json: plugin name "vigil-cdp-app" equals the plugin id; use a human-friendly name`)},
 		},
@@ -513,7 +523,7 @@ func TestBrokenPackages(t *testing.T) {
 			},
 		},
 		{
-			name: "included dashboard missing",
+			name:   "included dashboard missing",
 			mutate: func(p *fixture.Package) { p.Delete(root + "dashboards/overview.json") },
 			want: []Diagnostic{unsigned,
 				errD("vigil-includes", "include-path-missing", `vigil-cdp-app/plugin.json includes dashboard "dashboards/overview.json" but vigil-cdp-app/dashboards/overview.json is not in the archive`)},
