@@ -1,0 +1,104 @@
+# Vigil: one command builds everything, one runs every test, one starts the demo.
+# Every target installs what it needs (npm packages, Go modules) when it is missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+VERSION := $(shell node -p "require('./package.json').version")
+GOARCHES := amd64 arm64
+HOSTARCH := $(shell go env GOARCH)
+DS_DIST := dist/datasource
+PLUGIN_ZIP := vigil-cdp-app-$(VERSION).zip
+GO_TEST_FLAGS ?= -race -count=1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: build frontend backend cli agent harness testhost test typecheck lint jest go-vet go-test \
+        agent-test browser-test package package-check demo bench clean deps
+
+## deps: npm packages (workspaces included) from the lock file, Go modules.
+deps: node_modules/.install-stamp
+	go mod download
+
+node_modules/.install-stamp: package.json package-lock.json agent/package.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## build: the app and nested plugins into dist/, both backend executables, bin/vigil, the agent.
+build: frontend backend cli agent
+
+frontend: node_modules/.install-stamp
+	npx webpack -c .config/webpack/webpack.config.ts --env production --no-stats
+
+# After the frontend: webpack cleans dist/ but keeps files named *_amd64/*_arm64.
+backend: frontend
+	@for arch in $(GOARCHES); do \
+	  echo "go build $(DS_DIST)/gpx_vigil_linux_$$arch"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+	    -o $(DS_DIST)/gpx_vigil_linux_$$arch ./cmd/gpx_vigil; \
+	done
+
+cli:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/vigil-cdp/vigil/pkg/cli.Version=$(VERSION)" -o bin/vigil ./cmd/vigil
+
+agent: node_modules/.install-stamp
+	npm run build -w agent
+
+# Test-only pieces: the stand-in for Grafana (host + page bundle).
+harness: node_modules/.install-stamp
+	npx webpack -c test/harness/webpack.config.ts --no-stats
+
+testhost:
+	go build -o bin/test/vigil-testhost ./test/grafanahost/cmd/vigil-testhost
+	go build -o bin/test/vigil-package-check ./test/pluginpackage/cmd/vigil-package-check
+
+## test: every test. Fast checks first, then the built product end to end.
+test: typecheck lint jest go-vet go-test agent-test build package package-check browser-test
+	@echo "make test: all checks passed"
+
+typecheck: node_modules/.install-stamp
+	npx tsc -p tsconfig.json
+	npm run typecheck -w agent
+
+lint: node_modules/.install-stamp
+	npx eslint --max-warnings 0 src test/harness/src test/browser
+	npx prettier --check src test/harness/src test/browser .config/webpack
+
+jest: node_modules/.install-stamp
+	npx jest --ci
+
+go-vet:
+	go vet ./...
+
+go-test:
+	go test $(GO_TEST_FLAGS) ./...
+
+agent-test: node_modules/.install-stamp
+	npm test -w agent
+
+browser-test: build harness testhost
+	@test -x /usr/bin/chromium || { echo "browser tests need Debian's chromium: apt-get install -y chromium (.ci/run does this)"; exit 1; }
+	node --import tsx --test --test-concurrency=1 test/browser/*.test.ts
+
+## package: dist/ zipped with a top-level folder named after the plugin id.
+package: build
+	rm -rf build/package && mkdir -p build/package
+	cp -r dist build/package/vigil-cdp-app
+	rm -f $(PLUGIN_ZIP)
+	cd build/package && zip -qr ../../$(PLUGIN_ZIP) vigil-cdp-app
+	@echo "packaged $(PLUGIN_ZIP)"
+
+# The plugin validator's offline rules, applied to the zip (see docs/plugin-package-check.md).
+package-check: package testhost
+	bin/test/vigil-package-check $(PLUGIN_ZIP)
+
+## demo: the main job on an embedded default.
+demo: cli agent
+	./scripts/demo.sh
+
+## bench: benchmarks; figures go to docs/benchmarks.md.
+bench: agent
+	npm run bench -w agent
+
+clean:
+	rm -rf dist bin build agent/dist test/harness/dist artifacts vigil-cdp-app-*.zip

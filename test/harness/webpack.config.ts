@@ -1,0 +1,34 @@
+// Test-only: bundles the libraries Grafana provides to plugins (React, @grafana/*, rxjs, emotion,
+// lodash) at the versions the plugins are built against, plus the small page that loads the built
+// plugins from dist/ the way Grafana does (AMD modules). Not part of the product.
+import CopyWebpackPlugin from 'copy-webpack-plugin';
+import path from 'path';
+import type { Configuration } from 'webpack';
+
+const config: Configuration = {
+  mode: 'development',
+  devtool: false,
+  context: __dirname,
+  entry: { harness: './src/harness.tsx' },
+  output: { path: path.join(__dirname, 'dist'), filename: '[name].js', clean: true },
+  module: {
+    rules: [
+      // @grafana/ui's ES modules import some packages (ol) without file extensions.
+      { test: /\.m?js$/, resolve: { fullySpecified: false } },
+      {
+        test: /\.[tj]sx?$/,
+        exclude: /node_modules/,
+        use: {
+          loader: 'swc-loader',
+          options: { jsc: { target: 'es2020', parser: { syntax: 'typescript', tsx: true, dynamicImport: true } } },
+        },
+      },
+      { test: /\.css$/, use: ['style-loader', 'css-loader'] },
+    ],
+  },
+  resolve: { extensions: ['.js', '.jsx', '.ts', '.tsx'] },
+  plugins: [new CopyWebpackPlugin({ patterns: [{ from: 'index.html', to: '.' }] })],
+  performance: { hints: false },
+};
+
+export default config;
