@@ -1,0 +1,78 @@
+// Package plugin is the glue between Grafana and Vigil: it turns Grafana's
+// QueryData, CheckHealth and CallResource calls into calls on the settings,
+// the agent client and the frame builders. Nothing below this package knows
+// about Grafana.
+package plugin
+
+import (
+	"context"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/models"
+)
+
+// PluginID is the id of the Vigil datasource in plugin.json.
+const PluginID = "vigil-cdp-datasource"
+
+// healthTimeout bounds each agent's /healthz during CheckHealth, so one
+// silent agent cannot hold the "Save & test" button for long.
+const healthTimeout = 5 * time.Second
+
+var (
+	_ backend.QueryDataHandler      = (*Datasource)(nil)
+	_ backend.CheckHealthHandler    = (*Datasource)(nil)
+	_ backend.CallResourceHandler   = (*Datasource)(nil)
+	_ instancemgmt.InstanceDisposer = (*Datasource)(nil)
+)
+
+// Datasource is one configured Vigil datasource instance. The SDK creates it
+// lazily on the first request and disposes it when the settings change.
+type Datasource struct {
+	// settings is nil when settingsErr is set. An instance with invalid
+	// settings is still created, so that CheckHealth can tell the person
+	// configuring it which field is wrong instead of a generic failure.
+	settings    *models.Settings
+	settingsErr error
+
+	agents        agentclient.Client
+	close         func()
+	healthTimeout time.Duration
+}
+
+// NewDatasource is the instance factory handed to datasource.Manage.
+func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
+	client := agentclient.New(nil)
+	ds := newDatasource(s, client)
+	ds.close = client.Close
+	return ds, nil
+}
+
+func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.Client) *Datasource {
+	settings, err := models.LoadSettings(s)
+	if err != nil {
+		// Settings errors name fields and secret keys, never secret values.
+		log.DefaultLogger.Warn("Vigil datasource settings are invalid", "uid", s.UID, "error", err)
+	}
+	return &Datasource{
+		settings:      settings,
+		settingsErr:   err,
+		agents:        client,
+		healthTimeout: healthTimeout,
+	}
+}
+
+// Dispose releases the instance's idle connections when Grafana replaces it.
+func (d *Datasource) Dispose() {
+	if d.close != nil {
+		d.close()
+	}
+}
+
+func toClientAgent(a models.Agent) agentclient.Agent {
+	return agentclient.Agent{Name: a.Name, URL: a.URL, ReadToken: a.ReadToken.Reveal()}
+}
