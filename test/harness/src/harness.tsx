@@ -95,6 +95,8 @@ async function main() {
   const hostDatasources = await getJson<HostDatasource[]>('/api/harness/datasources');
   const dsMeta = await getJson<DataSourcePluginMeta>(`${PLUGIN_PATHS['vigil-cdp-datasource']}plugin.json`);
   const instanceSettings = hostDatasources.map((ds, i): DataSourceInstanceSettings => ({
+    // Grafana still fills the numeric id; the plugins use the uid.
+    // eslint-disable-next-line @typescript-eslint/no-deprecated
     id: i + 1,
     uid: ds.uid,
     type: ds.type,
