@@ -161,3 +161,42 @@ export function request(
     else req.end();
   });
 }
+
+export const CHILD = path.join(__dirname, 'fixtures', 'child.js');
+
+/** Live (non-zombie) processes whose command line contains `marker`. */
+export function processesWithMarker(marker: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmd.includes(marker)) continue;
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      if (state !== 'Z' && state !== 'X') out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+export function killMarked(marker: string): void {
+  for (const pid of processesWithMarker(marker)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** A supervised child for the tests; `marker` makes its processes findable in /proc. */
+export function childProcessConfig(marker: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: 'cdp', kind: 'command', command: [process.execPath, CHILD, marker], stopTimeout: '5s', ...extra };
+}
+
+export const read = (url: string) => request(url, { token: READ_TOKEN });
+export const control = (url: string, body: unknown = {}) =>
+  request(url, { method: 'POST', token: CONTROL_TOKEN, body: JSON.stringify(body) });
