@@ -4,7 +4,10 @@ go 1.26.5
 
 ignore ./node_modules
 
-require github.com/grafana/grafana-plugin-sdk-go v0.298.0
+require (
+	github.com/grafana/grafana-plugin-sdk-go v0.298.0
+	gopkg.in/yaml.v3 v3.0.1
+)
 
 require (
 	github.com/apache/arrow-go/v18 v18.8.0 // indirect
