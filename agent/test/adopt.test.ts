@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import {
+  baseConfig,
+  childProcessConfig,
+  killMarked,
+  processesWithMarker,
+  read,
+  startAgent,
+  tempDir,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
+
+const markers: string[] = [];
+const agents: RunningAgent[] = [];
+after(async () => {
+  for (const a of agents) await a.stop('SIGKILL');
+  for (const m of markers) killMarked(m);
+});
+
+async function start(file: string) {
+  const a = await startAgent(file);
+  agents.push(a);
+  return a;
+}
+
+async function status(agent: RunningAgent) {
+  return (await read(`${agent.baseUrl}/v1/status`)).json;
+}
+
+async function allEvents(agent: RunningAgent) {
+  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
+}
+
+function setup() {
+  const dir = tempDir();
+  const marker = `vigil-test-marker-${path.basename(dir)}`;
+  markers.push(marker);
+  return { dir, marker };
+}
+
+test('after kill -9 of the agent, the next agent adopts the process and keeps the events', async () => {
+  const { dir, marker } = setup();
+  const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
+  const first = await start(file);
+  const before = (await status(first)).processes[0];
+  assert.equal(before.state, 'running');
+  const eventsBefore = await allEvents(first);
+  const agentId = (await status(first)).agent.id;
+
+  assert.deepEqual(await first.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
+  // The supervised process outlives the agent (own session and process group).
+  assert.deepEqual(processesWithMarker(marker), [before.pid]);
+
+  const second = await start(file);
+  const s = await status(second);
+  const after = s.processes[0];
+  assert.equal(s.agent.id, agentId, 'the agent id is kept in stateDir');
+  assert.equal(after.state, 'running');
+  assert.equal(after.pid, before.pid);
+  assert.equal(after.generation, before.generation);
+  assert.equal(after.startedAt, before.startedAt);
+  assert.deepEqual(processesWithMarker(marker), [before.pid], 'never two copies');
+
+  const eventsAfter = await allEvents(second);
+  // Every event from before the kill is still there, with the same sequence numbers.
+  assert.deepEqual(eventsAfter.slice(0, eventsBefore.length), eventsBefore);
+  const adopted = eventsAfter.find((e) => e.type === 'adopted');
+  assert.ok(adopted);
+  assert.equal(adopted.pid, before.pid);
+  assert.match(String(adopted.reason), /left running by a previous agent/);
+  const seqs = eventsAfter.map((e) => e.seq as number);
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+  assert.equal(new Set(seqs).size, seqs.length);
+
+  // The adopted process is still supervised: its death is noticed (exit status unknown).
+  process.kill(before.pid, 'SIGKILL');
+  const crashed = await waitFor('the adopted process to be seen gone', async () => {
+    const p = (await status(second)).processes[0];
+    return p.state === 'crashed' ? p : undefined;
+  });
+  assert.deepEqual([crashed.lastExit.code, crashed.lastExit.signal], [null, null]);
+
+  // And SIGTERM still stops everything cleanly after a restart through the API.
+  await read(`${second.baseUrl}/v1/status`);
+  assert.equal((await second.stop('SIGTERM')).code, 0);
+  assert.deepEqual(processesWithMarker(marker), []);
+});
+
+test('a process that died while the agent was down is recorded and started again', async () => {
+  const { dir, marker } = setup();
+  const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
+  const first = await start(file);
+  const before = (await status(first)).processes[0];
+  await first.stop('SIGKILL');
+  process.kill(before.pid, 'SIGKILL');
+  await waitFor('the orphan to be gone', () => processesWithMarker(marker).length === 0);
+
+  const second = await start(file);
+  const p = (await status(second)).processes[0];
+  assert.equal(p.state, 'running');
+  assert.notEqual(p.pid, before.pid);
+  assert.equal(p.generation, before.generation + 1);
+  const gone = (await allEvents(second)).find((e) => e.type === 'crashed');
+  assert.match(String(gone?.reason), /ended while the agent was not running; exit status unknown/);
+  assert.deepEqual(processesWithMarker(marker), [p.pid]);
+  await second.stop('SIGTERM');
+});
+
+test('a leftover process running another command than configured is replaced', async () => {
+  const { dir, marker } = setup();
+  const state = path.join(dir, 'state');
+  const oldFile = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, { command: [process.execPath, path.join(__dirname, 'fixtures', 'child.js'), marker, 'old'] })] }), 'old.yaml');
+  const first = await start(oldFile);
+  const old = (await status(first)).processes[0];
+  await first.stop('SIGKILL');
+
+  const newFile = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), stateDir: state }, 'new.yaml');
+  const second = await start(newFile);
+  const p = (await status(second)).processes[0];
+  assert.equal(p.state, 'running');
+  assert.notEqual(p.pid, old.pid);
+  assert.deepEqual(processesWithMarker(marker), [p.pid]);
+  const replaced = (await allEvents(second)).find((e) => e.type === 'replaced');
+  assert.equal(replaced?.pid, old.pid);
+  await second.stop('SIGTERM');
+});
