@@ -20,9 +20,9 @@ var Version = "dev"
 
 // Exit codes.
 const (
-	ExitOK       = 0
-	ExitNotAll   = 1 // some agent did not answer
-	ExitUsage    = 2 // bad flags or a bad fleet file
+	ExitOK     = 0
+	ExitNotAll = 1 // some agent did not answer
+	ExitUsage  = 2 // bad flags or a bad fleet file
 )
 
 const usage = `Usage: vigil <command> [flags]

@@ -17,7 +17,7 @@ import (
 // fleetFile is fleet.yaml. Its keys match the datasource's jsonData, so one
 // fleet description serves both the CLI and Grafana.
 type fleetFile struct {
-	PollInterval string         `yaml:"pollInterval"`
+	PollInterval string       `yaml:"pollInterval"`
 	Agents       []fleetAgent `yaml:"agents"`
 	Defaults     struct {
 		ReadToken string `yaml:"readToken"`

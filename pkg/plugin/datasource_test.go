@@ -141,7 +141,7 @@ func TestCheckHealth(t *testing.T) {
 		},
 		{
 			name: "one silent", settings: threeAgents,
-			errs: map[string]error{"node-a": &agentclient.Error{Fault: agentclient.FaultNetwork, URL: "http://127.0.0.1:7072/healthz", Detail: "no answer (connection refused)"}},
+			errs:       map[string]error{"node-a": &agentclient.Error{Fault: agentclient.FaultNetwork, URL: "http://127.0.0.1:7072/healthz", Detail: "no answer (connection refused)"}},
 			wantStatus: backend.HealthStatusError, wantMessage: "2 of 3 agents answered",
 			wantVerbose: "standalone: answered in 2ms\nnode-a: network: GET http://127.0.0.1:7072/healthz: no answer (connection refused)\nnode-b: answered in 2ms",
 		},
@@ -229,7 +229,9 @@ func TestCheckHealthOverHTTP(t *testing.T) {
 	}
 }
 
-type capture struct{ responses []*backend.CallResourceResponse }
+type capture struct {
+	responses []*backend.CallResourceResponse
+}
 
 func (c *capture) Send(r *backend.CallResourceResponse) error {
 	c.responses = append(c.responses, r)

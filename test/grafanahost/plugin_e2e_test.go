@@ -233,7 +233,7 @@ func TestRealPlugin(t *testing.T) {
 		},
 		{
 			name: "query of an unknown type", method: "POST", path: "/api/ds/query", wantStatus: 400,
-			body: `{"queries":[{"refId":"A","datasource":{"uid":"vigil-cdp"},"queryType":"nope"}]}`,
+			body:  `{"queries":[{"refId":"A","datasource":{"uid":"vigil-cdp"},"queryType":"nope"}]}`,
 			check: equals(`{"results":{"A":{"error":"unknown query type \"nope\": known query types are status","errorSource":"downstream","status":400,"frames":[]}}}`),
 		},
 		{
