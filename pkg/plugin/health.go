@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -17,7 +18,6 @@ import (
 // instead of a bare bool.
 type agentHealth struct {
 	name string
-	url  string
 	rtt  time.Duration
 	err  error
 }
@@ -39,7 +39,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 			actx, cancel := context.WithTimeout(ctx, d.healthTimeout)
 			defer cancel()
 			h, err := d.agents.Healthz(actx, toClientAgent(a))
-			results[i] = agentHealth{name: a.Name, url: a.URL, rtt: h.RTT, err: err}
+			results[i] = agentHealth{name: a.Name, rtt: h.RTT, err: err}
 		})
 	}
 	wg.Wait()
@@ -52,7 +52,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 			lines = append(lines, fmt.Sprintf("%s: answered in %s", r.name, r.rtt.Round(time.Millisecond)))
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("%s: %s", r.name, describe(r.err)))
+		lines = append(lines, fmt.Sprintf("%s: %s", r.name, d.describe(r.err)))
 	}
 
 	result := &backend.CheckHealthResult{
@@ -70,9 +70,10 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	return result, nil
 }
 
-func describe(err error) string {
-	if ae, ok := err.(*agentclient.Error); ok && ae.IsTimeout() {
-		return fmt.Sprintf("%s (no answer within %s)", ae.Error(), healthTimeout)
+func (d *Datasource) describe(err error) string {
+	var ae *agentclient.Error
+	if errors.As(err, &ae) && ae.IsTimeout() {
+		return fmt.Sprintf("%s (health check timeout %s)", ae.Error(), d.healthTimeout)
 	}
 	return err.Error()
 }
