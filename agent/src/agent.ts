@@ -113,6 +113,14 @@ export class Agent {
     });
   }
 
+  private hostname = { name: os.hostname(), at: Date.now() };
+
+  private currentHostname(): string {
+    // os.hostname() is a system call; a rename can wait a few seconds to show.
+    if (Date.now() - this.hostname.at > 10_000) this.hostname = { name: os.hostname(), at: Date.now() };
+    return this.hostname.name;
+  }
+
   async status(): Promise<StatusDocument> {
     const role = await this.role.current();
     const c = this.config.cluster;
@@ -120,7 +128,7 @@ export class Agent {
     return {
       apiVersion: 'v1',
       time: new Date().toISOString(),
-      agent: { id: this.id, version: VERSION, hostname: os.hostname(), startedAt: this.startedAt, pid: process.pid },
+      agent: { id: this.id, version: VERSION, hostname: this.currentHostname(), startedAt: this.startedAt, pid: process.pid },
       cluster: c
         ? { name: c.name, node: c.node, role: role.role, roleReadAt: role.readAt, ...(role.error ? { roleError: role.error } : {}) }
         : null,

@@ -1,7 +1,5 @@
 // HTTP routing, authentication and errors. Every error is {"error":{"code","message"}}.
-import * as fs from 'node:fs';
 import type * as http from 'node:http';
-import * as path from 'node:path';
 import { z } from 'zod';
 import type { Agent } from './agent';
 import type { Access } from './auth';
@@ -38,7 +36,7 @@ interface Ctx {
   agent: Agent;
   req: http.IncomingMessage;
   res: http.ServerResponse;
-  url: URL;
+  url: Target;
   params: string[];
 }
 
@@ -104,7 +102,12 @@ async function controlRequest(req: http.IncomingMessage): Promise<z.infer<typeof
 }
 
 function supervisor(ctx: Ctx) {
-  const name = decodeURIComponent(ctx.params[0] ?? '');
+  let name = ctx.params[0] ?? '';
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // not valid percent-encoding: no process has such a name
+  }
   const s = ctx.agent.supervisors.get(name);
   if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(name)}`);
   return s;
@@ -112,8 +115,10 @@ function supervisor(ctx: Ctx) {
 
 let openapiCache: Buffer | undefined;
 function openapi(): Buffer {
-  // The document ships in the package root, next to dist/ and src/.
-  openapiCache ??= fs.readFileSync(path.join(__dirname, '..', 'openapi.json'));
+  // A literal require: tsc keeps it (dist/../openapi.json is the package's copy) and a
+  // bundler inlines it, so a single-file build serves the document too.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  openapiCache ??= Buffer.from(JSON.stringify(require('../openapi.json')));
   return openapiCache;
 }
 
@@ -235,7 +240,24 @@ const routes: Route[] = [
   },
 ];
 
-function intParam(url: URL, name: string, dflt: number): number {
+interface Target {
+  pathname: string;
+  searchParams: URLSearchParams;
+}
+
+// The status endpoint is polled a lot: split the target by hand instead of building a URL.
+function parseTarget(raw: string): Target {
+  const q = raw.indexOf('?');
+  let pathname = q < 0 ? raw : raw.slice(0, q);
+  try {
+    pathname = decodeURI(pathname);
+  } catch {
+    // keep it as sent; it will not match a route
+  }
+  return { pathname, searchParams: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
+}
+
+function intParam(url: Target, name: string, dflt: number): number {
   const v = url.searchParams.get(name);
   if (v === null || v === '') return dflt;
   if (!/^\d{1,15}$/.test(v)) throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
@@ -255,14 +277,8 @@ function authorize(access: Access | 'missing', need: Need): void {
 
 export function createHandler(agent: Agent): http.RequestListener {
   return (req, res) => {
-    const started = process.hrtime.bigint();
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://agent');
-    } catch {
-      send(res, 400, { error: { code: 'bad_request', message: 'the request target is not a valid URL' } });
-      return;
-    }
+    const started = Date.now();
+    const url = parseTarget(req.url ?? '/');
     const run = async () => {
       let params: string[] = [];
       const route = routes.find((r) => {
@@ -298,7 +314,7 @@ export function createHandler(agent: Agent): http.RequestListener {
             method: req.method,
             path: url.pathname,
             status: res.statusCode,
-            ms: Number(process.hrtime.bigint() - started) / 1e6,
+            ms: Date.now() - started,
           });
         }
       });

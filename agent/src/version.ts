@@ -1,14 +1,6 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// A literal require: tsc keeps it (src/ and dist/ both sit below the package root) and a
+// bundler inlines it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pkg = require('../package.json') as { version?: string };
 
-// Both src/ (run through tsx) and dist/ sit one level below the package root.
-function readVersion(): string {
-  try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
-
-export const VERSION = readVersion();
+export const VERSION: string = pkg.version ?? '0.0.0';
