@@ -1,6 +1,6 @@
 // Benchmark of the built agent (dist/cli.js): /v1/status throughput and latency with 20
 // concurrent keep-alive clients, the agent's RSS, and its idle CPU.
-//   npm run bench -w agent [-- --seconds 10 --idle-seconds 60 --clients 20]
+//   npm run bench -w agent [-- --seconds 10 --idle-seconds 60 --clients 20 --agent-node-options '...']
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -21,6 +21,12 @@ const IDLE_SECONDS = arg('idle-seconds', 60);
 const CLIENTS = arg('clients', 20);
 const WARMUP_MS = 2000;
 const TOKEN = 'bench-read-token-0123456789abcdef';
+// Node.js options for the agent only (for example --max-semi-space-size=1 to trade a little
+// throughput for a smaller RSS); the load generator keeps its defaults.
+const AGENT_NODE_OPTIONS = (() => {
+  const i = process.argv.indexOf('--agent-node-options');
+  return i < 0 ? '' : (process.argv[i + 1] ?? '');
+})();
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -52,7 +58,10 @@ async function main(): Promise<void> {
     }),
   );
   const cli = path.join(__dirname, '..', 'dist', 'cli.js');
-  const agent = spawn(process.execPath, [cli, 'run', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const agent = spawn(process.execPath, [cli, 'run', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS },
+  });
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
@@ -124,7 +133,7 @@ async function main(): Promise<void> {
     `- /v1/status, ${CLIENTS} concurrent keep-alive clients, ${f(elapsed, 1)} s after a ${WARMUP_MS / 1000} s warm-up: **${f(count / elapsed, 0)} requests/s**, p50 **${f(pct(latencies, 50))} ms**, p90 ${f(pct(latencies, 90))} ms, p99 **${f(pct(latencies, 99))} ms**, max ${f(latencies[latencies.length - 1] ?? NaN)} ms`,
     `- RSS: **${f(underLoad.rssMiB, 1)} MiB** right after the load (peak ${f(underLoad.peakMiB, 1)} MiB), ${f(idle.rssMiB, 1)} MiB after the idle period`,
     `- idle CPU over ${f(idleSeconds, 0)} s (one supervised process, no requests): **${f(idleCpu)} %** of one core`,
-    `- agent exit code after SIGTERM: ${code}`,
+    `- agent exit code after SIGTERM: ${code}${AGENT_NODE_OPTIONS ? `; agent NODE_OPTIONS=${AGENT_NODE_OPTIONS}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
   fs.rmSync(dir, { recursive: true, force: true });

@@ -198,3 +198,23 @@ test('autoRestart brings a crashed process back and records it', async () => {
   const req = evs.find((e) => e.type === 'start_requested');
   assert.equal(req?.requestedBy, 'vigil-agent (autoRestart)');
 });
+
+test('a command that cannot start: start_failed at boot, 500 and restart_failed through the API', async () => {
+  const dir = tempDir();
+  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: [path.join(dir, 'no-such-binary')] }] }));
+  const agent = await startAgent(file);
+  agents.push(agent);
+  const p = await cdp(agent);
+  assert.equal(p.state, 'crashed');
+  assert.equal(p.pid, null);
+  assert.equal(p.generation, 1);
+  const failed = (await events(agent)).find((e) => e.type === 'start_failed');
+  assert.match(String(failed?.reason), /^startOnBoot \(role standalone\): spawn .*no-such-binary ENOENT$/);
+  const r = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, { requestedBy: 'test', reason: 'try again' });
+  assert.equal(r.status, 500);
+  assert.equal(r.json.error.code, 'operation_failed');
+  assert.match(r.json.error.message, /^could not restart cdp: spawn .*ENOENT$/);
+  const rf = (await events(agent)).find((e) => e.type === 'restart_failed');
+  assert.equal(rf?.requestedBy, 'test');
+  assert.equal((await agent.stop('SIGTERM')).code, 0);
+});

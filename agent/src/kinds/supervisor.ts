@@ -248,7 +248,8 @@ export abstract class ProcessSupervisor {
         this.event(`${action}_failed`, `${why}: ${(e as Error).message}`, { requestedBy });
         throw new OperationError(`could not ${action} ${this.name}: ${(e as Error).message}`);
       }
-      if (wasUp) this.record.restarts++;
+      // Any start the API (or autoRestart) asked for counts, whether it was up or had crashed.
+      this.record.restarts++;
       this.record.autoRestartSuspended = false;
       this.crashTimes = [];
       this.saveRecord();
