@@ -33,10 +33,17 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
 }
 
-function procStat(pid: number): { cpuTicks: number } {
+/** CPU time used by the process, in seconds: nanoseconds from schedstat, else clock ticks from stat. */
+function cpuSeconds(pid: number, ticksPerSecond: number): number {
+  try {
+    const ns = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    if (Number.isFinite(ns)) return ns / 1e9;
+  } catch {
+    // no schedstat on this kernel
+  }
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { cpuTicks: Number(f[11]) + Number(f[12]) };
+  return (Number(f[11]) + Number(f[12])) / ticksPerSecond;
 }
 
 function memory(pid: number): { rssMiB: number; peakMiB: number } {
@@ -117,11 +124,11 @@ async function main(): Promise<void> {
 
   // Idle: no requests at all, the supervised process running.
   const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  const idleStart = procStat(pid).cpuTicks;
+  const idleStart = cpuSeconds(pid, ticksPerSecond);
   const idleT0 = Date.now();
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleSeconds = (Date.now() - idleT0) / 1000;
-  const idleCpu = ((procStat(pid).cpuTicks - idleStart) / ticksPerSecond / idleSeconds) * 100;
+  const idleCpu = ((cpuSeconds(pid, ticksPerSecond) - idleStart) / idleSeconds) * 100;
   const idle = memory(pid);
 
   agent.kill('SIGTERM');
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, ${f(os.totalmem() / 2 ** 30, 0)} GiB, Node.js ${process.version}`,
     `- /v1/status, ${CLIENTS} concurrent keep-alive clients, ${f(elapsed, 1)} s after a ${WARMUP_MS / 1000} s warm-up: **${f(count / elapsed, 0)} requests/s**, p50 **${f(pct(latencies, 50))} ms**, p90 ${f(pct(latencies, 90))} ms, p99 **${f(pct(latencies, 99))} ms**, max ${f(latencies[latencies.length - 1] ?? NaN)} ms`,
     `- RSS: **${f(underLoad.rssMiB, 1)} MiB** right after the load (peak ${f(underLoad.peakMiB, 1)} MiB), ${f(idle.rssMiB, 1)} MiB after the idle period`,
-    `- idle CPU over ${f(idleSeconds, 0)} s (one supervised process, no requests): **${f(idleCpu)} %** of one core`,
+    `- idle CPU over ${f(idleSeconds, 0)} s (one supervised process, no requests): **${f(idleCpu, 3)} %** of one core`,
     `- agent exit code after SIGTERM: ${code}${AGENT_NODE_OPTIONS ? `; agent NODE_OPTIONS=${AGENT_NODE_OPTIONS}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
