@@ -95,6 +95,10 @@ func (h *Host) Handler() http.Handler {
 	}
 	if h.opts.HarnessDir != "" {
 		serveDir(mux, "/harness/", h.opts.HarnessDir)
+		// Grafana serves the icons and fonts @grafana/ui fetches at run time from public/; the
+		// harness bundle carries copies of them.
+		serveDir(mux, "/public/build/img/", filepath.Join(h.opts.HarnessDir, "grafana-public", "img"))
+		serveDir(mux, "/public/fonts/", filepath.Join(h.opts.HarnessDir, "grafana-public", "fonts"))
 	}
 	mux.HandleFunc("GET /{$}", h.handleHarnessPage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

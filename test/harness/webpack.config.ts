@@ -27,7 +27,31 @@ const config: Configuration = {
     ],
   },
   resolve: { extensions: ['.js', '.jsx', '.ts', '.tsx'] },
-  plugins: [new CopyWebpackPlugin({ patterns: [{ from: 'index.html', to: '.' }] })],
+  plugins: [
+    new CopyWebpackPlugin({
+      patterns: [
+        { from: 'index.html', to: '.' },
+        // Grafana's own font (Inter), under the names @grafana/ui's global styles ask for.
+        ...Object.entries({
+          'Inter-Regular': '400-normal',
+          'Inter-Italic': '400-italic',
+          'Inter-Medium': '500-normal',
+          'Inter-MediumItalic': '500-italic',
+        }).map(([name, file]) => ({
+          from: path.join(
+            path.dirname(require.resolve('@fontsource/inter/package.json')),
+            'files',
+            `inter-latin-${file}.woff2`
+          ),
+          to: `grafana-public/fonts/inter/${name}.woff2`,
+        })),
+        {
+          from: path.join(path.dirname(require.resolve('@grafana/ui/package.json')), 'dist', 'public', 'img'),
+          to: 'grafana-public/img',
+        },
+      ],
+    }),
+  ],
   performance: { hints: false },
 };
 

@@ -15,6 +15,8 @@ import lodash from 'lodash';
 import React, { useState } from 'react';
 import * as ReactDOM from 'react-dom';
 import { createRoot } from 'react-dom/client';
+import { Router } from 'react-router-dom';
+import { CompatRouter } from 'react-router-dom-v5-compat';
 import * as jsxRuntime from 'react/jsx-runtime';
 import * as rxjs from 'rxjs';
 
@@ -82,8 +84,32 @@ function loadPlugin(id: string) {
   return modules.get(id)!.then((m) => m.plugin as any);
 }
 
+// Grafana core fills the panel options editor registry at boot. The harness renders no options
+// editor, so each editor id resolves to an empty component: enough for a panel's option builder
+// to compute its defaults, which is all the harness needs from it.
+function registerOptionEditors() {
+  const ids = [
+    'text',
+    'number',
+    'boolean',
+    'radio',
+    'select',
+    'multi-select',
+    'color',
+    'unit',
+    'slider',
+    'strings',
+    'links',
+    'field-name',
+  ];
+  grafanaData.standardEditorsRegistry.setInit(() =>
+    ids.map((id) => ({ id, name: id, editor: () => null }) as unknown as grafanaData.StandardEditorsRegistryItem)
+  );
+}
+
 async function main() {
   installDefine();
+  registerOptionEditors();
   grafanaRuntime.setBackendSrv(createBackendSrv(role, login));
   grafanaRuntime.setTemplateSrv({
     getVariables: () => [],
@@ -141,9 +167,16 @@ async function main() {
   const theme = grafanaRuntime.config.theme2;
   const render = (node: React.ReactNode) =>
     root.render(
-      <grafanaUi.ThemeContext.Provider value={theme}>
-        <div style={{ padding: 16, background: theme.colors.background.primary, minHeight: '100vh' }}>{node}</div>
-      </grafanaUi.ThemeContext.Provider>
+      // Grafana renders plugins inside its router (react-router 5 with the v6 compatibility layer);
+      // @grafana/ui links need it.
+      <Router history={grafanaRuntime.locationService.getHistory()}>
+        <CompatRouter>
+          <grafanaUi.ThemeContext.Provider value={theme}>
+            <grafanaUi.GlobalStyles />
+            <div style={{ padding: 16, background: theme.colors.background.primary, minHeight: '100vh' }}>{node}</div>
+          </grafanaUi.ThemeContext.Provider>
+        </CompatRouter>
+      </Router>
     );
 
   if (view === 'app') {

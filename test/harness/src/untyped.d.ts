@@ -1,1 +1,2 @@
 declare module 'lodash';
+declare module 'react-router-dom';
