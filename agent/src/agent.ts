@@ -13,8 +13,11 @@ import { EventLog } from './events';
 import { kinds, type ProcessStatus, type ProcessSupervisor } from './kinds';
 import type { Logger } from './log';
 import { RoleReader, type ObservedRole } from './role';
+import { isSameProcessAlive, procInfo } from './kinds/procfs';
 import { createHandler } from './server';
 import { VERSION } from './version';
+
+export class StateDirInUseError extends Error {}
 
 export interface StatusDocument {
   apiVersion: 'v1';
@@ -39,6 +42,7 @@ export class Agent {
     readonly log: Logger,
   ) {
     fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    this.lockStateDir();
     this.id = this.loadId();
     this.events = new EventLog(config.stateDir, config.events.keep, config.events.keepFailures, log);
     this.role = new RoleReader(config.cluster, this.events, log, this.loadLastRole());
@@ -51,6 +55,26 @@ export class Agent {
       role: async () => (await this.role.current()).role,
     };
     for (const p of config.processes) this.supervisors.set(p.name, kinds[p.kind](p, deps));
+  }
+
+  private get lockFile(): string {
+    return path.join(this.config.stateDir, 'agent.pid');
+  }
+
+  /** One agent per stateDir: a second one would adopt the same processes and mix the event log. */
+  private lockStateDir(): void {
+    try {
+      const prev = JSON.parse(fs.readFileSync(this.lockFile, 'utf8')) as { pid?: number; startTicks?: string };
+      if (typeof prev.pid === 'number' && prev.pid !== process.pid && isSameProcessAlive(prev.pid, prev.startTicks ?? null)) {
+        throw new StateDirInUseError(`another vigil-agent (pid ${prev.pid}) is using stateDir ${this.config.stateDir}`);
+      }
+    } catch (e) {
+      if (e instanceof StateDirInUseError) throw e;
+      // no lock, or one left by an agent that is gone: take it over
+    }
+    fs.writeFileSync(this.lockFile, JSON.stringify({ pid: process.pid, startTicks: procInfo(process.pid)?.startTicks ?? null }) + '\n', {
+      mode: 0o600,
+    });
   }
 
   private loadId(): string {
@@ -159,5 +183,6 @@ export class Agent {
     this.events.add({ type: 'agent_stopped', reason, pid: process.pid });
     server?.closeAllConnections();
     await closed;
+    fs.rmSync(this.lockFile, { force: true });
   }
 }

@@ -61,7 +61,13 @@ async function main(): Promise<number> {
   agentLog.addSecrets([...config.auth.readTokens, ...config.auth.controlTokens]);
   for (const w of config.warnings) agentLog.warn('configuration warning', { warning: w });
 
-  const agent = new Agent(config, agentLog);
+  let agent: Agent;
+  try {
+    agent = new Agent(config, agentLog);
+  } catch (e) {
+    agentLog.error('agent failed to start', { error: e });
+    return EXIT_FAILURE;
+  }
   try {
     await agent.start();
   } catch (e) {

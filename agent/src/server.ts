@@ -3,7 +3,7 @@ import type * as http from 'node:http';
 import { z } from 'zod';
 import type { Agent } from './agent';
 import type { Access } from './auth';
-import { ConflictError, OperationError } from './kinds';
+import { ConflictError, OperationError, UnavailableError } from './kinds';
 import { renderMetrics } from './metrics';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -301,6 +301,8 @@ export function createHandler(agent: Agent): http.RequestListener {
           send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
         } else if (e instanceof ConflictError) {
           send(res, 409, { error: { code: 'stale_generation', message: e.message, generation: e.current } });
+        } else if (e instanceof UnavailableError) {
+          send(res, 503, { error: { code: 'unavailable', message: e.message } });
         } else if (e instanceof OperationError) {
           send(res, 500, { error: { code: 'operation_failed', message: e.message } });
         } else {

@@ -9,5 +9,5 @@ export const kinds: Record<Kind, (config: ProcessConfig, deps: SupervisorDeps) =
   systemd: (c, d) => new SystemdSupervisor(c, d),
 };
 
-export { ProcessSupervisor, ConflictError, OperationError } from './supervisor';
+export { ProcessSupervisor, ConflictError, OperationError, UnavailableError } from './supervisor';
 export type { ProcessStatus, ControlRequest, StartResult } from './supervisor';

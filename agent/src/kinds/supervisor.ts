@@ -62,6 +62,9 @@ export class ConflictError extends Error {
 
 export class OperationError extends Error {}
 
+/** The agent is shutting down and takes no more operations. */
+export class UnavailableError extends Error {}
+
 /** The persisted record of a process: generation counters and, while it runs, its identity. */
 export interface ProcessRecord {
   generation: number;
@@ -228,7 +231,7 @@ export abstract class ProcessSupervisor {
 
   restart(req: ControlRequest, action: 'restart' | 'start' = 'restart'): Promise<StartResult> {
     return this.exclusive(async () => {
-      if (this.closed) throw new OperationError('the agent is shutting down');
+      if (this.closed) throw new UnavailableError('the agent is shutting down');
       await this.refresh();
       this.checkGeneration(req);
       const requestedBy = req.requestedBy ?? 'unknown';
@@ -260,6 +263,7 @@ export abstract class ProcessSupervisor {
 
   stop(req: ControlRequest): Promise<{ generation: number; state: ProcessState }> {
     return this.exclusive(async () => {
+      if (this.closed) throw new UnavailableError('the agent is shutting down');
       await this.refresh();
       this.checkGeneration(req);
       const requestedBy = req.requestedBy ?? 'unknown';
