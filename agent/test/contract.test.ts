@@ -128,3 +128,23 @@ test('SIGHUP re-reads token files', async () => {
   assert.ok(!agent.stderr().includes('read-token-0123456789'));
   await agent.stop('SIGTERM');
 });
+
+test('a port already in use: exit 1 before any process is touched', async () => {
+  const net = await import('node:net');
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as import('node:net').AddressInfo).port;
+  try {
+    const dir = tempDir();
+    const marker = `vigil-test-marker-${path.basename(dir)}`;
+    markers.push(marker);
+    const file = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), listen: `127.0.0.1:${port}` });
+    const { runCliToEnd, processesWithMarker } = await import('./helpers');
+    const r = await runCliToEnd(['run', '--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /"msg":"agent failed to start".*EADDRINUSE/);
+    assert.deepEqual(processesWithMarker(marker), []);
+  } finally {
+    blocker.close();
+  }
+});

@@ -116,13 +116,20 @@ export class SystemdSupervisor extends ProcessSupervisor {
     if (next === 'running' && pid !== null) this.record.pid = pid;
   }
 
+  private refreshing?: Promise<void>;
+
   async refresh(): Promise<void> {
     if (this.busy > 0 || Date.now() - this.observedAt < CACHE_MS) return;
-    try {
-      this.observe(await this.show());
-    } catch (e) {
-      this.deps.log.warn('cannot observe unit', { process: this.name, unit: this.unit, error: e });
-    }
+    // Concurrent status requests share one `systemctl show`.
+    this.refreshing ??= this.show()
+      .then(
+        (p) => {
+          if (this.busy === 0) this.observe(p);
+        },
+        (e: unknown) => this.deps.log.warn('cannot observe unit', { process: this.name, unit: this.unit, error: e }),
+      )
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
   }
 
   private async act(verb: 'start' | 'restart', reason: string): Promise<void> {
