@@ -34,7 +34,7 @@ frontend: node_modules/.install-stamp
 backend: frontend
 	@for arch in $(GOARCHES); do \
 	  echo "go build $(DS_DIST)/gpx_vigil_linux_$$arch"; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "-s -w" \
 	    -o $(DS_DIST)/gpx_vigil_linux_$$arch ./cmd/gpx_vigil; \
 	done
 
