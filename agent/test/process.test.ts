@@ -214,6 +214,8 @@ test('a command that cannot start: start_failed at boot, 500 and restart_failed 
   assert.equal(r.status, 500);
   assert.equal(r.json.error.code, 'operation_failed');
   assert.match(r.json.error.message, /^could not restart cdp: spawn .*ENOENT$/);
+  const after = await cdp(agent);
+  assert.deepEqual([after.state, after.pid, after.generation], ['crashed', null, 2]);
   const rf = (await events(agent)).find((e) => e.type === 'restart_failed');
   assert.equal(rf?.requestedBy, 'test');
   assert.equal((await agent.stop('SIGTERM')).code, 0);

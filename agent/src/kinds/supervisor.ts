@@ -247,7 +247,8 @@ export abstract class ProcessSupervisor {
           await this.launch(`${action} requested by ${requestedBy}: ${why}`);
         }
       } catch (e) {
-        if (!this.isUp()) this.state = 'crashed';
+        // A start that failed half-way must not leave the process looking as if it were coming up.
+        if (this.state !== 'running') this.state = 'crashed';
         this.event(`${action}_failed`, `${why}: ${(e as Error).message}`, { requestedBy });
         throw new OperationError(`could not ${action} ${this.name}: ${(e as Error).message}`);
       }
