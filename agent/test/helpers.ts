@@ -101,14 +101,15 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
           return { unparsed: l };
         }
       });
-  const listening = await waitFor(
-    'the agent to log its listening address',
-    () => {
-      if (done) throw new Error(`agent exited early:\n${err}`);
-      return logLines().find((l) => l.msg === 'listening');
-    },
-    20_000,
-  );
+  // An agent that exits instead of listening fails the wait at once, not at the deadline.
+  const early = exited.then(() => {
+    throw new Error(`agent exited early:\n${err}`);
+  });
+  const listening = await Promise.race([
+    waitFor('the agent to log its listening address', () => (done ? { msg: 'exited' } : logLines().find((l) => l.msg === 'listening')), 20_000),
+    early,
+  ]);
+  if (listening.msg !== 'listening') await early;
   const port = Number(String(listening.address).split(':').pop());
   const scheme = listening.tls ? 'https' : 'http';
   return {
