@@ -1,0 +1,307 @@
+// Package fleet is the monitored fleet's configuration: which agents to poll,
+// with which tokens, and the policy that judges them (timeout budget, measured
+// mode, auto-restart, RPO).
+//
+// One description serves the vigil CLI (fleet.yaml, read with Load or Parse,
+// strict: an unknown key is an error naming its path) and the Grafana
+// datasource (jsonData, read with FromJSON: the same keys, unknown keys
+// ignored because Grafana's editor may store its own). Every duration is a Go
+// duration ("10s", "1m30s"), 0, or a bare number of seconds.
+//
+// Fleet-wide settings live under defaults; every agent may override budget,
+// measured, autoRestart, rpo and its tokens. Config.Agents holds the
+// effective, merged values, so nothing downstream has to know about defaults.
+package fleet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// DefaultPollInterval is used when pollInterval is not set.
+	DefaultPollInterval = 10 * time.Second
+	// MinPollInterval keeps a typo ("10ms") from hammering every agent.
+	MinPollInterval = time.Second
+)
+
+// Combine says how the applicable allowances add up in a budget.
+type Combine string
+
+const (
+	// CombineMax takes the largest allowance: the allowances are alternative
+	// explanations for a silence (the default).
+	CombineMax Combine = "max"
+	// CombineSum adds them up: the conservative choice.
+	CombineSum Combine = "sum"
+)
+
+// Mode says where the allowances come from.
+type Mode string
+
+const (
+	// ModeConfigured uses the configured allowances as they are.
+	ModeConfigured Mode = "configured"
+	// ModeMeasured learns each allowance from the agent's past silences, once
+	// enough are known; until then the configured value holds.
+	ModeMeasured Mode = "measured"
+)
+
+// Budget is how long an agent may stay silent before it is FAILED.
+type Budget struct {
+	// ResponseTime is the expected transit and answer time; the measured
+	// RTT p99 replaces it when larger.
+	ResponseTime time.Duration `json:"responseTime"`
+	// Processing is the monitor's own processing time.
+	Processing time.Duration `json:"processing"`
+	// Failover applies only to cluster members.
+	Failover time.Duration `json:"failover"`
+	// Restart is a machine (or agent) restart.
+	Restart             time.Duration `json:"restart"`
+	NetworkInterruption time.Duration `json:"networkInterruption"`
+	AppErrorRecovery    time.Duration `json:"appErrorRecovery"`
+	Combine             Combine       `json:"combine"`
+	Mode                Mode          `json:"mode"`
+}
+
+// Measured tunes measured mode.
+type Measured struct {
+	// Percentile of the past silences of one kind (0 < p <= 100).
+	Percentile float64 `json:"percentile"`
+	// Floor and Ceiling clamp a learned allowance.
+	Floor   time.Duration `json:"floor"`
+	Ceiling time.Duration `json:"ceiling"`
+	// MinSamples is how many past silences of a kind must be known before
+	// the learned value replaces the configured one.
+	MinSamples int `json:"minSamples"`
+}
+
+// AutoRestart is the remediation policy.
+type AutoRestart struct {
+	Enabled bool `json:"enabled"`
+	// MaxRestarts successful restarts of one process within Window are
+	// tolerated; one more trips the flap guard.
+	MaxRestarts int           `json:"maxRestarts"`
+	Window      time.Duration `json:"window"`
+	// BackoffInitial and BackoffMax bound the wait between failed attempts.
+	BackoffInitial time.Duration `json:"backoffInitial"`
+	BackoffMax     time.Duration `json:"backoffMax"`
+	// StopWhenNotExpected stops CDP on a node that is no longer active, once
+	// it is confirmed running on the active one.
+	StopWhenNotExpected bool `json:"stopWhenNotExpected"`
+}
+
+// Policy is everything an agent can override.
+type Policy struct {
+	Budget      Budget      `json:"budget"`
+	Measured    Measured    `json:"measured"`
+	AutoRestart AutoRestart `json:"autoRestart"`
+	// RPO is the protection lag objective; 0 switches the lag check off.
+	RPO time.Duration `json:"rpo"`
+}
+
+// DefaultPolicy is what applies when nothing is configured.
+func DefaultPolicy() Policy {
+	return Policy{
+		Budget: Budget{
+			ResponseTime: time.Second, Processing: time.Second,
+			Failover: 60 * time.Second, Restart: 180 * time.Second,
+			NetworkInterruption: 30 * time.Second, AppErrorRecovery: 60 * time.Second,
+			Combine: CombineMax, Mode: ModeConfigured,
+		},
+		Measured: Measured{Percentile: 95, Floor: 5 * time.Second, Ceiling: 15 * time.Minute, MinSamples: 5},
+		AutoRestart: AutoRestart{
+			Enabled: true, MaxRestarts: 3, Window: 10 * time.Minute,
+			BackoffInitial: 5 * time.Second, BackoffMax: 5 * time.Minute, StopWhenNotExpected: true,
+		},
+		RPO: 60 * time.Second,
+	}
+}
+
+// Secret holds a token. It never prints or marshals its value.
+type Secret string
+
+// Reveal returns the token for the one place that needs it: the request header.
+func (s Secret) Reveal() string { return string(s) }
+
+// IsSet reports whether a token was configured.
+func (s Secret) IsSet() bool { return s != "" }
+
+// String redacts the token.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts the token in %#v output.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// MarshalJSON redacts the token.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// Agent is one monitored client with its effective settings.
+type Agent struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// Cluster is the configured cluster, if any; the agent reports its own too.
+	Cluster      string `json:"cluster,omitempty"`
+	ReadToken    Secret `json:"-"`
+	ControlToken Secret `json:"-"`
+	Policy
+}
+
+// Config is a validated fleet.
+type Config struct {
+	PollInterval time.Duration `json:"pollInterval"`
+	// Defaults is the fleet-wide policy (already merged into every agent).
+	Defaults     Policy  `json:"defaults"`
+	ReadToken    Secret  `json:"-"`
+	ControlToken Secret  `json:"-"`
+	Agents       []Agent `json:"agents"`
+}
+
+// Agent returns the configured agent with that name.
+func (c *Config) Agent(name string) (Agent, bool) {
+	for _, a := range c.Agents {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Agent{}, false
+}
+
+// ErrInvalid wraps every validation error, so callers can tell a
+// configuration problem (the person who wrote it can fix it) from others.
+var ErrInvalid = errors.New("invalid fleet configuration")
+
+// FieldError is a problem with one key, named by its path ("agents[1].url").
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Is makes every FieldError match ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+
+// Validate checks a configuration built in code or loaded from a file. It
+// reports every problem, each as a *FieldError naming the key path.
+func (c *Config) Validate() error { return c.ValidateMin(MinPollInterval) }
+
+// ValidateMin is Validate with another lower bound for pollInterval; tests
+// that run real agents poll faster than a fleet file may.
+func (c *Config) ValidateMin(minPoll time.Duration) error { return c.validate(minPoll, "") }
+
+func (c *Config) validate(minPoll time.Duration, prefix string) error {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: prefix + field, Message: fmt.Sprintf(format, args...)})
+	}
+	if c.PollInterval < minPoll {
+		fail("pollInterval", "%s is below the minimum of %s", c.PollInterval, minPoll)
+	}
+	validatePolicy(c.Defaults, "defaults", fail)
+	if len(c.Agents) == 0 {
+		fail("agents", "at least one agent is required")
+	}
+	firstUse := map[string]int{}
+	for i, a := range c.Agents {
+		field := fmt.Sprintf("agents[%d]", i)
+		switch {
+		case a.Name == "":
+			fail(field+".name", "is required")
+		case !agentNamePattern.MatchString(a.Name):
+			fail(field+".name", "%q must be 1 to 63 letters, digits, '-' or '_'", a.Name)
+		default:
+			if j, dup := firstUse[a.Name]; dup {
+				fail(field+".name", "%q is already used by %sagents[%d]", a.Name, prefix, j)
+			} else {
+				firstUse[a.Name] = i
+			}
+		}
+		if a.URL == "" {
+			fail(field+".url", "is required")
+		} else if !isHTTPURL(a.URL) {
+			fail(field+".url", "must be an absolute http or https URL")
+		}
+		validatePolicy(a.Policy, field, fail)
+	}
+	return errors.Join(errs...)
+}
+
+func validatePolicy(p Policy, prefix string, fail func(field, format string, args ...any)) {
+	durs := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"budget.responseTime", p.Budget.ResponseTime}, {"budget.processing", p.Budget.Processing},
+		{"budget.failover", p.Budget.Failover}, {"budget.restart", p.Budget.Restart},
+		{"budget.networkInterruption", p.Budget.NetworkInterruption}, {"budget.appErrorRecovery", p.Budget.AppErrorRecovery},
+		{"measured.floor", p.Measured.Floor}, {"measured.ceiling", p.Measured.Ceiling},
+		{"autoRestart.window", p.AutoRestart.Window}, {"autoRestart.backoffInitial", p.AutoRestart.BackoffInitial},
+		{"autoRestart.backoffMax", p.AutoRestart.BackoffMax}, {"rpo", p.RPO},
+	}
+	for _, d := range durs {
+		if d.d < 0 {
+			fail(prefix+"."+d.key, "%s must not be negative", d.d)
+		}
+	}
+	switch p.Budget.Combine {
+	case CombineMax, CombineSum:
+	default:
+		fail(prefix+".budget.combine", "%q must be max or sum", p.Budget.Combine)
+	}
+	switch p.Budget.Mode {
+	case ModeConfigured, ModeMeasured:
+	default:
+		fail(prefix+".budget.mode", "%q must be configured or measured", p.Budget.Mode)
+	}
+	if p.Measured.Percentile <= 0 || p.Measured.Percentile > 100 {
+		fail(prefix+".measured.percentile", "%v must be above 0 and at most 100", p.Measured.Percentile)
+	}
+	if p.Measured.Floor > p.Measured.Ceiling {
+		fail(prefix+".measured.floor", "%s is above measured.ceiling %s", p.Measured.Floor, p.Measured.Ceiling)
+	}
+	if p.Measured.MinSamples < 1 {
+		fail(prefix+".measured.minSamples", "%d must be at least 1", p.Measured.MinSamples)
+	}
+	if p.AutoRestart.MaxRestarts < 0 {
+		fail(prefix+".autoRestart.maxRestarts", "%d must not be negative", p.AutoRestart.MaxRestarts)
+	}
+	if p.AutoRestart.BackoffInitial > p.AutoRestart.BackoffMax {
+		fail(prefix+".autoRestart.backoffInitial", "%s is above autoRestart.backoffMax %s", p.AutoRestart.BackoffInitial, p.AutoRestart.BackoffMax)
+	}
+}
+
+func isHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Hostname() != ""
+}
+
+// parseDuration accepts a Go duration, 0, or a bare number of seconds (as the
+// agent's own configuration does).
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) && math.Abs(secs) < 1e9 {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("%q is not a duration (examples: 10s, 1m30s, 0)", s)
+}

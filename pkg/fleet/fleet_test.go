@@ -1,0 +1,217 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadValid(t *testing.T) {
+	t.Setenv("VIGIL_TEST_READ_TOKEN", "read-from-env")
+	cfg, err := Load("testdata/valid.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.PollInterval != 5*time.Second {
+		t.Errorf("pollInterval = %s", cfg.PollInterval)
+	}
+	want := Policy{
+		Budget: Budget{ResponseTime: 500 * time.Millisecond, Processing: 0, Failover: 45 * time.Second,
+			Restart: 120 * time.Second, NetworkInterruption: 30 * time.Second, AppErrorRecovery: time.Minute,
+			Combine: CombineSum, Mode: ModeMeasured},
+		Measured: Measured{Percentile: 99.5, Floor: 0, Ceiling: 10 * time.Minute, MinSamples: 3},
+		AutoRestart: AutoRestart{Enabled: true, MaxRestarts: 2, Window: 5 * time.Minute,
+			BackoffInitial: time.Second, BackoffMax: time.Minute, StopWhenNotExpected: false},
+		RPO: 90 * time.Second,
+	}
+	if cfg.Defaults != want {
+		t.Errorf("defaults\n got %+v\nwant %+v", cfg.Defaults, want)
+	}
+	if cfg.Agents[0].Policy != want {
+		t.Errorf("agents[0] does not inherit the defaults: %+v", cfg.Agents[0].Policy)
+	}
+	b := cfg.Agents[1]
+	overridden := want
+	overridden.Budget.Failover = 120 * time.Second
+	overridden.AutoRestart.Enabled = false
+	overridden.RPO = 0
+	if b.Policy != overridden {
+		t.Errorf("agents[1] overrides\n got %+v\nwant %+v", b.Policy, overridden)
+	}
+	if b.Cluster != "sql-ha" || b.URL != "http://127.0.0.1:7072" {
+		t.Errorf("agents[1] = %+v", b)
+	}
+	if cfg.Agents[0].ReadToken.Reveal() != "read-from-env" || b.ReadToken.Reveal() != "node-a-read" {
+		t.Errorf("read tokens: %q %q", cfg.Agents[0].ReadToken.Reveal(), b.ReadToken.Reveal())
+	}
+	if b.ControlToken.Reveal() != "control-from-file" {
+		t.Errorf("control token from file relative to the fleet file: %q", b.ControlToken.Reveal())
+	}
+	if s := fmt.Sprintf("%v %+v %#v", b.ReadToken, b, b); strings.Contains(s, "node-a-read") {
+		t.Errorf("a token leaked into formatted output: %s", s)
+	}
+}
+
+func TestDefaultsWhenOnlyRequiredKeys(t *testing.T) {
+	cfg, err := Parse([]byte("agents:\n  - name: a\n    url: http://127.0.0.1:7071\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PollInterval != DefaultPollInterval || cfg.Agents[0].Policy != DefaultPolicy() {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+// One fixture file per invalid case, each with its exact error.
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"unknown-top-key", "timeout: unknown key (line 2); known keys: agents, defaults, pollInterval"},
+		{"unknown-agent-key", "agents[1].tokn: unknown key (line 6); known keys: autoRestart, budget, cluster, controlToken, controlTokenFile, measured, name, readToken, readTokenFile, rpo, url"},
+		{"unknown-budget-key", "defaults.budget.reboot: unknown key (line 2); known keys: appErrorRecovery, combine, failover, mode, networkInterruption, processing, responseTime, restart"},
+		{"missing-name", "agents[1].name: is required"},
+		{"missing-url", "agents[0].url: is required"},
+		{"relative-url", "agents[0].url: must be an absolute http or https URL"},
+		{"duplicate-name", `agents[1].name: "a" is already used by agents[0]`},
+		{"no-agents", "agents: at least one agent is required"},
+		{"empty", "agents: at least one agent is required"},
+		{"not-yaml", "not valid YAML: yaml: line 1: did not find expected node content"},
+		{"agents-not-a-list", "agents: must be a list (line 2)"},
+		{"poll-interval-too-short", "pollInterval: 100ms is below the minimum of 1s"},
+		{"bad-duration", `agents[0].budget.failover: "soon" is not a duration (examples: 10s, 1m30s, 0)`},
+		{"negative-duration", "defaults.rpo: -5s must not be negative\nagents[0].rpo: -5s must not be negative"},
+		{"bad-combine", `defaults.budget.combine: "avg" must be max or sum` + "\n" + `agents[0].budget.combine: "avg" must be max or sum`},
+		{"bad-mode", `agents[0].budget.mode: "learned" must be configured or measured`},
+		{"bad-bool", `defaults.autoRestart.enabled: "maybe" must be true or false`},
+		{"bad-int", `defaults.autoRestart.maxRestarts: "2.5" must be a whole number`},
+		{"bad-percentile", "defaults.measured.percentile: 120 must be above 0 and at most 100\nagents[0].measured.percentile: 120 must be above 0 and at most 100"},
+		{"floor-above-ceiling", "defaults.measured.floor: 20m0s is above measured.ceiling 15m0s\nagents[0].measured.floor: 20m0s is above measured.ceiling 15m0s"},
+		{"backoff-inverted", "defaults.autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s\nagents[0].autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s"},
+		{"min-samples-zero", "defaults.measured.minSamples: 0 must be at least 1\nagents[0].measured.minSamples: 0 must be at least 1"},
+		{"token-twice", "defaults.readToken: set either readToken or readTokenFile, not both"},
+		{"token-file-missing", "agents[0].controlTokenFile: cannot read testdata/invalid/does-not-exist.token: no such file or directory"},
+		{"budget-not-a-mapping", "agents[0].budget: must be a mapping of keys to values (line 4)"},
+		{"name-a-list", "agents[0].name: must be a single value (line 2)"},
+		{"bad-name", `agents[0].name: "node a" must be 1 to 63 letters, digits, '-' or '_'`},
+		{"several-problems", "pollInterval: 0s is below the minimum of 1s\nagents[0].url: is required\nagents[1].name: is required\nagents[1].url: must be an absolute http or https URL"},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		seen[tt.file+".yaml"] = true
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", "invalid", tt.file+".yaml")
+			_, err := Load(path)
+			want := path + ": " + tt.want
+			if err == nil || err.Error() != want {
+				t.Errorf("error\n got: %v\nwant: %s", err, want)
+			}
+			if tt.file != "not-yaml" && !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not match ErrInvalid")
+			}
+		})
+	}
+	files, _ := filepath.Glob("testdata/invalid/*.yaml")
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("fixture %s has no expected error in this table", f)
+		}
+	}
+}
+
+func TestFromJSON(t *testing.T) {
+	tests := []struct {
+		name    string
+		json    string
+		secrets map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{
+			name: "same keys as fleet.yaml, unknown keys ignored",
+			json: `{"pollInterval":"20s","restartRole":"Editor","historyPath":"/var/lib/vigil",
+				"defaults":{"budget":{"failover":"90s","combine":"sum"},"rpo":120},
+				"agents":[{"name":"a","url":"http://127.0.0.1:7071","cluster":"ha","budget":{"restart":"1m"}}]}`,
+			secrets: map[string]string{"readToken": "r", "controlToken": "c", "agent.a.controlToken": "ca"},
+			check: func(t *testing.T, c Config) {
+				a := c.Agents[0]
+				if c.PollInterval != 20*time.Second || a.Budget.Failover != 90*time.Second || a.Budget.Restart != time.Minute ||
+					a.Budget.Combine != CombineSum || a.RPO != 2*time.Minute || a.Cluster != "ha" {
+					t.Errorf("config = %+v", c)
+				}
+				if a.ReadToken.Reveal() != "r" || a.ControlToken.Reveal() != "ca" {
+					t.Errorf("tokens: %q %q", a.ReadToken.Reveal(), a.ControlToken.Reveal())
+				}
+			},
+		},
+		{
+			name: "tokens in jsonData are not read",
+			json: `{"defaults":{"readToken":"plain"},"agents":[{"name":"a","url":"http://h:1"}]}`,
+			check: func(t *testing.T, c Config) {
+				if c.Agents[0].ReadToken.IsSet() {
+					t.Error("token read from jsonData")
+				}
+			},
+		},
+		{name: "empty", json: ``, wantErr: "jsonData.agents: at least one agent is required"},
+		{name: "mistyped", json: `{"agents":[{"name":"a","url":"http://h:1","autoRestart":{"enabled":"yes"}}]}`,
+			wantErr: `jsonData.agents[0].autoRestart.enabled: "yes" must be true or false`},
+		{name: "invalid value", json: `{"pollInterval":"1ms","agents":[{"name":"a","url":"http://h:1"}]}`,
+			wantErr: "jsonData.pollInterval: 1ms is below the minimum of 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromJSON([]byte(tt.json), tt.secrets)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error\n got: %v\nwant: %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDurations(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"10s", 10 * time.Second, true}, {"0", 0, true}, {"1m30s", 90 * time.Second, true},
+		{"30", 30 * time.Second, true}, {"0.5", 500 * time.Millisecond, true},
+		{"ten", 0, false}, {"NaN", 0, false}, {"1e300", 0, false}, {"", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseDuration(tt.in)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("parseDuration(%q) = %s, %v", tt.in, got, err)
+			}
+		})
+	}
+}
+
+func TestValidateBuiltInCode(t *testing.T) {
+	cfg := Config{PollInterval: 200 * time.Millisecond, Defaults: DefaultPolicy(),
+		Agents: []Agent{{Name: "a", URL: "http://127.0.0.1:1", Policy: DefaultPolicy()}}}
+	if err := cfg.Validate(); err == nil {
+		t.Error("Validate accepted a 200ms poll interval")
+	}
+	if err := cfg.ValidateMin(100 * time.Millisecond); err != nil {
+		t.Errorf("ValidateMin: %v", err)
+	}
+	var fe *FieldError
+	cfg.Agents[0].URL = ""
+	if err := cfg.ValidateMin(0); !errors.As(err, &fe) || fe.Field != "agents[0].url" {
+		t.Errorf("want a FieldError naming agents[0].url, got %v", err)
+	}
+}

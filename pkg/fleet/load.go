@@ -1,0 +1,393 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads and validates a fleet file. Every error names the file and the
+// key path. Token files named in it are read relative to its folder.
+func Load(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read fleet file: %w", err)
+	}
+	cfg, err := parse(raw, filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load on bytes already read; relative token files are read from the
+// working directory.
+func Parse(raw []byte) (Config, error) { return parse(raw, "") }
+
+func parse(raw []byte, baseDir string) (Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return Config{}, fmt.Errorf("not valid YAML: %w", err)
+	}
+	d := &decoder{strict: true, baseDir: baseDir, tokens: true}
+	var root *yaml.Node
+	if len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	cfg := d.config(root, "")
+	if len(d.errs) > 0 {
+		return Config{}, errors.Join(d.errs...)
+	}
+	if err := cfg.validate(MinPollInterval, ""); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// FromJSON builds a fleet from a Grafana datasource's jsonData, which uses the
+// same keys as fleet.yaml. Tokens come only from the decrypted secrets:
+// readToken and controlToken for the fleet, agent.<name>.readToken and
+// agent.<name>.controlToken per agent. Unknown keys are ignored; errors name
+// the field as "jsonData.<path>".
+func FromJSON(jsonData []byte, secrets map[string]string) (Config, error) {
+	const prefix = "jsonData."
+	var root *yaml.Node
+	if s := strings.TrimSpace(string(jsonData)); s != "" && s != "null" {
+		var doc yaml.Node
+		// JSON is YAML, so one walker serves both.
+		if err := yaml.Unmarshal(jsonData, &doc); err != nil {
+			return Config{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "jsonData", Message: "is not valid JSON: " + err.Error()})
+		}
+		if len(doc.Content) > 0 {
+			root = doc.Content[0]
+		}
+	}
+	d := &decoder{prefix: prefix}
+	cfg := d.config(root, "")
+	if len(d.errs) > 0 {
+		return Config{}, errors.Join(d.errs...)
+	}
+	cfg.ReadToken = Secret(secrets["readToken"])
+	cfg.ControlToken = Secret(secrets["controlToken"])
+	for i := range cfg.Agents {
+		a := &cfg.Agents[i]
+		a.ReadToken = pickSecret(secrets, "agent."+a.Name+".readToken", cfg.ReadToken)
+		a.ControlToken = pickSecret(secrets, "agent."+a.Name+".controlToken", cfg.ControlToken)
+	}
+	if err := cfg.validate(MinPollInterval, prefix); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func pickSecret(secrets map[string]string, key string, fallback Secret) Secret {
+	if v := secrets[key]; v != "" {
+		return Secret(v)
+	}
+	return fallback
+}
+
+// decoder walks a YAML (or JSON) node tree by hand so that every problem is
+// reported with its key path, and all problems at once.
+type decoder struct {
+	strict  bool   // unknown keys are errors (fleet.yaml), or ignored (jsonData)
+	tokens  bool   // token keys are accepted (fleet.yaml only)
+	prefix  string // prepended to every key path in errors
+	baseDir string // for relative token files
+	errs    []error
+}
+
+type field func(n *yaml.Node, path string)
+
+func (d *decoder) fail(path, format string, args ...any) {
+	d.errs = append(d.errs, &FieldError{Field: d.prefix + path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) line(n *yaml.Node) string {
+	if !d.strict {
+		return ""
+	}
+	return fmt.Sprintf(" (line %d)", n.Line)
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// mapping decodes a mapping, calling each known key's field in the order of
+// fields' keys as given by order (so defaults are read before agents).
+func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field, order ...string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(orRoot(path), "must be a mapping of keys to values%s", d.line(n))
+		return
+	}
+	values := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		if _, ok := fields[key.Value]; !ok {
+			if d.strict {
+				d.fail(join(path, key.Value), "unknown key%s; known keys: %s", d.line(key), keys(fields))
+			}
+			continue
+		}
+		if _, dup := values[key.Value]; dup {
+			d.fail(join(path, key.Value), "is given twice%s", d.line(key))
+			continue
+		}
+		values[key.Value] = value
+	}
+	seen := map[string]bool{}
+	for _, k := range order {
+		seen[k] = true
+		if v, ok := values[k]; ok {
+			fields[k](v, join(path, k))
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if v, ok := values[k]; ok && !seen[k] {
+			seen[k] = true
+			fields[k](v, join(path, k))
+		}
+	}
+}
+
+func keys(fields map[string]field) string {
+	ks := make([]string, 0, len(fields))
+	for k := range fields {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ", ")
+}
+
+func (d *decoder) scalar(n *yaml.Node, path string) bool {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(path, "must be a single value%s", d.line(n))
+		return false
+	}
+	return true
+}
+
+func (d *decoder) str(dst *string) field {
+	return func(n *yaml.Node, path string) {
+		if isNull(n) || !d.scalar(n, path) {
+			return
+		}
+		*dst = strings.TrimSpace(n.Value)
+	}
+}
+
+func (d *decoder) duration(dst *time.Duration) field {
+	return func(n *yaml.Node, path string) {
+		if isNull(n) || !d.scalar(n, path) {
+			return
+		}
+		v, err := parseDuration(n.Value)
+		if err != nil {
+			d.fail(path, "%s", err.Error())
+			return
+		}
+		*dst = v
+	}
+}
+
+func (d *decoder) boolean(dst *bool) field {
+	return func(n *yaml.Node, path string) {
+		if isNull(n) || !d.scalar(n, path) {
+			return
+		}
+		if n.Tag != "!!bool" {
+			d.fail(path, "%q must be true or false", n.Value)
+			return
+		}
+		*dst = strings.EqualFold(n.Value, "true")
+	}
+}
+
+func (d *decoder) integer(dst *int) field {
+	return func(n *yaml.Node, path string) {
+		if isNull(n) || !d.scalar(n, path) {
+			return
+		}
+		v, err := strconv.Atoi(n.Value)
+		if err != nil || n.Tag != "!!int" {
+			d.fail(path, "%q must be a whole number", n.Value)
+			return
+		}
+		*dst = v
+	}
+}
+
+func (d *decoder) number(dst *float64) field {
+	return func(n *yaml.Node, path string) {
+		if isNull(n) || !d.scalar(n, path) {
+			return
+		}
+		v, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsNaN(v) || math.IsInf(v, 0) {
+			d.fail(path, "%q must be a number", n.Value)
+			return
+		}
+		*dst = v
+	}
+}
+
+func (d *decoder) enum(dst *string) field { return d.str(dst) }
+
+func (d *decoder) policy(p *Policy) map[string]field {
+	var combine, mode string
+	return map[string]field{
+		"budget": func(n *yaml.Node, path string) {
+			combine, mode = string(p.Budget.Combine), string(p.Budget.Mode)
+			d.mapping(n, path, map[string]field{
+				"responseTime":        d.duration(&p.Budget.ResponseTime),
+				"processing":          d.duration(&p.Budget.Processing),
+				"failover":            d.duration(&p.Budget.Failover),
+				"restart":             d.duration(&p.Budget.Restart),
+				"networkInterruption": d.duration(&p.Budget.NetworkInterruption),
+				"appErrorRecovery":    d.duration(&p.Budget.AppErrorRecovery),
+				"combine":             d.enum(&combine),
+				"mode":                d.enum(&mode),
+			})
+			p.Budget.Combine, p.Budget.Mode = Combine(combine), Mode(mode)
+		},
+		"measured": func(n *yaml.Node, path string) {
+			d.mapping(n, path, map[string]field{
+				"percentile": d.number(&p.Measured.Percentile),
+				"floor":      d.duration(&p.Measured.Floor),
+				"ceiling":    d.duration(&p.Measured.Ceiling),
+				"minSamples": d.integer(&p.Measured.MinSamples),
+			})
+		},
+		"autoRestart": func(n *yaml.Node, path string) {
+			d.mapping(n, path, map[string]field{
+				"enabled":             d.boolean(&p.AutoRestart.Enabled),
+				"maxRestarts":         d.integer(&p.AutoRestart.MaxRestarts),
+				"window":              d.duration(&p.AutoRestart.Window),
+				"backoffInitial":      d.duration(&p.AutoRestart.BackoffInitial),
+				"backoffMax":          d.duration(&p.AutoRestart.BackoffMax),
+				"stopWhenNotExpected": d.boolean(&p.AutoRestart.StopWhenNotExpected),
+			})
+		},
+		"rpo": d.duration(&p.RPO),
+	}
+}
+
+// tokenSource is one token written as a value or as a file.
+type tokenSource struct{ value, file string }
+
+func (d *decoder) tokenFields(fields map[string]field, read, control *tokenSource) {
+	if !d.tokens {
+		return
+	}
+	fields["readToken"] = d.str(&read.value)
+	fields["readTokenFile"] = d.str(&read.file)
+	fields["controlToken"] = d.str(&control.value)
+	fields["controlTokenFile"] = d.str(&control.file)
+}
+
+var envRef = regexp.MustCompile(`^\$(?:\{(\w+)\}|(\w+))$`)
+
+// resolve turns a token source into the token: $VAR or ${VAR} reads the
+// environment (so a fleet file can be committed without its tokens), a file
+// is read and trimmed.
+func (d *decoder) resolve(src tokenSource, path, key string, fallback Secret) Secret {
+	switch {
+	case src.value != "" && src.file != "":
+		d.fail(join(path, key), "set either %s or %sFile, not both", key, key)
+		return ""
+	case src.file != "":
+		file := src.file
+		if !filepath.IsAbs(file) && d.baseDir != "" {
+			file = filepath.Join(d.baseDir, file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			d.fail(join(path, key+"File"), "cannot read %s: %v", file, errors.Unwrap(err))
+			return ""
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			d.fail(join(path, key+"File"), "%s is empty", file)
+		}
+		return Secret(t)
+	case src.value != "":
+		if m := envRef.FindStringSubmatch(src.value); m != nil {
+			return Secret(os.Getenv(m[1] + m[2]))
+		}
+		return Secret(src.value)
+	}
+	return fallback
+}
+
+func (d *decoder) config(root *yaml.Node, path string) Config {
+	cfg := Config{PollInterval: DefaultPollInterval, Defaults: DefaultPolicy()}
+	var read, control tokenSource
+	var agentNodes *yaml.Node
+	defaults := d.policy(&cfg.Defaults)
+	d.tokenFields(defaults, &read, &control)
+	d.mapping(root, path, map[string]field{
+		"pollInterval": d.duration(&cfg.PollInterval),
+		"defaults": func(n *yaml.Node, p string) {
+			d.mapping(n, p, defaults)
+		},
+		"agents": func(n *yaml.Node, _ string) { agentNodes = n },
+	}, "pollInterval", "defaults", "agents")
+	cfg.ReadToken = d.resolve(read, join(path, "defaults"), "readToken", "")
+	cfg.ControlToken = d.resolve(control, join(path, "defaults"), "controlToken", "")
+
+	agentsPath := join(path, "agents")
+	if isNull(agentNodes) {
+		return cfg
+	}
+	if agentNodes.Kind != yaml.SequenceNode {
+		d.fail(agentsPath, "must be a list%s", d.line(agentNodes))
+		return cfg
+	}
+	for i, n := range agentNodes.Content {
+		ap := fmt.Sprintf("%s[%d]", agentsPath, i)
+		a := Agent{Policy: cfg.Defaults}
+		var aread, acontrol tokenSource
+		fields := d.policy(&a.Policy)
+		fields["name"] = d.str(&a.Name)
+		fields["url"] = d.str(&a.URL)
+		fields["cluster"] = d.str(&a.Cluster)
+		d.tokenFields(fields, &aread, &acontrol)
+		if isNull(n) {
+			d.fail(ap, "must be a mapping with at least name and url")
+			continue
+		}
+		d.mapping(n, ap, fields)
+		a.ReadToken = d.resolve(aread, ap, "readToken", cfg.ReadToken)
+		a.ControlToken = d.resolve(acontrol, ap, "controlToken", cfg.ControlToken)
+		cfg.Agents = append(cfg.Agents, a)
+	}
+	return cfg
+}
