@@ -4,6 +4,7 @@
 package agentclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,12 +16,13 @@ import (
 	"time"
 )
 
-// Agent addresses one vigil-agent. ReadToken is sent as a bearer token when
-// set; it never appears in errors.
+// Agent addresses one vigil-agent. ReadToken is sent as a bearer token on
+// reads, ControlToken on restart and stop; neither ever appears in errors.
 type Agent struct {
-	Name      string
-	URL       string
-	ReadToken string
+	Name         string
+	URL          string
+	ReadToken    string
+	ControlToken string
 }
 
 // Health is what an agent said on GET /healthz.
@@ -38,6 +40,25 @@ type Client interface {
 	// Healthz asks the agent whether it is alive. A nil error means the agent
 	// answered with a 2xx status; any other outcome is an *Error.
 	Healthz(ctx context.Context, agent Agent) (Health, error)
+}
+
+// API is everything the monitor engine asks of agents. Every failed call
+// returns an *Error, except a refused ifGeneration, which is a
+// *StaleGenerationError.
+type API interface {
+	Client
+	// Status fetches GET /v1/status. The body is returned undecoded: the
+	// response package decodes it, so that an answer that cannot be
+	// understood is an observation with a reason, not a transport error.
+	Status(ctx context.Context, agent Agent) (Answer, error)
+	// Restart asks POST /v1/processes/{name}/restart with the control token.
+	Restart(ctx context.Context, agent Agent, process string, req ControlRequest) (StartResult, error)
+	// Stop asks POST /v1/processes/{name}/stop with the control token.
+	Stop(ctx context.Context, agent Agent, process string, req ControlRequest) (StopResult, error)
+	// Events fetches GET /v1/events?since=SEQ&limit=N (since is exclusive).
+	Events(ctx context.Context, agent Agent, since int64, limit int) (Events, error)
+	// Diagnose finds out why an agent is silent: DNS, TCP connect, HTTP.
+	Diagnose(ctx context.Context, agent Agent) Diagnosis
 }
 
 // Fault says whose fault a failed call is.
@@ -59,15 +80,24 @@ type Error struct {
 	Agent string
 	// URL is the URL that was requested, redacted.
 	URL string
+	// Method is the HTTP method; empty means GET.
+	Method string
 	// StatusCode is set for FaultAgent.
 	StatusCode int
+	// Code is the agent's own error code ("unknown_process", ...), when it
+	// sent one.
+	Code string
 	// Detail says what went wrong, in words meant for the person on call.
 	Detail string
 	Err    error
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("%s: GET %s: %s", e.Fault, e.URL, e.Detail)
+	method := e.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	return fmt.Sprintf("%s: %s %s: %s", e.Fault, method, e.URL, e.Detail)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -82,16 +112,19 @@ func isNetTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// maxBody bounds what is read from an agent: a misbehaving agent must not be
-// able to exhaust the monitor's memory.
-const maxBody = 1 << 20
+// MaxAnswer bounds what is read from an agent: a misbehaving agent must not
+// be able to exhaust the monitor's memory. A longer answer is refused.
+const MaxAnswer = 1 << 20
+
+// ErrTooLarge is wrapped by the *Error for an answer over MaxAnswer.
+var ErrTooLarge = errors.New("answer larger than 1 MiB")
 
 // HTTPClient is the Client over HTTP.
 type HTTPClient struct {
 	http *http.Client
 }
 
-var _ Client = (*HTTPClient)(nil)
+var _ API = (*HTTPClient)(nil)
 
 // New returns a Client using hc, or a client with its own transport when hc
 // is nil. Deadlines come from the caller's context.
@@ -107,49 +140,74 @@ func (c *HTTPClient) Close() { c.http.CloseIdleConnections() }
 
 // Healthz implements Client.
 func (c *HTTPClient) Healthz(ctx context.Context, agent Agent) (Health, error) {
-	target, redacted, err := endpoint(agent.URL, "/healthz")
+	ans, err := c.do(ctx, agent, http.MethodGet, "/healthz", "", agent.ReadToken, nil)
 	if err != nil {
-		return Health{}, &Error{Fault: FaultConfig, Agent: agent.Name, URL: redacted, Detail: err.Error(), Err: err}
+		return Health{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return Health{}, &Error{Fault: FaultConfig, Agent: agent.Name, URL: redacted, Detail: "cannot build request", Err: err}
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "vigil-monitor")
-	if agent.ReadToken != "" {
-		req.Header.Set("Authorization", "Bearer "+agent.ReadToken)
-	}
-
-	start := time.Now()
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return Health{}, networkError(agent, redacted, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	rtt := time.Since(start)
-	if err != nil {
-		return Health{}, networkError(agent, redacted, err)
-	}
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Health{}, &Error{
-			Fault: FaultAgent, Agent: agent.Name, URL: redacted, StatusCode: resp.StatusCode,
-			Detail: statusDetail(resp.StatusCode, body),
-		}
-	}
-	h := Health{StatusCode: resp.StatusCode, RTT: rtt}
+	h := Health{StatusCode: ans.StatusCode, RTT: ans.RTT}
 	var parsed struct {
 		Status string `json:"status"`
 	}
-	if json.Unmarshal(body, &parsed) == nil {
+	if json.Unmarshal(ans.Body, &parsed) == nil {
 		h.Status = parsed.Status
 	}
 	return h, nil
 }
 
-func networkError(agent Agent, redacted string, err error) *Error {
+// do sends one request and reads the whole answer, refusing one over
+// MaxAnswer. A non-2xx answer is an *Error with the agent's own message.
+func (c *HTTPClient) do(ctx context.Context, agent Agent, method, path, query, token string, body []byte) (Answer, error) {
+	target, redacted, err := endpoint(agent.URL, path)
+	if err != nil {
+		return Answer{}, &Error{Fault: FaultConfig, Agent: agent.Name, Method: method, URL: redacted, Detail: err.Error(), Err: err}
+	}
+	if query != "" {
+		target += "?" + query
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return Answer{}, &Error{Fault: FaultConfig, Agent: agent.Name, Method: method, URL: redacted, Detail: "cannot build request", Err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "vigil-monitor")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Answer{}, networkError(agent, method, redacted, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	rtt := time.Since(start)
+	if err != nil {
+		return Answer{}, networkError(agent, method, redacted, err)
+	}
+	if len(raw) > MaxAnswer {
+		return Answer{}, &Error{
+			Fault: FaultAgent, Agent: agent.Name, Method: method, URL: redacted, StatusCode: resp.StatusCode,
+			Detail: "answer larger than 1 MiB refused: is this URL a vigil-agent?", Err: ErrTooLarge,
+		}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Answer{StatusCode: resp.StatusCode, Body: raw, RTT: rtt}, &Error{
+			Fault: FaultAgent, Agent: agent.Name, Method: method, URL: redacted, StatusCode: resp.StatusCode,
+			Code: agentCode(raw), Detail: statusDetail(method, resp.StatusCode, raw),
+		}
+	}
+	return Answer{StatusCode: resp.StatusCode, Body: raw, RTT: rtt}, nil
+}
+
+func networkError(agent Agent, method, redacted string, err error) *Error {
 	detail := "no answer"
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || isNetTimeout(err):
@@ -165,17 +223,21 @@ func networkError(agent Agent, redacted string, err error) *Error {
 		cause = ue.Err
 	}
 	return &Error{
-		Fault: FaultNetwork, Agent: agent.Name, URL: redacted,
+		Fault: FaultNetwork, Agent: agent.Name, Method: method, URL: redacted,
 		Detail: detail + " (" + cause.Error() + "): is the agent running and the host and port reachable?",
 		Err:    err,
 	}
 }
 
-func statusDetail(code int, body []byte) string {
+func statusDetail(method string, code int, body []byte) string {
 	detail := fmt.Sprintf("HTTP %d %s", code, http.StatusText(code))
 	switch code {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		detail += ": the agent refused the read token; check readToken for this agent"
+		if method == http.MethodPost {
+			detail += ": the agent refused the control token; check controlToken for this agent"
+		} else {
+			detail += ": the agent refused the read token; check readToken for this agent"
+		}
 	case http.StatusNotFound:
 		detail += ": is this URL a vigil-agent?"
 	}
@@ -183,6 +245,19 @@ func statusDetail(code int, body []byte) string {
 		detail += ": " + msg
 	}
 	return detail
+}
+
+// agentCode extracts the agent's error code ({"error":{"code"}}).
+func agentCode(body []byte) string {
+	var parsed struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &parsed) == nil {
+		return parsed.Error.Code
+	}
+	return ""
 }
 
 // agentMessage extracts the agent's own error message ({"error":{"message"}})

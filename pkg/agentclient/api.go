@@ -1,0 +1,257 @@
+package agentclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Answer is a raw 2xx answer.
+type Answer struct {
+	StatusCode int
+	Body       []byte
+	// RTT is the time from sending the request to reading the whole answer.
+	RTT time.Duration
+}
+
+// ControlRequest is the body of restart and stop (schema ControlRequest).
+type ControlRequest struct {
+	// IfGeneration makes the agent refuse (409) unless it is the current
+	// generation, so two monitors never restart one process twice.
+	IfGeneration *int64 `json:"ifGeneration,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	RequestedBy  string `json:"requestedBy,omitempty"`
+}
+
+// The wire types below follow agent/openapi.json; TestTypesMatchOpenAPI keeps
+// them equal to it (tags as in package response: vigil:"required" for a
+// required key, enum for accepted values, "-" when not checked).
+
+// StartResult is the answer to restart (schema StartResult).
+type StartResult struct {
+	Generation int64      `json:"generation" vigil:"required"`
+	PID        *int64     `json:"pid" vigil:"required"`
+	StartedAt  *time.Time `json:"startedAt" vigil:"required"`
+}
+
+// StopResult is the answer to stop (schema StopResult).
+type StopResult struct {
+	Generation int64  `json:"generation" vigil:"required"`
+	State      string `json:"state" vigil:"required" enum:"-"`
+}
+
+// Events is the answer to GET /v1/events (schema Events).
+type Events struct {
+	Events []Event `json:"events" vigil:"required"`
+	// Next is passed as since on the following call.
+	Next int64 `json:"next" vigil:"required"`
+}
+
+// Event is one agent event (schema Event). Fields besides Seq, Time, Type and
+// Reason depend on the type.
+type Event struct {
+	Seq         int64     `json:"seq" vigil:"required"`
+	Time        time.Time `json:"time" vigil:"required"`
+	Type        string    `json:"type" vigil:"required" enum:"-"`
+	Reason      string    `json:"reason" vigil:"required"`
+	Process     string    `json:"process,omitempty"`
+	Generation  *int64    `json:"generation,omitempty"`
+	PID         *int64    `json:"pid,omitempty"`
+	Code        *int64    `json:"code,omitempty"`
+	Signal      *string   `json:"signal,omitempty"`
+	RequestedBy string    `json:"requestedBy,omitempty"`
+	From        *string   `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+}
+
+// StaleGenerationError is the agent's 409: the generation the caller
+// expected is no longer current, so someone else already restarted (or
+// stopped) the process. It is not a failure of the agent.
+type StaleGenerationError struct {
+	Agent   string
+	Process string
+	// Expected is the ifGeneration that was sent; Current is the agent's.
+	Expected int64
+	Current  int64
+}
+
+func (e *StaleGenerationError) Error() string {
+	return fmt.Sprintf("agent %s refused the call on %s: generation %d is no longer current (now %d); another monitor or a person acted first",
+		e.Agent, e.Process, e.Expected, e.Current)
+}
+
+// Status implements API.
+func (c *HTTPClient) Status(ctx context.Context, agent Agent) (Answer, error) {
+	return c.do(ctx, agent, http.MethodGet, "/v1/status", "", agent.ReadToken, nil)
+}
+
+// Restart implements API.
+func (c *HTTPClient) Restart(ctx context.Context, agent Agent, process string, req ControlRequest) (StartResult, error) {
+	var res StartResult
+	err := c.control(ctx, agent, process, "restart", req, &res)
+	return res, err
+}
+
+// Stop implements API.
+func (c *HTTPClient) Stop(ctx context.Context, agent Agent, process string, req ControlRequest) (StopResult, error) {
+	var res StopResult
+	err := c.control(ctx, agent, process, "stop", req, &res)
+	return res, err
+}
+
+func (c *HTTPClient) control(ctx context.Context, agent Agent, process, verb string, req ControlRequest, out any) error {
+	path := "/v1/processes/" + url.PathEscape(process) + "/" + verb
+	if agent.ControlToken == "" {
+		_, redacted, _ := endpoint(agent.URL, path)
+		return &Error{Fault: FaultConfig, Agent: agent.Name, Method: http.MethodPost, URL: redacted,
+			Detail: "no control token configured for this agent: set controlToken (or controlTokenFile)"}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	ans, err := c.do(ctx, agent, http.MethodPost, path, "", agent.ControlToken, body)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && ae.Code == "stale_generation" {
+			stale := &StaleGenerationError{Agent: agent.Name, Process: process}
+			if req.IfGeneration != nil {
+				stale.Expected = *req.IfGeneration
+			}
+			var parsed struct {
+				Error struct {
+					Generation int64 `json:"generation"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(ans.Body, &parsed) == nil {
+				stale.Current = parsed.Error.Generation
+			}
+			return stale
+		}
+		return err
+	}
+	if err := json.Unmarshal(ans.Body, out); err != nil {
+		_, redacted, _ := endpoint(agent.URL, path)
+		return &Error{Fault: FaultAgent, Agent: agent.Name, Method: http.MethodPost, URL: redacted, StatusCode: ans.StatusCode,
+			Detail: "the answer is not the expected JSON: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// Events implements API.
+func (c *HTTPClient) Events(ctx context.Context, agent Agent, since int64, limit int) (Events, error) {
+	q := url.Values{}
+	q.Set("since", strconv.FormatInt(since, 10))
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	ans, err := c.do(ctx, agent, http.MethodGet, "/v1/events", q.Encode(), agent.ReadToken, nil)
+	if err != nil {
+		return Events{}, err
+	}
+	var ev Events
+	if err := json.Unmarshal(ans.Body, &ev); err != nil {
+		_, redacted, _ := endpoint(agent.URL, "/v1/events")
+		return Events{}, &Error{Fault: FaultAgent, Agent: agent.Name, URL: redacted, StatusCode: ans.StatusCode,
+			Detail: "the answer is not the expected JSON: " + err.Error(), Err: err}
+	}
+	return ev, nil
+}
+
+// Step is one check of a diagnosis.
+type Step struct {
+	// Done is false when an earlier step failed and this one was not tried.
+	Done   bool   `json:"done"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Diagnosis says how far a request to a silent agent gets.
+type Diagnosis struct {
+	DNS  Step `json:"dns"`
+	TCP  Step `json:"tcp"`
+	HTTP Step `json:"http"`
+}
+
+// String is one line for an event: "dns ok (127.0.0.1); tcp failed (connection refused); http not tried".
+func (d Diagnosis) String() string {
+	parts := make([]string, 0, 3)
+	for _, s := range []struct {
+		name string
+		step Step
+	}{{"dns", d.DNS}, {"tcp", d.TCP}, {"http", d.HTTP}} {
+		switch {
+		case !s.step.Done:
+			parts = append(parts, s.name+" not tried")
+		case s.step.OK:
+			parts = append(parts, s.name+" ok ("+s.step.Detail+")")
+		default:
+			parts = append(parts, s.name+" failed ("+s.step.Detail+")")
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Diagnose implements API. Each step gets the caller's deadline.
+func (c *HTTPClient) Diagnose(ctx context.Context, agent Agent) Diagnosis {
+	var d Diagnosis
+	u, err := url.Parse(agent.URL)
+	if err != nil || u.Hostname() == "" {
+		d.DNS = Step{Done: true, Detail: "the agent URL has no host"}
+		return d
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		d.DNS = Step{Done: true, Detail: shortNetError(err)}
+		return d
+	}
+	d.DNS = Step{Done: true, OK: true, Detail: strings.Join(addrs, ", ")}
+
+	var dialer net.Dialer
+	start := time.Now()
+	conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		d.TCP = Step{Done: true, Detail: shortNetError(err)}
+		return d
+	}
+	_ = conn.Close()
+	d.TCP = Step{Done: true, OK: true, Detail: "port " + port + " open in " + time.Since(start).Round(time.Millisecond).String()}
+
+	h, err := c.Healthz(ctx, agent)
+	if err != nil {
+		var ae *Error
+		detail := err.Error()
+		if errors.As(err, &ae) {
+			detail = ae.Detail
+		}
+		d.HTTP = Step{Done: true, Detail: detail}
+		return d
+	}
+	d.HTTP = Step{Done: true, OK: true, Detail: fmt.Sprintf("/healthz answered %d in %s", h.StatusCode, h.RTT.Round(time.Millisecond))}
+	return d
+}
+
+func shortNetError(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer before the timeout"
+	}
+	return err.Error()
+}
