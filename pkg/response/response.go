@@ -1,0 +1,206 @@
+// Package response decodes and judges one answer of an agent to
+// GET /v1/status.
+//
+// Parse turns the raw body into a Status, or into an error whose text is a
+// precise reason ("processes[0].generation: missing"): the caller shows it as
+// the reason of an UNKNOWN state. Parse never panics, whatever the input (it
+// is fuzzed), ignores unknown keys, and refuses bodies over 1 MiB.
+//
+// Classify then gives every process a Verdict: running where expected,
+// starting, down where expected (remediation restarts it), not expected
+// (passive node: STANDBY), still running where not expected (a node that is
+// no longer active), or not expected because the role is unknown.
+package response
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// MaxBody is the largest answer Parse accepts.
+const MaxBody = 1 << 20
+
+// Parse decodes a status answer. The error says exactly what is wrong.
+func Parse(body []byte) (st Status, err error) {
+	defer func() {
+		// The checks below make a panic impossible as far as we know; should
+		// one slip through, an answer must still never bring the monitor down.
+		if r := recover(); r != nil {
+			st, err = Status{}, fmt.Errorf("the answer could not be decoded (%v)", r)
+		}
+	}()
+	if len(body) > MaxBody {
+		return Status{}, fmt.Errorf("the answer is larger than 1 MiB (%d bytes)", len(body))
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Status{}, errors.New("the answer is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return Status{}, fmt.Errorf("the answer is not JSON: %s", err.Error())
+	}
+	if dec.More() {
+		return Status{}, errors.New("the answer is not JSON: more than one value")
+	}
+	if err := check(tree, reflect.TypeFor[Status](), ""); err != nil {
+		return Status{}, err
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return Status{}, fmt.Errorf("the answer does not match the status schema: %s", err.Error())
+	}
+	return st, nil
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func describe(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func at(path string) string {
+	if path == "" {
+		return "the answer"
+	}
+	return path
+}
+
+// check validates a decoded JSON value against a Go type of this package,
+// using the tags described in types.go.
+func check(v any, t reflect.Type, path string) error {
+	if t.Kind() == reflect.Pointer {
+		if v == nil {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if v == nil {
+		return fmt.Errorf("%s: must not be null", at(path))
+	}
+	want := func(what string) error { return fmt.Errorf("%s: want %s, got %s", at(path), what, describe(v)) }
+	switch {
+	case t == timeType:
+		s, ok := v.(string)
+		if !ok {
+			return want("a date-time string")
+		}
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return fmt.Errorf("%s: %q is not an RFC 3339 date-time", at(path), truncate(s))
+		}
+		return nil
+	case t.Kind() == reflect.String:
+		if _, ok := v.(string); !ok {
+			return want("a string")
+		}
+		return nil
+	case t.Kind() == reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return want("true or false")
+		}
+		return nil
+	case t.Kind() == reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return want("an integer")
+		}
+		if _, err := n.Int64(); err != nil {
+			return fmt.Errorf("%s: %s is not a 64-bit integer", at(path), truncate(n.String()))
+		}
+		return nil
+	case t.Kind() == reflect.Float64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return want("a number")
+		}
+		if _, err := n.Float64(); err != nil {
+			return fmt.Errorf("%s: %s is out of range", at(path), truncate(n.String()))
+		}
+		return nil
+	case t.Kind() == reflect.Slice:
+		items, ok := v.([]any)
+		if !ok {
+			return want("a list")
+		}
+		for i, item := range items {
+			if err := check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return want("an object")
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := jsonName(f)
+			fp := name
+			if path != "" {
+				fp = path + "." + name
+			}
+			fv, present := obj[name]
+			if !present {
+				if f.Tag.Get("vigil") == "required" {
+					return fmt.Errorf("%s: missing", fp)
+				}
+				continue
+			}
+			if err := check(fv, f.Type, fp); err != nil {
+				return err
+			}
+			if enum := f.Tag.Get("enum"); enum != "" && enum != "-" {
+				if s, ok := fv.(string); ok && !contains(strings.Split(enum, ","), s) {
+					return fmt.Errorf("%s: %q is not one of %s", fp, truncate(s), strings.ReplaceAll(enum, ",", ", "))
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: no rule for %s", at(path), t)
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string) string {
+	const max = 60
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,70 @@
+package response
+
+import "time"
+
+// The types below mirror agent/openapi.json (schemas Status and Process).
+// Tags: json names the key; vigil:"required" marks a key the schema
+// requires; enum lists the values the parser accepts ("-": not checked, the
+// value is informational only). A pointer is a key that may be null or
+// absent. TestTypesMatchOpenAPI keeps all of this equal to the contract.
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	APIVersion string    `json:"apiVersion" vigil:"required" enum:"v1"`
+	Time       time.Time `json:"time" vigil:"required"`
+	Agent      AgentInfo `json:"agent" vigil:"required"`
+	// Cluster is nil on a standalone agent.
+	Cluster   *Cluster  `json:"cluster" vigil:"required"`
+	Processes []Process `json:"processes" vigil:"required"`
+}
+
+// AgentInfo identifies the agent process; StartedAt changes when the agent
+// (or its machine) restarts.
+type AgentInfo struct {
+	ID        string    `json:"id" vigil:"required"`
+	Version   string    `json:"version" vigil:"required"`
+	Hostname  string    `json:"hostname" vigil:"required"`
+	StartedAt time.Time `json:"startedAt" vigil:"required"`
+	PID       *int64    `json:"pid"`
+}
+
+// Cluster is the node's cluster membership and role as the agent read it.
+type Cluster struct {
+	Name       string     `json:"name" vigil:"required"`
+	Node       string     `json:"node" vigil:"required"`
+	Role       string     `json:"role" vigil:"required" enum:"active,passive,unknown"`
+	RoleReadAt *time.Time `json:"roleReadAt"`
+	RoleError  *string    `json:"roleError"`
+}
+
+// Process is one supervised CDP process.
+type Process struct {
+	Name                 string      `json:"name" vigil:"required"`
+	Kind                 string      `json:"kind" vigil:"required" enum:"-"`
+	State                string      `json:"state" vigil:"required" enum:"running,starting,stopping,stopped,crashed"`
+	Expected             bool        `json:"expected" vigil:"required"`
+	PID                  *int64      `json:"pid" vigil:"required"`
+	Generation           int64       `json:"generation" vigil:"required"`
+	StartedAt            *time.Time  `json:"startedAt" vigil:"required"`
+	Restarts             int64       `json:"restarts" vigil:"required"`
+	LastExit             *Exit       `json:"lastExit" vigil:"required"`
+	Protection           *Protection `json:"protection" vigil:"required"`
+	AutoRestart          *bool       `json:"autoRestart"`
+	AutoRestartSuspended *bool       `json:"autoRestartSuspended"`
+}
+
+// Exit is how a process last ended.
+type Exit struct {
+	Code   *int64    `json:"code" vigil:"required"`
+	Signal *string   `json:"signal" vigil:"required"`
+	At     time.Time `json:"at" vigil:"required"`
+}
+
+// Protection is replication progress, for kinds that know it.
+type Protection struct {
+	LastChangeAt     *time.Time `json:"lastChangeAt" vigil:"required"`
+	LastReplicatedAt *time.Time `json:"lastReplicatedAt" vigil:"required"`
+	LagSeconds       *float64   `json:"lagSeconds" vigil:"required"`
+	PendingChanges   *int64     `json:"pendingChanges" vigil:"required"`
+	PendingBytes     *int64     `json:"pendingBytes" vigil:"required"`
+}
