@@ -1,7 +1,8 @@
 // Builds the app and its nested plugins into dist/, in the layout Grafana's plugin loader expects:
 // one AMD module.js per plugin, Grafana's shared libraries left external, manifests and assets copied.
-// Modelled on Grafana's create-plugin configuration; the repository layout (app manifest at the root,
-// nested plugins under src/) is Vigil's own.
+// Modelled on the configuration that @grafana/create-plugin scaffolds (webpack with SWC, AMD output,
+// Grafana's libraries external); the repository layout (app manifest at the root, nested plugins
+// under src/) is Vigil's own.
 import CopyWebpackPlugin from 'copy-webpack-plugin';
 import fs from 'fs';
 import path from 'path';

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 
-import { ROOT, launchBrowser, openHarness, screenshot, startHost, type Host } from './support';
+import { ARTIFACTS, ROOT, launchBrowser, openHarness, screenshot, startHost, type Host } from './support';
 
 describe('built plugins in Chromium', () => {
   let host: Host;
@@ -36,6 +36,9 @@ describe('built plugins in Chromium', () => {
     assert.match((await row.textContent()) ?? '', /cluster demo-ha/);
     assert.equal(await page.getByTestId(/^vigil-restart-row-/).count(), 3);
     await screenshot(page, 'foundation-restart-panel');
+    await page
+      .getByTestId('vigil-restart-panel')
+      .screenshot({ path: `${ARTIFACTS}/foundation-restart-panel-only.png` });
     assert.deepEqual(errors, []);
   });
 
