@@ -94,7 +94,7 @@ func TestTransitions(t *testing.T) {
 				wantReason: "auto-restart suspended: 3 restarts within 1m0s (running); a person must act or the window pass"},
 			// At 61 s the first restart has left the window: 2 remain, not more than maxRestarts.
 			{at: 61 * time.Second, v: verdict(response.Down, 4), wantAct: Restart, resultGen: 5, want: state.Degraded, wantTrip: true,
-				wantNote: "auto-restart resumed: fewer than 3 restarts within 1m0s",
+				wantNote:   "auto-restart resumed: fewer than 3 restarts within 1m0s",
 				wantReason: "auto-restart suspended: 3 restarts within 1m0s; a person must act or the window pass"},
 		}},
 		{name: "restarts spread wider than the window never trip", policy: policy(func(p *fleet.AutoRestart) {
