@@ -70,7 +70,8 @@ jest: node_modules/.install-stamp
 go-vet:
 	go vet ./...
 
-go-test:
+# Some Go tests run the real agent (internal/agentproc), so it is built first.
+go-test: agent
 	go test $(GO_TEST_FLAGS) ./...
 
 agent-test: node_modules/.install-stamp

@@ -30,8 +30,9 @@ const usage = `Usage: vigil <command> [flags]
 Commands:
   version   print the version
   watch     poll every agent of a fleet and print a table each interval
+  check     a Nagios/Icinga plugin: poll one agent once (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
 
-Run "vigil watch -h" for the flags of watch.
+Run "vigil watch -h" or "vigil check -h" for their flags.
 `
 
 // Run executes the command line and returns the exit code.
@@ -46,6 +47,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	case "watch":
 		return runWatch(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK

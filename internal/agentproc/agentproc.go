@@ -1,0 +1,246 @@
+// Package agentproc starts real vigil-agent processes for Go tests: the built
+// agent (agent/dist/cli.js) under Node.js, on a loopback port, with a
+// temporary state directory and real supervised child processes. It is for
+// tests only.
+package agentproc
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Tokens every test agent accepts.
+const (
+	ReadToken    = "read-token-0123456789abcdef"
+	ControlToken = "control-token-0123456789abcdef"
+)
+
+// Process is one supervised process in the agent's configuration.
+type Process struct {
+	Name        string   `yaml:"name"`
+	Kind        string   `yaml:"kind"`
+	Command     []string `yaml:"command,omitempty"`
+	StartOnBoot *bool    `yaml:"startOnBoot,omitempty"`
+	RunOn       string   `yaml:"runOn,omitempty"`
+	StopTimeout string   `yaml:"stopTimeout,omitempty"`
+	AutoRestart *bool    `yaml:"autoRestart,omitempty"`
+}
+
+// Options configure one agent. Zero values give a standalone agent with one
+// process "cdp" running a long sleep.
+type Options struct {
+	Processes []Process
+	// Cluster and Node make the agent a cluster member whose role is read
+	// from RoleFile (holding "active" or "passive").
+	Cluster, Node, RoleFile string
+}
+
+// Agent is a running (or stopped) test agent.
+type Agent struct {
+	t       testing.TB
+	dir     string
+	config  string
+	port    int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	stderr  *strings.Builder
+	exited  chan struct{}
+	stopped bool
+}
+
+// Start writes a configuration and starts the agent, waiting until it serves
+// /healthz. The agent is stopped (SIGTERM) when the test ends.
+func Start(t testing.TB, opts Options) *Agent {
+	t.Helper()
+	cli := CLIPath(t)
+	dir := t.TempDir()
+	if len(opts.Processes) == 0 {
+		opts.Processes = []Process{{Name: "cdp", Kind: "command", Command: []string{"sleep", "100000"}}}
+	}
+	cfg := map[string]any{
+		"listen":   "127.0.0.1:0",
+		"stateDir": filepath.Join(dir, "state"),
+		"auth":     map[string]any{"readToken": ReadToken, "controlToken": ControlToken},
+		// Fast stops keep the tests quick; the agent's default is 10 s.
+		"processes": withStopTimeout(opts.Processes),
+	}
+	if opts.Cluster != "" {
+		cfg["cluster"] = map[string]any{"name": opts.Cluster, "node": opts.Node, "role": map[string]any{"file": opts.RoleFile}}
+	}
+	a := &Agent{t: t, dir: dir, config: filepath.Join(dir, "agent.yaml")}
+	a.writeConfig(cfg)
+	a.start(cli)
+	// Later starts reuse the port, so the agent keeps its URL across restarts.
+	cfg["listen"] = fmt.Sprintf("127.0.0.1:%d", a.port)
+	a.writeConfig(cfg)
+	t.Cleanup(a.Stop)
+	return a
+}
+
+func withStopTimeout(ps []Process) []Process {
+	out := append([]Process(nil), ps...)
+	for i := range out {
+		if out[i].StopTimeout == "" {
+			out[i].StopTimeout = "2s"
+		}
+	}
+	return out
+}
+
+// CLIPath is the built agent's entry point; the test fails, with what to do,
+// when Node.js or the build is missing.
+func CLIPath(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	cli := filepath.Join(root, "agent", "dist", "cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("the built agent is missing (%v): run `make agent` (or `npm run build -w agent`) first", err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("Node.js is needed to run vigil-agent: %v", err)
+	}
+	return cli
+}
+
+func (a *Agent) writeConfig(cfg map[string]any) {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := os.WriteFile(a.config, b, 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *Agent) start(cli string) {
+	a.t.Helper()
+	cmd := exec.Command("node", cli, "run", "--config", a.config)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		a.t.Fatalf("starting vigil-agent: %v", err)
+	}
+	a.mu.Lock()
+	a.cmd, a.stderr, a.exited, a.stopped = cmd, &strings.Builder{}, make(chan struct{}), false
+	log, exited := a.stderr, a.exited
+	a.mu.Unlock()
+
+	listening := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			a.mu.Lock()
+			log.WriteString(line + "\n")
+			a.mu.Unlock()
+			var entry struct {
+				Msg     string `json:"msg"`
+				Address string `json:"address"`
+			}
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
+				var port int
+				if i := strings.LastIndex(entry.Address, ":"); i >= 0 {
+					_, _ = fmt.Sscanf(entry.Address[i+1:], "%d", &port)
+				}
+				listening <- port
+			}
+		}
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case a.port = <-listening:
+	case <-exited:
+		a.t.Fatalf("vigil-agent exited before listening:\n%s", a.Log())
+	case <-time.After(20 * time.Second):
+		a.t.Fatalf("vigil-agent did not listen within 20 s:\n%s", a.Log())
+	}
+	a.waitHealthy()
+}
+
+func (a *Agent) waitHealthy() {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(a.URL() + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.t.Fatalf("vigil-agent at %s never answered /healthz:\n%s", a.URL(), a.Log())
+}
+
+// URL is the agent's base URL, the same across restarts.
+func (a *Agent) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", a.port) }
+
+// Dir is the agent's temporary folder (its stateDir is Dir()/state).
+func (a *Agent) Dir() string { return a.dir }
+
+// Log is everything the agent wrote on stderr so far.
+func (a *Agent) Log() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stderr == nil {
+		return ""
+	}
+	return a.stderr.String()
+}
+
+// Kill sends SIGKILL to the agent alone, as a crash would; its supervised
+// processes stay, and a later Restart adopts them.
+func (a *Agent) Kill() {
+	a.signal(syscall.SIGKILL)
+}
+
+// Stop stops the agent gracefully (SIGTERM), which stops its processes too.
+func (a *Agent) Stop() {
+	a.signal(syscall.SIGTERM)
+}
+
+func (a *Agent) signal(sig syscall.Signal) {
+	a.mu.Lock()
+	cmd, exited, stopped := a.cmd, a.exited, a.stopped
+	a.stopped = true
+	a.mu.Unlock()
+	if cmd == nil || stopped {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Restart starts the agent again with the same configuration, port and state.
+func (a *Agent) Restart() {
+	a.t.Helper()
+	a.mu.Lock()
+	stopped := a.stopped
+	a.mu.Unlock()
+	if !stopped {
+		a.t.Fatal("Restart: the agent is still running; Kill or Stop it first")
+	}
+	a.start(CLIPath(a.t))
+}

@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/response"
+)
+
+// Nagios/Icinga plugin states, by the monitoring-plugins guidelines.
+const (
+	NagiosOK       = 0
+	NagiosWarning  = 1
+	NagiosCritical = 2
+	NagiosUnknown  = 3
+)
+
+var nagiosNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
+
+// checkOptions are the flags of "vigil check".
+type checkOptions struct {
+	agentURL  string
+	token     string
+	timeout   time.Duration
+	lagWarn   time.Duration
+	lagCrit   time.Duration
+	agentName string
+}
+
+// checkResult is the verdict of one check: a plugin state, the sentence behind
+// it and the performance data. It is returned whole so that tests (and a
+// future caller such as a backup job's pre-check) see why, not just a code.
+type checkResult struct {
+	State    int
+	Summary  string
+	Details  []string
+	PerfData []string
+}
+
+// Line is the one status line a monitoring system shows, with performance
+// data after "|".
+func (r checkResult) Line() string {
+	line := fmt.Sprintf("CDP %s - %s", nagiosNames[r.State], r.Summary)
+	if len(r.PerfData) > 0 {
+		line += " | " + strings.Join(r.PerfData, " ")
+	}
+	return line
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o checkOptions
+	var tokenFile string
+	fs.StringVar(&o.agentURL, "agent", "", "the agent's base URL, e.g. http://10.0.0.5:7070 (required)")
+	fs.StringVar(&o.token, "token", "", "the agent's read token (visible to other users in the process list: prefer --token-file or VIGIL_READ_TOKEN)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the agent's read token")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long to wait for the agent's answer")
+	fs.DurationVar(&o.lagWarn, "lag-warn", 60*time.Second, "protection lag at or above which the check warns")
+	fs.DurationVar(&o.lagCrit, "lag-crit", 300*time.Second, "protection lag at or above which the check is critical")
+	// Usage errors are UNKNOWN, not CRITICAL: the plugin, not CDP, is at fault.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return NagiosOK
+		}
+		return NagiosUnknown
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stdout, "CDP UNKNOWN - vigil check: %s\n", fmt.Sprintf(format, a...))
+		return NagiosUnknown
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if o.agentURL == "" {
+		return usageErr("--agent URL is required")
+	}
+	if u, err := url.Parse(o.agentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErr("--agent: %q is not an absolute http or https URL", o.agentURL)
+	}
+	if o.timeout <= 0 {
+		return usageErr("--timeout must be positive")
+	}
+	if o.lagWarn < 0 || o.lagCrit < 0 || (o.lagCrit > 0 && o.lagWarn > o.lagCrit) {
+		return usageErr("--lag-warn (%s) must not be above --lag-crit (%s)", o.lagWarn, o.lagCrit)
+	}
+	if o.token != "" && tokenFile != "" {
+		return usageErr("give --token or --token-file, not both")
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return usageErr("--token-file: %v", err)
+		}
+		o.token = strings.TrimSpace(string(b))
+		if o.token == "" {
+			return usageErr("--token-file: %s is empty", tokenFile)
+		}
+	}
+	if o.token == "" {
+		o.token = os.Getenv("VIGIL_READ_TOKEN")
+	}
+
+	client := agentclient.New(nil)
+	defer client.Close()
+	result := check(ctx, client, o)
+	fmt.Fprintln(stdout, result.Line())
+	for _, d := range result.Details {
+		fmt.Fprintln(stdout, d)
+	}
+	return result.State
+}
+
+// check polls one agent once and judges what it says.
+func check(ctx context.Context, client agentclient.API, o checkOptions) checkResult {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	agent := agentclient.Agent{Name: o.agentName, URL: o.agentURL, ReadToken: o.token}
+	answer, err := client.Status(ctx, agent)
+	if err != nil {
+		return unansweredResult(err, o.timeout)
+	}
+	perf := []string{perf("rtt", answer.RTT.Seconds(), "s", "", "", "0")}
+	status, err := response.Parse(answer.Body)
+	if err != nil {
+		return checkResult{State: NagiosUnknown, Summary: "the agent's answer cannot be understood: " + err.Error(), PerfData: perf}
+	}
+	return judge(response.Classify(status), o, perf)
+}
+
+func unansweredResult(err error, timeout time.Duration) checkResult {
+	var ae *agentclient.Error
+	if !errors.As(err, &ae) {
+		return checkResult{State: NagiosUnknown, Summary: err.Error()}
+	}
+	switch {
+	case ae.IsTimeout():
+		return checkResult{State: NagiosCritical, Summary: fmt.Sprintf("agent unreachable: no answer within %s (%s)", timeout, ae.URL)}
+	case ae.Fault == agentclient.FaultNetwork:
+		return checkResult{State: NagiosCritical, Summary: "agent unreachable: " + ae.Error()}
+	case ae.Fault == agentclient.FaultAgent && ae.StatusCode >= 500:
+		return checkResult{State: NagiosCritical, Summary: "the agent answered with an error: " + ae.Error()}
+	case ae.Fault == agentclient.FaultAgent && (ae.StatusCode == 401 || ae.StatusCode == 403):
+		return checkResult{State: NagiosUnknown, Summary: "the agent refused the read token (check --token or --token-file): " + ae.Error()}
+	default:
+		return checkResult{State: NagiosUnknown, Summary: ae.Error()}
+	}
+}
+
+// judge turns an observation into a plugin state: the worst over processes.
+func judge(obs response.Observation, o checkOptions, perfData []string) checkResult {
+	r := checkResult{State: NagiosOK, PerfData: perfData}
+	// Processes are only ever OK, WARNING or CRITICAL, so the worst is the highest.
+	raise := func(state int) {
+		if state > r.State {
+			r.State = state
+		}
+	}
+	where := obs.Status.Agent.Hostname
+	if obs.Cluster != "" {
+		where = fmt.Sprintf("%s (%s node %s of cluster %s)", where, obs.Role, obs.Node, obs.Cluster)
+	}
+	if len(obs.Processes) == 0 {
+		return checkResult{State: NagiosUnknown, Summary: where + ": the agent supervises no process", PerfData: perfData}
+	}
+
+	procs := append([]response.ProcessVerdict(nil), obs.Processes...)
+	sort.SliceStable(procs, func(i, j int) bool { return procs[i].Name < procs[j].Name })
+	var parts []string
+	for _, p := range procs {
+		state, text := processState(p, o)
+		raise(state)
+		parts = append(parts, fmt.Sprintf("%s %s", p.Name, text))
+		r.Details = append(r.Details, fmt.Sprintf("%s: %s: %s", nagiosNames[state], p.Name, text))
+		up := 0.0
+		if p.State == "running" {
+			up = 1
+		}
+		label := perfLabel(p.Name)
+		r.PerfData = append(r.PerfData,
+			perf(label+"_up", up, "", "", "", "0;1"),
+			perf(label+"_restarts", float64(p.Restarts), "c", "", "", "0"),
+			perf(label+"_generation", float64(p.Generation), "", "", "", "0"),
+		)
+		if lag, ok := p.LagSeconds(); ok {
+			r.PerfData = append(r.PerfData, perf(label+"_lag", lag, "s", seconds(o.lagWarn), seconds(o.lagCrit), "0"))
+		}
+	}
+	r.Summary = where + ": " + strings.Join(parts, "; ")
+	if len(procs) == 1 {
+		// A single process needs no separate detail line: it is the summary.
+		r.Details = nil
+	}
+	return r
+}
+
+func processState(p response.ProcessVerdict, o checkOptions) (int, string) {
+	switch p.Verdict {
+	case response.Down:
+		return NagiosCritical, "not running: " + p.Reason
+	case response.Starting, response.RoleUnknown, response.RunningNotExpected:
+		return NagiosWarning, p.Reason
+	case response.NotExpected:
+		return NagiosOK, "standby: " + p.Reason
+	}
+	if p.AutoRestartSuspended != nil && *p.AutoRestartSuspended {
+		return NagiosWarning, p.Reason + "; the agent suspended its auto-restart after repeated crashes"
+	}
+	if lag, ok := p.LagSeconds(); ok {
+		lagText := fmt.Sprintf("%s, protection lag %s", p.Reason, time.Duration(lag*float64(time.Second)).Round(time.Second))
+		switch {
+		case o.lagCrit > 0 && lag >= o.lagCrit.Seconds():
+			return NagiosCritical, lagText + fmt.Sprintf(" (critical at %s)", o.lagCrit)
+		case o.lagWarn > 0 && lag >= o.lagWarn.Seconds():
+			return NagiosWarning, lagText + fmt.Sprintf(" (warning at %s)", o.lagWarn)
+		}
+		return NagiosOK, lagText
+	}
+	return NagiosOK, p.Reason
+}
+
+// perf formats one performance datum: 'label'=value[UOM];warn;crit;min;max.
+// minMax is "min" or "min;max".
+func perf(label string, value float64, uom, warn, crit, minMax string) string {
+	return fmt.Sprintf("%s=%s%s;%s;%s;%s", label, trimFloat(value), uom, warn, crit, minMax)
+}
+
+func seconds(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return trimFloat(d.Seconds())
+}
+
+func trimFloat(v float64) string {
+	s := fmt.Sprintf("%.6f", v)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	if s == "" || s == "-0" {
+		return "0"
+	}
+	return s
+}
+
+// perfLabel keeps a process name usable as a performance data label: no
+// spaces, quotes or equals signs, which would need quoting in the plugin
+// output format.
+func perfLabel(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.':
+			return r
+		}
+		return '_'
+	}, name)
+}

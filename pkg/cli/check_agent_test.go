@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-cdp/vigil/internal/agentproc"
+)
+
+// vigil check against a real vigil-agent on loopback, whose CDP process is a
+// real child killed with a real signal.
+func TestCheckAgainstARealAgent(t *testing.T) {
+	agent := agentproc.Start(t, agentproc.Options{})
+
+	code, out := runCLI(t, "check", "--agent", agent.URL(), "--token", agentproc.ReadToken)
+	if code != NagiosOK || !strings.Contains(out, "cdp running (pid ") {
+		t.Fatalf("healthy agent: exit %d, %s", code, out)
+	}
+
+	pid := cdpPID(t, agent.URL())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, out = runCLI(t, "check", "--agent", agent.URL(), "--token", agentproc.ReadToken)
+		if code == NagiosCritical || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != NagiosCritical || !strings.Contains(out, "cdp not running: crashed where expected (signal SIGKILL") {
+		t.Fatalf("after kill -9 of the CDP process: exit %d, %s", code, out)
+	}
+
+	code, out = runCLI(t, "check", "--agent", agent.URL(), "--token", "not-the-token-0123456789")
+	if code != NagiosUnknown || !strings.Contains(out, "refused the read token") {
+		t.Fatalf("wrong token: exit %d, %s", code, out)
+	}
+
+	agent.Stop()
+	code, out = runCLI(t, "check", "--agent", agent.URL(), "--token", agentproc.ReadToken)
+	if code != NagiosCritical || !strings.Contains(out, "agent unreachable") {
+		t.Fatalf("stopped agent: exit %d, %s", code, out)
+	}
+}
+
+func cdpPID(t *testing.T, url string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+agentproc.ReadToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st struct {
+		Processes []struct {
+			Name string `json:"name"`
+			PID  int    `json:"pid"`
+		} `json:"processes"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Processes {
+		if p.Name == "cdp" && p.PID > 0 {
+			return p.PID
+		}
+	}
+	t.Fatalf("no running cdp process in the status: %+v", st)
+	return 0
+}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// statusBody is an agent's /v1/status answer in the documented shape, with
+// edits applied by the test case.
+func statusBody(edits ...func(string) string) string {
+	s := `{
+  "apiVersion": "v1", "time": "2026-11-26T04:23:58Z",
+  "agent": { "id": "a4c1", "version": "0.1.0", "hostname": "db1", "startedAt": "2026-11-26T04:00:00Z" },
+  "cluster": null,
+  "processes": [
+    { "name": "cdp", "kind": "command", "state": "running", "expected": true, "pid": 19966, "generation": 4,
+      "startedAt": "2026-11-26T04:20:00Z", "restarts": 3, "lastExit": null, "protection": null }
+  ]
+}`
+	for _, e := range edits {
+		s = e(s)
+	}
+	return s
+}
+
+func replace(old, new string) func(string) string {
+	return func(s string) string {
+		if !strings.Contains(s, old) {
+			panic("test edit does not apply: " + old)
+		}
+		return strings.Replace(s, old, new, 1)
+	}
+}
+
+const activeCluster = `{ "name": "sql-ha", "node": "node-a", "role": "active" }`
+const passiveCluster = `{ "name": "sql-ha", "node": "node-b", "role": "passive" }`
+
+func withLag(lag string) func(string) string {
+	return replace(`"protection": null`, `"protection": {"lastChangeAt": "2026-11-26T04:23:00Z", "lastReplicatedAt": "2026-11-26T04:22:00Z", "lagSeconds": `+lag+`, "pendingChanges": 2, "pendingBytes": 100}`)
+}
+
+func TestCheckJudgesTheAnswer(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		args     []string
+		want     int
+		wantLine string
+	}{
+		{
+			name: "running where expected", status: 200, body: statusBody(),
+			want:     NagiosOK,
+			wantLine: "CDP OK - db1: cdp running (pid 19966, generation 4) | rtt=",
+		},
+		{
+			name: "crashed where expected", status: 200,
+			body: statusBody(replace(`"state": "running"`, `"state": "crashed"`), replace(`"lastExit": null`, `"lastExit": {"code": null, "signal": "SIGKILL", "at": "2026-11-26T04:19:59Z"}`)),
+			want: NagiosCritical, wantLine: "CDP CRITICAL - db1: cdp not running: crashed where expected",
+		},
+		{
+			name: "stopped on the active node of a cluster", status: 200,
+			body: statusBody(replace(`"cluster": null`, `"cluster": `+activeCluster), replace(`"state": "running"`, `"state": "stopped"`)),
+			want: NagiosCritical, wantLine: "CDP CRITICAL - db1 (active node node-a of cluster sql-ha): cdp not running: stopped where expected",
+		},
+		{
+			name: "standby on a passive node", status: 200,
+			body: statusBody(replace(`"cluster": null`, `"cluster": `+passiveCluster), replace(`"state": "running"`, `"state": "stopped"`), replace(`"expected": true`, `"expected": false`)),
+			want: NagiosOK, wantLine: "CDP OK - db1 (passive node node-b of cluster sql-ha): cdp standby: not expected",
+		},
+		{
+			name: "still running on a node that is no longer active", status: 200,
+			body: statusBody(replace(`"cluster": null`, `"cluster": `+passiveCluster), replace(`"expected": true`, `"expected": false`)),
+			want: NagiosWarning, wantLine: "CDP WARNING - db1 (passive node node-b of cluster sql-ha): cdp running on passive node node-b of sql-ha, where it is not expected",
+		},
+		{
+			name: "starting", status: 200, body: statusBody(replace(`"state": "running"`, `"state": "starting"`)),
+			want: NagiosWarning, wantLine: "CDP WARNING - db1: cdp starting (generation 4)",
+		},
+		{
+			name: "lag under the warning threshold", status: 200, body: statusBody(withLag("12.5")),
+			want: NagiosOK, wantLine: "CDP OK - db1: cdp running (pid 19966, generation 4), protection lag 13s",
+		},
+		{
+			name: "lag at the warning threshold", status: 200, body: statusBody(withLag("60")),
+			want: NagiosWarning, wantLine: "CDP WARNING - db1: cdp running (pid 19966, generation 4), protection lag 1m0s (warning at 1m0s)",
+		},
+		{
+			name: "lag beyond the critical threshold", status: 200, body: statusBody(withLag("301")),
+			want: NagiosCritical, wantLine: "CDP CRITICAL - db1: cdp running (pid 19966, generation 4), protection lag 5m1s (critical at 5m0s)",
+		},
+		{
+			name: "thresholds from the flags", status: 200, body: statusBody(withLag("20")), args: []string{"--lag-warn", "10s", "--lag-crit", "15s"},
+			want: NagiosCritical, wantLine: "CDP CRITICAL - db1: cdp running (pid 19966, generation 4), protection lag 20s (critical at 15s)",
+		},
+		{
+			name: "auto-restart suspended by the agent", status: 200,
+			body: statusBody(replace(`"protection": null`, `"protection": null, "autoRestart": true, "autoRestartSuspended": true`)),
+			want: NagiosWarning, wantLine: "CDP WARNING - db1: cdp running (pid 19966, generation 4); the agent suspended its auto-restart after repeated crashes",
+		},
+		{
+			name: "one of two processes down is critical", status: 200,
+			body: statusBody(replace(`"protection": null }`, `"protection": null },
+    { "name": "cdp-logs", "kind": "command", "state": "crashed", "expected": true, "pid": null, "generation": 2,
+      "startedAt": null, "restarts": 1, "lastExit": {"code": 1, "signal": null, "at": "2026-11-26T04:19:59Z"}, "protection": null }`)),
+			want: NagiosCritical, wantLine: "CDP CRITICAL - db1: cdp running (pid 19966, generation 4); cdp-logs not running: crashed where expected",
+		},
+		{
+			name: "no process supervised", status: 200,
+			body: statusBody(func(s string) string {
+				return s[:strings.Index(s, `"processes"`)] + `"processes": []}`
+			}),
+			want: NagiosUnknown, wantLine: "CDP UNKNOWN - db1: the agent supervises no process",
+		},
+		{
+			name: "garbage", status: 200, body: "<html>it works</html>",
+			want: NagiosUnknown, wantLine: "CDP UNKNOWN - the agent's answer cannot be understood: the answer is not JSON",
+		},
+		{
+			name: "a field missing", status: 200, body: statusBody(replace(`"generation": 4,`, "")),
+			want: NagiosUnknown, wantLine: "CDP UNKNOWN - the agent's answer cannot be understood: processes[0].generation: missing",
+		},
+		{
+			name: "the agent fails", status: 500, body: `{"error":{"code":"internal","message":"boom"}}`,
+			want: NagiosCritical, wantLine: "CDP CRITICAL - the agent answered with an error: ",
+		},
+		{
+			name: "a wrong token", status: 401, body: `{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`,
+			want: NagiosUnknown, wantLine: "CDP UNKNOWN - the agent refused the read token (check --token or --token-file): ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/status" || r.Header.Get("Authorization") != "Bearer read-token-0123456789" {
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			code, out := runCLI(t, append([]string{"check", "--agent", srv.URL, "--token", "read-token-0123456789"}, tt.args...)...)
+			if code != tt.want {
+				t.Errorf("exit code %d, want %d; output:\n%s", code, tt.want, out)
+			}
+			if !strings.HasPrefix(out, tt.wantLine) {
+				t.Errorf("status line\n got: %s\nwant prefix: %s", firstLine(out), tt.wantLine)
+			}
+			if strings.Contains(out, "read-token-0123456789") {
+				t.Errorf("the token appears in the output:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCheckPerformanceData(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(statusBody(withLag("12.5"))))
+	}))
+	defer srv.Close()
+	code, out := runCLI(t, "check", "--agent", srv.URL)
+	if code != NagiosOK {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	_, perfData, ok := strings.Cut(firstLine(out), " | ")
+	if !ok {
+		t.Fatalf("no performance data in %q", out)
+	}
+	fields := strings.Fields(perfData)
+	if len(fields) != 5 || !strings.HasPrefix(fields[0], "rtt=") || !strings.HasSuffix(fields[0], "s;;;0") {
+		t.Fatalf("performance data %q", perfData)
+	}
+	want := []string{"cdp_up=1;;;0;1", "cdp_restarts=3c;;;0", "cdp_generation=4;;;0", "cdp_lag=12.5s;60;300;0"}
+	if got := fields[1:]; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("performance data\n got: %v\nwant: %v", got, want)
+	}
+}
+
+func TestCheckUnreachableAgent(t *testing.T) {
+	t.Run("nothing listens", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		addr := srv.URL
+		srv.Close()
+		code, out := runCLI(t, "check", "--agent", addr)
+		if code != NagiosCritical || !strings.HasPrefix(out, "CDP CRITICAL - agent unreachable: network: GET "+addr+"/v1/status") {
+			t.Errorf("exit %d, output %q", code, out)
+		}
+	})
+	t.Run("no answer in time", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(release)
+		code, out := runCLI(t, "check", "--agent", srv.URL, "--timeout", "100ms")
+		if code != NagiosCritical || !strings.HasPrefix(out, "CDP CRITICAL - agent unreachable: no answer within 100ms") {
+			t.Errorf("exit %d, output %q", code, out)
+		}
+	})
+}
+
+func TestCheckUsageIsUnknown(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no agent", []string{"check"}, "CDP UNKNOWN - vigil check: --agent URL is required\n"},
+		{"not a URL", []string{"check", "--agent", "db1:7070"}, `CDP UNKNOWN - vigil check: --agent: "db1:7070" is not an absolute http or https URL` + "\n"},
+		{"both token flags", []string{"check", "--agent", "http://x", "--token", "a", "--token-file", empty}, "CDP UNKNOWN - vigil check: give --token or --token-file, not both\n"},
+		{"empty token file", []string{"check", "--agent", "http://x", "--token-file", empty}, "CDP UNKNOWN - vigil check: --token-file: " + empty + " is empty\n"},
+		{"missing token file", []string{"check", "--agent", "http://x", "--token-file", filepath.Join(dir, "nope")}, "CDP UNKNOWN - vigil check: --token-file: open " + filepath.Join(dir, "nope") + ": no such file or directory\n"},
+		{"thresholds upside down", []string{"check", "--agent", "http://x", "--lag-warn", "5m", "--lag-crit", "1m"}, "CDP UNKNOWN - vigil check: --lag-warn (5m0s) must not be above --lag-crit (1m0s)\n"},
+		{"stray argument", []string{"check", "--agent", "http://x", "extra"}, `CDP UNKNOWN - vigil check: unexpected argument "extra"` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := runCLI(t, tt.args...)
+			if code != NagiosUnknown || out != tt.want {
+				t.Errorf("exit %d, output %q; want 3, %q", code, out, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckReadsTheTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("file-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer file-token-0123456789" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(statusBody()))
+	}))
+	defer srv.Close()
+	if code, out := runCLI(t, "check", "--agent", srv.URL, "--token-file", file); code != NagiosOK {
+		t.Errorf("exit %d: %s", code, out)
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Run(ctx, args, &stdout, &stderr)
+	return code, stdout.String() + stderr.String()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
