@@ -64,7 +64,9 @@ func TestConcurrencyLimitAndSlowAgent(t *testing.T) {
 	c := &slowClient{delay: map[string]time.Duration{"dead": time.Hour, "ok": 0}}
 	p := New(c, clock.Real{}, 3)
 	var wg sync.WaitGroup
-	wg.Go(func() { p.Poll(context.Background(), Target{Agent: agentclient.Agent{Name: "dead"}, Timeout: 500 * time.Millisecond}) })
+	wg.Go(func() {
+		p.Poll(context.Background(), Target{Agent: agentclient.Agent{Name: "dead"}, Timeout: 500 * time.Millisecond})
+	})
 	time.Sleep(20 * time.Millisecond)
 	start := time.Now()
 	for range 20 {
