@@ -2,9 +2,13 @@ import React from 'react';
 import { render, screen } from '@testing-library/react';
 import { FieldType, LoadingState, createDataFrame, getDefaultTimeRange, type PanelProps } from '@grafana/data';
 
+import userEvent from '@testing-library/user-event';
+
 import { RestartPanel } from './RestartPanel';
 import type { RestartPanelOptions } from '../../types';
 import { testIds } from '../../testIds';
+import { testIds as actionIds } from '../../../../components/testIds';
+import { useBackend, useDatasources, useRole, vigilSettings } from '../../../../components/testing/fakes';
 
 function statusFrame(rows: Array<[string, string, string, string, number, string]>) {
   return createDataFrame({
@@ -20,14 +24,21 @@ function statusFrame(rows: Array<[string, string, string, string, number, string
   });
 }
 
-function props(series: Array<ReturnType<typeof createDataFrame>>, layout: RestartPanelOptions['layout'] = 'full') {
+function props(
+  series: Array<ReturnType<typeof createDataFrame>>,
+  layout: RestartPanelOptions['layout'] = 'full',
+  extra: { options?: Partial<RestartPanelOptions>; targetUid?: string } = {}
+) {
   const timeRange = getDefaultTimeRange();
+  const request = extra.targetUid
+    ? { targets: [{ refId: 'A', datasource: { uid: extra.targetUid, type: 'vigil-cdp-datasource' } }] }
+    : undefined;
   return {
     id: 1,
-    data: { series, state: LoadingState.Done, timeRange },
+    data: { series, state: LoadingState.Done, timeRange, request },
     timeRange,
     timeZone: 'utc',
-    options: { layout },
+    options: { layout, ...extra.options },
     fieldConfig: { defaults: {}, overrides: [] },
     transparent: false,
     width: 600,
@@ -42,7 +53,32 @@ function props(series: Array<ReturnType<typeof createDataFrame>>, layout: Restar
   } as unknown as PanelProps<RestartPanelOptions>;
 }
 
+function fullFrame() {
+  return createDataFrame({
+    name: 'status',
+    fields: [
+      { name: 'agent', type: FieldType.string, values: ['db-1'] },
+      { name: 'cluster', type: FieldType.string, values: ['sql-ha'] },
+      { name: 'role', type: FieldType.string, values: ['active'] },
+      { name: 'process', type: FieldType.string, values: ['cdp'] },
+      { name: 'state', type: FieldType.string, values: ['DEGRADED'] },
+      { name: 'stateCode', type: FieldType.number, values: [4] },
+      { name: 'reason', type: FieldType.string, values: ['protection lags 95 s behind, objective 60 s'] },
+      { name: 'rtt', type: FieldType.number, values: [0.012] },
+      { name: 'budget', type: FieldType.number, values: [45] },
+      { name: 'protectionLag', type: FieldType.number, values: [95] },
+      { name: 'lastRestart', type: FieldType.time, values: [null] },
+      { name: 'generation', type: FieldType.number, values: [7] },
+    ],
+  });
+}
+
 describe('RestartPanel', () => {
+  beforeEach(() => {
+    useRole('Editor');
+    useDatasources([vigilSettings('vigil-cdp'), vigilSettings('other', { restartRole: 'Admin' })]);
+  });
+
   it('lists every agent and process with its state and reason', () => {
     render(
       <RestartPanel
@@ -75,5 +111,64 @@ describe('RestartPanel', () => {
     const other = createDataFrame({ name: 'cpu', fields: [{ name: 'value', type: FieldType.number, values: [1] }] });
     render(<RestartPanel {...props([other])} />);
     expect(screen.getByText(/frame "cpu" has no agent and state field/)).toBeInTheDocument();
+  });
+
+  it('shows the details chosen in the options', () => {
+    render(
+      <RestartPanel
+        {...props([fullFrame()], 'full', { options: { columns: ['cluster', 'lag', 'rtt', 'budget', 'lastRestart'] } })}
+      />
+    );
+    const row = screen.getByTestId(testIds.panel.row('db-1', 'cdp'));
+    expect(row).toHaveTextContent('cluster sql-ha (active)');
+    expect(row).toHaveTextContent('protection lag 1.58 mins');
+    expect(row).toHaveTextContent('RTT 12 ms');
+    expect(row).toHaveTextContent('budget 45 s');
+    expect(row).toHaveTextContent('last restart never');
+    expect(row).not.toHaveTextContent('protection lags 95 s behind');
+  });
+
+  it('restarts through the datasource of its query, with the generation of the row', async () => {
+    const backend = useBackend();
+    backend.post.mockResolvedValue({ generation: 8, pid: 99 });
+    render(<RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp' })} />);
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    expect(screen.getByRole('dialog')).toHaveTextContent('current generation 7');
+    await userEvent.click(screen.getByRole('button', { name: /^Restart$/ }));
+    expect(await screen.findByText('Restarted: generation 8, pid 99')).toBeInTheDocument();
+    expect(backend.post.mock.calls[0][0]).toBe(
+      '/api/datasources/uid/vigil-cdp/resources/agents/db-1/processes/cdp/restart'
+    );
+  });
+
+  it('asks for a reason when the panel requires one', async () => {
+    render(
+      <RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp', options: { reasonRequired: true } })} />
+    );
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    expect(screen.getByRole('button', { name: /^Restart$/ })).toBeDisabled();
+  });
+
+  it("disables Restart for a role below the datasource's minimum", () => {
+    useRole('Editor');
+    render(<RestartPanel {...props([fullFrame()], 'full', { targetUid: 'other' })} />);
+    expect(screen.getByTestId(actionIds.restart.button('db-1', 'cdp'))).toBeDisabled();
+  });
+
+  it('disables Restart for a Viewer under the default minimum', () => {
+    useRole('Viewer');
+    render(<RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp' })} />);
+    expect(screen.getByTestId(actionIds.restart.button('db-1', 'cdp'))).toBeDisabled();
+  });
+
+  it('falls back to the only Vigil datasource when the query names none', () => {
+    useDatasources([vigilSettings('vigil-cdp')]);
+    render(<RestartPanel {...props([fullFrame()])} />);
+    expect(screen.getByTestId(actionIds.restart.button('db-1', 'cdp'))).toBeEnabled();
+  });
+
+  it('does not guess between several Vigil datasources', () => {
+    render(<RestartPanel {...props([fullFrame()])} />);
+    expect(screen.getByTestId(actionIds.restart.button('db-1', 'cdp'))).toBeDisabled();
   });
 });

@@ -1,0 +1,41 @@
+import { config } from '@grafana/runtime';
+
+// Grafana's organisation roles in the order of what they may do. The backend checks the same
+// order on every restart call; the browser only uses it to say up front why a button is disabled.
+export const ROLES = ['Viewer', 'Editor', 'Admin'] as const;
+export type GrafanaRole = (typeof ROLES)[number];
+
+export const DEFAULT_RESTART_ROLE: GrafanaRole = 'Editor';
+
+export function isGrafanaRole(value: unknown): value is GrafanaRole {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+/** The signed-in user's organisation role ('' or 'None' when they have none). */
+export function currentOrgRole(): string {
+  return config.bootData?.user?.orgRole ?? '';
+}
+
+export function roleReaches(role: string, minimum: GrafanaRole): boolean {
+  const rank = ROLES.indexOf(role as GrafanaRole);
+  return rank >= 0 && rank >= ROLES.indexOf(minimum);
+}
+
+export interface RestartPermission {
+  allowed: boolean;
+  minimum: GrafanaRole;
+  /** Why the user may not restart, in words for a tooltip. */
+  reason?: string;
+}
+
+export function restartPermission(role: string, minimum: GrafanaRole): RestartPermission {
+  if (roleReaches(role, minimum)) {
+    return { allowed: true, minimum };
+  }
+  const yours = role && role !== 'None' ? `your role is ${role}` : 'you have no role in this organisation';
+  return {
+    allowed: false,
+    minimum,
+    reason: `Restarting needs the ${minimum} role or above in this datasource's settings; ${yours}.`,
+  };
+}
