@@ -1,0 +1,452 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/fleet"
+	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/outage"
+	"github.com/vigil-cdp/vigil/pkg/poller"
+	"github.com/vigil-cdp/vigil/pkg/remediation"
+	"github.com/vigil-cdp/vigil/pkg/response"
+	"github.com/vigil-cdp/vigil/pkg/state"
+)
+
+// budgetFor computes an agent's budget from its record; e.mu must be held
+// for reading (or the engine not yet shared).
+func (e *Engine) budgetFor(a fleet.Agent, rec agentRecord, cluster string) outage.Budget {
+	sil := map[outage.Kind][]time.Duration{}
+	for k, v := range e.silences[a.Name] {
+		sil[k] = v
+	}
+	if cluster != "" {
+		sil[outage.Failover] = e.failover[cluster]
+	}
+	return outage.Compute(outage.Inputs{Policy: a.Policy, InCluster: cluster != "", RTTs: rec.RTTs, Silences: sil})
+}
+
+// pollOne polls one agent and judges the result. Polls and actions of one
+// agent never overlap.
+func (e *Engine) pollOne(ctx context.Context, rt *agentRT) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	e.mu.RLock()
+	cfg := rt.cfg
+	cluster := rt.snap.Cluster
+	budget := e.budgetFor(cfg, rt.rec, cluster)
+	e.mu.RUnlock()
+	if rt.rec.FirstPollAt.IsZero() {
+		rt.rec.FirstPollAt = e.clock.Now()
+	}
+	res := e.poller.Poll(ctx, poller.Target{Agent: toClient(cfg), Timeout: budget.ResponseTime + budget.Processing})
+	if ctx.Err() != nil {
+		// Shutting down: a cancelled poll says nothing about the agent.
+		return
+	}
+	e.judge(ctx, rt, cfg, res)
+}
+
+// judge turns one poll into states, actions, records and events. rt.mu is held.
+func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res poller.Result) {
+	now := e.clock.Now()
+	rec := &rt.rec
+	e.mu.RLock()
+	prev := cloneSnap(rt.snap)
+	e.mu.RUnlock()
+	snap := cloneSnap(prev)
+	snap.LastPollAt, snap.LastError = res.At, ""
+	var events []Event
+	var batch history.Batch
+
+	switch {
+	case res.Silent():
+		snap.LastError = errText(res.Err)
+		if rec.SilentSince.IsZero() {
+			rec.SilentSince = res.At
+		}
+		snap.SilentSince = rec.SilentSince
+		since := rec.LastAnswerAt
+		if since.IsZero() {
+			since = rec.FirstPollAt
+		}
+		e.mu.RLock()
+		snap.Budget = e.budgetFor(cfg, *rec, snap.Cluster)
+		e.mu.RUnlock()
+		j := snap.Budget.Judge(now.Sub(since))
+		snap.State, snap.Reason = j.State, j.Reason
+		if rec.LastAnswerAt.IsZero() {
+			snap.Reason = "never answered; " + j.Reason
+		}
+		for i := range snap.Processes {
+			snap.Processes[i].State, snap.Processes[i].Reason = j.State, j.Reason
+		}
+		if j.State == state.Failed && prev.State != state.Failed {
+			dctx, cancel := context.WithTimeout(ctx, e.opts.DiagnoseTimeout)
+			snap.Diagnosis = e.client.Diagnose(dctx, toClient(cfg)).String()
+			cancel()
+			e.log.Warn("agent failed", "agent", cfg.Name, "reason", snap.Reason, "diagnosis", snap.Diagnosis, "error", snap.LastError)
+		}
+
+	case res.Err != nil:
+		// It answered, so it is not silent, but not with a status.
+		e.answered(rec, snap.Cluster, nil, res)
+		snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
+		snap.LastError = errText(res.Err)
+		e.unknown(&snap, "the agent answered with an error: "+errText(res.Err))
+		e.mu.RLock()
+		snap.Budget = e.budgetFor(cfg, *rec, snap.Cluster)
+		e.mu.RUnlock()
+
+	default:
+		st, err := response.Parse(res.Answer.Body)
+		if err != nil {
+			e.answered(rec, snap.Cluster, nil, res)
+			snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
+			snap.LastError = err.Error()
+			e.unknown(&snap, "the answer could not be understood: "+err.Error())
+			e.mu.RLock()
+			snap.Budget = e.budgetFor(cfg, *rec, snap.Cluster)
+			e.mu.RUnlock()
+			break
+		}
+		obs := response.Classify(st)
+		cluster := obs.Cluster
+		if cluster == "" {
+			cluster = cfg.Cluster
+		}
+		if sil, ok := e.silenceEnded(cfg.Name, rec, prev.Role, obs, cluster, res.At); ok {
+			batch.Silences = append(batch.Silences, sil)
+			e.mu.Lock()
+			e.addSilence(sil)
+			e.mu.Unlock()
+		}
+		e.answered(rec, cluster, &st, res)
+		snap.SilentSince, snap.LastAnswerAt, snap.RTT, snap.Diagnosis = time.Time{}, res.At, res.Answer.RTT, ""
+		snap.Cluster, snap.Node, snap.Role = cluster, obs.Node, obs.Role
+		snap.AgentID, snap.Version, snap.Hostname, snap.AgentStartedAt = st.Agent.ID, st.Agent.Version, st.Agent.Hostname, st.Agent.StartedAt
+		e.mu.RLock()
+		snap.Budget = e.budgetFor(cfg, *rec, cluster)
+		e.mu.RUnlock()
+		events = append(events, e.remediate(ctx, rt, cfg, &snap, obs)...)
+		e.fetchAgentEvents(ctx, rec, cfg, &batch, prev, st)
+	}
+
+	events = append(events, stateChanges(prev, snap, now)...)
+	// Action events were stamped when they happened; state changes now.
+	rec.Snapshot = snap
+	raw, err := marshalRecord(rec)
+	if err == nil {
+		batch.Agents = map[string][]byte{cfg.Name: raw}
+	}
+	batch.Events = append(batch.Events, events...)
+	batch.Observations = append(batch.Observations, observation(snap, now))
+	if e.hist != nil {
+		if err := e.hist.Append(batch); err != nil {
+			e.log.Error("history write failed", "agent", cfg.Name, "error", err)
+		}
+	}
+	e.mu.Lock()
+	if cur, ok := e.agents[cfg.Name]; ok && cur == rt {
+		rt.snap = snap
+	}
+	e.mu.Unlock()
+	e.emit(onlyPublic(events))
+}
+
+func marshalRecord(rec *agentRecord) ([]byte, error) { return json.Marshal(rec) }
+
+func onlyPublic(events []Event) []Event {
+	out := events[:0:0]
+	for _, ev := range events {
+		if ev.Type == history.TypeState || ev.Type == history.TypeAction {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func errText(err error) string {
+	var ae *agentclient.Error
+	if errors.As(err, &ae) {
+		return ae.Detail
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// unknown makes the agent and its processes UNKNOWN with one reason.
+func (e *Engine) unknown(snap *AgentSnapshot, reason string) {
+	snap.State, snap.Reason = state.Unknown, reason
+	for i := range snap.Processes {
+		snap.Processes[i].State, snap.Processes[i].Reason = state.Unknown, reason
+	}
+}
+
+// answered records an answer: the silence is over.
+func (e *Engine) answered(rec *agentRecord, cluster string, st *response.Status, res poller.Result) {
+	rec.LastAnswerAt = res.At
+	rec.SilentSince = time.Time{}
+	if st != nil {
+		rec.LastStatus = st
+		rec.RTTs = append(rec.RTTs, res.Answer.RTT)
+		if len(rec.RTTs) > keepRTTs {
+			rec.RTTs = slices.Clone(rec.RTTs[len(rec.RTTs)-keepRTTs:])
+		}
+	}
+}
+
+// silenceEnded files the silence an answer ends, with its kind, for
+// measured mode.
+func (e *Engine) silenceEnded(name string, rec *agentRecord, prevRole string, obs response.Observation, cluster string, at time.Time) (history.Silence, bool) {
+	if rec.SilentSince.IsZero() || rec.LastStatus == nil || rec.LastAnswerAt.IsZero() {
+		return history.Silence{}, false
+	}
+	failover := prevRole != "" && obs.Role != prevRole
+	kind := outage.KindOfSilence(*rec.LastStatus, obs.Status, failover)
+	return history.Silence{Agent: name, Cluster: cluster, Kind: string(kind), Start: rec.LastAnswerAt, Duration: at.Sub(rec.LastAnswerAt)}, true
+}
+
+// peer says whether process name is confirmed running on the active node of
+// cluster, other than self.
+func (e *Engine) peer(cluster, self, name string) remediation.Peer {
+	if cluster == "" {
+		return remediation.Peer{}
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, rt := range e.agents {
+		s := rt.snap
+		if rt.name == self || s.Cluster != cluster || s.Role != response.RoleActive {
+			continue
+		}
+		switch s.State {
+		case state.Grace, state.Failed, state.Unknown:
+			continue
+		}
+		for _, p := range s.Processes {
+			if p.Name == name && p.Verdict == response.Running.String() {
+				return remediation.Peer{Confirmed: true, Node: s.Name}
+			}
+		}
+	}
+	return remediation.Peer{}
+}
+
+// remediate judges every process, acts where needed and fills snap.
+func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, snap *AgentSnapshot, obs response.Observation) []Event {
+	var events []Event
+	procs := make([]ProcessSnapshot, 0, len(obs.Processes))
+	for _, v := range obs.Processes {
+		tr := rt.rec.Trackers[v.Name]
+		if tr == nil {
+			tr = &remediation.Tracker{}
+			rt.rec.Trackers[v.Name] = tr
+		}
+		var peer remediation.Peer
+		if v.Verdict == response.RunningNotExpected {
+			peer = e.peer(snap.Cluster, cfg.Name, v.Name)
+		}
+		now := e.clock.Now()
+		d := tr.Decide(cfg.AutoRestart, now, v, peer)
+		st, reason := d.State, d.Reason
+		if d.Note != "" {
+			events = append(events, Event{Type: history.TypeNote, Time: now, Agent: cfg.Name, Process: v.Name, Reason: d.Note})
+			e.log.Info(d.Note, "agent", cfg.Name, "process", v.Name)
+		}
+		if d.Action != remediation.None {
+			var ev Event
+			var o remediation.Outcome
+			ev, o, _, _ = e.act(ctx, cfg, tr, d.Action, v.Name, remediation.Auto, v.Reason, &d.IfGeneration)
+			events = append(events, ev)
+			st, reason = o.State, o.Reason
+			if o.Tripped {
+				e.log.Warn("flap guard tripped: auto-restart suspended", "agent", cfg.Name, "process", v.Name, "reason", o.Reason)
+			}
+		}
+		ps := ProcessSnapshot{
+			Name: v.Name, State: st, Reason: reason, Verdict: v.Verdict.String(), AgentState: v.State,
+			Expected: v.Expected, Generation: v.Generation, PID: v.PID,
+			AutoRestartSuspended: tr.Suspended, LastAction: tr.LastAction,
+		}
+		if lag, ok := v.LagSeconds(); ok {
+			ps.LagSeconds = &lag
+			if cfg.RPO > 0 && lag > cfg.RPO.Seconds() && (ps.State == state.OK) {
+				ps.State = state.Degraded
+				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(time.Duration(lag*float64(time.Second))), outage.Seconds(cfg.RPO))
+			}
+		}
+		procs = append(procs, ps)
+	}
+	snap.Processes = procs
+	snap.State, snap.Reason = worst(procs)
+	return events
+}
+
+// act performs one restart or stop and records its outcome in tr.
+func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Tracker, kind remediation.Kind, process, by, reason string, ifGen *int64) (Event, remediation.Outcome, agentclient.StartResult, error) {
+	actx, cancel := context.WithTimeout(ctx, e.opts.ActionTimeout)
+	defer cancel()
+	requestedBy := by
+	if by == remediation.Auto {
+		requestedBy = e.opts.RequestedBy
+	}
+	req := agentclient.ControlRequest{IfGeneration: ifGen, Reason: reason, RequestedBy: requestedBy}
+	var gen int64
+	if ifGen != nil {
+		gen = *ifGen
+	}
+	var err error
+	var started agentclient.StartResult
+	switch kind {
+	case remediation.Restart:
+		started, err = e.client.Restart(actx, toClient(cfg), process, req)
+		if err == nil {
+			gen = started.Generation
+		}
+	case remediation.Stop:
+		var r agentclient.StopResult
+		r, err = e.client.Stop(actx, toClient(cfg), process, req)
+		if err == nil {
+			gen = r.Generation
+		}
+	}
+	now := e.clock.Now()
+	var stale *agentclient.StaleGenerationError
+	isStale := errors.As(err, &stale)
+	if isStale {
+		gen = stale.Current
+	}
+	ev := Event{Type: history.TypeAction, Time: now, Agent: cfg.Name, Process: process, Action: string(kind), By: by, Generation: gen, Result: "ok"}
+	if err != nil {
+		ev.Result, ev.Error = "failed", err.Error()
+	}
+	var o remediation.Outcome
+	var recErr error
+	if !isStale {
+		recErr = err
+	}
+	if kind == remediation.Restart {
+		o = tr.RecordRestart(cfg.AutoRestart, now, by, gen, isStale, recErr)
+	} else {
+		o = tr.RecordStop(cfg.AutoRestart, now, by, gen, isStale, recErr)
+	}
+	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by, "generation", gen, "result", ev.Result, "error", ev.Error)
+	return ev, o, started, err
+}
+
+// severity orders states for "the worst of its processes".
+var severity = map[state.State]int{
+	state.OK: 0, state.Standby: 1, state.Restarting: 2, state.Grace: 3,
+	state.Degraded: 4, state.Unknown: 5, state.Failed: 6,
+}
+
+func worst(procs []ProcessSnapshot) (state.State, string) {
+	if len(procs) == 0 {
+		return state.Unknown, "the agent supervises no process"
+	}
+	w := procs[0]
+	for _, p := range procs[1:] {
+		if severity[p.State] > severity[w.State] {
+			w = p
+		}
+	}
+	if len(procs) == 1 {
+		return w.State, w.Reason
+	}
+	return w.State, w.Name + ": " + w.Reason
+}
+
+// stateChanges compares two snapshots: the agent as a whole, then every
+// process (a new one is a change from UNKNOWN).
+func stateChanges(prev, next AgentSnapshot, now time.Time) []Event {
+	budget := next.Budget.Total.Seconds()
+	var out []Event
+	if prev.State != next.State {
+		ev := Event{Type: history.TypeState, Time: now, Agent: next.Name, From: prev.State, To: next.State, Reason: next.Reason, BudgetSeconds: budget}
+		if next.State == state.Failed {
+			ev.Diagnosis = next.Diagnosis
+		}
+		out = append(out, ev)
+	}
+	before := map[string]state.State{}
+	for _, p := range prev.Processes {
+		before[p.Name] = p.State
+	}
+	for _, p := range next.Processes {
+		from, ok := before[p.Name]
+		if !ok {
+			from = state.Unknown
+		}
+		if from != p.State {
+			out = append(out, Event{Type: history.TypeState, Time: now, Agent: next.Name, Process: p.Name, From: from, To: p.State, Reason: p.Reason, BudgetSeconds: budget})
+		}
+	}
+	return out
+}
+
+func observation(s AgentSnapshot, now time.Time) history.Observation {
+	o := history.Observation{Time: now, Agent: s.Name, State: s.State, Reason: s.Reason, RTT: s.RTT,
+		BudgetSeconds: s.Budget.Total.Seconds(), Role: s.Role, Cluster: s.Cluster}
+	for _, p := range s.Processes {
+		o.Processes = append(o.Processes, history.ProcessObservation{Name: p.Name, State: p.State, Reason: p.Reason, Generation: p.Generation, LagSeconds: p.LagSeconds})
+	}
+	return o
+}
+
+// fetchAgentEvents copies the agent's own events into the history when its
+// answer shows that something happened (or on the first answer), so none is
+// lost across an engine restart.
+func (e *Engine) fetchAgentEvents(ctx context.Context, rec *agentRecord, cfg fleet.Agent, batch *history.Batch, prev AgentSnapshot, st response.Status) {
+	if e.hist == nil {
+		return
+	}
+	if rec.EventsAgent != st.Agent.ID {
+		rec.EventsAgent, rec.EventsSince = st.Agent.ID, 0
+	} else if !changed(prev, st) {
+		return
+	}
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for range 10 { // at most 5,000 events per poll
+		evs, err := e.client.Events(ectx, toClient(cfg), rec.EventsSince, 500)
+		if err != nil {
+			e.log.Debug("agent events not fetched", "agent", cfg.Name, "error", err)
+			return
+		}
+		for _, ev := range evs.Events {
+			raw, _ := json.Marshal(ev)
+			batch.Events = append(batch.Events, Event{Type: history.TypeAgent, Time: ev.Time, Agent: cfg.Name, Process: ev.Process, AgentEvent: raw})
+		}
+		if evs.Next <= rec.EventsSince || len(evs.Events) == 0 {
+			rec.EventsSince = evs.Next
+			return
+		}
+		rec.EventsSince = evs.Next
+	}
+}
+
+// changed reports whether a status differs from the last snapshot in a way
+// the agent records events for.
+func changed(prev AgentSnapshot, st response.Status) bool {
+	if !prev.AgentStartedAt.Equal(st.Agent.StartedAt) || len(prev.Processes) != len(st.Processes) {
+		return true
+	}
+	if role := response.Classify(response.Status{Cluster: st.Cluster}).Role; role != prev.Role {
+		return true
+	}
+	for i, p := range st.Processes {
+		q := prev.Processes[i]
+		if q.Name != p.Name || q.Generation != p.Generation || q.AgentState != p.State {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,179 @@
+package history
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/state"
+)
+
+// Event types.
+const (
+	// TypeState is a change of state of an agent (Process empty) or of one
+	// of its processes.
+	TypeState = "state"
+	// TypeAction is a restart or stop, automatic (By "auto") or by a person.
+	TypeAction = "action"
+	// TypeNote records something that is neither, such as auto-restart
+	// resuming after the flap guard's window.
+	TypeNote = "note"
+	// TypeAgent is an event the agent itself recorded (GET /v1/events).
+	TypeAgent = "agent"
+)
+
+// Event is one entry of the monitor's event log. Its JSON form is a contract
+// (the CLI prints it, one per line):
+//
+//	{"type":"state","time","agent","process","from","to","reason","budgetSeconds"}
+//	{"type":"action","time","agent","process","action","by","generation","result","error"}
+//
+// A state event adds "diagnosis" when an agent turns FAILED.
+type Event struct {
+	Type    string    `json:"type"`
+	Time    time.Time `json:"time"`
+	Agent   string    `json:"agent"`
+	Process string    `json:"process"`
+
+	// State changes.
+	From          state.State `json:"-"`
+	To            state.State `json:"-"`
+	Reason        string      `json:"-"`
+	BudgetSeconds float64     `json:"-"`
+	Diagnosis     string      `json:"-"`
+
+	// Actions: "restart" or "stop", who asked ("auto" or a login), the
+	// generation (the new one after a restart, else the one acted on),
+	// "ok" or "failed" and why.
+	Action     string `json:"-"`
+	By         string `json:"-"`
+	Generation int64  `json:"-"`
+	Result     string `json:"-"`
+	Error      string `json:"-"`
+
+	// AgentEvent is the agent's own event, for TypeAgent.
+	AgentEvent json.RawMessage `json:"-"`
+}
+
+// MarshalJSON gives each type exactly its documented keys.
+func (e Event) MarshalJSON() ([]byte, error) {
+	t := e.Time.UTC().Format(time.RFC3339Nano)
+	switch e.Type {
+	case TypeState:
+		v := struct {
+			Type          string  `json:"type"`
+			Time          string  `json:"time"`
+			Agent         string  `json:"agent"`
+			Process       string  `json:"process"`
+			From          string  `json:"from"`
+			To            string  `json:"to"`
+			Reason        string  `json:"reason"`
+			BudgetSeconds float64 `json:"budgetSeconds"`
+			Diagnosis     string  `json:"diagnosis,omitempty"`
+		}{e.Type, t, e.Agent, e.Process, e.From.String(), e.To.String(), e.Reason, e.BudgetSeconds, e.Diagnosis}
+		return json.Marshal(v)
+	case TypeAction:
+		v := struct {
+			Type       string `json:"type"`
+			Time       string `json:"time"`
+			Agent      string `json:"agent"`
+			Process    string `json:"process"`
+			Action     string `json:"action"`
+			By         string `json:"by"`
+			Generation int64  `json:"generation"`
+			Result     string `json:"result"`
+			Error      string `json:"error"`
+		}{e.Type, t, e.Agent, e.Process, e.Action, e.By, e.Generation, e.Result, e.Error}
+		return json.Marshal(v)
+	case TypeAgent:
+		v := struct {
+			Type    string          `json:"type"`
+			Time    string          `json:"time"`
+			Agent   string          `json:"agent"`
+			Process string          `json:"process"`
+			Event   json.RawMessage `json:"event"`
+		}{e.Type, t, e.Agent, e.Process, e.AgentEvent}
+		return json.Marshal(v)
+	default:
+		v := struct {
+			Type    string `json:"type"`
+			Time    string `json:"time"`
+			Agent   string `json:"agent"`
+			Process string `json:"process"`
+			Reason  string `json:"reason"`
+		}{e.Type, t, e.Agent, e.Process, e.Reason}
+		return json.Marshal(v)
+	}
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Type          string          `json:"type"`
+		Time          time.Time       `json:"time"`
+		Agent         string          `json:"agent"`
+		Process       string          `json:"process"`
+		From          string          `json:"from"`
+		To            string          `json:"to"`
+		Reason        string          `json:"reason"`
+		BudgetSeconds float64         `json:"budgetSeconds"`
+		Diagnosis     string          `json:"diagnosis"`
+		Action        string          `json:"action"`
+		By            string          `json:"by"`
+		Generation    int64           `json:"generation"`
+		Result        string          `json:"result"`
+		Error         string          `json:"error"`
+		Event         json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = Event{Type: v.Type, Time: v.Time, Agent: v.Agent, Process: v.Process, Reason: v.Reason,
+		BudgetSeconds: v.BudgetSeconds, Diagnosis: v.Diagnosis, Action: v.Action, By: v.By,
+		Generation: v.Generation, Result: v.Result, Error: v.Error, AgentEvent: v.Event}
+	if v.Type == TypeState {
+		e.From, _ = state.Parse(v.From)
+		e.To, _ = state.Parse(v.To)
+	}
+	return nil
+}
+
+// Observation is one poll of one agent as judged.
+type Observation struct {
+	Time          time.Time            `json:"time"`
+	Agent         string               `json:"agent"`
+	State         state.State          `json:"state"`
+	Reason        string               `json:"reason"`
+	RTT           time.Duration        `json:"rtt"`
+	BudgetSeconds float64              `json:"budgetSeconds"`
+	Role          string               `json:"role,omitempty"`
+	Cluster       string               `json:"cluster,omitempty"`
+	Processes     []ProcessObservation `json:"processes,omitempty"`
+}
+
+// ProcessObservation is one process in an Observation.
+type ProcessObservation struct {
+	Name       string      `json:"name"`
+	State      state.State `json:"state"`
+	Reason     string      `json:"reason"`
+	Generation int64       `json:"generation"`
+	LagSeconds *float64    `json:"lagSeconds,omitempty"`
+}
+
+// Silence is a past period without answer, with what ended it; measured mode
+// learns the allowances from these.
+type Silence struct {
+	Agent    string        `json:"agent"`
+	Cluster  string        `json:"cluster,omitempty"`
+	Kind     string        `json:"kind"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Batch is what one poll writes, in one transaction.
+type Batch struct {
+	Observations []Observation
+	Events       []Event
+	Silences     []Silence
+	// Agents are the engine's resume records, by agent name (opaque here).
+	Agents map[string][]byte
+}
