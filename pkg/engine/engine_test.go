@@ -44,7 +44,9 @@ func TestScenarios(t *testing.T) {
 		return fleetOf(policy(edit), fleet.Agent{Name: "a"})
 	}
 	ha := fleetOf(policy(nil), fleet.Agent{Name: "n1", Cluster: "ha"}, fleet.Agent{Name: "n2", Cluster: "ha"})
-	lag := func(v float64) func(f *fakeClient) { return func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.lag = &v }) } }
+	lag := func(v float64) func(f *fakeClient) {
+		return func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.lag = &v }) }
+	}
 	silent := func(name string, on bool) func(f *fakeClient) {
 		return func(f *fakeClient) { f.set(name, func(a *fakeAgent) { a.silent = on }) }
 	}

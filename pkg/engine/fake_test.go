@@ -44,7 +44,9 @@ type fakeClient struct {
 
 var _ agentclient.API = (*fakeClient)(nil)
 
-func newFake(clk clock.Clock) *fakeClient { return &fakeClient{clk: clk, agents: map[string]*fakeAgent{}} }
+func newFake(clk clock.Clock) *fakeClient {
+	return &fakeClient{clk: clk, agents: map[string]*fakeAgent{}}
+}
 
 func (f *fakeClient) add(name string, a *fakeAgent) *fakeAgent {
 	f.mu.Lock()
