@@ -72,6 +72,8 @@ type History interface {
 	Prune(now time.Time) error
 }
 
+var _ History = (*history.Store)(nil)
+
 // AnyGeneration, as ifGeneration, restarts whatever generation runs.
 const AnyGeneration int64 = -1
 
