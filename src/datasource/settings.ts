@@ -1,25 +1,99 @@
 import { z } from 'zod';
 
-import type { AgentSettings, VigilOptions } from './types';
+import { parseDurationSeconds } from '../shared/duration';
+import { DEFAULT_POLICY } from './fleet';
+import type { PolicySettings, VigilOptions } from './types';
+
+export { parseDurationSeconds } from '../shared/duration';
 
 // Validation of the datasource settings as a person edits them. The backend validates the same
-// settings again (pkg/models); these messages name the same fields.
-const DURATION = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
+// settings again (pkg/fleet); the field paths and messages here are the backend's, without its
+// "jsonData." prefix, so what the editor flags and what Save & test reports read alike.
 
-export function parseDurationSeconds(value: string): number | undefined {
-  if (!DURATION.test(value)) {
-    return undefined;
+const MIN_POLL_SECONDS = 1;
+const AGENT_NAME = /^[A-Za-z0-9_-]{1,63}$/;
+
+const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+const isSet = (v: unknown) => v !== undefined && v !== null && v !== '';
+
+// A duration: "10s", "1m30s", 0 or a bare number of seconds; never negative.
+const duration = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  if (!isSet(v)) {
+    return;
   }
-  const unit: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
-  let total = 0;
-  for (const [, n, , u] of value.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g)) {
-    total += Number(n) * unit[u];
+  const seconds = parseDurationSeconds(String(v));
+  if (seconds === undefined) {
+    ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s, 0)` });
+  } else if (seconds < 0) {
+    ctx.addIssue({ code: 'custom', message: `${v} must not be negative` });
   }
-  return total;
-}
+});
+
+const number = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+  if (isSet(v) && (typeof v !== 'number' || !Number.isFinite(v))) {
+    ctx.addIssue({ code: 'custom', message: `${text(v)} must be a number` });
+  }
+});
+
+const wholeNumber = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+  if (isSet(v) && (typeof v !== 'number' || !Number.isInteger(v))) {
+    ctx.addIssue({ code: 'custom', message: `${text(v)} must be a whole number` });
+  }
+});
+
+const oneOf = (values: readonly string[], says: string) =>
+  z.string().refine((v) => !isSet(v) || values.includes(v), { error: (i) => `${text(i.input)} must be ${says}` });
+
+const policyShape = {
+  budget: z
+    .object({
+      responseTime: duration.optional(),
+      processing: duration.optional(),
+      failover: duration.optional(),
+      restart: duration.optional(),
+      networkInterruption: duration.optional(),
+      appErrorRecovery: duration.optional(),
+      combine: oneOf(['max', 'sum'], 'max or sum').optional(),
+      mode: oneOf(['configured', 'measured'], 'configured or measured').optional(),
+    })
+    .optional(),
+  measured: z
+    .object({
+      percentile: number
+        .refine((v) => typeof v !== 'number' || (v > 0 && v <= 100), {
+          error: (i) => `${text(i.input)} must be above 0 and at most 100`,
+        })
+        .optional(),
+      floor: duration.optional(),
+      ceiling: duration.optional(),
+      minSamples: wholeNumber
+        .refine((v) => typeof v !== 'number' || v >= 1, { error: (i) => `${text(i.input)} must be at least 1` })
+        .optional(),
+    })
+    .optional(),
+  autoRestart: z
+    .object({
+      enabled: z.boolean().optional(),
+      maxRestarts: wholeNumber
+        .refine((v) => typeof v !== 'number' || v >= 0, { error: (i) => `${text(i.input)} must not be negative` })
+        .optional(),
+      window: duration.optional(),
+      backoffInitial: duration.optional(),
+      backoffMax: duration.optional(),
+      stopWhenNotExpected: z.boolean().optional(),
+    })
+    .optional(),
+  rpo: duration.optional(),
+};
 
 const agentSchema = z.object({
-  name: z.string().trim().min(1, 'is required'),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'is required')
+    .refine((n) => AGENT_NAME.test(n), {
+      error: (i) => `"${text(i.input).trim()}" must be 1 to 63 letters, digits, '-' or '_'`,
+    }),
   url: z
     .string()
     .trim()
@@ -27,35 +101,99 @@ const agentSchema = z.object({
     .refine((u) => {
       try {
         const parsed = new URL(u);
-        return parsed.protocol === 'http:' || parsed.protocol === 'https:';
+        return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
       } catch {
         return false;
       }
     }, 'must be an absolute http or https URL'),
   cluster: z.string().optional(),
+  ...policyShape,
 });
 
-const optionsSchema = z.object({
-  pollInterval: z
-    .string()
-    .optional()
-    .refine(
-      (v) => v === undefined || v === '' || (parseDurationSeconds(v) ?? 0) >= 1,
-      'must be a duration of at least 1s, e.g. 10s'
-    ),
-  agents: z
-    .array(agentSchema)
-    .optional()
-    .superRefine((agents, ctx) => {
-      const seen = new Set<string>();
-      (agents ?? []).forEach((a: AgentSettings, i: number) => {
-        if (a.name && seen.has(a.name)) {
-          ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicates the name "${a.name}"` });
+const optionsSchema = z
+  .object({
+    pollInterval: z
+      .union([z.string(), z.number()])
+      .optional()
+      .superRefine((v, ctx) => {
+        if (!isSet(v)) {
+          return;
         }
-        seen.add(a.name);
+        const seconds = parseDurationSeconds(String(v));
+        if (seconds === undefined) {
+          ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s)` });
+        } else if (seconds < MIN_POLL_SECONDS) {
+          ctx.addIssue({ code: 'custom', message: `${v} is below the minimum of 1s` });
+        }
+      }),
+    defaults: z.object(policyShape).optional(),
+    agents: z.array(agentSchema).optional(),
+    restartRole: oneOf(['Viewer', 'Editor', 'Admin'], 'one of Viewer, Editor, Admin').optional(),
+    historyPath: z.string().optional(),
+  })
+  .superRefine((options, ctx) => {
+    const agents = options.agents ?? [];
+    if (agents.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['agents'], message: 'at least one agent is required' });
+    }
+    const firstUse = new Map<string, number>();
+    agents.forEach((a, i) => {
+      const name = a.name.trim();
+      if (!AGENT_NAME.test(name)) {
+        return;
+      }
+      const first = firstUse.get(name);
+      if (first === undefined) {
+        firstUse.set(name, i);
+      } else {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['agents', i, 'name'],
+          message: `"${name}" is already used by agents[${first}]`,
+        });
+      }
+    });
+    const defaults = options.defaults as PolicySettings | undefined;
+    crossChecks(ctx, ['defaults'], defaults, undefined);
+    agents.forEach((a, i) => crossChecks(ctx, ['agents', i], defaults, a as PolicySettings));
+  });
+
+type Ctx = Parameters<Parameters<z.ZodType['superRefine']>[0]>[1];
+
+// The checks that compare two keys run on the effective values, as the backend's do; for an
+// agent they are reported only when one of the two values is its own override, so a bad fleet
+// default is named once, under defaults.
+function crossChecks(ctx: Ctx, at: Array<string | number>, defaults?: PolicySettings, agent?: PolicySettings) {
+  const pairs = [
+    ['measured', 'floor', 'ceiling'],
+    ['autoRestart', 'backoffInitial', 'backoffMax'],
+  ] as const;
+  for (const [section, low, high] of pairs) {
+    const value = (key: string, from?: PolicySettings) =>
+      (from?.[section] as Record<string, unknown> | undefined)?.[key];
+    const own = agent ?? defaults;
+    if (agent && !isSet(value(low, agent)) && !isSet(value(high, agent))) {
+      continue;
+    }
+    const effective = (key: string) => {
+      for (const from of [agent, defaults]) {
+        if (from && isSet(value(key, from))) {
+          return value(key, from);
+        }
+      }
+      return (DEFAULT_POLICY[section] as Record<string, unknown>)[key];
+    };
+    const lowSeconds = parseDurationSeconds(String(effective(low)));
+    const highSeconds = parseDurationSeconds(String(effective(high)));
+    if (own && lowSeconds !== undefined && highSeconds !== undefined && lowSeconds > highSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, section, low],
+        message: `${effective(low)} is above ${section}.${high} ${effective(high)}`,
       });
-    }),
-});
+    }
+  }
+}
 
 /** Field path (as in jsonData, e.g. "agents[1].url") to the problem with it. */
 export type SettingsErrors = Record<string, string>;
@@ -67,11 +205,14 @@ export function validateOptions(options: VigilOptions): SettingsErrors {
   }
   const errors: SettingsErrors = {};
   for (const issue of result.error.issues) {
-    const key = issue.path
-      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-      .join('')
-      .replace(/^\./, '');
-    errors[key] ??= issue.message;
+    errors[fieldPath(issue.path)] ??= issue.message;
   }
   return errors;
+}
+
+export function fieldPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
 }

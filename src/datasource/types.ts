@@ -1,17 +1,69 @@
 import type { DataQuery, DataSourceJsonData } from '@grafana/schema';
 
-export const QUERY_TYPES = ['status'] as const;
+import type { Combine } from '../shared/budget';
+
+export const QUERY_TYPES = ['status', 'timeline', 'metrics', 'events'] as const;
 export type QueryType = (typeof QUERY_TYPES)[number];
 
 export interface VigilQuery extends DataQuery {
   queryType?: QueryType;
+  /** Agent names or template variables ("$agent"); empty means every agent. */
+  agents?: string[];
+  cluster?: string;
+  /** State names (src/shared/states.ts); empty means every state. */
+  states?: string[];
 }
 
-export const DEFAULT_QUERY: Partial<VigilQuery> = { queryType: 'status' };
+export const DEFAULT_QUERY: Partial<VigilQuery> = { queryType: 'status', agents: [] };
 
-// The fleet as the datasource's jsonData holds it. The keys are shared with the CLI's fleet.yaml,
-// so one can be pasted into the other.
-export interface AgentSettings {
+/** The query of a dashboard variable of this datasource. */
+export interface VigilVariableQuery extends DataQuery {
+  kind: 'agents' | 'clusters';
+  /** Only agents of this cluster (may be a template variable). */
+  cluster?: string;
+}
+
+// The fleet as the datasource's jsonData holds it. The keys are those of the CLI's fleet.yaml, so
+// one can be pasted into the other. Durations are strings ("10s", "1m30s", "0") as in the file.
+export type Mode = 'configured' | 'measured';
+export type RestartRole = 'Viewer' | 'Editor' | 'Admin';
+
+export interface BudgetSettings {
+  responseTime?: string;
+  processing?: string;
+  failover?: string;
+  restart?: string;
+  networkInterruption?: string;
+  appErrorRecovery?: string;
+  combine?: Combine;
+  mode?: Mode;
+}
+
+export interface MeasuredSettings {
+  percentile?: number;
+  floor?: string;
+  ceiling?: string;
+  minSamples?: number;
+}
+
+export interface AutoRestartSettings {
+  enabled?: boolean;
+  maxRestarts?: number;
+  window?: string;
+  backoffInitial?: string;
+  backoffMax?: string;
+  stopWhenNotExpected?: boolean;
+}
+
+/** What the fleet sets under defaults and an agent may override. */
+export interface PolicySettings {
+  budget?: BudgetSettings;
+  measured?: MeasuredSettings;
+  autoRestart?: AutoRestartSettings;
+  rpo?: string;
+}
+
+export interface AgentSettings extends PolicySettings {
   name: string;
   url: string;
   cluster?: string;
@@ -19,13 +71,22 @@ export interface AgentSettings {
 
 export interface VigilOptions extends DataSourceJsonData {
   pollInterval?: string;
+  defaults?: PolicySettings;
   agents?: AgentSettings[];
-  restartRole?: 'Viewer' | 'Editor' | 'Admin';
+  restartRole?: RestartRole;
   historyPath?: string;
 }
 
-// Held encrypted by Grafana and only ever sent to the backend; the browser sees booleans.
+// Held encrypted by Grafana and only ever sent to the backend; the browser sees booleans in
+// secureJsonFields. Per agent: `agent.<name>.readToken` and `agent.<name>.controlToken`.
 export interface VigilSecureOptions {
   readToken?: string;
   controlToken?: string;
+  [agentToken: `agent.${string}.${'readToken' | 'controlToken'}`]: string | undefined;
+}
+
+export type TokenKind = 'readToken' | 'controlToken';
+
+export function agentSecretKey(name: string, kind: TokenKind): `agent.${string}.${TokenKind}` {
+  return `agent.${name}.${kind}`;
 }

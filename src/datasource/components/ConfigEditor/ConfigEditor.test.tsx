@@ -1,10 +1,12 @@
 import React, { useState } from 'react';
-import { fireEvent, render, screen } from '@testing-library/react';
+import { fireEvent, render, screen, within } from '@testing-library/react';
 import type { DataSourceSettings } from '@grafana/data';
 
 import { ConfigEditor } from './ConfigEditor';
 import type { VigilOptions, VigilSecureOptions } from '../../types';
 import { testIds } from '../testIds';
+
+const ids = testIds.configEditor;
 
 function settings(jsonData: VigilOptions, secureJsonFields: Record<string, boolean> = {}) {
   return {
@@ -18,6 +20,18 @@ function settings(jsonData: VigilOptions, secureJsonFields: Record<string, boole
     readOnly: false,
   } as unknown as DataSourceSettings<VigilOptions, VigilSecureOptions>;
 }
+
+// Named fleets the tests start from.
+const fleets = {
+  empty: (): VigilOptions => ({ agents: [] }),
+  demo: (): VigilOptions => ({
+    pollInterval: '10s',
+    agents: [
+      { name: 'standalone', url: 'http://127.0.0.1:7071' },
+      { name: 'node-a', url: 'http://127.0.0.1:7072', cluster: 'sql-ha' },
+    ],
+  }),
+};
 
 // Holds the options like Grafana's datasource settings page does, so typing is seen as it happens.
 function Harness({
@@ -39,39 +53,174 @@ function Harness({
   );
 }
 
+function renderEditor(jsonData: VigilOptions, secureJsonFields: Record<string, boolean> = {}) {
+  const onChange = jest.fn();
+  render(<Harness initial={settings(jsonData, secureJsonFields)} onChange={onChange} />);
+  const last = () => onChange.mock.calls.at(-1)[0] as DataSourceSettings<VigilOptions, VigilSecureOptions>;
+  return { onChange, last };
+}
+
+const type = (testId: string, value: string) => fireEvent.change(screen.getByTestId(testId), { target: { value } });
+
 describe('ConfigEditor', () => {
-  it('adds an agent and flags an invalid URL as it is typed', () => {
-    const onChange = jest.fn();
-    render(<Harness initial={settings({ agents: [] })} onChange={onChange} />);
-    fireEvent.click(screen.getByTestId(testIds.configEditor.addAgent));
-    fireEvent.change(screen.getByTestId(testIds.configEditor.agentName(0)), { target: { value: 'db-1' } });
-    fireEvent.change(screen.getByTestId(testIds.configEditor.agentUrl(0)), { target: { value: 'db-1:7070' } });
-    expect(screen.getByText('must be an absolute http or https URL')).toBeInTheDocument();
-    fireEvent.change(screen.getByTestId(testIds.configEditor.agentUrl(0)), { target: { value: 'http://db-1:7070' } });
-    expect(screen.queryByText('must be an absolute http or https URL')).not.toBeInTheDocument();
-    expect(onChange.mock.calls.at(-1)[0].jsonData.agents).toEqual([{ name: 'db-1', url: 'http://db-1:7070' }]);
+  it('adds an agent and flags an invalid URL as it is typed, naming the field', () => {
+    const { last } = renderEditor(fleets.empty());
+    expect(screen.getAllByText('agents: at least one agent is required').length).toBeGreaterThan(0);
+    fireEvent.click(screen.getByTestId(ids.addAgent));
+    type(ids.agentName(0), 'db-1');
+    type(ids.agentUrl(0), 'db-1:7070');
+    expect(screen.getAllByText('agents[0].url: must be an absolute http or https URL').length).toBeGreaterThan(0);
+    type(ids.agentUrl(0), 'http://db-1:7070');
+    expect(screen.queryByText(/agents\[0\]\.url/)).not.toBeInTheDocument();
+    expect(screen.queryByTestId(ids.problems)).not.toBeInTheDocument();
+    expect(last().jsonData.agents).toEqual([{ name: 'db-1', url: 'http://db-1:7070' }]);
+  });
+
+  it('flags a duplicate agent name on the second agent', () => {
+    renderEditor(fleets.demo());
+    fireEvent.click(screen.getByTestId(ids.addAgent));
+    type(ids.agentName(2), 'node-a');
+    type(ids.agentUrl(2), 'http://127.0.0.1:7073');
+    expect(
+      within(screen.getByTestId(ids.problems)).getByText('agents[2].name: "node-a" is already used by agents[1]')
+    ).toBeInTheDocument();
   });
 
   it('flags a poll interval under one second', () => {
-    render(<Harness initial={settings({ pollInterval: '500ms' })} onChange={jest.fn()} />);
-    expect(screen.getByText('must be a duration of at least 1s, e.g. 10s')).toBeInTheDocument();
+    renderEditor({ ...fleets.demo(), pollInterval: '500ms' });
+    expect(screen.getAllByText('pollInterval: 500ms is below the minimum of 1s').length).toBeGreaterThan(0);
+  });
+
+  it('shows the default worst-case budget for clustered and standalone agents', () => {
+    renderEditor(fleets.demo());
+    expect(screen.getByTestId(ids.budgetClustered)).toHaveTextContent(
+      'Agents in a cluster (1): 1 s response + 1 s processing + max(failover 60 s, restart 180 s, network interruption 30 s, app error recovery 60 s) = 182 s (3 min 2 s)'
+    );
+    expect(screen.getByTestId(ids.budgetStandalone)).toHaveTextContent(
+      'Standalone agents (1): 1 s response + 1 s processing + max(restart 180 s, network interruption 30 s, app error recovery 60 s) = 182 s (3 min 2 s)'
+    );
+  });
+
+  it('recomputes the budget live as factors and combine change', () => {
+    const { last } = renderEditor(fleets.demo());
+    type(ids.budgetFactor('failover'), '5m');
+    expect(screen.getByTestId(ids.budgetClustered)).toHaveTextContent(/= 302 s/);
+    expect(screen.getByTestId(ids.budgetStandalone)).toHaveTextContent(/= 182 s/);
+    fireEvent.click(screen.getByRole('radio', { name: 'sum' }));
+    // 1 + 1 + 300 + 180 + 30 + 60 and, without failover, 1 + 1 + 180 + 30 + 60
+    expect(screen.getByTestId(ids.budgetClustered)).toHaveTextContent(/= 572 s/);
+    expect(screen.getByTestId(ids.budgetStandalone)).toHaveTextContent(/= 272 s/);
+    expect(last().jsonData.defaults).toEqual({ budget: { failover: '5m', combine: 'sum' } });
+  });
+
+  it('flags a budget factor that is no duration and withholds the total', () => {
+    renderEditor(fleets.demo());
+    type(ids.budgetFactor('restart'), 'three minutes');
+    expect(
+      screen.getAllByText('defaults.budget.restart: three minutes is not a duration (examples: 10s, 1m30s, 0)').length
+    ).toBeGreaterThan(0);
+    expect(screen.queryByTestId(ids.budgetClustered)).not.toBeInTheDocument();
+    expect(screen.getByText('Fix the budget factors flagged below to see the budget.')).toBeInTheDocument();
+  });
+
+  it('keeps a per-agent override on that agent and shows its own budget', () => {
+    const { last } = renderEditor(fleets.demo());
+    fireEvent.click(screen.getByText('Own settings and tokens of node-a'));
+    type(ids.agentBudgetFactor(1, 'failover'), '10m');
+    expect(screen.getByTestId(ids.agentBudget(1))).toHaveTextContent(/= 602 s/);
+    expect(screen.getByText(/node-a \(own settings\):/)).toHaveTextContent(/= 602 s/);
+    // The fleet-wide budget is unchanged.
+    expect(screen.getByTestId(ids.budgetClustered)).toHaveTextContent(/= 182 s/);
+    expect(last().jsonData.agents?.[1]).toEqual({
+      name: 'node-a',
+      url: 'http://127.0.0.1:7072',
+      cluster: 'sql-ha',
+      budget: { failover: '10m' },
+    });
+    expect(last().jsonData.defaults).toBeUndefined();
+  });
+
+  it('flags a negative per-agent allowance with the agent path', () => {
+    renderEditor({ ...fleets.demo(), agents: [{ name: 'a', url: 'http://a:1', budget: { restart: '-1s' } }] });
+    expect(screen.getAllByText('agents[0].budget.restart: -1s must not be negative').length).toBeGreaterThan(0);
+  });
+
+  it('shows the measured settings only in measured mode and checks them', () => {
+    const { last } = renderEditor(fleets.demo());
+    expect(screen.queryByTestId(ids.measured('percentile'))).not.toBeInTheDocument();
+    fireEvent.click(screen.getByRole('radio', { name: 'measured' }));
+    type(ids.measured('percentile'), '150');
+    expect(
+      screen.getAllByText('defaults.measured.percentile: 150 must be above 0 and at most 100').length
+    ).toBeGreaterThan(0);
+    type(ids.measured('percentile'), '99');
+    type(ids.measured('minSamples'), '3');
+    expect(last().jsonData.defaults).toEqual({
+      budget: { mode: 'measured' },
+      measured: { percentile: 99, minSamples: 3 },
+    });
+  });
+
+  it('stores the auto-restart policy, RPO, restart role and history path under the fleet keys', () => {
+    const { last } = renderEditor(fleets.demo());
+    fireEvent.click(screen.getByTestId(ids.autoRestart('enabled')));
+    type(ids.autoRestart('maxRestarts'), '5');
+    type(ids.autoRestart('backoffInitial'), '10m');
+    expect(
+      screen.getAllByText('defaults.autoRestart.backoffInitial: 10m is above autoRestart.backoffMax 5m').length
+    ).toBeGreaterThan(0);
+    type(ids.autoRestart('backoffInitial'), '10s');
+    type(ids.rpo, '2m');
+    fireEvent.click(screen.getByRole('radio', { name: 'Admin' }));
+    type(ids.historyPath, '/var/lib/grafana/vigil');
+    expect(last().jsonData).toMatchObject({
+      defaults: { autoRestart: { enabled: false, maxRestarts: 5, backoffInitial: '10s' }, rpo: '2m' },
+      restartRole: 'Admin',
+      historyPath: '/var/lib/grafana/vigil',
+    });
+  });
+
+  it('defaults the restart role to Editor', () => {
+    renderEditor(fleets.demo());
+    expect(screen.getByRole('radio', { name: 'Editor' })).toBeChecked();
   });
 
   it('never shows a configured token, only that it is set', () => {
-    render(<Harness initial={settings({}, { readToken: true })} onChange={jest.fn()} />);
+    renderEditor(fleets.demo(), { readToken: true, 'agent.node-a.controlToken': true });
+    fireEvent.click(screen.getByText('Own settings and tokens of node-a'));
     const configured = screen.getAllByDisplayValue('configured');
-    expect(configured).toHaveLength(1);
-    expect(configured[0]).toBeDisabled();
+    expect(configured).toHaveLength(2);
+    configured.forEach((input) => expect(input).toBeDisabled());
   });
 
-  it('sends a new control token only in secureJsonData', () => {
-    const onChange = jest.fn();
-    render(<Harness initial={settings({})} onChange={onChange} />);
-    fireEvent.change(screen.getByTestId(testIds.configEditor.controlToken), {
-      target: { value: 's3cret-control-token' },
+  it('sends new tokens only in secureJsonData, per agent under agent.<name>.<kind>', () => {
+    const { last } = renderEditor(fleets.demo());
+    type(ids.controlToken, 's3cret-control-token');
+    fireEvent.click(screen.getByText('Own settings and tokens of node-a'));
+    type(ids.agentReadToken(1), 's3cret-node-a-read');
+    expect(last().secureJsonData).toEqual({
+      controlToken: 's3cret-control-token',
+      'agent.node-a.readToken': 's3cret-node-a-read',
     });
-    const last = onChange.mock.calls.at(-1)[0];
-    expect(last.secureJsonData).toEqual({ controlToken: 's3cret-control-token' });
-    expect(JSON.stringify(last.jsonData)).not.toContain('s3cret');
+    expect(JSON.stringify(last().jsonData)).not.toContain('s3cret');
+  });
+
+  it('moves an unsaved per-agent token along when the agent is renamed, and clears a stored one', () => {
+    const { last } = renderEditor(fleets.demo(), { 'agent.node-a.controlToken': true });
+    fireEvent.click(screen.getByText('Own settings and tokens of node-a'));
+    type(ids.agentReadToken(1), 's3cret-typed');
+    type(ids.agentName(1), 'node-b');
+    expect(last().secureJsonData).toEqual({
+      'agent.node-b.readToken': 's3cret-typed',
+      'agent.node-a.controlToken': '',
+    });
+    expect(last().secureJsonFields).toMatchObject({ 'agent.node-a.controlToken': false });
+  });
+
+  it('removes an agent with its stored tokens', () => {
+    const { last } = renderEditor(fleets.demo(), { 'agent.standalone.readToken': true });
+    fireEvent.click(screen.getByTestId(ids.agentRemove(0)));
+    expect(last().jsonData.agents?.map((a) => a.name)).toEqual(['node-a']);
+    expect(last().secureJsonFields).toMatchObject({ 'agent.standalone.readToken': false });
   });
 });

@@ -1,137 +1,370 @@
-import React, { type ChangeEvent } from 'react';
+import React from 'react';
 import type { DataSourcePluginOptionsEditorProps } from '@grafana/data';
-import { Button, FieldSet, InlineField, InlineFieldRow, Input, SecretInput, Stack } from '@grafana/ui';
+import { Alert, Button, FieldSet, InlineField, RadioButtonGroup, SecretInput, Stack, Switch, Text } from '@grafana/ui';
 
+import { compactPolicy, DEFAULT_POLICY, DEFAULT_POLL_INTERVAL } from '../../fleet';
 import { validateOptions } from '../../settings';
-import type { AgentSettings, VigilOptions, VigilSecureOptions } from '../../types';
+import {
+  agentSecretKey,
+  type AgentSettings,
+  type PolicySettings,
+  type RestartRole,
+  type VigilOptions,
+  type VigilSecureOptions,
+} from '../../types';
 import { testIds } from '../testIds';
+import { AgentRow } from './AgentRow';
+import { BudgetSummary } from './BudgetSummary';
+import { BUDGET_FACTORS } from './factors';
+import { LABEL_WIDTH, numberOrText, TextField } from './fields';
+import { dropAgentSecrets, moveAgentSecrets, resetSecret, setSecret } from './secrets';
 
 type Props = DataSourcePluginOptionsEditorProps<VigilOptions, VigilSecureOptions>;
+type Section = 'budget' | 'measured' | 'autoRestart';
 
+const COMBINE_OPTIONS = [
+  { label: 'max', value: 'max' as const, description: 'The allowances are alternative explanations for one silence' },
+  { label: 'sum', value: 'sum' as const, description: 'Add the allowances up: the conservative choice' },
+];
+const MODE_OPTIONS = [
+  { label: 'configured', value: 'configured' as const, description: 'Use the allowances as configured' },
+  { label: 'measured', value: 'measured' as const, description: "Learn each allowance from the agent's past silences" },
+];
+const ROLE_OPTIONS: Array<{ label: string; value: RestartRole }> = [
+  { label: 'Viewer', value: 'Viewer' },
+  { label: 'Editor', value: 'Editor' },
+  { label: 'Admin', value: 'Admin' },
+];
+
+// Grafana's settings page of a Vigil datasource. jsonData uses the keys of the CLI's fleet.yaml and
+// holds only what a person set; every empty field shows the value in force as its placeholder.
 export function ConfigEditor({ options, onOptionsChange }: Props) {
-  const { jsonData, secureJsonFields } = options;
-  const secureJsonData = options.secureJsonData ?? {};
+  const { jsonData } = options;
+  const secureJsonFields = (options.secureJsonFields ?? {}) as Record<string, boolean>;
+  const secureJsonData = (options.secureJsonData ?? {}) as Record<string, string | undefined>;
   const agents = jsonData.agents ?? [];
+  const defaults = jsonData.defaults ?? {};
   const errors = validateOptions(jsonData);
+  const problems = Object.entries(errors);
 
-  const setJsonData = (patch: Partial<VigilOptions>) =>
-    onOptionsChange({ ...options, jsonData: { ...jsonData, ...patch } });
+  const setJsonData = (patch: Partial<VigilOptions>, base = options) =>
+    onOptionsChange({ ...base, jsonData: { ...base.jsonData, ...patch } });
 
-  const setAgent = (index: number, patch: Partial<AgentSettings>) =>
-    setJsonData({ agents: agents.map((a, i) => (i === index ? { ...a, ...patch } : a)) });
+  const setDefault = (section: Section, key: string, value: unknown) => {
+    const next = compactPolicy({ ...defaults, [section]: { ...defaults[section], [key]: value } } as PolicySettings);
+    setJsonData({ defaults: Object.keys(next).length ? next : undefined });
+  };
 
-  const setSecret = (key: keyof VigilSecureOptions) => (event: ChangeEvent<HTMLInputElement>) =>
-    onOptionsChange({ ...options, secureJsonData: { ...secureJsonData, [key]: event.target.value } });
+  const setAgent = (index: number, agent: AgentSettings) => {
+    const before = agents[index];
+    const base =
+      before.name !== agent.name ? moveAgentSecrets(options, before.name.trim(), agent.name.trim()) : options;
+    setJsonData({ agents: agents.map((a, i) => (i === index ? compactPolicy(agent) : a)) }, base);
+  };
 
-  const resetSecret = (key: keyof VigilSecureOptions) => () =>
-    onOptionsChange({
-      ...options,
-      secureJsonFields: { ...secureJsonFields, [key]: false },
-      secureJsonData: { ...secureJsonData, [key]: '' },
-    });
+  const removeAgent = (index: number) => {
+    const base = dropAgentSecrets(options, agents[index].name.trim());
+    setJsonData({ agents: agents.filter((_, j) => j !== index) }, base);
+  };
+
+  const placeholder = (section: Section, key: string) =>
+    String((DEFAULT_POLICY[section] as Record<string, unknown>)[key]);
+  const mode = defaults.budget?.mode ?? 'configured';
+  const auto = { ...DEFAULT_POLICY.autoRestart, ...defaults.autoRestart };
 
   return (
     <div data-testid={testIds.configEditor.root}>
-      <FieldSet label="Polling">
-        <InlineField
-          label="Poll interval"
-          labelWidth={20}
-          tooltip="How often every agent is asked for its status: the longest outage you accept before a restart, against the cost of polling."
-          invalid={Boolean(errors.pollInterval)}
-          error={errors.pollInterval}
+      {problems.length > 0 && (
+        <Alert
+          severity="warning"
+          title={`${problems.length} ${problems.length === 1 ? 'setting needs' : 'settings need'} attention before Save & test`}
+          data-testid={testIds.configEditor.problems}
         >
-          <Input
-            width={20}
-            placeholder="10s"
-            value={jsonData.pollInterval ?? ''}
-            onChange={(e) => setJsonData({ pollInterval: e.currentTarget.value })}
-            data-testid={testIds.configEditor.pollInterval}
-          />
-        </InlineField>
+          <ul>
+            {problems.map(([path, message]) => (
+              <li key={path}>
+                {path}: {message}
+              </li>
+            ))}
+          </ul>
+        </Alert>
+      )}
+
+      <FieldSet label="Polling">
+        <TextField
+          label="Poll interval"
+          path="pollInterval"
+          errors={errors}
+          value={jsonData.pollInterval}
+          placeholder={DEFAULT_POLL_INTERVAL}
+          tooltip="How often every agent is asked for its status: the longest outage you accept before a restart, against the cost of polling."
+          explanation="At least 1s. A Go duration: 10s, 1m30s."
+          testId={testIds.configEditor.pollInterval}
+          onChange={(v) => setJsonData({ pollInterval: v || undefined })}
+        />
       </FieldSet>
 
       <FieldSet label="Agents">
-        {agents.map((agent, i) => (
-          <InlineFieldRow key={i}>
-            <InlineField
-              label="Name"
-              labelWidth={10}
-              invalid={Boolean(errors[`agents[${i}].name`])}
-              error={errors[`agents[${i}].name`]}
-            >
-              <Input
-                width={20}
-                value={agent.name}
-                onChange={(e) => setAgent(i, { name: e.currentTarget.value })}
-                data-testid={testIds.configEditor.agentName(i)}
-              />
-            </InlineField>
-            <InlineField
-              label="URL"
-              labelWidth={8}
-              invalid={Boolean(errors[`agents[${i}].url`])}
-              error={errors[`agents[${i}].url`]}
-            >
-              <Input
-                width={36}
-                placeholder="http://10.0.0.5:7070"
-                value={agent.url}
-                onChange={(e) => setAgent(i, { url: e.currentTarget.value })}
-                data-testid={testIds.configEditor.agentUrl(i)}
-              />
-            </InlineField>
-            <InlineField label="Cluster" labelWidth={10}>
-              <Input
-                width={16}
-                value={agent.cluster ?? ''}
-                onChange={(e) => setAgent(i, { cluster: e.currentTarget.value || undefined })}
-              />
-            </InlineField>
+        <Stack direction="column" gap={1}>
+          {errors.agents && <Text color="error">agents: {errors.agents}</Text>}
+          {agents.map((agent, i) => (
+            <AgentRow
+              key={i}
+              index={i}
+              agent={agent}
+              options={jsonData}
+              errors={errors}
+              secureJsonFields={secureJsonFields}
+              secureJsonData={secureJsonData}
+              onChange={(a) => setAgent(i, a)}
+              onRemove={() => removeAgent(i)}
+              onSecret={(kind, value) =>
+                onOptionsChange(setSecret(options, agentSecretKey(agent.name.trim(), kind), value))
+              }
+              onResetSecret={(kind) => onOptionsChange(resetSecret(options, agentSecretKey(agent.name.trim(), kind)))}
+            />
+          ))}
+          <div>
             <Button
               variant="secondary"
-              icon="trash-alt"
-              aria-label={`Remove agent ${agent.name || i + 1}`}
-              onClick={() => setJsonData({ agents: agents.filter((_, j) => j !== i) })}
-            />
-          </InlineFieldRow>
-        ))}
-        <Stack>
-          <Button
-            variant="secondary"
-            icon="plus"
-            onClick={() => setJsonData({ agents: [...agents, { name: '', url: '' }] })}
-            data-testid={testIds.configEditor.addAgent}
-          >
-            Add agent
-          </Button>
+              icon="plus"
+              onClick={() => setJsonData({ agents: [...agents, { name: '', url: '' }] })}
+              data-testid={testIds.configEditor.addAgent}
+            >
+              Add agent
+            </Button>
+          </div>
         </Stack>
       </FieldSet>
 
       <FieldSet label="Agent tokens">
-        <InlineField label="Read token" labelWidth={20} tooltip="Sent to every agent on status polls.">
+        <InlineField
+          label="Read token"
+          labelWidth={LABEL_WIDTH}
+          tooltip="Sent to every agent on status polls, unless the agent has its own."
+        >
           <SecretInput
             width={40}
-            isConfigured={Boolean(secureJsonFields?.readToken)}
+            isConfigured={Boolean(secureJsonFields.readToken)}
             value={secureJsonData.readToken ?? ''}
-            onChange={setSecret('readToken')}
-            onReset={resetSecret('readToken')}
+            onChange={(e) => onOptionsChange(setSecret(options, 'readToken', e.currentTarget.value))}
+            onReset={() => onOptionsChange(resetSecret(options, 'readToken'))}
             data-testid={testIds.configEditor.readToken}
           />
         </InlineField>
         <InlineField
           label="Control token"
-          labelWidth={20}
-          tooltip="Sent to agents only for restart and stop; never leaves the server."
+          labelWidth={LABEL_WIDTH}
+          tooltip="Sent to agents only for restart and stop, by the Grafana server; it never reaches a browser."
         >
           <SecretInput
             width={40}
-            isConfigured={Boolean(secureJsonFields?.controlToken)}
+            isConfigured={Boolean(secureJsonFields.controlToken)}
             value={secureJsonData.controlToken ?? ''}
-            onChange={setSecret('controlToken')}
-            onReset={resetSecret('controlToken')}
+            onChange={(e) => onOptionsChange(setSecret(options, 'controlToken', e.currentTarget.value))}
+            onReset={() => onOptionsChange(resetSecret(options, 'controlToken'))}
             data-testid={testIds.configEditor.controlToken}
           />
         </InlineField>
+      </FieldSet>
+
+      <FieldSet label="Timeout budget">
+        <Stack direction="column" gap={1}>
+          <Text color="secondary">
+            budget = response time + processing + combine(allowances). A silent agent is in GRACE within its budget and
+            FAILED beyond it.
+          </Text>
+          <BudgetSummary options={jsonData} />
+          <div>
+            {BUDGET_FACTORS.map((f) => (
+              <TextField
+                key={f.key}
+                label={f.label}
+                path={`defaults.budget.${f.key}`}
+                errors={errors}
+                value={defaults.budget?.[f.key]}
+                placeholder={f.fallback}
+                explanation={f.explanation}
+                testId={testIds.configEditor.budgetFactor(f.key)}
+                onChange={(v) => setDefault('budget', f.key, v)}
+              />
+            ))}
+            <InlineField
+              label="Combine allowances"
+              labelWidth={LABEL_WIDTH}
+              invalid={Boolean(errors['defaults.budget.combine'])}
+              error={errors['defaults.budget.combine']}
+            >
+              <RadioButtonGroup
+                options={COMBINE_OPTIONS}
+                value={defaults.budget?.combine ?? 'max'}
+                onChange={(v) => setDefault('budget', 'combine', v)}
+                data-testid={testIds.configEditor.combine}
+              />
+            </InlineField>
+            <InlineField label="Mode" labelWidth={LABEL_WIDTH}>
+              <RadioButtonGroup
+                options={MODE_OPTIONS}
+                value={mode}
+                onChange={(v) => setDefault('budget', 'mode', v)}
+                data-testid={testIds.configEditor.mode}
+              />
+            </InlineField>
+            {mode === 'measured' && (
+              <>
+                <TextField
+                  label="Percentile"
+                  path="defaults.measured.percentile"
+                  errors={errors}
+                  value={defaults.measured?.percentile}
+                  placeholder={placeholder('measured', 'percentile')}
+                  explanation="Of the past silences of one kind; above 0, at most 100."
+                  testId={testIds.configEditor.measured('percentile')}
+                  onChange={(v) => setDefault('measured', 'percentile', numberOrText(v))}
+                />
+                <TextField
+                  label="Floor"
+                  path="defaults.measured.floor"
+                  errors={errors}
+                  value={defaults.measured?.floor}
+                  placeholder={placeholder('measured', 'floor')}
+                  explanation="A learned allowance is never below this."
+                  testId={testIds.configEditor.measured('floor')}
+                  onChange={(v) => setDefault('measured', 'floor', v)}
+                />
+                <TextField
+                  label="Ceiling"
+                  path="defaults.measured.ceiling"
+                  errors={errors}
+                  value={defaults.measured?.ceiling}
+                  placeholder={placeholder('measured', 'ceiling')}
+                  explanation="A learned allowance is never above this."
+                  testId={testIds.configEditor.measured('ceiling')}
+                  onChange={(v) => setDefault('measured', 'ceiling', v)}
+                />
+                <TextField
+                  label="Minimum samples"
+                  path="defaults.measured.minSamples"
+                  errors={errors}
+                  value={defaults.measured?.minSamples}
+                  placeholder={placeholder('measured', 'minSamples')}
+                  explanation="Silences of a kind to know before the learned value replaces the configured one."
+                  testId={testIds.configEditor.measured('minSamples')}
+                  onChange={(v) => setDefault('measured', 'minSamples', numberOrText(v))}
+                />
+              </>
+            )}
+          </div>
+        </Stack>
+      </FieldSet>
+
+      <FieldSet label="Auto-restart">
+        <InlineField
+          label="Enabled"
+          labelWidth={LABEL_WIDTH}
+          tooltip="Restart a CDP process that should run and does not, through its agent."
+        >
+          <Switch
+            value={auto.enabled}
+            onChange={(e) => setDefault('autoRestart', 'enabled', e.currentTarget.checked)}
+            data-testid={testIds.configEditor.autoRestart('enabled')}
+          />
+        </InlineField>
+        <TextField
+          label="Max restarts"
+          path="defaults.autoRestart.maxRestarts"
+          errors={errors}
+          value={defaults.autoRestart?.maxRestarts}
+          placeholder={placeholder('autoRestart', 'maxRestarts')}
+          explanation="Successful restarts of one process tolerated within the window; one more marks it DEGRADED and pauses auto-restart."
+          testId={testIds.configEditor.autoRestart('maxRestarts')}
+          onChange={(v) => setDefault('autoRestart', 'maxRestarts', numberOrText(v))}
+        />
+        <TextField
+          label="Window"
+          path="defaults.autoRestart.window"
+          errors={errors}
+          value={defaults.autoRestart?.window}
+          placeholder={placeholder('autoRestart', 'window')}
+          explanation="The period the flap guard counts restarts over."
+          testId={testIds.configEditor.autoRestart('window')}
+          onChange={(v) => setDefault('autoRestart', 'window', v)}
+        />
+        <TextField
+          label="Back-off initial"
+          path="defaults.autoRestart.backoffInitial"
+          errors={errors}
+          value={defaults.autoRestart?.backoffInitial}
+          placeholder={placeholder('autoRestart', 'backoffInitial')}
+          explanation="Wait after a failed restart attempt; doubles with each further failure."
+          testId={testIds.configEditor.autoRestart('backoffInitial')}
+          onChange={(v) => setDefault('autoRestart', 'backoffInitial', v)}
+        />
+        <TextField
+          label="Back-off max"
+          path="defaults.autoRestart.backoffMax"
+          errors={errors}
+          value={defaults.autoRestart?.backoffMax}
+          placeholder={placeholder('autoRestart', 'backoffMax')}
+          explanation="The longest wait between failed attempts."
+          testId={testIds.configEditor.autoRestart('backoffMax')}
+          onChange={(v) => setDefault('autoRestart', 'backoffMax', v)}
+        />
+        <InlineField
+          label="Stop when not expected"
+          labelWidth={LABEL_WIDTH}
+          tooltip="After a failover, stop CDP on the node that is no longer active, once it runs on the new active node: two nodes never write one store."
+        >
+          <Switch
+            value={auto.stopWhenNotExpected}
+            onChange={(e) => setDefault('autoRestart', 'stopWhenNotExpected', e.currentTarget.checked)}
+            data-testid={testIds.configEditor.autoRestart('stopWhenNotExpected')}
+          />
+        </InlineField>
+      </FieldSet>
+
+      <FieldSet label="Protection objective">
+        <TextField
+          label="RPO"
+          path="defaults.rpo"
+          errors={errors}
+          value={defaults.rpo}
+          placeholder={DEFAULT_POLICY.rpo}
+          explanation="Protection lag above this marks an agent DEGRADED; 0 switches the check off."
+          testId={testIds.configEditor.rpo}
+          onChange={(v) => {
+            const next = compactPolicy({ ...defaults, rpo: v });
+            setJsonData({ defaults: Object.keys(next).length ? next : undefined });
+          }}
+        />
+      </FieldSet>
+
+      <FieldSet label="Access and history">
+        <InlineField
+          label="Restart role"
+          labelWidth={LABEL_WIDTH}
+          tooltip="The least Grafana role allowed to restart a CDP process from a panel."
+          invalid={Boolean(errors.restartRole)}
+          error={errors.restartRole && `restartRole: ${errors.restartRole}`}
+        >
+          <RadioButtonGroup
+            options={ROLE_OPTIONS}
+            value={jsonData.restartRole ?? 'Editor'}
+            onChange={(v) => setJsonData({ restartRole: v })}
+            data-testid={testIds.configEditor.restartRole}
+          />
+        </InlineField>
+        <TextField
+          label="History path"
+          path="historyPath"
+          errors={errors}
+          value={jsonData.historyPath}
+          width={40}
+          placeholder="under Grafana's data directory"
+          explanation="Where the monitor keeps observations and events on the Grafana server."
+          testId={testIds.configEditor.historyPath}
+          onChange={(v) => setJsonData({ historyPath: v || undefined })}
+        />
       </FieldSet>
     </div>
   );

@@ -1,0 +1,206 @@
+import React, { useState } from 'react';
+import {
+  Button,
+  Collapse,
+  InlineField,
+  InlineFieldRow,
+  Input,
+  RadioButtonGroup,
+  SecretInput,
+  Stack,
+  Text,
+} from '@grafana/ui';
+
+import { describeBudget } from '../../../shared/budget';
+import { formatClock, formatSeconds } from '../../../shared/duration';
+import { budgetSeconds, hasOverrides } from '../../fleet';
+import { agentSecretKey, type AgentSettings, type TokenKind, type VigilOptions } from '../../types';
+import { testIds } from '../testIds';
+import { BUDGET_FACTORS } from './factors';
+import { TextField } from './fields';
+
+interface Props {
+  index: number;
+  agent: AgentSettings;
+  options: VigilOptions;
+  errors: Record<string, string>;
+  secureJsonFields: Record<string, boolean>;
+  secureJsonData: Record<string, string | undefined>;
+  onChange: (agent: AgentSettings) => void;
+  onRemove: () => void;
+  onSecret: (kind: TokenKind, value: string) => void;
+  onResetSecret: (kind: TokenKind) => void;
+}
+
+const ENABLED_OPTIONS = [
+  { label: 'fleet default', value: 'inherit' },
+  { label: 'on', value: 'on' },
+  { label: 'off', value: 'off' },
+];
+
+export function AgentRow({
+  index: i,
+  agent,
+  options,
+  errors,
+  secureJsonFields,
+  secureJsonData,
+  onChange,
+  onRemove,
+  onSecret,
+  onResetSecret,
+}: Props) {
+  const [open, setOpen] = useState(hasOverrides(agent));
+  const at = `agents[${i}]`;
+  const fleet = budgetSeconds(options);
+  const own = budgetSeconds(options, agent);
+  const clustered = Boolean(agent.cluster?.trim());
+  const validName = Boolean(agent.name) && !errors[`${at}.name`];
+  const setBudget = (key: string, value: string) =>
+    onChange({ ...agent, budget: { ...agent.budget, [key]: value || undefined } });
+  const enabled = agent.autoRestart?.enabled;
+
+  const secret = (kind: TokenKind, label: string, testId: string) => {
+    const key = agentSecretKey(agent.name, kind);
+    return (
+      <InlineField
+        label={label}
+        labelWidth={20}
+        disabled={!validName}
+        tooltip={`Stored as ${agentSecretKey(agent.name || '<name>', kind)}; renaming the agent clears a stored one. Empty: the datasource-wide token is used.`}
+      >
+        <SecretInput
+          width={30}
+          isConfigured={validName && Boolean(secureJsonFields[key])}
+          value={validName ? (secureJsonData[key] ?? '') : ''}
+          placeholder={validName ? 'datasource-wide token' : 'name the agent first'}
+          onChange={(e) => onSecret(kind, e.currentTarget.value)}
+          onReset={() => onResetSecret(kind)}
+          data-testid={testId}
+        />
+      </InlineField>
+    );
+  };
+
+  return (
+    <Stack direction="column" gap={0}>
+      <InlineFieldRow>
+        <InlineField
+          label="Name"
+          labelWidth={10}
+          invalid={Boolean(errors[`${at}.name`])}
+          error={fieldError(errors, `${at}.name`)}
+        >
+          <Input
+            width={20}
+            value={agent.name}
+            placeholder="node-a"
+            onChange={(e) => onChange({ ...agent, name: e.currentTarget.value })}
+            data-testid={testIds.configEditor.agentName(i)}
+            aria-label={`Agent ${i + 1} name`}
+          />
+        </InlineField>
+        <InlineField
+          label="URL"
+          labelWidth={8}
+          invalid={Boolean(errors[`${at}.url`])}
+          error={fieldError(errors, `${at}.url`)}
+        >
+          <Input
+            width={34}
+            placeholder="http://10.0.0.5:7070"
+            value={agent.url}
+            onChange={(e) => onChange({ ...agent, url: e.currentTarget.value })}
+            data-testid={testIds.configEditor.agentUrl(i)}
+            aria-label={`Agent ${i + 1} URL`}
+          />
+        </InlineField>
+        <InlineField
+          label="Cluster"
+          labelWidth={10}
+          tooltip="Set for cluster members: only they get the failover allowance."
+        >
+          <Input
+            width={16}
+            placeholder="none"
+            value={agent.cluster ?? ''}
+            onChange={(e) => onChange({ ...agent, cluster: e.currentTarget.value || undefined })}
+            data-testid={testIds.configEditor.agentCluster(i)}
+            aria-label={`Agent ${i + 1} cluster`}
+          />
+        </InlineField>
+        <Button
+          variant="secondary"
+          icon="trash-alt"
+          aria-label={`Remove agent ${agent.name || i + 1}`}
+          onClick={onRemove}
+          data-testid={testIds.configEditor.agentRemove(i)}
+        />
+      </InlineFieldRow>
+      <div data-testid={testIds.configEditor.agentOverrides(i)}>
+        <Collapse
+          label={`Own settings and tokens of ${agent.name || `agent ${i + 1}`}${hasOverrides(agent) ? ' (overridden)' : ''}`}
+          isOpen={open}
+          onToggle={() => setOpen(!open)}
+        >
+          <Stack direction="column" gap={0}>
+            <Text color="secondary" variant="bodySmall">
+              Empty fields use the fleet-wide value, shown greyed.
+            </Text>
+            {BUDGET_FACTORS.map((f) => (
+              <TextField
+                key={f.key}
+                label={f.label}
+                path={`${at}.budget.${f.key}`}
+                errors={errors}
+                value={agent.budget?.[f.key]}
+                placeholder={String(options.defaults?.budget?.[f.key] || f.fallback)}
+                testId={testIds.configEditor.agentBudgetFactor(i, f.key)}
+                onChange={(v) => setBudget(f.key, v)}
+                explanation={f.key === 'failover' && !clustered ? 'not applied: this agent has no cluster' : undefined}
+              />
+            ))}
+            <InlineField label="Auto-restart" labelWidth={26}>
+              <RadioButtonGroup
+                options={ENABLED_OPTIONS}
+                value={enabled === undefined ? 'inherit' : enabled ? 'on' : 'off'}
+                onChange={(v) =>
+                  onChange({
+                    ...agent,
+                    autoRestart: { ...agent.autoRestart, enabled: v === 'inherit' ? undefined : v === 'on' },
+                  })
+                }
+              />
+            </InlineField>
+            <TextField
+              label="RPO"
+              path={`${at}.rpo`}
+              errors={errors}
+              value={agent.rpo}
+              placeholder={String(options.defaults?.rpo || '60s')}
+              testId={testIds.configEditor.agentRpo(i)}
+              onChange={(v) => onChange({ ...agent, rpo: v || undefined })}
+            />
+            {secret('readToken', 'Own read token', testIds.configEditor.agentReadToken(i))}
+            {secret('controlToken', 'Own control token', testIds.configEditor.agentControlToken(i))}
+            <Text data-testid={testIds.configEditor.agentBudget(i)}>
+              {own
+                ? `Worst-case budget of this agent: ${describeBudget(own, clustered, formatSeconds, formatClock)}${
+                    fleet && own.combine === fleet.combine && sameBudget(own, fleet) ? ' (fleet default)' : ''
+                  }`
+                : 'Worst-case budget of this agent: fix the flagged factors to see it'}
+            </Text>
+          </Stack>
+        </Collapse>
+      </div>
+    </Stack>
+  );
+}
+
+function fieldError(errors: Record<string, string>, path: string) {
+  return errors[path] ? `${path}: ${errors[path]}` : undefined;
+}
+
+function sameBudget(a: object, b: object) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

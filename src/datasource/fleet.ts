@@ -1,0 +1,106 @@
+import { worstCaseBudget, type BudgetBreakdown, type BudgetSeconds } from '../shared/budget';
+import { parseDurationSeconds } from '../shared/duration';
+import type { AgentSettings, BudgetSettings, PolicySettings, VigilOptions } from './types';
+
+// What applies when nothing is configured; the same values as the engine's defaults
+// (pkg/fleet DefaultPolicy), so the editor shows the budget the backend will use.
+export const DEFAULT_POLL_INTERVAL = '10s';
+export const DEFAULT_POLICY = {
+  budget: {
+    responseTime: '1s',
+    processing: '1s',
+    failover: '60s',
+    restart: '180s',
+    networkInterruption: '30s',
+    appErrorRecovery: '60s',
+    combine: 'max',
+    mode: 'configured',
+  },
+  measured: { percentile: 95, floor: '5s', ceiling: '15m', minSamples: 5 },
+  autoRestart: {
+    enabled: true,
+    maxRestarts: 3,
+    window: '10m',
+    backoffInitial: '5s',
+    backoffMax: '5m',
+    stopWhenNotExpected: true,
+  },
+  rpo: '60s',
+} as const satisfies Required<{ [K in keyof PolicySettings]-?: Required<NonNullable<PolicySettings[K]>> }>;
+
+type DurationKey = Exclude<keyof BudgetSettings, 'combine' | 'mode'>;
+const BUDGET_DURATIONS: DurationKey[] = [
+  'responseTime',
+  'processing',
+  'failover',
+  'restart',
+  'networkInterruption',
+  'appErrorRecovery',
+];
+
+/** An agent's effective value of one policy key: its override, else the fleet default, else built in. */
+function pick<S extends keyof PolicySettings, K extends keyof NonNullable<PolicySettings[S]>>(
+  section: S,
+  key: K,
+  agent: PolicySettings | undefined,
+  defaults: PolicySettings | undefined
+) {
+  const fromAgent = (agent?.[section] as Record<K, unknown> | undefined)?.[key];
+  const fromDefaults = (defaults?.[section] as Record<K, unknown> | undefined)?.[key];
+  const builtIn = (DEFAULT_POLICY[section] as Record<K, unknown>)[key];
+  const set = (v: unknown) => v !== undefined && v !== '';
+  return set(fromAgent) ? fromAgent : set(fromDefaults) ? fromDefaults : builtIn;
+}
+
+/**
+ * The budget in seconds for an agent (or the fleet defaults when agent is undefined). A duration
+ * that does not parse counts as undefined, so the total shows as unknown rather than wrong.
+ */
+export function budgetSeconds(options: VigilOptions, agent?: PolicySettings): BudgetSeconds | undefined {
+  const out: Partial<BudgetSeconds> = {
+    combine: pick('budget', 'combine', agent, options.defaults) === 'sum' ? 'sum' : 'max',
+  };
+  for (const key of BUDGET_DURATIONS) {
+    const seconds = parseDurationSeconds(String(pick('budget', key, agent, options.defaults)));
+    if (seconds === undefined || seconds < 0) {
+      return undefined;
+    }
+    out[key] = seconds;
+  }
+  return out as BudgetSeconds;
+}
+
+export function agentBudget(options: VigilOptions, agent: AgentSettings): BudgetBreakdown | undefined {
+  const seconds = budgetSeconds(options, agent);
+  return seconds && worstCaseBudget(seconds, Boolean(agent.cluster?.trim()));
+}
+
+/** Whether an agent sets any policy key of its own. */
+export function hasOverrides(agent: AgentSettings): boolean {
+  const sections = [agent.budget, agent.measured, agent.autoRestart];
+  return (
+    sections.some((s) => s !== undefined && Object.values(s).some((v) => v !== undefined && v !== '')) ||
+    Boolean(agent.rpo)
+  );
+}
+
+/** Removes empty strings and empty sections, so jsonData holds only what a person set. */
+export function compactPolicy<T extends PolicySettings>(policy: T): T {
+  const out: Record<string, unknown> = { ...(policy as Record<string, unknown>) };
+  for (const section of ['budget', 'measured', 'autoRestart'] as const) {
+    const value = policy[section] as Record<string, unknown> | undefined;
+    if (value === undefined) {
+      continue;
+    }
+    const kept = Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined && v !== ''));
+    if (Object.keys(kept).length === 0) {
+      delete out[section];
+    } else {
+      out[section] = kept;
+    }
+  }
+  if (policy.rpo === '' || policy.rpo === undefined) {
+    delete out.rpo;
+  }
+  return out as T;
+}
