@@ -137,8 +137,8 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 		e.fetchAgentEvents(ctx, rec, cfg, &batch, prev, st)
 	}
 
-	events = append(events, stateChanges(prev, snap, now)...)
-	// Action events were stamped when they happened; state changes now.
+	// Actions were stamped when they happened; state changes follow them.
+	events = append(events, stateChanges(prev, snap, e.clock.Now())...)
 	rec.Snapshot = snap
 	raw, err := marshalRecord(rec)
 	if err == nil {
