@@ -340,6 +340,8 @@ func (e *Engine) addSilence(s history.Silence) {
 func (e *Engine) newAgent(a fleet.Agent) *agentRT {
 	rt := &agentRT{name: a.Name, cfg: a}
 	if r, ok := e.restored[a.Name]; ok {
+		// Used once: an agent removed and added again later starts afresh.
+		delete(e.restored, a.Name)
 		rt.rec = r
 		rt.snap = r.Snapshot
 		rt.snap.URL = a.URL
