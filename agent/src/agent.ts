@@ -50,6 +50,7 @@ export class Agent {
     this.auth = new Auth(config.auth);
     const deps = {
       stateDir: config.stateDir,
+      node: config.cluster?.node ?? os.hostname(),
       events: this.events,
       log,
       role: async () => (await this.role.current()).role,

@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Entry point: `vigil-agent [run] --config FILE`.
+// Entry point: `vigil-agent [run] --config FILE`, and the replicator's commands.
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
 import { Agent } from './agent';
 import { VERSION } from './version';
+import { replicateMain } from './replicator/main';
+import { restoreMain, versionsMain } from './replicator/commands';
 
 const USAGE = `usage: vigil-agent [run] --config FILE
+       vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH]
+       vigil-agent versions --store DIR --path PATH [--json]
+       vigil-agent replicate --source DIR --target DIR [...]   (started by the agent)
        vigil-agent --version
        vigil-agent --help`;
 
@@ -33,6 +38,10 @@ function parseArgs(argv: string[]): { config?: string; help?: boolean; version?:
 }
 
 async function main(): Promise<number> {
+  const sub = process.argv[2];
+  if (sub === 'replicate') return replicateMain(process.argv.slice(3));
+  if (sub === 'restore') return restoreMain(process.argv.slice(3));
+  if (sub === 'versions') return versionsMain(process.argv.slice(3));
   const log = createLogger();
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {

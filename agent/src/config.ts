@@ -2,6 +2,7 @@
 // cross-field checks a schema cannot express. Every problem names its key path.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -18,24 +19,24 @@ export class ConfigError extends Error {
 export const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
 export type StopSignal = (typeof SIGNALS)[number];
 export type Role = 'active' | 'passive';
-export const KINDS = ['command', 'systemd'] as const;
+export const KINDS = ['command', 'systemd', 'replicator'] as const;
 export type Kind = (typeof KINDS)[number];
 
-/** Parses "10s", "500ms", "2m", "1h", "0" or a number of seconds into milliseconds. */
+/** Parses "10s", "500ms", "2m", "1h", "7d", "0" or a number of seconds into milliseconds. */
 export function parseDuration(v: string | number): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
   if (!m) return undefined;
   const n = Number(m[1]);
   if (m[2] === undefined) return n === 0 ? 0 : undefined;
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Math.round(n * mult);
 }
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use e.g. 10s, 500ms, 2m, 0)` });
+    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use e.g. 10s, 500ms, 2m, 7d, 0)` });
     return z.NEVER;
   }
   return ms;
@@ -53,6 +54,9 @@ const processSchema = z.strictObject({
   unit: nonEmpty.optional(),
   cwd: nonEmpty.optional(),
   env: z.record(z.string(), z.string()).optional(),
+  source: nonEmpty.optional(),
+  target: nonEmpty.optional(),
+  retention: duration.optional(),
   startOnBoot: z.boolean().default(true),
   runOn: z.enum(['active', 'always']).default('active'),
   stopSignal: z.enum(SIGNALS).default('SIGTERM'),
@@ -106,6 +110,10 @@ export interface ProcessConfig {
   unit?: string;
   cwd?: string;
   env?: Record<string, string>;
+  /** replicator: the protected tree, the store, how long old versions stay restorable. */
+  source?: string;
+  target?: string;
+  retentionMs?: number;
   startOnBoot: boolean;
   runOn: 'active' | 'always';
   stopSignal: StopSignal;
@@ -308,14 +316,33 @@ export function buildConfig(doc: unknown, file: string): Config {
     const first = seen.get(p.name);
     if (first !== undefined) problems.push(`${where}.name: duplicate name "${p.name}" (also processes[${first}])`);
     else seen.set(p.name, i);
+    const onlyFor = (k: string, kind: string) => problems.push(`${where}.${k}: only allowed for kind "${kind}"`);
+    if (p.kind !== 'replicator') {
+      for (const k of ['source', 'target', 'retention'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+    }
     if (p.kind === 'command') {
       if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
-      if (p.unit !== undefined) problems.push(`${where}.unit: only allowed for kind "systemd"`);
-    } else {
+      if (p.unit !== undefined) onlyFor('unit', 'systemd');
+    } else if (p.kind === 'systemd') {
       if (p.unit === undefined) problems.push(`${where}.unit: required for kind "systemd"`);
       for (const k of ['command', 'cwd', 'env'] as const) {
-        if (p[k] !== undefined) problems.push(`${where}.${k}: only allowed for kind "command"`);
+        if (p[k] !== undefined) onlyFor(k, 'command');
       }
+    } else {
+      for (const k of ['command', 'cwd', 'env'] as const) if (p[k] !== undefined) onlyFor(k, 'command');
+      if (p.unit !== undefined) onlyFor('unit', 'systemd');
+      for (const k of ['source', 'target'] as const) {
+        const v = p[k];
+        if (v === undefined) problems.push(`${where}.${k}: required for kind "replicator"`);
+        else if (!path.isAbsolute(v)) problems.push(`${where}.${k}: must be an absolute path`);
+      }
+      if (p.source !== undefined && p.target !== undefined && path.isAbsolute(p.source) && path.isAbsolute(p.target)) {
+        const src = path.resolve(p.source);
+        const tgt = path.resolve(p.target);
+        const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
+        if (inside(tgt, src) || inside(src, tgt)) problems.push(`${where}.target: must be outside source (and source outside target)`);
+      }
+      if (p.retention === 0) problems.push(`${where}.retention: must be greater than 0`);
     }
     return {
       name: p.name,
@@ -324,6 +351,9 @@ export function buildConfig(doc: unknown, file: string): Config {
       unit: p.unit,
       cwd: p.cwd,
       env: p.env,
+      source: p.source === undefined ? undefined : path.resolve(p.source),
+      target: p.target === undefined ? undefined : path.resolve(p.target),
+      retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
       startOnBoot: p.startOnBoot,
       runOn: p.runOn,
       stopSignal: p.stopSignal,

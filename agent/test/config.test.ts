@@ -127,6 +127,7 @@ test('durations', () => {
   assert.equal(parseDuration('10s'), 10_000);
   assert.equal(parseDuration('500ms'), 500);
   assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('7d'), 7 * 86_400_000);
   assert.equal(parseDuration('1.5s'), 1500);
   assert.equal(parseDuration('0'), 0);
   assert.equal(parseDuration(0), 0);
@@ -134,4 +135,29 @@ test('durations', () => {
   assert.equal(parseDuration('10'), undefined);
   assert.equal(parseDuration('-1s'), undefined);
   assert.equal(parseDuration(-1), undefined);
+});
+
+test('a replicator process: defaults, resolved paths and retention', () => {
+  const c = buildConfig(
+    {
+      listen: '127.0.0.1:0',
+      stateDir: '/tmp/x',
+      auth: { readToken: 'read-token-0123456789abcdef', controlToken: 'control-token-0123456789abcdef' },
+      processes: [
+        { name: 'cdp', kind: 'replicator', source: '/srv/data/', target: '/mnt/cdp-store' },
+        { name: 'cdp2', kind: 'replicator', source: '/srv/b', target: '/mnt/b', retention: '2h', startOnBoot: false, runOn: 'always' },
+      ],
+    },
+    'inline.yaml',
+  );
+  const [a, b] = c.processes;
+  assert.equal(a?.kind, 'replicator');
+  assert.equal(a?.source, '/srv/data');
+  assert.equal(a?.target, '/mnt/cdp-store');
+  assert.equal(a?.retentionMs, 7 * 86_400_000);
+  assert.equal(a?.startOnBoot, true);
+  assert.equal(a?.runOn, 'active');
+  assert.equal(b?.retentionMs, 2 * 3_600_000);
+  assert.equal(b?.startOnBoot, false);
+  assert.equal(b?.runOn, 'always');
 });

@@ -34,7 +34,7 @@ export class CommandSupervisor extends ProcessSupervisor {
     this.logFile = path.join(dir, `${config.name}.log`);
   }
 
-  private get argv(): string[] {
+  protected get argv(): string[] {
     return this.config.command as string[];
   }
 

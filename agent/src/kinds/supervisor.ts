@@ -80,6 +80,8 @@ export interface ProcessRecord {
 
 export interface SupervisorDeps {
   stateDir: string;
+  /** This node's name (cluster.node, or the host name): the replicator's lease names it. */
+  node: string;
   events: EventLog;
   log: Logger;
   role: () => Promise<ObservedRole>;

@@ -1,0 +1,76 @@
+// `vigil-agent restore` and `vigil-agent versions`: exit 0 done, 1 refused or failed (the
+// message says why), 2 invalid command line.
+import { RestoreError, parseTime, restore, versions } from './restore';
+
+export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH]';
+export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json]';
+
+function parseFlags(argv: string[], allowed: string[], booleans: string[] = []): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  const args = [...argv];
+  while (args.length > 0) {
+    const a = args.shift() as string;
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(a);
+    if (!m || !(allowed.includes(m[1] as string) || booleans.includes(m[1] as string))) return `unknown argument ${JSON.stringify(a)}`;
+    const name = m[1] as string;
+    if (booleans.includes(name)) {
+      out[name] = 'true';
+      continue;
+    }
+    const v = m[2] ?? args.shift();
+    if (v === undefined || v === '') return `--${name} needs a value`;
+    out[name] = v;
+  }
+  return out;
+}
+
+function fail(usage: string, message: string, code: number): number {
+  process.stderr.write(`vigil-agent: ${message}\n${code === 2 ? usage + '\n' : ''}`);
+  return code;
+}
+
+export async function restoreMain(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, ['store', 'at', 'to', 'path']);
+  if (typeof f === 'string') return fail(RESTORE_USAGE, f, 2);
+  for (const k of ['store', 'at', 'to']) if (!f[k]) return fail(RESTORE_USAGE, `--${k} is required`, 2);
+  const at = parseTime(f.at as string);
+  if (at === undefined) return fail(RESTORE_USAGE, `--at ${JSON.stringify(f.at)}: use an ISO 8601 time (2026-11-26T04:20:00Z), "now" or "-10m"`, 2);
+  try {
+    const r = restore({ store: f.store as string, at, to: f.to as string, path: f.path });
+    for (const w of r.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
+    process.stdout.write(
+      `restored ${f.path ? `${f.path} from ` : ''}${f.store} as of ${r.at} into ${r.to}: ${r.files} files (${r.bytes} bytes), ${r.dirs} directories, ${r.links} symbolic links\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof RestoreError) return fail(RESTORE_USAGE, e.message, 1);
+    throw e;
+  }
+}
+
+export async function versionsMain(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, ['store', 'path'], ['json']);
+  if (typeof f === 'string') return fail(VERSIONS_USAGE, f, 2);
+  for (const k of ['store', 'path']) if (!f[k]) return fail(VERSIONS_USAGE, `--${k} is required`, 2);
+  try {
+    const v = versions(f.store as string, f.path as string);
+    for (const w of v.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
+    if (f.json) {
+      process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+      return 0;
+    }
+    if (v.versions.length === 0) {
+      process.stdout.write(`no versions of ${v.path} in ${f.store}\n`);
+      return 0;
+    }
+    const rows = v.versions.map((x) => [x.at, x.change, x.type ?? '-', x.size === null ? '-' : String(x.size), x.mode ?? '-', x.sha256?.slice(0, 16) ?? x.linkTarget ?? '-']);
+    const head = ['TIME', 'CHANGE', 'TYPE', 'SIZE', 'MODE', 'SHA256'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd() + '\n';
+    process.stdout.write(line(head) + rows.map(line).join(''));
+    return 0;
+  } catch (e) {
+    if (e instanceof RestoreError) return fail(VERSIONS_USAGE, e.message, 1);
+    throw e;
+  }
+}

@@ -1,0 +1,195 @@
+// The journal: an append-only file of framed records. Each frame is
+//   u32le length | u32le crc32(payload) | payload (UTF-8 JSON)
+// so a write cut short by a crash (a torn tail) is recognised by its length or checksum and
+// dropped, never misread. A record counts once its bytes are fsynced.
+import * as fs from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { z } from 'zod';
+
+/** A frame larger than this cannot be ours: treat it as damage, not as a record. */
+const MAX_RECORD_BYTES = 1 << 20;
+const HEADER_BYTES = 8;
+
+const mode = z.number().int().min(0).max(0o7777);
+
+/** A version of a regular file: its content is the object named by `h`. */
+const fileRecord = z.object({
+  q: z.number().int(),
+  at: z.number(),
+  op: z.literal('file'),
+  p: z.string().min(1),
+  h: z.string().regex(/^[0-9a-f]{64}$/),
+  s: z.number().int().min(0),
+  m: mode,
+  mt: z.number(),
+  ct: z.number(),
+  ino: z.number(),
+});
+const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: z.string().min(1), m: mode, mt: z.number() });
+const linkRecord = z.object({
+  q: z.number().int(),
+  at: z.number(),
+  op: z.literal('link'),
+  p: z.string().min(1),
+  l: z.string(),
+  mt: z.number(),
+  ct: z.number(),
+  ino: z.number(),
+});
+/** The path and everything under it is gone. */
+const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: z.string().min(1) });
+/** Written first by retention pruning: nothing before `from` can be restored any more. */
+const baseRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('base'), from: z.number() });
+
+export const recordSchema = z.discriminatedUnion('op', [fileRecord, dirRecord, linkRecord, delRecord, baseRecord]);
+export type JournalRecord = z.infer<typeof recordSchema>;
+export type FileRecord = z.infer<typeof fileRecord>;
+export type DirRecord = z.infer<typeof dirRecord>;
+export type LinkRecord = z.infer<typeof linkRecord>;
+export type DelRecord = z.infer<typeof delRecord>;
+/** A record before the journal has given it its sequence number. */
+export type NewRecord = JournalRecord extends infer R ? (R extends JournalRecord ? Omit<R, 'q'> : never) : never;
+
+export function frame(record: JournalRecord): Buffer {
+  const payload = Buffer.from(JSON.stringify(record), 'utf8');
+  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  out.writeUInt32LE(payload.length, 0);
+  out.writeUInt32LE(crc32(payload), 4);
+  payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+export interface ReadResult {
+  records: JournalRecord[];
+  /** Bytes up to the end of the last good record. */
+  goodBytes: number;
+  totalBytes: number;
+  /** Why reading stopped before the end of the file, if it did. */
+  damage?: string;
+}
+
+/** Decodes frames until the end or the first frame that is incomplete or fails its checksum. */
+export function decode(buf: Buffer): ReadResult {
+  const records: JournalRecord[] = [];
+  let off = 0;
+  let damage: string | undefined;
+  while (off < buf.length) {
+    if (buf.length - off < HEADER_BYTES) {
+      damage = `incomplete frame header at byte ${off}`;
+      break;
+    }
+    const len = buf.readUInt32LE(off);
+    const sum = buf.readUInt32LE(off + 4);
+    if (len === 0 || len > MAX_RECORD_BYTES) {
+      damage = `impossible frame length ${len} at byte ${off}`;
+      break;
+    }
+    if (buf.length - off - HEADER_BYTES < len) {
+      damage = `incomplete record at byte ${off} (${buf.length - off - HEADER_BYTES} of ${len} bytes)`;
+      break;
+    }
+    const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len);
+    if (crc32(payload) !== sum) {
+      damage = `checksum mismatch at byte ${off}`;
+      break;
+    }
+    let parsed: JournalRecord;
+    try {
+      const r = recordSchema.safeParse(JSON.parse(payload.toString('utf8')));
+      if (!r.success) {
+        damage = `unrecognised record at byte ${off}: ${r.error.issues[0]?.message ?? 'invalid'}`;
+        break;
+      }
+      parsed = r.data;
+    } catch {
+      damage = `unparseable record at byte ${off}`;
+      break;
+    }
+    records.push(parsed);
+    off += HEADER_BYTES + len;
+  }
+  return { records, goodBytes: off, totalBytes: buf.length, damage };
+}
+
+export function readJournal(file: string): ReadResult {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], goodBytes: 0, totalBytes: 0 };
+    throw e;
+  }
+  return decode(buf);
+}
+
+/** The writer's handle: appends batches and fsyncs them. Only the lease holder opens one. */
+export class JournalWriter {
+  private fd: number;
+  private size: number;
+  private nextSeq: number;
+  private lastAt: number;
+
+  /** Opens `file` for appending after cutting a torn tail off; returns what was read. */
+  static open(file: string): { writer: JournalWriter; read: ReadResult } {
+    const read = readJournal(file);
+    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    if (read.goodBytes < read.totalBytes) {
+      fs.ftruncateSync(fd, read.goodBytes);
+      fs.fsyncSync(fd);
+    }
+    const last = read.records[read.records.length - 1];
+    return { writer: new JournalWriter(fd, read.goodBytes, last ? last.q + 1 : 1, last ? last.at : 0), read };
+  }
+
+  private constructor(fd: number, size: number, nextSeq: number, lastAt: number) {
+    this.fd = fd;
+    this.size = size;
+    this.nextSeq = nextSeq;
+    this.lastAt = lastAt;
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  /** A time for a new record: never earlier than the previous one, so time order is journal order. */
+  stamp(now = Date.now()): number {
+    this.lastAt = Math.max(this.lastAt, now);
+    return this.lastAt;
+  }
+
+  /** Appends the records and fsyncs; when this resolves they are acknowledged. */
+  async append(records: NewRecord[]): Promise<JournalRecord[]> {
+    if (records.length === 0) return [];
+    const numbered = records.map((r) => ({ ...r, q: this.nextSeq++ }) as JournalRecord);
+    const buf = Buffer.concat(numbered.map(frame));
+    let written = 0;
+    while (written < buf.length) {
+      written += await new Promise<number>((resolve, reject) =>
+        fs.write(this.fd, buf, written, buf.length - written, this.size + written, (e, n) => (e ? reject(e) : resolve(n))),
+      );
+    }
+    this.size += buf.length;
+    await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+    return numbered;
+  }
+
+  close(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  /** After compaction replaced the file: continue appending to the new one. */
+  reopen(file: string, size: number): void {
+    this.close();
+    this.fd = fs.openSync(file, fs.constants.O_RDWR, 0o600);
+    this.size = size;
+  }
+}

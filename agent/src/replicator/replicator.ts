@@ -1,0 +1,706 @@
+// The replicator: captures every change under `source` into the store in `target`.
+//
+// Flow: changes are seen (inotify events, or scans) and queued by path; a batch of queued
+// paths is examined against the source, new contents are stored as objects, and the batch's
+// journal records are appended and fsynced (the acknowledgement); only then is the mirror
+// updated. At every start the journal is replayed and the source compared with it (the
+// catch-up), so changes made while nothing ran are captured too.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { JournalWriter, readJournal, type JournalRecord, type NewRecord } from './journal';
+import {
+  StoreLayout,
+  acquireLease,
+  captureFile,
+  compact,
+  fsyncDir,
+  prepareStore,
+  releaseLease,
+  renewLease,
+  type Captured,
+  type Lease,
+  type PruneResult,
+} from './store';
+import { apply, earliestRestorable, parentOf, within, type Entry, type Tree } from './tree';
+import { TreeWatcher, type WatchLimit } from './watch';
+import { isSameProcessAlive, procInfo } from '../kinds/procfs';
+import type { Logger } from '../log';
+import { statusSchema, type ReplicatorStatus } from './status';
+
+export interface ReplicatorOptions {
+  source: string;
+  target: string;
+  retentionMs: number;
+  /** Where the agent reads this replicator's progress; rewritten atomically. */
+  statusFile?: string;
+  node: string;
+  name: string;
+  maxWatches: number;
+  pollEveryMs: number;
+  rescanEveryMs: number;
+  leaseStaleAfterMs: number;
+  leaseRenewMs: number;
+  pruneEveryMs: number;
+  log: Logger;
+}
+
+interface Pending {
+  seenAt: number;
+  size: number;
+  /** Seen by an event: the content is read even when size and times look unchanged. */
+  event: boolean;
+  attempts: number;
+}
+
+const BATCH_PATHS = 512;
+const BATCH_BYTES = 64 * 1024 * 1024;
+const CAPTURE_CONCURRENCY = 8;
+const STATUS_EVERY_MS = 1000;
+const STATUS_MIN_GAP_MS = 100;
+const UNSTABLE_RETRY_MS = 50;
+const LATENCY_SAMPLES = 10_000;
+
+function modeOf(st: fs.Stats): number {
+  return st.mode & 0o7777;
+}
+
+/** Size, times, inode and mode as recorded: equal means the content is taken as unchanged. */
+function unchanged(e: Entry | undefined, st: fs.Stats): boolean {
+  if (!e) return false;
+  if (st.isFile()) return e.op === 'file' && e.s === st.size && e.mt === st.mtimeMs && e.ct === st.ctimeMs && e.ino === st.ino && e.m === modeOf(st);
+  if (st.isDirectory()) return e.op === 'dir' && e.m === modeOf(st);
+  if (st.isSymbolicLink()) return e.op === 'link' && e.mt === st.mtimeMs && e.ct === st.ctimeMs && e.ino === st.ino;
+  return true;
+}
+
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export class Replicator {
+  readonly layout: StoreLayout;
+  private tree: Tree = new Map();
+  private journal?: JournalWriter;
+  private watcher: TreeWatcher;
+  private lease?: Lease;
+  private pending = new Map<string, Pending>();
+  private inFlight = new Map<string, Pending>();
+  /** Files that changed while being read, waiting to be read again. */
+  private retrying = new Map<string, Pending>();
+  private state: ReplicatorStatus['state'] = 'starting';
+  private message: string | null = null;
+  private lastChangeAt: number | null = null;
+  private lastReplicatedAt: number | null = null;
+  /** Until the first catch-up finishes: since when changes may be uncaptured. */
+  private atRiskBeforeCatchUp: number;
+  private catchUp: ReplicatorStatus['catchUp'] = { startedAt: null, finishedAt: null, scanned: 0, changed: 0, scanMs: null };
+  private catchUpOutstanding: Set<string> | null = null;
+  private latencies: number[] = [];
+  private lastPrune: PruneResult | null = null;
+  private earliest: number | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private work: Promise<unknown> = Promise.resolve();
+  private draining = false;
+  /** Set by stop(): no new work is taken. */
+  private closing = false;
+  private statusWrittenAt = 0;
+  private statusTimer?: NodeJS.Timeout;
+  private readonly errors: string[] = [];
+  private fatal?: (e: Error) => void;
+
+  constructor(private readonly o: ReplicatorOptions) {
+    this.layout = new StoreLayout(o.target);
+    this.watcher = new TreeWatcher(o.source, (rel) => this.onEvent(rel), (rel) => this.onEvent(rel), o.maxWatches);
+    this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
+  }
+
+  /** From the previous run's status: the last moment everything seen was acknowledged. */
+  private previousSafePoint(): number | null {
+    if (!this.o.statusFile) return null;
+    try {
+      const s = statusSchema.parse(JSON.parse(fs.readFileSync(this.o.statusFile, 'utf8')));
+      this.lastChangeAt = s.lastChangeAt ? Date.parse(s.lastChangeAt) : null;
+      this.lastReplicatedAt = s.lastReplicatedAt ? Date.parse(s.lastReplicatedAt) : null;
+      return Date.parse(s.atRiskSince ?? s.writtenAt);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Runs until stop(); rejects on an error that makes further writing unsafe. */
+  async run(): Promise<void> {
+    const failed = new Promise<never>((_, reject) => (this.fatal = reject));
+    await Promise.race([this.startUp(), failed]);
+    await failed;
+  }
+
+  private die(e: unknown): void {
+    this.o.log.error('replicator failed', { error: e });
+    this.fatal?.(e instanceof Error ? e : new Error(String(e)));
+  }
+
+  private async startUp(): Promise<void> {
+    const st = fs.statSync(this.o.source, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) throw new Error(`source ${this.o.source} is not a directory`);
+    const src = fs.realpathSync(this.o.source);
+    fs.mkdirSync(this.o.target, { recursive: true });
+    const tgt = fs.realpathSync(this.o.target);
+    if (within(tgt, src) || within(src, tgt)) throw new Error(`source ${src} and target ${tgt} must not contain each other`);
+    prepareStore(this.layout);
+    this.statusTimer = setInterval(() => this.writeStatus(true), STATUS_EVERY_MS);
+    this.writeStatus(true);
+
+    await this.takeLease();
+    if (this.closing) return;
+    const { writer, read } = JournalWriter.open(this.layout.journal);
+    this.journal = writer;
+    if (read.damage) {
+      this.o.log.warn('dropped a torn journal tail', { damage: read.damage, droppedBytes: read.totalBytes - read.goodBytes });
+      this.noteError(`journal: dropped ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
+    }
+    for (const r of read.records) apply(this.tree, r);
+    this.earliest = earliestRestorable(read.records);
+    this.repairMirror(read.records);
+
+    this.state = 'catching_up';
+    this.catchUp = { startedAt: new Date().toISOString(), finishedAt: null, scanned: 0, changed: 0, scanMs: null };
+    this.writeStatus(true);
+    const t0 = Date.now();
+    this.catchUpOutstanding = new Set();
+    this.watcher.add('');
+    const outstanding = this.catchUpOutstanding;
+    const found = await this.exclusive(() => this.scan('', outstanding));
+    this.catchUp.scanned = found.scanned;
+    this.catchUp.changed = found.changed;
+    this.catchUp.scanMs = Date.now() - t0;
+    this.o.log.info('catch-up scan done', { scanned: found.scanned, changed: found.changed, ms: this.catchUp.scanMs });
+    this.kick();
+    this.checkCaughtUp();
+
+    this.every(this.o.leaseRenewMs, () => this.renew());
+    this.every(this.o.pollEveryMs, () => this.pollLimited());
+    this.every(this.o.rescanEveryMs, () => void this.exclusive(() => this.scan('', null)).catch((e: unknown) => this.die(e)));
+    this.every(this.o.pruneEveryMs, () => void this.prune().catch((e: unknown) => this.die(e)));
+    void this.prune().catch((e: unknown) => this.die(e));
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    this.timers.push(t);
+  }
+
+  private noteError(msg: string): void {
+    this.errors.push(`${new Date().toISOString()} ${msg}`);
+    if (this.errors.length > 20) this.errors.shift();
+  }
+
+  private async takeLease(): Promise<void> {
+    const startTicks = procInfo(process.pid)?.startTicks ?? null;
+    let logged = false;
+    for (;;) {
+      const r = acquireLease(this.layout, {
+        node: this.o.node,
+        process: this.o.name,
+        staleAfterMs: this.o.leaseStaleAfterMs,
+        isAlive: isSameProcessAlive,
+        startTicks,
+      });
+      if (r.held) {
+        this.lease = r.lease;
+        this.message = null;
+        this.o.log.info('lease taken', { store: this.o.target, node: this.o.node });
+        return;
+      }
+      this.state = 'waiting_for_lease';
+      this.message = r.reason;
+      if (!logged) this.o.log.warn('not writing: the store has another writer', { store: this.o.target, reason: r.reason, holder: r.holder });
+      logged = true;
+      this.writeStatus(true);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (this.closing) return;
+    }
+  }
+
+  private renew(): void {
+    if (!this.lease || this.closing) return;
+    let ok: boolean;
+    try {
+      ok = renewLease(this.layout, this.lease);
+    } catch (e) {
+      this.noteError(`lease renewal failed: ${(e as Error).message}`);
+      return;
+    }
+    if (!ok) {
+      this.lease = undefined;
+      this.die(new Error('the lease on the store was taken by another replicator; stopping to leave it a single writer'));
+    }
+  }
+
+  // ---- mirror ----
+
+  private mirrorPath(p: string): string {
+    return path.join(this.layout.mirror, p);
+  }
+
+  /** Makes mirror/p match the tree (the entry, or nothing). */
+  private syncMirror(p: string): void {
+    const dest = this.mirrorPath(p);
+    const e = this.tree.get(p);
+    if (!e) {
+      fs.rmSync(dest, { recursive: true, force: true });
+      return;
+    }
+    const cur = fs.lstatSync(dest, { throwIfNoEntry: false });
+    if (e.op === 'dir') {
+      if (cur && !cur.isDirectory()) fs.rmSync(dest, { force: true });
+      if (!cur?.isDirectory()) fs.mkdirSync(dest, { recursive: true });
+      return;
+    }
+    if (cur?.isDirectory()) fs.rmSync(dest, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const tmp = path.join(this.layout.tmp, `mirror-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    if (e.op === 'link') {
+      fs.symlinkSync(e.l, tmp);
+    } else {
+      const obj = this.layout.object(e.h);
+      if (cur && cur.isFile()) {
+        const o = fs.statSync(obj, { throwIfNoEntry: false });
+        if (o && o.ino === cur.ino) return;
+      }
+      try {
+        fs.linkSync(obj, tmp);
+      } catch (err) {
+        // A file system without hard links: store the content twice.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
+        fs.copyFileSync(obj, tmp);
+      }
+    }
+    fs.renameSync(tmp, dest);
+  }
+
+  private writeMirrorSeq(seq: number): void {
+    const tmp = `${this.layout.mirrorSeq}.tmp`;
+    fs.writeFileSync(tmp, `${seq}\n`);
+    fs.renameSync(tmp, this.layout.mirrorSeq);
+  }
+
+  /** After a crash, the mirror may lag the journal: redo the paths of records it had not applied. */
+  private repairMirror(records: readonly JournalRecord[]): void {
+    let applied = -1;
+    try {
+      applied = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
+      if (!Number.isInteger(applied)) applied = -1;
+    } catch {
+      applied = -1;
+    }
+    if (applied < 0) {
+      // No record of progress: rebuild it all, removing what the tree does not have.
+      const walk = (rel: string) => {
+        const abs = rel === '' ? this.layout.mirror : this.mirrorPath(rel);
+        for (const d of fs.readdirSync(abs, { withFileTypes: true })) {
+          const p = rel === '' ? d.name : `${rel}/${d.name}`;
+          const e = this.tree.get(p);
+          if (!e) fs.rmSync(this.mirrorPath(p), { recursive: true, force: true });
+          else if (d.isDirectory() && e.op === 'dir') walk(p);
+        }
+      };
+      walk('');
+      for (const p of [...this.tree.keys()].sort()) this.syncMirror(p);
+    } else {
+      const touched = new Set<string>();
+      for (const r of records) if (r.q > applied && r.op !== 'base') touched.add(r.p);
+      for (const p of [...touched].sort()) {
+        this.syncMirror(p);
+        // A directory that came back holds whatever the tree has under it.
+        if (this.tree.get(p)?.op === 'dir') for (const k of this.tree.keys()) if (k.startsWith(p + '/')) this.syncMirror(k);
+      }
+      if (touched.size > 0) this.o.log.info('mirror repaired after an unclean stop', { paths: touched.size });
+    }
+    if (this.journal) this.writeMirrorSeq(this.journal.lastSeq);
+  }
+
+  // ---- seeing changes ----
+
+  private onEvent(rel: string): void {
+    if (this.closing) return;
+    const now = Date.now();
+    this.lastChangeAt = now;
+    const prev = this.pending.get(rel);
+    let size = 0;
+    try {
+      size = fs.lstatSync(path.join(this.o.source, rel)).size;
+    } catch {
+      // deleted
+    }
+    this.pending.set(rel, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: 0 });
+    this.kick();
+  }
+
+  /**
+   * Compares the subtree `rel` of the source with the tree and queues every difference.
+   * Directories found are watched (unless a limit sends them to polling).
+   */
+  private async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number }> {
+    const seen = new Set<string>();
+    let scanned = 0;
+    let changed = 0;
+    const now = Date.now();
+    const queue = (p: string, size: number) => {
+      changed++;
+      if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size, event: false, attempts: 0 });
+      outstanding?.add(p);
+    };
+    const stack: string[] = [rel];
+    const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      const abs = dir === '' ? this.o.source : path.join(this.o.source, dir);
+      let names: string[];
+      try {
+        names = fs.readdirSync(abs);
+      } catch {
+        continue; // gone meanwhile; its deletion is queued by the walk below or an event
+      }
+      for (const name of names) {
+        const p = dir === '' ? name : `${dir}/${name}`;
+        let st: fs.Stats;
+        try {
+          st = fs.lstatSync(path.join(abs, name));
+        } catch {
+          continue;
+        }
+        scanned++;
+        seen.add(p);
+        if (!unchanged(this.tree.get(p), st)) queue(p, st.isFile() ? st.size : 0);
+        if (st.isDirectory()) {
+          if (!this.closing && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
+          stack.push(p);
+        }
+        if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (hadDir) {
+      for (const k of this.tree.keys()) if (within(k, rel) && k !== rel && !seen.has(k)) queue(k, 0);
+    }
+    if (changed > 0) {
+      this.lastChangeAt = Math.max(this.lastChangeAt ?? 0, now);
+      this.kick();
+    }
+    return { scanned, changed };
+  }
+
+  /** Scans the subtrees a watch limit left without watches. */
+  private pollLimited(): void {
+    if (this.watcher.polled.size === 0 || this.state === 'catching_up') return;
+    void this.exclusive(async () => {
+      for (const d of [...this.watcher.polled.keys()]) await this.scan(d, null);
+    }).catch((e: unknown) => this.die(e));
+  }
+
+  // ---- capturing ----
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.work.then(fn, fn);
+    this.work = run.catch(() => undefined);
+    return run;
+  }
+
+  private kick(): void {
+    if (this.draining || this.closing || !this.journal) return;
+    this.draining = true;
+    setImmediate(() => {
+      void this.exclusive(() => this.drain())
+        .catch((e: unknown) => this.die(e))
+        .finally(() => {
+          this.draining = false;
+          if (this.pending.size > 0 && !this.closing) this.kick();
+        });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.size > 0 && this.journal) {
+      const batch: [string, Pending][] = [];
+      let bytes = 0;
+      for (const [p, info] of this.pending) {
+        batch.push([p, info]);
+        bytes += info.size;
+        if (batch.length >= BATCH_PATHS || bytes >= BATCH_BYTES) break;
+      }
+      for (const [p, info] of batch) {
+        this.pending.delete(p);
+        this.inFlight.set(p, info);
+      }
+      await this.processBatch(batch);
+      this.scheduleStatus();
+    }
+  }
+
+  private async processBatch(batch: [string, Pending][]): Promise<void> {
+    const journal = this.journal as JournalWriter;
+    // Parents first, so a directory's record precedes its contents'.
+    batch.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const stats = new Map<string, fs.Stats | null>();
+    for (const [p] of batch) {
+      try {
+        stats.set(p, fs.lstatSync(path.join(this.o.source, p)));
+      } catch {
+        stats.set(p, null);
+      }
+    }
+    // Read contents in parallel; decide in order.
+    const dirsToSync = new Set<string>();
+    const captures = new Map<string, Promise<Captured | 'gone' | 'unstable'>>();
+    const toCapture = batch.filter(([p, info]) => {
+      const st = stats.get(p);
+      return st?.isFile() && (info.event || !unchanged(this.tree.get(p), st));
+    });
+    let next = 0;
+    const workers = Array.from({ length: Math.min(CAPTURE_CONCURRENCY, toCapture.length) }, async () => {
+      while (next < toCapture.length) {
+        const [p] = toCapture[next++] as [string, Pending];
+        const pr = captureFile(this.layout, path.join(this.o.source, p), dirsToSync);
+        captures.set(p, pr);
+        await pr.catch(() => undefined);
+      }
+    });
+    await Promise.all(workers);
+    for (const d of dirsToSync) fsyncDir(d);
+
+    const records: NewRecord[] = [];
+    const retry: [string, Pending][] = [];
+    const newDirs: string[] = [];
+    const emit = (r: NewRecord) => {
+      records.push(r);
+      apply(this.tree, { ...r, q: 0 } as JournalRecord);
+    };
+    const ensureParents = (p: string) => {
+      const missing: string[] = [];
+      for (let d = parentOf(p); d !== '' && this.tree.get(d)?.op !== 'dir'; d = parentOf(d)) missing.unshift(d);
+      for (const d of missing) {
+        const st = fs.lstatSync(path.join(this.o.source, d), { throwIfNoEntry: false });
+        if (!st?.isDirectory()) return false;
+        emit({ at: journal.stamp(), op: 'dir', p: d, m: modeOf(st), mt: st.mtimeMs });
+      }
+      return true;
+    };
+    for (const [p, info] of batch) {
+      const st = stats.get(p) ?? null;
+      const known = this.tree.get(p);
+      if (st === null) {
+        if (known) {
+          emit({ at: journal.stamp(), op: 'del', p });
+          if (known.op === 'dir') this.watcher.remove(p);
+        }
+        continue;
+      }
+      if (st.isDirectory()) {
+        if (!ensureParents(p)) continue;
+        if (!known || known.op !== 'dir') newDirs.push(p);
+        if (!unchanged(known, st)) emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs });
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        let l: string;
+        try {
+          l = fs.readlinkSync(path.join(this.o.source, p));
+        } catch {
+          retry.push([p, info]);
+          continue;
+        }
+        if (!ensureParents(p)) continue;
+        if (known?.op !== 'link' || known.l !== l || !unchanged(known, st)) {
+          emit({ at: journal.stamp(), op: 'link', p, l, mt: st.mtimeMs, ct: st.ctimeMs, ino: st.ino });
+        }
+        continue;
+      }
+      if (!st.isFile()) continue; // sockets, fifos, devices: not protected
+      const pr = captures.get(p);
+      if (!pr) continue; // unchanged
+      let c: Captured | 'gone' | 'unstable';
+      try {
+        c = await pr;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM') {
+          this.noteError(`cannot read ${p}: ${code}`);
+          continue;
+        }
+        throw e;
+      }
+      if (c === 'gone') {
+        // Deleted or replaced while being read: look again.
+        retry.push([p, info]);
+        continue;
+      }
+      if (c === 'unstable') {
+        retry.push([p, info]);
+        continue;
+      }
+      if (!ensureParents(p)) continue;
+      const m = modeOf(c.stat);
+      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchanged(known, c.stat)) continue;
+      emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino });
+    }
+
+    const acked = await journal.append(records);
+    const ackAt = Date.now();
+    for (const [p, info] of batch) {
+      this.inFlight.delete(p);
+      if (info.event && acked.some((r) => r.op !== 'base' && r.p === p)) this.sample(ackAt - info.seenAt);
+    }
+    if (acked.length > 0) this.lastReplicatedAt = ackAt;
+    for (const r of acked) if (r.op !== 'base') this.syncMirror(r.p);
+    if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
+    if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
+
+    for (const [p, info] of retry) {
+      info.attempts++;
+      this.retrying.set(p, info);
+      setTimeout(() => {
+        this.retrying.delete(p);
+        if (this.closing) return;
+        if (!this.pending.has(p)) this.pending.set(p, info);
+        this.kick();
+      }, UNSTABLE_RETRY_MS * Math.min(info.attempts, 20));
+    }
+    for (const d of newDirs) {
+      if (this.watcher.polledRoot(d) === undefined) this.watcher.add(d);
+      await this.scan(d, this.catchUpOutstanding);
+    }
+    if (this.catchUpOutstanding) {
+      for (const [p] of batch) this.catchUpOutstanding.delete(p);
+      this.checkCaughtUp();
+    }
+  }
+
+  private checkCaughtUp(): void {
+    if (!this.catchUpOutstanding || this.catchUp.scanMs === null) return;
+    if (this.catchUpOutstanding.size > 0) return;
+    this.catchUpOutstanding = null;
+    this.catchUp.finishedAt = new Date().toISOString();
+    this.state = 'watching';
+    this.o.log.info('caught up; watching', { watches: this.watcher.count, polled: [...this.watcher.polled.keys()] });
+    this.writeStatus(true);
+  }
+
+  private sample(ms: number): void {
+    this.latencies.push(ms);
+    if (this.latencies.length > LATENCY_SAMPLES) this.latencies.splice(0, this.latencies.length - LATENCY_SAMPLES);
+  }
+
+  // ---- retention ----
+
+  async prune(now = Date.now()): Promise<PruneResult | null> {
+    return this.exclusive(async () => {
+      if (!this.journal || this.closing) return null;
+      const cutoff = now - this.o.retentionMs;
+      const read = readJournal(this.layout.journal);
+      const first = read.records[0];
+      if (!first || first.at > cutoff) return null;
+      if (first.op === 'base' && (read.records[1]?.at ?? Infinity) > cutoff && first.from >= cutoff - this.o.pruneEveryMs) return null;
+      const out = compact(this.layout, read.records, cutoff);
+      if (out.bytes >= 0) {
+        this.journal.reopen(this.layout.journal, out.bytes);
+        this.earliest = earliestRestorable(out.records);
+        this.lastPrune = out.result;
+        this.o.log.info('retention: pruned', { ...out.result, cutoff: iso(cutoff) });
+      }
+      return out.result;
+    });
+  }
+
+  // ---- status ----
+
+  private oldestPending(): number | null {
+    let oldest: number | null = null;
+    for (const m of [this.pending, this.inFlight, this.retrying]) for (const v of m.values()) if (oldest === null || v.seenAt < oldest) oldest = v.seenAt;
+    return oldest;
+  }
+
+  private scheduleStatus(): void {
+    const wait = STATUS_MIN_GAP_MS - (Date.now() - this.statusWrittenAt);
+    if (wait <= 0) this.writeStatus(false);
+    else if (!this.pendingStatus) {
+      this.pendingStatus = setTimeout(() => {
+        this.pendingStatus = undefined;
+        this.writeStatus(false);
+      }, wait);
+    }
+  }
+  private pendingStatus?: NodeJS.Timeout;
+
+  snapshot(): ReplicatorStatus {
+    const caughtUp = this.state === 'watching' || this.state === 'stopped';
+    const oldest = this.oldestPending();
+    const atRisk = caughtUp ? oldest : Math.min(this.atRiskBeforeCatchUp, oldest ?? Infinity);
+    let bytes = 0;
+    for (const m of [this.pending, this.inFlight, this.retrying]) for (const v of m.values()) bytes += v.size;
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const polled: WatchLimit[] = [...this.watcher.polled.values()];
+    return {
+      format: 1,
+      pid: process.pid,
+      name: this.o.name,
+      writtenAt: new Date().toISOString(),
+      state: this.state,
+      message:
+        this.message ??
+        (polled.length > 0
+          ? `watch limit reached: ${polled.length} subtree(s) scanned every ${Math.round(this.o.pollEveryMs / 1000)} s instead of watched (${polled
+              .slice(0, 3)
+              .map((l) => `${l.dir || '/'}: ${l.reason}`)
+              .join('; ')})`
+          : null),
+      source: this.o.source,
+      target: this.o.target,
+      lastChangeAt: iso(this.lastChangeAt),
+      lastReplicatedAt: iso(this.lastReplicatedAt),
+      atRiskSince: iso(atRisk),
+      pendingChanges: this.pending.size + this.inFlight.size + this.retrying.size,
+      pendingBytes: bytes,
+      watch: { watches: this.watcher.count, polled },
+      catchUp: this.catchUp,
+      journal: { seq: this.journal?.lastSeq ?? null, bytes: this.journal?.bytes ?? null, earliestRestorable: iso(this.earliest), paths: this.tree.size },
+      latency: { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted[sorted.length - 1] ?? null },
+      lastPrune: this.lastPrune ? { ...this.lastPrune, cutoff: iso(this.lastPrune.cutoff) as string } : null,
+      errors: [...this.errors],
+    };
+  }
+
+  private writeStatus(force: boolean): void {
+    if (!this.o.statusFile) return;
+    if (!force && Date.now() - this.statusWrittenAt < STATUS_MIN_GAP_MS) return;
+    this.statusWrittenAt = Date.now();
+    const tmp = `${this.o.statusFile}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(this.snapshot()) + '\n', { mode: 0o600 });
+      fs.renameSync(tmp, this.o.statusFile);
+    } catch (e) {
+      this.o.log.warn('cannot write the status file', { file: this.o.statusFile, error: e });
+    }
+  }
+
+  /** Finishes what is queued (for at most 5 s), releases the lease and writes a last status. */
+  async stop(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    this.watcher.closeAll();
+    if (this.journal) {
+      const rest = this.exclusive(() => this.drain());
+      await Promise.race([rest.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+    }
+    if (this.lease) releaseLease(this.layout, this.lease);
+    this.journal?.close();
+    if (this.state !== 'catching_up') this.state = 'stopped';
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.pendingStatus) clearTimeout(this.pendingStatus);
+    this.writeStatus(true);
+    this.fatal = undefined;
+  }
+}

@@ -1,0 +1,102 @@
+// Watching the source: one inotify watch per directory (fs.watch on the directory itself,
+// so every watch is visible and counted here). When the system limit is hit (ENOSPC from
+// inotify_add_watch) or the configured budget is spent, the directory's whole subtree is
+// handed to periodic scanning instead, and the status says which subtrees that is.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { within } from './tree';
+
+export interface WatchLimit {
+  dir: string;
+  reason: string;
+  at: string;
+}
+
+export class TreeWatcher {
+  private readonly watchers = new Map<string, fs.FSWatcher>();
+  /** Subtrees left to periodic scanning, with why. */
+  readonly polled = new Map<string, WatchLimit>();
+
+  constructor(
+    private readonly root: string,
+    private readonly onEvent: (rel: string) => void,
+    private readonly onDirGone: (rel: string) => void,
+    private readonly maxWatches: number,
+  ) {}
+
+  get count(): number {
+    return this.watchers.size;
+  }
+
+  isWatched(rel: string): boolean {
+    return this.watchers.has(rel);
+  }
+
+  /** The polled subtree `rel` lies in, if any. */
+  polledRoot(rel: string): string | undefined {
+    for (const d of this.polled.keys()) if (within(rel, d)) return d;
+    return undefined;
+  }
+
+  /**
+   * Watches directory `rel` (relative to the root, '' for the root). Returns false when it
+   * could not be watched because of a limit; the subtree is then polled.
+   */
+  add(rel: string): boolean {
+    if (this.watchers.has(rel)) return true;
+    if (this.polledRoot(rel) !== undefined) return false;
+    if (this.watchers.size >= this.maxWatches) {
+      this.polled.set(rel, { dir: rel, reason: `watch budget of ${this.maxWatches} directories spent`, at: new Date().toISOString() });
+      return false;
+    }
+    const abs = rel === '' ? this.root : path.join(this.root, rel);
+    let w: fs.FSWatcher;
+    try {
+      w = fs.watch(abs, { persistent: true }, (_type, name) => {
+        if (name === null || name === undefined) this.onEvent(rel);
+        else this.onEvent(rel === '' ? String(name) : `${rel}/${String(name)}`);
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EMFILE') {
+        this.polled.set(rel, {
+          dir: rel,
+          reason: code === 'ENOSPC' ? 'inotify watch limit reached (fs.inotify.max_user_watches)' : 'too many open files',
+          at: new Date().toISOString(),
+        });
+        return false;
+      }
+      if (code === 'ENOENT' || code === 'ENOTDIR') return true; // gone already; its parent's event says so
+      throw e;
+    }
+    w.on('error', () => {
+      // The directory went away (or was replaced): drop the watch; the parent's event handles the rest.
+      this.close(rel);
+      this.onDirGone(rel);
+    });
+    this.watchers.set(rel, w);
+    return true;
+  }
+
+  private close(rel: string): void {
+    const w = this.watchers.get(rel);
+    if (w) {
+      this.watchers.delete(rel);
+      try {
+        w.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  /** Stops watching `rel` and everything under it (it was deleted or replaced). */
+  remove(rel: string): void {
+    for (const k of [...this.watchers.keys()]) if (within(k, rel)) this.close(k);
+    for (const k of [...this.polled.keys()]) if (k !== '' && within(k, rel)) this.polled.delete(k);
+  }
+
+  closeAll(): void {
+    for (const k of [...this.watchers.keys()]) this.close(k);
+  }
+}

@@ -1,0 +1,141 @@
+// Helpers for the replicator tests: run the real replicator process, read its status and
+// journal, and compare trees.
+import { createHash } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readJournal, type JournalRecord } from '../src/replicator/journal';
+import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
+import { runCli, waitFor } from './helpers';
+
+export interface RunningReplicator {
+  child: ChildProcess;
+  pid: number;
+  statusFile: string;
+  log: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  status: () => ReplicatorStatus | undefined;
+  stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: RunningReplicator[] = [];
+
+/** Kills every replicator a test started (for `after`). */
+export async function killReplicators(): Promise<void> {
+  for (const r of running) await r.stop('SIGKILL');
+}
+
+export function readStatus(file: string): ReplicatorStatus | undefined {
+  try {
+    return statusSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
+export function startReplicator(source: string, target: string, statusFile: string, extra: string[] = []): RunningReplicator {
+  const child = runCli(['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra]);
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout?.resume();
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      done = true;
+      resolve({ code, signal });
+    }),
+  );
+  const r: RunningReplicator = {
+    child,
+    pid: child.pid as number,
+    statusFile,
+    log: () => err,
+    exited,
+    status: () => {
+      const s = readStatus(statusFile);
+      return s && s.pid === child.pid ? s : undefined;
+    },
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!done) child.kill(signal);
+      return exited;
+    },
+  };
+  running.push(r);
+  return r;
+}
+
+/** Waits until this replicator reports `state` (default: caught up and watching, nothing pending). */
+export async function waitState(r: RunningReplicator, state: ReplicatorStatus['state'] = 'watching', timeoutMs = 20_000): Promise<ReplicatorStatus> {
+  return waitFor(
+    `replicator ${r.pid} to be ${state}`,
+    async () => {
+      const s = r.status();
+      if (s?.state === state && (state !== 'watching' || s.pendingChanges === 0)) return s;
+      if (r.child.exitCode !== null || r.child.signalCode !== null) throw new Error(`replicator exited:\n${r.log()}`);
+      return undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export interface Node {
+  type: 'file' | 'dir' | 'link';
+  sha256?: string;
+  target?: string;
+}
+
+/** Every path under `root` with its type and content hash (what "equal trees" means here). */
+export function snapshot(root: string): Map<string, Node> {
+  const out = new Map<string, Node>();
+  const walk = (rel: string) => {
+    for (const d of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const p = rel === '' ? d.name : `${rel}/${d.name}`;
+      const abs = path.join(root, p);
+      if (d.isSymbolicLink()) out.set(p, { type: 'link', target: fs.readlinkSync(abs) });
+      else if (d.isDirectory()) {
+        out.set(p, { type: 'dir' });
+        walk(p);
+      } else if (d.isFile()) out.set(p, { type: 'file', sha256: createHash('sha256').update(fs.readFileSync(abs)).digest('hex') });
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Differences between two snapshots, for assertion messages (empty when equal). */
+export function diffTrees(a: Map<string, Node>, b: Map<string, Node>): string[] {
+  const out: string[] = [];
+  for (const [p, n] of a) {
+    const m = b.get(p);
+    if (!m) out.push(`only in the first: ${p}`);
+    else if (JSON.stringify(m) !== JSON.stringify(n)) out.push(`differs: ${p}`);
+  }
+  for (const p of b.keys()) if (!a.has(p)) out.push(`only in the second: ${p}`);
+  return out;
+}
+
+/** Waits until the mirror in `store` equals `source`. */
+export async function waitMirror(source: string, store: string, timeoutMs = 20_000): Promise<void> {
+  let last: string[] = [];
+  try {
+    await waitFor(
+      'the mirror to equal the source',
+      () => {
+        last = diffTrees(snapshot(source), snapshot(path.join(store, 'mirror')));
+        return last.length === 0;
+      },
+      timeoutMs,
+      50,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; differences: ${last.slice(0, 10).join(', ')}`);
+  }
+}
+
+export function journal(store: string): JournalRecord[] {
+  return readJournal(path.join(store, 'journal.log')).records;
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
