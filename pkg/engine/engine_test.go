@@ -388,3 +388,21 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestConfigurationFaultIsNamed(t *testing.T) {
+	e, err := New(fleetOf(policy(nil), fleet.Agent{Name: "a"}), Options{Client: configFault{newFake(nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e.PollNow(context.Background(), "a")
+	s, _ := e.Snapshot().Agent("a")
+	if s.State != state.Unknown || s.Reason != "cannot poll this agent: the agent URL has a typo" {
+		t.Errorf("%s %q", s.State, s.Reason)
+	}
+}
+
+type configFault struct{ *fakeClient }
+
+func (configFault) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
+	return agentclient.Answer{}, &agentclient.Error{Fault: agentclient.FaultConfig, Agent: a.Name, Detail: "the agent URL has a typo"}
+}

@@ -98,7 +98,12 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 		e.answered(rec, snap.Cluster, nil, res)
 		snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
 		snap.LastError = errText(res.Err)
-		e.unknown(&snap, "the agent answered with an error: "+errText(res.Err))
+		var ae *agentclient.Error
+		if errors.As(res.Err, &ae) && ae.Fault == agentclient.FaultConfig {
+			e.unknown(&snap, "cannot poll this agent: "+ae.Detail)
+		} else {
+			e.unknown(&snap, "the agent answered with an error: "+errText(res.Err))
+		}
 		e.mu.RLock()
 		snap.Budget = e.budgetFor(cfg, *rec, snap.Cluster)
 		e.mu.RUnlock()
