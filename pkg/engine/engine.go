@@ -68,6 +68,8 @@ type History interface {
 	Agents() (map[string][]byte, error)
 	// Silences returns every known past silence.
 	Silences() ([]history.Silence, error)
+	// LastAnswers returns, by agent, the time of the latest answered poll.
+	LastAnswers() (map[string]time.Time, error)
 	// Prune deletes what is older than the store's retention.
 	Prune(now time.Time) error
 }
@@ -226,8 +228,11 @@ type agentRT struct {
 	name string
 	mu   sync.Mutex
 	rec  agentRecord
-	cfg  fleet.Agent
-	snap AgentSnapshot
+	// savedAt and savedEventsSince: when the resume record was last written.
+	savedAt          time.Time
+	savedEventsSince int64
+	cfg              fleet.Agent
+	snap             AgentSnapshot
 }
 
 // agentRecord is what the engine needs to resume an agent after a restart.
@@ -304,11 +309,24 @@ func (e *Engine) restore() error {
 	if err != nil {
 		return err
 	}
+	last, err := e.hist.LastAnswers()
+	if err != nil {
+		return err
+	}
 	for name, raw := range recs {
 		var r agentRecord
 		if err := json.Unmarshal(raw, &r); err != nil {
 			e.log.Warn("ignoring an unreadable resume record", "agent", name, "error", err)
 			continue
+		}
+		// The record is written on changes; every observation carries the
+		// time of an answer.
+		if t := last[name]; t.After(r.LastAnswerAt) {
+			r.LastAnswerAt = t
+			r.Snapshot.LastAnswerAt = t
+			if !r.SilentSince.IsZero() && !t.Before(r.SilentSince) {
+				r.SilentSince, r.Snapshot.SilentSince = time.Time{}, time.Time{}
+			}
 		}
 		e.restored[name] = r
 	}

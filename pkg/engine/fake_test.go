@@ -196,6 +196,18 @@ func (m *memHistory) Silences() ([]history.Silence, error) {
 
 func (m *memHistory) Prune(time.Time) error { return nil }
 
+func (m *memHistory) LastAnswers() (map[string]time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, o := range m.obs {
+		if o.Answered && o.Time.After(out[o.Agent]) {
+			out[o.Agent] = o.Time
+		}
+	}
+	return out, nil
+}
+
 // harness is an engine on a fake clock and fake agents.
 type harness struct {
 	t      *testing.T

@@ -145,12 +145,18 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 	// Actions were stamped when they happened; state changes follow them.
 	events = append(events, stateChanges(prev, snap, e.clock.Now())...)
 	rec.Snapshot = snap
-	raw, err := marshalRecord(rec)
-	if err == nil {
-		batch.Agents = map[string][]byte{cfg.Name: raw}
-	}
 	batch.Events = append(batch.Events, events...)
-	batch.Observations = append(batch.Observations, observation(snap, now))
+	batch.Observations = append(batch.Observations, observation(snap, res.At, !res.Silent()))
+	// The resume record is written when something in it matters; the time of
+	// the last answer is also in every observation, so a quiet agent's record
+	// can wait.
+	if e.hist != nil && (len(batch.Events) > 0 || len(batch.Silences) > 0 || significant(prev, snap) ||
+		rt.savedEventsSince != rec.EventsSince || now.Sub(rt.savedAt) >= recordEvery) {
+		if raw, err := marshalRecord(rec); err == nil {
+			batch.Agents = map[string][]byte{cfg.Name: raw}
+			rt.savedAt, rt.savedEventsSince = now, rec.EventsSince
+		}
+	}
 	if e.hist != nil {
 		if err := e.hist.Append(batch); err != nil {
 			e.log.Error("history write failed", "agent", cfg.Name, "error", err)
@@ -165,6 +171,25 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 }
 
 func marshalRecord(rec *agentRecord) ([]byte, error) { return json.Marshal(rec) }
+
+// recordEvery bounds how old a quiet agent's resume record may get.
+const recordEvery = time.Minute
+
+// significant reports a change worth writing the resume record for.
+func significant(prev, next AgentSnapshot) bool {
+	if prev.State != next.State || prev.Reason != next.Reason || prev.Role != next.Role || prev.Cluster != next.Cluster ||
+		!prev.SilentSince.Equal(next.SilentSince) || !prev.AgentStartedAt.Equal(next.AgentStartedAt) || len(prev.Processes) != len(next.Processes) {
+		return true
+	}
+	for i, p := range next.Processes {
+		q := prev.Processes[i]
+		if p.Name != q.Name || p.State != q.State || p.Reason != q.Reason || p.Generation != q.Generation ||
+			p.AutoRestartSuspended != q.AutoRestartSuspended || p.LastAction != q.LastAction {
+			return true
+		}
+	}
+	return false
+}
 
 func onlyPublic(events []Event) []Event {
 	out := events[:0:0]
@@ -286,6 +311,13 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 			if cfg.RPO > 0 && lag > cfg.RPO.Seconds() && (ps.State == state.OK) {
 				ps.State = state.Degraded
 				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(time.Duration(lag*float64(time.Second))), outage.Seconds(cfg.RPO))
+				if pr := v.Protection; pr != nil && pr.State != nil && *pr.State != "watching" {
+					ps.Reason += " (" + *pr.State
+					if pr.Message != nil && *pr.Message != "" {
+						ps.Reason += ": " + *pr.Message
+					}
+					ps.Reason += ")"
+				}
 			}
 		}
 		procs = append(procs, ps)
@@ -397,8 +429,8 @@ func stateChanges(prev, next AgentSnapshot, now time.Time) []Event {
 	return out
 }
 
-func observation(s AgentSnapshot, now time.Time) history.Observation {
-	o := history.Observation{Time: now, Agent: s.Name, State: s.State, Reason: s.Reason, RTT: s.RTT,
+func observation(s AgentSnapshot, at time.Time, answered bool) history.Observation {
+	o := history.Observation{Time: at, Answered: answered, Agent: s.Name, State: s.State, Reason: s.Reason, RTT: s.RTT,
 		BudgetSeconds: s.Budget.Total.Seconds(), Role: s.Role, Cluster: s.Cluster}
 	for _, p := range s.Processes {
 		o.Processes = append(o.Processes, history.ProcessObservation{Name: p.Name, State: p.State, Reason: p.Reason, Generation: p.Generation, LagSeconds: p.LagSeconds})

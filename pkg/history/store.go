@@ -286,6 +286,33 @@ func (s *Store) Agents() (map[string][]byte, error) {
 	return out, err
 }
 
+// LastAnswers returns, for every agent with a resume record, the time of
+// its latest answered poll.
+func (s *Store) LastAnswers() (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bObservations).Cursor()
+		return tx.Bucket(bAgents).ForEach(func(name, _ []byte) error {
+			prefix := append(bytes.Clone(name), 0)
+			k, v := c.Seek(append(append([]byte(nil), name...), 1))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+				var o Observation
+				if json.Unmarshal(v, &o) == nil && o.Answered {
+					out[string(name)] = o.Time
+					break
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Silences returns every known past silence.
 func (s *Store) Silences() ([]Silence, error) {
 	var out []Silence

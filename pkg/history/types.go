@@ -139,7 +139,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 
 // Observation is one poll of one agent as judged.
 type Observation struct {
+	// Time is when the poll was sent; Answered whether any answer came.
 	Time          time.Time            `json:"time"`
+	Answered      bool                 `json:"answered"`
 	Agent         string               `json:"agent"`
 	State         state.State          `json:"state"`
 	Reason        string               `json:"reason"`

@@ -67,4 +67,9 @@ type Protection struct {
 	LagSeconds       *float64   `json:"lagSeconds" vigil:"required"`
 	PendingChanges   *int64     `json:"pendingChanges" vigil:"required"`
 	PendingBytes     *int64     `json:"pendingBytes" vigil:"required"`
+	// State and Message come from the replicator only: what it is doing, and
+	// why it is not simply watching. State is informational (not checked),
+	// so a newer replicator's states do not make an answer unreadable.
+	State   *string `json:"state" enum:"-"`
+	Message *string `json:"message"`
 }
