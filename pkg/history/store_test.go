@@ -206,3 +206,21 @@ func TestEventJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestLastAnswers(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	_ = s.Append(Batch{Agents: map[string][]byte{"a": []byte("{}"), "ab": []byte("{}"), "quiet": []byte("{}")}})
+	_ = s.Append(Batch{Observations: []Observation{
+		{Agent: "a", Time: t0, Answered: true},
+		{Agent: "a", Time: t0.Add(time.Second), Answered: true},
+		{Agent: "a", Time: t0.Add(2 * time.Second), Answered: false},
+		{Agent: "ab", Time: t0.Add(5 * time.Second), Answered: true},
+	}})
+	got, err := s.LastAnswers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got["a"].Equal(t0.Add(time.Second)) || !got["ab"].Equal(t0.Add(5*time.Second)) || len(got) != 2 {
+		t.Errorf("last answers %v", got)
+	}
+}
