@@ -1,18 +1,13 @@
-// Package cli is the vigil command line: "vigil watch" shows a live view of a
-// fleet of agents in a terminal. It uses the same settings rules and agent
-// client as the Grafana datasource.
+// Package cli is the vigil command line. "vigil watch" runs the monitor engine
+// on a fleet (the same engine the Grafana datasource runs) and shows it live in
+// a terminal or as JSON lines; "vigil check" is a Nagios/Icinga plugin for one
+// agent.
 package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"time"
-
-	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/models"
 )
 
 // Version is set at build time with -ldflags "-X github.com/vigil-cdp/vigil/pkg/cli.Version=...".
@@ -21,7 +16,7 @@ var Version = "dev"
 // Exit codes.
 const (
 	ExitOK     = 0
-	ExitNotAll = 1 // some agent did not answer
+	ExitNotAll = 1 // watch --once: some agent is neither OK nor STANDBY
 	ExitUsage  = 2 // bad flags or a bad fleet file
 )
 
@@ -29,7 +24,7 @@ const usage = `Usage: vigil <command> [flags]
 
 Commands:
   version   print the version
-  watch     poll every agent of a fleet and print a table each interval
+  watch     monitor a fleet: poll, restart CDP where it should run, show every state live
   check     a Nagios/Icinga plugin: poll one agent once (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
 
 Run "vigil watch -h" or "vigil check -h" for their flags.
@@ -56,48 +51,4 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 		return ExitUsage
 	}
-}
-
-func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vigil watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "fleet.yaml", "fleet file: pollInterval, agents [{name, url, cluster}], defaults {readToken}")
-	once := fs.Bool("once", false, "poll once, print the table and exit: 0 when every agent answered, 1 otherwise")
-	interval := fs.Duration("interval", 0, "time between polls (default: pollInterval from the fleet file)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "vigil watch: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
-	}
-
-	settings, err := LoadFleet(*config)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil watch: %v\n", err)
-		return ExitUsage
-	}
-	every := settings.PollInterval
-	if *interval != 0 {
-		if *interval < models.MinPollInterval {
-			fmt.Fprintf(stderr, "vigil watch: --interval: %s is below the minimum of %s\n", *interval, models.MinPollInterval)
-			return ExitUsage
-		}
-		every = *interval
-	}
-
-	client := agentclient.New(nil)
-	defer client.Close()
-	w := &watcher{agents: settings.Agents, client: client, out: stdout, now: time.Now}
-	if *once {
-		if w.round(ctx) {
-			return ExitOK
-		}
-		return ExitNotAll
-	}
-	w.loop(ctx, every)
-	return ExitOK
 }

@@ -2,90 +2,287 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/models"
+	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/fleet"
+	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/outage"
+	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
-// maxPollTimeout bounds one agent's answer time within a round.
-const maxPollTimeout = 5 * time.Second
+// recentEvents is how many events the table view shows under the table.
+const recentEvents = 8
 
-type watcher struct {
-	agents []models.Agent
-	client agentclient.Client
-	out    io.Writer
-	now    func() time.Time
-	// timeout overrides the per-agent timeout; zero means min(interval, 5s).
-	timeout time.Duration
+type watchOptions struct {
+	config     string
+	historyDir string
+	once       bool
+	json       bool
+	interval   time.Duration
+	// redraw clears the terminal before each table (a terminal, not a pipe).
+	redraw bool
+	// engine options the tests set (fake clock, fast polls).
+	engineOptions engine.Options
 }
 
-type pollResult struct {
-	agent models.Agent
-	rtt   time.Duration
-	err   error
-}
-
-// loop polls every interval until ctx is cancelled.
-func (w *watcher) loop(ctx context.Context, interval time.Duration) {
-	if w.timeout == 0 {
-		w.timeout = min(interval, maxPollTimeout)
+func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o watchOptions
+	fs.StringVar(&o.config, "config", "fleet.yaml", "the fleet file")
+	fs.StringVar(&o.historyDir, "history", "", "folder of the history store (default: the fleet file's path with .history appended)")
+	fs.BoolVar(&o.once, "once", false, "poll every agent once, act, print and exit: 0 when every agent is OK or STANDBY, 1 otherwise")
+	fs.BoolVar(&o.json, "json", false, "print each state change and action as one JSON object per line instead of the table")
+	fs.DurationVar(&o.interval, "interval", 0, "time between polls (default: pollInterval from the fleet file)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		w.round(ctx)
-		select {
-		case <-ctx.Done():
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil watch: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	o.redraw = isTerminal(stdout)
+	return watch(ctx, o, stdout, stderr)
+}
+
+func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
+	cfg, err := fleet.Load(o.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+		return ExitUsage
+	}
+	if o.interval != 0 {
+		if o.interval < fleet.MinPollInterval {
+			fmt.Fprintf(stderr, "vigil watch: --interval: %s is below the minimum of %s\n", o.interval, fleet.MinPollInterval)
+			return ExitUsage
+		}
+		cfg.PollInterval = o.interval
+	}
+	if o.historyDir == "" {
+		// One store per fleet file: two fleets never share a history.
+		o.historyDir = o.config + ".history"
+	}
+	store, err := history.Open(o.historyDir, history.Options{})
+	if err != nil {
+		if errors.Is(err, history.ErrInUse) {
+			fmt.Fprintf(stderr, "vigil watch: %s is in use by another vigil watch of the same fleet; give this one its own --history\n", o.historyDir)
+		} else {
+			fmt.Fprintf(stderr, "vigil watch: history %s: %v\n", o.historyDir, err)
+		}
+		return ExitUsage
+	}
+	defer store.Close()
+
+	out := &watchOutput{w: stdout, json: o.json}
+	opts := o.engineOptions
+	opts.History = store
+	opts.Sink = engine.SinkFunc(out.event)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	e, err := engine.New(cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+		return ExitUsage
+	}
+
+	if o.once {
+		if err := e.PollNow(ctx, ""); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+		}
+		snap := e.Snapshot()
+		if !o.json {
+			out.table(snap, time.Now(), false)
+		}
+		return onceExitCode(snap)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx)
+	}()
+	if !o.json {
+		// The engine polls on its own schedule; the view follows it, a little
+		// after each cycle is due, so that the table shows that cycle's answers.
+		ticker := time.NewTicker(cfg.PollInterval)
+		defer ticker.Stop()
+		first := time.NewTimer(min(cfg.PollInterval/2, time.Second))
+		defer first.Stop()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-first.C:
+			case <-ticker.C:
+			}
+			out.table(e.Snapshot(), time.Now(), o.redraw)
+		}
+	}
+	<-done
+	return ExitOK
+}
+
+// onceExitCode: 0 when every agent is OK or STANDBY, 1 otherwise.
+func onceExitCode(snap engine.Snapshot) int {
+	for _, a := range snap.Agents {
+		if a.State != state.OK && a.State != state.Standby {
+			return ExitNotAll
+		}
+	}
+	return ExitOK
+}
+
+// watchOutput prints the engine's events (as JSON lines, or into the list
+// under the table) and the table.
+type watchOutput struct {
+	mu     sync.Mutex
+	w      io.Writer
+	json   bool
+	recent []engine.Event
+}
+
+func (o *watchOutput) event(ev engine.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.json {
+		b, err := json.Marshal(ev)
+		if err != nil {
 			return
-		case <-ticker.C:
 		}
+		// One object per line, written at once: a reader sees each change as it happens.
+		_, _ = o.w.Write(append(b, '\n'))
+		return
+	}
+	if ev.Type != history.TypeState && ev.Type != history.TypeAction {
+		return
+	}
+	o.recent = append(o.recent, ev)
+	if len(o.recent) > recentEvents {
+		o.recent = o.recent[len(o.recent)-recentEvents:]
 	}
 }
 
-// round polls every agent once, concurrently, prints the table and reports
-// whether every agent answered.
-func (w *watcher) round(ctx context.Context) bool {
-	timeout := w.timeout
-	if timeout == 0 {
-		timeout = maxPollTimeout
+func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var b strings.Builder
+	if redraw {
+		b.WriteString("\x1b[H\x1b[2J")
 	}
-	results := make([]pollResult, len(w.agents))
-	var wg sync.WaitGroup
-	for i, a := range w.agents {
-		wg.Go(func() {
-			actx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			h, err := w.client.Healthz(actx, agentclient.Agent{Name: a.Name, URL: a.URL, ReadToken: a.ReadToken.Reveal()})
-			results[i] = pollResult{agent: a, rtt: h.RTT, err: err}
-		})
+	counts := map[state.State]int{}
+	for _, a := range snap.Agents {
+		counts[a.State]++
 	}
-	wg.Wait()
-	return w.print(results)
-}
-
-func (w *watcher) print(results []pollResult) bool {
-	answered := 0
-	for _, r := range results {
-		if r.err == nil {
-			answered++
+	var summary []string
+	for _, s := range state.All() {
+		if counts[s] > 0 {
+			summary = append(summary, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(w.out, "%s  %d of %d agents answered\n", w.now().UTC().Format(time.RFC3339), answered, len(results))
-	tw := tabwriter.NewWriter(w.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tURL\tANSWERED\tRTT\tERROR")
-	for _, r := range results {
-		if r.err == nil {
-			fmt.Fprintf(tw, "%s\t%s\tyes\t%s\t-\n", r.agent.Name, r.agent.URL, r.rtt.Round(time.Millisecond))
-			continue
+	fmt.Fprintf(&b, "%s  %d agents: %s\n", now.UTC().Format(time.RFC3339), len(snap.Agents), strings.Join(summary, ", "))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAST RESTART\tREASON")
+	for _, a := range snap.Agents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, clusterRole(a), a.State, rtt(a), budget(a.Budget), lastRestart(a, now), a.Reason)
+		for _, p := range a.Processes {
+			fmt.Fprintf(tw, "  %s\t\t%s\t\t\t\t%s\n", p.Name, p.State, p.Reason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\tno\t-\t%s\n", r.agent.Name, r.agent.URL, r.err)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w.out)
-	return answered == len(results)
+	if len(o.recent) > 0 {
+		b.WriteString("\nRecent events:\n")
+		for _, ev := range o.recent {
+			b.WriteString("  " + describeEvent(ev) + "\n")
+		}
+	}
+	b.WriteString("\n")
+	_, _ = io.WriteString(o.w, b.String())
+}
+
+func clusterRole(a engine.AgentSnapshot) string {
+	switch {
+	case a.Cluster != "" && a.Role != "":
+		return a.Cluster + "/" + a.Role
+	case a.Cluster != "":
+		return a.Cluster
+	case a.Role != "":
+		return a.Role
+	}
+	return "-"
+}
+
+func rtt(a engine.AgentSnapshot) string {
+	if a.LastAnswerAt.IsZero() || a.RTT == 0 {
+		return "-"
+	}
+	if a.RTT < time.Millisecond {
+		return a.RTT.Round(time.Microsecond).String()
+	}
+	return a.RTT.Round(time.Millisecond).String()
+}
+
+func budget(b outage.Budget) string {
+	if b.Total == 0 {
+		return "-"
+	}
+	return b.Total.Round(time.Second).String()
+}
+
+func lastRestart(a engine.AgentSnapshot, now time.Time) string {
+	r := a.LastRestart()
+	if r == nil {
+		return "-"
+	}
+	result := "ok"
+	if !r.OK {
+		result = "failed"
+	}
+	return fmt.Sprintf("%s ago by %s (%s)", now.Sub(r.At).Round(time.Second), r.By, result)
+}
+
+func describeEvent(ev engine.Event) string {
+	at := ev.Time.Local().Format("15:04:05")
+	who := ev.Agent
+	if ev.Process != "" {
+		who += "/" + ev.Process
+	}
+	if ev.Type == history.TypeAction {
+		text := fmt.Sprintf("%s %s %s by %s: %s, generation %d", at, who, ev.Action, ev.By, ev.Result, ev.Generation)
+		if ev.Error != "" {
+			text += ": " + ev.Error
+		}
+		return text
+	}
+	text := fmt.Sprintf("%s %s %s -> %s: %s", at, who, ev.From, ev.To, ev.Reason)
+	if ev.Diagnosis != "" {
+		text += " (" + ev.Diagnosis + ")"
+	}
+	return text
+}
+
+// isTerminal reports whether w is a character device (a terminal), where the
+// table is redrawn in place instead of appended.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
