@@ -2,9 +2,11 @@ import React, { Suspense, lazy } from 'react';
 import { AppPlugin, type AppRootProps } from '@grafana/data';
 import { LoadingPlaceholder } from '@grafana/ui';
 
+import type { AppSettings } from './pages/appSettings';
+
 const LazyApp = lazy(() => import('./components/App/App'));
 
-function App(props: AppRootProps) {
+function App(props: AppRootProps<AppSettings>) {
   return (
     <Suspense fallback={<LoadingPlaceholder text="Loading Vigil" />}>
       <LazyApp {...props} />
@@ -12,4 +14,4 @@ function App(props: AppRootProps) {
   );
 }
 
-export const plugin = new AppPlugin<{}>().setRootPage(App);
+export const plugin = new AppPlugin<AppSettings>().setRootPage(App);

@@ -1,36 +1,48 @@
-import React from 'react';
+import React, { lazy, Suspense, useSyncExternalStore } from 'react';
 import type { AppRootProps } from '@grafana/data';
-import { Stack, Text, TextLink } from '@grafana/ui';
+import { locationService } from '@grafana/runtime';
+import { LoadingPlaceholder } from '@grafana/ui';
 
-import { CLIENT_STATES } from '../../shared/states';
+import { PLUGIN_BASE_URL, ROUTES } from '../../constants';
+import type { AppSettings } from '../../pages/appSettings';
 import { testIds } from '../testIds';
 
-// The app's root. The fleet pages arrive with the app issue; until then it explains what the
-// app bundles and where to start.
-export default function App(_: AppRootProps) {
+const Fleet = lazy(() => import('../../pages/Fleet/Fleet'));
+const Agent = lazy(() => import('../../pages/Agent/Agent'));
+const Configuration = lazy(() => import('../../pages/Configuration/Configuration'));
+
+export type Route = { page: ROUTES.Fleet } | { page: ROUTES.Agent; agent: string } | { page: ROUTES.Configuration };
+
+/**
+ * The page for a path under the app's base URL; anything unknown shows the fleet. Routing reads
+ * Grafana's own location service: it is shared with every plugin at run time, where a bundled
+ * router would not see Grafana's router context.
+ */
+export function routeOf(pathname: string, basename = PLUGIN_BASE_URL): Route {
+  const rest = pathname.startsWith(basename) ? pathname.slice(basename.length) : '';
+  const [first, second] = rest.split('/').filter(Boolean).map(decodeURIComponent);
+  if (first === ROUTES.Agent && second) {
+    return { page: ROUTES.Agent, agent: second };
+  }
+  if (first === ROUTES.Configuration) {
+    return { page: ROUTES.Configuration };
+  }
+  return { page: ROUTES.Fleet };
+}
+
+const subscribe = (onChange: () => void) => locationService.getHistory().listen(onChange);
+const pathname = () => locationService.getLocation().pathname;
+
+export default function App({ basename, meta }: AppRootProps<AppSettings>) {
+  const route = routeOf(useSyncExternalStore(subscribe, pathname), basename || PLUGIN_BASE_URL);
+  const settings = meta?.jsonData ?? {};
   return (
     <div data-testid={testIds.app.root}>
-      <Stack direction="column" gap={2}>
-        <Text element="h2">Vigil CDP</Text>
-        <Text>
-          Vigil keeps continuous data protection running on every protected machine. Add a Vigil CDP datasource with
-          your agents, then use the provisioned dashboards and alert rules.
-        </Text>
-        <Text element="h4">Client states</Text>
-        <ul>
-          {CLIENT_STATES.map((s) => (
-            <li key={s.code}>
-              <Text weight="medium">
-                {s.code} {s.name}
-              </Text>{' '}
-              <Text color="secondary">{s.meaning}</Text>
-            </li>
-          ))}
-        </ul>
-        <TextLink href="/connections/datasources/new" inline={false}>
-          Add a Vigil CDP datasource
-        </TextLink>
-      </Stack>
+      <Suspense fallback={<LoadingPlaceholder text="Loading Vigil" />}>
+        {route.page === ROUTES.Agent && <Agent agent={route.agent} settings={settings} />}
+        {route.page === ROUTES.Configuration && <Configuration settings={settings} />}
+        {route.page === ROUTES.Fleet && <Fleet settings={settings} />}
+      </Suspense>
     </div>
   );
 }

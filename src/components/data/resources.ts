@@ -141,11 +141,15 @@ export function toResourceError(err: unknown): ResourceError {
   }
   const failure = (err ?? {}) as FetchFailure;
   const body = errorBodySchema.safeParse(failure.data);
+  // Grafana's own API errors are {message}; the Vigil backend's are {error: {code, message}}.
+  const grafanaMessage = z.object({ message: z.string() }).safeParse(failure.data);
   const message = body.success
     ? body.data.error.message
-    : typeof failure.data === 'string' && failure.data
-      ? failure.data
-      : (failure.message ?? (err instanceof Error ? err.message : 'no answer'));
+    : grafanaMessage.success
+      ? grafanaMessage.data.message
+      : typeof failure.data === 'string' && failure.data
+        ? failure.data
+        : (failure.message ?? (err instanceof Error ? err.message : 'no answer'));
   const generation = body.success
     ? (body.data.generation ?? (body.data.error.generation as number | undefined))
     : undefined;

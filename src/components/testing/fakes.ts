@@ -1,4 +1,11 @@
-import type { DataSourceInstanceSettings } from '@grafana/data';
+import {
+  createDataFrame,
+  type DataFrame,
+  type DataQueryResponse,
+  type DataSourceInstanceSettings,
+  FieldType,
+} from '@grafana/data';
+import { of } from 'rxjs';
 import { type BackendSrv, config, type DataSourceSrv, setBackendSrv, setDataSourceSrv } from '@grafana/runtime';
 
 // Test doubles for Grafana's services, set through @grafana/runtime's own setters so the code
@@ -16,14 +23,32 @@ export function vigilSettings(uid = 'vigil-cdp', jsonData: Record<string, unknow
   } as unknown as DataSourceInstanceSettings;
 }
 
-export function useDatasources(list: DataSourceInstanceSettings[]) {
+/** A datasource instance whose query answers frames per query type (or fails with a message). */
+export function fakeVigilInstance(answers: Record<string, DataFrame[] | Error>) {
+  return {
+    type: 'vigil-cdp-datasource',
+    query: jest.fn((request: { targets: Array<{ queryType?: string }> }) => {
+      const answer = answers[request.targets[0].queryType ?? 'status'] ?? [];
+      return of<DataQueryResponse>(
+        answer instanceof Error ? { data: [], errors: [{ message: answer.message }] } : { data: answer }
+      );
+    }),
+  };
+}
+
+export function useDatasources(list: DataSourceInstanceSettings[], instances: Record<string, unknown> = {}) {
   setDataSourceSrv({
     getInstanceSettings: (ref?: unknown) => {
       const key = typeof ref === 'string' ? ref : (ref as { uid?: string } | undefined)?.uid;
       return list.find((s) => s.uid === key || s.name === key);
     },
     getList: (filter?: { type?: string }) => list.filter((s) => !filter?.type || s.type === filter.type),
-    get: (ref?: unknown) => Promise.reject(new Error(`no datasource instance for ${JSON.stringify(ref)} in tests`)),
+    get: (ref?: unknown) => {
+      const key = typeof ref === 'string' ? ref : (ref as { uid?: string } | undefined)?.uid;
+      return key && instances[key]
+        ? Promise.resolve(instances[key])
+        : Promise.reject(new Error(`no datasource instance for ${JSON.stringify(ref)} in tests`));
+    },
     reload: () => Promise.resolve(),
     registerRuntimeDataSource: () => {},
   } as unknown as DataSourceSrv);
@@ -37,14 +62,44 @@ export function httpError(status: number, code: string, message: string, extra: 
 export interface FakeBackend {
   get: jest.Mock;
   post: jest.Mock;
+  put: jest.Mock;
 }
 
 export function useBackend(): FakeBackend {
-  const fake = { get: jest.fn(), post: jest.fn(), fetch: jest.fn(), request: jest.fn() };
+  const fake = { get: jest.fn(), post: jest.fn(), put: jest.fn(), fetch: jest.fn(), request: jest.fn() };
   setBackendSrv(fake as unknown as BackendSrv);
   return fake;
 }
 
 export function useRole(role: string) {
   config.bootData.user.orgRole = role as typeof config.bootData.user.orgRole;
+}
+
+export function statusFrame(
+  rows: Array<{ agent: string; process: string; state: string; stateCode: number; cluster?: string; reason?: string }>
+) {
+  return createDataFrame({
+    name: 'status',
+    fields: [
+      { name: 'agent', type: FieldType.string, values: rows.map((r) => r.agent) },
+      { name: 'cluster', type: FieldType.string, values: rows.map((r) => r.cluster ?? '') },
+      { name: 'process', type: FieldType.string, values: rows.map((r) => r.process) },
+      { name: 'state', type: FieldType.string, values: rows.map((r) => r.state) },
+      { name: 'stateCode', type: FieldType.number, values: rows.map((r) => r.stateCode) },
+      { name: 'reason', type: FieldType.string, values: rows.map((r) => r.reason ?? '') },
+    ],
+  });
+}
+
+export function eventsFrame(rows: Array<{ time: number; agent: string; process: string; kind: string; text: string }>) {
+  return createDataFrame({
+    name: 'events',
+    fields: [
+      { name: 'time', type: FieldType.time, values: rows.map((r) => r.time) },
+      { name: 'agent', type: FieldType.string, values: rows.map((r) => r.agent) },
+      { name: 'process', type: FieldType.string, values: rows.map((r) => r.process) },
+      { name: 'kind', type: FieldType.string, values: rows.map((r) => r.kind) },
+      { name: 'text', type: FieldType.string, values: rows.map((r) => r.text) },
+    ],
+  });
 }
