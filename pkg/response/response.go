@@ -49,11 +49,8 @@ func Parse(body []byte) (st Status, err error) {
 	if dec.More() {
 		return Status{}, errors.New("the answer is not JSON: more than one value")
 	}
-	if err := check(tree, reflect.TypeFor[Status](), ""); err != nil {
+	if err := fill(tree, reflect.ValueOf(&st).Elem(), ""); err != nil {
 		return Status{}, err
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return Status{}, fmt.Errorf("the answer does not match the status schema: %s", err.Error())
 	}
 	return st, nil
 }
@@ -85,14 +82,20 @@ func at(path string) string {
 	return path
 }
 
-// check validates a decoded JSON value against a Go type of this package,
-// using the tags described in types.go.
-func check(v any, t reflect.Type, path string) error {
+// fill checks a decoded JSON value against a Go type of this package (using
+// the tags described in types.go) and stores it in rv, in one pass.
+func fill(v any, rv reflect.Value, path string) error {
+	t := rv.Type()
 	if t.Kind() == reflect.Pointer {
 		if v == nil {
 			return nil
 		}
-		t = t.Elem()
+		p := reflect.New(t.Elem())
+		if err := fill(v, p.Elem(), path); err != nil {
+			return err
+		}
+		rv.Set(p)
+		return nil
 	}
 	if v == nil {
 		return fmt.Errorf("%s: must not be null", at(path))
@@ -104,49 +107,55 @@ func check(v any, t reflect.Type, path string) error {
 		if !ok {
 			return want("a date-time string")
 		}
-		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
 			return fmt.Errorf("%s: %q is not an RFC 3339 date-time", at(path), truncate(s))
 		}
-		return nil
+		rv.Set(reflect.ValueOf(tm))
 	case t.Kind() == reflect.String:
-		if _, ok := v.(string); !ok {
+		s, ok := v.(string)
+		if !ok {
 			return want("a string")
 		}
-		return nil
+		rv.SetString(s)
 	case t.Kind() == reflect.Bool:
-		if _, ok := v.(bool); !ok {
+		b, ok := v.(bool)
+		if !ok {
 			return want("true or false")
 		}
-		return nil
+		rv.SetBool(b)
 	case t.Kind() == reflect.Int64:
 		n, ok := v.(json.Number)
 		if !ok {
 			return want("an integer")
 		}
-		if _, err := n.Int64(); err != nil {
+		i, err := n.Int64()
+		if err != nil {
 			return fmt.Errorf("%s: %s is not a 64-bit integer", at(path), truncate(n.String()))
 		}
-		return nil
+		rv.SetInt(i)
 	case t.Kind() == reflect.Float64:
 		n, ok := v.(json.Number)
 		if !ok {
 			return want("a number")
 		}
-		if _, err := n.Float64(); err != nil {
+		f, err := n.Float64()
+		if err != nil {
 			return fmt.Errorf("%s: %s is out of range", at(path), truncate(n.String()))
 		}
-		return nil
+		rv.SetFloat(f)
 	case t.Kind() == reflect.Slice:
 		items, ok := v.([]any)
 		if !ok {
 			return want("a list")
 		}
+		sl := reflect.MakeSlice(t, len(items), len(items))
 		for i, item := range items {
-			if err := check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := fill(item, sl.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
-		return nil
+		rv.Set(sl)
 	case t.Kind() == reflect.Struct:
 		obj, ok := v.(map[string]any)
 		if !ok {
@@ -166,18 +175,19 @@ func check(v any, t reflect.Type, path string) error {
 				}
 				continue
 			}
-			if err := check(fv, f.Type, fp); err != nil {
-				return err
-			}
 			if enum := f.Tag.Get("enum"); enum != "" && enum != "-" {
 				if s, ok := fv.(string); ok && !contains(strings.Split(enum, ","), s) {
 					return fmt.Errorf("%s: %q is not one of %s", fp, truncate(s), strings.ReplaceAll(enum, ",", ", "))
 				}
 			}
+			if err := fill(fv, rv.Field(i), fp); err != nil {
+				return err
+			}
 		}
-		return nil
+	default:
+		return fmt.Errorf("%s: no rule for %s", at(path), t)
 	}
-	return fmt.Errorf("%s: no rule for %s", at(path), t)
+	return nil
 }
 
 func jsonName(f reflect.StructField) string {
