@@ -418,6 +418,9 @@ func (e *Engine) startLoop(ctx context.Context, rt *agentRT) {
 }
 
 func (e *Engine) pruneLoop(ctx context.Context) {
+	if err := e.hist.Prune(e.clock.Now()); err != nil {
+		e.log.Warn("history prune failed", "error", err)
+	}
 	for {
 		t := e.clock.NewTimer(time.Hour)
 		select {
