@@ -651,7 +651,7 @@ export class Replicator {
       message:
         this.message ??
         (polled.length > 0
-          ? `watch limit reached: ${polled.length} subtree(s) scanned every ${Math.round(this.o.pollEveryMs / 1000)} s instead of watched (${polled
+          ? `watch limit reached: ${polled.length} subtree(s) scanned every ${this.o.pollEveryMs < 1000 ? `${this.o.pollEveryMs} ms` : `${Math.round(this.o.pollEveryMs / 1000)} s`} instead of watched (${polled
               .slice(0, 3)
               .map((l) => `${l.dir || '/'}: ${l.reason}`)
               .join('; ')})`
