@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -405,4 +406,31 @@ type configFault struct{ *fakeClient }
 
 func (configFault) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
 	return agentclient.Answer{}, &agentclient.Error{Fault: agentclient.FaultConfig, Agent: a.Name, Detail: "the agent URL has a typo"}
+}
+
+// Polls, restarts, snapshots and reconfigurations at once: for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"})
+	h := newHarness(t, cfg, newMemHistory())
+	h.client.add("a", &fakeAgent{})
+	h.client.add("b", &fakeAgent{state: "crashed"})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = h.eng.Run(ctx) })
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				_ = h.eng.PollNow(ctx, "")
+				_, _ = h.eng.Restart(ctx, "a", "cdp", "alice", "test", AnyGeneration)
+				_ = h.eng.Snapshot()
+				_ = h.eng.Reconfigure(cfg)
+				h.clk.Advance(time.Second)
+			}
+		})
+	}
+	wg.Wait()
+	if s := h.eng.Snapshot(); len(s.Agents) != 2 {
+		t.Errorf("snapshot %+v", s)
+	}
 }
