@@ -87,7 +87,7 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 
-	out := &watchOutput{w: stdout, json: o.json}
+	out := &watchOutput{w: stdout, json: o.json, appendMode: !o.json && !o.redraw}
 	opts := o.engineOptions
 	opts.History = store
 	opts.Sink = engine.SinkFunc(out.event)
@@ -148,13 +148,19 @@ func onceExitCode(snap engine.Snapshot) int {
 	return ExitOK
 }
 
-// watchOutput prints the engine's events (as JSON lines, or into the list
-// under the table) and the table.
+// watchOutput prints the engine's events and the table. On a terminal the
+// table is redrawn in place each cycle with the recent events under it; into a
+// pipe or file (appendMode) each event is a line as it happens and the table
+// is printed again only when a state or reason changed, so the output reads
+// as a log.
 type watchOutput struct {
-	mu     sync.Mutex
-	w      io.Writer
-	json   bool
-	recent []engine.Event
+	mu         sync.Mutex
+	w          io.Writer
+	json       bool
+	appendMode bool
+	recent     []engine.Event
+	// lastTable is what the table last printed showed (appendMode).
+	lastTable string
 }
 
 func (o *watchOutput) event(ev engine.Event) {
@@ -172,6 +178,10 @@ func (o *watchOutput) event(ev engine.Event) {
 	if ev.Type != history.TypeState && ev.Type != history.TypeAction {
 		return
 	}
+	if o.appendMode {
+		_, _ = io.WriteString(o.w, describeEvent(ev)+"\n")
+		return
+	}
 	o.recent = append(o.recent, ev)
 	if len(o.recent) > recentEvents {
 		o.recent = o.recent[len(o.recent)-recentEvents:]
@@ -181,6 +191,13 @@ func (o *watchOutput) event(ev engine.Event) {
 func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.appendMode {
+		shown := tableContent(snap)
+		if shown == o.lastTable {
+			return
+		}
+		o.lastTable = shown
+	}
 	var b strings.Builder
 	if redraw {
 		b.WriteString("\x1b[H\x1b[2J")
@@ -213,6 +230,19 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 	}
 	b.WriteString("\n")
 	_, _ = io.WriteString(o.w, b.String())
+}
+
+// tableContent is what the table says that matters to a reader: states and
+// reasons, not RTTs or ages.
+func tableContent(snap engine.Snapshot) string {
+	var b strings.Builder
+	for _, a := range snap.Agents {
+		fmt.Fprintf(&b, "%s %s %s %s\n", a.Name, clusterRole(a), a.State, a.Reason)
+		for _, p := range a.Processes {
+			fmt.Fprintf(&b, " %s %s %s\n", p.Name, p.State, p.Reason)
+		}
+	}
+	return b.String()
 }
 
 func clusterRole(a engine.AgentSnapshot) string {
