@@ -94,14 +94,15 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 		}
 
 	case res.Err != nil:
-		// It answered, so it is not silent, but not with a status.
-		e.answered(rec, snap.Cluster, nil, res)
-		snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
 		snap.LastError = errText(res.Err)
 		var ae *agentclient.Error
 		if errors.As(res.Err, &ae) && ae.Fault == agentclient.FaultConfig {
+			// Nothing was sent: this says nothing about the agent's silence.
 			e.unknown(&snap, "cannot poll this agent: "+ae.Detail)
 		} else {
+			// It answered, so it is not silent, but not with a status.
+			e.answered(rec, snap.Cluster, nil, res)
+			snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
 			e.unknown(&snap, "the agent answered with an error: "+errText(res.Err))
 		}
 		e.mu.RLock()
