@@ -147,7 +147,7 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 	events = append(events, stateChanges(prev, snap, e.clock.Now())...)
 	rec.Snapshot = snap
 	batch.Events = append(batch.Events, events...)
-	batch.Observations = append(batch.Observations, observation(snap, res.At, !res.Silent()))
+	batch.Observations = append(batch.Observations, observation(snap, res.At, snap.LastAnswerAt.Equal(res.At)))
 	// The resume record is written when something in it matters; the time of
 	// the last answer is also in every observation, so a quiet agent's record
 	// can wait.
