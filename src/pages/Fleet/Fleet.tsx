@@ -1,7 +1,7 @@
 import React, { useMemo, useState } from 'react';
 import { dateTimeFormatTimeAgo, type PanelData, LoadingState } from '@grafana/data';
 import { PanelRenderer, PluginPage } from '@grafana/runtime';
-import { Alert, Button, Card, InteractiveTable, LinkButton, Stack, Text, TextLink } from '@grafana/ui';
+import { Alert, Button, Card, Grid, InteractiveTable, LinkButton, Stack, Text, TextLink } from '@grafana/ui';
 
 import { EventsTable } from '../../components/EventsTable/EventsTable';
 import { Section } from '../../components/Section/Section';
@@ -120,7 +120,7 @@ export default function Fleet({ settings }: { settings: AppSettings }) {
                 </Alert>
               ) : (
                 <div data-testid={testIds.fleet.counts}>
-                  <Stack direction="row" gap={1} wrap="wrap">
+                  <Grid gap={1} minColumnWidth={13}>
                     {CLIENT_STATES.map((s) => (
                       <Card key={s.name} noMargin data-testid={testIds.fleet.count(s.name)}>
                         <Card.Heading>{counts[s.name]}</Card.Heading>
@@ -129,7 +129,7 @@ export default function Fleet({ settings }: { settings: AppSettings }) {
                         </Card.Description>
                       </Card>
                     ))}
-                  </Stack>
+                  </Grid>
                 </div>
               )}
             </Section>
@@ -156,6 +156,19 @@ export default function Fleet({ settings }: { settings: AppSettings }) {
             </Section>
             <Section title="Recent events" loading={events.loading && !events.value} error={events.error}>
               <EventsTable events={eventRows(events.value ?? [])} testId={testIds.fleet.events} />
+            </Section>
+            <Section title="State codes">
+              <Text color="secondary">Alert rules, value mappings and the metrics query use these codes.</Text>
+              <Stack direction="column" gap={0.5}>
+                {CLIENT_STATES.map((s) => (
+                  <Stack key={s.code} direction="row" gap={1}>
+                    <Text weight="medium">
+                      {s.code} {s.name}
+                    </Text>
+                    <Text color="secondary">{s.meaning}</Text>
+                  </Stack>
+                ))}
+              </Stack>
             </Section>
           </Stack>
         )}

@@ -67,7 +67,7 @@ function fullFrame() {
       { name: 'rtt', type: FieldType.number, values: [0.012] },
       { name: 'budget', type: FieldType.number, values: [45] },
       { name: 'protectionLag', type: FieldType.number, values: [95] },
-      { name: 'lastRestart', type: FieldType.time, values: [null] },
+      { name: 'lastRestart', type: FieldType.time, values: [Date.now() - 3 * 3600 * 1000] },
       { name: 'generation', type: FieldType.number, values: [7] },
     ],
   });
@@ -124,7 +124,7 @@ describe('RestartPanel', () => {
     expect(row).toHaveTextContent('protection lag 1.58 mins');
     expect(row).toHaveTextContent('RTT 12 ms');
     expect(row).toHaveTextContent('budget 45 s');
-    expect(row).toHaveTextContent('last restart never');
+    expect(row).toHaveTextContent('last restart 3 hours ago');
     expect(row).not.toHaveTextContent('protection lags 95 s behind');
   });
 

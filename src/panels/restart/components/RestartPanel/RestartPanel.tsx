@@ -26,8 +26,8 @@ function details(row: StatusRow, columns: DetailColumn[]): Array<[string, string
   for (const c of columns) {
     if (c === 'cluster' && row.cluster) {
       out.push(['cluster', row.role ? `${row.cluster} (${row.role})` : row.cluster]);
-    } else if (c === 'lastRestart') {
-      out.push(['last restart', row.lastRestart !== undefined ? dateTimeFormatTimeAgo(row.lastRestart) : 'never']);
+    } else if (c === 'lastRestart' && row.lastRestart !== undefined) {
+      out.push(['last restart', dateTimeFormatTimeAgo(row.lastRestart)]);
     } else if (c === 'lag' && row.lagSeconds !== undefined) {
       out.push(['protection lag', seconds(row.lagSeconds)]);
     } else if (c === 'rtt' && row.rttSeconds !== undefined) {
