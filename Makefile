@@ -100,6 +100,8 @@ demo: cli agent
 ## bench: benchmarks; figures go to docs/benchmarks.md.
 bench: agent
 	npm run bench -w agent
+	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
+	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
 
 clean:
 	rm -rf dist bin build agent/dist test/harness/dist artifacts vigil-cdp-app-*.zip

@@ -130,7 +130,20 @@ var _ API = (*HTTPClient)(nil)
 // is nil. Deadlines come from the caller's context.
 func New(hc *http.Client) *HTTPClient {
 	if hc == nil {
-		hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep one idle connection per agent between polls: the default caps
+		// idle connections at 100 in all, so a larger fleet would open (and
+		// for TLS agents, handshake) a new connection at nearly every poll.
+		// Polls come every few seconds, well within the idle timeout.
+		t.MaxIdleConns = 0
+		t.MaxIdleConnsPerHost = 2
+		t.IdleConnTimeout = 5 * time.Minute
+		// Requests are a few hundred bytes and answers a few KiB: smaller
+		// buffers than the default 4 KiB each keep thousands of idle
+		// connections cheap.
+		t.WriteBufferSize = 1 << 10
+		t.ReadBufferSize = 2 << 10
+		hc = &http.Client{Transport: t}
 	}
 	return &HTTPClient{http: hc}
 }
