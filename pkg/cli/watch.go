@@ -27,6 +27,7 @@ const recentEvents = 8
 type watchOptions struct {
 	config     string
 	historyDir string
+	retention  time.Duration
 	once       bool
 	json       bool
 	interval   time.Duration
@@ -42,6 +43,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var o watchOptions
 	fs.StringVar(&o.config, "config", "fleet.yaml", "the fleet file")
 	fs.StringVar(&o.historyDir, "history", "", "folder of the history store (default: the fleet file's path with .history appended)")
+	fs.DurationVar(&o.retention, "retention", history.DefaultRetention, "how long observations and events are kept in the history (negative: forever)")
 	fs.BoolVar(&o.once, "once", false, "poll every agent once, act, print and exit: 0 when every agent is OK or STANDBY, 1 otherwise")
 	fs.BoolVar(&o.json, "json", false, "print each state change and action as one JSON object per line instead of the table")
 	fs.DurationVar(&o.interval, "interval", 0, "time between polls (default: pollInterval from the fleet file)")
@@ -76,7 +78,7 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 		// One store per fleet file: two fleets never share a history.
 		o.historyDir = o.config + ".history"
 	}
-	store, err := history.Open(o.historyDir, history.Options{})
+	store, err := history.Open(o.historyDir, history.Options{Retention: o.retention})
 	if err != nil {
 		if errors.Is(err, history.ErrInUse) {
 			fmt.Fprintf(stderr, "vigil watch: %s is in use by another vigil watch of the same fleet; give this one its own --history\n", o.historyDir)
