@@ -17,7 +17,16 @@ Object.defineProperty(global, 'matchMedia', {
     dispatchEvent: jest.fn(),
   }),
 });
-HTMLCanvasElement.prototype.getContext = () => {};
+// @grafana/ui's Combobox measures option text on a canvas.
+HTMLCanvasElement.prototype.getContext = () => ({ measureText: (text) => ({ width: String(text).length * 7 }) });
+global.IntersectionObserver = class {
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+  takeRecords() {
+    return [];
+  }
+};
 global.ResizeObserver = class {
   observe() {}
   unobserve() {}

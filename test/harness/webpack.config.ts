@@ -31,6 +31,8 @@ const config: Configuration = {
     new CopyWebpackPlugin({
       patterns: [
         { from: 'index.html', to: '.' },
+        // Grafana core serves a spinner icon that @grafana/ui does not ship; a stand-in of the harness's own.
+        { from: 'spinner.svg', to: 'grafana-public/img/icons/unicons/spinner.svg' },
         // Grafana's own font (Inter), under the names @grafana/ui's global styles ask for.
         ...Object.entries({
           'Inter-Regular': '400-normal',
@@ -45,6 +47,15 @@ const config: Configuration = {
           ),
           to: `grafana-public/fonts/inter/${name}.woff2`,
         })),
+        // ...and its monospace font, Roboto Mono (latin), under the hashed name Grafana serves it as.
+        {
+          from: path.join(
+            path.dirname(require.resolve('@fontsource/roboto-mono/package.json')),
+            'files',
+            'roboto-mono-latin-400-normal.woff2'
+          ),
+          to: 'grafana-public/fonts/roboto/L0xTDF4xlVMF-BfR8bXMIhJHg45mwgGEFl0_3vrtSM1J-gEPT5Ese6hmHSh0mQ.woff2',
+        },
         {
           from: path.join(path.dirname(require.resolve('@grafana/ui/package.json')), 'dist', 'public', 'img'),
           to: 'grafana-public/img',

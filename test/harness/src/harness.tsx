@@ -1,7 +1,7 @@
 // Test-only page script: stands in for the Grafana frontend around Vigil's built plugins. It
 // provides Grafana's shared libraries to the plugins' AMD modules, wires @grafana/runtime's
 // services to the test host, and mounts one plugin component chosen by query parameters:
-//   ?view=app                         the app's root page
+//   ?view=app[&path=/a/vigil-cdp-app/...]  the app's root page, at that path
 //   ?view=panel&plugin=ID&ds=UID      a panel fed by a query of that datasource
 //   ?view=config&ds=UID               the datasource's ConfigEditor
 //   ?view=query&ds=UID                the datasource's QueryEditor
@@ -180,6 +180,11 @@ async function main() {
     );
 
   if (view === 'app') {
+    // &path=/a/vigil-cdp-app/... opens that page of the app, as a Grafana URL would.
+    const path = params.get('path');
+    if (path) {
+      grafanaRuntime.locationService.push(path);
+    }
     const plugin = await loadPlugin('vigil-cdp-app');
     const Root = plugin.root;
     render(
