@@ -62,7 +62,7 @@ typecheck: node_modules/.install-stamp
 
 lint: node_modules/.install-stamp
 	npx eslint --max-warnings 0 src test/harness/src test/browser
-	npx prettier --check src test/harness/src test/browser .config/webpack
+	npx prettier --check 'src/**/*.{ts,tsx}' 'test/harness/src/**/*.{ts,tsx}' 'test/browser/**/*.ts' '.config/webpack/*.ts'
 
 jest: node_modules/.install-stamp
 	npx jest --ci
