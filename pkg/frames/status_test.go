@@ -1,38 +1,90 @@
 package frames
 
 import (
+	"encoding/json"
 	"flag"
 	"testing"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana-plugin-sdk-go/experimental"
 
+	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func f(v float64) *float64 { return &v }
+func st(s state.State) *state.State {
+	return &s
+}
+
+func check(t *testing.T, name string, frames ...*data.Frame) {
+	t.Helper()
+	dr := backend.DataResponse{Frames: frames}
+	experimental.CheckGoldenJSONResponse(t, "testdata", name+".golden", &dr, *update)
+}
+
 func TestStatusFrame(t *testing.T) {
+	restarted := t0.Add(-5 * time.Minute)
+	gen := int64(4)
 	tests := []struct {
 		name string
 		rows []StatusRow
 	}{
 		{name: "status-empty"},
 		{name: "status-every-state", rows: []StatusRow{
-			{Agent: "standalone", Process: "replicator", State: state.OK, Reason: "running"},
-			{Agent: "node-a", Cluster: "ha", Process: "replicator", State: state.Restarting, Reason: "restart requested by auto-restart"},
-			{Agent: "node-b", Cluster: "ha", Process: "replicator", State: state.Standby, Reason: "passive cluster node"},
-			{Agent: "node-c", Cluster: "ha", State: state.Grace, Reason: "awaiting failover: 12 s of 45 s"},
-			{Agent: "lagging", Process: "replicator", State: state.Degraded, Reason: "lag 95 s exceeds RPO 60 s"},
+			{Agent: "standalone", Role: "standalone", Process: "replicator", State: state.OK, Reason: "running",
+				RTTSeconds: f(0.004), BudgetSeconds: f(182), LagSeconds: f(1.5), LastRestart: &restarted, Generation: &gen},
+			{Agent: "node-a", Cluster: "ha", Role: "active", Process: "replicator", State: state.Restarting, Reason: "restart requested by auto-restart", Generation: &gen},
+			{Agent: "node-b", Cluster: "ha", Role: "passive", Process: "replicator", State: state.Standby, Reason: "passive cluster node"},
+			{Agent: "node-c", Cluster: "ha", State: state.Grace, Reason: "awaiting failover: 12 s of 45 s", BudgetSeconds: f(45)},
+			{Agent: "lagging", Process: "replicator", State: state.Degraded, Reason: "lag 95 s exceeds RPO 60 s", LagSeconds: f(95)},
 			{Agent: "silent", State: state.Failed, Reason: "no answer for 120 s, budget 45 s"},
 			{Agent: "new", State: state.Unknown, Reason: "not polled yet"},
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dr := backend.DataResponse{Frames: []*data.Frame{Status(tt.rows)}}
-			experimental.CheckGoldenJSONResponse(t, "testdata", tt.name+".golden", &dr, *update)
-		})
+		t.Run(tt.name, func(t *testing.T) { check(t, tt.name, Status(tt.rows)) })
 	}
+}
+
+func TestTimelineFrame(t *testing.T) {
+	times := []time.Time{t0, t0.Add(10 * time.Second), t0.Add(20 * time.Second)}
+	check(t, "timeline", Timeline(times, []TimelineSeries{
+		{Agent: "node-a", Cluster: "ha", States: []*state.State{st(state.OK), st(state.Grace), st(state.Failed)}},
+		{Agent: "node-a", Cluster: "ha", Process: "replicator", States: []*state.State{st(state.OK), nil, nil}},
+		{Agent: "standalone", States: []*state.State{nil, st(state.Unknown), st(state.OK)}},
+	}))
+}
+
+func TestMetricsFrames(t *testing.T) {
+	times := []time.Time{t0, t0.Add(10 * time.Second)}
+	check(t, "metrics", Metrics([]Series{
+		{Metric: MetricStateCode, Agent: "node-a", Cluster: "ha", Times: times, Values: []*float64{f(0), f(3)}},
+		{Metric: MetricUp, Agent: "node-a", Cluster: "ha", Times: times, Values: []*float64{f(1), f(0)}},
+		{Metric: MetricProcessRunning, Agent: "node-a", Cluster: "ha", Process: "replicator", Times: times, Values: []*float64{f(1), nil}},
+		{Metric: MetricProtectionLagSeconds, Agent: "standalone", Process: "replicator", Times: times, Values: []*float64{f(2.5), f(3)}},
+		{Metric: MetricEngineStalenessSeconds, Times: times, Values: []*float64{f(1), f(11)}},
+	})...)
+}
+
+func TestEventsFrame(t *testing.T) {
+	ev := []history.Event{
+		{Type: history.TypeState, Time: t0, Agent: "node-a", From: state.OK, To: state.Failed, Reason: "no answer for 120 s, budget 45 s", Diagnosis: "dns ok; tcp failed (connection refused); http not tried"},
+		{Type: history.TypeAction, Time: t0.Add(time.Second), Agent: "standalone", Process: "replicator", Action: "restart", By: "alice", Result: "ok", Reason: "after maintenance", Generation: 5},
+		{Type: history.TypeAction, Time: t0.Add(2 * time.Second), Agent: "standalone", Process: "replicator", Action: "restart", By: "auto", Result: "failed", Error: "agent answer: 500"},
+		{Type: history.TypeNote, Time: t0.Add(3 * time.Second), Agent: "standalone", Process: "replicator", Reason: "auto-restart resumes"},
+		{Type: history.TypeAgent, Time: t0.Add(4 * time.Second), Agent: "standalone", Process: "replicator", AgentEvent: json.RawMessage(`{"seq":3,"type":"crashed","reason":"exit code 1"}`)},
+	}
+	rows := make([]EventRow, 0, len(ev))
+	for _, e := range ev {
+		rows = append(rows, EventRowOf(e))
+	}
+	check(t, "events", Events(rows))
+	check(t, "events-empty", Events(nil))
 }

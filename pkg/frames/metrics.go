@@ -1,0 +1,72 @@
+package frames
+
+import (
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+)
+
+// Metric names: the value field's name in each metrics frame, and what a
+// query's "metrics" list selects.
+const (
+	MetricStateCode              = "stateCode"
+	MetricUp                     = "up"
+	MetricRTTSeconds             = "rttSeconds"
+	MetricBudgetSeconds          = "budgetSeconds"
+	MetricProcessRunning         = "processRunning"
+	MetricProtectionLagSeconds   = "protectionLagSeconds"
+	MetricRestarts               = "restarts"
+	MetricAutoRestartSuspended   = "autoRestartSuspended"
+	MetricEngineStalenessSeconds = "engineStalenessSeconds"
+)
+
+// AgentMetrics are the series of an agent as a whole, ProcessMetrics those of
+// each process, EngineMetrics that of the monitor itself.
+var (
+	AgentMetrics   = []string{MetricStateCode, MetricUp, MetricRTTSeconds, MetricBudgetSeconds}
+	ProcessMetrics = []string{MetricStateCode, MetricProcessRunning, MetricProtectionLagSeconds, MetricRestarts, MetricAutoRestartSuspended}
+	EngineMetrics  = []string{MetricEngineStalenessSeconds}
+)
+
+// metricUnits are Grafana unit ids of the metrics that have one.
+var metricUnits = map[string]string{
+	MetricRTTSeconds:             "s",
+	MetricBudgetSeconds:          "s",
+	MetricProtectionLagSeconds:   "s",
+	MetricEngineStalenessSeconds: "s",
+}
+
+// Series is one metric of one agent (Process empty), of one process, or of
+// the engine (Agent empty). Values align with Times; nil is no value.
+type Series struct {
+	Metric  string
+	Agent   string
+	Cluster string
+	Process string
+	Times   []time.Time
+	Values  []*float64
+}
+
+// Metrics builds the "metrics" frames: one per series, typed
+// timeseries-multi (dataplane 0.1), each a time field and one value field
+// named after the metric and labelled agent, cluster and process, so that an
+// alert rule gets one alert instance per agent or process.
+func Metrics(series []Series) data.Frames {
+	frames := make(data.Frames, 0, len(series))
+	for _, s := range series {
+		var labels data.Labels
+		if s.Agent != "" {
+			labels = seriesLabels(s.Agent, s.Cluster, s.Process)
+		}
+		value := data.NewField(s.Metric, labels, s.Values)
+		cfg := &data.FieldConfig{Unit: metricUnits[s.Metric]}
+		if s.Metric == MetricStateCode {
+			cfg = stateCodeConfig()
+		}
+		value.SetConfig(cfg)
+		frame := data.NewFrame(s.Metric, data.NewField("time", nil, s.Times), value)
+		frame.Meta = &data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1}}
+		frames = append(frames, frame)
+	}
+	return frames
+}
