@@ -1,7 +1,7 @@
 // The replicator as a process of its own: `vigil-agent replicate --source DIR --target DIR …`
 // (what the agent starts for a process of kind "replicator"), or `node dist/replicator/bin.js …`.
 import * as os from 'node:os';
-import { parseDuration } from '../config';
+import { parseDuration } from '../duration';
 import { createLogger } from '../log';
 import { Replicator, type ReplicatorOptions } from './replicator';
 
@@ -54,6 +54,9 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
 
 /** Runs the replicator until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1). */
 export async function replicateMain(argv: string[]): Promise<number> {
+  // Reads, writes and fsyncs of many small files run on libuv's thread pool; its default of
+  // 4 threads caps how many fsyncs the file system can group into one commit.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   const log = createLogger();
   let opts: Omit<ReplicatorOptions, 'log'>;
   try {

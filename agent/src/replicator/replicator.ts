@@ -13,7 +13,7 @@ import {
   acquireLease,
   captureFile,
   compact,
-  fsyncDir,
+  fsyncDirAsync,
   prepareStore,
   releaseLease,
   renewLease,
@@ -52,9 +52,11 @@ interface Pending {
   attempts: number;
 }
 
-const BATCH_PATHS = 512;
+/** Small batches keep the first change of a burst from waiting for the last one. */
+const BATCH_PATHS = 128;
 const BATCH_BYTES = 64 * 1024 * 1024;
-const CAPTURE_CONCURRENCY = 8;
+/** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
+const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
@@ -161,7 +163,9 @@ export class Replicator {
       this.o.log.warn('dropped a torn journal tail', { damage: read.damage, droppedBytes: read.totalBytes - read.goodBytes });
       this.noteError(`journal: dropped ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
     }
+    const replayStart = Date.now();
     for (const r of read.records) apply(this.tree, r);
+    this.o.log.info('journal replayed', { records: read.records.length, bytes: read.goodBytes, paths: this.tree.size, ms: Date.now() - replayStart });
     this.earliest = earliestRestorable(read.records);
     this.repairMirror(read.records);
 
@@ -348,6 +352,7 @@ export class Replicator {
     const seen = new Set<string>();
     let scanned = 0;
     let changed = 0;
+    let known = 0;
     const now = Date.now();
     const queue = (p: string, size: number) => {
       changed++;
@@ -356,9 +361,11 @@ export class Replicator {
     };
     const stack: string[] = [rel];
     const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
+    // This loop is the cost of a catch-up: one readdir per directory and one lstat per entry,
+    // nothing else that grows with the tree.
     while (stack.length > 0) {
       const dir = stack.pop() as string;
-      const abs = dir === '' ? this.o.source : path.join(this.o.source, dir);
+      const abs = dir === '' ? this.o.source : `${this.o.source}/${dir}`;
       let names: string[];
       try {
         names = fs.readdirSync(abs);
@@ -367,24 +374,31 @@ export class Replicator {
       }
       for (const name of names) {
         const p = dir === '' ? name : `${dir}/${name}`;
-        let st: fs.Stats;
-        try {
-          st = fs.lstatSync(path.join(abs, name));
-        } catch {
-          continue;
-        }
+        const st = fs.lstatSync(`${abs}/${name}`, { throwIfNoEntry: false });
+        if (!st) continue;
         scanned++;
         seen.add(p);
-        if (!unchanged(this.tree.get(p), st)) queue(p, st.isFile() ? st.size : 0);
+        const e = this.tree.get(p);
+        if (e) known++;
+        if (!unchanged(e, st)) queue(p, st.isFile() ? st.size : 0);
         if (st.isDirectory()) {
-          if (!this.closing && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
+          if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
           stack.push(p);
         }
         if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
       }
     }
+    // Whatever the tree has there and the walk did not meet is gone. When every known path was
+    // met (the usual case), there is nothing to look for.
     if (hadDir) {
-      for (const k of this.tree.keys()) if (within(k, rel) && k !== rel && !seen.has(k)) queue(k, 0);
+      let expected = this.tree.size;
+      if (rel !== '') {
+        expected = 0;
+        for (const k of this.tree.keys()) if (k !== rel && within(k, rel)) expected++;
+      }
+      if (known !== expected) {
+        for (const k of this.tree.keys()) if (within(k, rel) && k !== rel && !seen.has(k)) queue(k, 0);
+      }
     }
     if (changed > 0) {
       this.lastChangeAt = Math.max(this.lastChangeAt ?? 0, now);
@@ -469,7 +483,8 @@ export class Replicator {
       }
     });
     await Promise.all(workers);
-    for (const d of dirsToSync) fsyncDir(d);
+    // The renames into objects/ are durable before any record names them.
+    await Promise.all([...dirsToSync].map((d) => fsyncDirAsync(d)));
 
     const records: NewRecord[] = [];
     const retry: [string, Pending][] = [];
@@ -599,6 +614,8 @@ export class Replicator {
     return this.exclusive(async () => {
       if (!this.journal || this.closing) return null;
       const cutoff = now - this.o.retentionMs;
+      // Nothing old enough to drop yet (or dropped less than one period ago): no need to read.
+      if (this.earliest === null || this.earliest >= cutoff - this.o.pruneEveryMs) return null;
       const read = readJournal(this.layout.journal);
       const first = read.records[0];
       if (!first || first.at > cutoff) return null;

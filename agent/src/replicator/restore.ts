@@ -2,7 +2,7 @@
 // can run while the replicator writes (a record being appended is an incomplete tail, ignored).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseDuration } from '../config';
+import { parseDuration } from '../duration';
 import { readJournal, type JournalRecord } from './journal';
 import { openStoreForReading } from './store';
 import { earliestRestorable, treeAt, within } from './tree';

@@ -62,10 +62,22 @@ export function openStoreForReading(dir: string): StoreLayout {
 export function prepareStore(layout: StoreLayout): void {
   fs.mkdirSync(layout.root, { recursive: true });
   for (const d of [layout.objects, layout.mirror, layout.tmp]) fs.mkdirSync(d, { recursive: true });
+  // All 256 fan-out directories up front: storing an object is then one rename, no mkdir.
+  for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true });
   if (!fs.existsSync(layout.marker)) {
     writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: 1, createdAt: new Date().toISOString() }) + '\n');
   }
   for (const f of fs.readdirSync(layout.tmp)) fs.rmSync(path.join(layout.tmp, f), { recursive: true, force: true });
+}
+
+/** fsyncs a directory without blocking the event loop (many run side by side on the thread pool). */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 export function fsyncDir(dir: string): void {
@@ -164,9 +176,9 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
         stored = true;
       }
     } else {
-      // The kernel copies (or reflinks) the data; hashing the copy reads it from the page cache.
-      await fs.promises.copyFile(abs, tmp);
-      hash = await hashFile(tmp);
+      // The kernel copies (or reflinks) the data while the source is hashed alongside; the
+      // stat comparison below proves both saw the same unchanged file.
+      [, hash] = await Promise.all([fs.promises.copyFile(abs, tmp), hashFile(abs)]);
       size = (await fs.promises.stat(tmp)).size;
       if (!fs.existsSync(layout.object(hash))) {
         await fs.promises.chmod(tmp, 0o444);
@@ -179,7 +191,6 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
     if (!sameVersion(before, after) || size !== before.size) return 'unstable';
     if (stored) {
       const dir = path.dirname(layout.object(hash));
-      await fs.promises.mkdir(dir, { recursive: true });
       await fs.promises.rename(tmp, layout.object(hash));
       dirsToSync.add(dir);
     }
