@@ -142,3 +142,41 @@ test('a stopped replicator reports growing lag from its last safe point', async 
   assert.equal(debug.status, 200);
   assert.match(debug.text, /"statusFile"/);
 });
+
+test('after the agent is killed, the replicator keeps protecting and the next agent adopts it', async () => {
+  const dir = tempDir('vigil-agent-repl-');
+  const source = path.join(dir, 'data');
+  const store = path.join(dir, 'store');
+  fs.mkdirSync(source);
+  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store }] }));
+  const first = await startAgent(file);
+  agents.push(first);
+  const before = await waitFor('watching', async () => {
+    const p = await cdp(first);
+    return p.protection?.state === 'watching' ? p : undefined;
+  });
+  await first.stop('SIGKILL');
+  // Nobody supervises it now, and it still captures.
+  fs.writeFileSync(path.join(source, 'while-the-agent-is-down.txt'), 'still protected');
+  await waitMirror(source, store);
+  const second = await startAgent(file);
+  agents.push(second);
+  const adopted = await cdp(second);
+  assert.equal(adopted.pid, before.pid);
+  assert.equal(adopted.generation, before.generation);
+  assert.equal(adopted.state, 'running');
+  assert.equal(adopted.protection.state, 'watching');
+  const events = (await read(`${second.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
+  assert.ok(events.some((e) => e.type === 'adopted' && e.pid === before.pid));
+  // Stopping the agent stops the replicator it adopted (and the lease is released).
+  assert.deepEqual(await second.stop('SIGTERM'), { code: 0, signal: null });
+  await waitFor('the replicator to be gone', () => {
+    try {
+      process.kill(before.pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  assert.ok(!fs.existsSync(path.join(store, 'lease.json')));
+});

@@ -209,3 +209,32 @@ test('a watch limit sends subtrees to periodic scanning and says so', async () =
   await waitMirror(d.source, d.store);
   await r.stop();
 });
+
+test('retention: the running replicator prunes versions older than the window', async () => {
+  const d = dirs();
+  const s = (p: string) => path.join(d.source, p);
+  write(s('a.txt'), 'first version');
+  const r = startReplicator(d.source, d.store, d.status, ['--retention', '1s']);
+  await waitState(r);
+  await waitMirror(d.source, d.store);
+  const firstAt = Date.now();
+  await waitFor('the window to move past the first version', () => Date.now() > firstAt + 1100);
+  write(s('a.txt'), 'second version');
+  await waitMirror(d.source, d.store);
+  const secondAt = Date.now();
+  const old = path.join(d.store, 'objects', sha256('first version').slice(0, 2), sha256('first version'));
+  // Pruning runs every retention / 10 (at least 1 s); the first version's content goes once
+  // the window starts after the second version was captured.
+  await waitFor('the first version to be pruned', () => !fs.existsSync(old), 15_000, 50);
+  const st = await waitFor('the status to report the pruning', () => r.status()?.lastPrune ?? undefined);
+  assert.ok(st.objectsRemoved >= 1);
+  const earliest = Date.parse(r.status()?.journal.earliestRestorable ?? '');
+  assert.ok(earliest > secondAt - 1000, 'the earliest restorable point moved');
+  const to = path.join(tempDir('vigil-restored-'), 'out');
+  restore({ store: d.store, at: Date.now(), to });
+  assert.equal(fs.readFileSync(path.join(to, 'a.txt'), 'utf8'), 'second version');
+  const refused = await runCliToEnd(['restore', '--store', d.store, '--at', new Date(firstAt).toISOString(), '--to', path.join(tempDir(), 'x')]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /pruned by retention/);
+  await r.stop();
+});
