@@ -87,6 +87,12 @@ class Replicator {
       5,
     );
   }
+  /** Resident memory now and at its peak, in MiB. */
+  memory(): { rssMiB: number; peakMiB: number } {
+    const st = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
+    return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
+  }
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
@@ -239,11 +245,13 @@ async function catchUp(root: string): Promise<void> {
   await r.stop();
   console.log(`- first capture of ${FILES} files (${first.catchUp.scanned} entries): ${(initialMs / 1000).toFixed(1)} s, ${(FILES / (initialMs / 1000)).toFixed(0)} files/s`);
   const runs: { wall: number; scan: number; scanned: number; changed: number }[] = [];
+  let mem = { rssMiB: NaN, peakMiB: NaN };
   for (let i = 0; i < 3; i++) {
     t0 = now();
     r = new Replicator(source, store, statusFile);
     const s = await r.watching(600_000);
     runs.push({ wall: now() - t0, scan: s.catchUp.scanMs ?? NaN, scanned: s.catchUp.scanned, changed: s.catchUp.changed });
+    mem = r.memory();
     await r.stop();
   }
   execFileSync('cp', ['-a', source, copy]);
@@ -257,6 +265,7 @@ async function catchUp(root: string): Promise<void> {
   console.log(`- catch-up at a restart with ${FILES} unchanged files (3 runs, warm cache):`);
   console.log(`  - replicator scan alone (stat and compare with the journal's state): ${fmt(runs.map((x) => x.scan))}; changed found: ${runs.map((x) => x.changed).join(', ')}`);
   console.log(`  - replicator, process start to caught up (Node.js start, journal replay, scan): ${fmt(runs.map((x) => x.wall))}`);
+  console.log(`  - replicator memory after the catch-up: RSS ${mem.rssMiB.toFixed(0)} MiB (peak ${mem.peakMiB.toFixed(0)} MiB), watching ${Math.ceil(FILES / perDir) + Math.ceil(FILES / perDir / 100) + 1} directories`);
   console.log(`  - rsync -a --dry-run source/ store/mirror/: ${fmt(rsyncMirror)}`);
   console.log(`  - rsync -a --dry-run source/ copy/ (a cp -a copy, nothing to do): ${fmt(rsyncCopy)}`);
 }

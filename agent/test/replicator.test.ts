@@ -238,3 +238,19 @@ test('retention: the running replicator prunes versions older than the window', 
   assert.match(refused.stderr, /pruned by retention/);
   await r.stop();
 });
+
+test('a directory replaced by another of the same name is watched again', async () => {
+  const d = dirs();
+  const s = (p: string) => path.join(d.source, p);
+  write(s('d/old.txt'), 'old');
+  const r = startReplicator(d.source, d.store, d.status);
+  await waitState(r);
+  fs.renameSync(s('d'), path.join(d.root, 'd-elsewhere'));
+  fs.mkdirSync(s('d'));
+  write(s('d/new.txt'), 'new');
+  await waitMirror(d.source, d.store);
+  // A write into the new directory after it was captured is seen through a watch on it.
+  write(s('d/later.txt'), 'later');
+  await waitMirror(d.source, d.store);
+  await r.stop();
+});

@@ -523,6 +523,11 @@ export class Replicator {
       if (st.isDirectory()) {
         if (!ensureParents(p)) continue;
         if (!known || known.op !== 'dir') newDirs.push(p);
+        else if (this.watcher.isWatched(p) && this.watcher.inodeOf(p) !== st.ino) {
+          // Replaced by another directory of the same name: the watch is on the old one.
+          this.watcher.remove(p);
+          newDirs.push(p);
+        }
         if (!unchanged(known, st)) emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs });
         continue;
       }

@@ -14,6 +14,8 @@ export interface WatchLimit {
 
 export class TreeWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
+  /** The inode each watch is on: a directory replaced by another of the same name needs a new watch. */
+  private readonly inodes = new Map<string, number>();
   /** Subtrees left to periodic scanning, with why. */
   readonly polled = new Map<string, WatchLimit>();
 
@@ -30,6 +32,10 @@ export class TreeWatcher {
 
   isWatched(rel: string): boolean {
     return this.watchers.has(rel);
+  }
+
+  inodeOf(rel: string): number | undefined {
+    return this.inodes.get(rel);
   }
 
   /** The polled subtree `rel` lies in, if any. */
@@ -75,6 +81,8 @@ export class TreeWatcher {
       this.onDirGone(rel);
     });
     this.watchers.set(rel, w);
+    const ino = fs.statSync(abs, { throwIfNoEntry: false })?.ino;
+    if (ino !== undefined) this.inodes.set(rel, ino);
     return true;
   }
 
@@ -82,6 +90,7 @@ export class TreeWatcher {
     const w = this.watchers.get(rel);
     if (w) {
       this.watchers.delete(rel);
+      this.inodes.delete(rel);
       try {
         w.close();
       } catch {
