@@ -2,30 +2,22 @@
 // the one place where jsonData and secureJsonData are read; the datasource
 // factory and CheckHealth both go through LoadSettings.
 //
-// The jsonData keys are a contract shared with the CLI's fleet.yaml:
-// pollInterval, agents[{name, url, cluster}], restartRole, historyPath.
+// The fleet keys (pollInterval, defaults, agents) are those of the CLI's
+// fleet.yaml and are read by pkg/fleet; this package adds the keys only a
+// datasource has: restartRole and historyPath.
 package models
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
+	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
-)
 
-const (
-	// DefaultPollInterval is used when jsonData.pollInterval is empty.
-	DefaultPollInterval = 10 * time.Second
-	// MinPollInterval keeps a typo ("10ms") from hammering every agent.
-	MinPollInterval = time.Second
-	// DefaultRestartRole is the least Grafana role allowed to restart CDP by hand.
-	DefaultRestartRole = RoleEditor
+	"github.com/vigil-cdp/vigil/pkg/fleet"
 )
 
 // Role is a Grafana organisation role.
@@ -38,79 +30,42 @@ const (
 	RoleAdmin  Role = "Admin"
 )
 
-// Secret holds a token. It never prints or marshals its value, so a Settings
-// value can be logged or encoded without leaking credentials.
-type Secret string
+// DefaultRestartRole is the least Grafana role allowed to restart CDP by hand.
+const DefaultRestartRole = RoleEditor
 
-// Reveal returns the token for the one place that needs it: the request header.
-func (s Secret) Reveal() string { return string(s) }
+var roleRank = map[Role]int{RoleViewer: 1, RoleEditor: 2, RoleAdmin: 3}
 
-// IsSet reports whether a token was configured.
-func (s Secret) IsSet() bool { return s != "" }
-
-// String redacts the token.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString redacts the token in %#v output.
-func (s Secret) GoString() string { return `"` + s.String() + `"` }
-
-// MarshalJSON redacts the token.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// Agent is one monitored client as configured in the datasource.
-type Agent struct {
-	Name    string `json:"name"`
-	URL     string `json:"url"`
-	Cluster string `json:"cluster,omitempty"`
-
-	// ReadToken and ControlToken are the effective tokens for this agent: the
-	// per-agent secret when set, otherwise the datasource-wide one.
-	ReadToken    Secret `json:"-"`
-	ControlToken Secret `json:"-"`
+// Reaches reports whether a user with Grafana org role userRole ("None",
+// "Viewer", "Editor" or "Admin") has at least this role.
+func (r Role) Reaches(userRole string) bool {
+	have, ok := roleRank[Role(userRole)]
+	return ok && have >= roleRank[r]
 }
 
 // Settings is the validated configuration of one Vigil datasource instance.
 type Settings struct {
-	PollInterval time.Duration
-	Agents       []Agent
-	RestartRole  Role
-	HistoryPath  string
+	// Fleet is what the monitor engine runs: agents with their effective
+	// policy and tokens.
+	Fleet fleet.Config
+	// RestartRole is the least role allowed to restart a process by hand.
+	RestartRole Role
+	// HistoryPath is the configured history folder; empty means the default
+	// (see the plugin package).
+	HistoryPath string
 
-	// ReadToken and ControlToken are the datasource-wide defaults.
-	ReadToken    Secret
-	ControlToken Secret
-
-	// unknownSecrets are secureJsonData keys that name no configured agent;
-	// kept for Validate so a typo in an agent name is reported, not ignored.
-	unknownSecrets []string
-	// rawPollInterval keeps the user's spelling for error messages.
-	rawPollInterval string
-	pollIntervalErr error
+	// staleSecrets are non-empty secureJsonData keys naming no agent.
+	staleSecrets []string
 }
 
-// jsonData mirrors the stored JSON. Unknown keys are ignored: Grafana's own
-// config editor may store keys this backend does not read.
-type jsonData struct {
-	PollInterval string  `json:"pollInterval"`
-	Agents       []Agent `json:"agents"`
-	RestartRole  string  `json:"restartRole"`
-	HistoryPath  string  `json:"historyPath"`
+// extraKeys are the jsonData keys only the datasource reads. Unknown keys are
+// ignored: Grafana's config editor may store keys this backend does not read.
+type extraKeys struct {
+	RestartRole *string `json:"restartRole"`
+	HistoryPath *string `json:"historyPath"`
 }
 
-// Secret keys in DecryptedSecureJSONData.
-const (
-	secretReadToken    = "readToken"
-	secretControlToken = "controlToken"
-	agentSecretPrefix  = "agent."
-)
-
-// FieldError is a settings error that names the offending field, e.g.
-// "jsonData.agents[1].url".
+// FieldError is a datasource-only settings error naming its field, e.g.
+// "jsonData.restartRole". Fleet errors are *fleet.FieldError.
 type FieldError struct {
 	Field   string
 	Message string
@@ -124,172 +79,84 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 var ErrInvalidSettings = errors.New("invalid Vigil datasource settings")
 
 // LoadSettings reads jsonData and the decrypted secrets, applies defaults and
-// validates the result. The error names each offending field.
+// validates the result. Every problem is reported, each naming its field.
 func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
-	var raw jsonData
-	if len(s.JSONData) > 0 && string(s.JSONData) != "null" {
-		if err := json.Unmarshal(s.JSONData, &raw); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, &FieldError{Field: "jsonData", Message: "is not valid: " + describeJSONError(err)})
+	settings := &Settings{RestartRole: DefaultRestartRole}
+	var errs []error
+
+	var extra extraKeys
+	if raw := strings.TrimSpace(string(s.JSONData)); raw != "" && raw != "null" {
+		// A syntax error is reported once, by fleet.FromJSON below.
+		var typeErr *json.UnmarshalTypeError
+		if err := json.Unmarshal(s.JSONData, &extra); errors.As(err, &typeErr) && typeErr.Field != "" {
+			errs = append(errs, &FieldError{Field: "jsonData." + typeErr.Field, Message: "must be a string, got " + typeErr.Value})
 		}
 	}
-	settings := fromJSON(raw, s.DecryptedSecureJSONData)
-	if err := settings.ValidateAt("jsonData."); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+	if extra.RestartRole != nil && strings.TrimSpace(*extra.RestartRole) != "" {
+		settings.RestartRole = Role(strings.TrimSpace(*extra.RestartRole))
+	}
+	if extra.HistoryPath != nil {
+		settings.HistoryPath = strings.TrimSpace(*extra.HistoryPath)
+	}
+
+	cfg, err := fleet.FromJSON(s.JSONData, s.DecryptedSecureJSONData)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		settings.Fleet = cfg
+		// Only a fleet that loaded says which agents exist.
+		settings.staleSecrets = staleSecrets(s.DecryptedSecureJSONData, cfg)
+	}
+
+	if err := settings.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, errors.Join(errs...))
 	}
 	return settings, nil
 }
 
-// FromFleet builds settings from values read elsewhere (the CLI's fleet.yaml)
-// with the same defaults and token rules as the datasource.
-func FromFleet(pollInterval string, agents []Agent, secrets map[string]string) *Settings {
-	return fromJSON(jsonData{PollInterval: pollInterval, Agents: agents}, secrets)
-}
-
-func fromJSON(raw jsonData, secrets map[string]string) *Settings {
-	s := &Settings{
-		PollInterval:    DefaultPollInterval,
-		RestartRole:     Role(strings.TrimSpace(raw.RestartRole)),
-		HistoryPath:     strings.TrimSpace(raw.HistoryPath),
-		ReadToken:       Secret(secrets[secretReadToken]),
-		ControlToken:    Secret(secrets[secretControlToken]),
-		rawPollInterval: strings.TrimSpace(raw.PollInterval),
-	}
-	if s.RestartRole == "" {
-		s.RestartRole = DefaultRestartRole
-	}
-	if s.rawPollInterval != "" {
-		s.PollInterval, s.pollIntervalErr = time.ParseDuration(s.rawPollInterval)
-	}
-
-	known := map[string]bool{}
-	for _, a := range raw.Agents {
-		a.Name = strings.TrimSpace(a.Name)
-		a.URL = strings.TrimSpace(a.URL)
-		a.Cluster = strings.TrimSpace(a.Cluster)
-		a.ReadToken = pick(secrets, agentSecretPrefix+a.Name+"."+secretReadToken, s.ReadToken)
-		a.ControlToken = pick(secrets, agentSecretPrefix+a.Name+"."+secretControlToken, s.ControlToken)
-		known[a.Name] = true
-		s.Agents = append(s.Agents, a)
-	}
-	for key := range secrets {
-		if key == secretReadToken || key == secretControlToken || !strings.HasPrefix(key, agentSecretPrefix) {
+// staleSecrets lists the per-agent secrets that name no configured agent and
+// still hold a value. An empty one is what remains of an agent that was
+// renamed or removed (Grafana cannot delete a secure key, only empty it), so
+// it is ignored.
+func staleSecrets(secrets map[string]string, cfg fleet.Config) []string {
+	var out []string
+	for key, value := range secrets {
+		rest, ok := strings.CutPrefix(key, "agent.")
+		if !ok || value == "" {
 			continue
 		}
-		rest := strings.TrimPrefix(key, agentSecretPrefix)
 		dot := strings.LastIndex(rest, ".")
 		if dot < 0 {
-			s.unknownSecrets = append(s.unknownSecrets, key)
+			out = append(out, key)
 			continue
 		}
 		name, kind := rest[:dot], rest[dot+1:]
-		if !known[name] || (kind != secretReadToken && kind != secretControlToken) {
-			s.unknownSecrets = append(s.unknownSecrets, key)
+		if _, known := cfg.Agent(name); !known || (kind != "readToken" && kind != "controlToken") {
+			out = append(out, key)
 		}
 	}
-	sort.Strings(s.unknownSecrets)
-	return s
+	sort.Strings(out)
+	return out
 }
 
-func pick(secrets map[string]string, key string, fallback Secret) Secret {
-	if v, ok := secrets[key]; ok && v != "" {
-		return Secret(v)
-	}
-	return fallback
-}
-
-// Validate checks the settings as stored in a datasource (fields named
-// jsonData.*). All problems are reported, each as a *FieldError.
-func (s *Settings) Validate() error { return s.ValidateAt("jsonData.") }
-
-var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
-
-// ValidateAt is Validate with a caller-chosen prefix for field names, so the
-// CLI can report "agents[1].url" for the same rule.
-func (s *Settings) ValidateAt(prefix string) error {
+// Validate checks what LoadSettings adds to the fleet (whose own rules are
+// pkg/fleet's). Every problem is a *FieldError.
+func (s *Settings) Validate() error {
 	var errs []error
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-
-	switch {
-	case s.pollIntervalErr != nil:
-		fail(prefix+"pollInterval", "%q is not a duration (examples: 10s, 1m30s)", s.rawPollInterval)
-	case s.PollInterval < MinPollInterval:
-		fail(prefix+"pollInterval", "%s is below the minimum of %s", s.PollInterval, MinPollInterval)
+	if _, ok := roleRank[s.RestartRole]; !ok {
+		fail("jsonData.restartRole", "%q must be one of Viewer, Editor, Admin", s.RestartRole)
 	}
-
-	if len(s.Agents) == 0 {
-		fail(prefix+"agents", "at least one agent is required")
+	if s.HistoryPath != "" && !filepath.IsAbs(s.HistoryPath) {
+		fail("jsonData.historyPath", "%q must be an absolute path (or empty for the default under Grafana's data folder)", s.HistoryPath)
 	}
-	firstUse := map[string]int{}
-	for i, a := range s.Agents {
-		field := fmt.Sprintf("%sagents[%d]", prefix, i)
-		switch {
-		case a.Name == "":
-			fail(field+".name", "is required")
-		case !agentNamePattern.MatchString(a.Name):
-			fail(field+".name", "%q must be 1 to 63 letters, digits, '-' or '_'", a.Name)
-		default:
-			if j, dup := firstUse[a.Name]; dup {
-				fail(field+".name", "%q is already used by %sagents[%d]", a.Name, prefix, j)
-			} else {
-				firstUse[a.Name] = i
-			}
-		}
-		if a.URL == "" {
-			fail(field+".url", "is required")
-		} else if !isHTTPURL(a.URL) {
-			fail(field+".url", "must be an absolute http or https URL")
-		}
-	}
-
-	switch s.RestartRole {
-	case RoleViewer, RoleEditor, RoleAdmin:
-	default:
-		fail(prefix+"restartRole", "%q must be one of Viewer, Editor, Admin", s.RestartRole)
-	}
-
-	for _, key := range s.unknownSecrets {
-		fail("secureJsonData."+key, "names no configured agent (expected agent.<name>.readToken or agent.<name>.controlToken)")
+	for _, key := range s.staleSecrets {
+		fail("secureJsonData."+key, "is not the read or control token of a configured agent (agent.<name>.readToken or agent.<name>.controlToken): reset it in the datasource settings")
 	}
 	return errors.Join(errs...)
-}
-
-func isHTTPURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
-	}
-	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Hostname() != ""
-}
-
-// AgentByName returns the configured agent with that name.
-func (s *Settings) AgentByName(name string) (Agent, bool) {
-	for _, a := range s.Agents {
-		if a.Name == name {
-			return a, true
-		}
-	}
-	return Agent{}, false
-}
-
-func describeJSONError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return fmt.Sprintf("%s must be a %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	}
-	return err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "slice", "array":
-		return "list"
-	case "struct", "map":
-		return "object"
-	case "string":
-		return "string"
-	default:
-		return goKind
-	}
 }

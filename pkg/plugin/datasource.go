@@ -1,7 +1,7 @@
 // Package plugin is the glue between Grafana and Vigil: it turns Grafana's
 // QueryData, CheckHealth and CallResource calls into calls on the settings,
-// the agent client and the frame builders. Nothing below this package knows
-// about Grafana.
+// the monitor engine, its history and the frame builders. Nothing below this
+// package knows about Grafana.
 package plugin
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/models"
 )
 
@@ -31,8 +32,12 @@ var (
 )
 
 // Datasource is one configured Vigil datasource instance. The SDK creates it
-// lazily on the first request and disposes it when the settings change.
+// lazily on the first request and replaces it when the settings change; the
+// monitor engine it drives lives on in the process-wide registry.
 type Datasource struct {
+	uid     string
+	updated time.Time
+
 	// settings is nil when settingsErr is set. An instance with invalid
 	// settings is still created, so that CheckHealth can tell the person
 	// configuring it which field is wrong instead of a generic failure.
@@ -42,37 +47,45 @@ type Datasource struct {
 	agents        agentclient.Client
 	close         func()
 	healthTimeout time.Duration
+	monitors      *monitors
 }
 
 // NewDatasource is the instance factory handed to datasource.Manage.
 func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
 	client := agentclient.New(nil)
-	ds := newDatasource(s, client)
+	ds := newDatasource(s, client, running)
 	ds.close = client.Close
 	return ds, nil
 }
 
-func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.Client) *Datasource {
+func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.Client, ms *monitors) *Datasource {
 	settings, err := models.LoadSettings(s)
 	if err != nil {
 		// Settings errors name fields and secret keys, never secret values.
 		log.DefaultLogger.Warn("Vigil datasource settings are invalid", "uid", s.UID, "error", err)
 	}
-	return &Datasource{
+	ds := &Datasource{
+		uid:           s.UID,
+		updated:       s.Updated,
 		settings:      settings,
 		settingsErr:   err,
 		agents:        client,
 		healthTimeout: healthTimeout,
+		monitors:      ms,
 	}
+	ms.attach(ds)
+	return ds
 }
 
-// Dispose releases the instance's idle connections when Grafana replaces it.
+// Dispose stops the engine when this is still the newest instance of its
+// datasource, and releases idle connections.
 func (d *Datasource) Dispose() {
+	d.monitors.detach(d)
 	if d.close != nil {
 		d.close()
 	}
 }
 
-func toClientAgent(a models.Agent) agentclient.Agent {
+func toClientAgent(a fleet.Agent) agentclient.Agent {
 	return agentclient.Agent{Name: a.Name, URL: a.URL, ReadToken: a.ReadToken.Reveal()}
 }

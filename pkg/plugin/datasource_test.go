@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
-	"github.com/grafana/grafana-plugin-sdk-go/experimental"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -25,14 +26,15 @@ const (
 )
 
 func settingsFor(jsonData string) backend.DataSourceInstanceSettings {
+	secrets := map[string]string{"readToken": readToken, "controlToken": controlToken}
+	if strings.Contains(jsonData, `"node-b"`) {
+		secrets["agent.node-b.readToken"] = "node-b-" + readToken
+	}
 	return backend.DataSourceInstanceSettings{
-		UID:      "vigil-cdp",
-		Name:     "Vigil CDP",
-		JSONData: json.RawMessage(jsonData),
-		DecryptedSecureJSONData: map[string]string{
-			"readToken": readToken, "controlToken": controlToken,
-			"agent.node-b.readToken": "node-b-" + readToken,
-		},
+		UID:                     "vigil-cdp",
+		Name:                    "Vigil CDP",
+		JSONData:                json.RawMessage(jsonData),
+		DecryptedSecureJSONData: secrets,
 	}
 }
 
@@ -44,11 +46,13 @@ const threeAgents = `{"pollInterval":"10s","agents":[
 // badSettings keeps node-b so that its per-agent secret still names an agent.
 const badSettings = `{"agents":[{"name":"node-b","url":"b:7073"}]}`
 
-// fakeAgents answers Healthz from a table, for tests that need no network.
+// fakeAgents answers Healthz from a table and counts status polls, for
+// tests that need no network.
 type fakeAgents struct {
-	mu   sync.Mutex
-	errs map[string]error
-	seen map[string]string // agent name -> token used
+	mu    sync.Mutex
+	errs  map[string]error
+	seen  map[string]string // agent name -> token used
+	polls int
 }
 
 func (f *fakeAgents) Healthz(_ context.Context, a agentclient.Agent) (agentclient.Health, error) {
@@ -64,38 +68,31 @@ func (f *fakeAgents) Healthz(_ context.Context, a agentclient.Agent) (agentclien
 	return agentclient.Health{StatusCode: 200, RTT: 2 * time.Millisecond}, nil
 }
 
+// testMonitors is a registry of its own for one test, with the history in a
+// temporary folder, a fake clock and the given agent client.
+func testMonitors(t *testing.T, client agentclient.API) *monitors {
+	t.Helper()
+	dir := t.TempDir()
+	ms := newMonitors()
+	ms.getenv = func(k string) string {
+		if k == envDataPath {
+			return dir
+		}
+		return ""
+	}
+	ms.options = func() engine.Options {
+		return engine.Options{Client: client, Clock: clock.NewFake(t0), Jitter: -1}
+	}
+	t.Cleanup(ms.stopAll)
+	return ms
+}
+
 func TestNewDatasourceNeverFailsOnBadSettings(t *testing.T) {
 	inst, err := NewDatasource(context.Background(), settingsFor(badSettings))
 	if err != nil || inst == nil {
 		t.Fatalf("NewDatasource = %v, %v; want an instance that reports the error in CheckHealth", inst, err)
 	}
 	inst.(*Datasource).Dispose()
-}
-
-func TestQueryData(t *testing.T) {
-	tests := []struct {
-		name      string
-		settings  string
-		queryType string
-	}{
-		// Error answers are checked in TestQueryDataErrors: the SDK's golden
-		// files only round-trip responses that carry frames.
-		{name: "query-status", settings: threeAgents, queryType: "status"},
-		{name: "query-default-type", settings: threeAgents, queryType: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ds := newDatasource(settingsFor(tt.settings), &fakeAgents{})
-			resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{
-				Queries: []backend.DataQuery{{RefID: "A", QueryType: tt.queryType, JSON: json.RawMessage(`{}`)}},
-			})
-			if err != nil {
-				t.Fatalf("QueryData: %v", err)
-			}
-			dr := resp.Responses["A"]
-			experimental.CheckGoldenJSONResponse(t, "testdata", tt.name+".golden", &dr, *update)
-		})
-	}
 }
 
 func TestQueryDataErrors(t *testing.T) {
@@ -105,12 +102,12 @@ func TestQueryDataErrors(t *testing.T) {
 		queryType string
 		want      string
 	}{
-		{"unknown type", threeAgents, "history", `unknown query type "history": known query types are status`},
+		{"unknown type", threeAgents, "history", `unknown query type "history": known query types are status, timeline, metrics, events`},
 		{"bad settings", badSettings, "status", "the Vigil datasource is misconfigured; fix its settings: invalid Vigil datasource settings: jsonData.agents[0].url: must be an absolute http or https URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := newDatasource(settingsFor(tt.settings), &fakeAgents{})
+			ds := newDatasource(settingsFor(tt.settings), &fakeAgents{}, testMonitors(t, &fakeAgents{}))
 			resp, _ := ds.QueryData(context.Background(), &backend.QueryDataRequest{
 				Queries: []backend.DataQuery{{RefID: "A", QueryType: tt.queryType}, {RefID: "B"}},
 			})
@@ -154,7 +151,7 @@ func TestCheckHealth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			agents := &fakeAgents{errs: tt.errs}
-			ds := newDatasource(settingsFor(tt.settings), agents)
+			ds := newDatasource(settingsFor(tt.settings), agents, testMonitors(t, agents))
 			res, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{})
 			if err != nil {
 				t.Fatalf("CheckHealth: %v", err)
@@ -206,7 +203,7 @@ func TestCheckHealthOverHTTP(t *testing.T) {
 	ds := newDatasource(backend.DataSourceInstanceSettings{
 		JSONData:                json.RawMessage(jsonData),
 		DecryptedSecureJSONData: map[string]string{"readToken": readToken},
-	}, agentclient.New(nil))
+	}, agentclient.New(nil), testMonitors(t, &fakeAgents{}))
 	ds.healthTimeout = 100 * time.Millisecond
 
 	res, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{})
@@ -239,41 +236,82 @@ func (c *capture) Send(r *backend.CallResourceResponse) error {
 }
 
 func TestCallResource(t *testing.T) {
+	editor := &backend.User{Login: "ed", Role: "Editor"}
+	viewer := &backend.User{Login: "vi", Role: "Viewer"}
+	noControl := backend.DataSourceInstanceSettings{UID: "vigil-cdp", JSONData: json.RawMessage(threeAgents),
+		DecryptedSecureJSONData: map[string]string{"readToken": readToken}}
+	restartBody := `{"reason":"after maintenance","ifGeneration":3}`
+	const agentsBody = `{"agents":[{"name":"standalone","url":"http://127.0.0.1:7071","cluster":""},{"name":"node-a","url":"http://127.0.0.1:7072","cluster":"ha"},{"name":"node-b","url":"http://127.0.0.1:7073","cluster":"ha"}]}`
 	tests := []struct {
 		name       string
-		settings   string
+		settings   backend.DataSourceInstanceSettings
 		method     string
 		path       string
+		user       *backend.User
+		body       string
 		wantStatus int
 		wantBody   string
 		wantAllow  string
 	}{
+		{name: "list agents", method: "GET", path: "agents", wantStatus: 200, wantBody: agentsBody},
+		{name: "trailing slash", method: "GET", path: "/agents/", wantStatus: 200, wantBody: agentsBody},
 		{
-			name: "list agents", settings: threeAgents, method: "GET", path: "agents", wantStatus: 200,
-			wantBody: `{"agents":[{"name":"standalone","url":"http://127.0.0.1:7071","cluster":""},{"name":"node-a","url":"http://127.0.0.1:7072","cluster":"ha"},{"name":"node-b","url":"http://127.0.0.1:7073","cluster":"ha"}]}`,
+			name: "unknown path", method: "GET", path: "secrets", wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll"}}`,
 		},
 		{
-			name: "trailing slash", settings: threeAgents, method: "GET", path: "/agents/", wantStatus: 200,
-			wantBody: `{"agents":[{"name":"standalone","url":"http://127.0.0.1:7071","cluster":""},{"name":"node-a","url":"http://127.0.0.1:7072","cluster":"ha"},{"name":"node-b","url":"http://127.0.0.1:7073","cluster":"ha"}]}`,
-		},
-		{
-			name: "unknown path", settings: threeAgents, method: "GET", path: "secrets", wantStatus: 404,
-			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents"}}`,
-		},
-		{
-			name: "wrong method", settings: threeAgents, method: "POST", path: "agents", wantStatus: 405, wantAllow: "GET",
+			name: "wrong method", method: "POST", path: "agents", wantStatus: 405, wantAllow: "GET",
 			wantBody: `{"error":{"code":"method_not_allowed","message":"POST agents is not allowed: use GET"}}`,
 		},
 		{
-			name: "bad settings", settings: badSettings, method: "GET", path: "agents", wantStatus: 500,
+			name: "unknown agent", method: "GET", path: "agents/nope", wantStatus: 404,
+			wantBody: `{"error":{"code":"unknown_agent","message":"no agent \"nope\" in this datasource"}}`,
+		},
+		{
+			name: "bad settings", settings: settingsFor(badSettings), method: "GET", path: "agents", wantStatus: 500,
 			wantBody: `{"error":{"code":"invalid_settings","message":"the Vigil datasource is misconfigured; fix its settings: invalid Vigil datasource settings: jsonData.agents[0].url: must be an absolute http or https URL"}}`,
+		},
+		{
+			name: "restart as Viewer", method: "POST", path: "agents/node-a/processes/cdp/restart", user: viewer, body: restartBody, wantStatus: 403,
+			wantBody: `{"error":{"code":"forbidden","message":"restarting CDP needs the Grafana role Editor or higher (jsonData.restartRole); vi has the role Viewer"}}`,
+		},
+		{
+			name: "restart without a user (alerting, service)", method: "POST", path: "agents/node-a/processes/cdp/restart", body: restartBody, wantStatus: 403,
+			wantBody: `{"error":{"code":"forbidden","message":"restarting CDP needs a signed-in Grafana user with the role Editor or higher"}}`,
+		},
+		{
+			name: "restart without a reason", method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: `{"ifGeneration":3}`, wantStatus: 400,
+			wantBody: `{"error":{"code":"invalid_request","message":"reason: is required; it goes into the event and to the agent"}}`,
+		},
+		{
+			name: "restart without a generation", method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: `{"reason":"x"}`, wantStatus: 400,
+			wantBody: `{"error":{"code":"invalid_request","message":"ifGeneration: is required: the process generation you saw (GET agents/node-a), or -1 for whatever runs"}}`,
+		},
+		{
+			name: "restart with no control token configured", settings: noControl, method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: restartBody, wantStatus: 500,
+			wantBody: `{"error":{"code":"no_control_token","message":"no control token is configured for agent \"node-a\": set secureJsonData.controlToken (or agent.node-a.controlToken) in the datasource settings"}}`,
+		},
+		{
+			name: "restart is a POST", method: "GET", path: "agents/node-a/processes/cdp/restart", wantStatus: 405, wantAllow: "POST",
+			wantBody: `{"error":{"code":"method_not_allowed","message":"GET agents/node-a/processes/cdp/restart is not allowed: use POST"}}`,
+		},
+		{
+			name: "poll an unknown agent", method: "POST", path: "poll", body: `{"agent":"nope"}`, wantStatus: 404,
+			wantBody: `{"error":{"code":"unknown_agent","message":"no agent \"nope\" in this datasource"}}`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := newDatasource(settingsFor(tt.settings), &fakeAgents{})
+			settings := tt.settings
+			if settings.UID == "" {
+				settings = settingsFor(threeAgents)
+			}
+			agents := &fakeAgents{}
+			ds := newDatasource(settings, agents, testMonitors(t, agents))
 			var c capture
-			if err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: tt.method, Path: tt.path}, &c); err != nil {
+			req := &backend.CallResourceRequest{Method: tt.method, Path: tt.path, Body: []byte(tt.body),
+				PluginContext: backend.PluginContext{User: tt.user}}
+			if err := ds.CallResource(context.Background(), req, &c); err != nil {
 				t.Fatalf("CallResource: %v", err)
 			}
 			if len(c.responses) != 1 {
@@ -292,6 +330,180 @@ func TestCallResource(t *testing.T) {
 			if strings.Contains(string(r.Body), "s3cret") {
 				t.Errorf("token leaked: %s", r.Body)
 			}
+			if n := agents.statusCalls(); n != 0 {
+				t.Errorf("%d polls for a request that needs none", n)
+			}
 		})
+	}
+}
+
+// The fake is an agentclient.API whose agents never answer a status poll.
+func (f *fakeAgents) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
+	f.mu.Lock()
+	f.polls++
+	f.mu.Unlock()
+	return agentclient.Answer{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Agent: a.Name, URL: a.URL + "/v1/status", Detail: "no answer (connection refused)"}
+}
+
+func (f *fakeAgents) statusCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.polls
+}
+
+func (f *fakeAgents) Restart(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StartResult, error) {
+	return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
+}
+
+func (f *fakeAgents) Stop(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StopResult, error) {
+	return agentclient.StopResult{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
+}
+
+func (f *fakeAgents) Events(context.Context, agentclient.Agent, int64, int) (agentclient.Events, error) {
+	return agentclient.Events{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
+}
+
+func (f *fakeAgents) Diagnose(context.Context, agentclient.Agent) agentclient.Diagnosis {
+	return agentclient.Diagnosis{}
+}
+
+func query(t *testing.T, ds *Datasource, queryType string) backend.DataResponse {
+	t.Helper()
+	resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{
+		Queries: []backend.DataQuery{{RefID: "A", QueryType: queryType, JSON: json.RawMessage(`{}`),
+			TimeRange: backend.TimeRange{From: t0.Add(-time.Hour), To: t0}, Interval: 10 * time.Second, MaxDataPoints: 100}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Responses["A"]
+}
+
+func TestEngineLifecycle(t *testing.T) {
+	agents := &fakeAgents{}
+	ms := testMonitors(t, agents)
+	v1 := settingsFor(threeAgents)
+	v1.Updated = t0
+
+	ds1 := newDatasource(v1, agents, ms)
+	if _, err := ds1.CheckHealth(context.Background(), &backend.CheckHealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if ms.byUID["vigil-cdp"].eng != nil || agents.statusCalls() != 0 {
+		t.Fatal("the engine started before the first request that needs it")
+	}
+
+	if dr := query(t, ds1, QueryTypeStatus); dr.Error != nil || dr.Frames[0].Rows() != 3 {
+		t.Fatalf("status: %+v", dr)
+	}
+	eng := ms.byUID["vigil-cdp"].eng
+	if eng == nil {
+		t.Fatal("the first query did not start the engine")
+	}
+	var c capture
+	if err := ds1.CallResource(context.Background(), &backend.CallResourceRequest{Method: "POST", Path: "poll"}, &c); err != nil || c.responses[0].Status != 200 {
+		t.Fatalf("poll: %v %+v", err, c.responses)
+	}
+	if n := agents.statusCalls(); n < 3 {
+		t.Errorf("POST poll made %d status calls, want one per agent", n)
+	}
+
+	// A settings change: the new instance takes the engine over.
+	v2 := settingsFor(`{"agents":[{"name":"standalone","url":"http://127.0.0.1:7071"},{"name":"node-a","url":"http://127.0.0.1:7072","cluster":"ha"}]}`)
+	v2.Updated = t0.Add(time.Minute)
+	ds2 := newDatasource(v2, agents, ms)
+	if m := ms.byUID["vigil-cdp"]; m.eng != eng || len(eng.Config().Agents) != 2 {
+		t.Fatalf("the engine was not reconfigured in place (same engine %v, %d agents)", m.eng == eng, len(eng.Config().Agents))
+	}
+	// An instance from older settings does not take over.
+	stale := newDatasource(v1, agents, ms)
+	if len(eng.Config().Agents) != 2 || ms.byUID["vigil-cdp"].owner != ds2 {
+		t.Fatal("an older instance took the engine over")
+	}
+	stale.Dispose()
+	// The old instance is disposed a few seconds later: the engine stays.
+	ds1.Dispose()
+	if ms.byUID["vigil-cdp"].eng != eng {
+		t.Fatal("disposing a replaced instance stopped the engine")
+	}
+	if dr := query(t, ds2, QueryTypeStatus); dr.Error != nil || dr.Frames[0].Rows() != 2 {
+		t.Fatalf("status after the change: %+v", dr)
+	}
+	// The newest instance disposed (idle): the engine stops.
+	ds2.Dispose()
+	if _, ok := ms.byUID["vigil-cdp"]; ok {
+		t.Fatal("the engine outlived the newest instance")
+	}
+	// The next request starts it again, from the same history.
+	ds3 := newDatasource(v2, agents, ms)
+	if dr := query(t, ds3, QueryTypeEvents); dr.Error != nil {
+		t.Fatalf("events: %v", dr.Error)
+	}
+	if ms.byUID["vigil-cdp"].eng == nil || ms.byUID["vigil-cdp"].eng == eng {
+		t.Fatal("no new engine")
+	}
+}
+
+func TestInvalidNewSettingsStopTheEngine(t *testing.T) {
+	agents := &fakeAgents{}
+	ms := testMonitors(t, agents)
+	ds1 := newDatasource(settingsFor(threeAgents), agents, ms)
+	if dr := query(t, ds1, QueryTypeStatus); dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	bad := settingsFor(badSettings)
+	bad.Updated = time.Now()
+	ds2 := newDatasource(bad, agents, ms)
+	if ms.byUID["vigil-cdp"].eng != nil {
+		t.Fatal("the engine runs on after its settings became invalid")
+	}
+	dr := query(t, ds2, QueryTypeStatus)
+	if dr.Error == nil || !strings.Contains(dr.Error.Error(), "jsonData.agents[0].url") {
+		t.Errorf("error = %v", dr.Error)
+	}
+}
+
+func TestHistoryDir(t *testing.T) {
+	tests := []struct {
+		name, uid, jsonData, dataPath, want string
+	}{
+		{"historyPath wins", "ds", `{"historyPath":"/srv/vigil/history","agents":[{"name":"a","url":"http://a"}]}`, "/var/lib/grafana-data", "/srv/vigil/history"},
+		{"under Grafana's data folder, per uid", "vigil-cdp", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/vigil-cdp"},
+		{"odd uid characters", "a/../b", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/a____b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms := newMonitors()
+			ms.getenv = func(k string) string {
+				if k == envDataPath {
+					return tt.dataPath
+				}
+				return ""
+			}
+			s := settingsFor(tt.jsonData)
+			s.UID = tt.uid
+			ds := newDatasource(s, &fakeAgents{}, ms)
+			if got := ms.historyDir(ds); got != tt.want {
+				t.Errorf("historyDir = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTwoDatasourcesCannotShareAHistory(t *testing.T) {
+	agents := &fakeAgents{}
+	ms := testMonitors(t, agents)
+	shared := t.TempDir()
+	a := settingsFor(`{"historyPath":"` + shared + `","agents":[{"name":"a","url":"http://127.0.0.1:1"}]}`)
+	b := a
+	b.UID = "other"
+	dsA, dsB := newDatasource(a, agents, ms), newDatasource(b, agents, ms)
+	if dr := query(t, dsA, QueryTypeStatus); dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	dr := query(t, dsB, QueryTypeStatus)
+	want := `the Vigil monitor cannot run: jsonData.historyPath: ` + shared + ` is already the history of datasource "vigil-cdp": give each datasource its own folder`
+	if dr.Error == nil || dr.Error.Error() != want {
+		t.Errorf("error = %v\nwant %s", dr.Error, want)
 	}
 }

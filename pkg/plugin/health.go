@@ -32,9 +32,9 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		}, nil
 	}
 
-	results := make([]agentHealth, len(d.settings.Agents))
+	results := make([]agentHealth, len(d.settings.Fleet.Agents))
 	var wg sync.WaitGroup
-	for i, a := range d.settings.Agents {
+	for i, a := range d.settings.Fleet.Agents {
 		wg.Go(func() {
 			actx, cancel := context.WithTimeout(ctx, d.healthTimeout)
 			defer cancel()

@@ -2,44 +2,62 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
+	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
-	"github.com/vigil-cdp/vigil/pkg/models"
+	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/remediation"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
 // Query types. QueryTypeStatus is used when a query has none.
 const (
-	QueryTypeStatus = "status"
+	QueryTypeStatus   = "status"
+	QueryTypeTimeline = "timeline"
+	QueryTypeMetrics  = "metrics"
+	QueryTypeEvents   = "events"
 )
 
-// NotPolledReason is the reason given for every agent until the monitor
-// engine polls them.
-const NotPolledReason = "not polled yet: the monitor engine arrives in a later release"
+// historyReader is what queries read from the history store.
+type historyReader interface {
+	Observations(q history.Query) ([]history.Observation, error)
+	Events(q history.Query) ([]history.Event, error)
+}
 
-type queryHandler func(ctx context.Context, s *models.Settings, q backend.DataQuery) backend.DataResponse
+// source is what one query is answered from: the engine's live snapshot
+// and its history.
+type source struct {
+	snap         engine.Snapshot
+	hist         historyReader
+	pollInterval time.Duration
+	// startedAt is when the engine started; staleness counts from it until
+	// every agent has been polled.
+	startedAt time.Time
+}
+
+type queryHandler func(src source, q backend.DataQuery, f filter) (data.Frames, error)
 
 var queryHandlers = map[string]queryHandler{
-	QueryTypeStatus: queryStatus,
+	QueryTypeStatus:   queryStatus,
+	QueryTypeTimeline: queryTimeline,
+	QueryTypeMetrics:  queryMetrics,
+	QueryTypeEvents:   queryEvents,
 }
 
-func knownQueryTypes() string {
-	names := make([]string, 0, len(queryHandlers))
-	for name := range queryHandlers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
+const knownQueryTypes = "status, timeline, metrics, events"
 
 // QueryData answers each query on its own: one bad query does not fail the
-// others in the same panel or alert rule.
+// others in the same panel or alert rule. Queries from Grafana Alerting (no
+// user) are answered the same way.
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
 	resp := backend.NewQueryDataResponse()
 	for _, q := range req.Queries {
@@ -48,7 +66,7 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 	return resp, nil
 }
 
-func (d *Datasource) query(ctx context.Context, q backend.DataQuery) backend.DataResponse {
+func (d *Datasource) query(_ context.Context, q backend.DataQuery) backend.DataResponse {
 	if d.settingsErr != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,
 			"the Vigil datasource is misconfigured; fix its settings: "+d.settingsErr.Error())
@@ -60,20 +78,210 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery) backend.Dat
 	handler, ok := queryHandlers[queryType]
 	if !ok {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,
-			fmt.Sprintf("unknown query type %q: known query types are %s", q.QueryType, knownQueryTypes()))
+			fmt.Sprintf("unknown query type %q: known query types are %s", q.QueryType, knownQueryTypes))
 	}
-	return handler(ctx, d.settings, q)
+	f, err := parseFilter(q.JSON, queryType)
+	if err != nil {
+		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
+	}
+	src, status, err := d.source()
+	if err != nil {
+		return backend.ErrDataResponseWithSource(backend.Status(status), backend.ErrorSourcePlugin, err.Error())
+	}
+	fr, err := handler(src, q, f)
+	if err != nil {
+		return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourcePlugin, err.Error())
+	}
+	return backend.DataResponse{Status: backend.StatusOK, Frames: fr}
 }
 
-func queryStatus(_ context.Context, s *models.Settings, _ backend.DataQuery) backend.DataResponse {
-	rows := make([]frames.StatusRow, 0, len(s.Agents))
-	for _, a := range s.Agents {
-		rows = append(rows, frames.StatusRow{
-			Agent:   a.Name,
-			Cluster: a.Cluster,
-			State:   state.Unknown,
-			Reason:  NotPolledReason,
-		})
+// source starts the engine when needed and returns what a query reads.
+func (d *Datasource) source() (source, int, error) {
+	m, err := d.monitors.engineFor(d)
+	if err != nil {
+		return source{}, http.StatusInternalServerError, fmt.Errorf("the Vigil monitor cannot run: %w", err)
 	}
-	return backend.DataResponse{Status: backend.StatusOK, Frames: data.Frames{frames.Status(rows)}}
+	return source{
+		snap:         m.eng.Snapshot(),
+		hist:         m.store,
+		pollInterval: m.eng.Config().PollInterval,
+		startedAt:    m.startedAt,
+	}, http.StatusOK, nil
+}
+
+// queryModel is the query as dashboards and alert rules store it.
+type queryModel struct {
+	Agents  []string `json:"agents"`
+	Cluster string   `json:"cluster"`
+	States  []string `json:"states"`
+	Metrics []string `json:"metrics"`
+}
+
+// filter is a parsed queryModel; nil maps select everything.
+type filter struct {
+	agents  map[string]bool
+	cluster string
+	states  map[state.State]bool
+	metrics map[string]bool
+}
+
+var knownMetrics = func() map[string]bool {
+	m := map[string]bool{}
+	for _, list := range [][]string{frames.AgentMetrics, frames.ProcessMetrics, frames.EngineMetrics} {
+		for _, name := range list {
+			m[name] = true
+		}
+	}
+	return m
+}()
+
+func parseFilter(raw json.RawMessage, queryType string) (filter, error) {
+	var qm queryModel
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &qm); err != nil {
+			return filter{}, fmt.Errorf("the query is not valid: %v", err)
+		}
+	}
+	var f filter
+	for _, a := range qm.Agents {
+		a = strings.TrimSpace(a)
+		switch a {
+		case "", "*", "$__all", "All":
+			continue // a variable's "All" stands for every agent
+		}
+		if f.agents == nil {
+			f.agents = map[string]bool{}
+		}
+		f.agents[a] = true
+	}
+	f.cluster = strings.TrimSpace(qm.Cluster)
+	for i, name := range qm.States {
+		s, err := state.Parse(strings.ToUpper(strings.TrimSpace(name)))
+		if err != nil {
+			return filter{}, fmt.Errorf("states[%d]: %v", i, err)
+		}
+		if f.states == nil {
+			f.states = map[state.State]bool{}
+		}
+		f.states[s] = true
+	}
+	for i, name := range qm.Metrics {
+		if !knownMetrics[name] {
+			return filter{}, fmt.Errorf("metrics[%d]: unknown metric %q: known metrics are %s, %s, %s", i, name,
+				strings.Join(frames.AgentMetrics, ", "), strings.Join(frames.ProcessMetrics, ", "), strings.Join(frames.EngineMetrics, ", "))
+		}
+		if queryType != QueryTypeMetrics {
+			continue
+		}
+		if f.metrics == nil {
+			f.metrics = map[string]bool{}
+		}
+		f.metrics[name] = true
+	}
+	return f, nil
+}
+
+func (f filter) wantMetric(name string) bool  { return f.metrics == nil || f.metrics[name] }
+func (f filter) wantState(s state.State) bool { return f.states == nil || f.states[s] }
+
+// selected returns the agents the filter keeps, in configuration order.
+func (f filter) selected(snap engine.Snapshot) []engine.AgentSnapshot {
+	var out []engine.AgentSnapshot
+	for _, a := range snap.Agents {
+		if f.agents != nil && !f.agents[a.Name] {
+			continue
+		}
+		if f.cluster != "" && a.Cluster != f.cluster {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// agentWide are the states that belong to an agent as a whole.
+func agentWide(s state.State) bool {
+	return s == state.Grace || s == state.Failed || s == state.Unknown
+}
+
+func seconds(d time.Duration) *float64 {
+	v := d.Seconds()
+	return &v
+}
+
+// statusRows turns the snapshot into table rows: one per process, or one
+// for the agent when it reports none; agent-wide states show on every row.
+func statusRows(agents []engine.AgentSnapshot, f filter) []frames.StatusRow {
+	var rows []frames.StatusRow
+	for _, a := range agents {
+		base := frames.StatusRow{Agent: a.Name, Cluster: a.Cluster, Role: a.Role, State: a.State, Reason: a.Reason}
+		if !a.LastAnswerAt.IsZero() {
+			base.RTTSeconds = seconds(a.RTT)
+		}
+		if a.Budget.Total > 0 {
+			base.BudgetSeconds = seconds(a.Budget.Total)
+		}
+		if len(a.Processes) == 0 {
+			if f.wantState(base.State) {
+				rows = append(rows, base)
+			}
+			continue
+		}
+		for _, p := range a.Processes {
+			r := base
+			r.Process = p.Name
+			if !agentWide(a.State) {
+				r.State, r.Reason = p.State, p.Reason
+			}
+			r.LagSeconds = p.LagSeconds
+			gen := p.Generation
+			r.Generation = &gen
+			if p.LastAction != nil && p.LastAction.Kind == remediation.Restart && p.LastAction.OK {
+				at := p.LastAction.At
+				r.LastRestart = &at
+			}
+			if f.wantState(r.State) {
+				rows = append(rows, r)
+			}
+		}
+	}
+	return rows
+}
+
+func queryStatus(src source, _ backend.DataQuery, f filter) (data.Frames, error) {
+	return data.Frames{frames.Status(statusRows(f.selected(src.snap), f))}, nil
+}
+
+func queryEvents(src source, q backend.DataQuery, f filter) (data.Frames, error) {
+	hq := history.Query{From: q.TimeRange.From, To: q.TimeRange.To.Add(time.Nanosecond)}
+	var events []history.Event
+	if f.agents == nil && f.cluster == "" {
+		all, err := src.hist.Events(hq)
+		if err != nil {
+			return nil, fmt.Errorf("read the history: %w", err)
+		}
+		events = all
+	} else {
+		for _, a := range f.selected(src.snap) {
+			hq.Agent = a.Name
+			evs, err := src.hist.Events(hq)
+			if err != nil {
+				return nil, fmt.Errorf("read the history: %w", err)
+			}
+			events = append(events, evs...)
+		}
+		sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
+	}
+	rows := make([]frames.EventRow, 0, len(events))
+	for _, ev := range events {
+		if f.states != nil && (ev.Type != history.TypeState || !(f.states[ev.From] || f.states[ev.To])) {
+			continue
+		}
+		rows = append(rows, frames.EventRowOf(ev))
+	}
+	// The newest ones when there are more than the panel can show.
+	if limit := int(q.MaxDataPoints); limit > 0 && len(rows) > limit {
+		rows = rows[len(rows)-limit:]
+	}
+	return data.Frames{frames.Events(rows)}, nil
 }

@@ -3,27 +3,46 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/frames"
+	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/outage"
+	"github.com/vigil-cdp/vigil/pkg/remediation"
 )
 
-// resource is one route under /api/datasources/uid/{uid}/resources/.
-type resource struct {
-	method  string
-	handler func(ctx context.Context, req *backend.CallResourceRequest) (int, any)
-}
+// Resource routes under /api/datasources/uid/{uid}/resources/.
+const knownResources = "GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll"
 
-func (d *Datasource) resources() map[string]resource {
-	return map[string]resource{
-		"agents": {method: http.MethodGet, handler: d.listAgents},
-	}
+// actionTimeout bounds a restart or a poll asked for through a resource.
+const actionTimeout = 60 * time.Second
+
+// recentEvents is how many events GET agents/{name} answers, newest last,
+// from recentWindow back.
+const (
+	recentEvents = 50
+	recentWindow = 7 * 24 * time.Hour
+)
+
+// answer is one resource answer: status and a JSON body.
+type answer struct {
+	status int
+	body   any
 }
 
 type errorBody struct {
 	Error errorDetail `json:"error"`
+	// Generation is the process's current generation, with a 409.
+	Generation *int64 `json:"generation,omitempty"`
 }
 
 type errorDetail struct {
@@ -31,25 +50,37 @@ type errorDetail struct {
 	Message string `json:"message"`
 }
 
+func fail(status int, code, format string, args ...any) answer {
+	return answer{status, errorBody{Error: errorDetail{Code: code, Message: fmt.Sprintf(format, args...)}}}
+}
+
 // CallResource routes resource calls. Every answer, including errors, is JSON.
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	path := strings.Trim(req.Path, "/")
-	routes := d.resources()
-	route, ok := routes[path]
-	if !ok {
-		return send(sender, http.StatusNotFound, errorBody{errorDetail{
-			Code:    "not_found",
-			Message: fmt.Sprintf("no resource %q: known resources are GET agents", path),
-		}}, nil)
+	parts := strings.Split(path, "/")
+	var allow string
+	var handle func() answer
+	switch {
+	case path == "agents":
+		allow, handle = http.MethodGet, d.listAgents
+	case len(parts) == 2 && parts[0] == "agents" && parts[1] != "":
+		allow, handle = http.MethodGet, func() answer { return d.agentDetail(parts[1]) }
+	case len(parts) == 5 && parts[0] == "agents" && parts[2] == "processes" && parts[4] == "restart" && parts[1] != "" && parts[3] != "":
+		allow, handle = http.MethodPost, func() answer { return d.restart(ctx, req, parts[1], parts[3]) }
+	case path == "poll":
+		allow, handle = http.MethodPost, func() answer { return d.poll(ctx, req) }
+	default:
+		return send(sender, fail(http.StatusNotFound, "not_found", "no resource %q: known resources are %s", path, knownResources), nil)
 	}
-	if req.Method != route.method {
-		return send(sender, http.StatusMethodNotAllowed, errorBody{errorDetail{
-			Code:    "method_not_allowed",
-			Message: fmt.Sprintf("%s %s is not allowed: use %s", req.Method, path, route.method),
-		}}, map[string][]string{"Allow": {route.method}})
+	if req.Method != allow {
+		return send(sender, fail(http.StatusMethodNotAllowed, "method_not_allowed", "%s %s is not allowed: use %s", req.Method, path, allow),
+			map[string][]string{"Allow": {allow}})
 	}
-	status, body := route.handler(ctx, req)
-	return send(sender, status, body, nil)
+	if d.settingsErr != nil {
+		return send(sender, fail(http.StatusInternalServerError, "invalid_settings",
+			"the Vigil datasource is misconfigured; fix its settings: %s", d.settingsErr), nil)
+	}
+	return send(sender, handle(), nil)
 }
 
 type agentView struct {
@@ -58,23 +89,319 @@ type agentView struct {
 	Cluster string `json:"cluster"`
 }
 
-// listAgents answers the configured agents, without any token.
-func (d *Datasource) listAgents(_ context.Context, _ *backend.CallResourceRequest) (int, any) {
-	if d.settingsErr != nil {
-		return http.StatusInternalServerError, errorBody{errorDetail{
-			Code:    "invalid_settings",
-			Message: "the Vigil datasource is misconfigured; fix its settings: " + d.settingsErr.Error(),
-		}}
-	}
-	agents := make([]agentView, 0, len(d.settings.Agents))
-	for _, a := range d.settings.Agents {
+// listAgents answers the configured agents, without any token. It does not
+// start the monitor: variables and editors call it.
+func (d *Datasource) listAgents() answer {
+	agents := make([]agentView, 0, len(d.settings.Fleet.Agents))
+	for _, a := range d.settings.Fleet.Agents {
 		agents = append(agents, agentView{Name: a.Name, URL: a.URL, Cluster: a.Cluster})
 	}
-	return http.StatusOK, map[string]any{"agents": agents}
+	return answer{http.StatusOK, map[string]any{"agents": agents}}
 }
 
-func send(sender backend.CallResourceResponseSender, status int, body any, headers map[string][]string) error {
-	encoded, err := json.Marshal(body)
+func (d *Datasource) engine() (*monitor, *answer) {
+	m, err := d.monitors.engineFor(d)
+	if err != nil {
+		a := fail(http.StatusInternalServerError, "monitor_unavailable", "the Vigil monitor cannot run: %s", err)
+		return nil, &a
+	}
+	return m, nil
+}
+
+type allowanceView struct {
+	Name              string  `json:"name"`
+	Seconds           float64 `json:"seconds"`
+	ConfiguredSeconds float64 `json:"configuredSeconds"`
+	Source            string  `json:"source"`
+	Samples           int     `json:"samples"`
+}
+
+type budgetView struct {
+	TotalSeconds        float64         `json:"totalSeconds"`
+	ResponseTimeSeconds float64         `json:"responseTimeSeconds"`
+	RTTp99Seconds       float64         `json:"rttP99Seconds"`
+	ProcessingSeconds   float64         `json:"processingSeconds"`
+	Combine             string          `json:"combine"`
+	Mode                string          `json:"mode"`
+	Allowances          []allowanceView `json:"allowances"`
+}
+
+func budgetOf(b outage.Budget) budgetView {
+	v := budgetView{
+		TotalSeconds: b.Total.Seconds(), ResponseTimeSeconds: b.ResponseTime.Seconds(), RTTp99Seconds: b.RTTp99.Seconds(),
+		ProcessingSeconds: b.Processing.Seconds(), Combine: string(b.Combine), Mode: string(b.Mode),
+		Allowances: []allowanceView{},
+	}
+	for _, a := range b.Allowances {
+		source := "configured"
+		if a.Measured {
+			source = "measured"
+		}
+		v.Allowances = append(v.Allowances, allowanceView{
+			Name: string(a.Kind), Seconds: a.Value.Seconds(), ConfiguredSeconds: a.Configured.Seconds(), Source: source, Samples: a.Samples,
+		})
+	}
+	return v
+}
+
+type processView struct {
+	Name                 string                  `json:"name"`
+	State                string                  `json:"state"`
+	StateCode            int64                   `json:"stateCode"`
+	Reason               string                  `json:"reason"`
+	Verdict              string                  `json:"verdict"`
+	AgentState           string                  `json:"agentState"`
+	Expected             bool                    `json:"expected"`
+	Generation           int64                   `json:"generation"`
+	PID                  *int64                  `json:"pid"`
+	LagSeconds           *float64                `json:"lagSeconds"`
+	AutoRestartSuspended bool                    `json:"autoRestartSuspended"`
+	LastAction           *remediation.LastAction `json:"lastAction,omitempty"`
+}
+
+type eventView struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Agent   string    `json:"agent"`
+	Process string    `json:"process,omitempty"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Action  string    `json:"action,omitempty"`
+	By      string    `json:"by,omitempty"`
+	User    string    `json:"user,omitempty"`
+	Result  string    `json:"result,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Text    string    `json:"text"`
+}
+
+type agentDetailView struct {
+	Name         string        `json:"name"`
+	URL          string        `json:"url"`
+	Cluster      string        `json:"cluster"`
+	Node         string        `json:"node,omitempty"`
+	Role         string        `json:"role"`
+	State        string        `json:"state"`
+	StateCode    int64         `json:"stateCode"`
+	Reason       string        `json:"reason"`
+	RTTSeconds   *float64      `json:"rttSeconds"`
+	LagSeconds   *float64      `json:"lagSeconds"`
+	LastPollAt   *time.Time    `json:"lastPollAt"`
+	LastAnswerAt *time.Time    `json:"lastAnswerAt"`
+	SilentSince  *time.Time    `json:"silentSince"`
+	LastError    string        `json:"lastError,omitempty"`
+	Diagnosis    string        `json:"diagnosis,omitempty"`
+	Version      string        `json:"version,omitempty"`
+	Hostname     string        `json:"hostname,omitempty"`
+	Budget       budgetView    `json:"budget"`
+	Processes    []processView `json:"processes"`
+	Events       []eventView   `json:"events"`
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// agentDetail answers one agent's last status, budget breakdown and recent
+// events.
+func (d *Datasource) agentDetail(name string) answer {
+	if _, ok := d.settings.Fleet.Agent(name); !ok {
+		return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", name)
+	}
+	m, failed := d.engine()
+	if failed != nil {
+		return *failed
+	}
+	snap := m.eng.Snapshot()
+	a, ok := snap.Agent(name)
+	if !ok {
+		return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", name)
+	}
+	v := agentDetailView{
+		Name: a.Name, URL: a.URL, Cluster: a.Cluster, Node: a.Node, Role: a.Role,
+		State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason,
+		LastPollAt: timeOrNil(a.LastPollAt), LastAnswerAt: timeOrNil(a.LastAnswerAt), SilentSince: timeOrNil(a.SilentSince),
+		LastError: a.LastError, Diagnosis: a.Diagnosis, Version: a.Version, Hostname: a.Hostname,
+		Budget: budgetOf(a.Budget), Processes: []processView{}, Events: []eventView{},
+	}
+	if !a.LastAnswerAt.IsZero() {
+		v.RTTSeconds = seconds(a.RTT)
+	}
+	if lag, ok := a.MaxLagSeconds(); ok {
+		v.LagSeconds = &lag
+	}
+	for _, p := range a.Processes {
+		v.Processes = append(v.Processes, processView{
+			Name: p.Name, State: p.State.String(), StateCode: p.State.Code(), Reason: p.Reason, Verdict: p.Verdict,
+			AgentState: p.AgentState, Expected: p.Expected, Generation: p.Generation, PID: p.PID, LagSeconds: p.LagSeconds,
+			AutoRestartSuspended: p.AutoRestartSuspended, LastAction: p.LastAction,
+		})
+	}
+	events, err := m.store.Events(history.Query{Agent: name, From: snap.Time.Add(-recentWindow)})
+	if err != nil {
+		return fail(http.StatusInternalServerError, "history_unreadable", "read the history: %s", err)
+	}
+	if len(events) > recentEvents {
+		events = events[len(events)-recentEvents:]
+	}
+	for _, ev := range events {
+		r := frames.EventRowOf(ev)
+		v.Events = append(v.Events, eventView{
+			Time: r.Time, Kind: r.Kind, Agent: r.Agent, Process: r.Process, From: r.From, To: r.To,
+			Action: r.Action, By: r.By, User: r.By, Result: r.Result, Reason: r.Reason, Error: r.Error, Text: r.Text,
+		})
+	}
+	return answer{http.StatusOK, v}
+}
+
+type restartRequest struct {
+	Reason       string `json:"reason"`
+	IfGeneration *int64 `json:"ifGeneration"`
+}
+
+type restartAnswer struct {
+	Generation int64      `json:"generation"`
+	PID        *int64     `json:"pid"`
+	StartedAt  *time.Time `json:"startedAt"`
+}
+
+// restart is a person's restart of one process: role-checked, with their
+// login in the event, the control token added here and never sent back.
+func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceRequest, agentName, process string) answer {
+	user := req.PluginContext.User
+	need := d.settings.RestartRole
+	if user == nil || user.Login == "" {
+		return fail(http.StatusForbidden, "forbidden", "restarting CDP needs a signed-in Grafana user with the role %s or higher", need)
+	}
+	if !need.Reaches(user.Role) {
+		return fail(http.StatusForbidden, "forbidden", "restarting CDP needs the Grafana role %s or higher (jsonData.restartRole); %s has the role %s", need, user.Login, orNone(user.Role))
+	}
+	var body restartRequest
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return fail(http.StatusBadRequest, "invalid_request", "the body must be JSON {\"reason\": \"...\", \"ifGeneration\": N}: %s", err)
+	}
+	body.Reason = strings.TrimSpace(body.Reason)
+	if body.Reason == "" {
+		return fail(http.StatusBadRequest, "invalid_request", "reason: is required; it goes into the event and to the agent")
+	}
+	if body.IfGeneration == nil {
+		return fail(http.StatusBadRequest, "invalid_request", "ifGeneration: is required: the process generation you saw (GET agents/%s), or -1 for whatever runs", agentName)
+	}
+	a, ok := d.settings.Fleet.Agent(agentName)
+	if !ok {
+		return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", agentName)
+	}
+	if !a.ControlToken.IsSet() {
+		return fail(http.StatusInternalServerError, "no_control_token",
+			"no control token is configured for agent %q: set secureJsonData.controlToken (or agent.%s.controlToken) in the datasource settings", agentName, agentName)
+	}
+	m, failed := d.engine()
+	if failed != nil {
+		return *failed
+	}
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
+	ifGen := *body.IfGeneration
+	if ifGen < 0 {
+		ifGen = engine.AnyGeneration
+	}
+	res, err := m.eng.Restart(ctx, agentName, process, user.Login, body.Reason, ifGen)
+	if err == nil {
+		log.DefaultLogger.Info("CDP process restarted by hand", "uid", d.uid, "agent", agentName, "process", process, "by", user.Login, "generation", res.Generation)
+		return answer{http.StatusAccepted, restartAnswer{Generation: res.Generation, PID: res.PID, StartedAt: res.StartedAt}}
+	}
+	return restartError(agentName, process, err)
+}
+
+func orNone(role string) string {
+	if role == "" {
+		return "None"
+	}
+	return role
+}
+
+// restartError says whose fault a failed restart is.
+func restartError(agentName, process string, err error) answer {
+	var stale *agentclient.StaleGenerationError
+	var ae *agentclient.Error
+	switch {
+	case errors.As(err, &stale):
+		a := fail(http.StatusConflict, "stale_generation",
+			"%s/%s was already restarted by someone else: its generation is %d, you saw %d; look at its state before restarting again",
+			agentName, process, stale.Current, stale.Expected)
+		body := a.body.(errorBody)
+		cur := stale.Current
+		body.Generation = &cur
+		a.body = body
+		return a
+	case errors.Is(err, engine.ErrUnknownAgent):
+		return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", agentName)
+	case errors.As(err, &ae) && ae.Fault == agentclient.FaultNetwork:
+		return fail(http.StatusBadGateway, "agent_unreachable", "agent %q did not answer the restart: %s", agentName, ae.Detail)
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
+		return fail(http.StatusNotFound, "unknown_process", "agent %q has no process %q: %s", agentName, process, ae.Detail)
+	case errors.As(err, &ae) && (ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden):
+		return fail(http.StatusBadGateway, "agent_refused", "agent %q refused the control token (%s): check the datasource's control token", agentName, ae.Detail)
+	case errors.As(err, &ae):
+		return fail(http.StatusBadGateway, "agent_error", "agent %q could not restart %q: %s", agentName, process, ae.Error())
+	}
+	return fail(http.StatusInternalServerError, "restart_failed", "restart of %s/%s failed: %s", agentName, process, err)
+}
+
+type pollRequest struct {
+	Agent string `json:"agent"`
+}
+
+type pollAnswer struct {
+	Agents []pollAgent `json:"agents"`
+}
+
+type pollAgent struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	StateCode int64  `json:"stateCode"`
+	Reason    string `json:"reason"`
+}
+
+// poll polls one agent, or all, now and answers their states.
+func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest) answer {
+	var body pollRequest
+	if len(strings.TrimSpace(string(req.Body))) > 0 {
+		if err := json.Unmarshal(req.Body, &body); err != nil {
+			return fail(http.StatusBadRequest, "invalid_request", "the body must be JSON {\"agent\": \"name\"} or {}: %s", err)
+		}
+	}
+	if body.Agent != "" {
+		if _, ok := d.settings.Fleet.Agent(body.Agent); !ok {
+			return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", body.Agent)
+		}
+	}
+	m, failed := d.engine()
+	if failed != nil {
+		return *failed
+	}
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
+	if err := m.eng.PollNow(ctx, body.Agent); err != nil {
+		if errors.Is(err, engine.ErrUnknownAgent) {
+			return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", body.Agent)
+		}
+		return fail(http.StatusGatewayTimeout, "poll_timeout", "the poll did not finish: %s", err)
+	}
+	out := pollAnswer{Agents: []pollAgent{}}
+	for _, a := range m.eng.Snapshot().Agents {
+		if body.Agent == "" || a.Name == body.Agent {
+			out.Agents = append(out.Agents, pollAgent{Name: a.Name, State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason})
+		}
+	}
+	return answer{http.StatusOK, out}
+}
+
+func send(sender backend.CallResourceResponseSender, a answer, headers map[string][]string) error {
+	encoded, err := json.Marshal(a.body)
 	if err != nil {
 		return fmt.Errorf("encode resource answer: %w", err)
 	}
@@ -82,5 +409,5 @@ func send(sender backend.CallResourceResponseSender, status int, body any, heade
 	for k, v := range headers {
 		h[k] = v
 	}
-	return sender.Send(&backend.CallResourceResponse{Status: status, Headers: h, Body: encoded})
+	return sender.Send(&backend.CallResourceResponse{Status: a.status, Headers: h, Body: encoded})
 }
