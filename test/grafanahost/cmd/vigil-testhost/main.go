@@ -4,7 +4,7 @@
 //
 //	vigil-testhost --plugin dist/gpx_vigil_linux_amd64 \
 //	  --provisioning provisioning/datasources/vigil-cdp.yaml \
-//	  [--dist dist] [--harness test/harness] [--listen 127.0.0.1:0]
+//	  [--dist dist] [--harness test/harness] [--listen 127.0.0.1:0] [--data DIR]
 //
 // Once ready it prints exactly one line to stdout:
 //
@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dist := fs.String("dist", "", "built frontend, served under /public/plugins/")
 	harness := fs.String("harness", "", "browser harness directory, served at /harness/, with index.html at / and /harness-page*")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	dataDir := fs.String("data", "", "Grafana's data folder, passed to the plugin as GF_PATHS_DATA (the datasource keeps its history there); default: $GF_PATHS_DATA, else a temporary folder removed on exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +62,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	defer ln.Close()
+
+	// Each host gets its own data folder unless told otherwise: two plugin
+	// processes cannot share a datasource's history.
+	if *dataDir == "" {
+		*dataDir = os.Getenv("GF_PATHS_DATA")
+	}
+	if *dataDir == "" {
+		tmp, err := os.MkdirTemp("", "vigil-testhost-data-")
+		if err != nil {
+			return fmt.Errorf("create a data folder: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		*dataDir = tmp
+	}
+	if err := os.Setenv("GF_PATHS_DATA", *dataDir); err != nil {
+		return err
+	}
 
 	plugin, err := grafanahost.StartPlugin(*pluginPath, stderr)
 	if err != nil {
