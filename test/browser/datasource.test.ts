@@ -1,31 +1,15 @@
 // The datasource's editors in Chromium, as Grafana loads them, against the real backend behind the
 // test host: the settings page (fleet, budget, tokens) and the query editor (agents from GET agents).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import path from 'node:path';
-import type { Browser } from 'playwright-core';
+import { describe, it } from 'node:test';
 
-import { ROOT, launchBrowser, openHarness, screenshot, startHost, type Host } from './support';
+import { openHarness, screenshot, useHarness } from './support';
 
 describe('datasource editors in Chromium', () => {
-  let host: Host;
-  let browser: Browser;
-
-  before(async () => {
-    host = await startHost({
-      provisioning: path.join(ROOT, 'provisioning', 'datasources', 'vigil-cdp.yaml'),
-      env: { VIGIL_READ_TOKEN: 'browser-test-read-token', VIGIL_CONTROL_TOKEN: 'browser-test-control-token' },
-    });
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await host?.stop();
-  });
+  const h = useHarness();
 
   it('shows the provisioned fleet and its worst-case budget, live', async () => {
-    const { page, errors } = await openHarness(browser, host, 'view=config&ds=vigil-cdp&role=Admin');
+    const { page, errors } = await openHarness(h.browser, h.host, 'view=config&ds=vigil-cdp&role=Admin');
     await page.getByTestId('vigil-config-editor').waitFor();
     assert.equal(await page.getByTestId('vigil-config-agent-2-name').inputValue(), 'demo-node-b');
     assert.match(
@@ -48,7 +32,7 @@ describe('datasource editors in Chromium', () => {
   });
 
   it('flags an invalid URL and a duplicate name as they are typed, naming the field', async () => {
-    const { page } = await openHarness(browser, host, 'view=config&ds=vigil-cdp&role=Admin');
+    const { page } = await openHarness(h.browser, h.host, 'view=config&ds=vigil-cdp&role=Admin');
     await page.getByTestId('vigil-config-add-agent').click();
     await page.getByTestId('vigil-config-agent-3-name').fill('demo-node-a');
     await page.getByTestId('vigil-config-agent-3-url').fill('10.0.0.9:7070');
@@ -62,7 +46,7 @@ describe('datasource editors in Chromium', () => {
   });
 
   it('keeps a per-agent token out of jsonData and never shows stored ones', async () => {
-    const { page } = await openHarness(browser, host, 'view=config&ds=vigil-cdp&role=Admin');
+    const { page } = await openHarness(h.browser, h.host, 'view=config&ds=vigil-cdp&role=Admin');
     await page.getByText('Own settings and tokens of demo-node-a').click();
     await page.getByTestId('vigil-config-agent-1-budget-failover').fill('10m');
     assert.match((await page.getByTestId('vigil-config-agent-1-budget-total').textContent()) ?? '', /= 602 s/);
@@ -76,7 +60,7 @@ describe('datasource editors in Chromium', () => {
   });
 
   it('offers the agents the backend serves in the query editor', async () => {
-    const { page, errors } = await openHarness(browser, host, 'view=query&ds=vigil-cdp&role=Editor');
+    const { page, errors } = await openHarness(h.browser, h.host, 'view=query&ds=vigil-cdp&role=Editor');
     await page.getByTestId('vigil-query-editor').waitFor();
     await page.getByRole('radio', { name: 'metrics' }).click({ force: true });
     await page.getByTestId('vigil-query-agents').click();

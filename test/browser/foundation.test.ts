@@ -1,33 +1,17 @@
 // The foundation's browser check: the built plugins load in Chromium as Grafana would load them,
 // query the real backend through the test host, and render what it answers.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import path from 'node:path';
-import type { Browser } from 'playwright-core';
+import { describe, it } from 'node:test';
 
-import { ARTIFACTS, ROOT, launchBrowser, openHarness, screenshot, startHost, type Host } from './support';
+import { ARTIFACTS, openHarness, screenshot, useHarness } from './support';
 
 describe('built plugins in Chromium', () => {
-  let host: Host;
-  let browser: Browser;
-
-  before(async () => {
-    host = await startHost({
-      provisioning: path.join(ROOT, 'provisioning', 'datasources', 'vigil-cdp.yaml'),
-      env: { VIGIL_READ_TOKEN: 'browser-test-read-token', VIGIL_CONTROL_TOKEN: 'browser-test-control-token' },
-    });
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await host?.stop();
-  });
+  const h = useHarness();
 
   it('renders the restart panel from the datasource status query', async () => {
     const { page, errors } = await openHarness(
-      browser,
-      host,
+      h.browser,
+      h.host,
       'view=panel&plugin=vigil-restart-panel&ds=vigil-cdp&role=Editor'
     );
     const row = page.getByTestId('vigil-restart-row-demo-node-a-');
@@ -43,14 +27,14 @@ describe('built plugins in Chromium', () => {
   });
 
   it('renders the app root page', async () => {
-    const { page } = await openHarness(browser, host, 'view=app&role=Viewer');
+    const { page } = await openHarness(h.browser, h.host, 'view=app&role=Viewer');
     await page.getByTestId('vigil-app-root').waitFor();
     assert.ok(await page.getByText('5 FAILED').isVisible());
     await screenshot(page, 'foundation-app-root');
   });
 
   it('shows stored tokens only as configured in the datasource editor', async () => {
-    const { page } = await openHarness(browser, host, 'view=config&ds=vigil-cdp&role=Admin');
+    const { page } = await openHarness(h.browser, h.host, 'view=config&ds=vigil-cdp&role=Admin');
     await page.getByTestId('vigil-config-editor').waitFor();
     assert.equal(await page.getByTestId('vigil-config-agent-1-name').inputValue(), 'demo-node-a');
     const html = await page.content();

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -106,4 +107,31 @@ export async function screenshot(page: Page, name: string) {
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** The provisioned demo datasource, with tokens that must never reach the browser. */
+export const DEMO_PROVISIONING = path.join(ROOT, 'provisioning', 'datasources', 'vigil-cdp.yaml');
+export const DEMO_TOKENS = {
+  VIGIL_READ_TOKEN: 'browser-test-read-token',
+  VIGIL_CONTROL_TOKEN: 'browser-test-control-token',
+};
+
+/**
+ * Starts the test host and Chromium before the suite's tests and stops them after; the returned
+ * object holds both once started.
+ */
+export function useHarness(options: { provisioning?: string; env?: Record<string, string> } = {}) {
+  const ctx = {} as { host: Host; browser: Browser };
+  before(async () => {
+    ctx.host = await startHost({
+      provisioning: options.provisioning ?? DEMO_PROVISIONING,
+      env: options.env ?? DEMO_TOKENS,
+    });
+    ctx.browser = await launchBrowser();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.host?.stop();
+  });
+  return ctx;
 }
