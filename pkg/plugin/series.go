@@ -248,8 +248,7 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 	times := g.times()
 	carry := carryFor(src)
 	agents := f.selected(src.snap)
-	all := names(src.snap.Agents)
-	obsBy, err := observations(src, all, g)
+	obsBy, err := observations(src, names(agents), g)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +333,9 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 
 // staleness is the engine's series: at each step, the seconds since the
 // least recently polled agent was last polled (the last completed poll
-// cycle), then the live value at the snapshot's time.
+// cycle), then the live value at the snapshot's time. The steps look at the
+// selected agents only (reading every agent's history for a one-agent
+// dashboard would cost too much); the live value looks at all of them.
 func staleness(src source, obsBy map[string][]history.Observation, g grid) ([]time.Time, []*float64) {
 	var times []time.Time
 	var values []*float64
