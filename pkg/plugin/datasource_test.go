@@ -507,3 +507,48 @@ func TestTwoDatasourcesCannotShareAHistory(t *testing.T) {
 		t.Errorf("error = %v\nwant %s", dr.Error, want)
 	}
 }
+
+// Queries keep being answered while settings change and old instances are
+// disposed (for the race detector).
+func TestSettingsChangeDuringQueries(t *testing.T) {
+	agents := &fakeAgents{}
+	ms := testMonitors(t, agents)
+	first := settingsFor(threeAgents)
+	first.Updated = t0
+	current := newDatasource(first, agents, ms)
+	var mu sync.Mutex
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				mu.Lock()
+				ds := current
+				mu.Unlock()
+				for _, qt := range []string{QueryTypeStatus, QueryTypeMetrics, QueryTypeTimeline, QueryTypeEvents} {
+					dr := query(t, ds, qt)
+					if dr.Error != nil && !strings.Contains(dr.Error.Error(), "disposed") {
+						t.Errorf("%s: %v", qt, dr.Error)
+					}
+				}
+			}
+		})
+	}
+	for i := 1; i <= 20; i++ {
+		s := settingsFor(threeAgents)
+		s.Updated = t0.Add(time.Duration(i) * time.Second)
+		next := newDatasource(s, agents, ms)
+		mu.Lock()
+		old := current
+		current = next
+		mu.Unlock()
+		old.Dispose()
+	}
+	close(done)
+	wg.Wait()
+}

@@ -109,34 +109,42 @@ func (ms *monitors) detach(ds *Datasource) {
 	delete(ms.byUID, ds.uid)
 }
 
+// live is a running engine with its store, as one request uses it: a copy,
+// so a settings change during the request does not race with it.
+type live struct {
+	eng       *engine.Engine
+	store     *history.Store
+	startedAt time.Time
+}
+
 // engineFor returns the UID's engine, starting it (and opening its history)
 // on first use.
-func (ms *monitors) engineFor(ds *Datasource) (*monitor, error) {
+func (ms *monitors) engineFor(ds *Datasource) (live, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	m := ms.byUID[ds.uid]
 	if m == nil || m.owner == nil {
-		return nil, errors.New("the datasource instance was disposed")
+		return live{}, errors.New("the datasource instance was disposed")
 	}
 	if m.eng != nil {
-		return m, nil
+		return live{m.eng, m.store, m.startedAt}, nil
 	}
 	owner := m.owner
 	if owner.settingsErr != nil {
-		return nil, owner.settingsErr
+		return live{}, owner.settingsErr
 	}
 	dir := ms.historyDir(owner)
 	for uid, other := range ms.byUID {
 		if uid != m.uid && other.eng != nil && other.dir == dir {
-			return nil, fmt.Errorf("jsonData.historyPath: %s is already the history of datasource %q: give each datasource its own folder", dir, uid)
+			return live{}, fmt.Errorf("jsonData.historyPath: %s is already the history of datasource %q: give each datasource its own folder", dir, uid)
 		}
 	}
 	store, err := history.Open(dir, history.Options{})
 	if err != nil {
 		if errors.Is(err, history.ErrInUse) {
-			return nil, fmt.Errorf("jsonData.historyPath: %w: another Grafana (or vigil watch) uses this folder; give each its own", err)
+			return live{}, fmt.Errorf("jsonData.historyPath: %w: another Grafana (or vigil watch) uses this folder; give each its own", err)
 		}
-		return nil, fmt.Errorf("jsonData.historyPath: %w", err)
+		return live{}, fmt.Errorf("jsonData.historyPath: %w", err)
 	}
 	opts := ms.options()
 	opts.History = store
@@ -146,7 +154,7 @@ func (ms *monitors) engineFor(ds *Datasource) (*monitor, error) {
 	eng, err := engine.New(owner.settings.Fleet, opts)
 	if err != nil {
 		_ = store.Close()
-		return nil, err
+		return live{}, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.eng, m.store, m.dir, m.cancel, m.done = eng, store, dir, cancel, make(chan struct{})
@@ -157,7 +165,7 @@ func (ms *monitors) engineFor(ds *Datasource) (*monitor, error) {
 		_ = eng.Run(ctx)
 	}()
 	log.DefaultLogger.Info("Vigil monitor started", "uid", m.uid, "agents", len(owner.settings.Fleet.Agents), "history", store.Path())
-	return m, nil
+	return live{m.eng, m.store, m.startedAt}, nil
 }
 
 // stop ends the engine and closes its store; ms.mu is held.

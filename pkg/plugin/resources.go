@@ -99,11 +99,11 @@ func (d *Datasource) listAgents() answer {
 	return answer{http.StatusOK, map[string]any{"agents": agents}}
 }
 
-func (d *Datasource) engine() (*monitor, *answer) {
+func (d *Datasource) engine() (live, *answer) {
 	m, err := d.monitors.engineFor(d)
 	if err != nil {
 		a := fail(http.StatusInternalServerError, "monitor_unavailable", "the Vigil monitor cannot run: %s", err)
-		return nil, &a
+		return live{}, &a
 	}
 	return m, nil
 }
