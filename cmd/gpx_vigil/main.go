@@ -1,5 +1,6 @@
 // Command gpx_vigil is the backend of the Vigil datasource. Grafana starts it;
-// it only hands the instance factory to the SDK.
+// it hands the instance factory to the SDK and, when the SDK returns, stops
+// the monitor engines so that their histories close cleanly.
 package main
 
 import (
@@ -12,7 +13,9 @@ import (
 )
 
 func main() {
-	if err := datasource.Manage(plugin.PluginID, plugin.NewDatasource, datasource.ManageOpts{}); err != nil {
+	err := datasource.Manage(plugin.PluginID, plugin.NewDatasource, datasource.ManageOpts{})
+	plugin.StopMonitors()
+	if err != nil {
 		log.DefaultLogger.Error("Vigil datasource backend stopped", "error", err)
 		os.Exit(1)
 	}

@@ -234,3 +234,7 @@ func safeName(uid string) string {
 		return '_'
 	}, uid)
 }
+
+// StopMonitors stops every engine and closes its history; the plugin's main
+// calls it when Grafana stops the plugin.
+func StopMonitors() { running.stopAll() }
