@@ -24,6 +24,8 @@ const fileRecord = z.object({
   mt: z.number(),
   ct: z.number(),
   ino: z.number(),
+  /** The content itself (base64), for a small file whose object was not fsynced before this record. */
+  d: z.string().optional(),
 });
 const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: z.string().min(1), m: mode, mt: z.number() });
 const linkRecord = z.object({
@@ -40,8 +42,10 @@ const linkRecord = z.object({
 const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: z.string().min(1) });
 /** Written first by retention pruning: nothing before `from` can be restored any more. */
 const baseRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('base'), from: z.number() });
+/** Every object named by a record up to `upTo` is fsynced: inline contents before it are not needed. */
+const syncRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('sync'), upTo: z.number().int() });
 
-export const recordSchema = z.discriminatedUnion('op', [fileRecord, dirRecord, linkRecord, delRecord, baseRecord]);
+export const recordSchema = z.discriminatedUnion('op', [fileRecord, dirRecord, linkRecord, delRecord, baseRecord, syncRecord]);
 export type JournalRecord = z.infer<typeof recordSchema>;
 export type FileRecord = z.infer<typeof fileRecord>;
 export type DirRecord = z.infer<typeof dirRecord>;
@@ -62,6 +66,7 @@ const fieldChecks: Record<JournalRecord['op'], Record<string, (v: unknown) => bo
   link: { p: isPath, l: isStr, mt: isNum, ct: isNum, ino: isNum },
   del: { p: isPath },
   base: { from: isNum },
+  sync: { upTo: isInt },
 };
 
 const checkList = Object.fromEntries(Object.entries(fieldChecks).map(([op, c]) => [op, Object.entries(c)])) as Record<
@@ -81,7 +86,13 @@ export function checkRecord(r: unknown): string | undefined {
   const checks = checkList[o.op as JournalRecord['op']];
   if (!checks) return `op: unknown ${JSON.stringify(o.op)}`;
   for (const [k, ok] of checks) if (!ok(o[k])) return `${k}: invalid for op ${String(o.op)}`;
+  if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) return 'd: invalid for op file';
   return undefined;
+}
+
+/** The path a record is about; base and sync records are about the store. */
+export function pathOf(r: JournalRecord): string | undefined {
+  return r.op === 'base' || r.op === 'sync' ? undefined : r.p;
 }
 
 export function frame(record: JournalRecord): Buffer {

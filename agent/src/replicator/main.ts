@@ -7,7 +7,7 @@ import { Replicator, type ReplicatorOptions } from './replicator';
 
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
          [--node NAME] [--name NAME] [--max-watches N] [--poll-every 10s] [--rescan-every 10m]
-         [--lease-stale-after 30s]`;
+         [--lease-stale-after 30s] [--checkpoint-every 1s]`;
 
 export class UsageError extends Error {}
 
@@ -22,7 +22,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after'];
+  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   if (!v.source) throw new UsageError('--source DIR is required');
   if (!v.target) throw new UsageError('--target DIR is required');
@@ -47,6 +47,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     rescanEveryMs: Math.max(1000, dur('rescan-every', 600_000)),
     leaseStaleAfterMs: dur('lease-stale-after', 30_000),
     leaseRenewMs: 5000,
+    checkpointEveryMs: Math.max(10, dur('checkpoint-every', 1000)),
     // Pruning rewrites the journal: often enough to keep the window tight, not more than needed.
     pruneEveryMs: Math.min(3_600_000, Math.max(1000, Math.round(retentionMs / 10))),
   };

@@ -5,9 +5,10 @@
 // journal records are appended and fsynced (the acknowledgement); only then is the mirror
 // updated. At every start the journal is replayed and the source compared with it (the
 // catch-up), so changes made while nothing ran are captured too.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JournalWriter, readJournal, type JournalRecord, type NewRecord } from './journal';
+import { JournalWriter, pathOf, readJournal, type JournalRecord, type NewRecord } from './journal';
 import {
   StoreLayout,
   acquireLease,
@@ -41,6 +42,8 @@ export interface ReplicatorOptions {
   leaseStaleAfterMs: number;
   leaseRenewMs: number;
   pruneEveryMs: number;
+  /** How long a small object may stay without its own fsync (its record carries the content). */
+  checkpointEveryMs: number;
   log: Logger;
 }
 
@@ -108,6 +111,9 @@ export class Replicator {
   private lastPrune: PruneResult | null = null;
   private earliest: number | null = null;
   private scanStamp = 0;
+  /** Objects written without their own fsync (their records carry the content). */
+  private unsynced = new Set<string>();
+  private checkpointTimer?: NodeJS.Timeout;
   private timers: NodeJS.Timeout[] = [];
   private work: Promise<unknown> = Promise.resolve();
   private draining = false;
@@ -172,7 +178,10 @@ export class Replicator {
     for (const r of read.records) apply(this.tree, r);
     this.o.log.info('journal replayed', { records: read.records.length, bytes: read.goodBytes, paths: this.tree.size, ms: Date.now() - replayStart });
     this.earliest = earliestRestorable(read.records);
-    this.repairMirror(read.records);
+    const lost = this.recoverUnsynced(read.records);
+    // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
+    this.repairMirror(read.records, lost > 0);
+    await this.exclusive(() => this.checkpoint());
 
     this.state = 'catching_up';
     this.catchUp = { startedAt: new Date().toISOString(), finishedAt: null, scanned: 0, changed: 0, scanMs: null };
@@ -298,10 +307,10 @@ export class Replicator {
   }
 
   /** After a crash, the mirror may lag the journal: redo the paths of records it had not applied. */
-  private repairMirror(records: readonly JournalRecord[]): void {
+  private repairMirror(records: readonly JournalRecord[], full: boolean): void {
     let applied = -1;
     try {
-      applied = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
+      if (!full) applied = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
       if (!Number.isInteger(applied)) applied = -1;
     } catch {
       applied = -1;
@@ -321,7 +330,10 @@ export class Replicator {
       for (const p of [...this.tree.keys()].sort()) this.syncMirror(p);
     } else {
       const touched = new Set<string>();
-      for (const r of records) if (r.q > applied && r.op !== 'base') touched.add(r.p);
+      for (const r of records) {
+        const p = pathOf(r);
+        if (r.q > applied && p !== undefined) touched.add(p);
+      }
       for (const p of [...touched].sort()) {
         this.syncMirror(p);
         // A directory that came back holds whatever the tree has under it.
@@ -570,18 +582,26 @@ export class Replicator {
       }
       if (!ensureParents(p)) continue;
       const m = modeOf(c.stat);
+      const obj = this.layout.object(c.hash);
+      if (c.stored && c.inline) this.unsynced.add(obj);
       if (known?.op === 'file' && known.h === c.hash && known.m === m && unchanged(known, c.stat)) continue;
-      emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino });
+      // Until a checkpoint has fsynced the object, the record carries the content itself.
+      const d = c.inline && this.unsynced.has(obj) ? c.inline.toString('base64') : undefined;
+      emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino, ...(d === undefined ? {} : { d }) });
     }
 
     const acked = await journal.append(records);
     const ackAt = Date.now();
     for (const [p, info] of batch) {
       this.inFlight.delete(p);
-      if (info.event && acked.some((r) => r.op !== 'base' && r.p === p)) this.sample(ackAt - info.seenAt);
+      if (info.event && acked.some((r) => pathOf(r) === p)) this.sample(ackAt - info.seenAt);
     }
     if (acked.length > 0) this.lastReplicatedAt = ackAt;
-    for (const r of acked) if (r.op !== 'base') this.syncMirror(r.p);
+    for (const r of acked) {
+      const p = pathOf(r);
+      if (p !== undefined) this.syncMirror(p);
+    }
+    if (this.unsynced.size > 0) this.scheduleCheckpoint();
     if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
     if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
 
@@ -620,6 +640,81 @@ export class Replicator {
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.splice(0, this.latencies.length - LATENCY_SAMPLES);
   }
 
+  // ---- checkpoints ----
+
+  private scheduleCheckpoint(): void {
+    if (this.checkpointTimer || this.closing) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      void this.exclusive(() => this.checkpoint()).catch((e: unknown) => this.die(e));
+    }, this.o.checkpointEveryMs);
+  }
+
+  /**
+   * Makes the objects written without an fsync durable (many fsyncs side by side, which the
+   * file system commits together), then records that with a sync record: from then on the
+   * inline contents before it are not needed.
+   */
+  private async checkpoint(): Promise<void> {
+    if (!this.journal || this.unsynced.size === 0) return;
+    const files = [...this.unsynced];
+    this.unsynced.clear();
+    const upTo = this.journal.lastSeq;
+    let next = 0;
+    const dirs = new Set<string>();
+    const worker = async () => {
+      while (next < files.length) {
+        const f = files[next++] as string;
+        dirs.add(path.dirname(f));
+        const fh = await fs.promises.open(f, 'r').catch(() => undefined);
+        if (!fh) continue; // pruned meanwhile
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CAPTURE_CONCURRENCY }, worker));
+    await Promise.all([...dirs].map((d) => fsyncDirAsync(d)));
+    await this.journal.append([{ at: this.journal.stamp(), op: 'sync', upTo }]);
+    this.writeMirrorSeq(this.journal.lastSeq);
+  }
+
+  /**
+   * After an unclean stop (a power loss at worst), objects written after the last sync record
+   * may be missing or incomplete: rewrite them from their records' inline copies and fsync them.
+   */
+  private recoverUnsynced(records: readonly JournalRecord[]): number {
+    let lastSync = 0;
+    for (const r of records) if (r.op === 'sync') lastSync = Math.max(lastSync, r.upTo);
+    let rewritten = 0;
+    let checked = 0;
+    for (const r of records) {
+      if (r.q <= lastSync || r.op !== 'file' || r.d === undefined) continue;
+      const obj = this.layout.object(r.h);
+      checked++;
+      let ok = false;
+      try {
+        ok = createHash('sha256').update(fs.readFileSync(obj)).digest('hex') === r.h;
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        const tmp = path.join(this.layout.tmp, `recover-${r.h}`);
+        fs.writeFileSync(tmp, Buffer.from(r.d, 'base64'), { mode: 0o444 });
+        fs.renameSync(tmp, obj);
+        rewritten++;
+      }
+      this.unsynced.add(obj);
+    }
+    if (rewritten > 0) {
+      this.o.log.warn('objects rewritten from the journal after an unclean stop', { rewritten, checked });
+      this.noteError(`store: ${rewritten} object(s) lost in an unclean stop were rewritten from the journal`);
+    }
+    return rewritten;
+  }
+
   // ---- retention ----
 
   async prune(now = Date.now()): Promise<PruneResult | null> {
@@ -628,6 +723,8 @@ export class Replicator {
       const cutoff = now - this.o.retentionMs;
       // Nothing old enough to drop yet (or dropped less than one period ago): no need to read.
       if (this.earliest === null || this.earliest >= cutoff - this.o.pruneEveryMs) return null;
+      // Compaction drops inline copies: every object must be durable first.
+      await this.checkpoint();
       const read = readJournal(this.layout.journal);
       const first = read.records[0];
       if (!first || first.at > cutoff) return null;
@@ -721,7 +818,10 @@ export class Replicator {
     for (const t of this.timers) clearInterval(t);
     this.watcher.closeAll();
     if (this.journal) {
-      const rest = this.exclusive(() => this.drain());
+      const rest = this.exclusive(async () => {
+        await this.drain();
+        await this.checkpoint();
+      });
       await Promise.race([rest.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
     }
     if (this.lease) releaseLease(this.layout, this.lease);
@@ -729,6 +829,7 @@ export class Replicator {
     if (this.state !== 'catching_up') this.state = 'stopped';
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.pendingStatus) clearTimeout(this.pendingStatus);
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     this.writeStatus(true);
     this.fatal = undefined;
   }

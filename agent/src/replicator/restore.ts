@@ -100,10 +100,10 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
     try {
       fs.copyFileSync(obj, dest);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new RestoreError(`the content of ${p} (${e.h}) is missing from the store`);
-      }
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Lost in a crash before its checkpoint: the record carries the content.
+      if (e.d === undefined) throw new RestoreError(`the content of ${p} (${e.h}) is missing from the store`);
+      fs.writeFileSync(dest, Buffer.from(e.d, 'base64'));
     }
     fs.chmodSync(dest, e.m);
     fs.utimesSync(dest, e.mt / 1000, e.mt / 1000);
@@ -136,7 +136,7 @@ export function versions(store: string, p: string): { path: string; versions: Ve
   const out: Version[] = [];
   let current: JournalRecord | undefined;
   for (const r of records) {
-    if (r.op === 'base') continue;
+    if (r.op === 'base' || r.op === 'sync') continue;
     if (r.op === 'del') {
       if (current && within(target, r.p)) {
         out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, sha256: null });

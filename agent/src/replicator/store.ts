@@ -15,6 +15,12 @@ import { apply, type Tree } from './tree';
 export const STORE_FORMAT = 'vigil-cdp-store';
 /** Contents up to this size are read into memory, hashed and written; larger ones are copied by the kernel, then hashed. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * Contents up to this size travel inside their journal record, so the record's fsync makes
+ * them durable too: their object file is written without an fsync of its own (one fsync per
+ * batch instead of one per file). A checkpoint fsyncs such objects later, off the capture path.
+ */
+export const INLINE_BYTES = 64 * 1024;
 
 export class StoreLayout {
   constructor(readonly root: string) {}
@@ -110,6 +116,8 @@ export interface Captured {
   stat: fs.Stats;
   /** False when the object already existed (identical content stored once). */
   stored: boolean;
+  /** The content, for a small file whose object is not fsynced yet (it goes in the record). */
+  inline?: Buffer;
 }
 
 function sameVersion(a: fs.Stats, b: fs.Stats): boolean {
@@ -143,9 +151,10 @@ async function hashFile(file: string): Promise<string> {
 
 /**
  * Stores the content of source file `abs` as an object. Returns 'gone' when the file vanished
- * and 'unstable' when it changed while being read (the caller tries again later). The object
- * is durable (fsynced and renamed into objects/) when this resolves; the caller fsyncs the
- * object directories (`dirsToSync`) before writing the journal record that names it.
+ * and 'unstable' when it changed while being read (the caller tries again later). A content
+ * larger than INLINE_BYTES is durable (fsynced and renamed into objects/) when this resolves,
+ * and the caller fsyncs the object directories (`dirsToSync`) before writing the journal
+ * record that names it; a smaller one comes back in `inline`, for the record to carry.
  */
 export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: Set<string>): Promise<Captured | 'gone' | 'unstable'> {
   let before: fs.Stats;
@@ -160,6 +169,7 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
   let hash: string;
   let size: number;
   let stored = false;
+  let inline: Buffer | undefined;
   try {
     if (before.size <= SMALL_FILE_BYTES) {
       const buf = await fs.promises.readFile(abs);
@@ -169,12 +179,13 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
         const fh = await fs.promises.open(tmp, 'w', 0o444);
         try {
           await fh.writeFile(buf);
-          await fh.datasync();
+          if (size > INLINE_BYTES) await fh.datasync();
         } finally {
           await fh.close();
         }
         stored = true;
       }
+      if (size <= INLINE_BYTES) inline = buf;
     } else {
       // The kernel copies (or reflinks) the data while the source is hashed alongside; the
       // stat comparison below proves both saw the same unchanged file.
@@ -194,7 +205,7 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
       await fs.promises.rename(tmp, layout.object(hash));
       dirsToSync.add(dir);
     }
-    return { hash, size, stat: before, stored };
+    return { hash, size, stat: before, stored, inline };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone';
@@ -355,9 +366,10 @@ export function compact(layout: StoreLayout, records: readonly JournalRecord[], 
   }
   // Entries keep their own records (and sequence numbers, which stay increasing): their
   // versions remain listed with the time they were captured.
-  const kept = [...before.values()].sort((a, b) => a.q - b.q);
+  const kept = [...before.values()].sort((a, b) => a.q - b.q).map(withoutInline);
   const base: JournalRecord = { q: kept[0] ? Math.max(0, kept[0].q - 1) : seqBase, at: kept[0]?.at ?? cutoff, op: 'base', from: cutoff };
-  const out: JournalRecord[] = [base, ...kept, ...records.slice(i)];
+  // The caller checkpointed first: every object is durable, inline copies are not needed.
+  const out: JournalRecord[] = [base, ...kept, ...records.slice(i).filter((r) => r.op !== 'sync').map(withoutInline)];
   const tmp = path.join(layout.tmp, `journal-${randomUUID()}.log`);
   const fd = fs.openSync(tmp, 'w', 0o600);
   let bytes = 0;
@@ -401,6 +413,12 @@ export function compact(layout: StoreLayout, records: readonly JournalRecord[], 
     }
   }
   return { records: out, bytes, result: { cutoff, recordsBefore: records.length, recordsAfter: out.length, objectsRemoved, bytesRemoved } };
+}
+
+function withoutInline<R extends JournalRecord>(r: R): R {
+  if (r.op !== 'file' || r.d === undefined) return r;
+  const { d: _d, ...rest } = r;
+  return rest as R;
 }
 
 export { readJournal };

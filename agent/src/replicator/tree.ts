@@ -52,6 +52,7 @@ export function apply(tree: Tree, r: JournalRecord): void {
       removeSubtree(tree, r.p);
       break;
     case 'base':
+    case 'sync':
       break;
   }
 }
