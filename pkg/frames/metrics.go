@@ -24,7 +24,7 @@ const (
 // each process, EngineMetrics that of the monitor itself.
 var (
 	AgentMetrics   = []string{MetricStateCode, MetricUp, MetricRTTSeconds, MetricBudgetSeconds}
-	ProcessMetrics = []string{MetricStateCode, MetricProcessRunning, MetricProtectionLagSeconds, MetricRestarts, MetricAutoRestartSuspended}
+	ProcessMetrics = []string{MetricProcessRunning, MetricProtectionLagSeconds, MetricRestarts, MetricAutoRestartSuspended}
 	EngineMetrics  = []string{MetricEngineStalenessSeconds}
 )
 
