@@ -280,8 +280,9 @@ func TestCallResource(t *testing.T) {
 			wantBody: `{"error":{"code":"forbidden","message":"restarting CDP needs a signed-in Grafana user with the role Editor or higher"}}`,
 		},
 		{
-			name: "restart without a reason", method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: `{"ifGeneration":3}`, wantStatus: 400,
-			wantBody: `{"error":{"code":"invalid_request","message":"reason: is required; it goes into the event and to the agent"}}`,
+			// A reason is optional (it defaults); the generation is what is missing here.
+			name: "restart without a reason or a generation", method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: `{}`, wantStatus: 400,
+			wantBody: `{"error":{"code":"invalid_request","message":"ifGeneration: is required: the process generation you saw (GET agents/node-a), or -1 for whatever runs"}}`,
 		},
 		{
 			name: "restart without a generation", method: "POST", path: "agents/node-a/processes/cdp/restart", user: editor, body: `{"reason":"x"}`, wantStatus: 400,

@@ -257,6 +257,9 @@ func (d *Datasource) agentDetail(name string) answer {
 	return answer{http.StatusOK, v}
 }
 
+// defaultRestartReason is recorded when a person gives no reason.
+const defaultRestartReason = "restarted from Grafana"
+
 type restartRequest struct {
 	Reason       string `json:"reason"`
 	IfGeneration *int64 `json:"ifGeneration"`
@@ -285,7 +288,9 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 	}
 	body.Reason = strings.TrimSpace(body.Reason)
 	if body.Reason == "" {
-		return fail(http.StatusBadRequest, "invalid_request", "reason: is required; it goes into the event and to the agent")
+		// The restart panel makes a reason optional unless its options require one; the
+		// event still says who restarted, and from where.
+		body.Reason = defaultRestartReason
 	}
 	if body.IfGeneration == nil {
 		return fail(http.StatusBadRequest, "invalid_request", "ifGeneration: is required: the process generation you saw (GET agents/%s), or -1 for whatever runs", agentName)

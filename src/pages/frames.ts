@@ -40,7 +40,8 @@ export function eventRows(frames: DataFrame[], limit = 50): EventRow[] {
         process: str(r.process),
         kind: str(r.kind ?? r.type),
         text: str(r.text ?? r.title ?? r.message),
-        user: str(r.user ?? r.login),
+        // Who acted: the events table's `by` ("auto" for Vigil itself, else a login).
+        user: str(r.by ?? r.user ?? r.login),
       };
     })
     .sort((a, b) => (b.time ?? 0) - (a.time ?? 0))

@@ -33,6 +33,7 @@ export const testIds = {
     agents: 'vigil-query-agents',
     cluster: 'vigil-query-cluster',
     states: 'vigil-query-states',
+    metrics: 'vigil-query-metrics',
     agentsProblem: 'vigil-query-agents-problem',
   },
   variableEditor: {

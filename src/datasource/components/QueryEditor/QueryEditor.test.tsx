@@ -138,4 +138,16 @@ describe('QueryEditor', () => {
     fireEvent.click(within(screen.getByTestId(testIds.queryEditor.states)).getByRole('option', { name: 'FAILED (5)' }));
     expect(last().states).toEqual(['FAILED']);
   });
+
+  it('selects metrics for a metrics query, and offers none for other types', async () => {
+    const { last } = await renderEditor({ refId: 'A', queryType: 'metrics', agents: [] });
+    const metrics = screen.getByTestId(testIds.queryEditor.metrics);
+    fireEvent.click(within(metrics).getByRole('option', { name: 'stateCode' }));
+    fireEvent.click(
+      within(screen.getByTestId(testIds.queryEditor.metrics)).getByRole('option', { name: 'engineStalenessSeconds' })
+    );
+    expect(last().metrics).toEqual(['stateCode', 'engineStalenessSeconds']);
+    fireEvent.click(screen.getByRole('radio', { name: 'status' }));
+    expect(screen.queryByTestId(testIds.queryEditor.metrics)).not.toBeInTheDocument();
+  });
 });

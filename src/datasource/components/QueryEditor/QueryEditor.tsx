@@ -15,7 +15,7 @@ import { CLIENT_STATES } from '../../../shared/states';
 import { useAgents } from '../../data/useAgents';
 import type { DataSource } from '../../datasource';
 import { variableNames } from '../../templating';
-import { QUERY_TYPES, type QueryType, type VigilOptions, type VigilQuery } from '../../types';
+import { METRICS, QUERY_TYPES, type QueryType, type VigilOptions, type VigilQuery } from '../../types';
 import { testIds } from '../testIds';
 
 type Props = QueryEditorProps<DataSource, VigilQuery, VigilOptions> & {
@@ -30,6 +30,7 @@ export const QUERY_TYPE_DESCRIPTIONS: Record<QueryType, string> = {
   events: 'Restarts, failures and diagnoses, as a table or as annotations',
 };
 
+const METRIC_OPTIONS = METRICS.map((m) => ({ label: m.value, value: m.value, description: m.description }));
 const STATE_OPTIONS: Array<ComboboxOption<string>> = CLIENT_STATES.map((s) => ({
   label: `${s.name} (${s.code})`,
   value: s.name,
@@ -137,6 +138,21 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery, fixedQuer
             />
           </InlineField>
         </InlineFieldRow>
+        {query.queryType === 'metrics' && (
+          <InlineFieldRow>
+            <InlineField label="Metrics" labelWidth={14} tooltip="Which series to return. Empty: every series.">
+              <MultiCombobox
+                width="auto"
+                minWidth={30}
+                options={METRIC_OPTIONS}
+                value={query.metrics ?? []}
+                placeholder="all metrics"
+                onChange={(opts) => update({ metrics: opts.map((o) => o.value) })}
+                data-testid={testIds.queryEditor.metrics}
+              />
+            </InlineField>
+          </InlineFieldRow>
+        )}
         {error && (
           <Alert
             severity="warning"
