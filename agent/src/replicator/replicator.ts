@@ -64,6 +64,8 @@ const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
 const LATENCY_SAMPLES = 10_000;
+/** At most this many objects wait for a checkpoint, whatever the time. */
+const CHECKPOINT_MAX_OBJECTS = 4096;
 
 function modeOf(st: fs.Stats): number {
   return st.mode & 0o7777;
@@ -114,6 +116,7 @@ export class Replicator {
   /** Objects written without their own fsync (their records carry the content). */
   private unsynced = new Set<string>();
   private checkpointTimer?: NodeJS.Timeout;
+  private checkpointDue = false;
   private timers: NodeJS.Timeout[] = [];
   private work: Promise<unknown> = Promise.resolve();
   private draining = false;
@@ -470,6 +473,8 @@ export class Replicator {
       }
       await this.processBatch(batch);
       this.scheduleStatus();
+      // A long burst must not pile up objects without fsync: checkpoint on time, inside it.
+      if (this.checkpointDue || this.unsynced.size >= CHECKPOINT_MAX_OBJECTS) await this.checkpoint();
     }
   }
 
@@ -646,6 +651,7 @@ export class Replicator {
     if (this.checkpointTimer || this.closing) return;
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
+      this.checkpointDue = true;
       void this.exclusive(() => this.checkpoint()).catch((e: unknown) => this.die(e));
     }, this.o.checkpointEveryMs);
   }
@@ -656,6 +662,7 @@ export class Replicator {
    * inline contents before it are not needed.
    */
   private async checkpoint(): Promise<void> {
+    this.checkpointDue = false;
     if (!this.journal || this.unsynced.size === 0) return;
     const files = [...this.unsynced];
     this.unsynced.clear();
