@@ -74,6 +74,23 @@ async function waitHealthy(agent: Agent) {
   throw new Error(`agent ${agent.name} did not start:\n${agent.log}`);
 }
 
+async function fetchStatus(agent: Agent): Promise<{ generation: number; pid: number }> {
+  const res = await fetch(`http://127.0.0.1:${agent.port}/v1/status`, {
+    headers: { Authorization: `Bearer ${READ_TOKEN}` },
+  });
+  const body = (await res.json()) as { processes: Array<{ name: string; generation: number; pid: number }> };
+  const cdp = body.processes.find((p) => p.name === 'cdp');
+  assert.ok(cdp, `no cdp process on ${agent.name}`);
+  return cdp;
+}
+
+async function agentEvents(agent: Agent): Promise<Array<Record<string, unknown>>> {
+  const res = await fetch(`http://127.0.0.1:${agent.port}/v1/events?since=0`, {
+    headers: { Authorization: `Bearer ${READ_TOKEN}` },
+  });
+  return ((await res.json()) as { events: Array<Record<string, unknown>> }).events;
+}
+
 describe('Vigil app and restart panel in Chromium', () => {
   let host: Host;
   let browser: Browser;
@@ -128,6 +145,13 @@ describe('Vigil app and restart panel in Chromium', () => {
       env: { VIGIL_READ_TOKEN: READ_TOKEN, VIGIL_CONTROL_TOKEN: CONTROL_TOKEN },
     });
     browser = await launchBrowser();
+    // The datasource's engine starts on its first request; poll once so every page sees answers.
+    const res = await fetch(`${host.url}/api/datasources/uid/vigil-cdp/resources/poll`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Grafana-Role': 'Viewer' },
+      body: '{}',
+    });
+    assert.equal(res.status, 200, `POST poll: ${res.status} ${await res.text()}`);
   });
 
   after(async () => {
@@ -163,10 +187,52 @@ describe('Vigil app and restart panel in Chromium', () => {
       assert.ok((await page.getByTestId(new RegExp(`^vigil-restart-row-${agent.name}-`)).count()) > 0, agent.name);
     }
     const buttons = page.getByTestId(/^vigil-restart-button-/);
+    await buttons.first().waitFor();
+    assert.ok((await buttons.count()) >= 2, 'a Restart button per running or expected process');
     for (let i = 0; i < (await buttons.count()); i++) {
       assert.ok(await buttons.nth(i).isDisabled(), 'a Viewer has an active Restart button');
     }
     await screenshot(page, 'app-restart-panel-viewer');
+    assert.deepEqual(errors, []);
+  });
+
+  it('restarts a process for an Editor: confirm, then the new generation', async () => {
+    const { page, errors } = await openHarness(
+      browser,
+      host,
+      'view=panel&plugin=vigil-restart-panel&ds=vigil-cdp&role=Editor&login=alice'
+    );
+    const button = page.getByTestId('vigil-restart-button-standalone-cdp');
+    await button.waitFor();
+    assert.ok(await button.isEnabled(), 'an Editor may restart');
+    const before = await fetchStatus(agents[0]);
+    await button.click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('current generation').waitFor();
+    assert.match(
+      (await dialog.textContent()) ?? '',
+      new RegExp(`Agent standalone, process cdp, current generation ${before.generation}`)
+    );
+    await page.getByTestId('vigil-restart-reason').fill('browser test');
+    await page.getByTestId('vigil-restart-panel').screenshot({ path: path.join(ARTIFACTS, 'app-restart-confirm.png') });
+    await dialog.getByRole('button', { name: 'Restart' }).click();
+    const result = page.getByTestId('vigil-restart-result-standalone-cdp');
+    await result.getByText(/Restarted: generation/).waitFor({ timeout: 15_000 });
+    const after = await fetchStatus(agents[0]);
+    assert.equal(after.generation, before.generation + 1);
+    assert.notEqual(after.pid, before.pid);
+    assert.match(
+      (await result.textContent()) ?? '',
+      new RegExp(`Restarted: generation ${after.generation}, pid ${after.pid}`)
+    );
+    // The agent recorded who asked and why.
+    const events = await agentEvents(agents[0]);
+    assert.ok(
+      events.some(
+        (e) => e.type === 'restart_requested' && String(e.requestedBy).includes('alice') && e.reason === 'browser test'
+      ),
+      `no restart request by alice in the agent's events: ${JSON.stringify(events.slice(-5))}`
+    );
     await page.getByTestId('vigil-restart-panel').screenshot({ path: path.join(ARTIFACTS, 'app-restart-panel.png') });
     assert.deepEqual(errors, []);
   });
@@ -185,12 +251,16 @@ describe('Vigil app and restart panel in Chromium', () => {
       await page.getByTestId('vigil-fleet-agent-node-a').first().getByRole('link').getAttribute('href'),
       '/a/vigil-cdp-app/agent/node-a?ds=vigil-cdp'
     );
+    await page.getByTestId('vigil-fleet-count-OK').waitFor();
+    // The state timeline gets one field per agent and process from the backend's timeline query.
+    const timeline = page.locator('[data-testid="harness-panel-renderer"][data-plugin-id="state-timeline"]');
+    await timeline.getByTestId('harness-panel-frame').first().waitFor();
+    const fields = (await timeline.getByTestId('harness-panel-frame').first().textContent()) ?? '';
+    for (const agent of agents) {
+      assert.ok(fields.includes(`${agent.name}/cdp`), `no timeline field for ${agent.name}/cdp in "${fields}"`);
+    }
     await screenshot(page, 'app-fleet-page');
-    // Until the backend serves the timeline and events queries (HTTP 400 now), those sections show
-    // their error in place; the browser logs the failed requests, which are not page errors.
-    assert.deepEqual(
-      errors.filter((e) => !e.startsWith('Failed to load resource')),
-      []
-    );
+    await page.getByTestId('vigil-fleet-page').screenshot({ path: path.join(ARTIFACTS, 'app-fleet-page-only.png') });
+    assert.deepEqual(errors, []);
   });
 });

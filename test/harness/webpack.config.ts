@@ -26,7 +26,17 @@ const config: Configuration = {
       { test: /\.css$/, use: ['style-loader', 'css-loader'] },
     ],
   },
-  resolve: { extensions: ['.js', '.jsx', '.ts', '.tsx'] },
+  resolve: {
+    extensions: ['.js', '.jsx', '.ts', '.tsx'],
+    alias: {
+      // Grafana core sets the PanelRenderer through @grafana/runtime's internal entry, which the
+      // package does not export; the harness reaches the same module by its file.
+      'grafana-runtime-panel-renderer$': path.join(
+        path.dirname(require.resolve('@grafana/runtime/package.json')),
+        'dist/esm/components/PanelRenderer.mjs'
+      ),
+    },
+  },
   plugins: [
     new CopyWebpackPlugin({
       patterns: [

@@ -20,6 +20,8 @@ import { CompatRouter } from 'react-router-dom-v5-compat';
 import * as jsxRuntime from 'react/jsx-runtime';
 import * as rxjs from 'rxjs';
 
+import { setPanelRenderer } from 'grafana-runtime-panel-renderer';
+
 import { installDefine, loadAmdModule } from './amd';
 import { createBackendSrv } from './backend';
 
@@ -107,9 +109,33 @@ function registerOptionEditors() {
   );
 }
 
+// Grafana core renders built-in visualizations (state timeline, time series) through
+// PanelRenderer; their code is not in the packages. The stand-in shows which panel Grafana would
+// render and a summary of the frames it would get, so tests can check the data behind it.
+function HarnessPanelRenderer(props: grafanaRuntime.PanelRendererProps) {
+  const frames = props.data?.series ?? [];
+  return (
+    <div
+      data-testid="harness-panel-renderer"
+      data-plugin-id={props.pluginId}
+      style={{ width: props.width, height: props.height }}
+    >
+      <grafanaUi.Text color="secondary">
+        {props.title ? `${props.title}: ` : ''}Grafana draws the {props.pluginId} visualization here.
+      </grafanaUi.Text>
+      {frames.map((f, i) => (
+        <div key={i} data-testid="harness-panel-frame">
+          {f.name ?? `frame ${i}`}: {f.length} rows; fields {f.fields.map((x) => x.name).join(', ')}
+        </div>
+      ))}
+    </div>
+  );
+}
+
 async function main() {
   installDefine();
   registerOptionEditors();
+  setPanelRenderer(HarnessPanelRenderer);
   grafanaRuntime.setBackendSrv(createBackendSrv(role, login));
   grafanaRuntime.setTemplateSrv({
     getVariables: () => [],
