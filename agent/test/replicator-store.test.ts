@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { JournalWriter, decode, frame, readJournal, type JournalRecord, type NewRecord } from '../src/replicator/journal';
+import { JournalWriter, checkRecord, decode, frame, readJournal, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { StoreLayout, acquireLease, compact, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
 import { tempDir } from './helpers';
@@ -209,4 +209,38 @@ test('times for --at', () => {
   assert.equal(parseTime('2026-11-26T04:20:00Z'), Date.parse('2026-11-26T04:20:00Z'));
   assert.equal(parseTime('1700000000000'), 1_700_000_000_000);
   assert.equal(parseTime('yesterday'), undefined);
+});
+
+test('the hand-written record check agrees with the schema', () => {
+  const h = 'a'.repeat(64);
+  const valid: unknown[] = [
+    { q: 1, at: 1, op: 'file', p: 'a', h, s: 0, m: 0o644, mt: 1.5, ct: 1.5, ino: 7 },
+    { q: 1, at: 1, op: 'file', p: 'a', h, s: 3, m: 0o644, mt: 1, ct: 1, ino: 7, d: 'YWJj' },
+    { q: 2, at: 1, op: 'dir', p: 'd', m: 0o755, mt: 1 },
+    { q: 3, at: 1, op: 'link', p: 'l', l: 'a', mt: 1, ct: 1, ino: 8 },
+    { q: 4, at: 1, op: 'del', p: 'a' },
+    { q: 0, at: 1, op: 'base', from: 1 },
+    { q: 5, at: 1, op: 'sync', upTo: 4 },
+  ];
+  const invalid: unknown[] = [
+    null,
+    [],
+    { q: 1.5, at: 1, op: 'del', p: 'a' },
+    { q: 1, at: 1, op: 'del', p: '' },
+    { q: 1, at: 1, op: 'rename', p: 'a' },
+    { q: 1, at: 1, op: 'file', p: 'a', h: 'xyz', s: 0, m: 0o644, mt: 1, ct: 1, ino: 7 },
+    { q: 1, at: 1, op: 'file', p: 'a', h, s: -1, m: 0o644, mt: 1, ct: 1, ino: 7 },
+    { q: 1, at: 1, op: 'file', p: 'a', h, s: 0, m: 0o10000, mt: 1, ct: 1, ino: 7 },
+    { q: 1, at: 1, op: 'file', p: 'a', h, s: 0, m: 0o644, mt: 1, ct: 1, ino: 7, d: 5 },
+    { q: 1, at: 1, op: 'sync', upTo: 'x' },
+    { q: 1, at: '1', op: 'base', from: 1 },
+  ];
+  for (const r of valid) {
+    assert.equal(checkRecord(r), undefined, JSON.stringify(r));
+    assert.ok(recordSchema.safeParse(r).success, JSON.stringify(r));
+  }
+  for (const r of invalid) {
+    assert.notEqual(checkRecord(r), undefined, JSON.stringify(r));
+    assert.ok(!recordSchema.safeParse(r).success, JSON.stringify(r));
+  }
 });

@@ -13,6 +13,7 @@ import {
   StoreLayout,
   acquireLease,
   captureFile,
+  cleanTmp,
   compact,
   fsyncDirAsync,
   prepareStore,
@@ -171,6 +172,9 @@ export class Replicator {
 
     await this.takeLease();
     if (this.closing) return;
+    // Renewed from now on, however long the replay and the catch-up take.
+    this.every(this.o.leaseRenewMs, () => this.renew());
+    cleanTmp(this.layout);
     const { writer, read } = JournalWriter.open(this.layout.journal);
     this.journal = writer;
     if (read.damage) {
@@ -201,7 +205,6 @@ export class Replicator {
     this.kick();
     this.checkCaughtUp();
 
-    this.every(this.o.leaseRenewMs, () => this.renew());
     this.every(this.o.pollEveryMs, () => this.pollLimited());
     this.every(this.o.rescanEveryMs, () => void this.exclusive(() => this.scan('', null)).catch((e: unknown) => this.die(e)));
     this.every(this.o.pruneEveryMs, () => void this.prune().catch((e: unknown) => this.die(e)));

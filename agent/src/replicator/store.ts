@@ -64,7 +64,7 @@ export function openStoreForReading(dir: string): StoreLayout {
   return layout;
 }
 
-/** Creates the layout (idempotent) and empties tmp/. */
+/** Creates the layout (idempotent). */
 export function prepareStore(layout: StoreLayout): void {
   fs.mkdirSync(layout.root, { recursive: true });
   for (const d of [layout.objects, layout.mirror, layout.tmp]) fs.mkdirSync(d, { recursive: true });
@@ -73,6 +73,10 @@ export function prepareStore(layout: StoreLayout): void {
   if (!fs.existsSync(layout.marker)) {
     writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: 1, createdAt: new Date().toISOString() }) + '\n');
   }
+}
+
+/** Empties tmp/ of what a previous writer left; only the lease holder may do this. */
+export function cleanTmp(layout: StoreLayout): void {
   for (const f of fs.readdirSync(layout.tmp)) fs.rmSync(path.join(layout.tmp, f), { recursive: true, force: true });
 }
 
