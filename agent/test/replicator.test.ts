@@ -284,3 +284,40 @@ test('a small object lost in a crash before its checkpoint is rewritten from its
   assert.ok(journal(d.store).some((x) => x.op === 'sync' && x.upTo >= rec.q));
   await r.stop();
 });
+
+test('an unavailable source is not recorded as deleted', async () => {
+  const d = dirs();
+  const s = (p: string) => path.join(d.source, p);
+  write(s('a/1.txt'), 'one');
+  write(s('b.txt'), 'two');
+  let r = startReplicator(d.source, d.store, d.status);
+  await waitState(r);
+  await waitMirror(d.source, d.store);
+  const protectedTree = snapshot(d.source);
+  const changes = () => journal(d.store).filter((x) => pathOf(x) !== undefined).length;
+  const records = changes();
+  // The disk goes away under a running replicator: it waits, says so, and records nothing.
+  const away = path.join(d.root, 'away');
+  fs.renameSync(d.source, away);
+  const waiting = await waitFor('the status to say the source is missing', () => {
+    const st = r.status();
+    return st?.message?.includes('is missing') ? st : undefined;
+  });
+  assert.ok(waiting.errors.some((e) => /nothing is recorded until it is back/.test(e)));
+  // Another (empty) directory in its place, as a mount point without its disk: the replicator
+  // exits so that a restart watches it afresh...
+  fs.mkdirSync(d.source);
+  assert.deepEqual(await r.exited, { code: 1, signal: null });
+  // ...and that start does not take the empty directory for a tree whose files were all deleted.
+  r = startReplicator(d.source, d.store, d.status);
+  await waitFor('the status to say the source is empty', () => r.status()?.message?.includes('is empty while the store knows 3 paths'));
+  assert.equal(changes(), records, 'no change recorded');
+  assert.deepEqual(diffTrees(protectedTree, snapshot(path.join(d.store, 'mirror'))), []);
+  // The disk is back: it carries on.
+  fs.rmdirSync(d.source);
+  fs.renameSync(away, d.source);
+  write(s('c.txt'), 'three');
+  await waitState(r);
+  await waitMirror(d.source, d.store);
+  await r.stop();
+});

@@ -118,6 +118,10 @@ export class Replicator {
   private unsynced = new Set<string>();
   private checkpointTimer?: NodeJS.Timeout;
   private checkpointDue = false;
+  /** The source root's identity: another directory there (an unmounted disk) is not a mass delete. */
+  private sourceId?: { dev: number; ino: number };
+  private sourceProblem: string | null = null;
+  private blocked?: NodeJS.Timeout;
   private timers: NodeJS.Timeout[] = [];
   private work: Promise<unknown> = Promise.resolve();
   private draining = false;
@@ -189,6 +193,23 @@ export class Replicator {
     // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
     this.repairMirror(read.records, lost > 0);
     await this.exclusive(() => this.checkpoint());
+
+    // An empty source where the journal knows files is far likelier an unmounted disk than a
+    // wipe while nothing ran: wait for it rather than record every path as deleted.
+    for (;;) {
+      const empty = fs.readdirSync(this.o.source).length === 0;
+      if (!empty || this.tree.size === 0 || this.closing) break;
+      if (this.sourceProblem === null) {
+        this.sourceProblem = `source ${this.o.source} is empty while the store knows ${this.tree.size} paths: not recording them as deleted (an unmounted disk?); waiting`;
+        this.o.log.error('not recording: the source is empty', { source: this.o.source, knownPaths: this.tree.size });
+        this.writeStatus(true);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    if (this.closing) return;
+    this.sourceProblem = null;
+    const rootStat = fs.statSync(this.o.source);
+    this.sourceId = { dev: rootStat.dev, ino: rootStat.ino };
 
     this.state = 'catching_up';
     this.catchUp = { startedAt: new Date().toISOString(), finishedAt: null, scanned: 0, changed: 0, scanMs: null };
@@ -372,6 +393,7 @@ export class Replicator {
    * Directories found are watched (unless a limit sends them to polling).
    */
   private async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number }> {
+    if (this.checkSource()) return { scanned: 0, changed: 0 };
     const stamp = ++this.scanStamp;
     let scanned = 0;
     let changed = 0;
@@ -440,6 +462,34 @@ export class Replicator {
     }).catch((e: unknown) => this.die(e));
   }
 
+  /** Why the source cannot be trusted right now (null: it can). */
+  private checkSource(): string | null {
+    const st = fs.statSync(this.o.source, { throwIfNoEntry: false });
+    let problem: string | null = null;
+    if (!st?.isDirectory()) problem = `source ${this.o.source} is missing`;
+    else if (this.sourceId && (st.dev !== this.sourceId.dev || st.ino !== this.sourceId.ino)) {
+      problem = `source ${this.o.source} is another directory than at start (unmounted or replaced)`;
+    }
+    if (problem && problem !== this.sourceProblem) {
+      this.o.log.error('not recording: the source is not available', { problem });
+      this.noteError(`${problem}; nothing is recorded until it is back`);
+      // Its watches are on the old directory: a new start watches and catches up with the new one.
+      if (st?.isDirectory()) this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));
+    }
+    if (!problem && this.sourceProblem) this.o.log.info('the source is back', { source: this.o.source });
+    this.sourceProblem = problem;
+    return problem;
+  }
+
+  /** Holds the queue while the source is unavailable, and looks again in a second. */
+  private block(): void {
+    if (this.blocked) return;
+    this.blocked = setTimeout(() => {
+      this.blocked = undefined;
+      this.kick();
+    }, 1000);
+  }
+
   // ---- capturing ----
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -449,7 +499,7 @@ export class Replicator {
   }
 
   private kick(): void {
-    if (this.draining || this.closing || !this.journal) return;
+    if (this.draining || this.closing || !this.journal || this.blocked) return;
     this.draining = true;
     setImmediate(() => {
       void this.exclusive(() => this.drain())
@@ -463,6 +513,10 @@ export class Replicator {
 
   private async drain(): Promise<void> {
     while (this.pending.size > 0 && this.journal) {
+      if (this.checkSource()) {
+        this.block();
+        return;
+      }
       const batch: [string, Pending][] = [];
       let bytes = 0;
       for (const [p, info] of this.pending) {
@@ -785,6 +839,7 @@ export class Replicator {
       writtenAt: new Date().toISOString(),
       state: this.state,
       message:
+        this.sourceProblem ??
         this.message ??
         (polled.length > 0
           ? `watch limit reached: ${polled.length} subtree(s) scanned every ${this.o.pollEveryMs < 1000 ? `${this.o.pollEveryMs} ms` : `${Math.round(this.o.pollEveryMs / 1000)} s`} instead of watched (${polled
@@ -840,6 +895,7 @@ export class Replicator {
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.pendingStatus) clearTimeout(this.pendingStatus);
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    if (this.blocked) clearTimeout(this.blocked);
     this.writeStatus(true);
     this.fatal = undefined;
   }
