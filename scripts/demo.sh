@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make demo`: Vigil's main job on an embedded default fleet, all on loopback.
 #
-# Three vigil-agents supervise a stand-in CDP process each: demo-standalone, and demo-node-a /
-# demo-node-b forming the cluster demo-ha (their role comes from a role file each). `vigil watch`
-# monitors them with a short poll interval and small budgets, while this script injects faults,
-# saying what each one is, so that every state shows within about two minutes:
-#   UNKNOWN -> OK / STANDBY, RESTARTING (a killed CDP process), a cluster failover (CDP started on
-#   the new active node, then stopped on the old one), DEGRADED (a CDP process that keeps
-#   crashing trips the flap guard), GRACE then FAILED (a silent agent), and recovery.
+# Three vigil-agents each supervise Vigil's replicator (a real CDP process) protecting a demo data
+# folder that a writer keeps changing: demo-standalone its own, and demo-node-a / demo-node-b,
+# forming the cluster demo-ha (their role comes from a role file each), one shared folder and store,
+# as two nodes on shared storage (the store's lease keeps one writer). `vigil watch` monitors them
+# with a short poll interval and small budgets, while this script injects faults, saying what each
+# one is, so that every state shows within about two minutes:
+#   UNKNOWN -> OK / STANDBY, RESTARTING (a killed CDP process; protection lag while it is down,
+#   caught up after the restart), a cluster failover (CDP started on the new active node, then
+#   stopped on the old one), DEGRADED (a CDP process that keeps crashing trips the flap guard),
+#   GRACE then FAILED (a silent agent), recovery, and a point-in-time restore from the store.
 # Everything lives in a temporary folder removed on exit. DEMO_PACE (default 1) stretches the
 # waits between faults, e.g. DEMO_PACE=2 on a slow machine.
 set -euo pipefail
@@ -37,9 +40,9 @@ read_token=demo-read-token-0123456789
 control_token=demo-control-token-0123456789
 names=(demo-standalone demo-node-a demo-node-b)
 
-# agent NAME PORT [NODE ROLE]: writes its config, and its role file for a cluster node.
+# agent NAME PORT DATA [NODE ROLE]: writes its config, and its role file for a cluster node.
 write_agent() {
-  local name=$1 port=$2 node=${3:-} role=${4:-}
+  local name=$1 port=$2 data=$3 node=${4:-} role=${5:-}
   mkdir -p "$dir/$name"
   {
     echo "listen: \"127.0.0.1:$port\""
@@ -51,10 +54,12 @@ write_agent() {
     fi
     echo "processes:"
     echo "  - name: cdp"
-    echo "    kind: command"
-    echo "    command: [\"sleep\", \"infinity\"]"
+    echo "    kind: replicator"
+    echo "    source: \"$dir/data/$data\""
+    echo "    target: \"$dir/store/$data\""
+    echo "    retention: 1d"
     echo "    runOn: active"
-    echo "    stopTimeout: 2s"
+    echo "    stopTimeout: 5s"
   } >"$dir/$name/agent.yaml"
 }
 
@@ -82,9 +87,22 @@ wait_healthy() {
   exit 1
 }
 
-write_agent demo-standalone "$(port_of demo-standalone)"
-write_agent demo-node-a "$(port_of demo-node-a)" node-a active
-write_agent demo-node-b "$(port_of demo-node-b)" node-b passive
+mkdir -p "$dir/data/standalone" "$dir/data/demo-ha" "$dir/store"
+write_agent demo-standalone "$(port_of demo-standalone)" standalone
+write_agent demo-node-a "$(port_of demo-node-a)" demo-ha node-a active
+write_agent demo-node-b "$(port_of demo-node-b)" demo-ha node-b passive
+
+# The protected data: a writer adds and changes files in both folders every half second.
+writer() {
+  local i=0
+  while :; do
+    i=$((i + 1))
+    echo "entry $i at $(date +%T.%N)" >>"$dir/data/standalone/journal.txt"
+    echo "report $i" >"$dir/data/standalone/report-$((i % 20)).txt"
+    echo "order $i" >"$dir/data/demo-ha/order-$((i % 50)).txt"
+    sleep 0.5
+  done
+}
 
 cat >"$dir/fleet.yaml" <<YAML
 pollInterval: 2s
@@ -105,7 +123,9 @@ agents:
     cluster: demo-ha
 YAML
 
-say "Starting three vigil-agents on 127.0.0.1:$base_port-$((base_port + 2)): demo-standalone, and demo-node-a (active) + demo-node-b (passive) in cluster demo-ha. Each supervises a CDP process."
+say "Starting three vigil-agents on 127.0.0.1:$base_port-$((base_port + 2)): demo-standalone, and demo-node-a (active) + demo-node-b (passive) in cluster demo-ha. Each supervises the replicator, protecting $dir/data/* into $dir/store/*, while a writer changes files there twice a second."
+writer &
+pids+=($!)
 for name in "${names[@]}"; do start_agent "$name"; done
 for name in "${names[@]}"; do wait_healthy "$name"; done
 
@@ -115,7 +135,9 @@ bin/vigil watch --config "$dir/fleet.yaml" --history "$dir/history" | cat &
 watch_pid=$!
 pause 7
 
-say "Fault 1: kill -9 the CDP process on demo-standalone. The next poll sees it crashed where it should run: RESTARTING, a restart through the agent (with the generation it saw), then OK."
+say "Fault 1: kill -9 the replicator on demo-standalone. The next poll sees it crashed where it should run: RESTARTING, a restart through the agent (with the generation it saw), then OK. LAG is how far protection is behind: it grows while the replicator is down and drops once its catch-up has captured what was written meanwhile."
+restore_point=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+restore_lines=$(wc -l <"$dir/data/standalone/journal.txt")
 kill -9 "$(cdp_pid demo-standalone)"
 pause 9
 
@@ -124,7 +146,7 @@ echo passive >"$dir/demo-node-a/role"
 echo active >"$dir/demo-node-b/role"
 pause 14
 
-say "Fault 3: the CDP process on demo-standalone keeps crashing. After more than 2 successful restarts within 2 minutes the flap guard suspends auto-restart: DEGRADED, with an event saying so (a person restarts it from Grafana or the window passes)."
+say "Fault 3: the replicator on demo-standalone keeps crashing. After more than 2 successful restarts within 2 minutes the flap guard suspends auto-restart: DEGRADED, with an event saying so (a person restarts it from Grafana or the window passes)."
 for _ in 1 2 3; do
   pid=$(cdp_pid demo-standalone)
   [[ -n $pid ]] && kill -9 "$pid"
@@ -141,4 +163,15 @@ start_agent demo-node-b
 wait_healthy demo-node-b
 pause 10
 
-say "Done. Every state and action above is also in the history store; 'vigil watch --json' prints them as JSON lines."
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+watch_pid=
+
+say "Point-in-time restore: demo-standalone's data as it was just before Fault 1 ($restore_point), from its store: vigil-agent restore --store ... --at $restore_point --to restored/"
+node agent/dist/cli.js restore --store "$dir/store/standalone" --at "$restore_point" --to "$dir/restored"
+echo "journal.txt now:      $(wc -l <"$dir/data/standalone/journal.txt") lines"
+echo "journal.txt restored: $(wc -l <"$dir/restored/journal.txt") lines (it had $restore_lines when the restore point was taken)"
+echo "its last line then:   $(tail -n 1 "$dir/restored/journal.txt")"
+node agent/dist/cli.js versions --store "$dir/store/standalone" --path report-1.txt | tail -n 3
+
+say "Done. Every state and action above is also in the history store; 'vigil watch --json' prints them as JSON lines. See docs/engine.md and docs/replicator.md."

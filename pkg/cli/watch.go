@@ -216,11 +216,24 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 	}
 	fmt.Fprintf(&b, "%s  %d agents: %s\n", now.UTC().Format(time.RFC3339), len(snap.Agents), strings.Join(summary, ", "))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAST RESTART\tREASON")
+	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAG\tLAST RESTART\tREASON")
 	for _, a := range snap.Agents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, clusterRole(a), a.State, rtt(a), budget(a.Budget), lastRestart(a, now), a.Reason)
+		// Lag matters where CDP should run: a standby node's stopped process reports a lag that
+		// only grows, and would read as an alarm.
+		agentLag, worst := "-", -1.0
 		for _, p := range a.Processes {
-			fmt.Fprintf(tw, "  %s\t\t%s\t\t\t\t%s\n", p.Name, p.State, p.Reason)
+			if p.LagSeconds != nil && p.State != state.Standby && *p.LagSeconds > worst {
+				worst = *p.LagSeconds
+				agentLag = lagText(worst)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, clusterRole(a), a.State, rtt(a), budget(a.Budget), agentLag, lastRestart(a, now), a.Reason)
+		for _, p := range a.Processes {
+			processLag := ""
+			if p.LagSeconds != nil && p.State != state.Standby {
+				processLag = lagText(*p.LagSeconds)
+			}
+			fmt.Fprintf(tw, "  %s\t\t%s\t\t\t%s\t\t%s\n", p.Name, p.State, processLag, p.Reason)
 		}
 	}
 	_ = tw.Flush()
@@ -267,6 +280,15 @@ func rtt(a engine.AgentSnapshot) string {
 		return a.RTT.Round(time.Microsecond).String()
 	}
 	return a.RTT.Round(time.Millisecond).String()
+}
+
+// lagText is a protection lag for the table: how far protection is behind.
+func lagText(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second))
+	if d < time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func budget(b outage.Budget) string {
