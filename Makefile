@@ -99,7 +99,10 @@ demo: cli agent
 
 ## bench: benchmarks; figures go to docs/benchmarks.md.
 bench: agent
+	@command -v rsync >/dev/null || { echo "bench: installing rsync (the replicator's catch-up is compared with rsync's scan)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null; }
 	npm run bench -w agent
+	npm run bench:replicator -w agent
 	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
 	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
 
