@@ -154,6 +154,40 @@ async function hashFile(file: string): Promise<string> {
 }
 
 /**
+ * A content of up to INLINE_BYTES, stored without any wait: every step is a page-cache
+ * operation (no fsync; the record carries the content), so plain system calls cost far less
+ * than the thread pool's round trips. Returns 'large' for a file to store the other way.
+ */
+function captureSmallFile(layout: StoreLayout, abs: string): Captured | 'gone' | 'unstable' | 'large' {
+  const before = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!before) return 'gone';
+  if (!before.isFile()) return 'unstable';
+  if (before.size > INLINE_BYTES) return 'large';
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone';
+    throw e;
+  }
+  if (buf.length > INLINE_BYTES) return 'unstable';
+  const hash = createHash('sha256').update(buf).digest('hex');
+  const after = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!after) return 'gone';
+  if (!sameVersion(before, after) || buf.length !== before.size) return 'unstable';
+  const obj = layout.object(hash);
+  let stored = false;
+  if (!fs.existsSync(obj)) {
+    const tmp = path.join(layout.tmp, randomUUID());
+    fs.writeFileSync(tmp, buf, { mode: 0o444 });
+    fs.renameSync(tmp, obj);
+    stored = true;
+  }
+  return { hash, size: buf.length, stat: before, stored, inline: buf };
+}
+
+/**
  * Stores the content of source file `abs` as an object. Returns 'gone' when the file vanished
  * and 'unstable' when it changed while being read (the caller tries again later). A content
  * larger than INLINE_BYTES is durable (fsynced and renamed into objects/) when this resolves,
@@ -161,6 +195,8 @@ async function hashFile(file: string): Promise<string> {
  * record that names it; a smaller one comes back in `inline`, for the record to carry.
  */
 export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: Set<string>): Promise<Captured | 'gone' | 'unstable'> {
+  const small = captureSmallFile(layout, abs);
+  if (small !== 'large') return small;
   let before: fs.Stats;
   try {
     before = await fs.promises.lstat(abs);
