@@ -75,6 +75,8 @@ describe('datasource editors in Chromium', () => {
     }
     await page.getByRole('option', { name: /demo-node-a/ }).click();
     await page.keyboard.press('Escape');
+    // The editor hands the query to its owner on change; wait for that render before reading it.
+    await page.getByTestId('harness-query').filter({ hasText: '"agents":["demo-node-a"]' }).waitFor({ timeout: 5_000 });
     const query = JSON.parse((await page.getByTestId('harness-query').textContent()) ?? '{}');
     assert.equal(query.queryType, 'metrics');
     assert.deepEqual(query.agents, ['demo-node-a']);
