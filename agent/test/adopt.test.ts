@@ -1,25 +1,20 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
   baseConfig,
   childProcessConfig,
-  killMarked,
   processesWithMarker,
   read,
   startAgent,
+  stopAfterTests,
   tempDir,
   waitFor,
   writeConfig,
   type RunningAgent,
 } from './helpers';
 
-const markers: string[] = [];
-const agents: RunningAgent[] = [];
-after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
-  for (const m of markers) killMarked(m);
-});
+const { agents, markers } = stopAfterTests();
 
 async function start(file: string) {
   const a = await startAgent(file);

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { after } from 'node:test';
 import { stringify } from 'yaml';
 
 export const AGENT_DIR = path.resolve(__dirname, '..');
@@ -201,3 +202,16 @@ export function childProcessConfig(marker: string, extra: Record<string, unknown
 export const read = (url: string) => request(url, { token: READ_TOKEN });
 export const control = (url: string, body: unknown = {}) =>
   request(url, { method: 'POST', token: CONTROL_TOKEN, body: JSON.stringify(body) });
+
+/**
+ * The agents and marked child processes a test file starts, stopped (SIGKILL) once its tests are
+ * done, so that no test leaves a process behind even when it fails half-way.
+ */
+export function stopAfterTests(): { agents: RunningAgent[]; markers: string[] } {
+  const tracked = { agents: [] as RunningAgent[], markers: [] as string[] };
+  after(async () => {
+    for (const a of tracked.agents) await a.stop('SIGKILL');
+    for (const m of tracked.markers) killMarked(m);
+  });
+  return tracked;
+}

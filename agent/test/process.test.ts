@@ -1,27 +1,22 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
   baseConfig,
   childProcessConfig,
   control,
-  killMarked,
   processesWithMarker,
   read,
   startAgent,
+  stopAfterTests,
   tempDir,
   waitFor,
   writeConfig,
   type RunningAgent,
 } from './helpers';
 
-const markers: string[] = [];
-const agents: RunningAgent[] = [];
-after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
-  for (const m of markers) killMarked(m);
-});
+const { agents, markers } = stopAfterTests();
 
 async function setup(processExtra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) {
   const dir = tempDir();
