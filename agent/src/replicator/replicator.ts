@@ -24,6 +24,7 @@ import {
   type PruneResult,
 } from './store';
 import { apply, earliestRestorable, parentOf, within, type Entry, type Tree } from './tree';
+import { DirLister, STAT_FIELDS } from './scan';
 import { TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
 import type { Logger } from '../log';
@@ -72,12 +73,20 @@ function modeOf(st: fs.Stats): number {
   return st.mode & 0o7777;
 }
 
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = fs.constants;
+
 /** Size, times, inode and mode as recorded: equal means the content is taken as unchanged. */
 function unchanged(e: Entry | undefined, st: fs.Stats): boolean {
+  return unchangedRaw(e, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino);
+}
+
+/** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
+function unchangedRaw(e: Entry | undefined, mode: number, size: number, mt: number, ct: number, ino: number): boolean {
   if (!e) return false;
-  if (st.isFile()) return e.op === 'file' && e.s === st.size && e.mt === st.mtimeMs && e.ct === st.ctimeMs && e.ino === st.ino && e.m === modeOf(st);
-  if (st.isDirectory()) return e.op === 'dir' && e.m === modeOf(st);
-  if (st.isSymbolicLink()) return e.op === 'link' && e.mt === st.mtimeMs && e.ct === st.ctimeMs && e.ino === st.ino;
+  const type = mode & S_IFMT;
+  if (type === S_IFREG) return e.op === 'file' && e.s === size && e.mt === mt && e.ct === ct && e.ino === ino && e.m === (mode & 0o7777);
+  if (type === S_IFDIR) return e.op === 'dir' && e.m === (mode & 0o7777);
+  if (type === S_IFLNK) return e.op === 'link' && e.mt === mt && e.ct === ct && e.ino === ino;
   return true;
 }
 
@@ -114,6 +123,8 @@ export class Replicator {
   private lastPrune: PruneResult | null = null;
   private earliest: number | null = null;
   private scanStamp = 0;
+  /** Lists the whole tree for full scans, off the event loop. */
+  private lister = new DirLister();
   /** Objects written without their own fsync (their records carry the content). */
   private unsynced = new Set<string>();
   private checkpointTimer?: NodeJS.Timeout;
@@ -171,6 +182,7 @@ export class Replicator {
     const tgt = fs.realpathSync(this.o.target);
     if (within(tgt, src) || within(src, tgt)) throw new Error(`source ${src} and target ${tgt} must not contain each other`);
     prepareStore(this.layout);
+    this.lister.warm(); // its start-up overlaps the journal's replay
     this.statusTimer = setInterval(() => this.writeStatus(true), STATUS_EVERY_MS);
     this.writeStatus(true);
 
@@ -404,35 +416,52 @@ export class Replicator {
       if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size, event: false, attempts: 0 });
       outstanding?.add(p);
     };
-    const stack: string[] = [rel];
     const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
-    // This loop is the cost of a catch-up: one readdir per directory and one lstat per entry,
-    // nothing else that grows with the tree.
-    while (stack.length > 0) {
-      const dir = stack.pop() as string;
-      const abs = dir === '' ? this.o.source : `${this.o.source}/${dir}`;
-      let names: string[];
-      try {
-        names = fs.readdirSync(abs);
-      } catch {
-        continue; // gone meanwhile; its deletion is queued by the walk below or an event
+    // This is the cost of a catch-up: one readdir per directory and one lstat per entry,
+    // nothing else that grows with the tree. A directory found is watched before it is listed.
+    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number): boolean => {
+      scanned++;
+      const e = this.tree.get(p);
+      if (e) {
+        known++;
+        (e as Stamped)[SEEN] = stamp;
       }
-      for (const name of names) {
-        const p = dir === '' ? name : `${dir}/${name}`;
-        const st = fs.lstatSync(`${abs}/${name}`, { throwIfNoEntry: false });
-        if (!st) continue;
-        scanned++;
-        const e = this.tree.get(p);
-        if (e) {
-          known++;
-          (e as Stamped)[SEEN] = stamp;
+      const type = mode & S_IFMT;
+      if (!unchangedRaw(e, mode, size, mt, ct, ino)) queue(p, type === S_IFREG ? size : 0);
+      if (type !== S_IFDIR) return false;
+      if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
+      return true;
+    };
+    if (rel === '') {
+      // The whole tree: listed by the worker thread while this thread compares.
+      await this.lister.walk(this.o.source, rel, (l) => {
+        const subdirs: string[] = [];
+        if (l.names === null) return subdirs; // gone meanwhile; its deletion is queued below or by an event
+        const { dir, names, stats } = l;
+        for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
+          const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
+          if (entry(p, stats[k] as number, stats[k + 1] as number, stats[k + 2] as number, stats[k + 3] as number, stats[k + 4] as number)) subdirs.push(p);
         }
-        if (!unchanged(e, st)) queue(p, st.isFile() ? st.size : 0);
-        if (st.isDirectory()) {
-          if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
-          stack.push(p);
+        return subdirs;
+      });
+    } else {
+      const stack: string[] = [rel];
+      while (stack.length > 0) {
+        const dir = stack.pop() as string;
+        const abs = dir === '' ? this.o.source : `${this.o.source}/${dir}`;
+        let names: string[];
+        try {
+          names = fs.readdirSync(abs);
+        } catch {
+          continue; // gone meanwhile; its deletion is queued by the walk below or an event
         }
-        if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
+        for (const name of names) {
+          const p = dir === '' ? name : `${dir}/${name}`;
+          const st = fs.lstatSync(`${abs}/${name}`, { throwIfNoEntry: false });
+          if (!st) continue;
+          if (entry(p, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino)) stack.push(p);
+          if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
+        }
       }
     }
     // Whatever the tree has there and the walk did not meet is gone. When every known path was
@@ -889,6 +918,7 @@ export class Replicator {
       });
       await Promise.race([rest.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
     }
+    this.lister.close();
     if (this.lease) releaseLease(this.layout, this.lease);
     this.journal?.close();
     if (this.state !== 'catching_up') this.state = 'stopped';
