@@ -3,6 +3,7 @@
 // and adds watches, so the system calls and the comparison run on two cores side by side.
 // The worker lists a directory only when the main thread asks for it, which it does after
 // watching it: a change made after the listing is seen by the watch.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /** Numbers per entry in a listing: mode, size, mtimeMs, ctimeMs, ino. */
@@ -56,27 +57,31 @@ parentPort.on('message', (m) => {
 
 type Reply = Listing & { error?: string };
 
-/** One worker thread, started ahead of the first walk and kept for later ones. */
+/** Worker threads, started ahead of the first walk and kept for later ones. */
 export class DirLister {
-  private worker: Worker | null = null;
-  private current: ((r: Reply) => void) | null = null;
+  private workers: Worker[] = [];
+  private current: ((r: Reply, from: number) => void) | null = null;
   private fail: ((e: Error) => void) | null = null;
 
-  /** Starts the worker now (its start-up then overlaps other work). */
+  constructor(private readonly threads = Math.max(1, Math.min(2, availableParallelism()))) {}
+
+  /** Starts the workers now (their start-up then overlaps other work). */
   warm(): void {
-    if (this.worker) return;
-    const w = new Worker(WORKER_SOURCE, { eval: true });
-    w.unref();
-    w.on('message', (r: Reply) => this.current?.(r));
-    w.on('error', (e) => {
-      this.worker = null;
-      this.fail?.(e);
-    });
-    w.on('exit', () => {
-      if (this.worker === w) this.worker = null;
-      this.fail?.(new Error('directory listing worker exited'));
-    });
-    this.worker = w;
+    if (this.workers.length > 0) return;
+    for (let i = 0; i < this.threads; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.unref();
+      w.on('message', (r: Reply) => this.current?.(r, i));
+      w.on('error', (e) => {
+        this.close();
+        this.fail?.(e);
+      });
+      w.on('exit', () => {
+        if (this.workers[i] === w) this.close();
+        this.fail?.(new Error('directory listing worker exited'));
+      });
+      this.workers.push(w);
+    }
   }
 
   /**
@@ -86,18 +91,21 @@ export class DirLister {
   async walk(root: string, start: string, onDir: (l: Listing) => string[]): Promise<void> {
     if (this.current) throw new Error('directory walk already running');
     this.warm();
-    const w = this.worker as Worker;
-    w.ref();
+    const workers = this.workers;
+    for (const w of workers) w.ref();
     try {
       await new Promise<void>((resolve, reject) => {
+        // Directories asked of each worker and not answered yet: the next go to the least busy.
+        const busy = workers.map(() => 0);
         let outstanding = 1;
         this.fail = reject;
-        this.current = (r) => {
+        this.current = (r, from) => {
           if (r.error !== undefined) {
             reject(new Error(`listing ${r.dir}: ${r.error}`));
             return;
           }
           outstanding--;
+          busy[from]--;
           let next: string[];
           try {
             next = onDir(r);
@@ -107,11 +115,21 @@ export class DirLister {
           }
           if (next.length > 0) {
             outstanding += next.length;
-            w.postMessage({ root, dirs: next });
+            const batches: string[][] = workers.map(() => []);
+            for (const d of next) {
+              let least = 0;
+              for (let i = 1; i < busy.length; i++) if ((busy[i] as number) < (busy[least] as number)) least = i;
+              busy[least] = (busy[least] as number) + 1;
+              (batches[least] as string[]).push(d);
+            }
+            batches.forEach((dirs, i) => {
+              if (dirs.length > 0) (workers[i] as Worker).postMessage({ root, dirs });
+            });
           }
           if (outstanding === 0) resolve();
         };
-        w.postMessage({ root, dirs: [start] });
+        busy[0] = 1;
+        (workers[0] as Worker).postMessage({ root, dirs: [start] });
       });
     } catch (e) {
       // A failed walk may leave replies in flight: start afresh next time.
@@ -120,13 +138,13 @@ export class DirLister {
     } finally {
       this.current = null;
       this.fail = null;
-      this.worker?.unref();
+      for (const w of this.workers) w.unref();
     }
   }
 
   close(): void {
-    const w = this.worker;
-    this.worker = null;
-    if (w) void w.terminate();
+    const ws = this.workers;
+    this.workers = [];
+    for (const w of ws) void w.terminate();
   }
 }
