@@ -10,6 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { frame, readJournal, type JournalRecord } from './journal';
+import { hashFileInWorker } from './hash';
 import { apply, type Tree } from './tree';
 
 export const STORE_FORMAT = 'vigil-cdp-store';
@@ -137,22 +138,6 @@ async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-async function hashFile(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
-
 /**
  * A content of up to INLINE_BYTES, stored without any wait: every step is a page-cache
  * operation (no fsync; the record carries the content), so plain system calls cost far less
@@ -227,9 +212,9 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
       }
       if (size <= INLINE_BYTES) inline = buf;
     } else {
-      // The kernel copies (or reflinks) the data while the source is hashed alongside; the
+      // The kernel copies (or reflinks) the data while a worker thread hashes the source; the
       // stat comparison below proves both saw the same unchanged file.
-      [, hash] = await Promise.all([fs.promises.copyFile(abs, tmp), hashFile(abs)]);
+      [, hash] = await Promise.all([fs.promises.copyFile(abs, tmp), hashFileInWorker(abs)]);
       size = (await fs.promises.stat(tmp)).size;
       if (!fs.existsSync(layout.object(hash))) {
         await fs.promises.chmod(tmp, 0o444);
