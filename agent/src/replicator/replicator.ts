@@ -231,6 +231,7 @@ export class Replicator {
     this.watcher.add('');
     const outstanding = this.catchUpOutstanding;
     const found = await this.exclusive(() => this.scan('', outstanding));
+    if (this.closing) return;
     this.catchUp.scanned = found.scanned;
     this.catchUp.changed = found.changed;
     this.catchUp.scanMs = Date.now() - t0;
@@ -434,7 +435,7 @@ export class Replicator {
     };
     if (rel === '') {
       // The whole tree: listed by the worker thread while this thread compares.
-      await this.lister.walk(this.o.source, rel, (l) => {
+      const walked = this.lister.walk(this.o.source, rel, (l) => {
         const subdirs: string[] = [];
         if (l.names === null) return subdirs; // gone meanwhile; its deletion is queued below or by an event
         const { dir, names, stats } = l;
@@ -444,6 +445,13 @@ export class Replicator {
         }
         return subdirs;
       });
+      try {
+        await walked;
+      } catch (e) {
+        // stop() ends the listing threads: an unfinished walk says nothing about deletions.
+        if (this.closing) return { scanned, changed };
+        throw e;
+      }
     } else {
       const stack: string[] = [rel];
       while (stack.length > 0) {
