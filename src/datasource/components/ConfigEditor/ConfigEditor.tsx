@@ -15,7 +15,7 @@ import {
 import { testIds } from '../testIds';
 import { AgentRow } from './AgentRow';
 import { BudgetSummary } from './BudgetSummary';
-import { BUDGET_FACTORS } from './factors';
+import { AUTO_RESTART_FIELDS, BUDGET_FACTORS, MEASURED_FIELDS, type PolicyField } from './factors';
 import { LABEL_WIDTH, numberOrText, TextField } from './fields';
 import { dropAgentSecrets, moveAgentSecrets, resetSecret, setSecret } from './secrets';
 
@@ -69,6 +69,19 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
 
   const placeholder = (section: Section, key: string) =>
     String((DEFAULT_POLICY[section] as Record<string, unknown>)[key]);
+  const policyField = <K extends string>(section: Section, f: PolicyField<K>, value: string | number | undefined) => (
+    <TextField
+      key={f.key}
+      label={f.label}
+      path={`defaults.${section}.${f.key}`}
+      errors={errors}
+      value={value}
+      placeholder={placeholder(section, f.key)}
+      explanation={f.explanation}
+      testId={section === 'measured' ? testIds.configEditor.measured(f.key) : testIds.configEditor.autoRestart(f.key)}
+      onChange={(v) => setDefault(section, f.key, f.numeric ? numberOrText(v) : v)}
+    />
+  );
   const mode = defaults.budget?.mode ?? 'configured';
   const auto = { ...DEFAULT_POLICY.autoRestart, ...defaults.autoRestart };
 
@@ -211,48 +224,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
               />
             </InlineField>
             {mode === 'measured' && (
-              <>
-                <TextField
-                  label="Percentile"
-                  path="defaults.measured.percentile"
-                  errors={errors}
-                  value={defaults.measured?.percentile}
-                  placeholder={placeholder('measured', 'percentile')}
-                  explanation="Of the past silences of one kind; above 0, at most 100."
-                  testId={testIds.configEditor.measured('percentile')}
-                  onChange={(v) => setDefault('measured', 'percentile', numberOrText(v))}
-                />
-                <TextField
-                  label="Floor"
-                  path="defaults.measured.floor"
-                  errors={errors}
-                  value={defaults.measured?.floor}
-                  placeholder={placeholder('measured', 'floor')}
-                  explanation="A learned allowance is never below this."
-                  testId={testIds.configEditor.measured('floor')}
-                  onChange={(v) => setDefault('measured', 'floor', v)}
-                />
-                <TextField
-                  label="Ceiling"
-                  path="defaults.measured.ceiling"
-                  errors={errors}
-                  value={defaults.measured?.ceiling}
-                  placeholder={placeholder('measured', 'ceiling')}
-                  explanation="A learned allowance is never above this."
-                  testId={testIds.configEditor.measured('ceiling')}
-                  onChange={(v) => setDefault('measured', 'ceiling', v)}
-                />
-                <TextField
-                  label="Minimum samples"
-                  path="defaults.measured.minSamples"
-                  errors={errors}
-                  value={defaults.measured?.minSamples}
-                  placeholder={placeholder('measured', 'minSamples')}
-                  explanation="Silences of a kind to know before the learned value replaces the configured one."
-                  testId={testIds.configEditor.measured('minSamples')}
-                  onChange={(v) => setDefault('measured', 'minSamples', numberOrText(v))}
-                />
-              </>
+              <>{MEASURED_FIELDS.map((f) => policyField('measured', f, defaults.measured?.[f.key]))}</>
             )}
           </div>
         </Stack>
@@ -270,46 +242,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
             data-testid={testIds.configEditor.autoRestart('enabled')}
           />
         </InlineField>
-        <TextField
-          label="Max restarts"
-          path="defaults.autoRestart.maxRestarts"
-          errors={errors}
-          value={defaults.autoRestart?.maxRestarts}
-          placeholder={placeholder('autoRestart', 'maxRestarts')}
-          explanation="Successful restarts of one process tolerated within the window; one more marks it DEGRADED and pauses auto-restart."
-          testId={testIds.configEditor.autoRestart('maxRestarts')}
-          onChange={(v) => setDefault('autoRestart', 'maxRestarts', numberOrText(v))}
-        />
-        <TextField
-          label="Window"
-          path="defaults.autoRestart.window"
-          errors={errors}
-          value={defaults.autoRestart?.window}
-          placeholder={placeholder('autoRestart', 'window')}
-          explanation="The period the flap guard counts restarts over."
-          testId={testIds.configEditor.autoRestart('window')}
-          onChange={(v) => setDefault('autoRestart', 'window', v)}
-        />
-        <TextField
-          label="Back-off initial"
-          path="defaults.autoRestart.backoffInitial"
-          errors={errors}
-          value={defaults.autoRestart?.backoffInitial}
-          placeholder={placeholder('autoRestart', 'backoffInitial')}
-          explanation="Wait after a failed restart attempt; doubles with each further failure."
-          testId={testIds.configEditor.autoRestart('backoffInitial')}
-          onChange={(v) => setDefault('autoRestart', 'backoffInitial', v)}
-        />
-        <TextField
-          label="Back-off max"
-          path="defaults.autoRestart.backoffMax"
-          errors={errors}
-          value={defaults.autoRestart?.backoffMax}
-          placeholder={placeholder('autoRestart', 'backoffMax')}
-          explanation="The longest wait between failed attempts."
-          testId={testIds.configEditor.autoRestart('backoffMax')}
-          onChange={(v) => setDefault('autoRestart', 'backoffMax', v)}
-        />
+        {AUTO_RESTART_FIELDS.map((f) => policyField('autoRestart', f, defaults.autoRestart?.[f.key]))}
         <InlineField
           label="Stop when not expected"
           labelWidth={LABEL_WIDTH}
