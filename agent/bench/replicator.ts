@@ -12,20 +12,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
+import { numberArg, percentile, processMemory } from './common';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a non-negative number`);
-  return v;
-}
-
-const FILES = arg('files', 100_000);
-const LARGE_FILES = arg('large-files', 4);
-const LARGE_MIB = arg('large-mib', 256);
-const WRITES = arg('writes', 300);
-const BURST = arg('burst', 1000);
+const FILES = numberArg('files', 100_000);
+const LARGE_FILES = numberArg('large-files', 4);
+const LARGE_MIB = numberArg('large-mib', 256);
+const WRITES = numberArg('writes', 300);
+const BURST = numberArg('burst', 1000);
 const KEEP = process.argv.includes('--keep');
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');
@@ -36,14 +29,9 @@ const BIN = path.join(__dirname, '..', 'dist', 'replicator', 'bin.js');
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
 function summary(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
-  return `p50 ${pct(s, 50).toFixed(1)} ms, p90 ${pct(s, 90).toFixed(1)} ms, p99 ${pct(s, 99).toFixed(1)} ms, max ${(s[s.length - 1] ?? NaN).toFixed(1)} ms (n=${s.length})`;
+  return `p50 ${percentile(s, 50).toFixed(1)} ms, p90 ${percentile(s, 90).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms, max ${(s[s.length - 1] ?? NaN).toFixed(1)} ms (n=${s.length})`;
 }
 
 async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number, everyMs = 1): Promise<T> {
@@ -89,9 +77,7 @@ class Replicator {
   }
   /** Resident memory now and at its peak, in MiB. */
   memory(): { rssMiB: number; peakMiB: number } {
-    const st = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
-    return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
+    return processMemory(this.child.pid!);
   }
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;

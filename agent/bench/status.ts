@@ -7,18 +7,11 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { numberArg, percentile, processMemory } from './common';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a non-negative number`);
-  return v;
-}
-
-const SECONDS = arg('seconds', 10);
-const IDLE_SECONDS = arg('idle-seconds', 60);
-const CLIENTS = arg('clients', 20);
+const SECONDS = numberArg('seconds', 10);
+const IDLE_SECONDS = numberArg('idle-seconds', 60);
+const CLIENTS = numberArg('clients', 20);
 const WARMUP_MS = 2000;
 const TOKEN = 'bench-read-token-0123456789abcdef';
 // Node.js options for the agent only (for example --max-semi-space-size=1 to trade a little
@@ -27,11 +20,6 @@ const AGENT_NODE_OPTIONS = (() => {
   const i = process.argv.indexOf('--agent-node-options');
   return i < 0 ? '' : (process.argv[i + 1] ?? '');
 })();
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
 
 /** CPU time used by the process, in seconds: nanoseconds from schedstat, else clock ticks from stat. */
 function cpuSeconds(pid: number, ticksPerSecond: number): number {
@@ -44,12 +32,6 @@ function cpuSeconds(pid: number, ticksPerSecond: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / ticksPerSecond;
-}
-
-function memory(pid: number): { rssMiB: number; peakMiB: number } {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
 }
 
 async function main(): Promise<void> {
@@ -118,7 +100,7 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   const count = await run(SECONDS * 1000, latencies);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const underLoad = memory(pid);
+  const underLoad = processMemory(pid);
   keepAlive.destroy();
   latencies.sort((a, b) => a - b);
 
@@ -129,7 +111,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleSeconds = (Date.now() - idleT0) / 1000;
   const idleCpu = ((cpuSeconds(pid, ticksPerSecond) - idleStart) / idleSeconds) * 100;
-  const idle = memory(pid);
+  const idle = processMemory(pid);
 
   agent.kill('SIGTERM');
   const code = await new Promise<number | null>((resolve) => agent.on('exit', (c) => resolve(c)));
@@ -137,7 +119,7 @@ async function main(): Promise<void> {
   const f = (n: number, d = 2) => n.toFixed(d);
   const lines = [
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, ${f(os.totalmem() / 2 ** 30, 0)} GiB, Node.js ${process.version}`,
-    `- /v1/status, ${CLIENTS} concurrent keep-alive clients, ${f(elapsed, 1)} s after a ${WARMUP_MS / 1000} s warm-up: **${f(count / elapsed, 0)} requests/s**, p50 **${f(pct(latencies, 50))} ms**, p90 ${f(pct(latencies, 90))} ms, p99 **${f(pct(latencies, 99))} ms**, max ${f(latencies[latencies.length - 1] ?? NaN)} ms`,
+    `- /v1/status, ${CLIENTS} concurrent keep-alive clients, ${f(elapsed, 1)} s after a ${WARMUP_MS / 1000} s warm-up: **${f(count / elapsed, 0)} requests/s**, p50 **${f(percentile(latencies, 50))} ms**, p90 ${f(percentile(latencies, 90))} ms, p99 **${f(percentile(latencies, 99))} ms**, max ${f(latencies[latencies.length - 1] ?? NaN)} ms`,
     `- RSS: **${f(underLoad.rssMiB, 1)} MiB** right after the load (peak ${f(underLoad.peakMiB, 1)} MiB), ${f(idle.rssMiB, 1)} MiB after the idle period`,
     `- idle CPU over ${f(idleSeconds, 0)} s (one supervised process, no requests): **${f(idleCpu, 3)} %** of one core`,
     `- agent exit code after SIGTERM: ${code}${AGENT_NODE_OPTIONS ? `; agent NODE_OPTIONS=${AGENT_NODE_OPTIONS}` : ''}`,
