@@ -231,13 +231,21 @@ export abstract class ProcessSupervisor {
     }
   }
 
+  /**
+   * What every restart, start and stop does first, inside the process's exclusive section: refuse
+   * while the agent shuts down, see the process as it is now, refuse a stale generation; then who
+   * asked and why, for the events.
+   */
+  private async admitControl(req: ControlRequest): Promise<{ requestedBy: string; why: string }> {
+    if (this.closed) throw new UnavailableError('the agent is shutting down');
+    await this.refresh();
+    this.checkGeneration(req);
+    return { requestedBy: req.requestedBy ?? 'unknown', why: req.reason ?? 'no reason given' };
+  }
+
   restart(req: ControlRequest, action: 'restart' | 'start' = 'restart'): Promise<StartResult> {
     return this.exclusive(async () => {
-      if (this.closed) throw new UnavailableError('the agent is shutting down');
-      await this.refresh();
-      this.checkGeneration(req);
-      const requestedBy = req.requestedBy ?? 'unknown';
-      const why = req.reason ?? 'no reason given';
+      const { requestedBy, why } = await this.admitControl(req);
       if (action === 'start' && this.isUp()) return this.result();
       this.event(`${action}_requested`, why, { requestedBy, state: this.state, pid: this.record.pid });
       this.clearAutoRestart();
@@ -266,11 +274,7 @@ export abstract class ProcessSupervisor {
 
   stop(req: ControlRequest): Promise<{ generation: number; state: ProcessState }> {
     return this.exclusive(async () => {
-      if (this.closed) throw new UnavailableError('the agent is shutting down');
-      await this.refresh();
-      this.checkGeneration(req);
-      const requestedBy = req.requestedBy ?? 'unknown';
-      const why = req.reason ?? 'no reason given';
+      const { requestedBy, why } = await this.admitControl(req);
       this.clearAutoRestart();
       if (!this.isUp() && this.state !== 'stopping') {
         return { generation: this.record.generation, state: this.state };
