@@ -49,6 +49,7 @@ const processSchema = z.strictObject({
   source: nonEmpty.optional(),
   target: nonEmpty.optional(),
   retention: duration.optional(),
+  hash: z.enum(['auto', 'blake3', 'sha256']).optional(),
   startOnBoot: z.boolean().default(true),
   runOn: z.enum(['active', 'always']).default('active'),
   stopSignal: z.enum(SIGNALS).default('SIGTERM'),
@@ -106,6 +107,8 @@ export interface ProcessConfig {
   source?: string;
   target?: string;
   retentionMs?: number;
+  /** replicator: the content hash of a new store; an existing store keeps its own. */
+  hash?: 'auto' | 'blake3' | 'sha256';
   startOnBoot: boolean;
   runOn: 'active' | 'always';
   stopSignal: StopSignal;
@@ -310,7 +313,7 @@ export function buildConfig(doc: unknown, file: string): Config {
     else seen.set(p.name, i);
     const onlyFor = (k: string, kind: string) => problems.push(`${where}.${k}: only allowed for kind "${kind}"`);
     if (p.kind !== 'replicator') {
-      for (const k of ['source', 'target', 'retention'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+      for (const k of ['source', 'target', 'retention', 'hash'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
     }
     if (p.kind === 'command') {
       if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
@@ -346,6 +349,7 @@ export function buildConfig(doc: unknown, file: string): Config {
       source: p.source === undefined ? undefined : path.resolve(p.source),
       target: p.target === undefined ? undefined : path.resolve(p.target),
       retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
+      hash: p.kind === 'replicator' ? (p.hash ?? 'auto') : undefined,
       startOnBoot: p.startOnBoot,
       runOn: p.runOn,
       stopSignal: p.stopSignal,

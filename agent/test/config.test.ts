@@ -145,7 +145,7 @@ test('a replicator process: defaults, resolved paths and retention', () => {
       auth: { readToken: 'read-token-0123456789abcdef', controlToken: 'control-token-0123456789abcdef' },
       processes: [
         { name: 'cdp', kind: 'replicator', source: '/srv/data/', target: '/mnt/cdp-store' },
-        { name: 'cdp2', kind: 'replicator', source: '/srv/b', target: '/mnt/b', retention: '2h', startOnBoot: false, runOn: 'always' },
+        { name: 'cdp2', kind: 'replicator', source: '/srv/b', target: '/mnt/b', retention: '2h', hash: 'sha256', startOnBoot: false, runOn: 'always' },
       ],
     },
     'inline.yaml',
@@ -155,6 +155,8 @@ test('a replicator process: defaults, resolved paths and retention', () => {
   assert.equal(a?.source, '/srv/data');
   assert.equal(a?.target, '/mnt/cdp-store');
   assert.equal(a?.retentionMs, 7 * 86_400_000);
+  assert.equal(a?.hash, 'auto');
+  assert.equal(b?.hash, 'sha256');
   assert.equal(a?.startOnBoot, true);
   assert.equal(a?.runOn, 'active');
   assert.equal(b?.retentionMs, 2 * 3_600_000);

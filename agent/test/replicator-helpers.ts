@@ -4,7 +4,9 @@ import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { hashBuffer } from '../src/replicator/digest';
 import { readJournal, type JournalRecord } from '../src/replicator/journal';
+import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
 import { runCli, waitFor } from './helpers';
 
@@ -33,8 +35,8 @@ export function readStatus(file: string): ReplicatorStatus | undefined {
   }
 }
 
-export function startReplicator(source: string, target: string, statusFile: string, extra: string[] = []): RunningReplicator {
-  const child = runCli(['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra]);
+export function startReplicator(source: string, target: string, statusFile: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): RunningReplicator {
+  const child = runCli(['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra], env);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   child.stdout?.resume();
@@ -138,4 +140,9 @@ export function journal(store: string): JournalRecord[] {
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** The name `store` gives `data` among its objects, in the algorithm its marker names. */
+export function storeHash(store: string, data: string | Buffer): string {
+  return hashBuffer(openStoreForReading(store).hash, data);
 }

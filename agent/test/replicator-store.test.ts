@@ -8,7 +8,8 @@ import { JournalWriter, checkRecord, decode, frame, readJournal, recordSchema, t
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { StoreLayout, acquireLease, compact, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
 import { tempDir } from './helpers';
-import { sha256, snapshot } from './replicator-helpers';
+import { snapshot } from './replicator-helpers';
+import { hashBuffer } from '../src/replicator/digest';
 
 const rec = (q: number, at: number, p: string): JournalRecord => ({ q, at, op: 'dir', p, m: 0o755, mt: at });
 
@@ -84,7 +85,7 @@ async function storeWith(steps: { at: number; files: Record<string, string | nul
         records.push({ at: step.at, op: 'del', p } as NewRecord);
         continue;
       }
-      const h = sha256(content);
+      const h = hashBuffer(layout.hash, content);
       fs.mkdirSync(path.dirname(layout.object(h)), { recursive: true });
       fs.writeFileSync(layout.object(h), content);
       records.push({ at: step.at, op: 'file', p, h, s: content.length, m: 0o640, mt: step.at, ct: step.at, ino: 1 } as NewRecord);
@@ -149,10 +150,10 @@ test('retention pruning at the window edge keeps every restore inside the window
   // The window starts at 25 s: the state then (a2, b1) must stay restorable, a1 and g1 are not needed.
   const out = compact(layout, readJournal(layout.journal).records, 25_000);
   assert.equal(out.result.objectsRemoved, 2, 'a1 and g1 are freed');
-  assert.ok(!fs.existsSync(layout.object(sha256('a1'))));
-  assert.ok(!fs.existsSync(layout.object(sha256('g1'))));
-  assert.ok(fs.existsSync(layout.object(sha256('a2'))), 'the version in force at the window edge stays');
-  assert.ok(fs.existsSync(layout.object(sha256('b1'))), 'an old but current version stays');
+  assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'a1'))));
+  assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'g1'))));
+  assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'a2'))), 'the version in force at the window edge stays');
+  assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'b1'))), 'an old but current version stays');
   const read = readJournal(layout.journal);
   assert.equal(read.damage, undefined);
   assert.equal(read.records[0]?.op, 'base');

@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import { pathOf } from '../src/replicator/journal';
 import { restore } from '../src/replicator/restore';
 import { runCliToEnd, tempDir, waitFor } from './helpers';
-import { diffTrees, journal, killReplicators, sha256, snapshot, startReplicator, waitMirror, waitState } from './replicator-helpers';
+import { diffTrees, journal, killReplicators, sha256, snapshot, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
 
 after(killReplicators);
 
@@ -73,12 +73,14 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'top.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
-  const listed = JSON.parse(v.stdout) as { versions: { change: string; sha256: string | null; mode: string | null }[] };
+  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: { change: string; hash: string | null; sha256: string | null; mode: string | null }[] };
   assert.deepEqual(
     listed.versions.map((x) => x.change),
-    listed.versions.map((_, i) => (i === 0 ? 'created' : listed.versions[i]?.sha256 === listed.versions[i - 1]?.sha256 ? 'metadata' : 'modified')),
+    listed.versions.map((_, i) => (i === 0 ? 'created' : listed.versions[i]?.hash === listed.versions[i - 1]?.hash ? 'metadata' : 'modified')),
   );
-  assert.equal(listed.versions.at(-1)?.sha256, sha256('v2 longer'));
+  assert.equal(listed.hashAlgorithm, 'blake3', 'a new store names contents by BLAKE3 where the native module loads');
+  assert.equal(listed.versions.at(-1)?.hash, storeHash(d.store, 'v2 longer'));
+  assert.equal(listed.versions.at(-1)?.sha256, null, 'sha256 is only filled in for SHA-256 stores');
   assert.equal(listed.versions.at(-1)?.mode, '0600');
 
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
@@ -223,7 +225,8 @@ test('retention: the running replicator prunes versions older than the window', 
   write(s('a.txt'), 'second version');
   await waitMirror(d.source, d.store);
   const secondAt = Date.now();
-  const old = path.join(d.store, 'objects', sha256('first version').slice(0, 2), sha256('first version'));
+  const h = storeHash(d.store, 'first version');
+  const old = path.join(d.store, 'objects', h.slice(0, 2), h);
   // Pruning runs every retention / 10 (at least 1 s); the first version's content goes once
   // the window starts after the second version was captured.
   await waitFor('the first version to be pruned', () => !fs.existsSync(old), 15_000, 50);

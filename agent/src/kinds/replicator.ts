@@ -31,6 +31,8 @@ export function replicatorArgv(config: ProcessConfig, statusFile: string, node: 
     config.target as string,
     '--retention',
     `${Math.round((config.retentionMs as number) / 1000)}s`,
+    '--hash',
+    config.hash ?? 'auto',
     '--status',
     statusFile,
     '--node',

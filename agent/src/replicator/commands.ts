@@ -63,8 +63,8 @@ export async function versionsMain(argv: string[]): Promise<number> {
       process.stdout.write(`no versions of ${v.path} in ${f.store}\n`);
       return 0;
     }
-    const rows = v.versions.map((x) => [x.at, x.change, x.type ?? '-', x.size === null ? '-' : String(x.size), x.mode ?? '-', x.sha256?.slice(0, 16) ?? x.linkTarget ?? '-']);
-    const head = ['TIME', 'CHANGE', 'TYPE', 'SIZE', 'MODE', 'SHA256'];
+    const rows = v.versions.map((x) => [x.at, x.change, x.type ?? '-', x.size === null ? '-' : String(x.size), x.mode ?? '-', x.hash?.slice(0, 16) ?? x.linkTarget ?? '-']);
+    const head = ['TIME', 'CHANGE', 'TYPE', 'SIZE', 'MODE', v.hashAlgorithm === 'sha256' ? 'SHA256' : 'BLAKE3'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
     const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd() + '\n';
     process.stdout.write(line(head) + rows.map(line).join(''));

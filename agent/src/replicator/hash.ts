@@ -1,18 +1,25 @@
-// SHA-256 of large files in worker threads, one per core: several files are hashed at once,
-// and the event loop stays free while the kernel copies them.
+// Hashes of large files in worker threads, one per core: several files are hashed at once,
+// and the event loop stays free while the kernel copies them. A worker hashes SHA-256 with
+// node:crypto and BLAKE3 with the native module, loaded from the path the main thread resolved.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { hashFile, nativeBlake3, type HashAlgorithm } from './digest';
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const buf = Buffer.allocUnsafe(1 << 20);
-parentPort.on('message', ({ id, file }) => {
+const natives = new Map();
+parentPort.on('message', ({ id, file, algorithm, nativePath }) => {
   let fd;
   try {
+    let h;
+    if (algorithm === 'blake3') {
+      if (!natives.has(nativePath)) natives.set(nativePath, require(nativePath));
+      h = new (natives.get(nativePath).Blake3Hasher)();
+    } else h = createHash('sha256');
     fd = fs.openSync(file, 'r');
-    const h = createHash('sha256');
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
@@ -43,8 +50,10 @@ let nextId = 0;
 
 function start(): Slot {
   const worker = new Worker(WORKER_SOURCE, { eval: true });
+  // Referenced while it has jobs, unreferenced when idle (the process may exit then). A new
+  // worker gets its first job at once: one left idle before it came online kept the process
+  // alive despite unref().
   const slot: Slot = { worker, jobs: new Map() };
-  worker.unref();
   worker.on('message', (m: { id: number; hash?: string; error?: string; code?: string }) => {
     const job = slot.jobs.get(m.id);
     if (!job) return;
@@ -63,15 +72,24 @@ function start(): Slot {
   return slot;
 }
 
-/** The SHA-256 (hex) of the file's content, computed by the least busy worker thread. */
-export function hashFileInWorker(file: string): Promise<string> {
-  if (slots.length < THREADS) slots.push(start());
-  let slot = slots[0] as Slot;
-  for (const s of slots) if (s.jobs.size < slot.jobs.size) slot = s;
+/**
+ * The hash (hex) of the file's content, computed by the least busy worker thread; for BLAKE3
+ * without the native module, on this thread (WebAssembly, between reads).
+ */
+export function hashFileInWorker(file: string, algorithm: HashAlgorithm): Promise<string> {
+  const nativePath = algorithm === 'blake3' ? nativeBlake3()?.path : undefined;
+  if (algorithm === 'blake3' && nativePath === undefined) return hashFile(algorithm, file);
+  let slot: Slot | undefined;
+  for (const s of slots) if (!slot || s.jobs.size < slot.jobs.size) slot = s;
+  if (!slot || (slot.jobs.size > 0 && slots.length < THREADS)) {
+    slot = start();
+    slots.push(slot);
+  }
   const id = nextId++;
+  const chosen = slot;
   return new Promise((resolve, reject) => {
-    slot.jobs.set(id, { resolve, reject });
-    slot.worker.ref();
-    slot.worker.postMessage({ id, file });
+    chosen.jobs.set(id, { resolve, reject });
+    chosen.worker.ref();
+    chosen.worker.postMessage({ id, file, algorithm, nativePath });
   });
 }

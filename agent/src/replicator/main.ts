@@ -3,11 +3,12 @@
 import * as os from 'node:os';
 import { parseDuration } from '../duration';
 import { createLogger } from '../log';
+import { HASH_ALGORITHMS, type HashChoice } from './digest';
 import { Replicator, type ReplicatorOptions } from './replicator';
 
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
          [--node NAME] [--name NAME] [--max-watches N] [--poll-every 10s] [--rescan-every 10m]
-         [--lease-stale-after 30s] [--checkpoint-every 1s]`;
+         [--lease-stale-after 30s] [--checkpoint-every 1s] [--hash auto|blake3|sha256]`;
 
 export class UsageError extends Error {}
 
@@ -22,7 +23,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every'];
+  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   if (!v.source) throw new UsageError('--source DIR is required');
   if (!v.target) throw new UsageError('--target DIR is required');
@@ -33,6 +34,8 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     return ms;
   };
   const retentionMs = dur('retention', 7 * 24 * 3_600_000);
+  const hash = (v.hash ?? 'auto') as HashChoice;
+  if (!(['auto', ...HASH_ALGORITHMS] as string[]).includes(hash)) throw new UsageError(`--hash: must be auto, ${HASH_ALGORITHMS.join(' or ')}, not ${JSON.stringify(v.hash)}`);
   const maxWatches = v['max-watches'] === undefined ? Number.MAX_SAFE_INTEGER : Number(v['max-watches']);
   if (!Number.isInteger(maxWatches) || maxWatches < 0) throw new UsageError('--max-watches: must be a whole number');
   return {
@@ -50,6 +53,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     checkpointEveryMs: Math.max(10, dur('checkpoint-every', 1000)),
     // Pruning rewrites the journal: often enough to keep the window tight, not more than needed.
     pruneEveryMs: Math.min(3_600_000, Math.max(1000, Math.round(retentionMs / 10))),
+    hash,
   };
 }
 

@@ -5,9 +5,9 @@
 // journal records are appended and fsynced (the acknowledgement); only then is the mirror
 // updated. At every start the journal is replayed and the source compared with it (the
 // catch-up), so changes made while nothing ran are captured too.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { hashBuffer, implementation, loadHasher, type HashChoice } from './digest';
 import { JournalWriter, pathOf, readJournal, type JournalRecord, type NewRecord } from './journal';
 import {
   StoreLayout,
@@ -46,6 +46,8 @@ export interface ReplicatorOptions {
   pruneEveryMs: number;
   /** How long a small object may stay without its own fsync (its record carries the content). */
   checkpointEveryMs: number;
+  /** The content hash of a new store (an existing store keeps the one its marker names). */
+  hash?: HashChoice;
   log: Logger;
 }
 
@@ -181,7 +183,12 @@ export class Replicator {
     fs.mkdirSync(this.o.target, { recursive: true });
     const tgt = fs.realpathSync(this.o.target);
     if (within(tgt, src) || within(src, tgt)) throw new Error(`source ${src} and target ${tgt} must not contain each other`);
-    prepareStore(this.layout);
+    const hash = prepareStore(this.layout, this.o.hash ?? 'auto');
+    await loadHasher(hash);
+    if (this.o.hash !== undefined && this.o.hash !== 'auto' && this.o.hash !== hash) {
+      this.o.log.warn('the store keeps the hash algorithm it was created with', { store: hash, requested: this.o.hash });
+    }
+    this.o.log.info('store opened', { target: this.o.target, hash, hashing: implementation(hash) });
     this.lister.warm(); // its start-up overlaps the journal's replay
     this.statusTimer = setInterval(() => this.writeStatus(true), STATUS_EVERY_MS);
     this.writeStatus(true);
@@ -797,7 +804,7 @@ export class Replicator {
       checked++;
       let ok = false;
       try {
-        ok = createHash('sha256').update(fs.readFileSync(obj)).digest('hex') === r.h;
+        ok = hashBuffer(this.layout.hash, fs.readFileSync(obj)) === r.h;
       } catch {
         ok = false;
       }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDuration } from '../duration';
+import type { HashAlgorithm } from './digest';
 import { readJournal, type JournalRecord } from './journal';
 import { openStoreForReading } from './store';
 import { earliestRestorable, treeAt, within } from './tree';
@@ -30,7 +31,7 @@ export function normalisePath(p: string): string {
   return parts.join('/');
 }
 
-function loadJournal(store: string): { records: JournalRecord[]; warnings: string[] } {
+function loadJournal(store: string): { records: JournalRecord[]; warnings: string[]; hash: HashAlgorithm } {
   let layout;
   try {
     layout = openStoreForReading(store);
@@ -41,7 +42,7 @@ function loadJournal(store: string): { records: JournalRecord[]; warnings: strin
   const warnings: string[] = [];
   // The writer may be appending right now: an incomplete last record is normal then.
   if (read.damage) warnings.push(`journal: ignored ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
-  return { records: read.records, warnings };
+  return { records: read.records, warnings, hash: layout.hash };
 }
 
 export interface RestoreResult {
@@ -124,13 +125,19 @@ export interface Version {
   type: 'file' | 'dir' | 'link' | null;
   size: number | null;
   mode: string | null;
+  /** The content's hash in the store's algorithm (hashAlgorithm of the answer); null unless a file. */
+  hash: string | null;
+  /** The same hash when the store uses SHA-256 (stores from before BLAKE3), else null. */
   sha256: string | null;
   linkTarget?: string;
 }
 
 /** Every recorded version of one path, oldest first, deletions included. */
-export function versions(store: string, p: string): { path: string; versions: Version[]; earliestRestorable: string | null; warnings: string[] } {
-  const { records, warnings } = loadJournal(store);
+export function versions(
+  store: string,
+  p: string,
+): { path: string; hashAlgorithm: HashAlgorithm; versions: Version[]; earliestRestorable: string | null; warnings: string[] } {
+  const { records, warnings, hash } = loadJournal(store);
   const target = normalisePath(p);
   if (target === '') throw new RestoreError('--path must name a file or directory inside the tree');
   const out: Version[] = [];
@@ -139,7 +146,7 @@ export function versions(store: string, p: string): { path: string; versions: Ve
     if (r.op === 'base' || r.op === 'sync') continue;
     if (r.op === 'del') {
       if (current && within(target, r.p)) {
-        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, sha256: null });
+        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
         current = undefined;
       }
       continue;
@@ -147,7 +154,7 @@ export function versions(store: string, p: string): { path: string; versions: Ve
     if (r.p !== target) {
       // A file put where a parent directory was removes the subtree.
       if (current && r.op !== 'dir' && within(target, r.p) && target !== r.p) {
-        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, sha256: null });
+        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
         current = undefined;
       }
       continue;
@@ -167,11 +174,12 @@ export function versions(store: string, p: string): { path: string; versions: Ve
       type: r.op,
       size: r.op === 'file' ? r.s : null,
       mode: r.op === 'link' ? null : `0${r.m.toString(8).padStart(3, '0')}`,
-      sha256: r.op === 'file' ? r.h : null,
+      hash: r.op === 'file' ? r.h : null,
+      sha256: r.op === 'file' && hash === 'sha256' ? r.h : null,
       ...(r.op === 'link' ? { linkTarget: r.l } : {}),
     });
     current = r;
   }
   const earliest = earliestRestorable(records);
-  return { path: target, versions: out, earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(), warnings };
+  return { path: target, hashAlgorithm: hash, versions: out, earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(), warnings };
 }

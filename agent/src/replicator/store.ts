@@ -1,15 +1,17 @@
 // The store in `target`:
-//   vigil-store.json   format marker
+//   vigil-store.json   format marker: format, version, the content hash algorithm (digest.ts)
 //   lease.json         who writes here (node, process, pid); taken with O_EXCL
 //   journal.log        the append-only journal (journal.ts)
-//   objects/ab/abcd…   file contents by SHA-256, read-only, written to tmp/, fsynced, renamed
+//   objects/ab/abcd…   file contents by their hash (BLAKE3, or SHA-256 in version 1 stores),
+//                      read-only, written to tmp/, fsynced, renamed
 //   mirror/            the current tree; regular files are hard links to their objects
 //   mirror.seq         the last journal sequence number applied to mirror/
 //   tmp/               work files; emptied at every start
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { frame, readJournal, type JournalRecord } from './journal';
+import { HASH_ALGORITHMS, algorithmFor, hashBuffer, type HashAlgorithm, type HashChoice } from './digest';
 import { hashFileInWorker } from './hash';
 import { apply, type Tree } from './tree';
 
@@ -24,6 +26,8 @@ const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 export const INLINE_BYTES = 64 * 1024;
 
 export class StoreLayout {
+  /** How this store names its contents; set from the marker by prepareStore / openStoreForReading. */
+  hash: HashAlgorithm = 'sha256';
   constructor(readonly root: string) {}
   get marker(): string {
     return path.join(this.root, 'vigil-store.json');
@@ -53,27 +57,66 @@ export class StoreLayout {
 
 export class NotAStoreError extends Error {}
 
+/** The marker's version: 2 records the hash algorithm; version 1 stores are SHA-256. */
+export const STORE_VERSION = 2;
+
+/**
+ * The hash algorithm the marker names, or undefined when there is no marker yet. Throws
+ * NotAStoreError for a marker that is not ours or names an algorithm this build does not know.
+ */
+function readMarker(layout: StoreLayout): HashAlgorithm | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(layout.marker, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  let m: { format?: unknown; version?: unknown; hash?: unknown };
+  try {
+    m = JSON.parse(text) as typeof m;
+  } catch {
+    throw new NotAStoreError(`${layout.marker}: not valid JSON`);
+  }
+  if (m?.format !== STORE_FORMAT) throw new NotAStoreError(`${layout.marker}: format is ${JSON.stringify(m?.format)}, not ${JSON.stringify(STORE_FORMAT)}`);
+  if (m.hash === undefined) return 'sha256';
+  if (!(HASH_ALGORITHMS as readonly unknown[]).includes(m.hash)) {
+    throw new NotAStoreError(`${layout.marker}: hash ${JSON.stringify(m.hash)} is not one this vigil-agent knows (${HASH_ALGORITHMS.join(', ')}); a newer version wrote this store`);
+  }
+  return m.hash as HashAlgorithm;
+}
+
 /** Checks that `dir` is a store (for the read-only commands). */
 export function openStoreForReading(dir: string): StoreLayout {
   const layout = new StoreLayout(dir);
+  let hash: HashAlgorithm | undefined;
   try {
-    const m = JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as { format?: string };
-    if (m.format !== STORE_FORMAT) throw new Error('wrong format');
-  } catch {
-    throw new NotAStoreError(`${dir} is not a Vigil replicator store (no valid vigil-store.json)`);
+    hash = readMarker(layout);
+  } catch (e) {
+    if (e instanceof NotAStoreError) throw new NotAStoreError(`${dir} is not a Vigil replicator store (${e.message})`);
+    throw e;
   }
+  if (hash === undefined) throw new NotAStoreError(`${dir} is not a Vigil replicator store (no vigil-store.json)`);
+  layout.hash = hash;
   return layout;
 }
 
-/** Creates the layout (idempotent). */
-export function prepareStore(layout: StoreLayout): void {
+/**
+ * Creates the layout (idempotent) and sets `layout.hash`: the algorithm an existing store
+ * names in its marker, whatever `choice` says, or `choice` for a new store.
+ */
+export function prepareStore(layout: StoreLayout, choice: HashChoice = 'auto'): HashAlgorithm {
   fs.mkdirSync(layout.root, { recursive: true });
   for (const d of [layout.objects, layout.mirror, layout.tmp]) fs.mkdirSync(d, { recursive: true });
   // All 256 fan-out directories up front: storing an object is then one rename, no mkdir.
   for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true });
-  if (!fs.existsSync(layout.marker)) {
-    writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: 1, createdAt: new Date().toISOString() }) + '\n');
+  let hash = readMarker(layout);
+  if (hash === undefined) {
+    hash = algorithmFor(choice);
+    writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt: new Date().toISOString() }) + '\n');
   }
+  layout.hash = hash;
+  return hash;
 }
 
 /** Empties tmp/ of what a previous writer left; only the lease holder may do this. */
@@ -157,7 +200,7 @@ function captureSmallFile(layout: StoreLayout, abs: string): Captured | 'gone' |
     throw e;
   }
   if (buf.length > INLINE_BYTES) return 'unstable';
-  const hash = createHash('sha256').update(buf).digest('hex');
+  const hash = hashBuffer(layout.hash, buf);
   const after = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!after) return 'gone';
   if (!sameVersion(before, after) || buf.length !== before.size) return 'unstable';
@@ -199,7 +242,7 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
     if (before.size <= SMALL_FILE_BYTES) {
       const buf = await fs.promises.readFile(abs);
       size = buf.length;
-      hash = createHash('sha256').update(buf).digest('hex');
+      hash = hashBuffer(layout.hash, buf);
       if (!fs.existsSync(layout.object(hash))) {
         const fh = await fs.promises.open(tmp, 'w', 0o444);
         try {
@@ -214,7 +257,7 @@ export async function captureFile(layout: StoreLayout, abs: string, dirsToSync: 
     } else {
       // The kernel copies (or reflinks) the data while a worker thread hashes the source; the
       // stat comparison below proves both saw the same unchanged file.
-      [, hash] = await Promise.all([fs.promises.copyFile(abs, tmp), hashFileInWorker(abs)]);
+      [, hash] = await Promise.all([fs.promises.copyFile(abs, tmp), hashFileInWorker(abs, layout.hash)]);
       size = (await fs.promises.stat(tmp)).size;
       if (!fs.existsSync(layout.object(hash))) {
         await fs.promises.chmod(tmp, 0o444);
