@@ -4,7 +4,7 @@
 //      the mirror link, which is made right after the fsync), paced and in a burst;
 //   2. large-file throughput, compared with `cp` (and `cp` followed by an fsync of the copies);
 //   3. the catch-up scan of N unchanged files at a restart, compared with `rsync -a --dry-run`.
-//   npm run bench:replicator -w agent [-- --files 100000 --large-files 4 --large-mib 256 --writes 300 --burst 1000
+//   npm run bench:replicator -w agent [-- --files 100000 --large-files 4 --large-mib 256 --writes 300 --burst 1000 --rounds 5
 //                                         --only latency,throughput,catchup --keep]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +19,7 @@ const LARGE_FILES = numberArg('large-files', 4);
 const LARGE_MIB = numberArg('large-mib', 256);
 const WRITES = numberArg('writes', 300);
 const BURST = numberArg('burst', 1000);
+const ROUNDS = numberArg('rounds', 5);
 const KEEP = process.argv.includes('--keep');
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');
@@ -182,7 +183,7 @@ async function throughput(root: string): Promise<void> {
     execFileSync('sync');
     for (const n of names) fs.readFileSync(path.join(staging, n)).length;
   };
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     const dest = path.join(root, `cp-${round}`);
     fs.mkdirSync(dest);
     settle();
@@ -212,7 +213,7 @@ async function throughput(root: string): Promise<void> {
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const fmt = (xs: number[]) => `median ${med(xs).toFixed(0)} ms = ${mibs(med(xs)).toFixed(0)} MiB/s (runs: ${xs.map((x) => x.toFixed(0)).join(', ')} ms)`;
-  console.log(`- large files (${LARGE_FILES} × ${LARGE_MIB} MiB, distinct contents, read from the page cache; 3 rounds):`);
+  console.log(`- large files (${LARGE_FILES} × ${LARGE_MIB} MiB, distinct contents, read from the page cache; ${ROUNDS} rounds, medians):`);
   console.log(`  - cp: ${fmt(results.cp)}`);
   console.log(`  - cp, then fsync of the copies (sync FILE…): ${fmt(results.cpSync)}`);
   for (const algorithm of algorithms) {

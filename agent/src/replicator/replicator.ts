@@ -62,6 +62,12 @@ interface Pending {
 /** Small batches keep the first change of a burst from waiting for the last one. */
 const BATCH_PATHS = 128;
 const BATCH_BYTES = 64 * 1024 * 1024;
+/**
+ * Whatever their size, this many files share a batch, so large files are copied and hashed
+ * side by side (the hashing threads and the kernel's copies overlap) instead of one batch,
+ * with its fsyncs, after another.
+ */
+const BATCH_MIN_PATHS = 4;
 /** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
 const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
 const STATUS_EVERY_MS = 1000;
@@ -566,7 +572,7 @@ export class Replicator {
       for (const [p, info] of this.pending) {
         batch.push([p, info]);
         bytes += info.size;
-        if (batch.length >= BATCH_PATHS || bytes >= BATCH_BYTES) break;
+        if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) break;
       }
       for (const [p, info] of batch) {
         this.pending.delete(p);
