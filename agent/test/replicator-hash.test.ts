@@ -10,7 +10,7 @@ import { hashBuffer, hashFile, nativeBlake3 } from '../src/replicator/digest';
 import { hashFileInWorker } from '../src/replicator/hash';
 import { STORE_FORMAT } from '../src/replicator/store';
 import { runCliToEnd, tempDir } from './helpers';
-import { diffTrees, journal, killReplicators, snapshot, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
+import { diffTrees, journal, killReplicators, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
 
 after(killReplicators);
 
@@ -39,13 +39,7 @@ test('BLAKE3 from the native module equals the WebAssembly build and the publish
   assert.equal(await hashFileInWorker(file, 'sha256'), createHash('sha256').update(data).digest('hex'));
 });
 
-function dirs() {
-  const root = tempDir('vigil-repl-hash-');
-  const source = path.join(root, 'source');
-  const store = path.join(root, 'store');
-  fs.mkdirSync(source);
-  return { root, source, store, status: path.join(root, 'status.json') };
-}
+const dirs = () => replicatorDirs('vigil-repl-hash-');
 
 const marker = (store: string) => JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as { version: number; hash?: string };
 

@@ -8,7 +8,7 @@ import { hashBuffer } from '../src/replicator/digest';
 import { readJournal, type JournalRecord } from '../src/replicator/journal';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
-import { runCli, waitFor } from './helpers';
+import { runCli, tempDir, waitFor } from './helpers';
 
 export interface RunningReplicator {
   child: ChildProcess;
@@ -145,4 +145,12 @@ export function sha256(data: string | Buffer): string {
 /** The name `store` gives `data` among its objects, in the algorithm its marker names. */
 export function storeHash(store: string, data: string | Buffer): string {
   return hashBuffer(openStoreForReading(store).hash, data);
+}
+
+/** A temporary root with an empty `source`, and where the store and status file go. */
+export function replicatorDirs(prefix = 'vigil-repl-'): { root: string; source: string; store: string; status: string } {
+  const root = tempDir(prefix);
+  const source = path.join(root, 'source');
+  fs.mkdirSync(source);
+  return { root, source, store: path.join(root, 'store'), status: path.join(root, 'status.json') };
 }
