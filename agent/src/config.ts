@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { HASH_CHOICES, type HashChoice } from './replicator/digest';
 
 export class ConfigError extends Error {
   constructor(
@@ -49,7 +50,7 @@ const processSchema = z.strictObject({
   source: nonEmpty.optional(),
   target: nonEmpty.optional(),
   retention: duration.optional(),
-  hash: z.enum(['auto', 'blake3', 'sha256']).optional(),
+  hash: z.enum(HASH_CHOICES).optional(),
   startOnBoot: z.boolean().default(true),
   runOn: z.enum(['active', 'always']).default('active'),
   stopSignal: z.enum(SIGNALS).default('SIGTERM'),
@@ -108,7 +109,7 @@ export interface ProcessConfig {
   target?: string;
   retentionMs?: number;
   /** replicator: the content hash of a new store; an existing store keeps its own. */
-  hash?: 'auto' | 'blake3' | 'sha256';
+  hash?: HashChoice;
   startOnBoot: boolean;
   runOn: 'active' | 'always';
   stopSignal: StopSignal;

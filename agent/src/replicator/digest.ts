@@ -5,12 +5,13 @@
 // WebAssembly build of the same function takes over, slower but identical.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 
 export const HASH_ALGORITHMS = ['blake3', 'sha256'] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
 /** What a new store uses: `auto` is BLAKE3 when the native module loads, SHA-256 otherwise. */
-export type HashChoice = HashAlgorithm | 'auto';
+export const HASH_CHOICES = ['auto', ...HASH_ALGORITHMS] as const;
+export type HashChoice = (typeof HASH_CHOICES)[number];
 
 interface NativeHasher {
   update(input: Uint8Array): NativeHasher;
@@ -58,7 +59,13 @@ export function implementation(algorithm: HashAlgorithm): 'native' | 'wasm' | 'o
 
 /** Makes hashBuffer(algorithm, …) usable; only the WebAssembly fallback needs loading. */
 export async function loadHasher(algorithm: HashAlgorithm): Promise<void> {
-  if (algorithm === 'blake3' && !nativeBlake3() && !wasm) wasm = await createBLAKE3();
+  if (algorithm === 'blake3' && !nativeBlake3() && !wasm) wasm = await wasmBlake3();
+}
+
+/** A new WebAssembly BLAKE3 hasher; the module is loaded on first use (the agent never needs it). */
+async function wasmBlake3(): Promise<IHasher> {
+  const { createBLAKE3 } = await import('hash-wasm');
+  return createBLAKE3();
 }
 
 /** The hex digest of `data` (64 characters for both algorithms); see loadHasher. */
@@ -81,7 +88,7 @@ export function hashBuffer(algorithm: HashAlgorithm, data: Uint8Array | string):
 export async function hashFile(algorithm: HashAlgorithm, file: string): Promise<string> {
   const n = nativeBlake3();
   const h: { update(d: Uint8Array): unknown; digest(f: 'hex'): string } =
-    algorithm === 'sha256' ? createHash('sha256') : n ? new n.mod.Blake3Hasher() : await createBLAKE3();
+    algorithm === 'sha256' ? createHash('sha256') : n ? new n.mod.Blake3Hasher() : await wasmBlake3();
   const fh = await fs.promises.open(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);

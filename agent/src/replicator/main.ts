@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import { parseDuration } from '../duration';
 import { createLogger } from '../log';
-import { HASH_ALGORITHMS, type HashChoice } from './digest';
+import { HASH_ALGORITHMS, HASH_CHOICES, type HashChoice } from './digest';
 import { Replicator, type ReplicatorOptions } from './replicator';
 
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
@@ -35,7 +35,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
   };
   const retentionMs = dur('retention', 7 * 24 * 3_600_000);
   const hash = (v.hash ?? 'auto') as HashChoice;
-  if (!(['auto', ...HASH_ALGORITHMS] as string[]).includes(hash)) throw new UsageError(`--hash: must be auto, ${HASH_ALGORITHMS.join(' or ')}, not ${JSON.stringify(v.hash)}`);
+  if (!(HASH_CHOICES as readonly string[]).includes(hash)) throw new UsageError(`--hash: must be auto, ${HASH_ALGORITHMS.join(' or ')}, not ${JSON.stringify(v.hash)}`);
   const maxWatches = v['max-watches'] === undefined ? Number.MAX_SAFE_INTEGER : Number(v['max-watches']);
   if (!Number.isInteger(maxWatches) || maxWatches < 0) throw new UsageError('--max-watches: must be a whole number');
   return {
