@@ -141,6 +141,66 @@ describe('RestartPanel', () => {
     );
   });
 
+  it('shows the restarted process as the datasource reports it, and restarts it again at its new generation', async () => {
+    const backend = useBackend();
+    backend.post.mockImplementation(async (url: string) =>
+      url.endsWith('/restart') ? { generation: 8, pid: 99 } : { agents: [] }
+    );
+    backend.get.mockResolvedValue({
+      name: 'db-1',
+      processes: [{ name: 'cdp', generation: 8, state: 'OK', stateCode: 0, reason: 'running (pid 99, generation 8)' }],
+    });
+    const view = render(
+      <RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp', options: { columns: ['reason'] } })} />
+    );
+    const row = () => screen.getByTestId(testIds.panel.row('db-1', 'cdp'));
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    await userEvent.click(screen.getByRole('button', { name: /^Restart$/ }));
+    expect(await screen.findByText('running (pid 99, generation 8)')).toBeInTheDocument();
+    expect(row()).toHaveTextContent('OK');
+    expect(row()).not.toHaveTextContent('DEGRADED');
+    // The engine was asked to poll the agent before its state was read.
+    expect(backend.post.mock.calls.map((c) => c[0])).toEqual([
+      '/api/datasources/uid/vigil-cdp/resources/agents/db-1/processes/cdp/restart',
+      '/api/datasources/uid/vigil-cdp/resources/poll',
+    ]);
+    expect(backend.post.mock.calls[1][1]).toEqual({ agent: 'db-1' });
+    expect(backend.get.mock.calls[0][0]).toBe('/api/datasources/uid/vigil-cdp/resources/agents/db-1');
+
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    expect(screen.getByRole('dialog')).toHaveTextContent('current generation 8');
+    await userEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+
+    // Newer data from the query wins over what the panel learned.
+    const newer = fullFrame();
+    newer.fields.find((f) => f.name === 'generation')!.values[0] = 9;
+    newer.fields.find((f) => f.name === 'state')!.values[0] = 'FAILED';
+    newer.fields.find((f) => f.name === 'stateCode')!.values[0] = 5;
+    view.rerender(
+      <RestartPanel {...props([newer], 'full', { targetUid: 'vigil-cdp', options: { columns: ['reason'] } })} />
+    );
+    expect(row()).toHaveTextContent('FAILED');
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    expect(screen.getByRole('dialog')).toHaveTextContent('current generation 9');
+  });
+
+  it('keeps the new generation when the state cannot be read after a restart', async () => {
+    const backend = useBackend();
+    backend.post.mockImplementation(async (url: string) => {
+      if (url.endsWith('/restart')) {
+        return { generation: 8, pid: 99 };
+      }
+      throw { status: 504, data: { error: { code: 'poll_timeout', message: 'the poll did not finish' } } };
+    });
+    render(<RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp' })} />);
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    await userEvent.click(screen.getByRole('button', { name: /^Restart$/ }));
+    expect(await screen.findByText('Restarted: generation 8, pid 99')).toBeInTheDocument();
+    expect(screen.getByTestId(testIds.panel.row('db-1', 'cdp'))).toHaveTextContent('DEGRADED');
+    await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
+    expect(screen.getByRole('dialog')).toHaveTextContent('current generation 8');
+  });
+
   it('asks for a reason when the panel requires one', async () => {
     render(
       <RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp', options: { reasonRequired: true } })} />

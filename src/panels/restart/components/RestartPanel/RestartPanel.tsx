@@ -1,4 +1,4 @@
-import React, { useMemo } from 'react';
+import React, { useCallback, useMemo, useState } from 'react';
 import { css } from '@emotion/css';
 import {
   dateTimeFormatTimeAgo,
@@ -12,6 +12,7 @@ import { Alert, Badge, Stack, Text, useStyles2 } from '@grafana/ui';
 import { RestartAction } from '../../../../components/RestartAction/RestartAction';
 import { StateBadge } from '../../../../components/StateBadge/StateBadge';
 import { panelDatasource, restartRoleOf } from '../../../../components/data/datasource';
+import { getAgent, pollNow, type RestartAnswer } from '../../../../components/data/resources';
 import { currentOrgRole, restartPermission } from '../../../../components/roles';
 import { statusRows, type StatusRow } from '../../rows';
 import { DEFAULT_COLUMNS, type DetailColumn, type RestartPanelOptions } from '../../types';
@@ -39,10 +40,58 @@ function details(row: StatusRow, columns: DetailColumn[]): Array<[string, string
   return out;
 }
 
+/** What the panel learned about one process after restarting it, before the query shows it. */
+type Learned = { generation: number } & Partial<Pick<StatusRow, 'state' | 'stateCode' | 'reason' | 'lastRestart'>>;
+
+const rowKey = (agent: string, process: string) => `${agent}\u0000${process}`;
+
+/**
+ * The row as the panel knows it: after a restart from this panel, the new generation (and the
+ * state the datasource reports after polling the agent) until the query's own data reaches
+ * that generation. A second restart then confirms against the process as it is now.
+ */
+function withLearned(row: StatusRow, learned: Learned | undefined): StatusRow {
+  if (!learned || (row.generation !== undefined && row.generation >= learned.generation)) {
+    return row;
+  }
+  return { ...row, ...learned };
+}
+
 export function RestartPanel({ data, width, height, options }: Props) {
   const styles = useStyles2(getStyles);
-  const { rows, problem } = statusRows(data.series);
+  const { rows: queried, problem } = statusRows(data.series);
   const datasource = useMemo(() => panelDatasource(data), [data]);
+  const [learned, setLearned] = useState<Record<string, Learned>>({});
+  const rows = queried.map((row) => withLearned(row, learned[rowKey(row.agent, row.process)]));
+  const uid = datasource?.uid;
+  const onRestarted = useCallback(
+    async (agent: string, process: string, answer: RestartAnswer) => {
+      const key = rowKey(agent, process);
+      const learn = (l: Learned) =>
+        setLearned((all) => ((all[key]?.generation ?? -1) > l.generation ? all : { ...all, [key]: l }));
+      learn({ generation: answer.generation, lastRestart: Date.now() });
+      if (!uid) {
+        return;
+      }
+      try {
+        // The engine learns the new state at its next poll: ask for it now, then read it.
+        await pollNow(uid, agent);
+        const found = (await getAgent(uid, agent)).processes.find((p) => p.name === process);
+        if (found && found.generation >= answer.generation) {
+          learn({
+            generation: found.generation,
+            lastRestart: Date.now(),
+            ...(found.state !== undefined && found.stateCode !== undefined
+              ? { state: found.state, stateCode: found.stateCode, reason: found.reason ?? '' }
+              : {}),
+          });
+        }
+      } catch {
+        // The result line already says the restart happened; the next refresh shows the state.
+      }
+    },
+    [uid]
+  );
   const permission = restartPermission(currentOrgRole(), restartRoleOf(datasource));
   const columns = options.columns ?? DEFAULT_COLUMNS;
   const full = options.layout !== 'compact';
@@ -84,12 +133,13 @@ export function RestartPanel({ data, width, height, options }: Props) {
               </Stack>
               {row.process && (
                 <RestartAction
-                  datasourceUid={datasource?.uid}
+                  datasourceUid={uid}
                   agent={row.agent}
                   process={row.process}
                   generation={row.generation}
                   permission={permission}
                   reasonRequired={Boolean(options.reasonRequired)}
+                  onRestarted={(answer) => onRestarted(row.agent, row.process, answer)}
                 />
               )}
             </Stack>
