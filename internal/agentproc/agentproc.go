@@ -8,11 +8,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,23 +73,80 @@ func Start(t testing.TB, opts Options) *Agent {
 		opts.Processes = []Process{{Name: "cdp", Kind: "command", Command: []string{"sleep", "100000"}}}
 	}
 	cfg := map[string]any{
-		"listen":   "127.0.0.1:0",
-		"stateDir": filepath.Join(dir, "state"),
-		"auth":     map[string]any{"readToken": ReadToken, "controlToken": ControlToken},
+		"listen": "127.0.0.1:0",
+		"auth":   map[string]any{"readToken": ReadToken, "controlToken": ControlToken},
 		// Fast stops keep the tests quick; the agent's default is 10 s.
 		"processes": withStopTimeout(opts.Processes),
 	}
 	if opts.Cluster != "" {
 		cfg["cluster"] = map[string]any{"name": opts.Cluster, "node": opts.Node, "role": map[string]any{"file": opts.RoleFile}}
 	}
+	return launch(t, cli, dir, cfg, "")
+}
+
+// StartConfig starts an agent from a whole configuration, for a test that
+// needs more than Options say; its stateDir becomes dir/state. Processes whose
+// command line holds marker (when not empty) are killed when the test ends:
+// the children of an agent stopped with Kill outlive it otherwise.
+func StartConfig(t testing.TB, dir string, cfg map[string]any, marker string) *Agent {
+	t.Helper()
+	cli := CLIPath(t)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return launch(t, cli, dir, cfg, marker)
+}
+
+func launch(t testing.TB, cli, dir string, cfg map[string]any, marker string) *Agent {
+	t.Helper()
+	cfg["stateDir"] = filepath.Join(dir, "state")
 	a := &Agent{t: t, dir: dir, config: filepath.Join(dir, "agent.yaml")}
 	a.writeConfig(cfg)
+	// Registered first, so it runs after Stop: the agent stops its children itself, then
+	// whatever a killed agent left behind goes.
+	t.Cleanup(func() {
+		if marker != "" {
+			for _, pid := range PidsWithMarker(marker) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			t.Logf("vigil-agent %s log:\n%s", a.URL(), a.Log())
+		}
+	})
 	a.start(cli)
 	// Later starts reuse the port, so the agent keeps its URL across restarts.
 	cfg["listen"] = fmt.Sprintf("127.0.0.1:%d", a.port)
 	a.writeConfig(cfg)
 	t.Cleanup(a.Stop)
 	return a
+}
+
+// PidsWithMarker lists the live (not zombie) processes whose command line
+// holds marker.
+func PidsWithMarker(marker string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(cmd), marker) {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		st := string(stat)
+		if i := strings.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && (st[i+2] == 'Z' || st[i+2] == 'X') {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
 }
 
 func withStopTimeout(ps []Process) []Process {
@@ -144,6 +203,7 @@ func (a *Agent) start(cli string) {
 	listening := make(chan int, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			a.mu.Lock()
@@ -161,6 +221,9 @@ func (a *Agent) start(cli string) {
 				listening <- port
 			}
 		}
+		// A line longer than the scanner takes ends the loop: keep draining, so
+		// the agent never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, stderr)
 		_ = cmd.Wait()
 		close(exited)
 	}()

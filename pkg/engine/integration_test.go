@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-cdp/vigil/internal/agentproc"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
@@ -123,8 +124,8 @@ func run(t *testing.T, cfg fleet.Config, opts engine.Options) (*engine.Engine, *
 
 func TestKilledCDPIsRestartedWithinOnePoll(t *testing.T) {
 	t.Parallel()
-	a := startAgent(t, t.TempDir(), agentConfig(t, t.TempDir(), marker(t)))
-	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL}), engine.Options{})
+	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
+	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
 	rec.wait(t, "solo OK", 10*time.Second, isState("solo", "", state.OK))
 	snap, _ := e.Snapshot().Agent("solo")
 	pid := snap.Processes[0].PID
@@ -162,11 +163,11 @@ func TestKilledCDPIsRestartedWithinOnePoll(t *testing.T) {
 
 func TestKilledAgentIsGraceThenFailedAtTheBudget(t *testing.T) {
 	t.Parallel()
-	a := startAgent(t, t.TempDir(), agentConfig(t, t.TempDir(), marker(t)))
-	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL}), engine.Options{})
+	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
+	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
 	rec.wait(t, "solo OK", 10*time.Second, isState("solo", "", state.OK))
 
-	a.Kill9()
+	a.Kill()
 	grace := rec.wait(t, "GRACE", 3*time.Second, isState("solo", "", state.Grace))
 	if !strings.HasPrefix(grace.Reason, "awaiting ") {
 		t.Errorf("GRACE reason %q", grace.Reason)
@@ -201,9 +202,9 @@ func TestFailoverStartsOnTheNewActiveFirstThenStopsTheOld(t *testing.T) {
 	writeRole(t, roleA, "active")
 	writeRole(t, roleB, "passive")
 	mk := marker(t)
-	a := startAgent(t, filepath.Join(dir, "a"), withCluster(agentConfig(t, dir, mk+"-a"), "ha", "node-a", roleA))
-	b := startAgent(t, filepath.Join(dir, "b"), withCluster(agentConfig(t, dir, mk+"-b"), "ha", "node-b", roleB))
-	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "node-a", URL: a.URL, Cluster: "ha"}, fleet.Agent{Name: "node-b", URL: b.URL, Cluster: "ha"}), engine.Options{})
+	a := agentproc.StartConfig(t, filepath.Join(dir, "a"), withCluster(agentConfig(t, mk+"-a"), "ha", "node-a", roleA), mk+"-a")
+	b := agentproc.StartConfig(t, filepath.Join(dir, "b"), withCluster(agentConfig(t, mk+"-b"), "ha", "node-b", roleB), mk+"-b")
+	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "node-a", URL: a.URL(), Cluster: "ha"}, fleet.Agent{Name: "node-b", URL: b.URL(), Cluster: "ha"}), engine.Options{})
 	rec.wait(t, "node-a OK", 10*time.Second, isState("node-a", "", state.OK))
 	rec.wait(t, "node-b STANDBY", 10*time.Second, isState("node-b", "", state.Standby))
 
@@ -222,10 +223,10 @@ func TestFailoverStartsOnTheNewActiveFirstThenStopsTheOld(t *testing.T) {
 		s, _ := e.Snapshot().Agent("node-a")
 		return s.State == state.Standby && s.Processes[0].AgentState == "stopped"
 	})
-	if n := len(pidsWithMarker(mk + "-a")); n != 0 {
+	if n := len(agentproc.PidsWithMarker(mk + "-a")); n != 0 {
 		t.Errorf("CDP still runs on node-a (%d processes)", n)
 	}
-	if n := len(pidsWithMarker(mk + "-b")); n != 1 {
+	if n := len(agentproc.PidsWithMarker(mk + "-b")); n != 1 {
 		t.Errorf("%d CDP processes on node-b, want 1", n)
 	}
 }
@@ -281,12 +282,12 @@ func TestBadAnswers(t *testing.T) {
 func TestRestartThatKeepsFailingEndsFailed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := agentConfig(t, dir, marker(t))
+	cfg := agentConfig(t, marker(t))
 	cfg["processes"].([]any)[0].(map[string]any)["command"] = []string{filepath.Join(dir, "no-such-binary")}
-	a := startAgent(t, dir, cfg)
-	_, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL}), engine.Options{})
+	a := agentproc.StartConfig(t, dir, cfg, marker(t))
+	_, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
 	failed := rec.wait(t, "FAILED", 10*time.Second, isState("solo", "", state.Failed))
-	if !strings.HasPrefix(failed.Reason, "restart failing: 3 attempts failed (last: agent answer: POST "+a.URL+"/v1/processes/cdp/restart: HTTP 500 Internal Server Error: could not restart cdp: spawn ") {
+	if !strings.HasPrefix(failed.Reason, "restart failing: 3 attempts failed (last: agent answer: POST "+a.URL()+"/v1/processes/cdp/restart: HTTP 500 Internal Server Error: could not restart cdp: spawn ") {
 		t.Errorf("reason %q", failed.Reason)
 	}
 	var times []time.Time
@@ -307,13 +308,13 @@ func TestRestartThatKeepsFailingEndsFailed(t *testing.T) {
 func TestFlapGuardTripsIntoDegraded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	node, _ := agentCLI(t)
-	cfg := agentConfig(t, dir, marker(t))
+	node := nodePath(t)
+	cfg := agentConfig(t, marker(t))
 	cfg["processes"].([]any)[0].(map[string]any)["command"] = []string{node, "-e", "setTimeout(() => process.exit(3), 150)", marker(t)}
-	a := startAgent(t, dir, cfg)
+	a := agentproc.StartConfig(t, dir, cfg, marker(t))
 	p := fastPolicy()
 	p.AutoRestart.MaxRestarts, p.AutoRestart.Window = 2, time.Minute
-	e, rec := run(t, fleetFor(p, fleet.Agent{Name: "solo", URL: a.URL}), engine.Options{})
+	e, rec := run(t, fleetFor(p, fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
 	deg := rec.wait(t, "DEGRADED", 15*time.Second, isState("solo", "", state.Degraded))
 	if !strings.HasPrefix(deg.Reason, "auto-restart suspended: 3 restarts within 1m0s") {
 		t.Errorf("reason %q", deg.Reason)
@@ -335,8 +336,8 @@ func TestFlapGuardTripsIntoDegraded(t *testing.T) {
 
 func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
 	t.Parallel()
-	a := startAgent(t, t.TempDir(), agentConfig(t, t.TempDir(), marker(t)))
-	cfg := fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL})
+	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
+	cfg := fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()})
 	e1, rec1 := run(t, cfg, engine.Options{})
 	_, rec2 := run(t, cfg, engine.Options{})
 	rec1.wait(t, "OK", 10*time.Second, isState("solo", "", state.OK))
@@ -345,7 +346,7 @@ func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
 	for i := range kills {
 		var pid *int64
 		deadline := time.Now().Add(5 * time.Second)
-		for pid == nil || len(pidsWithMarker(marker(t))) == 0 {
+		for pid == nil || len(agentproc.PidsWithMarker(marker(t))) == 0 {
 			s, _ := e1.Snapshot().Agent("solo")
 			if len(s.Processes) > 0 && s.Processes[0].State == state.OK {
 				pid = s.Processes[0].PID
@@ -387,7 +388,7 @@ func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
 			Restarts int `json:"restarts"`
 		} `json:"processes"`
 	}
-	req, _ := http.NewRequest("GET", a.URL+"/v1/status", nil)
+	req, _ := http.NewRequest("GET", a.URL()+"/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+readToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -405,10 +406,10 @@ func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
 func TestResumeFromHistoryKeepsTheGraceClock(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	a := startAgent(t, filepath.Join(dir, "agent"), agentConfig(t, dir, marker(t)))
+	a := agentproc.StartConfig(t, filepath.Join(dir, "agent"), agentConfig(t, marker(t)), marker(t))
 	p := fastPolicy()
 	p.Budget.Restart = 3 * time.Second // budget 3.4 s
-	cfg := fleetFor(p, fleet.Agent{Name: "solo", URL: a.URL})
+	cfg := fleetFor(p, fleet.Agent{Name: "solo", URL: a.URL()})
 
 	store, err := history.Open(filepath.Join(dir, "history"), history.Options{})
 	if err != nil {
@@ -420,7 +421,7 @@ func TestResumeFromHistoryKeepsTheGraceClock(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = e1.Run(ctx); close(done) }()
 	rec.wait(t, "OK", 10*time.Second, isState("solo", "", state.OK))
-	a.Kill9()
+	a.Kill()
 	rec.wait(t, "GRACE", 3*time.Second, isState("solo", "", state.Grace))
 	last, _ := e1.Snapshot().Agent("solo")
 	cancel()
