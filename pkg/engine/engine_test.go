@@ -216,10 +216,18 @@ func TestRestartOnlyOncePerGeneration(t *testing.T) {
 
 func TestManualRestart(t *testing.T) {
 	cfg := fleetOf(policy(func(p *fleet.Policy) { p.AutoRestart.MaxRestarts = 0 }), fleet.Agent{Name: "a"})
-	h := newHarness(t, cfg, nil)
+	h := newHarness(t, cfg, newMemHistory())
 	h.client.add("a", &fakeAgent{state: "crashed", crashAfterRestart: true})
 	if s := h.poll("a"); s.State != state.Degraded {
 		t.Fatalf("maxRestarts 0: %s %q", s.State, s.Reason)
+	}
+	// The history records the flap guard's state with the observation, for
+	// the autoRestartSuspended metric over time.
+	h.hist.mu.Lock()
+	observed := h.hist.obs[len(h.hist.obs)-1]
+	h.hist.mu.Unlock()
+	if len(observed.Processes) != 1 || !observed.Processes[0].AutoRestartSuspended {
+		t.Errorf("the observation of a suspended auto-restart: %+v", observed.Processes)
 	}
 	h.take()
 	h.clk.Advance(time.Second)

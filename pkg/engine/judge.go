@@ -434,7 +434,8 @@ func observation(s AgentSnapshot, at time.Time, answered bool) history.Observati
 	o := history.Observation{Time: at, Answered: answered, Agent: s.Name, State: s.State, Reason: s.Reason, RTT: s.RTT,
 		BudgetSeconds: s.Budget.Total.Seconds(), Role: s.Role, Cluster: s.Cluster}
 	for _, p := range s.Processes {
-		o.Processes = append(o.Processes, history.ProcessObservation{Name: p.Name, State: p.State, Reason: p.Reason, Generation: p.Generation, LagSeconds: p.LagSeconds})
+		o.Processes = append(o.Processes, history.ProcessObservation{Name: p.Name, State: p.State, Reason: p.Reason, Generation: p.Generation, LagSeconds: p.LagSeconds,
+			AutoRestartSuspended: p.AutoRestartSuspended})
 	}
 	return o
 }

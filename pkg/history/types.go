@@ -159,6 +159,9 @@ type ProcessObservation struct {
 	Reason     string      `json:"reason"`
 	Generation int64       `json:"generation"`
 	LagSeconds *float64    `json:"lagSeconds,omitempty"`
+	// AutoRestartSuspended: the flap guard had stopped automatic restarts.
+	// Observations written before it was recorded read as false.
+	AutoRestartSuspended bool `json:"autoRestartSuspended,omitempty"`
 }
 
 // Silence is a past period without answer, with what ended it; measured mode

@@ -52,7 +52,8 @@ func lag(v float64) *float64 { return &v }
 
 // fixture is a three-agent fleet polled every 10 s for a minute: the
 // standalone agent fine with a restart at +30 s, node-a going silent at
-// +30 s (GRACE, then FAILED), node-b a passive cluster node.
+// +30 s (GRACE, then FAILED) with its auto-restart suspended from +21 s,
+// node-b a passive cluster node.
 func fixture() source {
 	h := &memHistory{}
 	for i := 0; i < 6; i++ {
@@ -68,6 +69,9 @@ func fixture() source {
 			RTT: 6 * time.Millisecond, BudgetSeconds: 62,
 			Processes: []history.ProcessObservation{{Name: "replicator", State: state.OK, Generation: 7}}}
 		switch {
+		case i == 2:
+			// The flap guard stops node-a's automatic restarts at its last answer.
+			a.Processes[0].AutoRestartSuspended = true
 		case i == 3 || i == 4:
 			a = history.Observation{Time: at.Add(time.Second), Agent: "node-a", Cluster: "ha", State: state.Grace, Reason: "awaiting failover", BudgetSeconds: 62}
 		case i == 5:

@@ -105,6 +105,13 @@ func sample(points []point, g grid, agg aggregation, carry time.Duration) []*flo
 	return out
 }
 
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -284,7 +291,7 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 		add(frames.MetricBudgetSeconds, a, "", sample(budget, g, aggLast, carry))
 
 		for _, pname := range processNames(a, obs) {
-			var running, lag, restarts []point
+			var running, lag, restarts, suspended []point
 			var lastGen *int64
 			for _, o := range obs {
 				for _, p := range o.Processes {
@@ -304,24 +311,20 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 					gen := p.Generation
 					lastGen = &gen
 					restarts = append(restarts, point{o.Time, delta})
+					suspended = append(suspended, point{o.Time, oneIf(p.AutoRestartSuspended)})
+				}
+			}
+			// The flap guard can change without a poll (a restart from Grafana lifts
+			// it): the engine's current value comes after the observations.
+			for _, p := range a.Processes {
+				if p.Name == pname && (len(suspended) == 0 || src.snap.Time.After(suspended[len(suspended)-1].t)) {
+					suspended = append(suspended, point{src.snap.Time, oneIf(p.AutoRestartSuspended)})
 				}
 			}
 			add(frames.MetricProcessRunning, a, pname, sample(running, g, aggMin, carry))
 			add(frames.MetricProtectionLagSeconds, a, pname, sample(lag, g, aggMax, carry))
 			add(frames.MetricRestarts, a, pname, sample(restarts, g, aggSum, 0))
-			// Only the current value is known: the flap guard's state is not
-			// part of the observations.
-			var suspended []point
-			for _, p := range a.Processes {
-				if p.Name == pname {
-					v := 0.0
-					if p.AutoRestartSuspended {
-						v = 1
-					}
-					suspended = append(suspended, point{src.snap.Time, v})
-				}
-			}
-			add(frames.MetricAutoRestartSuspended, a, pname, sample(suspended, g, aggLast, 0))
+			add(frames.MetricAutoRestartSuspended, a, pname, sample(suspended, g, aggMax, carry))
 		}
 	}
 	if f.wantMetric(frames.MetricEngineStalenessSeconds) {
