@@ -236,7 +236,10 @@ describe('Vigil app and restart panel in Chromium', () => {
     // The panel polled the agent through the datasource and shows the restarted process; a
     // second restart confirms against the new generation, not the one the query last showed.
     const row = page.getByTestId('vigil-restart-row-standalone-cdp');
-    await row.getByText(new RegExp(`generation ${after.generation}`)).first().waitFor({ timeout: 15_000 });
+    await row
+      .getByText(new RegExp(`generation ${after.generation}`))
+      .first()
+      .waitFor({ timeout: 15_000 });
     await page.getByTestId('vigil-restart-panel').screenshot({ path: path.join(ARTIFACTS, 'app-restart-panel.png') });
     await button.click();
     await dialog.getByText(`current generation ${after.generation}`).waitFor();
