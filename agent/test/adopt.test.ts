@@ -7,14 +7,14 @@ import {
   processesWithMarker,
   read,
   startAgent,
+  statusOf,
   stopAfterTests,
-  tempDir,
   waitFor,
   writeConfig,
   type RunningAgent,
 } from './helpers';
 
-const { agents, markers } = stopAfterTests();
+const { agents, markedDir } = stopAfterTests();
 
 async function start(file: string) {
   const a = await startAgent(file);
@@ -22,36 +22,25 @@ async function start(file: string) {
   return a;
 }
 
-async function status(agent: RunningAgent) {
-  return (await read(`${agent.baseUrl}/v1/status`)).json;
-}
-
 async function allEvents(agent: RunningAgent) {
   return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
 }
 
-function setup() {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
-  return { dir, marker };
-}
-
 test('after kill -9 of the agent, the next agent adopts the process and keeps the events', async () => {
-  const { dir, marker } = setup();
+  const { dir, marker } = markedDir();
   const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
   const first = await start(file);
-  const before = (await status(first)).processes[0];
+  const before = (await statusOf(first)).processes[0];
   assert.equal(before.state, 'running');
   const eventsBefore = await allEvents(first);
-  const agentId = (await status(first)).agent.id;
+  const agentId = (await statusOf(first)).agent.id;
 
   assert.deepEqual(await first.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
   // The supervised process outlives the agent (own session and process group).
   assert.deepEqual(processesWithMarker(marker), [before.pid]);
 
   const second = await start(file);
-  const s = await status(second);
+  const s = await statusOf(second);
   const after = s.processes[0];
   assert.equal(s.agent.id, agentId, 'the agent id is kept in stateDir');
   assert.equal(after.state, 'running');
@@ -74,7 +63,7 @@ test('after kill -9 of the agent, the next agent adopts the process and keeps th
   // The adopted process is still supervised: its death is noticed (exit status unknown).
   process.kill(before.pid, 'SIGKILL');
   const crashed = await waitFor('the adopted process to be seen gone', async () => {
-    const p = (await status(second)).processes[0];
+    const p = (await statusOf(second)).processes[0];
     return p.state === 'crashed' ? p : undefined;
   });
   assert.deepEqual([crashed.lastExit.code, crashed.lastExit.signal], [null, null]);
@@ -86,16 +75,16 @@ test('after kill -9 of the agent, the next agent adopts the process and keeps th
 });
 
 test('a process that died while the agent was down is recorded and started again', async () => {
-  const { dir, marker } = setup();
+  const { dir, marker } = markedDir();
   const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
   const first = await start(file);
-  const before = (await status(first)).processes[0];
+  const before = (await statusOf(first)).processes[0];
   await first.stop('SIGKILL');
   process.kill(before.pid, 'SIGKILL');
   await waitFor('the orphan to be gone', () => processesWithMarker(marker).length === 0);
 
   const second = await start(file);
-  const p = (await status(second)).processes[0];
+  const p = (await statusOf(second)).processes[0];
   assert.equal(p.state, 'running');
   assert.notEqual(p.pid, before.pid);
   assert.equal(p.generation, before.generation + 1);
@@ -106,16 +95,16 @@ test('a process that died while the agent was down is recorded and started again
 });
 
 test('a leftover process running another command than configured is replaced', async () => {
-  const { dir, marker } = setup();
+  const { dir, marker } = markedDir();
   const state = path.join(dir, 'state');
   const oldFile = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, { command: [process.execPath, path.join(__dirname, 'fixtures', 'child.js'), marker, 'old'] })] }), 'old.yaml');
   const first = await start(oldFile);
-  const old = (await status(first)).processes[0];
+  const old = (await statusOf(first)).processes[0];
   await first.stop('SIGKILL');
 
   const newFile = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), stateDir: state }, 'new.yaml');
   const second = await start(newFile);
-  const p = (await status(second)).processes[0];
+  const p = (await statusOf(second)).processes[0];
   assert.equal(p.state, 'running');
   assert.notEqual(p.pid, old.pid);
   assert.deepEqual(processesWithMarker(marker), [p.pid]);

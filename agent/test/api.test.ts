@@ -7,6 +7,7 @@ import {
   childProcessConfig,
   CONTROL_TOKEN,
   killMarked,
+  markerFor,
   READ_TOKEN,
   request,
   startAgent,
@@ -21,7 +22,7 @@ let marker: string;
 
 before(async () => {
   const dir = tempDir();
-  marker = `vigil-test-marker-${path.basename(dir)}`;
+  marker = markerFor(dir);
   const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
   agent = await startAgent(file);
 });

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
-import { baseConfig, childProcessConfig, control, killMarked, read, startAgent, tempDir, writeConfig, type RunningAgent } from './helpers';
+import { test } from 'node:test';
+import { baseConfig, childProcessConfig, control, read, startAgent, stopAfterTests, tempDir, writeConfig } from './helpers';
 
 type Schema = { $ref?: string; type?: string; nullable?: boolean; required?: string[]; properties?: Record<string, Schema>; items?: Schema; enum?: unknown[] };
 const doc = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'openapi.json'), 'utf8')) as { components: { schemas: Record<string, Schema> } };
@@ -51,17 +51,10 @@ function check(value: unknown, schema: Schema, where: string): void {
   }
 }
 
-const agents: RunningAgent[] = [];
-const markers: string[] = [];
-after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
-  for (const m of markers) killMarked(m);
-});
+const { agents, markedDir } = stopAfterTests();
 
 test('status, events and restart answers match the OpenAPI document', async () => {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
+  const { dir, marker } = markedDir();
   fs.writeFileSync(path.join(dir, 'role'), 'active');
   const file = writeConfig(
     dir,
@@ -89,9 +82,7 @@ test('status, events and restart answers match the OpenAPI document', async () =
 });
 
 test('one agent per stateDir: a second one exits 1 and touches nothing', async () => {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
+  const { dir, marker } = markedDir();
   const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
   const first = await startAgent(file);
   agents.push(first);
@@ -135,9 +126,7 @@ test('a port already in use: exit 1 before any process is touched', async () => 
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as import('node:net').AddressInfo).port;
   try {
-    const dir = tempDir();
-    const marker = `vigil-test-marker-${path.basename(dir)}`;
-    markers.push(marker);
+    const { dir, marker } = markedDir();
     const file = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), listen: `127.0.0.1:${port}` });
     const { runCliToEnd, processesWithMarker } = await import('./helpers');
     const r = await runCliToEnd(['run', '--config', file]);

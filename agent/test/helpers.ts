@@ -207,11 +207,33 @@ export const control = (url: string, body: unknown = {}) =>
  * The agents and marked child processes a test file starts, stopped (SIGKILL) once its tests are
  * done, so that no test leaves a process behind even when it fails half-way.
  */
-export function stopAfterTests(): { agents: RunningAgent[]; markers: string[] } {
-  const tracked = { agents: [] as RunningAgent[], markers: [] as string[] };
+export function stopAfterTests(): {
+  agents: RunningAgent[];
+  markers: string[];
+  /** A new temporary directory and the marker for the children started there, killed after the tests. */
+  markedDir: () => { dir: string; marker: string };
+} {
+  const agents: RunningAgent[] = [];
+  const markers: string[] = [];
   after(async () => {
-    for (const a of tracked.agents) await a.stop('SIGKILL');
-    for (const m of tracked.markers) killMarked(m);
+    for (const a of agents) await a.stop('SIGKILL');
+    for (const m of markers) killMarked(m);
   });
-  return tracked;
+  const markedDir = () => {
+    const dir = tempDir();
+    const marker = markerFor(dir);
+    markers.push(marker);
+    return { dir, marker };
+  };
+  return { agents, markers, markedDir };
+}
+
+/** The marker of the test children (childProcessConfig) started for the test in `dir`. */
+export function markerFor(dir: string): string {
+  return `vigil-test-marker-${path.basename(dir)}`;
+}
+
+/** The agent's /v1/status answer, read with the read token. */
+export async function statusOf(agent: RunningAgent): Promise<any> {
+  return (await read(`${agent.baseUrl}/v1/status`)).json;
 }

@@ -16,12 +16,10 @@ import {
   type RunningAgent,
 } from './helpers';
 
-const { agents, markers } = stopAfterTests();
+const { agents, markedDir } = stopAfterTests();
 
 async function setup(processExtra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
+  const { dir, marker } = markedDir();
   const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, processExtra)] }));
   const agent = await startAgent(file, env);
   agents.push(agent);

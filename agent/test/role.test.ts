@@ -9,19 +9,17 @@ import {
   processesWithMarker,
   read,
   startAgent,
+  statusOf,
   stopAfterTests,
   tempDir,
   waitFor,
   writeConfig,
-  type RunningAgent,
 } from './helpers';
 
-const { agents, markers } = stopAfterTests();
+const { agents, markedDir } = stopAfterTests();
 
 function setup(roleSource: Record<string, unknown>, processExtra: Record<string, unknown> = {}) {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
+  const { dir, marker } = markedDir();
   const file = writeConfig(
     dir,
     baseConfig(dir, {
@@ -32,10 +30,6 @@ function setup(roleSource: Record<string, unknown>, processExtra: Record<string,
   return { dir, marker, file };
 }
 
-async function status(agent: RunningAgent) {
-  return (await read(`${agent.baseUrl}/v1/status`)).json;
-}
-
 test('a role file flips active, passive, active: reported, evented, and nothing is stopped', async () => {
   const dir0 = tempDir();
   const roleFile = path.join(dir0, 'role');
@@ -43,7 +37,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
   const { file, marker } = setup({ file: roleFile });
   const agent = await startAgent(file);
   agents.push(agent);
-  const s = await status(agent);
+  const s = await statusOf(agent);
   assert.deepEqual({ name: s.cluster.name, node: s.cluster.node, role: s.cluster.role }, { name: 'sql-ha', node: 'node-a', role: 'active' });
   const pid = s.processes[0].pid;
   assert.equal(s.processes[0].state, 'running');
@@ -51,7 +45,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
 
   fs.writeFileSync(roleFile, 'passive\n');
   const passive = await waitFor('role passive', async () => {
-    const x = await status(agent);
+    const x = await statusOf(agent);
     return x.cluster.role === 'passive' ? x : undefined;
   });
   assert.equal(passive.processes[0].expected, false);
@@ -61,7 +55,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
 
   fs.writeFileSync(roleFile, 'active\n');
   const active = await waitFor('role active again', async () => {
-    const x = await status(agent);
+    const x = await statusOf(agent);
     return x.cluster.role === 'active' ? x : undefined;
   });
   assert.equal(active.processes[0].expected, true);
@@ -82,7 +76,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
   // An unreadable role is "unknown", with the reason, and nothing is expected.
   fs.writeFileSync(roleFile, 'primary\n');
   const unknown = await waitFor('role unknown', async () => {
-    const x = await status(agent);
+    const x = await statusOf(agent);
     return x.cluster.role === 'unknown' ? x : undefined;
   });
   assert.equal(unknown.cluster.roleError, 'role source gave "primary", expected active or passive');
@@ -92,9 +86,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
 });
 
 test('a passive node boots without CDP running; a runOn always process starts anyway', async () => {
-  const dir = tempDir();
-  const marker = `vigil-test-marker-${path.basename(dir)}`;
-  markers.push(marker);
+  const { dir, marker } = markedDir();
   const file = writeConfig(
     dir,
     baseConfig(dir, {
@@ -104,7 +96,7 @@ test('a passive node boots without CDP running; a runOn always process starts an
   );
   const agent = await startAgent(file);
   agents.push(agent);
-  const s = await status(agent);
+  const s = await statusOf(agent);
   assert.equal(s.cluster.role, 'passive');
   const [cdp, helper] = s.processes;
   assert.deepEqual([cdp.state, cdp.expected, cdp.pid], ['stopped', false, null]);
@@ -121,7 +113,7 @@ test('a role command that hangs times out and reports unknown', async () => {
   const { file } = setup({ command: ['sleep', '30'], timeout: '200ms' }, { startOnBoot: false });
   const agent = await startAgent(file);
   agents.push(agent);
-  const s = await status(agent);
+  const s = await statusOf(agent);
   assert.equal(s.cluster.role, 'unknown');
   assert.equal(s.cluster.roleError, 'role command timed out after 200 ms');
   await agent.stop('SIGTERM');
