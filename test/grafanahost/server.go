@@ -153,6 +153,17 @@ func (h *Host) datasource(w http.ResponseWriter, uid string) (Datasource, bool) 
 	return ds, ok
 }
 
+// caller is the datasource a /api/datasources/uid/{uid}/... request names and
+// the user making it; on false the answer is written.
+func (h *Host) caller(w http.ResponseWriter, r *http.Request) (Datasource, *backend.User, bool) {
+	ds, ok := h.datasource(w, r.PathValue("uid"))
+	if !ok {
+		return Datasource{}, nil, false
+	}
+	user, ok := h.user(w, r)
+	return ds, user, ok
+}
+
 func (h *Host) user(w http.ResponseWriter, r *http.Request) (*backend.User, bool) {
 	user, err := userFromRequest(r)
 	if err != nil {
@@ -355,11 +366,7 @@ func (rw *resourceWriter) Send(resp *backend.CallResourceResponse) error {
 }
 
 func (h *Host) handleResource(w http.ResponseWriter, r *http.Request) {
-	ds, ok := h.datasource(w, r.PathValue("uid"))
-	if !ok {
-		return
-	}
-	user, ok := h.user(w, r)
+	ds, user, ok := h.caller(w, r)
 	if !ok {
 		return
 	}
@@ -408,11 +415,7 @@ type healthAnswer struct {
 }
 
 func (h *Host) handleHealth(w http.ResponseWriter, r *http.Request) {
-	ds, ok := h.datasource(w, r.PathValue("uid"))
-	if !ok {
-		return
-	}
-	user, ok := h.user(w, r)
+	ds, user, ok := h.caller(w, r)
 	if !ok {
 		return
 	}
