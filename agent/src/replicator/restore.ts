@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parseDuration } from '../duration';
 import type { HashAlgorithm } from './digest';
 import { readJournal, type JournalRecord } from './journal';
-import { openStoreForReading } from './store';
+import { openStoreForReading, type StoreLayout } from './store';
 import { earliestRestorable, treeAt, within } from './tree';
 
 export class RestoreError extends Error {}
@@ -31,7 +31,7 @@ export function normalisePath(p: string): string {
   return parts.join('/');
 }
 
-function loadJournal(store: string): { records: JournalRecord[]; warnings: string[]; hash: HashAlgorithm } {
+function loadJournal(store: string): { layout: StoreLayout; records: JournalRecord[]; warnings: string[] } {
   let layout;
   try {
     layout = openStoreForReading(store);
@@ -42,7 +42,7 @@ function loadJournal(store: string): { records: JournalRecord[]; warnings: strin
   const warnings: string[] = [];
   // The writer may be appending right now: an incomplete last record is normal then.
   if (read.damage) warnings.push(`journal: ignored ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
-  return { records: read.records, warnings, hash: layout.hash };
+  return { layout, records: read.records, warnings };
 }
 
 export interface RestoreResult {
@@ -56,8 +56,7 @@ export interface RestoreResult {
 }
 
 export function restore(o: { store: string; at: number; to: string; path?: string }): RestoreResult {
-  const { records, warnings } = loadJournal(o.store);
-  const layout = openStoreForReading(o.store);
+  const { layout, records, warnings } = loadJournal(o.store);
   const earliest = earliestRestorable(records);
   if (earliest === null) throw new RestoreError(`the store ${o.store} has no journal records yet`);
   if (o.at < earliest) {
@@ -137,7 +136,8 @@ export function versions(
   store: string,
   p: string,
 ): { path: string; hashAlgorithm: HashAlgorithm; versions: Version[]; earliestRestorable: string | null; warnings: string[] } {
-  const { records, warnings, hash } = loadJournal(store);
+  const { layout, records, warnings } = loadJournal(store);
+  const hash = layout.hash;
   const target = normalisePath(p);
   if (target === '') throw new RestoreError('--path must name a file or directory inside the tree');
   const out: Version[] = [];
