@@ -20,6 +20,8 @@ interface NativeHasher {
 
 interface NativeBlake3 {
   Blake3Hasher: new () => NativeHasher;
+  /** One-shot digest (32 bytes), without a hasher object: the small-file path. */
+  blake3: (input: Uint8Array) => Buffer;
 }
 
 const NATIVE_MODULE = '@napi-rs/blake-hash';
@@ -73,7 +75,7 @@ export function hashBuffer(algorithm: HashAlgorithm, data: Uint8Array | string):
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
   if (algorithm === 'sha256') return createHash('sha256').update(bytes).digest('hex');
   const n = nativeBlake3();
-  if (n) return new n.mod.Blake3Hasher().update(bytes).digest('hex');
+  if (n) return n.mod.blake3(bytes).toString('hex');
   if (!wasm) throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');
   // One instance serves every call: each runs init, update and digest in one go.
   wasm.init();
