@@ -229,7 +229,7 @@ const routes: Route[] = [
               tokens: agent.auth.counts(),
               processes: c.processes,
             },
-            supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, s.debug()])),
+            supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, { ...s.debug(), flapGuard: s.flapGuard() }])),
             events: agent.events.stats(),
             memory: process.memoryUsage(),
             uptimeSeconds: process.uptime(),

@@ -67,8 +67,10 @@ type Event struct {
 	Code        *int64    `json:"code,omitempty"`
 	Signal      *string   `json:"signal,omitempty"`
 	RequestedBy string    `json:"requestedBy,omitempty"`
-	From        *string   `json:"from,omitempty"`
-	To          string    `json:"to,omitempty"`
+	// RecentCrashes: crashed, exited and auto_restart_suspended events.
+	RecentCrashes *int64  `json:"recentCrashes,omitempty"`
+	From          *string `json:"from,omitempty"`
+	To            string  `json:"to,omitempty"`
 }
 
 // StaleGenerationError is the agent's 409: the generation the caller

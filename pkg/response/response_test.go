@@ -15,7 +15,8 @@ func status(edit func(s string) string) []byte {
     { "name": "cdp", "kind": "command", "state": "running", "expected": true, "pid": 19966, "generation": 4,
       "startedAt": "2026-11-26T04:20:00Z", "restarts": 3,
       "lastExit": { "code": null, "signal": "SIGKILL", "at": "2026-11-26T04:19:59Z" },
-      "protection": null, "autoRestart": false, "autoRestartSuspended": false }
+      "protection": null, "autoRestart": true, "autoRestartSuspended": false,
+      "recentCrashes": 1, "autoRestartAt": null }
   ]
 }`
 	if edit != nil {
@@ -31,6 +32,9 @@ func TestParse(t *testing.T) {
 		wantErr string
 	}{
 		{"the documented example, unknown keys ignored", status(nil), ""},
+		{"an automatic restart scheduled", status(func(s string) string {
+			return strings.Replace(s, `"autoRestartAt": null`, `"autoRestartAt": "2026-11-26T04:24:02.477Z"`, 1)
+		}), ""},
 		{"standalone", status(func(s string) string {
 			return strings.Replace(s, `{ "name": "sql-ha", "node": "node-a", "role": "active", "roleReadAt": "2026-11-26T04:23:58Z" }`, "null", 1)
 		}), ""},

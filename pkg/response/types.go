@@ -51,6 +51,11 @@ type Process struct {
 	Protection           *Protection `json:"protection" vigil:"required"`
 	AutoRestart          *bool       `json:"autoRestart"`
 	AutoRestartSuspended *bool       `json:"autoRestartSuspended"`
+	// RecentCrashes and AutoRestartAt describe the agent's flap guard (older
+	// agents do not send them): unexpected exits within its 5-minute window,
+	// and when the scheduled automatic restart is due.
+	RecentCrashes *int64     `json:"recentCrashes"`
+	AutoRestartAt *time.Time `json:"autoRestartAt"`
 }
 
 // Exit is how a process last ended.

@@ -7,6 +7,7 @@ import type { ProcessConfig } from '../config';
 import type { EventLog } from '../events';
 import type { Logger } from '../log';
 import { isExpected, type ObservedRole } from '../role';
+import { nextAutoRestart, recentCrashes } from './backoff';
 
 export type ProcessState = 'running' | 'starting' | 'stopping' | 'stopped' | 'crashed';
 
@@ -37,6 +38,10 @@ export interface ProcessStatus {
   protection: Protection | null;
   autoRestart: boolean;
   autoRestartSuspended: boolean;
+  /** Unexpected exits within the flap guard's window since the last start through the API. */
+  recentCrashes: number;
+  /** When the scheduled automatic restart is due; null when none is scheduled. */
+  autoRestartAt: string | null;
 }
 
 export interface ControlRequest {
@@ -76,6 +81,10 @@ export interface ProcessRecord {
   pidStartTicks: string | null;
   command: string[] | null;
   autoRestartSuspended?: boolean;
+  /** The flap guard's history: unexpected exits since the last start through the API (ISO times, recent ones only). */
+  crashTimes?: string[];
+  /** The automatic restart scheduled when the record was written, so that the next agent keeps to it. */
+  autoRestartAt?: string | null;
 }
 
 export interface SupervisorDeps {
@@ -93,7 +102,6 @@ export abstract class ProcessSupervisor {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly recordFile: string;
   protected closed = false;
-  private crashTimes: number[] = [];
   private autoRestartTimer?: NodeJS.Timeout;
   protected lastRole: ObservedRole = 'unknown';
 
@@ -197,6 +205,22 @@ export abstract class ProcessSupervisor {
     await this.exclusive(async () => {
       const found = await this.recoverLeftovers();
       const expected = isExpected(this.config.runOn, role);
+      if (found === 'running' || !this.config.autoRestart) this.forgetAutoRestart();
+      if (found === 'gone' && this.config.autoRestart && this.record.autoRestartSuspended) {
+        // The flap guard outlives the agent: only a start through the API resumes it.
+        if (!this.config.startOnBoot || !expected) return;
+        this.deps.log.warn('not starting: automatic restarts are suspended; a restart through the API resumes them', {
+          process: this.name,
+          recentCrashes: this.recentCrashCount(),
+        });
+        return;
+      }
+      if (found === 'gone' && this.config.autoRestart && this.record.autoRestartAt) {
+        // A previous agent was waiting out the back-off (or the process ended while the agent was
+        // away): keep to the schedule instead of starting at once.
+        if (!this.autoRestartTimer) this.armAutoRestart(Date.parse(this.record.autoRestartAt));
+        return;
+      }
       if (found === 'gone' && this.config.startOnBoot) {
         if (expected) {
           await this.startLocked(`startOnBoot (role ${role})`, 'vigil-agent');
@@ -243,12 +267,22 @@ export abstract class ProcessSupervisor {
     return { requestedBy: req.requestedBy ?? 'unknown', why: req.reason ?? 'no reason given' };
   }
 
+  /** A restart or start through the API: it also clears the flap guard's history and resumes automatic restarts. */
   restart(req: ControlRequest, action: 'restart' | 'start' = 'restart'): Promise<StartResult> {
+    return this.control(req, action, false);
+  }
+
+  private control(req: ControlRequest, action: 'restart' | 'start', automatic: boolean): Promise<StartResult> {
     return this.exclusive(async () => {
       const { requestedBy, why } = await this.admitControl(req);
       if (action === 'start' && this.isUp()) return this.result();
       this.event(`${action}_requested`, why, { requestedBy, state: this.state, pid: this.record.pid });
       this.clearAutoRestart();
+      this.record.autoRestartAt = null;
+      if (!automatic) {
+        this.record.crashTimes = [];
+        this.record.autoRestartSuspended = false;
+      }
       const wasUp = this.isUp();
       try {
         if (wasUp) await this.relaunch(`${action} requested by ${requestedBy}: ${why}`);
@@ -264,8 +298,6 @@ export abstract class ProcessSupervisor {
       }
       // Any start the API (or autoRestart) asked for counts, whether it was up or had crashed.
       this.record.restarts++;
-      this.record.autoRestartSuspended = false;
-      this.crashTimes = [];
       this.saveRecord();
       this.event(`${action}_done`, why, { requestedBy, pid: this.record.pid, startedAt: this.record.startedAt });
       return this.result();
@@ -275,7 +307,7 @@ export abstract class ProcessSupervisor {
   stop(req: ControlRequest): Promise<{ generation: number; state: ProcessState }> {
     return this.exclusive(async () => {
       const { requestedBy, why } = await this.admitControl(req);
-      this.clearAutoRestart();
+      this.forgetAutoRestart();
       if (!this.isUp() && this.state !== 'stopping') {
         return { generation: this.record.generation, state: this.state };
       }
@@ -312,13 +344,15 @@ export abstract class ProcessSupervisor {
   protected unexpectedExit(code: number | null, signal: string | null, reason: string): void {
     const crashed = code !== 0 || signal !== null;
     this.state = crashed ? 'crashed' : 'stopped';
-    this.record.lastExit = { code, signal, at: new Date().toISOString() };
+    const now = Date.now();
+    this.record.lastExit = { code, signal, at: new Date(now).toISOString() };
     const pid = this.record.pid;
     this.record.pid = null;
     this.record.pidStartTicks = null;
+    this.noteCrash(now);
     this.saveRecord();
-    this.event(crashed ? 'crashed' : 'exited', reason, { code, signal, pid });
-    if (this.config.autoRestart && !this.closed) this.scheduleAutoRestart();
+    this.event(crashed ? 'crashed' : 'exited', reason, { code, signal, pid, recentCrashes: this.recentCrashCount(now) });
+    if (this.config.autoRestart && !this.closed) this.scheduleAutoRestart(now);
   }
 
   /** Called by a kind when its process ended because it was asked to. */
@@ -332,33 +366,88 @@ export abstract class ProcessSupervisor {
     this.event('exited', reason, { code, signal, pid });
   }
 
+  /** Cancels the timer only: the schedule stays in the record (the agent's own shutdown keeps it for the next agent). */
   private clearAutoRestart(): void {
     if (this.autoRestartTimer) clearTimeout(this.autoRestartTimer);
     this.autoRestartTimer = undefined;
   }
 
-  private scheduleAutoRestart(): void {
-    const now = Date.now();
-    this.crashTimes = this.crashTimes.filter((t) => now - t < 300_000);
-    this.crashTimes.push(now);
-    if (this.crashTimes.length > 5) {
-      this.record.autoRestartSuspended = true;
+  /** Cancels the scheduled automatic restart for good (a stop through the API). */
+  private forgetAutoRestart(): void {
+    this.clearAutoRestart();
+    if (this.record.autoRestartAt) {
+      this.record.autoRestartAt = null;
       this.saveRecord();
-      this.event('auto_restart_suspended', `${this.crashTimes.length} crashes within 5 minutes; the monitor decides from here`);
+    }
+  }
+
+  private crashTimes(now: number): number[] {
+    return recentCrashes((this.record.crashTimes ?? []).map((t) => Date.parse(t)), now);
+  }
+
+  private recentCrashCount(now = Date.now()): number {
+    return this.crashTimes(now).length;
+  }
+
+  /** Adds an unexpected exit to the flap guard's history, which keeps only the recent ones. */
+  private noteCrash(now: number): void {
+    this.record.crashTimes = [...this.crashTimes(now), now].map((t) => new Date(t).toISOString());
+  }
+
+  private scheduleAutoRestart(now: number): void {
+    if (this.record.autoRestartSuspended) return;
+    const decision = nextAutoRestart(this.crashTimes(now), now);
+    if (decision.action === 'suspend') {
+      this.clearAutoRestart();
+      this.record.autoRestartSuspended = true;
+      this.record.autoRestartAt = null;
+      this.saveRecord();
+      this.event(
+        'auto_restart_suspended',
+        `${decision.recentCrashes} crashes within 5 minutes; automatic restarts resume after a restart through the API`,
+        { recentCrashes: decision.recentCrashes },
+      );
       return;
     }
-    if (this.record.autoRestartSuspended) return;
-    const delay = Math.min(1000 * 2 ** (this.crashTimes.length - 1), 30_000);
+    this.armAutoRestart(now + decision.delayMs);
+  }
+
+  /** Persists when the automatic restart is due and sets the timer for it. */
+  private armAutoRestart(at: number): void {
     this.clearAutoRestart();
+    this.record.autoRestartAt = new Date(at).toISOString();
+    this.saveRecord();
+    const delay = Math.max(0, at - Date.now());
     this.autoRestartTimer = setTimeout(() => {
       this.autoRestartTimer = undefined;
+      this.record.autoRestartAt = null;
+      this.saveRecord();
       void this.deps.role().then((role) => {
-        if (!isExpected(this.config.runOn, role)) return;
-        this.restart({ requestedBy: 'vigil-agent (autoRestart)', reason: `crashed; automatic restart after ${delay} ms` }, 'start').catch(
-          (e: unknown) => this.deps.log.error('automatic restart failed', { process: this.name, error: e }),
-        );
+        if (this.closed || !isExpected(this.config.runOn, role)) return;
+        const reason = `${this.recentCrashCount()} unexpected exit(s) within 5 minutes; automatic restart after ${delay} ms`;
+        this.control({ requestedBy: 'vigil-agent (autoRestart)', reason }, 'start', true).catch((e: unknown) => {
+          this.deps.log.error('automatic restart failed', { process: this.name, error: e });
+          // A start that fails counts like a crash, so that it is retried on the same schedule
+          // and the flap guard ends it.
+          if (e instanceof OperationError && this.state === 'crashed' && this.config.autoRestart && !this.closed) {
+            const now = Date.now();
+            this.noteCrash(now);
+            this.saveRecord();
+            this.scheduleAutoRestart(now);
+          }
+        });
       });
     }, delay);
+  }
+
+  /** The flap guard as it stands, for the debug view. */
+  flapGuard(): Record<string, unknown> {
+    return {
+      crashTimes: this.record.crashTimes ?? [],
+      autoRestartAt: this.record.autoRestartAt ?? null,
+      autoRestartSuspended: Boolean(this.record.autoRestartSuspended),
+      timerArmed: this.autoRestartTimer !== undefined,
+    };
   }
 
   async status(role: ObservedRole): Promise<ProcessStatus> {
@@ -377,6 +466,8 @@ export abstract class ProcessSupervisor {
       protection: this.protection(),
       autoRestart: this.config.autoRestart,
       autoRestartSuspended: Boolean(this.record.autoRestartSuspended),
+      recentCrashes: this.recentCrashCount(),
+      autoRestartAt: this.record.autoRestartAt ?? null,
     };
   }
 }
