@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { createBLAKE3 } from 'hash-wasm';
 import { hashBuffer, hashFile, nativeBlake3 } from '../src/replicator/digest';
 import { hashFileInWorker } from '../src/replicator/hash';
-import { STORE_FORMAT } from '../src/replicator/store';
+import { STORE_FORMAT, STORE_VERSION } from '../src/replicator/store';
 import { runCliToEnd, tempDir } from './helpers';
 import { diffTrees, journal, killReplicators, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
 
@@ -41,7 +41,7 @@ test('BLAKE3 from the native module equals the WebAssembly build and the publish
 
 const dirs = () => replicatorDirs('vigil-repl-hash-');
 
-const marker = (store: string) => JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as { version: number; hash?: string };
+const marker = (store: string) => JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as { version: number; hash?: string; createdAt?: string };
 
 /** Small, mid-sized (read whole) and large (copied by the kernel, hashed apart) contents. */
 function writeMix(source: string, tag: string): void {
@@ -70,7 +70,7 @@ test('without the native module a BLAKE3 store is written through WebAssembly; a
   await waitMirror(d.source, d.store);
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
   assert.equal(marker(d.store).hash, 'blake3');
-  assert.equal(marker(d.store).version, 2);
+  assert.equal(marker(d.store).version, STORE_VERSION);
 
   // The same store, the native module switched off: what is captured is still named by BLAKE3.
   r = startReplicator(d.source, d.store, d.status, [], { VIGIL_NATIVE_HASH: '0' });
@@ -110,7 +110,8 @@ test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --has
   await waitMirror(d.source, d.store);
   assert.match(r.log(), /"msg":"the store keeps the hash algorithm it was created with".*"store":"sha256","requested":"blake3"/);
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
-  assert.equal(marker(d.store).version, 1, 'the marker is left as it was');
+  assert.deepEqual([marker(d.store).version, marker(d.store).hash], [STORE_VERSION, 'sha256'], 'the marker is upgraded and names the algorithm the store keeps');
+  assert.equal(marker(d.store).createdAt, '2026-11-20T00:00:00.000Z');
   assert.ok(assertObjectsNamedBy(d.store, 'sha256') >= 7, 'every captured version is checked (a file may be caught mid-write once more)');
   assert.equal(storeHash(d.store, 'changed after the upgrade'), createHash('sha256').update('changed after the upgrade').digest('hex'));
 

@@ -5,7 +5,8 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from '../src/replicator/digest';
-import { readJournal, type JournalRecord } from '../src/replicator/journal';
+import type { JournalRecord } from '../src/replicator/journal';
+import { allRecords, resolveChain } from '../src/replicator/segments';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
 import { runCli, tempDir, waitFor } from './helpers';
@@ -134,8 +135,20 @@ export async function waitMirror(source: string, store: string, timeoutMs = 20_0
   }
 }
 
+/** Every record of the store's journal, in order, across its segments. */
 export function journal(store: string): JournalRecord[] {
-  return readJournal(path.join(store, 'journal.log')).records;
+  return allRecords(resolveChain(store));
+}
+export const journalRecords = journal;
+
+/** The journal's segments in order (the last is the writer's). */
+export function segmentFiles(store: string): string[] {
+  return resolveChain(store).segments.map((s) => s.file);
+}
+
+/** All segments' bytes together. */
+export function journalBytes(store: string): number {
+  return segmentFiles(store).reduce((n, f) => n + fs.statSync(f).size, 0);
 }
 
 export function sha256(data: string | Buffer): string {

@@ -4,9 +4,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { JournalWriter, checkRecord, decode, frame, readJournal, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
+import { checkRecord, decode, frame, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
-import { StoreLayout, acquireLease, compact, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
+import { pruneJournal } from '../src/replicator/retention';
+import { JournalWriter, LeaseLostError, allRecords, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
+import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
+import { readFileFrames } from '../src/replicator/journal';
 import { tempDir } from './helpers';
 import { snapshot } from './replicator-helpers';
 import { hashBuffer } from '../src/replicator/digest';
@@ -38,31 +41,79 @@ test('a journal reads back every complete record and drops a torn or damaged tai
   assert.match(zeros.damage ?? '', /impossible frame length 0/);
 });
 
-test('opening the journal for writing cuts a torn tail off and appends after the last good record', async () => {
-  const dir = tempDir('vigil-journal-');
-  const file = path.join(dir, 'journal.log');
-  const first = JournalWriter.open(file).writer;
-  await first.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
-  first.close();
-  const good = fs.statSync(file).size;
-  fs.appendFileSync(file, frame(rec(3, 1002, 'torn')).subarray(0, 11));
-  const { writer, read } = JournalWriter.open(file);
-  assert.equal(read.records.length, 2);
-  assert.match(read.damage ?? '', /incomplete/);
-  assert.equal(fs.statSync(file).size, good, 'the torn tail is cut off');
-  const [c] = await writer.append([{ at: 1003, op: 'del', p: 'a' } as NewRecord]);
-  writer.close();
-  assert.equal(c?.q, 3, 'sequence numbers continue after the last good record');
-  const back = readJournal(file);
-  assert.equal(back.damage, undefined);
+test('damage in the middle of a journal file is skipped, never the valid records after it', () => {
+  const records = [rec(1, 1000, 'a'), rec(2, 2000, 'b'), rec(3, 3000, 'c'), rec(4, 4000, 'd')];
+  const frames = records.map(frame);
+  const whole = Buffer.concat(frames);
+  // A bad sector over the second record: the third and fourth are still read.
+  const damaged = Buffer.from(whole);
+  const at = (frames[0] as Buffer).length;
+  damaged.fill(0xee, at + 3, at + (frames[1] as Buffer).length - 2);
+  const r = decode(damaged);
   assert.deepEqual(
-    back.records.map((r) => [r.q, r.op]),
+    r.records.map((x) => x.q),
+    [1, 3, 4],
+  );
+  assert.equal(r.damage, undefined);
+  assert.equal(r.skipped.length, 1);
+  assert.equal(r.skipped[0]?.at, at);
+  // Garbage longer than a record (a stray write of 3 MiB): the same, and through the file reader too.
+  const garbage = Buffer.alloc(3 << 20, 0x5a);
+  const file = path.join(tempDir('vigil-journal-'), 'seg.log');
+  fs.writeFileSync(file, Buffer.concat([frames[0] as Buffer, garbage, frames[2] as Buffer, frames[3] as Buffer]));
+  const seen: number[] = [];
+  const res = readFileFrames(file, (x) => void seen.push(x.q), { chunkBytes: 64 * 1024 });
+  assert.deepEqual(seen, [1, 3, 4]);
+  assert.equal(res.skipped[0]?.bytes, garbage.length);
+});
+
+test('a new writer continues after a torn tail without cutting it; a frozen former writer cannot reach readers', async () => {
+  const root = tempDir('vigil-journal-');
+  const layout = new StoreLayout(root);
+  prepareStore(layout);
+  let lost = false;
+  const first = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => {
+    if (lost) throw new LeaseLostError('lease lost');
+  });
+  await first.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
+  // A crash in the middle of an append leaves a torn frame at the end of the segment.
+  fs.appendFileSync(first.segment.file, frame(rec(3, 1002, 'torn')).subarray(0, 11));
+  const size = fs.statSync(first.segment.file).size;
+  // The next writer (epoch 2) starts a segment of its own after the last good record.
+  const second = new JournalWriter(root, resolveChain(root), 2, 1001, 2, () => undefined);
+  assert.equal(fs.statSync(first.segment.file).size, size, 'nothing is cut off');
+  const [c] = await second.append([{ at: 1003, op: 'del', p: 'a' } as NewRecord]);
+  assert.equal(c?.q, 3, 'sequence numbers continue after the last good record');
+  // The first writer wakes up (frozen while the second took over) and writes on into its own
+  // segment, bypassing its lease check; then it even starts a new segment of its epoch.
+  Object.assign(first, { check: () => undefined });
+  await first.append([{ at: 1004, op: 'dir', p: 'stale-1', m: 0o755, mt: 1 } as NewRecord]);
+  first.roll();
+  await first.append([{ at: 1005, op: 'dir', p: 'stale-2', m: 0o755, mt: 1 } as NewRecord]);
+  const [d] = await second.append([{ at: 1006, op: 'dir', p: 'e', m: 0o755, mt: 1 } as NewRecord]);
+  assert.equal(d?.q, 4);
+  const chain = resolveChain(root);
+  assert.deepEqual(
+    allRecords(chain).map((r) => [r.q, r.op, r.op === 'dir' || r.op === 'del' ? r.p : '']),
     [
-      [1, 'dir'],
-      [2, 'dir'],
-      [3, 'del'],
+      [1, 'dir', 'a'],
+      [2, 'dir', 'b'],
+      [3, 'del', 'a'],
+      [4, 'dir', 'e'],
     ],
   );
+  assert.equal(chain.ignored.length, 1, 'the stale writer\'s new segment is left out');
+  assert.match(chain.ignored[0]?.why ?? '', /epoch 1 after a writer with epoch 2 took over/);
+  // With its lease check in place, the stale writer refuses to append at all.
+  lost = true;
+  Object.assign(first, {
+    check: () => {
+      if (lost) throw new LeaseLostError('the lease was taken');
+    },
+  });
+  await assert.rejects(first.append([{ at: 1007, op: 'dir', p: 'x', m: 0o755, mt: 1 } as NewRecord]), LeaseLostError);
+  first.close();
+  second.close();
 });
 
 /** A store written by hand: each step puts contents at a given time. */
@@ -70,9 +121,11 @@ async function storeWith(steps: { at: number; files: Record<string, string | nul
   const root = tempDir('vigil-store-');
   const layout = new StoreLayout(root);
   prepareStore(layout);
-  const { writer } = JournalWriter.open(layout.journal);
+  const writer = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => undefined);
   const dirs = new Set<string>();
-  for (const step of steps) {
+  for (const [i, step] of steps.entries()) {
+    // One segment per step, as a writer sealing by age would leave them.
+    if (i > 0) writer.roll();
     const records: NewRecord[] = [];
     for (const [p, content] of Object.entries(step.files)) {
       // As the replicator does: a directory is recorded before anything in it.
@@ -92,8 +145,9 @@ async function storeWith(steps: { at: number; files: Record<string, string | nul
     }
     await writer.append(records);
   }
+  const current = writer.segment.name;
   writer.close();
-  return { root, layout };
+  return { root, layout, current };
 }
 
 function restoredFiles(store: string, at: number, sub?: string): Record<string, string> {
@@ -139,7 +193,7 @@ test('restore rebuilds the tree as of any moment, with modes and times', async (
 });
 
 test('retention pruning at the window edge keeps every restore inside the window and frees the rest', async () => {
-  const { root, layout } = await storeWith([
+  const { root, layout, current } = await storeWith([
     { at: 10_000, files: { 'a.txt': 'a1', 'b.txt': 'b1', 'gone.txt': 'g1' } },
     { at: 20_000, files: { 'a.txt': 'a2', 'gone.txt': null } },
     { at: 30_000, files: { 'a.txt': 'a3' } },
@@ -147,19 +201,23 @@ test('retention pruning at the window edge keeps every restore inside the window
   ]);
   const expect = (at: number) => restoredFiles(root, at);
   const before = [20_000, 25_000, 30_000, 40_000].map(expect);
-  // The window starts at 25 s: the state then (a2, b1) must stay restorable, a1 and g1 are not needed.
-  const out = compact(layout, readJournal(layout.journal).records, 25_000);
-  assert.equal(out.result.objectsRemoved, 2, 'a1 and g1 are freed');
+  // The window starts at 25 s: the segments of 10 s and 20 s are wholly older; the state after
+  // them (a2, b1) stays restorable as the base, a1 and g1 are not needed any more.
+  const out = pruneJournal(layout, resolveChain(root), current, 25_000, 2);
+  assert.ok(out);
+  assert.equal(out.segmentsRemoved, 2);
+  assert.equal(out.earliest, 20_000, 'the window kept starts at the last dropped record: at least the retention');
+  assert.equal(out.objectsRemoved, 2, 'a1 and g1 are freed');
   assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'a1'))));
   assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'g1'))));
   assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'a2'))), 'the version in force at the window edge stays');
   assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'b1'))), 'an old but current version stays');
-  const read = readJournal(layout.journal);
-  assert.equal(read.damage, undefined);
-  assert.equal(read.records[0]?.op, 'base');
-  // Restores at and after the edge are unchanged; 20 s was inside the old window only.
-  assert.deepEqual([25_000, 30_000, 40_000].map(expect), before.slice(1));
-  assert.throws(() => expect(24_999), /before the earliest restorable point .*pruned by retention/);
+  const chain = resolveChain(root);
+  assert.equal(chain.segments.length, 2);
+  assert.deepEqual(chain.problems, []);
+  // Restores at and after the edge are unchanged; 10 s was inside the old window only.
+  assert.deepEqual([20_000, 25_000, 30_000, 40_000].map(expect), before);
+  assert.throws(() => expect(19_999), /before the earliest restorable point .*pruned by retention/);
   // Versions keep their original times; nothing older than the edge's version is listed.
   assert.deepEqual(
     versions(root, 'a.txt').versions.map((x) => [x.at, x.change]),
@@ -168,10 +226,14 @@ test('retention pruning at the window edge keeps every restore inside the window
       [new Date(30_000).toISOString(), 'modified'],
     ],
   );
+  assert.deepEqual(versions(root, 'gone.txt').versions, [], 'deleted before the window: nothing left to list');
   // Pruning again at the same edge changes nothing.
-  const again = compact(layout, readJournal(layout.journal).records, 25_000);
-  assert.equal(again.result.objectsRemoved, 0);
+  assert.equal(pruneJournal(layout, resolveChain(root), current, 25_000, 2), null);
   assert.deepEqual([25_000, 30_000, 40_000].map(expect), before.slice(1));
+  // A later edge drops the next segment; the base moves on.
+  const again = pruneJournal(layout, resolveChain(root), current, 35_000, 2);
+  assert.equal(again?.objectsRemoved, 1, 'a2');
+  assert.deepEqual([30_000, 40_000].map(expect), before.slice(2));
 });
 
 test('the lease: free, held by a live process, stale after its process died, renewed, released', () => {
@@ -244,4 +306,82 @@ test('the hand-written record check agrees with the schema', () => {
     assert.notEqual(checkRecord(r), undefined, JSON.stringify(r));
     assert.ok(!recordSchema.safeParse(r).success, JSON.stringify(r));
   }
+});
+
+test('a store from before segments (one journal.log) is read as it is and continued in segments', async () => {
+  const root = tempDir('vigil-legacy-');
+  const layout = new StoreLayout(root);
+  fs.mkdirSync(root, { recursive: true });
+  // What version 2 left: the marker, journal.log (compacted once: a base record first), objects.
+  fs.writeFileSync(path.join(root, 'vigil-store.json'), JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: '2026-11-01T00:00:00.000Z' }) + '\n');
+  prepareStore(layout);
+  const obj = (content: string) => {
+    const h = hashBuffer('sha256', content);
+    fs.writeFileSync(layout.object(h), content);
+    return h;
+  };
+  const old: JournalRecord[] = [
+    { q: 4, at: 5_000, op: 'base', from: 5_000 },
+    { q: 5, at: 4_000, op: 'file', p: 'kept.txt', h: obj('kept'), s: 4, m: 0o644, mt: 1, ct: 1, ino: 1 },
+    { q: 9, at: 6_000, op: 'file', p: 'a.txt', h: obj('a1'), s: 2, m: 0o644, mt: 1, ct: 1, ino: 2 },
+    { q: 10, at: 7_000, op: 'file', p: 'a.txt', h: obj('a2'), s: 2, m: 0o644, mt: 1, ct: 1, ino: 2, d: Buffer.from('a2').toString('base64') },
+    { q: 11, at: 8_000, op: 'sync', upTo: 10 },
+  ];
+  fs.writeFileSync(layout.legacyJournal, Buffer.concat([...old.map(frame), frame(rec(12, 9_000, 'torn')).subarray(0, 9)]));
+  assert.deepEqual(restoredFiles(root, 6_500), { 'kept.txt': 'kept', 'a.txt': 'a1' });
+  assert.throws(() => restoredFiles(root, 4_999), /before the earliest restorable point .*pruned by retention/);
+
+  // A writer of this version continues after the old file's last good record, in journal/.
+  const chain = resolveChain(root);
+  assert.deepEqual(
+    chain.segments.map((s) => [s.name, s.first, s.epoch]),
+    [['journal.log', 4, 0]],
+  );
+  const w = new JournalWriter(root, chain, 11, 8_000, 1, () => undefined);
+  await w.append([{ at: 10_000, op: 'del', p: 'kept.txt' } as NewRecord]);
+  assert.deepEqual(
+    allRecords(resolveChain(root)).map((r) => r.q),
+    [4, 5, 9, 10, 11, 12],
+  );
+  // Sealing the old file moves it into journal/ without its inline copies.
+  const sealed = sealSegment(root, layout.tmp, resolveChain(root).segments[0] as ChainSegment, 11);
+  assert.ok(!fs.existsSync(layout.legacyJournal));
+  assert.equal(sealed.name, 'seg-00000000000000000004-e0000000000.log');
+  assert.ok(!allRecords(resolveChain(root)).some((r) => r.op === 'file' && r.d !== undefined));
+  assert.deepEqual(resolveChain(root).problems, []);
+  assert.deepEqual(restoredFiles(root, 7_500), { 'kept.txt': 'kept', 'a.txt': 'a2' });
+  assert.deepEqual(restoredFiles(root, 10_000), { 'a.txt': 'a2' });
+  assert.deepEqual(
+    versions(root, 'kept.txt').versions.map((v) => [v.at, v.change]),
+    [
+      [new Date(4_000).toISOString(), 'created'],
+      [new Date(10_000).toISOString(), 'deleted'],
+    ],
+  );
+  w.close();
+});
+
+test('a lease file left empty (a full disk, a crash while creating it) is taken over; epochs only grow', () => {
+  const root = tempDir('vigil-lease-');
+  const layout = new StoreLayout(root);
+  prepareStore(layout);
+  const base = { process: 'cdp', node: 'node-a', staleAfterMs: 30_000, isAlive: () => true, startTicks: 'x' };
+  fs.writeFileSync(layout.lease, '');
+  const young = acquireLease(layout, base);
+  assert.equal(young.held, false, 'an empty lease this young may be a write in progress');
+  assert.match(young.held ? '' : young.reason, /unreadable \(empty\)/);
+  const taken = acquireLease(layout, { ...base, now: Date.now() + 3000 });
+  assert.equal(taken.held, true);
+  const first = taken.held ? taken.lease.epoch : 0;
+  assert.ok(first >= 1);
+  if (taken.held) releaseLease(layout, taken.lease);
+  // Released cleanly, taken again: a new epoch, never the old one.
+  const again = acquireLease(layout, base);
+  assert.ok(again.held && again.lease.epoch === first + 1);
+  // Garbage (not a lease) waits for the staleness period.
+  if (again.held) releaseLease(layout, again.lease);
+  fs.writeFileSync(layout.lease, '{"half');
+  assert.equal(acquireLease(layout, base).held, false);
+  const late = acquireLease(layout, { ...base, now: Date.now() + 31_000 });
+  assert.ok(late.held && late.lease.epoch === first + 2);
 });

@@ -1,6 +1,6 @@
 // `vigil-agent restore` and `vigil-agent versions`: exit 0 done, 1 refused or failed (the
 // message says why), 2 invalid command line.
-import { RestoreError, parseTime, restore, versions } from './restore';
+import { RestoreError, parseTime, restoreAsync, versions } from './restore';
 
 export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH]';
 export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json]';
@@ -36,15 +36,18 @@ export async function restoreMain(argv: string[]): Promise<number> {
   const at = parseTime(f.at as string);
   if (at === undefined) return fail(RESTORE_USAGE, `--at ${JSON.stringify(f.at)}: use an ISO 8601 time (2026-11-26T04:20:00Z), "now" or "-10m"`, 2);
   try {
-    const r = restore({ store: f.store as string, at, to: f.to as string, path: f.path });
+    const r = await restoreAsync({ store: f.store as string, at, to: f.to as string, path: f.path });
     for (const w of r.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
     process.stdout.write(
       `restored ${f.path ? `${f.path} from ` : ''}${f.store} as of ${r.at} into ${r.to}: ${r.files} files (${r.bytes} bytes), ${r.dirs} directories, ${r.links} symbolic links\n`,
     );
+    if (r.errors.length > 0) {
+      for (const e of r.errors) process.stderr.write(`vigil-agent: not restored: ${e}\n`);
+      return fail(RESTORE_USAGE, `${r.errors.length} file(s) could not be restored as recorded (listed above); everything else was`, 1);
+    }
     return 0;
   } catch (e) {
-    if (e instanceof RestoreError) return fail(RESTORE_USAGE, e.message, 1);
-    throw e;
+    return fail(RESTORE_USAGE, e instanceof RestoreError ? e.message : `restore failed: ${(e as Error).message}`, 1);
   }
 }
 
@@ -70,7 +73,6 @@ export async function versionsMain(argv: string[]): Promise<number> {
     process.stdout.write(line(head) + rows.map(line).join(''));
     return 0;
   } catch (e) {
-    if (e instanceof RestoreError) return fail(VERSIONS_USAGE, e.message, 1);
-    throw e;
+    return fail(VERSIONS_USAGE, e instanceof RestoreError ? e.message : `cannot list versions: ${(e as Error).message}`, 1);
   }
 }

@@ -83,6 +83,25 @@ export function hashBuffer(algorithm: HashAlgorithm, data: Uint8Array | string):
   return wasm.digest('hex');
 }
 
+export interface Hasher {
+  update(d: Uint8Array): unknown;
+  digest(f: 'hex'): string;
+}
+
+/**
+ * A hasher to feed piece by piece (see loadHasher). Without the native module every BLAKE3
+ * hasher shares one WebAssembly instance: finish one before starting the next.
+ */
+export function newHasher(algorithm: HashAlgorithm): Hasher {
+  if (algorithm === 'sha256') return createHash('sha256');
+  const n = nativeBlake3();
+  if (n) return new n.mod.Blake3Hasher();
+  if (!wasm) throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');
+  const w = wasm;
+  w.init();
+  return { update: (d: Uint8Array) => w.update(d), digest: () => w.digest('hex') };
+}
+
 /**
  * The hex digest of a file's content, read in 1 MiB pieces without blocking the event loop:
  * the way large files are hashed when no worker thread can (BLAKE3 without the native module).

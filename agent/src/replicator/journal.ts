@@ -1,13 +1,15 @@
-// The journal: an append-only file of framed records. Each frame is
+// Journal records and their framing. Every file of the journal (segments, tree snapshots) is a
+// sequence of frames
 //   u32le length | u32le crc32(payload) | payload (UTF-8 JSON)
 // so a write cut short by a crash (a torn tail) is recognised by its length or checksum and
-// dropped, never misread. A record counts once its bytes are fsynced.
+// never misread. Damage in the middle of a file (a bad sector, a stray write) is skipped by
+// looking for the next frame that checks out: the records after it are kept, never dropped.
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
-const MAX_RECORD_BYTES = 1 << 20;
+export const MAX_RECORD_BYTES = 1 << 20;
 const HEADER_BYTES = 8;
 
 const mode = z.number().int().min(0).max(0o7777);
@@ -40,7 +42,7 @@ const linkRecord = z.object({
 });
 /** The path and everything under it is gone. */
 const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: z.string().min(1) });
-/** Written first by retention pruning: nothing before `from` can be restored any more. */
+/** First in a journal compacted by an earlier version: nothing before `from` can be restored. */
 const baseRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('base'), from: z.number() });
 /** Every object named by a record up to `upTo` is fsynced: inline contents before it are not needed. */
 const syncRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('sync'), upTo: z.number().int() });
@@ -54,19 +56,51 @@ export type DelRecord = z.infer<typeof delRecord>;
 /** A record before the journal has given it its sequence number. */
 export type NewRecord = JournalRecord extends infer R ? (R extends JournalRecord ? Omit<R, 'q'> : never) : never;
 
+/**
+ * The first frame of a segment file: which writer (epoch) wrote it, the sequence number of its
+ * first record, and the segment it continues with the last record of that one that counts.
+ * Records a stale writer put after `prevLast` in `prev` are not part of the journal.
+ */
+export interface SegmentHeader {
+  q: number;
+  at: number;
+  op: 'segment';
+  epoch: number;
+  first: number;
+  prev: string | null;
+  prevLast: number | null;
+}
+
+/** The first frame of a tree snapshot: the tree after record `upTo`, `count` entries follow. */
+export interface TreeHeader {
+  q: number;
+  at: number;
+  op: 'tree';
+  upTo: number;
+  epoch: number;
+  /** Set on the snapshot retention left as the journal's start: the earliest restorable moment. */
+  from: number | null;
+  count: number;
+}
+
+export type Header = SegmentHeader | TreeHeader;
+
 const HEX64 = /^[0-9a-f]{64}$/;
 const isInt = (v: unknown) => Number.isInteger(v);
 const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown) => typeof v === 'string';
 const isPath = (v: unknown) => typeof v === 'string' && v.length > 0;
 const isMode = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0o7777;
-const fieldChecks: Record<JournalRecord['op'], Record<string, (v: unknown) => boolean>> = {
+const isIntOrNull = (v: unknown) => v === null || isInt(v);
+const fieldChecks: Record<JournalRecord['op'] | Header['op'], Record<string, (v: unknown) => boolean>> = {
   file: { p: isPath, h: (v) => typeof v === 'string' && v.length === 64 && HEX64.test(v), s: (v) => isInt(v) && (v as number) >= 0, m: isMode, mt: isNum, ct: isNum, ino: isNum },
   dir: { p: isPath, m: isMode, mt: isNum },
   link: { p: isPath, l: isStr, mt: isNum, ct: isNum, ino: isNum },
   del: { p: isPath },
   base: { from: isNum },
   sync: { upTo: isInt },
+  segment: { epoch: isInt, first: isInt, prev: (v) => v === null || isStr(v), prevLast: isIntOrNull },
+  tree: { upTo: isInt, epoch: isInt, from: (v) => v === null || isNum(v), count: isInt },
 };
 
 const checkList = Object.fromEntries(Object.entries(fieldChecks).map(([op, c]) => [op, Object.entries(c)])) as Record<
@@ -75,8 +109,8 @@ const checkList = Object.fromEntries(Object.entries(fieldChecks).map(([op, c]) =
 >;
 
 /**
- * The same rules as recordSchema, checked by hand: replaying a journal of a large tree at
- * every start must cost little more than parsing it.
+ * The same rules as recordSchema (and the headers'), checked by hand: replaying a journal of a
+ * large tree at every start must cost little more than parsing it.
  */
 export function checkRecord(r: unknown): string | undefined {
   if (r === null || typeof r !== 'object') return 'not an object';
@@ -90,12 +124,16 @@ export function checkRecord(r: unknown): string | undefined {
   return undefined;
 }
 
+export function isHeader(r: JournalRecord | Header): r is Header {
+  return r.op === 'segment' || r.op === 'tree';
+}
+
 /** The path a record is about; base and sync records are about the store. */
 export function pathOf(r: JournalRecord): string | undefined {
   return r.op === 'base' || r.op === 'sync' ? undefined : r.p;
 }
 
-export function frame(record: JournalRecord): Buffer {
+export function frame(record: JournalRecord | Header): Buffer {
   const payload = Buffer.from(JSON.stringify(record), 'utf8');
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
   out.writeUInt32LE(payload.length, 0);
@@ -104,137 +142,197 @@ export function frame(record: JournalRecord): Buffer {
   return out;
 }
 
+/** A record in the order the writer gives it: the sequence number first (see resync). */
+export function numbered(q: number, r: NewRecord): JournalRecord {
+  return { q, ...r } as JournalRecord;
+}
+
+export interface Damage {
+  /** Byte offset in the file where the damage starts. */
+  at: number;
+  bytes: number;
+  why: string;
+}
+
+type Parsed = { ok: true; record: JournalRecord | Header; end: number } | { ok: false; why: string; incomplete: boolean };
+
+/** The frame at `off`, checked: length, checksum, JSON, record rules. */
+function parseFrame(buf: Buffer, off: number): Parsed {
+  if (buf.length - off < HEADER_BYTES) return { ok: false, why: `incomplete frame header`, incomplete: true };
+  const len = buf.readUInt32LE(off);
+  if (len === 0 || len > MAX_RECORD_BYTES) return { ok: false, why: `impossible frame length ${len}`, incomplete: false };
+  if (buf.length - off - HEADER_BYTES < len) return { ok: false, why: `incomplete record (${buf.length - off - HEADER_BYTES} of ${len} bytes)`, incomplete: true };
+  const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len);
+  if (crc32(payload) !== buf.readUInt32LE(off + 4)) return { ok: false, why: 'checksum mismatch', incomplete: false };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(buf.toString('utf8', off + HEADER_BYTES, off + HEADER_BYTES + len));
+  } catch {
+    return { ok: false, why: 'unparseable record', incomplete: false };
+  }
+  const problem = checkRecord(parsed);
+  if (problem !== undefined) return { ok: false, why: `unrecognised record: ${problem}`, incomplete: false };
+  return { ok: true, record: parsed as JournalRecord, end: off + HEADER_BYTES + len };
+}
+
+/**
+ * The next offset after `from` where a complete, valid frame starts whose record comes after
+ * sequence number `afterQ`, or -1. Every payload is a JSON object, so only offsets 8 bytes
+ * before a `{"` are tried.
+ */
+function resync(buf: Buffer, from: number, afterQ: number): number {
+  for (let i = buf.indexOf('{"', from + HEADER_BYTES, 'latin1'); i >= 0; i = buf.indexOf('{"', i + 1, 'latin1')) {
+    const off = i - HEADER_BYTES;
+    if (off <= from) continue;
+    const f = parseFrame(buf, off);
+    if (f.ok && f.record.q > afterQ) return off;
+  }
+  return -1;
+}
+
 export interface ReadResult {
   records: JournalRecord[];
+  /** The first frame, when it is a segment or tree header. */
+  header?: Header;
   /** Bytes up to the end of the last good record. */
   goodBytes: number;
   totalBytes: number;
-  /** Why reading stopped before the end of the file, if it did. */
+  /** Damage in the middle, skipped: the records after it were kept. */
+  skipped: Damage[];
+  /** Why reading stopped before the end of the file, if it did (a torn tail). */
   damage?: string;
 }
 
-/** Decodes frames until the end or the first frame that is incomplete or fails its checksum. */
-export function decode(buf: Buffer): ReadResult {
+/**
+ * Decodes frames until the end. A frame that does not check out is skipped when a valid one
+ * follows it (reported in `skipped`); at the end of the buffer it is a torn tail (`damage`).
+ */
+export function decode(buf: Buffer, visit?: (r: JournalRecord) => void): ReadResult {
   const records: JournalRecord[] = [];
+  const skipped: Damage[] = [];
+  let header: Header | undefined;
   let off = 0;
+  let good = 0;
+  let lastQ = -Infinity;
   let damage: string | undefined;
   while (off < buf.length) {
-    if (buf.length - off < HEADER_BYTES) {
-      damage = `incomplete frame header at byte ${off}`;
+    const f = parseFrame(buf, off);
+    if (!f.ok) {
+      const next = resync(buf, off, lastQ);
+      if (next < 0) {
+        damage = `${f.why} at byte ${off}`;
+        break;
+      }
+      skipped.push({ at: off, bytes: next - off, why: f.why });
+      off = next;
+      continue;
+    }
+    const r = f.record;
+    if (off === 0 && isHeader(r)) header = r;
+    else if (!isHeader(r)) {
+      if (visit) visit(r);
+      else records.push(r);
+      lastQ = r.q;
+    }
+    off = good = f.end;
+  }
+  return { records, header, goodBytes: good, totalBytes: buf.length, skipped, damage };
+}
+
+/** Reads a whole journal file in pieces (files may be larger than a Buffer can hold). */
+export function readFileFrames(file: string, visit: (r: JournalRecord) => boolean | void, opts: { chunkBytes?: number } = {}): ReadResult {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return readFdFrames(fd, visit, opts.chunkBytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Streams the frames of an open file to `visit` (which may return true to stop early). Damage is
+ * handled as in decode(): skipped when a valid frame follows within the file, a torn tail otherwise.
+ */
+export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | void, chunkBytes = 8 << 20): ReadResult {
+  const total = fs.fstatSync(fd).size;
+  const skipped: Damage[] = [];
+  let header: Header | undefined;
+  let buf = Buffer.alloc(0);
+  let base = 0; // file offset of buf[0]
+  let pos = 0; // next file offset to read
+  let off = 0; // offset in buf
+  let good = 0;
+  let lastQ = -Infinity;
+  let damage: string | undefined;
+  let stopped = false;
+  const fill = (need: number): boolean => {
+    if (buf.length - off >= need || pos >= total) return buf.length - off >= need;
+    const keep = buf.subarray(off);
+    const want = Math.max(need - keep.length, chunkBytes);
+    const next = Buffer.allocUnsafe(keep.length + Math.min(want, total - pos));
+    keep.copy(next, 0);
+    let n = keep.length;
+    while (n < next.length) {
+      const got = fs.readSync(fd, next, n, next.length - n, pos);
+      if (got === 0) break;
+      n += got;
+      pos += got;
+    }
+    base += off;
+    buf = next.subarray(0, n);
+    off = 0;
+    return buf.length >= need;
+  };
+  while (!stopped) {
+    if (!fill(HEADER_BYTES)) {
+      if (buf.length - off > 0) damage = `incomplete frame header at byte ${base + off}`;
       break;
     }
     const len = buf.readUInt32LE(off);
-    const sum = buf.readUInt32LE(off + 4);
-    if (len === 0 || len > MAX_RECORD_BYTES) {
-      damage = `impossible frame length ${len} at byte ${off}`;
-      break;
+    if (len > 0 && len <= MAX_RECORD_BYTES) fill(HEADER_BYTES + len);
+    const f = parseFrame(buf, off);
+    if (!f.ok) {
+      // Look for the next good frame in the rest of the file, a window at a time; a frame may
+      // start anywhere in the last MAX_RECORD_BYTES of a window, so that much is carried over.
+      const start = base + off;
+      let from = start; // file offset: fill() moves the buffer
+      let next = -1;
+      for (;;) {
+        fill(Math.min(total - (base + off), Math.max(chunkBytes, 2 * (MAX_RECORD_BYTES + HEADER_BYTES))));
+        next = resync(buf, from - base, lastQ);
+        if (next >= 0 || pos >= total) break;
+        off = Math.max(off, buf.length - (MAX_RECORD_BYTES + HEADER_BYTES));
+        from = base + off - 1;
+      }
+      if (next < 0) {
+        damage = `${f.why} at byte ${start}`;
+        break;
+      }
+      skipped.push({ at: start, bytes: base + next - start, why: f.why });
+      off = next;
+      continue;
     }
-    if (buf.length - off - HEADER_BYTES < len) {
-      damage = `incomplete record at byte ${off} (${buf.length - off - HEADER_BYTES} of ${len} bytes)`;
-      break;
+    const r = f.record;
+    if (base + off === 0 && isHeader(r)) header = r;
+    else if (!isHeader(r)) {
+      lastQ = r.q;
+      if (visit(r) === true) stopped = true;
     }
-    const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len);
-    if (crc32(payload) !== sum) {
-      damage = `checksum mismatch at byte ${off}`;
-      break;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(buf.toString('utf8', off + HEADER_BYTES, off + HEADER_BYTES + len));
-    } catch {
-      damage = `unparseable record at byte ${off}`;
-      break;
-    }
-    const problem = checkRecord(parsed);
-    if (problem !== undefined) {
-      damage = `unrecognised record at byte ${off}: ${problem}`;
-      break;
-    }
-    records.push(parsed as JournalRecord);
-    off += HEADER_BYTES + len;
+    off = f.end;
+    good = base + off;
   }
-  return { records, goodBytes: off, totalBytes: buf.length, damage };
+  return { records: [], header, goodBytes: good, totalBytes: total, skipped, damage };
 }
 
+/** Every record of one file (small files, tests). */
 export function readJournal(file: string): ReadResult {
-  let buf: Buffer;
+  const records: JournalRecord[] = [];
+  let res: ReadResult;
   try {
-    buf = fs.readFileSync(file);
+    res = readFileFrames(file, (r) => void records.push(r));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], goodBytes: 0, totalBytes: 0 };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], goodBytes: 0, totalBytes: 0, skipped: [] };
     throw e;
   }
-  return decode(buf);
-}
-
-/** The writer's handle: appends batches and fsyncs them. Only the lease holder opens one. */
-export class JournalWriter {
-  private fd: number;
-  private size: number;
-  private nextSeq: number;
-  private lastAt: number;
-
-  /** Opens `file` for appending after cutting a torn tail off; returns what was read. */
-  static open(file: string): { writer: JournalWriter; read: ReadResult } {
-    const read = readJournal(file);
-    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    if (read.goodBytes < read.totalBytes) {
-      fs.ftruncateSync(fd, read.goodBytes);
-      fs.fsyncSync(fd);
-    }
-    const last = read.records[read.records.length - 1];
-    return { writer: new JournalWriter(fd, read.goodBytes, last ? last.q + 1 : 1, last ? last.at : 0), read };
-  }
-
-  private constructor(fd: number, size: number, nextSeq: number, lastAt: number) {
-    this.fd = fd;
-    this.size = size;
-    this.nextSeq = nextSeq;
-    this.lastAt = lastAt;
-  }
-
-  get bytes(): number {
-    return this.size;
-  }
-
-  get lastSeq(): number {
-    return this.nextSeq - 1;
-  }
-
-  /** A time for a new record: never earlier than the previous one, so time order is journal order. */
-  stamp(now = Date.now()): number {
-    this.lastAt = Math.max(this.lastAt, now);
-    return this.lastAt;
-  }
-
-  /** Appends the records and fsyncs; when this resolves they are acknowledged. */
-  async append(records: NewRecord[]): Promise<JournalRecord[]> {
-    if (records.length === 0) return [];
-    const numbered = records.map((r) => ({ ...r, q: this.nextSeq++ }) as JournalRecord);
-    const buf = Buffer.concat(numbered.map(frame));
-    let written = 0;
-    while (written < buf.length) {
-      written += await new Promise<number>((resolve, reject) =>
-        fs.write(this.fd, buf, written, buf.length - written, this.size + written, (e, n) => (e ? reject(e) : resolve(n))),
-      );
-    }
-    this.size += buf.length;
-    await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
-    return numbered;
-  }
-
-  close(): void {
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-  }
-
-  /** After compaction replaced the file: continue appending to the new one. */
-  reopen(file: string, size: number): void {
-    this.close();
-    this.fd = fs.openSync(file, fs.constants.O_RDWR, 0o600);
-    this.size = size;
-  }
+  return { ...res, records };
 }

@@ -8,22 +8,34 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer, implementation, loadHasher, type HashChoice } from './digest';
-import { JournalWriter, pathOf, readJournal, type JournalRecord, type NewRecord } from './journal';
+import { pathOf, type FileRecord, type JournalRecord, type NewRecord } from './journal';
+import { collectGarbage, pruneJournal, type PruneResult } from './retention';
+import {
+  JournalWriter,
+  LeaseLostError,
+  SEGMENT_BYTES,
+  describeDamage,
+  highestEpoch,
+  replay,
+  resolveChain,
+  sealSegment,
+  writeSnapshot,
+  type ChainSegment,
+} from './segments';
 import {
   StoreLayout,
   acquireLease,
   captureFile,
   cleanTmp,
-  compact,
   fsyncDirAsync,
+  holdsLease,
   prepareStore,
   releaseLease,
   renewLease,
   type Captured,
   type Lease,
-  type PruneResult,
 } from './store';
-import { apply, earliestRestorable, parentOf, within, type Entry, type Tree } from './tree';
+import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
 import { TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
@@ -76,6 +88,12 @@ const UNSTABLE_RETRY_MS = 50;
 const LATENCY_SAMPLES = 10_000;
 /** At most this many objects wait for a checkpoint, whatever the time. */
 const CHECKPOINT_MAX_OBJECTS = 4096;
+/**
+ * A snapshot of the tree is written when a segment is sealed and at least this many records
+ * (and at least as many as the tree has paths) were written since the last one: a start then
+ * replays at most about twice the tree's size, and snapshots cost at most as much as records.
+ */
+const SNAPSHOT_MIN_RECORDS = 10_000;
 
 function modeOf(st: fs.Stats): number {
   return st.mode & 0o7777;
@@ -130,6 +148,13 @@ export class Replicator {
   private latencies: number[] = [];
   private lastPrune: PruneResult | null = null;
   private earliest: number | null = null;
+  /** Records written since the last tree snapshot (or replayed at start since it). */
+  private sinceSnapshot = 0;
+  /** Bytes of the journal's sealed segments (the current one is the writer's). */
+  private sealedBytes = 0;
+  private segmentCount = 0;
+  /** Set after an unclean stop: unreferenced objects may be left; the next pruning looks for them. */
+  private garbageLikely = false;
   private scanStamp = 0;
   /** Lists the whole tree for full scans, off the event loop. */
   private lister = new DirLister();
@@ -204,20 +229,9 @@ export class Replicator {
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
     cleanTmp(this.layout);
-    const { writer, read } = JournalWriter.open(this.layout.journal);
-    this.journal = writer;
-    if (read.damage) {
-      this.o.log.warn('dropped a torn journal tail', { damage: read.damage, droppedBytes: read.totalBytes - read.goodBytes });
-      this.noteError(`journal: dropped ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
-    }
-    const replayStart = Date.now();
-    for (const r of read.records) apply(this.tree, r);
-    this.o.log.info('journal replayed', { records: read.records.length, bytes: read.goodBytes, paths: this.tree.size, ms: Date.now() - replayStart });
-    this.earliest = earliestRestorable(read.records);
-    const lost = this.recoverUnsynced(read.records);
-    // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
-    this.repairMirror(read.records, lost > 0);
+    this.openJournal(this.lease as Lease);
     await this.exclusive(() => this.checkpoint());
+    await this.exclusive(() => this.sealLeftovers());
 
     // An empty source where the journal knows files is far likelier an unmounted disk than a
     // wipe while nothing ran: wait for it rather than record every path as deleted.
@@ -268,6 +282,115 @@ export class Replicator {
     if (this.errors.length > 20) this.errors.shift();
   }
 
+  /**
+   * Replays the journal (from the newest tree snapshot that fits) and starts this writer's own
+   * segment after its last record. Damage and segments left out are reported, never repaired
+   * by dropping records.
+   */
+  private openJournal(lease: Lease): void {
+    const replayStart = Date.now();
+    const chain = resolveChain(this.layout.root);
+    let mirrorSeq = -1;
+    try {
+      mirrorSeq = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
+      if (!Number.isInteger(mirrorSeq)) mirrorSeq = -1;
+    } catch {
+      mirrorSeq = -1;
+    }
+    const rep = replay(chain, mirrorSeq < 0 ? Infinity : mirrorSeq);
+    this.tree = rep.tree;
+    this.earliest = rep.earliest;
+    this.sinceSnapshot = rep.replayed;
+    for (const p of chain.problems) this.noteError(`journal: ${p}`);
+    for (const i of chain.ignored) {
+      this.o.log.warn('journal segment left out', { segment: i.name, why: i.why });
+      this.noteError(`journal: ${i.name} is not part of the journal (${i.why})`);
+    }
+    for (const d of rep.damage) {
+      for (const line of describeDamage(d)) {
+        this.o.log.error('journal damage', { detail: line });
+        this.noteError(line);
+      }
+      if (d.tail) {
+        this.o.log.warn('ignored a torn journal tail', { segment: d.segment, damage: d.tail.damage, bytes: d.tail.bytes });
+        this.noteError(`journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`);
+        this.garbageLikely = true;
+      }
+    }
+    let bytes = 0;
+    for (const seg of chain.segments) bytes += fs.statSync(seg.file, { throwIfNoEntry: false })?.size ?? 0;
+    this.sealedBytes = bytes;
+    this.segmentCount = chain.segments.length;
+    this.journal = new JournalWriter(this.layout.root, chain, rep.lastQ, rep.lastAt, lease.epoch, () => this.checkLease());
+    this.segmentCount++;
+    this.pendingSeal = chain.segments.map((seg, i) => ({ seg, last: Math.min(seg.last ?? Infinity, chain.segments[i + 1] ? (chain.segments[i + 1] as ChainSegment).first - 1 : rep.lastQ) }));
+    this.o.log.info('journal replayed', {
+      records: rep.replayed,
+      fromSnapshot: rep.snapshot?.name ?? null,
+      segments: chain.segments.length,
+      paths: this.tree.size,
+      ms: Date.now() - replayStart,
+    });
+    const lost = this.recoverUnsynced(rep.unsynced);
+    if (lost > 0 || rep.lastSync < rep.lastQ) this.garbageLikely = true;
+    if (fs.existsSync(path.join(this.layout.journal, 'prune-pending.json'))) this.garbageLikely = true;
+    // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
+    this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
+  }
+
+  /** Segments that an earlier writer left unsealed (or without an index): sealed now. */
+  private pendingSeal: { seg: ChainSegment; last: number }[] = [];
+
+  private async sealLeftovers(): Promise<void> {
+    for (const { seg, last } of this.pendingSeal.splice(0)) {
+      if (this.closing) return;
+      // Sealed before (it has its index): nothing to do. The former writer's last segment has none.
+      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) continue;
+      const r = sealSegment(this.layout.root, this.layout.tmp, seg, last);
+      if (r.strippedBytes > 0) this.o.log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });
+    }
+    if (this.sinceSnapshot >= Math.max(SNAPSHOT_MIN_RECORDS, this.tree.size)) this.snapshotTree();
+    this.refreshJournalSize();
+  }
+
+  private snapshotTree(): void {
+    const journal = this.journal as JournalWriter;
+    writeSnapshot(this.layout.root, this.layout.tmp, this.tree, { upTo: journal.lastSeq, at: journal.stamp(), epoch: journal.epoch, from: null });
+    this.sinceSnapshot = 0;
+  }
+
+  private refreshJournalSize(): void {
+    let bytes = 0;
+    let count = 0;
+    for (const name of fs.readdirSync(this.layout.journal)) {
+      if (!name.endsWith('.log') || name === this.journal?.segment.name) continue;
+      bytes += fs.statSync(path.join(this.layout.journal, name), { throwIfNoEntry: false })?.size ?? 0;
+      count++;
+    }
+    this.sealedBytes = bytes;
+    this.segmentCount = count + 1;
+  }
+
+  /** Fencing: before every append, the lease must still name this writer. */
+  private checkLease(): void {
+    if (!this.lease || !holdsLease(this.layout, this.lease)) {
+      throw new LeaseLostError('the lease on the store was taken by another replicator; stopping to leave it a single writer');
+    }
+  }
+
+  /** Seals the current segment and starts the next (at 64 MiB, or when it is older than the pruning period). */
+  private async rollIfDue(): Promise<void> {
+    const journal = this.journal;
+    if (!journal || journal.empty || this.closing) return;
+    if (journal.bytes < SEGMENT_BYTES && journal.age < this.o.pruneEveryMs) return;
+    // Inline contents are dropped at sealing: the checkpoint makes their objects durable first.
+    await this.checkpoint();
+    const { sealed, last } = journal.roll();
+    sealSegment(this.layout.root, this.layout.tmp, sealed, last);
+    if (this.sinceSnapshot >= Math.max(SNAPSHOT_MIN_RECORDS, this.tree.size)) this.snapshotTree();
+    this.refreshJournalSize();
+  }
+
   private async takeLease(): Promise<void> {
     const startTicks = procInfo(process.pid)?.startTicks ?? null;
     let logged = false;
@@ -278,6 +401,7 @@ export class Replicator {
         staleAfterMs: this.o.leaseStaleAfterMs,
         isAlive: isSameProcessAlive,
         startTicks,
+        journalEpoch: () => highestEpoch(this.layout.root),
       });
       if (r.held) {
         this.lease = r.lease;
@@ -359,16 +483,12 @@ export class Replicator {
     fs.renameSync(tmp, this.layout.mirrorSeq);
   }
 
-  /** After a crash, the mirror may lag the journal: redo the paths of records it had not applied. */
-  private repairMirror(records: readonly JournalRecord[], full: boolean): void {
-    let applied = -1;
-    try {
-      if (!full) applied = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
-      if (!Number.isInteger(applied)) applied = -1;
-    } catch {
-      applied = -1;
-    }
-    if (applied < 0) {
+  /**
+   * After a crash, the mirror may lag the journal: redo the paths of records it had not
+   * applied (`touched`), or everything (null).
+   */
+  private repairMirror(touched: Set<string> | null): void {
+    if (touched === null) {
       // No record of progress: rebuild it all, removing what the tree does not have.
       const walk = (rel: string) => {
         const abs = rel === '' ? this.layout.mirror : this.mirrorPath(rel);
@@ -382,11 +502,6 @@ export class Replicator {
       walk('');
       for (const p of [...this.tree.keys()].sort()) this.syncMirror(p);
     } else {
-      const touched = new Set<string>();
-      for (const r of records) {
-        const p = pathOf(r);
-        if (r.q > applied && p !== undefined) touched.add(p);
-      }
       for (const p of [...touched].sort()) {
         this.syncMirror(p);
         // A directory that came back holds whatever the tree has under it.
@@ -579,6 +694,7 @@ export class Replicator {
         this.inFlight.set(p, info);
       }
       await this.processBatch(batch);
+      await this.rollIfDue();
       this.scheduleStatus();
       // A long burst must not pile up objects without fsync: checkpoint on time, inside it.
       if (this.checkpointDue || this.unsynced.size >= CHECKPOINT_MAX_OBJECTS) await this.checkpoint();
@@ -703,6 +819,7 @@ export class Replicator {
     }
 
     const acked = await journal.append(records);
+    this.sinceSnapshot += acked.length;
     const ackAt = Date.now();
     for (const [p, info] of batch) {
       this.inFlight.delete(p);
@@ -799,13 +916,11 @@ export class Replicator {
    * After an unclean stop (a power loss at worst), objects written after the last sync record
    * may be missing or incomplete: rewrite them from their records' inline copies and fsync them.
    */
-  private recoverUnsynced(records: readonly JournalRecord[]): number {
-    let lastSync = 0;
-    for (const r of records) if (r.op === 'sync') lastSync = Math.max(lastSync, r.upTo);
+  private recoverUnsynced(records: readonly FileRecord[]): number {
     let rewritten = 0;
     let checked = 0;
     for (const r of records) {
-      if (r.q <= lastSync || r.op !== 'file' || r.d === undefined) continue;
+      if (r.d === undefined) continue;
       const obj = this.layout.object(r.h);
       checked++;
       let ok = false;
@@ -815,8 +930,13 @@ export class Replicator {
         ok = false;
       }
       if (!ok) {
+        const data = Buffer.from(r.d, 'base64');
+        if (hashBuffer(this.layout.hash, data) !== r.h) {
+          this.noteError(`store: the inline copy of ${r.p} (record ${r.q}) does not match its hash; its object could not be recovered`);
+          continue;
+        }
         const tmp = path.join(this.layout.tmp, `recover-${r.h}`);
-        fs.writeFileSync(tmp, Buffer.from(r.d, 'base64'), { mode: 0o444 });
+        fs.writeFileSync(tmp, data, { mode: 0o444 });
         fs.renameSync(tmp, obj);
         rewritten++;
       }
@@ -833,24 +953,24 @@ export class Replicator {
 
   async prune(now = Date.now()): Promise<PruneResult | null> {
     return this.exclusive(async () => {
-      if (!this.journal || this.closing) return null;
-      const cutoff = now - this.o.retentionMs;
-      // Nothing old enough to drop yet (or dropped less than one period ago): no need to read.
-      if (this.earliest === null || this.earliest >= cutoff - this.o.pruneEveryMs) return null;
-      // Compaction drops inline copies: every object must be durable first.
-      await this.checkpoint();
-      const read = readJournal(this.layout.journal);
-      const first = read.records[0];
-      if (!first || first.at > cutoff) return null;
-      if (first.op === 'base' && (read.records[1]?.at ?? Infinity) > cutoff && first.from >= cutoff - this.o.pruneEveryMs) return null;
-      const out = compact(this.layout, read.records, cutoff);
-      if (out.bytes >= 0) {
-        this.journal.reopen(this.layout.journal, out.bytes);
-        this.earliest = earliestRestorable(out.records);
-        this.lastPrune = out.result;
-        this.o.log.info('retention: pruned', { ...out.result, cutoff: iso(cutoff) });
+      const journal = this.journal;
+      if (!journal || this.closing) return null;
+      await this.rollIfDue();
+      if (this.garbageLikely) {
+        this.garbageLikely = false;
+        const g = collectGarbage(this.layout, resolveChain(this.layout.root), []);
+        if (g.objectsRemoved > 0) this.o.log.info('unreferenced objects removed', g);
       }
-      return out.result;
+      const cutoff = now - this.o.retentionMs;
+      // Nothing old enough to drop yet: no need to look.
+      if (this.earliest === null || this.earliest >= cutoff) return null;
+      const out = pruneJournal(this.layout, resolveChain(this.layout.root), journal.segment.name, cutoff, journal.epoch);
+      if (!out) return null;
+      this.earliest = out.earliest;
+      this.lastPrune = out;
+      this.refreshJournalSize();
+      this.o.log.info('retention: pruned', { ...out, cutoff: iso(cutoff), earliest: iso(out.earliest) });
+      return out;
     });
   }
 
@@ -906,9 +1026,15 @@ export class Replicator {
       pendingBytes: bytes,
       watch: { watches: this.watcher.count, polled },
       catchUp: this.catchUp,
-      journal: { seq: this.journal?.lastSeq ?? null, bytes: this.journal?.bytes ?? null, earliestRestorable: iso(this.earliest), paths: this.tree.size },
+      journal: {
+        seq: this.journal?.lastSeq ?? null,
+        bytes: this.journal ? this.sealedBytes + this.journal.bytes : null,
+        segments: this.segmentCount,
+        earliestRestorable: iso(this.earliest),
+        paths: this.tree.size,
+      },
       latency: { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted[sorted.length - 1] ?? null },
-      lastPrune: this.lastPrune ? { ...this.lastPrune, cutoff: iso(this.lastPrune.cutoff) as string } : null,
+      lastPrune: this.lastPrune ? { ...this.lastPrune, cutoff: iso(this.lastPrune.cutoff) as string, earliest: iso(this.lastPrune.earliest) as string } : null,
       errors: [...this.errors],
     };
   }

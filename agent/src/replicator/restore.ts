@@ -3,10 +3,28 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDuration } from '../duration';
-import type { HashAlgorithm } from './digest';
-import { readJournal, type JournalRecord } from './journal';
+import { hashBuffer, loadHasher, newHasher, type HashAlgorithm } from './digest';
+import type { DirRecord, FileRecord, JournalRecord, LinkRecord } from './journal';
+import {
+  baseSnapshot,
+  describeDamage,
+  earliestOf,
+  firstRecordOf,
+  forEachRecord,
+  indexHasPath,
+  pathKey,
+  readIndex,
+  readSnapshot,
+  readSnapshotHeader,
+  resolveChain,
+  snapshotFits,
+  type Chain,
+  type ChainSegment,
+  type SegmentDamage,
+  type SnapshotFile,
+} from './segments';
 import { openStoreForReading, type StoreLayout } from './store';
-import { earliestRestorable, treeAt, within } from './tree';
+import { apply, parentOf, within, type Tree } from './tree';
 
 export class RestoreError extends Error {}
 
@@ -31,18 +49,60 @@ export function normalisePath(p: string): string {
   return parts.join('/');
 }
 
-function loadJournal(store: string): { layout: StoreLayout; records: JournalRecord[]; warnings: string[] } {
+/** The store's journal for reading: its chain of segments, and what is wrong with it. */
+export function loadJournal(store: string): { layout: StoreLayout; chain: Chain; warnings: string[] } {
   let layout;
   try {
     layout = openStoreForReading(store);
   } catch (e) {
     throw new RestoreError((e as Error).message);
   }
-  const read = readJournal(layout.journal);
-  const warnings: string[] = [];
-  // The writer may be appending right now: an incomplete last record is normal then.
-  if (read.damage) warnings.push(`journal: ignored ${read.totalBytes - read.goodBytes} bytes after the last complete record (${read.damage})`);
-  return { layout, records: read.records, warnings };
+  let chain: Chain;
+  try {
+    chain = resolveChain(layout.root);
+  } catch (e) {
+    throw new RestoreError(`cannot read the journal of ${store}: ${(e as Error).message}`);
+  }
+  const warnings = [...chain.problems.map((p) => `journal: ${p}`), ...chain.ignored.map((i) => `journal: ${i.name} is not part of the journal (${i.why})`)];
+  return { layout, chain, warnings };
+}
+
+function noteDamage(damage: SegmentDamage[], warnings: string[]): void {
+  for (const d of damage) {
+    warnings.push(...describeDamage(d));
+    // The writer may be appending right now: an incomplete last record is normal then.
+    if (d.tail) warnings.push(`journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`);
+  }
+}
+
+/**
+ * The tree as the journal knew it at time `at` (every record up to and including that time):
+ * from the newest snapshot taken before it, then the records after the snapshot.
+ */
+export function treeAtTime(chain: Chain, at: number, warnings: string[] = []): Tree {
+  let tree: Tree = new Map();
+  let from = -Infinity;
+  const start = chain.segments[0] ? (chain.segments[0] as { first: number }).first - 1 : -Infinity;
+  for (let i = chain.snapshots.length - 1; i >= 0; i--) {
+    const s = chain.snapshots[i] as SnapshotFile;
+    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) continue;
+    const h = readSnapshotHeader(s);
+    if (!h || h.at > at) continue;
+    const snap = readSnapshot(s);
+    if (!snap) continue;
+    tree = snap.tree;
+    from = s.upTo;
+    break;
+  }
+  noteDamage(
+    forEachRecord(chain, from, (r) => {
+      if (r.at > at) return true;
+      apply(tree, r);
+      return false;
+    }),
+    warnings,
+  );
+  return tree;
 }
 
 export interface RestoreResult {
@@ -53,27 +113,90 @@ export interface RestoreResult {
   links: number;
   bytes: number;
   warnings: string[];
+  /** Paths that could not be restored as recorded (content missing or damaged in the store). */
+  errors: string[];
+}
+
+/**
+ * Copies the object for `e` to `dest` and checks, from the bytes copied, that they hash to the
+ * object's name. A damaged or missing object is replaced by the record's inline copy when it
+ * has one (and that checks out); otherwise the file is left out and the reason returned.
+ */
+function restoreContent(layout: StoreLayout, e: FileRecord, dest: string): string | undefined {
+  const obj = layout.object(e.h);
+  let problem: string | undefined;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(obj, 'r');
+    const out = fs.openSync(dest, 'w', 0o600);
+    const h = newHasher(layout.hash);
+    const buf = Buffer.allocUnsafe(Math.min(Math.max(e.s, 1), 1 << 20));
+    let total = 0;
+    try {
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        h.update(buf.subarray(0, n));
+        fs.writeSync(out, buf, 0, n);
+        total += n;
+      }
+    } finally {
+      fs.closeSync(out);
+    }
+    if (h.digest('hex') !== e.h) problem = `its content in the store (${e.h}) is damaged: it does not hash to its name`;
+    else if (total !== e.s) problem = `its content in the store has ${total} bytes, not the ${e.s} recorded`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw err;
+    problem = `its content (${e.h}) is missing from the store`;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  if (problem === undefined) return undefined;
+  // Lost in a crash before its checkpoint: the record carries the content.
+  if (e.d !== undefined) {
+    const data = Buffer.from(e.d, 'base64');
+    if (hashBuffer(layout.hash, data) === e.h) {
+      fs.writeFileSync(dest, data, { mode: 0o600 });
+      return undefined;
+    }
+  }
+  fs.rmSync(dest, { force: true });
+  return problem;
+}
+
+export async function restoreAsync(o: { store: string; at: number; to: string; path?: string }): Promise<RestoreResult> {
+  await loadHasher(openStoreForReadingOrFail(o.store).hash);
+  return restore(o);
+}
+
+function openStoreForReadingOrFail(store: string): StoreLayout {
+  try {
+    return openStoreForReading(store);
+  } catch (e) {
+    throw new RestoreError((e as Error).message);
+  }
 }
 
 export function restore(o: { store: string; at: number; to: string; path?: string }): RestoreResult {
-  const { layout, records, warnings } = loadJournal(o.store);
-  const earliest = earliestRestorable(records);
+  const { layout, chain, warnings } = loadJournal(o.store);
+  const earliest = earliestOf(chain);
   if (earliest === null) throw new RestoreError(`the store ${o.store} has no journal records yet`);
   if (o.at < earliest) {
     throw new RestoreError(
       `${new Date(o.at).toISOString()} is before the earliest restorable point ${new Date(earliest).toISOString()}${
-        records[0]?.op === 'base' ? ' (older versions were pruned by retention)' : ' (the first change captured)'
+        baseSnapshot(chain) || firstRecordOf(chain)?.op === 'base' ? ' (older versions were pruned by retention)' : ' (the first change captured)'
       }`,
     );
   }
   const sub = o.path === undefined ? '' : normalisePath(o.path);
-  const tree = treeAt(records, o.at);
+  const tree = treeAtTime(chain, o.at, warnings);
   if (sub !== '' && !tree.has(sub)) throw new RestoreError(`${sub} did not exist at ${new Date(o.at).toISOString()}`);
   const existing = fs.existsSync(o.to) ? fs.readdirSync(o.to) : [];
   if (existing.length > 0) throw new RestoreError(`${o.to} is not empty; restore into a new or empty directory`);
   fs.mkdirSync(o.to, { recursive: true });
 
-  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings };
+  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [] };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
   const dirModes: [string, number, number][] = [];
   for (const p of paths) {
@@ -96,14 +219,10 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
       res.links++;
       continue;
     }
-    const obj = layout.object(e.h);
-    try {
-      fs.copyFileSync(obj, dest);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // Lost in a crash before its checkpoint: the record carries the content.
-      if (e.d === undefined) throw new RestoreError(`the content of ${p} (${e.h}) is missing from the store`);
-      fs.writeFileSync(dest, Buffer.from(e.d, 'base64'));
+    const problem = restoreContent(layout, e, dest);
+    if (problem !== undefined) {
+      res.errors.push(`${p}: ${problem}`);
+      continue;
     }
     fs.chmodSync(dest, e.m);
     fs.utimesSync(dest, e.mt / 1000, e.mt / 1000);
@@ -136,50 +255,73 @@ export function versions(
   store: string,
   p: string,
 ): { path: string; hashAlgorithm: HashAlgorithm; versions: Version[]; earliestRestorable: string | null; warnings: string[] } {
-  const { layout, records, warnings } = loadJournal(store);
+  const { layout, chain, warnings } = loadJournal(store);
   const hash = layout.hash;
   const target = normalisePath(p);
   if (target === '') throw new RestoreError('--path must name a file or directory inside the tree');
   const out: Version[] = [];
   let current: JournalRecord | undefined;
-  for (const r of records) {
-    if (r.op === 'base' || r.op === 'sync') continue;
-    if (r.op === 'del') {
-      if (current && within(target, r.p)) {
-        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
-        current = undefined;
-      }
-      continue;
+  const describe = (r: FileRecord | DirRecord | LinkRecord, change: Version['change']): Version => ({
+    seq: r.q,
+    at: new Date(r.at).toISOString(),
+    change,
+    type: r.op,
+    size: r.op === 'file' ? r.s : null,
+    mode: r.op === 'link' ? null : `0${r.m.toString(8).padStart(3, '0')}`,
+    hash: r.op === 'file' ? r.h : null,
+    sha256: r.op === 'file' && hash === 'sha256' ? r.h : null,
+    ...(r.op === 'link' ? { linkTarget: r.l } : {}),
+  });
+  // The version in force at the journal's base (what retention kept), listed at its own time.
+  const base = baseSnapshot(chain);
+  if (base) {
+    const snap = readSnapshot(base.file);
+    const e = snap?.tree.get(target);
+    if (e) {
+      out.push(describe(e, 'created'));
+      current = e;
     }
-    if (r.p !== target) {
-      // A file put where a parent directory was removes the subtree.
-      if (current && r.op !== 'dir' && within(target, r.p) && target !== r.p) {
-        out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
-        current = undefined;
-      }
-      continue;
-    }
-    let change: Version['change'] = current ? 'modified' : 'created';
-    if (current && current.op === r.op) {
-      const same =
-        (r.op === 'file' && current.op === 'file' && r.h === current.h) ||
-        (r.op === 'link' && current.op === 'link' && r.l === current.l) ||
-        r.op === 'dir';
-      if (same) change = 'metadata';
-    }
-    out.push({
-      seq: r.q,
-      at: new Date(r.at).toISOString(),
-      change,
-      type: r.op,
-      size: r.op === 'file' ? r.s : null,
-      mode: r.op === 'link' ? null : `0${r.m.toString(8).padStart(3, '0')}`,
-      hash: r.op === 'file' ? r.h : null,
-      sha256: r.op === 'file' && hash === 'sha256' ? r.h : null,
-      ...(r.op === 'link' ? { linkTarget: r.l } : {}),
-    });
-    current = r;
   }
-  const earliest = earliestRestorable(records);
+  // Only the segments whose index names the path or one of its parents are read.
+  const keys = new Set<number>();
+  for (let d = target; d !== ''; d = parentOf(d)) keys.add(pathKey(d));
+  const only = (seg: ChainSegment, i: number) => {
+    if (seg.legacy || i === chain.segments.length - 1) return true;
+    const idx = readIndex(layout.journal, seg.name);
+    return idx === undefined || [...keys].some((k) => indexHasPath(idx, k));
+  };
+  const gone = (r: JournalRecord) => {
+    out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
+    current = undefined;
+  };
+  noteDamage(
+    forEachRecord(
+      chain,
+      base ? base.header.upTo : -Infinity,
+      (r) => {
+        if (r.op === 'base' || r.op === 'sync') return;
+        if (r.op === 'del') {
+          if (current && within(target, r.p)) gone(r);
+          return;
+        }
+        if (r.p !== target) {
+          // A file put where a parent directory was removes the subtree.
+          if (current && r.op !== 'dir' && within(target, r.p)) gone(r);
+          return;
+        }
+        let change: Version['change'] = current ? 'modified' : 'created';
+        if (current && current.op === r.op) {
+          const same =
+            (r.op === 'file' && current.op === 'file' && r.h === current.h) || (r.op === 'link' && current.op === 'link' && r.l === current.l) || r.op === 'dir';
+          if (same) change = 'metadata';
+        }
+        out.push(describe(r, change));
+        current = r;
+      },
+      { only },
+    ),
+    warnings,
+  );
+  const earliest = earliestOf(chain);
   return { path: target, hashAlgorithm: hash, versions: out, earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(), warnings };
 }

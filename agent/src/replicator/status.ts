@@ -35,13 +35,22 @@ export const statusSchema = z.object({
   }),
   journal: z.object({
     seq: z.number().int().nullable(),
+    /** All segments together. */
     bytes: z.number().int().nullable(),
+    segments: z.number().int(),
     earliestRestorable: time,
     paths: z.number().int(),
   }),
   latency: z.object({ count: z.number().int(), p50Ms: z.number().nullable(), p99Ms: z.number().nullable(), maxMs: z.number().nullable() }),
   lastPrune: z
-    .object({ cutoff: z.string(), recordsBefore: z.number(), recordsAfter: z.number(), objectsRemoved: z.number(), bytesRemoved: z.number() })
+    .object({
+      cutoff: z.string(),
+      earliest: z.string(),
+      segmentsRemoved: z.number(),
+      recordsRemoved: z.number(),
+      objectsRemoved: z.number(),
+      bytesRemoved: z.number(),
+    })
     .nullable(),
   errors: z.array(z.string()),
 });

@@ -1,7 +1,7 @@
 // The store in `target`:
 //   vigil-store.json   format marker: format, version, the content hash algorithm (digest.ts)
-//   lease.json         who writes here (node, process, pid); taken with O_EXCL
-//   journal.log        the append-only journal (journal.ts)
+//   lease.json         who writes here (node, process, pid, epoch); created whole or not at all
+//   journal/           the journal: segments, their indexes, tree snapshots (segments.ts)
 //   objects/ab/abcd…   file contents by their hash (BLAKE3, or SHA-256 in version 1 stores),
 //                      read-only, written to tmp/, fsynced, renamed
 //   mirror/            the current tree; regular files are hard links to their objects
@@ -10,10 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { frame, readJournal, type JournalRecord } from './journal';
 import { HASH_ALGORITHMS, algorithmFor, hashBuffer, type HashAlgorithm, type HashChoice } from './digest';
 import { hashFileInWorker } from './hash';
-import { apply, type Tree } from './tree';
 
 export const STORE_FORMAT = 'vigil-cdp-store';
 /** Contents up to this size are read into memory, hashed and written; larger ones are copied by the kernel, then hashed. */
@@ -35,7 +33,12 @@ export class StoreLayout {
   get lease(): string {
     return path.join(this.root, 'lease.json');
   }
+  /** The journal's directory (segments, indexes, snapshots). */
   get journal(): string {
+    return path.join(this.root, 'journal');
+  }
+  /** The single journal file of a store written before segments (version 2 and older). */
+  get legacyJournal(): string {
     return path.join(this.root, 'journal.log');
   }
   get objects(): string {
@@ -57,8 +60,12 @@ export class StoreLayout {
 
 export class NotAStoreError extends Error {}
 
-/** The marker's version: 2 records the hash algorithm; version 1 stores are SHA-256. */
-export const STORE_VERSION = 2;
+/**
+ * The marker's version: 3 keeps the journal in segments (journal/), 2 recorded the hash
+ * algorithm, version 1 stores are SHA-256. Older versions are read and upgraded; a newer one is
+ * refused (it was written by a newer vigil-agent).
+ */
+export const STORE_VERSION = 3;
 
 /**
  * The hash algorithm the marker names, or undefined when there is no marker yet. Throws
@@ -79,6 +86,9 @@ function readMarker(layout: StoreLayout): HashAlgorithm | undefined {
     throw new NotAStoreError(`${layout.marker}: not valid JSON`);
   }
   if (m?.format !== STORE_FORMAT) throw new NotAStoreError(`${layout.marker}: format is ${JSON.stringify(m?.format)}, not ${JSON.stringify(STORE_FORMAT)}`);
+  if (typeof m.version === 'number' && m.version > STORE_VERSION) {
+    throw new NotAStoreError(`${layout.marker}: version ${m.version} is newer than this vigil-agent knows (${STORE_VERSION}); a newer version wrote this store`);
+  }
   if (m.hash === undefined) return 'sha256';
   if (!(HASH_ALGORITHMS as readonly unknown[]).includes(m.hash)) {
     throw new NotAStoreError(`${layout.marker}: hash ${JSON.stringify(m.hash)} is not one this vigil-agent knows (${HASH_ALGORITHMS.join(', ')}); a newer version wrote this store`);
@@ -107,16 +117,41 @@ export function openStoreForReading(dir: string): StoreLayout {
  */
 export function prepareStore(layout: StoreLayout, choice: HashChoice = 'auto'): HashAlgorithm {
   fs.mkdirSync(layout.root, { recursive: true });
-  for (const d of [layout.objects, layout.mirror, layout.tmp]) fs.mkdirSync(d, { recursive: true });
+  for (const d of [layout.objects, layout.mirror, layout.tmp, layout.journal]) fs.mkdirSync(d, { recursive: true });
   // All 256 fan-out directories up front: storing an object is then one rename, no mkdir.
   for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true });
   let hash = readMarker(layout);
   if (hash === undefined) {
     hash = algorithmFor(choice);
-    writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt: new Date().toISOString() }) + '\n');
+    writeMarker(layout, hash, new Date().toISOString());
+  } else if (markerVersion(layout) < STORE_VERSION) {
+    // An older store: from now on its journal grows in segments (the old file is read as the first).
+    writeMarker(layout, hash, markerCreatedAt(layout) ?? new Date().toISOString());
   }
   layout.hash = hash;
   return hash;
+}
+
+function writeMarker(layout: StoreLayout, hash: HashAlgorithm, createdAt: string): void {
+  writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt }) + '\n');
+}
+
+function markerJson(layout: StoreLayout): { version?: unknown; createdAt?: unknown } {
+  try {
+    return JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as { version?: unknown; createdAt?: unknown };
+  } catch {
+    return {};
+  }
+}
+
+function markerVersion(layout: StoreLayout): number {
+  const v = markerJson(layout).version;
+  return typeof v === 'number' ? v : 1;
+}
+
+function markerCreatedAt(layout: StoreLayout): string | undefined {
+  const c = markerJson(layout).createdAt;
+  return typeof c === 'string' ? c : undefined;
 }
 
 /** Empties tmp/ of what a previous writer left; only the lease holder may do this. */
@@ -323,16 +358,42 @@ export interface Lease {
   pidStartTicks: string | null;
   acquiredAt: string;
   renewedAt: string;
+  /**
+   * Grows by one at every acquisition: the writer's journal segments carry it, and a segment
+   * with an older epoch than one before it is not part of the journal (fencing). Leases from
+   * before epochs read as 0.
+   */
+  epoch: number;
 }
 
 export type LeaseResult = { held: true; lease: Lease } | { held: false; holder: Lease | null; reason: string };
 
-function readLease(file: string): Lease | null {
+type LeaseFile = { lease: Lease } | { unreadable: string; mtimeMs: number } | null;
+
+/** The lease file: a lease, something unreadable (with its age), or nothing. */
+function readLeaseFile(file: string): LeaseFile {
+  let text: string;
+  let mtimeMs: number;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Lease;
-  } catch {
-    return null;
+    mtimeMs = fs.statSync(file).mtimeMs;
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return { unreadable: (e as Error).message, mtimeMs: 0 };
   }
+  if (text.length === 0) return { unreadable: 'empty', mtimeMs };
+  try {
+    const l = JSON.parse(text) as Partial<Lease>;
+    if (typeof l.node !== 'string' || typeof l.pid !== 'number' || typeof l.acquiredAt !== 'string') return { unreadable: 'not a lease', mtimeMs };
+    return { lease: { epoch: 0, pidStartTicks: null, process: '', renewedAt: l.acquiredAt, ...l } as Lease };
+  } catch {
+    return { unreadable: 'not valid JSON', mtimeMs };
+  }
+}
+
+function readLease(file: string): Lease | null {
+  const f = readLeaseFile(file);
+  return f && 'lease' in f ? f.lease : null;
 }
 
 export interface LeaseOptions {
@@ -342,53 +403,74 @@ export interface LeaseOptions {
   staleAfterMs: number;
   isAlive: (pid: number, startTicks: string | null) => boolean;
   startTicks: string | null;
+  /** The highest epoch the store's journal has seen (segment and snapshot names). */
+  journalEpoch?: () => number;
   now?: number;
 }
+
+/** An empty lease file is what a write cut short leaves (a full disk, a crash): stale this soon. */
+const EMPTY_LEASE_STALE_MS = 2000;
 
 /**
  * Takes the lease if it is free or stale. Stale means: held by this node and its pid is no
  * longer that process, or not renewed for `staleAfterMs` (the only rule that can apply to a
- * holder on another node). A stale lease is moved aside with rename, which only one
- * contender can do, before the new one is created with O_EXCL.
+ * holder on another node); an empty lease file after 2 s, an unreadable one after
+ * `staleAfterMs`. A stale lease is moved aside with rename, which only one contender can do.
+ * The new lease is written in full beside it and linked into place (link fails if the name
+ * exists), so a lease file is never seen half-written.
  */
 export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult {
   const now = o.now ?? Date.now();
-  const mine: Lease = {
-    node: o.node,
-    process: o.process,
-    pid: process.pid,
-    pidStartTicks: o.startTicks,
-    acquiredAt: new Date(now).toISOString(),
-    renewedAt: new Date(now).toISOString(),
-  };
   for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = fs.openSync(layout.lease, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    const current = readLeaseFile(layout.lease);
+    if (current === null) {
+      const epoch = Math.max(o.journalEpoch?.() ?? 0, lastEpochSeen(layout)) + 1;
+      const mine: Lease = {
+        node: o.node,
+        process: o.process,
+        pid: process.pid,
+        pidStartTicks: o.startTicks,
+        acquiredAt: new Date(now).toISOString(),
+        renewedAt: new Date(now).toISOString(),
+        epoch,
+      };
+      const tmp = path.join(layout.tmp, `lease-new-${randomUUID()}.json`);
       try {
-        fs.writeSync(fd, JSON.stringify(mine, null, 2) + '\n');
-        fs.fsyncSync(fd);
+        const fd = fs.openSync(tmp, 'w', 0o644);
+        try {
+          fs.writeSync(fd, JSON.stringify(mine, null, 2) + '\n');
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.linkSync(tmp, layout.lease);
+        fsyncDir(layout.root);
+        noteEpoch(layout, epoch);
+        return { held: true, lease: mine };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue; // another contender linked first
+        if (code === 'ENOENT') return { held: false, holder: null, reason: 'another replicator is cleaning the store; trying again' };
+        throw e;
       } finally {
-        fs.closeSync(fd);
+        fs.rmSync(tmp, { force: true });
       }
-      fsyncDir(layout.root);
-      return { held: true, lease: mine };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const holder = readLease(layout.lease);
+    const holder = 'lease' in current ? current.lease : null;
     if (holder && holder.node === o.node && holder.pid === process.pid && holder.pidStartTicks === o.startTicks) {
       return { held: true, lease: holder };
     }
-    const why = staleReason(holder, o, now);
+    const why = holder ? staleReason(holder, o, now) : unreadableStale(current as { unreadable: string; mtimeMs: number }, o, now);
     if (!why) {
       return {
         held: false,
         holder,
         reason: holder
           ? `the store is leased to node ${holder.node}, process ${holder.process} (pid ${holder.pid}) since ${holder.acquiredAt}, renewed ${holder.renewedAt}; not writing`
-          : 'the lease file is unreadable and not yet stale; not writing',
+          : `the lease file is unreadable (${(current as { unreadable: string }).unreadable}) and not yet stale; not writing`,
       };
     }
+    if (holder) noteEpoch(layout, holder.epoch);
     const aside = path.join(layout.tmp, `stale-lease-${randomUUID()}.json`);
     try {
       fs.renameSync(layout.lease, aside);
@@ -400,20 +482,51 @@ export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult 
   return { held: false, holder, reason: 'another replicator took the lease at the same moment' };
 }
 
-function staleReason(holder: Lease | null, o: LeaseOptions, now: number): string | undefined {
-  if (holder === null) {
-    return undefined;
+/**
+ * The highest epoch any lease of this store had, kept in a file of its own: a lease is removed
+ * at a clean stop, and epochs must never be handed out twice.
+ */
+function lastEpochSeen(layout: StoreLayout): number {
+  try {
+    const n = Number(fs.readFileSync(path.join(layout.root, 'lease.epoch'), 'utf8').trim());
+    return Number.isInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
   }
+}
+
+function noteEpoch(layout: StoreLayout, epoch: number): void {
+  if (epoch <= lastEpochSeen(layout)) return;
+  try {
+    writeFileDurably(path.join(layout.root, 'lease.epoch'), `${epoch}\n`);
+  } catch {
+    // The journal's own names carry the epoch too (journalEpoch).
+  }
+}
+
+function staleReason(holder: Lease, o: LeaseOptions, now: number): string | undefined {
   if (holder.node === o.node && !o.isAlive(holder.pid, holder.pidStartTicks)) return `pid ${holder.pid} on this node is gone`;
   const renewed = Date.parse(holder.renewedAt);
   if (!Number.isFinite(renewed) || now - renewed > o.staleAfterMs) return `not renewed for ${Math.round((now - renewed) / 1000)} s`;
   return undefined;
 }
 
+function unreadableStale(f: { unreadable: string; mtimeMs: number }, o: LeaseOptions, now: number): string | undefined {
+  const age = now - f.mtimeMs;
+  if (f.unreadable === 'empty' && age > EMPTY_LEASE_STALE_MS) return 'the lease file is empty (a write cut short)';
+  if (age > o.staleAfterMs) return `the lease file is unreadable (${f.unreadable}) and ${Math.round(age / 1000)} s old`;
+  return undefined;
+}
+
+/** True while the lease file still names this writer (node, pid, acquisition, epoch). */
+export function holdsLease(layout: StoreLayout, lease: Lease): boolean {
+  const cur = readLease(layout.lease);
+  return cur !== null && cur.pid === lease.pid && cur.node === lease.node && cur.acquiredAt === lease.acquiredAt && cur.epoch === lease.epoch;
+}
+
 /** Rewrites renewedAt. Returns false when the lease no longer names this process (stop writing). */
 export function renewLease(layout: StoreLayout, lease: Lease, now = Date.now()): boolean {
-  const cur = readLease(layout.lease);
-  if (!cur || cur.pid !== lease.pid || cur.node !== lease.node || cur.acquiredAt !== lease.acquiredAt) return false;
+  if (!holdsLease(layout, lease)) return false;
   lease.renewedAt = new Date(now).toISOString();
   const tmp = path.join(layout.tmp, `lease-${process.pid}.json`);
   fs.writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
@@ -422,100 +535,5 @@ export function renewLease(layout: StoreLayout, lease: Lease, now = Date.now()):
 }
 
 export function releaseLease(layout: StoreLayout, lease: Lease): void {
-  const cur = readLease(layout.lease);
-  if (cur && cur.pid === lease.pid && cur.node === lease.node && cur.acquiredAt === lease.acquiredAt) {
-    fs.rmSync(layout.lease, { force: true });
-  }
+  if (holdsLease(layout, lease)) fs.rmSync(layout.lease, { force: true });
 }
-
-// ---------------------------------------------------------------------------------------
-// Retention
-
-export interface PruneResult {
-  cutoff: number;
-  recordsBefore: number;
-  recordsAfter: number;
-  objectsRemoved: number;
-  bytesRemoved: number;
-}
-
-/**
- * Drops what no restore at or after `cutoff` needs: the journal becomes a base record, the
- * tree as it was at `cutoff` (each entry with its original record), then every later record.
- * Restores at any moment from `cutoff` on give exactly what they gave before. The new journal
- * is written beside the old one, fsynced and renamed over it; only then are objects no
- * record names any more removed.
- */
-export function compact(layout: StoreLayout, records: readonly JournalRecord[], cutoff: number): { records: JournalRecord[]; bytes: number; result: PruneResult } {
-  const before: Tree = new Map();
-  let i = 0;
-  let seqBase = 0;
-  for (; i < records.length; i++) {
-    const r = records[i] as JournalRecord;
-    if (r.at > cutoff) break;
-    apply(before, r);
-    seqBase = r.q;
-  }
-  const first = records[0];
-  const alreadyBase = first?.op === 'base' && first.from >= cutoff;
-  if (i === 0 || alreadyBase) {
-    return { records: [...records], bytes: -1, result: { cutoff, recordsBefore: records.length, recordsAfter: records.length, objectsRemoved: 0, bytesRemoved: 0 } };
-  }
-  // Entries keep their own records (and sequence numbers, which stay increasing): their
-  // versions remain listed with the time they were captured.
-  const kept = [...before.values()].sort((a, b) => a.q - b.q).map(withoutInline);
-  const base: JournalRecord = { q: kept[0] ? Math.max(0, kept[0].q - 1) : seqBase, at: kept[0]?.at ?? cutoff, op: 'base', from: cutoff };
-  // The caller checkpointed first: every object is durable, inline copies are not needed.
-  const out: JournalRecord[] = [base, ...kept, ...records.slice(i).filter((r) => r.op !== 'sync').map(withoutInline)];
-  const tmp = path.join(layout.tmp, `journal-${randomUUID()}.log`);
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  let bytes = 0;
-  try {
-    const chunk: Buffer[] = [];
-    let chunkBytes = 0;
-    for (const r of out) {
-      const f = frame(r);
-      chunk.push(f);
-      chunkBytes += f.length;
-      if (chunkBytes > 1 << 20) {
-        bytes += fs.writeSync(fd, Buffer.concat(chunk));
-        chunk.length = 0;
-        chunkBytes = 0;
-      }
-    }
-    if (chunk.length > 0) bytes += fs.writeSync(fd, Buffer.concat(chunk));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, layout.journal);
-  fsyncDir(layout.root);
-
-  const referenced = new Set<string>();
-  for (const r of out) if (r.op === 'file') referenced.add(r.h);
-  let objectsRemoved = 0;
-  let bytesRemoved = 0;
-  for (const d of fs.readdirSync(layout.objects)) {
-    const dir = path.join(layout.objects, d);
-    for (const h of fs.readdirSync(dir)) {
-      if (referenced.has(h)) continue;
-      const f = path.join(dir, h);
-      try {
-        bytesRemoved += fs.statSync(f).size;
-        fs.rmSync(f, { force: true });
-        objectsRemoved++;
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  return { records: out, bytes, result: { cutoff, recordsBefore: records.length, recordsAfter: out.length, objectsRemoved, bytesRemoved } };
-}
-
-function withoutInline<R extends JournalRecord>(r: R): R {
-  if (r.op !== 'file' || r.d === undefined) return r;
-  const { d: _d, ...rest } = r;
-  return rest as R;
-}
-
-export { readJournal };

@@ -1,0 +1,778 @@
+// The journal as a directory of bounded files (`target/journal/`):
+//
+//   seg-<first>-e<epoch>.log    a segment: a header frame, then records from sequence number
+//                               `first` on, appended by the writer that held the lease with that
+//                               epoch. Every writer starts a segment of its own, and a segment is
+//                               sealed (the next one started) at 64 MiB or when it is older than
+//                               the pruning period. A sealed segment loses its inline contents
+//                               (rewritten without them once a checkpoint made them redundant).
+//   seg-<first>-e<epoch>.idx    the index of a sealed segment: its records' times, the paths and
+//                               objects they name, so `versions` and pruning read only what they need.
+//   tree-<upTo>-e<epoch>.snap   a tree snapshot: the protected tree after record `upTo`, so a
+//                               start or a restore replays from there instead of from the beginning.
+//                               The first one after pruning is the journal's base: nothing before
+//                               it can be restored.
+//
+// Fencing: a segment's header names the segment it continues and the last record of that one
+// that counts (`prevLast`). A writer that lost the lease while frozen and wrote on (into its
+// old segment, or into a new one with its old epoch) cannot reach readers: its records lie
+// after a bound or in a segment whose epoch is older than one before it. Nothing is truncated
+// or repaired in place, so no valid record is ever dropped.
+//
+// Stores written before segments (marker version 2) have one file, `target/journal.log`; it
+// is read as a segment of epoch 0 until pruning or sealing replaces it.
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import {
+  frame,
+  numbered,
+  readFdFrames,
+  type Damage,
+  type FileRecord,
+  type JournalRecord,
+  type NewRecord,
+  type SegmentHeader,
+  type TreeHeader,
+} from './journal';
+import { apply, type Entry, type Tree } from './tree';
+
+/** A segment is sealed once it holds this much. */
+export const SEGMENT_BYTES = 64 * 1024 * 1024;
+export const LEGACY_JOURNAL = 'journal.log';
+
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+export const segmentName = (first: number, epoch: number) => `seg-${pad(first, 20)}-e${pad(epoch, 10)}.log`;
+export const snapshotName = (upTo: number, epoch: number) => `tree-${pad(upTo, 20)}-e${pad(epoch, 10)}.snap`;
+export const indexName = (segment: string) => segment.replace(/\.log$/, '.idx');
+const SEGMENT_RE = /^seg-(\d{20})-e(\d{10})\.log$/;
+const SNAPSHOT_RE = /^tree-(\d{20})-e(\d{10})\.snap$/;
+
+export interface SegmentFile {
+  name: string;
+  file: string;
+  first: number;
+  epoch: number;
+  /** The single journal file of a store from before segments. */
+  legacy: boolean;
+}
+
+export interface ChainSegment extends SegmentFile {
+  header?: SegmentHeader;
+  /** Records after this sequence number are not part of the journal (a later writer's bound). */
+  last?: number;
+}
+
+export interface SnapshotFile {
+  name: string;
+  file: string;
+  upTo: number;
+  epoch: number;
+}
+
+export interface Chain {
+  dir: string;
+  segments: ChainSegment[];
+  snapshots: SnapshotFile[];
+  /** Segments left out of the journal, and why (written by a writer that had lost the lease). */
+  ignored: { name: string; file: string; first: number; why: string }[];
+  problems: string[];
+}
+
+export function journalDir(root: string): string {
+  return path.join(root, 'journal');
+}
+
+function firstFrame(file: string): JournalRecord | SegmentHeader | TreeHeader | undefined {
+  let out: JournalRecord | SegmentHeader | TreeHeader | undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const res = readFdFrames(fd, (r) => {
+      out = r;
+      return true;
+    }, 64 * 1024);
+    if (res.header) out = res.header;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}
+
+/** The segments and snapshots of a store, and the chain of segments that make up its journal. */
+export function resolveChain(root: string): Chain {
+  const dir = journalDir(root);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const files: SegmentFile[] = [];
+  const snapshots: SnapshotFile[] = [];
+  for (const name of names) {
+    const s = SEGMENT_RE.exec(name);
+    if (s) files.push({ name, file: path.join(dir, name), first: Number(s[1]), epoch: Number(s[2]), legacy: false });
+    const t = SNAPSHOT_RE.exec(name);
+    if (t) snapshots.push({ name, file: path.join(dir, name), upTo: Number(t[1]), epoch: Number(t[2]) });
+  }
+  const legacyFile = path.join(root, LEGACY_JOURNAL);
+  if (fs.existsSync(legacyFile)) {
+    const first = firstFrame(legacyFile);
+    // Sealing copies it into journal/ before removing it: a copy there wins over the original.
+    if (first && !files.some((f) => f.epoch === 0 && f.first === first.q)) {
+      files.push({ name: LEGACY_JOURNAL, file: legacyFile, first: first.q, epoch: 0, legacy: true });
+    }
+  }
+  files.sort((a, b) => a.first - b.first || b.epoch - a.epoch);
+  snapshots.sort((a, b) => a.upTo - b.upTo || a.epoch - b.epoch);
+  const chain: Chain = { dir, segments: [], snapshots, ignored: [], problems: [] };
+  let maxEpoch = -1;
+  for (const f of files) {
+    if (f.epoch < maxEpoch) {
+      chain.ignored.push({ name: f.name, file: f.file, first: f.first, why: `written with epoch ${f.epoch} after a writer with epoch ${maxEpoch} took over` });
+      continue;
+    }
+    const seg: ChainSegment = { ...f };
+    if (!f.legacy) {
+      const h = firstFrame(f.file);
+      if (h?.op === 'segment') seg.header = h;
+      else {
+        chain.problems.push(`${f.name}: no segment header`);
+      }
+    }
+    const prev = chain.segments[chain.segments.length - 1];
+    if (seg.header && seg.header.prev !== null && seg.header.prevLast !== null) {
+      // A legacy journal sealed into journal/ keeps its place: it is the epoch-0 segment there.
+      const continues = prev && (prev.name === seg.header.prev || (seg.header.prev === LEGACY_JOURNAL && prev.epoch === 0));
+      // The first segment's predecessor is gone after pruning: nothing to say then.
+      if (prev && !continues) chain.problems.push(`${f.name} continues ${seg.header.prev}, which is not the segment before it (${prev.name})`);
+      if (prev) prev.last = Math.min(prev.last ?? Infinity, seg.header.prevLast);
+    }
+    chain.segments.push(seg);
+    maxEpoch = f.epoch;
+  }
+  return chain;
+}
+
+/** The highest writer epoch the journal's files name (the next writer's is higher). */
+export function highestEpoch(root: string): number {
+  let max = 0;
+  try {
+    for (const name of fs.readdirSync(journalDir(root))) {
+      const m = SEGMENT_RE.exec(name) ?? SNAPSHOT_RE.exec(name);
+      if (m) max = Math.max(max, Number(m[2]));
+    }
+  } catch {
+    // no journal yet
+  }
+  return max;
+}
+
+/** The last sequence number a segment can hold: its bound, or just before the next one's first. */
+function segmentEnd(chain: Chain, i: number): number {
+  const s = chain.segments[i] as ChainSegment;
+  const next = chain.segments[i + 1];
+  return Math.min(s.last ?? Infinity, next ? next.first - 1 : Infinity);
+}
+
+export interface SegmentDamage {
+  segment: string;
+  skipped: Damage[];
+  /** A torn tail that cut off records the journal counts (not the normal torn tail of a crash). */
+  missing?: string;
+  /** The torn tail of the journal's last segment: normal after a crash in the middle of an append. */
+  tail?: { damage: string; bytes: number };
+}
+
+/**
+ * Visits the journal's records with sequence numbers after `after`, in order, across the
+ * chain's segments (each read up to its bound). `visit` returns true to stop. Damage met on the
+ * way is returned, one entry per segment that had some.
+ */
+export function forEachRecord(chain: Chain, after: number, visit: (r: JournalRecord, seg: ChainSegment) => boolean | void, opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean } = {}): SegmentDamage[] {
+  const damages: SegmentDamage[] = [];
+  let lastQ = after;
+  let stopped = false;
+  const endAt = opts.upToSegment ?? chain.segments.length - 1;
+  for (let i = 0; i <= endAt && !stopped; i++) {
+    const seg = chain.segments[i] as ChainSegment;
+    const end = segmentEnd(chain, i);
+    if (end <= after) continue;
+    if (opts.only && !opts.only(seg, i)) continue;
+    let fd: number;
+    try {
+      fd = fs.openSync(seg.file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        damages.push({ segment: seg.name, skipped: [], missing: 'the segment file is gone' });
+        continue;
+      }
+      throw e;
+    }
+    let reached = seg.first - 1;
+    let res;
+    try {
+      res = readFdFrames(fd, (r) => {
+        if (r.q > end) return true;
+        if (r.q <= lastQ) return false;
+        lastQ = r.q;
+        reached = r.q;
+        if (visit(r, seg) === true) {
+          stopped = true;
+          return true;
+        }
+        return false;
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+    const d: SegmentDamage = { segment: seg.name, skipped: res.skipped };
+    if (res.damage && !stopped) {
+      const isLast = i === chain.segments.length - 1;
+      if (Number.isFinite(end) && reached < end && !isLast) d.missing = `records ${reached + 1} to ${end} are missing (${res.damage})`;
+      else if (isLast) d.tail = { damage: res.damage, bytes: res.totalBytes - res.goodBytes };
+    }
+    if (d.skipped.length > 0 || d.missing || d.tail) damages.push(d);
+  }
+  return damages;
+}
+
+export function describeDamage(d: SegmentDamage): string[] {
+  const out: string[] = [];
+  for (const s of d.skipped) out.push(`journal ${d.segment}: skipped ${s.bytes} damaged bytes at byte ${s.at} (${s.why}); the records after them are kept`);
+  if (d.missing) out.push(`journal ${d.segment}: ${d.missing}`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tree snapshots
+
+export function readSnapshotHeader(s: SnapshotFile): TreeHeader | undefined {
+  const h = firstFrame(s.file);
+  return h?.op === 'tree' ? h : undefined;
+}
+
+/** The snapshot's entries, or undefined when it is damaged or incomplete (another one is used then). */
+export function readSnapshot(s: SnapshotFile): { header: TreeHeader; tree: Tree } | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(s.file, 'r');
+  } catch {
+    return undefined;
+  }
+  const tree: Tree = new Map();
+  let res;
+  try {
+    res = readFdFrames(fd, (r) => {
+      if (r.op === 'file' || r.op === 'dir' || r.op === 'link') tree.set(r.p, r);
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const header = res.header;
+  if (header?.op !== 'tree' || res.damage || res.skipped.length > 0 || tree.size !== header.count) return undefined;
+  return { header, tree };
+}
+
+/**
+ * Whether a snapshot describes this journal: the segment holding its record `upTo` was written
+ * with an epoch no newer than the snapshot's (a writer that lost the lease cannot have
+ * snapshotted records that the journal does not count).
+ */
+export function snapshotFits(chain: Chain, s: SnapshotFile, lastQ: number): boolean {
+  if (s.upTo > lastQ) return false;
+  let holder: ChainSegment | undefined;
+  for (const seg of chain.segments) if (seg.first <= s.upTo) holder = seg;
+  if (!holder) return s.upTo === (chain.segments[0]?.first ?? 1) - 1;
+  return holder.epoch <= s.epoch;
+}
+
+/** Writes the tree as the snapshot after record `upTo` (fsynced, renamed into place). */
+export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<TreeHeader, 'op' | 'count' | 'q'>): SnapshotFile {
+  const dir = journalDir(root);
+  const name = snapshotName(h.upTo, h.epoch);
+  const tmp = path.join(tmpDir, `snap-${randomUUID()}`);
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    const header: TreeHeader = { q: h.upTo, at: h.at, op: 'tree', upTo: h.upTo, epoch: h.epoch, from: h.from, count: tree.size };
+    const chunk: Buffer[] = [frame(header)];
+    let bytes = 0;
+    const entries = [...tree.values()].sort((a, b) => a.q - b.q);
+    for (const e of entries) {
+      const f = frame(withoutInline(e));
+      chunk.push(f);
+      bytes += f.length;
+      if (bytes > 1 << 20) {
+        fs.writeSync(fd, Buffer.concat(chunk));
+        chunk.length = 0;
+        bytes = 0;
+      }
+    }
+    if (chunk.length > 0) fs.writeSync(fd, Buffer.concat(chunk));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, name);
+  fs.renameSync(tmp, file);
+  fsyncDirSync(dir);
+  return { name, file, upTo: h.upTo, epoch: h.epoch };
+}
+
+export function withoutInline<R extends JournalRecord>(r: R): R {
+  if (r.op !== 'file' || r.d === undefined) return r;
+  const { d: _d, ...rest } = r;
+  return rest as R;
+}
+
+// ---------------------------------------------------------------------------------------
+// The index of a sealed segment
+
+export interface SegmentIndex {
+  first: number;
+  last: number;
+  firstAt: number;
+  lastAt: number;
+  count: number;
+  /** FNV-1a hashes of the paths its records name, sorted. */
+  paths: Uint32Array;
+  /** The objects its file records name (32 bytes each), sorted; read only when asked for. */
+  objects?: Buffer;
+}
+
+const INDEX_MAGIC = 0x58444956; // "VIDX"
+
+/** FNV-1a over the path's UTF-16 code units: the index's key for a path. */
+export function pathKey(p: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < p.length; i++) {
+    h ^= p.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** Builds an index from records (in sequence order). */
+export function buildIndex(records: Iterable<JournalRecord>): SegmentIndex | undefined {
+  const paths = new Set<number>();
+  const objects = new Set<string>();
+  let first = -1;
+  let last = -1;
+  let firstAt = 0;
+  let lastAt = 0;
+  let count = 0;
+  for (const r of records) {
+    if (first < 0) {
+      first = r.q;
+      firstAt = r.at;
+    }
+    last = r.q;
+    lastAt = r.at;
+    count++;
+    if (r.op === 'base' || r.op === 'sync') continue;
+    paths.add(pathKey(r.p));
+    if (r.op === 'file') objects.add(r.h);
+  }
+  if (count === 0) return undefined;
+  const sortedObjects = [...objects].sort();
+  const buf = Buffer.allocUnsafe(sortedObjects.length * 32);
+  sortedObjects.forEach((h, i) => buf.write(h, i * 32, 'hex'));
+  return { first, last, firstAt, lastAt, count, paths: Uint32Array.from([...paths].sort((a, b) => a - b)), objects: buf };
+}
+
+export function writeIndex(dir: string, tmpDir: string, segment: string, idx: SegmentIndex): void {
+  const head = Buffer.from(JSON.stringify({ first: idx.first, last: idx.last, firstAt: idx.firstAt, lastAt: idx.lastAt, count: idx.count, paths: idx.paths.length, objects: (idx.objects?.length ?? 0) / 32 }));
+  const paths = Buffer.from(idx.paths.buffer, idx.paths.byteOffset, idx.paths.byteLength);
+  const objects = idx.objects ?? Buffer.alloc(0);
+  const u32 = (n: number) => {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32LE(n >>> 0);
+    return b;
+  };
+  const out = Buffer.concat([u32(INDEX_MAGIC), u32(head.length), head, u32(crc32(head)), paths, u32(crc32(paths)), objects, u32(crc32(objects))]);
+  const tmp = path.join(tmpDir, `idx-${randomUUID()}`);
+  // Derived from the segment (rebuilt when it fails its checksums): no fsync of its own.
+  fs.writeFileSync(tmp, out, { mode: 0o600 });
+  fs.renameSync(tmp, path.join(dir, indexName(segment)));
+}
+
+/** The index of a segment, with its objects when asked; undefined when missing or damaged. */
+export function readIndex(dir: string, segment: string, withObjects = false): SegmentIndex | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, indexName(segment)), 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const read = (pos: number, len: number): Buffer | undefined => {
+      const b = Buffer.allocUnsafe(len);
+      return fs.readSync(fd, b, 0, len, pos) === len ? b : undefined;
+    };
+    const top = read(0, 8);
+    if (!top || top.readUInt32LE(0) !== INDEX_MAGIC) return undefined;
+    const headLen = top.readUInt32LE(4);
+    if (headLen > 4096) return undefined;
+    const head = read(8, headLen + 4);
+    if (!head || crc32(head.subarray(0, headLen)) !== head.readUInt32LE(headLen)) return undefined;
+    const h = JSON.parse(head.toString('utf8', 0, headLen)) as { first: number; last: number; firstAt: number; lastAt: number; count: number; paths: number; objects: number };
+    let pos = 8 + headLen + 4;
+    const paths = read(pos, h.paths * 4 + 4);
+    if (!paths || crc32(paths.subarray(0, h.paths * 4)) !== paths.readUInt32LE(h.paths * 4)) return undefined;
+    pos += h.paths * 4 + 4;
+    const idx: SegmentIndex = {
+      first: h.first,
+      last: h.last,
+      firstAt: h.firstAt,
+      lastAt: h.lastAt,
+      count: h.count,
+      paths: new Uint32Array(paths.buffer.slice(paths.byteOffset, paths.byteOffset + h.paths * 4)),
+    };
+    if (withObjects) {
+      const objects = read(pos, h.objects * 32 + 4);
+      if (!objects || crc32(objects.subarray(0, h.objects * 32)) !== objects.readUInt32LE(h.objects * 32)) return undefined;
+      idx.objects = objects.subarray(0, h.objects * 32);
+    }
+    return idx;
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function indexHasPath(idx: SegmentIndex, key: number): boolean {
+  let lo = 0;
+  let hi = idx.paths.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = idx.paths[mid] as number;
+    if (v === key) return true;
+    if (v < key) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+/** The object names an index lists (hex). */
+export function indexObjects(idx: SegmentIndex): string[] {
+  const out: string[] = [];
+  const o = idx.objects ?? Buffer.alloc(0);
+  for (let i = 0; i + 32 <= o.length; i += 32) out.push(o.toString('hex', i, i + 32));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sealing
+
+/**
+ * Seals a segment: when it carries inline contents (redundant once a checkpoint covered them),
+ * rewrites it without them (beside it, fsynced, renamed over it), then writes its index. Only
+ * records up to `last` are kept: whatever a frozen former writer appended after its bound goes.
+ */
+export function sealSegment(root: string, tmpDir: string, seg: ChainSegment, last: number): { index?: SegmentIndex; strippedBytes: number; file: string; name: string } {
+  const dir = journalDir(root);
+  const records: JournalRecord[] = [];
+  let inline = false;
+  let fd = fs.openSync(seg.file, 'r');
+  let header;
+  let totalBytes = 0;
+  try {
+    const res = readFdFrames(fd, (r) => {
+      if (r.q > last) return true;
+      if (r.q < seg.first) return false;
+      if (r.op === 'file' && r.d !== undefined) inline = true;
+      records.push(r);
+      return false;
+    });
+    header = res.header;
+    totalBytes = res.totalBytes;
+  } finally {
+    fs.closeSync(fd);
+  }
+  let target = seg;
+  let stripped = 0;
+  if (inline || seg.legacy) {
+    // A legacy journal becomes a segment of epoch 0 in journal/ (with a header of its own).
+    const name = seg.legacy ? segmentName(seg.first, 0) : seg.name;
+    const hdr: SegmentHeader = header?.op === 'segment' ? header : { q: seg.first - 1, at: records[0]?.at ?? 0, op: 'segment', epoch: seg.epoch, first: seg.first, prev: null, prevLast: null };
+    const tmp = path.join(tmpDir, `seal-${randomUUID()}`);
+    fd = fs.openSync(tmp, 'w', 0o600);
+    let written = 0;
+    try {
+      const chunk: Buffer[] = [frame(hdr)];
+      let bytes = 0;
+      for (const r of records) {
+        const f = frame(withoutInline(r));
+        chunk.push(f);
+        bytes += f.length;
+        if (bytes > 1 << 20) {
+          written += fs.writeSync(fd, Buffer.concat(chunk));
+          chunk.length = 0;
+          bytes = 0;
+        }
+      }
+      written += fs.writeSync(fd, Buffer.concat(chunk));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, name);
+    fs.renameSync(tmp, file);
+    fsyncDirSync(dir);
+    if (seg.legacy) {
+      fs.rmSync(seg.file, { force: true });
+      fsyncDirSync(root);
+    }
+    stripped = totalBytes - written;
+    target = { ...seg, name, file, legacy: false };
+  }
+  const index = buildIndex(records);
+  if (index) writeIndex(dir, tmpDir, target.name, index);
+  return { index, strippedBytes: stripped, file: target.file, name: target.name };
+}
+
+export function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Replay
+
+export interface Replay {
+  tree: Tree;
+  lastQ: number;
+  lastAt: number;
+  /** The newest sync record's upTo. */
+  lastSync: number;
+  /** File records with inline contents after the last sync record: their objects may be lost. */
+  unsynced: FileRecord[];
+  /** Paths named by records after `touchedAfter` (null: more than that, or from before the snapshot). */
+  touched: Set<string> | null;
+  /** Records replayed (after the snapshot used). */
+  replayed: number;
+  snapshot: SnapshotFile | null;
+  damage: SegmentDamage[];
+  earliest: number | null;
+}
+
+/** The earliest restorable moment: the base snapshot's, a legacy base record's, or the first record's. */
+export function earliestOf(chain: Chain): number | null {
+  const base = baseSnapshot(chain);
+  if (base) return base.header.from ?? base.header.at;
+  const r = firstRecordOf(chain);
+  if (!r) return null;
+  return r.op === 'base' ? r.from : r.at;
+}
+
+/** The first record of the journal (for the earliest restorable point). */
+export function firstRecordOf(chain: Chain): JournalRecord | undefined {
+  let out: JournalRecord | undefined;
+  forEachRecord(chain, -Infinity, (r) => {
+    out = r;
+    return true;
+  });
+  return out;
+}
+
+/** The base snapshot: the one right before the chain's first record, when pruning left one. */
+export function baseSnapshot(chain: Chain): { file: SnapshotFile; header: TreeHeader } | undefined {
+  const first = chain.segments[0];
+  let found: { file: SnapshotFile; header: TreeHeader } | undefined;
+  for (const s of chain.snapshots) {
+    if (first && s.upTo !== first.first - 1) continue;
+    const header = readSnapshotHeader(s);
+    // The one pruning wrote (with `from`) over one that merely happens to end there.
+    if (header && (!found || (header.from !== null && found.header.from === null))) found = { file: s, header };
+  }
+  return found;
+}
+
+/**
+ * The tree as the journal leaves it: from the newest snapshot that fits, then every record
+ * after it. Only what a start needs is kept in memory besides the tree.
+ */
+export function replay(chain: Chain, touchedAfter: number): Replay {
+  // The journal's end first, so that a snapshot from beyond it (a former writer's) is refused.
+  let lastQ = 0;
+  let lastAt = 0;
+  const tail = chain.segments.length - 1;
+  const tailDamage = tail >= 0 ? forEachRecord(chain, -Infinity, (r) => void ((lastQ = r.q), (lastAt = r.at)), { only: (_s, i) => i === tail }) : [];
+  if (tail >= 0 && lastQ === 0) {
+    // An empty last segment (a writer that started and stopped): the end is the one before.
+    for (let i = tail - 1; i >= 0 && lastQ === 0; i--) forEachRecord(chain, -Infinity, (r) => void ((lastQ = r.q), (lastAt = r.at)), { only: (_s, j) => j === i });
+  }
+  let snap: { header: TreeHeader; tree: Tree } | undefined;
+  let used: SnapshotFile | null = null;
+  for (let i = chain.snapshots.length - 1; i >= 0 && !snap; i--) {
+    const s = chain.snapshots[i] as SnapshotFile;
+    if (!snapshotFits(chain, s, lastQ)) continue;
+    const first = chain.segments[0];
+    // A snapshot older than the chain's start cannot be continued from it.
+    if (first && s.upTo < first.first - 1) continue;
+    snap = readSnapshot(s);
+    if (snap) used = s;
+  }
+  const tree: Tree = snap ? snap.tree : new Map();
+  const from = snap ? snap.header.upTo : -Infinity;
+  let lastSync = snap ? snap.header.upTo : 0;
+  let unsynced: FileRecord[] = [];
+  const touched: Set<string> | null = touchedAfter >= from ? new Set() : null;
+  let replayed = 0;
+  const damage = forEachRecord(chain, from, (r) => {
+    replayed++;
+    apply(tree, r);
+    if (r.op === 'sync') {
+      lastSync = Math.max(lastSync, r.upTo);
+      unsynced = unsynced.filter((u) => u.q > r.upTo);
+    } else if (r.op === 'file' && r.d !== undefined) unsynced.push(r);
+    if (touched && r.q > touchedAfter && r.op !== 'sync' && r.op !== 'base') touched.add(r.p);
+    lastQ = Math.max(lastQ, r.q);
+    lastAt = Math.max(lastAt, r.at);
+  });
+  for (const d of tailDamage) if (!damage.some((x) => x.segment === d.segment)) damage.push(d);
+  return { tree, lastQ, lastAt, lastSync, unsynced, touched, replayed, snapshot: used, damage, earliest: earliestOf(chain) };
+}
+
+// ---------------------------------------------------------------------------------------
+// The writer
+
+export class LeaseLostError extends Error {}
+
+/** The writer's handle on its own segment: appends batches and fsyncs them. Only the lease holder opens one. */
+export class JournalWriter {
+  private fd: number;
+  private size: number;
+  private nextSeq: number;
+  private lastAt: number;
+  private openedAt: number;
+  private current: ChainSegment;
+
+  /**
+   * Starts a segment of this writer's epoch after the chain's last record. `check` throws
+   * LeaseLostError when the lease no longer names this writer; it runs before every append.
+   */
+  constructor(
+    private readonly root: string,
+    chain: Chain,
+    lastQ: number,
+    lastAt: number,
+    readonly epoch: number,
+    private readonly check: () => void,
+  ) {
+    const dir = journalDir(root);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const prev = chain.segments[chain.segments.length - 1];
+    this.nextSeq = lastQ + 1;
+    this.lastAt = lastAt;
+    this.current = this.startSegment(prev ? prev.name : null, prev ? lastQ : null);
+    this.fd = fs.openSync(this.current.file, fs.constants.O_RDWR, 0o600);
+    this.size = fs.fstatSync(this.fd).size;
+    this.openedAt = Date.now();
+  }
+
+  private startSegment(prev: string | null, prevLast: number | null): ChainSegment {
+    this.check();
+    const dir = journalDir(this.root);
+    const name = segmentName(this.nextSeq, this.epoch);
+    const header: SegmentHeader = { q: this.nextSeq - 1, at: this.lastAt, op: 'segment', epoch: this.epoch, first: this.nextSeq, prev, prevLast };
+    const file = path.join(dir, name);
+    const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    try {
+      fs.writeSync(fd, frame(header));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fsyncDirSync(dir);
+    return { name, file, first: this.nextSeq, epoch: this.epoch, legacy: false, header };
+  }
+
+  get segment(): ChainSegment {
+    return this.current;
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  /** How long the current segment has been open. */
+  get age(): number {
+    return Date.now() - this.openedAt;
+  }
+
+  /** Whether the current segment holds any record yet. */
+  get empty(): boolean {
+    return this.nextSeq === this.current.first;
+  }
+
+  /** A time for a new record: never earlier than the previous one, so time order is journal order. */
+  stamp(now = Date.now()): number {
+    this.lastAt = Math.max(this.lastAt, now);
+    return this.lastAt;
+  }
+
+  /** Appends the records and fsyncs; when this resolves they are acknowledged. */
+  async append(records: NewRecord[]): Promise<JournalRecord[]> {
+    if (records.length === 0) return [];
+    // Fencing: a writer that lost the lease (frozen past its staleness) must not write on.
+    this.check();
+    const out = records.map((r) => numbered(this.nextSeq++, r));
+    const buf = Buffer.concat(out.map(frame));
+    let written = 0;
+    while (written < buf.length) {
+      written += await new Promise<number>((resolve, reject) =>
+        fs.write(this.fd, buf, written, buf.length - written, this.size + written, (e, n) => (e ? reject(e) : resolve(n))),
+      );
+    }
+    this.size += buf.length;
+    await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+    return out;
+  }
+
+  /** Starts the next segment; returns the one that was sealed (its records end at lastSeq). */
+  roll(): { sealed: ChainSegment; last: number } {
+    const sealed = this.current;
+    const last = this.lastSeq;
+    this.current = this.startSegment(sealed.name, last);
+    fs.closeSync(this.fd);
+    this.fd = fs.openSync(this.current.file, fs.constants.O_RDWR, 0o600);
+    this.size = fs.fstatSync(this.fd).size;
+    this.openedAt = Date.now();
+    return { sealed, last };
+  }
+
+  close(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Reads every record of the chain into memory (tests, small stores). */
+export function allRecords(chain: Chain): JournalRecord[] {
+  const out: JournalRecord[] = [];
+  forEachRecord(chain, -Infinity, (r) => void out.push(r));
+  return out;
+}
+
+export type { Entry };
