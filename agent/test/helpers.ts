@@ -205,24 +205,28 @@ export const control = (url: string, body: unknown = {}) =>
 
 /**
  * The agents and marked child processes a test file starts, stopped (SIGKILL) once its tests are
- * done, so that no test leaves a process behind even when it fails half-way.
+ * done, so that no test leaves a process behind even when it fails half-way; then the marked
+ * directories are removed.
  */
 export function stopAfterTests(): {
   agents: RunningAgent[];
   markers: string[];
-  /** A new temporary directory and the marker for the children started there, killed after the tests. */
+  /** A new temporary directory and the marker for the children started there, killed (and the directory removed) after the tests. */
   markedDir: () => { dir: string; marker: string };
 } {
   const agents: RunningAgent[] = [];
   const markers: string[] = [];
+  const dirs: string[] = [];
   after(async () => {
     for (const a of agents) await a.stop('SIGKILL');
     for (const m of markers) killMarked(m);
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
   const markedDir = () => {
     const dir = tempDir();
     const marker = markerFor(dir);
     markers.push(marker);
+    dirs.push(dir);
     return { dir, marker };
   };
   return { agents, markers, markedDir };
