@@ -12,6 +12,7 @@ export const FAILURE_TYPES = new Set([
   'restart_failed',
   'stop_failed',
   'auto_restart_suspended',
+  'leftover_stopped',
   'role_error',
 ]);
 

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
   baseConfig,
+  CHILD,
   childProcessConfig,
   processesWithMarker,
   read,
@@ -111,4 +114,79 @@ test('a leftover process running another command than configured is replaced', a
   const replaced = (await allEvents(second)).find((e) => e.type === 'replaced');
   assert.equal(replaced?.pid, old.pid);
   await second.stop('SIGTERM');
+});
+
+/**
+ * What an agent killed between the spawn and the record of the pid leaves: a process in its own
+ * session with the VIGIL_ marker, and a record of its generation without a pid.
+ */
+function leaveUnrecorded(dir: string, generation: number, marked: { generation: number; argv: string[]; stateDir?: string }[]): number[] {
+  const state = path.join(dir, 'state');
+  fs.mkdirSync(path.join(state, 'processes'), { recursive: true });
+  fs.writeFileSync(
+    path.join(state, 'processes', 'cdp.json'),
+    JSON.stringify({ generation, restarts: 0, lastExit: null, startedAt: '2026-11-26T04:20:00.000Z', pid: null, pidStartTicks: null, command: null }),
+  );
+  return marked.map((m) => {
+    const [file, ...args] = m.argv;
+    const child = spawn(file as string, args, {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, VIGIL_STATE_DIR: m.stateDir ?? fs.realpathSync(state), VIGIL_PROCESS: 'cdp', VIGIL_GENERATION: String(m.generation) },
+    });
+    child.unref();
+    return child.pid as number;
+  });
+}
+
+test('a process started by a killed agent before it recorded the pid is adopted; other marked leftovers are stopped', async () => {
+  const { dir, marker } = markedDir();
+  const argv = [process.execPath, CHILD, marker];
+  const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker)] }));
+  const [current, older, otherStateDir] = leaveUnrecorded(dir, 3, [
+    { generation: 3, argv },
+    { generation: 2, argv },
+    { generation: 3, argv, stateDir: path.join(dir, 'another-state') },
+  ]);
+  await waitFor('the leftovers to run', () => processesWithMarker(marker).length === 3);
+
+  const agent = await start(file);
+  const p = (await statusOf(agent)).processes[0];
+  assert.deepEqual([p.state, p.pid, p.generation, p.startedAt], ['running', current, 3, '2026-11-26T04:20:00.000Z']);
+  const events = await allEvents(agent);
+  const adopted = events.find((e) => e.type === 'adopted');
+  assert.equal(adopted?.pid, current);
+  assert.match(String(adopted?.reason), /before it recorded the pid \(found by its VIGIL_GENERATION\)/);
+  const stopped = events.filter((e) => e.type === 'leftover_stopped');
+  assert.deepEqual(
+    stopped.map((e) => e.pid),
+    [older],
+  );
+  assert.match(String(stopped[0]?.reason), /generation 2, .* stopped it \(SIGTERM\)$/);
+  // Another agent's process (another stateDir) is none of this agent's business.
+  assert.deepEqual(processesWithMarker(marker).sort(), [current, otherStateDir].sort());
+  const record = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'processes', 'cdp.json'), 'utf8'));
+  assert.equal(record.pid, current);
+
+  await agent.stop('SIGTERM');
+  assert.deepEqual(processesWithMarker(marker), [otherStateDir]);
+});
+
+test('an unrecorded leftover that runs another command than configured is stopped and the configured one started', async () => {
+  const { dir, marker } = markedDir();
+  const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, { stopSignal: 'SIGINT', stopTimeout: '300ms' })] }));
+  // An old command that ignores the stop signal: it gets SIGKILL after stopTimeout.
+  const [old] = leaveUnrecorded(dir, 3, [{ generation: 3, argv: [process.execPath, '-e', 'process.on("SIGINT", () => {}); setInterval(() => {}, 1e9)', marker] }]);
+  await waitFor('the leftover to run', () => processesWithMarker(marker).length === 1);
+
+  const agent = await start(file);
+  const p = (await statusOf(agent)).processes[0];
+  assert.equal(p.state, 'running');
+  assert.equal(p.generation, 4);
+  assert.notEqual(p.pid, old);
+  assert.deepEqual(processesWithMarker(marker), [p.pid]);
+  const stopped = (await allEvents(agent)).find((e) => e.type === 'leftover_stopped');
+  assert.equal(stopped?.pid, old);
+  assert.match(String(stopped?.reason), /stopped it \(SIGINT then SIGKILL after 300 ms\)$/);
+  await agent.stop('SIGTERM');
 });

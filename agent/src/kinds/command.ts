@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProcessSupervisor, type SupervisorDeps } from './supervisor';
 import type { ProcessConfig } from '../config';
-import { cmdline, groupExists, isSameProcessAlive, procInfo, signalGroup } from './procfs';
+import { cmdline, groupExists, isSameProcessAlive, procInfo, sessionLeadersWith, signalGroup, type SessionLeader } from './procfs';
 
 interface Exit {
   code: number | null;
@@ -21,17 +21,27 @@ interface Running {
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 const ADOPTED_POLL_MS = 250;
 
+/**
+ * Every process the agent starts carries these in its environment: which agent (its stateDir),
+ * which configured process and which generation. An agent killed between the spawn and the
+ * record of the pid leaves a process only these can tell apart; the next agent finds it by them.
+ */
+export const MARKER_VARS = { stateDir: 'VIGIL_STATE_DIR', process: 'VIGIL_PROCESS', generation: 'VIGIL_GENERATION' } as const;
+
 export class CommandSupervisor extends ProcessSupervisor {
   readonly stopsWithAgent = true;
   private running?: Running;
   private stopRequested = false;
   private readonly logFile: string;
+  /** The stateDir as the marker names it: one spelling whatever path the configuration used. */
+  private readonly stateDirId: string;
 
   constructor(config: ProcessConfig, deps: SupervisorDeps) {
     super(config, deps);
     const dir = path.join(deps.stateDir, 'logs');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.logFile = path.join(dir, `${config.name}.log`);
+    this.stateDirId = fs.realpathSync(deps.stateDir);
   }
 
   protected get argv(): string[] {
@@ -50,6 +60,13 @@ export class CommandSupervisor extends ProcessSupervisor {
   protected async launch(reason: string): Promise<void> {
     this.state = 'starting';
     this.stopRequested = false;
+    // The intent, persisted before the process exists (the generation is already): what the next
+    // agent adopts if this one is killed before it records the pid below.
+    this.record.pid = null;
+    this.record.pidStartTicks = null;
+    this.record.startedAt = new Date().toISOString();
+    this.record.command = this.argv;
+    this.saveRecord();
     const fd = this.openLog();
     const [file, ...args] = this.argv;
     let child: ChildProcess;
@@ -60,7 +77,13 @@ export class CommandSupervisor extends ProcessSupervisor {
         detached: true,
         stdio: ['ignore', fd, fd],
         cwd: this.config.cwd,
-        env: { ...process.env, ...this.config.env },
+        env: {
+          ...process.env,
+          ...this.config.env,
+          [MARKER_VARS.stateDir]: this.stateDirId,
+          [MARKER_VARS.process]: this.name,
+          [MARKER_VARS.generation]: String(this.record.generation),
+        },
       });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
@@ -75,8 +98,6 @@ export class CommandSupervisor extends ProcessSupervisor {
     this.track({ pid, adopted: false, exited });
     this.record.pid = pid;
     this.record.pidStartTicks = procInfo(pid)?.startTicks ?? null;
-    this.record.startedAt = new Date().toISOString();
-    this.record.command = this.argv;
     this.state = 'running';
     this.saveRecord();
     this.event('started', reason, { pid });
@@ -130,17 +151,40 @@ export class CommandSupervisor extends ProcessSupervisor {
 
   protected async recoverLeftovers(): Promise<'running' | 'gone'> {
     const r = this.record;
+    const recordedAlive = r.pid !== null && isSameProcessAlive(r.pid, r.pidStartTicks);
+    // Whatever an earlier agent started for this process and did not record: adopt the one it
+    // was starting when it was killed (this generation, this command), end every other.
+    const unrecorded = this.markedProcesses().filter((m) => !(recordedAlive && m.pid === r.pid));
+    const adoptable =
+      r.pid === null
+        ? unrecorded.find((m) => m.env.get(MARKER_VARS.generation) === String(r.generation) && sameArgv(cmdline(m.pid), this.argv))
+        : undefined;
+    await Promise.all(unrecorded.filter((m) => m !== adoptable).map((m) => this.endLeftover(m)));
+    if (adoptable) {
+      r.pid = adoptable.pid;
+      r.pidStartTicks = adoptable.info.startTicks;
+      r.startedAt ??= new Date().toISOString();
+      r.command = this.argv;
+      this.saveRecord();
+      this.adopt(adoptable.pid);
+      this.event(
+        'adopted',
+        `pid ${adoptable.pid} was started by a previous agent that was stopped before it recorded the pid (found by its ${MARKER_VARS.generation}); supervising it again`,
+        { pid: adoptable.pid },
+      );
+      return 'running';
+    }
     if (r.pid === null) {
       this.state = r.lastExit && (r.lastExit.code !== 0 || r.lastExit.signal !== null) ? 'crashed' : 'stopped';
       return 'gone';
     }
     const pid = r.pid;
-    if (!isSameProcessAlive(pid, r.pidStartTicks)) {
+    if (!recordedAlive) {
       this.unexpectedExitWhileAway(pid);
       return 'gone';
     }
     const current = cmdline(pid);
-    const same = current !== undefined && JSON.stringify(current) === JSON.stringify(this.argv);
+    const same = sameArgv(current, this.argv);
     this.adopt(pid);
     if (same) {
       this.event('adopted', `pid ${pid} was left running by a previous agent; supervising it again`, { pid });
@@ -152,6 +196,37 @@ export class CommandSupervisor extends ProcessSupervisor {
       pid,
     });
     return 'gone';
+  }
+
+  /** Session leaders started by an agent on this stateDir for this process, found by their marker. */
+  private markedProcesses(): SessionLeader[] {
+    return sessionLeadersWith({ [MARKER_VARS.stateDir]: this.stateDirId, [MARKER_VARS.process]: this.name });
+  }
+
+  /** Ends a process nobody supervises, as terminate() would: its group, stopSignal, then SIGKILL after stopTimeout. */
+  private async endLeftover(m: SessionLeader): Promise<void> {
+    const generation = m.env.get(MARKER_VARS.generation) ?? 'unknown';
+    const command = cmdline(m.pid) ?? [];
+    const gone = () => !isSameProcessAlive(m.pid, m.info.startTicks);
+    const waitGone = async (ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!gone() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      return gone();
+    };
+    signalGroup(m.pid, this.config.stopSignal);
+    let how = this.config.stopSignal as string;
+    if (!(await waitGone(this.config.stopTimeoutMs))) {
+      signalGroup(m.pid, 'SIGKILL');
+      how += ` then SIGKILL after ${this.config.stopTimeoutMs} ms`;
+      await waitGone(2000);
+    }
+    // Whatever else its group left behind goes too, as when a supervised process ends.
+    if (groupExists(m.pid)) signalGroup(m.pid, 'SIGKILL');
+    this.event(
+      'leftover_stopped',
+      `pid ${m.pid} (generation ${generation}, ${JSON.stringify(command)}) was started for this process by an earlier agent and is not the one supervised; stopped it (${how})`,
+      { pid: m.pid },
+    );
   }
 
   private unexpectedExitWhileAway(pid: number): void {
@@ -183,6 +258,11 @@ export class CommandSupervisor extends ProcessSupervisor {
       processGroup: this.running?.pid ?? null,
       adopted: this.running?.adopted ?? false,
       stopRequested: this.stopRequested,
+      marker: { [MARKER_VARS.stateDir]: this.stateDirId, [MARKER_VARS.process]: this.name, [MARKER_VARS.generation]: String(this.record.generation) },
     };
   }
+}
+
+function sameArgv(a: string[] | undefined, b: string[]): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
 }

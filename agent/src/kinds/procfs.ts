@@ -5,6 +5,8 @@ export interface ProcInfo {
   state: string;
   startTicks: string;
   pgid: number;
+  /** Session id: equal to the pid for a process that started its own session (setsid). */
+  sid: number;
 }
 
 export function procInfo(pid: number): ProcInfo | undefined {
@@ -16,7 +18,52 @@ export function procInfo(pid: number): ProcInfo | undefined {
   }
   // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { state: rest[0] ?? '?', pgid: Number(rest[2]), startTicks: rest[19] ?? '' };
+  return { state: rest[0] ?? '?', pgid: Number(rest[2]), sid: Number(rest[3]), startTicks: rest[19] ?? '' };
+}
+
+/** The environment a process was started with; undefined when it is gone or not readable (another user's). */
+export function environ(pid: number): Map<string, string> | undefined {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const env = new Map<string, string>();
+  for (const entry of raw.split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return env;
+}
+
+export interface SessionLeader {
+  pid: number;
+  info: ProcInfo;
+  env: Map<string, string>;
+}
+
+/**
+ * Live session leaders whose environment has each of `vars` with that value. Children the agent
+ * starts lead their own session; their descendants (same session) are not listed.
+ */
+export function sessionLeadersWith(vars: Record<string, string>): SessionLeader[] {
+  const out: SessionLeader[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const info = procInfo(pid);
+    if (!info || info.sid !== pid || info.state === 'Z' || info.state === 'X') continue;
+    const env = environ(pid);
+    if (env && Object.entries(vars).every(([k, v]) => env.get(k) === v)) out.push({ pid, info, env });
+  }
+  return out;
 }
 
 export function cmdline(pid: number): string[] | undefined {
