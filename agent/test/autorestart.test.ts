@@ -55,8 +55,9 @@ test('the back-off grows 1 s, 2 s, 4 s, 8 s across automatic restarts and an age
   const startedAfter = (e: Record<string, unknown> | undefined) => evs.find((x) => x.type === 'started' && (x.seq as number) > (e?.seq as number));
   const gap1 = at(startedAfter(crashes[0])) - at(crashes[0]);
   const gap2 = at(startedAfter(crashes[1])) - at(crashes[1]);
-  assert.ok(gap1 >= 990 && gap1 < 1700, `about 1 s between the first crash and the restart, not ${gap1} ms`);
-  assert.ok(gap2 >= 1990 && gap2 < 2700, `about 2 s after the second, not ${gap2} ms`);
+  // The restart itself (role, spawn) adds a little; a loaded machine may add more, not a second.
+  assert.ok(gap1 >= 990 && gap1 < 1900, `about 1 s between the first crash and the restart, not ${gap1} ms`);
+  assert.ok(gap2 >= 1990 && gap2 < 2900, `about 2 s after the second, not ${gap2} ms`);
   const three = (await statusOf(first)).processes[0];
   assert.equal(three.recentCrashes, 3);
   assert.equal(three.state, 'crashed');
