@@ -5,12 +5,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restore } from '../src/replicator/restore';
-import { baseConfig, read, startAgent, tempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
+import { baseConfig, killMarked, read, startAgent, tempDir as newTempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
 import { diffTrees, journal, readStatus, snapshot, storeHash, waitMirror } from './replicator-helpers';
 
 const agents: RunningAgent[] = [];
+const dirs: string[] = [];
+/** A temporary directory; what runs there (the replicators, in sessions of their own) is killed after the tests, and it is removed. */
+const tempDir = (prefix?: string) => {
+  const d = newTempDir(prefix);
+  dirs.push(d);
+  return d;
+};
 after(async () => {
   for (const a of agents) await a.stop('SIGKILL');
+  // A replicator outlives its agent by design (the next agent adopts it): end it here.
+  for (const d of dirs) killMarked(d);
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 async function cdp(agent: RunningAgent) {

@@ -83,6 +83,12 @@ export function hashBuffer(algorithm: HashAlgorithm, data: Uint8Array | string):
   return wasm.digest('hex');
 }
 
+/** A hasher of its own (a WebAssembly instance of its own too): for pieces read between awaits. */
+export async function streamHasher(algorithm: HashAlgorithm): Promise<Hasher> {
+  const n = nativeBlake3();
+  return algorithm === 'sha256' ? createHash('sha256') : n ? new n.mod.Blake3Hasher() : await wasmBlake3();
+}
+
 export interface Hasher {
   update(d: Uint8Array): unknown;
   digest(f: 'hex'): string;
@@ -106,10 +112,8 @@ export function newHasher(algorithm: HashAlgorithm): Hasher {
  * The hex digest of a file's content, read in 1 MiB pieces without blocking the event loop:
  * the way large files are hashed when no worker thread can (BLAKE3 without the native module).
  */
-export async function hashFile(algorithm: HashAlgorithm, file: string): Promise<string> {
-  const n = nativeBlake3();
-  const h: { update(d: Uint8Array): unknown; digest(f: 'hex'): string } =
-    algorithm === 'sha256' ? createHash('sha256') : n ? new n.mod.Blake3Hasher() : await wasmBlake3();
+export async function hashFile(algorithm: HashAlgorithm, file: string | Buffer): Promise<string> {
+  const h = await streamHasher(algorithm);
   const fh = await fs.promises.open(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);

@@ -8,7 +8,7 @@ import { Replicator, type ReplicatorOptions } from './replicator';
 
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
          [--node NAME] [--name NAME] [--max-watches N] [--poll-every 10s] [--rescan-every 10m]
-         [--lease-stale-after 30s] [--checkpoint-every 1s] [--hash auto|blake3|sha256]`;
+         [--lease-stale-after 30s] [--checkpoint-every 1s] [--hash auto|blake3|sha256] [--settle 50ms]`;
 
 export class UsageError extends Error {}
 
@@ -23,7 +23,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash'];
+  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   if (!v.source) throw new UsageError('--source DIR is required');
   if (!v.target) throw new UsageError('--target DIR is required');
@@ -51,6 +51,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     leaseStaleAfterMs: dur('lease-stale-after', 30_000),
     leaseRenewMs: 5000,
     checkpointEveryMs: Math.max(10, dur('checkpoint-every', 1000)),
+    settleMs: dur('settle', 50),
     // Pruning rewrites the journal: often enough to keep the window tight, not more than needed.
     pruneEveryMs: Math.min(3_600_000, Math.max(1000, Math.round(retentionMs / 10))),
     hash,

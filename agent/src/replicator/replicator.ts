@@ -22,22 +22,11 @@ import {
   writeSnapshot,
   type ChainSegment,
 } from './segments';
-import {
-  StoreLayout,
-  acquireLease,
-  captureFile,
-  cleanTmp,
-  fsyncDirAsync,
-  holdsLease,
-  prepareStore,
-  releaseLease,
-  renewLease,
-  type Captured,
-  type Lease,
-} from './store';
+import { captureFile, storeCaptured, type Capture, type FileVersion } from './capture';
+import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, prepareStore, releaseLease, renewLease, type Lease } from './store';
 import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
-import { TreeWatcher, type WatchLimit } from './watch';
+import { EventFence, TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
 import type { Logger } from '../log';
 import { statusSchema, type ReplicatorStatus } from './status';
@@ -60,6 +49,8 @@ export interface ReplicatorOptions {
   checkpointEveryMs: number;
   /** The content hash of a new store (an existing store keeps the one its marker names). */
   hash?: HashChoice;
+  /** How long a file must have held still before it is read (see capture.ts). */
+  settleMs: number;
   log: Logger;
 }
 
@@ -69,6 +60,16 @@ interface Pending {
   /** Seen by an event: the content is read even when size and times look unchanged. */
   event: boolean;
   attempts: number;
+  /** A change notification arrived while it was being read: that read is not used. */
+  dirty?: boolean;
+  /** Its parent directory's watch reported it (a directory replaced, moved, changed). */
+  dirEvent?: boolean;
+}
+
+/** A path whose changes are not being captured right now, and why. */
+interface NotCovered {
+  reason: string;
+  since: number;
 }
 
 /** Small batches keep the first change of a burst from waiting for the last one. */
@@ -85,6 +86,10 @@ const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) |
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
+/** A file that has not been read consistently for this long is reported as changing. */
+const CHANGING_AFTER_MS = 10_000;
+/** At most this many paths are listed in the status (all are counted). */
+const NOT_COVERED_LISTED = 20;
 const LATENCY_SAMPLES = 10_000;
 /** At most this many objects wait for a checkpoint, whatever the time. */
 const CHECKPOINT_MAX_OBJECTS = 4096;
@@ -104,6 +109,11 @@ const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = fs.constants;
 /** Size, times, inode and mode as recorded: equal means the content is taken as unchanged. */
 function unchanged(e: Entry | undefined, st: fs.Stats): boolean {
   return unchangedRaw(e, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino);
+}
+
+/** Whether a file record describes the version a capture read (content aside). */
+function unchangedVersion(e: Entry, v: FileVersion): boolean {
+  return e.op === 'file' && e.s === v.size && e.mt === v.mtimeMs && e.ct === v.ctimeMs && e.ino === v.ino && e.m === (v.mode & 0o7777);
 }
 
 /** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
@@ -155,6 +165,12 @@ export class Replicator {
   private segmentCount = 0;
   /** Set after an unclean stop: unreferenced objects may be left; the next pruning looks for them. */
   private garbageLikely = false;
+  /** Objects whose bytes were checked against their name in this run (emptied by pruning). */
+  private verified = new Set<string>();
+  /** Orders change notifications against reads (see capture.ts). */
+  private fence: EventFence;
+  /** Paths whose changes are not captured right now (unreadable, changing too fast), with why and since when. */
+  private uncovered = new Map<string, NotCovered>();
   private scanStamp = 0;
   /** Lists the whole tree for full scans, off the event loop. */
   private lister = new DirLister();
@@ -179,6 +195,7 @@ export class Replicator {
   constructor(private readonly o: ReplicatorOptions) {
     this.layout = new StoreLayout(o.target);
     this.watcher = new TreeWatcher(o.source, (rel) => this.onEvent(rel), (rel) => this.onEvent(rel), o.maxWatches);
+    this.fence = new EventFence(path.join(this.layout.tmp, 'fence'));
     this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
   }
 
@@ -229,6 +246,7 @@ export class Replicator {
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
     cleanTmp(this.layout);
+    this.fence.open();
     this.openJournal(this.lease as Lease);
     await this.exclusive(() => this.checkpoint());
     await this.exclusive(() => this.sealLeftovers());
@@ -518,16 +536,54 @@ export class Replicator {
     if (this.closing) return;
     const now = Date.now();
     this.lastChangeAt = now;
-    const prev = this.pending.get(rel);
+    const flying = this.inFlight.get(rel);
+    if (flying) flying.dirty = true;
+    const prev = this.pending.get(rel) ?? this.retrying.get(rel);
     let size = 0;
     try {
-      size = fs.lstatSync(path.join(this.o.source, rel)).size;
+      size = fs.lstatSync(this.src(rel)).size;
     } catch {
       // deleted
     }
-    this.pending.set(rel, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: 0 });
+    // An event naming a directory the tree knows comes from its parent's watch: the entry itself changed.
+    const dirEvent = prev?.dirEvent || this.tree.get(rel)?.op === 'dir' || this.watcher.isWatched(rel);
+    this.pending.set(rel, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: prev?.attempts ?? 0, ...(dirEvent ? { dirEvent } : {}) });
     this.kick();
   }
+
+  /** Reports `p` as not covered (kept with its first `since` until it is covered again). */
+  private notCovered(p: string, reason: string, since = Date.now()): void {
+    const cur = this.uncovered.get(p);
+    if (cur?.reason === reason) return;
+    if (!cur) this.o.log.warn('not covered', { path: p, reason });
+    this.uncovered.set(p, { reason, since: cur?.since ?? since });
+    this.scheduleStatus();
+  }
+
+  /** `p` (and with `subtree`, everything under it) is captured again, or gone. */
+  private covered(p: string, subtree = false): void {
+    if (this.uncovered.size === 0) return;
+    if (this.uncovered.delete(p)) this.o.log.info('covered again', { path: p });
+    if (subtree) for (const k of [...this.uncovered.keys()]) if (within(k, p)) this.uncovered.delete(k);
+  }
+
+  /** Change notifications may have been lost (the kernel's queue overflowed): compare everything again. */
+  private eventsLost(why: string): void {
+    const now = Date.now();
+    if (now - this.lastEventsLost > 10_000) {
+      this.o.log.warn('change notifications may have been lost; rescanning the whole tree', { why });
+      this.noteError(`change notifications may have been lost (${why}); the whole tree is compared again`);
+    }
+    this.lastEventsLost = now;
+    if (this.rescanQueued) return;
+    this.rescanQueued = true;
+    void this.exclusive(async () => {
+      this.rescanQueued = false;
+      await this.scan('', null);
+    }).catch((e: unknown) => this.die(e));
+  }
+  private lastEventsLost = 0;
+  private rescanQueued = false;
 
   /**
    * Compares the subtree `rel` of the source with the tree and queues every difference.
@@ -705,47 +761,42 @@ export class Replicator {
     const journal = this.journal as JournalWriter;
     // Parents first, so a directory's record precedes its contents'.
     batch.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const stats = new Map<string, fs.Stats | null>();
-    for (const [p] of batch) {
-      try {
-        stats.set(p, fs.lstatSync(path.join(this.o.source, p)));
-      } catch {
-        stats.set(p, null);
-      }
-    }
+    const stats = new Map<string, fs.Stats | null | { unreadable: string }>();
+    for (const [p] of batch) stats.set(p, this.lstatSource(p));
     // Read contents in parallel; decide in order.
-    const dirsToSync = new Set<string>();
-    const captures = new Map<string, Promise<Captured | 'gone' | 'unstable'>>();
+    const captures = new Map<string, Promise<Capture>>();
     const toCapture = batch.filter(([p, info]) => {
       const st = stats.get(p);
-      return st?.isFile() && (info.event || !unchanged(this.tree.get(p), st));
+      return st instanceof fs.Stats && st.isFile() && (info.event || !unchanged(this.tree.get(p), st));
     });
     let next = 0;
     const workers = Array.from({ length: Math.min(CAPTURE_CONCURRENCY, toCapture.length) }, async () => {
       while (next < toCapture.length) {
         const [p] = toCapture[next++] as [string, Pending];
-        const pr = captureFile(this.layout, path.join(this.o.source, p), dirsToSync);
+        const pr = captureFile(this.layout, this.src(p), { settleMs: this.o.settleMs });
         captures.set(p, pr);
         await pr.catch(() => undefined);
       }
     });
     await Promise.all(workers);
-    // The renames into objects/ are durable before any record names them.
-    await Promise.all([...dirsToSync].map((d) => fsyncDirAsync(d)));
+    // Every change notification the kernel queued until now is delivered after this: a write
+    // that overlapped a read has marked its path dirty by then.
+    const fenced = toCapture.length === 0 || (await this.fence.pass());
+    if (!fenced) this.eventsLost('a fence after the reads did not come back');
 
     const records: NewRecord[] = [];
-    const retry: [string, Pending][] = [];
+    const dirsToSync = new Set<string>();
     const newDirs: string[] = [];
     const emit = (r: NewRecord) => {
       records.push(r);
-      apply(this.tree, { ...r, q: 0 } as JournalRecord);
+      apply(this.tree, { q: 0, ...r } as JournalRecord);
     };
     const ensureParents = (p: string) => {
       const missing: string[] = [];
       for (let d = parentOf(p); d !== '' && this.tree.get(d)?.op !== 'dir'; d = parentOf(d)) missing.unshift(d);
       for (const d of missing) {
-        const st = fs.lstatSync(path.join(this.o.source, d), { throwIfNoEntry: false });
-        if (!st?.isDirectory()) return false;
+        const st = this.lstatSource(d);
+        if (!(st instanceof fs.Stats) || !st.isDirectory()) return false;
         emit({ at: journal.stamp(), op: 'dir', p: d, m: modeOf(st), mt: st.mtimeMs });
       }
       return true;
@@ -753,18 +804,26 @@ export class Replicator {
     for (const [p, info] of batch) {
       const st = stats.get(p) ?? null;
       const known = this.tree.get(p);
+      if (st !== null && !(st instanceof fs.Stats)) {
+        // Not "gone": unknown. The last version stays the recorded one until it can be seen again.
+        this.notCovered(p, `cannot be read (${st.unreadable}); its last recorded version is kept`);
+        continue;
+      }
       if (st === null) {
         if (known) {
           emit({ at: journal.stamp(), op: 'del', p });
           if (known.op === 'dir') this.watcher.remove(p);
         }
+        this.covered(p, true);
         continue;
       }
       if (st.isDirectory()) {
         if (!ensureParents(p)) continue;
         if (!known || known.op !== 'dir') newDirs.push(p);
-        else if (this.watcher.isWatched(p) && this.watcher.inodeOf(p) !== st.ino) {
-          // Replaced by another directory of the same name: the watch is on the old one.
+        else if (info.dirEvent || (this.watcher.isWatched(p) && this.watcher.inodeOf(p) !== st.ino)) {
+          // Its parent reported it (created, deleted, moved, changed): it may be another
+          // directory by the same name, even on the same inode, and the watch on the old one
+          // sees nothing of the new one. Watch it afresh and compare its contents.
           this.watcher.remove(p);
           newDirs.push(p);
         }
@@ -774,76 +833,79 @@ export class Replicator {
       if (st.isSymbolicLink()) {
         let l: string;
         try {
-          l = fs.readlinkSync(path.join(this.o.source, p));
+          l = fs.readlinkSync(this.src(p), 'utf8');
         } catch {
-          retry.push([p, info]);
+          this.later(p, info, 'unstable');
           continue;
         }
         if (!ensureParents(p)) continue;
         if (known?.op !== 'link' || known.l !== l || !unchanged(known, st)) {
           emit({ at: journal.stamp(), op: 'link', p, l, mt: st.mtimeMs, ct: st.ctimeMs, ino: st.ino });
         }
+        this.covered(p);
         continue;
       }
       if (!st.isFile()) continue; // sockets, fifos, devices: not protected
       const pr = captures.get(p);
       if (!pr) continue; // unchanged
-      let c: Captured | 'gone' | 'unstable';
-      try {
-        c = await pr;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EACCES' || code === 'EPERM') {
-          this.noteError(`cannot read ${p}: ${code}`);
+      const c = await pr;
+      if (c.kind === 'ok' && (info.dirty || !fenced)) {
+        // A change notification arrived while it was read: the read may mix two writes.
+        if (c.tmp) fs.rmSync(c.tmp, { force: true });
+        this.later(p, info, 'unstable');
+        continue;
+      }
+      switch (c.kind) {
+        case 'gone':
+          // Deleted or replaced while being read: look again.
+          this.later(p, info, 'unstable');
           continue;
-        }
-        throw e;
+        case 'unreadable':
+          this.notCovered(p, `cannot be read (${c.code}); its last recorded version is kept`);
+          continue;
+        case 'hot':
+          this.later(p, info, 'hot', c.waitMs);
+          continue;
+        case 'unstable':
+          this.later(p, info, 'unstable');
+          continue;
       }
-      if (c === 'gone') {
-        // Deleted or replaced while being read: look again.
-        retry.push([p, info]);
+      if (!ensureParents(p)) {
+        if (c.tmp) fs.rmSync(c.tmp, { force: true });
         continue;
       }
-      if (c === 'unstable') {
-        retry.push([p, info]);
-        continue;
-      }
-      if (!ensureParents(p)) continue;
-      const m = modeOf(c.stat);
+      const m = c.stat.mode & 0o7777;
+      const stored = storeCaptured(this.layout, c, this.verified, dirsToSync);
+      if (stored.replacedDamaged) this.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);
       const obj = this.layout.object(c.hash);
-      if (c.stored && c.inline) this.unsynced.add(obj);
-      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchanged(known, c.stat)) continue;
+      if (stored.stored && c.data) this.unsynced.add(obj);
+      this.covered(p);
+      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchangedVersion(known, c.stat)) continue;
       // Until a checkpoint has fsynced the object, the record carries the content itself.
-      const d = c.inline && this.unsynced.has(obj) ? c.inline.toString('base64') : undefined;
+      const d = c.data && this.unsynced.has(obj) ? c.data.toString('base64') : undefined;
       emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino, ...(d === undefined ? {} : { d }) });
     }
+    // The renames into objects/ are durable before any record names them.
+    await Promise.all([...dirsToSync].map((d) => fsyncDirAsync(d)));
 
     const acked = await journal.append(records);
     this.sinceSnapshot += acked.length;
     const ackAt = Date.now();
-    for (const [p, info] of batch) {
-      this.inFlight.delete(p);
-      if (info.event && acked.some((r) => pathOf(r) === p)) this.sample(ackAt - info.seenAt);
-    }
-    if (acked.length > 0) this.lastReplicatedAt = ackAt;
+    const ackedPaths = new Set<string>();
     for (const r of acked) {
       const p = pathOf(r);
-      if (p !== undefined) this.syncMirror(p);
+      if (p !== undefined) ackedPaths.add(p);
     }
+    for (const [p, info] of batch) {
+      this.inFlight.delete(p);
+      if (info.event && ackedPaths.has(p)) this.sample(ackAt - info.seenAt);
+    }
+    if (acked.length > 0) this.lastReplicatedAt = ackAt;
+    for (const p of ackedPaths) this.syncMirror(p);
     if (this.unsynced.size > 0) this.scheduleCheckpoint();
     if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
     if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
 
-    for (const [p, info] of retry) {
-      info.attempts++;
-      this.retrying.set(p, info);
-      setTimeout(() => {
-        this.retrying.delete(p);
-        if (this.closing) return;
-        if (!this.pending.has(p)) this.pending.set(p, info);
-        this.kick();
-      }, UNSTABLE_RETRY_MS * Math.min(info.attempts, 20));
-    }
     for (const d of newDirs) {
       if (this.watcher.polledRoot(d) === undefined) this.watcher.add(d);
       await this.scan(d, this.catchUpOutstanding);
@@ -852,6 +914,52 @@ export class Replicator {
       for (const [p] of batch) this.catchUpOutstanding.delete(p);
       this.checkCaughtUp();
     }
+  }
+
+  /** lstat of a source path: the stats, null when it is gone, or why it cannot be seen. */
+  private lstatSource(p: string): fs.Stats | null | { unreadable: string } {
+    try {
+      return fs.lstatSync(this.src(p));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      return { unreadable: code };
+    }
+  }
+
+  /**
+   * Tries a path again later: after `waitMs` for a file that has not held still long enough
+   * ('hot'), or with a growing delay for a read that did not check out ('unstable'). A path that
+   * keeps failing is reported as changing, its last consistent version kept.
+   */
+  private later(p: string, info: Pending, why: 'hot' | 'unstable', waitMs?: number): void {
+    info.dirty = false;
+    if (why === 'unstable') info.attempts++;
+    const now = Date.now();
+    if (now - info.seenAt > CHANGING_AFTER_MS) {
+      const last = this.tree.get(p);
+      this.notCovered(
+        p,
+        `changing faster than it can be read consistently; ${last ? `its version of ${new Date(last.at).toISOString()} is kept` : 'no version recorded yet'}`,
+        info.seenAt,
+      );
+    }
+    const delay = why === 'hot' ? Math.max(1, waitMs ?? 1) : UNSTABLE_RETRY_MS * Math.min(info.attempts, 20);
+    this.retrying.set(p, info);
+    setTimeout(() => {
+      // Only the latest try of a path counts; an earlier timer has nothing left to do.
+      if (this.retrying.get(p) !== info) return;
+      this.retrying.delete(p);
+      if (this.closing) return;
+      // Queued even while this batch (which may still hold the path) finishes: batches run one at a time.
+      if (!this.pending.has(p)) this.pending.set(p, info);
+      this.kick();
+    }, delay);
+  }
+
+  /** The source path of `p` for system calls. */
+  private src(p: string): string {
+    return path.join(this.o.source, p);
   }
 
   private checkCaughtUp(): void {
@@ -958,6 +1066,7 @@ export class Replicator {
       await this.rollIfDue();
       if (this.garbageLikely) {
         this.garbageLikely = false;
+        this.verified.clear();
         const g = collectGarbage(this.layout, resolveChain(this.layout.root), []);
         if (g.objectsRemoved > 0) this.o.log.info('unreferenced objects removed', g);
       }
@@ -966,6 +1075,7 @@ export class Replicator {
       if (this.earliest === null || this.earliest >= cutoff) return null;
       const out = pruneJournal(this.layout, resolveChain(this.layout.root), journal.segment.name, cutoff, journal.epoch);
       if (!out) return null;
+      this.verified.clear();
       this.earliest = out.earliest;
       this.lastPrune = out;
       this.refreshJournalSize();
@@ -996,8 +1106,14 @@ export class Replicator {
 
   snapshot(): ReplicatorStatus {
     const caughtUp = this.state === 'watching' || this.state === 'stopped';
-    const oldest = this.oldestPending();
+    let oldest = this.oldestPending();
+    // A known blind spot is never "lag 0": what is not covered is at risk since it stopped being.
+    for (const u of this.uncovered.values()) if (oldest === null || u.since < oldest) oldest = u.since;
     const atRisk = caughtUp ? oldest : Math.min(this.atRiskBeforeCatchUp, oldest ?? Infinity);
+    const notCovered = [...this.uncovered.entries()]
+      .sort((a, b) => a[1].since - b[1].since)
+      .slice(0, NOT_COVERED_LISTED)
+      .map(([p, u]) => ({ path: p, reason: u.reason, since: iso(u.since) as string }));
     let bytes = 0;
     for (const m of [this.pending, this.inFlight, this.retrying]) for (const v of m.values()) bytes += v.size;
     const sorted = [...this.latencies].sort((a, b) => a - b);
@@ -1011,6 +1127,12 @@ export class Replicator {
       message:
         this.sourceProblem ??
         this.message ??
+        (notCovered.length > 0
+          ? `${this.uncovered.size} path(s) not covered: ${notCovered
+              .slice(0, 3)
+              .map((u) => `${u.path} (${u.reason}, since ${u.since})`)
+              .join('; ')}`
+          : null) ??
         (polled.length > 0
           ? `watch limit reached: ${polled.length} subtree(s) scanned every ${this.o.pollEveryMs < 1000 ? `${this.o.pollEveryMs} ms` : `${Math.round(this.o.pollEveryMs / 1000)} s`} instead of watched (${polled
               .slice(0, 3)
@@ -1024,6 +1146,8 @@ export class Replicator {
       atRiskSince: iso(atRisk),
       pendingChanges: this.pending.size + this.inFlight.size + this.retrying.size,
       pendingBytes: bytes,
+      notCovered,
+      notCoveredCount: this.uncovered.size,
       watch: { watches: this.watcher.count, polled },
       catchUp: this.catchUp,
       journal: {
@@ -1066,6 +1190,7 @@ export class Replicator {
       await Promise.race([rest.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
     }
     this.lister.close();
+    this.fence.close();
     if (this.lease) releaseLease(this.layout, this.lease);
     this.journal?.close();
     if (this.state !== 'catching_up') this.state = 'stopped';

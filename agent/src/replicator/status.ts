@@ -22,6 +22,9 @@ export const statusSchema = z.object({
   atRiskSince: time,
   pendingChanges: z.number().int(),
   pendingBytes: z.number().int(),
+  /** Paths whose changes are not captured right now (the first few), why, and since when. */
+  notCovered: z.array(z.object({ path: z.string(), reason: z.string(), since: z.string() })),
+  notCoveredCount: z.number().int(),
   watch: z.object({
     watches: z.number().int(),
     polled: z.array(z.object({ dir: z.string(), reason: z.string(), at: z.string() })),

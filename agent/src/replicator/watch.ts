@@ -109,3 +109,63 @@ export class TreeWatcher {
     for (const k of [...this.watchers.keys()]) this.close(k);
   }
 }
+
+/**
+ * A fence in the stream of change notifications. Every fs.watch of a process shares one
+ * inotify instance, whose events arrive in the order the kernel queued them: once the event for
+ * a file created here after a read has arrived, every notification the kernel queued before it
+ * (a write that overlapped the read, say) has been delivered too. pass() resolves false when the
+ * fence's own event does not come in time (the kernel queue overflowed and dropped events).
+ */
+export class EventFence {
+  private watcher?: fs.FSWatcher;
+  private seq = 0;
+  private readonly waiters = new Map<number, () => void>();
+
+  constructor(private readonly dir: string) {}
+
+  open(): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.watcher = fs.watch(this.dir, { persistent: false }, (_type, name) => {
+      const m = /^f(\d+)$/.exec(String(name));
+      if (!m) return;
+      const n = Number(m[1]);
+      for (const [k, resolve] of this.waiters) {
+        if (k > n) continue;
+        this.waiters.delete(k);
+        resolve();
+      }
+    });
+    this.watcher.on('error', () => this.close());
+  }
+
+  async pass(timeoutMs = 2000): Promise<boolean> {
+    if (!this.watcher) return true;
+    const n = ++this.seq;
+    let timer: NodeJS.Timeout | undefined;
+    const arrived = new Promise<boolean>((resolve) => this.waiters.set(n, () => resolve(true)));
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => {
+        this.waiters.delete(n);
+        resolve(false);
+      }, timeoutMs);
+    });
+    const f = path.join(this.dir, `f${n}`);
+    fs.writeFileSync(f, '');
+    fs.rmSync(f, { force: true });
+    const ok = await Promise.race([arrived, timedOut]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  close(): void {
+    try {
+      this.watcher?.close();
+    } catch {
+      // already closed
+    }
+    this.watcher = undefined;
+    for (const resolve of this.waiters.values()) resolve();
+    this.waiters.clear();
+  }
+}

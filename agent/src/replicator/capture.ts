@@ -1,0 +1,294 @@
+// Reading a version of a source file that really existed, and storing it under its hash.
+//
+// An object's name is always the hash of the bytes stored: a small content is hashed from the
+// buffer that is written, a large one is copied and hashed in one pass by a worker thread.
+//
+// Whether the bytes are one version of the file (not a mix of two writes) cannot be proven
+// from user space on Linux without a snapshot, so several independent checks must all agree
+// before a version is recorded:
+//   1. the file must have held still for a settling time before the read (its change time is
+//      older than that): a write still in progress when the read starts updated the change
+//      time at its start, so it must have begun at least that long ago;
+//   2. size, modification and change times (nanoseconds), inode and device are the same before
+//      and after the read;
+//   3. a content of up to 1 MiB is read twice and both reads must be identical;
+//   4. no change notification for the path arrived from the start of the read until a fence
+//      after it (the caller's part: see Replicator.fence).
+// A file that fails them is read again later; one that never holds still is reported as
+// changing, and its last consistent version stays the recorded one.
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hashBuffer } from './digest';
+import { copyAndHashInWorker } from './hash';
+import type { StoreLayout } from './store';
+
+/** Contents up to this size are read into memory and hashed there; larger ones are copied by a worker. */
+export const SMALL_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * Contents up to this size travel inside their journal record, so the record's fsync makes
+ * them durable too: their object file is written without an fsync of its own (one fsync per
+ * batch instead of one per file). A checkpoint fsyncs such objects later, off the capture path.
+ */
+export const INLINE_BYTES = 64 * 1024;
+/** Contents up to this size are read twice and compared. */
+export const DOUBLE_READ_BYTES = 1024 * 1024;
+
+/** How long a file must have held still before it is read: longer for larger files (their writes take longer). */
+export function settleMs(size: number, baseMs: number): number {
+  return Math.min(5000, baseMs + Math.floor(size / (1024 * 1024)));
+}
+
+/** What a record keeps of the stat taken before the read. */
+export interface FileVersion {
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+/** Milliseconds as fs.Stats computes them (seconds * 1000 + nanoseconds / 1e6), from nanoseconds. */
+function msOf(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) * 1000 + Number(ns % 1_000_000_000n) / 1e6;
+}
+
+export function versionOf(st: fs.BigIntStats): FileVersion {
+  return {
+    size: Number(st.size),
+    mode: Number(st.mode),
+    mtimeMs: msOf(st.mtimeNs),
+    ctimeMs: msOf(st.ctimeNs),
+    ino: Number(st.ino),
+    dev: Number(st.dev),
+    nlink: Number(st.nlink),
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+  };
+}
+
+function sameVersion(a: FileVersion, b: FileVersion): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
+}
+
+export type Capture =
+  | {
+      kind: 'ok';
+      hash: string;
+      size: number;
+      stat: FileVersion;
+      /** A small content, read into memory (written as an object by storeCaptured). */
+      data?: Buffer;
+      /** A large content's copy in tmp/, fsynced (renamed into objects/ by storeCaptured). */
+      tmp?: string;
+    }
+  | { kind: 'gone' }
+  | { kind: 'unstable'; why: string }
+  | { kind: 'hot'; waitMs: number }
+  | { kind: 'unreadable'; code: string };
+
+const GONE = new Set(['ENOENT', 'ENOTDIR']);
+const UNREADABLE = new Set(['EACCES', 'EPERM']);
+
+function failure(e: unknown): Capture {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  if (GONE.has(code)) return { kind: 'gone' };
+  if (UNREADABLE.has(code)) return { kind: 'unreadable', code };
+  throw e;
+}
+
+/** Reads all of `fd` from offset 0 into `buf`-sized pieces; returns the bytes (up to limit + 1, to see growth). */
+function readAll(fd: number, limit: number): Buffer {
+  const buf = Buffer.allocUnsafe(limit + 1);
+  let n = 0;
+  for (;;) {
+    const got = fs.readSync(fd, buf, n, buf.length - n, n);
+    if (got === 0) break;
+    n += got;
+    if (n === buf.length) break;
+  }
+  return buf.subarray(0, n);
+}
+
+async function readAllAsync(fh: fs.promises.FileHandle, limit: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(limit + 1);
+  let n = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+    if (bytesRead === 0) break;
+    n += bytesRead;
+    if (n === buf.length) break;
+  }
+  return buf.subarray(0, n);
+}
+
+/**
+ * Reads the source file `abs` and checks the read (1–3 above). Nothing is stored yet: the
+ * caller checks the change notifications, then calls storeCaptured.
+ */
+export async function captureFile(layout: StoreLayout, abs: string | Buffer, o: { settleMs: number; now?: () => number }): Promise<Capture> {
+  const now = o.now ?? Date.now;
+  let before: FileVersion;
+  try {
+    before = versionOf(fs.lstatSync(abs, { bigint: true }));
+  } catch (e) {
+    return failure(e);
+  }
+  if ((before.mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG) return { kind: 'unstable', why: 'not a regular file any more' };
+  const wait = settleMs(before.size, o.settleMs) - (now() - Math.max(before.ctimeMs, before.mtimeMs));
+  if (wait > 0) return { kind: 'hot', waitMs: Math.ceil(wait) };
+  const after = (): FileVersion | undefined => {
+    try {
+      return versionOf(fs.lstatSync(abs, { bigint: true }));
+    } catch {
+      return undefined;
+    }
+  };
+  if (before.size <= SMALL_FILE_BYTES) {
+    let data: Buffer;
+    try {
+      if (before.size <= INLINE_BYTES) {
+        // Plain system calls: for small contents they cost less than the thread pool's round trips.
+        const fd = fs.openSync(abs, 'r');
+        try {
+          if (Number(fs.fstatSync(fd, { bigint: true }).ino) !== before.ino) return { kind: 'unstable', why: 'replaced while opened' };
+          data = readAll(fd, before.size);
+          if (data.length <= DOUBLE_READ_BYTES && !readAll(fd, before.size).equals(data)) return { kind: 'unstable', why: 'two reads differ' };
+        } finally {
+          fs.closeSync(fd);
+        }
+      } else {
+        const fh = await fs.promises.open(abs, 'r');
+        try {
+          if (Number((await fh.stat({ bigint: true })).ino) !== before.ino) return { kind: 'unstable', why: 'replaced while opened' };
+          data = await readAllAsync(fh, before.size);
+          if (data.length <= DOUBLE_READ_BYTES && !(await readAllAsync(fh, before.size)).equals(data)) return { kind: 'unstable', why: 'two reads differ' };
+        } finally {
+          await fh.close();
+        }
+      }
+    } catch (e) {
+      return failure(e);
+    }
+    const a = after();
+    if (!a) return { kind: 'gone' };
+    if (!sameVersion(before, a) || data.length !== before.size) return { kind: 'unstable', why: 'changed while read' };
+    const hash = hashBuffer(layout.hash, data);
+    if (data.length <= INLINE_BYTES) return { kind: 'ok', hash, size: data.length, stat: before, data };
+    // Too large to travel in its record: durable on its own before the record is written.
+    const tmp = path.join(layout.tmp, randomUUID());
+    const fh = await fs.promises.open(tmp, 'wx', 0o400);
+    try {
+      await fh.writeFile(data);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    return { kind: 'ok', hash, size: data.length, stat: before, tmp };
+  }
+  const tmp = path.join(layout.tmp, randomUUID());
+  try {
+    const { hash, bytes } = await copyWritingBack(abs, tmp, layout);
+    const a = after();
+    if (!a) {
+      fs.rmSync(tmp, { force: true });
+      return { kind: 'gone' };
+    }
+    if (!sameVersion(before, a) || bytes !== before.size) {
+      fs.rmSync(tmp, { force: true });
+      return { kind: 'unstable', why: 'changed while copied' };
+    }
+    await fsyncFile(tmp);
+    return { kind: 'ok', hash, size: bytes, stat: before, tmp };
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    return failure(e);
+  }
+}
+
+async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** How often a large copy's written pages are pushed to the disk while the copy runs. */
+const WRITEBACK_EVERY_MS = 20;
+
+/**
+ * Copies and hashes `from` into `to` in a worker while pushing what is already written to the
+ * disk (fdatasync from the thread pool), so the fsync at the end only waits for the last pieces.
+ */
+async function copyWritingBack(from: string | Buffer, to: string, layout: StoreLayout): Promise<{ hash: string; bytes: number }> {
+  let copying = true;
+  const copy = copyAndHashInWorker(from, to, layout.hash).finally(() => (copying = false));
+  const writeBack = (async () => {
+    while (copying) {
+      await new Promise((r) => setTimeout(r, WRITEBACK_EVERY_MS));
+      if (!copying) break;
+      const fh = await fs.promises.open(to, 'r').catch(() => undefined);
+      if (!fh) continue;
+      try {
+        await fh.datasync();
+      } catch {
+        // The final fsync reports what matters.
+      } finally {
+        await fh.close();
+      }
+    }
+  })();
+  const [r] = await Promise.all([copy, writeBack]);
+  return r;
+}
+
+/**
+ * Makes a checked capture an object. A content of up to 64 KiB is written beside and renamed
+ * into place without an fsync (its record carries it); an existing object is kept only when its
+ * bytes hash to its name (checked once per run: `verified`, which pruning empties), and replaced
+ * otherwise. A larger content's fsynced copy is renamed over whatever is there (it was hashed
+ * from its own bytes), and its directory goes into `dirsToSync`.
+ */
+export function storeCaptured(
+  layout: StoreLayout,
+  c: Extract<Capture, { kind: 'ok' }>,
+  verified: Set<string>,
+  dirsToSync: Set<string>,
+): { stored: boolean; replacedDamaged: boolean } {
+  const obj = layout.object(c.hash);
+  if (c.tmp !== undefined) {
+    fs.chmodSync(c.tmp, 0o444);
+    fs.renameSync(c.tmp, obj);
+    dirsToSync.add(path.dirname(obj));
+    verified.add(c.hash);
+    return { stored: true, replacedDamaged: false };
+  }
+  const data = c.data as Buffer;
+  let replacedDamaged = false;
+  if (verified.has(c.hash)) return { stored: false, replacedDamaged };
+  if (fs.existsSync(obj)) {
+    let ok = false;
+    try {
+      ok = hashBuffer(layout.hash, fs.readFileSync(obj)) === c.hash;
+    } catch {
+      ok = false;
+    }
+    if (ok) {
+      verified.add(c.hash);
+      return { stored: false, replacedDamaged };
+    }
+    replacedDamaged = true;
+  }
+  const tmp = path.join(layout.tmp, randomUUID());
+  fs.writeFileSync(tmp, data, { mode: 0o444 });
+  fs.renameSync(tmp, obj);
+  if (verified.size > 100_000) verified.clear();
+  verified.add(c.hash);
+  return { stored: true, replacedDamaged };
+}
