@@ -9,7 +9,8 @@ import type { JournalRecord } from '../src/replicator/journal';
 import { allRecords, resolveChain } from '../src/replicator/segments';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
-import { runCli, tempDir, waitFor } from './helpers';
+import { spawn } from 'node:child_process';
+import { AGENT_DIR, CLI, runCli, tempDir, waitFor } from './helpers';
 
 export interface RunningReplicator {
   child: ChildProcess;
@@ -36,8 +37,19 @@ export function readStatus(file: string): ReplicatorStatus | undefined {
   }
 }
 
-export function startReplicator(source: string, target: string, statusFile: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): RunningReplicator {
-  const child = runCli(['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra], env);
+export function startReplicator(
+  source: string,
+  target: string,
+  statusFile: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  as?: { uid: number; gid: number },
+): RunningReplicator {
+  const args = ['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra];
+  // As another user (an ordinary one, to whom permissions apply): the same command, its own uid.
+  const child = as
+    ? spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: AGENT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as })
+    : runCli(args, env);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   child.stdout?.resume();

@@ -20,7 +20,8 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from './digest';
-import { copyAndHashInWorker } from './hash';
+import { viaShortAsync, type FsPath } from './fspath';
+import { copyAndHashInWorker, hashFileInWorker } from './hash';
 import type { StoreLayout } from './store';
 
 /** Contents up to this size are read into memory and hashed there; larger ones are copied by a worker. */
@@ -130,7 +131,19 @@ async function readAllAsync(fh: fs.promises.FileHandle, limit: number): Promise<
  * Reads the source file `abs` and checks the read (1–3 above). Nothing is stored yet: the
  * caller checks the change notifications, then calls storeCaptured.
  */
-export async function captureFile(layout: StoreLayout, abs: string | Buffer, o: { settleMs: number; now?: () => number }): Promise<Capture> {
+export async function captureFile(layout: StoreLayout, abs: FsPath, o: CaptureOptions): Promise<Capture> {
+  // A path longer than the system's limit is reached through an open directory descriptor.
+  return viaShortAsync(abs, (short) => captureAt(layout, short, o));
+}
+
+export interface CaptureOptions {
+  settleMs: number;
+  /** Read a large content twice too (a file written through a memory mapping: no notifications). */
+  twice?: boolean;
+  now?: () => number;
+}
+
+async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): Promise<Capture> {
   const now = o.now ?? Date.now;
   let before: FileVersion;
   try {
@@ -193,6 +206,10 @@ export async function captureFile(layout: StoreLayout, abs: string | Buffer, o: 
   const tmp = path.join(layout.tmp, randomUUID());
   try {
     const { hash, bytes } = await copyWritingBack(abs, tmp, layout);
+    if (o.twice && (await hashFileInWorker(abs, layout.hash)) !== hash) {
+      fs.rmSync(tmp, { force: true });
+      return { kind: 'unstable', why: 'two reads differ' };
+    }
     const a = after();
     if (!a) {
       fs.rmSync(tmp, { force: true });

@@ -86,7 +86,7 @@ function start(): Slot {
  * The hash (hex) of the file's content, computed by the least busy worker thread; for BLAKE3
  * without the native module, on this thread (WebAssembly, between reads).
  */
-export async function hashFileInWorker(file: string, algorithm: HashAlgorithm): Promise<string> {
+export async function hashFileInWorker(file: string | Buffer, algorithm: HashAlgorithm): Promise<string> {
   return (await runJob(file, undefined, algorithm)).hash;
 }
 

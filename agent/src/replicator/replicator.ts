@@ -26,6 +26,8 @@ import { captureFile, storeCaptured, type Capture, type FileVersion } from './ca
 import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, prepareStore, releaseLease, renewLease, type Lease } from './store';
 import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
+import { decodeName, dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, mkdirp, rmrf, viaShort, type FsPath } from './fspath';
+import { deviceOf, writableMappings } from './mappings';
 import { EventFence, TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
 import type { Logger } from '../log';
@@ -51,6 +53,8 @@ export interface ReplicatorOptions {
   hash?: HashChoice;
   /** How long a file must have held still before it is read (see capture.ts). */
   settleMs: number;
+  /** A file not read consistently for this long is reported as changing. */
+  changingAfterMs: number;
   log: Logger;
 }
 
@@ -68,6 +72,8 @@ interface Pending {
 
 /** A path whose changes are not being captured right now, and why. */
 interface NotCovered {
+  /** unreadable: permissions or I/O; changing: never held still; mapped: written through a shared mapping. */
+  kind: 'unreadable' | 'changing' | 'mapped';
   reason: string;
   since: number;
 }
@@ -86,8 +92,6 @@ const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) |
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
-/** A file that has not been read consistently for this long is reported as changing. */
-const CHANGING_AFTER_MS = 10_000;
 /** At most this many paths are listed in the status (all are counted). */
 const NOT_COVERED_LISTED = 20;
 const LATENCY_SAMPLES = 10_000;
@@ -194,7 +198,13 @@ export class Replicator {
 
   constructor(private readonly o: ReplicatorOptions) {
     this.layout = new StoreLayout(o.target);
-    this.watcher = new TreeWatcher(o.source, (rel) => this.onEvent(rel), (rel) => this.onEvent(rel), o.maxWatches);
+    this.watcher = new TreeWatcher(
+      o.source,
+      (rel) => this.onEvent(rel),
+      (rel) => this.onEvent(rel),
+      o.maxWatches,
+      (rel, code) => this.notCovered(rel, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`),
+    );
     this.fence = new EventFence(path.join(this.layout.tmp, 'fence'));
     this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
   }
@@ -254,11 +264,19 @@ export class Replicator {
     // An empty source where the journal knows files is far likelier an unmounted disk than a
     // wipe while nothing ran: wait for it rather than record every path as deleted.
     for (;;) {
-      const empty = fs.readdirSync(this.o.source).length === 0;
-      if (!empty || this.tree.size === 0 || this.closing) break;
-      if (this.sourceProblem === null) {
-        this.sourceProblem = `source ${this.o.source} is empty while the store knows ${this.tree.size} paths: not recording them as deleted (an unmounted disk?); waiting`;
-        this.o.log.error('not recording: the source is empty', { source: this.o.source, knownPaths: this.tree.size });
+      let problem: string | null = null;
+      try {
+        if (fs.readdirSync(this.o.source).length === 0 && this.tree.size > 0) {
+          problem = `source ${this.o.source} is empty while the store knows ${this.tree.size} paths: not recording them as deleted (an unmounted disk?); waiting`;
+        }
+      } catch (e) {
+        // Unreadable is not empty: nothing is recorded until it can be read.
+        problem = `source ${this.o.source} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); waiting`;
+      }
+      if (problem === null || this.closing) break;
+      if (this.sourceProblem !== problem) {
+        this.sourceProblem = problem;
+        this.o.log.error('not recording: the source is not available', { source: this.o.source, problem, knownPaths: this.tree.size });
         this.writeStatus(true);
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -285,10 +303,26 @@ export class Replicator {
     this.checkCaughtUp();
 
     this.every(this.o.pollEveryMs, () => this.pollLimited());
-    this.every(this.o.rescanEveryMs, () => void this.exclusive(() => this.scan('', null)).catch((e: unknown) => this.die(e)));
+    this.scheduleRescan();
     this.every(this.o.pruneEveryMs, () => void this.prune().catch((e: unknown) => this.die(e)));
     void this.prune().catch((e: unknown) => this.die(e));
   }
+
+  /**
+   * The whole tree is compared again every --rescan-every, as a safety net for what change
+   * notifications miss (a full kernel queue); never more often than a hundred times the last
+   * full scan took, so that it costs at most 1 % of the time on a huge tree.
+   */
+  private scheduleRescan(): void {
+    if (this.closing) return;
+    const wait = Math.max(this.o.rescanEveryMs, 100 * this.lastFullScanMs);
+    this.rescanTimer = setTimeout(() => {
+      void this.exclusive(() => this.scan('', null))
+        .catch((e: unknown) => this.die(e))
+        .finally(() => this.scheduleRescan());
+    }, wait);
+  }
+  private rescanTimer?: NodeJS.Timeout;
 
   private every(ms: number, fn: () => void): void {
     const t = setInterval(fn, ms);
@@ -454,29 +488,29 @@ export class Replicator {
 
   // ---- mirror ----
 
-  private mirrorPath(p: string): string {
-    return path.join(this.layout.mirror, p);
+  private mirrorPath(p: string): FsPath {
+    return fsPath(this.layout.mirror, p);
   }
 
-  /** Makes mirror/p match the tree (the entry, or nothing). */
+  /** Makes mirror/p match the tree (the entry, or nothing). Paths of any length and bytes. */
   private syncMirror(p: string): void {
     const dest = this.mirrorPath(p);
     const e = this.tree.get(p);
     if (!e) {
-      fs.rmSync(dest, { recursive: true, force: true });
+      rmrf(dest);
       return;
     }
-    const cur = fs.lstatSync(dest, { throwIfNoEntry: false });
+    const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
     if (e.op === 'dir') {
-      if (cur && !cur.isDirectory()) fs.rmSync(dest, { force: true });
-      if (!cur?.isDirectory()) fs.mkdirSync(dest, { recursive: true });
+      if (cur && !cur.isDirectory()) rmrf(dest);
+      if (!cur?.isDirectory()) mkdirp(dest);
       return;
     }
-    if (cur?.isDirectory()) fs.rmSync(dest, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    if (cur?.isDirectory()) rmrf(dest);
+    mkdirp(dirnameFs(dest));
     const tmp = path.join(this.layout.tmp, `mirror-${process.pid}-${Math.random().toString(36).slice(2)}`);
     if (e.op === 'link') {
-      fs.symlinkSync(e.l, tmp);
+      fs.symlinkSync(encodeName(e.l), tmp);
     } else {
       const obj = this.layout.object(e.h);
       if (cur && cur.isFile()) {
@@ -488,11 +522,12 @@ export class Replicator {
       } catch (err) {
         // A file system without hard links: store the content twice.
         const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return; // pruned or never stored: restore reports it
         if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
         fs.copyFileSync(obj, tmp);
       }
     }
-    fs.renameSync(tmp, dest);
+    viaShort(dest, (d) => fs.renameSync(tmp, d));
   }
 
   private writeMirrorSeq(seq: number): void {
@@ -510,10 +545,11 @@ export class Replicator {
       // No record of progress: rebuild it all, removing what the tree does not have.
       const walk = (rel: string) => {
         const abs = rel === '' ? this.layout.mirror : this.mirrorPath(rel);
-        for (const d of fs.readdirSync(abs, { withFileTypes: true })) {
-          const p = rel === '' ? d.name : `${rel}/${d.name}`;
+        for (const d of viaShort(abs, (a) => fs.readdirSync(a, { withFileTypes: true, encoding: 'buffer' }))) {
+          const name = decodeName(d.name);
+          const p = rel === '' ? name : `${rel}/${name}`;
           const e = this.tree.get(p);
-          if (!e) fs.rmSync(this.mirrorPath(p), { recursive: true, force: true });
+          if (!e) rmrf(this.mirrorPath(p));
           else if (d.isDirectory() && e.op === 'dir') walk(p);
         }
       };
@@ -539,12 +575,8 @@ export class Replicator {
     const flying = this.inFlight.get(rel);
     if (flying) flying.dirty = true;
     const prev = this.pending.get(rel) ?? this.retrying.get(rel);
-    let size = 0;
-    try {
-      size = fs.lstatSync(this.src(rel)).size;
-    } catch {
-      // deleted
-    }
+    const st = this.lstatSource(rel);
+    const size = st instanceof fs.Stats ? st.size : 0;
     // An event naming a directory the tree knows comes from its parent's watch: the entry itself changed.
     const dirEvent = prev?.dirEvent || this.tree.get(rel)?.op === 'dir' || this.watcher.isWatched(rel);
     this.pending.set(rel, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: prev?.attempts ?? 0, ...(dirEvent ? { dirEvent } : {}) });
@@ -552,18 +584,21 @@ export class Replicator {
   }
 
   /** Reports `p` as not covered (kept with its first `since` until it is covered again). */
-  private notCovered(p: string, reason: string, since = Date.now()): void {
+  private notCovered(p: string, kind: NotCovered['kind'], reason: string, since = Date.now()): void {
     const cur = this.uncovered.get(p);
     if (cur?.reason === reason) return;
-    if (!cur) this.o.log.warn('not covered', { path: p, reason });
-    this.uncovered.set(p, { reason, since: cur?.since ?? since });
+    if (!cur) this.o.log.warn('not covered', { path: displayPath(p), reason });
+    this.uncovered.set(p, { kind, reason, since: cur?.since ?? since });
     this.scheduleStatus();
   }
 
   /** `p` (and with `subtree`, everything under it) is captured again, or gone. */
   private covered(p: string, subtree = false): void {
     if (this.uncovered.size === 0) return;
-    if (this.uncovered.delete(p)) this.o.log.info('covered again', { path: p });
+    const u = this.uncovered.get(p);
+    // Still mapped for writing: captured now, at risk again from now on.
+    if (u?.kind === 'mapped' && this.mapped.has(p) && !subtree) u.since = Date.now();
+    else if (this.uncovered.delete(p)) this.o.log.info('covered again', { path: displayPath(p) });
     if (subtree) for (const k of [...this.uncovered.keys()]) if (within(k, p)) this.uncovered.delete(k);
   }
 
@@ -587,11 +622,14 @@ export class Replicator {
 
   /**
    * Compares the subtree `rel` of the source with the tree and queues every difference.
-   * Directories found are watched (unless a limit sends them to polling).
+   * Directories found are watched (unless a limit sends them to polling). A directory or entry
+   * that cannot be read is reported as not covered and its known contents are kept as they
+   * were: unreadable is unknown, never deleted.
    */
   private async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number }> {
     if (this.checkSource()) return { scanned: 0, changed: 0 };
     const stamp = ++this.scanStamp;
+    const started = Date.now();
     let scanned = 0;
     let changed = 0;
     let known = 0;
@@ -602,9 +640,19 @@ export class Replicator {
       outstanding?.add(p);
     };
     const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
+    /** Keeps what the tree has under an unreadable `dir` as it is (met, so not taken for deleted). */
+    const keepUnder = (dir: string, code: string) => {
+      this.notCovered(dir, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`);
+      this.unreadableDirs.add(dir);
+      for (const [k, e] of this.tree) {
+        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) continue;
+        (e as Stamped)[SEEN] = stamp;
+        known++;
+      }
+    };
     // This is the cost of a catch-up: one readdir per directory and one lstat per entry,
     // nothing else that grows with the tree. A directory found is watched before it is listed.
-    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number): boolean => {
+    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number, nlink: number, dev: number): boolean => {
       scanned++;
       const e = this.tree.get(p);
       if (e) {
@@ -612,23 +660,53 @@ export class Replicator {
         (e as Stamped)[SEEN] = stamp;
       }
       const type = mode & S_IFMT;
+      if (type === S_IFREG) {
+        if (nlink > 1 || this.linkOf.has(p)) this.noteLinks(p, dev, ino, nlink);
+        this.devices.add(dev);
+      }
       if (!unchangedRaw(e, mode, size, mt, ct, ino)) queue(p, type === S_IFREG ? size : 0);
       if (type !== S_IFDIR) return false;
-      if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) this.watcher.add(p);
+      if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) {
+        if (this.watcher.add(p) === 'unreadable') return false;
+      }
       return true;
     };
-    if (rel === '') {
-      // The whole tree: listed by the worker thread while this thread compares.
-      const walked = this.lister.walk(this.o.source, rel, (l) => {
-        const subdirs: string[] = [];
-        if (l.names === null) return subdirs; // gone meanwhile; its deletion is queued below or by an event
-        const { dir, names, stats } = l;
-        for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
-          const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
-          if (entry(p, stats[k] as number, stats[k + 1] as number, stats[k + 2] as number, stats[k + 3] as number, stats[k + 4] as number)) subdirs.push(p);
+    const listed = (dir: string, names: string[], stats: ArrayLike<number>, unreadable: { name: string; code: string }[] | undefined) => {
+      const subdirs: string[] = [];
+      if (this.unreadableDirs.delete(dir)) this.covered(dir);
+      for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
+        const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
+        const f = (j: number) => stats[k + j] as number;
+        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6))) subdirs.push(p);
+      }
+      for (const u of unreadable ?? []) {
+        const p = dir === '' ? u.name : `${dir}/${u.name}`;
+        keepUnder(p, u.code);
+        const e = this.tree.get(p);
+        if (e && (e as Stamped)[SEEN] !== stamp) {
+          (e as Stamped)[SEEN] = stamp;
+          known++;
         }
-        return subdirs;
-      });
+      }
+      return subdirs;
+    };
+    const unlisted = (dir: string, code: string) => {
+      // Gone meanwhile: its deletion is queued below or by an event. Unreadable: kept.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') keepUnder(dir, code);
+    };
+    if (rel === '') {
+      // The whole tree: listed by the worker threads while this thread compares.
+      const walked = this.lister.walk(
+        rel,
+        (dir) => holdShort(fsPath(this.o.source, dir), 3800),
+        (l) => {
+          if (l.names === null) {
+            unlisted(l.dir, l.code ?? 'error');
+            return [];
+          }
+          return listed(l.dir, l.names, l.stats, l.unreadable);
+        },
+      );
       try {
         await walked;
       } catch (e) {
@@ -636,24 +714,36 @@ export class Replicator {
         if (this.closing) return { scanned, changed };
         throw e;
       }
+      this.lastFullScanMs = Date.now() - started;
     } else {
       const stack: string[] = [rel];
       while (stack.length > 0) {
         const dir = stack.pop() as string;
-        const abs = dir === '' ? this.o.source : `${this.o.source}/${dir}`;
-        let names: string[];
+        const abs = fsPath(this.o.source, dir);
+        let raw: Buffer[];
         try {
-          names = fs.readdirSync(abs);
-        } catch {
-          continue; // gone meanwhile; its deletion is queued by the walk below or an event
+          raw = viaShort(abs, (a) => fs.readdirSync(a, { encoding: 'buffer' }));
+        } catch (e) {
+          unlisted(dir, (e as NodeJS.ErrnoException).code ?? 'error');
+          continue;
         }
-        for (const name of names) {
-          const p = dir === '' ? name : `${dir}/${name}`;
-          const st = fs.lstatSync(`${abs}/${name}`, { throwIfNoEntry: false });
-          if (!st) continue;
-          if (entry(p, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino)) stack.push(p);
-          if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
+        const names: string[] = [];
+        const stats: number[] = [];
+        const unreadable: { name: string; code: string }[] = [];
+        for (const b of raw) {
+          const name = decodeName(b);
+          try {
+            const st = viaShort(joinFs(abs, name), (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
+            if (!st) continue;
+            names.push(name);
+            stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev);
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code ?? 'error';
+            if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push({ name, code });
+          }
         }
+        stack.push(...listed(dir, names, stats, unreadable));
+        if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
       }
     }
     // Whatever the tree has there and the walk did not meet is gone. When every known path was
@@ -675,13 +765,145 @@ export class Replicator {
     return { scanned, changed };
   }
 
-  /** Scans the subtrees a watch limit left without watches. */
+  /**
+   * What change notifications cannot cover, checked every --poll-every: subtrees a watch limit
+   * left to scanning, directories and files that could not be read, hard-linked files without a
+   * watch on their inode, files mapped for writing.
+   */
   private pollLimited(): void {
-    if (this.watcher.polled.size === 0 || this.state === 'catching_up') return;
+    if (this.state === 'catching_up' || this.closing) return;
     void this.exclusive(async () => {
       for (const d of [...this.watcher.polled.keys()]) await this.scan(d, null);
+      // Readable again (permissions changed back): watched afresh and compared.
+      for (const d of [...this.unreadableDirs]) {
+        let ok = false;
+        try {
+          viaShort(fsPath(this.o.source, d), (a) => fs.readdirSync(a));
+          ok = true;
+        } catch {
+          ok = false;
+        }
+        if (!ok) continue;
+        this.unreadableDirs.delete(d);
+        this.covered(d);
+        this.watcher.remove(d);
+        if (this.watcher.polledRoot(d) === undefined) this.watcher.add(d);
+        await this.scan(d, null);
+      }
+      const now = Date.now();
+      for (const [p, u] of this.uncovered) {
+        if (u.kind === 'unreadable' && !this.unreadableDirs.has(p) && !this.pending.has(p)) this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });
+      }
+      for (const key of this.polledInodes) for (const p of this.links.get(key) ?? []) this.recheck(p, now);
+      this.checkMappings(now);
+      this.lastPollAt = now;
+      if (this.pending.size > 0) this.kick();
     }).catch((e: unknown) => this.die(e));
   }
+
+  /** Queues `p` when its stat differs from its record (or, `always`, to read it anyway). */
+  private recheck(p: string, now: number, always = false): void {
+    const st = this.lstatSource(p);
+    const e = this.tree.get(p);
+    if (!always && st instanceof fs.Stats && unchanged(e, st)) return;
+    if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size: st instanceof fs.Stats ? st.size : 0, event: true, attempts: 0 });
+  }
+
+  /** Drops what is tracked about `p` and everything under it (deleted, or not a file any more). */
+  private forget(p: string, gone: boolean): void {
+    if (this.linkOf.size > 0) for (const k of [...this.linkOf.keys()]) if (within(k, p)) this.unlink(k);
+    if (this.mapped.size > 0) for (const k of [...this.mapped]) if (within(k, p)) this.mapped.delete(k);
+    if (gone) for (const k of [...this.unreadableDirs]) if (within(k, p)) this.unreadableDirs.delete(k);
+  }
+
+  // ---- hard links ----
+
+  /** Hard-linked files of the tree by inode ("dev:ino"), and each path's inode. */
+  private links = new Map<string, Set<string>>();
+  private linkOf = new Map<string, string>();
+  /** Inodes without a watch of their own (budget or system limit): checked every --poll-every. */
+  private polledInodes = new Set<string>();
+  /** Devices the tree's files live on (for matching memory mappings). */
+  private devices = new Set<number>();
+
+  /**
+   * Keeps the hard-link groups current. A file with more than one link is written through any
+   * of its names, and a change notification names only the one used (or none, for a name
+   * outside the tree): its inode is watched, and a change to it queues every name in the tree.
+   */
+  private noteLinks(p: string, dev: number, ino: number, nlink: number): void {
+    const key = nlink > 1 ? `${dev}:${ino}` : undefined;
+    const old = this.linkOf.get(p);
+    if (old === key) return;
+    if (old !== undefined) this.unlink(p);
+    if (key === undefined) return;
+    let group = this.links.get(key);
+    if (!group) {
+      group = new Set();
+      this.links.set(key, group);
+      if (!this.watcher.watchInode(key, p, () => this.onInodeChange(key))) this.polledInodes.add(key);
+    }
+    group.add(p);
+    this.linkOf.set(p, key);
+  }
+
+  private unlink(p: string): void {
+    const key = this.linkOf.get(p);
+    if (key === undefined) return;
+    this.linkOf.delete(p);
+    const group = this.links.get(key);
+    group?.delete(p);
+    if (group && group.size === 0) {
+      this.links.delete(key);
+      this.polledInodes.delete(key);
+      this.watcher.unwatchInode(key);
+    }
+  }
+
+  private onInodeChange(key: string): void {
+    for (const p of this.links.get(key) ?? []) this.onEvent(p);
+  }
+
+  // ---- memory mappings ----
+
+  /** Files mapped for writing by some process, as last found. */
+  private mapped = new Set<string>();
+
+  /**
+   * Files mapped for writing are read again at every check (writes through a mapping raise no
+   * notification), with their version checked twice; they are listed as not covered, at risk
+   * since the last check.
+   */
+  private checkMappings(now: number): void {
+    const devices = new Set([...this.devices].map(deviceOf));
+    if (this.sourceId) devices.add(deviceOf(this.sourceId.dev));
+    const maps = writableMappings(devices);
+    const found = new Map<string, string>();
+    if (maps.size > 0) {
+      const byIno = new Map<number, { device: string; comm: string; pids: number[] }>();
+      for (const m of maps.values()) byIno.set(m.ino, m);
+      for (const [p, e] of this.tree) {
+        if (e.op !== 'file') continue;
+        const m = byIno.get(e.ino);
+        if (m) found.set(p, `mapped for writing by pid ${m.pids.slice(0, 3).join(', ')} (${m.comm}): its changes are not notified and are checked every ${Math.round(this.o.pollEveryMs / 1000)} s`);
+      }
+    }
+    for (const p of this.mapped) {
+      if (found.has(p)) continue;
+      this.mapped.delete(p);
+      if (this.uncovered.get(p)?.kind === 'mapped') this.covered(p);
+    }
+    for (const [p, reason] of found) {
+      this.mapped.add(p);
+      // At risk since the last check, not since it was first found: each check reads it.
+      this.uncovered.set(p, { kind: 'mapped', reason, since: this.lastPollAt ?? now });
+      this.recheck(p, now, true);
+    }
+  }
+  private lastPollAt: number | null = null;
+  private lastFullScanMs = 0;
+  /** Directories that could not be read, looked at again every --poll-every. */
+  private unreadableDirs = new Set<string>();
 
   /** Why the source cannot be trusted right now (null: it can). */
   private checkSource(): string | null {
@@ -773,7 +995,7 @@ export class Replicator {
     const workers = Array.from({ length: Math.min(CAPTURE_CONCURRENCY, toCapture.length) }, async () => {
       while (next < toCapture.length) {
         const [p] = toCapture[next++] as [string, Pending];
-        const pr = captureFile(this.layout, this.src(p), { settleMs: this.o.settleMs });
+        const pr = captureFile(this.layout, this.src(p), { settleMs: this.o.settleMs, twice: this.mapped.has(p) });
         captures.set(p, pr);
         await pr.catch(() => undefined);
       }
@@ -805,8 +1027,9 @@ export class Replicator {
       const st = stats.get(p) ?? null;
       const known = this.tree.get(p);
       if (st !== null && !(st instanceof fs.Stats)) {
-        // Not "gone": unknown. The last version stays the recorded one until it can be seen again.
-        this.notCovered(p, `cannot be read (${st.unreadable}); its last recorded version is kept`);
+        // Not "gone": unknown. The last version stays the recorded one until it can be seen
+        // again. (A path the tree does not know lies in a directory that is reported itself.)
+        if (known) this.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);
         continue;
       }
       if (st === null) {
@@ -815,8 +1038,11 @@ export class Replicator {
           if (known.op === 'dir') this.watcher.remove(p);
         }
         this.covered(p, true);
+        this.forget(p, true);
         continue;
       }
+      if (st.isFile()) this.noteLinks(p, st.dev, st.ino, st.nlink);
+      else if (this.linkOf.has(p) || this.mapped.has(p)) this.forget(p, false);
       if (st.isDirectory()) {
         if (!ensureParents(p)) continue;
         if (!known || known.op !== 'dir') newDirs.push(p);
@@ -833,7 +1059,7 @@ export class Replicator {
       if (st.isSymbolicLink()) {
         let l: string;
         try {
-          l = fs.readlinkSync(this.src(p), 'utf8');
+          l = decodeName(viaShort(this.src(p), (a) => fs.readlinkSync(a, { encoding: 'buffer' })));
         } catch {
           this.later(p, info, 'unstable');
           continue;
@@ -861,7 +1087,7 @@ export class Replicator {
           this.later(p, info, 'unstable');
           continue;
         case 'unreadable':
-          this.notCovered(p, `cannot be read (${c.code}); its last recorded version is kept`);
+          this.notCovered(p, 'unreadable', `cannot be read (${c.code}); its last recorded version is kept`);
           continue;
         case 'hot':
           this.later(p, info, 'hot', c.waitMs);
@@ -919,7 +1145,7 @@ export class Replicator {
   /** lstat of a source path: the stats, null when it is gone, or why it cannot be seen. */
   private lstatSource(p: string): fs.Stats | null | { unreadable: string } {
     try {
-      return fs.lstatSync(this.src(p));
+      return viaShort(this.src(p), (a) => fs.lstatSync(a));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -936,10 +1162,11 @@ export class Replicator {
     info.dirty = false;
     if (why === 'unstable') info.attempts++;
     const now = Date.now();
-    if (now - info.seenAt > CHANGING_AFTER_MS) {
+    if (now - info.seenAt > this.o.changingAfterMs) {
       const last = this.tree.get(p);
       this.notCovered(
         p,
+        'changing',
         `changing faster than it can be read consistently; ${last ? `its version of ${new Date(last.at).toISOString()} is kept` : 'no version recorded yet'}`,
         info.seenAt,
       );
@@ -957,9 +1184,9 @@ export class Replicator {
     }, delay);
   }
 
-  /** The source path of `p` for system calls. */
-  private src(p: string): string {
-    return path.join(this.o.source, p);
+  /** The source path of `p` for system calls (raw bytes for names that are not UTF-8; may be longer than PATH_MAX). */
+  private src(p: string): FsPath {
+    return fsPath(this.o.source, p);
   }
 
   private checkCaughtUp(): void {
@@ -1197,6 +1424,7 @@ export class Replicator {
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.pendingStatus) clearTimeout(this.pendingStatus);
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    if (this.rescanTimer) clearTimeout(this.rescanTimer);
     if (this.blocked) clearTimeout(this.blocked);
     this.writeStatus(true);
     this.fatal = undefined;

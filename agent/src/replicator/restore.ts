@@ -1,7 +1,6 @@
 // Point-in-time restore and version listing, read-only on the store: they need no lease and
 // can run while the replicator writes (a record being appended is an incomplete tail, ignored).
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseDuration } from '../duration';
 import { hashBuffer, loadHasher, newHasher, type HashAlgorithm } from './digest';
 import type { DirRecord, FileRecord, JournalRecord, LinkRecord } from './journal';
@@ -23,6 +22,7 @@ import {
   type SegmentDamage,
   type SnapshotFile,
 } from './segments';
+import { dirnameFs, displayPath, encodeName, fsPath, mkdirp, viaShort, type FsPath } from './fspath';
 import { openStoreForReading, type StoreLayout } from './store';
 import { apply, parentOf, within, type Tree } from './tree';
 
@@ -122,13 +122,13 @@ export interface RestoreResult {
  * object's name. A damaged or missing object is replaced by the record's inline copy when it
  * has one (and that checks out); otherwise the file is left out and the reason returned.
  */
-function restoreContent(layout: StoreLayout, e: FileRecord, dest: string): string | undefined {
+function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): string | undefined {
   const obj = layout.object(e.h);
   let problem: string | undefined;
   let fd: number | undefined;
   try {
     fd = fs.openSync(obj, 'r');
-    const out = fs.openSync(dest, 'w', 0o600);
+    const out = viaShort(dest, (d) => fs.openSync(d, 'w', 0o600));
     const h = newHasher(layout.hash);
     const buf = Buffer.allocUnsafe(Math.min(Math.max(e.s, 1), 1 << 20));
     let total = 0;
@@ -157,11 +157,11 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: string): strin
   if (e.d !== undefined) {
     const data = Buffer.from(e.d, 'base64');
     if (hashBuffer(layout.hash, data) === e.h) {
-      fs.writeFileSync(dest, data, { mode: 0o600 });
+      viaShort(dest, (d) => fs.writeFileSync(d, data, { mode: 0o600 }));
       return undefined;
     }
   }
-  fs.rmSync(dest, { force: true });
+  viaShort(dest, (d) => fs.rmSync(d, { force: true }));
   return problem;
 }
 
@@ -198,13 +198,14 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
 
   const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [] };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
-  const dirModes: [string, number, number][] = [];
+  const dirModes: [FsPath, number, number][] = [];
+  // Names are given back their bytes (fspath.ts); paths of any length are written.
   for (const p of paths) {
     const e = tree.get(p);
     if (!e) continue;
-    const dest = path.join(o.to, p);
+    const dest = fsPath(o.to, p);
     if (e.op === 'dir') {
-      fs.mkdirSync(dest, { recursive: true });
+      mkdirp(dest);
       // Modes and times of directories last: a read-only directory would refuse its contents.
       if (within(p, sub)) {
         dirModes.push([dest, e.m, e.mt]);
@@ -213,25 +214,29 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
       continue;
     }
     if (!within(p, sub)) continue;
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    mkdirp(dirnameFs(dest));
     if (e.op === 'link') {
-      fs.symlinkSync(e.l, dest);
+      viaShort(dest, (d) => fs.symlinkSync(encodeName(e.l), d));
       res.links++;
       continue;
     }
     const problem = restoreContent(layout, e, dest);
     if (problem !== undefined) {
-      res.errors.push(`${p}: ${problem}`);
+      res.errors.push(`${displayPath(p)}: ${problem}`);
       continue;
     }
-    fs.chmodSync(dest, e.m);
-    fs.utimesSync(dest, e.mt / 1000, e.mt / 1000);
+    viaShort(dest, (d) => {
+      fs.chmodSync(d, e.m);
+      fs.utimesSync(d, e.mt / 1000, e.mt / 1000);
+    });
     res.files++;
     res.bytes += e.s;
   }
   for (const [dest, m, mt] of dirModes.reverse()) {
-    fs.chmodSync(dest, m);
-    fs.utimesSync(dest, mt / 1000, mt / 1000);
+    viaShort(dest, (d) => {
+      fs.chmodSync(d, m);
+      fs.utimesSync(d, mt / 1000, mt / 1000);
+    });
   }
   return res;
 }

@@ -1,9 +1,12 @@
 // Watching the source: one inotify watch per directory (fs.watch on the directory itself,
-// so every watch is visible and counted here). When the system limit is hit (ENOSPC from
-// inotify_add_watch) or the configured budget is spent, the directory's whole subtree is
-// handed to periodic scanning instead, and the status says which subtrees that is.
+// so every watch is visible and counted here), and one per hard-linked file (on its inode, so
+// a write through a link elsewhere is seen). When the system limit is hit (ENOSPC from
+// inotify_add_watch) or the configured budget is spent, a directory's whole subtree is handed
+// to periodic scanning instead, and the status says which subtrees that is. A directory that
+// cannot be watched because it cannot be read is reported, never fatal.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { decodeName, fsPath, viaShort } from './fspath';
 import { within } from './tree';
 
 export interface WatchLimit {
@@ -12,10 +15,14 @@ export interface WatchLimit {
   at: string;
 }
 
+export type AddResult = 'watched' | 'limited' | 'unreadable' | 'gone';
+
 export class TreeWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
   /** The inode each watch is on: a directory replaced by another of the same name needs a new watch. */
   private readonly inodes = new Map<string, number>();
+  /** Watches on hard-linked files' inodes, by inode key. */
+  private readonly inodeWatchers = new Map<string, fs.FSWatcher>();
   /** Subtrees left to periodic scanning, with why. */
   readonly polled = new Map<string, WatchLimit>();
 
@@ -24,10 +31,19 @@ export class TreeWatcher {
     private readonly onEvent: (rel: string) => void,
     private readonly onDirGone: (rel: string) => void,
     private readonly maxWatches: number,
+    private readonly onUnreadable: (rel: string, code: string) => void = () => undefined,
   ) {}
 
   get count(): number {
     return this.watchers.size;
+  }
+
+  get inodeCount(): number {
+    return this.inodeWatchers.size;
+  }
+
+  private get budgetLeft(): boolean {
+    return this.watchers.size + this.inodeWatchers.size < this.maxWatches;
   }
 
   isWatched(rel: string): boolean {
@@ -44,36 +60,39 @@ export class TreeWatcher {
     return undefined;
   }
 
-  /**
-   * Watches directory `rel` (relative to the root, '' for the root). Returns false when it
-   * could not be watched because of a limit; the subtree is then polled.
-   */
-  add(rel: string): boolean {
-    if (this.watchers.has(rel)) return true;
-    if (this.polledRoot(rel) !== undefined) return false;
-    if (this.watchers.size >= this.maxWatches) {
+  /** Watches directory `rel` (relative to the root, '' for the root). */
+  add(rel: string): AddResult {
+    if (this.watchers.has(rel)) return 'watched';
+    if (this.polledRoot(rel) !== undefined) return 'limited';
+    if (!this.budgetLeft) {
       this.polled.set(rel, { dir: rel, reason: `watch budget of ${this.maxWatches} directories spent`, at: new Date().toISOString() });
-      return false;
+      return 'limited';
     }
-    const abs = rel === '' ? this.root : path.join(this.root, rel);
+    const abs = fsPath(this.root, rel);
     let w: fs.FSWatcher;
     try {
-      w = fs.watch(abs, { persistent: true }, (_type, name) => {
-        if (name === null || name === undefined) this.onEvent(rel);
-        else this.onEvent(rel === '' ? String(name) : `${rel}/${String(name)}`);
-      });
+      w = viaShort(abs, (short) =>
+        fs.watch(short, { persistent: true, encoding: 'buffer' }, (_type, name) => {
+          if (name === null || name === undefined) this.onEvent(rel);
+          else {
+            const n = decodeName(name as unknown as Buffer);
+            this.onEvent(rel === '' ? n : `${rel}/${n}`);
+          }
+        }),
+      );
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
       if (code === 'ENOSPC' || code === 'EMFILE') {
         this.polled.set(rel, {
           dir: rel,
           reason: code === 'ENOSPC' ? 'inotify watch limit reached (fs.inotify.max_user_watches)' : 'too many open files',
           at: new Date().toISOString(),
         });
-        return false;
+        return 'limited';
       }
-      if (code === 'ENOENT' || code === 'ENOTDIR') return true; // gone already; its parent's event says so
-      throw e;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone'; // its parent's event says so
+      this.onUnreadable(rel, code);
+      return 'unreadable';
     }
     w.on('error', () => {
       // The directory went away (or was replaced): drop the watch; the parent's event handles the rest.
@@ -81,9 +100,42 @@ export class TreeWatcher {
       this.onDirGone(rel);
     });
     this.watchers.set(rel, w);
-    const ino = fs.statSync(abs, { throwIfNoEntry: false })?.ino;
-    if (ino !== undefined) this.inodes.set(rel, ino);
-    return true;
+    try {
+      const ino = viaShort(abs, (short) => fs.statSync(short, { throwIfNoEntry: false })?.ino);
+      if (ino !== undefined) this.inodes.set(rel, ino);
+    } catch {
+      // unreadable meanwhile: the next event or scan says so
+    }
+    return 'watched';
+  }
+
+  /**
+   * Watches the inode of the file `rel` (one of a hard-linked file's names): `onChange` runs
+   * for any change to it, through whichever name. False when no watch can be had (the budget or
+   * the system limit): the caller polls it instead.
+   */
+  watchInode(key: string, rel: string, onChange: () => void): boolean {
+    if (this.inodeWatchers.has(key)) return true;
+    if (!this.budgetLeft) return false;
+    try {
+      const w = viaShort(fsPath(this.root, rel), (short) => fs.watch(short, { persistent: true }, () => onChange()));
+      w.on('error', () => this.unwatchInode(key));
+      this.inodeWatchers.set(key, w);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  unwatchInode(key: string): void {
+    const w = this.inodeWatchers.get(key);
+    if (!w) return;
+    this.inodeWatchers.delete(key);
+    try {
+      w.close();
+    } catch {
+      // already closed
+    }
   }
 
   private close(rel: string): void {
@@ -107,6 +159,7 @@ export class TreeWatcher {
 
   closeAll(): void {
     for (const k of [...this.watchers.keys()]) this.close(k);
+    for (const k of [...this.inodeWatchers.keys()]) this.unwatchInode(k);
   }
 }
 
