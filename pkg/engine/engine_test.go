@@ -132,6 +132,19 @@ func TestScenarios(t *testing.T) {
 				{do: lag(30), poll: "a", wantState: state.OK},
 				{at: 10 * time.Second, do: lag(95), poll: "a", wantState: state.Degraded, wantReason: "protection lag 95 s exceeds RPO 60 s"},
 				{at: 20 * time.Second, do: lag(1), poll: "a", wantState: state.OK},
+				// Why the replicator lags is part of the reason, while catching up or while watching with paths it cannot cover.
+				{at: 30 * time.Second, do: func(f *fakeClient) {
+					f.set("a", func(a *fakeAgent) {
+						v, st, msg := 120.0, "catching_up", ""
+						a.lag, a.protState, a.protMessage = &v, &st, &msg
+					})
+				}, poll: "a", wantState: state.Degraded, wantReason: "protection lag 120 s exceeds RPO 60 s (catching_up)"},
+				{at: 40 * time.Second, do: func(f *fakeClient) {
+					f.set("a", func(a *fakeAgent) {
+						v, st, msg := 130.0, "watching", "1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z)"
+						a.lag, a.protState, a.protMessage = &v, &st, &msg
+					})
+				}, poll: "a", wantState: state.Degraded, wantReason: "protection lag 130 s exceeds RPO 60 s (1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z))"},
 			}},
 		{name: "an answer that is an error is UNKNOWN with the reason", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
 			steps: []step{

@@ -28,6 +28,8 @@ type fakeAgent struct {
 	state      string // of cdp
 	generation int64
 	lag        *float64
+	// protState and protMessage are the replicator's state and message (with lag).
+	protState, protMessage *string
 	// restartFails makes restarts fail with HTTP 500.
 	restartFails bool
 	// crashAfterRestart leaves cdp crashed after each (successful) restart.
@@ -94,7 +96,7 @@ func (f *fakeClient) Status(_ context.Context, ag agentclient.Agent) (agentclien
 	expected := a.role == "" || a.role == "active"
 	p := response.Process{Name: "cdp", Kind: "command", State: a.state, Expected: expected, Generation: a.generation}
 	if a.lag != nil {
-		p.Protection = &response.Protection{LagSeconds: a.lag}
+		p.Protection = &response.Protection{LagSeconds: a.lag, State: a.protState, Message: a.protMessage}
 	}
 	if a.state == "running" {
 		pid := int64(1000 + a.generation)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
@@ -312,12 +313,19 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 			if cfg.RPO > 0 && lag > cfg.RPO.Seconds() && (ps.State == state.OK) {
 				ps.State = state.Degraded
 				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(time.Duration(lag*float64(time.Second))), outage.Seconds(cfg.RPO))
-				if pr := v.Protection; pr != nil && pr.State != nil && *pr.State != "watching" {
-					ps.Reason += " (" + *pr.State
-					if pr.Message != nil && *pr.Message != "" {
-						ps.Reason += ": " + *pr.Message
+				// Why it lags: what the replicator is doing instead of watching, and what it says
+				// (while watching too: paths it cannot cover keep the lag growing).
+				if pr := v.Protection; pr != nil {
+					var why []string
+					if pr.State != nil && *pr.State != "watching" {
+						why = append(why, *pr.State)
 					}
-					ps.Reason += ")"
+					if pr.Message != nil && *pr.Message != "" {
+						why = append(why, *pr.Message)
+					}
+					if len(why) > 0 {
+						ps.Reason += " (" + strings.Join(why, ": ") + ")"
+					}
 				}
 			}
 		}

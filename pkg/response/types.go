@@ -77,4 +77,7 @@ type Protection struct {
 	// so a newer replicator's states do not make an answer unreadable.
 	State   *string `json:"state" enum:"-"`
 	Message *string `json:"message"`
+	// NotCovered counts the paths the replicator cannot cover right now
+	// (unreadable, changing too fast, written through a memory mapping).
+	NotCovered *int64 `json:"notCovered"`
 }

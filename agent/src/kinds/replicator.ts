@@ -15,6 +15,8 @@ const READ_CACHE_MS = 200;
 export interface ReplicatorProtection extends Protection {
   state: ReplicatorStatus['state'] | 'not_running' | 'unresponsive' | 'unknown';
   message: string | null;
+  /** Paths whose changes are not captured right now (null: unknown). */
+  notCovered: number | null;
 }
 
 /** How this agent starts the replicator: the same Node.js and entry point, subcommand `replicate`. */
@@ -84,7 +86,7 @@ export class ReplicatorSupervisor extends CommandSupervisor {
     const { status: s, error } = this.readStatus();
     const now = Date.now();
     if (!s) {
-      return { lastChangeAt: null, lastReplicatedAt: null, lagSeconds: null, pendingChanges: null, pendingBytes: null, state: 'unknown', message: error ?? null };
+      return { lastChangeAt: null, lastReplicatedAt: null, lagSeconds: null, pendingChanges: null, pendingBytes: null, state: 'unknown', message: error ?? null, notCovered: null };
     }
     const written = Date.parse(s.writtenAt);
     const ours = this.isUp() && s.pid === this.record.pid;
@@ -99,6 +101,7 @@ export class ReplicatorSupervisor extends CommandSupervisor {
         pendingBytes: s.pendingBytes,
         state: s.state,
         message: s.message,
+        notCovered: s.notCoveredCount,
       };
     }
     // Not running (or not answering): nothing written since the last safe point is protected.
@@ -108,6 +111,7 @@ export class ReplicatorSupervisor extends CommandSupervisor {
       lagSeconds: lag(since),
       pendingChanges: null,
       pendingBytes: null,
+      notCovered: null,
       state: ours ? 'unresponsive' : this.isUp() ? 'starting' : 'not_running',
       message: ours
         ? `the replicator has not reported for ${Math.round((now - written) / 1000)} s`

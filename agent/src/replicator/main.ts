@@ -93,7 +93,7 @@ export async function replicateMain(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     r.run().catch(async (e: unknown) => {
       log.error('replicator stopped on an error', { error: e });
-      await r.stop().catch(() => undefined);
+      await r.stop(e).catch(() => undefined);
       resolve(1);
     });
   });

@@ -1332,10 +1332,15 @@ export class Replicator {
   private pendingStatus?: NodeJS.Timeout;
 
   snapshot(): ReplicatorStatus {
-    const caughtUp = this.state === 'watching' || this.state === 'stopped';
+    // Until a first catch-up finished, what changed while nothing ran is at risk too.
+    const caughtUp = this.catchUp.finishedAt !== null;
     let oldest = this.oldestPending();
     // A known blind spot is never "lag 0": what is not covered is at risk since it stopped being.
     for (const u of this.uncovered.values()) if (oldest === null || u.since < oldest) oldest = u.since;
+    // What is only scanned on a timer (a watch limit, hard links without a watch) is at risk since the last scan.
+    if ((this.watcher.polled.size > 0 || this.polledInodes.size > 0) && this.lastPollAt !== null && (oldest === null || this.lastPollAt < oldest)) {
+      oldest = this.lastPollAt;
+    }
     const atRisk = caughtUp ? oldest : Math.min(this.atRiskBeforeCatchUp, oldest ?? Infinity);
     const notCovered = [...this.uncovered.entries()]
       .sort((a, b) => a[1].since - b[1].since)
@@ -1403,13 +1408,17 @@ export class Replicator {
     }
   }
 
-  /** Finishes what is queued (for at most 5 s), releases the lease and writes a last status. */
-  async stop(): Promise<void> {
+  /**
+   * Finishes what is queued (for at most 5 s), releases the lease and writes a last status.
+   * After an error that makes writing unsafe (`failure`), nothing more is written but the
+   * status, which says why: the process exits at once.
+   */
+  async stop(failure?: unknown): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     this.watcher.closeAll();
-    if (this.journal) {
+    if (this.journal && failure === undefined) {
       const rest = this.exclusive(async () => {
         await this.drain();
         await this.checkpoint();
@@ -1420,7 +1429,10 @@ export class Replicator {
     this.fence.close();
     if (this.lease) releaseLease(this.layout, this.lease);
     this.journal?.close();
-    if (this.state !== 'catching_up') this.state = 'stopped';
+    if (failure !== undefined) {
+      this.state = 'failed';
+      this.message = `stopped on an error: ${failure instanceof Error ? failure.message : String(failure)}`;
+    } else this.state = 'stopped';
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.pendingStatus) clearTimeout(this.pendingStatus);
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);

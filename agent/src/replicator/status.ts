@@ -10,7 +10,8 @@ export const statusSchema = z.object({
   pid: z.number().int(),
   name: z.string(),
   writtenAt: z.string(),
-  state: z.enum(['starting', 'waiting_for_lease', 'catching_up', 'watching', 'stopped']),
+  /** failed: stopped on an error that makes writing unsafe (message says which); the agent restarts it. */
+  state: z.enum(['starting', 'waiting_for_lease', 'catching_up', 'watching', 'stopped', 'failed']),
   message: z.string().nullable(),
   source: z.string(),
   target: z.string(),
