@@ -14,7 +14,7 @@ GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: build frontend backend cli agent harness testhost test typecheck lint jest go-vet go-test \
-        agent-test browser-test package package-check demo bench clean deps
+        agent-test browser-test package package-check demo bench soak clean deps
 
 ## deps: npm packages (workspaces included) from the lock file, Go modules.
 deps: node_modules/.install-stamp
@@ -105,6 +105,12 @@ bench: agent
 	npm run bench:replicator -w agent
 	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
 	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
+
+## soak: the replicator's failure tests at length (make test runs them short): 300 kill -9
+## during random changes, a minute of in-place rewrites while capturing. About 10 minutes.
+soak: node_modules/.install-stamp
+	cd agent && VIGIL_KILL_LOOPS=$${VIGIL_KILL_LOOPS:-300} VIGIL_TORN_SECONDS=$${VIGIL_TORN_SECONDS:-60} \
+	  node --import tsx --test --test-concurrency=1 --test-timeout=3600000 test/replicator-failures.test.ts test/replicator-consistency.test.ts
 
 clean:
 	rm -rf dist bin build agent/dist test/harness/dist artifacts vigil-cdp-app-*.zip

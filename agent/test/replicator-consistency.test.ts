@@ -6,23 +6,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { hashBuffer } from '../src/replicator/digest';
 import { openStoreForReading } from '../src/replicator/store';
-import { journalRecords, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState } from './replicator-helpers';
+import { badObjects, journalRecords, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState } from './replicator-helpers';
 
 after(killReplicators);
-
-/** Every object in the store re-hashed: the names whose content does not match. */
-export function badObjects(store: string): string[] {
-  const layout = openStoreForReading(store);
-  const bad: string[] = [];
-  for (const d of fs.readdirSync(layout.objects)) {
-    for (const h of fs.readdirSync(path.join(layout.objects, d))) {
-      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) bad.push(h);
-    }
-  }
-  return bad;
-}
 
 /** Runs a process that rewrites `file` in place in bursts for `ms`; resolves to the number of rewrites. */
 function rewriter(file: string, size: number, ms: number): Promise<number> {

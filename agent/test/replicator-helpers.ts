@@ -179,3 +179,15 @@ export function replicatorDirs(prefix = 'vigil-repl-'): { root: string; source: 
   fs.mkdirSync(source);
   return { root, source, store: path.join(root, 'store'), status: path.join(root, 'status.json') };
 }
+
+/** Every object in the store re-hashed: the names whose content does not match. */
+export function badObjects(store: string): string[] {
+  const layout = openStoreForReading(store);
+  const bad: string[] = [];
+  for (const d of fs.readdirSync(layout.objects)) {
+    for (const h of fs.readdirSync(path.join(layout.objects, d))) {
+      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) bad.push(h);
+    }
+  }
+  return bad;
+}
