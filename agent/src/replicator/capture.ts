@@ -93,13 +93,15 @@ export type Capture =
   | { kind: 'unreadable'; code: string };
 
 const GONE = new Set(['ENOENT', 'ENOTDIR']);
-const UNREADABLE = new Set(['EACCES', 'EPERM']);
+/** Errors of the store's side (writing the copy): writing is not safe, the replicator stops. */
+const STORE_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EMFILE', 'ENFILE', 'ENOMEM']);
 
+/** A failed read: gone, or unknown (permissions, I/O errors: never fatal); a failed write to the store is thrown. */
 function failure(e: unknown): Capture {
-  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === undefined || STORE_FAILURES.has(code)) throw e;
   if (GONE.has(code)) return { kind: 'gone' };
-  if (UNREADABLE.has(code)) return { kind: 'unreadable', code };
-  throw e;
+  return { kind: 'unreadable', code };
 }
 
 /** Reads all of `fd` from offset 0 into `buf`-sized pieces; returns the bytes (up to limit + 1, to see growth). */

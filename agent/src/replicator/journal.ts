@@ -156,14 +156,22 @@ export interface Damage {
 
 type Parsed = { ok: true; record: JournalRecord | Header; end: number } | { ok: false; why: string; incomplete: boolean };
 
+/**
+ * A quick test on a frame's raw payload: false skips it without parsing (a reader that wants
+ * only some paths' records). A skipped frame is still checked against its checksum.
+ */
+export type PayloadFilter = (payload: Buffer) => boolean;
+const SKIPPED = { op: 'skipped' } as unknown as JournalRecord;
+
 /** The frame at `off`, checked: length, checksum, JSON, record rules. */
-function parseFrame(buf: Buffer, off: number): Parsed {
+function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
   if (buf.length - off < HEADER_BYTES) return { ok: false, why: `incomplete frame header`, incomplete: true };
   const len = buf.readUInt32LE(off);
   if (len === 0 || len > MAX_RECORD_BYTES) return { ok: false, why: `impossible frame length ${len}`, incomplete: false };
   if (buf.length - off - HEADER_BYTES < len) return { ok: false, why: `incomplete record (${buf.length - off - HEADER_BYTES} of ${len} bytes)`, incomplete: true };
   const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len);
   if (crc32(payload) !== buf.readUInt32LE(off + 4)) return { ok: false, why: 'checksum mismatch', incomplete: false };
+  if (filter && off > 0 && !filter(payload)) return { ok: true, record: SKIPPED, end: off + HEADER_BYTES + len };
   let parsed: unknown;
   try {
     parsed = JSON.parse(buf.toString('utf8', off + HEADER_BYTES, off + HEADER_BYTES + len));
@@ -253,7 +261,7 @@ export function readFileFrames(file: string, visit: (r: JournalRecord) => boolea
  * Streams the frames of an open file to `visit` (which may return true to stop early). Damage is
  * handled as in decode(): skipped when a valid frame follows within the file, a torn tail otherwise.
  */
-export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | void, chunkBytes = 8 << 20): ReadResult {
+export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | void, chunkBytes = 8 << 20, filter?: PayloadFilter): ReadResult {
   const total = fs.fstatSync(fd).size;
   const skipped: Damage[] = [];
   let header: Header | undefined;
@@ -290,7 +298,7 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | 
     }
     const len = buf.readUInt32LE(off);
     if (len > 0 && len <= MAX_RECORD_BYTES) fill(HEADER_BYTES + len);
-    const f = parseFrame(buf, off);
+    const f = parseFrame(buf, off, filter);
     if (!f.ok) {
       // Look for the next good frame in the rest of the file, a window at a time; a frame may
       // start anywhere in the last MAX_RECORD_BYTES of a window, so that much is carried over.
@@ -313,6 +321,11 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | 
       continue;
     }
     const r = f.record;
+    if (r === SKIPPED) {
+      off = f.end;
+      good = base + off;
+      continue;
+    }
     if (base + off === 0 && isHeader(r)) header = r;
     else if (!isHeader(r)) {
       lastQ = r.q;

@@ -98,11 +98,13 @@ const LATENCY_SAMPLES = 10_000;
 /** At most this many objects wait for a checkpoint, whatever the time. */
 const CHECKPOINT_MAX_OBJECTS = 4096;
 /**
- * A snapshot of the tree is written when a segment is sealed and at least this many records
- * (and at least as many as the tree has paths) were written since the last one: a start then
- * replays at most about twice the tree's size, and snapshots cost at most as much as records.
+ * A snapshot of the tree is written when a segment is sealed and at least four times this many
+ * records (and four times as many as the tree has paths) were written since the last one: a
+ * start then replays at most about five times the tree's size, and snapshots take at most a
+ * quarter of the room records take.
  */
 const SNAPSHOT_MIN_RECORDS = 10_000;
+const snapshotDue = (since: number, paths: number) => since >= 4 * Math.max(SNAPSHOT_MIN_RECORDS, paths);
 
 function modeOf(st: fs.Stats): number {
   return st.mode & 0o7777;
@@ -401,7 +403,7 @@ export class Replicator {
       const r = sealSegment(this.layout.root, this.layout.tmp, seg, last);
       if (r.strippedBytes > 0) this.o.log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });
     }
-    if (this.sinceSnapshot >= Math.max(SNAPSHOT_MIN_RECORDS, this.tree.size)) this.snapshotTree();
+    if (snapshotDue(this.sinceSnapshot, this.tree.size)) this.snapshotTree();
     this.refreshJournalSize();
   }
 
@@ -439,7 +441,7 @@ export class Replicator {
     await this.checkpoint();
     const { sealed, last } = journal.roll();
     sealSegment(this.layout.root, this.layout.tmp, sealed, last);
-    if (this.sinceSnapshot >= Math.max(SNAPSHOT_MIN_RECORDS, this.tree.size)) this.snapshotTree();
+    if (snapshotDue(this.sinceSnapshot, this.tree.size)) this.snapshotTree();
     this.refreshJournalSize();
   }
 

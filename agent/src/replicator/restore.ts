@@ -295,6 +295,10 @@ export function versions(
     const idx = readIndex(layout.journal, seg.name);
     return idx === undefined || [...keys].some((k) => indexHasPath(idx, k));
   };
+  // In a segment that is read, only the records naming the path or a parent are parsed.
+  const needles: Buffer[] = [];
+  for (let d = target; d !== ''; d = parentOf(d)) needles.push(Buffer.from(`"p":${JSON.stringify(d)}`));
+  const filter = (payload: Buffer) => needles.some((n) => payload.includes(n));
   const gone = (r: JournalRecord) => {
     out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
     current = undefined;
@@ -323,7 +327,7 @@ export function versions(
         out.push(describe(r, change));
         current = r;
       },
-      { only },
+      { only, filter },
     ),
     warnings,
   );

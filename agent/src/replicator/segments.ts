@@ -30,6 +30,7 @@ import {
   numbered,
   readFdFrames,
   type Damage,
+  type PayloadFilter,
   type FileRecord,
   type JournalRecord,
   type NewRecord,
@@ -195,7 +196,12 @@ export interface SegmentDamage {
  * chain's segments (each read up to its bound). `visit` returns true to stop. Damage met on the
  * way is returned, one entry per segment that had some.
  */
-export function forEachRecord(chain: Chain, after: number, visit: (r: JournalRecord, seg: ChainSegment) => boolean | void, opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean } = {}): SegmentDamage[] {
+export function forEachRecord(
+  chain: Chain,
+  after: number,
+  visit: (r: JournalRecord, seg: ChainSegment) => boolean | void,
+  opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean; filter?: PayloadFilter } = {},
+): SegmentDamage[] {
   const damages: SegmentDamage[] = [];
   let lastQ = after;
   let stopped = false;
@@ -218,17 +224,22 @@ export function forEachRecord(chain: Chain, after: number, visit: (r: JournalRec
     let reached = seg.first - 1;
     let res;
     try {
-      res = readFdFrames(fd, (r) => {
-        if (r.q > end) return true;
-        if (r.q <= lastQ) return false;
-        lastQ = r.q;
-        reached = r.q;
-        if (visit(r, seg) === true) {
-          stopped = true;
-          return true;
-        }
-        return false;
-      });
+      res = readFdFrames(
+        fd,
+        (r) => {
+          if (r.q > end) return true;
+          if (r.q <= lastQ) return false;
+          lastQ = r.q;
+          reached = r.q;
+          if (visit(r, seg) === true) {
+            stopped = true;
+            return true;
+          }
+          return false;
+        },
+        undefined,
+        opts.filter,
+      );
     } finally {
       fs.closeSync(fd);
     }
@@ -606,28 +617,23 @@ export function baseSnapshot(chain: Chain): { file: SnapshotFile; header: TreeHe
  * after it. Only what a start needs is kept in memory besides the tree.
  */
 export function replay(chain: Chain, touchedAfter: number): Replay {
-  // The journal's end first, so that a snapshot from beyond it (a former writer's) is refused.
-  let lastQ = 0;
-  let lastAt = 0;
-  const tail = chain.segments.length - 1;
-  const tailDamage = tail >= 0 ? forEachRecord(chain, -Infinity, (r) => void ((lastQ = r.q), (lastAt = r.at)), { only: (_s, i) => i === tail }) : [];
-  if (tail >= 0 && lastQ === 0) {
-    // An empty last segment (a writer that started and stopped): the end is the one before.
-    for (let i = tail - 1; i >= 0 && lastQ === 0; i--) forEachRecord(chain, -Infinity, (r) => void ((lastQ = r.q), (lastAt = r.at)), { only: (_s, j) => j === i });
-  }
+  // The newest snapshot that fits: written by a writer whose records it describes (the epoch
+  // rule keeps out one from a writer that lost the lease, even one beyond the journal's end).
+  const start = chain.segments[0] ? chain.segments[0].first - 1 : -Infinity;
   let snap: { header: TreeHeader; tree: Tree } | undefined;
   let used: SnapshotFile | null = null;
   for (let i = chain.snapshots.length - 1; i >= 0 && !snap; i--) {
     const s = chain.snapshots[i] as SnapshotFile;
-    if (!snapshotFits(chain, s, lastQ)) continue;
-    const first = chain.segments[0];
-    // A snapshot older than the chain's start cannot be continued from it.
-    if (first && s.upTo < first.first - 1) continue;
+    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) continue;
     snap = readSnapshot(s);
     if (snap) used = s;
   }
   const tree: Tree = snap ? snap.tree : new Map();
   const from = snap ? snap.header.upTo : -Infinity;
+  // Where the journal ends when nothing comes after the snapshot: the last segment's header says.
+  const tail = chain.segments[chain.segments.length - 1];
+  let lastQ = Math.max(snap ? snap.header.upTo : 0, tail ? tail.first - 1 : 0);
+  let lastAt = Math.max(snap ? snap.header.at : 0, tail?.header?.at ?? 0);
   let lastSync = snap ? snap.header.upTo : 0;
   let unsynced: FileRecord[] = [];
   const touched: Set<string> | null = touchedAfter >= from ? new Set() : null;
@@ -643,7 +649,6 @@ export function replay(chain: Chain, touchedAfter: number): Replay {
     lastQ = Math.max(lastQ, r.q);
     lastAt = Math.max(lastAt, r.at);
   });
-  for (const d of tailDamage) if (!damage.some((x) => x.segment === d.segment)) damage.push(d);
   return { tree, lastQ, lastAt, lastSync, unsynced, touched, replayed, snapshot: used, damage, earliest: earliestOf(chain) };
 }
 
