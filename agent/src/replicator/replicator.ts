@@ -1089,7 +1089,7 @@ export class Replicator {
           this.later(p, info, 'unstable');
           continue;
         case 'unreadable':
-          this.notCovered(p, 'unreadable', `cannot be read (${c.code}); its last recorded version is kept`);
+          this.notCovered(p, 'unreadable', `cannot be read (${c.code}); ${known ? 'its last recorded version is kept' : 'no version recorded yet'}`);
           continue;
         case 'hot':
           this.later(p, info, 'hot', c.waitMs);

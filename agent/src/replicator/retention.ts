@@ -8,7 +8,6 @@ import type { JournalRecord } from './journal';
 import {
   buildIndex,
   forEachRecord,
-  fsyncDirSync,
   indexObjects,
   readIndex,
   readSnapshot,
@@ -19,7 +18,7 @@ import {
   type ChainSegment,
   type SegmentIndex,
 } from './segments';
-import type { StoreLayout } from './store';
+import { fsyncDir, type StoreLayout } from './store';
 import { apply, type Tree } from './tree';
 
 export interface PruneResult {
@@ -123,7 +122,7 @@ export function pruneJournal(layout: StoreLayout, chain: Chain, current: string,
   for (const s of chain.snapshots) if (s.upTo < boundary || (s.upTo === boundary && s.epoch !== epoch)) fs.rmSync(s.file, { force: true });
   // Segments a writer that had lost the lease wrote: evidence until the window passes them.
   for (const ig of chain.ignored) if (ig.first <= boundary) fs.rmSync(ig.file, { force: true });
-  fsyncDirSync(layout.journal);
+  fsyncDir(layout.journal);
   const removed = deleteObjects(layout, candidates);
   fs.rmSync(pending, { force: true });
   return { cutoff, earliest, segmentsRemoved: drop.length, recordsRemoved, ...removed };

@@ -37,6 +37,7 @@ import {
   type SegmentHeader,
   type TreeHeader,
 } from './journal';
+import { fsyncDir } from './store';
 import { apply, type Entry, type Tree } from './tree';
 
 /** A segment is sealed once it holds this much. */
@@ -333,7 +334,7 @@ export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, name);
   fs.renameSync(tmp, file);
-  fsyncDirSync(dir);
+  fsyncDir(dir);
   return { name, file, upTo: h.upTo, epoch: h.epoch };
 }
 
@@ -538,10 +539,10 @@ export function sealSegment(root: string, tmpDir: string, seg: ChainSegment, las
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, name);
     fs.renameSync(tmp, file);
-    fsyncDirSync(dir);
+    fsyncDir(dir);
     if (seg.legacy) {
       fs.rmSync(seg.file, { force: true });
-      fsyncDirSync(root);
+      fsyncDir(root);
     }
     stripped = totalBytes - written;
     target = { ...seg, name, file, legacy: false };
@@ -551,14 +552,6 @@ export function sealSegment(root: string, tmpDir: string, seg: ChainSegment, las
   return { index, strippedBytes: stripped, file: target.file, name: target.name };
 }
 
-export function fsyncDirSync(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Replay
@@ -702,7 +695,7 @@ export class JournalWriter {
     } finally {
       fs.closeSync(fd);
     }
-    fsyncDirSync(dir);
+    fsyncDir(dir);
     return { name, file, first: this.nextSeq, epoch: this.epoch, legacy: false, header };
   }
 
