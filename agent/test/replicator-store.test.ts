@@ -343,10 +343,19 @@ test('a store from before segments (one journal.log) is read as it is and contin
     allRecords(resolveChain(root)).map((r) => r.q),
     [4, 5, 9, 10, 11, 12],
   );
-  // Sealing the old file moves it into journal/ without its inline copies.
-  const sealed = sealSegment(root, layout.tmp, resolveChain(root).segments[0] as ChainSegment, 11);
+  // Sealing the old file moves it into journal/ without its inline copies, in segments of a
+  // bounded size (here 300 bytes, to see it cut).
+  const sealed = sealSegment(root, layout.tmp, resolveChain(root).segments[0] as ChainSegment, 11, 300);
   assert.ok(!fs.existsSync(layout.legacyJournal));
   assert.equal(sealed.name, 'seg-00000000000000000004-e0000000000.log');
+  assert.deepEqual(
+    resolveChain(root).segments.map((x) => [x.first, x.epoch]),
+    [
+      [4, 0],
+      [10, 0],
+      [12, 1],
+    ],
+  );
   assert.ok(!allRecords(resolveChain(root)).some((r) => r.op === 'file' && r.d !== undefined));
   assert.deepEqual(resolveChain(root).problems, []);
   assert.deepEqual(restoredFiles(root, 7_500), { 'kept.txt': 'kept', 'a.txt': 'a2' });

@@ -305,28 +305,29 @@ export function snapshotFits(chain: Chain, s: SnapshotFile, lastQ: number): bool
   return holder.epoch <= s.epoch;
 }
 
-/** Writes the tree as the snapshot after record `upTo` (fsynced, renamed into place). */
-export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<TreeHeader, 'op' | 'count' | 'q'>): SnapshotFile {
+/**
+ * Writes a journal file whole: the frames into tmp/ (in 1 MiB writes), fsynced, renamed to
+ * `name` in the journal directory, the directory fsynced. Returns its path and size.
+ */
+function writeJournalFile(root: string, tmpDir: string, name: string, frames: Iterable<JournalRecord | SegmentHeader | TreeHeader>): { file: string; bytes: number } {
   const dir = journalDir(root);
-  const name = snapshotName(h.upTo, h.epoch);
-  const tmp = path.join(tmpDir, `snap-${randomUUID()}`);
+  const tmp = path.join(tmpDir, `journal-${randomUUID()}`);
   const fd = fs.openSync(tmp, 'w', 0o600);
+  let written = 0;
   try {
-    const header: TreeHeader = { q: h.upTo, at: h.at, op: 'tree', upTo: h.upTo, epoch: h.epoch, from: h.from, count: tree.size };
-    const chunk: Buffer[] = [frame(header)];
+    const chunk: Buffer[] = [];
     let bytes = 0;
-    const entries = [...tree.values()].sort((a, b) => a.q - b.q);
-    for (const e of entries) {
-      const f = frame(withoutInline(e));
+    for (const r of frames) {
+      const f = frame(r);
       chunk.push(f);
       bytes += f.length;
       if (bytes > 1 << 20) {
-        fs.writeSync(fd, Buffer.concat(chunk));
+        written += fs.writeSync(fd, Buffer.concat(chunk));
         chunk.length = 0;
         bytes = 0;
       }
     }
-    if (chunk.length > 0) fs.writeSync(fd, Buffer.concat(chunk));
+    if (chunk.length > 0) written += fs.writeSync(fd, Buffer.concat(chunk));
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -335,6 +336,15 @@ export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<
   const file = path.join(dir, name);
   fs.renameSync(tmp, file);
   fsyncDir(dir);
+  return { file, bytes: written };
+}
+
+/** Writes the tree as the snapshot after record `upTo` (fsynced, renamed into place). */
+export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<TreeHeader, 'op' | 'count' | 'q'>): SnapshotFile {
+  const name = snapshotName(h.upTo, h.epoch);
+  const header: TreeHeader = { q: h.upTo, at: h.at, op: 'tree', upTo: h.upTo, epoch: h.epoch, from: h.from, count: tree.size };
+  const entries = [...tree.values()].sort((a, b) => a.q - b.q).map(withoutInline);
+  const { file } = writeJournalFile(root, tmpDir, name, [header, ...entries]);
   return { name, file, upTo: h.upTo, epoch: h.epoch };
 }
 
@@ -488,20 +498,30 @@ export function indexObjects(idx: SegmentIndex): string[] {
  * Seals a segment: when it carries inline contents (redundant once a checkpoint covered them),
  * rewrites it without them (beside it, fsynced, renamed over it), then writes its index. Only
  * records up to `last` are kept: whatever a frozen former writer appended after its bound goes.
+ * A legacy journal.log becomes segments of epoch 0 in journal/, of at most SEGMENT_BYTES each
+ * (read and written a piece at a time, whatever its size), and is removed.
  */
-export function sealSegment(root: string, tmpDir: string, seg: ChainSegment, last: number): { index?: SegmentIndex; strippedBytes: number; file: string; name: string } {
+export function sealSegment(
+  root: string,
+  tmpDir: string,
+  seg: ChainSegment,
+  last: number,
+  maxBytes = SEGMENT_BYTES,
+): { index?: SegmentIndex; strippedBytes: number; file: string; name: string } {
   const dir = journalDir(root);
-  const records: JournalRecord[] = [];
+  // First: is there anything to rewrite? (Most segments were written by a writer that sealed them itself.)
   let inline = false;
-  let fd = fs.openSync(seg.file, 'r');
-  let header;
+  let header: SegmentHeader | TreeHeader | undefined;
   let totalBytes = 0;
+  let records: JournalRecord[] = [];
+  const keep = (r: JournalRecord) => r.q >= seg.first && r.q <= last;
+  let fd = fs.openSync(seg.file, 'r');
   try {
     const res = readFdFrames(fd, (r) => {
       if (r.q > last) return true;
-      if (r.q < seg.first) return false;
+      if (!keep(r)) return false;
       if (r.op === 'file' && r.d !== undefined) inline = true;
-      records.push(r);
+      if (!seg.legacy) records.push(r);
       return false;
     });
     header = res.header;
@@ -509,49 +529,79 @@ export function sealSegment(root: string, tmpDir: string, seg: ChainSegment, las
   } finally {
     fs.closeSync(fd);
   }
-  let target = seg;
-  let stripped = 0;
-  if (inline || seg.legacy) {
-    // A legacy journal becomes a segment of epoch 0 in journal/ (with a header of its own).
-    const name = seg.legacy ? segmentName(seg.first, 0) : seg.name;
-    const hdr: SegmentHeader = header?.op === 'segment' ? header : { q: seg.first - 1, at: records[0]?.at ?? 0, op: 'segment', epoch: seg.epoch, first: seg.first, prev: null, prevLast: null };
-    const tmp = path.join(tmpDir, `seal-${randomUUID()}`);
-    fd = fs.openSync(tmp, 'w', 0o600);
-    let written = 0;
-    try {
-      const chunk: Buffer[] = [frame(hdr)];
-      let bytes = 0;
-      for (const r of records) {
-        const f = frame(withoutInline(r));
-        chunk.push(f);
-        bytes += f.length;
-        if (bytes > 1 << 20) {
-          written += fs.writeSync(fd, Buffer.concat(chunk));
-          chunk.length = 0;
-          bytes = 0;
-        }
-      }
-      written += fs.writeSync(fd, Buffer.concat(chunk));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, name);
-    fs.renameSync(tmp, file);
-    fsyncDir(dir);
-    if (seg.legacy) {
-      fs.rmSync(seg.file, { force: true });
-      fsyncDir(root);
-    }
-    stripped = totalBytes - written;
-    target = { ...seg, name, file, legacy: false };
+  if (!inline && !seg.legacy) {
+    const index = buildIndex(records);
+    if (index) writeIndex(dir, tmpDir, seg.name, index);
+    return { index, strippedBytes: 0, file: seg.file, name: seg.name };
   }
-  const index = buildIndex(records);
-  if (index) writeIndex(dir, tmpDir, target.name, index);
-  return { index, strippedBytes: stripped, file: target.file, name: target.name };
+  // Rewrite, piece by piece: each output is written to tmp/ and fsynced; all are renamed into
+  // place at the end, the first last (until it is there, readers take the old file, whose
+  // records the others repeat).
+  const outputs: { tmp: string; name: string; index?: SegmentIndex; bytes: number }[] = [];
+  let out: { tmp: string; fd: number; first: number; bytes: number; chunk: Buffer[]; chunkBytes: number } | undefined;
+  let written = 0;
+  let prev: { name: string; last: number } | null = header?.op === 'segment' ? (header.prev === null ? null : { name: header.prev, last: header.prevLast ?? 0 }) : null;
+  const flush = () => {
+    if (!out || out.chunk.length === 0) return;
+    out.bytes += fs.writeSync(out.fd, Buffer.concat(out.chunk));
+    out.chunk = [];
+    out.chunkBytes = 0;
+  };
+  const finish = () => {
+    if (!out) return;
+    flush();
+    fs.fsyncSync(out.fd);
+    fs.closeSync(out.fd);
+    const name = seg.legacy ? segmentName(out.first, 0) : seg.name;
+    const index = buildIndex(records);
+    outputs.push({ tmp: out.tmp, name, index, bytes: out.bytes });
+    written += out.bytes;
+    prev = { name, last: index?.last ?? out.first - 1 };
+    records = [];
+    out = undefined;
+  };
+  const add = (b: Buffer) => {
+    if (!out) return;
+    out.chunk.push(b);
+    out.chunkBytes += b.length;
+    if (out.chunkBytes > 1 << 20) flush();
+  };
+  const begin = (first: number, at: number) => {
+    const tmp = path.join(tmpDir, `seal-${randomUUID()}`);
+    out = { tmp, fd: fs.openSync(tmp, 'w', 0o600), first, bytes: 0, chunk: [], chunkBytes: 0 };
+    const own = header?.op === 'segment' && outputs.length === 0 ? header : undefined;
+    add(frame(own ?? { q: first - 1, at, op: 'segment', epoch: seg.epoch, first, prev: prev?.name ?? null, prevLast: prev?.last ?? null }));
+  };
+  fd = fs.openSync(seg.file, 'r');
+  try {
+    readFdFrames(fd, (r) => {
+      if (r.q > last) return true;
+      if (!keep(r)) return false;
+      // A legacy file is cut into segments of the usual size; a segment stays whole.
+      if (out && seg.legacy && out.bytes + out.chunkBytes >= maxBytes) finish();
+      if (!out) begin(outputs.length === 0 ? seg.first : r.q, r.at);
+      const stripped = withoutInline(r);
+      add(frame(stripped));
+      records.push(stripped);
+      return false;
+    });
+    if (!out && outputs.length === 0) begin(seg.first, 0);
+    finish();
+  } finally {
+    fs.closeSync(fd);
+    if (out) fs.closeSync((out as { fd: number }).fd);
+  }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const o of [...outputs.slice(1), ...outputs.slice(0, 1)]) fs.renameSync(o.tmp, path.join(dir, o.name));
+  fsyncDir(dir);
+  for (const o of outputs) if (o.index) writeIndex(dir, tmpDir, o.name, o.index);
+  if (seg.legacy) {
+    fs.rmSync(seg.file, { force: true });
+    fsyncDir(root);
+  }
+  const firstOut = outputs[0] as { name: string; index?: SegmentIndex };
+  return { index: firstOut.index, strippedBytes: totalBytes - written, file: path.join(dir, firstOut.name), name: firstOut.name };
 }
-
 
 // ---------------------------------------------------------------------------------------
 // Replay
