@@ -261,3 +261,17 @@ test('a file that never holds still is reported as changing, its last consistent
   await waitFor('busy.log to be covered again', () => r.status()?.notCoveredCount === 0);
   await r.stop();
 });
+
+test('a file whose modification time is set in the future (an archive, a clock elsewhere) is captured at once', async () => {
+  const d = replicatorDirs('vigil-cov-');
+  const r = startReplicator(d.source, d.store, d.status);
+  await waitState(r);
+  const f = path.join(d.source, 'from-the-future.txt');
+  fs.writeFileSync(f, 'dated next year');
+  const nextYear = Date.now() / 1000 + 365 * 24 * 3600;
+  fs.utimesSync(f, nextYear, nextYear);
+  await waitFor('it to be captured', () => mirrored(d.store, 'from-the-future.txt') === 'dated next year', 5000);
+  const rec = journal(d.store).filter((x) => x.op === 'file' && x.p === 'from-the-future.txt').pop();
+  assert.ok(rec?.op === 'file' && Math.abs(rec.mt - nextYear * 1000) < 1, 'its modification time is recorded as it is');
+  await r.stop();
+});

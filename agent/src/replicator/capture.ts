@@ -154,7 +154,10 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
     return failure(e);
   }
   if ((before.mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG) return { kind: 'unstable', why: 'not a regular file any more' };
-  const wait = settleMs(before.size, o.settleMs) - (now() - Math.max(before.ctimeMs, before.mtimeMs));
+  // The change time, which the kernel sets (the modification time can be set to anything). One
+  // far in the future means the clock was set back: waiting for it would never end.
+  const age = now() - before.ctimeMs;
+  const wait = age < -1000 ? 0 : settleMs(before.size, o.settleMs) - age;
   if (wait > 0) return { kind: 'hot', waitMs: Math.ceil(wait) };
   const after = (): FileVersion | undefined => {
     try {
