@@ -87,15 +87,16 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
     const name = segmentName(first, 1);
     const header: SegmentHeader = { q: first - 1, at: lastAt, op: 'segment', epoch: 1, first, prev: prev?.name ?? null, prevLast: prev?.last ?? null };
     const fd = fs.openSync(path.join(dir, name), 'w', 0o600);
-    const inSegment: JournalRecord[] = [];
+    const inSegment: { r: JournalRecord; offset: number }[] = [];
+    const head = frame(header);
     let size = 0;
-    let chunk: Buffer[] = [frame(header)];
+    let chunk: Buffer[] = [head];
     while (size < SEGMENT_BYTES) {
       const r = { q: q++, ...(gen.next().value as NewRecord) } as JournalRecord;
       const f = frame(r);
       chunk.push(f);
+      inSegment.push({ r, offset: head.length + size });
       size += f.length;
-      inSegment.push(r);
       apply(tree, r);
       lastAt = r.at;
       if (chunk.length >= 10_000) {

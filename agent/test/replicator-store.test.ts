@@ -124,8 +124,11 @@ async function storeWith(steps: { at: number; files: Record<string, string | nul
   const writer = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => undefined);
   const dirs = new Set<string>();
   for (const [i, step] of steps.entries()) {
-    // One segment per step, as a writer sealing by age would leave them.
-    if (i > 0) writer.roll();
+    // One segment per step, sealed (with its index) as a writer sealing by age leaves them.
+    if (i > 0) {
+      const { sealed, last } = writer.roll();
+      sealSegment(root, layout.tmp, sealed, last);
+    }
     const records: NewRecord[] = [];
     for (const [p, content] of Object.entries(step.files)) {
       // As the replicator does: a directory is recorded before anything in it.
@@ -189,6 +192,22 @@ test('restore rebuilds the tree as of any moment, with modes and times', async (
   assert.deepEqual(
     versions(root, 'a.txt').versions.map((x) => x.change),
     ['created', 'modified'],
+  );
+  // versions reads a sealed segment through its index, only the frames of the path and its
+  // parents: damage in another path's record of the first segment is not even seen...
+  const first = resolveChain(root).segments[0] as ChainSegment;
+  const bytes = fs.readFileSync(first.file);
+  const at = bytes.indexOf('"p":"a.txt"');
+  bytes.write('"p":"A.TXT"', at);
+  fs.writeFileSync(first.file, bytes);
+  assert.deepEqual(versions(root, 'd/b.txt').warnings, []);
+  assert.equal(versions(root, 'd/b.txt').versions.length, 2);
+  // ...while the damaged path's own listing reads the segment in full, and says so.
+  const a = versions(root, 'a.txt');
+  assert.match(a.warnings.join('\n'), /skipped \d+ damaged bytes at byte \d+ \(checksum mismatch\)/);
+  assert.deepEqual(
+    a.versions.map((x) => x.change),
+    ['created'],
   );
 });
 

@@ -248,7 +248,7 @@ export function decode(buf: Buffer, visit?: (r: JournalRecord) => void): ReadRes
 }
 
 /** Reads a whole journal file in pieces (files may be larger than a Buffer can hold). */
-export function readFileFrames(file: string, visit: (r: JournalRecord) => boolean | void, opts: { chunkBytes?: number } = {}): ReadResult {
+export function readFileFrames(file: string, visit: (r: JournalRecord, offset: number) => boolean | void, opts: { chunkBytes?: number } = {}): ReadResult {
   const fd = fs.openSync(file, 'r');
   try {
     return readFdFrames(fd, visit, opts.chunkBytes);
@@ -261,7 +261,7 @@ export function readFileFrames(file: string, visit: (r: JournalRecord) => boolea
  * Streams the frames of an open file to `visit` (which may return true to stop early). Damage is
  * handled as in decode(): skipped when a valid frame follows within the file, a torn tail otherwise.
  */
-export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | void, chunkBytes = 8 << 20, filter?: PayloadFilter): ReadResult {
+export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: number) => boolean | void, chunkBytes = 8 << 20, filter?: PayloadFilter): ReadResult {
   const total = fs.fstatSync(fd).size;
   const skipped: Damage[] = [];
   let header: Header | undefined;
@@ -329,12 +329,24 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord) => boolean | 
     if (base + off === 0 && isHeader(r)) header = r;
     else if (!isHeader(r)) {
       lastQ = r.q;
-      if (visit(r) === true) stopped = true;
+      if (visit(r, base + off) === true) stopped = true;
     }
     off = f.end;
     good = base + off;
   }
   return { records: [], header, goodBytes: good, totalBytes: total, skipped, damage };
+}
+
+/** The record of the frame at `offset` of an open file, or undefined when it does not check out there. */
+export function readFrameAt(fd: number, offset: number): JournalRecord | undefined {
+  const head = Buffer.allocUnsafe(HEADER_BYTES);
+  if (fs.readSync(fd, head, 0, HEADER_BYTES, offset) !== HEADER_BYTES) return undefined;
+  const len = head.readUInt32LE(0);
+  if (len === 0 || len > MAX_RECORD_BYTES) return undefined;
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + len);
+  if (fs.readSync(fd, buf, 0, buf.length, offset) !== buf.length) return undefined;
+  const f = parseFrame(buf, 0);
+  return f.ok && !isHeader(f.record) ? f.record : undefined;
 }
 
 /** Every record of one file (small files, tests). */

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { parseDuration } from '../duration';
 import { hashBuffer, loadHasher, newHasher, type HashAlgorithm } from './digest';
-import type { DirRecord, FileRecord, JournalRecord, LinkRecord } from './journal';
+import { readFrameAt, type DirRecord, type FileRecord, type JournalRecord, type LinkRecord } from './journal';
 import {
   baseSnapshot,
   describeDamage,
@@ -11,6 +11,7 @@ import {
   firstRecordOf,
   forEachRecord,
   indexHasPath,
+  indexOffsets,
   pathKey,
   readIndex,
   readSnapshot,
@@ -20,6 +21,7 @@ import {
   type Chain,
   type ChainSegment,
   type SegmentDamage,
+  type SegmentIndex,
   type SnapshotFile,
 } from './segments';
 import { dirnameFs, displayPath, encodeName, fsPath, mkdirp, viaShort, type FsPath } from './fspath';
@@ -241,6 +243,40 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
   return res;
 }
 
+/**
+ * Visits the records of `names` in a sealed segment through its index's offsets. Returns true
+ * when the segment must be read instead (an offset that does not lead to such a record: a
+ * damaged index).
+ */
+function byOffsets(
+  layout: StoreLayout,
+  seg: ChainSegment,
+  idx: SegmentIndex,
+  keys: number[],
+  names: Set<string>,
+  after: number,
+  end: number,
+  visit: (r: JournalRecord) => void,
+): boolean {
+  const offsets = keys.flatMap((k) => indexOffsets(layout.journal, seg.name, idx, k)).sort((a, b) => a - b);
+  if (offsets.length === 0) return false;
+  const found: JournalRecord[] = [];
+  const fd = fs.openSync(seg.file, 'r');
+  try {
+    for (const off of offsets) {
+      const r = readFrameAt(fd, off);
+      if (!r || r.op === 'base' || r.op === 'sync') return true;
+      // Another path with the same key (a hash collision) is not one of ours.
+      if (!names.has(r.p)) continue;
+      if (r.q > after && r.q <= end) found.push(r);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  for (const r of found) visit(r);
+  return false;
+}
+
 export interface Version {
   seq: number;
   at: string;
@@ -287,50 +323,48 @@ export function versions(
       current = e;
     }
   }
-  // Only the segments whose index names the path or one of its parents are read.
-  const keys = new Set<number>();
-  for (let d = target; d !== ''; d = parentOf(d)) keys.add(pathKey(d));
-  const only = (seg: ChainSegment, i: number) => {
-    if (seg.legacy || i === chain.segments.length - 1) return true;
-    const idx = readIndex(layout.journal, seg.name);
-    return idx === undefined || [...keys].some((k) => indexHasPath(idx, k));
-  };
-  // In a segment that is read, only the records naming the path or a parent are parsed.
-  const needles: Buffer[] = [];
-  for (let d = target; d !== ''; d = parentOf(d)) needles.push(Buffer.from(`"p":${JSON.stringify(d)}`));
-  const filter = (payload: Buffer) => needles.some((n) => payload.includes(n));
   const gone = (r: JournalRecord) => {
     out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
     current = undefined;
   };
-  noteDamage(
-    forEachRecord(
-      chain,
-      base ? base.header.upTo : -Infinity,
-      (r) => {
-        if (r.op === 'base' || r.op === 'sync') return;
-        if (r.op === 'del') {
-          if (current && within(target, r.p)) gone(r);
-          return;
-        }
-        if (r.p !== target) {
-          // A file put where a parent directory was removes the subtree.
-          if (current && r.op !== 'dir' && within(target, r.p)) gone(r);
-          return;
-        }
-        let change: Version['change'] = current ? 'modified' : 'created';
-        if (current && current.op === r.op) {
-          const same =
-            (r.op === 'file' && current.op === 'file' && r.h === current.h) || (r.op === 'link' && current.op === 'link' && r.l === current.l) || r.op === 'dir';
-          if (same) change = 'metadata';
-        }
-        out.push(describe(r, change));
-        current = r;
-      },
-      { only, filter },
-    ),
-    warnings,
-  );
+  const visit = (r: JournalRecord) => {
+    if (r.op === 'base' || r.op === 'sync') return;
+    if (r.op === 'del') {
+      if (current && within(target, r.p)) gone(r);
+      return;
+    }
+    if (r.p !== target) {
+      // A file put where a parent directory was removes the subtree.
+      if (current && r.op !== 'dir' && within(target, r.p)) gone(r);
+      return;
+    }
+    let change: Version['change'] = current ? 'modified' : 'created';
+    if (current && current.op === r.op) {
+      const same = (r.op === 'file' && current.op === 'file' && r.h === current.h) || (r.op === 'link' && current.op === 'link' && r.l === current.l) || r.op === 'dir';
+      if (same) change = 'metadata';
+    }
+    out.push(describe(r, change));
+    current = r;
+  };
+  // The records that name the path or one of its parents, and no others: a sealed segment's
+  // index gives their offsets (a segment that does not name them is not opened); any other
+  // segment is read, parsing only the frames that name them.
+  const names = new Set<string>();
+  for (let d = target; d !== ''; d = parentOf(d)) names.add(d);
+  const keys = [...names].map(pathKey);
+  const needles = [...names].map((d) => Buffer.from(`"p":${JSON.stringify(d)}`));
+  const filter = (payload: Buffer) => needles.some((n) => payload.includes(n));
+  const after = base ? base.header.upTo : -Infinity;
+  for (let i = 0; i < chain.segments.length; i++) {
+    const seg = chain.segments[i] as ChainSegment;
+    const next = chain.segments[i + 1];
+    const end = Math.min(seg.last ?? Infinity, next ? next.first - 1 : Infinity);
+    if (end <= after) continue;
+    const idx = seg.legacy || !next ? undefined : readIndex(layout.journal, seg.name);
+    if (idx && !byOffsets(layout, seg, idx, keys, names, after, end, visit)) continue;
+    if (idx && keys.every((k) => !indexHasPath(idx, k))) continue;
+    noteDamage(forEachRecord(chain, after, (r) => visit(r), { only: (_s, j) => j === i, filter }), warnings);
+  }
   const earliest = earliestOf(chain);
   return { path: target, hashAlgorithm: hash, versions: out, earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(), warnings };
 }

@@ -37,10 +37,10 @@ export function indexOf(layout: StoreLayout, seg: ChainSegment, last: number, wi
     const idx = readIndex(layout.journal, seg.name, withObjects);
     if (idx) return idx;
   }
-  const records: JournalRecord[] = [];
-  forEachRecord({ dir: layout.journal, segments: [seg], snapshots: [], ignored: [], problems: [] }, seg.first - 1, (r) => {
+  const records: { r: JournalRecord; offset: number }[] = [];
+  forEachRecord({ dir: layout.journal, segments: [seg], snapshots: [], ignored: [], problems: [] }, seg.first - 1, (r, _seg, offset) => {
     if (r.q > last) return true;
-    records.push(r);
+    records.push({ r, offset });
     return false;
   });
   const idx = buildIndex(records);

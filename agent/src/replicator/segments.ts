@@ -200,7 +200,7 @@ export interface SegmentDamage {
 export function forEachRecord(
   chain: Chain,
   after: number,
-  visit: (r: JournalRecord, seg: ChainSegment) => boolean | void,
+  visit: (r: JournalRecord, seg: ChainSegment, offset: number) => boolean | void,
   opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean; filter?: PayloadFilter } = {},
 ): SegmentDamage[] {
   const damages: SegmentDamage[] = [];
@@ -227,12 +227,12 @@ export function forEachRecord(
     try {
       res = readFdFrames(
         fd,
-        (r) => {
+        (r, offset) => {
           if (r.q > end) return true;
           if (r.q <= lastQ) return false;
           lastQ = r.q;
           reached = r.q;
-          if (visit(r, seg) === true) {
+          if (visit(r, seg, offset) === true) {
             stopped = true;
             return true;
           }
@@ -363,13 +363,19 @@ export interface SegmentIndex {
   firstAt: number;
   lastAt: number;
   count: number;
-  /** FNV-1a hashes of the paths its records name, sorted. */
-  paths: Uint32Array;
+  /** The distinct FNV-1a keys of the paths its records name, sorted. */
+  keys: Uint32Array;
+  /** The frame offsets of key i's records are offsets[starts[i] .. starts[i + 1]). */
+  starts: Uint32Array;
+  /** All the offsets (when built; read from the file a key at a time, see indexOffsets). */
+  offsets?: Uint32Array;
   /** The objects its file records name (32 bytes each), sorted; read only when asked for. */
   objects?: Buffer;
+  /** Where the offsets begin in the index file. */
+  offsetsAt?: number;
 }
 
-const INDEX_MAGIC = 0x58444956; // "VIDX"
+const INDEX_MAGIC = 0x32584456; // "VDX2"
 
 /** FNV-1a over the path's UTF-16 code units: the index's key for a path. */
 export function pathKey(p: string): number {
@@ -381,16 +387,16 @@ export function pathKey(p: string): number {
   return h >>> 0;
 }
 
-/** Builds an index from records (in sequence order). */
-export function buildIndex(records: Iterable<JournalRecord>): SegmentIndex | undefined {
-  const paths = new Set<number>();
+/** Builds an index from a segment's records (in sequence order) and their frames' offsets. */
+export function buildIndex(entries: Iterable<{ r: JournalRecord; offset: number }>): SegmentIndex | undefined {
+  const pairs: [number, number][] = [];
   const objects = new Set<string>();
   let first = -1;
   let last = -1;
   let firstAt = 0;
   let lastAt = 0;
   let count = 0;
-  for (const r of records) {
+  for (const { r, offset } of entries) {
     if (first < 0) {
       first = r.q;
       firstAt = r.at;
@@ -399,33 +405,55 @@ export function buildIndex(records: Iterable<JournalRecord>): SegmentIndex | und
     lastAt = r.at;
     count++;
     if (r.op === 'base' || r.op === 'sync') continue;
-    paths.add(pathKey(r.p));
+    pairs.push([pathKey(r.p), offset]);
     if (r.op === 'file') objects.add(r.h);
   }
   if (count === 0) return undefined;
+  pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const keys: number[] = [];
+  const starts: number[] = [];
+  const offsets = new Uint32Array(pairs.length);
+  pairs.forEach(([k, o], i) => {
+    if (keys.length === 0 || keys[keys.length - 1] !== k) {
+      keys.push(k);
+      starts.push(i);
+    }
+    offsets[i] = o;
+  });
+  starts.push(pairs.length);
   const sortedObjects = [...objects].sort();
   const buf = Buffer.allocUnsafe(sortedObjects.length * 32);
   sortedObjects.forEach((h, i) => buf.write(h, i * 32, 'hex'));
-  return { first, last, firstAt, lastAt, count, paths: Uint32Array.from([...paths].sort((a, b) => a - b)), objects: buf };
+  return { first, last, firstAt, lastAt, count, keys: Uint32Array.from(keys), starts: Uint32Array.from(starts), offsets, objects: buf };
 }
 
+const u32 = (n: number) => {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+const asBuffer = (a: Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * The index file: magic, header (JSON), keys, starts, offsets, objects, each section but the
+ * offsets followed by its CRC-32 (an offset is checked by the frame it points at).
+ */
 export function writeIndex(dir: string, tmpDir: string, segment: string, idx: SegmentIndex): void {
-  const head = Buffer.from(JSON.stringify({ first: idx.first, last: idx.last, firstAt: idx.firstAt, lastAt: idx.lastAt, count: idx.count, paths: idx.paths.length, objects: (idx.objects?.length ?? 0) / 32 }));
-  const paths = Buffer.from(idx.paths.buffer, idx.paths.byteOffset, idx.paths.byteLength);
+  const offsets = idx.offsets ?? new Uint32Array(0);
   const objects = idx.objects ?? Buffer.alloc(0);
-  const u32 = (n: number) => {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32LE(n >>> 0);
-    return b;
-  };
-  const out = Buffer.concat([u32(INDEX_MAGIC), u32(head.length), head, u32(crc32(head)), paths, u32(crc32(paths)), objects, u32(crc32(objects))]);
+  const head = Buffer.from(
+    JSON.stringify({ first: idx.first, last: idx.last, firstAt: idx.firstAt, lastAt: idx.lastAt, count: idx.count, keys: idx.keys.length, offsets: offsets.length, objects: objects.length / 32 }),
+  );
+  const keys = asBuffer(idx.keys);
+  const starts = asBuffer(idx.starts);
+  const out = Buffer.concat([u32(INDEX_MAGIC), u32(head.length), head, u32(crc32(head)), keys, u32(crc32(keys)), starts, u32(crc32(starts)), asBuffer(offsets), objects, u32(crc32(objects))]);
   const tmp = path.join(tmpDir, `idx-${randomUUID()}`);
   // Derived from the segment (rebuilt when it fails its checksums): no fsync of its own.
   fs.writeFileSync(tmp, out, { mode: 0o600 });
   fs.renameSync(tmp, path.join(dir, indexName(segment)));
 }
 
-/** The index of a segment, with its objects when asked; undefined when missing or damaged. */
+/** The index of a segment (keys and starts; objects when asked), or undefined when missing or damaged. */
 export function readIndex(dir: string, segment: string, withObjects = false): SegmentIndex | undefined {
   let fd: number;
   try {
@@ -438,29 +466,30 @@ export function readIndex(dir: string, segment: string, withObjects = false): Se
       const b = Buffer.allocUnsafe(len);
       return fs.readSync(fd, b, 0, len, pos) === len ? b : undefined;
     };
+    const checked = (pos: number, len: number): Buffer | undefined => {
+      const b = read(pos, len + 4);
+      return b && crc32(b.subarray(0, len)) === b.readUInt32LE(len) ? b.subarray(0, len) : undefined;
+    };
     const top = read(0, 8);
     if (!top || top.readUInt32LE(0) !== INDEX_MAGIC) return undefined;
     const headLen = top.readUInt32LE(4);
     if (headLen > 4096) return undefined;
-    const head = read(8, headLen + 4);
-    if (!head || crc32(head.subarray(0, headLen)) !== head.readUInt32LE(headLen)) return undefined;
-    const h = JSON.parse(head.toString('utf8', 0, headLen)) as { first: number; last: number; firstAt: number; lastAt: number; count: number; paths: number; objects: number };
+    const head = checked(8, headLen);
+    if (!head) return undefined;
+    const h = JSON.parse(head.toString('utf8')) as { first: number; last: number; firstAt: number; lastAt: number; count: number; keys: number; offsets: number; objects: number };
     let pos = 8 + headLen + 4;
-    const paths = read(pos, h.paths * 4 + 4);
-    if (!paths || crc32(paths.subarray(0, h.paths * 4)) !== paths.readUInt32LE(h.paths * 4)) return undefined;
-    pos += h.paths * 4 + 4;
-    const idx: SegmentIndex = {
-      first: h.first,
-      last: h.last,
-      firstAt: h.firstAt,
-      lastAt: h.lastAt,
-      count: h.count,
-      paths: new Uint32Array(paths.buffer.slice(paths.byteOffset, paths.byteOffset + h.paths * 4)),
-    };
+    const keys = checked(pos, h.keys * 4);
+    pos += h.keys * 4 + 4;
+    const starts = checked(pos, (h.keys + 1) * 4);
+    pos += (h.keys + 1) * 4 + 4;
+    if (!keys || !starts) return undefined;
+    const copy = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const idx: SegmentIndex = { first: h.first, last: h.last, firstAt: h.firstAt, lastAt: h.lastAt, count: h.count, keys: copy(keys), starts: copy(starts), offsetsAt: pos };
+    pos += h.offsets * 4;
     if (withObjects) {
-      const objects = read(pos, h.objects * 32 + 4);
-      if (!objects || crc32(objects.subarray(0, h.objects * 32)) !== objects.readUInt32LE(h.objects * 32)) return undefined;
-      idx.objects = objects.subarray(0, h.objects * 32);
+      const objects = checked(pos, h.objects * 32);
+      if (!objects) return undefined;
+      idx.objects = objects;
     }
     return idx;
   } catch {
@@ -470,17 +499,41 @@ export function readIndex(dir: string, segment: string, withObjects = false): Se
   }
 }
 
-export function indexHasPath(idx: SegmentIndex, key: number): boolean {
+/** The position of `key` among an index's keys, or -1. */
+function keyAt(idx: SegmentIndex, key: number): number {
   let lo = 0;
-  let hi = idx.paths.length - 1;
+  let hi = idx.keys.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const v = idx.paths[mid] as number;
-    if (v === key) return true;
+    const v = idx.keys[mid] as number;
+    if (v === key) return mid;
     if (v < key) lo = mid + 1;
     else hi = mid - 1;
   }
-  return false;
+  return -1;
+}
+
+export function indexHasPath(idx: SegmentIndex, key: number): boolean {
+  return keyAt(idx, key) >= 0;
+}
+
+/** The frame offsets of the records whose path has `key` (read from the index file). */
+export function indexOffsets(dir: string, segment: string, idx: SegmentIndex, key: number): number[] {
+  const i = keyAt(idx, key);
+  if (i < 0) return [];
+  const from = idx.starts[i] as number;
+  const to = idx.starts[i + 1] as number;
+  if (idx.offsets) return [...idx.offsets.subarray(from, to)];
+  const b = Buffer.allocUnsafe((to - from) * 4);
+  const fd = fs.openSync(path.join(dir, indexName(segment)), 'r');
+  try {
+    if (fs.readSync(fd, b, 0, b.length, (idx.offsetsAt ?? 0) + from * 4) !== b.length) return [];
+  } finally {
+    fs.closeSync(fd);
+  }
+  const out: number[] = [];
+  for (let k = 0; k < b.length; k += 4) out.push(b.readUInt32LE(k));
+  return out;
 }
 
 /** The object names an index lists (hex). */
@@ -513,15 +566,15 @@ export function sealSegment(
   let inline = false;
   let header: SegmentHeader | TreeHeader | undefined;
   let totalBytes = 0;
-  let records: JournalRecord[] = [];
+  let records: { r: JournalRecord; offset: number }[] = [];
   const keep = (r: JournalRecord) => r.q >= seg.first && r.q <= last;
   let fd = fs.openSync(seg.file, 'r');
   try {
-    const res = readFdFrames(fd, (r) => {
+    const res = readFdFrames(fd, (r, offset) => {
       if (r.q > last) return true;
       if (!keep(r)) return false;
       if (r.op === 'file' && r.d !== undefined) inline = true;
-      if (!seg.legacy) records.push(r);
+      if (!seg.legacy) records.push({ r, offset });
       return false;
     });
     header = res.header;
@@ -581,8 +634,9 @@ export function sealSegment(
       if (out && seg.legacy && out.bytes + out.chunkBytes >= maxBytes) finish();
       if (!out) begin(outputs.length === 0 ? seg.first : r.q, r.at);
       const stripped = withoutInline(r);
+      const cur = out as { bytes: number; chunkBytes: number };
+      records.push({ r: stripped, offset: cur.bytes + cur.chunkBytes });
       add(frame(stripped));
-      records.push(stripped);
       return false;
     });
     if (!out && outputs.length === 0) begin(seg.first, 0);
