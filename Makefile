@@ -103,6 +103,7 @@ bench: agent
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null; }
 	npm run bench -w agent
 	npm run bench:replicator -w agent
+	npm run bench:journal -w agent
 	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
 	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
 

@@ -162,7 +162,7 @@ function writeLegacy(root: string, bytes: number): { first: number; last: number
 
 /** Starts a replicator (of `dist`) on `store` with an empty source; time to "journal replayed" and peak memory. */
 async function startUp(dist: string, store: string): Promise<{ ms: number; readyMs: number; replayMs: number | null; records: number | null; peakMiB: number; line: string }> {
-  const source = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-src-'));
+  const source = fs.mkdtempSync(path.join(path.dirname(store), 'empty-source-'));
   const child = spawn(process.execPath, [path.join(dist, 'replicator', 'bin.js'), '--source', source, '--target', store], { stdio: ['ignore', 'ignore', 'pipe'] });
   const t0 = performance.now();
   let err = '';
@@ -177,7 +177,10 @@ async function startUp(dist: string, store: string): Promise<{ ms: number; ready
   let ms = 0;
   // "journal replayed", then (sealing what the last writer left done) the wait for the empty source.
   const line = await new Promise<string>((resolve, reject) => {
-    child.on('exit', () => clearInterval(sample));
+    child.on('exit', () => {
+      clearInterval(sample);
+      fs.rmSync(source, { recursive: true, force: true });
+    });
     child.stderr.on('data', (b: Buffer) => {
       err += b.toString();
       const l = err.split('\n').find((x) => x.includes('"journal replayed"'));
@@ -197,13 +200,17 @@ async function startUp(dist: string, store: string): Promise<{ ms: number; ready
 }
 
 /** Runs the CLI to its end; wall time and peak memory (from the process's last /proc reading). */
+let scratch = os.tmpdir();
 function cli(args: string[]): { ms: number; peakMiB: number; out: string } {
   const t0 = performance.now();
   // /usr/bin/time would be simpler; GNU time is not always installed: wrap in a shell that reads VmHWM.
-  const out = execFileSync('sh', ['-c', `"$0" "$@" >/tmp/vigil-bench-cli.out 2>/tmp/vigil-bench-cli.err & pid=$!; peak=0; while kill -0 $pid 2>/dev/null; do h=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h; sleep 0.01; done; wait $pid; echo "peak $peak"`, process.execPath, path.join(DIST, 'cli.js'), ...args], { encoding: 'utf8' });
+  const out = execFileSync('sh', ['-c', `"$0" "$@" >"$VIGIL_BENCH_OUT" 2>"$VIGIL_BENCH_OUT.err" & pid=$!; peak=0; while kill -0 $pid 2>/dev/null; do h=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h; sleep 0.01; done; wait $pid; echo "peak $peak"`, process.execPath, path.join(DIST, 'cli.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, VIGIL_BENCH_OUT: path.join(scratch, 'cli.out') },
+  });
   const ms = performance.now() - t0;
   const peak = Number(/peak (\d+)/.exec(out)?.[1] ?? 0) / 1024;
-  return { ms, peakMiB: peak, out: fs.readFileSync('/tmp/vigil-bench-cli.out', 'utf8') };
+  return { ms, peakMiB: peak, out: fs.readFileSync(path.join(scratch, 'cli.out'), 'utf8') };
 }
 
 function du(dir: string): number {
@@ -212,6 +219,7 @@ function du(dir: string): number {
 
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-journal-'));
+  scratch = root;
   try {
     console.log(`journal benchmark: ${GIB} GiB of records, ${PATHS} paths, in ${root} (node ${process.version}, ${os.cpus().length} cores)`);
     const store = path.join(root, 'store');

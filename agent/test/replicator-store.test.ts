@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import { checkRecord, decode, frame, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { pruneJournal } from '../src/replicator/retention';
-import { JournalWriter, LeaseLostError, allRecords, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
+import { JournalWriter, LeaseLostError, allRecords, indexOffsets, pathKey, readIndex, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
 import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
-import { readFileFrames } from '../src/replicator/journal';
+import { readFileFrames, readFrameAt } from '../src/replicator/journal';
 import { tempDir } from './helpers';
 import { snapshot } from './replicator-helpers';
 import { hashBuffer } from '../src/replicator/digest';
@@ -412,4 +412,40 @@ test('a lease file left empty (a full disk, a crash while creating it) is taken 
   assert.equal(acquireLease(layout, base).held, false);
   const late = acquireLease(layout, { ...base, now: Date.now() + 31_000 });
   assert.ok(late.held && late.lease.epoch === first + 2);
+});
+
+test('sealing drops inline contents and indexes every record once, at the offset of its frame', async () => {
+  const root = tempDir('vigil-seal-');
+  const layout = new StoreLayout(root);
+  prepareStore(layout);
+  const w = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => undefined);
+  const h = 'b'.repeat(64);
+  const recs: NewRecord[] = [];
+  for (let i = 0; i < 50; i++) {
+    const p = `f${i % 7}`;
+    recs.push({ at: 1000 + i, op: 'file', p, h, s: 3, m: 0o644, mt: 1, ct: 1, ino: i, ...(i % 3 === 0 ? { d: Buffer.from('abc').toString('base64') } : {}) } as NewRecord);
+  }
+  await w.append(recs);
+  const { sealed, last } = w.roll();
+  const out = sealSegment(root, layout.tmp, sealed, last);
+  assert.ok(out.strippedBytes > 0, 'the inline contents are gone');
+  const idx = readIndex(layout.journal, sealed.name);
+  assert.ok(idx);
+  const fd = fs.openSync(sealed.file, 'r');
+  try {
+    let total = 0;
+    for (let i = 0; i < 7; i++) {
+      const offsets = indexOffsets(layout.journal, sealed.name, idx, pathKey(`f${i}`));
+      assert.equal(new Set(offsets).size, offsets.length, 'each record once');
+      for (const off of offsets) {
+        const r = readFrameAt(fd, off);
+        assert.ok(r?.op === 'file' && r.p === `f${i}` && r.d === undefined, `offset ${off} of f${i}`);
+      }
+      total += offsets.length;
+    }
+    assert.equal(total, 50);
+  } finally {
+    fs.closeSync(fd);
+  }
+  w.close();
 });

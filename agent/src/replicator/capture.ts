@@ -1,7 +1,7 @@
 // Reading a version of a source file that really existed, and storing it under its hash.
 //
 // An object's name is always the hash of the bytes stored: a small content is hashed from the
-// buffer that is written, a large one is copied and hashed in one pass by a worker thread.
+// buffer that is written, a large one is copied by the kernel and the copy is hashed.
 //
 // Whether the bytes are one version of the file (not a mix of two writes) cannot be proven
 // from user space on Linux without a snapshot, so several independent checks must all agree
@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from './digest';
 import { viaShortAsync, type FsPath } from './fspath';
-import { copyAndHashInWorker, hashFileInWorker } from './hash';
+import { hashFileInWorker } from './hash';
 import type { StoreLayout } from './store';
 
 /** Contents up to this size are read into memory and hashed there; larger ones are copied by a worker. */
@@ -35,9 +35,13 @@ export const INLINE_BYTES = 64 * 1024;
 /** Contents up to this size are read twice and compared. */
 export const DOUBLE_READ_BYTES = 1024 * 1024;
 
-/** How long a file must have held still before it is read: longer for larger files (their writes take longer). */
+/**
+ * How long a file must have held still before it is read: longer for larger files, whose
+ * writes take longer (a quarter of a millisecond per MiB: one write() into the page cache at
+ * 4 GiB/s; a slower writer is one the base time is there for).
+ */
 export function settleMs(size: number, baseMs: number): number {
-  return Math.min(5000, baseMs + Math.floor(size / (1024 * 1024)));
+  return Math.min(5000, baseMs + Math.floor(size / (4 * 1024 * 1024)));
 }
 
 /** What a record keeps of the stat taken before the read. */
@@ -245,12 +249,14 @@ async function fsyncFile(file: string): Promise<void> {
 const WRITEBACK_EVERY_MS = 20;
 
 /**
- * Copies and hashes `from` into `to` in a worker while pushing what is already written to the
- * disk (fdatasync from the thread pool), so the fsync at the end only waits for the last pieces.
+ * Copies `from` to `to` in the kernel while pushing what is already written to the disk
+ * (fdatasync from the thread pool), so the fsync at the end only waits for the last pieces;
+ * then hashes the copy in a worker thread: the hash names exactly the bytes stored, even if the
+ * source changed during the copy (the checks around the copy see that).
  */
-async function copyWritingBack(from: string | Buffer, to: string, layout: StoreLayout): Promise<{ hash: string; bytes: number }> {
+async function copyWritingBack(from: FsPath, to: string, layout: StoreLayout): Promise<{ hash: string; bytes: number }> {
   let copying = true;
-  const copy = copyAndHashInWorker(from, to, layout.hash).finally(() => (copying = false));
+  const copy = fs.promises.copyFile(from, to).finally(() => (copying = false));
   const writeBack = (async () => {
     while (copying) {
       await new Promise((r) => setTimeout(r, WRITEBACK_EVERY_MS));
@@ -266,8 +272,9 @@ async function copyWritingBack(from: string | Buffer, to: string, layout: StoreL
       }
     }
   })();
-  const [r] = await Promise.all([copy, writeBack]);
-  return r;
+  await Promise.all([copy, writeBack]);
+  const hash = await hashFileInWorker(to, layout.hash);
+  return { hash, bytes: (await fs.promises.stat(to)).size };
 }
 
 /**

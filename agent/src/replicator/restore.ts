@@ -258,7 +258,8 @@ function byOffsets(
   end: number,
   visit: (r: JournalRecord) => void,
 ): boolean {
-  const offsets = keys.flatMap((k) => indexOffsets(layout.journal, seg.name, idx, k)).sort((a, b) => a - b);
+  // (Keys of different paths may be equal: each offset once.)
+  const offsets = [...new Set(keys.flatMap((k) => indexOffsets(layout.journal, seg.name, idx, k)))].sort((a, b) => a - b);
   if (offsets.length === 0) return false;
   const found: JournalRecord[] = [];
   const fd = fs.openSync(seg.file, 'r');

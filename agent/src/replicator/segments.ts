@@ -587,6 +587,7 @@ export function sealSegment(
     if (index) writeIndex(dir, tmpDir, seg.name, index);
     return { index, strippedBytes: 0, file: seg.file, name: seg.name };
   }
+  records = [];
   // Rewrite, piece by piece: each output is written to tmp/ and fsynced; all are renamed into
   // place at the end, the first last (until it is there, readers take the old file, whose
   // records the others repeat).
