@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restoreAsync } from '../src/replicator/restore';
 import { forEachRecord, resolveChain } from '../src/replicator/segments';
-import { tempDir } from './helpers';
+import { baseConfig, control, killMarked, read, startAgent, tempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
 import { badObjects, diffTrees, journal, killReplicators, replicatorDirs, snapshot, startReplicator, waitMirror, waitState } from './replicator-helpers';
 
 after(killReplicators);
@@ -113,6 +113,104 @@ test(`kill -9 during random changes, ${LOOPS} times: every acknowledged state re
     assert.deepEqual(diffTrees(p.tree, snapshot(to)), [], `restore at point ${i} of ${points.length}; ${context}`);
     fs.rmSync(path.dirname(to), { recursive: true, force: true });
   }
+});
+
+test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning: every acknowledged state inside the window restores exactly`, async () => {
+  const seed = Number(process.env.VIGIL_KILL_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  const rand = rng(seed);
+  let n = 0;
+  const d = replicatorDirs('vigil-kill-agent-');
+  for (let i = 0; i < 20; i++) randomChange(d.source, rand, n++);
+  // A short retention: pruning runs every second or so, in the middle of it all.
+  const config = writeConfig(
+    d.root,
+    baseConfig(d.root, { processes: [{ name: 'cdp', kind: 'replicator', source: d.source, target: d.store, retention: '5s', stopTimeout: '5s' }] }),
+  );
+  const agents: RunningAgent[] = [];
+  const newAgent = async () => {
+    const a = await startAgent(config);
+    agents.push(a);
+    return a;
+  };
+  const cdp = async (a: RunningAgent) => (await read(`${a.baseUrl}/v1/status`)).json.processes[0];
+  let agent = await newAgent();
+  const points: { at: number; tree: ReturnType<typeof snapshot> }[] = [];
+  const kills: string[] = [];
+  // A replicator killed is seen gone by its agent within a moment (an adopted one is polled):
+  // until then the agent may still report it running. Wait for another pid.
+  let killedPid = -1;
+  const running = async () => {
+    const x = await cdp(agent);
+    if (x.state !== 'running') await control(`${agent.baseUrl}/v1/processes/cdp/start`, { reason: 'kill loop' });
+    return x.state === 'running' && x.pid !== killedPid && x.protection?.state === 'watching' && x.protection.pendingChanges === 0 ? x : undefined;
+  };
+  try {
+    for (let loop = 0; loop < LOOPS; loop++) {
+      const p = await waitFor('the replicator to run and watch', running, 30_000, 100);
+      await waitMirror(d.source, d.store, 30_000).catch(async (e: Error) => {
+        const st = await cdp(agent);
+        const logf = path.join(d.root, 'state', 'logs', 'cdp.log');
+        throw new Error(`${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-40).join('\n')}`);
+      });
+      points.push({ at: Date.now(), tree: snapshot(d.source) });
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      const killAt = Date.now() + 20 + rand() * 300;
+      const until = killAt + rand() * 200;
+      const what = (['replicator', 'agent', 'both'] as const)[Math.floor(rand() * 3)] as 'replicator' | 'agent' | 'both';
+      let killed = false;
+      while (Date.now() < until || !killed) {
+        randomChange(d.source, rand, n++);
+        if (!killed && Date.now() >= killAt) {
+          if (what !== 'agent') {
+            process.kill(p.pid, 'SIGKILL');
+            killedPid = p.pid;
+          }
+          if (what !== 'replicator') process.kill(agent.child.pid as number, 'SIGKILL');
+          kills.push(what);
+          killed = true;
+        }
+        await new Promise((resolve) => setTimeout(resolve, rand() * 4));
+      }
+      if (what !== 'replicator') {
+        await agent.exited;
+        agent = await newAgent();
+      }
+    }
+    await waitFor('the last catch-up', running, 30_000, 100);
+    await waitMirror(d.source, d.store, 30_000).catch(async (e: Error) => {
+      const st = await cdp(agent);
+      const logf = path.join(d.root, 'state', 'logs', 'cdp.log');
+      throw new Error(`${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-25).join('\n')}`);
+    });
+    points.push({ at: Date.now(), tree: snapshot(d.source) });
+  } finally {
+    for (const a of agents) await a.stop('SIGKILL');
+    killMarked(d.root);
+  }
+  const context = `seed ${seed} (VIGIL_KILL_SEED), kills ${kills.join(' ')}, ${n} changes`;
+  assert.deepEqual(badObjects(d.store), [], `objects whose content does not hash to their name; ${context}`);
+  const chain = resolveChain(d.store);
+  assert.deepEqual(chain.problems, [], context);
+  const damage = forEachRecord(chain, -Infinity, () => undefined).filter((x) => x.skipped.length > 0 || x.missing);
+  assert.deepEqual(damage, [], `damage other than torn tails; ${context}`);
+  let checked = 0;
+  for (const [i, p] of points.entries()) {
+    const to = path.join(tempDir('vigil-restored-'), 'out');
+    const res = await restoreAsync({ store: d.store, at: p.at, to }).catch((e: Error) => e);
+    try {
+      // Older than the window kept: pruned, as it should be.
+      if (res instanceof Error) {
+        assert.match(res.message, /before the earliest restorable point .*pruned by retention/, context);
+        continue;
+      }
+      assert.deepEqual(res.errors, [], `restore at point ${i}; ${context}`);
+      assert.deepEqual(diffTrees(p.tree, snapshot(to)), [], `restore at point ${i} of ${points.length}; ${context}`);
+      checked++;
+    } finally {
+      fs.rmSync(path.dirname(to), { recursive: true, force: true });
+    }
+  }
+  assert.ok(checked >= 2, `points inside the window: ${checked}; ${context}`);
 });
 
 test('a full store: the replicator stops at once with the reason, leaves no empty lease, and starts again once there is room', async (t) => {
