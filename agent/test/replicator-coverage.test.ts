@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { fsPath, mkdirp, viaShort } from '../src/replicator/fspath';
 import { restoreAsync } from '../src/replicator/restore';
-import { tempDir, waitFor } from './helpers';
+import { waitFor } from './helpers';
 import { journal, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState, type RunningReplicator } from './replicator-helpers';
 
 after(killReplicators);
@@ -205,7 +205,7 @@ test('names that are not UTF-8 are captured and restored byte for byte', async (
   await waitFor('every name to be captured', () => rawTree(path.join(d.store, 'mirror')).size === rawTree(d.source).size);
   assert.ok(journal(d.store).some((x) => x.op === 'file' && x.p === 'f\udcff\udcfe.t'), 'the journal keeps the bytes as escapes');
   await r.stop();
-  const to = path.join(tempDir('vigil-restored-'), 'out');
+  const to = path.join(d.root, 'restored');
   const res = await restoreAsync({ store: d.store, at: Date.now(), to });
   assert.deepEqual(res.errors, []);
   assert.deepEqual([...rawTree(to)].sort(), [...rawTree(d.source)].sort());
@@ -234,7 +234,7 @@ test('paths longer than the system limit are captured, mirrored and restored, an
   await waitFor('the rewrite too', () => readDeep(path.join(d.store, 'mirror'), `${deep}/deep.txt`) === 'changed far down');
   assert.equal(r.status()?.notCoveredCount, 0);
   await r.stop();
-  const to = path.join(tempDir('vigil-restored-'), 'out');
+  const to = path.join(d.root, 'restored');
   const res = await restoreAsync({ store: d.store, at: Date.now(), to });
   assert.deepEqual(res.errors, []);
   assert.equal(readDeep(to, `${deep}/deep.txt`), 'changed far down');

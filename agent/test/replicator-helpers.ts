@@ -7,9 +7,10 @@ import * as path from 'node:path';
 import { hashBuffer } from '../src/replicator/digest';
 import type { JournalRecord } from '../src/replicator/journal';
 import { allRecords, resolveChain } from '../src/replicator/segments';
+import { rmrf } from '../src/replicator/fspath';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { AGENT_DIR, CLI, runCli, tempDir, waitFor } from './helpers';
 
 export interface RunningReplicator {
@@ -24,9 +25,20 @@ export interface RunningReplicator {
 
 const running: RunningReplicator[] = [];
 
-/** Kills every replicator a test started (for `after`). */
+const roots: string[] = [];
+
+/** Kills every replicator a test started and removes the directories replicatorDirs() gave (for `after`). */
 export async function killReplicators(): Promise<void> {
   for (const r of running) await r.stop('SIGKILL');
+  for (const root of roots.splice(0)) {
+    // A test may have left something unreadable (mode 000) or mounted: make it removable first.
+    try {
+      execFileSync('chmod', ['-R', 'u+rwx', root], { stdio: 'ignore' });
+    } catch {
+      // gone already
+    }
+    rmrf(root); // paths of any length (the long-path test's)
+  }
 }
 
 export function readStatus(file: string): ReplicatorStatus | undefined {
@@ -175,6 +187,7 @@ export function storeHash(store: string, data: string | Buffer): string {
 /** A temporary root with an empty `source`, and where the store and status file go. */
 export function replicatorDirs(prefix = 'vigil-repl-'): { root: string; source: string; store: string; status: string } {
   const root = tempDir(prefix);
+  roots.push(root);
   const source = path.join(root, 'source');
   fs.mkdirSync(source);
   return { root, source, store: path.join(root, 'store'), status: path.join(root, 'status.json') };
