@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { createBLAKE3 } from 'hash-wasm';
 import { hashBuffer, hashFile, nativeBlake3 } from '../src/replicator/digest';
-import { hashFileInWorker } from '../src/replicator/hash';
+import { hashFileInWorker, hashWhileWritten } from '../src/replicator/hash';
 import { STORE_FORMAT, STORE_VERSION } from '../src/replicator/store';
 import { runCliToEnd, tempDir } from './helpers';
 import { diffTrees, journal, killReplicators, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
@@ -147,4 +147,30 @@ test('a marker naming an unknown algorithm stops the replicator, restore and ver
   const bad = await runCliToEnd(['replicate', '--source', d.source, '--target', d.store, '--hash', 'md5']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--hash: must be auto, blake3 or sha256, not \\?"md5\\?"/);
+});
+
+test('a file hashed while it is written gets the hash of every byte written, whatever the pace', async () => {
+  const dir = tempDir('vigil-follow-');
+  try {
+    for (const algorithm of ['blake3', 'sha256'] as const) {
+      const file = path.join(dir, `grown-${algorithm}`);
+      const pieces = Array.from({ length: 40 }, (_, i) => randomBytes(i % 7 === 0 ? 3 << 20 : 1000 + i));
+      const r = await hashWhileWritten(file, algorithm, async () => {
+        const fh = await fs.promises.open(file, 'r+');
+        try {
+          for (const [i, p] of pieces.entries()) {
+            await fh.write(p);
+            if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
+          }
+        } finally {
+          await fh.close();
+        }
+      });
+      const all = Buffer.concat(pieces);
+      assert.equal(r.bytes, all.length, algorithm);
+      assert.equal(r.hash, hashBuffer(algorithm, all), algorithm);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

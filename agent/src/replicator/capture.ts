@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from './digest';
 import { viaShortAsync, type FsPath } from './fspath';
-import { hashFileInWorker } from './hash';
+import { hashFileInWorker, hashWhileWritten } from './hash';
 import type { StoreLayout } from './store';
 
 /** Contents up to this size are read into memory and hashed there; larger ones are copied by a worker. */
@@ -250,31 +250,31 @@ const WRITEBACK_EVERY_MS = 20;
 
 /**
  * Copies `from` to `to` in the kernel while pushing what is already written to the disk
- * (fdatasync from the thread pool), so the fsync at the end only waits for the last pieces;
- * then hashes the copy in a worker thread: the hash names exactly the bytes stored, even if the
- * source changed during the copy (the checks around the copy see that).
+ * (fdatasync from the thread pool), so the fsync at the end only waits for the last pieces; a
+ * worker thread hashes the copy as it grows: the hash names exactly the bytes stored, even if
+ * the source changed during the copy (the checks around the copy see that).
  */
 async function copyWritingBack(from: FsPath, to: string, layout: StoreLayout): Promise<{ hash: string; bytes: number }> {
-  let copying = true;
-  const copy = fs.promises.copyFile(from, to).finally(() => (copying = false));
-  const writeBack = (async () => {
-    while (copying) {
-      await new Promise((r) => setTimeout(r, WRITEBACK_EVERY_MS));
-      if (!copying) break;
-      const fh = await fs.promises.open(to, 'r').catch(() => undefined);
-      if (!fh) continue;
-      try {
-        await fh.datasync();
-      } catch {
-        // The final fsync reports what matters.
-      } finally {
-        await fh.close();
+  return hashWhileWritten(to, layout.hash, async () => {
+    let copying = true;
+    const copy = fs.promises.copyFile(from, to).finally(() => (copying = false));
+    const writeBack = (async () => {
+      while (copying) {
+        await new Promise((r) => setTimeout(r, WRITEBACK_EVERY_MS));
+        if (!copying) break;
+        const fh = await fs.promises.open(to, 'r').catch(() => undefined);
+        if (!fh) continue;
+        try {
+          await fh.datasync();
+        } catch {
+          // The final fsync reports what matters.
+        } finally {
+          await fh.close();
+        }
       }
-    }
-  })();
-  await Promise.all([copy, writeBack]);
-  const hash = await hashFileInWorker(to, layout.hash);
-  return { hash, bytes: (await fs.promises.stat(to)).size };
+    })();
+    await Promise.all([copy, writeBack]);
+  });
 }
 
 /**
