@@ -13,7 +13,7 @@ PLUGIN_ZIP := vigil-cdp-app-$(VERSION).zip
 GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: build frontend backend cli agent harness testhost test typecheck lint jest go-vet go-test \
+.PHONY: build frontend backend cli agent harness testhost test check typecheck lint jest go-vet go-test \
         agent-test browser-test package package-check demo bench soak clean deps
 
 ## deps: npm packages (workspaces included) from the lock file, Go modules.
@@ -55,6 +55,12 @@ testhost:
 ## test: every test. Fast checks first, then the built product end to end.
 test: typecheck lint jest go-vet go-test agent-test build package package-check browser-test
 	@echo "make test: all checks passed"
+
+## check: the fast inner loop: types, lint, go vet, the Go packages' tests and the agent's unit
+## tests (no browser, no built product, no real agents). make test runs everything.
+check: typecheck lint go-vet
+	go test -count=1 ./pkg/...
+	cd agent && node --import tsx --test test/config.test.ts test/events.test.ts test/backoff.test.ts test/replicator-store.test.ts
 
 typecheck: node_modules/.install-stamp
 	npx tsc -p tsconfig.json
