@@ -3,31 +3,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import {
-  baseConfig,
-  CHILD,
-  childProcessConfig,
-  processesWithMarker,
-  read,
-  startAgent,
-  statusOf,
-  stopAfterTests,
-  waitFor,
-  writeConfig,
-  type RunningAgent,
-} from './helpers';
+import { allEvents, baseConfig, CHILD, childProcessConfig, processesWithMarker, read, statusOf, stopAfterTests, waitFor, writeConfig } from './helpers';
 
-const { agents, markedDir } = stopAfterTests();
-
-async function start(file: string) {
-  const a = await startAgent(file);
-  agents.push(a);
-  return a;
-}
-
-async function allEvents(agent: RunningAgent) {
-  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
-}
+const { markedDir, start } = stopAfterTests();
 
 test('after kill -9 of the agent, the next agent adopts the process and keeps the events', async () => {
   const { dir, marker } = markedDir();

@@ -5,19 +5,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { baseConfig, control, read, startAgent, statusOf, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
+import { allEvents, baseConfig, control, read, statusOf, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
 
-const { agents, markedDir } = stopAfterTests();
-
-async function start(file: string) {
-  const a = await startAgent(file);
-  agents.push(a);
-  return a;
-}
-
-async function allEvents(agent: RunningAgent) {
-  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
-}
+const { markedDir, start } = stopAfterTests();
 
 const at = (e: Record<string, unknown> | undefined) => Date.parse(String(e?.time));
 

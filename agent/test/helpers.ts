@@ -213,6 +213,8 @@ export function stopAfterTests(): {
   markers: string[];
   /** A new temporary directory and the marker for the children started there, killed (and the directory removed) after the tests. */
   markedDir: () => { dir: string; marker: string };
+  /** Starts an agent on `configFile`, stopped after the tests. */
+  start: (configFile: string, env?: NodeJS.ProcessEnv) => Promise<RunningAgent>;
 } {
   const agents: RunningAgent[] = [];
   const markers: string[] = [];
@@ -229,7 +231,17 @@ export function stopAfterTests(): {
     dirs.push(dir);
     return { dir, marker };
   };
-  return { agents, markers, markedDir };
+  const start = async (configFile: string, env: NodeJS.ProcessEnv = {}) => {
+    const a = await startAgent(configFile, env);
+    agents.push(a);
+    return a;
+  };
+  return { agents, markers, markedDir, start };
+}
+
+/** Every event the agent has, from the first. */
+export async function allEvents(agent: RunningAgent): Promise<Record<string, unknown>[]> {
+  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
 }
 
 /** The marker of the test children (childProcessConfig) started for the test in `dir`. */
