@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { openStoreForReading } from '../src/replicator/store';
+import { runCliToEnd, waitFor } from './helpers';
 import { badObjects, journalRecords, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState } from './replicator-helpers';
 
 after(killReplicators);
@@ -80,4 +81,54 @@ test('files rewritten in place (one pwrite per rewrite) while captured: no store
   assert.deepEqual(invented, [], `versions that were never written (${JSON.stringify(rewrites)} rewrites, ${JSON.stringify([...versions])} versions stored)`);
   assert.ok((versions.get('small.bin') ?? 0) > 3 && (versions.get('large.bin') ?? 0) > 1, `versions stored: ${JSON.stringify([...versions])}`);
   assert.deepEqual(badObjects(d.store), [], 'objects whose content does not hash to their name');
+});
+
+test('a tampered object is never trusted: restore refuses to serve it, a capture writes it again', async () => {
+  const d = replicatorDirs('vigil-tamper-');
+  const r = startReplicator(d.source, d.store, d.status);
+  await waitState(r);
+  // Over 64 KiB: its record carries no copy of it (a small one's does, until its segment is sealed).
+  const big = Buffer.alloc(100 * 1024, 'the real content ');
+  fs.writeFileSync(path.join(d.source, 'big.bin'), big);
+  fs.writeFileSync(path.join(d.source, 'small.txt'), 'small and real');
+  await waitMirror(d.source, d.store);
+  const layout = openStoreForReading(d.store);
+  const objectOf = (p: string) => {
+    const rec = journalRecords(d.store).find((x) => x.op === 'file' && x.p === p);
+    assert.ok(rec?.op === 'file');
+    return layout.object(rec.h);
+  };
+  // Someone with write access to the store changes the objects' bytes.
+  for (const p of ['big.bin', 'small.txt']) {
+    fs.chmodSync(objectOf(p), 0o644);
+    fs.writeFileSync(objectOf(p), 'tampered bytes!!');
+  }
+  fs.writeFileSync(path.join(d.source, 'c.txt'), 'untouched');
+  // (The mirror's files are the objects themselves: they show the tampered bytes.)
+  await waitFor('c.txt to be captured', () => fs.existsSync(path.join(d.store, 'mirror', 'c.txt')));
+  // Restore checks what it copies: big.bin is left out and named, exit 1; small.txt comes from
+  // its record's own copy (which hashes to the name); the rest is restored.
+  const to = path.join(d.root, 'restored');
+  const res = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to]);
+  assert.equal(res.code, 1, res.stderr);
+  assert.match(res.stderr, /not restored: big\.bin: its content in the store \([0-9a-f]{64}\) is damaged: it does not hash to its name/);
+  assert.ok(!fs.existsSync(path.join(to, 'big.bin')));
+  assert.equal(fs.readFileSync(path.join(to, 'small.txt'), 'utf8'), 'small and real');
+  assert.equal(fs.readFileSync(path.join(to, 'c.txt'), 'utf8'), 'untouched');
+  // The same content captured again (another file, a new replicator run): the damaged object is
+  // not trusted, it is written again from the source.
+  await r.stop();
+  const again = startReplicator(d.source, d.store, d.status);
+  await waitState(again);
+  fs.writeFileSync(path.join(d.source, 'copy-of-big.bin'), big);
+  fs.writeFileSync(path.join(d.source, 'copy-of-small.txt'), 'small and real');
+  await waitFor('the copies to be captured', () => ['copy-of-big.bin', 'copy-of-small.txt'].every((p) => fs.existsSync(path.join(d.store, 'mirror', p))));
+  assert.ok(fs.readFileSync(objectOf('big.bin')).equals(big), 'the object holds the real content again');
+  assert.equal(fs.readFileSync(objectOf('small.txt'), 'utf8'), 'small and real');
+  await waitFor('the status to say so', () => again.status()?.errors.some((e) => /did not match its hash and was written again from copy-of-small\.txt/.test(e)));
+  await again.stop();
+  const to2 = path.join(d.root, 'restored-again');
+  const ok = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to2]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(fs.readFileSync(path.join(to2, 'big.bin')).equals(big));
 });
