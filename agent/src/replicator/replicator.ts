@@ -371,12 +371,8 @@ export class Replicator {
         this.garbageLikely = true;
       }
     }
-    let bytes = 0;
-    for (const seg of chain.segments) bytes += fs.statSync(seg.file, { throwIfNoEntry: false })?.size ?? 0;
-    this.sealedBytes = bytes;
-    this.segmentCount = chain.segments.length;
     this.journal = new JournalWriter(this.layout.root, chain, rep.lastQ, rep.lastAt, lease.epoch, () => this.checkLease());
-    this.segmentCount++;
+    this.refreshJournalSize();
     this.pendingSeal = chain.segments.map((seg, i) => ({ seg, last: Math.min(seg.last ?? Infinity, chain.segments[i + 1] ? (chain.segments[i + 1] as ChainSegment).first - 1 : rep.lastQ) }));
     this.o.log.info('journal replayed', {
       records: rep.replayed,
