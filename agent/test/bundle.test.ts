@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import { buildSync } from 'esbuild';
 import { hashBuffer } from '../src/replicator/digest';
 import { StoreLayout, openStoreForReading, prepareStore } from '../src/replicator/store';
-import { AGENT_DIR, baseConfig, request, tempDir, waitFor, writeConfig } from './helpers';
+import { AGENT_DIR, baseConfig, request, waitFor, writeConfig, tempDirsRemovedAfter } from './helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 /** The same options as `npm run bundle`: the native BLAKE3 module stays outside the file. */
 function bundle(out: string): void {

@@ -17,6 +17,19 @@ export function tempDir(prefix = 'vigil-agent-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** A tempDir() whose directories are removed after the tests of the file that calls it. */
+export function tempDirsRemovedAfter(): (prefix?: string) => string {
+  const made: string[] = [];
+  after(() => {
+    for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return (prefix?: string) => {
+    const d = tempDir(prefix);
+    made.push(d);
+    return d;
+  };
+}
+
 /** Polls `check` until it returns a truthy value or the deadline passes. */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;

@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restoreAsync } from '../src/replicator/restore';
 import { forEachRecord, resolveChain } from '../src/replicator/segments';
-import { baseConfig, control, killMarked, read, startAgent, tempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
+import { baseConfig, control, killMarked, read, startAgent, waitFor, writeConfig, type RunningAgent, tempDirsRemovedAfter } from './helpers';
 import { badObjects, diffTrees, journal, killReplicators, replicatorDirs, snapshot, startReplicator, waitMirror, waitState } from './replicator-helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 after(killReplicators);
 

@@ -9,8 +9,10 @@ import { createBLAKE3 } from 'hash-wasm';
 import { hashBuffer, hashFile, nativeBlake3 } from '../src/replicator/digest';
 import { hashFileInWorker, hashWhileWritten } from '../src/replicator/hash';
 import { STORE_FORMAT, STORE_VERSION } from '../src/replicator/store';
-import { runCliToEnd, tempDir } from './helpers';
+import { runCliToEnd, tempDirsRemovedAfter } from './helpers';
 import { diffTrees, journal, killReplicators, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 after(killReplicators);
 

@@ -10,9 +10,11 @@ import { pruneJournal } from '../src/replicator/retention';
 import { JournalWriter, LeaseLostError, allRecords, indexOffsets, pathKey, readIndex, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
 import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
 import { readFileFrames, readFrameAt } from '../src/replicator/journal';
-import { tempDir } from './helpers';
+import { tempDirsRemovedAfter } from './helpers';
 import { snapshot } from './replicator-helpers';
 import { hashBuffer } from '../src/replicator/digest';
+
+const tempDir = tempDirsRemovedAfter();
 
 const rec = (q: number, at: number, p: string): JournalRecord => ({ q, at, op: 'dir', p, m: 0o755, mt: at });
 

@@ -5,8 +5,10 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { pathOf } from '../src/replicator/journal';
 import { restore } from '../src/replicator/restore';
-import { runCliToEnd, tempDir, waitFor } from './helpers';
+import { runCliToEnd, waitFor, tempDirsRemovedAfter } from './helpers';
 import { diffTrees, journal, journalBytes, killReplicators, segmentFiles, sha256, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 after(killReplicators);
 
