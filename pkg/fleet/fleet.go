@@ -293,9 +293,10 @@ func isHTTPURL(raw string) bool {
 	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Hostname() != ""
 }
 
-// parseDuration accepts a Go duration, 0, or a bare number of seconds (as the
-// agent's own configuration does).
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration accepts a Go duration, 0, or a bare number of seconds (as the
+// agent's own configuration does). Every duration in a fleet or datasource
+// setting is read by it.
+func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if d, err := time.ParseDuration(s); err == nil {
 		return d, nil

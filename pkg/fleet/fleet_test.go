@@ -192,9 +192,9 @@ func TestDurations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseDuration(tt.in)
+			got, err := ParseDuration(tt.in)
 			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("parseDuration(%q) = %s, %v", tt.in, got, err)
+				t.Errorf("ParseDuration(%q) = %s, %v", tt.in, got, err)
 			}
 		})
 	}

@@ -209,7 +209,7 @@ func (d *decoder) duration(dst *time.Duration) field {
 		if isNull(n) || !d.scalar(n, path) {
 			return
 		}
-		v, err := parseDuration(n.Value)
+		v, err := ParseDuration(n.Value)
 		if err != nil {
 			d.fail(path, "%s", err.Error())
 			return

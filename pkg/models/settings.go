@@ -4,7 +4,7 @@
 //
 // The fleet keys (pollInterval, defaults, agents) are those of the CLI's
 // fleet.yaml and are read by pkg/fleet; this package adds the keys only a
-// datasource has: restartRole and historyPath.
+// datasource has: restartRole, historyPath and idleStop.
 package models
 
 import (
@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
@@ -52,6 +53,10 @@ type Settings struct {
 	// HistoryPath is the configured history folder; empty means the default
 	// (see the plugin package).
 	HistoryPath string
+	// IdleStop is how long the monitor runs on without any request before
+	// it stops (Grafana never tells a plugin that a datasource was deleted);
+	// the next request starts it again.
+	IdleStop time.Duration
 
 	// staleSecrets are non-empty secureJsonData keys naming no agent.
 	staleSecrets []string
@@ -60,9 +65,17 @@ type Settings struct {
 // extraKeys are the jsonData keys only the datasource reads. Unknown keys are
 // ignored: Grafana's config editor may store keys this backend does not read.
 type extraKeys struct {
-	RestartRole *string `json:"restartRole"`
-	HistoryPath *string `json:"historyPath"`
+	RestartRole *string         `json:"restartRole"`
+	HistoryPath *string         `json:"historyPath"`
+	IdleStop    json.RawMessage `json:"idleStop"`
 }
+
+// DefaultIdleStop is jsonData.idleStop's default: longer than any sensible
+// alert evaluation interval, so that alert rules keep the monitor running.
+const DefaultIdleStop = 15 * time.Minute
+
+// MinIdleStop is the shortest jsonData.idleStop.
+const MinIdleStop = time.Second
 
 // FieldError is a datasource-only settings error naming its field, e.g.
 // "jsonData.restartRole". Fleet errors are *fleet.FieldError.
@@ -81,7 +94,7 @@ var ErrInvalidSettings = errors.New("invalid Vigil datasource settings")
 // LoadSettings reads jsonData and the decrypted secrets, applies defaults and
 // validates the result. Every problem is reported, each naming its field.
 func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
-	settings := &Settings{RestartRole: DefaultRestartRole}
+	settings := &Settings{RestartRole: DefaultRestartRole, IdleStop: DefaultIdleStop}
 	var errs []error
 
 	var extra extraKeys
@@ -97,6 +110,17 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 	}
 	if extra.HistoryPath != nil {
 		settings.HistoryPath = strings.TrimSpace(*extra.HistoryPath)
+	}
+	if text := durationText(extra.IdleStop); text != "" {
+		d, err := fleet.ParseDuration(text)
+		switch {
+		case err != nil:
+			errs = append(errs, &FieldError{Field: "jsonData.idleStop", Message: err.Error()})
+		case d < MinIdleStop:
+			errs = append(errs, &FieldError{Field: "jsonData.idleStop", Message: fmt.Sprintf("%q is below the minimum of %s", text, MinIdleStop)})
+		default:
+			settings.IdleStop = d
+		}
 	}
 
 	cfg, err := fleet.FromJSON(s.JSONData, s.DecryptedSecureJSONData)
@@ -115,6 +139,20 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, errors.Join(errs...))
 	}
 	return settings, nil
+}
+
+// durationText is a duration setting as text: a JSON string ("15m") or a
+// number of seconds (900); "" when absent, null or blank.
+func durationText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return strings.TrimSpace(s)
+	}
+	t := strings.TrimSpace(string(raw))
+	if t == "null" {
+		return ""
+	}
+	return t
 }
 
 // staleSecrets lists the per-agent secrets that name no configured agent and

@@ -6,6 +6,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -35,6 +36,9 @@ var (
 // lazily on the first request and replaces it when the settings change; the
 // monitor engine it drives lives on in the process-wide registry.
 type Datasource struct {
+	// ident is the datasource as Grafana identifies it (org, ID, UID);
+	// uid is ident.uid, kept for messages.
+	ident   identity
 	uid     string
 	updated time.Time
 
@@ -51,20 +55,26 @@ type Datasource struct {
 }
 
 // NewDatasource is the instance factory handed to datasource.Manage.
-func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
+func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
 	client := agentclient.New(nil)
-	ds := newDatasource(s, client, running)
+	ds := newDatasourceIn(identityOf(ctx, s), s, client, running)
 	ds.close = client.Close
 	return ds, nil
 }
 
+// newDatasource is an instance whose org is not known (tests).
 func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.Client, ms *monitors) *Datasource {
+	return newDatasourceIn(identity{id: s.ID, uid: s.UID}, s, client, ms)
+}
+
+func newDatasourceIn(ident identity, s backend.DataSourceInstanceSettings, client agentclient.Client, ms *monitors) *Datasource {
 	settings, err := models.LoadSettings(s)
 	if err != nil {
 		// Settings errors name fields and secret keys, never secret values.
-		log.DefaultLogger.Warn("Vigil datasource settings are invalid", "uid", s.UID, "error", err)
+		log.DefaultLogger.Warn("Vigil datasource settings are invalid", "datasource", ident.String(), "error", err)
 	}
 	ds := &Datasource{
+		ident:         ident,
 		uid:           s.UID,
 		updated:       s.Updated,
 		settings:      settings,
@@ -84,6 +94,17 @@ func (d *Datasource) Dispose() {
 	if d.close != nil {
 		d.close()
 	}
+}
+
+// otherOrg is the error for a request from an org this datasource is not
+// in. The SDK keys instances by ID and UID, so this does not happen with a
+// Grafana that keeps to its contract; it is checked all the same, since an
+// answer or a restart must never cross orgs.
+func (d *Datasource) otherOrg(pc backend.PluginContext) error {
+	if d.ident.sameOrg(pc) {
+		return nil
+	}
+	return fmt.Errorf("this Vigil datasource belongs to org %d; the request came from org %d", d.ident.org, orgOf(pc))
 }
 
 func toClientAgent(a fleet.Agent) agentclient.Agent {

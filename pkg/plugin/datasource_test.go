@@ -6,6 +6,7 @@ import (
 	"flag"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,9 @@ func testMonitors(t *testing.T, client agentclient.API) *monitors {
 		}
 		return ""
 	}
+	ms.executable = func() (string, error) { return "/nonexistent/gpx_vigil", nil }
+	ms.packagedData = filepath.Join(dir, "no-packaged-data")
+	ms.tempDir = func() string { return "/nonexistent-tmp" }
 	ms.options = func() engine.Options {
 		return engine.Options{Client: client, Clock: clock.NewFake(t0), Jitter: -1}
 	}
@@ -257,7 +261,7 @@ func TestCallResource(t *testing.T) {
 		{name: "trailing slash", method: "GET", path: "/agents/", wantStatus: 200, wantBody: agentsBody},
 		{
 			name: "unknown path", method: "GET", path: "secrets", wantStatus: 404,
-			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll"}}`,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor"}}`,
 		},
 		{
 			name: "wrong method", method: "POST", path: "agents", wantStatus: 405, wantAllow: "GET",
@@ -390,14 +394,14 @@ func TestEngineLifecycle(t *testing.T) {
 	if _, err := ds1.CheckHealth(context.Background(), &backend.CheckHealthRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if ms.byUID["vigil-cdp"].eng != nil || agents.statusCalls() != 0 {
+	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng != nil || agents.statusCalls() != 0 {
 		t.Fatal("the engine started before the first request that needs it")
 	}
 
 	if dr := query(t, ds1, QueryTypeStatus); dr.Error != nil || dr.Frames[0].Rows() != 3 {
 		t.Fatalf("status: %+v", dr)
 	}
-	eng := ms.byUID["vigil-cdp"].eng
+	eng := ms.byKey[identity{uid: "vigil-cdp"}.key()].eng
 	if eng == nil {
 		t.Fatal("the first query did not start the engine")
 	}
@@ -413,18 +417,18 @@ func TestEngineLifecycle(t *testing.T) {
 	v2 := settingsFor(`{"agents":[{"name":"standalone","url":"http://127.0.0.1:7071"},{"name":"node-a","url":"http://127.0.0.1:7072","cluster":"ha"}]}`)
 	v2.Updated = t0.Add(time.Minute)
 	ds2 := newDatasource(v2, agents, ms)
-	if m := ms.byUID["vigil-cdp"]; m.eng != eng || len(eng.Config().Agents) != 2 {
+	if m := ms.byKey[identity{uid: "vigil-cdp"}.key()]; m.eng != eng || len(eng.Config().Agents) != 2 {
 		t.Fatalf("the engine was not reconfigured in place (same engine %v, %d agents)", m.eng == eng, len(eng.Config().Agents))
 	}
 	// An instance from older settings does not take over.
 	stale := newDatasource(v1, agents, ms)
-	if len(eng.Config().Agents) != 2 || ms.byUID["vigil-cdp"].owner != ds2 {
+	if len(eng.Config().Agents) != 2 || ms.byKey[identity{uid: "vigil-cdp"}.key()].owner != ds2 {
 		t.Fatal("an older instance took the engine over")
 	}
 	stale.Dispose()
 	// The old instance is disposed a few seconds later: the engine stays.
 	ds1.Dispose()
-	if ms.byUID["vigil-cdp"].eng != eng {
+	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng != eng {
 		t.Fatal("disposing a replaced instance stopped the engine")
 	}
 	if dr := query(t, ds2, QueryTypeStatus); dr.Error != nil || dr.Frames[0].Rows() != 2 {
@@ -432,7 +436,7 @@ func TestEngineLifecycle(t *testing.T) {
 	}
 	// The newest instance disposed (idle): the engine stops.
 	ds2.Dispose()
-	if _, ok := ms.byUID["vigil-cdp"]; ok {
+	if _, ok := ms.byKey[identity{uid: "vigil-cdp"}.key()]; ok {
 		t.Fatal("the engine outlived the newest instance")
 	}
 	// The next request starts it again, from the same history.
@@ -440,7 +444,7 @@ func TestEngineLifecycle(t *testing.T) {
 	if dr := query(t, ds3, QueryTypeEvents); dr.Error != nil {
 		t.Fatalf("events: %v", dr.Error)
 	}
-	if ms.byUID["vigil-cdp"].eng == nil || ms.byUID["vigil-cdp"].eng == eng {
+	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng == nil || ms.byKey[identity{uid: "vigil-cdp"}.key()].eng == eng {
 		t.Fatal("no new engine")
 	}
 }
@@ -455,7 +459,7 @@ func TestInvalidNewSettingsStopTheEngine(t *testing.T) {
 	bad := settingsFor(badSettings)
 	bad.Updated = time.Now()
 	ds2 := newDatasource(bad, agents, ms)
-	if ms.byUID["vigil-cdp"].eng != nil {
+	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng != nil {
 		t.Fatal("the engine runs on after its settings became invalid")
 	}
 	dr := query(t, ds2, QueryTypeStatus)
@@ -469,8 +473,8 @@ func TestHistoryDir(t *testing.T) {
 		name, uid, jsonData, dataPath, want string
 	}{
 		{"historyPath wins", "ds", `{"historyPath":"/srv/vigil/history","agents":[{"name":"a","url":"http://a"}]}`, "/var/lib/grafana-data", "/srv/vigil/history"},
-		{"under Grafana's data folder, per uid", "vigil-cdp", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/vigil-cdp"},
-		{"odd uid characters", "a/../b", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/a____b"},
+		{"under Grafana's data folder, per identity", "vigil-cdp", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/org0-id0-vigil-cdp"},
+		{"odd uid characters", "a/../b", `{"agents":[{"name":"a","url":"http://a"}]}`, "/data", "/data/vigil-cdp/org0-id0-a____b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -484,7 +488,7 @@ func TestHistoryDir(t *testing.T) {
 			s := settingsFor(tt.jsonData)
 			s.UID = tt.uid
 			ds := newDatasource(s, &fakeAgents{}, ms)
-			if got := ms.historyDir(ds); got != tt.want {
+			if got := ms.placeHistory(ds).Dir; got != tt.want {
 				t.Errorf("historyDir = %q, want %q", got, tt.want)
 			}
 		})
@@ -503,7 +507,7 @@ func TestTwoDatasourcesCannotShareAHistory(t *testing.T) {
 		t.Fatal(dr.Error)
 	}
 	dr := query(t, dsB, QueryTypeStatus)
-	want := `the Vigil monitor cannot run: jsonData.historyPath: ` + shared + ` is already the history of datasource "vigil-cdp": give each datasource its own folder`
+	want := `the Vigil monitor cannot run: jsonData.historyPath: ` + shared + ` is already the history of datasource "vigil-cdp" (ID 0, org 0): give each datasource its own folder`
 	if dr.Error == nil || dr.Error.Error() != want {
 		t.Errorf("error = %v\nwant %s", dr.Error, want)
 	}

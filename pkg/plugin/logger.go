@@ -13,8 +13,8 @@ type grafanaHandler struct {
 	attrs []any
 }
 
-func slogFromGrafana(uid string) *slog.Logger {
-	return slog.New(grafanaHandler{attrs: []any{"uid", uid}})
+func slogFromGrafana(ident identity) *slog.Logger {
+	return slog.New(grafanaHandler{attrs: []any{"datasource", ident.String()}})
 }
 
 func (h grafanaHandler) Enabled(context.Context, slog.Level) bool { return true }

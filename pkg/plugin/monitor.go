@@ -5,40 +5,52 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
 	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 	"github.com/vigil-cdp/vigil/pkg/history"
 )
 
 // The SDK creates a datasource instance lazily, creates a new one when the
 // settings change (disposing the old one a few seconds later) and disposes
 // idle ones. The monitor engine must outlive all that: one engine per
-// datasource UID runs for the whole plugin process, owned by the newest
+// datasource identity (org, ID and UID: a UID alone is shared by datasources
+// of different orgs) runs in the plugin process, owned by the newest
 // instance, and its history store is opened once.
 //
 //   - Nothing polls before the first request that needs the engine
-//     (QueryData or a resource other than GET agents). Grafana's alert rules
-//     query every evaluation interval, which starts it and keeps it running.
+//     (QueryData or a resource other than GET agents and GET monitor).
+//     Grafana's alert rules query every evaluation interval, which starts it
+//     and keeps it running.
+//   - Grafana never tells a plugin that a datasource was deleted: an engine
+//     no request has used for jsonData.idleStop stops (and says so in its
+//     history); the next request starts it again.
 //   - A new instance takes the engine over and reconfigures it; agents that
 //     stay keep their state (and their GRACE clocks).
 //   - Dispose stops the engine only when the disposed instance is still the
-//     newest one for its UID.
+//     newest one for its identity.
 
-// monitors is the process-wide registry of engines by datasource UID.
+// monitors is the process-wide registry of engines by datasource identity.
 type monitors struct {
 	mu    sync.Mutex
-	byUID map[string]*monitor
+	byKey map[string]*monitor
 
 	// options gives the engine's collaborators (tests use a fake clock).
 	options func() engine.Options
+	// clock times requests and idle stops when options gives no clock.
+	clock clock.Clock
 	// getenv reads the environment Grafana started the plugin with.
 	getenv func(string) string
+	// executable is where the plugin's executable lies.
+	executable func() (string, error)
+	// packagedData is /var/lib/grafana (tests point it elsewhere).
+	packagedData string
+	// tempDir is the temporary folder, which a reboot may empty.
+	tempDir func() string
 }
 
 // running is the registry the plugin process uses.
@@ -46,37 +58,62 @@ var running = newMonitors()
 
 func newMonitors() *monitors {
 	return &monitors{
-		byUID:   map[string]*monitor{},
-		options: func() engine.Options { return engine.Options{} },
-		getenv:  os.Getenv,
+		byKey:        map[string]*monitor{},
+		options:      func() engine.Options { return engine.Options{} },
+		clock:        clock.Real{},
+		getenv:       os.Getenv,
+		executable:   os.Executable,
+		packagedData: packagedDataPath,
+		tempDir:      os.TempDir,
 	}
 }
 
-// monitor is one datasource UID's engine and store.
+// use says what a request wants from the engine; alert evaluations are
+// told apart because they are what keeps a monitor running.
+type use int
+
+const (
+	useRequest use = iota
+	useAlert
+)
+
+// monitor is one datasource identity's engine and store.
 type monitor struct {
-	uid string
+	ident identity
 	// owner is the newest instance; its settings are the ones in force.
 	owner   *Datasource
 	updated time.Time
 
 	eng       *engine.Engine
 	store     *history.Store
-	dir       string
+	place     historyPlace
+	clk       clock.Clock
 	startedAt time.Time
 	cancel    context.CancelFunc
 	done      chan struct{}
+	// gen counts starts, so that an idle check of an earlier run does not
+	// stop a later one.
+	gen int
+
+	// lastUse is the last request that used the engine (idleStop counts
+	// from it); lastAlert the last alert evaluation that queried it.
+	lastUse, lastAlert time.Time
+	// stoppedAt and stopReason say why the engine last stopped.
+	stoppedAt  time.Time
+	stopReason string
 }
 
-// attach makes ds the newest instance of its UID. A running engine is
+// attach makes ds the newest instance of its identity. A running engine is
 // reconfigured to ds's settings (or stopped when they are invalid or move
 // the history).
 func (ms *monitors) attach(ds *Datasource) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	m := ms.byUID[ds.uid]
+	key := ds.ident.key()
+	m := ms.byKey[key]
 	if m == nil {
-		m = &monitor{uid: ds.uid}
-		ms.byUID[ds.uid] = m
+		m = &monitor{ident: ds.ident}
+		ms.byKey[key] = m
 	}
 	if m.owner != nil && ds.updated.Before(m.updated) {
 		// An instance built from older settings than the running ones.
@@ -86,27 +123,32 @@ func (ms *monitors) attach(ds *Datasource) {
 	if m.eng == nil {
 		return
 	}
-	if ds.settingsErr != nil || ms.historyDir(ds) != m.dir {
-		m.stop()
+	if ds.settingsErr != nil {
+		m.stop("the new settings are invalid")
+		return
+	}
+	if ms.placeHistory(ds).Dir != m.place.Dir {
+		m.stop("the settings moved the history")
 		return
 	}
 	if err := m.eng.Reconfigure(ds.settings.Fleet); err != nil {
-		log.DefaultLogger.Warn("Vigil monitor could not take the new settings; it stops until the next request", "uid", ds.uid, "error", err)
-		m.stop()
+		log.DefaultLogger.Warn("Vigil monitor could not take the new settings; it stops until the next request", "datasource", ds.ident.String(), "error", err)
+		m.stop("the new settings could not be applied: " + err.Error())
 	}
 }
 
 // detach is Dispose: the engine stops only if ds is still the newest
-// instance of its UID.
+// instance of its identity.
 func (ms *monitors) detach(ds *Datasource) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	m := ms.byUID[ds.uid]
+	key := ds.ident.key()
+	m := ms.byKey[key]
 	if m == nil || m.owner != ds {
 		return
 	}
-	m.stop()
-	delete(ms.byUID, ds.uid)
+	m.stop("Grafana disposed of the datasource instance")
+	delete(ms.byKey, key)
 }
 
 // live is a running engine with its store, as one request uses it: a copy,
@@ -117,122 +159,180 @@ type live struct {
 	startedAt time.Time
 }
 
-// engineFor returns the UID's engine, starting it (and opening its history)
-// on first use.
-func (ms *monitors) engineFor(ds *Datasource) (live, error) {
+// engineFor returns the identity's engine, starting it (and opening its
+// history) on first use, and records the use.
+func (ms *monitors) engineFor(ds *Datasource, u use) (live, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	m := ms.byUID[ds.uid]
+	m := ms.byKey[ds.ident.key()]
 	if m == nil || m.owner == nil {
 		return live{}, errors.New("the datasource instance was disposed")
 	}
-	if m.eng != nil {
-		return live{m.eng, m.store, m.startedAt}, nil
+	if m.eng == nil {
+		if err := ms.start(m); err != nil {
+			return live{}, err
+		}
 	}
+	now := m.clk.Now()
+	m.lastUse = now
+	if u == useAlert {
+		m.lastAlert = now
+	}
+	return live{m.eng, m.store, m.startedAt}, nil
+}
+
+// start opens m's history and starts its engine; ms.mu is held.
+func (ms *monitors) start(m *monitor) error {
 	owner := m.owner
 	if owner.settingsErr != nil {
-		return live{}, owner.settingsErr
+		return owner.settingsErr
 	}
-	dir := ms.historyDir(owner)
-	for uid, other := range ms.byUID {
-		if uid != m.uid && other.eng != nil && other.dir == dir {
-			return live{}, fmt.Errorf("jsonData.historyPath: %s is already the history of datasource %q: give each datasource its own folder", dir, uid)
+	place := ms.placeHistory(owner)
+	for _, other := range ms.byKey {
+		if other != m && other.eng != nil && other.place.Dir == place.Dir {
+			return fmt.Errorf("jsonData.historyPath: %s is already the history of datasource %s: give each datasource its own folder", place.Dir, other.ident)
 		}
 	}
-	store, err := history.Open(dir, history.Options{})
+	if place.legacy != "" {
+		ms.adoptLegacy(m, place)
+	}
+	if err := claimHistory(place.Dir, m.ident); err != nil {
+		return fmt.Errorf("jsonData.historyPath: %w", err)
+	}
+	store, err := history.Open(place.Dir, history.Options{})
 	if err != nil {
 		if errors.Is(err, history.ErrInUse) {
-			return live{}, fmt.Errorf("jsonData.historyPath: %w: another Grafana (or vigil watch) uses this folder; give each its own", err)
+			return fmt.Errorf("jsonData.historyPath: %w: another Grafana (or vigil watch) uses this folder; give each its own", err)
 		}
-		return live{}, fmt.Errorf("jsonData.historyPath: %w", err)
+		return fmt.Errorf("jsonData.historyPath: %w", err)
 	}
 	opts := ms.options()
 	opts.History = store
 	if opts.Logger == nil {
-		opts.Logger = slogFromGrafana(m.uid)
+		opts.Logger = slogFromGrafana(m.ident)
+	}
+	if opts.Clock == nil {
+		opts.Clock = ms.clock
 	}
 	eng, err := engine.New(owner.settings.Fleet, opts)
 	if err != nil {
 		_ = store.Close()
-		return live{}, err
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.eng, m.store, m.dir, m.cancel, m.done = eng, store, dir, cancel, make(chan struct{})
+	m.eng, m.store, m.place, m.clk, m.cancel, m.done = eng, store, place, opts.Clock, cancel, make(chan struct{})
 	m.startedAt = eng.Snapshot().Time
+	m.lastUse = m.clk.Now()
+	m.gen++
 	done := m.done
 	go func() {
 		defer close(done)
 		_ = eng.Run(ctx)
 	}()
-	log.DefaultLogger.Info("Vigil monitor started", "uid", m.uid, "agents", len(owner.settings.Fleet.Agents), "history", store.Path())
-	return live{m.eng, m.store, m.startedAt}, nil
+	go ms.stopWhenIdle(ctx, m, m.gen)
+	m.note(fmt.Sprintf("monitor started: %d agents, history in %s", len(owner.settings.Fleet.Agents), place.Dir))
+	if place.Durable {
+		log.DefaultLogger.Info("Vigil monitor started", "datasource", m.ident.String(), "agents", len(owner.settings.Fleet.Agents), "history", store.Path(), "historyFrom", place.Source)
+	} else {
+		log.DefaultLogger.Warn("Vigil monitor started; its history may not survive a reboot", "datasource", m.ident.String(), "history", store.Path(), "why", place.Note)
+	}
+	return nil
 }
 
-// stop ends the engine and closes its store; ms.mu is held.
-func (m *monitor) stop() {
+// adoptLegacy moves the history an earlier version kept under the UID
+// alone to exactly one identity: the one with the lowest datasource ID
+// among those of that UID this process knows. Others start a history of
+// their own and the log says where the old one went.
+func (ms *monitors) adoptLegacy(m *monitor, place historyPlace) {
+	if _, err := os.Stat(place.Dir); err == nil {
+		return
+	}
+	fi, err := os.Stat(place.legacy)
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	lowest := m.ident
+	for _, other := range ms.byKey {
+		if other.owner != nil && other.ident.uid == m.ident.uid && other.ident.id < lowest.id {
+			lowest = other.ident
+		}
+	}
+	if lowest != m.ident {
+		log.DefaultLogger.Info("Vigil leaves the history kept under this UID by an earlier version to the datasource with the lowest ID",
+			"datasource", m.ident.String(), "history", place.legacy, "for", lowest.String())
+		return
+	}
+	if err := os.Rename(place.legacy, place.Dir); err != nil {
+		log.DefaultLogger.Warn("Vigil could not move the history kept under this UID by an earlier version; this datasource starts a new one",
+			"datasource", m.ident.String(), "from", place.legacy, "to", place.Dir, "error", err)
+		return
+	}
+	log.DefaultLogger.Info("Vigil moved the history kept under this UID by an earlier version to this datasource (the lowest datasource ID with this UID)",
+		"datasource", m.ident.String(), "from", place.legacy, "to", place.Dir)
+}
+
+// stopWhenIdle stops run gen of m once no request has used it for the
+// owner's idleStop.
+func (ms *monitors) stopWhenIdle(ctx context.Context, m *monitor, gen int) {
+	for {
+		ms.mu.Lock()
+		if m.gen != gen || m.eng == nil || m.owner == nil || m.owner.settings == nil {
+			ms.mu.Unlock()
+			return
+		}
+		idle := m.owner.settings.IdleStop
+		wait := m.lastUse.Add(idle).Sub(m.clk.Now())
+		if wait <= 0 {
+			m.stop(fmt.Sprintf("no request for %s (jsonData.idleStop); the datasource may have been deleted; the next query starts it again", idle))
+			ms.mu.Unlock()
+			return
+		}
+		timer := m.clk.NewTimer(wait)
+		ms.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C():
+		}
+	}
+}
+
+// note records a line about the monitor itself in its history.
+func (m *monitor) note(text string) {
+	if m.store == nil {
+		return
+	}
+	ev := history.Event{Type: history.TypeNote, Time: m.clk.Now(), Reason: text}
+	if err := m.store.Append(history.Batch{Events: []history.Event{ev}}); err != nil {
+		log.DefaultLogger.Warn("Vigil could not record a note in the history", "datasource", m.ident.String(), "error", err)
+	}
+}
+
+// stop ends the engine, records why and closes its store; ms.mu is held.
+func (m *monitor) stop(why string) {
 	if m.eng == nil {
 		return
 	}
 	m.cancel()
 	<-m.done
+	m.stoppedAt, m.stopReason = m.clk.Now(), why
+	m.note("monitor stopped: " + why)
 	if err := m.store.Close(); err != nil {
-		log.DefaultLogger.Warn("Vigil history close failed", "uid", m.uid, "error", err)
+		log.DefaultLogger.Warn("Vigil history close failed", "datasource", m.ident.String(), "error", err)
 	}
-	log.DefaultLogger.Info("Vigil monitor stopped", "uid", m.uid)
+	log.DefaultLogger.Info("Vigil monitor stopped", "datasource", m.ident.String(), "why", why)
 	m.eng, m.store, m.cancel, m.done = nil, nil, nil, nil
 }
 
-// stopAll stops every engine (tests).
+// stopAll stops every engine (tests, and the plugin's end).
 func (ms *monitors) stopAll() {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	for uid, m := range ms.byUID {
-		m.stop()
-		delete(ms.byUID, uid)
+	for key, m := range ms.byKey {
+		m.stop("the plugin stopped")
+		delete(ms.byKey, key)
 	}
-}
-
-// Environment variable through which Grafana's data folder may reach the
-// plugin: Grafana reads it as paths.data, its Docker image sets it, and a
-// backend plugin inherits Grafana's environment.
-const envDataPath = "GF_PATHS_DATA"
-
-// packagedDataPath is the data folder of Grafana's deb and rpm packages,
-// whose service passes it on the command line rather than in the environment.
-const packagedDataPath = "/var/lib/grafana"
-
-// historyDir is where a datasource keeps its history: jsonData.historyPath,
-// else <Grafana data>/vigil-cdp/<uid> (GF_PATHS_DATA, else /var/lib/grafana
-// when it exists), else <temporary folder>/vigil-cdp/<uid>.
-func (ms *monitors) historyDir(ds *Datasource) string {
-	if ds.settings != nil && ds.settings.HistoryPath != "" {
-		return filepath.Clean(ds.settings.HistoryPath)
-	}
-	base := ms.getenv(envDataPath)
-	if base == "" {
-		if fi, err := os.Stat(packagedDataPath); err == nil && fi.IsDir() {
-			base = packagedDataPath
-		}
-	}
-	if base == "" {
-		base = os.TempDir()
-		log.DefaultLogger.Warn("Vigil cannot find Grafana's data folder; the history is kept in the temporary folder and may not survive a reboot: set jsonData.historyPath", "uid", ds.uid)
-	}
-	return filepath.Join(base, "vigil-cdp", safeName(ds.uid))
-}
-
-// safeName keeps a UID usable as one folder name.
-func safeName(uid string) string {
-	if uid == "" {
-		return "default"
-	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, uid)
 }
 
 // StopMonitors stops every engine and closes its history; the plugin's main

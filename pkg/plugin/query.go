@@ -60,13 +60,27 @@ const knownQueryTypes = "status, timeline, metrics, events"
 // user) are answered the same way.
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
 	resp := backend.NewQueryDataResponse()
+	u := useOf(req.Headers)
+	orgErr := d.otherOrg(req.PluginContext)
 	for _, q := range req.Queries {
-		resp.Responses[q.RefID] = d.query(ctx, q)
+		if orgErr != nil {
+			resp.Responses[q.RefID] = backend.ErrDataResponseWithSource(backend.StatusForbidden, backend.ErrorSourceDownstream, orgErr.Error())
+			continue
+		}
+		resp.Responses[q.RefID] = d.query(ctx, q, u)
 	}
 	return resp, nil
 }
 
-func (d *Datasource) query(_ context.Context, q backend.DataQuery) backend.DataResponse {
+// useOf tells an alert evaluation (the FromAlert header) from other queries.
+func useOf(headers map[string]string) use {
+	if headers[backend.FromAlertHeaderName] == "true" {
+		return useAlert
+	}
+	return useRequest
+}
+
+func (d *Datasource) query(_ context.Context, q backend.DataQuery, u use) backend.DataResponse {
 	if d.settingsErr != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,
 			"the Vigil datasource is misconfigured; fix its settings: "+d.settingsErr.Error())
@@ -84,7 +98,7 @@ func (d *Datasource) query(_ context.Context, q backend.DataQuery) backend.DataR
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
 	}
-	src, status, err := d.source()
+	src, status, err := d.source(u)
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.Status(status), backend.ErrorSourcePlugin, err.Error())
 	}
@@ -96,8 +110,8 @@ func (d *Datasource) query(_ context.Context, q backend.DataQuery) backend.DataR
 }
 
 // source starts the engine when needed and returns what a query reads.
-func (d *Datasource) source() (source, int, error) {
-	m, err := d.monitors.engineFor(d)
+func (d *Datasource) source(u use) (source, int, error) {
+	m, err := d.monitors.engineFor(d, u)
 	if err != nil {
 		return source{}, http.StatusInternalServerError, fmt.Errorf("the Vigil monitor cannot run: %w", err)
 	}

@@ -16,12 +16,13 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/models"
 	"github.com/vigil-cdp/vigil/pkg/outage"
 	"github.com/vigil-cdp/vigil/pkg/remediation"
 )
 
 // Resource routes under /api/datasources/uid/{uid}/resources/.
-const knownResources = "GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll"
+const knownResources = "GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor"
 
 // actionTimeout bounds a restart or a poll asked for through a resource.
 const actionTimeout = 60 * time.Second
@@ -69,8 +70,13 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 		allow, handle = http.MethodPost, func() answer { return d.restart(ctx, req, parts[1], parts[3]) }
 	case path == "poll":
 		allow, handle = http.MethodPost, func() answer { return d.poll(ctx, req) }
+	case path == "monitor":
+		allow, handle = http.MethodGet, func() answer { return d.monitorInfo(req) }
 	default:
 		return send(sender, fail(http.StatusNotFound, "not_found", "no resource %q: known resources are %s", path, knownResources), nil)
+	}
+	if err := d.otherOrg(req.PluginContext); err != nil {
+		return send(sender, fail(http.StatusForbidden, "other_org", "%s", err), nil)
 	}
 	if req.Method != allow {
 		return send(sender, fail(http.StatusMethodNotAllowed, "method_not_allowed", "%s %s is not allowed: use %s", req.Method, path, allow),
@@ -81,6 +87,18 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 			"the Vigil datasource is misconfigured; fix its settings: %s", d.settingsErr), nil)
 	}
 	return send(sender, handle(), nil)
+}
+
+// monitorInfo is GET monitor, for the app's Configuration page: whether the
+// monitor runs, what keeps it running and where its history is. Server
+// paths are for Grafana admins only. It neither starts the monitor nor keeps
+// it running.
+func (d *Datasource) monitorInfo(req *backend.CallResourceRequest) answer {
+	user := req.PluginContext.User
+	if user == nil || !models.RoleAdmin.Reaches(user.Role) {
+		return fail(http.StatusForbidden, "forbidden", "the monitor's status is for Grafana admins (it names folders on the Grafana server)")
+	}
+	return answer{http.StatusOK, d.monitors.status(d)}
 }
 
 type agentView struct {
@@ -100,7 +118,7 @@ func (d *Datasource) listAgents() answer {
 }
 
 func (d *Datasource) engine() (live, *answer) {
-	m, err := d.monitors.engineFor(d)
+	m, err := d.monitors.engineFor(d, useRequest)
 	if err != nil {
 		a := fail(http.StatusInternalServerError, "monitor_unavailable", "the Vigil monitor cannot run: %s", err)
 		return live{}, &a
@@ -315,7 +333,7 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 	}
 	res, err := m.eng.Restart(ctx, agentName, process, user.Login, body.Reason, ifGen)
 	if err == nil {
-		log.DefaultLogger.Info("CDP process restarted by hand", "uid", d.uid, "agent", agentName, "process", process, "by", user.Login, "generation", res.Generation)
+		log.DefaultLogger.Info("CDP process restarted by hand", "datasource", d.ident.String(), "agent", agentName, "process", process, "by", user.Login, "generation", res.Generation)
 		return answer{http.StatusAccepted, restartAnswer{Generation: res.Generation, PID: res.PID, StartedAt: res.StartedAt}}
 	}
 	return restartError(agentName, process, err)
