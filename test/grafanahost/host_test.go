@@ -127,7 +127,8 @@ func TestLoadProvisioningErrors(t *testing.T) {
 		{"no datasources", "apiVersion: 1\n", "datasources: at least one datasource is required"},
 		{"missing uid", "apiVersion: 1\ndatasources:\n  - name: x\n    type: t\n", "datasources[0].uid: is required"},
 		{"missing type", "apiVersion: 1\ndatasources:\n  - name: x\n    uid: u\n", "datasources[0].type: is required"},
-		{"duplicate uid", "apiVersion: 1\ndatasources:\n  - {uid: u, type: t}\n  - {uid: u, type: t}\n", `datasources[1].uid: "u" is already used by datasources[0]`},
+		{"duplicate uid", "apiVersion: 1\ndatasources:\n  - {uid: u, type: t}\n  - {uid: u, type: t}\n", `datasources[1].uid: "u" is already used by datasources[0] in org 1`},
+		{"same uid in two orgs is fine, twice in one is not", "apiVersion: 1\ndatasources:\n  - {uid: u, type: t}\n  - {uid: u, type: t, orgId: 2}\n  - {uid: u, type: t, orgId: 2}\n", `datasources[2].uid: "u" is already used by datasources[1] in org 2`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,7 +254,7 @@ func TestQueryRoute(t *testing.T) {
 		{"a failed query makes it 400", `{"queries":[{"refId":"A","queryType":"broken","datasource":{"uid":"vigil-cdp"}}]}`, 400,
 			`{"results":{"A":{"error":"broken on purpose","errorSource":"downstream","status":400}}}`},
 		{"unknown datasource", `{"queries":[{"refId":"A","datasource":{"uid":"nope"}}]}`, 404,
-			`{"message":"Data source not found: no provisioned datasource has uid \"nope\""}`},
+			`{"message":"Data source not found: no provisioned datasource has uid \"nope\" in org 1"}`},
 		{"no datasource", `{"queries":[{"refId":"A"}]}`, 400,
 			`{"message":"bad request data: queries[0].datasource.uid: is required"}`},
 		{"bad time", `{"queries":[{"refId":"A","datasource":{"uid":"vigil-cdp"}}],"from":"yesterday"}`, 400,

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/grpcplugin"
@@ -33,14 +35,68 @@ type PluginProcess struct {
 
 var _ Backend = (*PluginProcess)(nil)
 
-// StartPlugin runs the plugin binary at path and connects to it over gRPC.
-// The plugin's own logs go to logOutput.
+// Install copies the plugin's executable to where a Grafana with data
+// folder dataDir keeps it (<data>/plugins/vigil-cdp-app/datasource/) and
+// returns its new path.
+func Install(executable, dataDir string) (string, error) {
+	dir := filepath.Join(dataDir, "plugins", "vigil-cdp-app", "datasource")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("install the plugin: %w", err)
+	}
+	dst := filepath.Join(dir, "gpx_vigil_linux_"+runtime.GOARCH)
+	src, err := os.Open(executable)
+	if err != nil {
+		return "", fmt.Errorf("install the plugin: %w", err)
+	}
+	defer src.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("install the plugin: %w", err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		return "", fmt.Errorf("install the plugin: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return "", fmt.Errorf("install the plugin: %w", err)
+	}
+	return dst, nil
+}
+
+// PluginOptions says how the plugin process is started.
+type PluginOptions struct {
+	// Path is the plugin's executable.
+	Path string
+	// Log receives the plugin's own logs.
+	Log io.Writer
+	// ForwardHostEnv passes the host's environment to the plugin, as
+	// Grafana 12.4 does only when [plugins] forward_host_env_vars names the
+	// plugin. Without it the plugin sees what a stock Grafana 12.4 gives:
+	// its version and edition, and Env.
+	ForwardHostEnv bool
+	// Env is added to the plugin's environment.
+	Env []string
+}
+
+// StartPlugin runs the plugin binary at path, with the host's environment
+// forwarded (StartPluginWith without ForwardHostEnv is a stock Grafana
+// 12.4), and connects to it over gRPC. The plugin's own logs go to logOutput.
 func StartPlugin(path string, logOutput io.Writer) (*PluginProcess, error) {
+	return StartPluginWith(PluginOptions{Path: path, Log: logOutput, ForwardHostEnv: true})
+}
+
+// StartPluginWith runs the plugin as Grafana does and connects to it.
+func StartPluginWith(opts PluginOptions) (*PluginProcess, error) {
+	path, logOutput := opts.Path, opts.Log
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("plugin binary: %w", err)
 	}
 	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), "GF_VERSION=12.4.0", "GF_EDITION=oss")
+	cmd.Env = []string{"GF_VERSION=12.4.0", "GF_EDITION=oss"}
+	if opts.ForwardHostEnv {
+		cmd.Env = append(os.Environ(), cmd.Env...)
+	}
+	cmd.Env = append(cmd.Env, opts.Env...)
 
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		Cmd: cmd,

@@ -202,7 +202,7 @@ func TestRealPlugin(t *testing.T) {
 		if dr.Error != nil || len(dr.Frames) != 1 || dr.Frames[0].Name != "status" {
 			t.Fatalf("response = %+v", dr)
 		}
-		if _, err := os.Stat(filepath.Join(dataDir, "vigil-cdp", "vigil-cdp", "history.db")); err != nil {
+		if _, err := os.Stat(filepath.Join(dataDir, "vigil-cdp", "org1-id1-vigil-cdp", "history.db")); err != nil {
 			t.Errorf("history not under Grafana's data folder: %v", err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/useragent"
@@ -14,6 +15,8 @@ const (
 	HeaderRole     = "X-Grafana-Role"
 	HeaderLogin    = "X-Grafana-Login"
 	HeaderAlerting = "X-Vigil-Alerting"
+	// HeaderOrg picks the caller's org, as in Grafana's HTTP API.
+	HeaderOrg = "X-Grafana-Org-Id"
 )
 
 // PluginID is the datasource plugin this host serves.
@@ -44,6 +47,28 @@ func userFromRequest(r *http.Request) (*backend.User, error) {
 	return &backend.User{Login: login, Name: login, Email: login + "@vigil.test", Role: role}, nil
 }
 
+// orgFromRequest is the org a request acts in: X-Grafana-Org-Id, else 1.
+func orgFromRequest(r *http.Request) (int64, error) {
+	v := r.Header.Get(HeaderOrg)
+	if v == "" {
+		return 1, nil
+	}
+	org, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || org < 1 {
+		return 0, fmt.Errorf("%s: %q is not an org ID", HeaderOrg, v)
+	}
+	return org, nil
+}
+
+// namespace is how Grafana names an org to plugins: "default" for org 1,
+// "org-N" otherwise.
+func namespace(org int64) string {
+	if org <= 1 {
+		return "default"
+	}
+	return "org-" + strconv.FormatInt(org, 10)
+}
+
 // pluginContext builds what Grafana sends with every call for a datasource.
 func (h *Host) pluginContext(ds Datasource, user *backend.User) backend.PluginContext {
 	ua, _ := useragent.New(grafanaVersion, runtime.GOOS, runtime.GOARCH)
@@ -52,9 +77,10 @@ func (h *Host) pluginContext(ds Datasource, user *backend.User) backend.PluginCo
 		secrets[k] = v
 	}
 	return backend.PluginContext{
-		OrgID:    1,
-		PluginID: PluginID,
-		User:     user,
+		OrgID:     ds.OrgID,
+		Namespace: namespace(ds.OrgID),
+		PluginID:  PluginID,
+		User:      user,
 		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
 			ID:                      ds.ID,
 			UID:                     ds.UID,

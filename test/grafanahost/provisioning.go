@@ -14,6 +14,9 @@ import (
 
 // Datasource is one provisioned datasource, as Grafana stores it.
 type Datasource struct {
+	// OrgID is the organisation the datasource belongs to (1 unless the
+	// provisioning file says orgId). A UID is unique only within its org.
+	OrgID          int64
 	ID             int64
 	UID            string
 	Name           string
@@ -41,6 +44,7 @@ type provisioningFile struct {
 
 type provisionedDatasource struct {
 	Name           string            `yaml:"name"`
+	OrgID          int64             `yaml:"orgId"`
 	Type           string            `yaml:"type"`
 	UID            string            `yaml:"uid"`
 	URL            string            `yaml:"url"`
@@ -72,7 +76,7 @@ func LoadProvisioning(path string) ([]Datasource, error) {
 	}
 
 	var errs []error
-	seen := map[string]int{}
+	seen := map[orgUID]int{}
 	out := make([]Datasource, 0, len(f.Datasources))
 	for i, p := range f.Datasources {
 		field := fmt.Sprintf("%s: datasources[%d]", path, i)
@@ -85,11 +89,19 @@ func LoadProvisioning(path string) ([]Datasource, error) {
 			errs = append(errs, fmt.Errorf("%s.type: is required", field))
 			continue
 		}
-		if j, dup := seen[p.UID]; dup {
-			errs = append(errs, fmt.Errorf("%s.uid: %q is already used by datasources[%d]", field, p.UID, j))
+		if p.OrgID == 0 {
+			p.OrgID = 1
+		}
+		if p.OrgID < 0 {
+			errs = append(errs, fmt.Errorf("%s.orgId: %d is not an org", field, p.OrgID))
 			continue
 		}
-		seen[p.UID] = i
+		key := orgUID{p.OrgID, p.UID}
+		if j, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("%s.uid: %q is already used by datasources[%d] in org %d", field, p.UID, j, p.OrgID))
+			continue
+		}
+		seen[key] = i
 		jsonData := map[string]any{}
 		if p.JSONData != nil {
 			jsonData = expandAll(p.JSONData).(map[string]any)
@@ -104,6 +116,7 @@ func LoadProvisioning(path string) ([]Datasource, error) {
 			secrets[k] = expandEnv(v)
 		}
 		out = append(out, Datasource{
+			OrgID:          p.OrgID,
 			ID:             int64(i + 1),
 			UID:            p.UID,
 			Name:           p.Name,
@@ -119,6 +132,13 @@ func LoadProvisioning(path string) ([]Datasource, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// orgUID is what names a datasource in Grafana's API: its UID within the
+// caller's org.
+type orgUID struct {
+	org int64
+	uid string
 }
 
 var envPattern = regexp.MustCompile(`\$\$|\$\{(\w+)\}|\$(\w+)`)

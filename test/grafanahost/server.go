@@ -34,7 +34,7 @@ type Options struct {
 // Host serves Grafana's HTTP API for one backend datasource plugin.
 type Host struct {
 	opts  Options
-	byUID map[string]Datasource
+	byUID map[orgUID]Datasource
 
 	mu     sync.RWMutex
 	appURL string
@@ -51,12 +51,16 @@ func New(opts Options) (*Host, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Host{opts: opts, byUID: map[string]Datasource{}, appURL: "http://127.0.0.1/"}
+	h := &Host{opts: opts, byUID: map[orgUID]Datasource{}, appURL: "http://127.0.0.1/"}
 	for _, ds := range opts.Datasources {
-		if _, dup := h.byUID[ds.UID]; dup {
-			return nil, fmt.Errorf("grafanahost: datasource uid %q is provisioned twice", ds.UID)
+		if ds.OrgID == 0 {
+			ds.OrgID = 1
 		}
-		h.byUID[ds.UID] = ds
+		key := orgUID{ds.OrgID, ds.UID}
+		if _, dup := h.byUID[key]; dup {
+			return nil, fmt.Errorf("grafanahost: datasource uid %q is provisioned twice in org %d", ds.UID, ds.OrgID)
+		}
+		h.byUID[key] = ds
 	}
 	return h, nil
 }
@@ -145,10 +149,17 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	_, _ = w.Write(encoded)
 }
 
-func (h *Host) datasource(w http.ResponseWriter, uid string) (Datasource, bool) {
-	ds, ok := h.byUID[uid]
+// datasource is the caller's org's datasource with this UID, as Grafana
+// finds it: the org comes from the X-Grafana-Org-Id header (1 by default).
+func (h *Host) datasource(w http.ResponseWriter, r *http.Request, uid string) (Datasource, bool) {
+	org, err := orgFromRequest(r)
+	if err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return Datasource{}, false
+	}
+	ds, ok := h.byUID[orgUID{org, uid}]
 	if !ok {
-		writeMessage(w, http.StatusNotFound, fmt.Sprintf("Data source not found: no provisioned datasource has uid %q", uid))
+		writeMessage(w, http.StatusNotFound, fmt.Sprintf("Data source not found: no provisioned datasource has uid %q in org %d", uid, org))
 	}
 	return ds, ok
 }
@@ -156,7 +167,7 @@ func (h *Host) datasource(w http.ResponseWriter, uid string) (Datasource, bool) 
 // caller is the datasource a /api/datasources/uid/{uid}/... request names and
 // the user making it; on false the answer is written.
 func (h *Host) caller(w http.ResponseWriter, r *http.Request) (Datasource, *backend.User, bool) {
-	ds, ok := h.datasource(w, r.PathValue("uid"))
+	ds, ok := h.datasource(w, r, r.PathValue("uid"))
 	if !ok {
 		return Datasource{}, nil, false
 	}
@@ -219,6 +230,7 @@ func (h *Host) handleQuery(w http.ResponseWriter, r *http.Request) {
 
 	// Queries are grouped by datasource, one QueryData call each, as Grafana does.
 	byUID := map[string][]backend.DataQuery{}
+	found := map[string]Datasource{}
 	var order []string
 	for i, raw := range body.Queries {
 		var q queryHeader
@@ -239,9 +251,11 @@ func (h *Host) handleQuery(w http.ResponseWriter, r *http.Request) {
 		if q.IntervalMS == 0 {
 			q.IntervalMS = 1000
 		}
-		if _, ok := h.datasource(w, q.Datasource.UID); !ok {
+		ds, ok := h.datasource(w, r, q.Datasource.UID)
+		if !ok {
 			return
 		}
+		found[ds.UID] = ds
 		if _, seen := byUID[q.Datasource.UID]; !seen {
 			order = append(order, q.Datasource.UID)
 		}
@@ -258,7 +272,7 @@ func (h *Host) handleQuery(w http.ResponseWriter, r *http.Request) {
 	result := backend.NewQueryDataResponse()
 	for _, uid := range order {
 		req := &backend.QueryDataRequest{
-			PluginContext: h.pluginContext(h.byUID[uid], user),
+			PluginContext: h.pluginContext(found[uid], user),
 			Headers:       forwardedHeaders(r),
 			Queries:       byUID[uid],
 		}

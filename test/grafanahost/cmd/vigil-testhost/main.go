@@ -45,7 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dist := fs.String("dist", "", "built frontend, served under /public/plugins/")
 	harness := fs.String("harness", "", "browser harness directory, served at /harness/, with index.html at / and /harness-page*")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
-	dataDir := fs.String("data", "", "Grafana's data folder, passed to the plugin as GF_PATHS_DATA (the datasource keeps its history there); default: $GF_PATHS_DATA, else a temporary folder removed on exit")
+	dataDir := fs.String("data", "", "Grafana's data folder: the plugin is installed in its plugins/ folder and, like a stock Grafana 12.4, gets no GF_PATHS_DATA (the datasource finds its history folder from where it lies); default: $GF_PATHS_DATA, else a temporary folder removed on exit")
+	forwardEnv := fs.Bool("forward-host-env", false, "pass the host's environment (and GF_PATHS_DATA) to the plugin, as Grafana does when [plugins] forward_host_env_vars names it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,11 +77,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(tmp)
 		*dataDir = tmp
 	}
-	if err := os.Setenv("GF_PATHS_DATA", *dataDir); err != nil {
+	installed, err := grafanahost.Install(*pluginPath, *dataDir)
+	if err != nil {
 		return err
 	}
-
-	plugin, err := grafanahost.StartPlugin(*pluginPath, stderr)
+	var env []string
+	if *forwardEnv {
+		env = append(env, "GF_PATHS_DATA="+*dataDir)
+	}
+	plugin, err := grafanahost.StartPluginWith(grafanahost.PluginOptions{Path: installed, Log: stderr, ForwardHostEnv: *forwardEnv, Env: env})
 	if err != nil {
 		return err
 	}
