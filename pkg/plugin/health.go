@@ -186,11 +186,11 @@ func (d *Datasource) checkAgent(ctx context.Context, a fleet.Agent) agentCheck {
 	case ae != nil && ae.Fault == agentclient.FaultAgent && (ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden):
 		if empty {
 			c.outcome = outcomeTokenEmpty
-			c.detail = emptyTokenMessage(source) + fmt.Sprintf(" (GET %s: HTTP %d)", ae.URL, ae.StatusCode)
+			c.detail = emptyTokenMessage(source) + fmt.Sprintf("; GET %s answered HTTP %d", ae.URL, ae.StatusCode)
 			return c
 		}
 		c.outcome = outcomeTokenRefused
-		c.detail = fmt.Sprintf("the agent refused the read token: check %s; it must be one of the agent's read tokens (auth.readToken in its configuration) (GET %s: HTTP %d)",
+		c.detail = fmt.Sprintf("the agent refused the read token: check %s: it must be one of the agent's read tokens (auth.readToken in its configuration); GET %s answered HTTP %d",
 			tokenKeys(source, a.Name), ae.URL, ae.StatusCode)
 		return c
 	case ae != nil && ae.Fault == agentclient.FaultConfig:

@@ -186,8 +186,8 @@ func TestCheckHealthPerAgent(t *testing.T) {
 			wantStatus: backend.HealthStatusError, wantMessage: "1 of 2 agents answered",
 			want: []string{
 				"a: answered in RTT (vigil-agent 0.1.0 on db-host, 1 process, active node of cluster ha)",
-				"b: token refused: the agent refused the read token: check secureJsonData.readToken (or agent.b.readToken, which overrides it for this agent); " +
-					"it must be one of the agent's read tokens (auth.readToken in its configuration) (GET http://b/v1/status: HTTP 401)",
+				"b: token refused: the agent refused the read token: check secureJsonData.readToken (or agent.b.readToken, which overrides it for this agent): " +
+					"it must be one of the agent's read tokens (auth.readToken in its configuration); GET http://b/v1/status answered HTTP 401",
 			},
 		},
 		{
@@ -196,8 +196,8 @@ func TestCheckHealthPerAgent(t *testing.T) {
 			secrets:    map[string]string{"readToken": token, "agent.a.readToken": "not-" + token},
 			wantStatus: backend.HealthStatusError, wantMessage: "0 of 1 agents answered",
 			want: []string{
-				"a: token refused: the agent refused the read token: check secureJsonData.agent.a.readToken; " +
-					"it must be one of the agent's read tokens (auth.readToken in its configuration) (GET http://a/v1/status: HTTP 401)",
+				"a: token refused: the agent refused the read token: check secureJsonData.agent.a.readToken: " +
+					"it must be one of the agent's read tokens (auth.readToken in its configuration); GET http://a/v1/status answered HTTP 401",
 			},
 		},
 		{
@@ -207,7 +207,7 @@ func TestCheckHealthPerAgent(t *testing.T) {
 			secrets:    map[string]string{"readToken": ""},
 			wantStatus: backend.HealthStatusError, wantMessage: "0 of 1 agents answered",
 			want: []string{
-				"a: token empty: the read token is empty (secureJsonData.readToken is an empty string): " + emptyTokenHelp + " (GET http://a/v1/status: HTTP 401)",
+				"a: token empty: the read token is empty (secureJsonData.readToken is an empty string): " + emptyTokenHelp + "; GET http://a/v1/status answered HTTP 401",
 			},
 		},
 		{
@@ -215,7 +215,7 @@ func TestCheckHealthPerAgent(t *testing.T) {
 			agents:     [][2]string{{"a", good}},
 			wantStatus: backend.HealthStatusError, wantMessage: "0 of 1 agents answered",
 			want: []string{
-				"a: token empty: the read token is empty (there is no secureJsonData.readToken): " + emptyTokenHelp + " (GET http://a/v1/status: HTTP 401)",
+				"a: token empty: the read token is empty (there is no secureJsonData.readToken): " + emptyTokenHelp + "; GET http://a/v1/status answered HTTP 401",
 			},
 		},
 		{

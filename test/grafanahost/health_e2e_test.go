@@ -158,8 +158,8 @@ func TestHealthThroughGRPC(t *testing.T) {
 
 	t.Run("a wrong token: ERROR, the agent refused it", func(t *testing.T) {
 		status, message, lines := health(t, "health-wrong-token")
-		want := "db-1: token refused: the agent refused the read token: check secureJsonData.readToken (or agent.db-1.readToken, which overrides it for this agent); " +
-			"it must be one of the agent's read tokens (auth.readToken in its configuration) (GET " + statusURL + ": HTTP 401)"
+		want := "db-1: token refused: the agent refused the read token: check secureJsonData.readToken (or agent.db-1.readToken, which overrides it for this agent): " +
+			"it must be one of the agent's read tokens (auth.readToken in its configuration); GET " + statusURL + " answered HTTP 401"
 		if status != backend.HealthStatusError || message != "0 of 1 agents answered" || strings.Join(lines, "\n") != want {
 			t.Errorf("health = %v %q\n got: %q\nwant: %q", status, message, lines, want)
 		}
@@ -180,7 +180,7 @@ func TestHealthThroughGRPC(t *testing.T) {
 		want := "db-1: token empty: the read token is empty (secureJsonData.readToken is an empty string): " +
 			"if the provisioning file says $VIGIL_READ_TOKEN, grafana-server did not have it in its environment; " +
 			"for a systemd service add it with `systemctl edit grafana-server` ([Service] Environment=VIGIL_READ_TOKEN=... or EnvironmentFile=...), then restart Grafana; " +
-			"a datasource configured by hand needs the token entered in its settings (GET " + statusURL + ": HTTP 401)"
+			"a datasource configured by hand needs the token entered in its settings; GET " + statusURL + " answered HTTP 401"
 		if status != backend.HealthStatusError || message != "0 of 1 agents answered" || strings.Join(lines, "\n") != want {
 			t.Errorf("health = %v %q\n got: %q\nwant: %q", status, message, lines, want)
 		}
