@@ -168,11 +168,11 @@ func (d *Datasource) checkAgent(ctx context.Context, a fleet.Agent) agentCheck {
 		if perr != nil {
 			c.outcome = outcomeNotUnderstood
 			c.detail = fmt.Sprintf("the agent answered in %s, but the answer could not be understood: %s: is this URL a vigil-agent, of a version this plugin supports?",
-				ans.RTT.Round(time.Millisecond), perr)
+				roundRTT(ans.RTT), perr)
 			break
 		}
 		c.outcome = outcomeAnswered
-		c.detail = fmt.Sprintf("answered in %s (%s)", ans.RTT.Round(time.Millisecond), statusSummary(st))
+		c.detail = fmt.Sprintf("answered in %s (%s)", roundRTT(ans.RTT), statusSummary(st))
 		if empty {
 			c.detail += "; no read token is configured (" + emptyTokenWhere(source) + ") and this agent answered without one"
 		}
@@ -208,6 +208,14 @@ func (d *Datasource) checkAgent(ctx context.Context, a fleet.Agent) agentCheck {
 		c.detail += "; besides, " + emptyTokenMessage(source)
 	}
 	return c
+}
+
+// roundRTT keeps a loopback answer from reading "answered in 0s".
+func roundRTT(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // statusSummary is a short proof that the answer was read.
