@@ -81,7 +81,7 @@ func (m messages) add(where string, texts ...string) {
 	}
 }
 
-// strings adds every string in a JSON document (a resource answer).
+// addJSON adds every string in a JSON document (a resource answer).
 func (m messages) addJSON(t *testing.T, where string, raw []byte) {
 	t.Helper()
 	var v any
