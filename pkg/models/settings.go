@@ -60,6 +60,37 @@ type Settings struct {
 
 	// staleSecrets are non-empty secureJsonData keys naming no agent.
 	staleSecrets []string
+	// secretSet tells, for every secureJsonData key present, whether it holds
+	// a value. Only presence is kept, never the value: it lets messages say
+	// which key a token came from, or that a key is there but empty.
+	secretSet map[string]bool
+}
+
+// TokenSource says where an agent's read token comes from.
+type TokenSource struct {
+	// Key is the secureJsonData key, "readToken" or "agent.<name>.readToken".
+	Key string
+	// Present reports whether Key exists in secureJsonData, even as an empty
+	// string: a provisioning file's $VIGIL_READ_TOKEN that grafana-server did
+	// not have in its environment becomes an empty value, not a missing key.
+	Present bool
+}
+
+// ReadTokenSource names the secureJsonData key an agent's read token is
+// taken from (the agent's own key when it holds a value, else the fleet's)
+// and, for an empty token, which key is there but empty.
+func (s *Settings) ReadTokenSource(agent string) TokenSource {
+	own := "agent." + agent + ".readToken"
+	if s.secretSet[own] {
+		return TokenSource{Key: own, Present: true}
+	}
+	if _, ok := s.secretSet["readToken"]; ok {
+		return TokenSource{Key: "readToken", Present: true}
+	}
+	if _, ok := s.secretSet[own]; ok {
+		return TokenSource{Key: own, Present: true}
+	}
+	return TokenSource{Key: "readToken"}
 }
 
 // extraKeys are the jsonData keys only the datasource reads. Unknown keys are
@@ -94,7 +125,10 @@ var ErrInvalidSettings = errors.New("invalid Vigil datasource settings")
 // LoadSettings reads jsonData and the decrypted secrets, applies defaults and
 // validates the result. Every problem is reported, each naming its field.
 func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
-	settings := &Settings{RestartRole: DefaultRestartRole, IdleStop: DefaultIdleStop}
+	settings := &Settings{RestartRole: DefaultRestartRole, IdleStop: DefaultIdleStop, secretSet: make(map[string]bool, len(s.DecryptedSecureJSONData))}
+	for key, value := range s.DecryptedSecureJSONData {
+		settings.secretSet[key] = value != ""
+	}
 	var errs []error
 
 	var extra extraKeys

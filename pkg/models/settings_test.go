@@ -141,3 +141,31 @@ func TestRoleReaches(t *testing.T) {
 		}
 	}
 }
+
+func TestReadTokenSource(t *testing.T) {
+	const agents = `{"agents":[{"name":"a","url":"http://a"}]}`
+	tests := []struct {
+		name    string
+		secrets map[string]string
+		want    TokenSource
+	}{
+		{"fleet token", map[string]string{"readToken": "r"}, TokenSource{Key: "readToken", Present: true}},
+		{"own token wins", map[string]string{"readToken": "r", "agent.a.readToken": "ra"}, TokenSource{Key: "agent.a.readToken", Present: true}},
+		{"emptied own token falls back to the fleet's", map[string]string{"readToken": "r", "agent.a.readToken": ""}, TokenSource{Key: "readToken", Present: true}},
+		// What an unset $VIGIL_READ_TOKEN in a provisioning file gives.
+		{"fleet token empty", map[string]string{"readToken": ""}, TokenSource{Key: "readToken", Present: true}},
+		{"only an empty own token", map[string]string{"agent.a.readToken": ""}, TokenSource{Key: "agent.a.readToken", Present: true}},
+		{"no token at all", nil, TokenSource{Key: "readToken"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := LoadSettings(instance(agents, tt.secrets))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.ReadTokenSource("a"); got != tt.want {
+				t.Errorf("ReadTokenSource = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

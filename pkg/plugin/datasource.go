@@ -21,7 +21,7 @@ import (
 // PluginID is the id of the Vigil datasource in plugin.json.
 const PluginID = "vigil-cdp-datasource"
 
-// healthTimeout bounds each agent's /healthz during CheckHealth, so one
+// healthTimeout bounds each agent's status poll during CheckHealth, so one
 // silent agent cannot hold the "Save & test" button for long.
 const healthTimeout = 5 * time.Second
 
@@ -48,7 +48,7 @@ type Datasource struct {
 	settings    *models.Settings
 	settingsErr error
 
-	agents        agentclient.Client
+	agents        agentclient.API
 	close         func()
 	healthTimeout time.Duration
 	monitors      *monitors
@@ -63,11 +63,11 @@ func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (i
 }
 
 // newDatasource is an instance whose org is not known (tests).
-func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.Client, ms *monitors) *Datasource {
+func newDatasource(s backend.DataSourceInstanceSettings, client agentclient.API, ms *monitors) *Datasource {
 	return newDatasourceIn(identity{id: s.ID, uid: s.UID}, s, client, ms)
 }
 
-func newDatasourceIn(ident identity, s backend.DataSourceInstanceSettings, client agentclient.Client, ms *monitors) *Datasource {
+func newDatasourceIn(ident identity, s backend.DataSourceInstanceSettings, client agentclient.API, ms *monitors) *Datasource {
 	settings, err := models.LoadSettings(s)
 	if err != nil {
 		// Settings errors name fields and secret keys, never secret values.

@@ -415,7 +415,7 @@ func TestRealPlugin(t *testing.T) {
 		{
 			name: "health ok", method: "GET", path: "/api/datasources/uid/vigil-cdp/health", wantStatus: 200,
 			check: func(t *testing.T, body string) {
-				if !strings.HasPrefix(body, `{"status":"OK","message":"2 of 2 agents answered","details":{"verboseMessage":"demo-standalone: answered in `) {
+				if !strings.HasPrefix(body, `{"status":"OK","message":"2 of 2 agents answered","details":{"verboseMessage":"Agents (`) || !strings.Contains(body, `\ndemo-standalone: answered in `) {
 					t.Errorf("body = %s", body)
 				}
 			},
@@ -434,7 +434,7 @@ func TestRealPlugin(t *testing.T) {
 					t.Fatal(err)
 				}
 				if parsed.Status != "ERROR" || parsed.Message != "1 of 2 agents answered" ||
-					!strings.Contains(parsed.Details.VerboseMessage, "gone: network: GET "+deadURL+"/healthz: no answer") {
+					!strings.Contains(parsed.Details.VerboseMessage, "gone: unreachable: network: GET "+deadURL+"/v1/status: no answer") {
 					t.Errorf("body = %s", body)
 				}
 			},
