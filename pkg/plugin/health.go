@@ -87,7 +87,10 @@ type healthSection struct {
 // concurrently, what a poll does (GET /v1/status with the read token, the
 // answer parsed as the engine parses it), each with its own timeout. It is OK
 // only when every configured agent (at least one) was polled successfully.
-func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
+func (d *Datasource) CheckHealth(ctx context.Context, req *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
+	if err := d.otherOrg(req.PluginContext); err != nil {
+		return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: err.Error()}, nil
+	}
 	if d.settingsErr != nil {
 		return &backend.CheckHealthResult{
 			Status:  backend.HealthStatusError,
@@ -95,7 +98,32 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		}, nil
 	}
 	agents, summary := d.agentsSection(ctx)
-	return healthResult(summary, []healthSection{agents})
+	monitor, warning := d.monitorSection()
+	if warning {
+		summary += "; warning: nothing keeps the monitor running, or its history may not survive a reboot (see details)"
+	}
+	return healthResult(summary, []healthSection{agents, monitor})
+}
+
+// monitorSection says whether the monitor runs, what keeps it running and
+// where its history is. Its warnings do not fail the check: right after
+// provisioning no alert rule has run yet, and the agents are what Save &
+// test is about.
+func (d *Datasource) monitorSection() (healthSection, bool) {
+	st := d.monitors.status(d)
+	s := healthSection{title: "Monitor:"}
+	s.lines = append(s.lines, st.Summary)
+	durable := "durable"
+	if !st.History.Durable {
+		durable = "NOT durable: " + st.History.Note
+	}
+	s.lines = append(s.lines, fmt.Sprintf("history: %s (from %s); %s", st.History.Dir, st.History.Source, durable))
+	if !st.KeptAliveByAlerts {
+		if _, w := describeMonitor(st, d.settings.IdleStop); w != "" {
+			s.lines = append(s.lines, "warning: "+w)
+		}
+	}
+	return s, st.Warning != ""
 }
 
 // healthResult is the answer: message is the one-line summary Grafana shows,

@@ -94,6 +94,10 @@ type healthAnswer struct {
 	// http://<name>, its host:port <name>:port and durations RTT.
 	lines []string
 	raw   string
+	// warning is what the message says after "; warning: "; monitor the
+	// details' monitor section.
+	warning string
+	monitor []string
 }
 
 var durationPattern = regexp.MustCompile(`in [0-9.]+(ns|µs|ms|s)\b`)
@@ -137,10 +141,15 @@ func checkHealth(t *testing.T, ds *Datasource, agents [][2]string) healthAnswer 
 		}
 	}
 	verbose = durationPattern.ReplaceAllString(verbose, "in RTT")
-	ans := healthAnswer{status: res.Status, message: res.Message, raw: res.Message + "\n" + string(res.JSONDetails)}
+	message, warning, _ := strings.Cut(res.Message, "; warning: ")
+	ans := healthAnswer{status: res.Status, message: message, warning: warning, raw: res.Message + "\n" + string(res.JSONDetails)}
 	if verbose != "" {
-		lines := strings.Split(verbose, "\n")
+		agentsPart, monitorPart, _ := strings.Cut(verbose, "\n\n")
+		lines := strings.Split(agentsPart, "\n")
 		ans.title, ans.lines = lines[0], lines[1:]
+		if monitorPart != "" {
+			ans.monitor = strings.Split(monitorPart, "\n")
+		}
 	}
 	return ans
 }
@@ -320,13 +329,48 @@ func TestCheckHealthSettings(t *testing.T) {
 	t.Run("no agents is never OK", func(t *testing.T) {
 		// The settings loader refuses an empty fleet; CheckHealth does not
 		// rely on it.
-		ds := &Datasource{settings: &models.Settings{}, agents: agentclient.New(nil), healthTimeout: time.Second}
+		ds := &Datasource{settings: &models.Settings{}, agents: agentclient.New(nil), healthTimeout: time.Second, monitors: testMonitors(t, &fakeAgents{})}
 		got := checkHealth(t, ds, nil)
 		if got.status != backend.HealthStatusError || got.message != "0 of 0 agents answered" ||
 			strings.Join(got.lines, "\n") != "no agents are configured: add at least one under jsonData.agents" {
 			t.Errorf("got %v %q %q", got.status, got.message, got.lines)
 		}
 	})
+}
+
+// The monitor section says whether it runs, what keeps it running and where
+// the history is; its warning reaches the one-line message.
+func TestCheckHealthMonitorSection(t *testing.T) {
+	ms, fake := fakeMonitors(t, "/srv/grafana-data")
+	id, s := inOrg(1, 4, "vigil-cdp", `{"agents":[{"name":"a","url":"http://127.0.0.1:1"}]}`)
+	ds := newDatasourceIn(id, s, &fakeAgents{}, ms)
+	got := checkHealth(t, ds, nil)
+	want := []string{
+		"Monitor:",
+		"the monitor is not running: no query has used this datasource since the plugin started",
+		"history: /srv/grafana-data/vigil-cdp/org1-id4-vigil-cdp (from GF_PATHS_DATA); durable",
+		"warning: nothing keeps the monitor running: no alert rule has queried this datasource since the plugin started; without alert rules nothing polls the agents or restarts CDP after Grafana restarts until someone opens a dashboard: provision the Vigil alert rules (docs/install.md, step 4)",
+	}
+	if strings.Join(got.monitor, "\n") != strings.Join(want, "\n") {
+		t.Errorf("monitor section\n got: %q\nwant: %q", got.monitor, want)
+	}
+	if !strings.HasPrefix(got.warning, "nothing keeps the monitor running") {
+		t.Errorf("message warning = %q", got.warning)
+	}
+	// An alert evaluation later, the warning is gone.
+	if dr := alertQuery(t, ds); dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	fake.Advance(40 * time.Second)
+	got = checkHealth(t, ds, nil)
+	if got.warning != "" || len(got.monitor) != 3 || got.monitor[1] != "the monitor is running (since 40s ago); kept alive by alert rules: last evaluation 40s ago" {
+		t.Errorf("after an alert evaluation: %q %q", got.warning, got.monitor)
+	}
+	// A request from another org learns nothing.
+	res, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{PluginContext: backend.PluginContext{OrgID: 2}})
+	if err != nil || res.Status != backend.HealthStatusError || strings.Contains(string(res.JSONDetails), "127.0.0.1") {
+		t.Errorf("cross-org health: %v %+v", err, res)
+	}
 }
 
 // Sections are what later parts of the health answer are added to.

@@ -140,11 +140,18 @@ func TestHealthThroughGRPC(t *testing.T) {
 		if err := json.Unmarshal(res.JSONDetails, &details); err != nil {
 			t.Fatalf("details %s: %v", res.JSONDetails, err)
 		}
-		lines := strings.Split(details.VerboseMessage, "\n")
+		agentsPart, monitorPart, _ := strings.Cut(details.VerboseMessage, "\n\n")
+		lines := strings.Split(agentsPart, "\n")
 		if lines[0] != "Agents (GET /v1/status with the read token, as every poll does; 5s each):" {
 			t.Errorf("title = %q", lines[0])
 		}
-		return res.Status, res.Message, lines[1:]
+		// Nothing has queried the datasource: the monitor section and the
+		// message say that nothing keeps it running.
+		message, warning, _ := strings.Cut(res.Message, "; warning: ")
+		if !strings.HasPrefix(monitorPart, "Monitor:\nthe monitor is not running") || !strings.HasPrefix(warning, "nothing keeps the monitor running") {
+			t.Errorf("monitor section %q, warning %q", monitorPart, warning)
+		}
+		return res.Status, message, lines[1:]
 	}
 	statusURL := agent.URL() + "/v1/status"
 
@@ -197,7 +204,7 @@ func TestHealthThroughGRPC(t *testing.T) {
 
 	t.Run("HTTP: Grafana's health route answers the same", func(t *testing.T) {
 		code, body := do(t, "GET", srv.URL+"/api/datasources/uid/health-wrong-token/health", "", map[string]string{HeaderRole: "Admin"})
-		if code != http.StatusBadRequest || !strings.HasPrefix(body, `{"status":"ERROR","message":"0 of 1 agents answered","details":{"verboseMessage":"Agents (`) ||
+		if code != http.StatusBadRequest || !strings.HasPrefix(body, `{"status":"ERROR","message":"0 of 1 agents answered; warning: nothing keeps the monitor running, or its history may not survive a reboot (see details)","details":{"verboseMessage":"Agents (`) ||
 			!strings.Contains(body, `db-1: token refused: the agent refused the read token`) {
 			t.Errorf("%d %s", code, body)
 		}
