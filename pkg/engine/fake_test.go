@@ -35,6 +35,8 @@ type fakeAgent struct {
 	// crashAfterRestart leaves cdp crashed after each (successful) restart.
 	crashAfterRestart bool
 	restarts, stops   []agentclient.ControlRequest
+	// polls counts the status requests that reached it.
+	polls int
 }
 
 type fakeClient struct {
@@ -84,6 +86,9 @@ func (f *fakeClient) Status(_ context.Context, ag agentclient.Agent) (agentclien
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.agents[ag.Name]
+	if a != nil {
+		a.polls++
+	}
 	switch {
 	case a == nil || a.silent:
 		return agentclient.Answer{}, silentErr(ag)

@@ -34,9 +34,20 @@ func (e *Engine) budgetFor(a fleet.Agent, rec agentRecord, cluster string) outag
 
 // pollOne polls one agent and judges the result. Polls and actions of one
 // agent never overlap.
-func (e *Engine) pollOne(ctx context.Context, rt *agentRT) {
+func (e *Engine) pollOne(ctx context.Context, rt *agentRT) { e.pollIfOlder(ctx, rt, 0) }
+
+// pollIfOlder is pollOne when the agent's last poll was sent maxAge ago or
+// more (or never); maxAge 0 always polls. The age is read once rt.mu is
+// held, so a caller that waited for another's poll sees it.
+func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Duration) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	e.mu.RLock()
+	last := rt.snap.LastPollAt
+	e.mu.RUnlock()
+	if maxAge > 0 && !last.IsZero() && e.clock.Now().Sub(last) < maxAge {
+		return
+	}
 	e.mu.RLock()
 	cfg := rt.cfg
 	cluster := rt.snap.Cluster

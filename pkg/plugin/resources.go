@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/models"
 	"github.com/vigil-cdp/vigil/pkg/outage"
 	"github.com/vigil-cdp/vigil/pkg/remediation"
 )
@@ -369,9 +370,20 @@ type pollAgent struct {
 	State     string `json:"state"`
 	StateCode int64  `json:"stateCode"`
 	Reason    string `json:"reason"`
+	// LastPollAt says how fresh the state is: a Viewer's poll may answer
+	// the latest one rather than poll.
+	LastPollAt *time.Time `json:"lastPollAt"`
 }
 
-// poll polls one agent, or all, now and answers their states.
+// pollRole is the least Grafana role whose poll polls now. Below it (Viewers,
+// and callers without a user, such as a backup server's service account
+// with no role) a poll polls an agent only when its last poll is at least a
+// poll interval old, and otherwise answers the latest state: anyone may ask,
+// but only those who may change the datasource may drive the polling.
+const pollRole = models.RoleEditor
+
+// poll polls one agent, or all, and answers their states: now for an Editor
+// or above, else at most once per poll interval.
 func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest) answer {
 	var body pollRequest
 	if len(strings.TrimSpace(string(req.Body))) > 0 {
@@ -390,7 +402,13 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	}
 	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
-	if err := m.eng.PollNow(ctx, body.Agent); err != nil {
+	var err error
+	if user := req.PluginContext.User; user != nil && pollRole.Reaches(user.Role) {
+		err = m.eng.PollNow(ctx, body.Agent)
+	} else {
+		err = m.eng.PollIfOlder(ctx, body.Agent, m.eng.Config().PollInterval)
+	}
+	if err != nil {
 		if errors.Is(err, engine.ErrUnknownAgent) {
 			return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", body.Agent)
 		}
@@ -399,7 +417,8 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	out := pollAnswer{Agents: []pollAgent{}}
 	for _, a := range m.eng.Snapshot().Agents {
 		if body.Agent == "" || a.Name == body.Agent {
-			out.Agents = append(out.Agents, pollAgent{Name: a.Name, State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason})
+			out.Agents = append(out.Agents, pollAgent{Name: a.Name, State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason,
+				LastPollAt: timeOrNil(a.LastPollAt)})
 		}
 	}
 	return answer{http.StatusOK, out}
