@@ -123,6 +123,10 @@ func (f *fakeClient) Restart(_ context.Context, ag agentclient.Agent, process st
 	if a.silent {
 		return agentclient.StartResult{}, silentErr(ag)
 	}
+	if process != "cdp" {
+		return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultAgent, Agent: ag.Name, StatusCode: 404, Method: "POST",
+			URL: ag.URL + "/v1/processes/" + process + "/restart", Detail: fmt.Sprintf("HTTP 404 Not Found: no process named %q", process)}
+	}
 	if req.IfGeneration != nil && *req.IfGeneration != a.generation {
 		return agentclient.StartResult{}, &agentclient.StaleGenerationError{Agent: ag.Name, Process: process, Expected: *req.IfGeneration, Current: a.generation}
 	}

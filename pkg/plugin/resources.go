@@ -174,6 +174,8 @@ type eventView struct {
 	Reason  string    `json:"reason,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	Text    string    `json:"text"`
+	// Manual: a person acted, By (and User) being their login, even "auto".
+	Manual bool `json:"manual,omitempty"`
 }
 
 type agentDetailView struct {
@@ -252,7 +254,7 @@ func (d *Datasource) agentDetail(name string) answer {
 		r := frames.EventRowOf(ev)
 		v.Events = append(v.Events, eventView{
 			Time: r.Time, Kind: r.Kind, Agent: r.Agent, Process: r.Process, From: r.From, To: r.To,
-			Action: r.Action, By: r.By, User: r.By, Result: r.Result, Reason: r.Reason, Error: r.Error, Text: r.Text,
+			Action: r.Action, By: r.By, Manual: ev.Manual, User: r.By, Result: r.Result, Reason: r.Reason, Error: r.Error, Text: r.Text,
 		})
 	}
 	return answer{http.StatusOK, v}
@@ -319,7 +321,13 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 		log.DefaultLogger.Info("CDP process restarted by hand", "uid", d.uid, "agent", agentName, "process", process, "by", user.Login, "generation", res.Generation)
 		return answer{http.StatusAccepted, restartAnswer{Generation: res.Generation, PID: res.PID, StartedAt: res.StartedAt}}
 	}
-	return restartError(agentName, process, err)
+	var reported []string
+	if a, ok := m.eng.Snapshot().Agent(agentName); ok {
+		for _, p := range a.Processes {
+			reported = append(reported, p.Name)
+		}
+	}
+	return restartError(agentName, process, reported, err)
 }
 
 func orNone(role string) string {
@@ -329,8 +337,9 @@ func orNone(role string) string {
 	return role
 }
 
-// restartError says whose fault a failed restart is.
-func restartError(agentName, process string, err error) answer {
+// restartError says whose fault a failed restart is; reported are the
+// processes the agent reported at its last answer.
+func restartError(agentName, process string, reported []string, err error) answer {
 	var stale *agentclient.StaleGenerationError
 	var ae *agentclient.Error
 	switch {
@@ -348,7 +357,12 @@ func restartError(agentName, process string, err error) answer {
 	case errors.As(err, &ae) && ae.Fault == agentclient.FaultNetwork:
 		return fail(http.StatusBadGateway, "agent_unreachable", "agent %q did not answer the restart: %s", agentName, ae.Detail)
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
-		return fail(http.StatusNotFound, "unknown_process", "agent %q has no process %q: %s", agentName, process, ae.Detail)
+		known := "none yet"
+		if len(reported) > 0 {
+			known = strings.Join(reported, ", ")
+		}
+		return fail(http.StatusNotFound, "unknown_process", "agent %q has no process %q (it reports: %s): %s",
+			agentName, process, known, ae.Detail)
 	case errors.As(err, &ae) && (ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden):
 		return fail(http.StatusBadGateway, "agent_refused", "agent %q refused the control token (%s): check the datasource's control token", agentName, ae.Detail)
 	case errors.As(err, &ae):
