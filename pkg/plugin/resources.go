@@ -389,12 +389,20 @@ type pollAgent struct {
 	LastPollAt *time.Time `json:"lastPollAt"`
 }
 
-// pollRole is the least Grafana role whose poll polls now. Below it (Viewers,
-// and callers without a user, such as a backup server's service account
-// with no role) a poll polls an agent only when its last poll is at least a
-// poll interval old, and otherwise answers the latest state: anyone may ask,
-// but only those who may change the datasource may drive the polling.
+// pollRole is the least Grafana role whose poll polls now (as does the
+// restart role, when a datasource lets Viewers restart: whoever may restart
+// CDP may see its effect at once). Below both (Viewers, and callers without
+// a user, such as a backup server's service account with no role) a poll
+// polls an agent only when its last poll is at least a poll interval old,
+// and otherwise answers the latest state: anyone may ask, but only those
+// trusted to act may drive the polling.
 const pollRole = models.RoleEditor
+
+// pollsNow reports whether user's poll polls now rather than at most once
+// per poll interval.
+func (d *Datasource) pollsNow(user *backend.User) bool {
+	return user != nil && (pollRole.Reaches(user.Role) || d.settings.RestartRole.Reaches(user.Role))
+}
 
 // poll polls one agent, or all, and answers their states: now for an Editor
 // or above, else at most once per poll interval.
@@ -417,7 +425,7 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
 	var err error
-	if user := req.PluginContext.User; user != nil && pollRole.Reaches(user.Role) {
+	if d.pollsNow(req.PluginContext.User) {
 		err = m.eng.PollNow(ctx, body.Agent)
 	} else {
 		err = m.eng.PollIfOlder(ctx, body.Agent, m.eng.Config().PollInterval)
