@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/response"
 )
 
@@ -84,7 +84,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.agentURL == "" {
 		return usageErr("--agent URL is required")
 	}
-	if u, err := url.Parse(o.agentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	// The agent URL rule of fleet.yaml and the datasource; a URL that may
+	// hold a secret is not repeated.
+	if problem, secretsPlace := fleet.AgentURLProblem(o.agentURL); secretsPlace {
+		return usageErr("--agent: %s; give the read token with --token-file or VIGIL_READ_TOKEN", problem)
+	} else if problem != "" {
 		return usageErr("--agent: %q is not an absolute http or https URL", o.agentURL)
 	}
 	if o.timeout <= 0 {

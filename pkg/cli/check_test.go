@@ -225,6 +225,8 @@ func TestCheckUsageIsUnknown(t *testing.T) {
 	}{
 		{"no agent", []string{"check"}, "CDP UNKNOWN - vigil check: --agent URL is required\n"},
 		{"not a URL", []string{"check", "--agent", "db1:7070"}, `CDP UNKNOWN - vigil check: --agent: "db1:7070" is not an absolute http or https URL` + "\n"},
+		{"a password in the URL", []string{"check", "--agent", "http://nagios:s3cret@db1:7070"}, "CDP UNKNOWN - vigil check: --agent: must not carry a user name or password (user:password@); give the read token with --token-file or VIGIL_READ_TOKEN\n"},
+		{"a token in the query string", []string{"check", "--agent", "http://db1:7070/?token=s3cret"}, "CDP UNKNOWN - vigil check: --agent: must not carry a query string (?...): agents take no URL parameters; give the read token with --token-file or VIGIL_READ_TOKEN\n"},
 		{"both token flags", []string{"check", "--agent", "http://x", "--token", "a", "--token-file", empty}, "CDP UNKNOWN - vigil check: give --token or --token-file, not both\n"},
 		{"empty token file", []string{"check", "--agent", "http://x", "--token-file", empty}, "CDP UNKNOWN - vigil check: --token-file: " + empty + " is empty\n"},
 		{"missing token file", []string{"check", "--agent", "http://x", "--token-file", filepath.Join(dir, "nope")}, "CDP UNKNOWN - vigil check: --token-file: open " + filepath.Join(dir, "nope") + ": no such file or directory\n"},

@@ -9,6 +9,7 @@
 //	e, err := engine.New(cfg, engine.Options{History: store, Sink: engine.SinkFunc(print)})
 //	go e.Run(ctx)                  // polls every cfg.PollInterval, with jitter
 //	e.PollNow(ctx, "")             // poll every agent now and wait (or one agent by name)
+//	e.PollIfOlder(ctx, "", time.Minute) // the same, sparing agents polled within the minute
 //	snap := e.Snapshot()           // state per agent and process, reason, RTT, budget...
 //	e.Restart(ctx, "node-a", "cdp", "alice", "after maintenance", engine.AnyGeneration)
 //	e.Reconfigure(newCfg)
@@ -486,6 +487,19 @@ var ErrUnknownAgent = errors.New("no such agent in the fleet")
 // and returns once the answers are judged, acted on and recorded. A backup
 // job can call it to check before it starts.
 func (e *Engine) PollNow(ctx context.Context, name string) error {
+	return e.pollTargets(ctx, name, 0)
+}
+
+// PollIfOlder is PollNow for callers who must not drive the polling (a
+// Grafana Viewer, a backup job): an agent is polled only when its last poll
+// was sent maxAge ago or more, or never; otherwise its latest state stands.
+// Concurrent callers wait for the poll in flight instead of sending their
+// own, so an agent is polled at most once per maxAge however many ask.
+func (e *Engine) PollIfOlder(ctx context.Context, name string, maxAge time.Duration) error {
+	return e.pollTargets(ctx, name, maxAge)
+}
+
+func (e *Engine) pollTargets(ctx context.Context, name string, maxAge time.Duration) error {
 	e.mu.RLock()
 	var targets []*agentRT
 	if name == "" {
@@ -501,7 +515,7 @@ func (e *Engine) PollNow(ctx context.Context, name string) error {
 	}
 	var wg sync.WaitGroup
 	for _, rt := range targets {
-		wg.Go(func() { e.pollOne(ctx, rt) })
+		wg.Go(func() { e.pollIfOlder(ctx, rt, maxAge) })
 	}
 	wg.Wait()
 	return ctx.Err()

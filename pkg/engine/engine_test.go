@@ -256,7 +256,7 @@ func TestManualRestart(t *testing.T) {
 		t.Fatalf("Restart = %+v, %v", res, err)
 	}
 	ev := h.take()
-	want := actionLine(time.Second, "a", "restart", "alice", 3, "ok", "")
+	want := manualActionLine(time.Second, "a", "restart", "alice", 3, "ok", "")
 	if len(ev) < 2 || ev[1] != want {
 		t.Errorf("events:\n%s\nwant the second to be %s", strings.Join(ev, "\n"), want)
 	}

@@ -35,6 +35,8 @@ type fakeAgent struct {
 	// crashAfterRestart leaves cdp crashed after each (successful) restart.
 	crashAfterRestart bool
 	restarts, stops   []agentclient.ControlRequest
+	// polls counts the status requests that reached it.
+	polls int
 }
 
 type fakeClient struct {
@@ -84,6 +86,9 @@ func (f *fakeClient) Status(_ context.Context, ag agentclient.Agent) (agentclien
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.agents[ag.Name]
+	if a != nil {
+		a.polls++
+	}
 	switch {
 	case a == nil || a.silent:
 		return agentclient.Answer{}, silentErr(ag)
@@ -117,6 +122,10 @@ func (f *fakeClient) Restart(_ context.Context, ag agentclient.Agent, process st
 	a := f.agents[ag.Name]
 	if a.silent {
 		return agentclient.StartResult{}, silentErr(ag)
+	}
+	if process != "cdp" {
+		return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultAgent, Agent: ag.Name, StatusCode: 404, Method: "POST",
+			URL: ag.URL + "/v1/processes/" + process + "/restart", Detail: fmt.Sprintf("HTTP 404 Not Found: no process named %q", process)}
 	}
 	if req.IfGeneration != nil && *req.IfGeneration != a.generation {
 		return agentclient.StartResult{}, &agentclient.StaleGenerationError{Agent: ag.Name, Process: process, Expected: *req.IfGeneration, Current: a.generation}

@@ -34,9 +34,20 @@ func (e *Engine) budgetFor(a fleet.Agent, rec agentRecord, cluster string) outag
 
 // pollOne polls one agent and judges the result. Polls and actions of one
 // agent never overlap.
-func (e *Engine) pollOne(ctx context.Context, rt *agentRT) {
+func (e *Engine) pollOne(ctx context.Context, rt *agentRT) { e.pollIfOlder(ctx, rt, 0) }
+
+// pollIfOlder is pollOne when the agent's last poll was sent maxAge ago or
+// more (or never); maxAge 0 always polls. The age is read once rt.mu is
+// held, so a caller that waited for another's poll sees it.
+func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Duration) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	e.mu.RLock()
+	last := rt.snap.LastPollAt
+	e.mu.RUnlock()
+	if maxAge > 0 && !last.IsZero() && e.clock.Now().Sub(last) < maxAge {
+		return
+	}
 	e.mu.RLock()
 	cfg := rt.cfg
 	cluster := rt.snap.Cluster
@@ -296,7 +307,7 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 		if d.Action != remediation.None {
 			var ev Event
 			var o remediation.Outcome
-			ev, o, _, _ = e.act(ctx, cfg, tr, d.Action, v.Name, remediation.Auto, v.Reason, &d.IfGeneration)
+			ev, o, _, _ = e.act(ctx, cfg, tr, d.Action, v.Name, remediation.Automatic, v.Reason, &d.IfGeneration)
 			events = append(events, ev)
 			st, reason = o.State, o.Reason
 			if o.Tripped {
@@ -333,15 +344,23 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 	}
 	snap.Processes = procs
 	snap.State, snap.Reason = worst(procs)
+	// A tracker is the memory of a process the agent supervises: one it no
+	// longer reports (removed from its configuration, or a name that never
+	// existed, kept by an older version) is forgotten.
+	for name := range rt.rec.Trackers {
+		if !slices.ContainsFunc(procs, func(p ProcessSnapshot) bool { return p.Name == name }) {
+			delete(rt.rec.Trackers, name)
+		}
+	}
 	return events
 }
 
 // act performs one restart or stop and records its outcome in tr.
-func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Tracker, kind remediation.Kind, process, by, reason string, ifGen *int64) (Event, remediation.Outcome, agentclient.StartResult, error) {
+func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Tracker, kind remediation.Kind, process string, by remediation.Actor, reason string, ifGen *int64) (Event, remediation.Outcome, agentclient.StartResult, error) {
 	actx, cancel := context.WithTimeout(ctx, e.opts.ActionTimeout)
 	defer cancel()
-	requestedBy := by
-	if by == remediation.Auto {
+	requestedBy := by.Login
+	if !by.Person {
 		requestedBy = e.opts.RequestedBy
 	}
 	req := agentclient.ControlRequest{IfGeneration: ifGen, Reason: reason, RequestedBy: requestedBy}
@@ -370,7 +389,7 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	if isStale {
 		gen = stale.Current
 	}
-	ev := Event{Type: history.TypeAction, Time: now, Agent: cfg.Name, Process: process, Action: string(kind), By: by, Generation: gen, Result: "ok"}
+	ev := Event{Type: history.TypeAction, Time: now, Agent: cfg.Name, Process: process, Action: string(kind), By: by.Login, Manual: by.Person, Generation: gen, Result: "ok"}
 	if err != nil {
 		ev.Result, ev.Error = "failed", err.Error()
 	}
@@ -384,7 +403,7 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	} else {
 		o = tr.RecordStop(cfg.AutoRestart, now, by, gen, isStale, recErr)
 	}
-	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by, "generation", gen, "result", ev.Result, "error", ev.Error)
+	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by.Login, "person", by.Person, "generation", gen, "result", ev.Result, "error", ev.Error)
 	return ev, o, started, err
 }
 

@@ -233,8 +233,11 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 		}
 		if a.URL == "" {
 			fail(field+".url", "is required")
-		} else if !isHTTPURL(a.URL) {
-			fail(field+".url", "must be an absolute http or https URL")
+		} else if problem, secretsPlace := AgentURLProblem(a.URL); problem != "" {
+			if secretsPlace {
+				problem += tokensGoTo(prefix)
+			}
+			fail(field+".url", "%s", problem)
 		}
 		validatePolicy(a.Policy, field, fail)
 	}
@@ -285,12 +288,40 @@ func validatePolicy(p Policy, prefix string, fail func(field, format string, arg
 	}
 }
 
-func isHTTPURL(raw string) bool {
+// AgentURLProblem says what is wrong with an agent's base URL, or "" when
+// nothing is. It is the one rule for agent URLs: fleet.yaml and a
+// datasource's jsonData (through Validate) and `vigil check --agent` apply it,
+// and the datasource's settings editor (src/datasource/settings.ts) mirrors
+// it, both checked against the cases in testdata/agent-urls.json.
+//
+// A URL may not carry a user name or password, a query string or a
+// fragment: Vigil sends none of them to an agent as a token, and an agent URL
+// is shown to every Viewer, so they are where secrets get pasted by mistake.
+// secretsPlace reports such a problem, for the caller to say where tokens
+// belong instead. The message never repeats the URL.
+func AgentURLProblem(raw string) (problem string, secretsPlace bool) {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return false
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return "must be an absolute http or https URL", false
 	}
-	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Hostname() != ""
+	switch {
+	case u.User != nil:
+		return "must not carry a user name or password (user:password@)", true
+	case u.RawQuery != "" || u.ForceQuery:
+		return "must not carry a query string (?...): agents take no URL parameters", true
+	case strings.Contains(raw, "#"):
+		return "must not carry a fragment (#...)", true
+	}
+	return "", false
+}
+
+// tokensGoTo says where an agent's tokens belong, in a datasource's jsonData
+// (prefix "jsonData.") or in fleet.yaml.
+func tokensGoTo(prefix string) string {
+	if prefix == "jsonData." {
+		return "; tokens belong in secureJsonData (readToken, controlToken)"
+	}
+	return "; give tokens as readToken or readTokenFile, and controlToken or controlTokenFile"
 }
 
 // ParseDuration accepts a Go duration, 0, or a bare number of seconds (as the

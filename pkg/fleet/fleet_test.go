@@ -98,6 +98,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"budget-not-a-mapping", "agents[0].budget: must be a mapping of keys to values (line 4)"},
 		{"name-a-list", "agents[0].name: must be a single value (line 2)"},
 		{"bad-name", `agents[0].name: "node a" must be 1 to 63 letters, digits, '-' or '_'`},
+		{"url-credentials", "agents[0].url: must not carry a user name or password (user:password@); give tokens as readToken or readTokenFile, and controlToken or controlTokenFile\n" +
+			"agents[1].url: must not carry a query string (?...): agents take no URL parameters; give tokens as readToken or readTokenFile, and controlToken or controlTokenFile"},
 		{"several-problems", "pollInterval: 0s is below the minimum of 1s\nagents[0].url: is required\nagents[1].name: is required\nagents[1].url: must be an absolute http or https URL"},
 	}
 	seen := map[string]bool{}

@@ -46,7 +46,12 @@ func EventRowOf(ev history.Event) EventRow {
 		r.Text = fmt.Sprintf("%s: %s → %s", subject, r.From, r.To)
 	case history.TypeAction:
 		r.Action, r.By, r.Result, r.Reason, r.Error = ev.Action, ev.By, ev.Result, ev.Reason, ev.Error
-		r.Text = fmt.Sprintf("%s: %s %s (by %s)", subject, ev.Action, ev.Result, ev.By)
+		by := ev.By
+		if ev.Manual && by == "auto" {
+			// A person whose login is "auto", not Vigil's own auto-restart.
+			by = "the user auto"
+		}
+		r.Text = fmt.Sprintf("%s: %s %s (by %s)", subject, ev.Action, ev.Result, by)
 	case history.TypeAgent:
 		var a struct {
 			Type        string `json:"type"`

@@ -192,6 +192,8 @@ func TestEventJSON(t *testing.T) {
 			`{"type":"state","time":"2026-11-26T04:00:00Z","agent":"a","process":"cdp","from":"UNKNOWN","to":"OK","reason":"running","budgetSeconds":32}`},
 		{"action", Event{Type: TypeAction, Time: t0, Agent: "a", Process: "cdp", Action: "restart", By: "auto", Generation: 5, Result: "failed", Error: "boom"},
 			`{"type":"action","time":"2026-11-26T04:00:00Z","agent":"a","process":"cdp","action":"restart","by":"auto","generation":5,"result":"failed","error":"boom"}`},
+		{"action by a person whose login is auto", Event{Type: TypeAction, Time: t0, Agent: "a", Process: "cdp", Action: "restart", By: "auto", Manual: true, Generation: 6, Result: "ok"},
+			`{"type":"action","time":"2026-11-26T04:00:00Z","agent":"a","process":"cdp","action":"restart","by":"auto","generation":6,"result":"ok","error":"","manual":true}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,7 +202,7 @@ func TestEventJSON(t *testing.T) {
 				t.Fatalf("got %s, %v\nwant %s", b, err, tt.want)
 			}
 			var back Event
-			if err := back.UnmarshalJSON(b); err != nil || back.From != tt.e.From || back.To != tt.e.To || back.Generation != tt.e.Generation {
+			if err := back.UnmarshalJSON(b); err != nil || back.From != tt.e.From || back.To != tt.e.To || back.Generation != tt.e.Generation || back.Manual != tt.e.Manual {
 				t.Errorf("round trip: %+v, %v", back, err)
 			}
 		})

@@ -12,7 +12,8 @@ const (
 	// TypeState is a change of state of an agent (Process empty) or of one
 	// of its processes.
 	TypeState = "state"
-	// TypeAction is a restart or stop, automatic (By "auto") or by a person.
+	// TypeAction is a restart or stop, automatic (By "auto") or by a person
+	// (Manual, By their login, which may itself be "auto").
 	TypeAction = "action"
 	// TypeNote records something that is neither, such as auto-restart
 	// resuming after the flap guard's window.
@@ -27,7 +28,10 @@ const (
 //	{"type":"state","time","agent","process","from","to","reason","budgetSeconds"}
 //	{"type":"action","time","agent","process","action","by","generation","result","error"}
 //
-// A state event adds "diagnosis" when an agent turns FAILED.
+// A state event adds "diagnosis" when an agent turns FAILED. An action by a
+// person adds "manual": true, so that a person whose login is "auto" is not
+// taken for the engine; an action without it was taken by the engine when
+// "by" is "auto" (events written before "manual" existed included).
 type Event struct {
 	Type    string    `json:"type"`
 	Time    time.Time `json:"time"`
@@ -44,8 +48,10 @@ type Event struct {
 	// Actions: "restart" or "stop", who asked ("auto" or a login), the
 	// generation (the new one after a restart, else the one acted on),
 	// "ok" or "failed" and why.
-	Action     string `json:"-"`
-	By         string `json:"-"`
+	Action string `json:"-"`
+	By     string `json:"-"`
+	// Manual: a person acted (By is their login, even when it is "auto").
+	Manual     bool   `json:"-"`
 	Generation int64  `json:"-"`
 	Result     string `json:"-"`
 	Error      string `json:"-"`
@@ -82,7 +88,8 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			Generation int64  `json:"generation"`
 			Result     string `json:"result"`
 			Error      string `json:"error"`
-		}{e.Type, t, e.Agent, e.Process, e.Action, e.By, e.Generation, e.Result, e.Error}
+			Manual     bool   `json:"manual,omitempty"`
+		}{e.Type, t, e.Agent, e.Process, e.Action, e.By, e.Generation, e.Result, e.Error, e.Manual}
 		return json.Marshal(v)
 	case TypeAgent:
 		v := struct {
@@ -119,6 +126,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		Diagnosis     string          `json:"diagnosis"`
 		Action        string          `json:"action"`
 		By            string          `json:"by"`
+		Manual        bool            `json:"manual"`
 		Generation    int64           `json:"generation"`
 		Result        string          `json:"result"`
 		Error         string          `json:"error"`
@@ -128,7 +136,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = Event{Type: v.Type, Time: v.Time, Agent: v.Agent, Process: v.Process, Reason: v.Reason,
-		BudgetSeconds: v.BudgetSeconds, Diagnosis: v.Diagnosis, Action: v.Action, By: v.By,
+		BudgetSeconds: v.BudgetSeconds, Diagnosis: v.Diagnosis, Action: v.Action, By: v.By, Manual: v.Manual,
 		Generation: v.Generation, Result: v.Result, Error: v.Error, AgentEvent: v.Event}
 	if v.Type == TypeState {
 		e.From, _ = state.Parse(v.From)

@@ -191,6 +191,8 @@ type eventView struct {
 	Reason  string    `json:"reason,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	Text    string    `json:"text"`
+	// Manual: a person acted, By (and User) being their login, even "auto".
+	Manual bool `json:"manual,omitempty"`
 }
 
 type agentDetailView struct {
@@ -269,7 +271,7 @@ func (d *Datasource) agentDetail(name string) answer {
 		r := frames.EventRowOf(ev)
 		v.Events = append(v.Events, eventView{
 			Time: r.Time, Kind: r.Kind, Agent: r.Agent, Process: r.Process, From: r.From, To: r.To,
-			Action: r.Action, By: r.By, User: r.By, Result: r.Result, Reason: r.Reason, Error: r.Error, Text: r.Text,
+			Action: r.Action, By: r.By, Manual: ev.Manual, User: r.By, Result: r.Result, Reason: r.Reason, Error: r.Error, Text: r.Text,
 		})
 	}
 	return answer{http.StatusOK, v}
@@ -336,7 +338,13 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 		log.DefaultLogger.Info("CDP process restarted by hand", "datasource", d.ident.String(), "agent", agentName, "process", process, "by", user.Login, "generation", res.Generation)
 		return answer{http.StatusAccepted, restartAnswer{Generation: res.Generation, PID: res.PID, StartedAt: res.StartedAt}}
 	}
-	return restartError(agentName, process, err)
+	var reported []string
+	if a, ok := m.eng.Snapshot().Agent(agentName); ok {
+		for _, p := range a.Processes {
+			reported = append(reported, p.Name)
+		}
+	}
+	return restartError(agentName, process, reported, err)
 }
 
 func orNone(role string) string {
@@ -346,8 +354,9 @@ func orNone(role string) string {
 	return role
 }
 
-// restartError says whose fault a failed restart is.
-func restartError(agentName, process string, err error) answer {
+// restartError says whose fault a failed restart is; reported are the
+// processes the agent reported at its last answer.
+func restartError(agentName, process string, reported []string, err error) answer {
 	var stale *agentclient.StaleGenerationError
 	var ae *agentclient.Error
 	switch {
@@ -365,7 +374,12 @@ func restartError(agentName, process string, err error) answer {
 	case errors.As(err, &ae) && ae.Fault == agentclient.FaultNetwork:
 		return fail(http.StatusBadGateway, "agent_unreachable", "agent %q did not answer the restart: %s", agentName, ae.Detail)
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
-		return fail(http.StatusNotFound, "unknown_process", "agent %q has no process %q: %s", agentName, process, ae.Detail)
+		known := "none yet"
+		if len(reported) > 0 {
+			known = strings.Join(reported, ", ")
+		}
+		return fail(http.StatusNotFound, "unknown_process", "agent %q has no process %q (it reports: %s): %s",
+			agentName, process, known, ae.Detail)
 	case errors.As(err, &ae) && (ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden):
 		return fail(http.StatusBadGateway, "agent_refused", "agent %q refused the control token (%s): check the datasource's control token", agentName, ae.Detail)
 	case errors.As(err, &ae):
@@ -387,9 +401,28 @@ type pollAgent struct {
 	State     string `json:"state"`
 	StateCode int64  `json:"stateCode"`
 	Reason    string `json:"reason"`
+	// LastPollAt says how fresh the state is: a Viewer's poll may answer
+	// the latest one rather than poll.
+	LastPollAt *time.Time `json:"lastPollAt"`
 }
 
-// poll polls one agent, or all, now and answers their states.
+// pollRole is the least Grafana role whose poll polls now (as does the
+// restart role, when a datasource lets Viewers restart: whoever may restart
+// CDP may see its effect at once). Below both (Viewers, and callers without
+// a user, such as a backup server's service account with no role) a poll
+// polls an agent only when its last poll is at least a poll interval old,
+// and otherwise answers the latest state: anyone may ask, but only those
+// trusted to act may drive the polling.
+const pollRole = models.RoleEditor
+
+// pollsNow reports whether user's poll polls now rather than at most once
+// per poll interval.
+func (d *Datasource) pollsNow(user *backend.User) bool {
+	return user != nil && (pollRole.Reaches(user.Role) || d.settings.RestartRole.Reaches(user.Role))
+}
+
+// poll polls one agent, or all, and answers their states: now for an Editor
+// or above, else at most once per poll interval.
 func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest) answer {
 	var body pollRequest
 	if len(strings.TrimSpace(string(req.Body))) > 0 {
@@ -408,7 +441,13 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	}
 	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
-	if err := m.eng.PollNow(ctx, body.Agent); err != nil {
+	var err error
+	if d.pollsNow(req.PluginContext.User) {
+		err = m.eng.PollNow(ctx, body.Agent)
+	} else {
+		err = m.eng.PollIfOlder(ctx, body.Agent, m.eng.Config().PollInterval)
+	}
+	if err != nil {
 		if errors.Is(err, engine.ErrUnknownAgent) {
 			return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", body.Agent)
 		}
@@ -417,7 +456,8 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	out := pollAnswer{Agents: []pollAgent{}}
 	for _, a := range m.eng.Snapshot().Agents {
 		if body.Agent == "" || a.Name == body.Agent {
-			out.Agents = append(out.Agents, pollAgent{Name: a.Name, State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason})
+			out.Agents = append(out.Agents, pollAgent{Name: a.Name, State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason,
+				LastPollAt: timeOrNil(a.LastPollAt)})
 		}
 	}
 	return answer{http.StatusOK, out}

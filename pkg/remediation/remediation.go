@@ -45,6 +45,21 @@ const (
 // Auto is the "by" of actions the engine takes by itself.
 const Auto = "auto"
 
+// Actor is who takes an action: the engine by itself, or a person by login.
+// A login may be anything, "auto" included, so the two are told apart by
+// Person, never by the login alone.
+type Actor struct {
+	// Login is Auto for the engine, else the person's login.
+	Login  string
+	Person bool
+}
+
+// Automatic is the engine acting by itself.
+var Automatic = Actor{Login: Auto}
+
+// ByPerson is a person acting, named by their login.
+func ByPerson(login string) Actor { return Actor{Login: login, Person: true} }
+
 // Decision is what to do now and the resulting state.
 type Decision struct {
 	Action Kind
@@ -59,12 +74,15 @@ type Decision struct {
 
 // LastAction is the most recent action on a process, for the snapshot.
 type LastAction struct {
-	Kind       Kind      `json:"kind"`
-	At         time.Time `json:"at"`
-	By         string    `json:"by"`
-	Generation int64     `json:"generation"`
-	OK         bool      `json:"ok"`
-	Error      string    `json:"error,omitempty"`
+	Kind Kind      `json:"kind"`
+	At   time.Time `json:"at"`
+	By   string    `json:"by"`
+	// Manual: a person acted and By is their login, even when it is "auto".
+	// Records written before it existed read false; their "auto" is the engine.
+	Manual     bool   `json:"manual,omitempty"`
+	Generation int64  `json:"generation"`
+	OK         bool   `json:"ok"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Tracker is the remediation memory of one process. Its zero value is ready;
@@ -189,9 +207,9 @@ type Outcome struct {
 
 // RecordRestart records the result of a restart. generation is the new one
 // on success; stale reports another monitor's (or a person's) restart that
-// happened first, which is no failure. by is Auto or a person's login.
-func (t *Tracker) RecordRestart(p fleet.AutoRestart, now time.Time, by string, generation int64, stale bool, err error) Outcome {
-	la := &LastAction{Kind: Restart, At: now, By: by, Generation: generation, OK: err == nil}
+// happened first, which is no failure. by is the engine (Automatic) or a person.
+func (t *Tracker) RecordRestart(p fleet.AutoRestart, now time.Time, by Actor, generation int64, stale bool, err error) Outcome {
+	la := &LastAction{Kind: Restart, At: now, By: by.Login, Manual: by.Person, Generation: generation, OK: err == nil}
 	if err != nil {
 		la.Error = err.Error()
 	}
@@ -208,10 +226,10 @@ func (t *Tracker) RecordRestart(p fleet.AutoRestart, now time.Time, by string, g
 	}
 	t.FailedAttempts, t.LastError, t.NextAttemptAt = 0, "", time.Time{}
 	t.Awaiting = generation
-	if by != Auto {
+	if by.Person {
 		// A person acted: the flap guard starts over.
 		t.Restarts, t.Suspended = nil, false
-		return Outcome{State: state.Restarting, Reason: fmt.Sprintf("restarted by %s (generation %d); awaiting confirmation", by, generation)}
+		return Outcome{State: state.Restarting, Reason: fmt.Sprintf("restarted by %s (generation %d); awaiting confirmation", by.Login, generation)}
 	}
 	t.prune(now, p.Window)
 	t.Restarts = append(t.Restarts, now)
@@ -224,8 +242,8 @@ func (t *Tracker) RecordRestart(p fleet.AutoRestart, now time.Time, by string, g
 }
 
 // RecordStop records the result of a stop on a node no longer active.
-func (t *Tracker) RecordStop(p fleet.AutoRestart, now time.Time, by string, generation int64, stale bool, err error) Outcome {
-	la := &LastAction{Kind: Stop, At: now, By: by, Generation: generation, OK: err == nil}
+func (t *Tracker) RecordStop(p fleet.AutoRestart, now time.Time, by Actor, generation int64, stale bool, err error) Outcome {
+	la := &LastAction{Kind: Stop, At: now, By: by.Login, Manual: by.Person, Generation: generation, OK: err == nil}
 	if err != nil {
 		la.Error = err.Error()
 	}

@@ -149,10 +149,10 @@ func TestTransitions(t *testing.T) {
 					if d.IfGeneration != st.v.Generation {
 						t.Errorf("step %d: ifGeneration %d, want %d", i, d.IfGeneration, st.v.Generation)
 					}
-					o := tr.RecordRestart(tt.policy, now, Auto, st.resultGen, st.stale, st.result)
+					o := tr.RecordRestart(tt.policy, now, Automatic, st.resultGen, st.stale, st.result)
 					gotState, gotReason, tripped = o.State, o.Reason, o.Tripped
 				case Stop:
-					o := tr.RecordStop(tt.policy, now, Auto, st.resultGen, st.stale, st.result)
+					o := tr.RecordStop(tt.policy, now, Automatic, st.resultGen, st.stale, st.result)
 					gotState, gotReason = o.State, o.Reason
 				}
 				if gotState != st.want || gotReason != st.wantReason || tripped != st.wantTrip {
@@ -164,21 +164,29 @@ func TestTransitions(t *testing.T) {
 }
 
 func TestPersonLiftsTheFlapGuard(t *testing.T) {
-	p := policy(func(p *fleet.AutoRestart) { p.MaxRestarts = 0 })
-	var tr Tracker
-	tr.Decide(p, t0, verdict(response.Down, 1), Peer{})
-	if o := tr.RecordRestart(p, t0, Auto, 2, false, nil); !o.Tripped {
-		t.Fatal("maxRestarts 0: the first restart should trip the guard")
-	}
-	if d := tr.Decide(p, t0.Add(time.Second), verdict(response.Down, 2), Peer{}); d.Action != None || d.State != state.Degraded {
-		t.Fatalf("suspended, yet %+v", d)
-	}
-	o := tr.RecordRestart(p, t0.Add(2*time.Second), "alice", 3, false, nil)
-	if o.State != state.Restarting || o.Reason != "restarted by alice (generation 3); awaiting confirmation" || tr.Suspended {
-		t.Fatalf("after a person's restart: %+v, suspended=%v", o, tr.Suspended)
-	}
-	if tr.LastAction == nil || tr.LastAction.By != "alice" || tr.LastAction.Generation != 3 {
-		t.Errorf("last action = %+v", tr.LastAction)
+	// A person whose login is "auto" is a person, not the engine.
+	for _, login := range []string{"alice", Auto} {
+		t.Run(login, func(t *testing.T) {
+			p := policy(func(p *fleet.AutoRestart) { p.MaxRestarts = 0 })
+			var tr Tracker
+			tr.Decide(p, t0, verdict(response.Down, 1), Peer{})
+			if o := tr.RecordRestart(p, t0, Automatic, 2, false, nil); !o.Tripped {
+				t.Fatal("maxRestarts 0: the first restart should trip the guard")
+			}
+			if tr.LastAction == nil || tr.LastAction.By != Auto || tr.LastAction.Manual {
+				t.Errorf("the engine's last action = %+v", tr.LastAction)
+			}
+			if d := tr.Decide(p, t0.Add(time.Second), verdict(response.Down, 2), Peer{}); d.Action != None || d.State != state.Degraded {
+				t.Fatalf("suspended, yet %+v", d)
+			}
+			o := tr.RecordRestart(p, t0.Add(2*time.Second), ByPerson(login), 3, false, nil)
+			if o.State != state.Restarting || o.Reason != "restarted by "+login+" (generation 3); awaiting confirmation" || tr.Suspended {
+				t.Fatalf("after a person's restart: %+v, suspended=%v", o, tr.Suspended)
+			}
+			if tr.LastAction == nil || tr.LastAction.By != login || !tr.LastAction.Manual || tr.LastAction.Generation != 3 {
+				t.Errorf("last action = %+v", tr.LastAction)
+			}
+		})
 	}
 }
 

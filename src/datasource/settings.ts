@@ -86,6 +86,41 @@ const policyShape = {
   rpo: duration.optional(),
 };
 
+// Where an agent's tokens belong, after a URL problem that may have put one in the URL.
+const TOKENS_GO_TO = '; tokens belong in secureJsonData (readToken, controlToken)';
+
+/**
+ * What is wrong with an agent's base URL ('' when nothing is): the backend's rule (pkg/fleet
+ * AgentURLProblem), checked against the same cases (pkg/fleet/testdata/agent-urls.json). A URL
+ * may carry no user name or password, query string or fragment: Vigil sends none of them to an
+ * agent, and the URL is shown to every Viewer. `secretsPlace` marks those problems. The message
+ * never repeats the URL.
+ */
+export function agentUrlProblem(raw: string): { problem: string; secretsPlace: boolean } {
+  const notHttp = { problem: 'must be an absolute http or https URL', secretsPlace: false };
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    return notHttp;
+  }
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.hostname === '') {
+    return notHttp;
+  }
+  // Read from the text, as Go's net/url does: URL drops an empty user name, "?" or "#".
+  const authority = raw.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '').split(/[/?#\\]/)[0];
+  if (authority.includes('@')) {
+    return { problem: 'must not carry a user name or password (user:password@)', secretsPlace: true };
+  }
+  if (raw.includes('?')) {
+    return { problem: 'must not carry a query string (?...): agents take no URL parameters', secretsPlace: true };
+  }
+  if (raw.includes('#')) {
+    return { problem: 'must not carry a fragment (#...)', secretsPlace: true };
+  }
+  return { problem: '', secretsPlace: false };
+}
+
 const agentSchema = z.object({
   name: z
     .string()
@@ -98,14 +133,12 @@ const agentSchema = z.object({
     .string()
     .trim()
     .min(1, 'is required')
-    .refine((u) => {
-      try {
-        const parsed = new URL(u);
-        return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
-      } catch {
-        return false;
+    .superRefine((u, ctx) => {
+      const { problem, secretsPlace } = agentUrlProblem(u);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: secretsPlace ? problem + TOKENS_GO_TO : problem });
       }
-    }, 'must be an absolute http or https URL'),
+    }),
   cluster: z.string().optional(),
   ...policyShape,
 });
