@@ -28,5 +28,6 @@ export const testIds = {
     preview: 'vigil-config-preview',
     install: 'vigil-config-install',
     status: 'vigil-config-status',
+    monitor: 'vigil-config-monitor',
   },
 };

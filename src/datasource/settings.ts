@@ -11,6 +11,8 @@ export { parseDurationSeconds } from '../shared/duration';
 // "jsonData." prefix, so what the editor flags and what Save & test reports read alike.
 
 const MIN_POLL_SECONDS = 1;
+/** jsonData.idleStop's minimum (pkg/models MinIdleStop). */
+const MIN_IDLE_STOP_SECONDS = 1;
 const AGENT_NAME = /^[A-Za-z0-9_-]{1,63}$/;
 
 const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
@@ -163,6 +165,20 @@ const optionsSchema = z
     agents: z.array(agentSchema).optional(),
     restartRole: oneOf(['Viewer', 'Editor', 'Admin'], 'one of Viewer, Editor, Admin').optional(),
     historyPath: z.string().optional(),
+    idleStop: z
+      .union([z.string(), z.number()])
+      .optional()
+      .superRefine((v, ctx) => {
+        if (!isSet(v)) {
+          return;
+        }
+        const seconds = parseDurationSeconds(String(v));
+        if (seconds === undefined) {
+          ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s, 0)` });
+        } else if (seconds < MIN_IDLE_STOP_SECONDS) {
+          ctx.addIssue({ code: 'custom', message: `"${String(v).trim()}" is below the minimum of 1s` });
+        }
+      }),
   })
   .superRefine((options, ctx) => {
     const agents = options.agents ?? [];

@@ -90,6 +90,8 @@ export interface VigilOptions extends DataSourceJsonData {
   agents?: AgentSettings[];
   restartRole?: RestartRole;
   historyPath?: string;
+  /** How long the monitor runs with no request before it stops (default 15m, at least 1s). */
+  idleStop?: string;
 }
 
 // Held encrypted by Grafana and only ever sent to the backend; the browser sees booleans in

@@ -87,6 +87,26 @@ const restartAnswerSchema = z.object({
 });
 export type RestartAnswer = z.infer<typeof restartAnswerSchema>;
 
+const monitorSchema = z
+  .object({
+    running: z.boolean(),
+    startedAt: z.string().nullable().optional(),
+    lastRequestAt: z.string().nullable().optional(),
+    lastAlertQueryAt: z.string().nullable().optional(),
+    idleStopSeconds: z.number(),
+    keptAliveByAlerts: z.boolean(),
+    stoppedAt: z.string().nullable().optional(),
+    stopReason: z.string().optional(),
+    history: z
+      .object({ path: z.string(), source: z.string(), durable: z.boolean(), note: z.string().optional() })
+      .loose(),
+    summary: z.string(),
+    warning: z.string().optional(),
+  })
+  .loose();
+/** GET monitor: whether the datasource's monitor runs, what keeps it running, where its history is. */
+export type MonitorStatus = z.infer<typeof monitorSchema>;
+
 export function resourceUrl(uid: string, ...path: string[]) {
   return `/api/datasources/uid/${encodeURIComponent(uid)}/resources/${path.map(encodeURIComponent).join('/')}`;
 }
@@ -203,6 +223,16 @@ export async function restartProcess(
       quiet
     );
     return parse(restartAnswerSchema, answer, 'the restart');
+  } catch (err) {
+    throw toResourceError(err);
+  }
+}
+
+/** The monitor's status (Grafana admins only); asking neither starts nor keeps it running. */
+export async function getMonitor(uid: string): Promise<MonitorStatus> {
+  try {
+    const body = await getBackendSrv().get(resourceUrl(uid, 'monitor'), undefined, undefined, quiet);
+    return parse(monitorSchema, body, 'GET monitor');
   } catch (err) {
     throw toResourceError(err);
   }

@@ -26,6 +26,7 @@ export const testIds = {
     rpo: 'vigil-config-rpo',
     restartRole: 'vigil-config-restart-role',
     historyPath: 'vigil-config-history-path',
+    idleStop: 'vigil-config-idle-stop',
   },
   queryEditor: {
     root: 'vigil-query-editor',

@@ -30,6 +30,7 @@ import { testIds } from '../../components/testIds';
 import { parseDurationSeconds } from '../../shared/duration';
 import { type AppSettings, chosenDatasource, saveAppSettings } from '../appSettings';
 import { createFolder, type Folder, installRules, listFolders, type RuleStatus, ruleStatus } from './install';
+import { MonitorStatus } from './MonitorStatus';
 
 interface DatasourceJson {
   pollInterval?: string;
@@ -210,6 +211,8 @@ export default function Configuration({ settings }: { settings: AppSettings }) {
             </Stack>
           </Stack>
 
+          {dsUid && <MonitorStatus uid={dsUid} isAdmin={isAdmin} />}
+
           <Stack direction="column" gap={1}>
             <Text element="h3">Alert rules</Text>
             <Text color="secondary">
@@ -219,6 +222,10 @@ export default function Configuration({ settings }: { settings: AppSettings }) {
                 ? ` (poll interval ${options.pollIntervalSeconds} s, restart allowance ${options.restartAllowanceSeconds} s, RPO objective ${options.rpoSeconds} s, from its settings)`
                 : ''}
               . docs/alerting.md says what each means.
+            </Text>
+            <Text color="secondary">
+              Installing them is not optional: besides alerting, their evaluations are what keep the monitor polling and
+              restarting CDP after Grafana restarts, with no dashboard open.
             </Text>
             {!isAdmin && (
               <Alert severity="info" title="Installing needs the Admin role">

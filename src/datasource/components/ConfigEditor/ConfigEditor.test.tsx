@@ -173,10 +173,14 @@ describe('ConfigEditor', () => {
     type(ids.rpo, '2m');
     fireEvent.click(screen.getByRole('radio', { name: 'Admin' }));
     type(ids.historyPath, '/var/lib/grafana/vigil');
+    type(ids.idleStop, '500ms');
+    expect(screen.getAllByText('idleStop: "500ms" is below the minimum of 1s').length).toBeGreaterThan(0);
+    type(ids.idleStop, '1h');
     expect(last().jsonData).toMatchObject({
       defaults: { autoRestart: { enabled: false, maxRestarts: 5, backoffInitial: '10s' }, rpo: '2m' },
       restartRole: 'Admin',
       historyPath: '/var/lib/grafana/vigil',
+      idleStop: '1h',
     });
   });
 

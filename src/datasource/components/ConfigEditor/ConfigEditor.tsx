@@ -298,6 +298,17 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
           testId={testIds.configEditor.historyPath}
           onChange={(v) => setJsonData({ historyPath: v || undefined })}
         />
+        <TextField
+          label="Idle stop"
+          path="idleStop"
+          errors={errors}
+          value={jsonData.idleStop}
+          width={20}
+          placeholder="15m"
+          explanation="The monitor stops after this long with no query or resource call (Grafana never tells a plugin that a datasource was deleted) and starts again on the next one. Keep it longer than your alert rules' evaluation interval: they are what keep it running."
+          testId={testIds.configEditor.idleStop}
+          onChange={(v) => setJsonData({ idleStop: v || undefined })}
+        />
       </FieldSet>
     </div>
   );

@@ -1,0 +1,69 @@
+import React from 'react';
+import { render, screen } from '@testing-library/react';
+
+import { MonitorStatus } from './MonitorStatus';
+import { testIds } from '../../components/testIds';
+import { httpError, useBackend } from '../../components/testing/fakes';
+
+const base = {
+  running: true,
+  startedAt: '2026-03-01T12:00:00Z',
+  lastRequestAt: '2026-03-01T12:05:00Z',
+  idleStopSeconds: 900,
+  history: { path: '/var/lib/grafana/vigil-cdp/org1-id3-vigil-cdp', source: 'GF_PATHS_DATA', durable: true },
+  now: '2026-03-01T12:05:40Z',
+};
+
+describe('MonitorStatus', () => {
+  it('says the alert rules keep the monitor running, and where the history is', async () => {
+    const backend = useBackend();
+    backend.get.mockResolvedValue({
+      ...base,
+      keptAliveByAlerts: true,
+      lastAlertQueryAt: '2026-03-01T12:05:00Z',
+      summary: 'the monitor is running (since 5m40s ago); kept alive by alert rules: last evaluation 40s ago',
+    });
+    render(<MonitorStatus uid="vigil-cdp" isAdmin />);
+    expect(
+      await screen.findByText(
+        'The monitor is running (since 5m40s ago); kept alive by alert rules: last evaluation 40s ago.'
+      )
+    ).toBeInTheDocument();
+    expect(screen.getByText(/History: \/var\/lib\/grafana\/vigil-cdp\/org1-id3-vigil-cdp/)).toBeInTheDocument();
+    expect(screen.queryByText('Nothing keeps the monitor running')).not.toBeInTheDocument();
+    expect(backend.get).toHaveBeenCalledWith(
+      '/api/datasources/uid/vigil-cdp/resources/monitor',
+      undefined,
+      undefined,
+      expect.anything()
+    );
+  });
+
+  it('warns when nothing keeps the monitor running', async () => {
+    useBackend().get.mockResolvedValue({
+      ...base,
+      running: false,
+      keptAliveByAlerts: false,
+      summary: 'the monitor is not running: no query has used this datasource since the plugin started',
+      warning: 'nothing keeps the monitor running: no alert rule has queried this datasource since the plugin started',
+    });
+    render(<MonitorStatus uid="vigil-cdp" isAdmin />);
+    expect(await screen.findByText('Nothing keeps the monitor running')).toBeInTheDocument();
+    expect(screen.getByTestId(testIds.config.monitor)).toHaveTextContent(
+      'Nothing keeps the monitor running: no alert rule has queried this datasource since the plugin started. Install the alert rules below'
+    );
+  });
+
+  it('names a failed read', async () => {
+    useBackend().get.mockRejectedValue(httpError(500, 'x', 'boom'));
+    render(<MonitorStatus uid="vigil-cdp" isAdmin />);
+    expect(await screen.findByText("Could not read the monitor's status")).toBeInTheDocument();
+  });
+
+  it('asks nothing for a non-admin', () => {
+    const backend = useBackend();
+    render(<MonitorStatus uid="vigil-cdp" isAdmin={false} />);
+    expect(screen.getByTestId(testIds.config.monitor)).toHaveTextContent('shown to admins');
+    expect(backend.get).not.toHaveBeenCalled();
+  });
+});
