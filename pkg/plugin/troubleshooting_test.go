@@ -131,7 +131,17 @@ func TestTroubleshootingTableMatchesMessages(t *testing.T) {
 		h := runHealth(t, run.agents, run.secrets, 300*time.Millisecond)
 		got.add("Save & test", h.message)
 		got.add("Save & test", h.lines...)
+		got.add("Save & test", h.monitor...)
 	}
+	// A Grafana that gives the plugin no data folder: the history goes to
+	// the temporary folder.
+	noData := newMonitors()
+	noData.getenv = func(string) string { return "" }
+	noData.executable = func() (string, error) { return "/usr/local/bin/gpx_vigil", nil }
+	noData.packagedData = filepath.Join(t.TempDir(), "absent")
+	t.Cleanup(noData.stopAll)
+	h := checkHealth(t, newDatasource(settingsFor(`{"agents":[{"name":"db-1","url":"`+good+`"}]}`), agentclient.New(nil), noData), nil)
+	got.add("Save & test", h.monitor...)
 
 	// What the monitor shows for an agent after its polls.
 	client := agentclient.New(nil)
@@ -180,6 +190,18 @@ func TestTroubleshootingTableMatchesMessages(t *testing.T) {
 	busy := newDatasource(backend.DataSourceInstanceSettings{UID: "busy",
 		JSONData: json.RawMessage(`{"historyPath":"` + held + `","agents":[{"name":"db-1","url":"http://127.0.0.1:1"}]}`)}, &fakeAgents{}, testMonitors(t, &fakeAgents{}))
 	if dr := query(t, busy, QueryTypeStatus); dr.Error != nil {
+		got.add("query", dr.Error.Error())
+	}
+
+	// A history folder that belongs to another datasource (one deleted and
+	// created again, or two pointed at one folder one after the other).
+	owned := t.TempDir()
+	if err := claimHistory(owned, identity{org: 1, id: 3, uid: "vigil-cdp"}); err != nil {
+		t.Fatal(err)
+	}
+	taken := settingsFor(`{"historyPath":"` + owned + `","agents":[{"name":"db-1","url":"http://127.0.0.1:1"}]}`)
+	taken.ID = 9
+	if dr := query(t, newDatasourceIn(identity{org: 1, id: 9, uid: "vigil-cdp"}, taken, &fakeAgents{}, testMonitors(t, &fakeAgents{})), QueryTypeStatus); dr.Error != nil {
 		got.add("query", dr.Error.Error())
 	}
 
