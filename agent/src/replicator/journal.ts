@@ -348,16 +348,3 @@ export function readFrameAt(fd: number, offset: number): JournalRecord | undefin
   const f = parseFrame(buf, 0);
   return f.ok && !isHeader(f.record) ? f.record : undefined;
 }
-
-/** Every record of one file (small files, tests). */
-export function readJournal(file: string): ReadResult {
-  const records: JournalRecord[] = [];
-  let res: ReadResult;
-  try {
-    res = readFileFrames(file, (r) => void records.push(r));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], goodBytes: 0, totalBytes: 0, skipped: [] };
-    throw e;
-  }
-  return { ...res, records };
-}

@@ -17,6 +17,7 @@ import {
   readSnapshot,
   readSnapshotHeader,
   resolveChain,
+  segmentEnd,
   snapshotFits,
   type Chain,
   type ChainSegment,
@@ -359,7 +360,7 @@ export function versions(
   for (let i = 0; i < chain.segments.length; i++) {
     const seg = chain.segments[i] as ChainSegment;
     const next = chain.segments[i + 1];
-    const end = Math.min(seg.last ?? Infinity, next ? next.first - 1 : Infinity);
+    const end = segmentEnd(chain, i);
     if (end <= after) continue;
     const idx = seg.legacy || !next ? undefined : readIndex(layout.journal, seg.name);
     if (idx && !byOffsets(layout, seg, idx, keys, names, after, end, visit)) continue;

@@ -11,6 +11,7 @@ import {
   indexObjects,
   readIndex,
   readSnapshot,
+  segmentEnd,
   snapshotFits,
   writeIndex,
   writeSnapshot,
@@ -83,8 +84,7 @@ export function pruneJournal(layout: StoreLayout, chain: Chain, current: string,
   for (let i = 0; i < chain.segments.length; i++) {
     const seg = chain.segments[i] as ChainSegment;
     if (seg.name === current) break;
-    const next = chain.segments[i + 1];
-    const last = Math.min(seg.last ?? Infinity, next ? next.first - 1 : Infinity);
+    const last = segmentEnd(chain, i);
     const idx = indexOf(layout, seg, last, true);
     const lastAt = idx?.lastAt ?? seg.header?.at ?? 0;
     if (lastAt > cutoff) break;
@@ -140,7 +140,7 @@ export function keepReferenced(layout: StoreLayout, chain: Chain, candidates: Se
   for (let i = 0; i < chain.segments.length && candidates.size > 0; i++) {
     const seg = chain.segments[i] as ChainSegment;
     const next = chain.segments[i + 1];
-    const last = Math.min(seg.last ?? Infinity, next ? next.first - 1 : Infinity);
+    const last = segmentEnd(chain, i);
     // The writer's own segment has no index yet: read it.
     const idx = next ? indexOf(layout, seg, last, true) : undefined;
     if (idx) for (const h of indexObjects(idx)) candidates.delete(h);

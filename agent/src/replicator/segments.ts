@@ -177,7 +177,7 @@ export function highestEpoch(root: string): number {
 }
 
 /** The last sequence number a segment can hold: its bound, or just before the next one's first. */
-function segmentEnd(chain: Chain, i: number): number {
+export function segmentEnd(chain: Chain, i: number): number {
   const s = chain.segments[i] as ChainSegment;
   const next = chain.segments[i + 1];
   return Math.min(s.last ?? Infinity, next ? next.first - 1 : Infinity);
