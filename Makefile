@@ -91,9 +91,10 @@ package: build
 	cd build/package && zip -qr ../../$(PLUGIN_ZIP) vigil-cdp-app
 	@echo "packaged $(PLUGIN_ZIP)"
 
-# The plugin validator's offline rules, applied to the zip (see docs/plugin-package-check.md).
+# The plugin validator's offline rules, applied to the zip and, with -source, to the source it was
+# built from (build tooling, Go manifest, source maps); see docs/plugin-package-check.md.
 package-check: package testhost
-	bin/test/vigil-package-check $(PLUGIN_ZIP)
+	bin/test/vigil-package-check -source . $(PLUGIN_ZIP)
 
 ## demo: the main job on an embedded default.
 demo: cli agent
