@@ -6,9 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 VERSION := $(shell node -p "require('./package.json').version")
-GOARCHES := amd64 arm64
 HOSTARCH := $(shell go env GOARCH)
-DS_DIST := dist/datasource
 PLUGIN_ZIP := vigil-cdp-app-$(VERSION).zip
 GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -30,13 +28,11 @@ build: frontend backend cli agent
 frontend: node_modules/.install-stamp
 	npx webpack -c .config/webpack/webpack.config.ts --env production --no-stats
 
-# After the frontend: webpack cleans dist/ but keeps files named *_amd64/*_arm64.
+# After the frontend: webpack cleans dist/ but keeps files named *_amd64/*_arm64 and the Go manifest.
+# The create-plugin way: Magefile.go and the plugin SDK's build package write gpx_vigil_linux_amd64,
+# gpx_vigil_linux_arm64 and go_plugin_build_manifest into dist/datasource; mage is a tool of go.mod.
 backend: frontend
-	@for arch in $(GOARCHES); do \
-	  echo "go build $(DS_DIST)/gpx_vigil_linux_$$arch"; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "-s -w" \
-	    -o $(DS_DIST)/gpx_vigil_linux_$$arch ./cmd/gpx_vigil; \
-	done
+	go tool mage -v executables
 
 cli:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/vigil-cdp/vigil/pkg/cli.Version=$(VERSION)" -o bin/vigil ./cmd/vigil
@@ -95,9 +91,10 @@ package: build
 	cd build/package && zip -qr ../../$(PLUGIN_ZIP) vigil-cdp-app
 	@echo "packaged $(PLUGIN_ZIP)"
 
-# The plugin validator's offline rules, applied to the zip (see docs/plugin-package-check.md).
+# The plugin validator's offline rules, applied to the zip and, with -source, to the source it was
+# built from (build tooling, Go manifest, source maps); see docs/plugin-package-check.md.
 package-check: package testhost
-	bin/test/vigil-package-check $(PLUGIN_ZIP)
+	bin/test/vigil-package-check -source . $(PLUGIN_ZIP)
 
 ## demo: the main job on an embedded default.
 demo: cli agent

@@ -24,18 +24,27 @@ function readJson(file: string) {
 const appPluginJson = readJson(path.join(root, 'plugin.json'));
 const version: string = readJson(path.join(root, 'package.json')).version;
 
-// Each plugin: the folder its module is built into (relative to dist/), its manifest and its entry.
+// Each plugin: the folder its module is built into (relative to dist/), its manifest, its entry and
+// the README Grafana shows on its plugin page. The README at the repository root is for developers;
+// the app's README for Grafana admins is src/README.md, as in a create-plugin scaffold.
 const plugins = [
-  { out: '', manifest: path.join(root, 'plugin.json'), entry: path.join(SOURCE_DIR, 'module.tsx') },
+  {
+    out: '',
+    manifest: path.join(root, 'plugin.json'),
+    entry: path.join(SOURCE_DIR, 'module.tsx'),
+    readme: path.join(SOURCE_DIR, 'README.md'),
+  },
   {
     out: 'datasource',
     manifest: path.join(SOURCE_DIR, 'datasource', 'plugin.json'),
     entry: path.join(SOURCE_DIR, 'datasource', 'module.ts'),
+    readme: path.join(SOURCE_DIR, 'datasource', 'README.md'),
   },
   {
     out: 'panels/restart',
     manifest: path.join(SOURCE_DIR, 'panels', 'restart', 'plugin.json'),
     entry: path.join(SOURCE_DIR, 'panels', 'restart', 'module.tsx'),
+    readme: path.join(SOURCE_DIR, 'panels', 'restart', 'README.md'),
   },
 ];
 
@@ -47,7 +56,6 @@ function assetsOf(manifestFile: string): string[] {
 }
 
 const copyPatterns = [
-  { from: path.join(root, 'README.md'), to: '.' },
   { from: path.join(root, 'LICENSE'), to: '.' },
   { from: path.join(root, 'CHANGELOG.md'), to: '.' },
   { from: path.join(SOURCE_DIR, 'dashboards'), to: 'dashboards', noErrorOnMissing: true },
@@ -55,6 +63,7 @@ const copyPatterns = [
     const dir = path.dirname(p.manifest);
     return [
       { from: p.manifest, to: p.out ? `${p.out}/plugin.json` : 'plugin.json' },
+      { from: p.readme, to: p.out ? `${p.out}/README.md` : 'README.md' },
       ...assetsOf(p.manifest).map((asset) => ({
         from: path.join(dir === root ? SOURCE_DIR : dir, asset),
         to: p.out ? `${p.out}/${asset}` : asset,

@@ -176,6 +176,7 @@ func (c *checker) run() {
 	c.checkReadme()
 	c.checkJargon()
 	c.checkTemplateReadme()
+	c.checkBrokenLinks()
 	c.checkLicense()
 	c.checkLogos()
 	c.checkManifest()
@@ -196,6 +197,8 @@ func (c *checker) run() {
 	c.checkVersionConsistency()
 	c.checkIncludesExist()
 	c.checkBackendArchitectures()
+	c.checkMarkdownLinks()
+	c.checkNestedGoManifest()
 }
 
 // sortedKeys returns the keys of the nested metadata map, main plugin.json first.

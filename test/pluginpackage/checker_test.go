@@ -82,7 +82,8 @@ func TestGoodPackage(t *testing.T) {
 		"binarypermissions", "changelog", "sponsorshiplink", "circulardependencies", "discoverability",
 		"grafanadependency", "includesnested", "readme", "jargon", "templatereadme", "license", "logos", "manifest",
 		"metadatapaths", "modulejs", "trackingscripts", "pluginname", "restrictivedep", "screenshots", "typesuffix",
-		"unsafesvg", "version", "vigil-hygiene", "vigil-templates", "vigil-version", "vigil-includes", "vigil-backend"} {
+		"unsafesvg", "version", "brokenlinks", "vigil-hygiene", "vigil-templates", "vigil-version", "vigil-includes",
+		"vigil-backend", "vigil-links", "vigil-go-manifest"} {
 		if !ran[a] {
 			t.Errorf("analyzer %s did not run", a)
 		}

@@ -122,6 +122,12 @@ func (c *checker) checkGoManifest(dir string) {
 	if !c.main.Backend {
 		return
 	}
+	c.verifyGoManifest("go-manifest", c.inRoot("go_plugin_build_manifest"), dir)
+}
+
+// goSourceFiles lists the .go files of the source directory (slash-separated, relative to it),
+// node_modules left out as the validator does.
+func goSourceFiles(dir string) []string {
 	var goFiles []string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -136,29 +142,41 @@ func (c *checker) checkGoManifest(dir string) {
 		}
 		return nil
 	})
+	return goFiles
+}
+
+// parseGoManifest reads a go_plugin_build_manifest ("sha256:path" lines) from the archive.
+func (c *checker) parseGoManifest(mp string) (map[string]string, error) {
+	b, err := c.arc.read(mp)
+	if err != nil {
+		return nil, err
+	}
+	manifest := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		parts := strings.Split(line, ":")
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("invalid line %q", line)
+		}
+		manifest[strings.ReplaceAll(strings.TrimSpace(parts[1]), `\`, "/")] = strings.TrimSpace(parts[0])
+	}
+	return manifest, nil
+}
+
+// verifyGoManifest reports, under analyzer, a manifest at archive path mp that is missing, does not
+// parse, or does not list exactly the Go files of the source directory with their sha256.
+func (c *checker) verifyGoManifest(analyzer, mp, dir string) {
+	goFiles := goSourceFiles(dir)
 	if len(goFiles) == 0 {
 		return
 	}
-	mp := c.inRoot("go_plugin_build_manifest")
-	b, err := c.arc.read(mp)
-	manifest := map[string]string{}
-	if err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			line := sc.Text()
-			if line == "" {
-				continue
-			}
-			parts := strings.Split(line, ":")
-			if len(parts) != 2 {
-				err = fmt.Errorf("invalid line %q", line)
-				break
-			}
-			manifest[strings.ReplaceAll(strings.TrimSpace(parts[1]), `\`, "/")] = strings.TrimSpace(parts[0])
-		}
-	}
+	manifest, err := c.parseGoManifest(mp)
 	if err != nil {
-		c.add("go-manifest", "no-go-manifest", SeverityError,
+		c.add(analyzer, "no-go-manifest", SeverityError,
 			fmt.Sprintf("could not find or parse Go manifest %s: %v", mp, err),
 			"Build the backend with the Grafana plugin SDK build tooling (mage).")
 		return
@@ -174,10 +192,10 @@ func (c *checker) checkGoManifest(dir string) {
 		sum, ok := manifest[f]
 		switch {
 		case !ok:
-			c.add("go-manifest", "go-manifest-issue", SeverityError,
+			c.add(analyzer, "go-manifest-issue", SeverityError,
 				fmt.Sprintf("invalid Go manifest: %s is in the source code but not in %s", f, mp), "")
 		case sum != hex.EncodeToString(h1[:]) && sum != hex.EncodeToString(h2[:]):
-			c.add("go-manifest", "go-manifest-issue", SeverityError,
+			c.add(analyzer, "go-manifest-issue", SeverityError,
 				fmt.Sprintf("invalid Go manifest: sha256 of %s does not match %s", f, mp), "")
 		}
 	}
@@ -188,7 +206,7 @@ func (c *checker) checkGoManifest(dir string) {
 	sort.Strings(listed)
 	for _, f := range listed {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			c.add("go-manifest", "go-manifest-issue", SeverityError,
+			c.add(analyzer, "go-manifest-issue", SeverityError,
 				fmt.Sprintf("invalid Go manifest: %s is in %s but not in the source code", f, mp), "")
 		}
 	}

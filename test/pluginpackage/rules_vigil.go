@@ -132,3 +132,31 @@ func (c *checker) checkIncludesExist() {
 		}
 	}
 }
+
+// vigil-go-manifest: every nested backend plugin ships the go_plugin_build_manifest that the plugin
+// SDK's build package (Magefile.go) writes beside its executables; with -source it must list the
+// source's Go files with their sha256, as go-manifest requires of a backend app. The validator
+// looks only at the top-level folder, which for an app with a nested backend datasource has none.
+func (c *checker) checkNestedGoManifest() {
+	if !c.rootOK || !c.nestedOK {
+		return
+	}
+	c.ran("vigil-go-manifest")
+	for _, k := range c.sortedKeys() {
+		m := c.nested[k]
+		if k == "plugin.json" || !m.Backend || m.Executable == "" {
+			continue
+		}
+		mp := c.inRoot(joinPath(dirOf(k), "go_plugin_build_manifest"))
+		if _, err := c.parseGoManifest(mp); err != nil {
+			c.add("vigil-go-manifest", "no-go-manifest", SeverityError,
+				fmt.Sprintf("could not find or parse Go manifest %s for executable %q declared in %s: %v",
+					mp, m.Executable, c.inRoot(k), err),
+				"Build the backend with `make backend` (Magefile.go and the plugin SDK's build package write it).")
+			continue
+		}
+		if c.opts.SourceDir != "" {
+			c.verifyGoManifest("vigil-go-manifest", mp, c.opts.SourceDir)
+		}
+	}
+}
