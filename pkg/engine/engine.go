@@ -156,6 +156,9 @@ type AgentSnapshot struct {
 	Hostname       string            `json:"hostname,omitempty"`
 	AgentStartedAt time.Time         `json:"agentStartedAt"`
 	Processes      []ProcessSnapshot `json:"processes"`
+	// Judged is true once this engine has polled and judged the agent; a
+	// state restored from the history, or "not polled yet", is not judged.
+	Judged bool `json:"-"`
 }
 
 // LastRestart is the most recent restart of any of the agent's processes.
@@ -214,6 +217,9 @@ type Engine struct {
 	restored map[string]agentRecord
 	silences map[string]map[outage.Kind][]time.Duration // by agent
 	failover map[string][]time.Duration                 // failover silences by cluster
+	// firstRound is closed once every agent of the fleet has been judged
+	// by this engine (see FirstRound).
+	firstRound chan struct{}
 
 	sinkMu sync.Mutex
 
@@ -234,6 +240,8 @@ type agentRT struct {
 	savedEventsSince int64
 	cfg              fleet.Agent
 	snap             AgentSnapshot
+	// judged: this engine has judged the agent at least once.
+	judged bool
 }
 
 // agentRecord is what the engine needs to resume an agent after a restart.
@@ -286,6 +294,8 @@ func New(cfg fleet.Config, opts Options) (*Engine, error) {
 		silences: map[string]map[outage.Kind][]time.Duration{},
 		failover: map[string][]time.Duration{},
 		loops:    map[string]context.CancelFunc{},
+
+		firstRound: make(chan struct{}),
 	}
 	if opts.MinPollInterval > 0 {
 		e.minPoll = opts.MinPollInterval
@@ -470,6 +480,7 @@ func (e *Engine) Reconfigure(cfg fleet.Config) error {
 		}
 	}
 	e.cfg = cfg
+	e.checkFirstRound()
 	return nil
 }
 
@@ -528,10 +539,58 @@ func (e *Engine) Snapshot() Snapshot {
 	s := Snapshot{Time: e.clock.Now(), Agents: make([]AgentSnapshot, 0, len(e.cfg.Agents))}
 	for _, a := range e.cfg.Agents {
 		if rt, ok := e.agents[a.Name]; ok {
-			s.Agents = append(s.Agents, cloneSnap(rt.snap))
+			as := cloneSnap(rt.snap)
+			as.Judged = rt.judged
+			s.Agents = append(s.Agents, as)
 		}
 	}
 	return s
+}
+
+// FirstRound is closed once this engine has polled and judged every agent
+// of its fleet at least once (by Run or PollNow), so that a caller can tell
+// states it judged from states restored from the history. Agents added by
+// Reconfigure before then are waited for too; removed ones are not.
+func (e *Engine) FirstRound() <-chan struct{} { return e.firstRound }
+
+// WaitFirstRound waits for FirstRound, at most d on the engine's clock or
+// until ctx ends, and reports whether the round is complete.
+func (e *Engine) WaitFirstRound(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-e.firstRound:
+		return true
+	default:
+	}
+	t := e.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-e.firstRound:
+		return true
+	case <-t.C():
+	case <-ctx.Done():
+	}
+	select {
+	case <-e.firstRound:
+		return true
+	default:
+		return false
+	}
+}
+
+// checkFirstRound closes firstRound when every agent is judged; e.mu is
+// held for writing.
+func (e *Engine) checkFirstRound() {
+	select {
+	case <-e.firstRound:
+		return
+	default:
+	}
+	for _, rt := range e.agents {
+		if !rt.judged {
+			return
+		}
+	}
+	close(e.firstRound)
 }
 
 func cloneSnap(s AgentSnapshot) AgentSnapshot {

@@ -178,6 +178,8 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 	e.mu.Lock()
 	if cur, ok := e.agents[cfg.Name]; ok && cur == rt {
 		rt.snap = snap
+		rt.judged = true
+		e.checkFirstRound()
 	}
 	e.mu.Unlock()
 	e.emit(onlyPublic(events))

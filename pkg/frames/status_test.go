@@ -88,3 +88,23 @@ func TestEventsFrame(t *testing.T) {
 	check(t, "events", Events(rows))
 	check(t, "events-empty", Events(nil))
 }
+
+func TestAlertingFrames(t *testing.T) {
+	check(t, "status-codes", StatusCodes([]StatusRow{
+		{Agent: "standalone", Role: "standalone", Process: "replicator", State: state.OK},
+		{Agent: "node-a", Cluster: "ha", Process: "replicator", State: state.Failed},
+		{Agent: "new", State: state.Unknown},
+	})...)
+	check(t, "status-codes-empty", StatusCodes(nil)...)
+	check(t, "event-counts", EventCounts([]EventCount{
+		{Agent: "node-a", Cluster: "ha", Kind: "state", Count: 2},
+		{Agent: "node-a", Cluster: "ha", Kind: "action", Count: 0},
+		{Agent: "gone", Kind: "state", Count: 1},
+	})...)
+	times := []time.Time{t0}
+	check(t, "metrics-labelled", WithDatasource(WithMetricLabel(Metrics([]Series{
+		{Metric: MetricStateCode, Agent: "node-a", Cluster: "ha", Times: times, Values: []*float64{f(0)}},
+		{Metric: MetricUp, Agent: "node-a", Cluster: "ha", Times: times, Values: []*float64{f(1)}},
+		{Metric: MetricEngineStalenessSeconds, Times: times, Values: []*float64{f(1)}},
+	})), "vigil-cdp")...)
+}

@@ -358,7 +358,7 @@ func TestCheckHealthMonitorSection(t *testing.T) {
 		t.Errorf("message warning = %q", got.warning)
 	}
 	// An alert evaluation later, the warning is gone.
-	if dr := alertQuery(t, ds); dr.Error != nil {
+	if dr := alertEvaluation(t, ds); dr.Error != nil {
 		t.Fatal(dr.Error)
 	}
 	fake.Advance(40 * time.Second)

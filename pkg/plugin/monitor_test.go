@@ -43,7 +43,7 @@ func inOrg(org, id int64, uid, jsonData string) (identity, backend.DataSourceIns
 	return identity{org: org, id: id, uid: uid}, s
 }
 
-func alertQuery(t *testing.T, ds *Datasource) backend.DataResponse {
+func alertEvaluation(t *testing.T, ds *Datasource) backend.DataResponse {
 	t.Helper()
 	resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{
 		PluginContext: backend.PluginContext{OrgID: ds.ident.org},
@@ -67,7 +67,7 @@ func TestTwoOrgsWithTheSameUID(t *testing.T) {
 	ds1 := newDatasourceIn(id1, s1, &fakeAgents{}, ms)
 	ds2 := newDatasourceIn(id2, s2, &fakeAgents{}, ms)
 	for _, ds := range []*Datasource{ds1, ds2} {
-		if dr := alertQuery(t, ds); dr.Error != nil {
+		if dr := alertEvaluation(t, ds); dr.Error != nil {
 			t.Fatal(dr.Error)
 		}
 	}
@@ -238,7 +238,7 @@ func TestKeptAliveByAlerts(t *testing.T) {
 	if st = ms.status(ds); !st.Running || st.KeptAliveByAlerts || st.Warning == "" {
 		t.Errorf("after a dashboard query: %+v", st)
 	}
-	if dr := alertQuery(t, ds); dr.Error != nil {
+	if dr := alertEvaluation(t, ds); dr.Error != nil {
 		t.Fatal(dr.Error)
 	}
 	fake.Advance(40 * time.Second)

@@ -42,6 +42,10 @@ type source struct {
 	// startedAt is when the engine started; staleness counts from it until
 	// every agent has been polled.
 	startedAt time.Time
+	// alert is set for queries from Grafana Alerting (the FromAlert header):
+	// answers are shaped for its server-side expressions (docs/alerting.md),
+	// and an agent the engine has not judged since it started is UNKNOWN.
+	alert bool
 }
 
 type queryHandler func(src source, q backend.DataQuery, f filter) (data.Frames, error)
@@ -56,31 +60,35 @@ var queryHandlers = map[string]queryHandler{
 const knownQueryTypes = "status, timeline, metrics, events"
 
 // QueryData answers each query on its own: one bad query does not fail the
-// others in the same panel or alert rule. Queries from Grafana Alerting (no
-// user) are answered the same way.
+// others in the same panel or alert rule. Queries from Grafana Alerting
+// (the FromAlert header) are answered in the shapes its server-side
+// expressions read.
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
 	resp := backend.NewQueryDataResponse()
-	u := useOf(req.Headers)
+	alert := fromAlert(req.Headers)
 	orgErr := d.otherOrg(req.PluginContext)
 	for _, q := range req.Queries {
 		if orgErr != nil {
 			resp.Responses[q.RefID] = backend.ErrDataResponseWithSource(backend.StatusForbidden, backend.ErrorSourceDownstream, orgErr.Error())
 			continue
 		}
-		resp.Responses[q.RefID] = d.query(ctx, q, u)
+		resp.Responses[q.RefID] = d.query(ctx, q, alert)
 	}
 	return resp, nil
 }
 
-// useOf tells an alert evaluation (the FromAlert header) from other queries.
-func useOf(headers map[string]string) use {
-	if headers[backend.FromAlertHeaderName] == "true" {
-		return useAlert
+// fromAlert reports whether Grafana Alerting sent the request: it sets the
+// FromAlert header to "true" when it evaluates a rule.
+func fromAlert(headers map[string]string) bool {
+	for k, v := range headers {
+		if strings.EqualFold(k, backend.FromAlertHeaderName) && strings.EqualFold(strings.TrimSpace(v), "true") {
+			return true
+		}
 	}
-	return useRequest
+	return false
 }
 
-func (d *Datasource) query(_ context.Context, q backend.DataQuery, u use) backend.DataResponse {
+func (d *Datasource) query(ctx context.Context, q backend.DataQuery, alert bool) backend.DataResponse {
 	if d.settingsErr != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,
 			"the Vigil datasource is misconfigured; fix its settings: "+d.settingsErr.Error())
@@ -98,7 +106,7 @@ func (d *Datasource) query(_ context.Context, q backend.DataQuery, u use) backen
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
 	}
-	src, status, err := d.source(u)
+	src, status, err := d.source(ctx, alert)
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.Status(status), backend.ErrorSourcePlugin, err.Error())
 	}
@@ -106,20 +114,44 @@ func (d *Datasource) query(_ context.Context, q backend.DataQuery, u use) backen
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourcePlugin, err.Error())
 	}
-	return backend.DataResponse{Status: backend.StatusOK, Frames: fr}
+	return backend.DataResponse{Status: backend.StatusOK, Frames: frames.WithDatasource(fr, d.uid)}
 }
 
-// source starts the engine when needed and returns what a query reads.
-func (d *Datasource) source(u use) (source, int, error) {
+// firstRoundWait bounds how long an alert query waits for a monitor that
+// has just started to poll every agent once: Grafana restarted, its first
+// rule evaluation should see the agents as they are now, not only their
+// history. A poll takes at most the agent's response time and processing
+// budget (2 s by default).
+const firstRoundWait = 5 * time.Second
+
+// source starts the engine when needed and returns what a query reads. An
+// alert query (which also counts as what keeps the monitor running) first
+// waits (bounded by firstRoundWait and by half of what remains of the
+// request's deadline) until the engine has judged every agent once; an
+// agent still not judged then is answered as UNKNOWN.
+func (d *Datasource) source(ctx context.Context, alert bool) (source, int, error) {
+	u := useRequest
+	if alert {
+		u = useAlert
+	}
 	m, err := d.monitors.engineFor(d, u)
 	if err != nil {
 		return source{}, http.StatusInternalServerError, fmt.Errorf("the Vigil monitor cannot run: %w", err)
+	}
+	if alert {
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Until(deadline)/2)
+			defer cancel()
+		}
+		m.eng.WaitFirstRound(ctx, firstRoundWait)
 	}
 	return source{
 		snap:         m.eng.Snapshot(),
 		hist:         m.store,
 		pollInterval: m.eng.Config().PollInterval,
 		startedAt:    m.startedAt,
+		alert:        alert,
 	}, http.StatusOK, nil
 }
 
@@ -223,11 +255,36 @@ func seconds(d time.Duration) *float64 {
 	return &v
 }
 
+// unjudged reports whether an alert query must answer the agent as UNKNOWN:
+// the engine has not polled and judged it since it started, so its state is
+// only the one restored from the history.
+func (src source) unjudged(a engine.AgentSnapshot) bool { return src.alert && !a.Judged }
+
+// asJudged is the agent as an alert query reports it: UNKNOWN, with its
+// processes, while not judged since the engine started.
+func (src source) asJudged(a engine.AgentSnapshot) engine.AgentSnapshot {
+	if !src.unjudged(a) {
+		return a
+	}
+	if !a.LastPollAt.IsZero() {
+		a.Reason = fmt.Sprintf("not polled since the monitor started; last recorded %s: %s", a.State, a.Reason)
+	}
+	a.State = state.Unknown
+	procs := make([]engine.ProcessSnapshot, len(a.Processes))
+	for i, p := range a.Processes {
+		p.State, p.Reason = state.Unknown, a.Reason
+		procs[i] = p
+	}
+	a.Processes = procs
+	return a
+}
+
 // statusRows turns the snapshot into table rows: one per process, or one
 // for the agent when it reports none; agent-wide states show on every row.
-func statusRows(agents []engine.AgentSnapshot, f filter) []frames.StatusRow {
+func statusRows(src source, agents []engine.AgentSnapshot, f filter) []frames.StatusRow {
 	var rows []frames.StatusRow
 	for _, a := range agents {
+		a = src.asJudged(a)
 		base := frames.StatusRow{Agent: a.Name, Cluster: a.Cluster, Role: a.Role, State: a.State, Reason: a.Reason}
 		if !a.LastAnswerAt.IsZero() {
 			base.RTTSeconds = seconds(a.RTT)
@@ -262,12 +319,19 @@ func statusRows(agents []engine.AgentSnapshot, f filter) []frames.StatusRow {
 	return rows
 }
 
+// queryStatus answers the status table; for an alert rule, one state code
+// per row (frames.StatusCodes), which server-side expressions read as
+// numbers.
 func queryStatus(src source, _ backend.DataQuery, f filter) (data.Frames, error) {
-	return data.Frames{frames.Status(statusRows(f.selected(src.snap), f))}, nil
+	rows := statusRows(src, f.selected(src.snap), f)
+	if src.alert {
+		return frames.StatusCodes(rows), nil
+	}
+	return data.Frames{frames.Status(rows)}, nil
 }
 
 func queryEvents(src source, q backend.DataQuery, f filter) (data.Frames, error) {
-	hq := history.Query{From: q.TimeRange.From, To: q.TimeRange.To.Add(time.Nanosecond)}
+	hq := history.Query{From: q.TimeRange.From, To: gridOf(src, q).until.Add(time.Nanosecond)}
 	var events []history.Event
 	if f.agents == nil && f.cluster == "" {
 		all, err := src.hist.Events(hq)
@@ -286,16 +350,71 @@ func queryEvents(src source, q backend.DataQuery, f filter) (data.Frames, error)
 		}
 		sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
 	}
+	keep := func(ev history.Event) bool {
+		return f.states == nil || (ev.Type == history.TypeState && (f.states[ev.From] || f.states[ev.To]))
+	}
+	if src.alert {
+		return frames.EventCounts(eventCounts(src, f, events, keep)), nil
+	}
 	rows := make([]frames.EventRow, 0, len(events))
 	for _, ev := range events {
-		if f.states != nil && (ev.Type != history.TypeState || !(f.states[ev.From] || f.states[ev.To])) {
-			continue
+		if keep(ev) {
+			rows = append(rows, frames.EventRowOf(ev))
 		}
-		rows = append(rows, frames.EventRowOf(ev))
 	}
 	// The newest ones when there are more than the panel can show.
 	if limit := int(q.MaxDataPoints); limit > 0 && len(rows) > limit {
 		rows = rows[len(rows)-limit:]
 	}
 	return data.Frames{frames.Events(rows)}, nil
+}
+
+// eventKinds are the event types an alert query counts, in answer order.
+var eventKinds = []string{history.TypeState, history.TypeAction, history.TypeNote, history.TypeAgent}
+
+// eventCounts counts the kept events per agent and kind: every selected
+// agent and kind (only state changes under a state filter) has a count, 0
+// included, so that an alert instance resolves when its events stop; agents
+// no longer configured that have events in the range follow, by name.
+func eventCounts(src source, f filter, events []history.Event, keep func(history.Event) bool) []frames.EventCount {
+	kinds := eventKinds
+	if f.states != nil {
+		kinds = []string{history.TypeState}
+	}
+	type key struct{ agent, kind string }
+	n := map[key]int{}
+	var others []string
+	configured := map[string]bool{}
+	for _, a := range src.snap.Agents {
+		configured[a.Name] = true
+	}
+	for _, ev := range events {
+		// The monitor's own notes (started, stopped when idle) belong to
+		// no agent: the events table shows them, an alert count does not.
+		if ev.Agent == "" || !keep(ev) {
+			continue
+		}
+		k := key{ev.Agent, ev.Type}
+		if _, seen := n[key{ev.Agent, ""}]; !seen && !configured[ev.Agent] {
+			others = append(others, ev.Agent)
+		}
+		n[key{ev.Agent, ""}]++
+		n[k]++
+	}
+	sort.Strings(others)
+	var out []frames.EventCount
+	add := func(agent, cluster string) {
+		for _, kind := range kinds {
+			out = append(out, frames.EventCount{Agent: agent, Cluster: cluster, Kind: kind, Count: n[key{agent, kind}]})
+		}
+	}
+	for _, a := range f.selected(src.snap) {
+		add(a.Name, a.Cluster)
+	}
+	if f.agents == nil && f.cluster == "" {
+		for _, name := range others {
+			add(name, "")
+		}
+	}
+	return out
 }

@@ -1,7 +1,12 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +14,11 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana-plugin-sdk-go/experimental"
 
+	"github.com/vigil-cdp/vigil/internal/ssecheck"
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/engine/clock"
+	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/outage"
 	"github.com/vigil-cdp/vigil/pkg/remediation"
@@ -98,14 +107,14 @@ func fixture() source {
 		pollInterval: 10 * time.Second,
 		startedAt:    t0.Add(-time.Minute),
 		snap: engine.Snapshot{Time: now, Agents: []engine.AgentSnapshot{
-			{Name: "standalone", Role: "standalone", State: state.OK, Reason: "running", RTT: 4 * time.Millisecond,
+			{Name: "standalone", Judged: true, Role: "standalone", State: state.OK, Reason: "running", RTT: 4 * time.Millisecond,
 				LastPollAt: t0.Add(50 * time.Second), LastAnswerAt: t0.Add(50 * time.Second), Budget: budget,
 				Processes: []engine.ProcessSnapshot{{Name: "replicator", State: state.OK, Reason: "running", Generation: gen2, PID: &pid, LagSeconds: lag(5),
 					LastAction: &remediation.LastAction{Kind: remediation.Restart, At: restartedAt, By: "alice", Generation: 2, OK: true}}}},
-			{Name: "node-a", Cluster: "ha", Role: "active", State: state.Failed, Reason: "no answer for 24 s, budget 62 s",
+			{Name: "node-a", Judged: true, Cluster: "ha", Role: "active", State: state.Failed, Reason: "no answer for 24 s, budget 62 s",
 				LastPollAt: t0.Add(51 * time.Second), LastAnswerAt: t0.Add(21 * time.Second), RTT: 6 * time.Millisecond, Budget: budget,
 				Processes: []engine.ProcessSnapshot{{Name: "replicator", State: state.OK, Generation: gen7, AutoRestartSuspended: true}}},
-			{Name: "node-b", Cluster: "ha", Role: "passive", State: state.Standby, Reason: "passive cluster node",
+			{Name: "node-b", Judged: true, Cluster: "ha", Role: "passive", State: state.Standby, Reason: "passive cluster node",
 				LastPollAt: t0.Add(52 * time.Second), LastAnswerAt: t0.Add(52 * time.Second), RTT: 5 * time.Millisecond, Budget: budget,
 				Processes: []engine.ProcessSnapshot{{Name: "replicator", State: state.Standby, Reason: "not expected on a passive node", Generation: gen3}}},
 		}},
@@ -127,6 +136,7 @@ func TestQueryGolden(t *testing.T) {
 		queryType string
 		model     string
 		maxPoints int64
+		alert     bool
 	}{
 		{name: "status", queryType: QueryTypeStatus, model: `{}`},
 		{name: "status-failed-only", queryType: QueryTypeStatus, model: `{"states":["FAILED"]}`},
@@ -136,6 +146,10 @@ func TestQueryGolden(t *testing.T) {
 		{name: "metrics-alert-state-code", queryType: QueryTypeMetrics, model: `{"metrics":["stateCode"]}`},
 		{name: "events", queryType: QueryTypeEvents, model: `{}`},
 		{name: "events-failed", queryType: QueryTypeEvents, model: `{"agents":["node-a"],"states":["FAILED"]}`},
+		// What Grafana Alerting gets (the FromAlert header).
+		{name: "alert-status", queryType: QueryTypeStatus, model: `{}`, alert: true},
+		{name: "alert-events", queryType: QueryTypeEvents, model: `{"cluster":"ha"}`, alert: true},
+		{name: "alert-metrics-two", queryType: QueryTypeMetrics, model: `{"agents":["node-a"],"metrics":["stateCode","engineStalenessSeconds"]}`, alert: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +161,9 @@ func TestQueryGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fr, err := queryHandlers[tt.queryType](fixture(), q, f)
+			src := fixture()
+			src.alert = tt.alert
+			fr, err := queryHandlers[tt.queryType](src, q, f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,5 +241,385 @@ func TestGrid(t *testing.T) {
 				t.Errorf("step %s n %d, want %s %d", g.step, g.n, tt.wantStep, tt.wantN)
 			}
 		})
+	}
+}
+
+// alertQuery answers q as it is answered to Grafana Alerting (FromAlert).
+func alertQuery(t *testing.T, src source, queryType, model string) data.Frames {
+	t.Helper()
+	src.alert = true
+	return queryAs(t, src, queryType, model)
+}
+
+func queryAs(t *testing.T, src source, queryType, model string) data.Frames {
+	t.Helper()
+	q := dataQuery(queryType, model)
+	handlerType := queryType
+	if handlerType == "" {
+		handlerType = QueryTypeStatus
+	}
+	f, err := parseFilter(q.JSON, handlerType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := queryHandlers[handlerType](src, q, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+func num(v float64) *float64 { return &v }
+
+func valueString(v *float64) string {
+	if v == nil {
+		return "null"
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
+}
+
+// wantInstances checks the alert instances an expression would see: label
+// sets (as "agent=a, cluster=b") and their values; nil is no value.
+func wantInstances(t *testing.T, got []ssecheck.Instance, want map[string]*float64) {
+	t.Helper()
+	byLabels := ssecheck.ByLabels(got)
+	for labels, w := range want {
+		g, ok := byLabels[labels]
+		if !ok {
+			t.Errorf("no instance {%s}; instances: %v", labels, keys(byLabels))
+			continue
+		}
+		if valueString(g) != valueString(w) {
+			t.Errorf("{%s} = %s, want %s", labels, valueString(g), valueString(w))
+		}
+	}
+}
+
+func keys(m map[string]*float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// A rule built by hand in Grafana's rule editor starts from a query of any
+// type: each one must evaluate under the server-side expressions' rules,
+// one labelled number per agent (and process) once reduced.
+func TestAlertQueriesEvaluate(t *testing.T) {
+	tests := []struct {
+		name, queryType, model string
+		wantCount              int
+		want                   map[string]*float64
+	}{
+		{
+			name: "status (the default type)", queryType: "", model: `{}`, wantCount: 3,
+			want: map[string]*float64{
+				"agent=standalone, process=replicator":         num(0),
+				"agent=node-a, cluster=ha, process=replicator": num(5),
+				"agent=node-b, cluster=ha, process=replicator": num(1),
+			},
+		},
+		{
+			name: "status of failed agents", queryType: QueryTypeStatus, model: `{"states":["FAILED"]}`, wantCount: 1,
+			want: map[string]*float64{"agent=node-a, cluster=ha, process=replicator": num(5)},
+		},
+		{
+			name: "events: a count per agent and kind over the range", queryType: QueryTypeEvents, model: `{}`, wantCount: 12,
+			want: map[string]*float64{
+				"agent=standalone, kind=action":        num(1),
+				"agent=standalone, kind=state":         num(0),
+				"agent=node-a, cluster=ha, kind=state": num(2),
+				"agent=node-b, cluster=ha, kind=agent": num(0),
+			},
+		},
+		{
+			name: "events into FAILED", queryType: QueryTypeEvents, model: `{"agents":["node-a"],"states":["FAILED"]}`, wantCount: 1,
+			want: map[string]*float64{"agent=node-a, cluster=ha, kind=state": num(1)},
+		},
+		{
+			name: "metrics without a metric chosen", queryType: QueryTypeMetrics, model: `{}`, wantCount: 3*4 + 3*4 + 1,
+			want: map[string]*float64{
+				"agent=node-a, cluster=ha, metric=stateCode":                                num(5),
+				"agent=node-a, cluster=ha, metric=up":                                       num(0),
+				"agent=standalone, metric=budgetSeconds":                                    num(182),
+				"agent=standalone, metric=protectionLagSeconds, process=replicator":         num(5),
+				"agent=node-a, cluster=ha, metric=autoRestartSuspended, process=replicator": num(1),
+				"metric=engineStalenessSeconds":                                             num(5),
+			},
+		},
+		{
+			name: "metrics: two chosen", queryType: QueryTypeMetrics, model: `{"metrics":["stateCode","up"]}`, wantCount: 6,
+			want: map[string]*float64{"agent=node-b, cluster=ha, metric=up": num(1)},
+		},
+		{
+			name: "metrics: the agent state (no metric label)", queryType: QueryTypeMetrics, model: `{"metrics":["stateCode"]}`, wantCount: 3,
+			want: map[string]*float64{"agent=standalone": num(0), "agent=node-a, cluster=ha": num(5), "agent=node-b, cluster=ha": num(1)},
+		},
+		{
+			name: "timeline", queryType: QueryTypeTimeline, model: `{}`, wantCount: 6,
+			want: map[string]*float64{"agent=node-a, cluster=ha": num(5), "agent=node-a, cluster=ha, process=replicator": num(5), "agent=node-b, cluster=ha, process=replicator": num(1)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := ssecheck.Evaluate(alertQuery(t, fixture(), tt.queryType, tt.model))
+			if err != nil {
+				t.Fatalf("the rule fails: %v", err)
+			}
+			if len(got) != tt.wantCount {
+				t.Errorf("%d instances, want %d: %v", len(got), tt.wantCount, keys(ssecheck.ByLabels(got)))
+			}
+			wantInstances(t, got, tt.want)
+		})
+	}
+}
+
+// Dashboards keep their frames, which server-side expressions cannot read:
+// the reason alert queries are answered differently.
+func TestDashboardFramesDoNotEvaluate(t *testing.T) {
+	tests := []struct{ queryType, model, wantErr string }{
+		{QueryTypeStatus, `{}`, "input data must be a wide series but got type long"},
+		{QueryTypeEvents, `{}`, "input data must be a wide series but got type not"},
+		{QueryTypeMetrics, `{}`, "frame cannot uniquely be identified by its labels: has duplicate results with labels {agent=standalone}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.queryType, func(t *testing.T) {
+			fr := queryAs(t, fixture(), tt.queryType, tt.model)
+			if _, _, err := ssecheck.Evaluate(fr); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if fr := queryAs(t, fixture(), QueryTypeStatus, `{}`); len(fr) != 1 || fr[0].Name != "status" || fr[0].Rows() != 3 {
+		t.Errorf("the dashboard status table changed: %v", fr)
+	}
+}
+
+// An agent the engine has not judged since it started (its state is only
+// the one restored from the history) is UNKNOWN to an alert rule: the
+// history stays in the series before the current step.
+func TestAlertQueryUnjudgedAgentIsUnknown(t *testing.T) {
+	src := fixture()
+	src.snap.Agents[1].Judged = false // node-a: FAILED before the restart
+	unknown := num(6)
+	for _, tt := range []struct {
+		queryType, model string
+		want             map[string]*float64
+	}{
+		{QueryTypeStatus, `{}`, map[string]*float64{"agent=node-a, cluster=ha, process=replicator": unknown, "agent=standalone, process=replicator": num(0)}},
+		{QueryTypeMetrics, `{"metrics":["stateCode"]}`, map[string]*float64{"agent=node-a, cluster=ha": unknown, "agent=node-b, cluster=ha": num(1)}},
+		{QueryTypeTimeline, `{}`, map[string]*float64{"agent=node-a, cluster=ha": unknown, "agent=node-a, cluster=ha, process=replicator": unknown}},
+	} {
+		t.Run(tt.queryType, func(t *testing.T) {
+			got, a, err := ssecheck.Evaluate(alertQuery(t, src, tt.queryType, tt.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantInstances(t, got, tt.want)
+			if tt.queryType != QueryTypeMetrics {
+				return
+			}
+			for _, v := range a.Values {
+				if v.Labels["agent"] == "node-a" {
+					if got := valuesString(v.Points); got != "0 0 0 3 3 6" {
+						t.Errorf("node-a's series = %s, want its history then UNKNOWN", got)
+					}
+				}
+			}
+		})
+	}
+	// Dashboards show what they showed.
+	if fr := queryAs(t, src, QueryTypeStatus, `{}`); fr[0].Fields[4].At(1) != "FAILED" {
+		t.Errorf("dashboard state of node-a = %v", fr[0].Fields[4].At(1))
+	}
+}
+
+func valuesString(values []*float64) string {
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = valueString(v)
+	}
+	return strings.Join(parts, " ")
+}
+
+// slowAgents is fakeAgents whose status poll of one agent waits for
+// release (or for the poll's timeout).
+type slowAgents struct {
+	*fakeAgents
+	slow    string
+	release chan struct{}
+}
+
+func (s *slowAgents) Status(ctx context.Context, a agentclient.Agent) (agentclient.Answer, error) {
+	if a.Name == s.slow {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+	}
+	return s.fakeAgents.Status(ctx, a)
+}
+
+// restartedMonitors is a registry whose history already holds a few
+// minutes of OK observations of the three agents of threeAgents, as after a
+// restart of Grafana: the engine resumes from it.
+func restartedMonitors(t *testing.T, client agentclient.API) *monitors {
+	t.Helper()
+	dataDir := t.TempDir()
+	store, err := history.Open(filepath.Join(dataDir, "vigil-cdp", "vigil-cdp"), history.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obs []history.Observation
+	for at := t0.Add(-5 * time.Minute); at.Before(t0); at = at.Add(10 * time.Second) {
+		for _, name := range []string{"standalone", "node-a", "node-b"} {
+			obs = append(obs, history.Observation{Time: at, Answered: true, Agent: name, State: state.OK, Reason: "running", BudgetSeconds: 182})
+		}
+	}
+	if err := store.Append(history.Batch{Observations: obs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ms := newMonitors()
+	ms.getenv = func(k string) string {
+		if k == envDataPath {
+			return dataDir
+		}
+		return ""
+	}
+	clk := clock.NewFake(t0)
+	ms.options = func() engine.Options { return engine.Options{Client: client, Clock: clk, Jitter: -1} }
+	t.Cleanup(ms.stopAll)
+	return ms
+}
+
+func alertRequest(model string, queryType string) *backend.QueryDataRequest {
+	return &backend.QueryDataRequest{
+		Headers: map[string]string{backend.FromAlertHeaderName: "true"},
+		Queries: []backend.DataQuery{{RefID: "A", QueryType: queryType, JSON: json.RawMessage(model),
+			TimeRange: backend.TimeRange{From: t0.Add(-10 * time.Minute), To: t0}, Interval: 10 * time.Second, MaxDataPoints: 43200}},
+	}
+}
+
+func evaluate(t *testing.T, ds *Datasource, ctx context.Context, req *backend.QueryDataRequest) map[string]*float64 {
+	t.Helper()
+	resp, err := ds.QueryData(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := resp.Responses["A"]
+	if dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	got, _, err := ssecheck.Evaluate(dr.Frames)
+	if err != nil {
+		t.Fatalf("the rule fails: %v", err)
+	}
+	return ssecheck.ByLabels(got)
+}
+
+// The first alert query after a start waits for the monitor's first poll of
+// every agent, and answers what it found.
+func TestFirstAlertQueryWaitsForTheFirstPolls(t *testing.T) {
+	agents := &slowAgents{fakeAgents: &fakeAgents{}, slow: "node-a", release: make(chan struct{})}
+	ds := newDatasource(settingsFor(threeAgents), agents, restartedMonitors(t, agents))
+	time.AfterFunc(100*time.Millisecond, func() { close(agents.release) })
+	got := evaluate(t, ds, context.Background(), alertRequest(`{"metrics":["stateCode"]}`, QueryTypeMetrics))
+	// Every agent was polled (and found silent: GRACE, 3), node-a too.
+	for _, labels := range []string{"agent=standalone", "agent=node-a, cluster=ha", "agent=node-b, cluster=ha"} {
+		if v := got[labels]; valueString(v) != "3" {
+			t.Errorf("{%s} = %s, want 3 (GRACE, from the first poll)", labels, valueString(v))
+		}
+	}
+}
+
+// When an agent's first poll takes longer than the query may wait, the
+// others are answered from their first poll and that agent as UNKNOWN, its
+// history before the restart kept in the series: a rule never sees it OK.
+func TestFirstAlertQueryAnswersAnUnpolledAgentUnknown(t *testing.T) {
+	agents := &slowAgents{fakeAgents: &fakeAgents{}, slow: "node-a", release: make(chan struct{})}
+	t.Cleanup(func() { close(agents.release) })
+	// node-a's poll may take 31 s (response time and processing).
+	slowPolls := strings.Replace(threeAgents, `"pollInterval":"10s",`, `"pollInterval":"10s","defaults":{"budget":{"responseTime":"30s"}},`, 1)
+	ds := newDatasource(settingsFor(slowPolls), agents, restartedMonitors(t, agents))
+	// Grafana gives an evaluation a deadline; the query waits half of it at most.
+	deadline := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	started := time.Now()
+	got := evaluate(t, ds, deadline(), alertRequest(`{"metrics":["stateCode"]}`, QueryTypeMetrics))
+	if waited := time.Since(started); waited > 1500*time.Millisecond {
+		t.Errorf("the query waited %s, more than half of its deadline", waited)
+	}
+	if v := got["agent=node-a, cluster=ha"]; valueString(v) != "6" {
+		t.Errorf("node-a = %s, want 6 (UNKNOWN: not polled since the start)", valueString(v))
+	}
+	if v := got["agent=standalone"]; valueString(v) != "3" {
+		t.Errorf("standalone = %s, want 3 (GRACE, from its first poll)", valueString(v))
+	}
+
+	resp, err := ds.QueryData(deadline(), alertRequest(`{"metrics":["stateCode"],"agents":["node-a"]}`, QueryTypeMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ssecheck.Read(resp.Responses["A"].Frames)
+	if err != nil || len(a.Values) != 1 {
+		t.Fatalf("%v %+v", err, a)
+	}
+	points := a.Values[0].Points
+	if len(points) != 60 || valueString(points[40]) != "0" || valueString(points[59]) != "6" {
+		t.Errorf("node-a's series = %s, want its OK history, then UNKNOWN now", valuesString(points))
+	}
+
+	codes := evaluate(t, ds, deadline(), alertRequest(`{}`, QueryTypeStatus))
+	if v := codes["agent=node-a, cluster=ha"]; valueString(v) != "6" {
+		t.Errorf("status of node-a = %s, want 6: %v", valueString(v), keys(codes))
+	}
+}
+
+// Alert queries are told by the FromAlert header; every frame names its
+// datasource in meta.custom.datasourceUid.
+func TestQueryDataFromAlert(t *testing.T) {
+	agents := &fakeAgents{}
+	ds := newDatasource(settingsFor(threeAgents), agents, testMonitors(t, agents))
+	for _, tt := range []struct {
+		headers   map[string]string
+		wantAlert bool
+	}{
+		{nil, false},
+		{map[string]string{"FromAlert": "true"}, true},
+		{map[string]string{"fromalert": "TRUE"}, true},
+		{map[string]string{"FromAlert": "false"}, false},
+	} {
+		for _, queryType := range []string{QueryTypeStatus, QueryTypeTimeline, QueryTypeMetrics, QueryTypeEvents} {
+			req := alertRequest(`{}`, queryType)
+			req.Headers = tt.headers
+			resp, err := ds.QueryData(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dr := resp.Responses["A"]
+			if dr.Error != nil || len(dr.Frames) == 0 {
+				t.Fatalf("%s %v: %+v", queryType, tt.headers, dr)
+			}
+			for _, f := range dr.Frames {
+				if f.Meta == nil || f.Meta.Custom != (frames.Custom{DatasourceUID: "vigil-cdp"}) {
+					t.Errorf("%s: frame %q meta %+v, want custom.datasourceUid", queryType, f.Name, f.Meta)
+				}
+			}
+			_, _, err = ssecheck.Evaluate(dr.Frames)
+			if tt.wantAlert && err != nil {
+				t.Errorf("%s with %v: %v", queryType, tt.headers, err)
+			}
+			if isTable := dr.Frames[0].Name == queryType && dr.Frames[0].Meta.Type == ""; isTable != (!tt.wantAlert && queryType != QueryTypeMetrics && queryType != QueryTypeTimeline) {
+				t.Errorf("%s with %v: frame %q type %q", queryType, tt.headers, dr.Frames[0].Name, dr.Frames[0].Meta.Type)
+			}
+		}
 	}
 }

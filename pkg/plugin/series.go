@@ -22,6 +22,9 @@ type grid struct {
 	from, to time.Time
 	step     time.Duration
 	n        int
+	// until is where the last step ends (inclusive): to, or the snapshot's
+	// time for an alert query (see gridOf).
+	until time.Time
 }
 
 func gridFor(q backend.DataQuery) grid {
@@ -33,14 +36,31 @@ func gridFor(q backend.DataQuery) grid {
 	}
 	step = step.Round(time.Second)
 	if span <= 0 {
-		return grid{from: from, to: to, step: step, n: 1}
+		return grid{from: from, to: to, step: step, n: 1, until: to}
 	}
 	n := int(math.Ceil(float64(span) / float64(step)))
 	if q.MaxDataPoints > 0 && n > int(q.MaxDataPoints) {
 		n = int(q.MaxDataPoints)
 	}
-	return grid{from: from, to: to, step: step, n: n}
+	return grid{from: from, to: to, step: step, n: n, until: to}
 }
+
+// gridOf is the query's grid. For an alert query the last step runs on to
+// the snapshot when that is taken shortly after the range ends (liveSlack):
+// Grafana fixes "now" before it asks, and the first query after a start
+// waits for the monitor's first polls, which come after that "now".
+func gridOf(src source, q backend.DataQuery) grid {
+	g := gridFor(q)
+	if now := src.snap.Time; src.alert && now.After(g.to) && !now.After(g.to.Add(liveSlack(g))) {
+		g.until = now
+	}
+	return g
+}
+
+// liveSlack is how long after a query's range the snapshot still is that
+// range's "now": a step, and at least the longest an alert query waits for
+// the first polls, plus a second.
+func liveSlack(g grid) time.Duration { return max(g.step, firstRoundWait+time.Second) }
 
 func (g grid) at(i int) time.Time { return g.from.Add(time.Duration(i) * g.step) }
 
@@ -78,7 +98,7 @@ func sample(points []point, g grid, agg aggregation, carry time.Duration) []*flo
 	for i := 0; i < g.n; i++ {
 		start, end := g.at(i), g.at(i+1)
 		if i == g.n-1 {
-			end = maxTime(end, g.to.Add(time.Nanosecond))
+			end = maxTime(end, g.until.Add(time.Nanosecond))
 		}
 		var v *float64
 		for j < len(points) && points[j].t.Before(end) {
@@ -124,7 +144,7 @@ func maxTime(a, b time.Time) time.Time {
 func observations(src source, names []string, g grid) (map[string][]history.Observation, error) {
 	out := make(map[string][]history.Observation, len(names))
 	for _, name := range names {
-		obs, err := src.hist.Observations(history.Query{Agent: name, From: g.from.Add(-carryFor(src)), To: g.to.Add(time.Nanosecond)})
+		obs, err := src.hist.Observations(history.Query{Agent: name, From: g.from.Add(-carryFor(src)), To: g.until.Add(time.Nanosecond)})
 		if err != nil {
 			return nil, fmt.Errorf("read the history: %w", err)
 		}
@@ -165,6 +185,20 @@ func processNames(a engine.AgentSnapshot, obs []history.Observation) []string {
 	return out
 }
 
+// unknownNow makes the last step UNKNOWN when it holds the snapshot's time
+// (or the snapshot came shortly after it, liveSlack): an alert query's
+// answer for an agent the engine has not judged since it started. The steps
+// before keep the history.
+func unknownNow(src source, g grid, values []*float64) []*float64 {
+	now := src.snap.Time
+	if len(values) == 0 || now.Before(g.at(g.n-1)) || now.After(g.to.Add(liveSlack(g))) {
+		return values
+	}
+	u := float64(state.Unknown.Code())
+	values[len(values)-1] = &u
+	return values
+}
+
 func stateOf(v *float64) *state.State {
 	if v == nil {
 		return nil
@@ -174,7 +208,7 @@ func stateOf(v *float64) *state.State {
 }
 
 func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, error) {
-	g := gridFor(q)
+	g := gridOf(src, q)
 	agents := f.selected(src.snap)
 	obsBy, err := observations(src, names(agents), g)
 	if err != nil {
@@ -189,6 +223,9 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 			agentPts = append(agentPts, point{o.Time, float64(o.State)})
 		}
 		agentStates := sample(agentPts, g, aggMax, carry)
+		if src.unjudged(a) {
+			agentStates = unknownNow(src, g, agentStates)
+		}
 		if matches(agentStates, f) {
 			series = append(series, frames.TimelineSeries{Agent: a.Name, Cluster: a.Cluster, States: toStates(agentStates)})
 		}
@@ -207,6 +244,9 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 				}
 			}
 			states := sample(pts, g, aggMax, carry)
+			if src.unjudged(a) {
+				states = unknownNow(src, g, states)
+			}
 			if matches(states, f) {
 				series = append(series, frames.TimelineSeries{Agent: a.Name, Cluster: a.Cluster, Process: pname, States: toStates(states)})
 			}
@@ -251,7 +291,7 @@ func processRunning(s state.State) (float64, bool) {
 }
 
 func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error) {
-	g := gridFor(q)
+	g := gridOf(src, q)
 	times := g.times()
 	carry := carryFor(src)
 	agents := f.selected(src.snap)
@@ -282,6 +322,9 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 			}
 		}
 		codes := sample(stateCode, g, aggMax, carry)
+		if src.unjudged(a) {
+			codes = unknownNow(src, g, codes)
+		}
 		if !matches(codes, f) {
 			continue
 		}
@@ -330,6 +373,10 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 	if f.wantMetric(frames.MetricEngineStalenessSeconds) {
 		t, v := staleness(src, obsBy, g)
 		series = append(series, frames.Series{Metric: frames.MetricEngineStalenessSeconds, Times: t, Values: v})
+	}
+	if src.alert && len(f.metrics) != 1 {
+		// Several metrics per agent: their labels alone must tell them apart.
+		return frames.WithMetricLabel(frames.Metrics(series)), nil
 	}
 	return frames.Metrics(series), nil
 }

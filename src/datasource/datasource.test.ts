@@ -1,4 +1,10 @@
-import { FieldType, createDataFrame, type DataQueryRequest, type DataSourceInstanceSettings } from '@grafana/data';
+import {
+  CoreApp,
+  FieldType,
+  createDataFrame,
+  type DataQueryRequest,
+  type DataSourceInstanceSettings,
+} from '@grafana/data';
 import { lastValueFrom } from 'rxjs';
 
 import { eventsToAnnotations } from './annotations';
@@ -191,5 +197,22 @@ describe('annotations', () => {
 
   it('skips frames without a time field', () => {
     expect(eventsToAnnotations([createDataFrame({ fields: [{ name: 'agent', values: ['x'] }] })])).toEqual([]);
+  });
+});
+
+describe('getDefaultQuery', () => {
+  it("is the agents' state for Grafana's alert rule editor, the status table elsewhere", () => {
+    const { ds } = datasource();
+    expect(ds.getDefaultQuery(CoreApp.UnifiedAlerting)).toEqual({
+      queryType: 'metrics',
+      metrics: ['stateCode'],
+      agents: [],
+    });
+    expect(ds.getDefaultQuery(CoreApp.CloudAlerting)).toEqual({
+      queryType: 'metrics',
+      metrics: ['stateCode'],
+      agents: [],
+    });
+    expect(ds.getDefaultQuery(CoreApp.PanelEditor)).toEqual({ queryType: 'status', agents: [] });
   });
 });

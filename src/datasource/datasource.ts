@@ -11,7 +11,7 @@ import { of } from 'rxjs';
 import { eventsToAnnotations } from './annotations';
 import { AnnotationQueryEditor } from './components/QueryEditor/AnnotationQueryEditor';
 import { expandValue, expandValues } from './templating';
-import { DEFAULT_QUERY, type VigilOptions, type VigilQuery } from './types';
+import { ALERTING_DEFAULT_QUERY, DEFAULT_QUERY, isAlertingApp, type VigilOptions, type VigilQuery } from './types';
 import { normalizeVariableQuery, variableValues, VigilVariableSupport } from './variables';
 
 export class DataSource extends DataSourceWithBackend<VigilQuery, VigilOptions> {
@@ -26,8 +26,9 @@ export class DataSource extends DataSourceWithBackend<VigilQuery, VigilOptions> 
     };
   }
 
-  getDefaultQuery(_: CoreApp): Partial<VigilQuery> {
-    return DEFAULT_QUERY;
+  /** Grafana's alert rule editor asks for CoreApp.UnifiedAlerting (or CloudAlerting). */
+  getDefaultQuery(app: CoreApp): Partial<VigilQuery> {
+    return isAlertingApp(app) ? ALERTING_DEFAULT_QUERY : DEFAULT_QUERY;
   }
 
   applyTemplateVariables(query: VigilQuery, scopedVars: ScopedVars): VigilQuery {

@@ -1,3 +1,4 @@
+import { CoreApp } from '@grafana/data';
 import type { DataQuery, DataSourceJsonData } from '@grafana/schema';
 
 import type { Combine } from '../shared/budget';
@@ -30,6 +31,17 @@ export const METRICS = [
 ] as const;
 
 export const DEFAULT_QUERY: Partial<VigilQuery> = { queryType: 'status', agents: [] };
+
+/**
+ * A new query in Grafana's alert rule editor: the agents' state, one series per agent, which an alert
+ * rule reduces to one number per agent (docs/alerting.md).
+ */
+export const ALERTING_DEFAULT_QUERY: Partial<VigilQuery> = { queryType: 'metrics', metrics: ['stateCode'], agents: [] };
+
+/** Whether a query editor runs in Grafana's alert rule editor. */
+export function isAlertingApp(app: string | undefined): boolean {
+  return app === CoreApp.UnifiedAlerting || app === CoreApp.CloudAlerting;
+}
 
 /** The query of a dashboard variable of this datasource. */
 export interface VigilVariableQuery extends DataQuery {

@@ -6,7 +6,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 
-import { apiRule, buildRuleGroup, DEFAULT_TEMPLATE_OPTIONS, duration, provisioningFile, ruleUid } from './rules';
+import {
+  type AlertRule,
+  apiRule,
+  buildRuleGroup,
+  DEFAULT_TEMPLATE_OPTIONS,
+  duration,
+  provisioningFile,
+  ruleUid,
+} from './rules';
 
 const PROVISIONED = path.resolve(__dirname, '../../../provisioning/alerting/vigil-cdp-rules.yaml');
 
@@ -64,5 +72,76 @@ describe('alert rule template', () => {
 
   it('writes Grafana durations', () => {
     expect([0, 10, 60, 190, 3600].map(duration)).toEqual(['0s', '10s', '1m', '3m10s', '60m']);
+  });
+
+  describe('an agent the monitor has not judged since it started (UNKNOWN) is never OK', () => {
+    // One agent's instance of a rule, evaluated the way Grafana's server-side expressions do for the
+    // nodes the template uses: metric queries answer the value `last` reduces them to (null: none),
+    // reduce/dropNN keeps it, reduce/replaceNN replaces a null, math of `$X == n` joined by `||` is
+    // null when any operand is, threshold `gt` compares. The condition's value decides the state:
+    // null is NoData (the rule's noDataState), 0 is Normal, anything else holds the condition.
+    type Values = Partial<Record<string, number | null>>;
+    function evaluate(rule: AlertRule, metrics: Values): number | null {
+      const vars: Record<string, number | null> = {};
+      for (const { refId, model } of rule.data) {
+        const m = model as Record<string, any>;
+        if (m.queryType === 'metrics') {
+          vars[refId] = metrics[m.metrics[0]] ?? null;
+        } else if (m.type === 'reduce') {
+          const v = vars[m.expression];
+          vars[refId] = v === null && m.settings.mode === 'replaceNN' ? m.settings.replaceWithValue : v;
+        } else if (m.type === 'threshold') {
+          const v = vars[m.expression];
+          vars[refId] = v === null ? null : Number(v > m.conditions[0].evaluator.params[0]);
+        } else if (m.type === 'math') {
+          const terms = (m.expression as string).split('||').map((term) => {
+            const [, name, n] = term.trim().match(/^\$(\w+) == (\d+)$/)!;
+            return vars[name] === null ? null : Number(vars[name] === Number(n));
+          });
+          vars[refId] = terms.includes(null) ? null : Number(terms.some(Boolean));
+        }
+      }
+      return vars[rule.condition];
+    }
+    const state = (rule: AlertRule, metrics: Values) => {
+      const v = evaluate(rule, metrics);
+      return v === null
+        ? `NoData → ${rule.noDataState}`
+        : v === 0
+          ? 'Normal'
+          : rule.for === '0s'
+            ? 'Alerting'
+            : 'Pending';
+    };
+    const rules = buildRuleGroup(options).rules;
+    const rule = (title: string) => rules.find((r) => r.title === title)!;
+    const unknown = { stateCode: 6 };
+
+    it('the rules on the agent state hold it: the failed rule fires, "not protecting" is pending', () => {
+      expect(state(rule('CDP client failed'), { ...unknown, budgetSeconds: 182 })).toBe('Alerting');
+      // Its processes reported running before the restart, or nothing at all in the window.
+      expect(state(rule('CDP not protecting'), { ...unknown, processRunning: 1 })).toBe('Pending');
+      expect(state(rule('CDP not protecting'), { ...unknown, processRunning: null })).toBe('Pending');
+    });
+
+    it('they still tell OK, FAILED, DEGRADED, a stopped process and a passive node apart', () => {
+      expect(state(rule('CDP client failed'), { stateCode: 0 })).toBe('Normal');
+      expect(state(rule('CDP client failed'), { stateCode: 5 })).toBe('Alerting');
+      expect(state(rule('CDP client failed'), { stateCode: 3 })).toBe('Normal');
+      expect(state(rule('CDP not protecting'), { stateCode: 0, processRunning: 1 })).toBe('Normal');
+      expect(state(rule('CDP not protecting'), { stateCode: 2, processRunning: 0 })).toBe('Pending');
+      expect(state(rule('CDP not protecting'), { stateCode: 4, processRunning: 1 })).toBe('Pending');
+      expect(state(rule('CDP not protecting'), { stateCode: 1, processRunning: null })).toBe('Normal');
+    });
+
+    it('no rule reports OK for a value it does not have', () => {
+      for (const r of rules) {
+        expect(r.noDataState).not.toBe('OK');
+      }
+      expect(state(rule('CDP client failed'), { stateCode: null })).toBe('NoData → KeepLast');
+      expect(state(rule('CDP protection lag above the RPO objective'), {})).toBe('NoData → KeepLast');
+      expect(state(rule('CDP auto-restart suspended'), {})).toBe('NoData → KeepLast');
+      expect(state(rule('CDP monitor stopped'), {})).toBe('NoData → Alerting');
+    });
   });
 });

@@ -41,7 +41,7 @@ export interface AlertRule {
   title: string;
   condition: string;
   data: AlertQuery[];
-  noDataState: 'OK' | 'NoData' | 'Alerting';
+  noDataState: 'OK' | 'NoData' | 'Alerting' | 'KeepLast';
   execErrState: 'OK' | 'Error' | 'Alerting';
   for: string;
   annotations: Record<string, string>;
@@ -103,6 +103,15 @@ const last = (refId: string, of: string) =>
 
 const math = (refId: string, formula: string) => expression(refId, { type: 'math', expression: formula });
 
+/** A reduced value, or `value` where there is none (so that a formula on it never yields no data). */
+const orElse = (refId: string, of: string, value: number) =>
+  expression(refId, {
+    type: 'reduce',
+    expression: of,
+    reducer: 'last',
+    settings: { mode: 'replaceNN', replaceWithValue: value },
+  });
+
 const above = (refId: string, of: string, threshold: number) =>
   expression(refId, {
     type: 'threshold',
@@ -123,6 +132,17 @@ function annotations(anchor: string, summary: string, description: string, extra
   };
 }
 
+// State codes (src/shared/states.ts). UNKNOWN is what the datasource answers for an agent the monitor
+// has not judged since it (re)started, and for an answer it cannot understand: never OK.
+const DEGRADED = 4;
+const FAILED = 5;
+const UNKNOWN = 6;
+
+// A value missing from a rule's window keeps the instance in its last state: it neither resolves a
+// firing alert nor reports OK for an agent nothing is known of. A monitor that answers nothing at all
+// is the "monitor stopped" rule's alert.
+const KEEP_LAST = 'KeepLast';
+
 export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
   const { datasourceUid: ds, pollIntervalSeconds: poll, restartAllowanceSeconds, rpoSeconds } = options;
   const window = Math.max(600, poll * 10);
@@ -137,18 +157,17 @@ export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
       data: [
         metricQuery('A', ds, 'stateCode', window),
         last('B', 'A'),
-        math('C', '$B == 5'),
+        math('C', `$B == ${FAILED} || $B == ${UNKNOWN}`),
         metricQuery('D', ds, 'budgetSeconds', window),
         last('E', 'D'),
       ],
-      // A client that disappears from the series is the "monitor stopped" rule's concern.
-      noDataState: 'OK',
+      noDataState: KEEP_LAST,
       execErrState: 'Error',
       for: '0s',
       annotations: annotations(
         'cdp-client-failed',
         'CDP client {{ $labels.agent }} failed',
-        'Agent {{ $labels.agent }} (cluster {{ $labels.cluster }}) is FAILED: silent beyond its budget of {{ $values.E.Value }} s, or CDP is down and restarting it keeps failing.',
+        'Agent {{ $labels.agent }} (cluster {{ $labels.cluster }}) is {{ if eq $values.B.Value 6.0 }}UNKNOWN: the monitor cannot judge it (not polled since the monitor started, or its answer is not understood){{ else }}FAILED: silent beyond its budget of {{ $values.E.Value }} s, or CDP is down and restarting it keeps failing{{ end }}.',
         { state: STATE_NAME, budget_seconds: '{{ $values.E.Value }}' }
       ),
       labels: { severity: 'critical', service: 'vigil-cdp' },
@@ -157,22 +176,25 @@ export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
     {
       uid: ruleUid(ds, 'not-protecting'),
       title: 'CDP not protecting',
-      condition: 'E',
+      condition: 'F',
       data: [
         metricQuery('A', ds, 'stateCode', window),
         last('B', 'A'),
         metricQuery('C', ds, 'processRunning', window),
         last('D', 'C'),
-        math('E', '$D == 0 || $B == 4'),
+        // A process with no running value in the window (not expected here, or its agent silent or
+        // not judged) counts as running: its agent's state decides, and the formula always has a value.
+        orElse('E', 'D', 1),
+        math('F', `$E == 0 || $B == ${DEGRADED} || $B == ${UNKNOWN}`),
       ],
-      noDataState: 'OK',
+      noDataState: KEEP_LAST,
       execErrState: 'Error',
       // One poll to notice, plus the restart allowance: a successful auto-restart pages nobody.
       for: duration(notProtectingFor),
       annotations: annotations(
         'cdp-not-protecting',
         'CDP is not protecting {{ $labels.agent }}',
-        'On {{ $labels.agent }} (cluster {{ $labels.cluster }}) CDP process {{ $labels.process }} should run but does not, or the client is DEGRADED, for longer than a poll interval plus the restart allowance.',
+        'On {{ $labels.agent }} (cluster {{ $labels.cluster }}) CDP process {{ $labels.process }} should run but does not, or the client is DEGRADED or UNKNOWN, for longer than a poll interval plus the restart allowance.',
         { state: STATE_NAME }
       ),
       labels: { severity: 'critical', service: 'vigil-cdp' },
@@ -183,7 +205,7 @@ export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
       title: 'CDP protection lag above the RPO objective',
       condition: 'C',
       data: [metricQuery('A', ds, 'protectionLagSeconds', window), last('B', 'A'), above('C', 'B', rpoSeconds)],
-      noDataState: 'OK',
+      noDataState: KEEP_LAST,
       execErrState: 'Error',
       for: duration(roundUp(poll * 3, poll)),
       annotations: annotations(
@@ -199,7 +221,7 @@ export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
       title: 'CDP auto-restart suspended',
       condition: 'C',
       data: [metricQuery('A', ds, 'autoRestartSuspended', window), last('B', 'A'), above('C', 'B', 0)],
-      noDataState: 'OK',
+      noDataState: KEEP_LAST,
       execErrState: 'Error',
       for: '0s',
       annotations: annotations(

@@ -1,4 +1,5 @@
 import React, { useState } from 'react';
+import { CoreApp } from '@grafana/data';
 import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 
 import { QueryEditor } from './QueryEditor';
@@ -67,10 +68,21 @@ function fakeDatasource(getResource: () => Promise<unknown>) {
   return { getResource: jest.fn(getResource) } as unknown as DataSource;
 }
 
-function Harness({ ds, initial, onChange }: { ds: DataSource; initial: VigilQuery; onChange: jest.Mock }) {
+function Harness({
+  ds,
+  initial,
+  onChange,
+  app,
+}: {
+  ds: DataSource;
+  initial: VigilQuery;
+  onChange: jest.Mock;
+  app?: CoreApp;
+}) {
   const [query, setQuery] = useState(initial);
   return (
     <QueryEditor
+      app={app}
       datasource={ds}
       query={query}
       onChange={(q) => {
@@ -82,10 +94,14 @@ function Harness({ ds, initial, onChange }: { ds: DataSource; initial: VigilQuer
   );
 }
 
-async function renderEditor(initial: VigilQuery, getResource = () => Promise.resolve<unknown>(answers.demo)) {
+async function renderEditor(
+  initial: VigilQuery,
+  getResource = () => Promise.resolve<unknown>(answers.demo),
+  app?: CoreApp
+) {
   const onChange = jest.fn();
   const ds = fakeDatasource(getResource);
-  render(<Harness ds={ds} initial={initial} onChange={onChange} />);
+  render(<Harness ds={ds} initial={initial} onChange={onChange} app={app} />);
   await waitFor(() => expect(ds.getResource).toHaveBeenCalledWith('agents'));
   await act(() => Promise.resolve());
   return { onChange, last: () => onChange.mock.calls.at(-1)[0] as VigilQuery };
@@ -149,5 +165,51 @@ describe('QueryEditor', () => {
     expect(last().metrics).toEqual(['stateCode', 'engineStalenessSeconds']);
     fireEvent.click(screen.getByRole('radio', { name: 'status' }));
     expect(screen.queryByTestId(testIds.queryEditor.metrics)).not.toBeInTheDocument();
+  });
+
+  describe("in Grafana's alert rule editor", () => {
+    const inAlerting = (initial: VigilQuery, app = CoreApp.UnifiedAlerting) =>
+      renderEditor(initial, () => Promise.resolve<unknown>(answers.demo), app);
+
+    it('starts a new query as the agent state metric, and stores it', async () => {
+      const { onChange } = await inAlerting({ refId: 'A' });
+      expect(onChange).toHaveBeenCalledTimes(1);
+      expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'metrics', metrics: ['stateCode'], agents: [] });
+      expect(screen.getByRole('radio', { name: 'metrics' })).toBeChecked();
+      expect(
+        within(screen.getByTestId(testIds.queryEditor.metrics)).getByRole('option', { name: 'stateCode' })
+      ).toBeInTheDocument();
+    });
+
+    it('does so in Grafana Cloud alerting too, keeping filters already set', async () => {
+      const { onChange } = await inAlerting({ refId: 'B', agents: ['demo-node-a'] }, CoreApp.CloudAlerting);
+      expect(onChange).toHaveBeenCalledWith({
+        refId: 'B',
+        queryType: 'metrics',
+        metrics: ['stateCode'],
+        agents: ['demo-node-a'],
+      });
+    });
+
+    it('stores the defaults Grafana shows over an empty model, so that the rule runs what is shown', async () => {
+      const { onChange } = await inAlerting({ refId: 'A', queryType: 'metrics', metrics: ['stateCode'], agents: [] });
+      expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'metrics', metrics: ['stateCode'], agents: [] });
+    });
+
+    it('leaves a saved query as it is', async () => {
+      const { onChange } = await inAlerting({ refId: 'A', queryType: 'status', agents: ['demo-node-a'] });
+      expect(onChange).not.toHaveBeenCalled();
+      expect(screen.getByRole('radio', { name: 'status' })).toBeChecked();
+    });
+
+    it('does not change a new query on a dashboard', async () => {
+      const { onChange } = await renderEditor(
+        { refId: 'A' },
+        () => Promise.resolve<unknown>(answers.demo),
+        CoreApp.PanelEditor
+      );
+      expect(onChange).not.toHaveBeenCalled();
+      expect(screen.getByRole('radio', { name: 'status' })).toBeChecked();
+    });
   });
 });

@@ -1,4 +1,4 @@
-import React, { useMemo } from 'react';
+import React, { useEffect, useMemo } from 'react';
 import type { QueryEditorProps } from '@grafana/data';
 import {
   Alert,
@@ -15,7 +15,15 @@ import { CLIENT_STATES } from '../../../shared/states';
 import { useAgents } from '../../data/useAgents';
 import type { DataSource } from '../../datasource';
 import { variableNames } from '../../templating';
-import { METRICS, QUERY_TYPES, type QueryType, type VigilOptions, type VigilQuery } from '../../types';
+import {
+  ALERTING_DEFAULT_QUERY,
+  isAlertingApp,
+  METRICS,
+  QUERY_TYPES,
+  type QueryType,
+  type VigilOptions,
+  type VigilQuery,
+} from '../../types';
 import { testIds } from '../testIds';
 
 type Props = QueryEditorProps<DataSource, VigilQuery, VigilOptions> & {
@@ -39,8 +47,43 @@ const STATE_OPTIONS: Array<ComboboxOption<string>> = CLIENT_STATES.map((s) => ({
 
 const isVariable = (v: string) => v.startsWith('$');
 
-export function QueryEditor({ datasource, query, onChange, onRunQuery, fixedQueryType }: Props) {
+/** The alert rule editor's new query, as Grafana shows it (its defaults under an empty model) or not. */
+function isNewAlertQuery(query: VigilQuery): boolean {
+  if (!query.queryType) {
+    return true;
+  }
+  const same = (a: string[] | undefined, b: string[] | undefined) => (a ?? []).join('\n') === (b ?? []).join('\n');
+  return (
+    query.queryType === ALERTING_DEFAULT_QUERY.queryType &&
+    same(query.metrics, ALERTING_DEFAULT_QUERY.metrics) &&
+    same(query.agents, []) &&
+    same(query.states, []) &&
+    !query.cluster
+  );
+}
+
+export function QueryEditor({ datasource, query, onChange, onRunQuery, fixedQueryType, app }: Props) {
   const { agents, clusters, loading, error } = useAgents(datasource);
+
+  // In Grafana's alert rule editor a new query asks for the agents' state (metrics, stateCode), the
+  // query every rule can reduce to one number per agent. Grafana shows its defaults over the stored
+  // model without storing them, so they are stored here: the rule then runs what the editor shows.
+  useEffect(() => {
+    if (!fixedQueryType && isAlertingApp(app) && isNewAlertQuery(query)) {
+      onChange(
+        query.queryType
+          ? { ...query }
+          : {
+              ...ALERTING_DEFAULT_QUERY,
+              ...query,
+              queryType: ALERTING_DEFAULT_QUERY.queryType,
+              metrics: query.metrics?.length ? query.metrics : ALERTING_DEFAULT_QUERY.metrics,
+            }
+      );
+    }
+    // Once, when the editor opens.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
   const variables = useMemo(() => variableNames(), []);
   const selectedAgents = query.agents ?? [];
   const known = new Set(agents.map((a) => a.name));
