@@ -21,19 +21,15 @@ import (
 func fakeMonitors(t *testing.T, data string) (*monitors, *clock.Fake) {
 	t.Helper()
 	fake := clock.NewFake(t0)
-	ms := newMonitors()
+	ms := testMonitors(t, &fakeAgents{})
 	ms.getenv = func(k string) string {
 		if k == envDataPath {
 			return data
 		}
 		return ""
 	}
-	ms.executable = func() (string, error) { return "/nonexistent/gpx_vigil", nil }
-	ms.packagedData = filepath.Join(t.TempDir(), "absent")
-	ms.tempDir = func() string { return "/nonexistent-tmp" }
 	ms.clock = fake
 	ms.options = func() engine.Options { return engine.Options{Client: &fakeAgents{}, Clock: fake, Jitter: -1} }
-	t.Cleanup(ms.stopAll)
 	return ms, fake
 }
 

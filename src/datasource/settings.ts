@@ -145,40 +145,36 @@ const agentSchema = z.object({
   ...policyShape,
 });
 
+/** A duration setting of at least minSeconds; `below` words that error as the backend does. */
+function durationAtLeast(minSeconds: number, examples: string, below: (v: string | number) => string) {
+  return z
+    .union([z.string(), z.number()])
+    .optional()
+    .superRefine((v, ctx) => {
+      if (!isSet(v)) {
+        return;
+      }
+      const seconds = parseDurationSeconds(String(v));
+      if (seconds === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: ${examples})` });
+      } else if (seconds < minSeconds) {
+        ctx.addIssue({ code: 'custom', message: below(v as string | number) });
+      }
+    });
+}
+
 const optionsSchema = z
   .object({
-    pollInterval: z
-      .union([z.string(), z.number()])
-      .optional()
-      .superRefine((v, ctx) => {
-        if (!isSet(v)) {
-          return;
-        }
-        const seconds = parseDurationSeconds(String(v));
-        if (seconds === undefined) {
-          ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s)` });
-        } else if (seconds < MIN_POLL_SECONDS) {
-          ctx.addIssue({ code: 'custom', message: `${v} is below the minimum of 1s` });
-        }
-      }),
+    pollInterval: durationAtLeast(MIN_POLL_SECONDS, '10s, 1m30s', (v) => `${v} is below the minimum of 1s`),
     defaults: z.object(policyShape).optional(),
     agents: z.array(agentSchema).optional(),
     restartRole: oneOf(['Viewer', 'Editor', 'Admin'], 'one of Viewer, Editor, Admin').optional(),
     historyPath: z.string().optional(),
-    idleStop: z
-      .union([z.string(), z.number()])
-      .optional()
-      .superRefine((v, ctx) => {
-        if (!isSet(v)) {
-          return;
-        }
-        const seconds = parseDurationSeconds(String(v));
-        if (seconds === undefined) {
-          ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s, 0)` });
-        } else if (seconds < MIN_IDLE_STOP_SECONDS) {
-          ctx.addIssue({ code: 'custom', message: `"${String(v).trim()}" is below the minimum of 1s` });
-        }
-      }),
+    idleStop: durationAtLeast(
+      MIN_IDLE_STOP_SECONDS,
+      '10s, 1m30s, 0',
+      (v) => `"${String(v).trim()}" is below the minimum of 1s`
+    ),
   })
   .superRefine((options, ctx) => {
     const agents = options.agents ?? [];

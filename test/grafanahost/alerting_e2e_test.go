@@ -46,33 +46,14 @@ datasources:
 // alertingHost is the test host with a freshly started plugin: Grafana
 // (re)started.
 type alertingHost struct {
-	plugin *PluginProcess
-	url    string
-	log    *syncBuffer
+	*realPlugin
+	url string
 }
 
 func startAlertingHost(t *testing.T, bin string, dss []Datasource) *alertingHost {
 	t.Helper()
-	h := &alertingHost{log: &syncBuffer{}}
-	plugin, err := StartPlugin(bin, h.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.plugin = plugin
-	t.Cleanup(func() {
-		plugin.Close()
-		if t.Failed() {
-			t.Logf("plugin log:\n%s", h.log.String())
-		}
-	})
-	host, err := New(Options{Backend: plugin, Datasources: dss})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(host.Handler())
-	t.Cleanup(srv.Close)
-	h.url = srv.URL
-	return h
+	r := startRealPlugin(t, PluginOptions{Path: bin, ForwardHostEnv: true}, dss, agentproc.ReadToken, agentproc.ControlToken)
+	return &alertingHost{realPlugin: r, url: r.srv.URL}
 }
 
 // alertQuery asks one query as Grafana Alerting does (no user, FromAlert)

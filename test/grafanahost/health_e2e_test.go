@@ -96,29 +96,8 @@ func TestHealthThroughGRPC(t *testing.T) {
 		t.Fatalf("the unset variable did not provision an empty readToken")
 	}
 
-	var pluginLog syncBuffer
-	plugin, err := StartPlugin(bin, &pluginLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		plugin.Close()
-		for _, secret := range []string{agentproc.ReadToken, wrongToken} {
-			if strings.Contains(pluginLog.String(), secret) {
-				t.Errorf("a token reached the plugin log:\n%s", pluginLog.String())
-			}
-		}
-		if t.Failed() {
-			t.Logf("plugin log:\n%s", pluginLog.String())
-		}
-	}()
-	host, err := New(Options{Backend: plugin, Datasources: dss})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(host.Handler())
-	defer srv.Close()
-	host.SetAppURL(srv.URL)
+	real := startRealPlugin(t, PluginOptions{Path: bin, ForwardHostEnv: true}, dss, agentproc.ReadToken, wrongToken)
+	plugin, host, srv := real.plugin, real.host, real.srv
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin := &backend.User{Login: "admin", Role: "Admin"}

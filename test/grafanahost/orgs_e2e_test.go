@@ -3,7 +3,6 @@ package grafanahost
 import (
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,28 +93,7 @@ func TestTwoOrgsSameUIDNothingCrossesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pluginLog syncBuffer
-	plugin, err := StartPluginWith(PluginOptions{Path: installed, Log: &pluginLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		plugin.Close()
-		for _, secret := range []string{read1, read2, control1, control2} {
-			if strings.Contains(pluginLog.String(), secret) {
-				t.Errorf("a token reached the plugin log")
-			}
-		}
-		if t.Failed() {
-			t.Logf("plugin log:\n%s", pluginLog.String())
-		}
-	}()
-	host, err := New(Options{Backend: plugin, Datasources: dss})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(host.Handler())
-	defer srv.Close()
+	srv := startRealPlugin(t, PluginOptions{Path: installed}, dss, read1, read2, control1, control2).srv
 
 	as := func(org int, role string) map[string]string {
 		return map[string]string{HeaderOrg: fmt.Sprint(org), HeaderRole: role, HeaderLogin: fmt.Sprintf("user-of-org-%d", org)}

@@ -91,32 +91,8 @@ func TestRealPluginResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pluginLog syncBuffer
-	plugin, err := StartPlugin(bin, &pluginLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		plugin.Close()
-		if !plugin.Exited() {
-			t.Error("plugin still running after Close")
-		}
-		for _, secret := range []string{agentproc.ReadToken, agentproc.ControlToken, "s3cret-in-url"} {
-			if strings.Contains(pluginLog.String(), secret) {
-				t.Errorf("a secret reached the plugin log:\n%s", pluginLog.String())
-			}
-		}
-		if t.Failed() {
-			t.Logf("plugin log:\n%s", pluginLog.String())
-		}
-	}()
-	host, err := New(Options{Backend: plugin, Datasources: dss})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(host.Handler())
-	defer srv.Close()
-	host.SetAppURL(srv.URL)
+	real := startRealPlugin(t, PluginOptions{Path: bin, ForwardHostEnv: true}, dss, agentproc.ReadToken, agentproc.ControlToken, "s3cret-in-url")
+	srv, pluginLog := real.srv, real.log
 
 	resources := srv.URL + "/api/datasources/uid/vigil-res/resources/"
 	viewer := map[string]string{HeaderRole: "Viewer", HeaderLogin: "victor"}
