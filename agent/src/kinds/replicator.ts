@@ -41,6 +41,7 @@ export function replicatorArgv(config: ProcessConfig, statusFile: string, node: 
     node,
     '--name',
     config.name,
+    ...(config.journalKey ? ['--journal-key', config.journalKey] : []),
   ];
 }
 

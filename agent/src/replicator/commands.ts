@@ -1,16 +1,40 @@
 // `vigil-agent restore` and `vigil-agent versions`: exit 0 done, 1 refused or failed (the
 // message says why), 2 invalid command line.
+import { refusedByMac } from './journal';
+import { JournalKeyError, authenticateReader, loadJournalKey } from './journalauth';
 import { RestoreError, parseTime, restoreAsync, versions } from './restore';
 
-export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH]';
-export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json]';
+export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--journal-key FILE]';
+export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json] [--journal-key FILE]';
+
+/**
+ * Puts the store's journal key in use (or none); a store whose journal is authenticated is not
+ * read without it. Returns an error message, or undefined.
+ */
+function useKey(store: string, keyFile: string | undefined): string | undefined {
+  try {
+    authenticateReader(store, keyFile === undefined ? undefined : loadJournalKey(keyFile));
+    return undefined;
+  } catch (e) {
+    if (e instanceof JournalKeyError) return e.message;
+    throw e;
+  }
+}
+
+/** Records refused for their MAC make the answer incomplete: each is named, exit 1. */
+function macRefusals(): string | undefined {
+  const refused = refusedByMac();
+  if (refused.length === 0) return undefined;
+  for (const r of refused) process.stderr.write(`vigil-agent: refused journal ${r}\n`);
+  return `${refused.length} journal record(s) refused: their MAC is missing or does not match (listed above); the store was changed by someone without the journal key`;
+}
 
 function parseFlags(argv: string[], allowed: string[], booleans: string[] = []): Record<string, string> | string {
   const out: Record<string, string> = {};
   const args = [...argv];
   while (args.length > 0) {
     const a = args.shift() as string;
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(a);
+    const m = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(a);
     if (!m || !(allowed.includes(m[1] as string) || booleans.includes(m[1] as string))) return `unknown argument ${JSON.stringify(a)}`;
     const name = m[1] as string;
     if (booleans.includes(name)) {
@@ -30,9 +54,11 @@ function fail(usage: string, message: string, code: number): number {
 }
 
 export async function restoreMain(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, ['store', 'at', 'to', 'path']);
+  const f = parseFlags(argv, ['store', 'at', 'to', 'path', 'journal-key']);
   if (typeof f === 'string') return fail(RESTORE_USAGE, f, 2);
   for (const k of ['store', 'at', 'to']) if (!f[k]) return fail(RESTORE_USAGE, `--${k} is required`, 2);
+  const keyProblem = useKey(f.store as string, f['journal-key']);
+  if (keyProblem) return fail(RESTORE_USAGE, keyProblem, 1);
   const at = parseTime(f.at as string);
   if (at === undefined) return fail(RESTORE_USAGE, `--at ${JSON.stringify(f.at)}: use an ISO 8601 time (2026-11-26T04:20:00Z), "now" or "-10m"`, 2);
   try {
@@ -45,6 +71,8 @@ export async function restoreMain(argv: string[]): Promise<number> {
       for (const e of r.errors) process.stderr.write(`vigil-agent: not restored: ${e}\n`);
       return fail(RESTORE_USAGE, `${r.errors.length} file(s) could not be restored as recorded (listed above); everything else was`, 1);
     }
+    const refused = macRefusals();
+    if (refused) return fail(RESTORE_USAGE, refused, 1);
     return 0;
   } catch (e) {
     return fail(RESTORE_USAGE, e instanceof RestoreError ? e.message : `restore failed: ${(e as Error).message}`, 1);
@@ -52,26 +80,31 @@ export async function restoreMain(argv: string[]): Promise<number> {
 }
 
 export async function versionsMain(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, ['store', 'path'], ['json']);
+  const f = parseFlags(argv, ['store', 'path', 'journal-key'], ['json']);
   if (typeof f === 'string') return fail(VERSIONS_USAGE, f, 2);
   for (const k of ['store', 'path']) if (!f[k]) return fail(VERSIONS_USAGE, `--${k} is required`, 2);
+  const keyProblem = useKey(f.store as string, f['journal-key']);
+  if (keyProblem) return fail(VERSIONS_USAGE, keyProblem, 1);
   try {
     const v = versions(f.store as string, f.path as string);
     for (const w of v.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
     if (f.json) {
       process.stdout.write(JSON.stringify(v, null, 2) + '\n');
-      return 0;
+      const refused = macRefusals();
+      return refused ? fail(VERSIONS_USAGE, refused, 1) : 0;
     }
     if (v.versions.length === 0) {
       process.stdout.write(`no versions of ${v.path} in ${f.store}\n`);
-      return 0;
+      const refused = macRefusals();
+      return refused ? fail(VERSIONS_USAGE, refused, 1) : 0;
     }
     const rows = v.versions.map((x) => [x.at, x.change, x.type ?? '-', x.size === null ? '-' : String(x.size), x.mode ?? '-', x.hash?.slice(0, 16) ?? x.linkTarget ?? '-']);
     const head = ['TIME', 'CHANGE', 'TYPE', 'SIZE', 'MODE', v.hashAlgorithm === 'sha256' ? 'SHA256' : 'BLAKE3'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
     const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd() + '\n';
     process.stdout.write(line(head) + rows.map(line).join(''));
-    return 0;
+    const refused = macRefusals();
+    return refused ? fail(VERSIONS_USAGE, refused, 1) : 0;
   } catch (e) {
     return fail(VERSIONS_USAGE, e instanceof RestoreError ? e.message : `cannot list versions: ${(e as Error).message}`, 1);
   }

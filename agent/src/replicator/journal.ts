@@ -4,6 +4,7 @@
 // so a write cut short by a crash (a torn tail) is recognised by its length or checksum and
 // never misread. Damage in the middle of a file (a bad sector, a stray write) is skipped by
 // looking for the next frame that checks out: the records after it are kept, never dropped.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
@@ -133,8 +134,50 @@ export function pathOf(r: JournalRecord): string | undefined {
   return r.op === 'base' || r.op === 'sync' ? undefined : r.p;
 }
 
+/**
+ * Journal authentication (see journalauth.ts). With a key in use, every frame written carries
+ * `k`, an HMAC-SHA256 of its record's JSON without `k`, as its last key; every frame read must
+ * carry a matching one, except records numbered before `from` (written before the key was
+ * configured), which may carry none. CRC-32 detects accidents; the MAC detects edits.
+ */
+let auth: { key: Buffer; from: number } | undefined;
+const refused = new Set<string>();
+
+/** Authenticates this process's journal reads and writes with key (undefined: none). */
+export function useJournalKey(key: Buffer | undefined, from = 0): void {
+  auth = key ? { key, from } : undefined;
+  refused.clear();
+}
+
+/** The records this process refused because their MAC was missing or wrong: "record Q: why". */
+export function refusedByMac(): string[] {
+  return [...refused];
+}
+
+export function recordMac(key: Buffer, json: string): string {
+  return createHmac('sha256', key).update(json, 'utf8').digest('hex');
+}
+
+/** Why a parsed frame fails authentication, or undefined when it passes (or none is in use). */
+function macProblem(o: Record<string, unknown>): string | undefined {
+  if (!auth) return undefined;
+  const k = o.k;
+  if (k === undefined) {
+    if (typeof o.q === 'number' && o.q < auth.from) return undefined;
+    return 'no MAC: written without the journal key, or forged';
+  }
+  if (typeof k !== 'string' || k.length !== 64) return 'MAC malformed';
+  delete o.k;
+  const want = Buffer.from(recordMac(auth.key, JSON.stringify(o)), 'hex');
+  const got = Buffer.from(k, 'hex');
+  if (got.length !== want.length || !timingSafeEqual(got, want)) return 'MAC does not match: the record was changed, or written with another key';
+  return undefined;
+}
+
 export function frame(record: JournalRecord | Header): Buffer {
-  const payload = Buffer.from(JSON.stringify(record), 'utf8');
+  let json = JSON.stringify(record);
+  if (auth) json = `${json.slice(0, -1)},"k":"${recordMac(auth.key, json)}"}`;
+  const payload = Buffer.from(json, 'utf8');
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
   out.writeUInt32LE(payload.length, 0);
   out.writeUInt32LE(crc32(payload), 4);
@@ -180,6 +223,11 @@ function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
   }
   const problem = checkRecord(parsed);
   if (problem !== undefined) return { ok: false, why: `unrecognised record: ${problem}`, incomplete: false };
+  const bad = macProblem(parsed as Record<string, unknown>);
+  if (bad !== undefined) {
+    refused.add(`record ${String((parsed as { q: unknown }).q)}: ${bad}`);
+    return { ok: false, why: `record ${String((parsed as { q: unknown }).q)} refused: ${bad}`, incomplete: false };
+  }
   return { ok: true, record: parsed as JournalRecord, end: off + HEADER_BYTES + len };
 }
 

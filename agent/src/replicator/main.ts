@@ -9,7 +9,7 @@ import { Replicator, type ReplicatorOptions } from './replicator';
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
          [--node NAME] [--name NAME] [--max-watches N] [--poll-every 10s] [--rescan-every 1m]
          [--lease-stale-after 30s] [--checkpoint-every 1s] [--hash auto|blake3|sha256] [--settle 50ms]
-         [--changing-after 10s]`;
+         [--changing-after 10s] [--journal-key FILE]`;
 
 export class UsageError extends Error {}
 
@@ -24,7 +24,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle', 'changing-after'];
+  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle', 'changing-after', 'journal-key'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   if (!v.source) throw new UsageError('--source DIR is required');
   if (!v.target) throw new UsageError('--target DIR is required');
@@ -57,6 +57,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     // Pruning rewrites the journal: often enough to keep the window tight, not more than needed.
     pruneEveryMs: Math.min(3_600_000, Math.max(1000, Math.round(retentionMs / 10))),
     hash,
+    journalKeyFile: v['journal-key'],
   };
 }
 

@@ -5,6 +5,7 @@
 // journal records are appended and fsynced (the acknowledgement); only then is the mirror
 // updated. At every start the journal is replayed and the source compared with it (the
 // catch-up), so changes made while nothing ran are captured too.
+import { authenticateWriter, loadJournalKey } from './journalauth';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer, implementation, loadHasher, type HashChoice } from './digest';
@@ -55,6 +56,8 @@ export interface ReplicatorOptions {
   settleMs: number;
   /** A file not read consistently for this long is reported as changing. */
   changingAfterMs: number;
+  /** A key file: the journal's records then carry a MAC (journalauth.ts). */
+  journalKeyFile?: string;
   log: Logger;
 }
 
@@ -343,6 +346,7 @@ export class Replicator {
    */
   private openJournal(lease: Lease): void {
     const replayStart = Date.now();
+    const auth = authenticateWriter(this.layout.root, this.o.journalKeyFile === undefined ? undefined : loadJournalKey(this.o.journalKeyFile));
     const chain = resolveChain(this.layout.root);
     let mirrorSeq = -1;
     try {
@@ -371,6 +375,7 @@ export class Replicator {
         this.garbageLikely = true;
       }
     }
+    auth.start(rep.lastQ + 1);
     this.journal = new JournalWriter(this.layout.root, chain, rep.lastQ, rep.lastAt, lease.epoch, () => this.checkLease());
     this.refreshJournalSize();
     this.pendingSeal = chain.segments.map((seg, i) => ({ seg, last: Math.min(seg.last ?? Infinity, chain.segments[i + 1] ? (chain.segments[i + 1] as ChainSegment).first - 1 : rep.lastQ) }));
