@@ -6,11 +6,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { runCliToEnd, tempDirsRemovedAfter } from './helpers';
+import { baseConfig, killMarked, read, runCliToEnd, startAgent, tempDirsRemovedAfter, waitFor, writeConfig, type RunningAgent } from './helpers';
 import { journal, killReplicators, replicatorDirs, segmentFiles, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 after(killReplicators);
+const agents: RunningAgent[] = [];
+const agentDirs: string[] = [];
+after(async () => {
+  for (const a of agents) await a.stop('SIGKILL');
+  // A replicator outlives its agent by design (the next agent adopts it): end it here.
+  for (const d of agentDirs) killMarked(d);
+});
 
 function keyFile(dir: string, key = 'a journal key of more than sixteen bytes', mode = 0o600): string {
   const file = path.join(dir, `key-${Math.random().toString(36).slice(2)}`);
@@ -167,4 +174,29 @@ test('a key configured on a store that had none: the earlier records still resto
   const moved = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'to2'), '--journal-key', key]);
   assert.equal(moved.code, 1);
   assert.match(moved.stderr, /the journal key does not match this store's/);
+});
+
+test('journalKey in the agent configuration reaches the replicator it starts', async () => {
+  const dir = tempDir();
+  agentDirs.push(dir);
+  const source = path.join(dir, 'data');
+  const store = path.join(dir, 'store');
+  fs.mkdirSync(source);
+  fs.writeFileSync(path.join(source, 'x.txt'), 'protected');
+  const key = keyFile(dir);
+  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store, journalKey: key, stopTimeout: '5s' }] }));
+  const agent = await startAgent(file);
+  agents.push(agent);
+  await waitFor('the replicator to catch up', async () => {
+    const r = await read(`${agent.baseUrl}/v1/status`);
+    const p = r.json.processes[0];
+    return p?.protection?.state === 'watching' && p.protection.pendingChanges === 0 ? p : undefined;
+  });
+  await agent.stop('SIGTERM');
+  // The replicator outlives its agent by design: end it before reading the store and removing it.
+  killMarked(dir);
+  assert.ok(fs.existsSync(path.join(store, 'journal-auth.json')), 'the store is not authenticated');
+  const res = await runCliToEnd(['restore', '--store', store, '--at', 'now', '--to', path.join(dir, 'to'), '--journal-key', key]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(fs.readFileSync(path.join(dir, 'to', 'x.txt'), 'utf8'), 'protected');
 });
