@@ -181,8 +181,9 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): { fd:
       fd = fs.openSync(obj, O_OBJECT);
       const st = fs.fstatSync(fd);
       if (!st.isFile()) problem = `its content in the store (${obj}) is not a regular file`;
-      else if (st.size !== e.s) problem = `its content in the store (${e.h}) has ${st.size} bytes, not the ${e.s} recorded`;
       else {
+        // An object of another size is hashed only (to name what it is), never copied.
+        const copy = st.size === e.s;
         const h = newHasher(layout.hash);
         const buf = Buffer.allocUnsafe(Math.min(Math.max(e.s, 1), 1 << 20));
         let total = 0;
@@ -190,12 +191,13 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): { fd:
           const n = fs.readSync(fd, buf, 0, buf.length, null);
           if (n === 0) break;
           h.update(buf.subarray(0, n));
-          fs.writeSync(out, buf, 0, n);
+          if (copy) fs.writeSync(out, buf, 0, n);
           total += n;
         }
         const found = h.digest('hex');
-        if (found !== e.h) problem = `its content in the store (${e.h}) is damaged: it does not hash to its name (expected ${e.h}, found ${found})`;
-        else if (total !== e.s) problem = `its content in the store (${e.h}) has ${total} bytes, not the ${e.s} recorded`;
+        const sizes = total === e.s ? '' : `; ${total} bytes, ${e.s} recorded`;
+        if (found !== e.h) problem = `its content in the store (${e.h}) is damaged: it does not hash to its name (expected ${e.h}, found ${found}${sizes})`;
+        else if (!copy || total !== e.s) problem = `its content in the store (${e.h}) has ${total} bytes, not the ${e.s} recorded`;
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
