@@ -237,3 +237,22 @@ export function dirnameFs(p: FsPath): FsPath {
   const cut = p.lastIndexOf(0x2f);
   return cut <= 0 ? Buffer.from('/') : p.subarray(0, cut);
 }
+
+/**
+ * Why `p` cannot be a path of the protected tree as the journal records it, or undefined when
+ * it can: relative, '/'-separated, no empty, '.' or '..' component, no NUL. A name may hold any
+ * other byte ('..foo' and '.x' are names like any other). Every record's path is checked with
+ * this before a reader uses it: the store may sit on storage that someone else writes, and a
+ * path that climbs out of the tree must not steer a restore.
+ */
+export function recordPathProblem(p: string): string | undefined {
+  if (p.length === 0) return 'empty';
+  if (p.charCodeAt(0) === 0x2f) return 'absolute';
+  if (p.includes('\0')) return 'a NUL byte';
+  if (p.endsWith('/') || p.includes('//')) return 'an empty component';
+  if (p === '..' || p.startsWith('../') || p.endsWith('/..') || p.includes('/../')) return 'a ".." component';
+  if (p === '.' || p.startsWith('./') || p.endsWith('/.') || p.includes('/./')) return 'a "." component';
+  return undefined;
+}
+
+export const validRecordPath = (p: string): boolean => recordPathProblem(p) === undefined;

@@ -8,19 +8,22 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
+import { displayPath, recordPathProblem, validRecordPath } from './fspath';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
 export const MAX_RECORD_BYTES = 1 << 20;
 const HEADER_BYTES = 8;
 
 const mode = z.number().int().min(0).max(0o7777);
+/** Relative, no empty, '.' or '..' component, no NUL (recordPathProblem). */
+const recordPath = z.string().refine(validRecordPath, 'unsafe path');
 
 /** A version of a regular file: its content is the object named by `h`. */
 const fileRecord = z.object({
   q: z.number().int(),
   at: z.number(),
   op: z.literal('file'),
-  p: z.string().min(1),
+  p: recordPath,
   h: z.string().regex(/^[0-9a-f]{64}$/),
   s: z.number().int().min(0),
   m: mode,
@@ -30,19 +33,19 @@ const fileRecord = z.object({
   /** The content itself (base64), for a small file whose object was not fsynced before this record. */
   d: z.string().optional(),
 });
-const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: z.string().min(1), m: mode, mt: z.number() });
+const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: recordPath, m: mode, mt: z.number() });
 const linkRecord = z.object({
   q: z.number().int(),
   at: z.number(),
   op: z.literal('link'),
-  p: z.string().min(1),
+  p: recordPath,
   l: z.string(),
   mt: z.number(),
   ct: z.number(),
   ino: z.number(),
 });
 /** The path and everything under it is gone. */
-const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: z.string().min(1) });
+const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: recordPath });
 /** First in a journal compacted by an earlier version: nothing before `from` can be restored. */
 const baseRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('base'), from: z.number() });
 /** Every object named by a record up to `upTo` is fsynced: inline contents before it are not needed. */
@@ -121,6 +124,12 @@ export function checkRecord(r: unknown): string | undefined {
   const checks = checkList[o.op as JournalRecord['op']];
   if (!checks) return `op: unknown ${JSON.stringify(o.op)}`;
   for (const [k, ok] of checks) if (!ok(o[k])) return `${k}: invalid for op ${String(o.op)}`;
+  if (typeof o.p === 'string' && 'p' in fieldChecks[o.op as JournalRecord['op']]) {
+    // A path that leaves the tree is refused here, so no reader (replay, restore, versions,
+    // sealing) ever sees it: the record is skipped and reported with its file and offset.
+    const why = recordPathProblem(o.p);
+    if (why !== undefined) return `p: unsafe path ${JSON.stringify(displayPath(o.p.length > 200 ? `${o.p.slice(0, 200)}…` : o.p))} (${why})`;
+  }
   if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) return 'd: invalid for op file';
   return undefined;
 }
@@ -195,9 +204,16 @@ export interface Damage {
   at: number;
   bytes: number;
   why: string;
+  /** A whole frame that checked out but whose record was refused (see Parsed). */
+  refused?: boolean;
 }
 
-type Parsed = { ok: true; record: JournalRecord | Header; end: number } | { ok: false; why: string; incomplete: boolean };
+/**
+ * `refusedEnd`: the frame checks out (length, checksum, JSON) but its record breaks the rules (a
+ * path that leaves the tree, a newer version's op): exactly that frame is skipped and reported
+ * at its own offset, not taken for damage reaching up to the next good frame.
+ */
+type Parsed = { ok: true; record: JournalRecord | Header; end: number } | { ok: false; why: string; incomplete: boolean; refusedEnd?: number };
 
 /**
  * A quick test on a frame's raw payload: false skips it without parsing (a reader that wants
@@ -222,11 +238,11 @@ function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
     return { ok: false, why: 'unparseable record', incomplete: false };
   }
   const problem = checkRecord(parsed);
-  if (problem !== undefined) return { ok: false, why: `unrecognised record: ${problem}`, incomplete: false };
+  if (problem !== undefined) return { ok: false, why: `unrecognised record: ${problem}`, incomplete: false, refusedEnd: off + HEADER_BYTES + len };
   const bad = macProblem(parsed as Record<string, unknown>);
   if (bad !== undefined) {
     refused.add(`record ${String((parsed as { q: unknown }).q)}: ${bad}`);
-    return { ok: false, why: `record ${String((parsed as { q: unknown }).q)} refused: ${bad}`, incomplete: false };
+    return { ok: false, why: `record ${String((parsed as { q: unknown }).q)} refused: ${bad}`, incomplete: false, refusedEnd: off + HEADER_BYTES + len };
   }
   return { ok: true, record: parsed as JournalRecord, end: off + HEADER_BYTES + len };
 }
@@ -273,6 +289,11 @@ export function decode(buf: Buffer, visit?: (r: JournalRecord) => void): ReadRes
   let damage: string | undefined;
   while (off < buf.length) {
     const f = parseFrame(buf, off);
+    if (!f.ok && f.refusedEnd !== undefined) {
+      skipped.push({ at: off, bytes: f.refusedEnd - off, why: f.why, refused: true });
+      off = good = f.refusedEnd;
+      continue;
+    }
     if (!f.ok) {
       const next = resync(buf, off, lastQ);
       if (next < 0) {
@@ -347,6 +368,12 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
     const len = buf.readUInt32LE(off);
     if (len > 0 && len <= MAX_RECORD_BYTES) fill(HEADER_BYTES + len);
     const f = parseFrame(buf, off, filter);
+    if (!f.ok && f.refusedEnd !== undefined) {
+      skipped.push({ at: base + off, bytes: f.refusedEnd - off, why: f.why, refused: true });
+      off = f.refusedEnd;
+      good = base + off;
+      continue;
+    }
     if (!f.ok) {
       // Look for the next good frame in the rest of the file, a window at a time; a frame may
       // start anywhere in the last MAX_RECORD_BYTES of a window, so that much is carried over.

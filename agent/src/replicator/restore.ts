@@ -1,5 +1,6 @@
 // Point-in-time restore and version listing, read-only on the store: they need no lease and
 // can run while the replicator writes (a record being appended is an incomplete tail, ignored).
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { parseDuration } from '../duration';
 import { hashBuffer, loadHasher, newHasher, type HashAlgorithm } from './digest';
@@ -25,9 +26,9 @@ import {
   type SegmentIndex,
   type SnapshotFile,
 } from './segments';
-import { dirnameFs, displayPath, encodeName, fsPath, mkdirp, viaShort, type FsPath } from './fspath';
+import { dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, viaShort, type FsPath } from './fspath';
 import { openStoreForReading, type StoreLayout } from './store';
-import { apply, parentOf, within, type Tree } from './tree';
+import { apply, parentOf, within, type Entry, type Tree } from './tree';
 
 export class RestoreError extends Error {}
 
@@ -108,6 +109,15 @@ export function treeAtTime(chain: Chain, at: number, warnings: string[] = []): T
   return tree;
 }
 
+export interface RestoreOptions {
+  store: string;
+  at: number;
+  to: string;
+  path?: string;
+  /** Restore setuid and setgid bits as recorded (without it they are left out, and listed). */
+  keepSpecial?: boolean;
+}
+
 export interface RestoreResult {
   at: string;
   to: string;
@@ -116,59 +126,121 @@ export interface RestoreResult {
   links: number;
   bytes: number;
   warnings: string[];
-  /** Paths that could not be restored as recorded (content missing or damaged in the store). */
+  /** Paths that could not be restored as recorded (content missing or damaged in the store, an entry the tree cannot hold). */
   errors: string[];
+  /** Paths whose setuid/setgid bits were left out (no keepSpecial), with the recorded and the restored mode. */
+  stripped: string[];
+}
+
+/** setuid and setgid: a restored file must not gain privileges because a store said so. */
+const SPECIAL_BITS = 0o6000;
+const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`;
+
+const O_CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+const O_OBJECT = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const O_PATH = 0o10000000;
+
+/** A file-system error that belongs to one entry (the tree cannot hold it), not to the restore. */
+const ENTRY_ERRORS = new Set(['EEXIST', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOLONG']);
+
+/**
+ * Where a restored entry gets its metadata: the single place for it. `fd` is the open file for
+ * a regular file (its content complete), absent for directories (applied last, deepest first)
+ * and symbolic links (nothing is applied to a link itself yet; its times are not restored).
+ * Owner and group, when they are restored, go first: chown clears setuid and setgid.
+ */
+function applyMetadata(e: Entry, at: { fd?: number; path: FsPath }, mode: number): void {
+  if (e.op === 'link') return;
+  const t = e.mt / 1000;
+  if (at.fd !== undefined) {
+    fs.fchmodSync(at.fd, mode);
+    fs.futimesSync(at.fd, t, t);
+    return;
+  }
+  viaShort(at.path, (d) => {
+    fs.chmodSync(d, mode);
+    fs.utimesSync(d, t, t);
+  });
 }
 
 /**
- * Copies the object for `e` to `dest` and checks, from the bytes copied, that they hash to the
- * object's name. A damaged or missing object is replaced by the record's inline copy when it
- * has one (and that checks out); otherwise the file is left out and the reason returned.
+ * Copies the object for `e` into a new file beside `dest` and checks, from the bytes copied,
+ * that they are as many as recorded and hash to the object's name; only then does the file get
+ * its name. A damaged or missing object is replaced by the record's inline copy when it has one
+ * (and that checks out); otherwise nothing is left behind and the reason is returned. Returns
+ * the open file (its content in place under `dest`) to take the entry's metadata.
  */
-function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): string | undefined {
+function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): { fd: number } | { problem: string } {
   const obj = layout.object(e.h);
+  const tmp = joinFs(dirnameFs(dest), `.vigil-restore-${randomUUID()}.tmp`);
+  const out = viaShort(tmp, (d) => fs.openSync(d, O_CREATE_NEW, 0o600));
   let problem: string | undefined;
   let fd: number | undefined;
   try {
-    fd = fs.openSync(obj, 'r');
-    const out = viaShort(dest, (d) => fs.openSync(d, 'w', 0o600));
-    const h = newHasher(layout.hash);
-    const buf = Buffer.allocUnsafe(Math.min(Math.max(e.s, 1), 1 << 20));
-    let total = 0;
     try {
-      for (;;) {
-        const n = fs.readSync(fd, buf, 0, buf.length, null);
-        if (n === 0) break;
-        h.update(buf.subarray(0, n));
-        fs.writeSync(out, buf, 0, n);
-        total += n;
+      fd = fs.openSync(obj, O_OBJECT);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) problem = `its content in the store (${obj}) is not a regular file`;
+      else {
+        // An object of another size is hashed only (to name what it is), never copied.
+        const copy = st.size === e.s;
+        const h = newHasher(layout.hash);
+        const buf = Buffer.allocUnsafe(Math.min(Math.max(e.s, 1), 1 << 20));
+        let total = 0;
+        for (;;) {
+          const n = fs.readSync(fd, buf, 0, buf.length, null);
+          if (n === 0) break;
+          h.update(buf.subarray(0, n));
+          if (copy) fs.writeSync(out, buf, 0, n);
+          total += n;
+        }
+        const found = h.digest('hex');
+        const sizes = total === e.s ? '' : `; ${total} bytes, ${e.s} recorded`;
+        if (found !== e.h) problem = `its content in the store (${e.h}) is damaged: it does not hash to its name (expected ${e.h}, found ${found}${sizes})`;
+        else if (!copy || total !== e.s) problem = `its content in the store (${e.h}) has ${total} bytes, not the ${e.s} recorded`;
       }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') problem = `its content (${e.h}) is missing from the store`;
+      else if (code === 'ELOOP') problem = `its content in the store (${obj}) is a symbolic link, not an object`;
+      else throw err;
     } finally {
-      fs.closeSync(out);
+      if (fd !== undefined) fs.closeSync(fd);
     }
-    if (h.digest('hex') !== e.h) problem = `its content in the store (${e.h}) is damaged: it does not hash to its name`;
-    else if (total !== e.s) problem = `its content in the store has ${total} bytes, not the ${e.s} recorded`;
+    if (problem !== undefined && e.d !== undefined) {
+      // Lost in a crash before its checkpoint: the record carries the content.
+      const data = Buffer.from(e.d, 'base64');
+      if (data.length === e.s && hashBuffer(layout.hash, data) === e.h) {
+        fs.ftruncateSync(out, 0);
+        fs.writeSync(out, data, 0, data.length, 0);
+        problem = undefined;
+      }
+    }
+    // The name is given only to checked content; link() never replaces what is there.
+    if (problem === undefined) {
+      const a = holdShort(tmp);
+      const b = holdShort(dest);
+      try {
+        fs.linkSync(a.abs, b.abs);
+      } finally {
+        a.release?.();
+        b.release?.();
+      }
+    }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') throw err;
-    problem = `its content (${e.h}) is missing from the store`;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    fs.closeSync(out);
+    viaShort(tmp, (d) => fs.rmSync(d, { force: true }));
+    throw err;
   }
-  if (problem === undefined) return undefined;
-  // Lost in a crash before its checkpoint: the record carries the content.
-  if (e.d !== undefined) {
-    const data = Buffer.from(e.d, 'base64');
-    if (hashBuffer(layout.hash, data) === e.h) {
-      viaShort(dest, (d) => fs.writeFileSync(d, data, { mode: 0o600 }));
-      return undefined;
-    }
+  viaShort(tmp, (d) => fs.rmSync(d, { force: true }));
+  if (problem !== undefined) {
+    fs.closeSync(out);
+    return { problem };
   }
-  viaShort(dest, (d) => fs.rmSync(d, { force: true }));
-  return problem;
+  return { fd: out };
 }
 
-export async function restoreAsync(o: { store: string; at: number; to: string; path?: string }): Promise<RestoreResult> {
+export async function restoreAsync(o: RestoreOptions): Promise<RestoreResult> {
   await loadHasher(openStoreForReadingOrFail(o.store).hash);
   return restore(o);
 }
@@ -181,7 +253,48 @@ function openStoreForReadingOrFail(store: string): StoreLayout {
   }
 }
 
-export function restore(o: { store: string; at: number; to: string; path?: string }): RestoreResult {
+/**
+ * Makes `to` (new or empty) and opens it: everything is written through the open directory
+ * (/proc/self/fd/N), so what `to` names cannot change under the restore.
+ */
+function openTarget(to: string): { root: string; close: () => void } {
+  let existing: string[] = [];
+  try {
+    existing = fs.readdirSync(to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new RestoreError(`${to} is not a directory; restore into a new or empty directory`);
+    if (code !== 'ENOENT') throw new RestoreError(`cannot use ${to}: ${(e as Error).message}`);
+  }
+  if (existing.length > 0) throw new RestoreError(`${to} is not empty; restore into a new or empty directory`);
+  fs.mkdirSync(to, { recursive: true });
+  const fd = fs.openSync(to, O_PATH | fs.constants.O_DIRECTORY);
+  const root = `/proc/self/fd/${fd}`;
+  if (!fs.existsSync(root)) {
+    // No /proc: the resolved path, checked once.
+    fs.closeSync(fd);
+    return { root: fs.realpathSync(to), close: () => undefined };
+  }
+  return { root, close: () => fs.closeSync(fd) };
+}
+
+/** Why the tree cannot hold `p` as recorded: a parent of it that is not a directory there. */
+function parentProblem(tree: Tree, p: string): string | undefined {
+  for (let a = parentOf(p); a !== ''; a = parentOf(a)) {
+    const e = tree.get(a);
+    if (e && e.op !== 'dir') return `its parent ${displayPath(a)} is ${e.op === 'link' ? 'a symbolic link' : 'a file'} in the journal, not a directory`;
+  }
+  return undefined;
+}
+
+/**
+ * Restores the tree as of `o.at` into `o.to`, which must be new or empty. Nothing is written
+ * outside it, by construction: every recorded path is relative without '..' (checked when it is
+ * read), directories are made one level at a time and each checked with lstat to be a real
+ * directory, files are created new (O_EXCL, O_NOFOLLOW) and named only once their content
+ * checked out, and symbolic links are made last, when no later write can go through one.
+ */
+export function restore(o: RestoreOptions): RestoreResult {
   const { layout, chain, warnings } = loadJournal(o.store);
   const earliest = earliestOf(chain);
   if (earliest === null) throw new RestoreError(`the store ${o.store} has no journal records yet`);
@@ -195,52 +308,100 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
   const sub = o.path === undefined ? '' : normalisePath(o.path);
   const tree = treeAtTime(chain, o.at, warnings);
   if (sub !== '' && !tree.has(sub)) throw new RestoreError(`${sub} did not exist at ${new Date(o.at).toISOString()}`);
-  const existing = fs.existsSync(o.to) ? fs.readdirSync(o.to) : [];
-  if (existing.length > 0) throw new RestoreError(`${o.to} is not empty; restore into a new or empty directory`);
-  fs.mkdirSync(o.to, { recursive: true });
+  const target = openTarget(o.to);
+  try {
+    return restoreInto(layout, tree, sub, target.root, o, warnings);
+  } finally {
+    target.close();
+  }
+}
 
-  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [] };
+function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string, o: RestoreOptions, warnings: string[]): RestoreResult {
+  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [], stripped: [] };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
-  const dirModes: [FsPath, number, number][] = [];
-  // Names are given back their bytes (fspath.ts); paths of any length are written.
+  const modeOf = (p: string, e: FileRecord | DirRecord): number => {
+    if (o.keepSpecial || (e.m & SPECIAL_BITS) === 0) return e.m;
+    const m = e.m & ~SPECIAL_BITS;
+    res.stripped.push(`${displayPath(p)} (${octal(e.m)} restored as ${octal(m)})`);
+    return m;
+  };
+  // Directories known to be real directories made by this restore ('' is the target itself).
+  const made = new Set<string>(['']);
+  const makeDirs = (rel: string): void => {
+    const missing: string[] = [];
+    for (let d = rel; !made.has(d); d = parentOf(d)) missing.push(d);
+    for (const d of missing.reverse()) {
+      const abs = fsPath(root, d);
+      try {
+        viaShort(abs, (x) => fs.mkdirSync(x, 0o700));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      if (!viaShort(abs, (x) => fs.lstatSync(x)).isDirectory()) {
+        throw Object.assign(new Error(`${displayPath(d)} is not a directory in the restored tree`), { code: 'ENOTDIR' });
+      }
+      made.add(d);
+    }
+  };
+  const failed = (p: string, why: string) => res.errors.push(`${displayPath(p)}: ${why}`);
+  const dirModes: [Entry, FsPath, number][] = [];
+  const links: [string, LinkRecord][] = [];
+  // First directories and files: no symbolic link exists under the target yet, so none can be
+  // followed. Names are given back their bytes (fspath.ts); paths of any length are written.
   for (const p of paths) {
     const e = tree.get(p);
     if (!e) continue;
-    const dest = fsPath(o.to, p);
-    if (e.op === 'dir') {
-      mkdirp(dest);
-      // Modes and times of directories last: a read-only directory would refuse its contents.
-      if (within(p, sub)) {
-        dirModes.push([dest, e.m, e.mt]);
-        res.dirs++;
+    if (!within(p, sub) && e.op !== 'dir') continue;
+    const bad = parentProblem(tree, p);
+    if (bad !== undefined) {
+      failed(p, bad);
+      continue;
+    }
+    try {
+      if (e.op === 'dir') {
+        makeDirs(p);
+        // Modes and times of directories last: a read-only directory would refuse its contents.
+        if (within(p, sub)) {
+          dirModes.push([e, fsPath(root, p), modeOf(p, e)]);
+          res.dirs++;
+        }
+        continue;
       }
-      continue;
+      makeDirs(parentOf(p));
+      if (e.op === 'link') {
+        links.push([p, e]);
+        continue;
+      }
+      const done = restoreContent(layout, e, fsPath(root, p));
+      if ('problem' in done) {
+        failed(p, done.problem);
+        continue;
+      }
+      try {
+        applyMetadata(e, { fd: done.fd, path: fsPath(root, p) }, modeOf(p, e));
+      } finally {
+        fs.closeSync(done.fd);
+      }
+      res.files++;
+      res.bytes += e.s;
+    } catch (err) {
+      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      failed(p, `cannot be written where the restored tree has it: ${(err as Error).message}`);
     }
-    if (!within(p, sub)) continue;
-    mkdirp(dirnameFs(dest));
-    if (e.op === 'link') {
-      viaShort(dest, (d) => fs.symlinkSync(encodeName(e.l), d));
+  }
+  // Then symbolic links, in directories checked above: symlink() never follows its last
+  // component and never replaces what is there.
+  for (const [p, e] of links) {
+    try {
+      viaShort(fsPath(root, p), (d) => fs.symlinkSync(encodeName(e.l), d));
+      applyMetadata(e, { path: fsPath(root, p) }, 0);
       res.links++;
-      continue;
+    } catch (err) {
+      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      failed(p, `cannot be written where the restored tree has it: ${(err as Error).message}`);
     }
-    const problem = restoreContent(layout, e, dest);
-    if (problem !== undefined) {
-      res.errors.push(`${displayPath(p)}: ${problem}`);
-      continue;
-    }
-    viaShort(dest, (d) => {
-      fs.chmodSync(d, e.m);
-      fs.utimesSync(d, e.mt / 1000, e.mt / 1000);
-    });
-    res.files++;
-    res.bytes += e.s;
   }
-  for (const [dest, m, mt] of dirModes.reverse()) {
-    viaShort(dest, (d) => {
-      fs.chmodSync(d, m);
-      fs.utimesSync(d, mt / 1000, mt / 1000);
-    });
-  }
+  for (const [e, dest, mode] of dirModes.reverse()) applyMetadata(e, { path: dest }, mode);
   return res;
 }
 

@@ -257,7 +257,10 @@ export function forEachRecord(
 
 export function describeDamage(d: SegmentDamage): string[] {
   const out: string[] = [];
-  for (const s of d.skipped) out.push(`journal ${d.segment}: skipped ${s.bytes} damaged bytes at byte ${s.at} (${s.why}); the records after them are kept`);
+  for (const s of d.skipped) {
+    if (s.refused) out.push(`journal ${d.segment}: skipped the record at byte ${s.at} (${s.why})`);
+    else out.push(`journal ${d.segment}: skipped ${s.bytes} damaged bytes at byte ${s.at} (${s.why}); the records after them are kept`);
+  }
   if (d.missing) out.push(`journal ${d.segment}: ${d.missing}`);
   return out;
 }
