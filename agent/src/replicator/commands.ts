@@ -2,7 +2,7 @@
 // message says why), 2 invalid command line.
 import { RestoreError, parseTime, restoreAsync, versions } from './restore';
 
-export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH]';
+export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--numeric-ids]';
 export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json]';
 
 function parseFlags(argv: string[], allowed: string[], booleans: string[] = []): Record<string, string> | string {
@@ -10,7 +10,7 @@ function parseFlags(argv: string[], allowed: string[], booleans: string[] = []):
   const args = [...argv];
   while (args.length > 0) {
     const a = args.shift() as string;
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(a);
+    const m = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(a);
     if (!m || !(allowed.includes(m[1] as string) || booleans.includes(m[1] as string))) return `unknown argument ${JSON.stringify(a)}`;
     const name = m[1] as string;
     if (booleans.includes(name)) {
@@ -30,17 +30,19 @@ function fail(usage: string, message: string, code: number): number {
 }
 
 export async function restoreMain(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, ['store', 'at', 'to', 'path']);
+  const f = parseFlags(argv, ['store', 'at', 'to', 'path'], ['numeric-ids']);
   if (typeof f === 'string') return fail(RESTORE_USAGE, f, 2);
   for (const k of ['store', 'at', 'to']) if (!f[k]) return fail(RESTORE_USAGE, `--${k} is required`, 2);
   const at = parseTime(f.at as string);
   if (at === undefined) return fail(RESTORE_USAGE, `--at ${JSON.stringify(f.at)}: use an ISO 8601 time (2026-11-26T04:20:00Z), "now" or "-10m"`, 2);
   try {
-    const r = await restoreAsync({ store: f.store as string, at, to: f.to as string, path: f.path });
+    const r = await restoreAsync({ store: f.store as string, at, to: f.to as string, path: f.path, numericIds: f['numeric-ids'] === 'true' });
     for (const w of r.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
     process.stdout.write(
       `restored ${f.path ? `${f.path} from ` : ''}${f.store} as of ${r.at} into ${r.to}: ${r.files} files (${r.bytes} bytes), ${r.dirs} directories, ${r.links} symbolic links\n`,
     );
+    // Restored, but without some of their owners or attributes: said per path, not a failure.
+    for (const m of r.metadata) process.stderr.write(`vigil-agent: metadata not restored: ${m}\n`);
     if (r.errors.length > 0) {
       for (const e of r.errors) process.stderr.write(`vigil-agent: not restored: ${e}\n`);
       return fail(RESTORE_USAGE, `${r.errors.length} file(s) could not be restored as recorded (listed above); everything else was`, 1);

@@ -7,12 +7,22 @@
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
+import { checkMetadataKeys } from './metadata';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
 export const MAX_RECORD_BYTES = 1 << 20;
 const HEADER_BYTES = 8;
 
 const mode = z.number().int().min(0).max(0o7777);
+/** Owner, group and extended attributes (metadata.ts); absent from records written before them. */
+const meta = {
+  u: z.number().int().min(0).optional(),
+  g: z.number().int().min(0).optional(),
+  un: z.string().optional(),
+  gn: z.string().optional(),
+  x: z.record(z.string(), z.string()).optional(),
+  xe: z.string().optional(),
+};
 
 /** A version of a regular file: its content is the object named by `h`. */
 const fileRecord = z.object({
@@ -28,8 +38,9 @@ const fileRecord = z.object({
   ino: z.number(),
   /** The content itself (base64), for a small file whose object was not fsynced before this record. */
   d: z.string().optional(),
+  ...meta,
 });
-const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: z.string().min(1), m: mode, mt: z.number() });
+const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: z.string().min(1), m: mode, mt: z.number(), ...meta });
 const linkRecord = z.object({
   q: z.number().int(),
   at: z.number(),
@@ -39,6 +50,7 @@ const linkRecord = z.object({
   mt: z.number(),
   ct: z.number(),
   ino: z.number(),
+  ...meta,
 });
 /** The path and everything under it is gone. */
 const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: z.string().min(1) });
@@ -121,6 +133,7 @@ export function checkRecord(r: unknown): string | undefined {
   if (!checks) return `op: unknown ${JSON.stringify(o.op)}`;
   for (const [k, ok] of checks) if (!ok(o[k])) return `${k}: invalid for op ${String(o.op)}`;
   if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) return 'd: invalid for op file';
+  if (o.op === 'file' || o.op === 'dir' || o.op === 'link') return checkMetadataKeys(o);
   return undefined;
 }
 

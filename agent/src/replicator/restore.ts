@@ -26,6 +26,7 @@ import {
   type SnapshotFile,
 } from './segments';
 import { dirnameFs, displayPath, encodeName, fsPath, mkdirp, viaShort, type FsPath } from './fspath';
+import { applyMetadata, type RecordedMetadata } from './metadata';
 import { openStoreForReading, type StoreLayout } from './store';
 import { apply, parentOf, within, type Tree } from './tree';
 
@@ -118,6 +119,8 @@ export interface RestoreResult {
   warnings: string[];
   /** Paths that could not be restored as recorded (content missing or damaged in the store). */
   errors: string[];
+  /** Owners and extended attributes that could not be restored, per path, and why (metadata.ts). */
+  metadata: string[];
 }
 
 /**
@@ -168,7 +171,16 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): strin
   return problem;
 }
 
-export async function restoreAsync(o: { store: string; at: number; to: string; path?: string }): Promise<RestoreResult> {
+export interface RestoreOptions {
+  store: string;
+  at: number;
+  to: string;
+  path?: string;
+  /** Owners by number only, not by the recorded names (see metadata.ts ownerFor). */
+  numericIds?: boolean;
+}
+
+export async function restoreAsync(o: RestoreOptions): Promise<RestoreResult> {
   await loadHasher(openStoreForReadingOrFail(o.store).hash);
   return restore(o);
 }
@@ -181,7 +193,7 @@ function openStoreForReadingOrFail(store: string): StoreLayout {
   }
 }
 
-export function restore(o: { store: string; at: number; to: string; path?: string }): RestoreResult {
+export function restore(o: RestoreOptions): RestoreResult {
   const { layout, chain, warnings } = loadJournal(o.store);
   const earliest = earliestOf(chain);
   if (earliest === null) throw new RestoreError(`the store ${o.store} has no journal records yet`);
@@ -199,9 +211,13 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
   if (existing.length > 0) throw new RestoreError(`${o.to} is not empty; restore into a new or empty directory`);
   fs.mkdirSync(o.to, { recursive: true });
 
-  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [] };
+  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [], metadata: [] };
+  // Owner and extended attributes, before the mode (chown clears setuid and setgid).
+  const metadata = (d: FsPath, p: string, e: RecordedMetadata) => {
+    for (const m of applyMetadata(d, e, { numericIds: o.numericIds })) res.metadata.push(`${displayPath(p)}: ${m}`);
+  };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
-  const dirModes: [FsPath, number, number][] = [];
+  const dirModes: [FsPath, number, number, string][] = [];
   // Names are given back their bytes (fspath.ts); paths of any length are written.
   for (const p of paths) {
     const e = tree.get(p);
@@ -211,7 +227,7 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
       mkdirp(dest);
       // Modes and times of directories last: a read-only directory would refuse its contents.
       if (within(p, sub)) {
-        dirModes.push([dest, e.m, e.mt]);
+        dirModes.push([dest, e.m, e.mt, p]);
         res.dirs++;
       }
       continue;
@@ -220,6 +236,7 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
     mkdirp(dirnameFs(dest));
     if (e.op === 'link') {
       viaShort(dest, (d) => fs.symlinkSync(encodeName(e.l), d));
+      viaShort(dest, (d) => metadata(d, p, e));
       res.links++;
       continue;
     }
@@ -229,14 +246,16 @@ export function restore(o: { store: string; at: number; to: string; path?: strin
       continue;
     }
     viaShort(dest, (d) => {
+      metadata(d, p, e);
       fs.chmodSync(d, e.m);
       fs.utimesSync(d, e.mt / 1000, e.mt / 1000);
     });
     res.files++;
     res.bytes += e.s;
   }
-  for (const [dest, m, mt] of dirModes.reverse()) {
+  for (const [dest, m, mt, p] of dirModes.reverse()) {
     viaShort(dest, (d) => {
+      metadata(d, p, tree.get(p) as RecordedMetadata);
       fs.chmodSync(d, m);
       fs.utimesSync(d, mt / 1000, mt / 1000);
     });
