@@ -8,7 +8,7 @@ import { replicateMain } from './replicator/main';
 import { restoreMain, versionsMain } from './replicator/commands';
 
 const USAGE = `usage: vigil-agent [run] --config FILE
-       vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special]
+       vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]
        vigil-agent versions --store DIR --path PATH [--json]
        vigil-agent replicate --source DIR --target DIR [...]   (started by the agent)
        vigil-agent --version

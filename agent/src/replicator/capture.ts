@@ -55,6 +55,9 @@ export interface FileVersion {
   nlink: number;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  /** Owner and group (the record's `u` and `g`, see metadata.ts). */
+  uid: number;
+  gid: number;
 }
 
 /** Milliseconds as fs.Stats computes them (seconds * 1000 + nanoseconds / 1e6), from nanoseconds. */
@@ -73,6 +76,8 @@ export function versionOf(st: fs.BigIntStats): FileVersion {
     nlink: Number(st.nlink),
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
   };
 }
 

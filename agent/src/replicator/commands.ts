@@ -4,7 +4,7 @@ import { refusedByMac } from './journal';
 import { JournalKeyError, authenticateReader, loadJournalKey } from './journalauth';
 import { RestoreError, parseTime, restoreAsync, versions } from './restore';
 
-export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--journal-key FILE]';
+export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]';
 export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json] [--journal-key FILE]';
 
 /**
@@ -54,7 +54,7 @@ function fail(usage: string, message: string, code: number): number {
 }
 
 export async function restoreMain(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, ['store', 'at', 'to', 'path', 'journal-key'], ['keep-special']);
+  const f = parseFlags(argv, ['store', 'at', 'to', 'path', 'journal-key'], ['keep-special', 'numeric-ids']);
   if (typeof f === 'string') return fail(RESTORE_USAGE, f, 2);
   for (const k of ['store', 'at', 'to']) if (!f[k]) return fail(RESTORE_USAGE, `--${k} is required`, 2);
   const keyProblem = useKey(f.store as string, f['journal-key']);
@@ -62,7 +62,7 @@ export async function restoreMain(argv: string[]): Promise<number> {
   const at = parseTime(f.at as string);
   if (at === undefined) return fail(RESTORE_USAGE, `--at ${JSON.stringify(f.at)}: use an ISO 8601 time (2026-11-26T04:20:00Z), "now" or "-10m"`, 2);
   try {
-    const r = await restoreAsync({ store: f.store as string, at, to: f.to as string, path: f.path, keepSpecial: f['keep-special'] === 'true' });
+    const r = await restoreAsync({ store: f.store as string, at, to: f.to as string, path: f.path, keepSpecial: f['keep-special'] === 'true', numericIds: f['numeric-ids'] === 'true' });
     for (const w of r.warnings) process.stderr.write(`vigil-agent: warning: ${w}\n`);
     process.stdout.write(
       `restored ${f.path ? `${f.path} from ` : ''}${f.store} as of ${r.at} into ${r.to}: ${r.files} files (${r.bytes} bytes), ${r.dirs} directories, ${r.links} symbolic links\n`,
@@ -70,6 +70,8 @@ export async function restoreMain(argv: string[]): Promise<number> {
     if (r.stripped.length > 0) {
       process.stdout.write(`setuid/setgid bits left out on ${r.stripped.length} path(s) (restore with --keep-special to keep them): ${r.stripped.join(', ')}\n`);
     }
+    // Restored, but without some of their owners or attributes: said per path, not a failure.
+    for (const m of r.metadata) process.stderr.write(`vigil-agent: metadata not restored: ${m}\n`);
     if (r.errors.length > 0) {
       for (const e of r.errors) process.stderr.write(`vigil-agent: not restored: ${e}\n`);
       return fail(RESTORE_USAGE, `${r.errors.length} file(s) could not be restored as recorded (listed above); everything else was`, 1);

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import { displayPath, recordPathProblem, validRecordPath } from './fspath';
+import { checkMetadataKeys } from './metadata';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
 export const MAX_RECORD_BYTES = 1 << 20;
@@ -17,6 +18,15 @@ const HEADER_BYTES = 8;
 const mode = z.number().int().min(0).max(0o7777);
 /** Relative, no empty, '.' or '..' component, no NUL (recordPathProblem). */
 const recordPath = z.string().refine(validRecordPath, 'unsafe path');
+/** Owner, group and extended attributes (metadata.ts); absent from records written before them. */
+const meta = {
+  u: z.number().int().min(0).optional(),
+  g: z.number().int().min(0).optional(),
+  un: z.string().optional(),
+  gn: z.string().optional(),
+  x: z.record(z.string(), z.string()).optional(),
+  xe: z.string().optional(),
+};
 
 /** A version of a regular file: its content is the object named by `h`. */
 const fileRecord = z.object({
@@ -32,8 +42,9 @@ const fileRecord = z.object({
   ino: z.number(),
   /** The content itself (base64), for a small file whose object was not fsynced before this record. */
   d: z.string().optional(),
+  ...meta,
 });
-const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: recordPath, m: mode, mt: z.number() });
+const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: recordPath, m: mode, mt: z.number(), ...meta });
 const linkRecord = z.object({
   q: z.number().int(),
   at: z.number(),
@@ -43,6 +54,7 @@ const linkRecord = z.object({
   mt: z.number(),
   ct: z.number(),
   ino: z.number(),
+  ...meta,
 });
 /** The path and everything under it is gone. */
 const delRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('del'), p: recordPath });
@@ -131,6 +143,7 @@ export function checkRecord(r: unknown): string | undefined {
     if (why !== undefined) return `p: unsafe path ${JSON.stringify(displayPath(o.p.length > 200 ? `${o.p.slice(0, 200)}…` : o.p))} (${why})`;
   }
   if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) return 'd: invalid for op file';
+  if (o.op === 'file' || o.op === 'dir' || o.op === 'link') return checkMetadataKeys(o);
   return undefined;
 }
 

@@ -29,6 +29,7 @@ import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
 import { decodeName, dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, mkdirp, rmrf, viaShort, type FsPath } from './fspath';
 import { deviceOf, writableMappings } from './mappings';
+import { readMetadata, sameMetadata, type Metadata } from './metadata';
 import { EventFence, TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
 import type { Logger } from '../log';
@@ -117,7 +118,7 @@ const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = fs.constants;
 
 /** Size, times, inode and mode as recorded: equal means the content is taken as unchanged. */
 function unchanged(e: Entry | undefined, st: fs.Stats): boolean {
-  return unchangedRaw(e, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino);
+  return unchangedRaw(e, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.uid, st.gid);
 }
 
 /** Whether a file record describes the version a capture read (content aside). */
@@ -126,11 +127,13 @@ function unchangedVersion(e: Entry, v: FileVersion): boolean {
 }
 
 /** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
-function unchangedRaw(e: Entry | undefined, mode: number, size: number, mt: number, ct: number, ino: number): boolean {
+function unchangedRaw(e: Entry | undefined, mode: number, size: number, mt: number, ct: number, ino: number, uid: number, gid: number): boolean {
   if (!e) return false;
   const type = mode & S_IFMT;
   if (type === S_IFREG) return e.op === 'file' && e.s === size && e.mt === mt && e.ct === ct && e.ino === ino && e.m === (mode & 0o7777);
-  if (type === S_IFDIR) return e.op === 'dir' && e.m === (mode & 0o7777);
+  // A directory's change time moves with every entry: its owner is compared instead (a
+  // record from before owners were recorded has none to compare).
+  if (type === S_IFDIR) return e.op === 'dir' && e.m === (mode & 0o7777) && (e.u === undefined || (e.u === uid && e.g === gid));
   if (type === S_IFLNK) return e.op === 'link' && e.mt === mt && e.ct === ct && e.ino === ino;
   return true;
 }
@@ -655,7 +658,7 @@ export class Replicator {
     };
     // This is the cost of a catch-up: one readdir per directory and one lstat per entry,
     // nothing else that grows with the tree. A directory found is watched before it is listed.
-    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number, nlink: number, dev: number): boolean => {
+    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number, nlink: number, dev: number, uid: number, gid: number): boolean => {
       scanned++;
       const e = this.tree.get(p);
       if (e) {
@@ -667,7 +670,9 @@ export class Replicator {
         if (nlink > 1 || this.linkOf.has(p)) this.noteLinks(p, dev, ino, nlink);
         this.devices.add(dev);
       }
-      if (!unchangedRaw(e, mode, size, mt, ct, ino)) queue(p, type === S_IFREG ? size : 0);
+      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) queue(p, type === S_IFREG ? size : 0);
+      // Nothing in a directory's stat tells of a new extended attribute: they are compared.
+      else if (type === S_IFDIR && e?.op === 'dir' && e.u !== undefined && !sameMetadata(e, this.metadataOf(p, uid, gid, true))) queue(p, 0);
       if (type !== S_IFDIR) return false;
       if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) {
         if (this.watcher.add(p) === 'unreadable') return false;
@@ -680,7 +685,7 @@ export class Replicator {
       for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
         const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
         const f = (j: number) => stats[k + j] as number;
-        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6))) subdirs.push(p);
+        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) subdirs.push(p);
       }
       for (const u of unreadable ?? []) {
         const p = dir === '' ? u.name : `${dir}/${u.name}`;
@@ -739,7 +744,7 @@ export class Replicator {
             const st = viaShort(joinFs(abs, name), (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
             if (!st) continue;
             names.push(name);
-            stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev);
+            stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev, st.uid, st.gid);
           } catch (e) {
             const code = (e as NodeJS.ErrnoException).code ?? 'error';
             if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push({ name, code });
@@ -1022,7 +1027,7 @@ export class Replicator {
       for (const d of missing) {
         const st = this.lstatSource(d);
         if (!(st instanceof fs.Stats) || !st.isDirectory()) return false;
-        emit({ at: journal.stamp(), op: 'dir', p: d, m: modeOf(st), mt: st.mtimeMs });
+        emit({ at: journal.stamp(), op: 'dir', p: d, m: modeOf(st), mt: st.mtimeMs, ...this.metadataOf(d, st.uid, st.gid) });
       }
       return true;
     };
@@ -1056,7 +1061,8 @@ export class Replicator {
           this.watcher.remove(p);
           newDirs.push(p);
         }
-        if (!unchanged(known, st)) emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs });
+        const meta = this.metadataOf(p, st.uid, st.gid);
+        if (!unchanged(known, st) || !sameMetadata(known as Entry, meta)) emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs, ...meta });
         continue;
       }
       if (st.isSymbolicLink()) {
@@ -1068,8 +1074,9 @@ export class Replicator {
           continue;
         }
         if (!ensureParents(p)) continue;
-        if (known?.op !== 'link' || known.l !== l || !unchanged(known, st)) {
-          emit({ at: journal.stamp(), op: 'link', p, l, mt: st.mtimeMs, ct: st.ctimeMs, ino: st.ino });
+        const meta = this.metadataOf(p, st.uid, st.gid);
+        if (known?.op !== 'link' || known.l !== l || !unchanged(known, st) || !sameMetadata(known, meta)) {
+          emit({ at: journal.stamp(), op: 'link', p, l, mt: st.mtimeMs, ct: st.ctimeMs, ino: st.ino, ...meta });
         }
         this.covered(p);
         continue;
@@ -1109,10 +1116,11 @@ export class Replicator {
       const obj = this.layout.object(c.hash);
       if (stored.stored && c.data) this.unsynced.add(obj);
       this.covered(p);
-      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchangedVersion(known, c.stat)) continue;
+      const meta = this.metadataOf(p, c.stat.uid, c.stat.gid);
+      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchangedVersion(known, c.stat) && sameMetadata(known, meta)) continue;
       // Until a checkpoint has fsynced the object, the record carries the content itself.
       const d = c.data && this.unsynced.has(obj) ? c.data.toString('base64') : undefined;
-      emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino, ...(d === undefined ? {} : { d }) });
+      emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino, ...meta, ...(d === undefined ? {} : { d }) });
     }
     // The renames into objects/ are durable before any record names them.
     await Promise.all([...dirsToSync].map((d) => fsyncDirAsync(d)));
@@ -1142,6 +1150,16 @@ export class Replicator {
     if (this.catchUpOutstanding) {
       for (const [p] of batch) this.catchUpOutstanding.delete(p);
       this.checkCaughtUp();
+    }
+  }
+
+  /** Owner, group and extended attributes of a source path (metadata.ts): what its record carries. */
+  private metadataOf(p: string, uid: number, gid: number, quiet = false): Metadata {
+    try {
+      return viaShort(this.src(p), (a) => readMetadata(a, uid, gid, quiet ? undefined : (msg, fields) => this.o.log.warn(msg, { path: displayPath(p), ...fields })));
+    } catch (e) {
+      // A long path's directories could not be opened: gone or unreadable, which its lstat tells.
+      return { u: uid, g: gid, xe: `not read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
     }
   }
 

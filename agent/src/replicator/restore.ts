@@ -27,6 +27,7 @@ import {
   type SnapshotFile,
 } from './segments';
 import { dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, viaShort, type FsPath } from './fspath';
+import { applyMetadata as applyOwnerAndXattrs, type RecordedMetadata } from './metadata';
 import { openStoreForReading, type StoreLayout } from './store';
 import { apply, parentOf, within, type Entry, type Tree } from './tree';
 
@@ -116,6 +117,8 @@ export interface RestoreOptions {
   path?: string;
   /** Restore setuid and setgid bits as recorded (without it they are left out, and listed). */
   keepSpecial?: boolean;
+  /** Owners by number only, not by the recorded names (see metadata.ts ownerFor). */
+  numericIds?: boolean;
 }
 
 export interface RestoreResult {
@@ -130,6 +133,8 @@ export interface RestoreResult {
   errors: string[];
   /** Paths whose setuid/setgid bits were left out (no keepSpecial), with the recorded and the restored mode. */
   stripped: string[];
+  /** Owners and extended attributes that could not be restored, per path, and why (metadata.ts). */
+  metadata: string[];
 }
 
 /** setuid and setgid: a restored file must not gain privileges because a store said so. */
@@ -146,10 +151,12 @@ const ENTRY_ERRORS = new Set(['EEXIST', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOL
 /**
  * Where a restored entry gets its metadata: the single place for it. `fd` is the open file for
  * a regular file (its content complete), absent for directories (applied last, deepest first)
- * and symbolic links (nothing is applied to a link itself yet; its times are not restored).
- * Owner and group, when they are restored, go first: chown clears setuid and setgid.
+ * and symbolic links (their owner and extended attributes; a link's times are not restored).
+ * Owner, group and extended attributes go first (metadata.ts): chown clears setuid and setgid,
+ * and an ACL sets the group bits.
  */
-function applyMetadata(e: Entry, at: { fd?: number; path: FsPath }, mode: number): void {
+function applyMetadata(e: Entry, at: { fd?: number; path: FsPath }, mode: number, ctx: { numericIds?: boolean; report: (problem: string) => void }): void {
+  for (const problem of applyOwnerAndXattrs(at.path, e as RecordedMetadata, { numericIds: ctx.numericIds })) ctx.report(problem);
   if (e.op === 'link') return;
   const t = e.mt / 1000;
   if (at.fd !== undefined) {
@@ -317,7 +324,7 @@ export function restore(o: RestoreOptions): RestoreResult {
 }
 
 function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string, o: RestoreOptions, warnings: string[]): RestoreResult {
-  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [], stripped: [] };
+  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [], stripped: [], metadata: [] };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
   const modeOf = (p: string, e: FileRecord | DirRecord): number => {
     if (o.keepSpecial || (e.m & SPECIAL_BITS) === 0) return e.m;
@@ -344,7 +351,9 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
     }
   };
   const failed = (p: string, why: string) => res.errors.push(`${displayPath(p)}: ${why}`);
-  const dirModes: [Entry, FsPath, number][] = [];
+  const dirModes: [Entry, FsPath, number, string][] = [];
+  // What could not be restored of an entry's owner or extended attributes is said per path.
+  const metaOf = (p: string) => ({ numericIds: o.numericIds, report: (m: string) => res.metadata.push(`${displayPath(p)}: ${m}`) });
   const links: [string, LinkRecord][] = [];
   // First directories and files: no symbolic link exists under the target yet, so none can be
   // followed. Names are given back their bytes (fspath.ts); paths of any length are written.
@@ -362,7 +371,7 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
         makeDirs(p);
         // Modes and times of directories last: a read-only directory would refuse its contents.
         if (within(p, sub)) {
-          dirModes.push([e, fsPath(root, p), modeOf(p, e)]);
+          dirModes.push([e, fsPath(root, p), modeOf(p, e), p]);
           res.dirs++;
         }
         continue;
@@ -378,7 +387,7 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
         continue;
       }
       try {
-        applyMetadata(e, { fd: done.fd, path: fsPath(root, p) }, modeOf(p, e));
+        applyMetadata(e, { fd: done.fd, path: fsPath(root, p) }, modeOf(p, e), metaOf(p));
       } finally {
         fs.closeSync(done.fd);
       }
@@ -394,14 +403,14 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
   for (const [p, e] of links) {
     try {
       viaShort(fsPath(root, p), (d) => fs.symlinkSync(encodeName(e.l), d));
-      applyMetadata(e, { path: fsPath(root, p) }, 0);
+      applyMetadata(e, { path: fsPath(root, p) }, 0, metaOf(p));
       res.links++;
     } catch (err) {
       if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
       failed(p, `cannot be written where the restored tree has it: ${(err as Error).message}`);
     }
   }
-  for (const [e, dest, mode] of dirModes.reverse()) applyMetadata(e, { path: dest }, mode);
+  for (const [e, dest, mode, p] of dirModes.reverse()) applyMetadata(e, { path: dest }, mode, metaOf(p));
   return res;
 }
 

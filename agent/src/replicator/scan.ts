@@ -7,8 +7,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeName, type FsPath } from './fspath';
 
-/** Numbers per entry in a listing: mode, size, mtimeMs, ctimeMs, ino, nlink, dev. */
-export const STAT_FIELDS = 7;
+/** Numbers per entry in a listing: mode, size, mtimeMs, ctimeMs, ino, nlink, dev, uid, gid. */
+export const STAT_FIELDS = 9;
 
 export interface Listing {
   dir: string;
@@ -71,6 +71,8 @@ parentPort.on('message', (m) => {
       stats[k++] = st.ino;
       stats[k++] = st.nlink;
       stats[k++] = st.dev;
+      stats[k++] = st.uid;
+      stats[k++] = st.gid;
     }
     const out = k === stats.length ? stats : stats.slice(0, k);
     parentPort.postMessage({ dir, names: kept, raw, unreadable, stats: out }, [out.buffer]);
