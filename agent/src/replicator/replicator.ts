@@ -23,7 +23,8 @@ import {
   type ChainSegment,
 } from './segments';
 import { captureFile, storeCaptured, type Capture, type FileVersion } from './capture';
-import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, prepareStore, releaseLease, renewLease, type Lease } from './store';
+import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, isOwnerOnly, markOwnerOnly, prepareStore, releaseLease, renewLease, type Lease } from './store';
+import { DIR_MODE, FILE_MODE, OBJECT_MODE, tightenAll, tightenTop, type Tightened } from './modes';
 import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
 import { decodeName, dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, mkdirp, rmrf, viaShort, type FsPath } from './fspath';
@@ -211,6 +212,16 @@ export class Replicator {
     this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
   }
 
+  private logTightened(t: Tightened): void {
+    if (t.modes === 0 && t.unlinked === 0) return;
+    this.o.log.warn('store permissions tightened: other users could read it', {
+      store: this.o.target,
+      entries: t.modes,
+      mirrorLinksCopied: t.unlinked,
+      examples: t.examples,
+    });
+  }
+
   /** From the previous run's status: the last moment everything seen was acknowledged. */
   private previousSafePoint(): number | null {
     if (!this.o.statusFile) return null;
@@ -249,6 +260,7 @@ export class Replicator {
       this.o.log.warn('the store keeps the hash algorithm it was created with', { store: hash, requested: this.o.hash });
     }
     this.o.log.info('store opened', { target: this.o.target, hash, hashing: implementation(hash) });
+    this.logTightened(tightenTop(this.layout));
     this.lister.warm(); // its start-up overlaps the journal's replay
     this.statusTimer = setInterval(() => this.writeStatus(true), STATUS_EVERY_MS);
     this.writeStatus(true);
@@ -258,6 +270,11 @@ export class Replicator {
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
     cleanTmp(this.layout);
+    if (!isOwnerOnly(this.layout)) {
+      // A store of an earlier version: made owner-only, its mirror's hard links copied, once.
+      this.logTightened(tightenAll(this.layout));
+      markOwnerOnly(this.layout);
+    }
     this.fence.open();
     this.openJournal(this.lease as Lease);
     await this.exclusive(() => this.checkpoint());
@@ -495,42 +512,48 @@ export class Replicator {
     const dest = this.mirrorPath(p);
     const e = this.tree.get(p);
     if (!e) {
+      this.mirrored.delete(p);
       rmrf(dest);
       return;
     }
     const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
+    if (e.op !== 'file') this.mirrored.delete(p);
     if (e.op === 'dir') {
       if (cur && !cur.isDirectory()) rmrf(dest);
-      if (!cur?.isDirectory()) mkdirp(dest);
+      if (!cur?.isDirectory()) mkdirp(dest, DIR_MODE);
       return;
     }
     if (cur?.isDirectory()) rmrf(dest);
-    mkdirp(dirnameFs(dest));
+    mkdirp(dirnameFs(dest), DIR_MODE);
     const tmp = path.join(this.layout.tmp, `mirror-${process.pid}-${Math.random().toString(36).slice(2)}`);
     if (e.op === 'link') {
       fs.symlinkSync(encodeName(e.l), tmp);
-    } else {
-      const obj = this.layout.object(e.h);
-      if (cur && cur.isFile()) {
-        const o = fs.statSync(obj, { throwIfNoEntry: false });
-        if (o && o.ino === cur.ino) return;
-      }
-      try {
-        fs.linkSync(obj, tmp);
-      } catch (err) {
-        // A file system without hard links: store the content twice.
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return; // pruned or never stored: restore reports it
-        if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
-        fs.copyFileSync(obj, tmp);
-      }
+      viaShort(dest, (d) => fs.renameSync(tmp, d));
+      return;
     }
+    // Unchanged: the file this replicator put there for this content, still in place.
+    const known = this.mirrored.get(p);
+    if (known && cur?.isFile() && known.h === e.h && known.ino === cur.ino && cur.nlink === 1) return;
+    // A copy (a reflink where the file system has them), never a hard link: writing to a
+    // mirror file must not change a stored object, which is history.
+    try {
+      fs.copyFileSync(this.layout.object(e.h), tmp, fs.constants.COPYFILE_FICLONE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // pruned or never stored: restore reports it
+      throw err;
+    }
+    fs.chmodSync(tmp, FILE_MODE); // the copy took the object's mode (0400)
+    const ino = fs.statSync(tmp).ino;
     viaShort(dest, (d) => fs.renameSync(tmp, d));
+    this.mirrored.set(p, { h: e.h, ino });
   }
+
+  /** What each mirror file holds (content hash, inode), as this run wrote it: the mirror's "unchanged" check. */
+  private readonly mirrored = new Map<string, { h: string; ino: number }>();
 
   private writeMirrorSeq(seq: number): void {
     const tmp = `${this.layout.mirrorSeq}.tmp`;
-    fs.writeFileSync(tmp, `${seq}\n`);
+    fs.writeFileSync(tmp, `${seq}\n`, { mode: FILE_MODE });
     fs.renameSync(tmp, this.layout.mirrorSeq);
   }
 
@@ -1269,7 +1292,7 @@ export class Replicator {
           continue;
         }
         const tmp = path.join(this.layout.tmp, `recover-${r.h}`);
-        fs.writeFileSync(tmp, data, { mode: 0o444 });
+        fs.writeFileSync(tmp, data, { mode: OBJECT_MODE });
         fs.renameSync(tmp, obj);
         rewritten++;
       }
