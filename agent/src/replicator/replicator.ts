@@ -90,6 +90,8 @@ const BATCH_BYTES = 64 * 1024 * 1024;
 const BATCH_MIN_PATHS = 4;
 /** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
 const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
+/** Mirror copies up to this size are made in place (cheaper than a round trip to the thread pool). */
+const MIRROR_SYNC_COPY_BYTES = 1024 * 1024;
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
@@ -276,7 +278,7 @@ export class Replicator {
       markOwnerOnly(this.layout);
     }
     this.fence.open();
-    this.openJournal(this.lease as Lease);
+    await this.openJournal(this.lease as Lease);
     await this.exclusive(() => this.checkpoint());
     await this.exclusive(() => this.sealLeftovers());
 
@@ -358,7 +360,7 @@ export class Replicator {
    * segment after its last record. Damage and segments left out are reported, never repaired
    * by dropping records.
    */
-  private openJournal(lease: Lease): void {
+  private async openJournal(lease: Lease): Promise<void> {
     const replayStart = Date.now();
     const chain = resolveChain(this.layout.root);
     let mirrorSeq = -1;
@@ -402,7 +404,7 @@ export class Replicator {
     if (lost > 0 || rep.lastSync < rep.lastQ) this.garbageLikely = true;
     if (fs.existsSync(path.join(this.layout.journal, 'prune-pending.json'))) this.garbageLikely = true;
     // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
-    this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
+    await this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
   }
 
   /** Segments that an earlier writer left unsealed (or without an index): sealed now. */
@@ -507,8 +509,12 @@ export class Replicator {
     return fsPath(this.layout.mirror, p);
   }
 
-  /** Makes mirror/p match the tree (the entry, or nothing). Paths of any length and bytes. */
-  private syncMirror(p: string): void {
+  /**
+   * Makes mirror/p match the tree (the entry, or nothing). Paths of any length and bytes. A
+   * content over 1 MiB is copied on the thread pool (a copy of 256 MiB would hold the event
+   * loop for a good part of a second); callers run one at a time (exclusive, or at start).
+   */
+  private async syncMirror(p: string): Promise<void> {
     const dest = this.mirrorPath(p);
     const e = this.tree.get(p);
     if (!e) {
@@ -537,7 +543,9 @@ export class Replicator {
     // A copy (a reflink where the file system has them), never a hard link: writing to a
     // mirror file must not change a stored object, which is history.
     try {
-      fs.copyFileSync(this.layout.object(e.h), tmp, fs.constants.COPYFILE_FICLONE);
+      const obj = this.layout.object(e.h);
+      if (e.s > MIRROR_SYNC_COPY_BYTES) await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);
+      else fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // pruned or never stored: restore reports it
       throw err;
@@ -561,7 +569,7 @@ export class Replicator {
    * After a crash, the mirror may lag the journal: redo the paths of records it had not
    * applied (`touched`), or everything (null).
    */
-  private repairMirror(touched: Set<string> | null): void {
+  private async repairMirror(touched: Set<string> | null): Promise<void> {
     if (touched === null) {
       // No record of progress: rebuild it all, removing what the tree does not have.
       const walk = (rel: string) => {
@@ -575,12 +583,12 @@ export class Replicator {
         }
       };
       walk('');
-      for (const p of [...this.tree.keys()].sort()) this.syncMirror(p);
+      for (const p of [...this.tree.keys()].sort()) await this.syncMirror(p);
     } else {
       for (const p of [...touched].sort()) {
-        this.syncMirror(p);
+        await this.syncMirror(p);
         // A directory that came back holds whatever the tree has under it.
-        if (this.tree.get(p)?.op === 'dir') for (const k of this.tree.keys()) if (k.startsWith(p + '/')) this.syncMirror(k);
+        if (this.tree.get(p)?.op === 'dir') for (const k of [...this.tree.keys()]) if (k.startsWith(p + '/')) await this.syncMirror(k);
       }
       if (touched.size > 0) this.o.log.info('mirror repaired after an unclean stop', { paths: touched.size });
     }
@@ -1148,7 +1156,7 @@ export class Replicator {
       if (info.event && ackedPaths.has(p)) this.sample(ackAt - info.seenAt);
     }
     if (acked.length > 0) this.lastReplicatedAt = ackAt;
-    for (const p of ackedPaths) this.syncMirror(p);
+    for (const p of ackedPaths) await this.syncMirror(p);
     if (this.unsynced.size > 0) this.scheduleCheckpoint();
     if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
     if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
