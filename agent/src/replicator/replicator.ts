@@ -517,19 +517,22 @@ export class Replicator {
   private async syncMirror(p: string): Promise<void> {
     const dest = this.mirrorPath(p);
     const e = this.tree.get(p);
+    const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
     if (!e) {
-      this.mirrored.delete(p);
+      this.forgetMirrored(p, cur);
       rmrf(dest);
       return;
     }
-    const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
     if (e.op !== 'file') this.mirrored.delete(p);
     if (e.op === 'dir') {
       if (cur && !cur.isDirectory()) rmrf(dest);
       if (!cur?.isDirectory()) mkdirp(dest, DIR_MODE);
       return;
     }
-    if (cur?.isDirectory()) rmrf(dest);
+    if (cur?.isDirectory()) {
+      this.forgetMirrored(p, cur);
+      rmrf(dest);
+    }
     mkdirp(dirnameFs(dest), DIR_MODE);
     const tmp = path.join(this.layout.tmp, `mirror-${process.pid}-${Math.random().toString(36).slice(2)}`);
     if (e.op === 'link') {
@@ -554,6 +557,13 @@ export class Replicator {
     const ino = fs.statSync(tmp).ino;
     viaShort(dest, (d) => fs.renameSync(tmp, d));
     this.mirrored.set(p, { h: e.h, ino });
+  }
+
+  /** Drops what `mirrored` knows of p and, when it was a directory, of everything under it. */
+  private forgetMirrored(p: string, cur: fs.Stats | undefined): void {
+    this.mirrored.delete(p);
+    if (!cur?.isDirectory() || this.mirrored.size === 0) return;
+    for (const k of this.mirrored.keys()) if (k.startsWith(p + '/')) this.mirrored.delete(k);
   }
 
   /** What each mirror file holds (content hash, inode), as this run wrote it: the mirror's "unchanged" check. */
