@@ -59,12 +59,14 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
   assert.equal(top?.op === 'file' && top.m, 0o600, 'the mode change is captured');
   assert.equal(last('doomed')?.op, 'del');
   assert.equal(last('link-to-top')?.op === 'link' && last('link-to-top')?.op === 'link' ? (last('link-to-top') as { l: string }).l : '', 'top.txt');
-  // Identical content is stored once; the mirror's files are hard links to the stored objects.
+  // Identical content is stored once; the mirror's files are copies of it, never the objects themselves.
   const dup1 = last('dup-1.txt');
   const dup2 = last('dup-2.txt');
   assert.ok(dup1?.op === 'file' && dup2?.op === 'file' && dup1.h === dup2.h);
   const obj = path.join(d.store, 'objects', dup1.h.slice(0, 2), dup1.h);
-  assert.equal(fs.statSync(obj).ino, fs.statSync(path.join(d.store, 'mirror', 'dup-1.txt')).ino);
+  assert.notEqual(fs.statSync(obj).ino, fs.statSync(path.join(d.store, 'mirror', 'dup-1.txt')).ino);
+  assert.equal(fs.statSync(obj).nlink, 1);
+  assert.equal(fs.readFileSync(path.join(d.store, 'mirror', 'dup-2.txt'), 'utf8'), 'identical content');
   assert.equal(sha256(fs.readFileSync(path.join(d.store, 'mirror', 'large.bin'))), sha256(large));
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'top.txt', '--json']);

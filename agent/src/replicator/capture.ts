@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from './digest';
 import { viaShortAsync, type FsPath } from './fspath';
+import { OBJECT_MODE } from './modes';
 import { hashFileInWorker, hashWhileWritten } from './hash';
 import type { StoreLayout } from './store';
 
@@ -208,7 +209,7 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
     if (data.length <= INLINE_BYTES) return { kind: 'ok', hash, size: data.length, stat: before, data };
     // Too large to travel in its record: durable on its own before the record is written.
     const tmp = path.join(layout.tmp, randomUUID());
-    const fh = await fs.promises.open(tmp, 'wx', 0o400);
+    const fh = await fs.promises.open(tmp, 'wx', OBJECT_MODE);
     try {
       await fh.writeFile(data);
       await fh.datasync();
@@ -297,7 +298,7 @@ export function storeCaptured(
 ): { stored: boolean; replacedDamaged: boolean } {
   const obj = layout.object(c.hash);
   if (c.tmp !== undefined) {
-    fs.chmodSync(c.tmp, 0o444);
+    fs.chmodSync(c.tmp, OBJECT_MODE); // the kernel copy took the source's mode
     fs.renameSync(c.tmp, obj);
     dirsToSync.add(path.dirname(obj));
     verified.add(c.hash);
@@ -320,7 +321,7 @@ export function storeCaptured(
     replacedDamaged = true;
   }
   const tmp = path.join(layout.tmp, randomUUID());
-  fs.writeFileSync(tmp, data, { mode: 0o444 });
+  fs.writeFileSync(tmp, data, { mode: OBJECT_MODE });
   fs.renameSync(tmp, obj);
   if (verified.size > 100_000) verified.clear();
   verified.add(c.hash);

@@ -24,7 +24,8 @@ import {
   type ChainSegment,
 } from './segments';
 import { captureFile, storeCaptured, type Capture, type FileVersion } from './capture';
-import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, prepareStore, releaseLease, renewLease, type Lease } from './store';
+import { StoreLayout, acquireLease, cleanTmp, fsyncDirAsync, holdsLease, isOwnerOnly, markOwnerOnly, prepareStore, releaseLease, renewLease, type Lease } from './store';
+import { DIR_MODE, FILE_MODE, OBJECT_MODE, tightenAll, tightenTop, type Tightened } from './modes';
 import { apply, parentOf, within, type Entry, type Tree } from './tree';
 import { DirLister, STAT_FIELDS } from './scan';
 import { decodeName, dirnameFs, displayPath, encodeName, fsPath, holdShort, joinFs, mkdirp, rmrf, viaShort, type FsPath } from './fspath';
@@ -93,6 +94,8 @@ const BATCH_BYTES = 64 * 1024 * 1024;
 const BATCH_MIN_PATHS = 4;
 /** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
 const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
+/** Mirror copies up to this size are made in place (cheaper than a round trip to the thread pool). */
+const MIRROR_SYNC_COPY_BYTES = 1024 * 1024;
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
@@ -217,6 +220,16 @@ export class Replicator {
     this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
   }
 
+  private logTightened(t: Tightened): void {
+    if (t.modes === 0 && t.unlinked === 0) return;
+    this.o.log.warn('store permissions tightened: other users could read it', {
+      store: this.o.target,
+      entries: t.modes,
+      mirrorLinksCopied: t.unlinked,
+      examples: t.examples,
+    });
+  }
+
   /** From the previous run's status: the last moment everything seen was acknowledged. */
   private previousSafePoint(): number | null {
     if (!this.o.statusFile) return null;
@@ -255,6 +268,7 @@ export class Replicator {
       this.o.log.warn('the store keeps the hash algorithm it was created with', { store: hash, requested: this.o.hash });
     }
     this.o.log.info('store opened', { target: this.o.target, hash, hashing: implementation(hash) });
+    this.logTightened(tightenTop(this.layout));
     this.lister.warm(); // its start-up overlaps the journal's replay
     this.statusTimer = setInterval(() => this.writeStatus(true), STATUS_EVERY_MS);
     this.writeStatus(true);
@@ -264,8 +278,13 @@ export class Replicator {
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
     cleanTmp(this.layout);
+    if (!isOwnerOnly(this.layout)) {
+      // A store of an earlier version: made owner-only, its mirror's hard links copied, once.
+      this.logTightened(tightenAll(this.layout));
+      markOwnerOnly(this.layout);
+    }
     this.fence.open();
-    this.openJournal(this.lease as Lease);
+    await this.openJournal(this.lease as Lease);
     await this.exclusive(() => this.checkpoint());
     await this.exclusive(() => this.sealLeftovers());
 
@@ -347,7 +366,7 @@ export class Replicator {
    * segment after its last record. Damage and segments left out are reported, never repaired
    * by dropping records.
    */
-  private openJournal(lease: Lease): void {
+  private async openJournal(lease: Lease): Promise<void> {
     const replayStart = Date.now();
     const auth = authenticateWriter(this.layout.root, this.o.journalKeyFile === undefined ? undefined : loadJournalKey(this.o.journalKeyFile));
     const chain = resolveChain(this.layout.root);
@@ -393,7 +412,7 @@ export class Replicator {
     if (lost > 0 || rep.lastSync < rep.lastQ) this.garbageLikely = true;
     if (fs.existsSync(path.join(this.layout.journal, 'prune-pending.json'))) this.garbageLikely = true;
     // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
-    this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
+    await this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
   }
 
   /** Segments that an earlier writer left unsealed (or without an index): sealed now. */
@@ -498,47 +517,69 @@ export class Replicator {
     return fsPath(this.layout.mirror, p);
   }
 
-  /** Makes mirror/p match the tree (the entry, or nothing). Paths of any length and bytes. */
-  private syncMirror(p: string): void {
+  /**
+   * Makes mirror/p match the tree (the entry, or nothing). Paths of any length and bytes. A
+   * content over 1 MiB is copied on the thread pool (a copy of 256 MiB would hold the event
+   * loop for a good part of a second); callers run one at a time (exclusive, or at start).
+   */
+  private async syncMirror(p: string): Promise<void> {
     const dest = this.mirrorPath(p);
     const e = this.tree.get(p);
+    const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
     if (!e) {
+      this.forgetMirrored(p, cur);
       rmrf(dest);
       return;
     }
-    const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
+    if (e.op !== 'file') this.mirrored.delete(p);
     if (e.op === 'dir') {
       if (cur && !cur.isDirectory()) rmrf(dest);
-      if (!cur?.isDirectory()) mkdirp(dest);
+      if (!cur?.isDirectory()) mkdirp(dest, DIR_MODE);
       return;
     }
-    if (cur?.isDirectory()) rmrf(dest);
-    mkdirp(dirnameFs(dest));
+    if (cur?.isDirectory()) {
+      this.forgetMirrored(p, cur);
+      rmrf(dest);
+    }
+    mkdirp(dirnameFs(dest), DIR_MODE);
     const tmp = path.join(this.layout.tmp, `mirror-${process.pid}-${Math.random().toString(36).slice(2)}`);
     if (e.op === 'link') {
       fs.symlinkSync(encodeName(e.l), tmp);
-    } else {
-      const obj = this.layout.object(e.h);
-      if (cur && cur.isFile()) {
-        const o = fs.statSync(obj, { throwIfNoEntry: false });
-        if (o && o.ino === cur.ino) return;
-      }
-      try {
-        fs.linkSync(obj, tmp);
-      } catch (err) {
-        // A file system without hard links: store the content twice.
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return; // pruned or never stored: restore reports it
-        if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
-        fs.copyFileSync(obj, tmp);
-      }
+      viaShort(dest, (d) => fs.renameSync(tmp, d));
+      return;
     }
+    // Unchanged: the file this replicator put there for this content, still in place.
+    const known = this.mirrored.get(p);
+    if (known && cur?.isFile() && known.h === e.h && known.ino === cur.ino && cur.nlink === 1) return;
+    // A copy (a reflink where the file system has them), never a hard link: writing to a
+    // mirror file must not change a stored object, which is history.
+    try {
+      const obj = this.layout.object(e.h);
+      if (e.s > MIRROR_SYNC_COPY_BYTES) await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);
+      else fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // pruned or never stored: restore reports it
+      throw err;
+    }
+    fs.chmodSync(tmp, FILE_MODE); // the copy took the object's mode (0400)
+    const ino = fs.statSync(tmp).ino;
     viaShort(dest, (d) => fs.renameSync(tmp, d));
+    this.mirrored.set(p, { h: e.h, ino });
   }
+
+  /** Drops what `mirrored` knows of p and, when it was a directory, of everything under it. */
+  private forgetMirrored(p: string, cur: fs.Stats | undefined): void {
+    this.mirrored.delete(p);
+    if (!cur?.isDirectory() || this.mirrored.size === 0) return;
+    for (const k of this.mirrored.keys()) if (k.startsWith(p + '/')) this.mirrored.delete(k);
+  }
+
+  /** What each mirror file holds (content hash, inode), as this run wrote it: the mirror's "unchanged" check. */
+  private readonly mirrored = new Map<string, { h: string; ino: number }>();
 
   private writeMirrorSeq(seq: number): void {
     const tmp = `${this.layout.mirrorSeq}.tmp`;
-    fs.writeFileSync(tmp, `${seq}\n`);
+    fs.writeFileSync(tmp, `${seq}\n`, { mode: FILE_MODE });
     fs.renameSync(tmp, this.layout.mirrorSeq);
   }
 
@@ -546,7 +587,7 @@ export class Replicator {
    * After a crash, the mirror may lag the journal: redo the paths of records it had not
    * applied (`touched`), or everything (null).
    */
-  private repairMirror(touched: Set<string> | null): void {
+  private async repairMirror(touched: Set<string> | null): Promise<void> {
     if (touched === null) {
       // No record of progress: rebuild it all, removing what the tree does not have.
       const walk = (rel: string) => {
@@ -560,12 +601,12 @@ export class Replicator {
         }
       };
       walk('');
-      for (const p of [...this.tree.keys()].sort()) this.syncMirror(p);
+      for (const p of [...this.tree.keys()].sort()) await this.syncMirror(p);
     } else {
       for (const p of [...touched].sort()) {
-        this.syncMirror(p);
+        await this.syncMirror(p);
         // A directory that came back holds whatever the tree has under it.
-        if (this.tree.get(p)?.op === 'dir') for (const k of this.tree.keys()) if (k.startsWith(p + '/')) this.syncMirror(k);
+        if (this.tree.get(p)?.op === 'dir') for (const k of [...this.tree.keys()]) if (k.startsWith(p + '/')) await this.syncMirror(k);
       }
       if (touched.size > 0) this.o.log.info('mirror repaired after an unclean stop', { paths: touched.size });
     }
@@ -1138,7 +1179,7 @@ export class Replicator {
       if (info.event && ackedPaths.has(p)) this.sample(ackAt - info.seenAt);
     }
     if (acked.length > 0) this.lastReplicatedAt = ackAt;
-    for (const p of ackedPaths) this.syncMirror(p);
+    for (const p of ackedPaths) await this.syncMirror(p);
     if (this.unsynced.size > 0) this.scheduleCheckpoint();
     if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
     if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
@@ -1292,7 +1333,7 @@ export class Replicator {
           continue;
         }
         const tmp = path.join(this.layout.tmp, `recover-${r.h}`);
-        fs.writeFileSync(tmp, data, { mode: 0o444 });
+        fs.writeFileSync(tmp, data, { mode: OBJECT_MODE });
         fs.renameSync(tmp, obj);
         rewritten++;
       }

@@ -3,14 +3,16 @@
 //   lease.json         who writes here (node, process, pid, epoch); created whole or not at all
 //   journal/           the journal: segments, their indexes, tree snapshots (segments.ts)
 //   objects/ab/abcd…   file contents by their hash (BLAKE3, or SHA-256 in version 1 stores),
-//                      read-only, written to tmp/, fsynced, renamed
-//   mirror/            the current tree; regular files are hard links to their objects
+//                      owner-read-only (0400), written to tmp/, fsynced, renamed
+//   mirror/            the current tree; regular files are copies (or reflinks) of their objects
+// Everything in it is owner-only: directories 0700, files 0600 (modes.ts).
 //   mirror.seq         the last journal sequence number applied to mirror/
 //   tmp/               work files; emptied at every start
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HASH_ALGORITHMS, algorithmFor, type HashAlgorithm, type HashChoice } from './digest';
+import { DIR_MODE, FILE_MODE } from './modes';
 
 export const STORE_FORMAT = 'vigil-cdp-store';
 
@@ -107,32 +109,47 @@ export function openStoreForReading(dir: string): StoreLayout {
  * names in its marker, whatever `choice` says, or `choice` for a new store.
  */
 export function prepareStore(layout: StoreLayout, choice: HashChoice = 'auto'): HashAlgorithm {
-  fs.mkdirSync(layout.root, { recursive: true });
-  for (const d of [layout.objects, layout.mirror, layout.tmp, layout.journal]) fs.mkdirSync(d, { recursive: true });
+  // Owner only (modes.ts); existing directories keep their modes here: tightenTop() fixes them.
+  fs.mkdirSync(layout.root, { recursive: true, mode: DIR_MODE });
+  for (const d of [layout.objects, layout.mirror, layout.tmp, layout.journal]) fs.mkdirSync(d, { recursive: true, mode: DIR_MODE });
   // All 256 fan-out directories up front: storing an object is then one rename, no mkdir.
-  for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true });
+  for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true, mode: DIR_MODE });
   let hash = readMarker(layout);
   if (hash === undefined) {
     hash = algorithmFor(choice);
-    writeMarker(layout, hash, new Date().toISOString());
+    // A new store is owner-only from its first file on: nothing to tighten later.
+    writeMarker(layout, hash, new Date().toISOString(), true);
   } else if (markerVersion(layout) < STORE_VERSION) {
     // An older store: from now on its journal grows in segments (the old file is read as the first).
-    writeMarker(layout, hash, markerCreatedAt(layout) ?? new Date().toISOString());
+    writeMarker(layout, hash, markerCreatedAt(layout) ?? new Date().toISOString(), markerJson(layout).ownerOnly === true);
   }
   layout.hash = hash;
   return hash;
 }
 
-function writeMarker(layout: StoreLayout, hash: HashAlgorithm, createdAt: string): void {
-  writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt }) + '\n');
+function writeMarker(layout: StoreLayout, hash: HashAlgorithm, createdAt: string, ownerOnly: boolean): void {
+  writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt, ...(ownerOnly ? { ownerOnly } : {}) }) + '\n');
 }
 
-function markerJson(layout: StoreLayout): { version?: unknown; createdAt?: unknown } {
+function markerJson(layout: StoreLayout): { version?: unknown; createdAt?: unknown; ownerOnly?: unknown } {
   try {
-    return JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as { version?: unknown; createdAt?: unknown };
+    return JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as { version?: unknown; createdAt?: unknown; ownerOnly?: unknown };
   } catch {
     return {};
   }
+}
+
+/**
+ * Whether every entry of the store was made (or has been tightened) owner-only: `ownerOnly` in
+ * the marker. Stores of earlier versions lack it until the replicator's first pass (tightenAll).
+ */
+export function isOwnerOnly(layout: StoreLayout): boolean {
+  return markerJson(layout).ownerOnly === true;
+}
+
+/** Records in the marker that the whole store is owner-only (after tightenAll). */
+export function markOwnerOnly(layout: StoreLayout): void {
+  writeMarker(layout, layout.hash, markerCreatedAt(layout) ?? new Date().toISOString(), true);
 }
 
 function markerVersion(layout: StoreLayout): number {
@@ -272,7 +289,7 @@ export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult 
       };
       const tmp = path.join(layout.tmp, `lease-new-${randomUUID()}.json`);
       try {
-        const fd = fs.openSync(tmp, 'w', 0o644);
+        const fd = fs.openSync(tmp, 'w', FILE_MODE);
         try {
           fs.writeSync(fd, JSON.stringify(mine, null, 2) + '\n');
           fs.fsyncSync(fd);
@@ -365,7 +382,7 @@ export function renewLease(layout: StoreLayout, lease: Lease, now = Date.now()):
   if (!holdsLease(layout, lease)) return false;
   lease.renewedAt = new Date(now).toISOString();
   const tmp = path.join(layout.tmp, `lease-${process.pid}.json`);
-  fs.writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
+  fs.writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: FILE_MODE });
   fs.renameSync(tmp, layout.lease);
   return true;
 }

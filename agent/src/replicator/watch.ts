@@ -204,7 +204,7 @@ export class EventFence {
       }, timeoutMs);
     });
     const f = path.join(this.dir, `f${n}`);
-    fs.writeFileSync(f, '');
+    fs.writeFileSync(f, '', { mode: 0o600 });
     fs.rmSync(f, { force: true });
     const ok = await Promise.race([arrived, timedOut]);
     clearTimeout(timer);
