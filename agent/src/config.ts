@@ -51,6 +51,7 @@ const processSchema = z.strictObject({
   target: nonEmpty.optional(),
   retention: duration.optional(),
   hash: z.enum(HASH_CHOICES).optional(),
+  verifyEvery: duration.optional(),
   startOnBoot: z.boolean().default(true),
   runOn: z.enum(['active', 'always']).default('active'),
   stopSignal: z.enum(SIGNALS).default('SIGTERM'),
@@ -110,6 +111,8 @@ export interface ProcessConfig {
   retentionMs?: number;
   /** replicator: the content hash of a new store; an existing store keeps its own. */
   hash?: HashChoice;
+  /** replicator: verify the store in the background this often; 0 (the default): never. */
+  verifyEveryMs?: number;
   startOnBoot: boolean;
   runOn: 'active' | 'always';
   stopSignal: StopSignal;
@@ -314,7 +317,7 @@ export function buildConfig(doc: unknown, file: string): Config {
     else seen.set(p.name, i);
     const onlyFor = (k: string, kind: string) => problems.push(`${where}.${k}: only allowed for kind "${kind}"`);
     if (p.kind !== 'replicator') {
-      for (const k of ['source', 'target', 'retention', 'hash'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+      for (const k of ['source', 'target', 'retention', 'hash', 'verifyEvery'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
     }
     if (p.kind === 'command') {
       if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
@@ -339,6 +342,7 @@ export function buildConfig(doc: unknown, file: string): Config {
         if (inside(tgt, src) || inside(src, tgt)) problems.push(`${where}.target: must be outside source (and source outside target)`);
       }
       if (p.retention === 0) problems.push(`${where}.retention: must be greater than 0`);
+      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) problems.push(`${where}.verifyEvery: must be at least 1s (or 0: never)`);
     }
     return {
       name: p.name,
@@ -351,6 +355,7 @@ export function buildConfig(doc: unknown, file: string): Config {
       target: p.target === undefined ? undefined : path.resolve(p.target),
       retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
       hash: p.kind === 'replicator' ? (p.hash ?? 'auto') : undefined,
+      verifyEveryMs: p.kind === 'replicator' ? (p.verifyEvery ?? 0) : undefined,
       startOnBoot: p.startOnBoot,
       runOn: p.runOn,
       stopSignal: p.stopSignal,
