@@ -5,11 +5,12 @@ import { createLogger } from './log';
 import { Agent } from './agent';
 import { VERSION } from './version';
 import { replicateMain } from './replicator/main';
-import { restoreMain, versionsMain } from './replicator/commands';
+import { restoreMain, verifyMain, versionsMain } from './replicator/commands';
 
 const USAGE = `usage: vigil-agent [run] --config FILE
        vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]
        vigil-agent versions --store DIR --path PATH [--json]
+       vigil-agent verify --store DIR [--repair [--source DIR]] [--json]
        vigil-agent replicate --source DIR --target DIR [...]   (started by the agent)
        vigil-agent --version
        vigil-agent --help`;
@@ -42,6 +43,7 @@ async function main(): Promise<number> {
   if (sub === 'replicate') return replicateMain(process.argv.slice(3));
   if (sub === 'restore') return restoreMain(process.argv.slice(3));
   if (sub === 'versions') return versionsMain(process.argv.slice(3));
+  if (sub === 'verify') return verifyMain(process.argv.slice(3));
   const log = createLogger();
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {

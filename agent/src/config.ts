@@ -52,6 +52,7 @@ const processSchema = z.strictObject({
   retention: duration.optional(),
   hash: z.enum(HASH_CHOICES).optional(),
   journalKey: nonEmpty.optional(),
+  verifyEvery: duration.optional(),
   startOnBoot: z.boolean().default(true),
   runOn: z.enum(['active', 'always']).default('active'),
   stopSignal: z.enum(SIGNALS).default('SIGTERM'),
@@ -113,6 +114,8 @@ export interface ProcessConfig {
   hash?: HashChoice;
   /** replicator: a key file; every journal record then carries a MAC (journalauth.ts). */
   journalKey?: string;
+  /** replicator: verify the store in the background this often; 0 (the default): never. */
+  verifyEveryMs?: number;
   startOnBoot: boolean;
   runOn: 'active' | 'always';
   stopSignal: StopSignal;
@@ -317,7 +320,7 @@ export function buildConfig(doc: unknown, file: string): Config {
     else seen.set(p.name, i);
     const onlyFor = (k: string, kind: string) => problems.push(`${where}.${k}: only allowed for kind "${kind}"`);
     if (p.kind !== 'replicator') {
-      for (const k of ['source', 'target', 'retention', 'hash', 'journalKey'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+      for (const k of ['source', 'target', 'retention', 'hash', 'journalKey', 'verifyEvery'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
     }
     if (p.kind === 'command') {
       if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
@@ -343,6 +346,7 @@ export function buildConfig(doc: unknown, file: string): Config {
       }
       if (p.retention === 0) problems.push(`${where}.retention: must be greater than 0`);
       if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) problems.push(`${where}.journalKey: must be an absolute path`);
+      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) problems.push(`${where}.verifyEvery: must be at least 1s (or 0: never)`);
     }
     return {
       name: p.name,
@@ -356,6 +360,7 @@ export function buildConfig(doc: unknown, file: string): Config {
       retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
       hash: p.kind === 'replicator' ? (p.hash ?? 'auto') : undefined,
       journalKey: p.kind === 'replicator' && p.journalKey !== undefined ? path.resolve(p.journalKey) : undefined,
+      verifyEveryMs: p.kind === 'replicator' ? (p.verifyEvery ?? 0) : undefined,
       startOnBoot: p.startOnBoot,
       runOn: p.runOn,
       stopSignal: p.stopSignal,

@@ -48,5 +48,18 @@ export function renderMetrics(s: StatusDocument, events: { latestSeq: number; co
     'Replication lag reported by the process, when its kind knows it.',
     s.processes.map((x) => [p(x.name, x.kind), x.protection?.lagSeconds ?? null]),
   );
+  const verify = (x: StatusDocument['processes'][number]) => (x.protection as { verify?: { problems: number; at: string } | null } | null)?.verify ?? null;
+  family(
+    'vigil_replicator_verify_problems',
+    'gauge',
+    'Problems the last scheduled verify of the store found (verifyEvery); absent before the first.',
+    s.processes.map((x) => [p(x.name, x.kind), verify(x)?.problems ?? null]),
+  );
+  family(
+    'vigil_replicator_verify_last_timestamp_seconds',
+    'gauge',
+    'When the last scheduled verify of the store finished, in seconds since the epoch.',
+    s.processes.map((x) => [p(x.name, x.kind), verify(x) ? Date.parse((verify(x) as { at: string }).at) / 1000 : null]),
+  );
   return out.join('\n') + '\n';
 }

@@ -92,6 +92,13 @@ test('with a key every record carries a MAC and restore checks it; a forged or e
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'planted.sh', '--journal-key', key]);
   assert.equal(v.code, 1, v.stdout + v.stderr);
+
+  const ver = await runCliToEnd(['verify', '--store', d.store, '--journal-key', key]);
+  assert.equal(ver.code, 1, ver.stdout + ver.stderr);
+  assert.match(ver.stderr, new RegExp(`refused journal record ${last.q + 2}: MAC does not match`));
+  const noKey = await runCliToEnd(['verify', '--store', d.store]);
+  assert.equal(noKey.code, 1);
+  assert.match(noKey.stderr, /this store's journal is authenticated/);
 });
 
 test('an edited record (its mode made setuid, its checksum fixed) is refused', async () => {

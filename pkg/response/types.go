@@ -80,4 +80,16 @@ type Protection struct {
 	// NotCovered counts the paths the replicator cannot cover right now
 	// (unreadable, changing too fast, written through a memory mapping).
 	NotCovered *int64 `json:"notCovered"`
+	// Verify is the last scheduled verify of the store (verifyEvery), from the
+	// replicator only; nil before the first, when off, and from older agents.
+	Verify *Verify `json:"verify"`
+}
+
+// Verify is the result of a scheduled `vigil-agent verify` run by the replicator.
+type Verify struct {
+	At              time.Time `json:"at" vigil:"required"`
+	Ok              bool      `json:"ok" vigil:"required"`
+	Problems        int64     `json:"problems" vigil:"required"`
+	FirstProblem    *string   `json:"firstProblem" vigil:"required"`
+	DurationSeconds float64   `json:"durationSeconds" vigil:"required"`
 }

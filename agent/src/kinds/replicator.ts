@@ -17,6 +17,8 @@ export interface ReplicatorProtection extends Protection {
   message: string | null;
   /** Paths whose changes are not captured right now (null: unknown). */
   notCovered: number | null;
+  /** The last scheduled verify of the store (verifyEvery); null before the first or when off. */
+  verify: NonNullable<ReplicatorStatus['verify']> | null;
 }
 
 /** How this agent starts the replicator: the same Node.js and entry point, subcommand `replicate`. */
@@ -42,6 +44,7 @@ export function replicatorArgv(config: ProcessConfig, statusFile: string, node: 
     '--name',
     config.name,
     ...(config.journalKey ? ['--journal-key', config.journalKey] : []),
+    ...(config.verifyEveryMs ? ['--verify-every', `${config.verifyEveryMs}ms`] : []),
   ];
 }
 
@@ -87,13 +90,14 @@ export class ReplicatorSupervisor extends CommandSupervisor {
     const { status: s, error } = this.readStatus();
     const now = Date.now();
     if (!s) {
-      return { lastChangeAt: null, lastReplicatedAt: null, lagSeconds: null, pendingChanges: null, pendingBytes: null, state: 'unknown', message: error ?? null, notCovered: null };
+      return { lastChangeAt: null, lastReplicatedAt: null, lagSeconds: null, pendingChanges: null, pendingBytes: null, state: 'unknown', message: error ?? null, notCovered: null, verify: null };
     }
     const written = Date.parse(s.writtenAt);
     const ours = this.isUp() && s.pid === this.record.pid;
     const fresh = ours && now - written < STALE_STATUS_MS;
     const lag = (since: string | null) => (since === null ? 0 : Math.max(0, (now - Date.parse(since)) / 1000));
-    const base = { lastChangeAt: s.lastChangeAt, lastReplicatedAt: s.lastReplicatedAt };
+    // A verify's result is about the store, not the process: it stays true while the process is down.
+    const base = { lastChangeAt: s.lastChangeAt, lastReplicatedAt: s.lastReplicatedAt, verify: s.verify ?? null };
     if (fresh) {
       return {
         ...base,

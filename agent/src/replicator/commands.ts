@@ -1,8 +1,10 @@
 // `vigil-agent restore` and `vigil-agent versions`: exit 0 done, 1 refused or failed (the
-// message says why), 2 invalid command line.
+// message says why), 2 invalid command line. `vigil-agent verify`: 0 clean, 1 problems, 2 invalid
+// command line or not a store.
 import { refusedByMac } from './journal';
 import { JournalKeyError, authenticateReader, loadJournalKey } from './journalauth';
 import { RestoreError, parseTime, restoreAsync, versions } from './restore';
+import { VerifyError, verifyStore } from './verify';
 
 export const RESTORE_USAGE = 'usage: vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]';
 export const VERSIONS_USAGE = 'usage: vigil-agent versions --store DIR --path PATH [--json] [--journal-key FILE]';
@@ -28,6 +30,7 @@ function macRefusals(): string | undefined {
   for (const r of refused) process.stderr.write(`vigil-agent: refused journal ${r}\n`);
   return `${refused.length} journal record(s) refused: their MAC is missing or does not match (listed above); the store was changed by someone without the journal key`;
 }
+export const VERIFY_USAGE = 'usage: vigil-agent verify --store DIR [--repair [--source DIR]] [--json] [--journal-key FILE]';
 
 function parseFlags(argv: string[], allowed: string[], booleans: string[] = []): Record<string, string> | string {
   const out: Record<string, string> = {};
@@ -113,4 +116,35 @@ export async function versionsMain(argv: string[]): Promise<number> {
   } catch (e) {
     return fail(VERSIONS_USAGE, e instanceof RestoreError ? e.message : `cannot list versions: ${(e as Error).message}`, 1);
   }
+}
+
+export async function verifyMain(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, ['store', 'source', 'journal-key'], ['json', 'repair']);
+  if (typeof f === 'string') return fail(VERIFY_USAGE, f, 2);
+  if (!f.store) return fail(VERIFY_USAGE, '--store is required', 2);
+  if (f.source && !f.repair) return fail(VERIFY_USAGE, '--source is only used with --repair', 2);
+  const keyProblem = useKey(f.store, f['journal-key']);
+  if (keyProblem) return fail(VERIFY_USAGE, keyProblem, 1);
+  let r;
+  try {
+    r = await verifyStore(f.store, { repair: f.repair === 'true', source: f.source });
+  } catch (e) {
+    if (e instanceof VerifyError) return fail(VERIFY_USAGE, e.message, e.message.startsWith('cannot repair') ? 1 : 2);
+    return fail(VERIFY_USAGE, `verify failed: ${(e as Error).message}`, 1);
+  }
+  if (f.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  else {
+    const out: string[] = [];
+    for (const p of r.problems) out.push(`${p.message}${p.repair ? (p.repair.done ? ` [repaired: ${p.repair.how}]` : ` [not repaired: ${p.repair.how}]`) : ''}`);
+    for (const w of r.warnings) out.push(`warning: ${w}`);
+    const c = r.checked;
+    const mib = (c.objectBytes / 1048576).toFixed(1);
+    const head = `${r.store}: ${c.segments} segment(s), ${c.records} records, ${c.objects} objects (${mib} MiB), ${c.mirrorPaths} mirror paths checked in ${(r.ms / 1000).toFixed(1)} s`;
+    const tail = r.problems.length === 0 ? 'no problems' : `${r.problems.length} problem(s)${f.repair ? `, ${r.repaired} repaired, ${r.notRepaired} not repaired` : ''}`;
+    out.push(`${head}: ${tail}`);
+    process.stdout.write(out.join('\n') + '\n');
+  }
+  // Refused records are among the problems too (journal damage at their offsets); name why.
+  const refused = macRefusals();
+  return r.ok && !refused ? 0 : 1;
 }

@@ -9,7 +9,7 @@ import { Replicator, type ReplicatorOptions } from './replicator';
 export const REPLICATE_USAGE = `usage: vigil-agent replicate --source DIR --target DIR [--retention 7d] [--status FILE]
          [--node NAME] [--name NAME] [--max-watches N] [--poll-every 10s] [--rescan-every 1m]
          [--lease-stale-after 30s] [--checkpoint-every 1s] [--hash auto|blake3|sha256] [--settle 50ms]
-         [--changing-after 10s] [--journal-key FILE]`;
+         [--changing-after 10s] [--journal-key FILE] [--verify-every 1d]`;
 
 export class UsageError extends Error {}
 
@@ -24,7 +24,7 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle', 'changing-after', 'journal-key'];
+  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle', 'changing-after', 'journal-key', 'verify-every'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   if (!v.source) throw new UsageError('--source DIR is required');
   if (!v.target) throw new UsageError('--target DIR is required');
@@ -54,6 +54,8 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
     checkpointEveryMs: Math.max(10, dur('checkpoint-every', 1000)),
     settleMs: dur('settle', 50),
     changingAfterMs: Math.max(100, dur('changing-after', 10_000)),
+    // Off unless asked for: a verify reads every object back.
+    verifyEveryMs: dur('verify-every', 0) === 0 ? 0 : Math.max(1000, dur('verify-every', 0)),
     // Pruning rewrites the journal: often enough to keep the window tight, not more than needed.
     pruneEveryMs: Math.min(3_600_000, Math.max(1000, Math.round(retentionMs / 10))),
     hash,

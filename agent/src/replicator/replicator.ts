@@ -35,6 +35,7 @@ import { EventFence, TreeWatcher, type WatchLimit } from './watch';
 import { isSameProcessAlive, procInfo } from '../kinds/procfs';
 import type { Logger } from '../log';
 import { statusSchema, type ReplicatorStatus } from './status';
+import { summary as verifySummary, verifyStore, VerifyCancelled } from './verify';
 
 export interface ReplicatorOptions {
   source: string;
@@ -60,6 +61,8 @@ export interface ReplicatorOptions {
   changingAfterMs: number;
   /** A key file: the journal's records then carry a MAC (journalauth.ts). */
   journalKeyFile?: string;
+  /** Verify the store in the background this often (read-only, paced); 0 or absent: never. */
+  verifyEveryMs?: number;
   log: Logger;
 }
 
@@ -333,6 +336,37 @@ export class Replicator {
     this.scheduleRescan();
     this.every(this.o.pruneEveryMs, () => void this.prune().catch((e: unknown) => this.die(e)));
     void this.prune().catch((e: unknown) => this.die(e));
+    this.scheduleVerify();
+  }
+
+  // ---- scheduled verify ----
+
+  private lastVerify: ReplicatorStatus['verify'] = null;
+  private verifyTimer?: NodeJS.Timeout;
+
+  /**
+   * Every --verify-every (after the previous one finished), the store is verified beside the
+   * capture, read-only: it works in slices of 20 ms with as long a rest after each, so capture
+   * keeps the event loop (a journal segment is read in one piece, though).
+   */
+  private scheduleVerify(): void {
+    const every = this.o.verifyEveryMs ?? 0;
+    if (every <= 0 || this.closing) return;
+    this.verifyTimer = setTimeout(() => {
+      verifyStore(this.o.target, { pace: { workMs: 20, restMs: 20 }, cancelled: () => this.closing })
+        .then((r) => {
+          this.lastVerify = verifySummary(r);
+          if (r.ok) this.o.log.info('store verified', { problems: 0, ms: r.ms, records: r.checked.records, objects: r.checked.objects });
+          else this.o.log.error('store verify found problems', { problems: r.problems.length, first: r.problems.slice(0, 5).map((p) => p.message), ms: r.ms });
+          this.writeStatus(true);
+        })
+        .catch((e: unknown) => {
+          if (e instanceof VerifyCancelled) return;
+          this.o.log.warn('store verify failed', { error: e });
+          this.noteError(`verify: ${(e as Error).message}`);
+        })
+        .finally(() => this.scheduleVerify());
+    }, every);
   }
 
   /**
@@ -1454,6 +1488,7 @@ export class Replicator {
       latency: { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted[sorted.length - 1] ?? null },
       lastPrune: this.lastPrune ? { ...this.lastPrune, cutoff: iso(this.lastPrune.cutoff) as string, earliest: iso(this.lastPrune.earliest) as string } : null,
       errors: [...this.errors],
+      verify: this.lastVerify,
     };
   }
 
@@ -1499,6 +1534,7 @@ export class Replicator {
     if (this.pendingStatus) clearTimeout(this.pendingStatus);
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     if (this.rescanTimer) clearTimeout(this.rescanTimer);
+    if (this.verifyTimer) clearTimeout(this.verifyTimer);
     if (this.blocked) clearTimeout(this.blocked);
     this.writeStatus(true);
     this.fatal = undefined;

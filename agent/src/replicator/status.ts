@@ -57,6 +57,11 @@ export const statusSchema = z.object({
     })
     .nullable(),
   errors: z.array(z.string()),
+  /** The last scheduled verify of the store (--verify-every); null before the first, absent from older replicators. */
+  verify: z
+    .object({ at: z.string(), ok: z.boolean(), problems: z.number().int(), firstProblem: z.string().nullable(), durationSeconds: z.number() })
+    .nullable()
+    .optional(),
 });
 
 export type ReplicatorStatus = z.infer<typeof statusSchema>;

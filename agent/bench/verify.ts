@@ -1,0 +1,119 @@
+// Benchmark of `vigil-agent verify` (the built one, dist/cli.js) on stores the built replicator
+// wrote: --files small files (default 100,000 of ~12 bytes in 1,000 directories) and --large
+// files of --large-mib MiB (default 4 × 256 MiB). For each store: `verify --json` run --rounds
+// times (each a process of its own; wall time, peak memory from /usr/bin/time), and once the
+// paced background verify a replicator runs with verifyEvery (in this process).
+//   npm run bench:verify -w agent [-- --files 100000 --large 4 --large-mib 256 --rounds 3]
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { verifyStore } from '../src/replicator/verify';
+import { numberArg } from './common';
+
+const FILES = numberArg('files', 100_000);
+const LARGE = numberArg('large', 4);
+const LARGE_MIB = numberArg('large-mib', 256);
+const ROUNDS = numberArg('rounds', 3);
+const DIST = path.join(__dirname, '..', 'dist');
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-verify-'));
+
+async function capture(name: string, fill: (source: string) => void): Promise<string> {
+  const source = path.join(root, `${name}-source`);
+  const store = path.join(root, `${name}-store`);
+  const status = path.join(root, `${name}-status.json`);
+  fs.mkdirSync(source);
+  fill(source);
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [path.join(DIST, 'replicator', 'bin.js'), '--source', source, '--target', store, '--status', status], { stdio: 'ignore' });
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      const s = JSON.parse(fs.readFileSync(status, 'utf8')) as { state: string; pendingChanges: number; pid: number };
+      if (s.pid === child.pid && s.state === 'watching' && s.pendingChanges === 0) break;
+    } catch {
+      // not written yet
+    }
+    if (child.exitCode !== null) throw new Error(`the replicator exited ${child.exitCode}`);
+  }
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  console.log(`${name}: captured in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return store;
+}
+
+function verifyOnce(store: string): { s: number; records: number; objects: number; mib: number; mirror: number; problems: number } {
+  const out = execFileSync(process.execPath, [path.join(DIST, 'cli.js'), 'verify', '--store', store, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  const r = JSON.parse(out) as { ms: number; problems: unknown[]; checked: { records: number; objects: number; objectBytes: number; mirrorPaths: number } };
+  return { s: r.ms / 1000, records: r.checked.records, objects: r.checked.objects, mib: r.checked.objectBytes / 1048576, mirror: r.checked.mirrorPaths, problems: r.problems.length };
+}
+
+function timed(store: string) {
+  // /usr/bin/time writes to stderr: run through a shell that hands both back.
+  const t0 = Date.now();
+  const raw = execFileSync('sh', ['-c', `/usr/bin/time -f 'TIME %e %M' "${process.execPath}" "${path.join(DIST, 'cli.js')}" verify --store "${store}" --json 2>&1 >/dev/null`], { encoding: 'utf8' });
+  const wall = (Date.now() - t0) / 1000;
+  const m = /TIME ([\d.]+) (\d+)/.exec(raw);
+  return { wall, peakMiB: m ? Number(m[2]) / 1024 : NaN };
+}
+
+async function bench(name: string, store: string) {
+  const info = verifyOnce(store);
+  if (info.problems !== 0) throw new Error(`${name}: verify found ${info.problems} problem(s)`);
+  const runs: { wall: number; peakMiB: number }[] = [];
+  for (let i = 0; i < ROUNDS; i++) runs.push(timed(store));
+  const walls = runs.map((r) => r.wall).sort((a, b) => a - b);
+  const median = walls[Math.floor(walls.length / 2)] as number;
+  const peak = Math.max(...runs.map((r) => r.peakMiB));
+  const t0 = Date.now();
+  const paced = await verifyStore(store, { pace: { workMs: 20, restMs: 20 } });
+  const pacedS = (Date.now() - t0) / 1000;
+  console.log(
+    `${name}: ${info.records} records, ${info.objects} objects (${info.mib.toFixed(0)} MiB), ${info.mirror} mirror paths: ` +
+      `verify ${median.toFixed(2)} s median of ${ROUNDS} (${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${peak.toFixed(0)} MiB; ` +
+      `paced background verify ${pacedS.toFixed(2)} s (${paced.problems.length} problems)`,
+  );
+}
+
+async function main() {
+  const fsType = execFileSync('df', ['-T', root], { encoding: 'utf8' }).trim().split('\n').pop()?.split(/\s+/)[1];
+  console.log(`store under ${root} (${fsType}), ${os.cpus().length} cores, node ${process.version}`);
+  try {
+    if (FILES > 0) {
+      const small = await capture('small', (src) => {
+        for (let d = 0; d < Math.ceil(FILES / 100); d++) {
+          const dir = path.join(src, `p${d % 10}`, `d${d}`);
+          fs.mkdirSync(dir, { recursive: true });
+          for (let i = 0; i < 100 && d * 100 + i < FILES; i++) fs.writeFileSync(path.join(dir, `f${i}.txt`), `file ${d * 100 + i}\n`);
+        }
+      });
+      await bench(`${FILES} small files`, small);
+    }
+    if (LARGE > 0) {
+      const large = await capture('large', (src) => {
+        const chunk = Buffer.allocUnsafe(1 << 20);
+        for (let i = 0; i < LARGE; i++) {
+          const fd = fs.openSync(path.join(src, `large-${i}.bin`), 'w');
+          for (let m = 0; m < LARGE_MIB; m++) {
+            for (let k = 0; k < chunk.length; k += 4) chunk.writeUInt32LE((i * 7919 + m * 104729 + k) >>> 0, k);
+            fs.writeSync(fd, chunk);
+          }
+          fs.closeSync(fd);
+        }
+      });
+      execFileSync('sync');
+      await bench(`${LARGE} x ${LARGE_MIB} MiB`, large);
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+void main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    fs.rmSync(root, { recursive: true, force: true });
+    process.exit(1);
+  },
+);
