@@ -4,12 +4,12 @@
 // times (each a process of its own; wall time, peak memory from /usr/bin/time), and once the
 // paced background verify a replicator runs with verifyEvery (in this process).
 //   npm run bench:verify -w agent [-- --files 100000 --large 4 --large-mib 256 --rounds 3]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyStore } from '../src/replicator/verify';
-import { numberArg } from './common';
+import { captureStore, fillLarge, fillSmall, numberArg } from './common';
 
 const FILES = numberArg('files', 100_000);
 const LARGE = numberArg('large', 4);
@@ -17,30 +17,6 @@ const LARGE_MIB = numberArg('large-mib', 256);
 const ROUNDS = numberArg('rounds', 3);
 const DIST = path.join(__dirname, '..', 'dist');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-verify-'));
-
-async function capture(name: string, fill: (source: string) => void): Promise<string> {
-  const source = path.join(root, `${name}-source`);
-  const store = path.join(root, `${name}-store`);
-  const status = path.join(root, `${name}-status.json`);
-  fs.mkdirSync(source);
-  fill(source);
-  const t0 = Date.now();
-  const child = spawn(process.execPath, [path.join(DIST, 'replicator', 'bin.js'), '--source', source, '--target', store, '--status', status], { stdio: 'ignore' });
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 200));
-    try {
-      const s = JSON.parse(fs.readFileSync(status, 'utf8')) as { state: string; pendingChanges: number; pid: number };
-      if (s.pid === child.pid && s.state === 'watching' && s.pendingChanges === 0) break;
-    } catch {
-      // not written yet
-    }
-    if (child.exitCode !== null) throw new Error(`the replicator exited ${child.exitCode}`);
-  }
-  child.kill('SIGTERM');
-  await new Promise((r) => child.on('exit', r));
-  console.log(`${name}: captured in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return store;
-}
 
 function verifyOnce(store: string): { s: number; records: number; objects: number; mib: number; mirror: number; problems: number } {
   const out = execFileSync(process.execPath, [path.join(DIST, 'cli.js'), 'verify', '--store', store, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
@@ -80,27 +56,11 @@ async function main() {
   console.log(`store under ${root} (${fsType}), ${os.cpus().length} cores, node ${process.version}`);
   try {
     if (FILES > 0) {
-      const small = await capture('small', (src) => {
-        for (let d = 0; d < Math.ceil(FILES / 100); d++) {
-          const dir = path.join(src, `p${d % 10}`, `d${d}`);
-          fs.mkdirSync(dir, { recursive: true });
-          for (let i = 0; i < 100 && d * 100 + i < FILES; i++) fs.writeFileSync(path.join(dir, `f${i}.txt`), `file ${d * 100 + i}\n`);
-        }
-      });
+      const small = await captureStore(root, 'small', (src) => fillSmall(src, FILES));
       await bench(`${FILES} small files`, small);
     }
     if (LARGE > 0) {
-      const large = await capture('large', (src) => {
-        const chunk = Buffer.allocUnsafe(1 << 20);
-        for (let i = 0; i < LARGE; i++) {
-          const fd = fs.openSync(path.join(src, `large-${i}.bin`), 'w');
-          for (let m = 0; m < LARGE_MIB; m++) {
-            for (let k = 0; k < chunk.length; k += 4) chunk.writeUInt32LE((i * 7919 + m * 104729 + k) >>> 0, k);
-            fs.writeSync(fd, chunk);
-          }
-          fs.closeSync(fd);
-        }
-      });
+      const large = await captureStore(root, 'large', (src) => fillLarge(src, LARGE, LARGE_MIB));
       execFileSync('sync');
       await bench(`${LARGE} x ${LARGE_MIB} MiB`, large);
     }

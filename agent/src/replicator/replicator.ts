@@ -5,6 +5,7 @@
 // journal records are appended and fsynced (the acknowledgement); only then is the mirror
 // updated. At every start the journal is replayed and the source compared with it (the
 // catch-up), so changes made while nothing ran are captured too.
+import { copyObjectForMirror } from './mirror';
 import { authenticateWriter, loadJournalKey } from './journalauth';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -97,8 +98,6 @@ const BATCH_BYTES = 64 * 1024 * 1024;
 const BATCH_MIN_PATHS = 4;
 /** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
 const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
-/** Mirror copies up to this size are made in place (cheaper than a round trip to the thread pool). */
-const MIRROR_SYNC_COPY_BYTES = 1024 * 1024;
 const STATUS_EVERY_MS = 1000;
 const STATUS_MIN_GAP_MS = 100;
 const UNSTABLE_RETRY_MS = 50;
@@ -585,18 +584,8 @@ export class Replicator {
     // Unchanged: the file this replicator put there for this content, still in place.
     const known = this.mirrored.get(p);
     if (known && cur?.isFile() && known.h === e.h && known.ino === cur.ino && cur.nlink === 1) return;
-    // A copy (a reflink where the file system has them), never a hard link: writing to a
-    // mirror file must not change a stored object, which is history.
-    try {
-      const obj = this.layout.object(e.h);
-      if (e.s > MIRROR_SYNC_COPY_BYTES) await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);
-      else fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // pruned or never stored: restore reports it
-      throw err;
-    }
-    fs.chmodSync(tmp, FILE_MODE); // the copy took the object's mode (0400)
-    const ino = fs.statSync(tmp).ino;
+    const ino = await copyObjectForMirror(this.layout, e.h, e.s, tmp);
+    if (ino === undefined) return; // pruned or never stored: restore reports it
     viaShort(dest, (d) => fs.renameSync(tmp, d));
     this.mirrored.set(p, { h: e.h, ino });
   }

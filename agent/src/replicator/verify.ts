@@ -13,7 +13,8 @@
 // repaired without losing a version: a missing or damaged object from a record's inline copy
 // or from the source file when that still has the very content, the mirror from the objects,
 // stray objects when the journal has no damage. Records are never deleted or rewritten.
-import { DIR_MODE, FILE_MODE, OBJECT_MODE } from './modes';
+import { copyObjectForMirrorSync } from './mirror';
+import { DIR_MODE, OBJECT_MODE } from './modes';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -563,17 +564,7 @@ function repairMirror(layout: StoreLayout, tree: Tree, p: string, bad: Map<strin
   else {
     const b = bad.get(e.h);
     if (b && !b.repair?.done) return { done: false, how: `its content ${path.relative(layout.root, layout.object(e.h))} is ${b.kind === 'missing-object' ? 'missing' : 'damaged'} and was not repaired` };
-    const obj = layout.object(e.h);
-    // A copy of its own (a reflink where the file system has them), never the object itself:
-    // an edit of the mirror must not change a stored version.
-    try {
-      fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
-      fs.chmodSync(tmp, FILE_MODE);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { done: false, how: `its content ${path.relative(layout.root, obj)} is not in the store` };
-      throw err;
-    }
+    if (copyObjectForMirrorSync(layout, e.h, tmp) === undefined) return { done: false, how: `its content ${path.relative(layout.root, layout.object(e.h))} is not in the store` };
   }
   viaShort(dest, (d) => fs.renameSync(tmp, d));
   return { done: true, how: `rewritten from ${e.op === 'file' ? path.relative(layout.root, layout.object(e.h)) : 'the journal'}` };
