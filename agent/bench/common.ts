@@ -1,6 +1,7 @@
 // What the agent's benchmarks share: their command line, percentiles, and a process's memory.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** The number after `--NAME` on the command line, or dflt. */
@@ -75,4 +76,33 @@ export function fillLarge(source: string, count: number, mib: number): void {
     }
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Runs `bench` on a store of `files` small files, then on one of `large` files of `largeMib` MiB
+ * (either skipped when 0), in a temporary folder removed at the end; exits 0, or 1 on an error.
+ */
+export function benchStores(prefix: string, o: { files: number; large: number; largeMib: number }, bench: (name: string, store: string) => Promise<void>): void {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const run = async () => {
+    const fsType = execFileSync('df', ['-T', root], { encoding: 'utf8' }).trim().split('\n').pop()?.split(/\s+/)[1];
+    console.log(`stores under ${root} (${fsType}), ${os.cpus().length} cores, load ${os.loadavg()[0]?.toFixed(1)}, node ${process.version}`);
+    if (o.files > 0) await bench(`${o.files} small files`, await captureStore(root, 'small', (src) => fillSmall(src, o.files)));
+    if (o.large > 0) {
+      const large = await captureStore(root, 'large', (src) => fillLarge(src, o.large, o.largeMib));
+      execFileSync('sync');
+      await bench(`${o.large} x ${o.largeMib} MiB`, large);
+    }
+  };
+  void run().then(
+    () => {
+      fs.rmSync(root, { recursive: true, force: true });
+      process.exit(0);
+    },
+    (e: unknown) => {
+      console.error(e);
+      fs.rmSync(root, { recursive: true, force: true });
+      process.exit(1);
+    },
+  );
 }

@@ -8,18 +8,16 @@
 //   npm run bench:restore -w agent [-- --files 100000 --large 4 --large-mib 256 --rounds 3]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashBuffer, loadHasher, newHasher } from '../src/replicator/digest';
 import { openStoreForReading } from '../src/replicator/store';
-import { captureStore, fillLarge, fillSmall, numberArg } from './common';
+import { benchStores, numberArg } from './common';
 
 const FILES = numberArg('files', 100_000);
 const LARGE = numberArg('large', 4);
 const LARGE_MIB = numberArg('large-mib', 256);
 const ROUNDS = numberArg('rounds', 3);
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-restore-'));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -63,10 +61,10 @@ async function bench(name: string, store: string) {
   const hashS: number[] = [];
   let objects = 0;
   for (let i = 0; i < ROUNDS; i++) {
-    const to = path.join(root, `to-${i}`);
+    const to = path.join(path.dirname(store), `to-${i}`);
     restoreS.push(seconds(() => execFileSync(process.execPath, [CLI, 'restore', '--store', store, '--at', 'now', '--to', to], { stdio: 'ignore' })));
     fs.rmSync(to, { recursive: true, force: true });
-    const copy = path.join(root, `cp-${i}`);
+    const copy = path.join(path.dirname(store), `cp-${i}`);
     cpS.push(seconds(() => execFileSync('cp', ['-a', path.join(store, 'mirror'), copy])));
     fs.rmSync(copy, { recursive: true, force: true });
     hashS.push(seconds(() => (objects = hashAll(store))));
@@ -80,26 +78,4 @@ async function bench(name: string, store: string) {
   );
 }
 
-async function main() {
-  const fsType = execFileSync('df', ['-T', root], { encoding: 'utf8' }).trim().split('\n').pop()?.split(/\s+/)[1];
-  console.log(`stores under ${root} (${fsType}), ${os.cpus().length} cores, load ${os.loadavg()[0]?.toFixed(1)}, node ${process.version}`);
-  try {
-    if (FILES > 0) await bench(`${FILES} small files`, await captureStore(root, 'small', (src) => fillSmall(src, FILES)));
-    if (LARGE > 0) {
-      const large = await captureStore(root, 'large', (src) => fillLarge(src, LARGE, LARGE_MIB));
-      execFileSync('sync');
-      await bench(`${LARGE} x ${LARGE_MIB} MiB`, large);
-    }
-  } finally {
-    fs.rmSync(root, { recursive: true, force: true });
-  }
-}
-
-void main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    console.error(e);
-    fs.rmSync(root, { recursive: true, force: true });
-    process.exit(1);
-  },
-);
+benchStores('vigil-bench-restore-', { files: FILES, large: LARGE, largeMib: LARGE_MIB }, bench);

@@ -5,18 +5,15 @@
 // paced background verify a replicator runs with verifyEvery (in this process).
 //   npm run bench:verify -w agent [-- --files 100000 --large 4 --large-mib 256 --rounds 3]
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyStore } from '../src/replicator/verify';
-import { captureStore, fillLarge, fillSmall, numberArg } from './common';
+import { benchStores, numberArg } from './common';
 
 const FILES = numberArg('files', 100_000);
 const LARGE = numberArg('large', 4);
 const LARGE_MIB = numberArg('large-mib', 256);
 const ROUNDS = numberArg('rounds', 3);
 const DIST = path.join(__dirname, '..', 'dist');
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-verify-'));
 
 function verifyOnce(store: string): { s: number; records: number; objects: number; mib: number; mirror: number; problems: number } {
   const out = execFileSync(process.execPath, [path.join(DIST, 'cli.js'), 'verify', '--store', store, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
@@ -51,29 +48,4 @@ async function bench(name: string, store: string) {
   );
 }
 
-async function main() {
-  const fsType = execFileSync('df', ['-T', root], { encoding: 'utf8' }).trim().split('\n').pop()?.split(/\s+/)[1];
-  console.log(`store under ${root} (${fsType}), ${os.cpus().length} cores, node ${process.version}`);
-  try {
-    if (FILES > 0) {
-      const small = await captureStore(root, 'small', (src) => fillSmall(src, FILES));
-      await bench(`${FILES} small files`, small);
-    }
-    if (LARGE > 0) {
-      const large = await captureStore(root, 'large', (src) => fillLarge(src, LARGE, LARGE_MIB));
-      execFileSync('sync');
-      await bench(`${LARGE} x ${LARGE_MIB} MiB`, large);
-    }
-  } finally {
-    fs.rmSync(root, { recursive: true, force: true });
-  }
-}
-
-void main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    console.error(e);
-    fs.rmSync(root, { recursive: true, force: true });
-    process.exit(1);
-  },
-);
+benchStores('vigil-bench-verify-', { files: FILES, large: LARGE, largeMib: LARGE_MIB }, bench);

@@ -186,12 +186,16 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes a small file so that after a crash it is either the old or the new content. */
-export function writeFileDurably(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
+/**
+ * Writes a file so that after a crash it is either the old or the new content: into a
+ * temporary file (beside it, or in `o.tmpDir`), fsynced, renamed into place, its directory
+ * fsynced. Owner-only (0600, or `o.mode`).
+ */
+export function writeFileDurably(file: string, data: string | Buffer, o: { mode?: number; tmpDir?: string } = {}): void {
+  const tmp = o.tmpDir === undefined ? `${file}.${process.pid}.tmp` : path.join(o.tmpDir, `${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fd = fs.openSync(tmp, 'w', o.mode ?? 0o600);
   try {
-    fs.writeSync(fd, text);
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -25,7 +25,7 @@ import { decodeName, displayPath, encodeName, fsPath, mkdirp, rmrf, viaShort, di
 import { hashFileInWorker } from './hash';
 import type { JournalRecord } from './journal';
 import { baseSnapshot, forEachRecord, highestEpoch, readSnapshot, resolveChain, type SegmentDamage } from './segments';
-import { acquireLease, fsyncDir, openStoreForReading, releaseLease, type Lease, type StoreLayout } from './store';
+import { acquireLease, openStoreForReading, releaseLease, writeFileDurably, type Lease, type StoreLayout } from './store';
 import { apply, within, type Tree } from './tree';
 
 export type ProblemKind =
@@ -477,21 +477,12 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
   };
 }
 
-/** Writes `data` as object `h`: into tmp/, fsynced, read-only, renamed into place, its directory fsynced. */
+/** Writes `data` as object `h`, durably and read-only, through tmp/. */
 function storeObject(layout: StoreLayout, h: string, data: Buffer): void {
   const obj = layout.object(h);
   fs.mkdirSync(path.dirname(obj), { recursive: true, mode: DIR_MODE });
   fs.mkdirSync(layout.tmp, { recursive: true, mode: DIR_MODE });
-  const tmp = path.join(layout.tmp, `verify-${randomUUID()}`);
-  const fd = fs.openSync(tmp, 'w', OBJECT_MODE);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, obj);
-  fsyncDir(path.dirname(obj));
+  writeFileDurably(obj, data, { mode: OBJECT_MODE, tmpDir: layout.tmp });
 }
 
 function repairObject(layout: StoreLayout, h: string, r: Ref, source: string | undefined): { done: boolean; how: string } {
