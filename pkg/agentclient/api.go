@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -144,7 +145,47 @@ func (c *HTTPClient) control(ctx context.Context, agent Agent, process, verb str
 		return &Error{Fault: FaultAgent, Agent: agent.Name, Method: http.MethodPost, URL: redacted, StatusCode: ans.StatusCode,
 			Detail: "the answer is not the expected JSON: " + err.Error(), Err: err}
 	}
+	// A stop's answer to a restart (or any other JSON) is not a restart: the
+	// keys the contract requires must all be there.
+	if missing := missingKeys(ans.Body, requiredKeys(out)); len(missing) > 0 {
+		_, redacted, _ := endpoint(agent.URL, path)
+		return &Error{Fault: FaultAgent, Agent: agent.Name, Method: http.MethodPost, URL: redacted, StatusCode: ans.StatusCode,
+			Detail: fmt.Sprintf("the answer is not a %s's answer: %s missing", verb, strings.Join(missing, ", "))}
+	}
 	return nil
+}
+
+// requiredKeys are the JSON keys of the struct out points to that the
+// contract requires (tag vigil:"required", kept equal to agent/openapi.json
+// by TestTypesMatchOpenAPI).
+func requiredKeys(out any) []string {
+	t := reflect.TypeOf(out)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Tag.Get("vigil") == "required" {
+			keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
+		}
+	}
+	return keys
+}
+
+// missingKeys lists the keys of want that the JSON object body lacks.
+func missingKeys(body []byte, want []string) []string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return want
+	}
+	var missing []string
+	for _, k := range want {
+		if _, ok := obj[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	return missing
 }
 
 // Events implements API.

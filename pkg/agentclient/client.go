@@ -145,7 +145,26 @@ func New(hc *http.Client) *HTTPClient {
 		t.ReadBufferSize = 2 << 10
 		hc = &http.Client{Transport: t}
 	}
-	return &HTTPClient{http: hc}
+	// Never follow a redirect: it would carry the token (and a control
+	// request's body) to wherever the agent points. A redirect is an error
+	// naming its location (see do).
+	own := *hc
+	own.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &HTTPClient{http: &own}
+}
+
+// redirectDetail says where a redirecting answer pointed, without any user
+// name, password or query it carried.
+func redirectDetail(code int, location string) string {
+	where := "no location"
+	if location != "" {
+		where = "a location that is not a URL"
+		if u, err := url.Parse(location); err == nil {
+			u.User, u.RawQuery, u.Fragment = nil, "", ""
+			where = u.String()
+		}
+	}
+	return fmt.Sprintf("HTTP %d %s: the agent answered with a redirect to %s; Vigil never follows a redirect (it would send the token there): configure the agent's own URL", code, http.StatusText(code), where)
 }
 
 // Close releases idle connections.
@@ -209,6 +228,12 @@ func (c *HTTPClient) do(ctx context.Context, agent Agent, method, path, query, t
 		return Answer{}, &Error{
 			Fault: FaultAgent, Agent: agent.Name, Method: method, URL: redacted, StatusCode: resp.StatusCode,
 			Detail: "answer larger than 1 MiB refused: is this URL a vigil-agent?", Err: ErrTooLarge,
+		}
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return Answer{StatusCode: resp.StatusCode, RTT: rtt}, &Error{
+			Fault: FaultAgent, Agent: agent.Name, Method: method, URL: redacted, StatusCode: resp.StatusCode,
+			Detail: redirectDetail(resp.StatusCode, resp.Header.Get("Location")),
 		}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
