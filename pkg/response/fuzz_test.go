@@ -1,6 +1,7 @@
 package response
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +23,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		st, err := Parse(body)
+		if errors.Is(err, ErrDecodePanic) {
+			t.Fatalf("Parse panicked (and recovered): %v", err)
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Error("an error without a reason")
@@ -33,4 +37,15 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("%d processes, %d verdicts", len(st.Processes), len(o.Processes))
 		}
 	})
+}
+
+// A panic in decoding is recovered as an error the fuzz target can tell apart.
+func TestRecoveredPanicIsDistinguishable(t *testing.T) {
+	_, err := recovered(func() (Status, error) { panic("index out of range") })
+	if !errors.Is(err, ErrDecodePanic) || err.Error() != "the answer could not be decoded (index out of range)" {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Parse([]byte(`{`)); errors.Is(err, ErrDecodePanic) {
+		t.Errorf("an ordinary decode error is taken for a panic: %v", err)
+	}
 }
