@@ -8,7 +8,8 @@
 // before a version is recorded:
 //   1. the file must have held still for a settling time before the read (its change time is
 //      older than that): a write still in progress when the read starts updated the change
-//      time at its start, so it must have begun at least that long ago;
+//      time at its start, so it must have begun at least that long ago (after a step of the
+//      wall clock, how long the file was seen unchanged on the monotonic clock: SettleClock);
 //   2. size, modification and change times (nanoseconds), inode and device are the same before
 //      and after the read;
 //   3. a content of up to 1 MiB is read twice and both reads must be identical;
@@ -152,11 +153,61 @@ export interface CaptureOptions {
   settleMs: number;
   /** Read a large content twice too (a file written through a memory mapping: no notifications). */
   twice?: boolean;
-  now?: () => number;
+  /** The clocks the settling time is judged on (tests step the wall clock). */
+  clock?: SettleClock;
 }
 
+/**
+ * Check 1's clocks. A change time is wall-clock time (the kernel's), so its age is only known
+ * while the wall clock runs steadily: a step forward (NTP at boot, an operator's `date -s`) makes
+ * a file being written look old enough to read. The monotonic clock cannot be stepped, so the
+ * offset between the two shows a step; for a while after one (longer than any settling time),
+ * a file is judged by how long it was seen unchanged, on the monotonic clock, instead.
+ */
+export class SettleClock {
+  private offset: number;
+  private lastStep = Number.NEGATIVE_INFINITY;
+  private readonly seen = new Map<string, { version: string; at: number }>();
+
+  constructor(
+    readonly wall: () => number = Date.now,
+    readonly mono: () => number = () => performance.now(),
+  ) {
+    this.offset = wall() - mono();
+  }
+
+  /** Milliseconds `v` must still hold still before `abs` is read (0: read now). */
+  waitMs(abs: string, v: FileVersion, baseMs: number): number {
+    const needed = settleMs(v.size, baseMs);
+    const mono = this.mono();
+    const offset = this.wall() - mono;
+    // Slewing moves the offset by at most half a millisecond a second; a step moves it at once.
+    if (Math.abs(offset - this.offset) > 250) this.lastStep = mono;
+    this.offset = offset;
+    if (mono - this.lastStep > STEP_DISTRUST_MS) {
+      this.seen.clear();
+      // One far in the future means the clock was set back before this process noticed:
+      // waiting for it would never end.
+      const age = this.wall() - v.ctimeMs;
+      return age < -1000 ? 0 : Math.max(0, needed - age);
+    }
+    const version = `${v.dev}:${v.ino}:${v.size}:${v.mtimeNs}:${v.ctimeNs}`;
+    const prev = this.seen.get(abs);
+    if (!prev || prev.version !== version) {
+      if (this.seen.size >= 100_000) this.seen.clear();
+      this.seen.set(abs, { version, at: mono });
+      return needed;
+    }
+    return Math.max(0, needed - (mono - prev.at));
+  }
+}
+
+/** How long after a step of the wall clock change times are not trusted (above the longest settling time). */
+const STEP_DISTRUST_MS = 10_000;
+
+const defaultClock = new SettleClock();
+
 async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): Promise<Capture> {
-  const now = o.now ?? Date.now;
   let before: FileVersion;
   try {
     before = versionOf(fs.lstatSync(abs, { bigint: true }));
@@ -164,10 +215,8 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
     return failure(e);
   }
   if ((before.mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG) return { kind: 'unstable', why: 'not a regular file any more' };
-  // The change time, which the kernel sets (the modification time can be set to anything). One
-  // far in the future means the clock was set back: waiting for it would never end.
-  const age = now() - before.ctimeMs;
-  const wait = age < -1000 ? 0 : settleMs(before.size, o.settleMs) - age;
+  // The change time, which the kernel sets (the modification time can be set to anything).
+  const wait = (o.clock ?? defaultClock).waitMs(typeof abs === 'string' ? abs : abs.toString('latin1'), before, o.settleMs);
   if (wait > 0) return { kind: 'hot', waitMs: Math.ceil(wait) };
   const after = (): FileVersion | undefined => {
     try {
