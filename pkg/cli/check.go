@@ -220,7 +220,7 @@ func processState(p response.ProcessVerdict, o checkOptions) (int, string) {
 		return NagiosWarning, p.Reason + "; the agent suspended its auto-restart after repeated crashes"
 	}
 	if lag, ok := p.LagSeconds(); ok {
-		lagText := fmt.Sprintf("%s, protection lag %s", p.Reason, time.Duration(lag*float64(time.Second)).Round(time.Second))
+		lagText := fmt.Sprintf("%s, protection lag %s", p.Reason, response.Duration(lag).Round(time.Second))
 		switch {
 		case o.lagCrit > 0 && lag >= o.lagCrit.Seconds():
 			return NagiosCritical, lagText + fmt.Sprintf(" (critical at %s)", o.lagCrit)

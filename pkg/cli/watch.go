@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/outage"
+	"github.com/vigil-cdp/vigil/pkg/response"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
@@ -284,7 +285,7 @@ func rtt(a engine.AgentSnapshot) string {
 
 // lagText is a protection lag for the table: how far protection is behind.
 func lagText(seconds float64) string {
-	d := time.Duration(seconds * float64(time.Second))
+	d := response.Duration(seconds)
 	if d < time.Second {
 		return d.Round(10 * time.Millisecond).String()
 	}
