@@ -6,7 +6,17 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { baseConfig, childProcessConfig, control, read, startAgent, stopAfterTests, tempDir, writeConfig } from './helpers';
 
-type Schema = { $ref?: string; type?: string; nullable?: boolean; required?: string[]; properties?: Record<string, Schema>; items?: Schema; enum?: unknown[] };
+type Schema = {
+  $ref?: string;
+  type?: string;
+  nullable?: boolean;
+  required?: string[];
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+};
 const doc = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'openapi.json'), 'utf8')) as { components: { schemas: Record<string, Schema> } };
 
 function resolve(s: Schema): Schema {
@@ -37,9 +47,11 @@ function check(value: unknown, schema: Schema, where: string): void {
       break;
     case 'integer':
       assert.ok(Number.isInteger(value), `${where}: not an integer`);
+      inRange(value as number, s, where);
       break;
     case 'number':
       assert.equal(typeof value, 'number', where);
+      inRange(value as number, s, where);
       break;
     case 'string':
       assert.equal(typeof value, 'string', where);
@@ -49,6 +61,12 @@ function check(value: unknown, schema: Schema, where: string): void {
       break;
     default:
   }
+}
+
+/** The monitor refuses an answer with a number outside these bounds: a healthy agent never sends one. */
+function inRange(value: number, s: Schema, where: string): void {
+  if (s.minimum !== undefined) assert.ok(value >= s.minimum, `${where}: ${value} is below the minimum ${s.minimum}`);
+  if (s.maximum !== undefined) assert.ok(value <= s.maximum, `${where}: ${value} is above the maximum ${s.maximum}`);
 }
 
 const { agents, markedDir } = stopAfterTests();

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/wiretag"
 )
 
 // Answer is a raw 2xx answer.
@@ -26,14 +28,15 @@ type Answer struct {
 type ControlRequest struct {
 	// IfGeneration makes the agent refuse (409) unless it is the current
 	// generation, so two monitors never restart one process twice.
-	IfGeneration *int64 `json:"ifGeneration,omitempty"`
+	IfGeneration *int64 `json:"ifGeneration,omitempty" vigil:"min=0"`
 	Reason       string `json:"reason,omitempty"`
 	RequestedBy  string `json:"requestedBy,omitempty"`
 }
 
 // The wire types below follow agent/openapi.json; TestTypesMatchOpenAPI keeps
-// them equal to it (tags as in package response: vigil:"required" for a
-// required key, enum for accepted values, "-" when not checked).
+// them equal to it (tags as in package response, read by package wiretag:
+// vigil:"required" for a required key, min=N and max=N for bounds, enum for
+// accepted values, "-" when not checked).
 
 // StartResult is the answer to restart (schema StartResult).
 type StartResult struct {
@@ -166,7 +169,7 @@ func requiredKeys(out any) []string {
 	var keys []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Tag.Get("vigil") == "required" {
+		if rules, _ := wiretag.Of(f); rules.Required {
 			keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
 		}
 	}

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -161,7 +163,7 @@ func redirectDetail(code int, location string) string {
 		where = "a location that is not a URL"
 		if u, err := url.Parse(location); err == nil {
 			u.User, u.RawQuery, u.Fragment = nil, "", ""
-			where = u.String()
+			where = truncate(u.String())
 		}
 	}
 	return fmt.Sprintf("HTTP %d %s: the agent answered with a redirect to %s; Vigil never follows a redirect (it would send the token there): configure the agent's own URL", code, http.StatusText(code), where)
@@ -239,7 +241,7 @@ func (c *HTTPClient) do(ctx context.Context, agent Agent, method, path, query, t
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return Answer{StatusCode: resp.StatusCode, Body: raw, RTT: rtt}, &Error{
 			Fault: FaultAgent, Agent: agent.Name, Method: method, URL: redacted, StatusCode: resp.StatusCode,
-			Code: agentCode(raw), Detail: statusDetail(method, resp.StatusCode, raw),
+			Code: agentCode(raw), Detail: statusDetail(method, resp.StatusCode, resp.Header.Get("Content-Type"), raw),
 		}
 	}
 	return Answer{StatusCode: resp.StatusCode, Body: raw, RTT: rtt}, nil
@@ -267,7 +269,7 @@ func networkError(agent Agent, method, redacted string, err error) *Error {
 	}
 }
 
-func statusDetail(method string, code int, body []byte) string {
+func statusDetail(method string, code int, contentType string, body []byte) string {
 	detail := fmt.Sprintf("HTTP %d %s", code, http.StatusText(code))
 	switch code {
 	case http.StatusUnauthorized, http.StatusForbidden:
@@ -281,8 +283,33 @@ func statusDetail(method string, code int, body []byte) string {
 	}
 	if msg := agentMessage(body); msg != "" {
 		detail += ": " + msg
+	} else if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+		// Not an agent: a proxy's error page, a web server's 404. Its text
+		// (HTML, often many lines) is said to be there, never repeated.
+		detail += ": " + bodyKind(contentType, len(body)) + ", not an agent's answer"
 	}
 	return detail
+}
+
+// bodyKind describes a body without repeating it: "a text/html body (1,234 bytes)".
+func bodyKind(contentType string, size int) string {
+	kind := "a body without a content type"
+	if contentType != "" {
+		kind = "a body of an unreadable content type"
+		if mt, _, err := mime.ParseMediaType(contentType); err == nil && len(mt) <= 60 {
+			kind = "a " + mt + " body"
+		}
+	}
+	return fmt.Sprintf("%s (%s bytes)", kind, thousands(size))
+}
+
+// thousands writes n with a comma every three digits: 1,234.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // agentCode extracts the agent's error code ({"error":{"code"}}).
@@ -298,8 +325,8 @@ func agentCode(body []byte) string {
 	return ""
 }
 
-// agentMessage extracts the agent's own error message ({"error":{"message"}})
-// or a short excerpt of a non-JSON body.
+// agentMessage extracts the agent's own error message ({"error":{"message"}}),
+// truncated; "" when there is none.
 func agentMessage(body []byte) string {
 	var parsed struct {
 		Error struct {
@@ -309,10 +336,7 @@ func agentMessage(body []byte) string {
 	if json.Unmarshal(body, &parsed) == nil && parsed.Error.Message != "" {
 		return truncate(parsed.Error.Message)
 	}
-	if json.Valid(body) {
-		return ""
-	}
-	return truncate(strings.TrimSpace(string(body)))
+	return ""
 }
 
 func truncate(s string) string {

@@ -59,6 +59,19 @@ func TestHealthzFailures(t *testing.T) {
 	mux.HandleFunc("/broken/healthz", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "boom", http.StatusInternalServerError)
 	})
+	// A proxy in front of a dead agent: a long HTML page with a newline and a
+	// "|", which must not reach a one-line status.
+	proxyPage := "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>upstream | down" + strings.Repeat(" ", 1150) + "</body>\n</html>\n"
+	mux.HandleFunc("/proxy/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(proxyPage))
+	})
+	mux.HandleFunc("/odd/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; ; <script>")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("<p>busy</p>"))
+	})
 	mux.HandleFunc("/slow/healthz", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -79,14 +92,19 @@ func TestHealthzFailures(t *testing.T) {
 		fault     Fault
 		status    int
 		wantMsg   string
+		exact     bool
 		isTimeout bool
 	}{
 		{name: "token refused", url: srv.URL + "/denied", fault: FaultAgent, status: 401,
 			wantMsg: "agent answer: GET " + srv.URL + "/denied/healthz: HTTP 401 Unauthorized: the agent refused the read token; check readToken for this agent: bad token"},
 		{name: "server error", url: srv.URL + "/broken", fault: FaultAgent, status: 500,
-			wantMsg: "agent answer: GET " + srv.URL + "/broken/healthz: HTTP 500 Internal Server Error: boom"},
+			wantMsg: "agent answer: GET " + srv.URL + "/broken/healthz: HTTP 500 Internal Server Error: a text/plain body (5 bytes), not an agent's answer"},
+		{name: "a proxy's error page", url: srv.URL + "/proxy", fault: FaultAgent, status: 502,
+			wantMsg: "agent answer: GET " + srv.URL + "/proxy/healthz: HTTP 502 Bad Gateway: a text/html body (1,238 bytes), not an agent's answer", exact: true},
+		{name: "an unreadable content type", url: srv.URL + "/odd", fault: FaultAgent, status: 503,
+			wantMsg: "agent answer: GET " + srv.URL + "/odd/healthz: HTTP 503 Service Unavailable: a body of an unreadable content type (11 bytes), not an agent's answer", exact: true},
 		{name: "not an agent", url: srv.URL + "/nothing", fault: FaultAgent, status: 404,
-			wantMsg: "agent answer: GET " + srv.URL + "/nothing/healthz: HTTP 404 Not Found: is this URL a vigil-agent?: 404 page not found"},
+			wantMsg: "agent answer: GET " + srv.URL + "/nothing/healthz: HTTP 404 Not Found: is this URL a vigil-agent?: a text/plain body (19 bytes), not an agent's answer", exact: true},
 		{name: "connection refused", url: closedURL, fault: FaultNetwork,
 			wantMsg: "network: GET " + closedURL + "/healthz: no answer ("},
 		{name: "timeout", url: srv.URL + "/slow", timeout: 50 * time.Millisecond, fault: FaultNetwork, isTimeout: true,
@@ -112,7 +130,7 @@ func TestHealthzFailures(t *testing.T) {
 			if ae.Fault != tt.fault || ae.StatusCode != tt.status || ae.Agent != "a" {
 				t.Errorf("Error = %+v", ae)
 			}
-			if !strings.HasPrefix(err.Error(), tt.wantMsg) {
+			if !strings.HasPrefix(err.Error(), tt.wantMsg) || (tt.exact && err.Error() != tt.wantMsg) {
 				t.Errorf("message\n got: %s\nwant prefix: %s", err, tt.wantMsg)
 			}
 			if ae.IsTimeout() != tt.isTimeout {

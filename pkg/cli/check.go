@@ -47,13 +47,23 @@ type checkResult struct {
 }
 
 // Line is the one status line a monitoring system shows, with performance
-// data after "|".
+// data after "|". The summary holds agent-supplied text: it is made one line
+// without "|" (nagiosText); the performance data are built safe (perfLabel).
 func (r checkResult) Line() string {
-	line := fmt.Sprintf("CDP %s - %s", nagiosNames[r.State], r.Summary)
+	line := fmt.Sprintf("CDP %s - %s", nagiosNames[r.State], nagiosText(r.Summary))
 	if len(r.PerfData) > 0 {
 		line += " | " + strings.Join(r.PerfData, " ")
 	}
 	return line
+}
+
+// write prints the status line, then the long output (one line a process),
+// each line made safe by nagiosText.
+func (r checkResult) write(w io.Writer) {
+	fmt.Fprintln(w, r.Line())
+	for _, d := range r.Details {
+		fmt.Fprintln(w, nagiosText(d))
+	}
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -75,7 +85,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return NagiosUnknown
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stdout, "CDP UNKNOWN - vigil check: %s\n", fmt.Sprintf(format, a...))
+		fmt.Fprintf(stdout, "CDP UNKNOWN - vigil check: %s\n", nagiosText(fmt.Sprintf(format, a...)))
 		return NagiosUnknown
 	}
 	if fs.NArg() > 0 {
@@ -117,10 +127,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	client := agentclient.New(nil)
 	defer client.Close()
 	result := check(ctx, client, o)
-	fmt.Fprintln(stdout, result.Line())
-	for _, d := range result.Details {
-		fmt.Fprintln(stdout, d)
-	}
+	result.write(stdout)
 	return result.State
 }
 
@@ -220,7 +227,7 @@ func processState(p response.ProcessVerdict, o checkOptions) (int, string) {
 		return NagiosWarning, p.Reason + "; the agent suspended its auto-restart after repeated crashes"
 	}
 	if lag, ok := p.LagSeconds(); ok {
-		lagText := fmt.Sprintf("%s, protection lag %s", p.Reason, time.Duration(lag*float64(time.Second)).Round(time.Second))
+		lagText := fmt.Sprintf("%s, protection lag %s", p.Reason, response.Duration(lag).Round(time.Second))
 		switch {
 		case o.lagCrit > 0 && lag >= o.lagCrit.Seconds():
 			return NagiosCritical, lagText + fmt.Sprintf(" (critical at %s)", o.lagCrit)
@@ -254,9 +261,10 @@ func trimFloat(v float64) string {
 	return s
 }
 
-// perfLabel keeps a process name usable as a performance data label: no
-// spaces, quotes or equals signs, which would need quoting in the plugin
-// output format.
+// perfLabel keeps a process name usable as a performance data label: only
+// letters, digits, "_", "-" and "." (the agent's own rule for process names,
+// which it keeps unchanged), so a label never needs quoting and never holds a
+// space, quote, "=", "|" or control character of the plugin output format.
 func perfLabel(name string) string {
 	return strings.Map(func(r rune) rune {
 		switch {

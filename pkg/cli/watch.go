@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/outage"
+	"github.com/vigil-cdp/vigil/pkg/response"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
@@ -64,7 +65,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	cfg, err := fleet.Load(o.config)
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		return ExitUsage
 	}
 	if o.interval != 0 {
@@ -98,13 +99,13 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	}
 	e, err := engine.New(cfg, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		return ExitUsage
 	}
 
 	if o.once {
 		if err := e.PollNow(ctx, ""); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(stderr, "vigil watch: %v\n", err)
+			fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		}
 		snap := e.Snapshot()
 		if !o.json {
@@ -227,13 +228,13 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 				agentLag = lagText(worst)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, clusterRole(a), a.State, rtt(a), budget(a.Budget), agentLag, lastRestart(a, now), a.Reason)
+		row(tw, a.Name, clusterRole(a), a.State.String(), rtt(a), budget(a.Budget), agentLag, lastRestart(a, now), a.Reason)
 		for _, p := range a.Processes {
 			processLag := ""
 			if p.LagSeconds != nil && p.State != state.Standby {
 				processLag = lagText(*p.LagSeconds)
 			}
-			fmt.Fprintf(tw, "  %s\t\t%s\t\t\t%s\t\t%s\n", p.Name, p.State, processLag, p.Reason)
+			row(tw, "  "+p.Name, "", p.State.String(), "", "", processLag, "", p.Reason)
 		}
 	}
 	_ = tw.Flush()
@@ -245,6 +246,15 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 	}
 	b.WriteString("\n")
 	_, _ = io.WriteString(o.w, b.String())
+}
+
+// row writes one table row; each cell is printable (agent-supplied text
+// holds no tab, newline or escape sequence once written).
+func row(w io.Writer, cells ...string) {
+	for i, c := range cells {
+		cells[i] = printable(c)
+	}
+	_, _ = io.WriteString(w, strings.Join(cells, "\t")+"\n")
 }
 
 // tableContent is what the table says that matters to a reader: states and
@@ -284,7 +294,7 @@ func rtt(a engine.AgentSnapshot) string {
 
 // lagText is a protection lag for the table: how far protection is behind.
 func lagText(seconds float64) string {
-	d := time.Duration(seconds * float64(time.Second))
+	d := response.Duration(seconds)
 	if d < time.Second {
 		return d.Round(10 * time.Millisecond).String()
 	}
@@ -310,7 +320,12 @@ func lastRestart(a engine.AgentSnapshot, now time.Time) string {
 	return fmt.Sprintf("%s ago by %s (%s)", now.Sub(r.At).Round(time.Second), r.By, result)
 }
 
+// describeEvent is one line for an event, printable.
 func describeEvent(ev engine.Event) string {
+	return printable(eventText(ev))
+}
+
+func eventText(ev engine.Event) string {
 	at := ev.Time.Local().Format("15:04:05")
 	who := ev.Agent
 	if ev.Process != "" {

@@ -132,6 +132,8 @@ func TestScenarios(t *testing.T) {
 				{do: lag(30), poll: "a", wantState: state.OK},
 				{at: 10 * time.Second, do: lag(95), poll: "a", wantState: state.Degraded, wantReason: "protection lag 95 s exceeds RPO 60 s"},
 				{at: 20 * time.Second, do: lag(1), poll: "a", wantState: state.OK},
+				// An absurd lag saturates: very large, never a negative duration.
+				{at: 25 * time.Second, do: lag(1e308), poll: "a", wantState: state.Degraded, wantReason: "protection lag 9223372037 s exceeds RPO 60 s"},
 				// Why the replicator lags is part of the reason, while catching up or while watching with paths it cannot cover.
 				{at: 30 * time.Second, do: func(f *fakeClient) {
 					f.set("a", func(a *fakeAgent) {

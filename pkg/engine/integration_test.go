@@ -231,6 +231,17 @@ func TestFailoverStartsOnTheNewActiveFirstThenStopsTheOld(t *testing.T) {
 	}
 }
 
+// goodStatus is a healthy standalone agent's answer; serve answers with it (or an edit of it).
+const goodStatus = `{"apiVersion":"v1","time":"2026-11-26T04:23:58.477Z","agent":{"id":"a","version":"0.1.0","hostname":"h","startedAt":"2026-11-26T04:00:00Z","pid":1},"cluster":null,` +
+	`"processes":[{"name":"cdp","kind":"command","state":"running","expected":true,"pid":5,"generation":2,"startedAt":"2026-11-26T04:20:00Z","restarts":0,"lastExit":null,"protection":null}]}`
+
+func serve(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}
+}
+
 func TestBadAnswers(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("x", 1<<20+10)
@@ -244,6 +255,12 @@ func TestBadAnswers(t *testing.T) {
 			state.Unknown, "the answer could not be understood: the answer is not JSON: invalid character '<' looking for beginning of value"},
 		{"a status missing a key", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"apiVersion":"v1"}`)) },
 			state.Unknown, "the answer could not be understood: time: missing"},
+		{"a pid out of range", serve(strings.Replace(goodStatus, `"pid":5`, `"pid":-1`, 1)),
+			state.Unknown, "the answer could not be understood: processes[0].pid: -1 is out of range (minimum 1)"},
+		{"a generation out of range", serve(strings.Replace(goodStatus, `"generation":2`, `"generation":-5`, 1)),
+			state.Unknown, "the answer could not be understood: processes[0].generation: -5 is out of range (minimum 0)"},
+		{"a negative lag", serve(strings.Replace(goodStatus, `"protection":null`, `"protection":{"lastChangeAt":null,"lastReplicatedAt":null,"lagSeconds":-1e308,"pendingChanges":0,"pendingBytes":0}`, 1)),
+			state.Unknown, "the answer could not be understood: processes[0].protection.lagSeconds: -1e308 is out of range (minimum 0)"},
 		{"HTTP 500", func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(500)
 			_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"disk full"}}`))

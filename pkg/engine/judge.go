@@ -325,7 +325,7 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 			ps.LagSeconds = &lag
 			if cfg.RPO > 0 && lag > cfg.RPO.Seconds() && (ps.State == state.OK) {
 				ps.State = state.Degraded
-				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(time.Duration(lag*float64(time.Second))), outage.Seconds(cfg.RPO))
+				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(response.Duration(lag)), outage.Seconds(cfg.RPO))
 				// Why it lags: what the replicator is doing instead of watching, and what it says
 				// (while watching too: paths it cannot cover keep the lag growing).
 				if pr := v.Protection; pr != nil {

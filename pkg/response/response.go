@@ -2,7 +2,8 @@
 // GET /v1/status.
 //
 // Parse turns the raw body into a Status, or into an error whose text is a
-// precise reason ("processes[0].generation: missing"): the caller shows it as
+// precise reason ("processes[0].generation: missing", "processes[0].pid: -1 is
+// out of range (minimum 1)"): the caller shows it as
 // the reason of an UNKNOWN state. Parse never panics, whatever the input (it
 // is fuzzed), ignores unknown keys, and refuses bodies over 1 MiB.
 //
@@ -20,6 +21,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/wiretag"
 )
 
 // MaxBody is the largest answer Parse accepts.
@@ -62,7 +65,7 @@ func parse(body []byte) (st Status, err error) {
 	if dec.More() {
 		return Status{}, errors.New("the answer is not JSON: more than one value")
 	}
-	if err := fill(tree, reflect.ValueOf(&st).Elem(), ""); err != nil {
+	if err := fill(tree, reflect.ValueOf(&st).Elem(), "", wiretag.Rules{}); err != nil {
 		return Status{}, err
 	}
 	return st, nil
@@ -96,15 +99,16 @@ func at(path string) string {
 }
 
 // fill checks a decoded JSON value against a Go type of this package (using
-// the tags described in types.go) and stores it in rv, in one pass.
-func fill(v any, rv reflect.Value, path string) error {
+// the tags described in types.go; rules are the tag of the field being
+// filled) and stores it in rv, in one pass.
+func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 	t := rv.Type()
 	if t.Kind() == reflect.Pointer {
 		if v == nil {
 			return nil
 		}
 		p := reflect.New(t.Elem())
-		if err := fill(v, p.Elem(), path); err != nil {
+		if err := fill(v, p.Elem(), path, rules); err != nil {
 			return err
 		}
 		rv.Set(p)
@@ -146,6 +150,9 @@ func fill(v any, rv reflect.Value, path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s is not a 64-bit integer", at(path), truncate(n.String()))
 		}
+		if err := inRange(float64(i), n, path, rules); err != nil {
+			return err
+		}
 		rv.SetInt(i)
 	case t.Kind() == reflect.Float64:
 		n, ok := v.(json.Number)
@@ -156,6 +163,9 @@ func fill(v any, rv reflect.Value, path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s is out of range", at(path), truncate(n.String()))
 		}
+		if err := inRange(f, n, path, rules); err != nil {
+			return err
+		}
 		rv.SetFloat(f)
 	case t.Kind() == reflect.Slice:
 		items, ok := v.([]any)
@@ -164,7 +174,7 @@ func fill(v any, rv reflect.Value, path string) error {
 		}
 		sl := reflect.MakeSlice(t, len(items), len(items))
 		for i, item := range items {
-			if err := fill(item, sl.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := fill(item, sl.Index(i), fmt.Sprintf("%s[%d]", path, i), wiretag.Rules{}); err != nil {
 				return err
 			}
 		}
@@ -181,9 +191,13 @@ func fill(v any, rv reflect.Value, path string) error {
 			if path != "" {
 				fp = path + "." + name
 			}
+			rules, err := wiretag.Of(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", fp, err)
+			}
 			fv, present := obj[name]
 			if !present {
-				if f.Tag.Get("vigil") == "required" {
+				if rules.Required {
 					return fmt.Errorf("%s: missing", fp)
 				}
 				continue
@@ -193,12 +207,21 @@ func fill(v any, rv reflect.Value, path string) error {
 					return fmt.Errorf("%s: %q is not one of %s", fp, truncate(s), strings.ReplaceAll(enum, ",", ", "))
 				}
 			}
-			if err := fill(fv, rv.Field(i), fp); err != nil {
+			if err := fill(fv, rv.Field(i), fp, rules); err != nil {
 				return err
 			}
 		}
 	default:
 		return fmt.Errorf("%s: no rule for %s", at(path), t)
+	}
+	return nil
+}
+
+// inRange checks a number against the contract's minimum and maximum (the
+// field's min and max tags); the error quotes the number as the agent sent it.
+func inRange(x float64, n json.Number, path string, rules wiretag.Rules) error {
+	if ok, bound := rules.Check(x); !ok {
+		return fmt.Errorf("%s: %s is out of range (%s)", at(path), truncate(n.String()), bound)
 	}
 	return nil
 }

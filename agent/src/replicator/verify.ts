@@ -563,5 +563,8 @@ function repairMirror(layout: StoreLayout, tree: Tree, p: string, bad: Map<strin
 
 /** The problem count and first problem, for the status and metrics of a scheduled verify. */
 export function summary(r: VerifyResult): { at: string; ok: boolean; problems: number; firstProblem: string | null; durationSeconds: number } {
-  return { at: new Date(Date.parse(r.startedAt) + r.ms).toISOString(), ok: r.ok, problems: r.problems.length, firstProblem: r.problems[0]?.message ?? null, durationSeconds: r.ms / 1000 };
+  // ms is wall-clock time: a clock stepped back during the verify makes it negative, which the
+  // contract (minimum 0) and the monitor refuse.
+  const ms = Math.max(0, r.ms);
+  return { at: new Date(Date.parse(r.startedAt) + ms).toISOString(), ok: r.ok, problems: r.problems.length, firstProblem: r.problems[0]?.message ?? null, durationSeconds: ms / 1000 };
 }

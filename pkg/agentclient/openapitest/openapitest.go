@@ -10,6 +10,8 @@
 //   - a nullable property is a pointer field; a pointer field is nullable or
 //     optional;
 //   - a field tagged vigil:"required" is exactly a required property;
+//   - a field's vigil min=N and max=N are exactly the property's minimum and
+//     maximum (none where it has none); exclusive bounds are not used;
 //   - a property with an enum has a field with an enum tag: "-" (deliberately
 //     not checked) or the same values.
 package openapitest
@@ -24,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/wiretag"
 )
 
 // Schema is the part of an OpenAPI schema object the checks read.
@@ -36,6 +40,11 @@ type Schema struct {
 	Properties map[string]*Schema `json:"properties"`
 	Items      *Schema            `json:"items"`
 	Enum       []any              `json:"enum"`
+	Minimum    *float64           `json:"minimum"`
+	Maximum    *float64           `json:"maximum"`
+	// Exclusive bounds are refused: the parser's tags are inclusive.
+	ExclusiveMinimum any `json:"exclusiveMinimum"`
+	ExclusiveMaximum any `json:"exclusiveMaximum"`
 }
 
 // Doc is the loaded OpenAPI document.
@@ -122,9 +131,24 @@ func (d *Doc) check(t *testing.T, path string, s *Schema, typ reflect.Type) {
 				t.Errorf("%s: in the contract, missing from Go type %s", fp, typ)
 				continue
 			}
+			rules, err := wiretag.Of(f)
+			if err != nil {
+				t.Errorf("%s: %v", fp, err)
+			}
 			required := slices.Contains(s.Required, prop)
-			if (f.Tag.Get("vigil") == "required") != required {
+			if rules.Required != required {
 				t.Errorf("%s: required in the contract = %v, tagged required in Go = %v", fp, required, !required)
+			}
+			if ps.ExclusiveMinimum != nil || ps.ExclusiveMaximum != nil {
+				t.Errorf("%s: the contract has an exclusive bound; use minimum and maximum (the Go tags are inclusive)", fp)
+			}
+			for _, b := range []struct {
+				name          string
+				contract, tag *float64
+			}{{"minimum", ps.Minimum, rules.Min}, {"maximum", ps.Maximum, rules.Max}} {
+				if bound(b.contract) != bound(b.tag) {
+					t.Errorf("%s: %s in the contract %s, in the Go tag %s", fp, b.name, bound(b.contract), bound(b.tag))
+				}
 			}
 			ptr := f.Type.Kind() == reflect.Pointer
 			if ps.Nullable && !ptr {
@@ -161,4 +185,11 @@ func (d *Doc) check(t *testing.T, path string, s *Schema, typ reflect.Type) {
 			}
 		}
 	}
+}
+
+func bound(b *float64) string {
+	if b == nil {
+		return "(none)"
+	}
+	return wiretag.Format(*b)
 }
