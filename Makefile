@@ -12,7 +12,7 @@ GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: build frontend backend cli agent harness testhost test check typecheck lint jest go-vet go-test \
-        agent-test browser-test package package-check demo bench soak clean deps
+        agent-test browser-test package package-check demo bench soak clean deps prereqs
 
 ## deps: npm packages (workspaces included) from the lock file, Go modules.
 deps: node_modules/.install-stamp
@@ -21,6 +21,13 @@ deps: node_modules/.install-stamp
 node_modules/.install-stamp: package.json package-lock.json agent/package.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The agent alone (make demo, make agent) needs only the agent's packages (about 50 MB), not the
+# frontend toolchain: installed on their own unless the full install above is already there.
+node_modules/.agent-stamp: package-lock.json agent/package.json
+	@if [ -f node_modules/.install-stamp ] && [ node_modules/.install-stamp -nt package-lock.json ] && \
+	    [ node_modules/.install-stamp -nt agent/package.json ]; then touch $@; else \
+	  npm ci -w vigil-agent --include-workspace-root=false --no-audit --no-fund && touch $@; fi
 
 ## build: the app and nested plugins into dist/, both backend executables, bin/vigil, the agent.
 build: frontend backend cli agent
@@ -37,7 +44,7 @@ backend: frontend
 cli:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/vigil-cdp/vigil/pkg/cli.Version=$(VERSION)" -o bin/vigil ./cmd/vigil
 
-agent: node_modules/.install-stamp
+agent: node_modules/.agent-stamp
 	npm run build -w agent
 
 # Test-only pieces: the stand-in for Grafana (host + page bundle).
@@ -49,8 +56,12 @@ testhost:
 	go build -o bin/test/vigil-package-check ./test/pluginpackage/cmd/vigil-package-check
 
 ## test: every test. Fast checks first, then the built product end to end.
-test: typecheck lint jest go-vet go-test agent-test build package package-check browser-test
+test: prereqs typecheck lint jest go-vet go-test agent-test build package package-check browser-test
 	@echo "make test: all checks passed"
+
+# What make test needs besides Node.js and Go, checked before anything runs.
+prereqs:
+	@scripts/need.sh test chromium zip
 
 ## check: the fast inner loop: types, lint, go vet, the Go packages' tests and the agent's unit
 ## tests (no browser, no built product, no real agents). make test runs everything.
@@ -80,11 +91,12 @@ agent-test: node_modules/.install-stamp
 	npm test -w agent
 
 browser-test: build harness testhost
-	@test -x /usr/bin/chromium || { echo "browser tests need Debian's chromium: apt-get install -y chromium (.ci/run does this)"; exit 1; }
+	@scripts/need.sh browser-test chromium
 	node --import tsx --test --test-concurrency=1 test/browser/*.test.ts
 
 ## package: dist/ zipped with a top-level folder named after the plugin id.
 package: build
+	@scripts/need.sh package zip
 	rm -rf build/package && mkdir -p build/package
 	cp -r dist build/package/vigil-cdp-app
 	rm -f $(PLUGIN_ZIP)
@@ -96,8 +108,10 @@ package: build
 package-check: package testhost
 	bin/test/vigil-package-check -source . $(PLUGIN_ZIP)
 
-## demo: the main job on an embedded default.
-demo: cli agent
+## demo: the main job on an embedded default (DEMO_PORT, DEMO_PACE, DEMO_STAY: see scripts/demo.sh).
+demo:
+	@scripts/with-progress.sh "building the vigil CLI (Go; a first build downloads its modules)" $(MAKE) --no-print-directory cli
+	@scripts/with-progress.sh "installing the agent's npm packages (first run only) and building the agent" $(MAKE) --no-print-directory agent
 	./scripts/demo.sh
 
 ## bench: benchmarks; figures go to docs/benchmarks.md.

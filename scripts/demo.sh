@@ -11,25 +11,43 @@
 #   caught up after the restart), a cluster failover (CDP started on the new active node, then
 #   stopped on the old one), DEGRADED (a CDP process that keeps crashing trips the flap guard),
 #   GRACE then FAILED (a silent agent), recovery, and a point-in-time restore from the store.
-# Everything lives in a temporary folder removed on exit. DEMO_PACE (default 1) stretches the
-# waits between faults, e.g. DEMO_PACE=2 on a slow machine.
+#
+# Settings (environment variables):
+#   DEMO_PORT  first of the three loopback ports of the agents (default 7071, so 7071-7073: the
+#              ports the repository's provisioning and docker-compose.yaml point Grafana at)
+#   DEMO_PACE  stretches the waits between faults (default 1; e.g. 2 on a slow machine)
+#   DEMO_STAY  1: after the tour, keep the agents running (for Grafana) until Ctrl-C
+# The agents, their data and stores live in a temporary folder removed on exit; the monitor's
+# history (every state change and action) is kept in .demo/ (`bin/vigil history` reads it). A
+# failed run keeps its temporary folder, with the agents' logs, and says where it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pace=${DEMO_PACE:-1}
-base_port=${DEMO_PORT:-17071}
+base_port=${DEMO_PORT:-7071}
+keep=.demo
 dir=$(mktemp -d -t vigil-demo.XXXXXX)
 pids=()
 watch_pid=
 
 cleanup() {
+  local status=$?
   [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$dir"
+  if [[ $status -ne 0 && $status -ne 130 ]]; then
+    echo "demo: failed (exit $status); its files and the agents' logs are kept in $dir (agent logs: $dir/*/agent.log)" >&2
+  else
+    rm -rf "$dir"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+[[ $base_port =~ ^[0-9]+$ && $base_port -ge 1024 && $base_port -le 65533 ]] || {
+  echo "demo: DEMO_PORT=$base_port is not a port between 1024 and 65533" >&2
+  exit 2
+}
 
 bold=$'\e[1m' reset=$'\e[0m'
 [[ -t 1 ]] || { bold='' reset=''; }
@@ -70,6 +88,17 @@ start_agent() {
   eval "pid_${name//-/_}=$!"
 }
 
+agent_pid() { local v="pid_${1//-/_}"; echo "${!v}"; }
+
+# What listens on a loopback port, as ss says it (program and pid), or nothing.
+port_holder() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1 || true
+}
+
+# A port something already accepts connections on.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 port_of() { case $1 in demo-standalone) echo "$base_port" ;; demo-node-a) echo $((base_port + 1)) ;; demo-node-b) echo $((base_port + 2)) ;; esac; }
 
 cdp_pid() {
@@ -77,15 +106,36 @@ cdp_pid() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const p=JSON.parse(s).processes.find(p=>p.name==="cdp");console.log(p&&p.pid||"")})'
 }
 
+# Healthy means: our agent process still runs, it says it listens on its port, and /healthz answers.
 wait_healthy() {
+  local pid port
+  pid=$(agent_pid "$1") port=$(port_of "$1")
   for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$(port_of "$1")/healthz" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "demo: the agent $1 exited at start; its log:" >&2
+      cat "$dir/$1/agent.log" >&2
+      exit 1
+    fi
+    if grep -q "\"listening\",\"address\":\"127.0.0.1:$port\"" "$dir/$1/agent.log" 2>/dev/null &&
+      curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+      return 0
+    fi
     sleep 0.1
   done
-  echo "demo: $1 did not start; its log:" >&2
+  echo "demo: the agent $1 did not answer on 127.0.0.1:$port within 10 s; its log:" >&2
   cat "$dir/$1/agent.log" >&2
   exit 1
 }
+
+for name in "${names[@]}"; do
+  port=$(port_of "$name")
+  if port_taken "$port"; then
+    holder=$(port_holder "$port")
+    echo "demo: 127.0.0.1:$port, the port of the demo's agent $name, is already in use${holder:+ by $holder}." >&2
+    echo "demo: stop that process, or run the demo on other ports: DEMO_PORT=17071 make demo (uses DEMO_PORT to DEMO_PORT+2)." >&2
+    exit 1
+  fi
+done
 
 mkdir -p "$dir/data/standalone" "$dir/data/demo-ha" "$dir/store"
 write_agent demo-standalone "$(port_of demo-standalone)" standalone
@@ -130,8 +180,11 @@ for name in "${names[@]}"; do start_agent "$name"; done
 for name in "${names[@]}"; do wait_healthy "$name"; done
 
 say "vigil watch --config fleet.yaml: polls every 2 s; a budget of 14 s covers a silent agent. Every agent starts UNKNOWN."
-# Piped through cat, watch appends a table per cycle, so these notes stay between them.
-bin/vigil watch --config "$dir/fleet.yaml" --history "$dir/history" | cat &
+# Into a pipe, watch appends a table per cycle, so these notes stay between them. The process
+# substitution keeps $! the PID of watch itself, so that it can be stopped below.
+rm -rf "$keep" && mkdir -p "$keep"
+cp "$dir/fleet.yaml" "$keep/fleet.yaml"
+bin/vigil watch --config "$dir/fleet.yaml" --history "$keep/history" > >(cat) &
 watch_pid=$!
 pause 7
 
@@ -174,4 +227,9 @@ echo "journal.txt restored: $(wc -l <"$dir/restored/journal.txt") lines (it had 
 echo "its last line then:   $(tail -n 1 "$dir/restored/journal.txt")"
 node agent/dist/cli.js versions --store "$dir/store/standalone" --path report-1.txt | tail -n 3
 
-say "Done. Every state and action above is also in the history store; 'vigil watch --json' prints them as JSON lines. See docs/engine.md and docs/replicator.md."
+if [[ ${DEMO_STAY:-} == 1 ]]; then
+  say "DEMO_STAY=1: the three agents keep running on 127.0.0.1:$base_port-$((base_port + 2)) (tokens: $read_token / $control_token) for Grafana (docs/install.md, 'With Docker'). Ctrl-C ends them."
+  while :; do sleep 3600; done
+fi
+
+say "Done. Every state change and action above is kept in $keep/history: bin/vigil history --history $keep/history (--json for JSON lines). See docs/engine.md and docs/replicator.md."

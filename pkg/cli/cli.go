@@ -26,6 +26,7 @@ Commands:
   version   print the version
   watch     monitor a fleet: poll, restart CDP where it should run, show every state live
   check     a Nagios/Icinga plugin: poll one agent once (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
+  history   print the state changes and actions a monitor recorded (read only, polls nothing)
 
 Run "vigil watch -h" or "vigil check -h" for their flags.
 `
@@ -44,6 +45,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runWatch(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "history":
+		return runHistory(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK

@@ -361,3 +361,32 @@ func (s *Store) Prune(now time.Time) error {
 		return nil
 	})
 }
+
+// OpenReadOnly opens an existing history for reading (vigil history): it
+// creates nothing, and fails with ErrInUse while a monitor holds it.
+func OpenReadOnly(dir string) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no history at %s: %w", dir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("%s: %w", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("open history %s: %w", path, err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bEvents, bEventsAgent} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%s is not a Vigil history (no %s)", path, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &Store{db: db, retention: DefaultRetention}, nil
+}
