@@ -5,6 +5,7 @@ import type { Agent } from './agent';
 import type { Access } from './auth';
 import { ConflictError, OperationError, UnavailableError } from './kinds';
 import { renderMetrics } from './metrics';
+import { redactArgv, redactEnv } from './redact';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -40,8 +41,8 @@ interface Ctx {
   params: string[];
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, redact?: (text: string) => string): void {
+  const text = redact ? redact(JSON.stringify(body)) : JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -213,11 +214,14 @@ const routes: Route[] = [
   {
     pattern: /^\/debug$/,
     methods: {
+      // Supervised processes' command lines and environment: the control token's holders only,
+      // and even then without the values whose names look secret, nor a token.
       GET: {
-        need: 'read',
+        need: 'control',
         run: async ({ agent, res }) => {
           const status = await agent.status();
           const c = agent.config;
+          const role = c.cluster?.role;
           send(res, 200, {
             status,
             config: {
@@ -225,15 +229,19 @@ const routes: Route[] = [
               listen: c.listen,
               stateDir: c.stateDir,
               tls: c.tls ? { certFile: c.tls.certFile, keyFile: c.tls.keyFile } : null,
-              cluster: c.cluster ?? null,
+              cluster: c.cluster ? { ...c.cluster, role: role?.type === 'command' ? { ...role, argv: redactArgv(role.argv) } : role } : null,
               tokens: agent.auth.counts(),
-              processes: c.processes,
+              processes: c.processes.map((p) => ({
+                ...p,
+                ...(p.command ? { command: redactArgv(p.command) } : {}),
+                ...(p.env ? { env: redactEnv(p.env) } : {}),
+              })),
             },
             supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, { ...s.debug(), flapGuard: s.flapGuard() }])),
             events: agent.events.stats(),
             memory: process.memoryUsage(),
             uptimeSeconds: process.uptime(),
-          });
+          }, {}, (text) => agent.log.redact(text));
         },
       },
     },
