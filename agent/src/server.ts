@@ -5,6 +5,7 @@ import type { Agent } from './agent';
 import type { Access } from './auth';
 import { ConflictError, OperationError, UnavailableError } from './kinds';
 import { renderMetrics } from './metrics';
+import { REFUSED_LOG_LIMIT, RepeatLimiter, type Clock } from './loglimit';
 import { redactArgv, redactEnv } from './redact';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -283,7 +284,33 @@ function authorize(access: Access | 'missing', need: Need): void {
   }
 }
 
-export function createHandler(agent: Agent): http.RequestListener {
+/** How many characters of a path a log line or an error message shows. */
+export const PATH_SHOWN_CHARS = 200;
+
+// Characters that could fool a terminal or an editor showing the log: C0 and C1 controls,
+// bidirectional overrides and line separators. JSON escapes only the C0 ones.
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** A path as a log line or an error shows it: at most PATH_SHOWN_CHARS characters, unsafe characters escaped. */
+export function shownPath(pathname: string): string {
+  const cut = pathname.length > PATH_SHOWN_CHARS ? `${pathname.slice(0, PATH_SHOWN_CHARS)}…(${Buffer.byteLength(pathname)} bytes)` : pathname;
+  return cut.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Answers to requests refused before or at authentication: their log lines are rate-limited. */
+const REFUSED = new Set([401, 403, 404, 405, 413, 431]);
+
+export interface HandlerOptions {
+  /** The rate limit of refused requests' log lines; its clock too, for tests. */
+  refusedLogLimit?: { limit: number; windowMs: number; clock?: Clock };
+}
+
+export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.RequestListener {
+  const refusedLimit = opts.refusedLogLimit ?? REFUSED_LOG_LIMIT;
+  const refused = new RepeatLimiter({
+    ...refusedLimit,
+    onSuppressed: (count) => agent.log.info(`suppressed ${count} similar requests`, { suppressed: count, windowSeconds: refusedLimit.windowMs / 1000 }),
+  });
   return (req, res) => {
     const started = Date.now();
     const url = parseTarget(req.url ?? '/');
@@ -294,7 +321,7 @@ export function createHandler(agent: Agent): http.RequestListener {
         if (m) params = m.slice(1);
         return m !== null;
       });
-      if (!route) throw new HttpError(404, 'not_found', `no such path ${url.pathname}`);
+      if (!route) throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);
       const method = route.methods[req.method ?? 'GET'];
       if (!method) {
         const allow = Object.keys(route.methods).join(', ');
@@ -314,19 +341,17 @@ export function createHandler(agent: Agent): http.RequestListener {
         } else if (e instanceof OperationError) {
           send(res, 500, { error: { code: 'operation_failed', message: e.message } });
         } else {
-          agent.log.error('request failed', { path: url.pathname, error: e });
+          agent.log.error('request failed', { method: req.method, path: shownPath(url.pathname), error: e });
           send(res, 500, { error: { code: 'internal', message: 'internal error; see the agent log' } });
         }
       })
       .finally(() => {
-        if (res.statusCode >= 400 || req.method !== 'GET') {
-          agent.log.info('request', {
-            method: req.method,
-            path: url.pathname,
-            status: res.statusCode,
-            ms: Date.now() - started,
-          });
-        }
+        // What one request adds to the log is bounded: the method (Node.js accepts only known
+        // ones), the path cut and escaped, no query string, no header.
+        const fields = { method: req.method, path: shownPath(url.pathname), status: res.statusCode, ms: Date.now() - started };
+        if (res.statusCode < 400 && req.method === 'GET') agent.log.debug('request', fields);
+        else if (res.statusCode >= 500) agent.log.error('request', fields);
+        else if (!REFUSED.has(res.statusCode) || refused.admit()) agent.log.info('request', fields);
       });
   };
 }
