@@ -14,7 +14,7 @@ import { kinds, type ProcessStatus, type ProcessSupervisor } from './kinds';
 import type { Logger } from './log';
 import { RoleReader, type ObservedRole } from './role';
 import { isSameProcessAlive, procInfo } from './kinds/procfs';
-import { createHandler } from './server';
+import { answerClientErrors, createHandler } from './server';
 import { VERSION } from './version';
 
 export class StateDirInUseError extends Error {}
@@ -118,6 +118,7 @@ export class Agent {
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
       : http.createServer(handler);
     this.server.keepAliveTimeout = 65_000;
+    answerClientErrors(this.server);
     const server = this.server;
     // Listen first: a port already in use must fail before any process is touched.
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // HTTP routing, authentication and errors. Every error is {"error":{"code","message"}}.
-import type * as http from 'node:http';
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import type { Agent } from './agent';
 import type { Access } from './auth';
@@ -111,7 +112,7 @@ function supervisor(ctx: Ctx) {
     // not valid percent-encoding: no process has such a name
   }
   const s = ctx.agent.supervisors.get(name);
-  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(name)}`);
+  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);
   return s;
 }
 
@@ -297,6 +298,37 @@ export function shownPath(pathname: string): string {
   return cut.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * What Node.js refuses before the handler sees a request (not HTTP, an unknown method, a
+ * malformed target or header, headers over 16 KB, too slow to arrive, an unknown Expect): the same JSON errors as
+ * every other answer, instead of Node.js's bare ones.
+ */
+export function answerClientErrors(server: http.Server): void {
+  // An Expect header other than 100-continue.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    req.resume();
+    send(res, 417, { error: { code: 'expectation_failed', message: 'only "Expect: 100-continue" is supported' } }, { connection: 'close' });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // An answer already under way (its own error), or nobody left to answer: just close.
+    if (err.code === 'ECONNRESET' || !socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'the request headers are larger than 16 KB']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request did not arrive in time']
+          : [400, 'bad_request', 'the request is not valid HTTP/1.1'];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
 /** Answers to requests refused before or at authentication: their log lines are rate-limited. */
 const REFUSED = new Set([401, 403, 404, 405, 413, 431]);
 
@@ -330,16 +362,18 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
       authorize(agent.auth.check(req.headers.authorization), method.need);
       await method.run({ agent, req, res, url, params });
     };
+    // An error message may quote the request (a path, a name): a token in it is not sent back.
+    const redact = (text: string) => agent.log.redact(text);
     run()
       .catch((e: unknown) => {
         if (e instanceof HttpError) {
-          send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+          send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers, redact);
         } else if (e instanceof ConflictError) {
           send(res, 409, { error: { code: 'stale_generation', message: e.message, generation: e.current } });
         } else if (e instanceof UnavailableError) {
           send(res, 503, { error: { code: 'unavailable', message: e.message } });
         } else if (e instanceof OperationError) {
-          send(res, 500, { error: { code: 'operation_failed', message: e.message } });
+          send(res, 500, { error: { code: 'operation_failed', message: e.message } }, {}, redact);
         } else {
           agent.log.error('request failed', { method: req.method, path: shownPath(url.pathname), error: e });
           send(res, 500, { error: { code: 'internal', message: 'internal error; see the agent log' } });

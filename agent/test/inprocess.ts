@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Agent } from '../src/agent';
 import { buildConfig } from '../src/config';
 import { createLogger, type Level } from '../src/log';
-import { createHandler, type HandlerOptions } from '../src/server';
+import { answerClientErrors, createHandler, type HandlerOptions } from '../src/server';
 import { CONTROL_TOKEN, READ_TOKEN, tempDir } from './helpers';
 
 export interface InProcessAgent {
@@ -38,6 +38,7 @@ export async function startInProcess(opts: { level?: Level; handler?: HandlerOpt
   );
   const agent = new Agent(config, log);
   const server = http.createServer(createHandler(agent, opts.handler));
+  answerClientErrors(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
