@@ -480,6 +480,11 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
     throw new ConfigError(file, [`cannot read configuration: ${why}`]);
   }
+  return parseConfig(text, file, opts);
+}
+
+/** Parses and validates the text of a configuration file named `file`. Throws ConfigError only. */
+export function parseConfig(text: string, file: string, opts: LoadOptions = {}): Config {
   let doc: unknown;
   try {
     doc = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
