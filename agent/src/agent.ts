@@ -8,13 +8,13 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Auth } from './auth';
-import type { Config } from './config';
+import { loadTokens, type Config, type LoadedTokens } from './config';
 import { EventLog } from './events';
 import { kinds, type ProcessStatus, type ProcessSupervisor } from './kinds';
 import type { Logger } from './log';
 import { RoleReader, type ObservedRole } from './role';
 import { isSameProcessAlive, procInfo } from './kinds/procfs';
-import { createHandler } from './server';
+import { answerClientErrors, createHandler } from './server';
 import { VERSION } from './version';
 
 export class StateDirInUseError extends Error {}
@@ -25,6 +25,8 @@ export interface StatusDocument {
   agent: { id: string; version: string; hostname: string; startedAt: string; pid: number };
   cluster: { name: string; node: string; role: ObservedRole; roleReadAt: string; roleError?: string } | null;
   processes: ProcessStatus[];
+  /** What the operator should fix (token files others can read); always present, possibly empty. */
+  warnings: string[];
 }
 
 export class Agent {
@@ -36,6 +38,8 @@ export class Agent {
   readonly id: string;
   readonly startedAt = new Date().toISOString();
   private shuttingDown?: Promise<void>;
+  /** Token or configuration files that others can read or write (/v1/status warnings); renewed at each reload. */
+  private permissionWarnings: string[];
 
   constructor(
     readonly config: Config,
@@ -48,6 +52,7 @@ export class Agent {
     this.role = new RoleReader(config.cluster, this.events, log, this.loadLastRole());
     this.role.onChange = (r) => this.saveLastRole(r);
     this.auth = new Auth(config.auth);
+    this.permissionWarnings = config.permissionWarnings;
     const deps = {
       stateDir: config.stateDir,
       node: config.cluster?.node ?? os.hostname(),
@@ -113,6 +118,7 @@ export class Agent {
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
       : http.createServer(handler);
     this.server.keepAliveTimeout = 65_000;
+    answerClientErrors(this.server);
     const server = this.server;
     // Listen first: a port already in use must fail before any process is touched.
     await new Promise<void>((resolve, reject) => {
@@ -158,17 +164,35 @@ export class Agent {
         ? { name: c.name, node: c.node, role: role.role, roleReadAt: role.readAt, ...(role.error ? { roleError: role.error } : {}) }
         : null,
       processes,
+      warnings: [...this.permissionWarnings],
     };
   }
 
+  /**
+   * SIGHUP: token files are re-read so a token can be rotated without a restart. The checks are
+   * the start's (loadTokens); new tokens that fail them are refused and the current ones kept.
+   */
   reloadTokens(): void {
-    // Token files are re-read on SIGHUP so a token can be rotated without a restart.
+    const c = this.config;
+    const files = [c.auth.readTokenFile, c.auth.controlTokenFile].filter((f) => f !== undefined);
+    let t: LoadedTokens;
     try {
-      this.auth.reload();
-      this.log.info('tokens reloaded', { read: this.auth.counts().read, control: this.auth.counts().control });
+      t = loadTokens(c.auth.source, c.file, c.strictPermissions);
     } catch (e) {
-      this.log.error('cannot reload tokens; keeping the current ones', { error: e });
+      this.log.error('token reload refused: unexpected error; keeping the current tokens', { files, error: e });
+      return;
     }
+    // Before anything could log them, whether they are taken or not.
+    this.log.addSecrets([...t.readTokens, ...t.controlTokens]);
+    if (t.problems.length > 0) {
+      this.log.error(`token reload refused: ${t.problems.join('; ')}`, { files, kept: 'the current tokens' });
+      return;
+    }
+    this.auth.replace(t.readTokens, t.controlTokens);
+    this.permissionWarnings = t.permissionWarnings;
+    for (const w of t.warnings) this.log.warn('configuration warning', { warning: w });
+    for (const w of t.permissionWarnings) this.log.warn('file permissions', { warning: w });
+    this.log.info('tokens reloaded', { read: t.readTokens.length, control: t.controlTokens.length, files });
   }
 
   shutdown(reason: string): Promise<void> {

@@ -1,6 +1,5 @@
 // Bearer tokens, compared in constant time against every configured token.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import * as fs from 'node:fs';
 
 export type Access = 'none' | 'read' | 'control';
 
@@ -8,34 +7,18 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-export interface AuthSource {
-  readTokens: string[];
-  controlTokens: string[];
-  readTokenFile?: string;
-  controlTokenFile?: string;
-}
-
 export class Auth {
   private read: Buffer[] = [];
   private control: Buffer[] = [];
 
-  constructor(private readonly source: AuthSource) {
-    this.set(source.readTokens, source.controlTokens);
+  constructor(tokens: { readTokens: string[]; controlTokens: string[] }) {
+    this.replace(tokens.readTokens, tokens.controlTokens);
   }
 
-  private set(read: string[], control: string[]): void {
+  /** Takes new tokens, already checked (config.ts loadTokens): at start and on SIGHUP. */
+  replace(read: string[], control: string[]): void {
     this.read = read.map(digest);
     this.control = control.map(digest);
-  }
-
-  reload(): void {
-    const fromFile = (file: string | undefined, current: string[]) => {
-      if (!file) return current;
-      const v = fs.readFileSync(file, 'utf8').trim();
-      if (v === '') throw new Error(`token file ${file} is empty`);
-      return [v];
-    };
-    this.set(fromFile(this.source.readTokenFile, this.source.readTokens), fromFile(this.source.controlTokenFile, this.source.controlTokens));
   }
 
   counts(): { read: number; control: number } {

@@ -7,7 +7,7 @@ import { VERSION } from './version';
 import { replicateMain } from './replicator/main';
 import { restoreMain, verifyMain, versionsMain } from './replicator/commands';
 
-const USAGE = `usage: vigil-agent [run] --config FILE
+const USAGE = `usage: vigil-agent [run] --config FILE [--strict-permissions]
        vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]
        vigil-agent versions --store DIR --path PATH [--json]
        vigil-agent verify --store DIR [--repair [--source DIR]] [--json]
@@ -19,10 +19,18 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-function parseArgs(argv: string[]): { config?: string; help?: boolean; version?: boolean; error?: string } {
+interface Args {
+  config?: string;
+  strictPermissions?: boolean;
+  help?: boolean;
+  version?: boolean;
+  error?: string;
+}
+
+function parseArgs(argv: string[]): Args {
   const args = [...argv];
   if (args[0] === 'run') args.shift();
-  const out: { config?: string; help?: boolean; version?: boolean; error?: string } = {};
+  const out: Args = {};
   while (args.length > 0) {
     const a = args.shift() as string;
     if (a === '--config' || a === '-c') {
@@ -31,7 +39,8 @@ function parseArgs(argv: string[]): { config?: string; help?: boolean; version?:
       out.config = v;
     } else if (a.startsWith('--config=')) {
       out.config = a.slice('--config='.length);
-    } else if (a === '--help' || a === '-h') out.help = true;
+    } else if (a === '--strict-permissions') out.strictPermissions = true;
+    else if (a === '--help' || a === '-h') out.help = true;
     else if (a === '--version') out.version = true;
     else return { error: `unknown argument ${JSON.stringify(a)}` };
   }
@@ -60,7 +69,7 @@ async function main(): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig(args.config);
+    config = loadConfig(args.config, { strictPermissions: args.strictPermissions });
   } catch (e) {
     if (e instanceof ConfigError) {
       log.error('invalid configuration', { file: e.file, error: e.message, problems: e.problems });
@@ -71,6 +80,7 @@ async function main(): Promise<number> {
   const agentLog = createLogger({ level: config.logLevel });
   agentLog.addSecrets([...config.auth.readTokens, ...config.auth.controlTokens]);
   for (const w of config.warnings) agentLog.warn('configuration warning', { warning: w });
+  for (const w of config.permissionWarnings) agentLog.warn('file permissions', { warning: w });
 
   let agent: Agent;
   try {

@@ -68,18 +68,24 @@ const roleSchema = z.strictObject({
   cacheFor: duration.default(1000),
 });
 
+const authSchema = z.strictObject({
+  readToken: z.string().optional(),
+  readTokenFile: nonEmpty.optional(),
+  readTokens: z.array(z.string()).optional(),
+  controlToken: z.string().optional(),
+  controlTokenFile: nonEmpty.optional(),
+  controlTokens: z.array(z.string()).optional(),
+});
+
+/** The `auth` mapping as written: where the tokens come from (re-read on SIGHUP). */
+export type AuthSource = z.output<typeof authSchema>;
+
 const schema = z.strictObject({
   listen: nonEmpty,
   stateDir: nonEmpty,
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  auth: z.strictObject({
-    readToken: z.string().optional(),
-    readTokenFile: nonEmpty.optional(),
-    readTokens: z.array(z.string()).optional(),
-    controlToken: z.string().optional(),
-    controlTokenFile: nonEmpty.optional(),
-    controlTokens: z.array(z.string()).optional(),
-  }),
+  strictPermissions: z.boolean().default(false),
+  auth: authSchema,
   tls: z.strictObject({ certFile: nonEmpty, keyFile: nonEmpty }).optional(),
   cluster: z
     .strictObject({
@@ -96,8 +102,6 @@ const schema = z.strictObject({
     .default({ keep: 1000, keepFailures: 200 }),
   processes: z.array(processSchema).min(1, { message: 'must list at least one process' }),
 });
-
-type Raw = z.output<typeof schema>;
 
 export interface ProcessConfig {
   name: string;
@@ -133,7 +137,11 @@ export interface Config {
   listen: { host: string; port: number };
   stateDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  auth: { readTokens: string[]; controlTokens: string[]; readTokenFile?: string; controlTokenFile?: string };
+  auth: { readTokens: string[]; controlTokens: string[]; readTokenFile?: string; controlTokenFile?: string; source: AuthSource };
+  /** Refuse token or configuration files that others can read or write, instead of warning. */
+  strictPermissions: boolean;
+  /** Token (or configuration) files that others can read or write: warned about and shown in /v1/status. */
+  permissionWarnings: string[];
   tls?: { cert: Buffer; key: Buffer; certFile: string; keyFile: string };
   cluster?: { name: string; node: string; role: RoleSource; roleTimeoutMs: number; roleCacheMs: number };
   events: { keep: number; keepFailures: number };
@@ -223,7 +231,7 @@ function readSecretFile(path: string): { value?: string; error?: string } {
 }
 
 function tokens(
-  raw: Raw['auth'],
+  raw: AuthSource,
   which: 'read' | 'control',
   problems: string[],
 ): string[] {
@@ -257,8 +265,79 @@ function tokens(
   return l.filter((t) => t !== '');
 }
 
+/** What loadTokens found: the tokens, and problems (fatal), warnings and permission warnings. */
+export interface LoadedTokens {
+  readTokens: string[];
+  controlTokens: string[];
+  problems: string[];
+  warnings: string[];
+  permissionWarnings: string[];
+}
+
+/** Modes that let anyone but the owner read or write a secret. */
+export const OPEN_MODE_BITS = 0o066;
+
+function openness(mode: number): string {
+  const by = (g: number, o: number) => ((mode & g) !== 0 && (mode & o) !== 0 ? 'its group and others' : (mode & g) !== 0 ? 'its group' : (mode & o) !== 0 ? 'others' : '');
+  const r = by(0o040, 0o004);
+  const w = by(0o020, 0o002);
+  return [r && `readable by ${r}`, w && `writable by ${w}`].filter((x) => x !== '').join(' and ');
+}
+
+/**
+ * How a secret file is open to others than its owner ("readable by others (mode 0644)"), or
+ * undefined when it is not, or when it cannot be examined (reading it reports that).
+ */
+export function openPermissions(file: string): string | undefined {
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode & 0o7777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & OPEN_MODE_BITS) === 0) return undefined;
+  return `${openness(mode)} (mode ${mode.toString(8).padStart(4, '0')})`;
+}
+
+/**
+ * The tokens and every check made on them: at start and, the same, at each SIGHUP reload. Token
+ * files are (re-)read; inline tokens are taken as they are. Never throws.
+ */
+export function loadTokens(auth: AuthSource, configFile: string, strictPermissions: boolean): LoadedTokens {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const permissionWarnings: string[] = [];
+  const readTokens = tokens(auth, 'read', problems);
+  const controlTokens = tokens(auth, 'control', problems);
+  for (const t of controlTokens) {
+    if (readTokens.includes(t)) {
+      const where = [auth.readTokenFile, auth.controlTokenFile].filter((f) => f !== undefined);
+      problems.push(`auth.controlToken: must differ from every read token${where.length > 0 ? ` (token files ${where.join(', ')})` : ''}`);
+      break;
+    }
+  }
+  for (const [which, list] of [['read', readTokens], ['control', controlTokens]] as const) {
+    if (list.some((t) => t.length < 16)) {
+      warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
+    }
+  }
+  const secretFiles: { file: string; what: string }[] = [];
+  if (auth.readTokenFile !== undefined) secretFiles.push({ file: auth.readTokenFile, what: 'auth.readTokenFile: token file' });
+  if (auth.controlTokenFile !== undefined) secretFiles.push({ file: auth.controlTokenFile, what: 'auth.controlTokenFile: token file' });
+  const inline = [auth.readToken, auth.readTokens, auth.controlToken, auth.controlTokens].some((x) => x !== undefined);
+  if (inline) secretFiles.push({ file: configFile, what: 'auth: the configuration file, which holds tokens,' });
+  for (const { file, what } of secretFiles) {
+    const open = openPermissions(file);
+    if (open === undefined) continue;
+    const p = `${what} ${file} is ${open}; run chmod 600 ${file}`;
+    if (strictPermissions) problems.push(`${p} (strictPermissions refuses it)`);
+    else permissionWarnings.push(p);
+  }
+  return { readTokens, controlTokens, problems, warnings, permissionWarnings };
+}
+
 /** Validates an already-parsed document. Throws ConfigError listing every problem. */
-export function buildConfig(doc: unknown, file: string): Config {
+export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}): Config {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(file, [`(top level): expected a mapping, got ${describe(doc)}`]);
   }
@@ -271,19 +350,11 @@ export function buildConfig(doc: unknown, file: string): Config {
   const listen = parseListen(raw.listen);
   if (typeof listen === 'string') problems.push(`listen: ${listen}`);
 
-  const readTokens = tokens(raw.auth, 'read', problems);
-  const controlTokens = tokens(raw.auth, 'control', problems);
-  for (const t of controlTokens) {
-    if (readTokens.includes(t)) {
-      problems.push('auth.controlToken: must differ from every read token');
-      break;
-    }
-  }
-  for (const [which, list] of [['read', readTokens], ['control', controlTokens]] as const) {
-    if (list.some((t) => t.length < 16)) {
-      warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
-    }
-  }
+  const strictPermissions = opts.strictPermissions === true || raw.strictPermissions;
+  const auth = loadTokens(raw.auth, file, strictPermissions);
+  problems.push(...auth.problems);
+  warnings.push(...auth.warnings);
+  const { readTokens, controlTokens } = auth;
 
   let tls: Config['tls'];
   if (raw.tls) {
@@ -375,7 +446,9 @@ export function buildConfig(doc: unknown, file: string): Config {
     listen: listen as { host: string; port: number },
     stateDir: raw.stateDir,
     logLevel: raw.logLevel,
-    auth: { readTokens, controlTokens, readTokenFile: raw.auth.readTokenFile, controlTokenFile: raw.auth.controlTokenFile },
+    auth: { readTokens, controlTokens, readTokenFile: raw.auth.readTokenFile, controlTokenFile: raw.auth.controlTokenFile, source: raw.auth },
+    strictPermissions,
+    permissionWarnings: auth.permissionWarnings,
     tls,
     cluster,
     events: raw.events,
@@ -393,7 +466,12 @@ function readSecretFileRaw(path: string, key: string, problems: string[]): Buffe
   }
 }
 
-export function loadConfig(file: string): Config {
+export interface LoadOptions {
+  /** --strict-permissions: as the configuration key strictPermissions: true. */
+  strictPermissions?: boolean;
+}
+
+export function loadConfig(file: string, opts: LoadOptions = {}): Config {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -402,6 +480,11 @@ export function loadConfig(file: string): Config {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
     throw new ConfigError(file, [`cannot read configuration: ${why}`]);
   }
+  return parseConfig(text, file, opts);
+}
+
+/** Parses and validates the text of a configuration file named `file`. Throws ConfigError only. */
+export function parseConfig(text: string, file: string, opts: LoadOptions = {}): Config {
   let doc: unknown;
   try {
     doc = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
@@ -409,5 +492,5 @@ export function loadConfig(file: string): Config {
     const msg = (e as Error).message.split('\n')[0] ?? 'parse error';
     throw new ConfigError(file, [`invalid YAML: ${msg}`]);
   }
-  return buildConfig(doc, file);
+  return buildConfig(doc, file, opts);
 }

@@ -14,12 +14,18 @@ export interface Logger {
   error(msg: string, fields?: Fields): void;
   /** Registers values that must never appear in output (tokens). */
   addSecrets(secrets: readonly string[]): void;
+  /** The text with every registered secret replaced, as a log line would have it. */
+  redact(text: string): string;
 }
 
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) {
-    if (s.length > 0 && out.includes(s)) out = out.split(s).join('[REDACTED]');
+    if (s.length === 0) continue;
+    // In a JSON line a token with a quote or a backslash is written escaped: hide that form too.
+    for (const form of new Set([s, JSON.stringify(s).slice(1, -1)])) {
+      if (out.includes(form)) out = out.split(form).join('[REDACTED]');
+    }
   }
   return out;
 }
@@ -53,5 +59,6 @@ export function createLogger(opts: { level?: Level; write?: (line: string) => vo
       // Longest first so a token that contains another is redacted whole.
       secrets.sort((a, b) => b.length - a.length);
     },
+    redact: (text) => redact(text, secrets),
   };
 }

@@ -92,9 +92,13 @@ export class RoleReader {
             { timeout: c.roleTimeoutMs || undefined, killSignal: 'SIGKILL', maxBuffer: 4096 },
             (err, stdout) => {
               if (err) {
-                const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: unknown };
+                const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: unknown; signal?: string | null };
+                // Never e.message: it quotes the command line, and the reason reaches /v1/status and the events.
                 if (e.killed) reject(new Error(`role command timed out after ${c.roleTimeoutMs} ms`));
-                else reject(new Error(`role command failed: ${typeof e.code === 'number' ? `exit code ${e.code}` : e.message}`));
+                else if (typeof e.code === 'number') reject(new Error(`role command failed: exit code ${e.code}`));
+                else if (e.signal) reject(new Error(`role command failed: killed by ${e.signal}`));
+                else if (typeof e.code === 'string') reject(new Error(`role command failed: ${e.code}`));
+                else reject(new Error('role command failed'));
               } else resolve(stdout);
             },
           );

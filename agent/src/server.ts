@@ -1,10 +1,13 @@
 // HTTP routing, authentication and errors. Every error is {"error":{"code","message"}}.
-import type * as http from 'node:http';
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import type { Agent } from './agent';
 import type { Access } from './auth';
 import { ConflictError, OperationError, UnavailableError } from './kinds';
 import { renderMetrics } from './metrics';
+import { REFUSED_LOG_LIMIT, RepeatLimiter, type Clock } from './loglimit';
+import { redactArgv, redactEnv } from './redact';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -40,8 +43,8 @@ interface Ctx {
   params: string[];
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, redact?: (text: string) => string): void {
+  const text = redact ? redact(JSON.stringify(body)) : JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -109,7 +112,7 @@ function supervisor(ctx: Ctx) {
     // not valid percent-encoding: no process has such a name
   }
   const s = ctx.agent.supervisors.get(name);
-  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(name)}`);
+  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);
   return s;
 }
 
@@ -213,11 +216,14 @@ const routes: Route[] = [
   {
     pattern: /^\/debug$/,
     methods: {
+      // Supervised processes' command lines and environment: the control token's holders only,
+      // and even then without the values whose names look secret, nor a token.
       GET: {
-        need: 'read',
+        need: 'control',
         run: async ({ agent, res }) => {
           const status = await agent.status();
           const c = agent.config;
+          const role = c.cluster?.role;
           send(res, 200, {
             status,
             config: {
@@ -225,15 +231,19 @@ const routes: Route[] = [
               listen: c.listen,
               stateDir: c.stateDir,
               tls: c.tls ? { certFile: c.tls.certFile, keyFile: c.tls.keyFile } : null,
-              cluster: c.cluster ?? null,
+              cluster: c.cluster ? { ...c.cluster, role: role?.type === 'command' ? { ...role, argv: redactArgv(role.argv) } : role } : null,
               tokens: agent.auth.counts(),
-              processes: c.processes,
+              processes: c.processes.map((p) => ({
+                ...p,
+                ...(p.command ? { command: redactArgv(p.command) } : {}),
+                ...(p.env ? { env: redactEnv(p.env) } : {}),
+              })),
             },
             supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, { ...s.debug(), flapGuard: s.flapGuard() }])),
             events: agent.events.stats(),
             memory: process.memoryUsage(),
             uptimeSeconds: process.uptime(),
-          });
+          }, {}, (text) => agent.log.redact(text));
         },
       },
     },
@@ -275,7 +285,64 @@ function authorize(access: Access | 'missing', need: Need): void {
   }
 }
 
-export function createHandler(agent: Agent): http.RequestListener {
+/** How many characters of a path a log line or an error message shows. */
+export const PATH_SHOWN_CHARS = 200;
+
+// Characters that could fool a terminal or an editor showing the log: C0 and C1 controls,
+// bidirectional overrides and line separators. JSON escapes only the C0 ones.
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** A path as a log line or an error shows it: at most PATH_SHOWN_CHARS characters, unsafe characters escaped. */
+export function shownPath(pathname: string): string {
+  const cut = pathname.length > PATH_SHOWN_CHARS ? `${pathname.slice(0, PATH_SHOWN_CHARS)}…(${Buffer.byteLength(pathname)} bytes)` : pathname;
+  return cut.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * What Node.js refuses before the handler sees a request (not HTTP, an unknown method, a
+ * malformed target or header, headers over 16 KB, too slow to arrive, an unknown Expect): the same JSON errors as
+ * every other answer, instead of Node.js's bare ones.
+ */
+export function answerClientErrors(server: http.Server): void {
+  // An Expect header other than 100-continue.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    req.resume();
+    send(res, 417, { error: { code: 'expectation_failed', message: 'only "Expect: 100-continue" is supported' } }, { connection: 'close' });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // An answer already under way (its own error), or nobody left to answer: just close.
+    if (err.code === 'ECONNRESET' || !socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'the request headers are larger than 16 KB']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request did not arrive in time']
+          : [400, 'bad_request', 'the request is not valid HTTP/1.1'];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
+/** Answers to requests refused before or at authentication: their log lines are rate-limited. */
+const REFUSED = new Set([401, 403, 404, 405, 413, 431]);
+
+export interface HandlerOptions {
+  /** The rate limit of refused requests' log lines; its clock too, for tests. */
+  refusedLogLimit?: { limit: number; windowMs: number; clock?: Clock };
+}
+
+export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.RequestListener {
+  const refusedLimit = opts.refusedLogLimit ?? REFUSED_LOG_LIMIT;
+  const refused = new RepeatLimiter({
+    ...refusedLimit,
+    onSuppressed: (count) => agent.log.info(`suppressed ${count} similar requests`, { suppressed: count, windowSeconds: refusedLimit.windowMs / 1000 }),
+  });
   return (req, res) => {
     const started = Date.now();
     const url = parseTarget(req.url ?? '/');
@@ -286,7 +353,7 @@ export function createHandler(agent: Agent): http.RequestListener {
         if (m) params = m.slice(1);
         return m !== null;
       });
-      if (!route) throw new HttpError(404, 'not_found', `no such path ${url.pathname}`);
+      if (!route) throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);
       const method = route.methods[req.method ?? 'GET'];
       if (!method) {
         const allow = Object.keys(route.methods).join(', ');
@@ -295,30 +362,30 @@ export function createHandler(agent: Agent): http.RequestListener {
       authorize(agent.auth.check(req.headers.authorization), method.need);
       await method.run({ agent, req, res, url, params });
     };
+    // An error message may quote the request (a path, a name): a token in it is not sent back.
+    const redact = (text: string) => agent.log.redact(text);
     run()
       .catch((e: unknown) => {
         if (e instanceof HttpError) {
-          send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+          send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers, redact);
         } else if (e instanceof ConflictError) {
           send(res, 409, { error: { code: 'stale_generation', message: e.message, generation: e.current } });
         } else if (e instanceof UnavailableError) {
           send(res, 503, { error: { code: 'unavailable', message: e.message } });
         } else if (e instanceof OperationError) {
-          send(res, 500, { error: { code: 'operation_failed', message: e.message } });
+          send(res, 500, { error: { code: 'operation_failed', message: e.message } }, {}, redact);
         } else {
-          agent.log.error('request failed', { path: url.pathname, error: e });
+          agent.log.error('request failed', { method: req.method, path: shownPath(url.pathname), error: e });
           send(res, 500, { error: { code: 'internal', message: 'internal error; see the agent log' } });
         }
       })
       .finally(() => {
-        if (res.statusCode >= 400 || req.method !== 'GET') {
-          agent.log.info('request', {
-            method: req.method,
-            path: url.pathname,
-            status: res.statusCode,
-            ms: Date.now() - started,
-          });
-        }
+        // What one request adds to the log is bounded: the method (Node.js accepts only known
+        // ones), the path cut and escaped, no query string, no header.
+        const fields = { method: req.method, path: shownPath(url.pathname), status: res.statusCode, ms: Date.now() - started };
+        if (res.statusCode < 400 && req.method === 'GET') agent.log.debug('request', fields);
+        else if (res.statusCode >= 500) agent.log.error('request', fields);
+        else if (!REFUSED.has(res.statusCode) || refused.admit()) agent.log.info('request', fields);
       });
   };
 }

@@ -78,7 +78,11 @@ test('a process that died while the agent was down is recorded and started again
 test('a leftover process running another command than configured is replaced', async () => {
   const { dir, marker } = markedDir();
   const state = path.join(dir, 'state');
-  const oldFile = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, { command: [process.execPath, path.join(__dirname, 'fixtures', 'child.js'), marker, 'old'] })] }), 'old.yaml');
+  const oldFile = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [childProcessConfig(marker, { command: [process.execPath, path.join(__dirname, 'fixtures', 'child.js'), marker, 'old', '--password=old-secret-value'] })] }),
+    'old.yaml',
+  );
   const first = await start(oldFile);
   const old = (await statusOf(first)).processes[0];
   await first.stop('SIGKILL');
@@ -91,6 +95,10 @@ test('a leftover process running another command than configured is replaced', a
   assert.deepEqual(processesWithMarker(marker), [p.pid]);
   const replaced = (await allEvents(second)).find((e) => e.type === 'replaced');
   assert.equal(replaced?.pid, old.pid);
+  // The events are open to the read token: the old command line is only in the log, redacted.
+  assert.doesNotMatch(JSON.stringify(await allEvents(second)), /child\.js|old-secret-value/);
+  assert.ok(!second.stderr().includes('old-secret-value'));
+  assert.match(second.stderr(), /"msg":"replaced a process running another command".*--password=\[REDACTED\]/);
   await second.stop('SIGTERM');
 });
 
@@ -140,7 +148,8 @@ test('a process started by a killed agent before it recorded the pid is adopted;
     stopped.map((e) => e.pid),
     [older],
   );
-  assert.match(String(stopped[0]?.reason), /generation 2, .* stopped it \(SIGTERM\)$/);
+  assert.match(String(stopped[0]?.reason), /generation 2\) .* stopped it \(SIGTERM\)$/);
+  assert.doesNotMatch(String(stopped[0]?.reason), new RegExp(marker));
   // Another agent's process (another stateDir) is none of this agent's business.
   assert.deepEqual(processesWithMarker(marker).sort(), [current, otherStateDir].sort());
   const record = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'processes', 'cdp.json'), 'utf8'));

@@ -152,8 +152,10 @@ describe('read endpoints', () => {
       assert.ok(p in doc.paths, p);
     }
   });
-  test('the debug view shows internals but never a token', async () => {
-    const r = await request(url('/debug'), { token: READ_TOKEN });
+  test('the debug view shows internals but never a token, and only to the control token', async () => {
+    assertError(await request(url('/debug'), { token: READ_TOKEN }), 403, 'forbidden');
+    assertError(await request(url('/debug')), 401, 'unauthorized');
+    const r = await request(url('/debug'), { token: CONTROL_TOKEN });
     assert.equal(r.status, 200);
     assert.ok(r.json.supervisors.cdp);
     assert.deepEqual(r.json.config.tokens, { read: 1, control: 1 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { allEvents, baseConfig, control, read, statusOf, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
+import { allEvents, baseConfig, control, CONTROL_TOKEN, request, statusOf, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
 
 const { markedDir, start } = stopAfterTests();
 
@@ -52,7 +52,7 @@ test('the back-off grows 1 s, 2 s, 4 s, 8 s across automatic restarts and an age
   assert.equal(three.recentCrashes, 3);
   assert.equal(three.state, 'crashed');
   assert.equal(Date.parse(three.autoRestartAt) - Date.parse(three.lastExit.at), 4000);
-  const debug = (await read(`${first.baseUrl}/debug`)).json;
+  const debug = (await request(`${first.baseUrl}/debug`, { token: CONTROL_TOKEN })).json;
   assert.equal(debug.supervisors.cdp.flapGuard.crashTimes.length, 3);
   assert.equal(debug.supervisors.cdp.flapGuard.timerArmed, true);
 

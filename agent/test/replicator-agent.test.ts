@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restore } from '../src/replicator/restore';
-import { baseConfig, killMarked, read, startAgent, tempDir as newTempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
+import { baseConfig, CONTROL_TOKEN, killMarked, read, request, startAgent, tempDir as newTempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
 import { diffTrees, journal, readStatus, snapshot, storeHash, waitMirror } from './replicator-helpers';
 
 const agents: RunningAgent[] = [];
@@ -148,7 +148,7 @@ test('a stopped replicator reports growing lag from its last safe point', async 
   });
   assert.equal(down.protection.pendingChanges, null);
   assert.match(down.protection.message, /not running; changes since .* are not protected/);
-  const debug = await read(`${agent.baseUrl}/debug`);
+  const debug = await request(`${agent.baseUrl}/debug`, { token: CONTROL_TOKEN });
   assert.equal(debug.status, 200);
   assert.match(debug.text, /"statusFile"/);
 });

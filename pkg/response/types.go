@@ -18,6 +18,9 @@ type Status struct {
 	// Cluster is nil on a standalone agent.
 	Cluster   *Cluster  `json:"cluster" vigil:"required"`
 	Processes []Process `json:"processes" vigil:"required"`
+	// Warnings are what the operator should fix on the agent's machine (token
+	// files others can read). Older agents do not send it.
+	Warnings []string `json:"warnings"`
 }
 
 // AgentInfo identifies the agent process; StartedAt changes when the agent

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProcessSupervisor, type SupervisorDeps } from './supervisor';
 import type { ProcessConfig } from '../config';
+import { describeArgv, redactArgv } from '../redact';
 import { cmdline, groupExists, isSameProcessAlive, procInfo, sessionLeadersWith, signalGroup, type SessionLeader } from './procfs';
 
 interface Exit {
@@ -192,9 +193,9 @@ export class CommandSupervisor extends ProcessSupervisor {
     }
     // The configuration changed while the agent was away: stop the old command cleanly.
     await this.terminate(`pid ${pid} runs a different command than configured`);
-    this.event('replaced', `stopped pid ${pid}, which ran ${JSON.stringify(current ?? [])} instead of the configured command`, {
-      pid,
-    });
+    // The event is for every read token holder: the command line (and its secrets) goes to the log only.
+    this.deps.log.warn('replaced a process running another command', { process: this.name, pid, command: describeArgv(current) });
+    this.event('replaced', `stopped pid ${pid}, which ran another command than the configured one (see the agent log)`, { pid });
     return 'gone';
   }
 
@@ -222,9 +223,10 @@ export class CommandSupervisor extends ProcessSupervisor {
     }
     // Whatever else its group left behind goes too, as when a supervised process ends.
     if (groupExists(m.pid)) signalGroup(m.pid, 'SIGKILL');
+    this.deps.log.warn('stopped a leftover process', { process: this.name, pid: m.pid, generation, command: describeArgv(command) });
     this.event(
       'leftover_stopped',
-      `pid ${m.pid} (generation ${generation}, ${JSON.stringify(command)}) was started for this process by an earlier agent and is not the one supervised; stopped it (${how})`,
+      `pid ${m.pid} (generation ${generation}) was started for this process by an earlier agent and is not the one supervised; stopped it (${how})`,
       { pid: m.pid },
     );
   }
@@ -253,7 +255,7 @@ export class CommandSupervisor extends ProcessSupervisor {
 
   debug(): Record<string, unknown> {
     return {
-      command: this.argv,
+      command: redactArgv(this.argv),
       logFile: this.logFile,
       processGroup: this.running?.pid ?? null,
       adopted: this.running?.adopted ?? false,
