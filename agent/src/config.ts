@@ -220,14 +220,27 @@ function parseListen(v: string): { host: string; port: number } | string {
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
-function readSecretFile(path: string): { value?: string; error?: string } {
+/**
+ * A token file: one token per line (several while a rotation overlaps); blank lines and lines
+ * starting with # are ignored. A token is one word: a line with white space inside is refused.
+ */
+function readTokenFile(path: string): { values: string[]; error?: string } {
+  let text: string;
   try {
-    const v = fs.readFileSync(path, 'utf8').trim();
-    if (v === '') return { error: `file ${path} is empty` };
-    return { value: v };
+    text = fs.readFileSync(path, 'utf8');
   } catch (e) {
-    return { error: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+    return { values: [], error: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
+  const values: string[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const v = (lines[i] as string).trim();
+    if (v === '' || v.startsWith('#')) continue;
+    if (/\s/.test(v)) return { values: [], error: `file ${path} line ${i + 1}: a token cannot contain white space (one token per line)` };
+    values.push(v);
+  }
+  if (values.length === 0) return { values: [], error: `file ${path} is empty` };
+  return { values };
 }
 
 function tokens(
@@ -253,9 +266,9 @@ function tokens(
     return single === '' ? [] : [single];
   }
   if (file !== undefined) {
-    const r = readSecretFile(file);
+    const r = readTokenFile(file);
     if (r.error) problems.push(`auth.${which}TokenFile: ${r.error}`);
-    return r.value ? [r.value] : [];
+    return r.values;
   }
   const l = list ?? [];
   if (l.length === 0) problems.push(`auth.${which}Tokens: must list at least one token`);

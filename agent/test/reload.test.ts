@@ -85,3 +85,39 @@ test('a reload applies the start checks, keeps the current tokens when the new o
   assert.equal(agent.logLines().filter((l) => l.path === '/probe/[REDACTED]').length, 3);
   await agent.stop('SIGTERM');
 });
+
+test('a token file may list the old and the new token while a rotation overlaps: no poll is refused', async () => {
+  const { dir, marker } = markedDir();
+  const readFile = path.join(dir, 'read-token');
+  const controlFile = path.join(dir, 'control-token');
+  fs.writeFileSync(readFile, `${FIRST_READ}\n`, { mode: 0o600 });
+  fs.writeFileSync(controlFile, `${FIRST_CONTROL}\n`, { mode: 0o600 });
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, {
+      auth: { readTokenFile: readFile, controlTokenFile: controlFile },
+      processes: [childProcessConfig(marker, { startOnBoot: false })],
+    }),
+  );
+  const agent = await start(file);
+  const status = async (token: string) => (await request(`${agent.baseUrl}/v1/status`, { token })).status;
+
+  // 1. The new token is added beside the old one: both open the agent.
+  fs.writeFileSync(readFile, `# old until the monitors move\n${FIRST_READ}\n\n${SECOND_READ}\n`);
+  assert.equal((await reload(agent)).msg, 'tokens reloaded');
+  assert.deepEqual([await status(FIRST_READ), await status(SECOND_READ)], [200, 200]);
+  // 2. The monitors use the new token; the old one is dropped.
+  fs.writeFileSync(readFile, `${SECOND_READ}\n`);
+  assert.equal((await reload(agent)).msg, 'tokens reloaded');
+  assert.deepEqual([await status(FIRST_READ), await status(SECOND_READ)], [401, 200]);
+  // A line with two words is a mistake (a token cannot contain white space): refused, kept.
+  fs.writeFileSync(readFile, `${THIRD_READ} ${FIRST_READ}\n`);
+  assert.equal((await reload(agent)).msg, `token reload refused: auth.readTokenFile: file ${readFile} line 1: a token cannot contain white space (one token per line)`);
+  assert.equal(await status(SECOND_READ), 200);
+  // The control file lists a read token among its lines: refused like a single one.
+  fs.writeFileSync(readFile, `${SECOND_READ}\n`);
+  fs.writeFileSync(controlFile, `${FIRST_CONTROL}\n${SECOND_READ}\n`);
+  assert.match(String((await reload(agent)).msg), /^token reload refused: auth\.controlToken: must differ from every read token/);
+  for (const t of ALL) assert.ok(!agent.stderr().includes(t), `the log shows ${t}`);
+  await agent.stop('SIGTERM');
+});
