@@ -417,6 +417,12 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	} else {
 		o = tr.RecordStop(cfg.AutoRestart, now, by, gen, isStale, recErr)
 	}
+	// The error may quote the agent: it is kept in the resume record.
+	tr.LastError = clip(tr.LastError, MaxTextBytes)
+	if tr.LastAction != nil {
+		tr.LastAction.Error = clip(tr.LastAction.Error, MaxTextBytes)
+	}
+	o.Reason = clip(o.Reason, MaxTextBytes)
 	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by.Login, "person", by.Person, "generation", gen, "result", ev.Result, "error", ev.Error)
 	return ev, o, started, err
 }

@@ -460,3 +460,78 @@ func TestDocsStateTheLimits(t *testing.T) {
 		}
 	}
 }
+
+// An agent's error quoted in a record is bounded too: here a redirect to a
+// 200 KB location, answered to a person's restart and then to a poll.
+func TestAgentErrorsAreBoundedInTheHistory(t *testing.T) {
+	location := "http://127.0.0.1:1/" + strings.Repeat("a", 200<<10)
+	var mu sync.Mutex
+	redirect := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodPost || redirect {
+			w.Header().Set("Location", location)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		switch r.URL.Path {
+		case "/v1/status":
+			_, _ = w.Write(statusJSON("a", "h", 1))
+		default:
+			_, _ = w.Write([]byte(`{"events":[],"next":0}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	store, err := history.Open(t.TempDir(), history.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	e, err := New(fleetOf(policy(nil), fleet.Agent{Name: "a", URL: srv.URL}), Options{Clock: clock.NewFake(t0), History: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.PollNow(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restart(ctx, "a", "cdp", "alice", "test", AnyGeneration); err == nil {
+		t.Fatal("a redirected restart succeeded")
+	}
+	mu.Lock()
+	redirect = true
+	mu.Unlock()
+	if err := e.PollNow(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	events, err := store.Events(history.Query{Agent: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := 0
+	for _, ev := range events {
+		if ev.Type == history.TypeAction {
+			actions++
+		}
+		for _, s := range []string{ev.Reason, ev.Error, ev.Diagnosis} {
+			if jsonLen(s) > MaxTextBytes {
+				t.Errorf("a %s event holds %d bytes of text", ev.Type, jsonLen(s))
+			}
+		}
+	}
+	if actions != 1 {
+		t.Errorf("%d actions recorded, want 1", actions)
+	}
+	obs, err := store.Observations(history.Query{Agent: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := obs[len(obs)-1]; last.State != state.Unknown || jsonLen(last.Reason) > MaxTextBytes || !strings.Contains(last.Reason, "…(truncated, ") {
+		t.Errorf("the last observation: %s, %d bytes of reason", last.State, jsonLen(last.Reason))
+	}
+	recs, _ := store.Agents()
+	if n := len(recs["a"]); n > 16<<10 {
+		t.Errorf("the resume record takes %d bytes", n)
+	}
+}
