@@ -242,6 +242,8 @@ type agentRT struct {
 	snap             AgentSnapshot
 	// judged: this engine has judged the agent at least once.
 	judged bool
+	// notes: what the write limits held back since the last notice.
+	notes limitNotes
 }
 
 // agentRecord is what the engine needs to resume an agent after a restart.
@@ -255,6 +257,15 @@ type agentRecord struct {
 	EventsAgent  string                          `json:"eventsAgent,omitempty"`
 	Snapshot     AgentSnapshot                   `json:"snapshot"`
 	Trackers     map[string]*remediation.Tracker `json:"trackers,omitempty"`
+
+	// EventsMore: the agent has events left to read (a full page, or the
+	// budget put them off); they are read at the next polls.
+	EventsMore bool `json:"eventsMore,omitempty"`
+	// EventBudget is the agent's history budget for its events; IDResets
+	// the times its event log was read again from the start, within the
+	// last hour (see limits.go).
+	EventBudget eventBucket `json:"eventBudget"`
+	IDResets    []time.Time `json:"idResets,omitempty"`
 }
 
 const keepRTTs = 100

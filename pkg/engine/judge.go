@@ -123,6 +123,9 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 
 	default:
 		st, err := response.Parse(res.Answer.Body)
+		if err == nil && len(st.Processes) > MaxProcesses {
+			err = fmt.Errorf("processes: %d listed, the monitor judges at most %d", len(st.Processes), MaxProcesses)
+		}
 		if err != nil {
 			e.answered(rec, snap.Cluster, nil, res)
 			snap.SilentSince, snap.LastAnswerAt, snap.RTT = time.Time{}, res.At, res.Answer.RTT
@@ -133,6 +136,7 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 			e.mu.RUnlock()
 			break
 		}
+		boundStatus(&st)
 		obs := response.Classify(st)
 		cluster := obs.Cluster
 		if cluster == "" {
@@ -152,13 +156,21 @@ func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res po
 		snap.Budget = e.budgetFor(cfg, *rec, cluster)
 		e.mu.RUnlock()
 		events = append(events, e.remediate(ctx, rt, cfg, &snap, obs)...)
-		e.fetchAgentEvents(ctx, rec, cfg, &batch, prev, st)
+		e.fetchAgentEvents(ctx, rt, cfg, &batch, prev, st)
 	}
 
+	// Everything recorded from this answer is bounded (see limits.go).
+	boundSnapshot(&snap)
+	for i := range events {
+		boundEvent(&events[i])
+	}
 	// Actions were stamped when they happened; state changes follow them.
 	events = append(events, stateChanges(prev, snap, e.clock.Now())...)
 	rec.Snapshot = snap
 	batch.Events = append(batch.Events, events...)
+	if ev, ok := rt.notes.notice(cfg.Name, now); ok {
+		batch.Events = append(batch.Events, ev)
+	}
 	batch.Observations = append(batch.Observations, observation(snap, res.At, snap.LastAnswerAt.Equal(res.At)))
 	// The resume record is written when something in it matters; the time of
 	// the last answer is also in every observation, so a quiet agent's record
@@ -405,6 +417,12 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	} else {
 		o = tr.RecordStop(cfg.AutoRestart, now, by, gen, isStale, recErr)
 	}
+	// The error may quote the agent: it is kept in the resume record.
+	tr.LastError = clip(tr.LastError, MaxTextBytes)
+	if tr.LastAction != nil {
+		tr.LastAction.Error = clip(tr.LastAction.Error, MaxTextBytes)
+	}
+	o.Reason = clip(o.Reason, MaxTextBytes)
 	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by.Login, "person", by.Person, "generation", gen, "result", ev.Result, "error", ev.Error)
 	return ev, o, started, err
 }
@@ -470,36 +488,76 @@ func observation(s AgentSnapshot, at time.Time, answered bool) history.Observati
 }
 
 // fetchAgentEvents copies the agent's own events into the history when its
-// answer shows that something happened (or on the first answer), so none is
-// lost across an engine restart.
-func (e *Engine) fetchAgentEvents(ctx context.Context, rec *agentRecord, cfg fleet.Agent, batch *history.Batch, prev AgentSnapshot, st response.Status) {
+// answer shows that something happened (or on the first answer, or when
+// events were left to read), so none is lost across an engine restart. It
+// keeps within the agent's bounds (limits.go): one page per poll, each event
+// cut to its size, the history budget, and few re-reads from the start
+// after agent.id changes; what they hold back is noted in rt.notes.
+func (e *Engine) fetchAgentEvents(ctx context.Context, rt *agentRT, cfg fleet.Agent, batch *history.Batch, prev AgentSnapshot, st response.Status) {
 	if e.hist == nil {
 		return
 	}
-	if rec.EventsAgent != st.Agent.ID {
-		rec.EventsAgent, rec.EventsSince = st.Agent.ID, 0
-	} else if !changed(prev, st) {
+	rec := &rt.rec
+	now := e.clock.Now()
+	switch {
+	case rec.EventsAgent == "":
+		rec.EventsAgent, rec.EventsSince, rec.EventsMore = st.Agent.ID, 0, true
+	case rec.EventsAgent != st.Agent.ID:
+		rt.notes.idChanged(now)
+		rec.IDResets = slices.DeleteFunc(rec.IDResets, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
+		if len(rec.IDResets) >= MaxIDResetsPerHour {
+			// Still polled and judged; its log is read once its id settles.
+			rt.notes.unread++
+			return
+		}
+		rec.IDResets = append(rec.IDResets, now)
+		rec.EventsAgent, rec.EventsSince, rec.EventsMore = st.Agent.ID, 0, true
+	case !rec.EventsMore && !changed(prev, st):
+		return
+	}
+	if rec.EventBudget.available(now) < fetchAtLeast {
+		rt.notes.deferred++
+		rec.EventsMore = true
 		return
 	}
 	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for range 10 { // at most 5,000 events per poll
-		evs, err := e.client.Events(ectx, toClient(cfg), rec.EventsSince, 500)
-		if err != nil {
-			e.log.Debug("agent events not fetched", "agent", cfg.Name, "error", err)
-			return
-		}
-		for _, ev := range evs.Events {
-			raw, _ := json.Marshal(ev)
-			batch.Events = append(batch.Events, Event{Type: history.TypeAgent, Time: ev.Time, Agent: cfg.Name, Process: ev.Process, AgentEvent: raw})
-		}
-		if evs.Next <= rec.EventsSince || len(evs.Events) == 0 {
-			rec.EventsSince = evs.Next
-			return
-		}
-		rec.EventsSince = evs.Next
+	page, err := e.client.Events(ectx, toClient(cfg), rec.EventsSince, MaxAgentEventsPerPoll)
+	if err != nil {
+		e.log.Debug("agent events not fetched", "agent", cfg.Name, "error", err)
+		return
 	}
+	evs := page.Events
+	if len(evs) > MaxAgentEventsPerPoll {
+		rt.notes.dropped += len(evs) - MaxAgentEventsPerPoll
+		evs = evs[:MaxAgentEventsPerPoll]
+	}
+	for i, ev := range evs {
+		raw, cut := boundAgentEvent(ev)
+		out := Event{Type: history.TypeAgent, Time: ev.Time, Agent: cfg.Name, Process: clip(ev.Process, MaxNameBytes), AgentEvent: raw}
+		if !rec.EventBudget.take(now, storedSize(out)) {
+			// The rest waits for the budget: the cursor stays after the
+			// last event stored.
+			rt.notes.deferred++
+			rec.EventsMore = true
+			if i > 0 && evs[i-1].Seq > rec.EventsSince {
+				rec.EventsSince = evs[i-1].Seq
+			}
+			return
+		}
+		if cut {
+			rt.notes.cut++
+		}
+		batch.Events = append(batch.Events, out)
+	}
+	rec.EventsMore = len(page.Events) >= MaxAgentEventsPerPoll && page.Next > rec.EventsSince
+	rec.EventsSince = page.Next
 }
+
+// fetchAtLeast: the agent's events are read only when its budget can take
+// this many bytes, so that an agent whose budget is spent is not asked for
+// a page at every poll.
+const fetchAtLeast = 64 << 10
 
 // changed reports whether a status differs from the last snapshot in a way
 // the agent records events for.

@@ -83,6 +83,9 @@ func (e *Engine) Restart(ctx context.Context, agent, process, by, reason string,
 		}
 	}
 	now := e.clock.Now()
+	// The agent's answer (an error) is bounded like any other (limits.go).
+	boundSnapshot(&snap)
+	boundEvent(&ev)
 	events := append([]Event{ev}, stateChanges(prev, snap, now)...)
 	rt.rec.Snapshot = snap
 	if e.hist != nil {

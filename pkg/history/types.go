@@ -20,6 +20,10 @@ const (
 	TypeNote = "note"
 	// TypeAgent is an event the agent itself recorded (GET /v1/events).
 	TypeAgent = "agent"
+	// TypeLimit says what the engine dropped, cut or put off of what one
+	// agent sent, to keep the history within that agent's bounds; its
+	// reason says what and why.
+	TypeLimit = "history_limit"
 )
 
 // Event is one entry of the monitor's event log. Its JSON form is a contract
