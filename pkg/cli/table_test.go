@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,12 @@ func TestWatchTimesAreUTC(t *testing.T) {
 	(&watchOutput{w: &out}).table(engine.Snapshot{}, at, false)
 	if !strings.HasPrefix(out.String(), "2026-11-26T05:43:32Z  0 agents") {
 		t.Errorf("header %q", out.String())
+	}
+	// The engine's warnings (stderr) too.
+	out.Reset()
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: utcLogTime}))
+	log.Warn("agent failed")
+	if !regexp.MustCompile(`^time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=WARN`).MatchString(out.String()) {
+		t.Errorf("log line %q", out.String())
 	}
 }

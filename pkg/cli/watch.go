@@ -103,7 +103,7 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	opts.History = store
 	opts.Sink = engine.SinkFunc(out.event)
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: utcLogTime}))
 	}
 	e, err := engine.New(cfg, opts)
 	if err != nil {
@@ -377,6 +377,14 @@ func eventText(ev engine.Event) string {
 // utc is how watch's human output writes a time: UTC, to the second, with
 // its zone ("2026-11-26T05:43:32Z"), in the header and on every event line.
 func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// utcLogTime writes the engine's log lines' time in UTC too.
+func utcLogTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
+}
 
 // isTerminal reports whether w is a character device (a terminal), where the
 // table is redrawn in place instead of appended.
