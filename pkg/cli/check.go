@@ -28,12 +28,15 @@ var nagiosNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
 
 // checkOptions are the flags of "vigil check".
 type checkOptions struct {
-	agentURL  string
-	token     string
-	timeout   time.Duration
-	lagWarn   time.Duration
-	lagCrit   time.Duration
-	agentName string
+	agentURL string
+	token    string
+	// tokenSource says where token came from, for messages: "--token",
+	// "--token-file F", "$VIGIL_READ_TOKEN", or "" when no token was given.
+	tokenSource string
+	timeout     time.Duration
+	lagWarn     time.Duration
+	lagCrit     time.Duration
+	agentName   string
 }
 
 // checkResult is the verdict of one check: a plugin state, the sentence behind
@@ -68,7 +71,11 @@ func (r checkResult) write(w io.Writer) {
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vigil check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package's own messages are not written: a command-line error
+	// is a status line first (a monitoring system shows the first line of
+	// stdout), and the flags follow on stderr.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var o checkOptions
 	var tokenFile string
 	fs.StringVar(&o.agentURL, "agent", "", "the agent's base URL, e.g. http://10.0.0.5:7070 (required)")
@@ -77,11 +84,20 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long to wait for the agent's answer")
 	fs.DurationVar(&o.lagWarn, "lag-warn", 60*time.Second, "protection lag at or above which the check warns")
 	fs.DurationVar(&o.lagCrit, "lag-crit", 300*time.Second, "protection lag at or above which the check is critical")
+	printUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: vigil check --agent URL [flags]\n\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
 	// Usage errors are UNKNOWN, not CRITICAL: the plugin, not CDP, is at fault.
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
 			return NagiosOK
 		}
+		fmt.Fprintf(stdout, "CDP UNKNOWN - vigil check: %s (the flags follow; see vigil check -h)\n", nagiosText(err.Error()))
+		printUsage(stderr)
 		return NagiosUnknown
 	}
 	usageErr := func(format string, a ...any) int {
@@ -110,7 +126,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.token != "" && tokenFile != "" {
 		return usageErr("give --token or --token-file, not both")
 	}
+	if o.token != "" {
+		o.tokenSource = "--token"
+	}
 	if tokenFile != "" {
+		o.tokenSource = "--token-file " + tokenFile
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
 			return usageErr("--token-file: %v", err)
@@ -122,6 +142,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if o.token == "" {
 		o.token = os.Getenv("VIGIL_READ_TOKEN")
+		if o.token != "" {
+			o.tokenSource = "$VIGIL_READ_TOKEN"
+		}
 	}
 
 	client := agentclient.New(nil)
@@ -138,7 +161,7 @@ func check(ctx context.Context, client agentclient.API, o checkOptions) checkRes
 	agent := agentclient.Agent{Name: o.agentName, URL: o.agentURL, ReadToken: o.token}
 	answer, err := client.Status(ctx, agent)
 	if err != nil {
-		return unansweredResult(err, o.timeout)
+		return unansweredResult(err, o)
 	}
 	perf := []string{perf("rtt", answer.RTT.Seconds(), "s", "", "", "0")}
 	status, err := response.Parse(answer.Body)
@@ -148,24 +171,32 @@ func check(ctx context.Context, client agentclient.API, o checkOptions) checkRes
 	return judge(response.Classify(status), o, perf)
 }
 
-func unansweredResult(err error, timeout time.Duration) checkResult {
+func unansweredResult(err error, o checkOptions) checkResult {
 	var ae *agentclient.Error
 	if !errors.As(err, &ae) {
 		return checkResult{State: NagiosUnknown, Summary: err.Error()}
 	}
 	switch {
 	case ae.IsTimeout():
-		return checkResult{State: NagiosCritical, Summary: fmt.Sprintf("agent unreachable: no answer within %s (%s)", timeout, ae.URL)}
+		return checkResult{State: NagiosCritical, Summary: fmt.Sprintf("agent unreachable: no answer within %s (%s)", o.timeout, ae.URL)}
 	case ae.Fault == agentclient.FaultNetwork:
 		return checkResult{State: NagiosCritical, Summary: "agent unreachable: " + ae.Error()}
 	case ae.Fault == agentclient.FaultAgent && ae.StatusCode >= 500:
 		return checkResult{State: NagiosCritical, Summary: "the agent answered with an error: " + ae.Error()}
 	case ae.Fault == agentclient.FaultAgent && (ae.StatusCode == 401 || ae.StatusCode == 403):
-		return checkResult{State: NagiosUnknown, Summary: "the agent refused the read token (check --token or --token-file): " + ae.Error()}
+		answered := fmt.Sprintf("GET %s answered HTTP %d", ae.URL, ae.StatusCode)
+		if o.tokenSource == "" {
+			return checkResult{State: NagiosUnknown, Summary: "no read token was given, and the agent requires one: " + noTokenHint + " (" + answered + ")"}
+		}
+		return checkResult{State: NagiosUnknown, Summary: "the agent refused the read token from " + o.tokenSource +
+			": it must be one of the agent's read tokens (auth.readToken in its configuration) (" + answered + ")"}
 	default:
 		return checkResult{State: NagiosUnknown, Summary: ae.Error()}
 	}
 }
+
+// noTokenHint names the three ways to give check a read token, the safest first.
+const noTokenHint = "give it with --token-file F, the environment variable VIGIL_READ_TOKEN, or --token T"
 
 // judge turns an observation into a plugin state: the worst over processes.
 func judge(obs response.Observation, o checkOptions, perfData []string) checkResult {

@@ -133,7 +133,7 @@ func TestCheckJudgesTheAnswer(t *testing.T) {
 		},
 		{
 			name: "a wrong token", status: 401, body: `{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`,
-			want: NagiosUnknown, wantLine: "CDP UNKNOWN - the agent refused the read token (check --token or --token-file): ",
+			want: NagiosUnknown, wantLine: "CDP UNKNOWN - the agent refused the read token from --token: it must be one of the agent's read tokens (auth.readToken in its configuration) (GET http://127.0.0.1:",
 		},
 	}
 	for _, tt := range tests {
@@ -240,6 +240,85 @@ func TestCheckUsageIsUnknown(t *testing.T) {
 				t.Errorf("exit %d, output %q; want 3, %q", code, out, tt.want)
 			}
 		})
+	}
+}
+
+// A refused token is named by where it came from; no token at all is said
+// so, with the three ways to give one.
+func TestCheckSaysWhereTheTokenCameFrom(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good-token-0123456789" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`))
+			return
+		}
+		_, _ = w.Write([]byte(statusBody()))
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("wrong-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(source string) string {
+		return "CDP UNKNOWN - the agent refused the read token from " + source +
+			": it must be one of the agent's read tokens (auth.readToken in its configuration) (GET " + srv.URL + "/v1/status answered HTTP 401)\n"
+	}
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"no token anywhere", "", nil, "CDP UNKNOWN - no read token was given, and the agent requires one: " +
+			"give it with --token-file F, the environment variable VIGIL_READ_TOKEN, or --token T (GET " + srv.URL + "/v1/status answered HTTP 401)\n"},
+		{"--token", "", []string{"--token", "wrong-token-0123456789"}, refused("--token")},
+		{"--token-file", "", []string{"--token-file", file}, refused("--token-file " + file)},
+		{"VIGIL_READ_TOKEN", "wrong-token-0123456789", nil, refused("$VIGIL_READ_TOKEN")},
+		{"a flag wins over VIGIL_READ_TOKEN", "good-token-0123456789", []string{"--token-file", file}, refused("--token-file " + file)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("VIGIL_READ_TOKEN", tt.env)
+			code, out := runCLI(t, append([]string{"check", "--agent", srv.URL}, tt.args...)...)
+			if code != NagiosUnknown || out != tt.want {
+				t.Errorf("exit %d, output\n%q\nwant 3,\n%q", code, out, tt.want)
+			}
+			if strings.Contains(out, "token-0123456789") {
+				t.Errorf("the token appears in the output: %s", out)
+			}
+		})
+	}
+}
+
+// A command-line error is a status line first, on stdout, where a monitoring
+// system reads it; the flags follow on stderr.
+func TestCheckCommandLineErrorIsAStatusLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--agent", "http://x", "--verbose"}, "CDP UNKNOWN - vigil check: flag provided but not defined: -verbose (the flags follow; see vigil check -h)\n"},
+		{"flag without its value", []string{"--agent"}, "CDP UNKNOWN - vigil check: flag needs an argument: -agent (the flags follow; see vigil check -h)\n"},
+		{"not a duration", []string{"--agent", "http://x", "--timeout", "soon"}, `CDP UNKNOWN - vigil check: invalid value "soon" for flag -timeout: parse error (the flags follow; see vigil check -h)` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), append([]string{"check"}, tt.args...), &stdout, &stderr)
+			if code != NagiosUnknown || stdout.String() != tt.want {
+				t.Errorf("exit %d, stdout %q; want 3, %q", code, stdout.String(), tt.want)
+			}
+			if !strings.HasPrefix(stderr.String(), "Usage: vigil check --agent URL [flags]") || !strings.Contains(stderr.String(), "-token-file") {
+				t.Errorf("stderr does not hold the flags: %q", stderr.String())
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), []string{"check", "-h"}, &stdout, &stderr); code != NagiosOK ||
+		!strings.HasPrefix(stdout.String(), "Usage: vigil check --agent URL [flags]") || stderr.Len() != 0 {
+		t.Errorf("check -h: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
 

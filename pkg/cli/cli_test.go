@@ -51,8 +51,9 @@ func fleetOf(t *testing.T, extra string, agents ...*agentproc.Agent) string {
 }
 
 func TestRunUsageAndVersion(t *testing.T) {
-	valid := writeFleet(t, "agents:\n  - name: a\n    url: http://127.0.0.1:1\n")
-	invalid := writeFleet(t, "agents:\n  - name: a\n")
+	valid := writeFleet(t, "agents:\n  - name: a\n    url: http://127.0.0.1:1\n    readToken: r\n")
+	invalid := writeFleet(t, "agents:\n  - name: a\n    readToken: r\n")
+	noToken := writeFleet(t, "agents:\n  - name: a\n    url: http://127.0.0.1:1\n  - name: b\n")
 	tests := []struct {
 		name       string
 		args       []string
@@ -64,6 +65,10 @@ func TestRunUsageAndVersion(t *testing.T) {
 		{"no command", nil, 2, "", "Usage: vigil <command>"},
 		{"unknown command", []string{"frobnicate"}, 2, "", `vigil: unknown command "frobnicate"`},
 		{"bad fleet file", []string{"watch", "--config", invalid, "--once"}, 2, "", "vigil watch: " + invalid + ": agents[0].url: is required\n"},
+		{"fleet file without tokens", []string{"watch", "--config", noToken, "--once"}, 2, "",
+			"vigil watch: " + noToken + ": agents[1].url: is required\n" +
+				`  agents[0].readToken: agent "a" (line 2) has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or agents[0].readToken for this one (or the readTokenFile of either)` + "\n" +
+				`  agents[1].readToken: agent "b" (line 4) has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or agents[1].readToken for this one (or the readTokenFile of either)` + "\n"},
 		{"missing fleet file", []string{"watch", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, 2, "", "no such file or directory"},
 		{"interval too short", []string{"watch", "--config", valid, "--interval", "10ms"}, 2, "", "vigil watch: --interval: 10ms is below the minimum of 1s\n"},
 		{"stray argument", []string{"watch", "extra"}, 2, "", `vigil watch: unexpected argument "extra"`},
@@ -82,6 +87,21 @@ func TestRunUsageAndVersion(t *testing.T) {
 				t.Errorf("stderr = %q, want it to contain %q", stderr, tt.wantStderr)
 			}
 		})
+	}
+}
+
+// An agent whose CDP Vigil should restart but cannot, for want of a control
+// token, is named at start; watch still runs.
+func TestWatchWarnsOfAnAgentWithoutControlToken(t *testing.T) {
+	fleetFile := writeFleet(t, "defaults:\n  readToken: r\nagents:\n  - name: a\n    url: http://127.0.0.1:1\n    autoRestart: { enabled: false }\n  - name: b\n    url: http://127.0.0.1:1\n")
+	code, _, stderr := run(t, "watch", "--config", fleetFile, "--once")
+	if code != ExitNotAll {
+		t.Errorf("exit %d, want 1 (nothing answers): %s", code, stderr)
+	}
+	want := "vigil watch: warning: " + fleetFile + `: agents[1]: agent "b" (line 7) has no control token, so Vigil cannot restart its CDP although autoRestart is on: ` +
+		"set defaults.controlToken for every agent or agents[1].controlToken for this one (or the controlTokenFile of either)\n"
+	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "warning") != 1 {
+		t.Errorf("stderr\n%s\nwant it to start with\n%s", stderr, want)
 	}
 }
 

@@ -65,8 +65,16 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	cfg, err := fleet.Load(o.config)
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
+		// One problem a line: the fleet loader reports them all at once.
+		problems := strings.Split(err.Error(), "\n")
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(problems[0]))
+		for _, p := range problems[1:] {
+			fmt.Fprintf(stderr, "  %s\n", printable(p))
+		}
 		return ExitUsage
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "vigil watch: warning: %s: %s\n", o.config, printable(w))
 	}
 	if o.interval != 0 {
 		if o.interval < fleet.MinPollInterval {
@@ -95,7 +103,7 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 	opts.History = store
 	opts.Sink = engine.SinkFunc(out.event)
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: utcLogTime}))
 	}
 	e, err := engine.New(cfg, opts)
 	if err != nil {
@@ -215,23 +223,32 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 			summary = append(summary, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(&b, "%s  %d agents: %s\n", now.UTC().Format(time.RFC3339), len(snap.Agents), strings.Join(summary, ", "))
+	fmt.Fprintf(&b, "%s  %d agents: %s\n", utc(now), len(snap.Agents), strings.Join(summary, ", "))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAG\tLAST RESTART\tREASON")
 	for _, a := range snap.Agents {
 		// Lag matters where CDP should run: a standby node's stopped process reports a lag that
-		// only grows, and would read as an alarm.
-		agentLag, worst := "-", -1.0
+		// only grows, and would read as an alarm. What an earlier answer said is not shown as
+		// now: without a status in the latest poll, RTT and lag are unknown.
+		fresh := answeredLatest(a)
+		agentRTT, agentLag, worst := unknown, unknown, -1.0
+		if fresh {
+			agentRTT, agentLag = rtt(a), "-"
+		}
 		for _, p := range a.Processes {
-			if p.LagSeconds != nil && p.State != state.Standby && *p.LagSeconds > worst {
+			if fresh && p.LagSeconds != nil && p.State != state.Standby && *p.LagSeconds > worst {
 				worst = *p.LagSeconds
 				agentLag = lagText(worst)
 			}
 		}
-		row(tw, a.Name, clusterRole(a), a.State.String(), rtt(a), budget(a.Budget), agentLag, lastRestart(a, now), a.Reason)
+		row(tw, a.Name, clusterRole(a), a.State.String(), agentRTT, budget(a.Budget), agentLag, lastRestart(a, now), a.Reason)
 		for _, p := range a.Processes {
 			processLag := ""
-			if p.LagSeconds != nil && p.State != state.Standby {
+			switch {
+			case p.State == state.Standby:
+			case !fresh:
+				processLag = unknown
+			case p.LagSeconds != nil:
 				processLag = lagText(*p.LagSeconds)
 			}
 			row(tw, "  "+p.Name, "", p.State.String(), "", "", processLag, "", p.Reason)
@@ -282,6 +299,18 @@ func clusterRole(a engine.AgentSnapshot) string {
 	return "-"
 }
 
+// unknown is shown for a value the latest poll did not tell: the RTT and
+// protection lag of an agent that did not answer it with a status.
+const unknown = "?"
+
+// answeredLatest reports whether the agent answered this engine's latest
+// poll with a status (not an error), so that its RTT and lags are current.
+// A state restored from the history, a silent agent (GRACE, FAILED) and one
+// that answered with an error (UNKNOWN) did not.
+func answeredLatest(a engine.AgentSnapshot) bool {
+	return a.Judged && !a.LastAnswerAt.IsZero() && !a.LastAnswerAt.Before(a.LastPollAt) && a.LastError == ""
+}
+
 func rtt(a engine.AgentSnapshot) string {
 	if a.LastAnswerAt.IsZero() || a.RTT == 0 {
 		return "-"
@@ -326,7 +355,7 @@ func describeEvent(ev engine.Event) string {
 }
 
 func eventText(ev engine.Event) string {
-	at := ev.Time.Local().Format("15:04:05")
+	at := utc(ev.Time)
 	who := ev.Agent
 	if ev.Process != "" {
 		who += "/" + ev.Process
@@ -343,6 +372,18 @@ func eventText(ev engine.Event) string {
 		text += " (" + ev.Diagnosis + ")"
 	}
 	return text
+}
+
+// utc is how watch's human output writes a time: UTC, to the second, with
+// its zone ("2026-11-26T05:43:32Z"), in the header and on every event line.
+func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// utcLogTime writes the engine's log lines' time in UTC too.
+func utcLogTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
 }
 
 // isTerminal reports whether w is a character device (a terminal), where the

@@ -167,7 +167,14 @@ type Config struct {
 	ReadToken    Secret  `json:"-"`
 	ControlToken Secret  `json:"-"`
 	Agents       []Agent `json:"agents"`
+	// warnings are what Load and Parse found usable but doubtful.
+	warnings []string
 }
+
+// Warnings are what loading a fleet file found usable but doubtful, one
+// sentence each naming the agent and the key to set: an agent without a
+// control token while autoRestart is on (its CDP cannot be restarted).
+func (c *Config) Warnings() []string { return c.warnings }
 
 // Agent returns the configured agent with that name.
 func (c *Config) Agent(name string) (Agent, bool) {
@@ -335,5 +342,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) && math.Abs(secs) < 1e9 {
 		return time.Duration(secs * float64(time.Second)), nil
 	}
-	return 0, fmt.Errorf("%q is not a duration (examples: 10s, 1m30s, 0)", s)
+	return 0, fmt.Errorf("%q is not a duration (%s)", s, durationExamples)
 }
+
+const durationExamples = "examples: 10s, 1m30s, 0"

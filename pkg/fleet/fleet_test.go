@@ -56,7 +56,7 @@ func TestLoadValid(t *testing.T) {
 }
 
 func TestDefaultsWhenOnlyRequiredKeys(t *testing.T) {
-	cfg, err := Parse([]byte("agents:\n  - name: a\n    url: http://127.0.0.1:7071\n"))
+	cfg, err := Parse([]byte("agents:\n  - name: a\n    url: http://127.0.0.1:7071\n    readToken: r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +80,25 @@ func TestLoadInvalid(t *testing.T) {
 		{"duplicate-name", `agents[1].name: "a" is already used by agents[0]`},
 		{"no-agents", "agents: at least one agent is required"},
 		{"empty", "agents: at least one agent is required"},
-		{"not-yaml", "not valid YAML: yaml: line 1: did not find expected node content"},
+		{"not-yaml", "not valid YAML: line 1, column 9: did not find expected node content"},
+		// Syntax errors name the line (and column) of the mistake, not where
+		// the enclosing block begins as the YAML library does.
+		{"syntax-tab", "not valid YAML: line 8, column 1: found a tab character that violates indentation"},
+		{"syntax-unclosed-quote", "not valid YAML: line 6, column 10: found unexpected end of stream"},
+		{"syntax-bad-mapping", "not valid YAML: line 7, column 17: mapping values are not allowed in this context"},
+		{"duplicate-key", "agents[1].url: is given twice (line 10)"},
+		{"unknown-nested-key", "agents[0].autoRestart.maxRestart: unknown key (line 9); known keys: backoffInitial, backoffMax, enabled, maxRestarts, stopWhenNotExpected, window"},
+		{"wrong-type", `agents[0].autoRestart.maxRestarts: "many" must be a whole number (line 9)`},
+		{"no-read-token", `agents[1].readToken: agent "b" (line 6) has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or agents[1].readToken for this one (or the readTokenFile of either)`},
+		{"read-token-env-empty", "defaults.readToken: $VIGIL_TEST_EMPTY_READ_TOKEN is empty or not set in the environment, so there is no read token and the agent would refuse every poll"},
 		{"agents-not-a-list", "agents: must be a list (line 2)"},
 		{"poll-interval-too-short", "pollInterval: 100ms is below the minimum of 1s"},
-		{"bad-duration", `agents[0].budget.failover: "soon" is not a duration (examples: 10s, 1m30s, 0)`},
+		{"bad-duration", `agents[0].budget.failover: "soon" is not a duration (line 4) (examples: 10s, 1m30s, 0)`},
 		{"negative-duration", "defaults.rpo: -5s must not be negative\nagents[0].rpo: -5s must not be negative"},
 		{"bad-combine", `defaults.budget.combine: "avg" must be max or sum` + "\n" + `agents[0].budget.combine: "avg" must be max or sum`},
 		{"bad-mode", `agents[0].budget.mode: "learned" must be configured or measured`},
-		{"bad-bool", `defaults.autoRestart.enabled: "maybe" must be true or false`},
-		{"bad-int", `defaults.autoRestart.maxRestarts: "2.5" must be a whole number`},
+		{"bad-bool", `defaults.autoRestart.enabled: "maybe" must be true or false (line 2)`},
+		{"bad-int", `defaults.autoRestart.maxRestarts: "2.5" must be a whole number (line 2)`},
 		{"bad-percentile", "defaults.measured.percentile: 120 must be above 0 and at most 100\nagents[0].measured.percentile: 120 must be above 0 and at most 100"},
 		{"floor-above-ceiling", "defaults.measured.floor: 20m0s is above measured.ceiling 15m0s\nagents[0].measured.floor: 20m0s is above measured.ceiling 15m0s"},
 		{"backoff-inverted", "defaults.autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s\nagents[0].autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s"},
@@ -106,13 +116,14 @@ func TestLoadInvalid(t *testing.T) {
 	for _, tt := range tests {
 		seen[tt.file+".yaml"] = true
 		t.Run(tt.file, func(t *testing.T) {
+			t.Setenv("VIGIL_TEST_EMPTY_READ_TOKEN", "")
 			path := filepath.Join("testdata", "invalid", tt.file+".yaml")
 			_, err := Load(path)
 			want := path + ": " + tt.want
 			if err == nil || err.Error() != want {
 				t.Errorf("error\n got: %v\nwant: %s", err, want)
 			}
-			if tt.file != "not-yaml" && !errors.Is(err, ErrInvalid) {
+			if !strings.HasPrefix(tt.file, "syntax-") && tt.file != "not-yaml" && !errors.Is(err, ErrInvalid) {
 				t.Errorf("error does not match ErrInvalid")
 			}
 		})
@@ -215,5 +226,74 @@ func TestValidateBuiltInCode(t *testing.T) {
 	cfg.Agents[0].URL = ""
 	if err := cfg.ValidateMin(0); !errors.As(err, &fe) || fe.Field != "agents[0].url" {
 		t.Errorf("want a FieldError naming agents[0].url, got %v", err)
+	}
+}
+
+// fleet.yaml's token rules: an agent without a read token is an error (a
+// vigil-agent refuses every poll without one); one without a control token
+// while autoRestart is on is a warning naming it.
+func TestFleetFileTokens(t *testing.T) {
+	t.Setenv("VIGIL_TEST_EMPTY_TOKEN", "")
+	t.Setenv("VIGIL_TEST_READ_TOKEN", "read-from-env")
+	tests := []struct {
+		name         string
+		yaml         string
+		wantErr      string
+		wantWarnings []string
+	}{
+		{
+			name: "every token given",
+			yaml: "defaults: { readToken: r, controlToken: c }\nagents:\n  - { name: a, url: \"http://h:1\" }\n",
+		},
+		{
+			name: "no control token, autoRestart on for one agent only",
+			yaml: "defaults: { readToken: r }\nagents:\n  - { name: a, url: \"http://h:1\", autoRestart: { enabled: false } }\n  - { name: b, url: \"http://h:2\" }\n",
+			wantWarnings: []string{`agents[1]: agent "b" (line 4) has no control token, so Vigil cannot restart its CDP although autoRestart is on: ` +
+				"set defaults.controlToken for every agent or agents[1].controlToken for this one (or the controlTokenFile of either)"},
+		},
+		{
+			name: "a control token from an empty variable",
+			yaml: "defaults: { readToken: r, controlToken: $VIGIL_TEST_EMPTY_TOKEN }\nagents:\n  - { name: a, url: \"http://h:1\" }\n",
+			wantWarnings: []string{`agents[0]: agent "a" (line 3) has no control token, so Vigil cannot restart its CDP although autoRestart is on: ` +
+				"defaults.controlToken names $VIGIL_TEST_EMPTY_TOKEN, which is empty or not set in the environment"},
+		},
+		{
+			name: "no token at all",
+			yaml: "agents:\n  - name: a\n    url: http://h:1\n  - url: http://h:2\n",
+			wantErr: "agents[1].name: is required\n" +
+				`agents[0].readToken: agent "a" (line 2) has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or agents[0].readToken for this one (or the readTokenFile of either)` + "\n" +
+				`agents[1].readToken: this agent (line 4) has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or agents[1].readToken for this one (or the readTokenFile of either)`,
+		},
+		{
+			name:    "an agent's own token from an empty variable hides the fleet's",
+			yaml:    "defaults: { readToken: $VIGIL_TEST_READ_TOKEN, controlToken: c }\nagents:\n  - { name: a, url: \"http://h:1\" }\n  - { name: b, url: \"http://h:2\", readToken: $VIGIL_TEST_EMPTY_TOKEN }\n",
+			wantErr: "agents[1].readToken: $VIGIL_TEST_EMPTY_TOKEN is empty or not set in the environment, so there is no read token and the agent would refuse every poll",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.yaml))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error\n got: %v\nwant: %s", err, tt.wantErr)
+				}
+				if !errors.Is(err, ErrInvalid) {
+					t.Error("error does not match ErrInvalid")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(cfg.Warnings(), "\n"); got != strings.Join(tt.wantWarnings, "\n") {
+				t.Errorf("warnings\n got: %s\nwant: %s", got, strings.Join(tt.wantWarnings, "\n"))
+			}
+		})
+	}
+	// The datasource takes tokens from secureJsonData, where an empty one is
+	// reported by its health check: FromJSON neither fails nor warns.
+	cfg, err := FromJSON([]byte(`{"agents":[{"name":"a","url":"http://h:1"}]}`), nil)
+	if err != nil || len(cfg.Warnings()) != 0 {
+		t.Errorf("FromJSON without secrets: %v, warnings %v", err, cfg.Warnings())
 	}
 }

@@ -36,7 +36,7 @@ func Parse(raw []byte) (Config, error) { return parse(raw, "") }
 func parse(raw []byte, baseDir string) (Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return Config{}, fmt.Errorf("not valid YAML: %w", err)
+		return Config{}, syntaxError(raw, err)
 	}
 	d := &decoder{strict: true, baseDir: baseDir, tokens: true}
 	var root *yaml.Node
@@ -44,12 +44,18 @@ func parse(raw []byte, baseDir string) (Config, error) {
 		root = doc.Content[0]
 	}
 	cfg := d.config(root, "")
-	if len(d.errs) > 0 {
-		return Config{}, errors.Join(d.errs...)
+	errs := d.errs
+	if len(errs) == 0 {
+		if err := cfg.validate(MinPollInterval, ""); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := cfg.validate(MinPollInterval, ""); err != nil {
-		return Config{}, err
+	// Missing tokens come last: the structure's problems are read first.
+	errs = append(errs, d.tokenErrs...)
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
 	}
+	cfg.warnings = d.warnings
 	return cfg, nil
 }
 
@@ -104,6 +110,14 @@ type decoder struct {
 	prefix  string // prepended to every key path in errors
 	baseDir string // for relative token files
 	errs    []error
+	// tokenErrs are agents without a usable read token (fleet.yaml only),
+	// reported after every other problem; warnings are agents whose CDP
+	// cannot be restarted for want of a control token.
+	tokenErrs []error
+	warnings  []string
+	// reported keeps a token key whose $VAR is empty from being reported
+	// once for every agent that inherits it.
+	reported map[string]bool
 }
 
 type field func(n *yaml.Node, path string)
@@ -211,7 +225,7 @@ func (d *decoder) duration(dst *time.Duration) field {
 		}
 		v, err := ParseDuration(n.Value)
 		if err != nil {
-			d.fail(path, "%s", err.Error())
+			d.fail(path, "%q is not a duration%s (%s)", strings.TrimSpace(n.Value), d.line(n), durationExamples)
 			return
 		}
 		*dst = v
@@ -224,7 +238,7 @@ func (d *decoder) boolean(dst *bool) field {
 			return
 		}
 		if n.Tag != "!!bool" {
-			d.fail(path, "%q must be true or false", n.Value)
+			d.fail(path, "%q must be true or false%s", n.Value, d.line(n))
 			return
 		}
 		*dst = strings.EqualFold(n.Value, "true")
@@ -238,7 +252,7 @@ func (d *decoder) integer(dst *int) field {
 		}
 		v, err := strconv.Atoi(n.Value)
 		if err != nil || n.Tag != "!!int" {
-			d.fail(path, "%q must be a whole number", n.Value)
+			d.fail(path, "%q must be a whole number%s", n.Value, d.line(n))
 			return
 		}
 		*dst = v
@@ -252,7 +266,7 @@ func (d *decoder) number(dst *float64) field {
 		}
 		v, err := strconv.ParseFloat(n.Value, 64)
 		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsNaN(v) || math.IsInf(v, 0) {
-			d.fail(path, "%q must be a number", n.Value)
+			d.fail(path, "%q must be a number%s", n.Value, d.line(n))
 			return
 		}
 		*dst = v
@@ -315,36 +329,86 @@ func (d *decoder) tokenFields(fields map[string]field, read, control *tokenSourc
 
 var envRef = regexp.MustCompile(`^\$(?:\{(\w+)\}|(\w+))$`)
 
+// token is a token key as resolved: the secret and where it came from.
+type token struct {
+	secret Secret
+	// key is the key path that was set ("defaults.readToken",
+	// "agents[1].readTokenFile"), "" when none was.
+	key string
+	// envVar is the variable a $VAR value names.
+	envVar string
+	// failed: a problem with it was already reported.
+	failed bool
+}
+
 // resolve turns a token source into the token: $VAR or ${VAR} reads the
 // environment (so a fleet file can be committed without its tokens), a file
-// is read and trimmed.
-func (d *decoder) resolve(src tokenSource, path, key string, fallback Secret) Secret {
+// is read and trimmed. Neither set gives the fallback.
+func (d *decoder) resolve(src tokenSource, path, key string, fallback token) token {
 	switch {
 	case src.value != "" && src.file != "":
 		d.fail(join(path, key), "set either %s or %sFile, not both", key, key)
-		return ""
+		return token{key: join(path, key), failed: true}
 	case src.file != "":
+		t := token{key: join(path, key+"File")}
 		file := src.file
 		if !filepath.IsAbs(file) && d.baseDir != "" {
 			file = filepath.Join(d.baseDir, file)
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			d.fail(join(path, key+"File"), "cannot read %s: %v", file, errors.Unwrap(err))
-			return ""
+			d.fail(t.key, "cannot read %s: %v", file, errors.Unwrap(err))
+			t.failed = true
+			return t
 		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			d.fail(join(path, key+"File"), "%s is empty", file)
+		t.secret = Secret(strings.TrimSpace(string(b)))
+		if t.secret == "" {
+			d.fail(t.key, "%s is empty", file)
+			t.failed = true
 		}
-		return Secret(t)
+		return t
 	case src.value != "":
+		t := token{key: join(path, key), secret: Secret(src.value)}
 		if m := envRef.FindStringSubmatch(src.value); m != nil {
-			return Secret(os.Getenv(m[1] + m[2]))
+			t.envVar = m[1] + m[2]
+			t.secret = Secret(os.Getenv(t.envVar))
 		}
-		return Secret(src.value)
+		return t
 	}
 	return fallback
+}
+
+// checkTokens applies fleet.yaml's token rules to one agent: a read token is
+// required (a vigil-agent refuses every poll without one), and an agent whose
+// CDP Vigil should restart needs a control token, else it is a warning.
+func (d *decoder) checkTokens(ap string, n *yaml.Node, a Agent, read, control token) {
+	if !d.tokens {
+		return
+	}
+	who := "this agent" + d.line(n)
+	if a.Name != "" {
+		who = fmt.Sprintf("agent %q%s", a.Name, d.line(n))
+	}
+	switch {
+	case read.failed || read.secret != "":
+	case read.envVar != "":
+		if !d.reported[read.key] {
+			d.reported[read.key] = true
+			d.tokenErrs = append(d.tokenErrs, &FieldError{Field: read.key,
+				Message: fmt.Sprintf("$%s is empty or not set in the environment, so there is no read token and the agent would refuse every poll", read.envVar)})
+		}
+	default:
+		d.tokenErrs = append(d.tokenErrs, &FieldError{Field: ap + ".readToken",
+			Message: fmt.Sprintf("%s has no read token (a vigil-agent refuses every poll without one): set defaults.readToken for every agent or %s.readToken for this one (or the readTokenFile of either)", who, ap)})
+	}
+	if control.secret != "" || control.failed || !a.AutoRestart.Enabled {
+		return
+	}
+	why := fmt.Sprintf("set defaults.controlToken for every agent or %s.controlToken for this one (or the controlTokenFile of either)", ap)
+	if control.envVar != "" {
+		why = fmt.Sprintf("%s names $%s, which is empty or not set in the environment", control.key, control.envVar)
+	}
+	d.warnings = append(d.warnings, fmt.Sprintf("%s: %s has no control token, so Vigil cannot restart its CDP although autoRestart is on: %s", ap, who, why))
 }
 
 func (d *decoder) config(root *yaml.Node, path string) Config {
@@ -360,8 +424,10 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 		},
 		"agents": func(n *yaml.Node, _ string) { agentNodes = n },
 	}, "pollInterval", "defaults", "agents")
-	cfg.ReadToken = d.resolve(read, join(path, "defaults"), "readToken", "")
-	cfg.ControlToken = d.resolve(control, join(path, "defaults"), "controlToken", "")
+	fleetRead := d.resolve(read, join(path, "defaults"), "readToken", token{})
+	fleetControl := d.resolve(control, join(path, "defaults"), "controlToken", token{})
+	cfg.ReadToken, cfg.ControlToken = fleetRead.secret, fleetControl.secret
+	d.reported = map[string]bool{}
 
 	agentsPath := join(path, "agents")
 	if isNull(agentNodes) {
@@ -385,8 +451,10 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 			continue
 		}
 		d.mapping(n, ap, fields)
-		a.ReadToken = d.resolve(aread, ap, "readToken", cfg.ReadToken)
-		a.ControlToken = d.resolve(acontrol, ap, "controlToken", cfg.ControlToken)
+		readTok := d.resolve(aread, ap, "readToken", fleetRead)
+		controlTok := d.resolve(acontrol, ap, "controlToken", fleetControl)
+		a.ReadToken, a.ControlToken = readTok.secret, controlTok.secret
+		d.checkTokens(ap, n, a, readTok, controlTok)
 		cfg.Agents = append(cfg.Agents, a)
 	}
 	return cfg
