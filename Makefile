@@ -12,7 +12,7 @@ GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: build frontend backend cli agent harness testhost test check typecheck lint jest go-vet go-test \
-        agent-test browser-test package package-check demo bench soak clean deps prereqs
+        agent-test browser-test package package-check demo bench soak clean deps prereqs test-steps
 
 ## deps: npm packages (workspaces included) from the lock file, Go modules.
 deps: node_modules/.install-stamp
@@ -55,9 +55,13 @@ testhost:
 	go build -o bin/test/vigil-testhost ./test/grafanahost/cmd/vigil-testhost
 	go build -o bin/test/vigil-package-check ./test/pluginpackage/cmd/vigil-package-check
 
-## test: every test. Fast checks first, then the built product end to end.
-test: prereqs typecheck lint jest go-vet go-test agent-test build package package-check browser-test
+## test: every test. Fast checks first, then the built product end to end; then a check that the
+## run left nothing behind (no process of it still running, nothing in its temporary folder).
+test:
+	@scripts/run-clean.sh $(MAKE) --no-print-directory test-steps
 	@echo "make test: all checks passed"
+
+test-steps: prereqs typecheck lint jest go-vet go-test agent-test build package package-check browser-test
 
 # What make test needs besides Node.js and Go, checked before anything runs.
 prereqs:

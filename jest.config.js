@@ -21,6 +21,8 @@ const esModules = [
 ];
 
 module.exports = {
+  // Kept with the packages, not in the temporary folder (make test checks that a run leaves nothing there).
+  cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   moduleNameMapper: {
     '\\.(css|scss|sass)$': 'identity-obj-proxy',
     'react-inlinesvg': '<rootDir>/.config/jest/mocks/react-inlinesvg.tsx',
