@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
@@ -242,7 +243,33 @@ func judge(obs response.Observation, o checkOptions, perfData []string) checkRes
 		// A single process needs no separate detail line: it is the summary.
 		r.Details = nil
 	}
+	// What the agent asks its operator to fix (a token file others can read): said, not judged.
+	if n := len(obs.Status.Warnings); n > 0 {
+		r.Summary += fmt.Sprintf(" (%d agent warning%s below)", n, map[bool]string{true: "s", false: ""}[n > 1])
+		for i, w := range obs.Status.Warnings {
+			if i == maxAgentWarnings {
+				r.Details = append(r.Details, fmt.Sprintf("agent warning: %d more", n-i))
+				break
+			}
+			r.Details = append(r.Details, "agent warning: "+clipText(w, 300))
+		}
+	}
 	return r
+}
+
+// maxAgentWarnings is how many of an agent's warnings check prints.
+const maxAgentWarnings = 5
+
+// clipText cuts s to at most n bytes (on a rune boundary), saying so.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 func processState(p response.ProcessVerdict, o checkOptions) (int, string) {

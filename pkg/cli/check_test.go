@@ -353,3 +353,25 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// An agent's warnings (a token file others can read) are shown below the status line, escaped and
+// bounded, without changing the state.
+func TestCheckShowsTheAgentsWarnings(t *testing.T) {
+	warnings := `"warnings": ["auth.readTokenFile: token file /etc/vigil/read is readable by its group and others (mode 0644); run chmod 600 /etc/vigil/read", "forged\nCDP OK - all fine | x=1", "` + strings.Repeat("w", 1000) + `", "4", "5", "6", "7"],`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(statusBody(replace(`"cluster": null,`, `"cluster": null, `+warnings))))
+	}))
+	defer srv.Close()
+	code, out := runCLI(t, "check", "--agent", srv.URL)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if code != NagiosOK || !strings.Contains(lines[0], "(7 agent warnings below)") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	want := []string{
+		"agent warning: auth.readTokenFile: token file /etc/vigil/read is readable by its group and others (mode 0644); run chmod 600 /etc/vigil/read",
+		`agent warning: forged\nCDP OK - all fine ¦ x=1`,
+	}
+	if len(lines) != 7 || lines[1] != want[0] || lines[2] != want[1] || len(lines[3]) > 340 || lines[6] != "agent warning: 2 more" {
+		t.Errorf("lines:\n%s", strings.Join(lines, "\n"))
+	}
+}
