@@ -22,7 +22,8 @@ async function reload(agent: RunningAgent): Promise<Record<string, unknown>> {
   return waitFor('the reload outcome in the log', () => outcomes()[before]);
 }
 
-test('a reload applies the start checks, keeps the current tokens when the new ones fail them, and never logs a token', async () => {
+/** An agent whose tokens come from two files (FIRST_READ, FIRST_CONTROL), mode 0600. */
+async function startWithTokenFiles(): Promise<{ agent: RunningAgent; readFile: string; controlFile: string }> {
   const { dir, marker } = markedDir();
   const readFile = path.join(dir, 'read-token');
   const controlFile = path.join(dir, 'control-token');
@@ -35,7 +36,11 @@ test('a reload applies the start checks, keeps the current tokens when the new o
       processes: [childProcessConfig(marker, { startOnBoot: false })],
     }),
   );
-  const agent = await start(file);
+  return { agent: await start(file), readFile, controlFile };
+}
+
+test('a reload applies the start checks, keeps the current tokens when the new ones fail them, and never logs a token', async () => {
+  const { agent, readFile, controlFile } = await startWithTokenFiles();
   const status = (token: string) => request(`${agent.baseUrl}/v1/status`, { token });
   const restart = (token: string) => request(`${agent.baseUrl}/v1/processes/cdp/restart`, { method: 'POST', token, body: '{}' });
   // A path is logged: a token in it must come out redacted, whether it was taken or refused.
@@ -87,19 +92,7 @@ test('a reload applies the start checks, keeps the current tokens when the new o
 });
 
 test('a token file may list the old and the new token while a rotation overlaps: no poll is refused', async () => {
-  const { dir, marker } = markedDir();
-  const readFile = path.join(dir, 'read-token');
-  const controlFile = path.join(dir, 'control-token');
-  fs.writeFileSync(readFile, `${FIRST_READ}\n`, { mode: 0o600 });
-  fs.writeFileSync(controlFile, `${FIRST_CONTROL}\n`, { mode: 0o600 });
-  const file = writeConfig(
-    dir,
-    baseConfig(dir, {
-      auth: { readTokenFile: readFile, controlTokenFile: controlFile },
-      processes: [childProcessConfig(marker, { startOnBoot: false })],
-    }),
-  );
-  const agent = await start(file);
+  const { agent, readFile, controlFile } = await startWithTokenFiles();
   const status = async (token: string) => (await request(`${agent.baseUrl}/v1/status`, { token })).status;
 
   // 1. The new token is added beside the old one: both open the agent.
