@@ -18,8 +18,12 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 deps: node_modules/.install-stamp
 	go mod download
 
+# Long steps say that they still run (PROGRESS): no step of make demo or make test is silent for
+# more than 15 s.
+PROGRESS := scripts/with-progress.sh
+
 node_modules/.install-stamp: package.json package-lock.json agent/package.json
-	npm ci --no-audit --no-fund
+	@$(PROGRESS) "installing npm packages (npm ci; about 850 MB on a first run)" npm ci --no-audit --no-fund
 	touch $@
 
 # The agent alone (make demo, make agent) needs only the agent's packages (about 50 MB), not the
@@ -27,19 +31,19 @@ node_modules/.install-stamp: package.json package-lock.json agent/package.json
 node_modules/.agent-stamp: package-lock.json agent/package.json
 	@if [ -f node_modules/.install-stamp ] && [ node_modules/.install-stamp -nt package-lock.json ] && \
 	    [ node_modules/.install-stamp -nt agent/package.json ]; then touch $@; else \
-	  npm ci -w vigil-agent --include-workspace-root=false --no-audit --no-fund && touch $@; fi
+	  $(PROGRESS) "installing the agent's npm packages" npm ci -w vigil-agent --include-workspace-root=false --no-audit --no-fund && touch $@; fi
 
 ## build: the app and nested plugins into dist/, both backend executables, bin/vigil, the agent.
 build: frontend backend cli agent
 
 frontend: node_modules/.install-stamp
-	npx webpack -c .config/webpack/webpack.config.ts --env production --no-stats
+	@$(PROGRESS) "building the frontend (webpack)" npx webpack -c .config/webpack/webpack.config.ts --env production --no-stats
 
 # After the frontend: webpack cleans dist/ but keeps files named *_amd64/*_arm64 and the Go manifest.
 # The create-plugin way: Magefile.go and the plugin SDK's build package write gpx_vigil_linux_amd64,
 # gpx_vigil_linux_arm64 and go_plugin_build_manifest into dist/datasource; mage is a tool of go.mod.
 backend: frontend
-	go tool mage -v executables
+	@$(PROGRESS) "building the datasource's backend for linux/amd64 and linux/arm64 (mage)" go tool mage -v executables
 
 cli:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/vigil-cdp/vigil/pkg/cli.Version=$(VERSION)" -o bin/vigil ./cmd/vigil
@@ -49,7 +53,7 @@ agent: node_modules/.agent-stamp
 
 # Test-only pieces: the stand-in for Grafana (host + page bundle).
 harness: node_modules/.install-stamp
-	npx webpack -c test/harness/webpack.config.ts --no-stats
+	@$(PROGRESS) "building the test harness (webpack)" npx webpack -c test/harness/webpack.config.ts --no-stats
 
 testhost:
 	go build -o bin/test/vigil-testhost ./test/grafanahost/cmd/vigil-testhost
@@ -82,21 +86,21 @@ lint: node_modules/.install-stamp
 	npx prettier --check 'src/**/*.{ts,tsx}' 'test/harness/src/**/*.{ts,tsx}' 'test/browser/**/*.ts' '.config/webpack/*.ts'
 
 jest: node_modules/.install-stamp
-	npx jest --ci
+	@$(PROGRESS) "running Jest" npx jest --ci
 
 go-vet:
 	go vet ./...
 
 # Some Go tests run the real agent (internal/agentproc), so it is built first.
 go-test: agent
-	go test $(GO_TEST_FLAGS) ./...
+	@$(PROGRESS) "running go test $(GO_TEST_FLAGS) ./... (a line per package as each ends)" go test $(GO_TEST_FLAGS) ./...
 
 agent-test: node_modules/.install-stamp
-	npm test -w agent
+	@$(PROGRESS) "running the agent's tests (real agents on loopback)" npm test -w agent
 
 browser-test: build harness testhost
 	@scripts/need.sh browser-test chromium
-	node --import tsx --test --test-concurrency=1 test/browser/*.test.ts
+	@$(PROGRESS) "running the browser tests (headless Chromium)" node --import tsx --test --test-concurrency=1 test/browser/*.test.ts
 
 ## package: dist/ zipped with a top-level folder named after the plugin id.
 package: build
@@ -114,8 +118,8 @@ package-check: package testhost
 
 ## demo: the main job on an embedded default (DEMO_PORT, DEMO_PACE, DEMO_STAY: see scripts/demo.sh).
 demo:
-	@scripts/with-progress.sh "building the vigil CLI (Go; a first build downloads its modules)" $(MAKE) --no-print-directory cli
-	@scripts/with-progress.sh "installing the agent's npm packages (first run only) and building the agent" $(MAKE) --no-print-directory agent
+	@$(PROGRESS) "building the vigil CLI (Go; a first build downloads its modules)" $(MAKE) --no-print-directory cli
+	@$(PROGRESS) "installing the agent's npm packages (first run only) and building the agent" $(MAKE) --no-print-directory agent
 	./scripts/demo.sh
 
 ## bench: benchmarks; figures go to docs/benchmarks.md.
