@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { buildConfig, loadConfig, parseDuration } from '../src/config';
+import { buildConfig, ConfigError, loadConfig, parseConfig, parseDuration, suggest, withLine } from '../src/config';
 import { runCliToEnd, tempDir } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'config');
@@ -162,4 +162,75 @@ test('a replicator process: defaults, resolved paths and retention', () => {
   assert.equal(b?.retentionMs, 2 * 3_600_000);
   assert.equal(b?.startOnBoot, false);
   assert.equal(b?.runOn, 'always');
+});
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfig(text, 'agent.yaml');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems;
+  }
+  assert.fail('the configuration was accepted');
+}
+
+test('a typo is named first, with its line, a suggestion and the known keys; what it leaves missing comes after', () => {
+  const problems = problemsOf(
+    [
+      'listen: "127.0.0.1:7070"',
+      'auth: { readToken: "read-token-0123456789", controlToken: "control-token-0123456789" }',
+      'processes:',
+      '  - name: cdp',
+      '    kind: command',
+      '    comand: ["/bin/true"]',
+      'stateDri: /var/lib/vigil-agent',
+      'logLevel: verbose',
+    ].join('\n'),
+  );
+  assert.deepEqual(problems, [
+    'processes[0].comand: unknown key (line 6); did you mean command? known keys: name, kind, command, unit, cwd, env, source, target, retention, hash, journalKey, verifyEvery, startOnBoot, runOn, stopSignal, stopTimeout, autoRestart',
+    'stateDri: unknown key (line 7); did you mean stateDir? known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes',
+    'stateDir: required',
+    'logLevel: must be one of debug, info, warn, error (line 8)',
+  ]);
+});
+
+test('suggestions: only one close known key, never a far one', () => {
+  const top = ['listen', 'stateDir', 'logLevel', 'strictPermissions', 'auth', 'tls', 'cluster', 'events', 'processes'];
+  assert.equal(suggest('stateDri', top), 'stateDir');
+  assert.equal(suggest('statedir', top), 'stateDir');
+  assert.equal(suggest('proceses', top), 'processes');
+  assert.equal(suggest('pollInterval', top), undefined);
+  assert.equal(suggest('tsl', top), 'tls');
+  assert.equal(suggest('x', top), undefined);
+  // Two equally close keys: no guess.
+  assert.equal(suggest('readTokenz', ['readTokens', 'readTokenFile', 'readToken']), undefined);
+  assert.equal(suggest('readTokn', ['readTokens', 'readTokenFile', 'readToken']), 'readToken');
+});
+
+test('(line N) follows the first clause of a message, never inside a quoted value', () => {
+  assert.equal(withLine('required', 3), 'required (line 3)');
+  assert.equal(withLine('required (give one of a or b)', 3), 'required (line 3; give one of a or b)');
+  assert.equal(withLine('unknown key; known keys: a, b', 3), 'unknown key (line 3); known keys: a, b');
+  assert.equal(withLine('invalid duration "a (b); c" (use e.g. 10s)', 3), 'invalid duration "a (b); c" (line 3; use e.g. 10s)');
+  assert.equal(withLine('file /x line 2: a token cannot contain white space (one token per line)', 3), 'file /x line 2: a token cannot contain white space (one token per line)');
+  assert.equal(withLine('required', undefined), 'required');
+});
+
+test('a document built in code (no text) gets messages without lines', () => {
+  assert.throws(
+    () => buildConfig({ listen: '127.0.0.1:0', stateDir: '/tmp/x', auth: { readToken: 'r-0123456789abcdef', controlToken: 'c-0123456789abcdef' }, processes: [{ name: 'a', kind: 'command' }], extra: 1 }, 't.yaml'),
+    (e: ConfigError) => {
+      assert.deepEqual(e.problems, ['extra: unknown key; known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes']);
+      return true;
+    },
+  );
+});
+
+test('every key given twice is named with both lines; no line of the file is quoted', () => {
+  const secret = 'control-token-never-shown-0123456789';
+  const problems = problemsOf(['listen: "127.0.0.1:7070"', 'auth:', `  controlToken: ${secret}`, `  controlToken: ${secret}`, 'listen: ":7071"'].join('\n'));
+  assert.deepEqual(problems, ['auth.controlToken: is given twice (line 4; first at line 3)', 'listen: is given twice (line 5; first at line 1)']);
+  const syntax = problemsOf(`auth:\n  controlToken: "${secret}\nlisten: x\n`);
+  assert.deepEqual(syntax, ['invalid YAML at line 2, column 17: the " opened here is not closed on this line']);
 });
