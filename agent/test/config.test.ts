@@ -3,7 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { buildConfig, ConfigError, loadConfig, parseConfig, parseDuration, suggest, withLine } from '../src/config';
-import { runCliToEnd, tempDir } from './helpers';
+import { spawnSync } from 'node:child_process';
+import { createLogger } from '../src/log';
+import { commandLineErrorText, configErrorText, HELP, reportCommandLineError, reportConfigError, USAGE } from '../src/usage';
+import { AGENT_DIR, CLI, runCliToEnd, tempDirsRemovedAfter } from './helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'config');
 
@@ -45,6 +50,9 @@ describe('invalid configuration: one fixture per case with its exact message', (
       assert.equal(line.level, 'error');
       assert.equal(line.msg, 'invalid configuration');
       assert.equal(line.error, `${file}: ${expectation(file)}`);
+      assert.deepEqual(line.problems, [expectation(file)]);
+      assert.equal(line.help, 'vigil-agent --help');
+      assert.equal(stderr.trim().split('\n').length, 1, 'one JSON line');
     });
   }
 });
@@ -64,10 +72,12 @@ test('an unreadable configuration file exits 2', async () => {
   assert.equal(errorLine(stderr).error, `${dir}: cannot read configuration: is a directory`);
 });
 
-test('the command line is checked: no --config exits 2 with the usage', async () => {
+test('the command line is checked: no --config exits 2, in one JSON line that points at --help', async () => {
   const { code, stderr } = await runCliToEnd(['run']);
   assert.equal(code, 2);
-  assert.match(String(errorLine(stderr).error), /--config FILE is required/);
+  assert.equal(stderr.trim().split('\n').length, 1, stderr);
+  const line = errorLine(stderr);
+  assert.deepEqual([line.level, line.msg, line.error, line.help, line.usage], ['error', 'invalid command line', '--config FILE is required', 'vigil-agent --help', undefined]);
   const help = await runCliToEnd(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /usage: vigil-agent \[run\] --config FILE/);
@@ -233,4 +243,59 @@ test('every key given twice is named with both lines; no line of the file is quo
   assert.deepEqual(problems, ['auth.controlToken: is given twice (line 4; first at line 3)', 'listen: is given twice (line 5; first at line 1)']);
   const syntax = problemsOf(`auth:\n  controlToken: "${secret}\nlisten: x\n`);
   assert.deepEqual(syntax, ['invalid YAML at line 2, column 17: the " opened here is not closed on this line']);
+});
+
+describe('on a terminal: text for a person, not JSON', () => {
+  const problems = ['stateDri: unknown key (line 3); did you mean stateDir? known keys: listen, stateDir', 'stateDir: required'];
+  const error = new ConfigError('/etc/vigil-agent/agent.yaml', problems);
+
+  test('a configuration error: the file, then one problem per line', () => {
+    assert.equal(
+      configErrorText(error),
+      'vigil-agent: invalid configuration /etc/vigil-agent/agent.yaml (2 problems):\n' +
+        '  stateDri: unknown key (line 3); did you mean stateDir? known keys: listen, stateDir\n' +
+        '  stateDir: required\n',
+    );
+    assert.match(configErrorText(new ConfigError('a.yaml', ['listen: required'])), /^vigil-agent: invalid configuration a\.yaml \(1 problem\):\n  listen: required\n$/);
+  });
+
+  test('a command-line error: the error, then the usage as lines', () => {
+    const text = commandLineErrorText('unknown argument "--confg"');
+    assert.equal(text, `vigil-agent: unknown argument "--confg"\n\n${USAGE}\n`);
+    assert.match(text, /\n {7}vigil-agent restore --store DIR/);
+  });
+
+  test('the output is chosen by whether stderr is a terminal', () => {
+    for (const isTTY of [true, false]) {
+      const written: string[] = [];
+      const logged: string[] = [];
+      const out = { isTTY, write: (t: string) => written.push(t), log: createLogger({ write: (l) => logged.push(l) }) };
+      reportConfigError(error, out);
+      reportCommandLineError('--config FILE is required', out);
+      if (isTTY) {
+        assert.deepEqual(written, [configErrorText(error), commandLineErrorText('--config FILE is required')]);
+        assert.deepEqual(logged, []);
+      } else {
+        assert.deepEqual(written, []);
+        const [config, usage] = logged.map((l) => JSON.parse(l) as Record<string, unknown>);
+        assert.deepEqual([config?.msg, config?.file, config?.error, config?.problems, config?.help], ['invalid configuration', error.file, error.message, problems, HELP]);
+        assert.deepEqual([usage?.msg, usage?.error, usage?.help, usage?.usage], ['invalid command line', '--config FILE is required', HELP, undefined]);
+      }
+    }
+  });
+
+  // A real pseudo-terminal, where util-linux script(1) is installed.
+  const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
+  test('the agent under a pseudo-terminal prints the problems and the usage as text', { skip: script.status !== 0 && 'script(1) is not installed' }, () => {
+    const file = path.join(FIXTURES, 'unknown-key-typo.yaml');
+    const run = (args: string) =>
+      spawnSync('script', ['-qec', `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(CLI)} ${args}`, '/dev/null'], { cwd: AGENT_DIR, encoding: 'utf8', timeout: 30_000 });
+    const config = run(`run --config ${JSON.stringify(file)}`);
+    assert.equal(config.status, 2, config.stdout);
+    const text = config.stdout.replace(/\r\n/g, '\n');
+    assert.equal(text, `vigil-agent: invalid configuration ${file} (2 problems):\n  ${expectation(file)}\n  stateDir: required\n`);
+    const usage = run('run --confg x');
+    assert.equal(usage.status, 2, usage.stdout);
+    assert.equal(usage.stdout.replace(/\r\n/g, '\n'), commandLineErrorText('unknown argument "--confg"'));
+  });
 });
