@@ -245,6 +245,28 @@ function knownKeys(path: Path): string[] {
   return Object.keys(def.shape ?? {});
 }
 
+/**
+ * Every key of the schema ("processes[].stopTimeout"), whether the schema requires it and
+ * whether it has a default: docs/agent.md is checked against this.
+ */
+export function schemaKeys(): { path: string; required: boolean; hasDefault: boolean }[] {
+  const out: { path: string; required: boolean; hasDefault: boolean }[] = [];
+  const walk = (def: SchemaDef, prefix: string): void => {
+    for (const [k, v] of Object.entries(def.shape ?? {})) {
+      let d = v._zod.def;
+      const required = d.type !== 'optional' && d.type !== 'default';
+      const hasDefault = d.type === 'default';
+      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) d = d.innerType._zod.def;
+      const p = prefix === '' ? k : `${prefix}.${k}`;
+      out.push({ path: p, required, hasDefault });
+      if (d.type === 'object') walk(d, p);
+      if (d.type === 'array' && d.element?._zod.def.type === 'object') walk(d.element._zod.def, `${p}[]`);
+    }
+  };
+  walk((schema as unknown as { _zod: { def: SchemaDef } })._zod.def, '');
+  return out;
+}
+
 /** Edit distance counting a swap of two neighbours as one edit ("stateDri" is 1 from "stateDir"). */
 function distance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
@@ -304,7 +326,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
         break;
       }
       case 'invalid_value':
-        out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });
+        if (at(input, path) === undefined) out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });
+        else out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });
         break;
       case 'invalid_union': {
         // Durations accept a string or a number; anything else lands here.
