@@ -6,14 +6,7 @@ import { Agent } from './agent';
 import { VERSION } from './version';
 import { replicateMain } from './replicator/main';
 import { restoreMain, verifyMain, versionsMain } from './replicator/commands';
-
-const USAGE = `usage: vigil-agent [run] --config FILE [--strict-permissions]
-       vigil-agent restore --store DIR --at TIME --to DIR [--path SUBPATH] [--keep-special] [--numeric-ids] [--journal-key FILE]
-       vigil-agent versions --store DIR --path PATH [--json]
-       vigil-agent verify --store DIR [--repair [--source DIR]] [--json]
-       vigil-agent replicate --source DIR --target DIR [...]   (started by the agent)
-       vigil-agent --version
-       vigil-agent --help`;
+import { reportCommandLineError, reportConfigError, USAGE } from './usage';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -63,8 +56,10 @@ async function main(): Promise<number> {
     process.stdout.write(VERSION + '\n');
     return EXIT_OK;
   }
+  // A person at a terminal reads text; systemd and journald keep one JSON line.
+  const errorOutput = { isTTY: process.stderr.isTTY === true, write: (t: string) => process.stderr.write(t), log };
   if (args.error || !args.config) {
-    log.error('invalid command line', { error: args.error ?? '--config FILE is required', usage: USAGE });
+    reportCommandLineError(args.error ?? '--config FILE is required', errorOutput);
     return EXIT_USAGE;
   }
   let config;
@@ -72,7 +67,7 @@ async function main(): Promise<number> {
     config = loadConfig(args.config, { strictPermissions: args.strictPermissions });
   } catch (e) {
     if (e instanceof ConfigError) {
-      log.error('invalid configuration', { file: e.file, error: e.message, problems: e.problems });
+      reportConfigError(e, errorOutput);
       return EXIT_USAGE;
     }
     throw e;

@@ -1,9 +1,10 @@
 // Configuration: parsed strictly (unknown keys are errors), defaults applied, then the
-// cross-field checks a schema cannot express. Every problem names its key path.
+// cross-field checks a schema cannot express. Every problem names its key path and, when the
+// text of the file is known, the line a person should look at.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration';
 import { HASH_CHOICES, type HashChoice } from './replicator/digest';
@@ -150,6 +151,23 @@ export interface Config {
   warnings: string[];
 }
 
+type Path = readonly (string | number)[];
+
+/**
+ * One problem: the key path, what is wrong, and whether its line is the line of that key (a
+ * key given but wrong) or of the mapping that holds it (a key missing from it).
+ */
+interface Found {
+  path: Path;
+  msg: string;
+  at?: 'key' | 'parent';
+  /** The line is the line of this key instead (the second of two keys that exclude each other). */
+  line?: Path;
+}
+
+/** The line of a key path in the file, when the text is known. */
+export type Locator = (path: Path) => number | undefined;
+
 function pathString(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
@@ -157,6 +175,35 @@ function pathString(path: readonly PropertyKey[]): string {
     else out += out === '' ? String(p) : `.${String(p)}`;
   }
   return out === '' ? '(top level)' : out;
+}
+
+/**
+ * "(line N)" goes after the first clause of a message: merged into a parenthesis that follows
+ * it ("required (line 4; give one of ...)"), else before a "; " or at the end. Quoted values
+ * are skipped; a message about a line of another file ("file F line 3: ...") is left as it is.
+ */
+export function withLine(msg: string, line: number | undefined): string {
+  if (line === undefined || / line \d+:/.test(msg)) return msg;
+  let quoted = false;
+  for (let i = 0; i < msg.length; i++) {
+    const c = msg[i];
+    if (c === '\\' && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && c === ' ' && msg[i + 1] === '(') return `${msg.slice(0, i)} (line ${line}; ${msg.slice(i + 2)}`;
+    else if (!quoted && c === ';' && msg[i + 1] === ' ') return `${msg.slice(0, i)} (line ${line})${msg.slice(i)}`;
+  }
+  return `${msg} (line ${line})`;
+}
+
+function lineOf(f: Found, locate: Locator | undefined): number | undefined {
+  if (!locate) return undefined;
+  if (f.line) return locate(f.line) ?? locate(f.path.slice(0, -1));
+  if (f.at === 'parent') return f.path.length > 1 ? locate(f.path.slice(0, -1)) : undefined;
+  return locate(f.path);
+}
+
+function render(f: Found, locate?: Locator): string {
+  return `${pathString(f.path)}: ${withLine(f.msg, lineOf(f, locate))}`;
 }
 
 function describe(v: unknown): string {
@@ -175,40 +222,130 @@ function at(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown): string[] {
-  const out: string[] = [];
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, { _zod: { def: SchemaDef } }>;
+  innerType?: { _zod: { def: SchemaDef } };
+  element?: { _zod: { def: SchemaDef } };
+}
+
+/** The keys a mapping of the schema knows, in the order of the schema (and of docs/agent.md). */
+function knownKeys(path: Path): string[] {
+  let def = (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
+  const unwrap = () => {
+    while (def.innerType && (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')) def = def.innerType._zod.def;
+  };
+  for (const p of path) {
+    unwrap();
+    const next = typeof p === 'number' ? def.element : def.shape?.[p];
+    if (!next) return [];
+    def = next._zod.def;
+  }
+  unwrap();
+  return Object.keys(def.shape ?? {});
+}
+
+/**
+ * Every key of the schema ("processes[].stopTimeout"), whether the schema requires it and
+ * whether it has a default: docs/agent.md is checked against this.
+ */
+export function schemaKeys(): { path: string; required: boolean; hasDefault: boolean }[] {
+  const out: { path: string; required: boolean; hasDefault: boolean }[] = [];
+  const walk = (def: SchemaDef, prefix: string): void => {
+    for (const [k, v] of Object.entries(def.shape ?? {})) {
+      let d = v._zod.def;
+      const required = d.type !== 'optional' && d.type !== 'default';
+      const hasDefault = d.type === 'default';
+      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) d = d.innerType._zod.def;
+      const p = prefix === '' ? k : `${prefix}.${k}`;
+      out.push({ path: p, required, hasDefault });
+      if (d.type === 'object') walk(d, p);
+      if (d.type === 'array' && d.element?._zod.def.type === 'object') walk(d.element._zod.def, `${p}[]`);
+    }
+  };
+  walk((schema as unknown as { _zod: { def: SchemaDef } })._zod.def, '');
+  return out;
+}
+
+/** Edit distance counting a swap of two neighbours as one edit ("stateDri" is 1 from "stateDir"). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      row[j] = v;
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+/** The one known key close to a typo, if there is exactly one closest. */
+export function suggest(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const same = known.filter((k) => k.toLowerCase() === lower);
+  if (same.length === 1) return same[0];
+  const limit = key.length <= 4 ? 1 : 2;
+  let best: string | undefined;
+  let bestD = Infinity;
+  let tie = false;
+  for (const k of known) {
+    const dd = distance(lower, k.toLowerCase());
+    if (dd < bestD) [best, bestD, tie] = [k, dd, false];
+    else if (dd === bestD) tie = true;
+  }
+  return bestD <= limit && !tie ? best : undefined;
+}
+
+function unknownKey(path: Path, key: string): Found {
+  const known = knownKeys(path);
+  const hint = suggest(key, known);
+  return { path: [...path, key], msg: `unknown key;${hint ? ` did you mean ${hint}?` : ''} known keys: ${known.join(', ')}` };
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locate?: Locator): Found[] {
+  const unknown: Found[] = [];
+  const out: Found[] = [];
   for (const issue of issues) {
+    const path = issue.path as (string | number)[];
     switch (issue.code) {
       case 'unrecognized_keys':
-        for (const k of issue.keys) out.push(`${pathString([...issue.path, k])}: unknown key`);
+        for (const k of issue.keys) unknown.push(unknownKey(path, k));
         break;
       case 'invalid_type': {
-        const got = at(input, issue.path);
-        if (got === undefined) out.push(`${pathString(issue.path)}: required`);
+        const got = at(input, path);
+        if (got === undefined) out.push({ path, msg: 'required', at: 'parent' });
         else {
           const expected = issue.expected === 'int' ? 'integer' : issue.expected;
-          out.push(`${pathString(issue.path)}: expected ${expected}, got ${describe(got)}`);
+          out.push({ path, msg: `expected ${expected}, got ${describe(got)}` });
         }
         break;
       }
       case 'invalid_value':
-        out.push(`${pathString(issue.path)}: must be one of ${issue.values.map((v) => String(v)).join(', ')}`);
+        if (at(input, path) === undefined) out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });
+        else out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });
         break;
       case 'invalid_union': {
         // Durations accept a string or a number; anything else lands here.
-        const got = at(input, issue.path);
-        out.push(`${pathString(issue.path)}: expected a duration (string or number), got ${describe(got)}`);
+        const got = at(input, path);
+        out.push({ path, msg: `expected a duration (string or number), got ${describe(got)}` });
         break;
       }
       case 'too_small':
       case 'too_big':
-        out.push(`${pathString(issue.path)}: ${issue.message.startsWith('must') ? issue.message : issue.message.replace(/^Too (small|big): expected /, 'must be ')}`);
+        out.push({ path, msg: issue.message.startsWith('must') ? issue.message : issue.message.replace(/^Too (small|big): expected /, 'must be ') });
         break;
       default:
-        out.push(`${pathString(issue.path)}: ${issue.message}`);
+        out.push({ path, msg: issue.message });
     }
   }
-  return out;
+  // A typo makes a key unknown and, often, a required one missing: the typo is the cause.
+  if (locate) unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));
+  return [...unknown, ...out];
 }
 
 function parseListen(v: string): { host: string; port: number } | string {
@@ -246,7 +383,7 @@ function readTokenFile(path: string): { values: string[]; error?: string } {
 function tokens(
   raw: AuthSource,
   which: 'read' | 'control',
-  problems: string[],
+  problems: Found[],
 ): string[] {
   const single = raw[`${which}Token`];
   const file = raw[`${which}TokenFile`];
@@ -254,26 +391,28 @@ function tokens(
   const given = [single, file, list].filter((x) => x !== undefined).length;
   const keys = `auth.${which}Token, auth.${which}TokenFile or auth.${which}Tokens`;
   if (given === 0) {
-    problems.push(`auth.${which}Token: required (give one of ${keys})`);
+    problems.push({ path: ['auth', `${which}Token`], msg: `required (give one of ${keys})`, at: 'parent' });
     return [];
   }
   if (given > 1) {
-    problems.push(`auth.${which}Token: give only one of ${keys}`);
+    // The line of the second one given.
+    const second = [single, file, list].map((x, i) => (x === undefined ? undefined : [`${which}Token`, `${which}TokenFile`, `${which}Tokens`][i])).filter((k) => k !== undefined)[1] as string;
+    problems.push({ path: ['auth', `${which}Token`], msg: `give only one of ${keys}`, at: 'parent', line: ['auth', second] });
     return [];
   }
   if (single !== undefined) {
-    if (single === '') problems.push(`auth.${which}Token: must not be empty`);
+    if (single === '') problems.push({ path: ['auth', `${which}Token`], msg: 'must not be empty' });
     return single === '' ? [] : [single];
   }
   if (file !== undefined) {
     const r = readTokenFile(file);
-    if (r.error) problems.push(`auth.${which}TokenFile: ${r.error}`);
+    if (r.error) problems.push({ path: ['auth', `${which}TokenFile`], msg: r.error });
     return r.values;
   }
   const l = list ?? [];
-  if (l.length === 0) problems.push(`auth.${which}Tokens: must list at least one token`);
+  if (l.length === 0) problems.push({ path: ['auth', `${which}Tokens`], msg: 'must list at least one token' });
   l.forEach((t, i) => {
-    if (t === '') problems.push(`auth.${which}Tokens[${i}]: must not be empty`);
+    if (t === '') problems.push({ path: ['auth', `${which}Tokens`, i], msg: 'must not be empty' });
   });
   return l.filter((t) => t !== '');
 }
@@ -283,6 +422,8 @@ export interface LoadedTokens {
   readTokens: string[];
   controlTokens: string[];
   problems: string[];
+  /** The problems with their key paths, so that the configuration loader can name lines. */
+  found: Found[];
   warnings: string[];
   permissionWarnings: string[];
 }
@@ -317,15 +458,16 @@ export function openPermissions(file: string): string | undefined {
  * files are (re-)read; inline tokens are taken as they are. Never throws.
  */
 export function loadTokens(auth: AuthSource, configFile: string, strictPermissions: boolean): LoadedTokens {
-  const problems: string[] = [];
+  const found: Found[] = [];
   const warnings: string[] = [];
   const permissionWarnings: string[] = [];
-  const readTokens = tokens(auth, 'read', problems);
-  const controlTokens = tokens(auth, 'control', problems);
+  const readTokens = tokens(auth, 'read', found);
+  const controlTokens = tokens(auth, 'control', found);
   for (const t of controlTokens) {
     if (readTokens.includes(t)) {
       const where = [auth.readTokenFile, auth.controlTokenFile].filter((f) => f !== undefined);
-      problems.push(`auth.controlToken: must differ from every read token${where.length > 0 ? ` (token files ${where.join(', ')})` : ''}`);
+      const given = (['controlToken', 'controlTokenFile', 'controlTokens'] as const).find((k) => auth[k] !== undefined) ?? 'controlToken';
+      found.push({ path: ['auth', 'controlToken'], msg: `must differ from every read token${where.length > 0 ? ` (token files ${where.join(', ')})` : ''}`, at: 'parent', line: ['auth', given] });
       break;
     }
   }
@@ -334,45 +476,48 @@ export function loadTokens(auth: AuthSource, configFile: string, strictPermissio
       warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
     }
   }
-  const secretFiles: { file: string; what: string }[] = [];
-  if (auth.readTokenFile !== undefined) secretFiles.push({ file: auth.readTokenFile, what: 'auth.readTokenFile: token file' });
-  if (auth.controlTokenFile !== undefined) secretFiles.push({ file: auth.controlTokenFile, what: 'auth.controlTokenFile: token file' });
+  const secretFiles: { file: string; path: Path; what: string }[] = [];
+  if (auth.readTokenFile !== undefined) secretFiles.push({ file: auth.readTokenFile, path: ['auth', 'readTokenFile'], what: 'token file' });
+  if (auth.controlTokenFile !== undefined) secretFiles.push({ file: auth.controlTokenFile, path: ['auth', 'controlTokenFile'], what: 'token file' });
   const inline = [auth.readToken, auth.readTokens, auth.controlToken, auth.controlTokens].some((x) => x !== undefined);
-  if (inline) secretFiles.push({ file: configFile, what: 'auth: the configuration file, which holds tokens,' });
-  for (const { file, what } of secretFiles) {
+  if (inline) secretFiles.push({ file: configFile, path: ['auth'], what: 'the configuration file, which holds tokens,' });
+  for (const { file, path: keyPath, what } of secretFiles) {
     const open = openPermissions(file);
     if (open === undefined) continue;
     const p = `${what} ${file} is ${open}; run chmod 600 ${file}`;
-    if (strictPermissions) problems.push(`${p} (strictPermissions refuses it)`);
-    else permissionWarnings.push(p);
+    if (strictPermissions) found.push({ path: keyPath, msg: `${p} (strictPermissions refuses it)` });
+    else permissionWarnings.push(`${pathString(keyPath)}: ${p}`);
   }
-  return { readTokens, controlTokens, problems, warnings, permissionWarnings };
+  return { readTokens, controlTokens, problems: found.map((f) => render(f)), found, warnings, permissionWarnings };
 }
 
-/** Validates an already-parsed document. Throws ConfigError listing every problem. */
-export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}): Config {
+/**
+ * Validates an already-parsed document. Throws ConfigError listing every problem, unknown keys
+ * first; `locate` (given by parseConfig) adds the line of each.
+ */
+export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, locate?: Locator): Config {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(file, [`(top level): expected a mapping, got ${describe(doc)}`]);
   }
   const parsed = schema.safeParse(doc);
-  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues, doc));
+  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues, doc, locate).map((f) => render(f, locate)));
   const raw = parsed.data;
-  const problems: string[] = [];
+  const problems: Found[] = [];
   const warnings: string[] = [];
 
   const listen = parseListen(raw.listen);
-  if (typeof listen === 'string') problems.push(`listen: ${listen}`);
+  if (typeof listen === 'string') problems.push({ path: ['listen'], msg: listen });
 
   const strictPermissions = opts.strictPermissions === true || raw.strictPermissions;
   const auth = loadTokens(raw.auth, file, strictPermissions);
-  problems.push(...auth.problems);
+  problems.push(...auth.found);
   warnings.push(...auth.warnings);
   const { readTokens, controlTokens } = auth;
 
   let tls: Config['tls'];
   if (raw.tls) {
-    const cert = readSecretFileRaw(raw.tls.certFile, 'tls.certFile', problems);
-    const key = readSecretFileRaw(raw.tls.keyFile, 'tls.keyFile', problems);
+    const cert = readSecretFileRaw(raw.tls.certFile, ['tls', 'certFile'], problems);
+    const key = readSecretFileRaw(raw.tls.keyFile, ['tls', 'keyFile'], problems);
     if (cert && key) tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };
   }
 
@@ -381,7 +526,7 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}):
     const r = raw.cluster.role;
     const sources = [r.static, r.file, r.command].filter((x) => x !== undefined).length;
     let role: RoleSource | undefined;
-    if (sources !== 1) problems.push('cluster.role: give exactly one of static, file or command');
+    if (sources !== 1) problems.push({ path: ['cluster', 'role'], msg: 'give exactly one of static, file or command' });
     else if (r.static !== undefined) role = { type: 'static', role: r.static };
     else if (r.file !== undefined) role = { type: 'file', path: r.file };
     else if (r.command !== undefined) role = { type: 'command', argv: r.command };
@@ -398,19 +543,22 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}):
 
   const seen = new Map<string, number>();
   const processes: ProcessConfig[] = raw.processes.map((p, i) => {
-    const where = `processes[${i}]`;
+    const where = (k: string): Path => ['processes', i, k];
+    const bad = (k: string, msg: string, at?: 'parent') => problems.push({ path: where(k), msg, at });
     const first = seen.get(p.name);
-    if (first !== undefined) problems.push(`${where}.name: duplicate name "${p.name}" (also processes[${first}])`);
-    else seen.set(p.name, i);
-    const onlyFor = (k: string, kind: string) => problems.push(`${where}.${k}: only allowed for kind "${kind}"`);
+    if (first !== undefined) {
+      const firstLine = locate?.(['processes', first, 'name']);
+      bad('name', `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})`);
+    } else seen.set(p.name, i);
+    const onlyFor = (k: string, kind: string) => bad(k, `only allowed for kind "${kind}"`);
     if (p.kind !== 'replicator') {
       for (const k of ['source', 'target', 'retention', 'hash', 'journalKey', 'verifyEvery'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
     }
     if (p.kind === 'command') {
-      if (p.command === undefined) problems.push(`${where}.command: required for kind "command"`);
+      if (p.command === undefined) bad('command', 'required for kind "command"', 'parent');
       if (p.unit !== undefined) onlyFor('unit', 'systemd');
     } else if (p.kind === 'systemd') {
-      if (p.unit === undefined) problems.push(`${where}.unit: required for kind "systemd"`);
+      if (p.unit === undefined) bad('unit', 'required for kind "systemd"', 'parent');
       for (const k of ['command', 'cwd', 'env'] as const) {
         if (p[k] !== undefined) onlyFor(k, 'command');
       }
@@ -419,18 +567,18 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}):
       if (p.unit !== undefined) onlyFor('unit', 'systemd');
       for (const k of ['source', 'target'] as const) {
         const v = p[k];
-        if (v === undefined) problems.push(`${where}.${k}: required for kind "replicator"`);
-        else if (!path.isAbsolute(v)) problems.push(`${where}.${k}: must be an absolute path`);
+        if (v === undefined) bad(k, 'required for kind "replicator"', 'parent');
+        else if (!path.isAbsolute(v)) bad(k, 'must be an absolute path');
       }
       if (p.source !== undefined && p.target !== undefined && path.isAbsolute(p.source) && path.isAbsolute(p.target)) {
         const src = path.resolve(p.source);
         const tgt = path.resolve(p.target);
         const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
-        if (inside(tgt, src) || inside(src, tgt)) problems.push(`${where}.target: must be outside source (and source outside target)`);
+        if (inside(tgt, src) || inside(src, tgt)) bad('target', 'must be outside source, and source outside target');
       }
-      if (p.retention === 0) problems.push(`${where}.retention: must be greater than 0`);
-      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) problems.push(`${where}.journalKey: must be an absolute path`);
-      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) problems.push(`${where}.verifyEvery: must be at least 1s (or 0: never)`);
+      if (p.retention === 0) bad('retention', 'must be greater than 0');
+      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) bad('journalKey', 'must be an absolute path');
+      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) bad('verifyEvery', 'must be at least 1s, or 0 for never');
     }
     return {
       name: p.name,
@@ -453,7 +601,7 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}):
     };
   });
 
-  if (problems.length > 0) throw new ConfigError(file, problems);
+  if (problems.length > 0) throw new ConfigError(file, problems.map((f) => render(f, locate)));
   return {
     file,
     listen: listen as { host: string; port: number },
@@ -470,11 +618,11 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}):
   };
 }
 
-function readSecretFileRaw(path: string, key: string, problems: string[]): Buffer | undefined {
+function readSecretFileRaw(path: string, key: Path, problems: Found[]): Buffer | undefined {
   try {
     return fs.readFileSync(path);
   } catch (e) {
-    problems.push(`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    problems.push({ path: key, msg: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
     return undefined;
   }
 }
@@ -498,12 +646,166 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
 
 /** Parses and validates the text of a configuration file named `file`. Throws ConfigError only. */
 export function parseConfig(text: string, file: string, opts: LoadOptions = {}): Config {
-  let doc: unknown;
+  const lines = new LineCounter();
+  let doc: ReturnType<typeof parseDocument>;
   try {
-    doc = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
+    doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter: lines });
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0] ?? 'parse error';
-    throw new ConfigError(file, [`invalid YAML: ${msg}`]);
+    throw new ConfigError(file, [`invalid YAML: ${(e as Error).message.split('\n')[0] ?? 'parse error'}`]);
   }
-  return buildConfig(doc, file, opts);
+  const index = indexDocument(doc.contents, lines);
+  if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(text, doc.errors, lines, index.duplicates));
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(file, [`invalid YAML: ${(e as Error).message.split('\n')[0] ?? 'parse error'}`]);
+  }
+  return buildConfig(value, file, opts, (p) => index.lines.get(pathString(p)));
+}
+
+interface Duplicate {
+  path: Path;
+  line: number | undefined;
+  first: number | undefined;
+}
+
+/** Where each key path is: the line of its key (or of the list item), and keys given twice. */
+function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, number>; duplicates: Duplicate[] } {
+  const lines = new Map<string, number>();
+  const duplicates: Duplicate[] = [];
+  const lineAt = (n: unknown): number | undefined => {
+    const r = (n as { range?: [number, number, number] } | null)?.range;
+    return r ? lc.linePos(r[0]).line : undefined;
+  };
+  const walk = (node: unknown, path: (string | number)[], depth: number): void => {
+    if (depth > 64) return;
+    if (isMap(node)) {
+      const seen = new Map<string, number | undefined>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const line = lineAt(pair.key) ?? lineAt(pair.value);
+        if (seen.has(key)) {
+          const first = seen.get(key);
+          duplicates.push({ path: [...path, key], line, first });
+          continue;
+        }
+        seen.set(key, line);
+        if (line !== undefined) lines.set(pathString([...path, key]), line);
+        walk(pair.value, [...path, key], depth + 1);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        const line = lineAt(item);
+        if (line !== undefined) lines.set(pathString([...path, i]), line);
+        walk(item, [...path, i], depth + 1);
+      });
+    }
+  };
+  walk(root, [], 0);
+  return { lines, duplicates };
+}
+
+interface CstToken {
+  type?: string;
+  offset?: number;
+  source?: string;
+  start?: CstToken;
+  end?: CstToken[];
+}
+
+/** The tokens of the text (quoted scalars and flow collections among them), in order. */
+function cstTokens(text: string): CstToken[] {
+  const out: CstToken[] = [];
+  const walk = (v: unknown, depth: number): void => {
+    if (depth > 200 || v === null || typeof v !== 'object') return;
+    if (Array.isArray(v)) {
+      for (const x of v) walk(x, depth + 1);
+      return;
+    }
+    const t = v as CstToken;
+    if (typeof t.type === 'string' && typeof t.offset === 'number') out.push(t);
+    for (const x of Object.values(v)) walk(x, depth + 1);
+  };
+  for (const token of new Parser().parse(text)) walk(token, 0);
+  return out.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+}
+
+/**
+ * Syntax problems, each at the line and column where a person has to change the file (the
+ * parser often notices a problem lines later: an unclosed quote at the end of the file). Only
+ * the first is reported, as the others tend to follow from it; then every key given twice.
+ * Never the text of a line: it may hold a token.
+ */
+function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounter, duplicates: readonly Duplicate[]): string[] {
+  const pos = (offset: number) => {
+    const { line, col } = lc.linePos(Math.min(offset, text.length));
+    return { line, col };
+  };
+  const where = (offset: number) => {
+    if (offset >= text.length && text.slice(lc.lineStarts[lc.lineStarts.length - 1] ?? 0).trim() === '') return 'invalid YAML at the end of the file';
+    const { line, col } = pos(offset);
+    return `invalid YAML at line ${line}, column ${col}`;
+  };
+  const lineText = (line: number) => text.slice(lc.lineStarts[line - 1] ?? 0, lc.lineStarts[line] ?? text.length).replace(/\r?\n$/, '');
+  const out: string[] = [];
+  const syntax = errors.filter((e) => e.code !== 'DUPLICATE_KEY');
+  const first = syntax[0];
+  if (first) {
+    const offset = first.pos[0];
+    const errorLine = pos(offset).line;
+    const tokens = cstTokens(text);
+    // A quote not closed on its line: the value runs on to the next quote or to the end of the file.
+    const quote = tokens.find((t) => {
+      if ((t.type !== 'double-quoted-scalar' && t.type !== 'single-quoted-scalar') || t.offset === undefined || t.source === undefined) return false;
+      const closed = isClosed(t.source);
+      const endLine = pos(t.offset + t.source.length).line;
+      return (!closed || t.source.includes('\n')) && t.offset <= offset && errorLine <= endLine + (closed ? 0 : 1);
+    });
+    // A [ or { never closed.
+    const flow = tokens.find((t) => t.type === 'flow-collection' && t.start?.offset !== undefined && t.start.offset <= offset && !(t.end ?? []).some((e) => e.source === ']' || e.source === '}'));
+    const multiline = syntax.find((e) => e.code === 'MULTILINE_IMPLICIT_KEY' && pos(e.pos[1]).line > pos(e.pos[0]).line);
+    const strayItem = /^\s*-(\s|$)/.test(lineText(errorLine));
+    if (quote?.offset !== undefined && quote.source !== undefined) {
+      const q = quote.source[0] as string;
+      const closed = isClosed(quote.source);
+      out.push(`${where(quote.offset)}: the ${q} opened here is not closed on this line${closed ? ` (the value runs on to line ${pos(quote.offset + quote.source.length).line})` : ''}`);
+    } else if (flow?.start?.offset !== undefined) {
+      const open = flow.start.source ?? '[';
+      out.push(`${where(flow.start.offset)}: the ${open} opened here is never closed with ${open === '{' ? '}' : ']'}`);
+    } else if (first.code === 'TAB_AS_INDENT') {
+      out.push(`${where(offset)}: a tab used for indentation; indent with spaces`);
+    } else if (strayItem && first.code !== 'BAD_INDENT') {
+      const col = lineText(errorLine).indexOf('-');
+      out.push(`${where((lc.lineStarts[errorLine - 1] ?? 0) + col)}: a list item ("- ...") where a key of a mapping ("key: value") is expected`);
+    } else if (multiline) {
+      const line = pos(multiline.pos[1]).line;
+      const col = lineText(line).search(/\S/);
+      out.push(`${where((lc.lineStarts[line - 1] ?? 0) + Math.max(col, 0))}: this line is indented more than the key above it (line ${line - 1}), which already has a value`);
+    } else if (first.code === 'BLOCK_AS_IMPLICIT_KEY' || (first.code === 'MISSING_CHAR' && /map values/.test(first.message))) {
+      out.push(`${where(offset)}: a value cannot be another "key: value" on the same line; quote it if it holds ": "`);
+    } else if (first.code === 'BAD_INDENT') {
+      const col = lineText(errorLine).search(/\S/);
+      const start = (lc.lineStarts[errorLine - 1] ?? 0) + Math.max(col, 0);
+      out.push(`${where(Math.max(offset, start))}: ${/mapping items/.test(first.message) ? 'this key does not start at the same column as the keys of its mapping above it' : first.message.split('\n')[0] ?? 'bad indentation'}`);
+    } else if (first.code === 'MULTIPLE_DOCS') {
+      out.push(`${where(offset)}: a second document (after ---); the configuration is one document`);
+    } else {
+      out.push(`${where(offset)}: ${first.message.split('\n')[0] ?? 'parse error'}`);
+    }
+  }
+  for (const d of duplicates) {
+    const lines = [d.line === undefined ? '' : `line ${d.line}`, d.first === undefined ? '' : `first at line ${d.first}`].filter((x) => x !== '');
+    out.push(`${pathString(d.path)}: is given twice${lines.length > 0 ? ` (${lines.join('; ')})` : ''}`);
+  }
+  return out;
+}
+
+/** Whether a quoted scalar's source ends with its closing quote (not an escaped one). */
+function isClosed(source: string): boolean {
+  const q = source[0];
+  if (source.length < 2 || !source.endsWith(q as string)) return false;
+  if (q === "'") return true;
+  const backslashes = /\\*$/.exec(source.slice(0, -1))?.[0].length ?? 0;
+  return backslashes % 2 === 0;
 }

@@ -2,8 +2,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { buildConfig, loadConfig, parseDuration } from '../src/config';
-import { runCliToEnd, tempDir } from './helpers';
+import { buildConfig, ConfigError, loadConfig, parseConfig, parseDuration, suggest, withLine } from '../src/config';
+import { spawnSync } from 'node:child_process';
+import { createLogger } from '../src/log';
+import { commandLineErrorText, configErrorText, HELP, reportCommandLineError, reportConfigError, USAGE } from '../src/usage';
+import { AGENT_DIR, CLI, runCliToEnd, tempDirsRemovedAfter } from './helpers';
+
+const tempDir = tempDirsRemovedAfter();
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'config');
 
@@ -45,6 +50,9 @@ describe('invalid configuration: one fixture per case with its exact message', (
       assert.equal(line.level, 'error');
       assert.equal(line.msg, 'invalid configuration');
       assert.equal(line.error, `${file}: ${expectation(file)}`);
+      assert.deepEqual(line.problems, [expectation(file)]);
+      assert.equal(line.help, 'vigil-agent --help');
+      assert.equal(stderr.trim().split('\n').length, 1, 'one JSON line');
     });
   }
 });
@@ -64,10 +72,12 @@ test('an unreadable configuration file exits 2', async () => {
   assert.equal(errorLine(stderr).error, `${dir}: cannot read configuration: is a directory`);
 });
 
-test('the command line is checked: no --config exits 2 with the usage', async () => {
+test('the command line is checked: no --config exits 2, in one JSON line that points at --help', async () => {
   const { code, stderr } = await runCliToEnd(['run']);
   assert.equal(code, 2);
-  assert.match(String(errorLine(stderr).error), /--config FILE is required/);
+  assert.equal(stderr.trim().split('\n').length, 1, stderr);
+  const line = errorLine(stderr);
+  assert.deepEqual([line.level, line.msg, line.error, line.help, line.usage], ['error', 'invalid command line', '--config FILE is required', 'vigil-agent --help', undefined]);
   const help = await runCliToEnd(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /usage: vigil-agent \[run\] --config FILE/);
@@ -162,4 +172,130 @@ test('a replicator process: defaults, resolved paths and retention', () => {
   assert.equal(b?.retentionMs, 2 * 3_600_000);
   assert.equal(b?.startOnBoot, false);
   assert.equal(b?.runOn, 'always');
+});
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfig(text, 'agent.yaml');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems;
+  }
+  assert.fail('the configuration was accepted');
+}
+
+test('a typo is named first, with its line, a suggestion and the known keys; what it leaves missing comes after', () => {
+  const problems = problemsOf(
+    [
+      'listen: "127.0.0.1:7070"',
+      'auth: { readToken: "read-token-0123456789", controlToken: "control-token-0123456789" }',
+      'processes:',
+      '  - name: cdp',
+      '    kind: command',
+      '    comand: ["/bin/true"]',
+      'stateDri: /var/lib/vigil-agent',
+      'logLevel: verbose',
+    ].join('\n'),
+  );
+  assert.deepEqual(problems, [
+    'processes[0].comand: unknown key (line 6); did you mean command? known keys: name, kind, command, unit, cwd, env, source, target, retention, hash, journalKey, verifyEvery, startOnBoot, runOn, stopSignal, stopTimeout, autoRestart',
+    'stateDri: unknown key (line 7); did you mean stateDir? known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes',
+    'stateDir: required',
+    'logLevel: must be one of debug, info, warn, error (line 8)',
+  ]);
+});
+
+test('suggestions: only one close known key, never a far one', () => {
+  const top = ['listen', 'stateDir', 'logLevel', 'strictPermissions', 'auth', 'tls', 'cluster', 'events', 'processes'];
+  assert.equal(suggest('stateDri', top), 'stateDir');
+  assert.equal(suggest('statedir', top), 'stateDir');
+  assert.equal(suggest('proceses', top), 'processes');
+  assert.equal(suggest('pollInterval', top), undefined);
+  assert.equal(suggest('tsl', top), 'tls');
+  assert.equal(suggest('x', top), undefined);
+  // Two equally close keys: no guess.
+  assert.equal(suggest('readTokenz', ['readTokens', 'readTokenFile', 'readToken']), undefined);
+  assert.equal(suggest('readTokn', ['readTokens', 'readTokenFile', 'readToken']), 'readToken');
+});
+
+test('(line N) follows the first clause of a message, never inside a quoted value', () => {
+  assert.equal(withLine('required', 3), 'required (line 3)');
+  assert.equal(withLine('required (give one of a or b)', 3), 'required (line 3; give one of a or b)');
+  assert.equal(withLine('unknown key; known keys: a, b', 3), 'unknown key (line 3); known keys: a, b');
+  assert.equal(withLine('invalid duration "a (b); c" (use e.g. 10s)', 3), 'invalid duration "a (b); c" (line 3; use e.g. 10s)');
+  assert.equal(withLine('file /x line 2: a token cannot contain white space (one token per line)', 3), 'file /x line 2: a token cannot contain white space (one token per line)');
+  assert.equal(withLine('required', undefined), 'required');
+});
+
+test('a document built in code (no text) gets messages without lines', () => {
+  assert.throws(
+    () => buildConfig({ listen: '127.0.0.1:0', stateDir: '/tmp/x', auth: { readToken: 'r-0123456789abcdef', controlToken: 'c-0123456789abcdef' }, processes: [{ name: 'a', kind: 'command' }], extra: 1 }, 't.yaml'),
+    (e: ConfigError) => {
+      assert.deepEqual(e.problems, ['extra: unknown key; known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes']);
+      return true;
+    },
+  );
+});
+
+test('every key given twice is named with both lines; no line of the file is quoted', () => {
+  const secret = 'control-token-never-shown-0123456789';
+  const problems = problemsOf(['listen: "127.0.0.1:7070"', 'auth:', `  controlToken: ${secret}`, `  controlToken: ${secret}`, 'listen: ":7071"'].join('\n'));
+  assert.deepEqual(problems, ['auth.controlToken: is given twice (line 4; first at line 3)', 'listen: is given twice (line 5; first at line 1)']);
+  const syntax = problemsOf(`auth:\n  controlToken: "${secret}\nlisten: x\n`);
+  assert.deepEqual(syntax, ['invalid YAML at line 2, column 17: the " opened here is not closed on this line']);
+});
+
+describe('on a terminal: text for a person, not JSON', () => {
+  const problems = ['stateDri: unknown key (line 3); did you mean stateDir? known keys: listen, stateDir', 'stateDir: required'];
+  const error = new ConfigError('/etc/vigil-agent/agent.yaml', problems);
+
+  test('a configuration error: the file, then one problem per line', () => {
+    assert.equal(
+      configErrorText(error),
+      'vigil-agent: invalid configuration /etc/vigil-agent/agent.yaml (2 problems):\n' +
+        '  stateDri: unknown key (line 3); did you mean stateDir? known keys: listen, stateDir\n' +
+        '  stateDir: required\n',
+    );
+    assert.match(configErrorText(new ConfigError('a.yaml', ['listen: required'])), /^vigil-agent: invalid configuration a\.yaml \(1 problem\):\n  listen: required\n$/);
+  });
+
+  test('a command-line error: the error, then the usage as lines', () => {
+    const text = commandLineErrorText('unknown argument "--confg"');
+    assert.equal(text, `vigil-agent: unknown argument "--confg"\n\n${USAGE}\n`);
+    assert.match(text, /\n {7}vigil-agent restore --store DIR/);
+  });
+
+  test('the output is chosen by whether stderr is a terminal', () => {
+    for (const isTTY of [true, false]) {
+      const written: string[] = [];
+      const logged: string[] = [];
+      const out = { isTTY, write: (t: string) => written.push(t), log: createLogger({ write: (l) => logged.push(l) }) };
+      reportConfigError(error, out);
+      reportCommandLineError('--config FILE is required', out);
+      if (isTTY) {
+        assert.deepEqual(written, [configErrorText(error), commandLineErrorText('--config FILE is required')]);
+        assert.deepEqual(logged, []);
+      } else {
+        assert.deepEqual(written, []);
+        const [config, usage] = logged.map((l) => JSON.parse(l) as Record<string, unknown>);
+        assert.deepEqual([config?.msg, config?.file, config?.error, config?.problems, config?.help], ['invalid configuration', error.file, error.message, problems, HELP]);
+        assert.deepEqual([usage?.msg, usage?.error, usage?.help, usage?.usage], ['invalid command line', '--config FILE is required', HELP, undefined]);
+      }
+    }
+  });
+
+  // A real pseudo-terminal, where util-linux script(1) is installed.
+  const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
+  test('the agent under a pseudo-terminal prints the problems and the usage as text', { skip: script.status !== 0 && 'script(1) is not installed' }, () => {
+    const file = path.join(FIXTURES, 'unknown-key-typo.yaml');
+    const run = (args: string) =>
+      spawnSync('script', ['-qec', `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(CLI)} ${args}`, '/dev/null'], { cwd: AGENT_DIR, encoding: 'utf8', timeout: 30_000 });
+    const config = run(`run --config ${JSON.stringify(file)}`);
+    assert.equal(config.status, 2, config.stdout);
+    const text = config.stdout.replace(/\r\n/g, '\n');
+    assert.equal(text, `vigil-agent: invalid configuration ${file} (2 problems):\n  ${expectation(file)}\n  stateDir: required\n`);
+    const usage = run('run --confg x');
+    assert.equal(usage.status, 2, usage.stdout);
+    assert.equal(usage.stdout.replace(/\r\n/g, '\n'), commandLineErrorText('unknown argument "--confg"'));
+  });
 });

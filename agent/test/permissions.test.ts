@@ -114,7 +114,8 @@ test('--strict-permissions and strictPermissions: true refuse to start (exit 2, 
   const f = tokenFile(dir, 0o640);
   const file = writeConfig(dir, baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }));
   fs.chmodSync(file, 0o600);
-  const want = `${file}: auth.controlTokenFile: token file ${f} is readable by its group (mode 0640); run chmod 600 ${f} (strictPermissions refuses it)`;
+  // Line 5 of the file: the key auth.controlTokenFile (stringify writes listen, stateDir, auth, readToken first).
+  const want = `${file}: auth.controlTokenFile: token file ${f} is readable by its group (line 5; mode 0640); run chmod 600 ${f} (strictPermissions refuses it)`;
   const byFlag = await runCliToEnd(['run', '--config', file, '--strict-permissions']);
   assert.equal(byFlag.code, 2, byFlag.stderr);
   const line = JSON.parse(byFlag.stderr.trim().split('\n').pop() as string);
