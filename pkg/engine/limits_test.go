@@ -543,4 +543,3 @@ func TestAgentErrorsAreBoundedInTheHistory(t *testing.T) {
 		t.Errorf("the resume record takes %d bytes", n)
 	}
 }
-
