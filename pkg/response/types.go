@@ -20,7 +20,7 @@ type Status struct {
 	Processes []Process `json:"processes" vigil:"required"`
 	// Warnings are what the operator should fix on the agent's machine (token
 	// files others can read). Older agents do not send it.
-	Warnings []string `json:"warnings"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // AgentInfo identifies the agent process; StartedAt changes when the agent
