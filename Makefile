@@ -129,6 +129,7 @@ bench: agent
 	npm run bench -w agent
 	npm run bench:replicator -w agent
 	npm run bench:journal -w agent
+	npm run bench:request-log -w agent
 	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
 	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
 
