@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/resource/httpadapter"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
@@ -36,6 +37,9 @@ var (
 // lazily on the first request and replaces it when the settings change; the
 // monitor engine it drives lives on in the process-wide registry.
 type Datasource struct {
+	// CallResourceHandler answers the resources (resources.go).
+	backend.CallResourceHandler
+
 	// ident is the datasource as Grafana identifies it (org, ID, UID);
 	// uid is ident.uid, kept for messages.
 	ident   identity
@@ -83,6 +87,7 @@ func newDatasourceIn(ident identity, s backend.DataSourceInstanceSettings, clien
 		healthTimeout: healthTimeout,
 		monitors:      ms,
 	}
+	ds.CallResourceHandler = httpadapter.New(ds.resources())
 	ms.attach(ds)
 	return ds
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -21,9 +23,6 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/remediation"
 )
 
-// Resource routes under /api/datasources/uid/{uid}/resources/.
-const knownResources = "GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor"
-
 // actionTimeout bounds a restart or a poll asked for through a resource.
 const actionTimeout = 60 * time.Second
 
@@ -33,6 +32,28 @@ const (
 	recentEvents = 50
 	recentWindow = 7 * 24 * time.Hour
 )
+
+// resourceRoutes are the resources under /api/datasources/uid/{uid}/resources/:
+// method, ServeMux pattern without its leading slash, and handler.
+var resourceRoutes = []struct {
+	method, path string
+	handle       func(d *Datasource, r *http.Request) answer
+}{
+	{http.MethodGet, "agents", (*Datasource).listAgents},
+	{http.MethodGet, "agents/{name}", (*Datasource).agentDetail},
+	{http.MethodPost, "agents/{name}/processes/{process}/restart", (*Datasource).restart},
+	{http.MethodPost, "poll", (*Datasource).poll},
+	{http.MethodGet, "monitor", (*Datasource).monitorInfo},
+}
+
+// knownResources names the routes in the answer to an unknown path.
+var knownResources = func() string {
+	var names []string
+	for _, rt := range resourceRoutes {
+		names = append(names, rt.method+" "+rt.path)
+	}
+	return strings.Join(names, ", ")
+}()
 
 // answer is one resource answer: status and a JSON body.
 type answer struct {
@@ -55,46 +76,66 @@ func fail(status int, code, format string, args ...any) answer {
 	return answer{status, errorBody{Error: errorDetail{Code: code, Message: fmt.Sprintf(format, args...)}}}
 }
 
-// CallResource routes resource calls. Every answer, including errors, is JSON.
-func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
-	path := strings.Trim(req.Path, "/")
-	parts := strings.Split(path, "/")
-	var allow string
-	var handle func() answer
-	switch {
-	case path == "agents":
-		allow, handle = http.MethodGet, d.listAgents
-	case len(parts) == 2 && parts[0] == "agents" && parts[1] != "":
-		allow, handle = http.MethodGet, func() answer { return d.agentDetail(parts[1]) }
-	case len(parts) == 5 && parts[0] == "agents" && parts[2] == "processes" && parts[4] == "restart" && parts[1] != "" && parts[3] != "":
-		allow, handle = http.MethodPost, func() answer { return d.restart(ctx, req, parts[1], parts[3]) }
-	case path == "poll":
-		allow, handle = http.MethodPost, func() answer { return d.poll(ctx, req) }
-	case path == "monitor":
-		allow, handle = http.MethodGet, func() answer { return d.monitorInfo(req) }
-	default:
-		return send(sender, fail(http.StatusNotFound, "not_found", "no resource %q: known resources are %s", path, knownResources), nil)
+// resources routes resource calls (httpadapter turns them into HTTP
+// requests) with a ServeMux. Every answer, including errors, is JSON: a
+// path no route has is our 404 (not ServeMux's text, nor its redirect of
+// an unclean path), and a route asked with another method our 405, after
+// the org check. ServeMux sends HEAD to a GET route; that is a 405 too.
+func (d *Datasource) resources() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range resourceRoutes {
+		h := d.serve(rt.method, rt.handle)
+		mux.Handle(rt.method+" /"+rt.path, h)
+		mux.Handle("/"+rt.path, h) // every other method
 	}
-	if err := d.otherOrg(req.PluginContext); err != nil {
-		return send(sender, fail(http.StatusForbidden, "other_org", "%s", err), nil)
+	mux.HandleFunc("/", notFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Grafana's resource path may end with a slash; an empty body is nil.
+		r.URL.Path, r.URL.RawPath = "/"+strings.Trim(r.URL.Path, "/"), ""
+		if r.Body == nil {
+			r.Body = http.NoBody
+		}
+		if path.Clean(r.URL.Path) != r.URL.Path {
+			notFound(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	send(w, fail(http.StatusNotFound, "not_found", "no resource %q: known resources are %s", resourcePath(r), knownResources))
+}
+
+// resourcePath is the path as people wrote it, without its slashes.
+func resourcePath(r *http.Request) string { return strings.Trim(r.URL.Path, "/") }
+
+func (d *Datasource) serve(method string, handle func(d *Datasource, r *http.Request) answer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := d.otherOrg(backend.PluginConfigFromContext(r.Context())); err != nil {
+			send(w, fail(http.StatusForbidden, "other_org", "%s", err))
+			return
+		}
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			send(w, fail(http.StatusMethodNotAllowed, "method_not_allowed", "%s %s is not allowed: use %s", r.Method, resourcePath(r), method))
+			return
+		}
+		if d.settingsErr != nil {
+			send(w, fail(http.StatusInternalServerError, "invalid_settings",
+				"the Vigil datasource is misconfigured; fix its settings: %s", d.settingsErr))
+			return
+		}
+		send(w, handle(d, r))
 	}
-	if req.Method != allow {
-		return send(sender, fail(http.StatusMethodNotAllowed, "method_not_allowed", "%s %s is not allowed: use %s", req.Method, path, allow),
-			map[string][]string{"Allow": {allow}})
-	}
-	if d.settingsErr != nil {
-		return send(sender, fail(http.StatusInternalServerError, "invalid_settings",
-			"the Vigil datasource is misconfigured; fix its settings: %s", d.settingsErr), nil)
-	}
-	return send(sender, handle(), nil)
 }
 
 // monitorInfo is GET monitor, for the app's Configuration page: whether the
 // monitor runs, what keeps it running and where its history is. Server
 // paths are for Grafana admins only. It neither starts the monitor nor keeps
 // it running.
-func (d *Datasource) monitorInfo(req *backend.CallResourceRequest) answer {
-	user := req.PluginContext.User
+func (d *Datasource) monitorInfo(r *http.Request) answer {
+	user := backend.UserFromContext(r.Context())
 	if user == nil || !models.RoleAdmin.Reaches(user.Role) {
 		return fail(http.StatusForbidden, "forbidden", "the monitor's status is for Grafana admins (it names folders on the Grafana server)")
 	}
@@ -109,7 +150,7 @@ type agentView struct {
 
 // listAgents answers the configured agents, without any token. It does not
 // start the monitor: variables and editors call it.
-func (d *Datasource) listAgents() answer {
+func (d *Datasource) listAgents(*http.Request) answer {
 	agents := make([]agentView, 0, len(d.settings.Fleet.Agents))
 	for _, a := range d.settings.Fleet.Agents {
 		agents = append(agents, agentView{Name: a.Name, URL: a.URL, Cluster: a.Cluster})
@@ -227,7 +268,8 @@ func timeOrNil(t time.Time) *time.Time {
 
 // agentDetail answers one agent's last status, budget breakdown and recent
 // events.
-func (d *Datasource) agentDetail(name string) answer {
+func (d *Datasource) agentDetail(r *http.Request) answer {
+	name := r.PathValue("name")
 	if _, ok := d.settings.Fleet.Agent(name); !ok {
 		return fail(http.StatusNotFound, "unknown_agent", "no agent %q in this datasource", name)
 	}
@@ -293,8 +335,9 @@ type restartAnswer struct {
 
 // restart is a person's restart of one process: role-checked, with their
 // login in the event, the control token added here and never sent back.
-func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceRequest, agentName, process string) answer {
-	user := req.PluginContext.User
+func (d *Datasource) restart(r *http.Request) answer {
+	agentName, process := r.PathValue("name"), r.PathValue("process")
+	user := backend.UserFromContext(r.Context())
 	need := d.settings.RestartRole
 	if user == nil || user.Login == "" {
 		return fail(http.StatusForbidden, "forbidden", "restarting CDP needs a signed-in Grafana user with the role %s or higher", need)
@@ -303,7 +346,8 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 		return fail(http.StatusForbidden, "forbidden", "restarting CDP needs the Grafana role %s or higher (jsonData.restartRole); %s has the role %s", need, user.Login, orNone(user.Role))
 	}
 	var body restartRequest
-	if err := json.Unmarshal(req.Body, &body); err != nil {
+	raw, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(raw, &body); err != nil {
 		return fail(http.StatusBadRequest, "invalid_request", "the body must be JSON {\"reason\": \"...\", \"ifGeneration\": N}: %s", err)
 	}
 	body.Reason = strings.TrimSpace(body.Reason)
@@ -327,7 +371,7 @@ func (d *Datasource) restart(ctx context.Context, req *backend.CallResourceReque
 	if failed != nil {
 		return *failed
 	}
-	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
 	defer cancel()
 	ifGen := *body.IfGeneration
 	if ifGen < 0 {
@@ -423,10 +467,10 @@ func (d *Datasource) pollsNow(user *backend.User) bool {
 
 // poll polls one agent, or all, and answers their states: now for an Editor
 // or above, else at most once per poll interval.
-func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest) answer {
+func (d *Datasource) poll(r *http.Request) answer {
 	var body pollRequest
-	if len(strings.TrimSpace(string(req.Body))) > 0 {
-		if err := json.Unmarshal(req.Body, &body); err != nil {
+	if raw, _ := io.ReadAll(r.Body); len(strings.TrimSpace(string(raw))) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
 			return fail(http.StatusBadRequest, "invalid_request", "the body must be JSON {\"agent\": \"name\"} or {}: %s", err)
 		}
 	}
@@ -439,10 +483,10 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	if failed != nil {
 		return *failed
 	}
-	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
 	defer cancel()
 	var err error
-	if d.pollsNow(req.PluginContext.User) {
+	if d.pollsNow(backend.UserFromContext(r.Context())) {
 		err = m.eng.PollNow(ctx, body.Agent)
 	} else {
 		err = m.eng.PollIfOlder(ctx, body.Agent, m.eng.Config().PollInterval)
@@ -463,14 +507,13 @@ func (d *Datasource) poll(ctx context.Context, req *backend.CallResourceRequest)
 	return answer{http.StatusOK, out}
 }
 
-func send(sender backend.CallResourceResponseSender, a answer, headers map[string][]string) error {
+func send(w http.ResponseWriter, a answer) {
 	encoded, err := json.Marshal(a.body)
 	if err != nil {
-		return fmt.Errorf("encode resource answer: %w", err)
+		a = fail(http.StatusInternalServerError, "unencodable_answer", "encode resource answer: %s", err)
+		encoded, _ = json.Marshal(a.body)
 	}
-	h := map[string][]string{"Content-Type": {"application/json"}}
-	for k, v := range headers {
-		h[k] = v
-	}
-	return sender.Send(&backend.CallResourceResponse{Status: a.status, Headers: h, Body: encoded})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(a.status)
+	_, _ = w.Write(encoded)
 }

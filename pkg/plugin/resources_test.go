@@ -73,3 +73,59 @@ func TestPollByRole(t *testing.T) {
 		})
 	}
 }
+
+// The routes answer as they did when they were matched by hand: where
+// ServeMux alone would differ (HEAD sent to a GET route, redirects of
+// unclean paths, text bodies), the answer is still ours, and a request from
+// another org learns only whether the path exists.
+func TestResourceRouting(t *testing.T) {
+	const known = `known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor`
+	tests := []struct {
+		name, method, path string
+		org                int64
+		wantStatus         int
+		wantAllow          string
+		wantBody           string
+	}{
+		{name: "HEAD on a GET route", method: "HEAD", path: "agents", wantStatus: 405, wantAllow: "GET",
+			wantBody: `{"error":{"code":"method_not_allowed","message":"HEAD agents is not allowed: use GET"}}`},
+		{name: "another method on a POST route", method: "DELETE", path: "poll/", wantStatus: 405, wantAllow: "POST",
+			wantBody: `{"error":{"code":"method_not_allowed","message":"DELETE poll is not allowed: use POST"}}`},
+		{name: "trailing slash on a nested route", method: "GET", path: "agents/node-a/processes/cdp/restart/", wantStatus: 405, wantAllow: "POST",
+			wantBody: `{"error":{"code":"method_not_allowed","message":"GET agents/node-a/processes/cdp/restart is not allowed: use POST"}}`},
+		{name: "empty segment", method: "GET", path: "agents//node-a", wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"agents//node-a\": ` + known + `"}}`},
+		{name: "dot segments", method: "GET", path: "agents/node-a/../node-b", wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"agents/node-a/../node-b\": ` + known + `"}}`},
+		{name: "part of a route", method: "GET", path: "agents/node-a/processes", wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"agents/node-a/processes\": ` + known + `"}}`},
+		{name: "no path", method: "GET", path: "", wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"\": ` + known + `"}}`},
+		{name: "another org, wrong method", method: "POST", path: "agents", org: 2, wantStatus: 403,
+			wantBody: `{"error":{"code":"other_org","message":"this Vigil datasource belongs to org 1; the request came from org 2"}}`},
+		{name: "another org, unknown path", method: "GET", path: "secrets", org: 2, wantStatus: 404,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": ` + known + `"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			agents := &fakeAgents{}
+			ds := newDatasourceIn(identity{org: 1, id: 1, uid: "vigil-cdp"}, settingsFor(threeAgents), agents, testMonitors(t, agents))
+			var c capture
+			err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: tt.method, Path: tt.path,
+				PluginContext: backend.PluginContext{OrgID: tt.org}}, &c)
+			if err != nil || len(c.responses) != 1 {
+				t.Fatalf("CallResource: %v, %d responses", err, len(c.responses))
+			}
+			r := c.responses[0]
+			if r.Status != tt.wantStatus || string(r.Body) != tt.wantBody {
+				t.Errorf("got %d %s\nwant %d %s", r.Status, r.Body, tt.wantStatus, tt.wantBody)
+			}
+			if got := strings.Join(r.Headers["Allow"], ","); got != tt.wantAllow {
+				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
+			}
+			if ct := strings.Join(r.Headers["Content-Type"], ","); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+		})
+	}
+}
