@@ -15,7 +15,6 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
-	"github.com/vigil-cdp/vigil/pkg/remediation"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
@@ -307,10 +306,7 @@ func statusRows(src source, agents []engine.AgentSnapshot, f filter) []frames.St
 			r.LagSeconds = p.LagSeconds
 			gen := p.Generation
 			r.Generation = &gen
-			if p.LastAction != nil && p.LastAction.Kind == remediation.Restart && p.LastAction.OK {
-				at := p.LastAction.At
-				r.LastRestart = &at
-			}
+			r.LastRestart = p.LastRestartAt()
 			if f.wantState(r.State) {
 				rows = append(rows, r)
 			}

@@ -19,8 +19,6 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/models"
-	"github.com/vigil-cdp/vigil/pkg/outage"
-	"github.com/vigil-cdp/vigil/pkg/remediation"
 )
 
 // actionTimeout bounds a restart or a poll asked for through a resource.
@@ -167,55 +165,19 @@ func (d *Datasource) engine() (live, *answer) {
 	return m, nil
 }
 
-type allowanceView struct {
-	Name              string  `json:"name"`
-	Seconds           float64 `json:"seconds"`
-	ConfiguredSeconds float64 `json:"configuredSeconds"`
-	Source            string  `json:"source"`
-	Samples           int     `json:"samples"`
-}
-
-type budgetView struct {
-	TotalSeconds        float64         `json:"totalSeconds"`
-	ResponseTimeSeconds float64         `json:"responseTimeSeconds"`
-	RTTp99Seconds       float64         `json:"rttP99Seconds"`
-	ProcessingSeconds   float64         `json:"processingSeconds"`
-	Combine             string          `json:"combine"`
-	Mode                string          `json:"mode"`
-	Allowances          []allowanceView `json:"allowances"`
-}
-
-func budgetOf(b outage.Budget) budgetView {
-	v := budgetView{
-		TotalSeconds: b.Total.Seconds(), ResponseTimeSeconds: b.ResponseTime.Seconds(), RTTp99Seconds: b.RTTp99.Seconds(),
-		ProcessingSeconds: b.Processing.Seconds(), Combine: string(b.Combine), Mode: string(b.Mode),
-		Allowances: []allowanceView{},
-	}
-	for _, a := range b.Allowances {
-		source := "configured"
-		if a.Measured {
-			source = "measured"
-		}
-		v.Allowances = append(v.Allowances, allowanceView{
-			Name: string(a.Kind), Seconds: a.Value.Seconds(), ConfiguredSeconds: a.Configured.Seconds(), Source: source, Samples: a.Samples,
-		})
-	}
-	return v
-}
-
 type processView struct {
-	Name                 string                  `json:"name"`
-	State                string                  `json:"state"`
-	StateCode            int64                   `json:"stateCode"`
-	Reason               string                  `json:"reason"`
-	Verdict              string                  `json:"verdict"`
-	AgentState           string                  `json:"agentState"`
-	Expected             bool                    `json:"expected"`
-	Generation           int64                   `json:"generation"`
-	PID                  *int64                  `json:"pid"`
-	LagSeconds           *float64                `json:"lagSeconds"`
-	AutoRestartSuspended bool                    `json:"autoRestartSuspended"`
-	LastAction           *remediation.LastAction `json:"lastAction,omitempty"`
+	Name                 string             `json:"name"`
+	State                string             `json:"state"`
+	StateCode            int64              `json:"stateCode"`
+	Reason               string             `json:"reason"`
+	Verdict              string             `json:"verdict"`
+	AgentState           string             `json:"agentState"`
+	Expected             bool               `json:"expected"`
+	Generation           int64              `json:"generation"`
+	PID                  *int64             `json:"pid"`
+	LagSeconds           *float64           `json:"lagSeconds"`
+	AutoRestartSuspended bool               `json:"autoRestartSuspended"`
+	LastAction           *engine.LastAction `json:"lastAction,omitempty"`
 }
 
 type eventView struct {
@@ -237,26 +199,26 @@ type eventView struct {
 }
 
 type agentDetailView struct {
-	Name         string        `json:"name"`
-	URL          string        `json:"url"`
-	Cluster      string        `json:"cluster"`
-	Node         string        `json:"node,omitempty"`
-	Role         string        `json:"role"`
-	State        string        `json:"state"`
-	StateCode    int64         `json:"stateCode"`
-	Reason       string        `json:"reason"`
-	RTTSeconds   *float64      `json:"rttSeconds"`
-	LagSeconds   *float64      `json:"lagSeconds"`
-	LastPollAt   *time.Time    `json:"lastPollAt"`
-	LastAnswerAt *time.Time    `json:"lastAnswerAt"`
-	SilentSince  *time.Time    `json:"silentSince"`
-	LastError    string        `json:"lastError,omitempty"`
-	Diagnosis    string        `json:"diagnosis,omitempty"`
-	Version      string        `json:"version,omitempty"`
-	Hostname     string        `json:"hostname,omitempty"`
-	Budget       budgetView    `json:"budget"`
-	Processes    []processView `json:"processes"`
-	Events       []eventView   `json:"events"`
+	Name         string            `json:"name"`
+	URL          string            `json:"url"`
+	Cluster      string            `json:"cluster"`
+	Node         string            `json:"node,omitempty"`
+	Role         string            `json:"role"`
+	State        string            `json:"state"`
+	StateCode    int64             `json:"stateCode"`
+	Reason       string            `json:"reason"`
+	RTTSeconds   *float64          `json:"rttSeconds"`
+	LagSeconds   *float64          `json:"lagSeconds"`
+	LastPollAt   *time.Time        `json:"lastPollAt"`
+	LastAnswerAt *time.Time        `json:"lastAnswerAt"`
+	SilentSince  *time.Time        `json:"silentSince"`
+	LastError    string            `json:"lastError,omitempty"`
+	Diagnosis    string            `json:"diagnosis,omitempty"`
+	Version      string            `json:"version,omitempty"`
+	Hostname     string            `json:"hostname,omitempty"`
+	Budget       engine.BudgetView `json:"budget"`
+	Processes    []processView     `json:"processes"`
+	Events       []eventView       `json:"events"`
 }
 
 func timeOrNil(t time.Time) *time.Time {
@@ -287,7 +249,7 @@ func (d *Datasource) agentDetail(r *http.Request) answer {
 		State: a.State.String(), StateCode: a.State.Code(), Reason: a.Reason,
 		LastPollAt: timeOrNil(a.LastPollAt), LastAnswerAt: timeOrNil(a.LastAnswerAt), SilentSince: timeOrNil(a.SilentSince),
 		LastError: a.LastError, Diagnosis: a.Diagnosis, Version: a.Version, Hostname: a.Hostname,
-		Budget: budgetOf(a.Budget), Processes: []processView{}, Events: []eventView{},
+		Budget: a.BudgetView(), Processes: []processView{}, Events: []eventView{},
 	}
 	if !a.LastAnswerAt.IsZero() {
 		v.RTTSeconds = seconds(a.RTT)
