@@ -327,7 +327,7 @@ func queryStatus(src source, _ backend.DataQuery, f filter) (data.Frames, error)
 }
 
 func queryEvents(src source, q backend.DataQuery, f filter) (data.Frames, error) {
-	hq := history.Query{From: q.TimeRange.From, To: gridOf(src, q).until.Add(time.Nanosecond)}
+	hq := history.Query{From: q.TimeRange.From, To: gridOf(src, q).Until.Add(time.Nanosecond)}
 	var events []history.Event
 	if f.agents == nil && f.cluster == "" {
 		all, err := src.hist.Events(hq)

@@ -237,8 +237,8 @@ func TestGrid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := gridFor(backend.DataQuery{TimeRange: backend.TimeRange{From: t0, To: t0.Add(tt.span)}, Interval: tt.interval, MaxDataPoints: tt.max})
-			if g.step != tt.wantStep || g.n != tt.wantN {
-				t.Errorf("step %s n %d, want %s %d", g.step, g.n, tt.wantStep, tt.wantN)
+			if g.Step != tt.wantStep || g.N != tt.wantN {
+				t.Errorf("step %s n %d, want %s %d", g.Step, g.N, tt.wantStep, tt.wantN)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -12,47 +11,23 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/resample"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
-// grid divides a query's time range into equal steps: at least the query's
-// interval and one second, and no more steps than maxDataPoints. Step i
-// covers [from+i·step, from+(i+1)·step) and is stamped with its start.
-type grid struct {
-	from, to time.Time
-	step     time.Duration
-	n        int
-	// until is where the last step ends (inclusive): to, or the snapshot's
-	// time for an alert query (see gridOf).
-	until time.Time
-}
-
-func gridFor(q backend.DataQuery) grid {
-	from, to := q.TimeRange.From, q.TimeRange.To
-	span := to.Sub(from)
-	step := max(q.Interval, time.Second)
-	if q.MaxDataPoints > 0 {
-		step = max(step, span/time.Duration(q.MaxDataPoints))
-	}
-	step = step.Round(time.Second)
-	if span <= 0 {
-		return grid{from: from, to: to, step: step, n: 1, until: to}
-	}
-	n := int(math.Ceil(float64(span) / float64(step)))
-	if q.MaxDataPoints > 0 && n > int(q.MaxDataPoints) {
-		n = int(q.MaxDataPoints)
-	}
-	return grid{from: from, to: to, step: step, n: n, until: to}
+// gridFor is the query's grid.
+func gridFor(q backend.DataQuery) resample.Grid {
+	return resample.NewGrid(q.TimeRange.From, q.TimeRange.To, q.Interval, q.MaxDataPoints)
 }
 
 // gridOf is the query's grid. For an alert query the last step runs on to
 // the snapshot when that is taken shortly after the range ends (liveSlack):
 // Grafana fixes "now" before it asks, and the first query after a start
 // waits for the monitor's first polls, which come after that "now".
-func gridOf(src source, q backend.DataQuery) grid {
+func gridOf(src source, q backend.DataQuery) resample.Grid {
 	g := gridFor(q)
-	if now := src.snap.Time; src.alert && now.After(g.to) && !now.After(g.to.Add(liveSlack(g))) {
-		g.until = now
+	if now := src.snap.Time; src.alert && now.After(g.To) && !now.After(g.To.Add(liveSlack(g))) {
+		g.Until = now
 	}
 	return g
 }
@@ -60,70 +35,7 @@ func gridOf(src source, q backend.DataQuery) grid {
 // liveSlack is how long after a query's range the snapshot still is that
 // range's "now": a step, and at least the longest an alert query waits for
 // the first polls, plus a second.
-func liveSlack(g grid) time.Duration { return max(g.step, firstRoundWait+time.Second) }
-
-func (g grid) at(i int) time.Time { return g.from.Add(time.Duration(i) * g.step) }
-
-func (g grid) times() []time.Time {
-	t := make([]time.Time, g.n)
-	for i := range t {
-		t[i] = g.at(i)
-	}
-	return t
-}
-
-// point is one observed value.
-type point struct {
-	t time.Time
-	v float64
-}
-
-// aggregation combines the values within one step so that nothing bad is
-// hidden by a coarse step: the worst state, the lowest "up", the sum of
-// restarts.
-type aggregation func(a, b float64) float64
-
-func aggMax(a, b float64) float64  { return math.Max(a, b) }
-func aggMin(a, b float64) float64  { return math.Min(a, b) }
-func aggLast(_, b float64) float64 { return b }
-func aggSum(a, b float64) float64  { return a + b }
-
-// sample puts time-ordered points on the grid. A step without a point keeps
-// the previous value while that is at most carry old (polls are further
-// apart than a fine step); beyond that it is null: nothing was known.
-func sample(points []point, g grid, agg aggregation, carry time.Duration) []*float64 {
-	out := make([]*float64, g.n)
-	var last *point
-	j := 0
-	for i := 0; i < g.n; i++ {
-		start, end := g.at(i), g.at(i+1)
-		if i == g.n-1 {
-			end = maxTime(end, g.until.Add(time.Nanosecond))
-		}
-		var v *float64
-		for j < len(points) && points[j].t.Before(end) {
-			p := points[j]
-			j++
-			last = &p
-			if p.t.Before(start) {
-				continue
-			}
-			if v == nil {
-				x := p.v
-				v = &x
-			} else {
-				x := agg(*v, p.v)
-				v = &x
-			}
-		}
-		if v == nil && carry > 0 && last != nil && start.Sub(last.t) <= carry {
-			x := last.v
-			v = &x
-		}
-		out[i] = v
-	}
-	return out
-}
+func liveSlack(g resample.Grid) time.Duration { return max(g.Step, firstRoundWait+time.Second) }
 
 func oneIf(b bool) float64 {
 	if b {
@@ -132,19 +44,12 @@ func oneIf(b bool) float64 {
 	return 0
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
 // observations reads the observations of the given agents over the query's
 // range, plus enough before it to carry the state into its first step.
-func observations(src source, names []string, g grid) (map[string][]history.Observation, error) {
+func observations(src source, names []string, g resample.Grid) (map[string][]history.Observation, error) {
 	out := make(map[string][]history.Observation, len(names))
 	for _, name := range names {
-		obs, err := src.hist.Observations(history.Query{Agent: name, From: g.from.Add(-carryFor(src)), To: g.until.Add(time.Nanosecond)})
+		obs, err := src.hist.Observations(history.Query{Agent: name, From: g.From.Add(-carryFor(src)), To: g.Until.Add(time.Nanosecond)})
 		if err != nil {
 			return nil, fmt.Errorf("read the history: %w", err)
 		}
@@ -189,9 +94,9 @@ func processNames(a engine.AgentSnapshot, obs []history.Observation) []string {
 // (or the snapshot came shortly after it, liveSlack): an alert query's
 // answer for an agent the engine has not judged since it started. The steps
 // before keep the history.
-func unknownNow(src source, g grid, values []*float64) []*float64 {
+func unknownNow(src source, g resample.Grid, values []*float64) []*float64 {
 	now := src.snap.Time
-	if len(values) == 0 || now.Before(g.at(g.n-1)) || now.After(g.to.Add(liveSlack(g))) {
+	if len(values) == 0 || now.Before(g.At(g.N-1)) || now.After(g.To.Add(liveSlack(g))) {
 		return values
 	}
 	u := float64(state.Unknown.Code())
@@ -218,11 +123,11 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 	var series []frames.TimelineSeries
 	for _, a := range agents {
 		obs := obsBy[a.Name]
-		var agentPts []point
+		var agentPts []resample.Point
 		for _, o := range obs {
-			agentPts = append(agentPts, point{o.Time, float64(o.State)})
+			agentPts = append(agentPts, resample.Point{T: o.Time, V: float64(o.State)})
 		}
-		agentStates := sample(agentPts, g, aggMax, carry)
+		agentStates := resample.Sample(agentPts, g, resample.Max, carry)
 		if src.unjudged(a) {
 			agentStates = unknownNow(src, g, agentStates)
 		}
@@ -230,20 +135,20 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 			series = append(series, frames.TimelineSeries{Agent: a.Name, Cluster: a.Cluster, States: toStates(agentStates)})
 		}
 		for _, pname := range processNames(a, obs) {
-			var pts []point
+			var pts []resample.Point
 			for _, o := range obs {
 				if agentWide(o.State) {
 					// Silent or not understood: the process shares the agent's state.
-					pts = append(pts, point{o.Time, float64(o.State)})
+					pts = append(pts, resample.Point{T: o.Time, V: float64(o.State)})
 					continue
 				}
 				for _, p := range o.Processes {
 					if p.Name == pname {
-						pts = append(pts, point{o.Time, float64(p.State)})
+						pts = append(pts, resample.Point{T: o.Time, V: float64(p.State)})
 					}
 				}
 			}
-			states := sample(pts, g, aggMax, carry)
+			states := resample.Sample(pts, g, resample.Max, carry)
 			if src.unjudged(a) {
 				states = unknownNow(src, g, states)
 			}
@@ -252,7 +157,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 			}
 		}
 	}
-	return data.Frames{frames.Timeline(g.times(), series)}, nil
+	return data.Frames{frames.Timeline(g.Times(), series)}, nil
 }
 
 // matches keeps a timeline series when it was in one of the filter's
@@ -292,7 +197,7 @@ func processRunning(s state.State) (float64, bool) {
 
 func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error) {
 	g := gridOf(src, q)
-	times := g.times()
+	times := g.Times()
 	carry := carryFor(src)
 	agents := f.selected(src.snap)
 	obsBy, err := observations(src, names(agents), g)
@@ -308,20 +213,20 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 	}
 	for _, a := range agents {
 		obs := obsBy[a.Name]
-		var stateCode, up, rtt, budget []point
+		var stateCode, up, rtt, budget []resample.Point
 		for _, o := range obs {
-			stateCode = append(stateCode, point{o.Time, float64(o.State)})
+			stateCode = append(stateCode, resample.Point{T: o.Time, V: float64(o.State)})
 			if o.Answered {
-				up = append(up, point{o.Time, 1})
-				rtt = append(rtt, point{o.Time, o.RTT.Seconds()})
+				up = append(up, resample.Point{T: o.Time, V: 1})
+				rtt = append(rtt, resample.Point{T: o.Time, V: o.RTT.Seconds()})
 			} else {
-				up = append(up, point{o.Time, 0})
+				up = append(up, resample.Point{T: o.Time, V: 0})
 			}
 			if o.BudgetSeconds > 0 {
-				budget = append(budget, point{o.Time, o.BudgetSeconds})
+				budget = append(budget, resample.Point{T: o.Time, V: o.BudgetSeconds})
 			}
 		}
-		codes := sample(stateCode, g, aggMax, carry)
+		codes := resample.Sample(stateCode, g, resample.Max, carry)
 		if src.unjudged(a) {
 			codes = unknownNow(src, g, codes)
 		}
@@ -329,12 +234,12 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 			continue
 		}
 		add(frames.MetricStateCode, a, "", codes)
-		add(frames.MetricUp, a, "", sample(up, g, aggMin, carry))
-		add(frames.MetricRTTSeconds, a, "", sample(rtt, g, aggMax, carry))
-		add(frames.MetricBudgetSeconds, a, "", sample(budget, g, aggLast, carry))
+		add(frames.MetricUp, a, "", resample.Sample(up, g, resample.Min, carry))
+		add(frames.MetricRTTSeconds, a, "", resample.Sample(rtt, g, resample.Max, carry))
+		add(frames.MetricBudgetSeconds, a, "", resample.Sample(budget, g, resample.Last, carry))
 
 		for _, pname := range processNames(a, obs) {
-			var running, lag, restarts, suspended []point
+			var running, lag, restarts, suspended []resample.Point
 			var lastGen *int64
 			for _, o := range obs {
 				for _, p := range o.Processes {
@@ -342,10 +247,10 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 						continue
 					}
 					if v, ok := processRunning(p.State); ok && !agentWide(o.State) {
-						running = append(running, point{o.Time, v})
+						running = append(running, resample.Point{T: o.Time, V: v})
 					}
 					if p.LagSeconds != nil {
-						lag = append(lag, point{o.Time, *p.LagSeconds})
+						lag = append(lag, resample.Point{T: o.Time, V: *p.LagSeconds})
 					}
 					delta := 0.0
 					if lastGen != nil && p.Generation > *lastGen {
@@ -353,21 +258,21 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 					}
 					gen := p.Generation
 					lastGen = &gen
-					restarts = append(restarts, point{o.Time, delta})
-					suspended = append(suspended, point{o.Time, oneIf(p.AutoRestartSuspended)})
+					restarts = append(restarts, resample.Point{T: o.Time, V: delta})
+					suspended = append(suspended, resample.Point{T: o.Time, V: oneIf(p.AutoRestartSuspended)})
 				}
 			}
 			// The flap guard can change without a poll (a restart from Grafana lifts
 			// it): the engine's current value comes after the observations.
 			for _, p := range a.Processes {
-				if p.Name == pname && (len(suspended) == 0 || src.snap.Time.After(suspended[len(suspended)-1].t)) {
-					suspended = append(suspended, point{src.snap.Time, oneIf(p.AutoRestartSuspended)})
+				if p.Name == pname && (len(suspended) == 0 || src.snap.Time.After(suspended[len(suspended)-1].T)) {
+					suspended = append(suspended, resample.Point{T: src.snap.Time, V: oneIf(p.AutoRestartSuspended)})
 				}
 			}
-			add(frames.MetricProcessRunning, a, pname, sample(running, g, aggMin, carry))
-			add(frames.MetricProtectionLagSeconds, a, pname, sample(lag, g, aggMax, carry))
-			add(frames.MetricRestarts, a, pname, sample(restarts, g, aggSum, 0))
-			add(frames.MetricAutoRestartSuspended, a, pname, sample(suspended, g, aggMax, carry))
+			add(frames.MetricProcessRunning, a, pname, resample.Sample(running, g, resample.Min, carry))
+			add(frames.MetricProtectionLagSeconds, a, pname, resample.Sample(lag, g, resample.Max, carry))
+			add(frames.MetricRestarts, a, pname, resample.Sample(restarts, g, resample.Sum, 0))
+			add(frames.MetricAutoRestartSuspended, a, pname, resample.Sample(suspended, g, resample.Max, carry))
 		}
 	}
 	if f.wantMetric(frames.MetricEngineStalenessSeconds) {
@@ -386,12 +291,12 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 // cycle), then the live value at the snapshot's time. The steps look at the
 // selected agents only (reading every agent's history for a one-agent
 // dashboard would cost too much); the live value looks at all of them.
-func staleness(src source, obsBy map[string][]history.Observation, g grid) ([]time.Time, []*float64) {
+func staleness(src source, obsBy map[string][]history.Observation, g resample.Grid) ([]time.Time, []*float64) {
 	var times []time.Time
 	var values []*float64
 	idx := map[string]int{}
-	for i := 0; i < g.n; i++ {
-		t := g.at(i)
+	for i := 0; i < g.N; i++ {
+		t := g.At(i)
 		if !t.Before(src.snap.Time) {
 			break
 		}
@@ -418,7 +323,7 @@ func staleness(src source, obsBy map[string][]history.Observation, g grid) ([]ti
 	}
 	// A query's "now" is taken just before the snapshot: a snapshot within
 	// one step after the range still is its live value, stamped at its end.
-	if now := src.snap.Time; !now.Before(g.from) && !now.After(g.to.Add(g.step)) {
+	if now := src.snap.Time; !now.Before(g.From) && !now.After(g.To.Add(g.Step)) {
 		cycle := now
 		for _, a := range src.snap.Agents {
 			polled := a.LastPollAt
@@ -430,8 +335,8 @@ func staleness(src source, obsBy map[string][]history.Observation, g grid) ([]ti
 			}
 		}
 		stamp := now
-		if stamp.After(g.to) {
-			stamp = g.to
+		if stamp.After(g.To) {
+			stamp = g.To
 		}
 		if n := len(times); n > 0 && !times[n-1].Before(stamp) {
 			times, values = times[:n-1], values[:n-1]
