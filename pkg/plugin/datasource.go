@@ -37,9 +37,6 @@ var (
 // lazily on the first request and replaces it when the settings change; the
 // monitor engine it drives lives on in the process-wide registry.
 type Datasource struct {
-	// CallResourceHandler answers the resources (resources.go).
-	backend.CallResourceHandler
-
 	// ident is the datasource as Grafana identifies it (org, ID, UID);
 	// uid is ident.uid, kept for messages.
 	ident   identity
@@ -56,6 +53,8 @@ type Datasource struct {
 	close         func()
 	healthTimeout time.Duration
 	monitors      *monitors
+	// resources answers CallResource (resources.go).
+	resources backend.CallResourceHandler
 }
 
 // NewDatasource is the instance factory handed to datasource.Manage.
@@ -87,7 +86,7 @@ func newDatasourceIn(ident identity, s backend.DataSourceInstanceSettings, clien
 		healthTimeout: healthTimeout,
 		monitors:      ms,
 	}
-	ds.CallResourceHandler = httpadapter.New(ds.resources())
+	ds.resources = httpadapter.New(ds.resourceMux())
 	ms.attach(ds)
 	return ds
 }

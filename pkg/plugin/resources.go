@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -74,12 +75,21 @@ func fail(status int, code, format string, args ...any) answer {
 	return answer{status, errorBody{Error: errorDetail{Code: code, Message: fmt.Sprintf(format, args...)}}}
 }
 
-// resources routes resource calls (httpadapter turns them into HTTP
-// requests) with a ServeMux. Every answer, including errors, is JSON: a
+// CallResource answers a resource call through httpadapter, which turns it
+// into an HTTP request. Grafana passes the path decoded and the adapter
+// parses it as a URL: it is escaped first, so that a "%", "?" or "#" in
+// it stays part of the name asked for.
+func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
+	escaped := *req
+	escaped.Path = (&url.URL{Path: req.Path}).EscapedPath()
+	return d.resources.CallResource(ctx, &escaped, sender)
+}
+
+// resourceMux routes resource calls with a ServeMux. Every answer, including errors, is JSON: a
 // path no route has is our 404 (not ServeMux's text, nor its redirect of
 // an unclean path), and a route asked with another method our 405, after
 // the org check. ServeMux sends HEAD to a GET route; that is a 405 too.
-func (d *Datasource) resources() http.Handler {
+func (d *Datasource) resourceMux() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range resourceRoutes {
 		h := d.serve(rt.method, rt.handle)
