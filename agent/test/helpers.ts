@@ -13,8 +13,22 @@ export const CLI = path.join(AGENT_DIR, 'src', 'cli.ts');
 export const READ_TOKEN = 'read-token-0123456789abcdef';
 export const CONTROL_TOKEN = 'control-token-0123456789abcdef';
 
+/** Every folder tempDir() made in this process: removed when it exits, whatever the test did. */
+const madeDirs: string[] = [];
+process.on('exit', () => {
+  for (const d of madeDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // make test's leftover check names what could not be removed
+    }
+  }
+});
+
 export function tempDir(prefix = 'vigil-agent-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(d);
+  return d;
 }
 
 /** A tempDir() whose directories are removed after the tests of the file that calls it. */

@@ -143,7 +143,7 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
   // A short retention: pruning runs every second or so, in the middle of it all.
   const config = writeConfig(
     d.root,
-    baseConfig(d.root, { processes: [{ name: 'cdp', kind: 'replicator', source: d.source, target: d.store, retention: '5s', stopTimeout: '5s' }] }),
+    baseConfig(d.root, { processes: [{ name: 'cdp', kind: 'replicator', source: d.source, target: d.store, retention: '10s', stopTimeout: '5s' }] }),
   );
   const agents: RunningAgent[] = [];
   const newAgent = async () => {
