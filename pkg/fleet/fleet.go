@@ -5,8 +5,8 @@
 // One description serves the vigil CLI (fleet.yaml, read with Load or Parse,
 // strict: an unknown key is an error naming its path) and the Grafana
 // datasource (jsonData, read with FromJSON: the same keys, unknown keys
-// ignored because Grafana's editor may store its own). Every duration is a Go
-// duration ("10s", "1m30s"), 0, or a bare number of seconds.
+// ignored because Grafana's editor may store its own). Every duration is read
+// by ParseDuration, in the one grammar of docs/engine.md#durations.
 //
 // Fleet-wide settings live under defaults; every agent may override budget,
 // measured, autoRestart, rpo and its tokens. Config.Agents holds the
@@ -17,10 +17,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -330,19 +328,3 @@ func tokensGoTo(prefix string) string {
 	}
 	return "; give tokens as readToken or readTokenFile, and controlToken or controlTokenFile"
 }
-
-// ParseDuration accepts a Go duration, 0, or a bare number of seconds (as the
-// agent's own configuration does). Every duration in a fleet or datasource
-// setting is read by it.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, err := time.ParseDuration(s); err == nil {
-		return d, nil
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) && math.Abs(secs) < 1e9 {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("%q is not a duration (%s)", s, durationExamples)
-}
-
-const durationExamples = "examples: 10s, 1m30s, 0"
