@@ -1,12 +1,30 @@
 // Durations as written in the configuration and on command lines; no dependencies, so the
-// replicator can use it without loading the configuration's.
-/** Parses "10s", "500ms", "2m", "1h", "7d", "0" or a number of seconds into milliseconds. */
+// replicator can use it without loading the configuration's. The one grammar of every Vigil
+// setting (docs/engine.md#durations), read alike by the monitor (pkg/fleet ParseDuration) and the
+// frontend, all checked against pkg/fleet/testdata/durations.json: a number with a unit, several
+// summed ("1m30s", "1d12h"), or a bare number of seconds ("0", "90"). The agent takes no negative one.
+const DECIMAL = String.raw`(?:\d+(?:\.\d*)?|\.\d+)`;
+const UNIT = '(ns|us|µs|μs|ms|s|m|h|d)';
+const BARE_SECONDS = new RegExp(String.raw`^[-+]?${DECIMAL}(?:[eE][-+]?\d{1,3})?$`);
+const WITH_UNITS = new RegExp(`^[-+]?(?:${DECIMAL}${UNIT})+$`);
+const PART = new RegExp(`(${DECIMAL})${UNIT}`, 'g');
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** The longest duration the monitor holds (Go's time.Duration, about 292 years). */
+const MAX_MS = 9_223_372_036_854.775;
+
+/** Parses "10s", "1m30s", "500ms", "7d", "0" or a number of seconds into milliseconds. */
 export function parseDuration(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  if (m[2] === undefined) return n === 0 ? 0 : undefined;
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Math.round(n * mult);
+  let ms: number;
+  if (typeof v === 'number') {
+    ms = v * 1000;
+  } else {
+    const t = v.trim();
+    if (BARE_SECONDS.test(t)) ms = Number(t) * 1000;
+    else if (WITH_UNITS.test(t)) {
+      ms = 0;
+      for (const [, n, unit] of t.matchAll(PART)) ms += Number(n) * (UNIT_MS[unit as string] as number);
+      if (t.startsWith('-')) ms = -ms;
+    } else return undefined;
+  }
+  return Number.isFinite(ms) && ms >= 0 && ms <= MAX_MS ? Math.round(ms) + 0 : undefined;
 }

@@ -133,18 +133,20 @@ test('token files are read and trimmed', () => {
   assert.deepEqual(c.listen, { host: '0.0.0.0', port: 7070 });
 });
 
+// The grammar's cases, shared with the monitor's (pkg/fleet) and the frontend's tests.
+const durationTable: { durations: Array<{ text: string; seconds: number }>; invalid: string[] } = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '../../pkg/fleet/testdata/durations.json'), 'utf8'),
+);
+
 test('durations', () => {
-  assert.equal(parseDuration('10s'), 10_000);
-  assert.equal(parseDuration('500ms'), 500);
-  assert.equal(parseDuration('2m'), 120_000);
-  assert.equal(parseDuration('7d'), 7 * 86_400_000);
-  assert.equal(parseDuration('1.5s'), 1500);
-  assert.equal(parseDuration('0'), 0);
-  assert.equal(parseDuration(0), 0);
-  assert.equal(parseDuration(3), 3000);
-  assert.equal(parseDuration('10'), undefined);
-  assert.equal(parseDuration('-1s'), undefined);
+  for (const { text, seconds } of durationTable.durations) {
+    const want = seconds < 0 ? undefined : Math.round(seconds * 1000);
+    assert.equal(parseDuration(text), want, text);
+    if (!Number.isNaN(Number(text.trim()))) assert.equal(parseDuration(Number(text)), want, `the number ${text}`);
+  }
+  for (const text of durationTable.invalid) assert.equal(parseDuration(text), undefined, text);
   assert.equal(parseDuration(-1), undefined);
+  assert.equal(parseDuration(Infinity), undefined);
 });
 
 test('a replicator process: defaults, resolved paths and retention', () => {

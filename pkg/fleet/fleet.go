@@ -5,8 +5,8 @@
 // One description serves the vigil CLI (fleet.yaml, read with Load or Parse,
 // strict: an unknown key is an error naming its path) and the Grafana
 // datasource (jsonData, read with FromJSON: the same keys, unknown keys
-// ignored because Grafana's editor may store its own). Every duration is a Go
-// duration ("10s", "1m30s"), 0, or a bare number of seconds.
+// ignored because Grafana's editor may store its own). Every duration is read
+// by ParseDuration, in the one grammar of docs/engine.md#durations.
 //
 // Fleet-wide settings live under defaults; every agent may override budget,
 // measured, autoRestart, rpo and its tokens. Config.Agents holds the
@@ -17,10 +17,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -219,7 +217,13 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 	if c.PollInterval < minPoll {
 		fail("pollInterval", "%s is below the minimum of %s", c.PollInterval, minPoll)
 	}
-	validatePolicy(c.Defaults, "defaults", fail)
+	// A problem an agent inherits unchanged from defaults is named once,
+	// under defaults.
+	inherited := map[[2]string]bool{}
+	validatePolicy(c.Defaults, func(key, message string) {
+		inherited[[2]string{key, message}] = true
+		fail("defaults."+key, "%s", message)
+	})
 	if len(c.Agents) == 0 {
 		fail("agents", "at least one agent is required")
 	}
@@ -246,12 +250,18 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 			}
 			fail(field+".url", "%s", problem)
 		}
-		validatePolicy(a.Policy, field, fail)
+		validatePolicy(a.Policy, func(key, message string) {
+			if !inherited[[2]string{key, message}] {
+				fail(field+"."+key, "%s", message)
+			}
+		})
 	}
 	return errors.Join(errs...)
 }
 
-func validatePolicy(p Policy, prefix string, fail func(field, format string, args ...any)) {
+// validatePolicy reports each problem of a policy by its key under the policy.
+func validatePolicy(p Policy, report func(key, message string)) {
+	fail := func(key, format string, args ...any) { report(key, fmt.Sprintf(format, args...)) }
 	durs := []struct {
 		key string
 		d   time.Duration
@@ -265,33 +275,33 @@ func validatePolicy(p Policy, prefix string, fail func(field, format string, arg
 	}
 	for _, d := range durs {
 		if d.d < 0 {
-			fail(prefix+"."+d.key, "%s must not be negative", d.d)
+			fail(d.key, "%s must not be negative", d.d)
 		}
 	}
 	switch p.Budget.Combine {
 	case CombineMax, CombineSum:
 	default:
-		fail(prefix+".budget.combine", "%q must be max or sum", p.Budget.Combine)
+		fail("budget.combine", "%q must be max or sum", p.Budget.Combine)
 	}
 	switch p.Budget.Mode {
 	case ModeConfigured, ModeMeasured:
 	default:
-		fail(prefix+".budget.mode", "%q must be configured or measured", p.Budget.Mode)
+		fail("budget.mode", "%q must be configured or measured", p.Budget.Mode)
 	}
 	if p.Measured.Percentile <= 0 || p.Measured.Percentile > 100 {
-		fail(prefix+".measured.percentile", "%v must be above 0 and at most 100", p.Measured.Percentile)
+		fail("measured.percentile", "%v must be above 0 and at most 100", p.Measured.Percentile)
 	}
 	if p.Measured.Floor > p.Measured.Ceiling {
-		fail(prefix+".measured.floor", "%s is above measured.ceiling %s", p.Measured.Floor, p.Measured.Ceiling)
+		fail("measured.floor", "%s is above measured.ceiling %s", p.Measured.Floor, p.Measured.Ceiling)
 	}
 	if p.Measured.MinSamples < 1 {
-		fail(prefix+".measured.minSamples", "%d must be at least 1", p.Measured.MinSamples)
+		fail("measured.minSamples", "%d must be at least 1", p.Measured.MinSamples)
 	}
 	if p.AutoRestart.MaxRestarts < 0 {
-		fail(prefix+".autoRestart.maxRestarts", "%d must not be negative", p.AutoRestart.MaxRestarts)
+		fail("autoRestart.maxRestarts", "%d must not be negative", p.AutoRestart.MaxRestarts)
 	}
 	if p.AutoRestart.BackoffInitial > p.AutoRestart.BackoffMax {
-		fail(prefix+".autoRestart.backoffInitial", "%s is above autoRestart.backoffMax %s", p.AutoRestart.BackoffInitial, p.AutoRestart.BackoffMax)
+		fail("autoRestart.backoffInitial", "%s is above autoRestart.backoffMax %s", p.AutoRestart.BackoffInitial, p.AutoRestart.BackoffMax)
 	}
 }
 
@@ -330,19 +340,3 @@ func tokensGoTo(prefix string) string {
 	}
 	return "; give tokens as readToken or readTokenFile, and controlToken or controlTokenFile"
 }
-
-// ParseDuration accepts a Go duration, 0, or a bare number of seconds (as the
-// agent's own configuration does). Every duration in a fleet or datasource
-// setting is read by it.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, err := time.ParseDuration(s); err == nil {
-		return d, nil
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) && math.Abs(secs) < 1e9 {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("%q is not a duration (%s)", s, durationExamples)
-}
-
-const durationExamples = "examples: 10s, 1m30s, 0"

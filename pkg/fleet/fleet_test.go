@@ -1,8 +1,11 @@
 package fleet
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,15 +97,15 @@ func TestLoadInvalid(t *testing.T) {
 		{"agents-not-a-list", "agents: must be a list (line 2)"},
 		{"poll-interval-too-short", "pollInterval: 100ms is below the minimum of 1s"},
 		{"bad-duration", `agents[0].budget.failover: "soon" is not a duration (line 4) (examples: 10s, 1m30s, 0)`},
-		{"negative-duration", "defaults.rpo: -5s must not be negative\nagents[0].rpo: -5s must not be negative"},
-		{"bad-combine", `defaults.budget.combine: "avg" must be max or sum` + "\n" + `agents[0].budget.combine: "avg" must be max or sum`},
+		{"negative-duration", "defaults.rpo: -5s must not be negative"},
+		{"bad-combine", `defaults.budget.combine: "avg" must be max or sum`},
 		{"bad-mode", `agents[0].budget.mode: "learned" must be configured or measured`},
 		{"bad-bool", `defaults.autoRestart.enabled: "maybe" must be true or false (line 2)`},
 		{"bad-int", `defaults.autoRestart.maxRestarts: "2.5" must be a whole number (line 2)`},
-		{"bad-percentile", "defaults.measured.percentile: 120 must be above 0 and at most 100\nagents[0].measured.percentile: 120 must be above 0 and at most 100"},
-		{"floor-above-ceiling", "defaults.measured.floor: 20m0s is above measured.ceiling 15m0s\nagents[0].measured.floor: 20m0s is above measured.ceiling 15m0s"},
-		{"backoff-inverted", "defaults.autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s\nagents[0].autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s"},
-		{"min-samples-zero", "defaults.measured.minSamples: 0 must be at least 1\nagents[0].measured.minSamples: 0 must be at least 1"},
+		{"bad-percentile", "defaults.measured.percentile: 120 must be above 0 and at most 100"},
+		{"floor-above-ceiling", "defaults.measured.floor: 20m0s is above measured.ceiling 15m0s"},
+		{"backoff-inverted", "defaults.autoRestart.backoffInitial: 10m0s is above autoRestart.backoffMax 5m0s"},
+		{"min-samples-zero", "defaults.measured.minSamples: 0 must be at least 1"},
 		{"token-twice", "defaults.readToken: set either readToken or readTokenFile, not both"},
 		{"token-file-missing", "agents[0].controlTokenFile: cannot read testdata/invalid/does-not-exist.token: no such file or directory"},
 		{"budget-not-a-mapping", "agents[0].budget: must be a mapping of keys to values (line 4)"},
@@ -193,23 +196,36 @@ func TestFromJSON(t *testing.T) {
 	}
 }
 
+// TestDurations runs the grammar's cases, shared with the frontend's and the
+// agent's tests.
 func TestDurations(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"10s", 10 * time.Second, true}, {"0", 0, true}, {"1m30s", 90 * time.Second, true},
-		{"30", 30 * time.Second, true}, {"0.5", 500 * time.Millisecond, true},
-		{"ten", 0, false}, {"NaN", 0, false}, {"1e300", 0, false}, {"", 0, false},
+	raw, err := os.ReadFile("testdata/durations.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseDuration(tt.in)
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("ParseDuration(%q) = %s, %v", tt.in, got, err)
-			}
-		})
+	var table struct {
+		Durations []struct {
+			Text    string  `json:"text"`
+			Seconds float64 `json:"seconds"`
+			Go      string  `json:"go"`
+		} `json:"durations"`
+		Invalid []string `json:"invalid"`
+	}
+	if err := json.Unmarshal(raw, &table); err != nil || len(table.Durations) == 0 || len(table.Invalid) == 0 {
+		t.Fatalf("testdata/durations.json: %v", err)
+	}
+	for _, tt := range table.Durations {
+		got, err := ParseDuration(tt.Text)
+		if err != nil || math.Abs(got.Seconds()-tt.Seconds) > 1e-9*max(1, math.Abs(tt.Seconds)) || got.String() != tt.Go {
+			t.Errorf("ParseDuration(%q) = %s (%v s), %v; want %s (%v s)", tt.Text, got, got.Seconds(), err, tt.Go, tt.Seconds)
+		}
+	}
+	for _, text := range table.Invalid {
+		if got, err := ParseDuration(text); err == nil {
+			t.Errorf("ParseDuration(%q) = %s, want no duration", text, got)
+		} else if want := fmt.Sprintf("%q is not a duration (examples: 10s, 1m30s, 0)", strings.TrimSpace(text)); err.Error() != want {
+			t.Errorf("ParseDuration(%q): %q, want %q", text, err, want)
+		}
 	}
 }
 

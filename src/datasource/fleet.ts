@@ -48,18 +48,21 @@ function pick<S extends keyof PolicySettings, K extends keyof NonNullable<Policy
   const fromAgent = (agent?.[section] as Record<K, unknown> | undefined)?.[key];
   const fromDefaults = (defaults?.[section] as Record<K, unknown> | undefined)?.[key];
   const builtIn = (DEFAULT_POLICY[section] as Record<K, unknown>)[key];
-  const set = (v: unknown) => v !== undefined && v !== '';
+  const set = (v: unknown) => v !== undefined && v !== null && v !== '';
   return set(fromAgent) ? fromAgent : set(fromDefaults) ? fromDefaults : builtIn;
 }
 
 /**
- * The budget in seconds for an agent (or the fleet defaults when agent is undefined). A duration
- * that does not parse counts as undefined, so the total shows as unknown rather than wrong.
+ * The budget in seconds for an agent (or the fleet defaults when agent is undefined). A factor the
+ * backend refuses (a duration that does not parse or is negative, a combine other than max or sum)
+ * counts as undefined, so the total shows as unknown rather than wrong.
  */
 export function budgetSeconds(options: VigilOptions, agent?: PolicySettings): BudgetSeconds | undefined {
-  const out: Partial<BudgetSeconds> = {
-    combine: pick('budget', 'combine', agent, options.defaults) === 'sum' ? 'sum' : 'max',
-  };
+  const combine = String(pick('budget', 'combine', agent, options.defaults)).trim();
+  if (combine !== 'max' && combine !== 'sum') {
+    return undefined;
+  }
+  const out: Partial<BudgetSeconds> = { combine };
   for (const key of BUDGET_DURATIONS) {
     const seconds = parseDurationSeconds(String(pick('budget', key, agent, options.defaults)));
     if (seconds === undefined || seconds < 0) {

@@ -1,89 +1,104 @@
 import { z } from 'zod';
 
-import { parseDurationSeconds } from '../shared/duration';
+import { formatGoDuration, parseDurationSeconds } from '../shared/duration';
 import { DEFAULT_POLICY } from './fleet';
 import type { PolicySettings, VigilOptions } from './types';
 
 export { parseDurationSeconds } from '../shared/duration';
 
 // Validation of the datasource settings as a person edits them. The backend validates the same
-// settings again (pkg/fleet); the field paths and messages here are the backend's, without its
-// "jsonData." prefix, so what the editor flags and what Save & test reports read alike.
+// settings again (pkg/fleet, pkg/models); the field paths and messages here are the backend's,
+// without its "jsonData." prefix, so what the editor flags and what Save & test reports read alike:
+// both are tested against the cases in pkg/models/testdata/settings.json.
 
 const MIN_POLL_SECONDS = 1;
 /** jsonData.idleStop's minimum (pkg/models MinIdleStop). */
 const MIN_IDLE_STOP_SECONDS = 1;
 const AGENT_NAME = /^[A-Za-z0-9_-]{1,63}$/;
 
-const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+/** A value as the backend quotes it (Go's %q of the text). */
+const quote = (v: unknown) => JSON.stringify(String(v).trim());
 const isSet = (v: unknown) => v !== undefined && v !== null && v !== '';
+const mapping = { error: 'must be a mapping of keys to values' };
 
-// A duration: "10s", "1m30s", 0 or a bare number of seconds; never negative.
-const duration = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
-  if (!isSet(v)) {
-    return;
-  }
-  const seconds = parseDurationSeconds(String(v));
+// A duration (docs/engine.md#durations); never negative.
+const duration = z.unknown().superRefine((v, ctx) => {
+  const seconds = isSet(v) ? parseDurationSeconds(String(v)) : 0;
   if (seconds === undefined) {
-    ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: 10s, 1m30s, 0)` });
+    ctx.addIssue({ code: 'custom', message: `${quote(v)} is not a duration (examples: 10s, 1m30s, 0)` });
   } else if (seconds < 0) {
-    ctx.addIssue({ code: 'custom', message: `${v} must not be negative` });
+    ctx.addIssue({ code: 'custom', message: `${formatGoDuration(seconds)} must not be negative` });
   }
 });
 
-const number = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+const number = z.unknown().superRefine((v, ctx) => {
   if (isSet(v) && (typeof v !== 'number' || !Number.isFinite(v))) {
-    ctx.addIssue({ code: 'custom', message: `${text(v)} must be a number` });
+    ctx.addIssue({ code: 'custom', message: `${quote(v)} must be a number` });
   }
 });
 
-const wholeNumber = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+const wholeNumber = z.unknown().superRefine((v, ctx) => {
   if (isSet(v) && (typeof v !== 'number' || !Number.isInteger(v))) {
-    ctx.addIssue({ code: 'custom', message: `${text(v)} must be a whole number` });
+    ctx.addIssue({ code: 'custom', message: `${quote(v)} must be a whole number` });
   }
+});
+
+const boolean = z.unknown().refine((v) => !isSet(v) || typeof v === 'boolean', {
+  error: (i) => `${quote(i.input)} must be true or false`,
 });
 
 const oneOf = (values: readonly string[], says: string) =>
-  z.string().refine((v) => !isSet(v) || values.includes(v), { error: (i) => `${text(i.input)} must be ${says}` });
+  z.unknown().refine((v) => !isSet(v) || values.includes(String(v).trim()), {
+    error: (i) => `${quote(i.input)} must be ${says}`,
+  });
 
 const policyShape = {
   budget: z
-    .object({
-      responseTime: duration.optional(),
-      processing: duration.optional(),
-      failover: duration.optional(),
-      restart: duration.optional(),
-      networkInterruption: duration.optional(),
-      appErrorRecovery: duration.optional(),
-      combine: oneOf(['max', 'sum'], 'max or sum').optional(),
-      mode: oneOf(['configured', 'measured'], 'configured or measured').optional(),
-    })
+    .object(
+      {
+        responseTime: duration.optional(),
+        processing: duration.optional(),
+        failover: duration.optional(),
+        restart: duration.optional(),
+        networkInterruption: duration.optional(),
+        appErrorRecovery: duration.optional(),
+        combine: oneOf(['max', 'sum'], 'max or sum').optional(),
+        mode: oneOf(['configured', 'measured'], 'configured or measured').optional(),
+      },
+      mapping
+    )
     .optional(),
   measured: z
-    .object({
-      percentile: number
-        .refine((v) => typeof v !== 'number' || (v > 0 && v <= 100), {
-          error: (i) => `${text(i.input)} must be above 0 and at most 100`,
-        })
-        .optional(),
-      floor: duration.optional(),
-      ceiling: duration.optional(),
-      minSamples: wholeNumber
-        .refine((v) => typeof v !== 'number' || v >= 1, { error: (i) => `${text(i.input)} must be at least 1` })
-        .optional(),
-    })
+    .object(
+      {
+        percentile: number
+          .refine((v) => typeof v !== 'number' || (v > 0 && v <= 100), {
+            error: (i) => `${String(i.input)} must be above 0 and at most 100`,
+          })
+          .optional(),
+        floor: duration.optional(),
+        ceiling: duration.optional(),
+        minSamples: wholeNumber
+          .refine((v) => typeof v !== 'number' || v >= 1, { error: (i) => `${String(i.input)} must be at least 1` })
+          .optional(),
+      },
+      mapping
+    )
     .optional(),
   autoRestart: z
-    .object({
-      enabled: z.boolean().optional(),
-      maxRestarts: wholeNumber
-        .refine((v) => typeof v !== 'number' || v >= 0, { error: (i) => `${text(i.input)} must not be negative` })
-        .optional(),
-      window: duration.optional(),
-      backoffInitial: duration.optional(),
-      backoffMax: duration.optional(),
-      stopWhenNotExpected: z.boolean().optional(),
-    })
+    .object(
+      {
+        enabled: boolean.optional(),
+        maxRestarts: wholeNumber
+          .refine((v) => typeof v !== 'number' || v >= 0, { error: (i) => `${String(i.input)} must not be negative` })
+          .optional(),
+        window: duration.optional(),
+        backoffInitial: duration.optional(),
+        backoffMax: duration.optional(),
+        stopWhenNotExpected: boolean.optional(),
+      },
+      mapping
+    )
     .optional(),
   rpo: duration.optional(),
 };
@@ -123,58 +138,55 @@ export function agentUrlProblem(raw: string): { problem: string; secretsPlace: b
   return { problem: '', secretsPlace: false };
 }
 
-const agentSchema = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, 'is required')
-    .refine((n) => AGENT_NAME.test(n), {
-      error: (i) => `"${text(i.input).trim()}" must be 1 to 63 letters, digits, '-' or '_'`,
-    }),
-  url: z
-    .string()
-    .trim()
-    .min(1, 'is required')
-    .superRefine((u, ctx) => {
-      const { problem, secretsPlace } = agentUrlProblem(u);
-      if (problem) {
-        ctx.addIssue({ code: 'custom', message: secretsPlace ? problem + TOKENS_GO_TO : problem });
-      }
-    }),
-  cluster: z.string().optional(),
-  ...policyShape,
-});
+const agentSchema = z.object(
+  {
+    name: z
+      .string()
+      .trim()
+      .min(1, 'is required')
+      .refine((n) => AGENT_NAME.test(n), {
+        error: (i) => `${quote(i.input)} must be 1 to 63 letters, digits, '-' or '_'`,
+      }),
+    url: z
+      .string()
+      .trim()
+      .min(1, 'is required')
+      .superRefine((u, ctx) => {
+        const { problem, secretsPlace } = agentUrlProblem(u);
+        if (problem) {
+          ctx.addIssue({ code: 'custom', message: secretsPlace ? problem + TOKENS_GO_TO : problem });
+        }
+      }),
+    cluster: z.string().optional(),
+    ...policyShape,
+  },
+  mapping
+);
 
 /** A duration setting of at least minSeconds; `below` words that error as the backend does. */
-function durationAtLeast(minSeconds: number, examples: string, below: (v: string | number) => string) {
-  return z
-    .union([z.string(), z.number()])
-    .optional()
-    .superRefine((v, ctx) => {
-      if (!isSet(v)) {
-        return;
-      }
-      const seconds = parseDurationSeconds(String(v));
-      if (seconds === undefined) {
-        ctx.addIssue({ code: 'custom', message: `${text(v)} is not a duration (examples: ${examples})` });
-      } else if (seconds < minSeconds) {
-        ctx.addIssue({ code: 'custom', message: below(v as string | number) });
-      }
-    });
+function durationAtLeast(minSeconds: number, below: (v: unknown, seconds: number) => string) {
+  return duration.optional().superRefine((v, ctx) => {
+    const seconds = isSet(v) ? parseDurationSeconds(String(v)) : undefined;
+    if (seconds !== undefined && seconds >= 0 && seconds < minSeconds) {
+      ctx.addIssue({ code: 'custom', message: below(v, seconds) });
+    }
+  });
 }
 
 const optionsSchema = z
   .object({
-    pollInterval: durationAtLeast(MIN_POLL_SECONDS, '10s, 1m30s', (v) => `${v} is below the minimum of 1s`),
-    defaults: z.object(policyShape).optional(),
-    agents: z.array(agentSchema).optional(),
+    pollInterval: durationAtLeast(MIN_POLL_SECONDS, (_, s) => `${formatGoDuration(s)} is below the minimum of 1s`),
+    defaults: z.object(policyShape, mapping).optional(),
+    agents: z.array(agentSchema, { error: 'must be a list' }).optional(),
     restartRole: oneOf(['Viewer', 'Editor', 'Admin'], 'one of Viewer, Editor, Admin').optional(),
-    historyPath: z.string().optional(),
-    idleStop: durationAtLeast(
-      MIN_IDLE_STOP_SECONDS,
-      '10s, 1m30s, 0',
-      (v) => `"${String(v).trim()}" is below the minimum of 1s`
-    ),
+    historyPath: z
+      .unknown()
+      .refine((p) => !isSet(p) || /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(String(p).trim()), {
+        error: (i) =>
+          `${quote(i.input)} must be an absolute path (or empty for the default under Grafana's data folder)`,
+      })
+      .optional(),
+    idleStop: durationAtLeast(MIN_IDLE_STOP_SECONDS, (v) => `${quote(v)} is below the minimum of 1s`),
   })
   .superRefine((options, ctx) => {
     const agents = options.agents ?? [];
@@ -194,7 +206,7 @@ const optionsSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['agents', i, 'name'],
-          message: `"${name}" is already used by agents[${first}]`,
+          message: `${quote(name)} is already used by agents[${first}]`,
         });
       }
     });
@@ -234,7 +246,7 @@ function crossChecks(ctx: Ctx, at: Array<string | number>, defaults?: PolicySett
       ctx.addIssue({
         code: 'custom',
         path: [...at, section, low],
-        message: `${effective(low)} is above ${section}.${high} ${effective(high)}`,
+        message: `${formatGoDuration(lowSeconds)} is above ${section}.${high} ${formatGoDuration(highSeconds)}`,
       });
     }
   }

@@ -1,19 +1,19 @@
-import { formatSeconds, parseDurationSeconds } from './duration';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { formatGoDuration, formatSeconds, parseDurationSeconds } from './duration';
+
+// The grammar's cases, shared with the backend's (pkg/fleet) and the agent's tests.
+const table: { durations: Array<{ text: string; seconds: number; go: string }>; invalid: string[] } = JSON.parse(
+  readFileSync(path.resolve(__dirname, '../../pkg/fleet/testdata/durations.json'), 'utf8')
+);
 
 describe('parseDurationSeconds', () => {
-  it.each([
-    ['10s', 10],
-    ['1m30s', 90],
-    ['250ms', 0.25],
-    ['2h', 7200],
-    ['1.5m', 90],
-    ['0', 0],
-    ['120', 120],
-    ['-5s', -5],
-  ])('%s is %d seconds', (text, seconds) => {
-    expect(parseDurationSeconds(text)).toBe(seconds);
+  it.each(table.durations)('$text is $seconds seconds, $go', ({ text, seconds, go }) => {
+    expect(parseDurationSeconds(text)).toBeCloseTo(seconds, 9);
+    expect(formatGoDuration(parseDurationSeconds(text)!)).toBe(go);
   });
-  it.each(['', 'often', '10 s', '5d', 's'])('rejects %p', (text) => {
+  it.each(table.invalid)('rejects %p', (text) => {
     expect(parseDurationSeconds(text)).toBeUndefined();
   });
 });

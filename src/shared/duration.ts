@@ -1,24 +1,60 @@
-// Durations as the fleet keys spell them (the CLI's fleet.yaml and the datasource's jsonData): a Go
-// duration ("10s", "1m30s", "250ms"), 0, or a bare number of seconds. The backend accepts the same.
-const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 0.001, s: 1, m: 60, h: 3600 };
-const GO_DURATION = /^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/;
-const BARE_SECONDS = /^[-+]?(\d+(\.\d*)?|\.\d+)$/;
+// Durations as every Vigil setting writes them, in the one grammar of docs/engine.md#durations: a
+// number with a unit, several summed ("1m30s", "1d12h"), or a bare number of seconds ("0", "90",
+// "1e3"), with an optional sign. The backend (pkg/fleet ParseDuration) and the agent read the same,
+// all checked against pkg/fleet/testdata/durations.json.
+const DECIMAL = String.raw`(?:\d+(?:\.\d*)?|\.\d+)`;
+const UNIT = '(ns|us|µs|μs|ms|s|m|h|d)';
+const BARE_SECONDS = new RegExp(String.raw`^[-+]?${DECIMAL}(?:[eE][-+]?\d{1,3})?$`);
+const WITH_UNITS = new RegExp(`^[-+]?(?:${DECIMAL}${UNIT})+$`);
+const PART = new RegExp(`(${DECIMAL})${UNIT}`, 'g');
+const UNIT_SECONDS: Record<string, number> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  μs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86400,
+};
+/** The longest duration the backend holds (Go's time.Duration, about 292 years). */
+const MAX_SECONDS = 9223372036.854775;
 
-/** Seconds in a fleet duration, or undefined when the text is no duration. */
+/** Seconds in a duration, or undefined when the text is no duration. */
 export function parseDurationSeconds(text: string): number | undefined {
   const value = text.trim();
+  let seconds: number;
   if (BARE_SECONDS.test(value)) {
-    return Number(value);
-  }
-  if (!GO_DURATION.test(value)) {
+    seconds = Number(value);
+  } else if (WITH_UNITS.test(value)) {
+    seconds = 0;
+    for (const [, n, unit] of value.matchAll(PART)) {
+      seconds += Number(n) * UNIT_SECONDS[unit];
+    }
+    seconds *= value.startsWith('-') ? -1 : 1;
+  } else {
     return undefined;
   }
-  const sign = value.startsWith('-') ? -1 : 1;
-  let total = 0;
-  for (const [, n, , , unit] of value.matchAll(/((\d+(\.\d*)?|\.\d+))(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(n) * UNIT_SECONDS[unit];
+  return Math.abs(seconds) <= MAX_SECONDS ? seconds + 0 : undefined;
+}
+
+/** A duration as the backend writes it in a message (Go's time.Duration): "1m30s", "500ms", "2h0m0s". */
+export function formatGoDuration(seconds: number): string {
+  const sign = seconds < 0 ? '-' : '';
+  const ns = Math.round(Math.abs(seconds) * 1e9);
+  const num = (n: number) => String(Number(n.toFixed(9)));
+  if (ns === 0) {
+    return '0s';
   }
-  return sign * total;
+  if (ns < 1e9) {
+    const [unit, size] = ns < 1e3 ? ['ns', 1] : ns < 1e6 ? ['µs', 1e3] : ['ms', 1e6];
+    return `${sign}${num(ns / (size as number))}${unit}`;
+  }
+  const h = Math.floor(ns / 3.6e12);
+  const m = Math.floor((ns % 3.6e12) / 6e10);
+  const s = num((ns % 6e10) / 1e9);
+  return sign + (h ? `${h}h${m}m${s}s` : m ? `${m}m${s}s` : `${s}s`);
 }
 
 /** A number of seconds as a person reads it: "182 s" up to ten minutes, then "12 min 30 s", "1 h 5 min". */
