@@ -11,8 +11,9 @@ id=$(basename "$run")
 chmod 0755 "$run"
 mkdir -m 1777 "$run/tmp"
 
-# The cache of a tool, not of the tests: tsx keeps its compile cache in the temporary folder.
-allowed='^tsx-[0-9]+$'
+# Caches of tools, not of the tests: tsx and v8-compile-cache (webpack's config loader) keep their
+# compile caches in the temporary folder.
+allowed='^(tsx|v8-compile-cache)-[0-9]+$'
 
 TMPDIR="$run/tmp" VIGIL_TEST_RUN=$id "$@"
 status=$?
