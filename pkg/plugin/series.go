@@ -88,6 +88,11 @@ func aggMin(a, b float64) float64  { return math.Min(a, b) }
 func aggLast(_, b float64) float64 { return b }
 func aggSum(a, b float64) float64  { return a + b }
 
+// aggWorst combines state codes by pkg/state's severity, not by code.
+func aggWorst(a, b float64) float64 {
+	return float64(state.Worst(state.State(int64(a)), state.State(int64(b))).Code())
+}
+
 // sample puts time-ordered points on the grid. A step without a point keeps
 // the previous value while that is at most carry old (polls are further
 // apart than a fine step); beyond that it is null: nothing was known.
@@ -222,7 +227,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 		for _, o := range obs {
 			agentPts = append(agentPts, point{o.Time, float64(o.State)})
 		}
-		agentStates := sample(agentPts, g, aggMax, carry)
+		agentStates := sample(agentPts, g, aggWorst, carry)
 		if src.unjudged(a) {
 			agentStates = unknownNow(src, g, agentStates)
 		}
@@ -243,7 +248,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 					}
 				}
 			}
-			states := sample(pts, g, aggMax, carry)
+			states := sample(pts, g, aggWorst, carry)
 			if src.unjudged(a) {
 				states = unknownNow(src, g, states)
 			}
@@ -321,7 +326,7 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 				budget = append(budget, point{o.Time, o.BudgetSeconds})
 			}
 		}
-		codes := sample(stateCode, g, aggMax, carry)
+		codes := sample(stateCode, g, aggWorst, carry)
 		if src.unjudged(a) {
 			codes = unknownNow(src, g, codes)
 		}
