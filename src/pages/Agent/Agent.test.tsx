@@ -51,6 +51,9 @@ describe('Agent page', () => {
     expect(screen.getByTestId(testIds.agent.events)).toHaveTextContent('standalone/cdp: restart ok (by alice)');
     const processes = screen.getByTestId(testIds.agent.processes);
     expect(processes).toHaveTextContent('restarted by alice (generation 5); awaiting confirmation');
+    // The last action column shows what the backend's agent view sends.
+    expect(processes).toHaveTextContent(/Last action/);
+    expect(processes).toHaveTextContent(/restart ok by alice, /);
     await userEvent.click(within(processes).getByTestId(testIds.restart.button('standalone', 'cdp')));
     expect(screen.getByRole('dialog')).toHaveTextContent('current generation 5');
     await userEvent.click(screen.getByRole('button', { name: /^Restart$/ }));
