@@ -427,19 +427,13 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	return ev, o, started, err
 }
 
-// severity orders states for "the worst of its processes".
-var severity = map[state.State]int{
-	state.OK: 0, state.Standby: 1, state.Restarting: 2, state.Grace: 3,
-	state.Degraded: 4, state.Unknown: 5, state.Failed: 6,
-}
-
 func worst(procs []ProcessSnapshot) (state.State, string) {
 	if len(procs) == 0 {
 		return state.Unknown, "the agent supervises no process"
 	}
 	w := procs[0]
 	for _, p := range procs[1:] {
-		if severity[p.State] > severity[w.State] {
+		if p.State.Severity() > w.State.Severity() {
 			w = p
 		}
 	}

@@ -36,6 +36,43 @@ var metricUnits = map[string]string{
 	MetricEngineStalenessSeconds: "s",
 }
 
+// metricDescriptions say what each metric holds (the query editor shows them).
+var metricDescriptions = map[string]string{
+	MetricStateCode:              "the agent's state code (0 OK ... 6 UNKNOWN)",
+	MetricUp:                     "1 when the agent answered its latest poll",
+	MetricRTTSeconds:             "round trip of the latest poll",
+	MetricBudgetSeconds:          "the timeout budget in force",
+	MetricProcessRunning:         "0 when a process that should run does not",
+	MetricProtectionLagSeconds:   "how far protection lags behind the data",
+	MetricRestarts:               "restarts of the process",
+	MetricAutoRestartSuspended:   "1 while the flap guard holds auto-restart",
+	MetricEngineStalenessSeconds: "seconds since the monitor's last completed poll cycle",
+}
+
+// MetricInfo describes one metric: whose series it is (agent, process or
+// engine), its Grafana unit and what it holds.
+type MetricInfo struct {
+	Name        string `json:"name"`
+	Scope       string `json:"scope"`
+	Unit        string `json:"unit"`
+	Description string `json:"description"`
+}
+
+// MetricCatalog lists every metric, agent metrics first, then process
+// metrics, then the engine's.
+func MetricCatalog() []MetricInfo {
+	var out []MetricInfo
+	for _, group := range []struct {
+		scope string
+		names []string
+	}{{"agent", AgentMetrics}, {"process", ProcessMetrics}, {"engine", EngineMetrics}} {
+		for _, name := range group.names {
+			out = append(out, MetricInfo{Name: name, Scope: group.scope, Unit: metricUnits[name], Description: metricDescriptions[name]})
+		}
+	}
+	return out
+}
+
 // Series is one metric of one agent (Process empty), of one process, or of
 // the engine (Agent empty). Values align with Times; nil is no value.
 type Series struct {

@@ -47,6 +47,16 @@ func TestStatusFrame(t *testing.T) {
 			{Agent: "silent", State: state.Failed, Reason: "no answer for 120 s, budget 45 s"},
 			{Agent: "new", State: state.Unknown, Reason: "not polled yet"},
 		}},
+		// Agents with processes in several states: the app counts each agent
+		// under the worst (src/pages/Fleet reads this file).
+		{name: "status-processes", rows: []StatusRow{
+			{Agent: "db-1", Cluster: "sql-ha", Role: "active", Process: "cdp", State: state.Failed, Reason: "cannot restart: exit code 1"},
+			{Agent: "db-1", Cluster: "sql-ha", Role: "active", Process: "index", State: state.Unknown, Reason: "the answer was not understood"},
+			{Agent: "db-2", Cluster: "sql-ha", Role: "passive", Process: "cdp", State: state.Standby, Reason: "passive cluster node"},
+			{Agent: "files", Role: "standalone", Process: "cdp", State: state.Degraded, Reason: "lag 95 s exceeds RPO 60 s", LagSeconds: f(95)},
+			{Agent: "files", Role: "standalone", Process: "index", State: state.Unknown, Reason: "the answer was not understood"},
+			{Agent: "web", Role: "standalone", Process: "cdp", State: state.OK, Reason: "running"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { check(t, tt.name, Status(tt.rows)) })

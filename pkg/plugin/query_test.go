@@ -623,3 +623,54 @@ func TestQueryDataFromAlert(t *testing.T) {
 		}
 	}
 }
+
+// A step that holds several states shows the worst by pkg/state's one order,
+// not the highest code: FAILED (5) with UNKNOWN (6) is FAILED, UNKNOWN with
+// DEGRADED is UNKNOWN. Timeline and stateCode metric alike, agent and process.
+func TestCoarseStepShowsTheWorstState(t *testing.T) {
+	tests := []struct {
+		name   string
+		states []state.State
+		want   state.State
+	}{
+		{"failed and unknown", []state.State{state.Failed, state.Unknown}, state.Failed},
+		{"unknown and failed", []state.State{state.Unknown, state.Failed}, state.Failed},
+		{"degraded and unknown", []state.State{state.Degraded, state.Unknown, state.OK}, state.Unknown},
+		{"standby and restarting", []state.State{state.Restarting, state.Standby}, state.Restarting},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &memHistory{}
+			for i, s := range tt.states {
+				h.obs = append(h.obs, history.Observation{Time: t0.Add(time.Duration(i) * 10 * time.Second), Answered: true,
+					Agent: "node-a", State: s, Processes: []history.ProcessObservation{{Name: "replicator", State: s}}})
+			}
+			src := source{hist: h, pollInterval: 10 * time.Second, startedAt: t0.Add(-time.Minute), snap: engine.Snapshot{
+				Time:   t0.Add(2 * time.Minute),
+				Agents: []engine.AgentSnapshot{{Name: "node-a", Judged: true, State: tt.want}},
+			}}
+			q := dataQuery(QueryTypeTimeline, `{}`)
+			q.MaxDataPoints = 1
+			timeline, err := queryTimeline(src, q, filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields := timeline[0].Fields[1:]
+			if len(fields) != 2 {
+				t.Fatalf("timeline has %d series, want node-a and node-a/replicator", len(fields))
+			}
+			for _, f := range fields {
+				if got, _ := f.ConcreteAt(0); got != tt.want.Code() {
+					t.Errorf("timeline %s = %v, want %s (%d)", f.Name, got, tt.want, tt.want.Code())
+				}
+			}
+			metrics, err := queryMetrics(src, q, filter{metrics: map[string]bool{frames.MetricStateCode: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := metrics[0].Fields[1].ConcreteAt(0); got != float64(tt.want.Code()) {
+				t.Errorf("stateCode metric = %v, want %s (%d)", got, tt.want, tt.want.Code())
+			}
+		})
+	}
+}

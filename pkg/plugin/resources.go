@@ -163,7 +163,7 @@ func (d *Datasource) listAgents(*http.Request) answer {
 	for _, a := range d.settings.Fleet.Agents {
 		agents = append(agents, agentView{Name: a.Name, URL: a.URL, Cluster: a.Cluster})
 	}
-	return answer{http.StatusOK, map[string]any{"agents": agents}}
+	return answer{http.StatusOK, agentList{Agents: agents}}
 }
 
 func (d *Datasource) engine() (live, *answer) {

@@ -1,13 +1,19 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
 )
 
 // Who may make POST poll poll now; the others get the latest states unless
@@ -55,7 +61,7 @@ func TestPollByRole(t *testing.T) {
 			var c capture
 			err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: "POST", Path: "poll", Body: []byte(`{}`),
 				PluginContext: backend.PluginContext{User: tt.user}}, &c)
-			if err != nil || len(c.responses) != 1 || c.responses[0].Status != 200 {
+			if err != nil || len(c.responses) != 1 || c.responses[0].Status/100 != 2 {
 				t.Fatalf("poll: %v %+v", err, c.responses)
 			}
 			if got := agents.statusCalls() - before; got != tt.wantPolls {
@@ -129,6 +135,88 @@ func TestResourceRouting(t *testing.T) {
 			}
 			if ct := strings.Join(r.Headers["Content-Type"], ","); ct != "application/json" {
 				t.Errorf("Content-Type = %q", ct)
+			}
+		})
+	}
+}
+
+// answeringAgents answer every status poll with one running process "cdp"
+// at generation 4, and restart it to generation 5.
+type answeringAgents struct{ fakeAgents }
+
+func (f *answeringAgents) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
+	f.mu.Lock()
+	f.polls++
+	f.mu.Unlock()
+	body := fmt.Sprintf(`{"apiVersion":"v1","time":%q,"agent":{"id":"id-%s","version":"1.0.0","hostname":"%s.example","startedAt":%q,"pid":100},
+		"cluster":null,"processes":[{"name":"cdp","kind":"command","state":"running","expected":true,"pid":4242,"generation":4,
+		"startedAt":%q,"restarts":0,"lastExit":null,"protection":null}]}`,
+		t0.Format(time.RFC3339), a.Name, a.Name, t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(-time.Hour).Format(time.RFC3339))
+	return agentclient.Answer{StatusCode: 200, Body: []byte(body), RTT: 3 * time.Millisecond}, nil
+}
+
+func (f *answeringAgents) Restart(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StartResult, error) {
+	pid, started := int64(4343), t0
+	return agentclient.StartResult{Generation: 5, PID: &pid, StartedAt: &started}, nil
+}
+
+// The answers of GET agents/{name} and GET agents are checked in as golden
+// files: the frontend's tests read them as the backend's real answers
+// (src/pages/Agent/Agent.test.tsx), so a field the frontend reads and the
+// backend never sends cannot pass unnoticed.
+func TestResourceAnswersGolden(t *testing.T) {
+	agents := &answeringAgents{}
+	ds := newDatasource(settingsFor(threeAgents), agents, testMonitors(t, agents))
+	m, failed := ds.engine()
+	if failed != nil {
+		t.Fatalf("%+v", failed)
+	}
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		if a, _ := m.eng.Snapshot().Agent("standalone"); len(a.Processes) == 1 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the engine's loop did not poll at start")
+		}
+	}
+	call := func(method, path, body string) []byte {
+		t.Helper()
+		var c capture
+		req := &backend.CallResourceRequest{Method: method, Path: path, Body: []byte(body),
+			PluginContext: backend.PluginContext{User: &backend.User{Login: "alice", Role: "Editor"}}}
+		if err := ds.CallResource(context.Background(), req, &c); err != nil || len(c.responses) != 1 || c.responses[0].Status/100 != 2 {
+			t.Fatalf("%s %s: %v %d %s", method, path, err, c.responses[0].Status, c.responses[0].Body)
+		}
+		return c.responses[0].Body
+	}
+	restart := call("POST", "agents/standalone/processes/cdp/restart", `{"reason":"after maintenance","ifGeneration":4}`)
+	for _, g := range []struct {
+		name string
+		body []byte
+	}{
+		{"resource-agents", call("GET", "agents", "")},
+		{"resource-agent-detail", call("GET", "agents/standalone", "")},
+		{"resource-restart", restart},
+	} {
+		t.Run(g.name, func(t *testing.T) {
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, g.body, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			file := filepath.Join("testdata", g.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(file, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (write it with -update)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("%s differs from the answer (rewrite it with go test ./pkg/plugin -update):\n%s", file, pretty.Bytes())
 			}
 		})
 	}

@@ -37,6 +37,12 @@ func gridOf(src source, q backend.DataQuery) resample.Grid {
 // the first polls, plus a second.
 func liveSlack(g resample.Grid) time.Duration { return max(g.Step, firstRoundWait+time.Second) }
 
+// aggWorst combines state codes by pkg/state's severity, not by code: FAILED
+// with UNKNOWN within one step is FAILED.
+func aggWorst(a, b float64) float64 {
+	return float64(state.Worst(state.State(int64(a)), state.State(int64(b))).Code())
+}
+
 func oneIf(b bool) float64 {
 	if b {
 		return 1
@@ -127,7 +133,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 		for _, o := range obs {
 			agentPts = append(agentPts, resample.Point{T: o.Time, V: float64(o.State)})
 		}
-		agentStates := resample.Sample(agentPts, g, resample.Max, carry)
+		agentStates := resample.Sample(agentPts, g, aggWorst, carry)
 		if src.unjudged(a) {
 			agentStates = unknownNow(src, g, agentStates)
 		}
@@ -148,7 +154,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 					}
 				}
 			}
-			states := resample.Sample(pts, g, resample.Max, carry)
+			states := resample.Sample(pts, g, aggWorst, carry)
 			if src.unjudged(a) {
 				states = unknownNow(src, g, states)
 			}
@@ -226,7 +232,7 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 				budget = append(budget, resample.Point{T: o.Time, V: o.BudgetSeconds})
 			}
 		}
-		codes := resample.Sample(stateCode, g, resample.Max, carry)
+		codes := resample.Sample(stateCode, g, aggWorst, carry)
 		if src.unjudged(a) {
 			codes = unknownNow(src, g, codes)
 		}

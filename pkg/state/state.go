@@ -35,6 +35,33 @@ var names = [...]string{
 	Unknown:    "UNKNOWN",
 }
 
+// meanings say in one line what each state means, for people (the app's
+// state legend, generated into src/shared/contract.gen.ts).
+var meanings = [...]string{
+	OK:         "answered; every CDP process that should run is running",
+	Standby:    "passive cluster node; CDP is not expected to run here",
+	Restarting: "a CDP process was down; a restart was issued",
+	Grace:      "silent, but within its failover-aware budget",
+	Degraded:   "CDP runs but lags its RPO, or restarts flap",
+	Failed:     "silent beyond its budget, or CDP cannot be restarted",
+	Unknown:    "never answered yet, or the answer was not understood",
+}
+
+// severities order the states for "the worst of": an agent's state is the
+// worst of its processes', a coarse step of a timeline or of the stateCode
+// metric shows the worst state within it, and the app counts each agent under
+// its worst state. UNKNOWN is worse than DEGRADED (nothing is known of CDP)
+// and only FAILED is worse.
+var severities = [...]int{
+	OK:         0,
+	Standby:    1,
+	Restarting: 2,
+	Grace:      3,
+	Degraded:   4,
+	Unknown:    5,
+	Failed:     6,
+}
+
 // All lists every state in code order.
 func All() []State {
 	return []State{OK, Standby, Restarting, Grace, Degraded, Failed, Unknown}
@@ -50,6 +77,31 @@ func (s State) String() string {
 
 // Code returns the fixed numeric code of the state.
 func (s State) Code() int64 { return int64(s) }
+
+// Meaning is one line saying what the state means.
+func (s State) Meaning() string {
+	if s >= 0 && int(s) < len(meanings) {
+		return meanings[s]
+	}
+	return ""
+}
+
+// Severity ranks the state for "the worst of": the higher, the worse. A
+// state outside the contract ranks as UNKNOWN.
+func (s State) Severity() int {
+	if s >= 0 && int(s) < len(severities) {
+		return severities[s]
+	}
+	return severities[Unknown]
+}
+
+// Worst is the worse of two states by Severity; a when they rank alike.
+func Worst(a, b State) State {
+	if b.Severity() > a.Severity() {
+		return b
+	}
+	return a
+}
 
 // Parse turns a state name back into a State.
 func Parse(name string) (State, error) {

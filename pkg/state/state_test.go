@@ -50,3 +50,26 @@ func TestStringOutOfRange(t *testing.T) {
 		t.Fatalf("String() = %q", got)
 	}
 }
+
+// One order for "the worst of" (the engine, the frames, the app):
+// OK < STANDBY < RESTARTING < GRACE < DEGRADED < UNKNOWN < FAILED.
+func TestSeverityOrder(t *testing.T) {
+	order := []State{OK, Standby, Restarting, Grace, Degraded, Unknown, Failed}
+	for i := 1; i < len(order); i++ {
+		lo, hi := order[i-1], order[i]
+		if lo.Severity() >= hi.Severity() {
+			t.Errorf("%s (severity %d) is not below %s (severity %d)", lo, lo.Severity(), hi, hi.Severity())
+		}
+		if Worst(lo, hi) != hi || Worst(hi, lo) != hi {
+			t.Errorf("Worst(%s, %s) = %s, Worst(%s, %s) = %s; want %s both ways", lo, hi, Worst(lo, hi), hi, lo, Worst(hi, lo), hi)
+		}
+	}
+	if got := State(42).Severity(); got != Unknown.Severity() {
+		t.Errorf("State(42).Severity() = %d, want UNKNOWN's %d", got, Unknown.Severity())
+	}
+	for _, s := range All() {
+		if s.Meaning() == "" {
+			t.Errorf("%s has no meaning", s)
+		}
+	}
+}

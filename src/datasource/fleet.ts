@@ -1,32 +1,14 @@
 import { worstCaseBudget, type BudgetBreakdown, type BudgetSeconds } from '../shared/budget';
+import { DEFAULT_POLICY as GENERATED_POLICY } from '../shared/contract.gen';
 import { parseDurationSeconds } from '../shared/duration';
 import type { AgentSettings, BudgetSettings, PolicySettings, VigilOptions } from './types';
 
-// What applies when nothing is configured; the same values as the engine's defaults
-// (pkg/fleet DefaultPolicy), so the editor shows the budget the backend will use.
-export const DEFAULT_POLL_INTERVAL = '10s';
-export const DEFAULT_POLICY = {
-  budget: {
-    responseTime: '1s',
-    processing: '1s',
-    failover: '60s',
-    restart: '180s',
-    networkInterruption: '30s',
-    appErrorRecovery: '60s',
-    combine: 'max',
-    mode: 'configured',
-  },
-  measured: { percentile: 95, floor: '5s', ceiling: '15m', minSamples: 5 },
-  autoRestart: {
-    enabled: true,
-    maxRestarts: 3,
-    window: '10m',
-    backoffInitial: '5s',
-    backoffMax: '5m',
-    stopWhenNotExpected: true,
-  },
-  rpo: '60s',
-} as const satisfies Required<{ [K in keyof PolicySettings]-?: Required<NonNullable<PolicySettings[K]>> }>;
+// What applies when nothing is configured: the engine's defaults (pkg/fleet DefaultPolicy), generated,
+// so the editor shows the budget the backend will use.
+export { DEFAULT_POLL_INTERVAL } from '../shared/contract.gen';
+export const DEFAULT_POLICY = GENERATED_POLICY satisfies Required<{
+  [K in keyof PolicySettings]-?: Required<NonNullable<PolicySettings[K]>>;
+}>;
 
 type DurationKey = Exclude<keyof BudgetSettings, 'combine' | 'mode'>;
 const BUDGET_DURATIONS: DurationKey[] = [

@@ -17,18 +17,8 @@ export interface VigilQuery extends DataQuery {
   metrics?: string[];
 }
 
-/** The series of the metrics query (pkg/frames/metrics.go), with what each holds. */
-export const METRICS = [
-  { value: 'stateCode', description: "the agent's state code (0 OK ... 6 UNKNOWN)" },
-  { value: 'up', description: '1 when the agent answered its latest poll' },
-  { value: 'rttSeconds', description: 'round trip of the latest poll' },
-  { value: 'budgetSeconds', description: 'the timeout budget in force' },
-  { value: 'processRunning', description: '0 when a process that should run does not' },
-  { value: 'protectionLagSeconds', description: 'how far protection lags behind the data' },
-  { value: 'restarts', description: 'restarts of the process' },
-  { value: 'autoRestartSuspended', description: '1 while the flap guard holds auto-restart' },
-  { value: 'engineStalenessSeconds', description: "seconds since the monitor's last completed poll cycle" },
-] as const;
+/** The series of the metrics query, with what each holds (generated from pkg/frames). */
+export { METRICS } from '../shared/contract.gen';
 
 export const DEFAULT_QUERY: Partial<VigilQuery> = { queryType: 'status', agents: [] };
 

@@ -247,6 +247,19 @@ describe('Vigil app and restart panel in Chromium', () => {
     assert.deepEqual(errors, []);
   });
 
+  it("shows the Agent page's processes with their last action from the real agent view", async () => {
+    // After the restart above: the backend's GET agents/standalone carries alice's restart.
+    const { page, errors } = await openHarness(
+      browser,
+      host,
+      'view=app&role=Viewer&path=/a/vigil-cdp-app/agent/standalone?ds=vigil-cdp'
+    );
+    const processes = page.getByTestId('vigil-agent-processes');
+    await processes.getByText('Last action').waitFor();
+    await processes.getByText(/restart ok by alice, /).waitFor({ timeout: 15_000 });
+    assert.deepEqual(errors, []);
+  });
+
   it('shows the Fleet page from the real status query', async () => {
     const { page, errors } = await openHarness(browser, host, 'view=app&role=Viewer');
     await page.getByTestId('vigil-fleet-page').waitFor();

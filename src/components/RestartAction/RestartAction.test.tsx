@@ -5,6 +5,7 @@ import userEvent from '@testing-library/user-event';
 import { RestartAction } from './RestartAction';
 import { restartPermission } from '../roles';
 import { httpError, useBackend, type FakeBackend } from '../testing/fakes';
+import { agentDetailAnswer, restartAnswer } from '../testing/goldens';
 import { testIds } from '../testIds';
 
 const allowed = restartPermission('Editor', 'Editor');
@@ -67,13 +68,13 @@ describe('RestartAction', () => {
     expect(button()).toBeDisabled();
     expect(button()).toHaveTextContent('Restarting…');
     expect(result()).toHaveTextContent('Restarting cdp on db-1…');
-    finish({ generation: 8, pid: null });
+    finish(restartAnswer({ generation: 8, pid: null }));
     await waitFor(() => expect(result()).toHaveTextContent('Restarted: generation 8'));
     expect(button()).toBeEnabled();
   });
 
   it('cannot be confirmed without a reason when one is required', async () => {
-    backend.post.mockResolvedValue({ generation: 8 });
+    backend.post.mockResolvedValue(restartAnswer({ generation: 8 }));
     setup({ reasonRequired: true });
     await userEvent.click(screen.getByTestId(testIds.restart.button('db-1', 'cdp')));
     expect(screen.getByRole('dialog')).toHaveTextContent(/Reason\s*\*/);
@@ -138,8 +139,8 @@ describe('RestartAction', () => {
   });
 
   it('reads the current generation from the agent when the row has none', async () => {
-    backend.get.mockResolvedValue({ name: 'db-1', processes: [{ name: 'cdp', generation: 12 }] });
-    backend.post.mockResolvedValue({ generation: 13 });
+    backend.get.mockResolvedValue(agentDetailAnswer({ name: 'db-1', processes: [{ name: 'cdp', generation: 12 }] }));
+    backend.post.mockResolvedValue(restartAnswer({ generation: 13 }));
     const { result } = setup({ generation: undefined });
     await userEvent.click(screen.getByTestId(testIds.restart.button('db-1', 'cdp')));
     expect(await screen.findByRole('dialog')).toHaveTextContent('current generation 12');
@@ -155,7 +156,7 @@ describe('RestartAction', () => {
   });
 
   it('says so when the agent does not report the process', async () => {
-    backend.get.mockResolvedValue({ name: 'db-1', processes: [] });
+    backend.get.mockResolvedValue(agentDetailAnswer({ name: 'db-1', processes: [] }));
     const { result } = setup({ generation: undefined });
     await userEvent.click(screen.getByTestId(testIds.restart.button('db-1', 'cdp')));
     await waitFor(() => expect(result()).toHaveTextContent('Not found: agent db-1 reports no process named cdp'));

@@ -1,111 +1,32 @@
 import { getBackendSrv } from '@grafana/runtime';
 import { z } from 'zod';
 
+import {
+  agentDetailSchema,
+  agentListSchema,
+  errorBodySchema,
+  monitorStatusSchema,
+  restartAnswerSchema,
+  type AgentDetail,
+  type AgentListItem,
+  type MonitorStatus,
+  type RestartAnswer,
+} from '../../shared/contract.gen';
+
 // The Vigil datasource's resource routes (/api/datasources/uid/{uid}/resources/...). Every answer
-// is parsed with a schema: a backend of another version gives a named error, never a blank page.
+// is parsed with its schema, generated from the backend's Go types (src/shared/contract.gen.ts): a
+// backend of another version gives a named error, never a blank page.
 
-const errorBodySchema = z.object({
-  error: z.object({ code: z.string(), message: z.string() }).loose(),
-  generation: z.number().optional(),
-});
-
-const agentsSchema = z.object({
-  agents: z.array(z.object({ name: z.string(), url: z.string().optional(), cluster: z.string().optional() }).loose()),
-});
-export type AgentListItem = z.infer<typeof agentsSchema>['agents'][number];
-
-const allowanceSchema = z
-  .object({
-    name: z.string(),
-    seconds: z.number(),
-    source: z.string().optional(),
-  })
-  .loose();
-
-const budgetSchema = z
-  .object({
-    totalSeconds: z.number(),
-    responseTimeSeconds: z.number().optional(),
-    processingSeconds: z.number().optional(),
-    combine: z.string().optional(),
-    mode: z.string().optional(),
-    allowances: z.array(allowanceSchema).default([]),
-  })
-  .loose();
-export type BudgetBreakdown = z.infer<typeof budgetSchema>;
-
-const processSchema = z
-  .object({
-    name: z.string(),
-    state: z.string().optional(),
-    stateCode: z.number().optional(),
-    reason: z.string().optional(),
-    generation: z.number(),
-    pid: z.number().nullable().optional(),
-    startedAt: z.string().nullable().optional(),
-    restarts: z.number().optional(),
-    lagSeconds: z.number().nullable().optional(),
-    autoRestartSuspended: z.boolean().nullable().optional(),
-  })
-  .loose();
-export type AgentProcess = z.infer<typeof processSchema>;
-
-const eventSchema = z
-  .object({
-    time: z.string(),
-    kind: z.string(),
-    agent: z.string().optional(),
-    process: z.string().optional(),
-    text: z.string().optional(),
-    user: z.string().optional(),
-  })
-  .loose();
-export type AgentEvent = z.infer<typeof eventSchema>;
-
-const agentDetailSchema = z
-  .object({
-    name: z.string(),
-    cluster: z.string().optional(),
-    role: z.string().optional(),
-    state: z.string().optional(),
-    stateCode: z.number().optional(),
-    reason: z.string().optional(),
-    rttSeconds: z.number().nullable().optional(),
-    lagSeconds: z.number().nullable().optional(),
-    lastPollAt: z.string().nullable().optional(),
-    budget: budgetSchema.optional(),
-    processes: z.array(processSchema).default([]),
-    events: z.array(eventSchema).default([]),
-  })
-  .loose();
-export type AgentDetail = z.infer<typeof agentDetailSchema>;
-
-const restartAnswerSchema = z.object({
-  generation: z.number(),
-  pid: z.number().nullable().optional(),
-  startedAt: z.string().nullable().optional(),
-});
-export type RestartAnswer = z.infer<typeof restartAnswerSchema>;
-
-const monitorSchema = z
-  .object({
-    running: z.boolean(),
-    startedAt: z.string().nullable().optional(),
-    lastRequestAt: z.string().nullable().optional(),
-    lastAlertQueryAt: z.string().nullable().optional(),
-    idleStopSeconds: z.number(),
-    keptAliveByAlerts: z.boolean(),
-    stoppedAt: z.string().nullable().optional(),
-    stopReason: z.string().optional(),
-    history: z
-      .object({ path: z.string(), source: z.string(), durable: z.boolean(), note: z.string().optional() })
-      .loose(),
-    summary: z.string(),
-    warning: z.string().optional(),
-  })
-  .loose();
-/** GET monitor: whether the datasource's monitor runs, what keeps it running, where its history is. */
-export type MonitorStatus = z.infer<typeof monitorSchema>;
+export type {
+  AgentDetail,
+  AgentEvent,
+  AgentListItem,
+  AgentProcess,
+  BudgetBreakdown,
+  LastAction,
+  MonitorStatus,
+  RestartAnswer,
+} from '../../shared/contract.gen';
 
 export function resourceUrl(uid: string, ...path: string[]) {
   return `/api/datasources/uid/${encodeURIComponent(uid)}/resources/${path.map(encodeURIComponent).join('/')}`;
@@ -195,7 +116,7 @@ const quiet = { showErrorAlert: false, showSuccessAlert: false };
 export async function listAgents(uid: string): Promise<AgentListItem[]> {
   try {
     const body = await getBackendSrv().get(resourceUrl(uid, 'agents'), undefined, undefined, quiet);
-    return parse(agentsSchema, body, 'GET agents').agents;
+    return parse(agentListSchema, body, 'GET agents').agents;
   } catch (err) {
     throw toResourceError(err);
   }
@@ -232,7 +153,7 @@ export async function restartProcess(
 export async function getMonitor(uid: string): Promise<MonitorStatus> {
   try {
     const body = await getBackendSrv().get(resourceUrl(uid, 'monitor'), undefined, undefined, quiet);
-    return parse(monitorSchema, body, 'GET monitor');
+    return parse(monitorStatusSchema, body, 'GET monitor');
   } catch (err) {
     throw toResourceError(err);
   }

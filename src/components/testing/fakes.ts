@@ -1,10 +1,4 @@
-import {
-  createDataFrame,
-  type DataFrame,
-  type DataQueryResponse,
-  type DataSourceInstanceSettings,
-  FieldType,
-} from '@grafana/data';
+import { type DataFrame, type DataQueryResponse, type DataSourceInstanceSettings } from '@grafana/data';
 import { of } from 'rxjs';
 import { type BackendSrv, config, type DataSourceSrv, setBackendSrv, setDataSourceSrv } from '@grafana/runtime';
 
@@ -73,33 +67,4 @@ export function useBackend(): FakeBackend {
 
 export function useRole(role: string) {
   config.bootData.user.orgRole = role as typeof config.bootData.user.orgRole;
-}
-
-export function statusFrame(
-  rows: Array<{ agent: string; process: string; state: string; stateCode: number; cluster?: string; reason?: string }>
-) {
-  return createDataFrame({
-    name: 'status',
-    fields: [
-      { name: 'agent', type: FieldType.string, values: rows.map((r) => r.agent) },
-      { name: 'cluster', type: FieldType.string, values: rows.map((r) => r.cluster ?? '') },
-      { name: 'process', type: FieldType.string, values: rows.map((r) => r.process) },
-      { name: 'state', type: FieldType.string, values: rows.map((r) => r.state) },
-      { name: 'stateCode', type: FieldType.number, values: rows.map((r) => r.stateCode) },
-      { name: 'reason', type: FieldType.string, values: rows.map((r) => r.reason ?? '') },
-    ],
-  });
-}
-
-export function eventsFrame(rows: Array<{ time: number; agent: string; process: string; kind: string; text: string }>) {
-  return createDataFrame({
-    name: 'events',
-    fields: [
-      { name: 'time', type: FieldType.time, values: rows.map((r) => r.time) },
-      { name: 'agent', type: FieldType.string, values: rows.map((r) => r.agent) },
-      { name: 'process', type: FieldType.string, values: rows.map((r) => r.process) },
-      { name: 'kind', type: FieldType.string, values: rows.map((r) => r.kind) },
-      { name: 'text', type: FieldType.string, values: rows.map((r) => r.text) },
-    ],
-  });
 }

@@ -1,5 +1,5 @@
 import React, { useMemo, useState } from 'react';
-import { formattedValueToString, getValueFormat } from '@grafana/data';
+import { dateTimeFormatTimeAgo, formattedValueToString, getValueFormat } from '@grafana/data';
 import { PluginPage } from '@grafana/runtime';
 import { Alert, Button, InteractiveTable, LinkButton, Stack, Text, TextLink } from '@grafana/ui';
 
@@ -8,7 +8,13 @@ import { RestartAction } from '../../components/RestartAction/RestartAction';
 import { Section } from '../../components/Section/Section';
 import { StateBadge } from '../../components/StateBadge/StateBadge';
 import { restartRoleOf } from '../../components/data/datasource';
-import { type AgentDetail, type BudgetBreakdown, getAgent, pollNow } from '../../components/data/resources';
+import {
+  type AgentDetail,
+  type BudgetBreakdown,
+  getAgent,
+  type LastAction,
+  pollNow,
+} from '../../components/data/resources';
 import { useAsyncValue } from '../../components/data/useAsyncValue';
 import { lastHours, useVigilQuery } from '../../components/data/useVigilQuery';
 import { currentOrgRole, restartPermission } from '../../components/roles';
@@ -65,6 +71,15 @@ const budgetColumns = [
 
 type ProcessCell = { row: { original: ProcessLine } };
 
+/** The monitor's last restart or stop of a process, as the backend's agent view sends it. */
+export function lastActionText(a?: LastAction): string {
+  if (!a) {
+    return '';
+  }
+  const by = a.manual || a.by !== 'auto' ? `by ${a.by}` : 'by auto-restart';
+  return `${a.kind} ${a.ok ? 'ok' : 'failed'} ${by}, ${dateTimeFormatTimeAgo(Date.parse(a.at))}`;
+}
+
 interface ProcessLine {
   id: string;
   name: string;
@@ -73,7 +88,7 @@ interface ProcessLine {
   reason: string;
   generation?: number;
   lag?: number | null;
-  restarts?: number;
+  lastAction?: LastAction;
 }
 
 export default function Agent({ agent, settings }: { agent: string; settings: AppSettings }) {
@@ -105,7 +120,7 @@ export default function Agent({ agent, settings }: { agent: string; settings: Ap
           reason: p.reason ?? row?.reason ?? '',
           generation: p.generation,
           lag: p.lagSeconds ?? row?.lagSeconds,
-          restarts: p.restarts,
+          lastAction: p.lastAction,
         };
       })
     : rows
@@ -147,7 +162,11 @@ export default function Agent({ agent, settings }: { agent: string; settings: Ap
       { id: 'reason', header: 'Reason' },
       { id: 'generation', header: 'Generation' },
       { id: 'lag', header: 'Protection lag', cell: ({ row }: ProcessCell) => seconds(row.original.lag) },
-      { id: 'restarts', header: 'Restarts' },
+      {
+        id: 'lastAction',
+        header: 'Last action',
+        cell: ({ row }: ProcessCell) => lastActionText(row.original.lastAction),
+      },
       {
         id: 'restart',
         header: '',

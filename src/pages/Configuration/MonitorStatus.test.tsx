@@ -9,6 +9,7 @@ const base = {
   running: true,
   startedAt: '2026-03-01T12:00:00Z',
   lastRequestAt: '2026-03-01T12:05:00Z',
+  lastAlertQueryAt: null,
   idleStopSeconds: 900,
   history: { path: '/var/lib/grafana/vigil-cdp/org1-id3-vigil-cdp', source: 'GF_PATHS_DATA', durable: true },
   now: '2026-03-01T12:05:40Z',

@@ -3,59 +3,50 @@ import { screen, waitFor, within } from '@testing-library/react';
 
 import Fleet, { countByState } from './Fleet';
 import { testIds } from '../../components/testIds';
-import {
-  eventsFrame,
-  fakeVigilInstance,
-  statusFrame,
-  useDatasources,
-  vigilSettings,
-} from '../../components/testing/fakes';
+import { fakeVigilInstance, useDatasources, vigilSettings } from '../../components/testing/fakes';
+import { goldenFrames } from '../../components/testing/goldens';
 import { statusRows } from '../../panels/restart/rows';
 import { renderInRouter } from '../../components/testing/render';
 
-const fleet = statusFrame([
-  { agent: 'db-1', cluster: 'sql-ha', process: 'cdp', state: 'FAILED', stateCode: 5, reason: 'silent for 4m' },
-  { agent: 'db-2', cluster: 'sql-ha', process: 'cdp', state: 'STANDBY', stateCode: 1 },
-  { agent: 'files', process: 'cdp', state: 'OK', stateCode: 0 },
-  { agent: 'files', process: 'index', state: 'DEGRADED', stateCode: 4, reason: 'lags 95 s' },
-]);
+// The backend's frames (pkg/frames TestStatusFrame, TestEventsFrame): agents whose processes are in
+// several states, every state once, and the events table.
+const fleet = goldenFrames('pkg/frames/testdata/status-processes')[0];
+const everyState = goldenFrames('pkg/frames/testdata/status-every-state')[0];
+const events = goldenFrames('pkg/frames/testdata/events')[0];
 
 describe('Fleet page', () => {
   it('counts each agent once under its worst state', () => {
-    expect(countByState(statusRows([fleet]).rows)).toMatchObject({
-      FAILED: 1,
+    // pkg/state's one order: FAILED with UNKNOWN is FAILED, DEGRADED with UNKNOWN is UNKNOWN.
+    expect(countByState(statusRows([fleet]).rows)).toEqual({
+      OK: 1,
       STANDBY: 1,
-      DEGRADED: 1,
-      OK: 0,
+      RESTARTING: 0,
+      GRACE: 0,
+      DEGRADED: 0,
+      FAILED: 1,
+      UNKNOWN: 1,
     });
   });
 
   it('shows counts, the fleet table with a link per agent, and recent events', async () => {
     useDatasources([vigilSettings('vigil-cdp')], {
-      'vigil-cdp': fakeVigilInstance({
-        status: [fleet],
-        events: [
-          eventsFrame([
-            { time: 1_700_000_000_000, agent: 'db-1', process: 'cdp', kind: 'failed', text: 'budget 3m spent' },
-          ]),
-        ],
-      }),
+      'vigil-cdp': fakeVigilInstance({ status: [everyState], events: [events] }),
     });
     renderInRouter(<Fleet settings={{}} />);
     expect(await screen.findByTestId(testIds.fleet.count('FAILED'))).toHaveTextContent('1');
-    expect(screen.getByTestId(testIds.fleet.count('OK'))).toHaveTextContent('0');
+    expect(screen.getByTestId(testIds.fleet.count('OK'))).toHaveTextContent('1');
     const table = screen.getByTestId(testIds.fleet.table);
-    expect(within(table).getByText('silent for 4m')).toBeInTheDocument();
-    expect(within(screen.getByTestId(testIds.fleet.agentLink('db-1'))).getByRole('link')).toHaveAttribute(
+    expect(within(table).getByText('no answer for 120 s, budget 45 s')).toBeInTheDocument();
+    expect(within(screen.getByTestId(testIds.fleet.agentLink('silent'))).getByRole('link')).toHaveAttribute(
       'href',
-      '/a/vigil-cdp-app/agent/db-1?ds=vigil-cdp'
+      '/a/vigil-cdp-app/agent/silent?ds=vigil-cdp'
     );
-    await waitFor(() => expect(screen.getByTestId(testIds.fleet.events)).toHaveTextContent('budget 3m spent'));
+    await waitFor(() => expect(screen.getByTestId(testIds.fleet.events)).toHaveTextContent('node-a: OK → FAILED'));
   });
 
   it('keeps the page when one query fails, and names the error', async () => {
     useDatasources([vigilSettings('vigil-cdp')], {
-      'vigil-cdp': fakeVigilInstance({ status: [fleet], events: new Error('history store unavailable') }),
+      'vigil-cdp': fakeVigilInstance({ status: [everyState], events: new Error('history store unavailable') }),
     });
     renderInRouter(<Fleet settings={{}} />);
     expect(await screen.findByText('history store unavailable')).toBeInTheDocument();
@@ -64,22 +55,20 @@ describe('Fleet page', () => {
 
   it('reports a status answer it cannot read', async () => {
     useDatasources([vigilSettings('vigil-cdp')], {
-      'vigil-cdp': fakeVigilInstance({ status: [eventsFrame([])] }),
+      'vigil-cdp': fakeVigilInstance({ status: [events] }),
     });
     renderInRouter(<Fleet settings={{}} />);
     expect(await screen.findByText(/has no state field/)).toBeInTheDocument();
   });
 
   it('uses the datasource chosen in the app settings', async () => {
-    const other = fakeVigilInstance({
-      status: [statusFrame([{ agent: 'x', process: 'p', state: 'OK', stateCode: 0 }])],
-    });
+    const other = fakeVigilInstance({ status: [fleet] });
     useDatasources([vigilSettings('vigil-cdp'), vigilSettings('other')], {
-      'vigil-cdp': fakeVigilInstance({ status: [fleet] }),
+      'vigil-cdp': fakeVigilInstance({ status: [everyState] }),
       other,
     });
     renderInRouter(<Fleet settings={{ datasourceUid: 'other' }} />);
-    expect(await screen.findByTestId(testIds.fleet.agentLink('x'))).toBeInTheDocument();
+    expect(await screen.findByTestId(testIds.fleet.agentLink('web'))).toBeInTheDocument();
   });
 
   it('explains what to do without a Vigil datasource', () => {

@@ -11,21 +11,16 @@ import { useWidth } from '../../components/data/useWidth';
 import { testIds } from '../../components/testIds';
 import { agentUrl, DASHBOARDS, prefixRoute, ROUTES } from '../../constants';
 import { statusRows, type StatusRow } from '../../panels/restart/rows';
-import { CLIENT_STATES, stateByCode } from '../../shared/states';
+import { CLIENT_STATES, stateByCode, worseCode } from '../../shared/states';
 import { type AppSettings, chosenDatasource } from '../appSettings';
 import { eventRows } from '../frames';
-
-// Worst first: what a person should look at before anything else.
-const SEVERITY = [5, 4, 3, 2, 6, 1, 0];
 
 /** Each agent counted once, under the worst state of its processes. */
 export function countByState(rows: StatusRow[]): Record<string, number> {
   const worst = new Map<string, number>();
   for (const r of rows) {
     const prev = worst.get(r.agent);
-    if (prev === undefined || SEVERITY.indexOf(r.stateCode) < SEVERITY.indexOf(prev)) {
-      worst.set(r.agent, r.stateCode);
-    }
+    worst.set(r.agent, prev === undefined ? r.stateCode : worseCode(prev, r.stateCode));
   }
   const counts: Record<string, number> = Object.fromEntries(CLIENT_STATES.map((s) => [s.name, 0]));
   for (const code of worst.values()) {

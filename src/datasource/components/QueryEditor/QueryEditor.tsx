@@ -38,7 +38,7 @@ export const QUERY_TYPE_DESCRIPTIONS: Record<QueryType, string> = {
   events: 'Restarts, failures and diagnoses, as a table or as annotations',
 };
 
-const METRIC_OPTIONS = METRICS.map((m) => ({ label: m.value, value: m.value, description: m.description }));
+const METRIC_OPTIONS = METRICS.map((m) => ({ label: m.name, value: m.name, description: m.description }));
 const STATE_OPTIONS: Array<ComboboxOption<string>> = CLIENT_STATES.map((s) => ({
   label: `${s.name} (${s.code})`,
   value: s.name,

@@ -9,6 +9,7 @@ import type { RestartPanelOptions } from '../../types';
 import { testIds } from '../../testIds';
 import { testIds as actionIds } from '../../../../components/testIds';
 import { useBackend, useDatasources, useRole, vigilSettings } from '../../../../components/testing/fakes';
+import { agentDetailAnswer, restartAnswer } from '../../../../components/testing/goldens';
 
 function statusFrame(rows: Array<[string, string, string, string, number, string]>) {
   return createDataFrame({
@@ -130,7 +131,7 @@ describe('RestartPanel', () => {
 
   it('restarts through the datasource of its query, with the generation of the row', async () => {
     const backend = useBackend();
-    backend.post.mockResolvedValue({ generation: 8, pid: 99 });
+    backend.post.mockResolvedValue(restartAnswer({ generation: 8, pid: 99 }));
     render(<RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp' })} />);
     await userEvent.click(screen.getByTestId(actionIds.restart.button('db-1', 'cdp')));
     expect(screen.getByRole('dialog')).toHaveTextContent('current generation 7');
@@ -144,12 +145,16 @@ describe('RestartPanel', () => {
   it('shows the restarted process as the datasource reports it, and restarts it again at its new generation', async () => {
     const backend = useBackend();
     backend.post.mockImplementation(async (url: string) =>
-      url.endsWith('/restart') ? { generation: 8, pid: 99 } : { agents: [] }
+      url.endsWith('/restart') ? restartAnswer({ generation: 8, pid: 99 }) : { agents: [] }
     );
-    backend.get.mockResolvedValue({
-      name: 'db-1',
-      processes: [{ name: 'cdp', generation: 8, state: 'OK', stateCode: 0, reason: 'running (pid 99, generation 8)' }],
-    });
+    backend.get.mockResolvedValue(
+      agentDetailAnswer({
+        name: 'db-1',
+        processes: [
+          { name: 'cdp', generation: 8, state: 'OK', stateCode: 0, reason: 'running (pid 99, generation 8)' },
+        ],
+      })
+    );
     const view = render(
       <RestartPanel {...props([fullFrame()], 'full', { targetUid: 'vigil-cdp', options: { columns: ['reason'] } })} />
     );
@@ -188,7 +193,7 @@ describe('RestartPanel', () => {
     const backend = useBackend();
     backend.post.mockImplementation(async (url: string) => {
       if (url.endsWith('/restart')) {
-        return { generation: 8, pid: 99 };
+        return restartAnswer({ generation: 8, pid: 99 });
       }
       throw { status: 504, data: { error: { code: 'poll_timeout', message: 'the poll did not finish' } } };
     });
