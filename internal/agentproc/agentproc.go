@@ -2,6 +2,10 @@
 // agent (agent/dist/cli.js) under Node.js, on a loopback port, with a
 // temporary state directory and real supervised child processes. It is for
 // tests only.
+//
+// Under `go test -short` (make check) no agent starts: a test that starts one
+// skips, and so does a slow test, both through SkipShort, so the short run
+// needs neither Node.js nor the built agent.
 package agentproc
 
 import (
@@ -23,6 +27,21 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// RealAgent is why a test that starts real agents skips under -short.
+const RealAgent = "starts real vigil-agent processes (Node.js, agent/dist)"
+
+// SkipShort skips t under `go test -short`, saying why (RealAgent, or what
+// makes the test slow): the one place the short run's skips are decided.
+// CLIPath (and so Start and StartConfig) calls it too: a test that starts an agent
+// skips even without calling it first; calling it first skips before any
+// setup that needs Node.js.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + why)
+	}
+}
 
 // Tokens every test agent accepts.
 const (
@@ -163,6 +182,7 @@ func withStopTimeout(ps []Process) []Process {
 // when Node.js or the build is missing.
 func CLIPath(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, RealAgent)
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	cli := filepath.Join(root, "agent", "dist", "cli.js")

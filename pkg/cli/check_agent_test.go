@@ -14,6 +14,7 @@ import (
 // vigil check against a real vigil-agent on loopback, whose CDP process is a
 // real child killed with a real signal.
 func TestCheckAgainstARealAgent(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	agent := agentproc.Start(t, agentproc.Options{})
 
 	code, out := runCLI(t, "check", "--agent", agent.URL(), "--token", agentproc.ReadToken)

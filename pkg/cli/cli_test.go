@@ -106,6 +106,7 @@ func TestWatchWarnsOfAnAgentWithoutControlToken(t *testing.T) {
 }
 
 func TestWatchOnceShowsEveryAgentAndKeepsHistoryBesideTheFleet(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	a, b := agentproc.Start(t, agentproc.Options{}), agentproc.Start(t, agentproc.Options{})
 	fleetFile := fleetOf(t, "", a, b)
 
@@ -158,6 +159,7 @@ type jsonLine struct {
 }
 
 func TestWatchOnceJSONStartsFromUnknown(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	a := agentproc.Start(t, agentproc.Options{})
 	fleetFile := fleetOf(t, "", a)
 	code, stdout, stderr := run(t, "watch", "--config", fleetFile, "--once", "--json")
@@ -180,6 +182,7 @@ func TestWatchOnceJSONStartsFromUnknown(t *testing.T) {
 // The live JSON stream: a killed CDP process is restarted through the agent
 // within one poll interval, with one action line.
 func TestWatchJSONRestartsAKilledCDPProcess(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	a := agentproc.Start(t, agentproc.Options{})
 	fleetFile := fleetOf(t, "", a)
 	w := startWatch(t, fleetFile)
@@ -204,6 +207,7 @@ func TestWatchJSONRestartsAKilledCDPProcess(t *testing.T) {
 // history: nothing recorded is lost, and the agent's GRACE clock goes on from
 // its last answer instead of starting over.
 func TestWatchResumesAfterKill9(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := filepath.Join(t.TempDir(), "vigil")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/vigil-cdp/vigil/cmd/vigil").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -123,6 +123,7 @@ func run(t *testing.T, cfg fleet.Config, opts engine.Options) (*engine.Engine, *
 }
 
 func TestKilledCDPIsRestartedWithinOnePoll(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
 	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
@@ -162,6 +163,7 @@ func TestKilledCDPIsRestartedWithinOnePoll(t *testing.T) {
 }
 
 func TestKilledAgentIsGraceThenFailedAtTheBudget(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
 	e, rec := run(t, fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()}), engine.Options{})
@@ -196,6 +198,7 @@ func writeRole(t *testing.T, file, role string) {
 }
 
 func TestFailoverStartsOnTheNewActiveFirstThenStopsTheOld(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	dir := t.TempDir()
 	roleA, roleB := filepath.Join(dir, "role-a"), filepath.Join(dir, "role-b")
@@ -297,6 +300,7 @@ func TestBadAnswers(t *testing.T) {
 }
 
 func TestRestartThatKeepsFailingEndsFailed(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := agentConfig(t, marker(t))
@@ -323,6 +327,7 @@ func TestRestartThatKeepsFailingEndsFailed(t *testing.T) {
 }
 
 func TestFlapGuardTripsIntoDegraded(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	dir := t.TempDir()
 	node := nodePath(t)
@@ -352,6 +357,7 @@ func TestFlapGuardTripsIntoDegraded(t *testing.T) {
 }
 
 func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	a := agentproc.StartConfig(t, t.TempDir(), agentConfig(t, marker(t)), marker(t))
 	cfg := fleetFor(fastPolicy(), fleet.Agent{Name: "solo", URL: a.URL()})
@@ -421,6 +427,7 @@ func TestTwoEnginesNeverRestartOneGenerationTwice(t *testing.T) {
 // The engine stops while an agent is silent; a new one on the same history
 // resumes its GRACE clock from the last answer, and loses no event.
 func TestResumeFromHistoryKeepsTheGraceClock(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	dir := t.TempDir()
 	a := agentproc.StartConfig(t, filepath.Join(dir, "agent"), agentConfig(t, marker(t)), marker(t))

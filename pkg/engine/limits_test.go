@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vigil-cdp/vigil/internal/agentproc"
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
@@ -179,9 +180,7 @@ func (g *goodAgent) serve(t *testing.T) *httptest.Server {
 // has more events; what was held back is recorded, they are judged as
 // before, and a healthy agent polled alongside keeps all its events.
 func TestHostileAgentStaysWithinItsHistoryBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("an hour of polls")
-	}
+	agentproc.SkipShort(t, "an hour of polls on the engine's clock (about 10 s)")
 	evil := hostileAgent(t, true)
 	greedy := hostileAgent(t, false)
 	// A full log to start with (1,000 events and 200 older failures, an

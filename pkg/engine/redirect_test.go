@@ -23,6 +23,7 @@ import (
 // naming the location. Both agents share their tokens, as agents of one fleet
 // often do.
 func TestARestartRedirectedToAnotherAgentsStopIsNotFollowed(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	t.Parallel()
 	dir := t.TempDir()
 	a := agentproc.StartConfig(t, dir+"/a", agentConfig(t, marker(t)+"-a"), marker(t)+"-a")

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // DefaultRetention is how long records are kept when Options.Retention is 0.
@@ -71,7 +72,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("open history %s: %w", path, err)
@@ -294,7 +295,8 @@ func (s *Store) LastAnswers() (map[string]time.Time, error) {
 		c := tx.Bucket(bObservations).Cursor()
 		return tx.Bucket(bAgents).ForEach(func(name, _ []byte) error {
 			prefix := append(bytes.Clone(name), 0)
-			k, v := c.Seek(append(append([]byte(nil), name...), 1))
+			k, _ := c.Seek(append(append([]byte(nil), name...), 1))
+			var v []byte
 			if k == nil {
 				k, v = c.Last()
 			} else {
@@ -371,7 +373,7 @@ func OpenReadOnly(dir string) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("open history %s: %w", path, err)

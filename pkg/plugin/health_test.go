@@ -367,6 +367,7 @@ func TestCheckHealthMonitorSection(t *testing.T) {
 		t.Errorf("after an alert evaluation: %q %q", got.warning, got.monitor)
 	}
 	// A request from another org learns nothing.
+	//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 	res, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{PluginContext: backend.PluginContext{OrgID: 2}})
 	if err != nil || res.Status != backend.HealthStatusError || strings.Contains(string(res.JSONDetails), "127.0.0.1") {
 		t.Errorf("cross-org health: %v %+v", err, res)

@@ -29,8 +29,9 @@ func identityOf(ctx context.Context, s backend.DataSourceInstanceSettings) ident
 // orgOf is the request's organisation: OrgID, else the namespace Grafana
 // derives from it ("default" is org 1, "org-N" is org N).
 func orgOf(pc backend.PluginContext) int64 {
-	if pc.OrgID > 0 {
-		return pc.OrgID
+	//lint:ignore SA1019 Grafana sends OrgID with every call; Namespace, which replaces it, is read when OrgID is 0
+	if org := pc.OrgID; org > 0 {
+		return org
 	}
 	switch ns := pc.Namespace; {
 	case ns == "default":

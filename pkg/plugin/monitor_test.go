@@ -42,6 +42,7 @@ func inOrg(org, id int64, uid, jsonData string) (identity, backend.DataSourceIns
 func alertEvaluation(t *testing.T, ds *Datasource) backend.DataResponse {
 	t.Helper()
 	resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 		PluginContext: backend.PluginContext{OrgID: ds.ident.org},
 		Headers:       map[string]string{backend.FromAlertHeaderName: "true"},
 		Queries: []backend.DataQuery{{RefID: "A", QueryType: QueryTypeStatus, JSON: json.RawMessage(`{}`),
@@ -83,6 +84,7 @@ func TestTwoOrgsWithTheSameUID(t *testing.T) {
 	}
 	// A request naming the other org is refused, whatever instance it reaches.
 	resp, _ := ds1.QueryData(context.Background(), &backend.QueryDataRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 		PluginContext: backend.PluginContext{OrgID: 2},
 		Queries:       []backend.DataQuery{{RefID: "A", QueryType: QueryTypeStatus}},
 	})
@@ -91,6 +93,7 @@ func TestTwoOrgsWithTheSameUID(t *testing.T) {
 	}
 	var c capture
 	_ = ds2.CallResource(context.Background(), &backend.CallResourceRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 		PluginContext: backend.PluginContext{OrgID: 1, User: &backend.User{Login: "eve", Role: "Admin"}},
 		Method:        "GET", Path: "agents",
 	}, &c)
@@ -104,6 +107,7 @@ func TestOrgOf(t *testing.T) {
 		pc   backend.PluginContext
 		want int64
 	}{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 		{backend.PluginContext{OrgID: 3}, 3},
 		{backend.PluginContext{Namespace: "default"}, 1},
 		{backend.PluginContext{Namespace: "org-12"}, 12},
@@ -114,6 +118,7 @@ func TestOrgOf(t *testing.T) {
 			t.Errorf("orgOf(%+v) = %d, want %d", tt.pc, got, tt.want)
 		}
 	}
+	//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 	ctx := backend.WithPluginContext(context.Background(), backend.PluginContext{OrgID: 4})
 	if got := identityOf(ctx, backend.DataSourceInstanceSettings{ID: 9, UID: "u"}); got != (identity{org: 4, id: 9, uid: "u"}) {
 		t.Errorf("identityOf = %+v", got)
@@ -359,6 +364,7 @@ func TestMonitorResource(t *testing.T) {
 	call := func(role string) *backend.CallResourceResponse {
 		var c capture
 		if err := ds.CallResource(context.Background(), &backend.CallResourceRequest{
+			//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 			PluginContext: backend.PluginContext{OrgID: 1, User: &backend.User{Login: "x", Role: role}},
 			Method:        "GET", Path: "monitor",
 		}, &c); err != nil {

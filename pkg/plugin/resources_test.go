@@ -122,6 +122,7 @@ func TestResourceRouting(t *testing.T) {
 			ds := newDatasourceIn(identity{org: 1, id: 1, uid: "vigil-cdp"}, settingsFor(threeAgents), agents, testMonitors(t, agents))
 			var c capture
 			err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: tt.method, Path: tt.path,
+				//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
 				PluginContext: backend.PluginContext{OrgID: tt.org}}, &c)
 			if err != nil || len(c.responses) != 1 {
 				t.Fatalf("CallResource: %v, %d responses", err, len(c.responses))

@@ -79,7 +79,6 @@ func TestParse(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	type proc struct{ state, expected string }
 	tests := []struct {
 		name        string
 		role        string // "" = standalone
@@ -140,7 +139,6 @@ func TestClassify(t *testing.T) {
 			}
 		})
 	}
-	_ = proc{}
 }
 
 func TestLagSeconds(t *testing.T) {

@@ -137,6 +137,7 @@ func hangingProxy(t *testing.T, target string) (*httptest.Server, *atomic.Bool) 
 // the first evaluation after a start, and after a restart an agent not yet
 // polled again is UNKNOWN, never OK.
 func TestAlertRulesOnTheRealPlugin(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	agentA := agentproc.Start(t, agentproc.Options{})
 	roleFile := filepath.Join(t.TempDir(), "role")

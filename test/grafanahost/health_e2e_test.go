@@ -67,6 +67,7 @@ datasources:
 // an error naming the reason, not the green "1 of 1 agents answered" that
 // the agent's token-free /healthz used to give.
 func TestHealthThroughGRPC(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	agent := agentproc.Start(t, agentproc.Options{})
 	dead := httptest.NewServer(http.NotFoundHandler())

@@ -214,8 +214,10 @@ func TestPluginContextPerRequest(t *testing.T) {
 				if (pc.User == nil) != (tt.wantUser == nil) || pc.User != nil && *pc.User != *tt.wantUser {
 					t.Errorf("%s: user = %+v, want %+v", call.path, pc.User, tt.wantUser)
 				}
-				if pc.OrgID != 1 || pc.PluginID != "vigil-cdp-datasource" {
-					t.Errorf("org/plugin = %d %q", pc.OrgID, pc.PluginID)
+				//lint:ignore SA1019 the host sends OrgID, as Grafana does
+				org := pc.OrgID
+				if org != 1 || pc.PluginID != "vigil-cdp-datasource" {
+					t.Errorf("org/plugin = %d %q", org, pc.PluginID)
 				}
 				ds := pc.DataSourceInstanceSettings
 				if ds == nil || ds.ID != 7 || ds.UID != "vigil-cdp" || ds.Name != "Vigil CDP" ||

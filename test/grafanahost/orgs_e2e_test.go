@@ -74,6 +74,7 @@ func agentGeneration(t *testing.T, a *agentproc.Agent, token string) int64 {
 }
 
 func TestTwoOrgsSameUIDNothingCrossesOver(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	agent1, read1, control1 := orgAgent(t, 1, "cdp-one")
 	agent2, read2, control2 := orgAgent(t, 2, "cdp-two")

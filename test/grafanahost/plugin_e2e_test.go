@@ -120,6 +120,7 @@ func column(t *testing.T, a queryAnswer, name string) []any {
 // TestRealPlugin builds gpx_vigil, starts it as Grafana does with real
 // agents behind it, and talks to it through gRPC and the host's HTTP routes.
 func TestRealPlugin(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	agentA := agentproc.Start(t, agentproc.Options{})
 	roleFile := filepath.Join(t.TempDir(), "role")

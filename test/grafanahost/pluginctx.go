@@ -8,6 +8,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/useragent"
+	"github.com/grafana/grafana-plugin-sdk-go/config"
 )
 
 // Request headers through which tests and the harness choose who is asking.
@@ -77,6 +78,7 @@ func (h *Host) pluginContext(ds Datasource, user *backend.User) backend.PluginCo
 		secrets[k] = v
 	}
 	return backend.PluginContext{
+		//lint:ignore SA1019 Grafana sends OrgID with every call, and Namespace beside it
 		OrgID:     ds.OrgID,
 		Namespace: namespace(ds.OrgID),
 		PluginID:  PluginID,
@@ -91,8 +93,8 @@ func (h *Host) pluginContext(ds Datasource, user *backend.User) backend.PluginCo
 			DecryptedSecureJSONData: secrets,
 			Updated:                 ds.Updated,
 		},
-		GrafanaConfig: backend.NewGrafanaCfg(map[string]string{
-			backend.AppURL: h.AppURL(),
+		GrafanaConfig: config.NewGrafanaCfg(map[string]string{
+			config.AppURL: h.AppURL(),
 		}),
 		UserAgent: ua,
 	}

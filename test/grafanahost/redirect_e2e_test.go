@@ -33,6 +33,7 @@ datasources:
 // person is told where the agent pointed, and the other agent's CDP process
 // keeps running (both agents take the same tokens).
 func TestRealPluginNeverFollowsAnAgentsRedirect(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	a := agentproc.Start(t, agentproc.Options{})
 	b := agentproc.Start(t, agentproc.Options{})

@@ -79,6 +79,7 @@ func newStatusCounter(t *testing.T, agentURL string) *statusCounter {
 }
 
 func TestRealPluginResources(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
 	bin := buildPlugin(t, t.TempDir())
 	agent := agentproc.Start(t, agentproc.Options{})
 	counter := newStatusCounter(t, agent.URL())

@@ -13,9 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-cdp/vigil/internal/agentproc"
 )
 
 func TestRunServesUntilCancelled(t *testing.T) {
+	agentproc.SkipShort(t, "builds the backend executable (go build)")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "gpx_vigil")
 	build := exec.Command("go", "build", "-o", bin, "github.com/vigil-cdp/vigil/cmd/gpx_vigil")
