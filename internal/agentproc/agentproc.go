@@ -273,6 +273,36 @@ func (a *Agent) waitHealthy() {
 }
 
 // URL is the agent's base URL, the same across restarts.
+// ProcessStatus is what a test reads of one process in the agent's GET /v1/status.
+type ProcessStatus struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	PID        int    `json:"pid"`
+	Generation int64  `json:"generation"`
+}
+
+// Processes reads the agent's processes with the read token (GET /v1/status).
+func (a *Agent) Processes(t testing.TB) []ProcessStatus {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, a.URL()+"/v1/status", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ReadToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s/v1/status: %v", a.URL(), err)
+	}
+	defer res.Body.Close()
+	var st struct {
+		Processes []ProcessStatus `json:"processes"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatalf("GET %s/v1/status: %v", a.URL(), err)
+	}
+	return st.Processes
+}
+
 func (a *Agent) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", a.port) }
 
 // Dir is the agent's temporary folder (its stateDir is Dir()/state).

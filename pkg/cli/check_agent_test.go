@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +20,7 @@ func TestCheckAgainstARealAgent(t *testing.T) {
 		t.Fatalf("healthy agent: exit %d, %s", code, out)
 	}
 
-	pid := cdpPID(t, agent.URL())
+	pid := cdpPID(t, agent)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -50,29 +48,14 @@ func TestCheckAgainstARealAgent(t *testing.T) {
 	}
 }
 
-func cdpPID(t *testing.T, url string) int {
+func cdpPID(t *testing.T, a *agentproc.Agent) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url+"/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+agentproc.ReadToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var st struct {
-		Processes []struct {
-			Name string `json:"name"`
-			PID  int    `json:"pid"`
-		} `json:"processes"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range st.Processes {
+	procs := a.Processes(t)
+	for _, p := range procs {
 		if p.Name == "cdp" && p.PID > 0 {
 			return p.PID
 		}
 	}
-	t.Fatalf("no running cdp process in the status: %+v", st)
+	t.Fatalf("no running cdp process in the status: %+v", procs)
 	return 0
 }

@@ -188,7 +188,7 @@ func TestWatchJSONRestartsAKilledCDPProcess(t *testing.T) {
 	w := startWatch(t, fleetFile)
 	w.waitFor(t, "node-1 OK", 10*time.Second, func(l jsonLine) bool { return l.Type == "state" && l.Process == "" && l.To == "OK" })
 
-	if err := syscall.Kill(cdpPID(t, a.URL()), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(cdpPID(t, a), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
