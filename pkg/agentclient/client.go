@@ -1,5 +1,5 @@
 // Package agentclient is the only package in Vigil that talks to agents over
-// the network. Everything else depends on the Client interface, so it can be
+// the network. Everything else depends on the API interface, so it can be
 // tested with fakes.
 package agentclient
 
@@ -37,8 +37,8 @@ type Health struct {
 	RTT time.Duration
 }
 
-// Client talks to agents.
-type Client interface {
+// HealthChecker is the health-only part of API: is the agent alive?
+type HealthChecker interface {
 	// Healthz asks the agent whether it is alive. A nil error means the agent
 	// answered with a 2xx status; any other outcome is an *Error.
 	Healthz(ctx context.Context, agent Agent) (Health, error)
@@ -48,7 +48,7 @@ type Client interface {
 // returns an *Error, except a refused ifGeneration, which is a
 // *StaleGenerationError.
 type API interface {
-	Client
+	HealthChecker
 	// Status fetches GET /v1/status. The body is returned undecoded: the
 	// response package decodes it, so that an answer that cannot be
 	// understood is an observation with a reason, not a transport error.
@@ -121,14 +121,14 @@ const MaxAnswer = 1 << 20
 // ErrTooLarge is wrapped by the *Error for an answer over MaxAnswer.
 var ErrTooLarge = errors.New("answer larger than 1 MiB")
 
-// HTTPClient is the Client over HTTP.
+// HTTPClient is the API over HTTP.
 type HTTPClient struct {
 	http *http.Client
 }
 
 var _ API = (*HTTPClient)(nil)
 
-// New returns a Client using hc, or a client with its own transport when hc
+// New returns an API over HTTP using hc, or a client with its own transport when hc
 // is nil. Deadlines come from the caller's context.
 func New(hc *http.Client) *HTTPClient {
 	if hc == nil {
@@ -172,7 +172,7 @@ func redirectDetail(code int, location string) string {
 // Close releases idle connections.
 func (c *HTTPClient) Close() { c.http.CloseIdleConnections() }
 
-// Healthz implements Client.
+// Healthz implements HealthChecker.
 func (c *HTTPClient) Healthz(ctx context.Context, agent Agent) (Health, error) {
 	ans, err := c.do(ctx, agent, http.MethodGet, "/healthz", "", agent.ReadToken, nil)
 	if err != nil {

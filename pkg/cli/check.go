@@ -155,7 +155,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return result.State
 }
 
-// check polls one agent once and judges what it says.
+// check polls one agent once and turns what it says into a plugin state.
 func check(ctx context.Context, client agentclient.API, o checkOptions) checkResult {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -169,7 +169,7 @@ func check(ctx context.Context, client agentclient.API, o checkOptions) checkRes
 	if err != nil {
 		return checkResult{State: NagiosUnknown, Summary: "the agent's answer cannot be understood: " + err.Error(), PerfData: perf}
 	}
-	return judge(response.Classify(status), o, perf)
+	return nagiosResult(response.Classify(status), o, perf)
 }
 
 func unansweredResult(err error, o checkOptions) checkResult {
@@ -199,8 +199,8 @@ func unansweredResult(err error, o checkOptions) checkResult {
 // noTokenHint names the three ways to give check a read token, the safest first.
 const noTokenHint = "give it with --token-file F, the environment variable VIGIL_READ_TOKEN, or --token T"
 
-// judge turns an observation into a plugin state: the worst over processes.
-func judge(obs response.Observation, o checkOptions, perfData []string) checkResult {
+// nagiosResult turns an observation into a plugin state: the worst over processes.
+func nagiosResult(obs response.Observation, o checkOptions, perfData []string) checkResult {
 	r := checkResult{State: NagiosOK, PerfData: perfData}
 	// Processes are only ever OK, WARNING or CRITICAL, so the worst is the highest.
 	raise := func(state int) {

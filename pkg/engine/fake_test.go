@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
+	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/response"

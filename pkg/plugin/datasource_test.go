@@ -13,8 +13,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

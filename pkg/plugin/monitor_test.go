@@ -11,8 +11,8 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 	"github.com/vigil-cdp/vigil/pkg/history"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/vigil-cdp/vigil/internal/ssecheck"
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/outage"

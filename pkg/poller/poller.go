@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
+	"github.com/vigil-cdp/vigil/pkg/clock"
 )
 
 // DefaultConcurrency is how many polls may be in flight at once.

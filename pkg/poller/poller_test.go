@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/engine/clock"
+	"github.com/vigil-cdp/vigil/pkg/clock"
 )
 
 type slowClient struct {

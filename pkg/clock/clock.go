@@ -1,5 +1,6 @@
-// Package clock is the engine's only source of time, so that every rule with
-// time in it can be tested with a fake clock instead of sleeping.
+// Package clock is the only source of time for the engine and the poller, so
+// that every rule with time in it can be tested with a fake clock instead of
+// sleeping.
 package clock
 
 import (

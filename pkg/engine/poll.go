@@ -1,3 +1,6 @@
+// The per-poll pipeline: poll one agent, then turn its answer (or silence)
+// into states, actions, history records and events.
+
 package engine
 
 import (
@@ -32,7 +35,7 @@ func (e *Engine) budgetFor(a fleet.Agent, rec agentRecord, cluster string) outag
 	return outage.Compute(outage.Inputs{Policy: a.Policy, InCluster: cluster != "", RTTs: rec.RTTs, Silences: sil})
 }
 
-// pollOne polls one agent and judges the result. Polls and actions of one
+// pollOne polls one agent and processes the result. Polls and actions of one
 // agent never overlap.
 func (e *Engine) pollOne(ctx context.Context, rt *agentRT) { e.pollIfOlder(ctx, rt, 0) }
 
@@ -61,11 +64,11 @@ func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Durat
 		// Shutting down: a cancelled poll says nothing about the agent.
 		return
 	}
-	e.judge(ctx, rt, cfg, res)
+	e.processPoll(ctx, rt, cfg, res)
 }
 
-// judge turns one poll into states, actions, records and events. rt.mu is held.
-func (e *Engine) judge(ctx context.Context, rt *agentRT, cfg fleet.Agent, res poller.Result) {
+// processPoll turns one poll into states, actions, records and events. rt.mu is held.
+func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, res poller.Result) {
 	now := e.clock.Now()
 	rec := &rt.rec
 	e.mu.RLock()
