@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 import { formatGoDuration, parseDurationSeconds } from '../shared/duration';
+import { fieldPath } from '../shared/fieldPath';
 import { DEFAULT_POLICY } from './fleet';
 import type { PolicySettings, VigilOptions } from './types';
 
@@ -265,11 +266,4 @@ export function validateOptions(options: VigilOptions): SettingsErrors {
     errors[fieldPath(issue.path)] ??= issue.message;
   }
   return errors;
-}
-
-export function fieldPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-    .join('')
-    .replace(/^\./, '');
 }
