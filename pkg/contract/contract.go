@@ -57,6 +57,14 @@ func TypeScript() ([]byte, error) {
 		{"idleStop", bound(models.DefaultIdleStop, models.MinIdleStop)},
 	}, 0))
 
+	b.WriteString("\n/** The values a setting may take (pkg/fleet Combines, Modes, AgentNamePattern; pkg/models Roles). */\n")
+	fmt.Fprintf(&b, "export const SETTING_CHOICES = %s as const;\n", literal(obj{
+		{"combine", stringList(fleet.Combines())},
+		{"mode", stringList(fleet.Modes())},
+		{"restartRole", stringList(models.Roles())},
+	}, 0))
+	fmt.Fprintf(&b, "export const AGENT_NAME_PATTERN = %s;\n", literal(fleet.AgentNamePattern, 0))
+
 	b.WriteString("\n/** The series of the metrics query (pkg/frames): whose series each is, its Grafana unit, what it holds. */\n")
 	metrics := []any{}
 	for _, m := range frames.MetricCatalog() {
@@ -74,6 +82,15 @@ func TypeScript() ([]byte, error) {
 	b.WriteString("const list = <T extends z.ZodType>(item: T) =>\n  z\n    .array(item)\n    .nullable()\n    .transform((v) => v ?? []);\n")
 	b.WriteString(schemas)
 	return []byte(b.String()), nil
+}
+
+// stringList is a list of string-typed values, written on one line.
+func stringList[S ~string](values []S) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
 }
 
 func bound(def, min time.Duration) obj {
@@ -150,6 +167,12 @@ func literal(v any, depth int) string {
 			fmt.Fprintf(&b, "%s%s,\n", indent, literal(e, depth+1))
 		}
 		return b.String() + closing + "]"
+	case []string:
+		quoted := make([]string, len(v))
+		for i, e := range v {
+			quoted[i] = quote(e)
+		}
+		return "[" + strings.Join(quoted, ", ") + "]"
 	case string:
 		return quote(v)
 	case bool:

@@ -41,6 +41,9 @@ const (
 	CombineSum Combine = "sum"
 )
 
+// Combines are the values budget.combine takes, in the order messages name them.
+func Combines() []Combine { return []Combine{CombineMax, CombineSum} }
+
 // Mode says where the allowances come from.
 type Mode string
 
@@ -51,6 +54,9 @@ const (
 	// enough are known; until then the configured value holds.
 	ModeMeasured Mode = "measured"
 )
+
+// Modes are the values budget.mode takes, in the order messages name them.
+func Modes() []Mode { return []Mode{ModeConfigured, ModeMeasured} }
 
 // Budget is how long an agent may stay silent before it is FAILED.
 type Budget struct {
@@ -199,7 +205,11 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 // Is makes every FieldError match ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
-var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+// AgentNamePattern is what an agent's name must match (it names the agent in
+// URLs, metrics and variables).
+const AgentNamePattern = `^[A-Za-z0-9_-]{1,63}$`
+
+var agentNamePattern = regexp.MustCompile(AgentNamePattern)
 
 // Validate checks a configuration built in code or loaded from a file. It
 // reports every problem, each as a *FieldError naming the key path.

@@ -31,6 +31,9 @@ const (
 	RoleAdmin  Role = "Admin"
 )
 
+// Roles are the values restartRole takes, least first.
+func Roles() []Role { return []Role{RoleViewer, RoleEditor, RoleAdmin} }
+
 // DefaultRestartRole is the least Grafana role allowed to restart CDP by hand.
 const DefaultRestartRole = RoleEditor
 

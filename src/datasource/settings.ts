@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
+import { AGENT_NAME_PATTERN, DURATION_BOUNDS, SETTING_CHOICES } from '../shared/contract.gen';
 import { formatGoDuration, parseDurationSeconds } from '../shared/duration';
+import { fieldPath } from '../shared/fieldPath';
 import { DEFAULT_POLICY } from './fleet';
 import type { PolicySettings, VigilOptions } from './types';
 
@@ -11,10 +13,7 @@ export { parseDurationSeconds } from '../shared/duration';
 // without its "jsonData." prefix, so what the editor flags and what Save & test reports read alike:
 // both are tested against the cases in pkg/models/testdata/settings.json.
 
-const MIN_POLL_SECONDS = 1;
-/** jsonData.idleStop's minimum (pkg/models MinIdleStop). */
-const MIN_IDLE_STOP_SECONDS = 1;
-const AGENT_NAME = /^[A-Za-z0-9_-]{1,63}$/;
+const AGENT_NAME = new RegExp(AGENT_NAME_PATTERN);
 
 /** A value as the backend quotes it (Go's %q of the text). */
 const quote = (v: unknown) => JSON.stringify(String(v).trim());
@@ -47,7 +46,7 @@ const boolean = z.unknown().refine((v) => !isSet(v) || typeof v === 'boolean', {
   error: (i) => `${quote(i.input)} must be true or false`,
 });
 
-const oneOf = (values: readonly string[], says: string) =>
+const oneOf = (values: readonly string[], says = values.join(' or ')) =>
   z.unknown().refine((v) => !isSet(v) || values.includes(String(v).trim()), {
     error: (i) => `${quote(i.input)} must be ${says}`,
   });
@@ -62,8 +61,8 @@ const policyShape = {
         restart: duration.optional(),
         networkInterruption: duration.optional(),
         appErrorRecovery: duration.optional(),
-        combine: oneOf(['max', 'sum'], 'max or sum').optional(),
-        mode: oneOf(['configured', 'measured'], 'configured or measured').optional(),
+        combine: oneOf(SETTING_CHOICES.combine).optional(),
+        mode: oneOf(SETTING_CHOICES.mode).optional(),
       },
       mapping
     )
@@ -175,10 +174,13 @@ function durationAtLeast(minSeconds: number, below: (v: unknown, seconds: number
 
 const optionsSchema = z
   .object({
-    pollInterval: durationAtLeast(MIN_POLL_SECONDS, (_, s) => `${formatGoDuration(s)} is below the minimum of 1s`),
+    pollInterval: durationAtLeast(
+      DURATION_BOUNDS.pollInterval.minSeconds,
+      (_, s) => `${formatGoDuration(s)} is below the minimum of ${DURATION_BOUNDS.pollInterval.min}`
+    ),
     defaults: z.object(policyShape, mapping).optional(),
     agents: z.array(agentSchema, { error: 'must be a list' }).optional(),
-    restartRole: oneOf(['Viewer', 'Editor', 'Admin'], 'one of Viewer, Editor, Admin').optional(),
+    restartRole: oneOf(SETTING_CHOICES.restartRole, `one of ${SETTING_CHOICES.restartRole.join(', ')}`).optional(),
     historyPath: z
       .unknown()
       .refine((p) => !isSet(p) || /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(String(p).trim()), {
@@ -186,7 +188,10 @@ const optionsSchema = z
           `${quote(i.input)} must be an absolute path (or empty for the default under Grafana's data folder)`,
       })
       .optional(),
-    idleStop: durationAtLeast(MIN_IDLE_STOP_SECONDS, (v) => `${quote(v)} is below the minimum of 1s`),
+    idleStop: durationAtLeast(
+      DURATION_BOUNDS.idleStop.minSeconds,
+      (v) => `${quote(v)} is below the minimum of ${DURATION_BOUNDS.idleStop.min}`
+    ),
   })
   .superRefine((options, ctx) => {
     const agents = options.agents ?? [];
@@ -265,11 +270,4 @@ export function validateOptions(options: VigilOptions): SettingsErrors {
     errors[fieldPath(issue.path)] ??= issue.message;
   }
   return errors;
-}
-
-export function fieldPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-    .join('')
-    .replace(/^\./, '');
 }

@@ -2,6 +2,7 @@ import { CoreApp } from '@grafana/data';
 import type { DataQuery, DataSourceJsonData } from '@grafana/schema';
 
 import type { Combine } from '../shared/budget';
+import type { SETTING_CHOICES } from '../shared/contract.gen';
 
 export const QUERY_TYPES = ['status', 'timeline', 'metrics', 'events'] as const;
 export type QueryType = (typeof QUERY_TYPES)[number];
@@ -42,8 +43,8 @@ export interface VigilVariableQuery extends DataQuery {
 
 // The fleet as the datasource's jsonData holds it. The keys are those of the CLI's fleet.yaml, so
 // one can be pasted into the other. Durations are strings ("10s", "1m30s", "0") as in the file.
-export type Mode = 'configured' | 'measured';
-export type RestartRole = 'Viewer' | 'Editor' | 'Admin';
+export type Mode = (typeof SETTING_CHOICES.mode)[number];
+export type RestartRole = (typeof SETTING_CHOICES.restartRole)[number];
 
 export interface BudgetSettings {
   responseTime?: string;

@@ -9,7 +9,7 @@ import { from, map, type Observable } from 'rxjs';
 import { z } from 'zod';
 
 import { VariableQueryEditor } from './components/VariableQueryEditor/VariableQueryEditor';
-import { clustersOf, fetchAgents, type ResourceCaller } from './data/api';
+import { clustersOf, listAgents, type ResourceCaller } from '../shared/resources';
 import type { DataSource } from './datasource';
 import { expandValues } from './templating';
 import type { VigilOptions, VigilQuery, VigilVariableQuery } from './types';
@@ -45,7 +45,7 @@ export async function variableValues(
   query: VigilVariableQuery,
   scopedVars?: ScopedVars
 ): Promise<MetricFindValue[]> {
-  const agents = await fetchAgents(ds);
+  const agents = await listAgents(ds);
   const clusters = query.cluster ? expandValues([query.cluster], scopedVars) : [];
   const inCluster = clusters.length ? agents.filter((a) => a.cluster && clusters.includes(a.cluster)) : agents;
   const names = query.kind === 'clusters' ? clustersOf(inCluster) : inCluster.map((a) => a.name);

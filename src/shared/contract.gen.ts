@@ -102,6 +102,14 @@ export const DURATION_BOUNDS = {
   },
 } as const;
 
+/** The values a setting may take (pkg/fleet Combines, Modes, AgentNamePattern; pkg/models Roles). */
+export const SETTING_CHOICES = {
+  combine: ['max', 'sum'],
+  mode: ['configured', 'measured'],
+  restartRole: ['Viewer', 'Editor', 'Admin'],
+} as const;
+export const AGENT_NAME_PATTERN = '^[A-Za-z0-9_-]{1,63}$';
+
 /** The series of the metrics query (pkg/frames): whose series each is, its Grafana unit, what it holds. */
 export const METRICS = [
   {

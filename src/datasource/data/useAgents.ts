@@ -1,18 +1,30 @@
 import { useEffect, useState } from 'react';
 
-import { clustersOf, errorMessage, fetchAgents, type AgentView, type ResourceCaller } from './api';
+import {
+  type AgentListItem,
+  clustersOf,
+  listAgents,
+  type ResourceCaller,
+  toResourceError,
+} from '../../shared/resources';
 
 export interface AgentsState {
   loading: boolean;
-  agents: AgentView[];
+  agents: AgentListItem[];
   clusters: string[];
   error?: string;
 }
 
 interface Answer {
   from: ResourceCaller;
-  agents: AgentView[];
+  agents: AgentListItem[];
   error?: string;
+}
+
+/** Why GET agents gave no list, in one line for the editors. */
+function problem(err: unknown): string {
+  const e = toResourceError(err);
+  return e.kind === 'bad_answer' ? e.message : `GET agents failed: ${e.status ? `HTTP ${e.status}: ` : ''}${e.message}`;
 }
 
 /** The datasource's configured agents (GET agents), for pickers in the query and variable editors. */
@@ -20,9 +32,9 @@ export function useAgents(ds: ResourceCaller): AgentsState {
   const [answer, setAnswer] = useState<Answer>();
   useEffect(() => {
     let current = true;
-    fetchAgents(ds).then(
+    listAgents(ds).then(
       (agents) => current && setAnswer({ from: ds, agents }),
-      (err) => current && setAnswer({ from: ds, agents: [], error: errorMessage(err) })
+      (err) => current && setAnswer({ from: ds, agents: [], error: problem(err) })
     );
     return () => {
       current = false;

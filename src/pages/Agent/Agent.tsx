@@ -8,13 +8,7 @@ import { RestartAction } from '../../components/RestartAction/RestartAction';
 import { Section } from '../../components/Section/Section';
 import { StateBadge } from '../../components/StateBadge/StateBadge';
 import { restartRoleOf } from '../../components/data/datasource';
-import {
-  type AgentDetail,
-  type BudgetBreakdown,
-  getAgent,
-  type LastAction,
-  pollNow,
-} from '../../components/data/resources';
+import { type AgentDetail, type BudgetBreakdown, getAgent, type LastAction, pollNow } from '../../shared/resources';
 import { useAsyncValue } from '../../components/data/useAsyncValue';
 import { lastHours, useVigilQuery } from '../../components/data/useVigilQuery';
 import { currentOrgRole, restartPermission } from '../../components/roles';

@@ -1,7 +1,7 @@
 import React from 'react';
 import { Alert, Stack, Text } from '@grafana/ui';
 
-import { getMonitor, type MonitorStatus as Status } from '../../components/data/resources';
+import { getMonitor, type MonitorStatus as Status } from '../../shared/resources';
 import { useAsyncValue } from '../../components/data/useAsyncValue';
 import { testIds } from '../../components/testIds';
 

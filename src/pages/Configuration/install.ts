@@ -2,7 +2,7 @@ import { getBackendSrv } from '@grafana/runtime';
 import { z } from 'zod';
 
 import { type AlertRule, apiRule } from '../../components/alerting/rules';
-import { toResourceError } from '../../components/data/resources';
+import { toResourceError } from '../../shared/resources';
 import { parseDurationSeconds } from '../../shared/duration';
 
 // Installing the alert rule template through Grafana's alerting provisioning HTTP API

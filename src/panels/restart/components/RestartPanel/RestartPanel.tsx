@@ -12,7 +12,7 @@ import { Alert, Badge, Stack, Text, useStyles2 } from '@grafana/ui';
 import { RestartAction } from '../../../../components/RestartAction/RestartAction';
 import { StateBadge } from '../../../../components/StateBadge/StateBadge';
 import { panelDatasource, restartRoleOf } from '../../../../components/data/datasource';
-import { getAgent, pollNow, type RestartAnswer } from '../../../../components/data/resources';
+import { getAgent, pollNow, type RestartAnswer } from '../../../../shared/resources';
 import { currentOrgRole, restartPermission } from '../../../../components/roles';
 import { statusRows, type StatusRow } from '../../rows';
 import { DEFAULT_COLUMNS, type DetailColumn, type RestartPanelOptions } from '../../types';

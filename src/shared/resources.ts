@@ -11,11 +11,13 @@ import {
   type AgentListItem,
   type MonitorStatus,
   type RestartAnswer,
-} from '../../shared/contract.gen';
+} from './contract.gen';
+import { fieldPath } from './fieldPath';
 
-// The Vigil datasource's resource routes (/api/datasources/uid/{uid}/resources/...). Every answer
-// is parsed with its schema, generated from the backend's Go types (src/shared/contract.gen.ts): a
-// backend of another version gives a named error, never a blank page.
+// The Vigil datasource's resource routes (/api/datasources/uid/{uid}/resources/...), the one client
+// of the app pages, the panels and the datasource's editors. Every answer is parsed with its schema,
+// generated from the backend's Go types (src/shared/contract.gen.ts): a backend of another version
+// gives a named error, never a blank page.
 
 export type {
   AgentDetail,
@@ -26,7 +28,15 @@ export type {
   LastAction,
   MonitorStatus,
   RestartAnswer,
-} from '../../shared/contract.gen';
+} from './contract.gen';
+
+/** A datasource instance in the browser (the editors hold one): its getResource sends its own headers. */
+export interface ResourceCaller {
+  getResource<T = unknown>(path: string, params?: Record<string, string>): Promise<T>;
+}
+
+/** Whom a call goes to: the datasource's uid (app pages, panels) or the datasource itself (editors). */
+export type ResourceTarget = string | ResourceCaller;
 
 export function resourceUrl(uid: string, ...path: string[]) {
   return `/api/datasources/uid/${encodeURIComponent(uid)}/resources/${path.map(encodeURIComponent).join('/')}`;
@@ -105,7 +115,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
     const issue = result.error.issues[0];
     throw new ResourceError(
       'bad_answer',
-      `The datasource answered ${what} in an unexpected shape (${issue.path.join('.') || 'body'}: ${issue.message}). Are the app and its backend the same version?`
+      `The datasource answered ${what} in an unexpected shape (${fieldPath(issue.path) || 'body'}: ${issue.message}). Are the app and its backend the same version?`
     );
   }
   return result.data;
@@ -113,19 +123,29 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 
 const quiet = { showErrorAlert: false, showSuccessAlert: false };
 
-export async function listAgents(uid: string): Promise<AgentListItem[]> {
+function get(target: ResourceTarget, ...path: string[]): Promise<unknown> {
+  return typeof target === 'string'
+    ? getBackendSrv().get(resourceUrl(target, ...path), undefined, undefined, quiet)
+    : target.getResource(path.map(encodeURIComponent).join('/'));
+}
+
+/** GET agents: the configured agents, without tokens. */
+export async function listAgents(target: ResourceTarget): Promise<AgentListItem[]> {
   try {
-    const body = await getBackendSrv().get(resourceUrl(uid, 'agents'), undefined, undefined, quiet);
-    return parse(agentListSchema, body, 'GET agents').agents;
+    return parse(agentListSchema, await get(target, 'agents'), 'GET agents').agents;
   } catch (err) {
     throw toResourceError(err);
   }
 }
 
-export async function getAgent(uid: string, name: string): Promise<AgentDetail> {
+/** The clusters of these agents, once each, sorted. */
+export function clustersOf(agents: AgentListItem[]): string[] {
+  return [...new Set(agents.map((a) => a.cluster).filter(Boolean))].sort();
+}
+
+export async function getAgent(target: ResourceTarget, name: string): Promise<AgentDetail> {
   try {
-    const body = await getBackendSrv().get(resourceUrl(uid, 'agents', name), undefined, undefined, quiet);
-    return parse(agentDetailSchema, body, `GET agents/${name}`);
+    return parse(agentDetailSchema, await get(target, 'agents', name), `GET agents/${name}`);
   } catch (err) {
     throw toResourceError(err);
   }
@@ -150,10 +170,9 @@ export async function restartProcess(
 }
 
 /** The monitor's status (Grafana admins only); asking neither starts nor keeps it running. */
-export async function getMonitor(uid: string): Promise<MonitorStatus> {
+export async function getMonitor(target: ResourceTarget): Promise<MonitorStatus> {
   try {
-    const body = await getBackendSrv().get(resourceUrl(uid, 'monitor'), undefined, undefined, quiet);
-    return parse(monitorStatusSchema, body, 'GET monitor');
+    return parse(monitorStatusSchema, await get(target, 'monitor'), 'GET monitor');
   } catch (err) {
     throw toResourceError(err);
   }
