@@ -10,9 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/response"
 )
@@ -251,7 +251,7 @@ func nagiosResult(obs response.Observation, o checkOptions, perfData []string) c
 				r.Details = append(r.Details, fmt.Sprintf("agent warning: %d more", n-i))
 				break
 			}
-			r.Details = append(r.Details, "agent warning: "+clipText(w, 300))
+			r.Details = append(r.Details, "agent warning: "+engine.Clip(w, 300))
 		}
 	}
 	return r
@@ -259,18 +259,6 @@ func nagiosResult(obs response.Observation, o checkOptions, perfData []string) c
 
 // maxAgentWarnings is how many of an agent's warnings check prints.
 const maxAgentWarnings = 5
-
-// clipText cuts s to at most n bytes (on a rune boundary), saying so.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + fmt.Sprintf("…(%d bytes)", len(s))
-}
 
 func processState(p response.ProcessVerdict, o checkOptions) (int, string) {
 	switch p.Verdict {

@@ -51,10 +51,10 @@ const (
 	LimitNoticeEvery = time.Minute
 )
 
-// clip returns s cut so that its JSON encoding (without the quotes) takes
+// Clip returns s cut so that its JSON encoding (without the quotes) takes
 // at most max bytes, ending with "…(truncated, N bytes)" (N: the length of
 // s) when it was cut. It never splits a character.
-func clip(s string, max int) string {
+func Clip(s string, max int) string {
 	if jsonLen(s) <= max {
 		return s
 	}
@@ -100,7 +100,7 @@ func runeJSONLen(r rune, size int) int {
 
 func clipPtr(p **string, max int) {
 	if *p != nil {
-		s := clip(**p, max)
+		s := Clip(**p, max)
 		*p = &s
 	}
 }
@@ -109,17 +109,17 @@ func clipPtr(p **string, max int) {
 // is judged: reasons, snapshots and resume records built from it are then
 // bounded too. A healthy agent's strings are far shorter.
 func boundStatus(st *response.Status) {
-	st.APIVersion = clip(st.APIVersion, MaxNameBytes)
-	st.Agent.ID = clip(st.Agent.ID, MaxNameBytes)
-	st.Agent.Version = clip(st.Agent.Version, MaxNameBytes)
-	st.Agent.Hostname = clip(st.Agent.Hostname, MaxNameBytes)
+	st.APIVersion = Clip(st.APIVersion, MaxNameBytes)
+	st.Agent.ID = Clip(st.Agent.ID, MaxNameBytes)
+	st.Agent.Version = Clip(st.Agent.Version, MaxNameBytes)
+	st.Agent.Hostname = Clip(st.Agent.Hostname, MaxNameBytes)
 	if c := st.Cluster; c != nil {
-		c.Name, c.Node, c.Role = clip(c.Name, MaxNameBytes), clip(c.Node, MaxNameBytes), clip(c.Role, MaxNameBytes)
+		c.Name, c.Node, c.Role = Clip(c.Name, MaxNameBytes), Clip(c.Node, MaxNameBytes), Clip(c.Role, MaxNameBytes)
 		clipPtr(&c.RoleError, MaxTextBytes)
 	}
 	for i := range st.Processes {
 		p := &st.Processes[i]
-		p.Name, p.Kind, p.State = clip(p.Name, MaxNameBytes), clip(p.Kind, MaxNameBytes), clip(p.State, MaxNameBytes)
+		p.Name, p.Kind, p.State = Clip(p.Name, MaxNameBytes), Clip(p.Kind, MaxNameBytes), Clip(p.State, MaxNameBytes)
 		if e := p.LastExit; e != nil {
 			clipPtr(&e.Signal, MaxNameBytes)
 		}
@@ -136,13 +136,13 @@ func boundStatus(st *response.Status) {
 // boundSnapshot cuts the strings of a snapshot that may come from an
 // agent (directly, or quoted in a reason or an error).
 func boundSnapshot(s *AgentSnapshot) {
-	s.Reason, s.LastError, s.Diagnosis = clip(s.Reason, MaxTextBytes), clip(s.LastError, MaxTextBytes), clip(s.Diagnosis, MaxTextBytes)
+	s.Reason, s.LastError, s.Diagnosis = Clip(s.Reason, MaxTextBytes), Clip(s.LastError, MaxTextBytes), Clip(s.Diagnosis, MaxTextBytes)
 	for i := range s.Processes {
 		p := &s.Processes[i]
-		p.Reason = clip(p.Reason, MaxTextBytes)
+		p.Reason = Clip(p.Reason, MaxTextBytes)
 		if la := p.LastAction; la != nil && jsonLen(la.Error) > MaxTextBytes {
 			c := *la
-			c.Error = clip(c.Error, MaxTextBytes)
+			c.Error = Clip(c.Error, MaxTextBytes)
 			p.LastAction = &c
 		}
 	}
@@ -151,8 +151,8 @@ func boundSnapshot(s *AgentSnapshot) {
 // boundEvent cuts the strings of an event the engine made (state change,
 // action, note); names were bounded with the answer they came from.
 func boundEvent(ev *Event) {
-	ev.Process = clip(ev.Process, MaxNameBytes)
-	ev.Reason, ev.Diagnosis, ev.Error = clip(ev.Reason, MaxTextBytes), clip(ev.Diagnosis, MaxTextBytes), clip(ev.Error, MaxTextBytes)
+	ev.Process = Clip(ev.Process, MaxNameBytes)
+	ev.Reason, ev.Diagnosis, ev.Error = Clip(ev.Reason, MaxTextBytes), Clip(ev.Diagnosis, MaxTextBytes), Clip(ev.Error, MaxTextBytes)
 }
 
 // boundAgentEvent returns one of the agent's own events as stored: its
@@ -161,8 +161,8 @@ func boundEvent(ev *Event) {
 func boundAgentEvent(ev agentclient.Event) (raw []byte, cut bool) {
 	orig := ev
 	strs := func(e *agentclient.Event, name, text int) {
-		e.Type, e.Reason, e.Process = clip(e.Type, name), clip(e.Reason, text), clip(e.Process, name)
-		e.RequestedBy, e.To = clip(e.RequestedBy, name), clip(e.To, name)
+		e.Type, e.Reason, e.Process = Clip(e.Type, name), Clip(e.Reason, text), Clip(e.Process, name)
+		e.RequestedBy, e.To = Clip(e.RequestedBy, name), Clip(e.To, name)
 		clipPtr(&e.Signal, name)
 		clipPtr(&e.From, name)
 	}
@@ -268,7 +268,7 @@ func (n *limitNotes) notice(agent string, now time.Time) (Event, bool) {
 			times(n.deferred, "poll"), AgentEventBytesPerHour))
 	}
 	*n = limitNotes{lastAt: now, idChanges: n.idChanges}
-	return Event{Type: history.TypeLimit, Time: now, Agent: agent, Reason: clip(strings.Join(parts, "; "), MaxTextBytes)}, true
+	return Event{Type: history.TypeLimit, Time: now, Agent: agent, Reason: Clip(strings.Join(parts, "; "), MaxTextBytes)}, true
 }
 
 func times(n int, what string) string {

@@ -335,7 +335,7 @@ func TestClipBoundsTheStoredJSON(t *testing.T) {
 		{"invalid utf-8", strings.Repeat("\xff", 3000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := clip(tc.s, MaxTextBytes)
+			got := Clip(tc.s, MaxTextBytes)
 			raw, _ := json.Marshal(got)
 			if len(raw)-2 > MaxTextBytes {
 				t.Errorf("%d bytes of JSON, want at most %d", len(raw)-2, MaxTextBytes)
