@@ -1,5 +1,6 @@
 import { defineConfig } from 'eslint/config';
 import grafanaConfig from '@grafana/eslint-config/flat.js';
+import importPlugin from 'eslint-plugin-import';
 
 export default defineConfig([
   {
@@ -20,6 +21,44 @@ export default defineConfig([
     },
     rules: {
       '@typescript-eslint/no-deprecated': 'warn',
+    },
+  },
+  {
+    // Who may import whom (CONTRIBUTING.md, Layout). Three plugins share one bundle source: the app
+    // (module.tsx, src/pages), the datasource (src/datasource) and the panel (src/panels). Each imports
+    // itself and src/shared, nothing of another plugin; src/shared imports no plugin.
+    files: ['src/**/*.{ts,tsx}'],
+    plugins: { import: importPlugin },
+    settings: { 'import/resolver': { node: { extensions: ['.ts', '.tsx', '.js'] } } },
+    rules: {
+      'import/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './src/shared',
+              from: ['./src/pages', './src/datasource', './src/panels', './src/module.tsx'],
+              message:
+                'src/shared is used by every plugin and imports none of them: move what it needs into src/shared.',
+            },
+            {
+              target: './src/datasource',
+              from: ['./src/pages', './src/panels', './src/module.tsx'],
+              message: 'The datasource imports only itself and src/shared.',
+            },
+            {
+              target: './src/panels',
+              from: ['./src/pages', './src/datasource', './src/module.tsx'],
+              message: 'The panel imports only itself and src/shared.',
+            },
+            {
+              target: ['./src/pages', './src/module.tsx'],
+              from: ['./src/datasource', './src/panels'],
+              message: 'The app imports only itself and src/shared.',
+            },
+          ],
+        },
+      ],
     },
   },
 ]);

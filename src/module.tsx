@@ -4,7 +4,7 @@ import { LoadingPlaceholder } from '@grafana/ui';
 
 import type { AppSettings } from './pages/appSettings';
 
-const LazyApp = lazy(() => import('./components/App/App'));
+const LazyApp = lazy(() => import('./pages/App/App'));
 
 function App(props: AppRootProps<AppSettings>) {
   return (

@@ -65,6 +65,9 @@ func TypeScript() ([]byte, error) {
 	}, 0))
 	fmt.Fprintf(&b, "export const AGENT_NAME_PATTERN = %s;\n", literal(fleet.AgentNamePattern, 0))
 
+	b.WriteString("\n/** The query types of the datasource (pkg/plugin QueryTypes), in the order the query editor offers them. */\n")
+	fmt.Fprintf(&b, "export const QUERY_TYPES = %s as const;\n", literal(plugin.QueryTypes(), 0))
+
 	b.WriteString("\n/** The series of the metrics query (pkg/frames): whose series each is, its Grafana unit, what it holds. */\n")
 	metrics := []any{}
 	for _, m := range frames.MetricCatalog() {

@@ -56,7 +56,11 @@ var queryHandlers = map[string]queryHandler{
 	QueryTypeEvents:   queryEvents,
 }
 
-const knownQueryTypes = "status, timeline, metrics, events"
+// QueryTypes lists the query types in the order the query editor offers them
+// (generated into src/shared/contract.gen.ts).
+func QueryTypes() []string {
+	return []string{QueryTypeStatus, QueryTypeTimeline, QueryTypeMetrics, QueryTypeEvents}
+}
 
 // QueryData answers each query on its own: one bad query does not fail the
 // others in the same panel or alert rule. Queries from Grafana Alerting
@@ -99,7 +103,7 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery, alert bool)
 	handler, ok := queryHandlers[queryType]
 	if !ok {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,
-			fmt.Sprintf("unknown query type %q: known query types are %s", q.QueryType, knownQueryTypes))
+			fmt.Sprintf("unknown query type %q: known query types are %s", q.QueryType, strings.Join(QueryTypes(), ", ")))
 	}
 	f, err := parseFilter(q.JSON, queryType)
 	if err != nil {

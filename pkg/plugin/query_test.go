@@ -674,3 +674,20 @@ func TestCoarseStepShowsTheWorstState(t *testing.T) {
 		})
 	}
 }
+
+// The query types the frontend offers (QueryTypes, generated into the contract) are exactly those the
+// backend answers.
+func TestQueryTypesAreTheHandledOnes(t *testing.T) {
+	listed := map[string]bool{}
+	for _, qt := range QueryTypes() {
+		if queryHandlers[qt] == nil {
+			t.Errorf("QueryTypes lists %q, which no handler answers", qt)
+		}
+		listed[qt] = true
+	}
+	for qt := range queryHandlers {
+		if !listed[qt] {
+			t.Errorf("query type %q is answered but not in QueryTypes", qt)
+		}
+	}
+}

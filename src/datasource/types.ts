@@ -4,19 +4,9 @@ import type { DataQuery, DataSourceJsonData } from '@grafana/schema';
 import type { Combine } from '../shared/budget';
 import type { SETTING_CHOICES } from '../shared/contract.gen';
 
-export const QUERY_TYPES = ['status', 'timeline', 'metrics', 'events'] as const;
-export type QueryType = (typeof QUERY_TYPES)[number];
+import type { VigilQuery } from '../shared/query';
 
-export interface VigilQuery extends DataQuery {
-  queryType?: QueryType;
-  /** Agent names or template variables ("$agent"); empty means every agent. */
-  agents?: string[];
-  cluster?: string;
-  /** State names (src/shared/states.ts); empty means every state. */
-  states?: string[];
-  /** For queryType metrics: which series (METRICS); empty means all. */
-  metrics?: string[];
-}
+export { QUERY_TYPES, type QueryType, type VigilQuery } from '../shared/query';
 
 /** The series of the metrics query, with what each holds (generated from pkg/frames). */
 export { METRICS } from '../shared/contract.gen';

@@ -1,7 +1,7 @@
 import type { DataSourceInstanceSettings } from '@grafana/data';
 import { getBackendSrv, locationService } from '@grafana/runtime';
 
-import { vigilDatasources } from '../components/data/datasource';
+import { vigilDatasources } from '../shared/data/datasource';
 import { PLUGIN_ID } from '../constants';
 
 /** The app's jsonData: which Vigil datasource its pages show. */

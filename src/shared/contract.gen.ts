@@ -110,6 +110,9 @@ export const SETTING_CHOICES = {
 } as const;
 export const AGENT_NAME_PATTERN = '^[A-Za-z0-9_-]{1,63}$';
 
+/** The query types of the datasource (pkg/plugin QueryTypes), in the order the query editor offers them. */
+export const QUERY_TYPES = ['status', 'timeline', 'metrics', 'events'] as const;
+
 /** The series of the metrics query (pkg/frames): whose series each is, its Grafana unit, what it holds. */
 export const METRICS = [
   {

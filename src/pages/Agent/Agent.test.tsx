@@ -3,7 +3,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 
 import Agent, { budgetLines } from './Agent';
-import { testIds } from '../../components/testIds';
+import { testIds } from '../../shared/testIds';
 import {
   fakeVigilInstance,
   httpError,
@@ -11,9 +11,9 @@ import {
   useDatasources,
   useRole,
   vigilSettings,
-} from '../../components/testing/fakes';
-import { goldenAnswer, goldenFrames } from '../../components/testing/goldens';
-import { renderInRouter } from '../../components/testing/render';
+} from '../../shared/testing/fakes';
+import { goldenAnswer, goldenFrames } from '../../shared/testing/goldens';
+import { renderInRouter } from '../testing/render';
 
 // The backend's real answers: the status query and GET agents/standalone after alice restarted its
 // process "cdp" (pkg/plugin TestQueryGolden, TestResourceAnswersGolden).

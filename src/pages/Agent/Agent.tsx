@@ -3,18 +3,18 @@ import { dateTimeFormatTimeAgo, formattedValueToString, getValueFormat } from '@
 import { PluginPage } from '@grafana/runtime';
 import { Alert, Button, InteractiveTable, LinkButton, Stack, Text, TextLink } from '@grafana/ui';
 
-import { EventsTable } from '../../components/EventsTable/EventsTable';
-import { RestartAction } from '../../components/RestartAction/RestartAction';
-import { Section } from '../../components/Section/Section';
-import { StateBadge } from '../../components/StateBadge/StateBadge';
-import { restartRoleOf } from '../../components/data/datasource';
+import { EventsTable } from '../components/EventsTable/EventsTable';
+import { RestartAction } from '../../shared/RestartAction/RestartAction';
+import { Section } from '../components/Section/Section';
+import { StateBadge } from '../../shared/StateBadge/StateBadge';
+import { restartRoleOf } from '../../shared/data/datasource';
 import { type AgentDetail, type BudgetBreakdown, getAgent, type LastAction, pollNow } from '../../shared/resources';
-import { useAsyncValue } from '../../components/data/useAsyncValue';
-import { lastHours, useVigilQuery } from '../../components/data/useVigilQuery';
-import { currentOrgRole, restartPermission } from '../../components/roles';
-import { testIds } from '../../components/testIds';
+import { useAsyncValue } from '../data/useAsyncValue';
+import { lastHours, useVigilQuery } from '../data/useVigilQuery';
+import { currentOrgRole, restartPermission } from '../../shared/roles';
+import { testIds } from '../../shared/testIds';
 import { DASHBOARDS, prefixRoute, ROUTES } from '../../constants';
-import { statusRows } from '../../panels/restart/rows';
+import { statusRows } from '../../shared/rows';
 import { ALLOWANCE_LABELS } from '../../shared/budget';
 import { type AppSettings, chosenDatasource } from '../appSettings';
 import { eventRows, type EventRow } from '../frames';

@@ -4,10 +4,10 @@ import userEvent from '@testing-library/user-event';
 
 import Configuration, { templateOptions } from './Configuration';
 import { differences } from './install';
-import { apiRule, buildRuleGroup, DEFAULT_TEMPLATE_OPTIONS } from '../../components/alerting/rules';
-import { testIds } from '../../components/testIds';
-import { httpError, useBackend, useDatasources, useRole, vigilSettings } from '../../components/testing/fakes';
-import { renderInRouter } from '../../components/testing/render';
+import { apiRule, buildRuleGroup, DEFAULT_TEMPLATE_OPTIONS } from '../alerting/rules';
+import { testIds } from '../../shared/testIds';
+import { httpError, useBackend, useDatasources, useRole, vigilSettings } from '../../shared/testing/fakes';
+import { renderInRouter } from '../testing/render';
 
 const ds = vigilSettings('vigil-cdp', { pollInterval: '30s', defaults: { rpo: '2m', budget: { restart: '1m' } } });
 const rules = buildRuleGroup(templateOptions(ds)).rules;

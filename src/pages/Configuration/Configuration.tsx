@@ -22,11 +22,11 @@ import {
   DEFAULT_TEMPLATE_OPTIONS,
   RULE_FOLDER,
   type RuleTemplateOptions,
-} from '../../components/alerting/rules';
-import { vigilDatasources } from '../../components/data/datasource';
-import { useAsyncValue } from '../../components/data/useAsyncValue';
-import { currentOrgRole, roleReaches } from '../../components/roles';
-import { testIds } from '../../components/testIds';
+} from '../alerting/rules';
+import { vigilDatasources } from '../../shared/data/datasource';
+import { useAsyncValue } from '../data/useAsyncValue';
+import { currentOrgRole, roleReaches } from '../../shared/roles';
+import { testIds } from '../../shared/testIds';
 import { parseDurationSeconds } from '../../shared/duration';
 import { type AppSettings, chosenDatasource, saveAppSettings } from '../appSettings';
 import { createFolder, type Folder, installRules, listFolders, type RuleStatus, ruleStatus } from './install';

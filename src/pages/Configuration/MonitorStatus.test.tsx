@@ -2,8 +2,8 @@ import React from 'react';
 import { render, screen } from '@testing-library/react';
 
 import { MonitorStatus } from './MonitorStatus';
-import { testIds } from '../../components/testIds';
-import { httpError, useBackend } from '../../components/testing/fakes';
+import { testIds } from '../../shared/testIds';
+import { httpError, useBackend } from '../../shared/testing/fakes';
 
 const base = {
   running: true,

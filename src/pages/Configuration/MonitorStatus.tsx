@@ -2,8 +2,8 @@ import React from 'react';
 import { Alert, Stack, Text } from '@grafana/ui';
 
 import { getMonitor, type MonitorStatus as Status } from '../../shared/resources';
-import { useAsyncValue } from '../../components/data/useAsyncValue';
-import { testIds } from '../../components/testIds';
+import { useAsyncValue } from '../data/useAsyncValue';
+import { testIds } from '../../shared/testIds';
 
 /**
  * Whether the datasource's monitor runs and what keeps it running: nothing polls the agents or

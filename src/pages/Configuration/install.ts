@@ -1,7 +1,7 @@
 import { getBackendSrv } from '@grafana/runtime';
 import { z } from 'zod';
 
-import { type AlertRule, apiRule } from '../../components/alerting/rules';
+import { type AlertRule, apiRule } from '../alerting/rules';
 import { toResourceError } from '../../shared/resources';
 import { parseDurationSeconds } from '../../shared/duration';
 

@@ -2,11 +2,11 @@ import React from 'react';
 import { screen, waitFor, within } from '@testing-library/react';
 
 import Fleet, { countByState } from './Fleet';
-import { testIds } from '../../components/testIds';
-import { fakeVigilInstance, useDatasources, vigilSettings } from '../../components/testing/fakes';
-import { goldenFrames } from '../../components/testing/goldens';
-import { statusRows } from '../../panels/restart/rows';
-import { renderInRouter } from '../../components/testing/render';
+import { testIds } from '../../shared/testIds';
+import { fakeVigilInstance, useDatasources, vigilSettings } from '../../shared/testing/fakes';
+import { goldenFrames } from '../../shared/testing/goldens';
+import { statusRows } from '../../shared/rows';
+import { renderInRouter } from '../testing/render';
 
 // The backend's frames (pkg/frames TestStatusFrame, TestEventsFrame): agents whose processes are in
 // several states, every state once, and the events table.

@@ -3,14 +3,14 @@ import { dateTimeFormatTimeAgo, type PanelData, LoadingState } from '@grafana/da
 import { PanelRenderer, PluginPage } from '@grafana/runtime';
 import { Alert, Button, Card, Grid, InteractiveTable, LinkButton, Stack, Text, TextLink } from '@grafana/ui';
 
-import { EventsTable } from '../../components/EventsTable/EventsTable';
-import { Section } from '../../components/Section/Section';
-import { StateBadge } from '../../components/StateBadge/StateBadge';
-import { lastHours, useVigilQuery } from '../../components/data/useVigilQuery';
-import { useWidth } from '../../components/data/useWidth';
-import { testIds } from '../../components/testIds';
+import { EventsTable } from '../components/EventsTable/EventsTable';
+import { Section } from '../components/Section/Section';
+import { StateBadge } from '../../shared/StateBadge/StateBadge';
+import { lastHours, useVigilQuery } from '../data/useVigilQuery';
+import { useWidth } from '../data/useWidth';
+import { testIds } from '../../shared/testIds';
 import { agentUrl, DASHBOARDS, prefixRoute, ROUTES } from '../../constants';
-import { statusRows, type StatusRow } from '../../panels/restart/rows';
+import { statusRows, type StatusRow } from '../../shared/rows';
 import { CLIENT_STATES, stateByCode, worseCode } from '../../shared/states';
 import { type AppSettings, chosenDatasource } from '../appSettings';
 import { eventRows } from '../frames';

@@ -7,9 +7,9 @@ import userEvent from '@testing-library/user-event';
 import { RestartPanel } from './RestartPanel';
 import type { RestartPanelOptions } from '../../types';
 import { testIds } from '../../testIds';
-import { testIds as actionIds } from '../../../../components/testIds';
-import { useBackend, useDatasources, useRole, vigilSettings } from '../../../../components/testing/fakes';
-import { agentDetailAnswer, restartAnswer } from '../../../../components/testing/goldens';
+import { testIds as actionIds } from '../../../../shared/testIds';
+import { useBackend, useDatasources, useRole, vigilSettings } from '../../../../shared/testing/fakes';
+import { agentDetailAnswer, restartAnswer } from '../../../../shared/testing/goldens';
 
 function statusFrame(rows: Array<[string, string, string, string, number, string]>) {
   return createDataFrame({

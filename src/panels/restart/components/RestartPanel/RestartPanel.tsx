@@ -9,12 +9,12 @@ import {
 } from '@grafana/data';
 import { Alert, Badge, Stack, Text, useStyles2 } from '@grafana/ui';
 
-import { RestartAction } from '../../../../components/RestartAction/RestartAction';
-import { StateBadge } from '../../../../components/StateBadge/StateBadge';
-import { panelDatasource, restartRoleOf } from '../../../../components/data/datasource';
+import { RestartAction } from '../../../../shared/RestartAction/RestartAction';
+import { StateBadge } from '../../../../shared/StateBadge/StateBadge';
+import { panelDatasource, restartRoleOf } from '../../../../shared/data/datasource';
 import { getAgent, pollNow, type RestartAnswer } from '../../../../shared/resources';
-import { currentOrgRole, restartPermission } from '../../../../components/roles';
-import { statusRows, type StatusRow } from '../../rows';
+import { currentOrgRole, restartPermission } from '../../../../shared/roles';
+import { statusRows, type StatusRow } from '../../../../shared/rows';
 import { DEFAULT_COLUMNS, type DetailColumn, type RestartPanelOptions } from '../../types';
 import { testIds } from '../../testIds';
 

@@ -10,7 +10,7 @@ import { getDataSourceSrv } from '@grafana/runtime';
 import { isObservable, lastValueFrom } from 'rxjs';
 
 import { type AsyncValue, useAsyncValue } from './useAsyncValue';
-import type { VigilQuery } from '../../datasource/types';
+import type { VigilQuery } from '../../shared/query';
 
 export function lastHours(hours: number): TimeRange {
   const to = dateTime();

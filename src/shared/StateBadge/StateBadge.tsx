@@ -1,7 +1,7 @@
 import React from 'react';
 import { Badge, type BadgeColor } from '@grafana/ui';
 
-import { stateByCode, stateByName } from '../../shared/states';
+import { stateByCode, stateByName } from '../states';
 
 // The state colours of docs/engine.md mapped onto the badge colours @grafana/ui offers.
 const BADGE: Record<string, BadgeColor> = {

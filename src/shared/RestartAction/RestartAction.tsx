@@ -1,7 +1,7 @@
 import React, { useState } from 'react';
 import { Button, ConfirmModal, Field, Input, Stack, Text, Tooltip } from '@grafana/ui';
 
-import { getAgent, type RestartAnswer, ResourceError, restartProcess } from '../../shared/resources';
+import { getAgent, type RestartAnswer, ResourceError, restartProcess } from '../resources';
 import type { RestartPermission } from '../roles';
 import { testIds } from '../testIds';
 

@@ -2,7 +2,7 @@ import React from 'react';
 import { dateTimeFormat } from '@grafana/data';
 import { InteractiveTable, Text } from '@grafana/ui';
 
-import type { EventRow } from '../../pages/frames';
+import type { EventRow } from '../../frames';
 
 type Cell = { row: { original: EventRow } };
 

@@ -4,12 +4,12 @@ import { locationService } from '@grafana/runtime';
 import { LoadingPlaceholder } from '@grafana/ui';
 
 import { PLUGIN_BASE_URL, ROUTES } from '../../constants';
-import type { AppSettings } from '../../pages/appSettings';
-import { testIds } from '../testIds';
+import type { AppSettings } from '../appSettings';
+import { testIds } from '../../shared/testIds';
 
-const Fleet = lazy(() => import('../../pages/Fleet/Fleet'));
-const Agent = lazy(() => import('../../pages/Agent/Agent'));
-const Configuration = lazy(() => import('../../pages/Configuration/Configuration'));
+const Fleet = lazy(() => import('../Fleet/Fleet'));
+const Agent = lazy(() => import('../Agent/Agent'));
+const Configuration = lazy(() => import('../Configuration/Configuration'));
 
 export type Route = { page: ROUTES.Fleet } | { page: ROUTES.Agent; agent: string } | { page: ROUTES.Configuration };
 
