@@ -63,6 +63,12 @@ func TypeScript() ([]byte, error) {
 		{"mode", stringList(fleet.Modes())},
 		{"restartRole", stringList(models.Roles())},
 	}, 0))
+	b.WriteString("/** What each choice means, as the settings editor describes it (pkg/fleet Description). */\n")
+	fmt.Fprintf(&b, "export const SETTING_DESCRIPTIONS = %s as const;\n", literal(obj{
+		{"combine", described(fleet.Combines())},
+		{"mode", described(fleet.Modes())},
+	}, 0))
+	fmt.Fprintf(&b, "export const DEFAULT_RESTART_ROLE = %s;\n", literal(string(models.DefaultRestartRole), 0))
 	fmt.Fprintf(&b, "export const AGENT_NAME_PATTERN = %s;\n", literal(fleet.AgentNamePattern, 0))
 
 	b.WriteString("\n/** The query types of the datasource (pkg/plugin QueryTypes), in the order the query editor offers them. */\n")
@@ -85,6 +91,18 @@ func TypeScript() ([]byte, error) {
 	b.WriteString("const list = <T extends z.ZodType>(item: T) =>\n  z\n    .array(item)\n    .nullable()\n    .transform((v) => v ?? []);\n")
 	b.WriteString(schemas)
 	return []byte(b.String()), nil
+}
+
+// described maps each choice to its description.
+func described[S interface {
+	~string
+	Description() string
+}](values []S) obj {
+	out := make(obj, len(values))
+	for i, v := range values {
+		out[i] = prop{string(v), v.Description()}
+	}
+	return out
 }
 
 // stringList is a list of string-typed values, written on one line.

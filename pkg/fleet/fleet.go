@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,6 +45,17 @@ const (
 // Combines are the values budget.combine takes, in the order messages name them.
 func Combines() []Combine { return []Combine{CombineMax, CombineSum} }
 
+// Description says what choosing c means, in the words the settings editor shows.
+func (c Combine) Description() string {
+	switch c {
+	case CombineMax:
+		return "The allowances are alternative explanations for one silence"
+	case CombineSum:
+		return "Add the allowances up: the conservative choice"
+	}
+	return ""
+}
+
 // Mode says where the allowances come from.
 type Mode string
 
@@ -57,6 +69,33 @@ const (
 
 // Modes are the values budget.mode takes, in the order messages name them.
 func Modes() []Mode { return []Mode{ModeConfigured, ModeMeasured} }
+
+// Description says what choosing m means, in the words the settings editor shows.
+func (m Mode) Description() string {
+	switch m {
+	case ModeConfigured:
+		return "Use the allowances as configured"
+	case ModeMeasured:
+		return "Learn each allowance from the agent's past silences"
+	}
+	return ""
+}
+
+// OneOf names the values a setting takes, for a message: "a or b", "a, b or c".
+func OneOf[S ~string](values []S) string {
+	var b strings.Builder
+	for i, v := range values {
+		switch {
+		case i == 0:
+		case i == len(values)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(string(v))
+	}
+	return b.String()
+}
 
 // Budget is how long an agent may stay silent before it is FAILED.
 type Budget struct {
@@ -288,15 +327,11 @@ func validatePolicy(p Policy, report func(key, message string)) {
 			fail(d.key, "%s must not be negative", d.d)
 		}
 	}
-	switch p.Budget.Combine {
-	case CombineMax, CombineSum:
-	default:
-		fail("budget.combine", "%q must be max or sum", p.Budget.Combine)
+	if !slices.Contains(Combines(), p.Budget.Combine) {
+		fail("budget.combine", "%q must be %s", p.Budget.Combine, OneOf(Combines()))
 	}
-	switch p.Budget.Mode {
-	case ModeConfigured, ModeMeasured:
-	default:
-		fail("budget.mode", "%q must be configured or measured", p.Budget.Mode)
+	if !slices.Contains(Modes(), p.Budget.Mode) {
+		fail("budget.mode", "%q must be %s", p.Budget.Mode, OneOf(Modes()))
 	}
 	if p.Measured.Percentile <= 0 || p.Measured.Percentile > 100 {
 		fail("measured.percentile", "%v must be above 0 and at most 100", p.Measured.Percentile)

@@ -313,3 +313,24 @@ func TestFleetFileTokens(t *testing.T) {
 		t.Errorf("FromJSON without secrets: %v, warnings %v", err, cfg.Warnings())
 	}
 }
+
+func TestOneOf(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{{nil, ""}, {[]string{"a"}, "a"}, {[]string{"a", "b"}, "a or b"}, {[]string{"a", "b", "c"}, "a, b or c"}} {
+		if got := OneOf(c.in); got != c.want {
+			t.Errorf("OneOf(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	for _, c := range Combines() {
+		if c.Description() == "" {
+			t.Errorf("combine %q has no description", c)
+		}
+	}
+	for _, m := range Modes() {
+		if m.Description() == "" {
+			t.Errorf("mode %q has no description", m)
+		}
+	}
+}

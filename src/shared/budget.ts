@@ -1,3 +1,5 @@
+import type { SETTING_CHOICES } from './contract.gen';
+
 // The timeout budget of an agent, as the engine computes it (docs/engine.md): how long it may stay
 // silent before it is FAILED.
 //   budget = responseTime + processing + combine(applicable allowances)
@@ -7,7 +9,7 @@
 export const ALLOWANCES = ['failover', 'restart', 'networkInterruption', 'appErrorRecovery'] as const;
 export type Allowance = (typeof ALLOWANCES)[number];
 
-export type Combine = 'max' | 'sum';
+export type Combine = (typeof SETTING_CHOICES.combine)[number];
 
 export interface BudgetSeconds {
   responseTime: number;

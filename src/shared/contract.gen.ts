@@ -108,6 +108,18 @@ export const SETTING_CHOICES = {
   mode: ['configured', 'measured'],
   restartRole: ['Viewer', 'Editor', 'Admin'],
 } as const;
+/** What each choice means, as the settings editor describes it (pkg/fleet Description). */
+export const SETTING_DESCRIPTIONS = {
+  combine: {
+    max: 'The allowances are alternative explanations for one silence',
+    sum: 'Add the allowances up: the conservative choice',
+  },
+  mode: {
+    configured: 'Use the allowances as configured',
+    measured: "Learn each allowance from the agent's past silences",
+  },
+} as const;
+export const DEFAULT_RESTART_ROLE = 'Editor';
 export const AGENT_NAME_PATTERN = '^[A-Za-z0-9_-]{1,63}$';
 
 /** The query types of the datasource (pkg/plugin QueryTypes), in the order the query editor offers them. */

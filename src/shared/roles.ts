@@ -1,11 +1,14 @@
 import { config } from '@grafana/runtime';
 
-// Grafana's organisation roles in the order of what they may do. The backend checks the same
-// order on every restart call; the browser only uses it to say up front why a button is disabled.
-export const ROLES = ['Viewer', 'Editor', 'Admin'] as const;
+import { DEFAULT_RESTART_ROLE, SETTING_CHOICES } from './contract.gen';
+
+// Grafana's organisation roles in the order of what they may do (pkg/models Roles, through the
+// contract). The backend checks the same order on every restart call; the browser only uses it to
+// say up front why a button is disabled.
+export const ROLES = SETTING_CHOICES.restartRole;
 export type GrafanaRole = (typeof ROLES)[number];
 
-export const DEFAULT_RESTART_ROLE: GrafanaRole = 'Editor';
+export { DEFAULT_RESTART_ROLE };
 
 export function isGrafanaRole(value: unknown): value is GrafanaRole {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);

@@ -3,6 +3,7 @@ import type { DataSourcePluginOptionsEditorProps } from '@grafana/data';
 import { Alert, Button, FieldSet, InlineField, RadioButtonGroup, SecretInput, Stack, Switch, Text } from '@grafana/ui';
 
 import { compactPolicy, DEFAULT_POLICY, DEFAULT_POLL_INTERVAL } from '../../fleet';
+import { DEFAULT_RESTART_ROLE, SETTING_CHOICES, SETTING_DESCRIPTIONS } from '../../../shared/contract.gen';
 import { validateOptions } from '../../settings';
 import {
   agentSecretKey,
@@ -22,19 +23,21 @@ import { dropAgentSecrets, moveAgentSecrets, resetSecret, setSecret } from './se
 type Props = DataSourcePluginOptionsEditorProps<VigilOptions, VigilSecureOptions>;
 type Section = 'budget' | 'measured' | 'autoRestart';
 
-const COMBINE_OPTIONS = [
-  { label: 'max', value: 'max' as const, description: 'The allowances are alternative explanations for one silence' },
-  { label: 'sum', value: 'sum' as const, description: 'Add the allowances up: the conservative choice' },
-];
-const MODE_OPTIONS = [
-  { label: 'configured', value: 'configured' as const, description: 'Use the allowances as configured' },
-  { label: 'measured', value: 'measured' as const, description: "Learn each allowance from the agent's past silences" },
-];
-const ROLE_OPTIONS: Array<{ label: string; value: RestartRole }> = [
-  { label: 'Viewer', value: 'Viewer' },
-  { label: 'Editor', value: 'Editor' },
-  { label: 'Admin', value: 'Admin' },
-];
+// The choices and what they mean come from the backend (pkg/fleet, pkg/models) through the contract.
+const COMBINE_OPTIONS = SETTING_CHOICES.combine.map((value) => ({
+  label: value,
+  value,
+  description: SETTING_DESCRIPTIONS.combine[value],
+}));
+const MODE_OPTIONS = SETTING_CHOICES.mode.map((value) => ({
+  label: value,
+  value,
+  description: SETTING_DESCRIPTIONS.mode[value],
+}));
+const ROLE_OPTIONS: Array<{ label: string; value: RestartRole }> = SETTING_CHOICES.restartRole.map((value) => ({
+  label: value,
+  value,
+}));
 
 // Grafana's settings page of a Vigil datasource. jsonData uses the keys of the CLI's fleet.yaml and
 // holds only what a person set; every empty field shows the value in force as its placeholder.
@@ -82,7 +85,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
       onChange={(v) => setDefault(section, f.key, f.numeric ? numberOrText(v) : v)}
     />
   );
-  const mode = defaults.budget?.mode ?? 'configured';
+  const mode = defaults.budget?.mode ?? DEFAULT_POLICY.budget.mode;
   const auto = { ...DEFAULT_POLICY.autoRestart, ...defaults.autoRestart };
 
   return (
@@ -210,7 +213,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
             >
               <RadioButtonGroup
                 options={COMBINE_OPTIONS}
-                value={defaults.budget?.combine ?? 'max'}
+                value={defaults.budget?.combine ?? DEFAULT_POLICY.budget.combine}
                 onChange={(v) => setDefault('budget', 'combine', v)}
                 data-testid={testIds.configEditor.combine}
               />
@@ -282,7 +285,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
         >
           <RadioButtonGroup
             options={ROLE_OPTIONS}
-            value={jsonData.restartRole ?? 'Editor'}
+            value={jsonData.restartRole ?? DEFAULT_RESTART_ROLE}
             onChange={(v) => setJsonData({ restartRole: v })}
             data-testid={testIds.configEditor.restartRole}
           />
