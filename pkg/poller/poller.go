@@ -85,14 +85,22 @@ func (p *Poller) Poll(ctx context.Context, t Target) Result {
 }
 
 // Loop calls fn now (after a random part of jitter×interval, so a fleet does
-// not poll in lockstep) and then every interval, each wait varied by up to
-// ±jitter/2×interval, until ctx ends. interval is read before every wait, so
-// a reconfiguration applies at once.
+// not poll in lockstep) and then every interval until ctx ends, at a fixed
+// rate: each call is due one interval after the previous call was due, not
+// after it finished, so the time a poll takes (waiting for a slot, the
+// answer, the history write) does not stretch the interval. Each due time is
+// varied by up to ±jitter/2×interval around that grid, without accumulating,
+// so two calls are never more than (1+jitter)×interval apart unless a call
+// itself takes that long. A loop that falls more than a whole interval behind
+// (a call that hung) starts a new grid at once rather than calling fn in a
+// burst to catch up. interval is read before every wait, so a
+// reconfiguration applies at once.
 func Loop(ctx context.Context, clk clock.Clock, interval func() time.Duration, jitter float64, fn func(ctx context.Context)) {
-	first := time.Duration(rand.Float64() * jitter * float64(interval()))
-	wait := first
+	iv := interval()
+	grid := clk.Now().Add(time.Duration(rand.Float64() * jitter * float64(iv)))
+	due := grid
 	for {
-		t := clk.NewTimer(wait)
+		t := clk.NewTimer(max(due.Sub(clk.Now()), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -100,7 +108,11 @@ func Loop(ctx context.Context, clk clock.Clock, interval func() time.Duration, j
 		case <-t.C():
 		}
 		fn(ctx)
-		iv := interval()
-		wait = iv + time.Duration((rand.Float64()-0.5)*jitter*float64(iv))
+		iv = interval()
+		grid = grid.Add(iv)
+		if now := clk.Now(); now.Sub(grid) > iv {
+			grid = now
+		}
+		due = grid.Add(time.Duration((rand.Float64() - 0.5) * jitter * float64(iv)))
 	}
 }

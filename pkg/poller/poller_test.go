@@ -109,3 +109,84 @@ func TestLoop(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A poll that takes time does not push the next one back: the schedule is a fixed rate.
+func TestLoopFixedRate(t *testing.T) {
+	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(start)
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan time.Time, 10)
+	done := make(chan struct{})
+	n := 0
+	go func() {
+		Loop(ctx, fake, func() time.Duration { return 10 * time.Second }, 0, func(context.Context) {
+			calls <- fake.Now()
+			n++
+			switch n {
+			case 1, 2:
+				fake.Advance(3 * time.Second) // a slow poll
+			case 3:
+				fake.Advance(25 * time.Second) // a poll that hung for more than two intervals
+			}
+		})
+		close(done)
+	}()
+	want := []time.Time{start, start.Add(10 * time.Second), start.Add(20 * time.Second), start.Add(45 * time.Second), start.Add(55 * time.Second)}
+	for i, w := range want {
+		if i > 0 {
+			fake.BlockUntil(1)
+			fake.Advance(w.Sub(fake.Now()))
+		}
+		select {
+		case at := <-calls:
+			if !at.Equal(w) {
+				t.Errorf("poll %d at +%s, want +%s", i+1, at.Sub(start), w.Sub(start))
+			}
+		case <-time.After(5 * time.Second):
+			cancel()
+			t.Fatalf("no poll %d at +%s: the slow poll before it pushed the schedule back", i+1, w.Sub(start))
+		}
+	}
+	cancel()
+	<-done
+}
+
+// With jitter, each poll lands within ±jitter/2 of its slot on a fixed grid: two polls are at most
+// (1+jitter)×interval apart, and the jitter does not accumulate over many polls.
+func TestLoopJitterStaysOnTheGrid(t *testing.T) {
+	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(start)
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan time.Time, 1)
+	done := make(chan struct{})
+	const iv, jitter, step = 10 * time.Second, 0.1, 50 * time.Millisecond
+	go func() {
+		Loop(ctx, fake, func() time.Duration { return iv }, jitter, func(context.Context) { calls <- fake.Now() })
+		close(done)
+	}()
+	var got []time.Time
+	for len(got) < 300 {
+		fake.BlockUntil(1) // the loop waits again: a call it made is in calls
+		select {
+		case at := <-calls:
+			got = append(got, at)
+		default:
+		}
+		fake.Advance(step)
+	}
+	cancel()
+	<-done
+	half := time.Duration(jitter / 2 * float64(iv))
+	for k, at := range got {
+		// The grid starts within jitter×interval of the start; each poll is within ±jitter/2 of its slot.
+		off := at.Sub(start) - time.Duration(k)*iv
+		if off < -half-step || off > 3*half+step {
+			t.Fatalf("poll %d is %s off slot %d of the grid: the jitter accumulates", k, off, k)
+		}
+		if k > 0 {
+			if gap := at.Sub(got[k-1]); gap > time.Duration((1+jitter)*float64(iv))+step {
+				t.Errorf("polls %d and %d are %s apart, more than (1+jitter)×interval", k-1, k, gap)
+			}
+		}
+	}
+}
