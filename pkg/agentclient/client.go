@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 )
 
 // Agent addresses one vigil-agent. ReadToken is sent as a bearer token on
@@ -163,7 +165,7 @@ func redirectDetail(code int, location string) string {
 		where = "a location that is not a URL"
 		if u, err := url.Parse(location); err == nil {
 			u.User, u.RawQuery, u.Fragment = nil, "", ""
-			where = truncate(u.String())
+			where = textlimit.Clip(u.String(), maxQuoted)
 		}
 	}
 	return fmt.Sprintf("HTTP %d %s: the agent answered with a redirect to %s; Vigil never follows a redirect (it would send the token there): configure the agent's own URL", code, http.StatusText(code), where)
@@ -326,7 +328,7 @@ func agentCode(body []byte) string {
 }
 
 // agentMessage extracts the agent's own error message ({"error":{"message"}}),
-// truncated; "" when there is none.
+// cut to maxQuoted; "" when there is none.
 func agentMessage(body []byte) string {
 	var parsed struct {
 		Error struct {
@@ -334,18 +336,14 @@ func agentMessage(body []byte) string {
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &parsed) == nil && parsed.Error.Message != "" {
-		return truncate(parsed.Error.Message)
+		return textlimit.Clip(parsed.Error.Message, maxQuoted)
 	}
 	return ""
 }
 
-func truncate(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+// maxQuoted bounds what an error quotes of an agent's answer (its message,
+// a redirect's location), as JSON bytes with the marker of a cut.
+const maxQuoted = 200
 
 // endpoint joins the agent's base URL (which may carry a path prefix) with an
 // API path, and returns the URL to request and its redacted form for messages.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const token = "s3cret-read-token"
@@ -140,5 +141,33 @@ func TestHealthzFailures(t *testing.T) {
 				t.Errorf("credential leaked: %s", err)
 			}
 		})
+	}
+}
+
+// An agent's message is quoted in the error cut to a bound, as the engine
+// cuts what it stores: whole characters, and a marker saying it was cut.
+func TestAgentMessageIsCutWithoutSplittingACharacter(t *testing.T) {
+	// One ASCII byte, then two-byte characters: a cut at any even byte
+	// count falls inside one.
+	msg := "x" + strings.Repeat("é", 400)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"` + msg + `"}}`))
+	}))
+	defer srv.Close()
+	_, err := New(nil).Healthz(context.Background(), Agent{Name: "a", URL: srv.URL})
+	var ae *Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v (%T) is not an *Error", err, err)
+	}
+	if !utf8.ValidString(ae.Detail) {
+		t.Errorf("a character was split: %q", ae.Detail)
+	}
+	if want := "…(truncated, 801 bytes)"; !strings.HasSuffix(ae.Detail, want) {
+		t.Errorf("detail %q does not end with %q", ae.Detail, want)
+	}
+	if quoted := ae.Detail[strings.Index(ae.Detail, ": x")+2:]; len(quoted) > maxQuoted {
+		t.Errorf("%d bytes of the agent's message quoted, want at most %d", len(quoted), maxQuoted)
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
-	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/response"
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 )
 
 // Nagios/Icinga plugin states, by the monitoring-plugins guidelines.
@@ -251,7 +251,7 @@ func nagiosResult(obs response.Observation, o checkOptions, perfData []string) c
 				r.Details = append(r.Details, fmt.Sprintf("agent warning: %d more", n-i))
 				break
 			}
-			r.Details = append(r.Details, "agent warning: "+engine.Clip(w, 300))
+			r.Details = append(r.Details, "agent warning: "+textlimit.Clip(w, 300))
 		}
 	}
 	return r

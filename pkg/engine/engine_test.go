@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
@@ -18,7 +19,7 @@ import (
 // check its state, reason and the events emitted.
 type step struct {
 	at         time.Duration
-	do         func(f *fakeClient)
+	do         func(f *agentclienttest.Fake)
 	poll       string
 	wantState  state.State
 	wantReason string
@@ -45,24 +46,27 @@ func TestScenarios(t *testing.T) {
 		return fleetOf(policy(edit), fleet.Agent{Name: "a"})
 	}
 	ha := fleetOf(policy(nil), fleet.Agent{Name: "n1", Cluster: "ha"}, fleet.Agent{Name: "n2", Cluster: "ha"})
-	lag := func(v float64) func(f *fakeClient) {
-		return func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.lag = &v }) }
+	set := func(name string, edit func(a *agentclienttest.Script)) func(f *agentclienttest.Fake) {
+		return func(f *agentclienttest.Fake) { f.Set(name, edit) }
 	}
-	silent := func(name string, on bool) func(f *fakeClient) {
-		return func(f *fakeClient) { f.set(name, func(a *fakeAgent) { a.silent = on }) }
+	lag := func(v float64) func(f *agentclienttest.Fake) {
+		return set("a", func(a *agentclienttest.Script) { a.Lag = &v })
 	}
-	crash := func(name string) func(f *fakeClient) {
-		return func(f *fakeClient) { f.set(name, func(a *fakeAgent) { a.state = "crashed" }) }
+	silent := func(name string, on bool) func(f *agentclienttest.Fake) {
+		return set(name, func(a *agentclienttest.Script) { a.Silent = on })
+	}
+	crash := func(name string) func(f *agentclienttest.Fake) {
+		return set(name, func(a *agentclienttest.Script) { a.State = "crashed" })
 	}
 	const ok4 = "running (pid 1001, generation 1)"
 
 	tests := []struct {
 		name   string
 		cfg    fleet.Config
-		agents map[string]*fakeAgent
+		agents map[string]agentclienttest.Script
 		steps  []step
 	}{
-		{name: "first observation is a change from UNKNOWN", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
+		{name: "first observation is a change from UNKNOWN", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {}},
 			steps: []step{
 				{poll: "a", wantState: state.OK, wantReason: ok4, wantEvents: []string{
 					stateLine(0, "a", "", "UNKNOWN", "OK", ok4, 32),
@@ -70,7 +74,7 @@ func TestScenarios(t *testing.T) {
 				}},
 				{at: 10 * time.Second, poll: "a", wantState: state.OK, wantEvents: []string{}},
 			}},
-		{name: "silent: GRACE spending each allowance, then FAILED at the budget with a diagnosis", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
+		{name: "silent: GRACE spending each allowance, then FAILED at the budget with a diagnosis", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {}},
 			steps: []step{
 				{poll: "a", wantState: state.OK},
 				{at: 10 * time.Second, do: silent("a", true), poll: "a", wantState: state.Grace, wantReason: "awaiting network interruption: 10 s of 12 s", wantEvents: []string{
@@ -86,18 +90,18 @@ func TestScenarios(t *testing.T) {
 				}},
 				{at: 40 * time.Second, do: silent("a", false), poll: "a", wantState: state.OK, wantReason: ok4},
 			}},
-		{name: "cluster member: the failover allowance applies", cfg: ha, agents: map[string]*fakeAgent{"n1": {role: "active", cluster: "ha"}, "n2": {role: "passive", cluster: "ha"}},
+		{name: "cluster member: the failover allowance applies", cfg: ha, agents: map[string]agentclienttest.Script{"n1": {Role: "active", Cluster: "ha"}, "n2": {Role: "passive", Cluster: "ha"}},
 			steps: []step{
 				{poll: "n1", wantState: state.OK},
 				{at: 40 * time.Second, do: silent("n1", true), poll: "n1", wantState: state.Grace, wantReason: "awaiting failover: 40 s of 47 s"},
 				{at: 48 * time.Second, poll: "n1", wantState: state.Failed, wantReason: "no answer for 48 s, budget 47 s"},
 			}},
-		{name: "never answered: GRACE from the first poll, then FAILED", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {silent: true}},
+		{name: "never answered: GRACE from the first poll, then FAILED", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {Silent: true}},
 			steps: []step{
 				{poll: "a", wantState: state.Grace, wantReason: "never answered; awaiting an answer: 0 s of 2 s"},
 				{at: 33 * time.Second, poll: "a", wantState: state.Failed, wantReason: "never answered; no answer for 33 s, budget 32 s"},
 			}},
-		{name: "crashed: restarted at the first poll with ifGeneration, OK at the next", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
+		{name: "crashed: restarted at the first poll with ifGeneration, OK at the next", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {}},
 			steps: []step{
 				{poll: "a", wantState: state.OK},
 				{at: 10 * time.Second, do: crash("a"), poll: "a", wantState: state.Restarting, wantReason: "restarted (generation 2); awaiting confirmation", wantEvents: []string{
@@ -107,17 +111,17 @@ func TestScenarios(t *testing.T) {
 				}},
 				{at: 20 * time.Second, poll: "a", wantState: state.OK, wantReason: "running (pid 1002, generation 2)"},
 			}},
-		{name: "restart keeps failing: back-off, then FAILED with reason restart failing", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {state: "crashed", restartFails: true}},
+		{name: "restart keeps failing: back-off, then FAILED with reason restart failing", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {State: "crashed", RestartFails: true}},
 			steps: []step{
 				{poll: "a", wantState: state.Restarting, wantReason: "down where expected; restart failed (agent answer: POST http://127.0.0.1:7070/a/v1/processes/cdp/restart: HTTP 500 Internal Server Error: spawn ENOENT), next attempt in 5 s"},
 				{at: 2 * time.Second, poll: "a", wantState: state.Restarting},
 				{at: 5 * time.Second, poll: "a", wantState: state.Restarting},
 				{at: 15 * time.Second, poll: "a", wantState: state.Failed, wantReason: "restart failing: 3 attempts failed (last: agent answer: POST http://127.0.0.1:7070/a/v1/processes/cdp/restart: HTTP 500 Internal Server Error: spawn ENOENT); next attempt in 20 s"},
-				{at: 35 * time.Second, do: func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.restartFails = false }) }, poll: "a", wantState: state.Restarting},
+				{at: 35 * time.Second, do: set("a", func(a *agentclienttest.Script) { a.RestartFails = false }), poll: "a", wantState: state.Restarting},
 				{at: 45 * time.Second, poll: "a", wantState: state.OK},
 			}},
 		{name: "flap guard: crashing after successful restarts ends in DEGRADED", cfg: standalone(func(p *fleet.Policy) { p.AutoRestart.MaxRestarts = 2 }),
-			agents: map[string]*fakeAgent{"a": {state: "crashed", crashAfterRestart: true}},
+			agents: map[string]agentclienttest.Script{"a": {State: "crashed", CrashAfterRestart: true}},
 			steps: []step{
 				{poll: "a", wantState: state.Restarting},
 				{at: 10 * time.Second, poll: "a", wantState: state.Restarting},
@@ -125,9 +129,9 @@ func TestScenarios(t *testing.T) {
 				{at: 30 * time.Second, poll: "a", wantState: state.Degraded, wantReason: "auto-restart suspended: 3 restarts within 10m0s (crashed where expected); a person must act or the window pass", wantEvents: []string{}},
 			}},
 		{name: "auto-restart off: down is FAILED and nothing is done", cfg: standalone(func(p *fleet.Policy) { p.AutoRestart.Enabled = false }),
-			agents: map[string]*fakeAgent{"a": {state: "stopped"}},
+			agents: map[string]agentclienttest.Script{"a": {State: "stopped"}},
 			steps:  []step{{poll: "a", wantState: state.Failed, wantReason: "stopped where expected; auto-restart is off"}}},
-		{name: "protection lag above the RPO is DEGRADED", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
+		{name: "protection lag above the RPO is DEGRADED", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {}},
 			steps: []step{
 				{do: lag(30), poll: "a", wantState: state.OK},
 				{at: 10 * time.Second, do: lag(95), poll: "a", wantState: state.Degraded, wantReason: "protection lag 95 s exceeds RPO 60 s"},
@@ -135,39 +139,35 @@ func TestScenarios(t *testing.T) {
 				// An absurd lag saturates: very large, never a negative duration.
 				{at: 25 * time.Second, do: lag(1e308), poll: "a", wantState: state.Degraded, wantReason: "protection lag 9223372037 s exceeds RPO 60 s"},
 				// Why the replicator lags is part of the reason, while catching up or while watching with paths it cannot cover.
-				{at: 30 * time.Second, do: func(f *fakeClient) {
-					f.set("a", func(a *fakeAgent) {
-						v, st, msg := 120.0, "catching_up", ""
-						a.lag, a.protState, a.protMessage = &v, &st, &msg
-					})
-				}, poll: "a", wantState: state.Degraded, wantReason: "protection lag 120 s exceeds RPO 60 s (catching_up)"},
-				{at: 40 * time.Second, do: func(f *fakeClient) {
-					f.set("a", func(a *fakeAgent) {
-						v, st, msg := 130.0, "watching", "1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z)"
-						a.lag, a.protState, a.protMessage = &v, &st, &msg
-					})
-				}, poll: "a", wantState: state.Degraded, wantReason: "protection lag 130 s exceeds RPO 60 s (1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z))"},
+				{at: 30 * time.Second, do: set("a", func(a *agentclienttest.Script) {
+					v, st, msg := 120.0, "catching_up", ""
+					a.Lag, a.ProtState, a.ProtMessage = &v, &st, &msg
+				}), poll: "a", wantState: state.Degraded, wantReason: "protection lag 120 s exceeds RPO 60 s (catching_up)"},
+				{at: 40 * time.Second, do: set("a", func(a *agentclienttest.Script) {
+					v, st, msg := 130.0, "watching", "1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z)"
+					a.Lag, a.ProtState, a.ProtMessage = &v, &st, &msg
+				}), poll: "a", wantState: state.Degraded, wantReason: "protection lag 130 s exceeds RPO 60 s (1 path(s) not covered: db (cannot be read (EACCES), since 2026-12-02T06:00:00.000Z))"},
 			}},
-		{name: "an answer that is an error is UNKNOWN with the reason", cfg: standalone(nil), agents: map[string]*fakeAgent{"a": {}},
+		{name: "an answer that is an error is UNKNOWN with the reason", cfg: standalone(nil), agents: map[string]agentclienttest.Script{"a": {}},
 			steps: []step{
 				{poll: "a", wantState: state.OK},
-				{at: 10 * time.Second, do: func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.httpStatus = 500 }) }, poll: "a",
+				{at: 10 * time.Second, do: set("a", func(a *agentclienttest.Script) { a.HTTPStatus = 500 }), poll: "a",
 					wantState: state.Unknown, wantReason: "the agent answered with an error: HTTP 500 Internal Server Error: disk full"},
-				{at: 20 * time.Second, do: func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.httpStatus, a.raw = 0, []byte("<html>") }) }, poll: "a",
+				{at: 20 * time.Second, do: set("a", func(a *agentclienttest.Script) { a.HTTPStatus, a.Body = 0, []byte("<html>") }), poll: "a",
 					wantState: state.Unknown, wantReason: "the answer could not be understood: the answer is not JSON: invalid character '<' looking for beginning of value"},
-				{at: 30 * time.Second, do: func(f *fakeClient) { f.set("a", func(a *fakeAgent) { a.raw = nil }) }, poll: "a", wantState: state.OK},
+				{at: 30 * time.Second, do: set("a", func(a *agentclienttest.Script) { a.Body = nil }), poll: "a", wantState: state.OK},
 			}},
-		{name: "role unknown is UNKNOWN", cfg: ha, agents: map[string]*fakeAgent{"n1": {role: "unknown", cluster: "ha", state: "stopped"}, "n2": {role: "passive", cluster: "ha"}},
+		{name: "role unknown is UNKNOWN", cfg: ha, agents: map[string]agentclienttest.Script{"n1": {Role: "unknown", Cluster: "ha", State: "stopped"}, "n2": {Role: "passive", Cluster: "ha"}},
 			steps: []step{{poll: "n1", wantState: state.Unknown, wantReason: "cluster role unknown"}}},
 		{name: "failover: started on the new active first, stopped on the old one only once confirmed", cfg: ha,
-			agents: map[string]*fakeAgent{"n1": {role: "active", cluster: "ha"}, "n2": {role: "passive", cluster: "ha", state: "stopped"}},
+			agents: map[string]agentclienttest.Script{"n1": {Role: "active", Cluster: "ha"}, "n2": {Role: "passive", Cluster: "ha", State: "stopped"}},
 			steps: []step{
 				{poll: "n1", wantState: state.OK},
 				{poll: "n2", wantState: state.Standby, wantReason: "not expected on passive node n2 of ha (stopped)"},
 				// The cluster fails over: n1 passive (CDP still running there), n2 active.
-				{at: 10 * time.Second, do: func(f *fakeClient) {
-					f.set("n1", func(a *fakeAgent) { a.role = "passive" })
-					f.set("n2", func(a *fakeAgent) { a.role = "active" })
+				{at: 10 * time.Second, do: func(f *agentclienttest.Fake) {
+					f.Set("n1", func(a *agentclienttest.Script) { a.Role = "passive" })
+					f.Set("n2", func(a *agentclienttest.Script) { a.Role = "active" })
 				}, poll: "n1", wantState: state.Standby,
 					wantReason: "running on passive node n1 of ha, where it is not expected; stopped once CDP is confirmed on the active node", wantEvents: []string{
 						stateLine(10*time.Second, "n1", "", "OK", "STANDBY", "running on passive node n1 of ha, where it is not expected; stopped once CDP is confirmed on the active node", 47),
@@ -187,7 +187,7 @@ func TestScenarios(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tt.cfg, nil)
 			for name, a := range tt.agents {
-				h.client.add(name, a)
+				h.client.Add(name, a)
 			}
 			for i, s := range tt.steps {
 				h.clk.Set(t0.Add(s.at))
@@ -210,19 +210,19 @@ func TestScenarios(t *testing.T) {
 func TestRestartOnlyOncePerGeneration(t *testing.T) {
 	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"})
 	h1 := newHarness(t, cfg, nil)
-	a := h1.client.add("a", &fakeAgent{})
+	h1.client.Add("a", agentclienttest.Script{})
 	h2, err := New(cfg, Options{Clock: h1.clk, Client: h1.client})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h1.poll("a")
 	_ = h2.PollNow(context.Background(), "a")
-	h1.client.set("a", func(a *fakeAgent) { a.state = "crashed" })
+	h1.client.Set("a", func(a *agentclienttest.Script) { a.State = "crashed" })
 	h1.clk.Advance(10 * time.Second)
 	_ = h1.eng.PollNow(context.Background(), "a")
 	_ = h2.PollNow(context.Background(), "a")
-	if len(a.restarts) != 1 {
-		t.Fatalf("%d restarts, want 1", len(a.restarts))
+	if n := len(h1.client.Restarts("a")); n != 1 {
+		t.Fatalf("%d restarts, want 1", n)
 	}
 	if s, _ := h2.Snapshot().Agent("a"); s.State != state.OK {
 		t.Errorf("second engine: %s %q", s.State, s.Reason)
@@ -232,7 +232,7 @@ func TestRestartOnlyOncePerGeneration(t *testing.T) {
 func TestManualRestart(t *testing.T) {
 	cfg := fleetOf(policy(func(p *fleet.Policy) { p.AutoRestart.MaxRestarts = 0 }), fleet.Agent{Name: "a"})
 	h := newHarness(t, cfg, newMemHistory())
-	h.client.add("a", &fakeAgent{state: "crashed", crashAfterRestart: true})
+	h.client.Add("a", agentclienttest.Script{State: "crashed", CrashAfterRestart: true})
 	if s := h.poll("a"); s.State != state.Degraded {
 		t.Fatalf("maxRestarts 0: %s %q", s.State, s.Reason)
 	}
@@ -252,7 +252,7 @@ func TestManualRestart(t *testing.T) {
 	if !errors.As(err, &stale) || stale.Current != 2 {
 		t.Fatalf("a stale generation: %v", err)
 	}
-	h.client.set("a", func(a *fakeAgent) { a.crashAfterRestart = false })
+	h.client.Set("a", func(a *agentclienttest.Script) { a.CrashAfterRestart = false })
 	res, err := h.eng.Restart(context.Background(), "a", "cdp", "alice", "checked the disk", 2)
 	if err != nil || res.Generation != 3 {
 		t.Fatalf("Restart = %+v, %v", res, err)
@@ -266,9 +266,7 @@ func TestManualRestart(t *testing.T) {
 	if s.State != state.Restarting || s.Processes[0].AutoRestartSuspended || s.LastRestart().By != "alice" {
 		t.Errorf("after a person's restart: %+v", s)
 	}
-	h.client.mu.Lock()
-	last := h.client.agents["a"].restarts
-	h.client.mu.Unlock()
+	last := h.client.Restarts("a")
 	if r := last[len(last)-1]; r.RequestedBy != "alice" || r.Reason != "checked the disk" || *r.IfGeneration != 2 {
 		t.Errorf("request %+v", r)
 	}
@@ -284,10 +282,10 @@ func TestResumeKeepsGraceClock(t *testing.T) {
 	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"})
 	hist := newMemHistory()
 	h := newHarness(t, cfg, hist)
-	h.client.add("a", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
 	h.poll("a")
 	h.clk.Set(t0.Add(10 * time.Second))
-	h.client.set("a", func(a *fakeAgent) { a.silent = true })
+	h.client.Set("a", func(a *agentclienttest.Script) { a.Silent = true })
 	h.poll("a")
 
 	// A new engine on the same history, 15 s later: the silence is 25 s old.
@@ -326,22 +324,21 @@ func TestMeasuredModeLearnsFromSilences(t *testing.T) {
 	}), fleet.Agent{Name: "a"})
 	hist := newMemHistory()
 	h := newHarness(t, cfg, hist)
-	a := h.client.add("a", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
 	now := time.Duration(0)
 	for i := range 2 {
 		h.clk.Set(t0.Add(now))
 		h.poll("a")
-		h.client.set("a", func(x *fakeAgent) { x.silent = true })
+		h.client.Set("a", func(x *agentclienttest.Script) { x.Silent = true })
 		now += 4 * time.Second
 		h.clk.Set(t0.Add(now))
 		h.poll("a")
 		// The agent comes back restarted: a restart silence of 8 s.
-		h.client.set("a", func(x *fakeAgent) { x.silent, x.startedAt = false, t0.Add(time.Duration(i+1)*time.Hour) })
+		h.client.Set("a", func(x *agentclienttest.Script) { x.Silent, x.StartedAt = false, t0.Add(time.Duration(i+1)*time.Hour) })
 		now += 4 * time.Second
 		h.clk.Set(t0.Add(now))
 		h.poll("a")
 	}
-	_ = a
 	s, _ := h.eng.Snapshot().Agent("a")
 	r, _ := s.Budget.Allowance("restart")
 	if !r.Measured || r.Value != 8*time.Second || r.Samples != 2 {
@@ -357,8 +354,8 @@ func TestMeasuredModeLearnsFromSilences(t *testing.T) {
 
 func TestReconfigureAndPollNow(t *testing.T) {
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}), nil)
-	h.client.add("a", &fakeAgent{})
-	h.client.add("b", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
+	h.client.Add("b", agentclienttest.Script{})
 	if err := h.eng.PollNow(context.Background(), "b"); !errors.Is(err, ErrUnknownAgent) {
 		t.Errorf("PollNow of an unknown agent: %v", err)
 	}
@@ -387,12 +384,12 @@ func TestReconfigureAndPollNow(t *testing.T) {
 func TestRunPollsOnTheClock(t *testing.T) {
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}), nil)
 	h.eng.opts.Jitter = 0
-	h.client.add("a", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- h.eng.Run(ctx) }()
 	waitFor(t, func() bool { s, _ := h.eng.Snapshot().Agent("a"); return s.State == state.OK })
-	h.client.set("a", func(a *fakeAgent) { a.silent = true })
+	h.client.Set("a", func(a *agentclienttest.Script) { a.Silent = true })
 	h.clk.BlockUntil(1)
 	h.clk.Advance(10 * time.Second)
 	waitFor(t, func() bool { s, _ := h.eng.Snapshot().Agent("a"); return s.State == state.Grace })
@@ -414,7 +411,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestConfigurationFaultIsNamed(t *testing.T) {
-	e, err := New(fleetOf(policy(nil), fleet.Agent{Name: "a"}), Options{Client: configFault{newFake(nil)}})
+	e, err := New(fleetOf(policy(nil), fleet.Agent{Name: "a"}), Options{Client: configFault()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,18 +422,19 @@ func TestConfigurationFaultIsNamed(t *testing.T) {
 	}
 }
 
-type configFault struct{ *fakeClient }
-
-func (configFault) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
-	return agentclient.Answer{}, &agentclient.Error{Fault: agentclient.FaultConfig, Agent: a.Name, Detail: "the agent URL has a typo"}
+// configFault is an agent whose calls cannot even be built.
+func configFault() *agentclienttest.Fake {
+	f := agentclienttest.New(nil)
+	f.Add("a", agentclienttest.Script{Err: &agentclient.Error{Fault: agentclient.FaultConfig, Agent: "a", Detail: "the agent URL has a typo"}})
+	return f
 }
 
 // Polls, restarts, snapshots and reconfigurations at once: for the race detector.
 func TestConcurrentUse(t *testing.T) {
 	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"})
 	h := newHarness(t, cfg, newMemHistory())
-	h.client.add("a", &fakeAgent{})
-	h.client.add("b", &fakeAgent{state: "crashed"})
+	h.client.Add("a", agentclienttest.Script{})
+	h.client.Add("b", agentclienttest.Script{State: "crashed"})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -3,168 +3,17 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
-	"github.com/vigil-cdp/vigil/pkg/response"
 )
 
 var t0 = time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
-
-// fakeAgent is a scripted agent with one process, "cdp".
-type fakeAgent struct {
-	silent     bool
-	httpStatus int    // answer with this error status
-	raw        []byte // answer this body instead of a status
-	startedAt  time.Time
-	role       string // "" = standalone
-	cluster    string
-	state      string // of cdp
-	generation int64
-	lag        *float64
-	// protState and protMessage are the replicator's state and message (with lag).
-	protState, protMessage *string
-	// restartFails makes restarts fail with HTTP 500.
-	restartFails bool
-	// crashAfterRestart leaves cdp crashed after each (successful) restart.
-	crashAfterRestart bool
-	restarts, stops   []agentclient.ControlRequest
-	// polls counts the status requests that reached it.
-	polls int
-}
-
-type fakeClient struct {
-	mu       sync.Mutex
-	clk      clock.Clock
-	agents   map[string]*fakeAgent
-	diagnose int
-}
-
-var _ agentclient.API = (*fakeClient)(nil)
-
-func newFake(clk clock.Clock) *fakeClient {
-	return &fakeClient{clk: clk, agents: map[string]*fakeAgent{}}
-}
-
-func (f *fakeClient) add(name string, a *fakeAgent) *fakeAgent {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if a.state == "" {
-		a.state = "running"
-	}
-	if a.generation == 0 {
-		a.generation = 1
-	}
-	if a.startedAt.IsZero() {
-		a.startedAt = t0.Add(-time.Hour)
-	}
-	f.agents[name] = a
-	return a
-}
-
-func (f *fakeClient) set(name string, edit func(a *fakeAgent)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	edit(f.agents[name])
-}
-
-func (f *fakeClient) Healthz(context.Context, agentclient.Agent) (agentclient.Health, error) {
-	return agentclient.Health{}, nil
-}
-
-func silentErr(a agentclient.Agent) error {
-	return &agentclient.Error{Fault: agentclient.FaultNetwork, Agent: a.Name, URL: a.URL, Detail: "no answer (connection refused): is the agent running and the host and port reachable?"}
-}
-
-func (f *fakeClient) Status(_ context.Context, ag agentclient.Agent) (agentclient.Answer, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.agents[ag.Name]
-	if a != nil {
-		a.polls++
-	}
-	switch {
-	case a == nil || a.silent:
-		return agentclient.Answer{}, silentErr(ag)
-	case a.httpStatus != 0:
-		return agentclient.Answer{StatusCode: a.httpStatus}, &agentclient.Error{Fault: agentclient.FaultAgent, Agent: ag.Name, StatusCode: a.httpStatus,
-			Detail: fmt.Sprintf("HTTP %d Internal Server Error: disk full", a.httpStatus)}
-	case a.raw != nil:
-		return agentclient.Answer{StatusCode: 200, Body: a.raw, RTT: time.Millisecond}, nil
-	}
-	expected := a.role == "" || a.role == "active"
-	p := response.Process{Name: "cdp", Kind: "command", State: a.state, Expected: expected, Generation: a.generation}
-	if a.lag != nil {
-		p.Protection = &response.Protection{LagSeconds: a.lag, State: a.protState, Message: a.protMessage}
-	}
-	if a.state == "running" {
-		pid := int64(1000 + a.generation)
-		p.PID = &pid
-	}
-	st := response.Status{APIVersion: "v1", Time: f.clk.Now(), Agent: response.AgentInfo{ID: "id-" + ag.Name, Version: "0.1.0", Hostname: ag.Name, StartedAt: a.startedAt},
-		Processes: []response.Process{p}}
-	if a.role != "" {
-		st.Cluster = &response.Cluster{Name: a.cluster, Node: ag.Name, Role: a.role}
-	}
-	body, _ := json.Marshal(st)
-	return agentclient.Answer{StatusCode: 200, Body: body, RTT: 2 * time.Millisecond}, nil
-}
-
-func (f *fakeClient) Restart(_ context.Context, ag agentclient.Agent, process string, req agentclient.ControlRequest) (agentclient.StartResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.agents[ag.Name]
-	if a.silent {
-		return agentclient.StartResult{}, silentErr(ag)
-	}
-	if process != "cdp" {
-		return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultAgent, Agent: ag.Name, StatusCode: 404, Method: "POST",
-			URL: ag.URL + "/v1/processes/" + process + "/restart", Detail: fmt.Sprintf("HTTP 404 Not Found: no process named %q", process)}
-	}
-	if req.IfGeneration != nil && *req.IfGeneration != a.generation {
-		return agentclient.StartResult{}, &agentclient.StaleGenerationError{Agent: ag.Name, Process: process, Expected: *req.IfGeneration, Current: a.generation}
-	}
-	if a.restartFails {
-		return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultAgent, Agent: ag.Name, StatusCode: 500, Method: "POST",
-			URL: ag.URL + "/v1/processes/cdp/restart", Detail: "HTTP 500 Internal Server Error: spawn ENOENT"}
-	}
-	a.restarts = append(a.restarts, req)
-	a.generation++
-	a.state = "running"
-	if a.crashAfterRestart {
-		a.state = "crashed"
-	}
-	return agentclient.StartResult{Generation: a.generation}, nil
-}
-
-func (f *fakeClient) Stop(_ context.Context, ag agentclient.Agent, process string, req agentclient.ControlRequest) (agentclient.StopResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.agents[ag.Name]
-	if req.IfGeneration != nil && *req.IfGeneration != a.generation {
-		return agentclient.StopResult{}, &agentclient.StaleGenerationError{Agent: ag.Name, Process: process, Expected: *req.IfGeneration, Current: a.generation}
-	}
-	a.stops = append(a.stops, req)
-	a.state = "stopped"
-	return agentclient.StopResult{Generation: a.generation, State: "stopped"}, nil
-}
-
-func (f *fakeClient) Events(context.Context, agentclient.Agent, int64, int) (agentclient.Events, error) {
-	return agentclient.Events{}, nil
-}
-
-func (f *fakeClient) Diagnose(context.Context, agentclient.Agent) agentclient.Diagnosis {
-	f.mu.Lock()
-	f.diagnose++
-	f.mu.Unlock()
-	return agentclient.Diagnosis{DNS: agentclient.Step{Done: true, OK: true, Detail: "127.0.0.1"}, TCP: agentclient.Step{Done: true, Detail: "connect: connection refused"}}
-}
 
 // memHistory is an in-memory History.
 type memHistory struct {
@@ -219,11 +68,11 @@ func (m *memHistory) LastAnswers() (map[string]time.Time, error) {
 	return out, nil
 }
 
-// harness is an engine on a fake clock and fake agents.
+// harness is an engine on a fake clock and fake agents (package agentclienttest).
 type harness struct {
 	t      *testing.T
 	clk    *clock.Fake
-	client *fakeClient
+	client *agentclienttest.Fake
 	hist   *memHistory
 	eng    *Engine
 	mu     sync.Mutex
@@ -256,7 +105,7 @@ func fleetOf(p fleet.Policy, agents ...fleet.Agent) fleet.Config {
 func newHarness(t *testing.T, cfg fleet.Config, hist *memHistory) *harness {
 	t.Helper()
 	h := &harness{t: t, clk: clock.NewFake(t0), hist: hist}
-	h.client = newFake(h.clk)
+	h.client = agentclienttest.New(h.clk)
 	var err error
 	opts := Options{Clock: h.clk, Client: h.client, Sink: SinkFunc(func(e Event) {
 		h.mu.Lock()

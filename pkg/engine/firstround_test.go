@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
@@ -32,8 +33,8 @@ func TestFirstRound(t *testing.T) {
 	hist := newMemHistory()
 	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"})
 	before := newHarness(t, cfg, hist)
-	before.client.add("a", &fakeAgent{})
-	before.client.add("b", &fakeAgent{})
+	before.client.Add("a", agentclienttest.Script{})
+	before.client.Add("b", agentclienttest.Script{})
 	before.poll("")
 	if !roundDone(before.eng) {
 		t.Fatal("every agent was polled, but the first round is not complete")
@@ -41,8 +42,8 @@ func TestFirstRound(t *testing.T) {
 
 	// A restart of the engine on the same history: the states are back, not judged.
 	h := newHarness(t, cfg, hist)
-	h.client.add("a", &fakeAgent{})
-	h.client.add("b", &fakeAgent{silent: true})
+	h.client.Add("a", agentclienttest.Script{})
+	h.client.Add("b", agentclienttest.Script{Silent: true})
 	if s, _ := h.eng.Snapshot().Agent("a"); s.State != state.OK || s.Judged {
 		t.Fatalf("restored a = %s judged %v, want OK not judged", s.State, s.Judged)
 	}
@@ -90,7 +91,7 @@ func TestFirstRound(t *testing.T) {
 func TestFirstRoundFollowsReconfigure(t *testing.T) {
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"}), nil)
 	for _, name := range []string{"a", "b", "c", "d"} {
-		h.client.add(name, &fakeAgent{})
+		h.client.Add(name, agentclienttest.Script{})
 	}
 	h.poll("a")
 	if err := h.eng.Reconfigure(fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"}, fleet.Agent{Name: "c"})); err != nil {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/response"
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 )
 
 // What one agent can make the engine write to the history. An agent is a
@@ -51,56 +51,9 @@ const (
 	LimitNoticeEvery = time.Minute
 )
 
-// Clip returns s cut so that its JSON encoding (without the quotes) takes
-// at most max bytes, ending with "…(truncated, N bytes)" (N: the length of
-// s) when it was cut. It never splits a character.
-func Clip(s string, max int) string {
-	if jsonLen(s) <= max {
-		return s
-	}
-	marker := fmt.Sprintf("…(truncated, %d bytes)", len(s))
-	room := max - len(marker)
-	n, used := 0, 0
-	for n < len(s) {
-		r, size := utf8.DecodeRuneInString(s[n:])
-		c := runeJSONLen(r, size)
-		if used+c > room {
-			break
-		}
-		used += c
-		n += size
-	}
-	return s[:n] + marker
-}
-
-// jsonLen is the length of s encoded by encoding/json, without the quotes.
-func jsonLen(s string) int {
-	n := 0
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		n += runeJSONLen(r, size)
-		i += size
-	}
-	return n
-}
-
-// runeJSONLen is what encoding/json writes for one rune of a string
-// (HTML-safe escaping, invalid bytes replaced by \ufffd).
-func runeJSONLen(r rune, size int) int {
-	switch {
-	case r == utf8.RuneError && size == 1:
-		return 6
-	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
-		return 2
-	case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
-		return 6
-	}
-	return size
-}
-
 func clipPtr(p **string, max int) {
 	if *p != nil {
-		s := Clip(**p, max)
+		s := textlimit.Clip(**p, max)
 		*p = &s
 	}
 }
@@ -109,17 +62,17 @@ func clipPtr(p **string, max int) {
 // is judged: reasons, snapshots and resume records built from it are then
 // bounded too. A healthy agent's strings are far shorter.
 func boundStatus(st *response.Status) {
-	st.APIVersion = Clip(st.APIVersion, MaxNameBytes)
-	st.Agent.ID = Clip(st.Agent.ID, MaxNameBytes)
-	st.Agent.Version = Clip(st.Agent.Version, MaxNameBytes)
-	st.Agent.Hostname = Clip(st.Agent.Hostname, MaxNameBytes)
+	st.APIVersion = textlimit.Clip(st.APIVersion, MaxNameBytes)
+	st.Agent.ID = textlimit.Clip(st.Agent.ID, MaxNameBytes)
+	st.Agent.Version = textlimit.Clip(st.Agent.Version, MaxNameBytes)
+	st.Agent.Hostname = textlimit.Clip(st.Agent.Hostname, MaxNameBytes)
 	if c := st.Cluster; c != nil {
-		c.Name, c.Node, c.Role = Clip(c.Name, MaxNameBytes), Clip(c.Node, MaxNameBytes), Clip(c.Role, MaxNameBytes)
+		c.Name, c.Node, c.Role = textlimit.Clip(c.Name, MaxNameBytes), textlimit.Clip(c.Node, MaxNameBytes), textlimit.Clip(c.Role, MaxNameBytes)
 		clipPtr(&c.RoleError, MaxTextBytes)
 	}
 	for i := range st.Processes {
 		p := &st.Processes[i]
-		p.Name, p.Kind, p.State = Clip(p.Name, MaxNameBytes), Clip(p.Kind, MaxNameBytes), Clip(p.State, MaxNameBytes)
+		p.Name, p.Kind, p.State = textlimit.Clip(p.Name, MaxNameBytes), textlimit.Clip(p.Kind, MaxNameBytes), textlimit.Clip(p.State, MaxNameBytes)
 		if e := p.LastExit; e != nil {
 			clipPtr(&e.Signal, MaxNameBytes)
 		}
@@ -136,13 +89,13 @@ func boundStatus(st *response.Status) {
 // boundSnapshot cuts the strings of a snapshot that may come from an
 // agent (directly, or quoted in a reason or an error).
 func boundSnapshot(s *AgentSnapshot) {
-	s.Reason, s.LastError, s.Diagnosis = Clip(s.Reason, MaxTextBytes), Clip(s.LastError, MaxTextBytes), Clip(s.Diagnosis, MaxTextBytes)
+	s.Reason, s.LastError, s.Diagnosis = textlimit.Clip(s.Reason, MaxTextBytes), textlimit.Clip(s.LastError, MaxTextBytes), textlimit.Clip(s.Diagnosis, MaxTextBytes)
 	for i := range s.Processes {
 		p := &s.Processes[i]
-		p.Reason = Clip(p.Reason, MaxTextBytes)
-		if la := p.LastAction; la != nil && jsonLen(la.Error) > MaxTextBytes {
+		p.Reason = textlimit.Clip(p.Reason, MaxTextBytes)
+		if la := p.LastAction; la != nil && textlimit.JSONLen(la.Error) > MaxTextBytes {
 			c := *la
-			c.Error = Clip(c.Error, MaxTextBytes)
+			c.Error = textlimit.Clip(c.Error, MaxTextBytes)
 			p.LastAction = &c
 		}
 	}
@@ -151,8 +104,8 @@ func boundSnapshot(s *AgentSnapshot) {
 // boundEvent cuts the strings of an event the engine made (state change,
 // action, note); names were bounded with the answer they came from.
 func boundEvent(ev *Event) {
-	ev.Process = Clip(ev.Process, MaxNameBytes)
-	ev.Reason, ev.Diagnosis, ev.Error = Clip(ev.Reason, MaxTextBytes), Clip(ev.Diagnosis, MaxTextBytes), Clip(ev.Error, MaxTextBytes)
+	ev.Process = textlimit.Clip(ev.Process, MaxNameBytes)
+	ev.Reason, ev.Diagnosis, ev.Error = textlimit.Clip(ev.Reason, MaxTextBytes), textlimit.Clip(ev.Diagnosis, MaxTextBytes), textlimit.Clip(ev.Error, MaxTextBytes)
 }
 
 // boundAgentEvent returns one of the agent's own events as stored: its
@@ -161,8 +114,8 @@ func boundEvent(ev *Event) {
 func boundAgentEvent(ev agentclient.Event) (raw []byte, cut bool) {
 	orig := ev
 	strs := func(e *agentclient.Event, name, text int) {
-		e.Type, e.Reason, e.Process = Clip(e.Type, name), Clip(e.Reason, text), Clip(e.Process, name)
-		e.RequestedBy, e.To = Clip(e.RequestedBy, name), Clip(e.To, name)
+		e.Type, e.Reason, e.Process = textlimit.Clip(e.Type, name), textlimit.Clip(e.Reason, text), textlimit.Clip(e.Process, name)
+		e.RequestedBy, e.To = textlimit.Clip(e.RequestedBy, name), textlimit.Clip(e.To, name)
 		clipPtr(&e.Signal, name)
 		clipPtr(&e.From, name)
 	}
@@ -268,7 +221,7 @@ func (n *limitNotes) notice(agent string, now time.Time) (Event, bool) {
 			times(n.deferred, "poll"), AgentEventBytesPerHour))
 	}
 	*n = limitNotes{lastAt: now, idChanges: n.idChanges}
-	return Event{Type: history.TypeLimit, Time: now, Agent: agent, Reason: Clip(strings.Join(parts, "; "), MaxTextBytes)}, true
+	return Event{Type: history.TypeLimit, Time: now, Agent: agent, Reason: textlimit.Clip(strings.Join(parts, "; "), MaxTextBytes)}, true
 }
 
 func times(n int, what string) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/state"
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 )
 
 // Judgement records (observation, state changes, actions, notes, silence)
@@ -335,13 +336,13 @@ func TestClipBoundsTheStoredJSON(t *testing.T) {
 		{"invalid utf-8", strings.Repeat("\xff", 3000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Clip(tc.s, MaxTextBytes)
+			got := textlimit.Clip(tc.s, MaxTextBytes)
 			raw, _ := json.Marshal(got)
 			if len(raw)-2 > MaxTextBytes {
 				t.Errorf("%d bytes of JSON, want at most %d", len(raw)-2, MaxTextBytes)
 			}
-			if jsonLen(got) != len(raw)-2 {
-				t.Errorf("jsonLen %d, encoding/json %d", jsonLen(got), len(raw)-2)
+			if textlimit.JSONLen(got) != len(raw)-2 {
+				t.Errorf("jsonLen %d, encoding/json %d", textlimit.JSONLen(got), len(raw)-2)
 			}
 			if tc.name == "short" {
 				if got != tc.s {
@@ -408,8 +409,8 @@ func TestAgentStringsAreBoundedInTheHistory(t *testing.T) {
 		t.Errorf("the resume record takes %d bytes", n)
 	}
 	for _, v := range []string{s.AgentID, s.Version, s.Hostname, s.Cluster, s.Node, s.Processes[0].Name} {
-		if jsonLen(v) > MaxNameBytes {
-			t.Errorf("a name of %d bytes in the snapshot", jsonLen(v))
+		if textlimit.JSONLen(v) > MaxNameBytes {
+			t.Errorf("a name of %d bytes in the snapshot", textlimit.JSONLen(v))
 		}
 	}
 }
@@ -521,8 +522,8 @@ func TestAgentErrorsAreBoundedInTheHistory(t *testing.T) {
 			actions++
 		}
 		for _, s := range []string{ev.Reason, ev.Error, ev.Diagnosis} {
-			if jsonLen(s) > MaxTextBytes {
-				t.Errorf("a %s event holds %d bytes of text", ev.Type, jsonLen(s))
+			if textlimit.JSONLen(s) > MaxTextBytes {
+				t.Errorf("a %s event holds %d bytes of text", ev.Type, textlimit.JSONLen(s))
 			}
 		}
 	}
@@ -534,8 +535,8 @@ func TestAgentErrorsAreBoundedInTheHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The agent client already shortens a redirect's location; whatever the text, it stays bounded.
-	if last := obs[len(obs)-1]; last.State != state.Unknown || jsonLen(last.Reason) > MaxTextBytes || !strings.Contains(last.Reason, "redirect to ") {
-		t.Errorf("the last observation: %s, %d bytes of reason", last.State, jsonLen(last.Reason))
+	if last := obs[len(obs)-1]; last.State != state.Unknown || textlimit.JSONLen(last.Reason) > MaxTextBytes || !strings.Contains(last.Reason, "redirect to ") {
+		t.Errorf("the last observation: %s, %d bytes of reason", last.State, textlimit.JSONLen(last.Reason))
 	}
 	recs, _ := store.Agents()
 	if n := len(recs["a"]); n > 16<<10 {

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/remediation"
 	"github.com/vigil-cdp/vigil/pkg/response"
 	"github.com/vigil-cdp/vigil/pkg/state"
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 )
 
 // budgetFor computes an agent's budget from its record; e.mu must be held
@@ -421,11 +422,11 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 		o = tr.RecordStop(cfg.AutoRestart, now, by, gen, isStale, recErr)
 	}
 	// The error may quote the agent: it is kept in the resume record.
-	tr.LastError = Clip(tr.LastError, MaxTextBytes)
+	tr.LastError = textlimit.Clip(tr.LastError, MaxTextBytes)
 	if tr.LastAction != nil {
-		tr.LastAction.Error = Clip(tr.LastAction.Error, MaxTextBytes)
+		tr.LastAction.Error = textlimit.Clip(tr.LastAction.Error, MaxTextBytes)
 	}
-	o.Reason = Clip(o.Reason, MaxTextBytes)
+	o.Reason = textlimit.Clip(o.Reason, MaxTextBytes)
 	e.log.Info("action", "agent", cfg.Name, "process", process, "action", kind, "by", by.Login, "person", by.Person, "generation", gen, "result", ev.Result, "error", ev.Error)
 	return ev, o, started, err
 }
@@ -531,7 +532,7 @@ func (e *Engine) fetchAgentEvents(ctx context.Context, rt *agentRT, cfg fleet.Ag
 	}
 	for i, ev := range evs {
 		raw, cut := boundAgentEvent(ev)
-		out := Event{Type: history.TypeAgent, Time: ev.Time, Agent: cfg.Name, Process: Clip(ev.Process, MaxNameBytes), AgentEvent: raw}
+		out := Event{Type: history.TypeAgent, Time: ev.Time, Agent: cfg.Name, Process: textlimit.Clip(ev.Process, MaxNameBytes), AgentEvent: raw}
 		if !rec.EventBudget.take(now, storedSize(out)) {
 			// The rest waits for the budget: the cursor stays after the
 			// last event stored.

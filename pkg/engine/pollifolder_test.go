@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 )
 
 func TestPollIfOlder(t *testing.T) {
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}, fleet.Agent{Name: "b"}), nil)
-	a, b := h.client.add("a", &fakeAgent{}), h.client.add("b", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
+	h.client.Add("b", agentclienttest.Script{})
 	ctx := context.Background()
 	polls := func() (int, int) {
-		h.client.mu.Lock()
-		defer h.client.mu.Unlock()
-		return a.polls, b.polls
+		return h.client.Polls("a"), h.client.Polls("b")
 	}
 	const maxAge = 10 * time.Second
 	steps := []struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/remediation"
 	"github.com/vigil-cdp/vigil/pkg/state"
@@ -37,7 +38,7 @@ func (m *memHistory) record(t *testing.T, agent string) agentRecord {
 func TestRestartOfAnUnknownProcessLeavesNothing(t *testing.T) {
 	hist := newMemHistory()
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}), hist)
-	h.client.add("a", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
 	h.poll("a")
 	h.take()
 	hist.mu.Lock()
@@ -76,7 +77,7 @@ func TestRestartOfAnUnknownProcessLeavesNothing(t *testing.T) {
 func TestRestartBeforeTheFirstAnswer(t *testing.T) {
 	hist := newMemHistory()
 	h := newHarness(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}), hist)
-	a := h.client.add("a", &fakeAgent{silent: true})
+	h.client.Add("a", agentclienttest.Script{Silent: true})
 
 	// Nothing reported yet: an unreachable agent confirms nothing.
 	if _, err := h.eng.Restart(context.Background(), "a", "cdp", "alice", "", AnyGeneration); err == nil {
@@ -86,7 +87,7 @@ func TestRestartBeforeTheFirstAnswer(t *testing.T) {
 		t.Errorf("a failed restart of a process never reported left events %v, trackers %v", ev, h.eng.agents["a"].rec.Trackers)
 	}
 	// The agent has it: the restart is recorded as any other.
-	h.client.set("a", func(a *fakeAgent) { a.silent = false })
+	h.client.Set("a", func(a *agentclienttest.Script) { a.Silent = false })
 	if _, err := h.eng.Restart(context.Background(), "a", "cdp", "alice", "", AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +97,15 @@ func TestRestartBeforeTheFirstAnswer(t *testing.T) {
 	if tr := h.eng.agents["a"].rec.Trackers["cdp"]; tr == nil || tr.LastAction == nil || tr.LastAction.By != "alice" {
 		t.Errorf("tracker: %+v", tr)
 	}
-	if len(a.restarts) != 1 {
-		t.Errorf("%d restarts reached the agent", len(a.restarts))
+	if n := len(h.client.Restarts("a")); n != 1 {
+		t.Errorf("%d restarts reached the agent", n)
 	}
 }
 
 func TestAPersonNamedAuto(t *testing.T) {
 	cfg := fleetOf(policy(func(p *fleet.Policy) { p.AutoRestart.MaxRestarts = 0 }), fleet.Agent{Name: "a"})
 	h := newHarness(t, cfg, newMemHistory())
-	h.client.add("a", &fakeAgent{state: "crashed", crashAfterRestart: true})
+	h.client.Add("a", agentclienttest.Script{State: "crashed", CrashAfterRestart: true})
 	if s := h.poll("a"); s.State != state.Degraded || !s.Processes[0].AutoRestartSuspended {
 		t.Fatalf("maxRestarts 0: %s %q", s.State, s.Reason)
 	}
@@ -112,7 +113,7 @@ func TestAPersonNamedAuto(t *testing.T) {
 		t.Errorf("the engine's restart: %v", ev)
 	}
 	h.clk.Advance(time.Second)
-	h.client.set("a", func(a *fakeAgent) { a.crashAfterRestart = false })
+	h.client.Set("a", func(a *agentclienttest.Script) { a.CrashAfterRestart = false })
 	res, err := h.eng.Restart(context.Background(), "a", "cdp", remediation.Auto, "my login is auto", AnyGeneration)
 	if err != nil || res.Generation != 3 {
 		t.Fatalf("Restart by the person auto = %+v, %v", res, err)
@@ -125,9 +126,7 @@ func TestAPersonNamedAuto(t *testing.T) {
 	if la := s.Processes[0].LastAction; la == nil || la.By != "auto" || !la.Manual || s.Processes[0].AutoRestartSuspended {
 		t.Errorf("after the person auto's restart: %+v %+v", s.Processes[0], la)
 	}
-	h.client.mu.Lock()
-	reqs := h.client.agents["a"].restarts
-	h.client.mu.Unlock()
+	reqs := h.client.Restarts("a")
 	if reqs[0].RequestedBy != "vigil auto-restart" || reqs[1].RequestedBy != "auto" {
 		t.Errorf("requestedBy: %q then %q", reqs[0].RequestedBy, reqs[1].RequestedBy)
 	}
@@ -141,7 +140,7 @@ func TestTrackersOfProcessesNoLongerReportedAreForgotten(t *testing.T) {
 	raw, _ := json.Marshal(legacy)
 	hist.agents["a"] = raw
 	h := newHarness(t, cfg, hist)
-	h.client.add("a", &fakeAgent{})
+	h.client.Add("a", agentclienttest.Script{})
 	h.poll("a")
 	if r := hist.record(t, "a"); len(r.Trackers) != 1 || r.Trackers["cdp"] == nil {
 		t.Errorf("trackers after an answer: %v", r.Trackers)

@@ -196,6 +196,29 @@ func TestFromJSON(t *testing.T) {
 	}
 }
 
+// FromJSONKeys gives the datasource its own keys from the fleet's one parse
+// of jsonData, each with its JSON type, even when the fleet has problems.
+func TestFromJSONKeys(t *testing.T) {
+	_, keys, err := FromJSONKeys([]byte(`{"restartRole":" Admin ","historyPath":null,"idleStop":90,"x":true,"y":[1],"z":{"a":1},"big":1e400,"agents":[]}`), nil)
+	if err == nil || err.Error() != "jsonData.agents: at least one agent is required" {
+		t.Errorf("error = %v", err)
+	}
+	var got []string
+	for _, k := range keys {
+		got = append(got, k.Key+"="+k.Value.Type()+":"+k.Value.Text())
+	}
+	want := []string{"restartRole=string: Admin ", "historyPath=null:null", "idleStop=number:90", "x=bool:true",
+		"y=array:[1]", `z=object:{"a":1}`, "big=number:1e400", "agents=array:[]"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("keys\n got: %q\nwant: %q", got, want)
+	}
+	for _, doc := range []string{``, `null`, `[1]`, `"{"`} {
+		if _, keys, _ := FromJSONKeys([]byte(doc), nil); keys != nil {
+			t.Errorf("%s: keys %v", doc, keys)
+		}
+	}
+}
+
 // TestDurations runs the grammar's cases, shared with the frontend's and the
 // agent's tests.
 func TestDurations(t *testing.T) {

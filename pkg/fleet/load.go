@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -65,22 +66,38 @@ func parse(raw []byte, baseDir string) (Config, error) {
 // agent.<name>.controlToken per agent. Unknown keys are ignored; errors name
 // the field as "jsonData.<path>".
 func FromJSON(jsonData []byte, secrets map[string]string) (Config, error) {
+	cfg, _, err := FromJSONKeys(jsonData, secrets)
+	return cfg, err
+}
+
+// FromJSONKeys is FromJSON that also returns jsonData's top-level keys with
+// their values, in the order written, from the same parse: the datasource
+// reads the keys only it has (restartRole, ...) from them without parsing
+// jsonData a second time. They are returned even when the fleet has
+// problems, and are nil when jsonData is not a JSON object.
+func FromJSONKeys(jsonData []byte, secrets map[string]string) (Config, []JSONKey, error) {
 	const prefix = "jsonData."
 	var root *yaml.Node
 	if s := strings.TrimSpace(string(jsonData)); s != "" && s != "null" {
 		var doc yaml.Node
 		// JSON is YAML, so one walker serves both.
 		if err := yaml.Unmarshal(jsonData, &doc); err != nil {
-			return Config{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "jsonData", Message: "is not valid JSON: " + err.Error()})
+			return Config{}, nil, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "jsonData", Message: "is not valid JSON: " + err.Error()})
 		}
 		if len(doc.Content) > 0 {
 			root = doc.Content[0]
 		}
 	}
+	var keys []JSONKey
+	if root != nil && root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			keys = append(keys, JSONKey{Key: root.Content[i].Value, Value: JSONValue{root.Content[i+1]}})
+		}
+	}
 	d := &decoder{prefix: prefix}
 	cfg := d.config(root, "")
 	if len(d.errs) > 0 {
-		return Config{}, errors.Join(d.errs...)
+		return Config{}, keys, errors.Join(d.errs...)
 	}
 	cfg.ReadToken = Secret(secrets["readToken"])
 	cfg.ControlToken = Secret(secrets["controlToken"])
@@ -90,9 +107,50 @@ func FromJSON(jsonData []byte, secrets map[string]string) (Config, error) {
 		a.ControlToken = pickSecret(secrets, "agent."+a.Name+".controlToken", cfg.ControlToken)
 	}
 	if err := cfg.validate(MinPollInterval, prefix); err != nil {
-		return Config{}, err
+		return Config{}, keys, err
 	}
-	return cfg, nil
+	return cfg, keys, nil
+}
+
+// JSONKey is one top-level key of jsonData, as written, and its value.
+type JSONKey struct {
+	Key   string
+	Value JSONValue
+}
+
+// JSONValue is one value of jsonData.
+type JSONValue struct{ n *yaml.Node }
+
+// Type is the value's JSON type: "string", "number", "bool", "null",
+// "array" or "object".
+func (v JSONValue) Type() string {
+	switch {
+	case v.n.Kind == yaml.SequenceNode:
+		return "array"
+	case v.n.Kind == yaml.MappingNode:
+		return "object"
+	case v.n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
+		return "string"
+	case v.n.Tag == "!!null":
+		return "null"
+	case v.n.Tag == "!!bool":
+		return "bool"
+	}
+	// The one other unquoted JSON value: a number, even one too large for
+	// a float64 (which YAML would take for a string).
+	return "number"
+}
+
+// Text is a string's value, the JSON text of a number, bool or null, and
+// the compact JSON of an array or object.
+func (v JSONValue) Text() string {
+	if v.n.Kind == yaml.ScalarNode {
+		return v.n.Value
+	}
+	var x any
+	_ = v.n.Decode(&x)
+	raw, _ := json.Marshal(x)
+	return string(raw)
 }
 
 func pickSecret(secrets map[string]string, key string, fallback Secret) Secret {

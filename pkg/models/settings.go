@@ -4,11 +4,11 @@
 //
 // The fleet keys (pollInterval, defaults, agents) are those of the CLI's
 // fleet.yaml and are read by pkg/fleet; this package adds the keys only a
-// datasource has: restartRole, historyPath and idleStop.
+// datasource has: restartRole, historyPath and idleStop, read from the same
+// parse of jsonData (fleet.FromJSONKeys).
 package models
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -96,12 +96,46 @@ func (s *Settings) ReadTokenSource(agent string) TokenSource {
 	return TokenSource{Key: "readToken"}
 }
 
-// extraKeys are the jsonData keys only the datasource reads. Unknown keys are
+// ownKeys are the jsonData keys only the datasource reads. Unknown keys are
 // ignored: Grafana's config editor may store keys this backend does not read.
-type extraKeys struct {
-	RestartRole *string         `json:"restartRole"`
-	HistoryPath *string         `json:"historyPath"`
-	IdleStop    json.RawMessage `json:"idleStop"`
+type ownKeys struct {
+	restartRole, historyPath *string
+	// idleStop is the text of jsonData.idleStop; "" when absent, null or blank.
+	idleStop string
+	// typeErr: the first of restartRole and historyPath that is not a string.
+	typeErr error
+}
+
+// readOwnKeys reads the datasource's keys from jsonData's top-level keys
+// as encoding/json reads an object into a struct: names are matched
+// without regard to case, a later key overrides an earlier one, and only
+// the first value of the wrong type is an error.
+func readOwnKeys(keys []fleet.JSONKey) ownKeys {
+	var o ownKeys
+	str := func(dst **string, field string, v fleet.JSONValue) {
+		switch v.Type() {
+		case "string":
+			text := v.Text()
+			*dst = &text
+		case "null":
+			*dst = nil
+		default:
+			if o.typeErr == nil {
+				o.typeErr = &FieldError{Field: "jsonData." + field, Message: "must be a string, got " + v.Type()}
+			}
+		}
+	}
+	for _, k := range keys {
+		switch {
+		case strings.EqualFold(k.Key, "restartRole"):
+			str(&o.restartRole, "restartRole", k.Value)
+		case strings.EqualFold(k.Key, "historyPath"):
+			str(&o.historyPath, "historyPath", k.Value)
+		case strings.EqualFold(k.Key, "idleStop"):
+			o.idleStop = durationText(k.Value)
+		}
+	}
+	return o
 }
 
 // DefaultIdleStop is jsonData.idleStop's default: longer than any sensible
@@ -134,21 +168,20 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 	}
 	var errs []error
 
-	var extra extraKeys
-	if raw := strings.TrimSpace(string(s.JSONData)); raw != "" && raw != "null" {
-		// A syntax error is reported once, by fleet.FromJSON below.
-		var typeErr *json.UnmarshalTypeError
-		if err := json.Unmarshal(s.JSONData, &extra); errors.As(err, &typeErr) && typeErr.Field != "" {
-			errs = append(errs, &FieldError{Field: "jsonData." + typeErr.Field, Message: "must be a string, got " + typeErr.Value})
-		}
+	// One parse of jsonData: the fleet's keys and the datasource's own. The
+	// fleet's problems are reported after those of the datasource's keys.
+	cfg, keys, fleetErr := fleet.FromJSONKeys(s.JSONData, s.DecryptedSecureJSONData)
+	own := readOwnKeys(keys)
+	if own.typeErr != nil {
+		errs = append(errs, own.typeErr)
 	}
-	if extra.RestartRole != nil && strings.TrimSpace(*extra.RestartRole) != "" {
-		settings.RestartRole = Role(strings.TrimSpace(*extra.RestartRole))
+	if own.restartRole != nil && strings.TrimSpace(*own.restartRole) != "" {
+		settings.RestartRole = Role(strings.TrimSpace(*own.restartRole))
 	}
-	if extra.HistoryPath != nil {
-		settings.HistoryPath = strings.TrimSpace(*extra.HistoryPath)
+	if own.historyPath != nil {
+		settings.HistoryPath = strings.TrimSpace(*own.historyPath)
 	}
-	if text := durationText(extra.IdleStop); text != "" {
+	if text := own.idleStop; text != "" {
 		d, err := fleet.ParseDuration(text)
 		switch {
 		case err != nil:
@@ -160,9 +193,8 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 		}
 	}
 
-	cfg, err := fleet.FromJSON(s.JSONData, s.DecryptedSecureJSONData)
-	if err != nil {
-		errs = append(errs, err)
+	if fleetErr != nil {
+		errs = append(errs, fleetErr)
 	} else {
 		settings.Fleet = cfg
 		// Only a fleet that loaded says which agents exist.
@@ -179,17 +211,12 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 }
 
 // durationText is a duration setting as text: a JSON string ("15m") or a
-// number of seconds (900); "" when absent, null or blank.
-func durationText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return strings.TrimSpace(s)
-	}
-	t := strings.TrimSpace(string(raw))
-	if t == "null" {
+// number of seconds (900); "" when null or blank.
+func durationText(v fleet.JSONValue) string {
+	if v.Type() == "null" {
 		return ""
 	}
-	return t
+	return strings.TrimSpace(v.Text())
 }
 
 // staleSecrets lists the per-agent secrets that name no configured agent and

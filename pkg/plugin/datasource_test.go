@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 )
@@ -44,28 +45,6 @@ const threeAgents = `{"pollInterval":"10s","agents":[
 
 // badSettings keeps node-b so that its per-agent secret still names an agent.
 const badSettings = `{"agents":[{"name":"node-b","url":"b:7073"}]}`
-
-// fakeAgents answers Healthz from a table and counts status polls, for
-// tests that need no network.
-type fakeAgents struct {
-	mu    sync.Mutex
-	errs  map[string]error
-	seen  map[string]string // agent name -> token used
-	polls int
-}
-
-func (f *fakeAgents) Healthz(_ context.Context, a agentclient.Agent) (agentclient.Health, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.seen == nil {
-		f.seen = map[string]string{}
-	}
-	f.seen[a.Name] = a.ReadToken
-	if err := f.errs[a.Name]; err != nil {
-		return agentclient.Health{}, err
-	}
-	return agentclient.Health{StatusCode: 200, RTT: 2 * time.Millisecond}, nil
-}
 
 // testMonitors is a registry of its own for one test, with the history in a
 // temporary folder, a fake clock and the given agent client.
@@ -109,7 +88,7 @@ func TestQueryDataErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := newDatasource(settingsFor(tt.settings), &fakeAgents{}, testMonitors(t, &fakeAgents{}))
+			ds := newDatasource(settingsFor(tt.settings), agentclienttest.New(nil), testMonitors(t, agentclienttest.New(nil)))
 			resp, _ := ds.QueryData(context.Background(), &backend.QueryDataRequest{
 				Queries: []backend.DataQuery{{RefID: "A", QueryType: tt.queryType}, {RefID: "B"}},
 			})
@@ -205,7 +184,7 @@ func TestCallResource(t *testing.T) {
 			if settings.UID == "" {
 				settings = settingsFor(threeAgents)
 			}
-			agents := &fakeAgents{}
+			agents := agentclienttest.New(nil)
 			ds := newDatasource(settings, agents, testMonitors(t, agents))
 			var c capture
 			req := &backend.CallResourceRequest{Method: tt.method, Path: tt.path, Body: []byte(tt.body),
@@ -229,41 +208,11 @@ func TestCallResource(t *testing.T) {
 			if strings.Contains(string(r.Body), "s3cret") {
 				t.Errorf("token leaked: %s", r.Body)
 			}
-			if n := agents.statusCalls(); n != 0 {
+			if n := agents.StatusCalls(); n != 0 {
 				t.Errorf("%d polls for a request that needs none", n)
 			}
 		})
 	}
-}
-
-// The fake is an agentclient.API whose agents never answer a status poll.
-func (f *fakeAgents) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
-	f.mu.Lock()
-	f.polls++
-	f.mu.Unlock()
-	return agentclient.Answer{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Agent: a.Name, URL: a.URL + "/v1/status", Detail: "no answer (connection refused)"}
-}
-
-func (f *fakeAgents) statusCalls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.polls
-}
-
-func (f *fakeAgents) Restart(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StartResult, error) {
-	return agentclient.StartResult{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
-}
-
-func (f *fakeAgents) Stop(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StopResult, error) {
-	return agentclient.StopResult{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
-}
-
-func (f *fakeAgents) Events(context.Context, agentclient.Agent, int64, int) (agentclient.Events, error) {
-	return agentclient.Events{}, &agentclient.Error{Fault: agentclient.FaultNetwork, Detail: "no answer (connection refused)"}
-}
-
-func (f *fakeAgents) Diagnose(context.Context, agentclient.Agent) agentclient.Diagnosis {
-	return agentclient.Diagnosis{}
 }
 
 func query(t *testing.T, ds *Datasource, queryType string) backend.DataResponse {
@@ -279,7 +228,7 @@ func query(t *testing.T, ds *Datasource, queryType string) backend.DataResponse 
 }
 
 func TestEngineLifecycle(t *testing.T) {
-	agents := &fakeAgents{}
+	agents := agentclienttest.New(nil)
 	ms := testMonitors(t, agents)
 	v1 := settingsFor(threeAgents)
 	v1.Updated = t0
@@ -289,10 +238,10 @@ func TestEngineLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Save & test polls each agent once itself, not through the engine.
-	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng != nil || agents.statusCalls() != 3 {
+	if ms.byKey[identity{uid: "vigil-cdp"}.key()].eng != nil || agents.StatusCalls() != 3 {
 		t.Fatal("the engine started before the first request that needs it")
 	}
-	healthPolls := agents.statusCalls()
+	healthPolls := agents.StatusCalls()
 
 	if dr := query(t, ds1, QueryTypeStatus); dr.Error != nil || dr.Frames[0].Rows() != 3 {
 		t.Fatalf("status: %+v", dr)
@@ -305,7 +254,7 @@ func TestEngineLifecycle(t *testing.T) {
 	if err := ds1.CallResource(context.Background(), &backend.CallResourceRequest{Method: "POST", Path: "poll"}, &c); err != nil || c.responses[0].Status != 200 {
 		t.Fatalf("poll: %v %+v", err, c.responses)
 	}
-	if n := agents.statusCalls() - healthPolls; n < 3 {
+	if n := agents.StatusCalls() - healthPolls; n < 3 {
 		t.Errorf("POST poll made %d status calls, want one per agent", n)
 	}
 
@@ -346,7 +295,7 @@ func TestEngineLifecycle(t *testing.T) {
 }
 
 func TestInvalidNewSettingsStopTheEngine(t *testing.T) {
-	agents := &fakeAgents{}
+	agents := agentclienttest.New(nil)
 	ms := testMonitors(t, agents)
 	ds1 := newDatasource(settingsFor(threeAgents), agents, ms)
 	if dr := query(t, ds1, QueryTypeStatus); dr.Error != nil {
@@ -383,7 +332,7 @@ func TestHistoryDir(t *testing.T) {
 			}
 			s := settingsFor(tt.jsonData)
 			s.UID = tt.uid
-			ds := newDatasource(s, &fakeAgents{}, ms)
+			ds := newDatasource(s, agentclienttest.New(nil), ms)
 			if got := ms.placeHistory(ds).Dir; got != tt.want {
 				t.Errorf("historyDir = %q, want %q", got, tt.want)
 			}
@@ -392,7 +341,7 @@ func TestHistoryDir(t *testing.T) {
 }
 
 func TestTwoDatasourcesCannotShareAHistory(t *testing.T) {
-	agents := &fakeAgents{}
+	agents := agentclienttest.New(nil)
 	ms := testMonitors(t, agents)
 	shared := t.TempDir()
 	a := settingsFor(`{"historyPath":"` + shared + `","agents":[{"name":"a","url":"http://127.0.0.1:1"}]}`)
@@ -412,7 +361,7 @@ func TestTwoDatasourcesCannotShareAHistory(t *testing.T) {
 // Queries keep being answered while settings change and old instances are
 // disposed (for the race detector).
 func TestSettingsChangeDuringQueries(t *testing.T) {
-	agents := &fakeAgents{}
+	agents := agentclienttest.New(nil)
 	ms := testMonitors(t, agents)
 	first := settingsFor(threeAgents)
 	first.Updated = t0

@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/models"
 )
 
@@ -112,7 +113,7 @@ func runHealth(t *testing.T, agents [][2]string, secrets map[string]string, time
 	}
 	jsonData, _ := json.Marshal(map[string]any{"agents": list})
 	ds := newDatasource(backend.DataSourceInstanceSettings{UID: "vigil-cdp", JSONData: jsonData, DecryptedSecureJSONData: secrets},
-		agentclient.New(nil), testMonitors(t, &fakeAgents{}))
+		agentclient.New(nil), testMonitors(t, agentclienttest.New(nil)))
 	if timeout > 0 {
 		ds.healthTimeout = timeout
 	}
@@ -329,7 +330,7 @@ func TestCheckHealthSettings(t *testing.T) {
 	t.Run("no agents is never OK", func(t *testing.T) {
 		// The settings loader refuses an empty fleet; CheckHealth does not
 		// rely on it.
-		ds := &Datasource{settings: &models.Settings{}, agents: agentclient.New(nil), healthTimeout: time.Second, monitors: testMonitors(t, &fakeAgents{})}
+		ds := &Datasource{settings: &models.Settings{}, agents: agentclient.New(nil), healthTimeout: time.Second, monitors: testMonitors(t, agentclienttest.New(nil))}
 		got := checkHealth(t, ds, nil)
 		if got.status != backend.HealthStatusError || got.message != "0 of 0 agents answered" ||
 			strings.Join(got.lines, "\n") != "no agents are configured: add at least one under jsonData.agents" {
@@ -343,7 +344,7 @@ func TestCheckHealthSettings(t *testing.T) {
 func TestCheckHealthMonitorSection(t *testing.T) {
 	ms, fake := fakeMonitors(t, "/srv/grafana-data")
 	id, s := inOrg(1, 4, "vigil-cdp", `{"agents":[{"name":"a","url":"http://127.0.0.1:1"}]}`)
-	ds := newDatasourceIn(id, s, &fakeAgents{}, ms)
+	ds := newDatasourceIn(id, s, agentclienttest.New(nil), ms)
 	got := checkHealth(t, ds, nil)
 	want := []string{
 		"Monitor:",

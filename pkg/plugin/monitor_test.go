@@ -11,6 +11,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/history"
@@ -21,7 +22,7 @@ import (
 func fakeMonitors(t *testing.T, data string) (*monitors, *clock.Fake) {
 	t.Helper()
 	fake := clock.NewFake(t0)
-	ms := testMonitors(t, &fakeAgents{})
+	ms := testMonitors(t, agentclienttest.New(nil))
 	ms.getenv = func(k string) string {
 		if k == envDataPath {
 			return data
@@ -29,7 +30,9 @@ func fakeMonitors(t *testing.T, data string) (*monitors, *clock.Fake) {
 		return ""
 	}
 	ms.clock = fake
-	ms.options = func() engine.Options { return engine.Options{Client: &fakeAgents{}, Clock: fake, Jitter: -1} }
+	ms.options = func() engine.Options {
+		return engine.Options{Client: agentclienttest.New(nil), Clock: fake, Jitter: -1}
+	}
 	return ms, fake
 }
 
@@ -61,8 +64,8 @@ func TestTwoOrgsWithTheSameUID(t *testing.T) {
 	ms, _ := fakeMonitors(t, data)
 	id1, s1 := inOrg(1, 1, "vigil-cdp", `{"agents":[{"name":"node-a","url":"http://127.0.0.1:7071"}]}`)
 	id2, s2 := inOrg(2, 7, "vigil-cdp", `{"agents":[{"name":"node-a","url":"http://127.0.0.2:7071"},{"name":"node-b","url":"http://127.0.0.2:7072"}]}`)
-	ds1 := newDatasourceIn(id1, s1, &fakeAgents{}, ms)
-	ds2 := newDatasourceIn(id2, s2, &fakeAgents{}, ms)
+	ds1 := newDatasourceIn(id1, s1, agentclienttest.New(nil), ms)
+	ds2 := newDatasourceIn(id2, s2, agentclienttest.New(nil), ms)
 	for _, ds := range []*Datasource{ds1, ds2} {
 		if dr := alertEvaluation(t, ds); dr.Error != nil {
 			t.Fatal(dr.Error)
@@ -131,7 +134,7 @@ func TestIdleStop(t *testing.T) {
 	data := t.TempDir()
 	ms, fake := fakeMonitors(t, data)
 	id, s := inOrg(1, 1, "vigil-cdp", `{"idleStop":"5m","agents":[{"name":"a","url":"http://127.0.0.1:7071"}]}`)
-	ds := newDatasourceIn(id, s, &fakeAgents{}, ms)
+	ds := newDatasourceIn(id, s, agentclienttest.New(nil), ms)
 	if dr := query(t, ds, QueryTypeStatus); dr.Error != nil {
 		t.Fatal(dr.Error)
 	}
@@ -201,7 +204,7 @@ func TestIdleStopSetting(t *testing.T) {
 		{`{"idleStop":"soon","agents":[{"name":"a","url":"http://a"}]}`, `jsonData.idleStop: "soon" is not a duration`},
 		{`{"idleStop":true,"agents":[{"name":"a","url":"http://a"}]}`, `jsonData.idleStop: "true" is not a duration`},
 	} {
-		ds := newDatasource(settingsFor(tt.jsonData), &fakeAgents{}, newMonitors())
+		ds := newDatasource(settingsFor(tt.jsonData), agentclienttest.New(nil), newMonitors())
 		if ds.settingsErr == nil || !strings.Contains(ds.settingsErr.Error(), tt.want) {
 			t.Errorf("%s: error %v, want %q", tt.jsonData, ds.settingsErr, tt.want)
 		}
@@ -215,7 +218,7 @@ func TestIdleStopSetting(t *testing.T) {
 		`{"idleStop":"2h","agents":[{"name":"a","url":"http://a"}]}`:   2 * time.Hour,
 		`{"idleStop":" 90 ","agents":[{"name":"a","url":"http://a"}]}`: 90 * time.Second,
 	} {
-		ds := newDatasource(settingsFor(jsonData), &fakeAgents{}, newMonitors())
+		ds := newDatasource(settingsFor(jsonData), agentclienttest.New(nil), newMonitors())
 		if ds.settingsErr != nil || ds.settings.IdleStop != want {
 			t.Errorf("%s: %v, %v; want %s", jsonData, ds.settingsErr, ds.settings, want)
 		}
@@ -227,7 +230,7 @@ func TestIdleStopSetting(t *testing.T) {
 func TestKeptAliveByAlerts(t *testing.T) {
 	ms, fake := fakeMonitors(t, t.TempDir())
 	id, s := inOrg(1, 1, "vigil-cdp", `{"agents":[{"name":"a","url":"http://127.0.0.1:7071"}]}`)
-	ds := newDatasourceIn(id, s, &fakeAgents{}, ms)
+	ds := newDatasourceIn(id, s, agentclienttest.New(nil), ms)
 
 	st := ms.status(ds)
 	if st.Running || st.KeptAliveByAlerts || !strings.Contains(st.Warning, "no alert rule has queried this datasource since the plugin started") {
@@ -279,7 +282,7 @@ func TestHistoryPlace(t *testing.T) {
 			ms.executable = func() (string, error) { return tt.exe, nil }
 			ms.packagedData = tt.packaged
 			ms.tempDir = func() string { return "/tmp-of-the-test" }
-			p := ms.placeHistory(newDatasourceIn(id, s, &fakeAgents{}, ms))
+			p := ms.placeHistory(newDatasourceIn(id, s, agentclienttest.New(nil), ms))
 			if p.Dir != tt.wantDir || p.Source != tt.wantSource || p.Durable != tt.durable {
 				t.Errorf("got %+v\nwant %s from %s, durable %v", p, tt.wantDir, tt.wantSource, tt.durable)
 			}
@@ -317,8 +320,8 @@ func TestLegacyHistoryGoesToTheLowestID(t *testing.T) {
 	ms, _ := fakeMonitors(t, data)
 	idHigh, sHigh := inOrg(2, 8, "vigil-cdp", `{"agents":[{"name":"a","url":"http://127.0.0.1:7071"}]}`)
 	idLow, sLow := inOrg(1, 2, "vigil-cdp", `{"agents":[{"name":"a","url":"http://127.0.0.1:7071"}]}`)
-	high := newDatasourceIn(idHigh, sHigh, &fakeAgents{}, ms)
-	low := newDatasourceIn(idLow, sLow, &fakeAgents{}, ms)
+	high := newDatasourceIn(idHigh, sHigh, agentclienttest.New(nil), ms)
+	low := newDatasourceIn(idLow, sLow, agentclienttest.New(nil), ms)
 	// The higher ID asks first: it must not take the history.
 	for _, ds := range []*Datasource{high, low} {
 		if dr := query(t, ds, QueryTypeStatus); dr.Error != nil {
@@ -349,7 +352,7 @@ func TestLegacyHistoryGoesToTheLowestID(t *testing.T) {
 	ms.stopAll()
 	moved := filepath.Join(data, "vigil-cdp", idLow.key())
 	_, sHigh2 := inOrg(2, 8, "vigil-cdp", `{"historyPath":"`+moved+`","agents":[{"name":"a","url":"http://127.0.0.1:7071"}]}`)
-	dr := query(t, newDatasourceIn(idHigh, sHigh2, &fakeAgents{}, ms), QueryTypeStatus)
+	dr := query(t, newDatasourceIn(idHigh, sHigh2, agentclienttest.New(nil), ms), QueryTypeStatus)
 	want := moved + ` is the history of datasource "vigil-cdp" (ID 2, org 1), not of "vigil-cdp" (ID 8, org 2)`
 	if dr.Error == nil || !strings.Contains(dr.Error.Error(), want) {
 		t.Errorf("error = %v\nwant %s", dr.Error, want)
@@ -360,7 +363,7 @@ func TestLegacyHistoryGoesToTheLowestID(t *testing.T) {
 func TestMonitorResource(t *testing.T) {
 	ms, _ := fakeMonitors(t, t.TempDir())
 	id, s := inOrg(1, 1, "vigil-cdp", threeAgents)
-	ds := newDatasourceIn(id, s, &fakeAgents{}, ms)
+	ds := newDatasourceIn(id, s, agentclienttest.New(nil), ms)
 	call := func(role string) *backend.CallResourceResponse {
 		var c capture
 		if err := ds.CallResource(context.Background(), &backend.CallResourceRequest{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-cdp/vigil/internal/ssecheck"
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/frames"
@@ -444,22 +445,12 @@ func valuesString(values []*float64) string {
 	return strings.Join(parts, " ")
 }
 
-// slowAgents is fakeAgents whose status poll of one agent waits for
-// release (or for the poll's timeout).
-type slowAgents struct {
-	*fakeAgents
-	slow    string
-	release chan struct{}
-}
-
-func (s *slowAgents) Status(ctx context.Context, a agentclient.Agent) (agentclient.Answer, error) {
-	if a.Name == s.slow {
-		select {
-		case <-s.release:
-		case <-ctx.Done():
-		}
-	}
-	return s.fakeAgents.Status(ctx, a)
+// slowAgents are agents that never answer, node-a's status poll waiting
+// for release (or for the poll's timeout) first.
+func slowAgents(release <-chan struct{}) *agentclienttest.Fake {
+	f := agentclienttest.New(nil)
+	f.Add("node-a", agentclienttest.Script{Silent: true, Hold: release})
+	return f
 }
 
 // restartedMonitors is a registry whose history already holds a few
@@ -525,9 +516,10 @@ func evaluate(t *testing.T, ds *Datasource, ctx context.Context, req *backend.Qu
 // The first alert query after a start waits for the monitor's first poll of
 // every agent, and answers what it found.
 func TestFirstAlertQueryWaitsForTheFirstPolls(t *testing.T) {
-	agents := &slowAgents{fakeAgents: &fakeAgents{}, slow: "node-a", release: make(chan struct{})}
+	release := make(chan struct{})
+	agents := slowAgents(release)
 	ds := newDatasource(settingsFor(threeAgents), agents, restartedMonitors(t, agents))
-	time.AfterFunc(100*time.Millisecond, func() { close(agents.release) })
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
 	got := evaluate(t, ds, context.Background(), alertRequest(`{"metrics":["stateCode"]}`, QueryTypeMetrics))
 	// Every agent was polled (and found silent: GRACE, 3), node-a too.
 	for _, labels := range []string{"agent=standalone", "agent=node-a, cluster=ha", "agent=node-b, cluster=ha"} {
@@ -541,8 +533,9 @@ func TestFirstAlertQueryWaitsForTheFirstPolls(t *testing.T) {
 // others are answered from their first poll and that agent as UNKNOWN, its
 // history before the restart kept in the series: a rule never sees it OK.
 func TestFirstAlertQueryAnswersAnUnpolledAgentUnknown(t *testing.T) {
-	agents := &slowAgents{fakeAgents: &fakeAgents{}, slow: "node-a", release: make(chan struct{})}
-	t.Cleanup(func() { close(agents.release) })
+	release := make(chan struct{})
+	agents := slowAgents(release)
+	t.Cleanup(func() { close(release) })
 	// node-a's poll may take 31 s (response time and processing).
 	slowPolls := strings.Replace(threeAgents, `"pollInterval":"10s",`, `"pollInterval":"10s","defaults":{"budget":{"responseTime":"30s"}},`, 1)
 	ds := newDatasource(settingsFor(slowPolls), agents, restartedMonitors(t, agents))
@@ -586,7 +579,7 @@ func TestFirstAlertQueryAnswersAnUnpolledAgentUnknown(t *testing.T) {
 // Alert queries are told by the FromAlert header; every frame names its
 // datasource in meta.custom.datasourceUid.
 func TestQueryDataFromAlert(t *testing.T) {
-	agents := &fakeAgents{}
+	agents := agentclienttest.New(nil)
 	ds := newDatasource(settingsFor(threeAgents), agents, testMonitors(t, agents))
 	for _, tt := range []struct {
 		headers   map[string]string

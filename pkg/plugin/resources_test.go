@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 )
 
 // Who may make POST poll poll now; the others get the latest states unless
@@ -36,7 +37,7 @@ func TestPollByRole(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			agents := &fakeAgents{}
+			agents := agentclienttest.New(nil)
 			ds := newDatasource(settingsFor(tt.settings), agents, testMonitors(t, agents))
 			m, failed := ds.engine()
 			if failed != nil {
@@ -57,14 +58,14 @@ func TestPollByRole(t *testing.T) {
 					t.Fatal("the engine's loop did not poll at start")
 				}
 			}
-			before := agents.statusCalls()
+			before := agents.StatusCalls()
 			var c capture
 			err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: "POST", Path: "poll", Body: []byte(`{}`),
 				PluginContext: backend.PluginContext{User: tt.user}}, &c)
 			if err != nil || len(c.responses) != 1 || c.responses[0].Status/100 != 2 {
 				t.Fatalf("poll: %v %+v", err, c.responses)
 			}
-			if got := agents.statusCalls() - before; got != tt.wantPolls {
+			if got := agents.StatusCalls() - before; got != tt.wantPolls {
 				t.Errorf("%d status polls, want %d", got, tt.wantPolls)
 			}
 			var answer struct {
@@ -118,7 +119,7 @@ func TestResourceRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			agents := &fakeAgents{}
+			agents := agentclienttest.New(nil)
 			ds := newDatasourceIn(identity{org: 1, id: 1, uid: "vigil-cdp"}, settingsFor(threeAgents), agents, testMonitors(t, agents))
 			var c capture
 			err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Method: tt.method, Path: tt.path,
@@ -141,24 +142,21 @@ func TestResourceRouting(t *testing.T) {
 	}
 }
 
-// answeringAgents answer every status poll with one running process "cdp"
-// at generation 4, and restart it to generation 5.
-type answeringAgents struct{ fakeAgents }
-
-func (f *answeringAgents) Status(_ context.Context, a agentclient.Agent) (agentclient.Answer, error) {
-	f.mu.Lock()
-	f.polls++
-	f.mu.Unlock()
-	body := fmt.Sprintf(`{"apiVersion":"v1","time":%q,"agent":{"id":"id-%s","version":"1.0.0","hostname":"%s.example","startedAt":%q,"pid":100},
+// answeringAgents are the agents of threeAgents, each answering every
+// status poll with one running process "cdp" at generation 4, and
+// restarting it to generation 5.
+func answeringAgents() *agentclienttest.Fake {
+	f := agentclienttest.New(nil)
+	pid, started := int64(4343), t0
+	for _, name := range []string{"standalone", "node-a", "node-b"} {
+		body := fmt.Sprintf(`{"apiVersion":"v1","time":%q,"agent":{"id":"id-%s","version":"1.0.0","hostname":"%s.example","startedAt":%q,"pid":100},
 		"cluster":null,"processes":[{"name":"cdp","kind":"command","state":"running","expected":true,"pid":4242,"generation":4,
 		"startedAt":%q,"restarts":0,"lastExit":null,"protection":null}]}`,
-		t0.Format(time.RFC3339), a.Name, a.Name, t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(-time.Hour).Format(time.RFC3339))
-	return agentclient.Answer{StatusCode: 200, Body: []byte(body), RTT: 3 * time.Millisecond}, nil
-}
-
-func (f *answeringAgents) Restart(context.Context, agentclient.Agent, string, agentclient.ControlRequest) (agentclient.StartResult, error) {
-	pid, started := int64(4343), t0
-	return agentclient.StartResult{Generation: 5, PID: &pid, StartedAt: &started}, nil
+			t0.Format(time.RFC3339), name, name, t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(-time.Hour).Format(time.RFC3339))
+		f.Add(name, agentclienttest.Script{Body: []byte(body), RTT: 3 * time.Millisecond, Generation: 4,
+			RestartAnswer: &agentclient.StartResult{Generation: 5, PID: &pid, StartedAt: &started}})
+	}
+	return f
 }
 
 // The answers of GET agents/{name} and GET agents are checked in as golden
@@ -166,7 +164,7 @@ func (f *answeringAgents) Restart(context.Context, agentclient.Agent, string, ag
 // (src/pages/Agent/Agent.test.tsx), so a field the frontend reads and the
 // backend never sends cannot pass unnoticed.
 func TestResourceAnswersGolden(t *testing.T) {
-	agents := &answeringAgents{}
+	agents := answeringAgents()
 	ds := newDatasource(settingsFor(threeAgents), agents, testMonitors(t, agents))
 	m, failed := ds.engine()
 	if failed != nil {

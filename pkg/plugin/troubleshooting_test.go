@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
 	"github.com/vigil-cdp/vigil/pkg/history"
 )
 
@@ -177,7 +178,7 @@ func TestTroubleshootingTableMatchesMessages(t *testing.T) {
 	got.addJSON(t, "restart", c.responses[0].Body)
 
 	// Queries: misconfigured settings, and a history another process holds.
-	bad := newDatasource(settingsFor(badSettings), &fakeAgents{}, testMonitors(t, &fakeAgents{}))
+	bad := newDatasource(settingsFor(badSettings), agentclienttest.New(nil), testMonitors(t, agentclienttest.New(nil)))
 	if dr := query(t, bad, QueryTypeStatus); dr.Error != nil {
 		got.add("query", dr.Error.Error())
 	}
@@ -188,7 +189,7 @@ func TestTroubleshootingTableMatchesMessages(t *testing.T) {
 	}
 	defer store.Close()
 	busy := newDatasource(backend.DataSourceInstanceSettings{UID: "busy",
-		JSONData: json.RawMessage(`{"historyPath":"` + held + `","agents":[{"name":"db-1","url":"http://127.0.0.1:1"}]}`)}, &fakeAgents{}, testMonitors(t, &fakeAgents{}))
+		JSONData: json.RawMessage(`{"historyPath":"` + held + `","agents":[{"name":"db-1","url":"http://127.0.0.1:1"}]}`)}, agentclienttest.New(nil), testMonitors(t, agentclienttest.New(nil)))
 	if dr := query(t, busy, QueryTypeStatus); dr.Error != nil {
 		got.add("query", dr.Error.Error())
 	}
@@ -201,7 +202,7 @@ func TestTroubleshootingTableMatchesMessages(t *testing.T) {
 	}
 	taken := settingsFor(`{"historyPath":"` + owned + `","agents":[{"name":"db-1","url":"http://127.0.0.1:1"}]}`)
 	taken.ID = 9
-	if dr := query(t, newDatasourceIn(identity{org: 1, id: 9, uid: "vigil-cdp"}, taken, &fakeAgents{}, testMonitors(t, &fakeAgents{})), QueryTypeStatus); dr.Error != nil {
+	if dr := query(t, newDatasourceIn(identity{org: 1, id: 9, uid: "vigil-cdp"}, taken, agentclienttest.New(nil), testMonitors(t, agentclienttest.New(nil))), QueryTypeStatus); dr.Error != nil {
 		got.add("query", dr.Error.Error())
 	}
 
