@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import { displayPath, recordPathProblem, validRecordPath } from './fspath';
-import { checkMetadataKeys } from './metadata';
+import { checkMetadataKeys, type Metadata } from './metadata';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
 export const MAX_RECORD_BYTES = 1 << 20;
@@ -71,6 +71,135 @@ export type LinkRecord = z.infer<typeof linkRecord>;
 export type DelRecord = z.infer<typeof delRecord>;
 /** A record before the journal has given it its sequence number. */
 export type NewRecord = JournalRecord extends infer R ? (R extends JournalRecord ? Omit<R, 'q'> : never) : never;
+
+// ---- the codec: readable records <-> the compact on-disk form ----
+//
+// The journal keeps its records small with one- and two-letter keys. The logic above the
+// framing (the replicator's batches, its tree, its mirror and checkpoints) works with the
+// readable form below; only encodeRecord and decodeRecord know the letters. Encoding writes the
+// keys in the order this version has always written them (q, at, op, path fields, metadata,
+// inline content), so the bytes, and the MAC over them (journalauth.ts), do not change.
+
+/** Owner, group and extended attributes as metadata.ts reads them (absent before they were recorded). */
+export type RecordMeta = Partial<Metadata>;
+
+interface Stamp {
+  /** Sequence number; 0 until the journal numbers the record. */
+  seq: number;
+  at: number;
+}
+export interface FileChange extends Stamp {
+  op: 'file';
+  path: string;
+  hash: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  meta?: RecordMeta;
+  /** The content itself (base64), while its object waits for a checkpoint's fsync. */
+  data?: string;
+}
+export interface DirChange extends Stamp {
+  op: 'dir';
+  path: string;
+  mode: number;
+  mtimeMs: number;
+  meta?: RecordMeta;
+}
+export interface LinkChange extends Stamp {
+  op: 'link';
+  path: string;
+  linkTarget: string;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  meta?: RecordMeta;
+}
+export interface Deletion extends Stamp {
+  op: 'del';
+  path: string;
+}
+export interface BaseMark extends Stamp {
+  op: 'base';
+  from: number;
+}
+export interface SyncMark extends Stamp {
+  op: 'sync';
+  upTo: number;
+}
+export type Change = FileChange | DirChange | LinkChange | Deletion | BaseMark | SyncMark;
+/** What a path holds at some moment: the readable form of a tree entry. */
+export type Version = FileChange | DirChange | LinkChange;
+/** A change before the journal has numbered it. */
+export type NewChange = Change extends infer C ? (C extends Change ? Omit<C, 'seq'> : never) : never;
+
+const META_KEYS = ['u', 'g', 'un', 'gn', 'x', 'xe'] as const;
+
+function metaOf(r: Record<string, unknown>): RecordMeta | undefined {
+  let out: Record<string, unknown> | undefined;
+  for (const k of META_KEYS) if (r[k] !== undefined) (out ??= {})[k] = r[k];
+  return out as RecordMeta | undefined;
+}
+
+/** The on-disk form of a change (without the MAC, which frame() adds). */
+export function encodeRecord(c: Change): JournalRecord {
+  const head = { q: c.seq, at: c.at };
+  switch (c.op) {
+    case 'file':
+      return { ...head, op: 'file', p: c.path, h: c.hash, s: c.size, m: c.mode, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...c.meta, ...(c.data === undefined ? {} : { d: c.data }) };
+    case 'dir':
+      return { ...head, op: 'dir', p: c.path, m: c.mode, mt: c.mtimeMs, ...c.meta };
+    case 'link':
+      return { ...head, op: 'link', p: c.path, l: c.linkTarget, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...c.meta };
+    case 'del':
+      return { ...head, op: 'del', p: c.path };
+    case 'base':
+      return { ...head, op: 'base', from: c.from };
+    case 'sync':
+      return { ...head, op: 'sync', upTo: c.upTo };
+  }
+}
+
+/** encodeRecord for a change not numbered yet (the journal writer puts `q` first). */
+export function encodeNew(c: NewChange): NewRecord {
+  const { q: _q, ...rest } = encodeRecord({ seq: 0, ...c } as Change);
+  return rest as NewRecord;
+}
+
+/** The readable form of an on-disk record (checked by checkRecord when it was read). */
+export function decodeRecord(r: FileRecord): FileChange;
+export function decodeRecord(r: FileRecord | DirRecord | LinkRecord): Version;
+export function decodeRecord(r: JournalRecord): Change;
+export function decodeRecord(r: JournalRecord): Change {
+  const head = { seq: r.q, at: r.at };
+  switch (r.op) {
+    case 'file': {
+      const meta = metaOf(r);
+      return { ...head, op: 'file', path: r.p, hash: r.h, size: r.s, mode: r.m, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino, ...(meta ? { meta } : {}), ...(r.d === undefined ? {} : { data: r.d }) };
+    }
+    case 'dir': {
+      const meta = metaOf(r);
+      return { ...head, op: 'dir', path: r.p, mode: r.m, mtimeMs: r.mt, ...(meta ? { meta } : {}) };
+    }
+    case 'link': {
+      const meta = metaOf(r);
+      return { ...head, op: 'link', path: r.p, linkTarget: r.l, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino, ...(meta ? { meta } : {}) };
+    }
+    case 'del':
+      return { ...head, op: 'del', path: r.p };
+    case 'base':
+      return { ...head, op: 'base', from: r.from };
+    case 'sync':
+      return { ...head, op: 'sync', upTo: r.upTo };
+  }
+}
+
+/** The path a change is about; base and sync marks are about the store. */
+export function pathOfChange(c: Change): string | undefined {
+  return c.op === 'base' || c.op === 'sync' ? undefined : c.path;
+}
 
 /**
  * The first frame of a segment file: which writer (epoch) wrote it, the sequence number of its
