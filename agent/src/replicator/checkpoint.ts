@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import { hashBuffer } from './digest';
-import { encodeNew, type FileChange } from './journal';
+import type { FileChange } from './journal';
+import type { OpenJournal } from './journalkeeper';
 import { OBJECT_MODE } from './modes';
-import type { JournalWriter } from './segments';
 import { fsyncDirAsync, type StoreLayout } from './store';
 
 /** At most this many objects wait for a checkpoint, whatever the time. */
@@ -60,7 +60,7 @@ export class Checkpoints {
    * Makes the waiting objects durable, then appends a sync record for the journal's last
    * record. False when nothing waited (nothing appended).
    */
-  async run(journal: JournalWriter): Promise<boolean> {
+  async run(journal: OpenJournal): Promise<boolean> {
     this.due = false;
     if (this.unsynced.size === 0) return false;
     const files = [...this.unsynced];
@@ -83,7 +83,7 @@ export class Checkpoints {
     };
     await Promise.all(Array.from({ length: this.concurrency }, worker));
     await Promise.all([...dirs].map((d) => fsyncDirAsync(d)));
-    await journal.append([encodeNew({ at: journal.stamp(), op: 'sync', upTo })]);
+    await journal.appendSync(upTo);
     return true;
   }
 

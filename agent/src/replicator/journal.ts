@@ -76,9 +76,12 @@ export type NewRecord = JournalRecord extends infer R ? (R extends JournalRecord
 //
 // The journal keeps its records small with one- and two-letter keys. The logic above the
 // framing (the replicator's batches, its tree, its mirror and checkpoints) works with the
-// readable form below; only encodeRecord and decodeRecord know the letters. Encoding writes the
-// keys in the order this version has always written them (q, at, op, path fields, metadata,
-// inline content), so the bytes, and the MAC over them (journalauth.ts), do not change.
+// readable form below; only encodeRecord and decodeRecord know the letters. Owner, group and
+// attributes travel as `meta`, in metadata.ts's form (the keys it documents), which only
+// metadata.ts reads. Encoding writes the keys in the order this version has always written
+// them (q, at, op, path fields, metadata, inline content), so the bytes, and the MAC over them
+// (journalauth.ts), do not change. A record that is not a known change (an unknown op, a
+// header, a missing or mistyped field) is a JournalCodecError naming the record and the fault.
 
 /** Owner, group and extended attributes as metadata.ts reads them (absent before they were recorded). */
 export type RecordMeta = Partial<Metadata>;
@@ -137,28 +140,44 @@ export type NewChange = Change extends infer C ? (C extends Change ? Omit<C, 'se
 
 const META_KEYS = ['u', 'g', 'un', 'gn', 'x', 'xe'] as const;
 
-function metaOf(r: Record<string, unknown>): RecordMeta | undefined {
-  let out: Record<string, unknown> | undefined;
-  for (const k of META_KEYS) if (r[k] !== undefined) (out ??= {})[k] = r[k];
-  return out as RecordMeta | undefined;
+/** The metadata keys a record or a change carries, always in the order above (absent: left out). */
+function metaOf(r: RecordMeta): RecordMeta | undefined {
+  if (r.u === undefined && r.g === undefined && r.un === undefined && r.gn === undefined && r.x === undefined && r.xe === undefined) return undefined;
+  const out: RecordMeta = {};
+  for (const k of META_KEYS) if (r[k] !== undefined) (out as Record<string, unknown>)[k] = r[k];
+  return out;
 }
 
-/** The on-disk form of a change (without the MAC, which frame() adds). */
+/** A record that is not a change this version knows (an unknown op, a missing or mistyped field). */
+export class JournalCodecError extends Error {
+  override name = 'JournalCodecError';
+}
+
+function codecError(what: 'encode' | 'decode', r: unknown, why: string): JournalCodecError {
+  const o = r !== null && typeof r === 'object' ? (r as Record<string, unknown>) : undefined;
+  const seq = what === 'decode' ? o?.q : o?.seq;
+  const which = Number.isInteger(seq) ? `record ${String(seq)}` : 'a record';
+  return new JournalCodecError(`journal codec: cannot ${what} ${which}: ${why}`);
+}
+
+/** The on-disk form of a change (without the MAC, which frame() adds). Throws JournalCodecError for an unknown op. */
 export function encodeRecord(c: Change): JournalRecord {
   const head = { q: c.seq, at: c.at };
   switch (c.op) {
     case 'file':
-      return { ...head, op: 'file', p: c.path, h: c.hash, s: c.size, m: c.mode, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...c.meta, ...(c.data === undefined ? {} : { d: c.data }) };
+      return { ...head, op: 'file', p: c.path, h: c.hash, s: c.size, m: c.mode, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}), ...(c.data === undefined ? {} : { d: c.data }) };
     case 'dir':
-      return { ...head, op: 'dir', p: c.path, m: c.mode, mt: c.mtimeMs, ...c.meta };
+      return { ...head, op: 'dir', p: c.path, m: c.mode, mt: c.mtimeMs, ...metaOf(c.meta ?? {}) };
     case 'link':
-      return { ...head, op: 'link', p: c.path, l: c.linkTarget, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...c.meta };
+      return { ...head, op: 'link', p: c.path, l: c.linkTarget, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}) };
     case 'del':
       return { ...head, op: 'del', p: c.path };
     case 'base':
       return { ...head, op: 'base', from: c.from };
     case 'sync':
       return { ...head, op: 'sync', upTo: c.upTo };
+    default:
+      throw codecError('encode', c, `unknown op ${JSON.stringify((c as { op?: unknown } | null)?.op)}`);
   }
 }
 
@@ -168,31 +187,58 @@ export function encodeNew(c: NewChange): NewRecord {
   return rest as NewRecord;
 }
 
-/** The readable form of an on-disk record (checked by checkRecord when it was read). */
+/**
+ * The readable form of an on-disk record. The record is checked first by the rules every
+ * reader applies (checkRecord): an unknown op, a header, a missing or mistyped field throws a
+ * JournalCodecError that says which record and why.
+ */
 export function decodeRecord(r: FileRecord): FileChange;
 export function decodeRecord(r: FileRecord | DirRecord | LinkRecord): Version;
 export function decodeRecord(r: JournalRecord): Change;
 export function decodeRecord(r: JournalRecord): Change {
-  const head = { seq: r.q, at: r.at };
+  const why = checkRecord(r);
+  if (why !== undefined) throw codecError('decode', r, why);
+  return decodeReadRecord(r);
+}
+
+/**
+ * decodeRecord for a record that a journal reader returned (readFdFrames and the like): it was
+ * checked when its frame was read, so only its op is (a start decodes every path of the tree).
+ */
+export function decodeReadRecord(r: FileRecord): FileChange;
+export function decodeReadRecord(r: FileRecord | DirRecord | LinkRecord): Version;
+export function decodeReadRecord(r: JournalRecord): Change;
+export function decodeReadRecord(r: JournalRecord): Change {
+  // Object literals of one shape each (no spreads): a start decodes every path of the tree.
   switch (r.op) {
     case 'file': {
+      const c: FileChange = { seq: r.q, at: r.at, op: 'file', path: r.p, hash: r.h, size: r.s, mode: r.m, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
       const meta = metaOf(r);
-      return { ...head, op: 'file', path: r.p, hash: r.h, size: r.s, mode: r.m, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino, ...(meta ? { meta } : {}), ...(r.d === undefined ? {} : { data: r.d }) };
+      if (meta) c.meta = meta;
+      if (r.d !== undefined) c.data = r.d;
+      return c;
     }
     case 'dir': {
+      const c: DirChange = { seq: r.q, at: r.at, op: 'dir', path: r.p, mode: r.m, mtimeMs: r.mt };
       const meta = metaOf(r);
-      return { ...head, op: 'dir', path: r.p, mode: r.m, mtimeMs: r.mt, ...(meta ? { meta } : {}) };
+      if (meta) c.meta = meta;
+      return c;
     }
     case 'link': {
+      const c: LinkChange = { seq: r.q, at: r.at, op: 'link', path: r.p, linkTarget: r.l, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
       const meta = metaOf(r);
-      return { ...head, op: 'link', path: r.p, linkTarget: r.l, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino, ...(meta ? { meta } : {}) };
+      if (meta) c.meta = meta;
+      return c;
     }
     case 'del':
-      return { ...head, op: 'del', path: r.p };
+      return { seq: r.q, at: r.at, op: 'del', path: r.p };
     case 'base':
-      return { ...head, op: 'base', from: r.from };
+      return { seq: r.q, at: r.at, op: 'base', from: r.from };
     case 'sync':
-      return { ...head, op: 'sync', upTo: r.upTo };
+      return { seq: r.q, at: r.at, op: 'sync', upTo: r.upTo };
+    default:
+      // A segment or tree header passes checkRecord: it is a frame of the journal, not a change.
+      throw codecError('decode', r, `a ${String((r as { op?: unknown }).op)} header is not a change`);
   }
 }
 

@@ -4,9 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
-import { decodeRecord, encodeNew, type Change, type FileChange, type NewChange } from './journal';
+import { decodeReadRecord, encodeNew, type Change, type FileChange, type NewChange, type SyncMark } from './journal';
 import { authenticateWriter, loadJournalKey } from './journalauth';
 import { JournalWriter, SEGMENT_BYTES, describeDamage, replay, resolveChain, sealSegment, writeSnapshot, type ChainSegment } from './segments';
+import { pruneJournal, type PruneResult } from './retention';
 import type { StoreLayout } from './store';
 import { decodeTree, encodeTree, type VersionTree } from './tree';
 
@@ -39,18 +40,18 @@ export class OpenJournal {
   private segmentCount = 0;
   /** Segments that an earlier writer left unsealed (or without an index): sealed after the start. */
   private pendingSeal: { seg: ChainSegment; last: number }[];
-  /** The earliest restorable moment. */
-  earliest: number | null;
+  /** The earliest restorable moment (null: nothing recorded yet). */
+  private earliestAt: number | null;
 
   private constructor(
     private readonly layout: StoreLayout,
-    readonly writer: JournalWriter,
+    private readonly writer: JournalWriter,
     replayed: number,
     earliest: number | null,
     pendingSeal: { seg: ChainSegment; last: number }[],
   ) {
     this.sinceSnapshot = replayed;
-    this.earliest = earliest;
+    this.earliestAt = earliest;
     this.pendingSeal = pendingSeal;
     this.refreshSize();
   }
@@ -98,7 +99,7 @@ export class OpenJournal {
       ms: Date.now() - replayStart,
     });
     if (fs.existsSync(path.join(layout.journal, 'prune-pending.json'))) unclean = true;
-    return { journal, tree: decodeTree(rep.tree), unsynced: rep.unsynced.map((r) => decodeRecord(r)), touched: rep.touched, unclean };
+    return { journal, tree: decodeTree(rep.tree), unsynced: rep.unsynced.map((r) => decodeReadRecord(r)), touched: rep.touched, unclean };
   }
 
   get lastSeq(): number {
@@ -111,10 +112,19 @@ export class OpenJournal {
 
   /** Appends and fsyncs the changes; when this resolves they are acknowledged (numbered). */
   async append(changes: NewChange[]): Promise<Change[]> {
-    const acked = (await this.writer.append(changes.map(encodeNew))).map((r) => decodeRecord(r));
+    const acked = (await this.writer.append(changes.map(encodeNew))).map((r) => decodeReadRecord(r));
     this.sinceSnapshot += acked.length;
-    if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
+    if (this.earliestAt === null && acked[0]) this.earliestAt = acked[0].at;
     return acked;
+  }
+
+  /**
+   * Appends a checkpoint's sync mark: every object named by a record up to `upTo` is durable.
+   * It changes nothing in the tree, so it counts for neither snapshots nor the earliest moment.
+   */
+  async appendSync(upTo: number): Promise<void> {
+    const mark: Omit<SyncMark, 'seq'> = { at: this.writer.stamp(), op: 'sync', upTo };
+    await this.writer.append([encodeNew(mark)]);
   }
 
   /** Seals the segments an earlier writer left unsealed; `closing` stops early. */
@@ -151,7 +161,25 @@ export class OpenJournal {
     this.sinceSnapshot = 0;
   }
 
-  refreshSize(): void {
+  get earliest(): number | null {
+    return this.earliestAt;
+  }
+
+  /**
+   * Retention: drops the sealed segments whose records are all older than `cutoff`
+   * (retention.ts). Null when nothing is old enough.
+   */
+  prune(cutoff: number): PruneResult | null {
+    // Nothing old enough to drop yet: no need to look.
+    if (this.earliestAt === null || this.earliestAt >= cutoff) return null;
+    const out = pruneJournal(this.layout, resolveChain(this.layout.root), this.writer.segment.name, cutoff, this.writer.epoch);
+    if (!out) return null;
+    this.earliestAt = out.earliest;
+    this.refreshSize();
+    return out;
+  }
+
+  private refreshSize(): void {
     let bytes = 0;
     let count = 0;
     for (const name of fs.readdirSync(this.layout.journal)) {

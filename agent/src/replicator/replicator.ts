@@ -23,11 +23,11 @@ import { pathOfChange, type Change, type FileChange, type NewChange, type Versio
 import { OpenJournal } from './journalkeeper';
 import { LEASE_LOST, LeaseHolder } from './leaseholder';
 import { HardLinks, MappedFiles } from './links';
-import { sameMetadata, type Metadata } from './metadata';
+import { recordsOwner, sameMetadata, sameOwner, type Metadata } from './metadata';
 import { Mirror } from './mirror';
 import { tightenAll, tightenTop, type Tightened } from './modes';
 import { Latencies, StatusFile, iso, statusOf } from './report';
-import { collectGarbage, pruneJournal, type PruneResult } from './retention';
+import { collectGarbage, type PruneResult } from './retention';
 import { DirLister, STAT_FIELDS } from './scan';
 import { resolveChain } from './segments';
 import { Source, type SourceStat } from './source';
@@ -126,7 +126,7 @@ function unchangedRaw(e: Version | undefined, mode: number, size: number, mt: nu
   if (type === S_IFREG) return e.op === 'file' && e.size === size && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino && e.mode === (mode & 0o7777);
   // A directory's change time moves with every entry: its owner is compared instead (a
   // record from before owners were recorded has none to compare).
-  if (type === S_IFDIR) return e.op === 'dir' && e.mode === (mode & 0o7777) && (e.meta?.u === undefined || (e.meta.u === uid && e.meta.g === gid));
+  if (type === S_IFDIR) return e.op === 'dir' && e.mode === (mode & 0o7777) && sameOwner(e.meta, uid, gid);
   if (type === S_IFLNK) return e.op === 'link' && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino;
   return true;
 }
@@ -516,7 +516,7 @@ export class Replicator {
       }
       if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) queue(p, type === S_IFREG ? size : 0);
       // Nothing in a directory's stat tells of a new extended attribute: they are compared.
-      else if (type === S_IFDIR && e?.op === 'dir' && e.meta?.u !== undefined && !sameMetadata(e.meta, this.source.metadata(p, uid, gid, true))) queue(p, 0);
+      else if (type === S_IFDIR && e?.op === 'dir' && recordsOwner(e.meta) && !sameMetadata(e.meta ?? {}, this.source.metadata(p, uid, gid, true))) queue(p, 0);
       if (type !== S_IFDIR) return false;
       if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) {
         if (this.watcher.add(p) === 'unreadable') return false;
@@ -972,7 +972,7 @@ export class Replicator {
   /** A checkpoint (checkpoint.ts); the mirror is current up to its sync record. */
   private async checkpoint(): Promise<void> {
     const journal = this.journal;
-    if (journal && (await this.checkpoints.run(journal.writer))) this.mirror.writeSeq(journal.lastSeq);
+    if (journal && (await this.checkpoints.run(journal))) this.mirror.writeSeq(journal.lastSeq);
   }
 
   // ---- retention ----
@@ -989,14 +989,10 @@ export class Replicator {
         if (g.objectsRemoved > 0) this.o.log.info('unreferenced objects removed', g);
       }
       const cutoff = now - this.o.retentionMs;
-      // Nothing old enough to drop yet: no need to look.
-      if (journal.earliest === null || journal.earliest >= cutoff) return null;
-      const out = pruneJournal(this.layout, resolveChain(this.layout.root), journal.writer.segment.name, cutoff, journal.writer.epoch);
+      const out = journal.prune(cutoff);
       if (!out) return null;
       this.verified.clear();
-      journal.earliest = out.earliest;
       this.lastPrune = out;
-      journal.refreshSize();
       this.o.log.info('retention: pruned', { ...out, cutoff: iso(cutoff), earliest: iso(out.earliest) });
       return out;
     });

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from '../log';
 import { decodeName, displayPath, fsPath, viaShort, type FsPath } from './fspath';
-import { readMetadata, type Metadata } from './metadata';
+import { metadataNotRead, readMetadata, type Metadata } from './metadata';
 
 /** An lstat: the stats, null when the path is gone, or why it cannot be seen. */
 export type SourceStat = fs.Stats | null | { unreadable: string };
@@ -46,7 +46,7 @@ export class Source {
       return viaShort(this.path(p), (a) => readMetadata(a, uid, gid, quiet ? undefined : (msg, fields) => this.log.warn(msg, { path: displayPath(p), ...fields })));
     } catch (e) {
       // A long path's directories could not be opened: gone or unreadable, which its lstat tells.
-      return { u: uid, g: gid, xe: `not read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+      return metadataNotRead(uid, gid, (e as NodeJS.ErrnoException).code ?? 'error');
     }
   }
 

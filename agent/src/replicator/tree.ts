@@ -1,6 +1,6 @@
 // The protected tree as the journal knows it: replaying records in order gives the state of
 // the source at any moment they cover.
-import { decodeRecord, encodeRecord, type Change, type DirRecord, type FileRecord, type JournalRecord, type LinkRecord, type Version } from './journal';
+import { decodeReadRecord, encodeRecord, type Change, type DirRecord, type FileRecord, type JournalRecord, type LinkRecord, type Version } from './journal';
 
 export type Entry = FileRecord | DirRecord | LinkRecord;
 export type Tree = Map<string, Entry>;
@@ -96,10 +96,10 @@ export function applyChange(tree: VersionTree, c: Change): void {
   }
 }
 
-/** A replayed tree in the readable form. */
+/** A replayed tree (its records checked as they were read) in the readable form. */
 export function decodeTree(tree: Tree): VersionTree {
   const out: VersionTree = new Map();
-  for (const [p, e] of tree) out.set(p, decodeRecord(e));
+  for (const [p, e] of tree) out.set(p, decodeReadRecord(e));
   return out;
 }
 
