@@ -45,6 +45,11 @@ export class Coverage {
     if (subtree) for (const k of [...this.paths.keys()]) if (within(k, p)) this.paths.delete(k);
   }
 
+  /** A file mapped for writing: not covered, at risk since `since` (set again at every check, so not logged). */
+  mapped(p: string, reason: string, since: number): void {
+    this.paths.set(p, { kind: 'mapped', reason, since });
+  }
+
   /** A directory that cannot be listed: reported, and looked at again on the poll. */
   unreadableDir(dir: string, code: string): void {
     this.notCovered(dir, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`);

@@ -6,36 +6,37 @@
 // updated. At every start the journal is replayed and the source compared with it (the
 // catch-up), so changes made while nothing ran are captured too.
 //
-// Its parts, each in its own module: the lease (leaseholder.ts), the journal it writes
-// (journalkeeper.ts, in the readable form of journal.ts's codec), checkpoints (checkpoint.ts),
-// the mirror (mirror.ts), what is not covered (coverage.ts), hard links and mappings
-// (links.ts), the source (source.ts) and the status (report.ts). This class queues changes
-// and turns each batch into records.
+// Its parts, each in its own module: the lease (leaseholder.ts), the queue of changed paths
+// (queue.ts), the comparison of the source with the tree (scanner.ts), a batch turned into
+// changes (batch.ts), the journal it writes (journalkeeper.ts, in the readable form of
+// journal.ts's codec), checkpoints (checkpoint.ts), the mirror (mirror.ts), what is not
+// covered (coverage.ts), hard links and mappings (links.ts), the source (source.ts) and the
+// status (report.ts). This class holds the tree, runs the parts one at a time (exclusive) and
+// on their timers, and keeps what the status says of the whole.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Logger } from '../log';
-import { captureFile, storeCaptured, type Capture, type FileVersion } from './capture';
+import { BatchBuilder, CAPTURE_CONCURRENCY } from './batch';
 import { Checkpoints } from './checkpoint';
 import { Coverage } from './coverage';
 import { implementation, loadHasher, type HashAlgorithm, type HashChoice } from './digest';
-import { decodeName, fsPath, holdShort, joinFs, viaShort } from './fspath';
-import { pathOfChange, type Change, type FileChange, type NewChange, type Version } from './journal';
+import { viaShort } from './fspath';
+import { pathOfChange, type Change } from './journal';
 import { OpenJournal } from './journalkeeper';
 import { LEASE_LOST, LeaseHolder } from './leaseholder';
 import { HardLinks, MappedFiles } from './links';
-import { recordsOwner, sameMetadata, sameOwner, type Metadata } from './metadata';
 import { Mirror } from './mirror';
 import { tightenAll, tightenTop, type Tightened } from './modes';
+import { ChangeQueue, type Batch } from './queue';
 import { Latencies, StatusFile, iso, statusOf } from './report';
 import { collectGarbage, type PruneResult } from './retention';
-import { DirLister, STAT_FIELDS } from './scan';
+import { Scanner, unchanged } from './scanner';
 import { resolveChain } from './segments';
-import { Source, type SourceStat } from './source';
+import { Source } from './source';
 import { statusSchema, type ReplicatorStatus } from './status';
 import { StoreLayout, cleanTmp, fsyncDirAsync, isOwnerOnly, markOwnerOnly, prepareStore } from './store';
-import { applyChange, parentOf, within, type VersionTree } from './tree';
+import { within, type VersionTree } from './tree';
 import { summary as verifySummary, verifyStore, VerifyCancelled } from './verify';
-import { EventFence, TreeWatcher } from './watch';
+import { TreeWatcher } from './watch';
 
 export interface ReplicatorOptions {
   source: string;
@@ -66,74 +67,7 @@ export interface ReplicatorOptions {
   log: Logger;
 }
 
-interface Pending {
-  seenAt: number;
-  size: number;
-  /** Seen by an event: the content is read even when size and times look unchanged. */
-  event: boolean;
-  attempts: number;
-  /** A change notification arrived while it was being read: that read is not used. */
-  dirty?: boolean;
-  /** Its parent directory's watch reported it (a directory replaced, moved, changed). */
-  dirEvent?: boolean;
-}
-
-type Batch = [string, Pending][];
-
-/** What a batch records, and what follows from it once acknowledged. */
-interface BatchOutcome {
-  changes: NewChange[];
-  /** Directories of new objects: fsynced before any record names them. */
-  dirsToSync: Set<string>;
-  /** Directories to watch and compare after the batch. */
-  newDirs: string[];
-}
-
-/** Small batches keep the first change of a burst from waiting for the last one. */
-const BATCH_PATHS = 128;
-const BATCH_BYTES = 64 * 1024 * 1024;
-/**
- * Whatever their size, this many files share a batch, so large files are copied and hashed
- * side by side (the hashing threads and the kernel's copies overlap) instead of one batch,
- * with its fsyncs, after another.
- */
-const BATCH_MIN_PATHS = 4;
-/** Files read and stored side by side; the thread pool (UV_THREADPOOL_SIZE) runs their I/O. */
-const CAPTURE_CONCURRENCY = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 16);
 const STATUS_EVERY_MS = 1000;
-const UNSTABLE_RETRY_MS = 50;
-
-function modeOf(st: fs.Stats): number {
-  return st.mode & 0o7777;
-}
-
-const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = fs.constants;
-
-/** Size, times, inode and mode as recorded: equal means the content is taken as unchanged. */
-function unchanged(e: Version | undefined, st: fs.Stats): boolean {
-  return unchangedRaw(e, st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.uid, st.gid);
-}
-
-/** Whether a file record describes the version a capture read (content aside). */
-function unchangedVersion(e: FileChange, v: FileVersion): boolean {
-  return e.size === v.size && e.mtimeMs === v.mtimeMs && e.ctimeMs === v.ctimeMs && e.ino === v.ino && e.mode === (v.mode & 0o7777);
-}
-
-/** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
-function unchangedRaw(e: Version | undefined, mode: number, size: number, mt: number, ct: number, ino: number, uid: number, gid: number): boolean {
-  if (!e) return false;
-  const type = mode & S_IFMT;
-  if (type === S_IFREG) return e.op === 'file' && e.size === size && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino && e.mode === (mode & 0o7777);
-  // A directory's change time moves with every entry: its owner is compared instead (a
-  // record from before owners were recorded has none to compare).
-  if (type === S_IFDIR) return e.op === 'dir' && e.mode === (mode & 0o7777) && sameOwner(e.meta, uid, gid);
-  if (type === S_IFLNK) return e.op === 'link' && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino;
-  return true;
-}
-
-/** Marks the entries a scan met (a symbol: never serialised), cheaper than a set of 100,000 paths. */
-const SEEN = Symbol('seen');
-type Stamped = Version & { [SEEN]?: number };
 
 export class Replicator {
   readonly layout: StoreLayout;
@@ -149,10 +83,9 @@ export class Replicator {
   private readonly source: Source;
   private readonly status: StatusFile;
   private readonly latencies = new Latencies();
-  private pending = new Map<string, Pending>();
-  private inFlight = new Map<string, Pending>();
-  /** Files that changed while being read, waiting to be read again. */
-  private retrying = new Map<string, Pending>();
+  private readonly queue: ChangeQueue;
+  private readonly scanner: Scanner;
+  private readonly batches: BatchBuilder;
   private state: ReplicatorStatus['state'] = 'starting';
   private message: string | null = null;
   private lastChangeAt: number | null = null;
@@ -164,13 +97,6 @@ export class Replicator {
   private lastPrune: PruneResult | null = null;
   /** Set after an unclean stop: unreferenced objects may be left; the next pruning looks for them. */
   private garbageLikely = false;
-  /** Objects whose bytes were checked against their name in this run (emptied by pruning). */
-  private verified = new Set<string>();
-  /** Orders change notifications against reads (see capture.ts). */
-  private readonly fence: EventFence;
-  private scanStamp = 0;
-  /** Lists the whole tree for full scans, off the event loop. */
-  private lister = new DirLister();
   private blocked?: NodeJS.Timeout;
   private timers: NodeJS.Timeout[] = [];
   private work: Promise<unknown> = Promise.resolve();
@@ -186,7 +112,6 @@ export class Replicator {
   private lastEventsLost = 0;
   private rescanQueued = false;
   private lastPollAt: number | null = null;
-  private lastFullScanMs = 0;
 
   constructor(private readonly o: ReplicatorOptions) {
     this.layout = new StoreLayout(o.target);
@@ -208,7 +133,36 @@ export class Replicator {
       // Its watches are on the old directory: a new start watches and catches up with the new one.
       if (replaced) this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));
     });
-    this.fence = new EventFence(path.join(this.layout.tmp, 'fence'));
+    this.queue = new ChangeQueue(
+      () => this.kick(),
+      () => this.closing,
+    );
+    this.scanner = new Scanner({
+      source: this.source,
+      tree: () => this.tree,
+      queue: this.queue,
+      coverage: this.coverage,
+      links: this.links,
+      mapped: this.mapped,
+      watcher: this.watcher,
+      closing: () => this.closing,
+    });
+    this.batches = new BatchBuilder({
+      layout: this.layout,
+      source: this.source,
+      tree: () => this.tree,
+      queue: this.queue,
+      coverage: this.coverage,
+      links: this.links,
+      mapped: this.mapped,
+      watcher: this.watcher,
+      checkpoints: this.checkpoints,
+      settleMs: o.settleMs,
+      changingAfterMs: o.changingAfterMs,
+      stamp: () => (this.journal as OpenJournal).stamp(),
+      eventsLost: (why) => this.eventsLost(why),
+      noteError: (msg) => this.noteError(msg),
+    });
     this.atRiskBeforeCatchUp = this.previousSafePoint() ?? Date.now();
   }
 
@@ -252,7 +206,7 @@ export class Replicator {
     await loadHasher(hash);
     this.o.log.info('store opened', { target: this.o.target, hash, hashing: implementation(hash) });
     this.logTightened(tightenTop(this.layout));
-    this.lister.warm(); // its start-up overlaps the journal's replay
+    this.scanner.warm(); // its start-up overlaps the journal's replay
     this.statusTimer = setInterval(() => this.status.write(true), STATUS_EVERY_MS);
     this.status.write(true);
 
@@ -271,7 +225,7 @@ export class Replicator {
       this.logTightened(tightenAll(this.layout));
       markOwnerOnly(this.layout);
     }
-    this.fence.open();
+    this.batches.open();
     await this.openJournal(lease.epoch);
     await this.exclusive(() => this.checkpoint());
     await this.exclusive(async () => this.journal?.sealLeftovers(this.tree, () => this.closing, this.o.log));
@@ -384,7 +338,7 @@ export class Replicator {
    */
   private scheduleRescan(): void {
     if (this.closing) return;
-    const wait = Math.max(this.o.rescanEveryMs, 100 * this.lastFullScanMs);
+    const wait = Math.max(this.o.rescanEveryMs, 100 * this.scanner.lastFullScanMs);
     this.rescanTimer = setTimeout(() => {
       void this.exclusive(() => this.scan('', null))
         .catch((e: unknown) => this.die(e))
@@ -444,14 +398,10 @@ export class Replicator {
     if (this.closing) return;
     const now = Date.now();
     this.lastChangeAt = now;
-    const flying = this.inFlight.get(rel);
-    if (flying) flying.dirty = true;
-    const prev = this.pending.get(rel) ?? this.retrying.get(rel);
     const st = this.source.lstat(rel);
-    const size = st instanceof fs.Stats ? st.size : 0;
     // An event naming a directory the tree knows comes from its parent's watch: the entry itself changed.
-    const dirEvent = prev?.dirEvent || this.tree.get(rel)?.op === 'dir' || this.watcher.isWatched(rel);
-    this.pending.set(rel, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: prev?.attempts ?? 0, ...(dirEvent ? { dirEvent } : {}) });
+    const dirEvent = this.tree.get(rel)?.op === 'dir' || this.watcher.isWatched(rel);
+    this.queue.event(rel, st instanceof fs.Stats ? st.size : 0, dirEvent, now);
     this.kick();
   }
 
@@ -471,152 +421,15 @@ export class Replicator {
     }).catch((e: unknown) => this.die(e));
   }
 
-  /**
-   * Compares the subtree `rel` of the source with the tree and queues every difference.
-   * Directories found are watched (unless a limit sends them to polling). A directory or entry
-   * that cannot be read is reported as not covered and its known contents are kept as they
-   * were: unreadable is unknown, never deleted.
-   */
+  /** A scan (scanner.ts); what it found is pending, and a change seen. */
   private async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number }> {
-    if (this.source.check()) return { scanned: 0, changed: 0 };
-    const stamp = ++this.scanStamp;
-    const started = Date.now();
-    let scanned = 0;
-    let changed = 0;
-    let known = 0;
-    const now = Date.now();
-    const queue = (p: string, size: number) => {
-      changed++;
-      if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size, event: false, attempts: 0 });
-      outstanding?.add(p);
-    };
-    const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
-    /** Keeps what the tree has under an unreadable `dir` as it is (met, so not taken for deleted). */
-    const keepUnder = (dir: string, code: string) => {
-      this.coverage.unreadableDir(dir, code);
-      for (const [k, e] of this.tree) {
-        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) continue;
-        (e as Stamped)[SEEN] = stamp;
-        known++;
-      }
-    };
-    // This is the cost of a catch-up: one readdir per directory and one lstat per entry,
-    // nothing else that grows with the tree. A directory found is watched before it is listed.
-    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number, nlink: number, dev: number, uid: number, gid: number): boolean => {
-      scanned++;
-      const e = this.tree.get(p);
-      if (e) {
-        known++;
-        (e as Stamped)[SEEN] = stamp;
-      }
-      const type = mode & S_IFMT;
-      if (type === S_IFREG) {
-        if (nlink > 1 || this.links.has(p)) this.links.note(p, dev, ino, nlink);
-        this.mapped.devices.add(dev);
-      }
-      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) queue(p, type === S_IFREG ? size : 0);
-      // Nothing in a directory's stat tells of a new extended attribute: they are compared.
-      else if (type === S_IFDIR && e?.op === 'dir' && recordsOwner(e.meta) && !sameMetadata(e.meta ?? {}, this.source.metadata(p, uid, gid, true))) queue(p, 0);
-      if (type !== S_IFDIR) return false;
-      if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) {
-        if (this.watcher.add(p) === 'unreadable') return false;
-      }
-      return true;
-    };
-    const listed = (dir: string, names: string[], stats: ArrayLike<number>, unreadable: { name: string; code: string }[] | undefined) => {
-      const subdirs: string[] = [];
-      if (this.coverage.unreadableDirs.delete(dir)) this.coverage.covered(dir);
-      for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
-        const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
-        const f = (j: number) => stats[k + j] as number;
-        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) subdirs.push(p);
-      }
-      for (const u of unreadable ?? []) {
-        const p = dir === '' ? u.name : `${dir}/${u.name}`;
-        keepUnder(p, u.code);
-        const e = this.tree.get(p);
-        if (e && (e as Stamped)[SEEN] !== stamp) {
-          (e as Stamped)[SEEN] = stamp;
-          known++;
-        }
-      }
-      return subdirs;
-    };
-    const unlisted = (dir: string, code: string) => {
-      // Gone meanwhile: its deletion is queued below or by an event. Unreadable: kept.
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') keepUnder(dir, code);
-    };
-    if (rel === '') {
-      // The whole tree: listed by the worker threads while this thread compares.
-      const walked = this.lister.walk(
-        rel,
-        (dir) => holdShort(fsPath(this.o.source, dir), 3800),
-        (l) => {
-          if (l.names === null) {
-            unlisted(l.dir, l.code ?? 'error');
-            return [];
-          }
-          return listed(l.dir, l.names, l.stats, l.unreadable);
-        },
-      );
-      try {
-        await walked;
-      } catch (e) {
-        // stop() ends the listing threads: an unfinished walk says nothing about deletions.
-        if (this.closing) return { scanned, changed };
-        throw e;
-      }
-      this.lastFullScanMs = Date.now() - started;
-    } else {
-      const stack: string[] = [rel];
-      while (stack.length > 0) {
-        const dir = stack.pop() as string;
-        const abs = fsPath(this.o.source, dir);
-        let raw: Buffer[];
-        try {
-          raw = viaShort(abs, (a) => fs.readdirSync(a, { encoding: 'buffer' }));
-        } catch (e) {
-          unlisted(dir, (e as NodeJS.ErrnoException).code ?? 'error');
-          continue;
-        }
-        const names: string[] = [];
-        const stats: number[] = [];
-        const unreadable: { name: string; code: string }[] = [];
-        for (const b of raw) {
-          const name = decodeName(b);
-          try {
-            const st = viaShort(joinFs(abs, name), (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
-            if (!st) continue;
-            names.push(name);
-            stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev, st.uid, st.gid);
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code ?? 'error';
-            if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push({ name, code });
-          }
-        }
-        stack.push(...listed(dir, names, stats, unreadable));
-        if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
-      }
-    }
-    // Whatever the tree has there and the walk did not meet is gone. When every known path was
-    // met (the usual case), there is nothing to look for.
-    if (hadDir) {
-      let expected = this.tree.size;
-      if (rel !== '') {
-        expected = 0;
-        for (const k of this.tree.keys()) if (k !== rel && within(k, rel)) expected++;
-      }
-      if (known !== expected) {
-        for (const [k, e] of this.tree) if ((e as Stamped)[SEEN] !== stamp && k !== rel && within(k, rel)) queue(k, 0);
-      }
-    }
+    const { scanned, changed, at } = await this.scanner.scan(rel, outstanding);
     if (changed > 0) {
-      this.lastChangeAt = Math.max(this.lastChangeAt ?? 0, now);
+      this.lastChangeAt = Math.max(this.lastChangeAt ?? 0, at);
       this.kick();
     }
     return { scanned, changed };
   }
-
 
   /**
    * What change notifications cannot cover, checked every --poll-every: subtrees a watch limit
@@ -645,12 +458,12 @@ export class Replicator {
       }
       const now = Date.now();
       for (const [p, u] of this.coverage.paths) {
-        if (u.kind === 'unreadable' && !this.coverage.unreadableDirs.has(p) && !this.pending.has(p)) this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });
+        if (u.kind === 'unreadable' && !this.coverage.unreadableDirs.has(p)) this.queue.again(p, now);
       }
       for (const p of this.links.polledPaths()) this.recheck(p, now);
       this.checkMappings(now);
       this.lastPollAt = now;
-      if (this.pending.size > 0) this.kick();
+      if (this.queue.waiting > 0) this.kick();
     }).catch((e: unknown) => this.die(e));
   }
 
@@ -659,14 +472,7 @@ export class Replicator {
     const st = this.source.lstat(p);
     const e = this.tree.get(p);
     if (!always && st instanceof fs.Stats && unchanged(e, st)) return;
-    if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size: st instanceof fs.Stats ? st.size : 0, event: true, attempts: 0 });
-  }
-
-  /** Drops what is tracked about `p` and everything under it (deleted, or not a file any more). */
-  private forget(p: string, gone: boolean): void {
-    this.links.forgetUnder(p);
-    this.mapped.forgetUnder(p);
-    if (gone) this.coverage.gone(p);
+    this.queue.add(p, now, st instanceof fs.Stats ? st.size : 0, true);
   }
 
   /**
@@ -679,7 +485,7 @@ export class Replicator {
     for (const p of dropped) if (this.coverage.paths.get(p)?.kind === 'mapped') this.coverage.covered(p);
     for (const [p, reason] of found) {
       // At risk since the last check, not since it was first found: each check reads it.
-      this.coverage.paths.set(p, { kind: 'mapped', reason, since: this.lastPollAt ?? now });
+      this.coverage.mapped(p, reason, this.lastPollAt ?? now);
       this.recheck(p, now, true);
     }
   }
@@ -709,18 +515,18 @@ export class Replicator {
         .catch((e: unknown) => this.die(e))
         .finally(() => {
           this.draining = false;
-          if (this.pending.size > 0 && !this.closing) this.kick();
+          if (this.queue.waiting > 0 && !this.closing) this.kick();
         });
     });
   }
 
   private async drain(): Promise<void> {
-    while (this.pending.size > 0 && this.journal) {
+    while (this.queue.waiting > 0 && this.journal) {
       if (this.source.check()) {
         this.block();
         return;
       }
-      await this.processBatch(this.takeBatch());
+      await this.processBatch(this.queue.take());
       await this.rollIfDue();
       this.status.schedule();
       // A long burst must not pile up objects without fsync: checkpoint on time, inside it.
@@ -728,28 +534,9 @@ export class Replicator {
     }
   }
 
-  /** The next batch from the queue, moved in flight. */
-  private takeBatch(): Batch {
-    const batch: Batch = [];
-    let bytes = 0;
-    for (const [p, info] of this.pending) {
-      batch.push([p, info]);
-      bytes += info.size;
-      if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) break;
-    }
-    for (const [p, info] of batch) {
-      this.pending.delete(p);
-      this.inFlight.set(p, info);
-    }
-    // Parents first, so a directory's record precedes its contents'.
-    return batch.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  }
-
   private async processBatch(batch: Batch): Promise<void> {
     const journal = this.journal as OpenJournal;
-    const stats = new Map<string, SourceStat>(batch.map(([p]) => [p, this.source.lstat(p)]));
-    const { captures, fenced } = await this.readContents(batch, stats);
-    const out = await this.decide(batch, stats, captures, fenced);
+    const out = await this.batches.build(batch);
     // The renames into objects/ are durable before any record names them.
     await Promise.all([...out.dirsToSync].map((d) => fsyncDirAsync(d)));
     const acked = await journal.append(out.changes);
@@ -764,152 +551,6 @@ export class Replicator {
     }
   }
 
-  /** Reads the batch's changed files side by side, then passes the event fence. */
-  private async readContents(batch: Batch, stats: Map<string, SourceStat>): Promise<{ captures: Map<string, Promise<Capture>>; fenced: boolean }> {
-    const captures = new Map<string, Promise<Capture>>();
-    const toCapture = batch.filter(([p, info]) => {
-      const st = stats.get(p);
-      return st instanceof fs.Stats && st.isFile() && (info.event || !unchanged(this.tree.get(p), st));
-    });
-    let next = 0;
-    const workers = Array.from({ length: Math.min(CAPTURE_CONCURRENCY, toCapture.length) }, async () => {
-      while (next < toCapture.length) {
-        const [p] = toCapture[next++] as [string, Pending];
-        const pr = captureFile(this.layout, this.source.path(p), { settleMs: this.o.settleMs, twice: this.mapped.has(p) });
-        captures.set(p, pr);
-        await pr.catch(() => undefined);
-      }
-    });
-    await Promise.all(workers);
-    // Every change notification the kernel queued until now is delivered after this: a write
-    // that overlapped a read has marked its path dirty by then.
-    const fenced = toCapture.length === 0 || (await this.fence.pass());
-    if (!fenced) this.eventsLost('a fence after the reads did not come back');
-    return { captures, fenced };
-  }
-
-  /** Decides, path by path in order, what the batch records; the tree follows at once. */
-  private async decide(batch: Batch, stats: Map<string, SourceStat>, captures: Map<string, Promise<Capture>>, fenced: boolean): Promise<BatchOutcome> {
-    const out: BatchOutcome = { changes: [], dirsToSync: new Set(), newDirs: [] };
-    for (const [p, info] of batch) {
-      const st = stats.get(p) ?? null;
-      const known = this.tree.get(p);
-      if (st !== null && !(st instanceof fs.Stats)) {
-        // Not "gone": unknown. The last version stays the recorded one until it can be seen
-        // again. (A path the tree does not know lies in a directory that is reported itself.)
-        if (known) this.coverage.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);
-      } else if (st === null) this.decideGone(out, p, known);
-      else {
-        if (st.isFile()) this.links.note(p, st.dev, st.ino, st.nlink);
-        else if (this.links.has(p) || this.mapped.has(p)) this.forget(p, false);
-        if (st.isDirectory()) this.decideDir(out, p, info, st, known);
-        else if (st.isSymbolicLink()) this.decideLink(out, p, info, st, known);
-        else if (st.isFile() && captures.has(p)) await this.decideFile(out, p, info, await (captures.get(p) as Promise<Capture>), fenced, known);
-        // otherwise unchanged, or sockets, fifos, devices: not protected
-      }
-    }
-    return out;
-  }
-
-  private emit(out: BatchOutcome, c: NewChange): void {
-    out.changes.push(c);
-    applyChange(this.tree, { seq: 0, ...c } as Change);
-  }
-
-  /** Records the parent directories the tree lacks; false when one is not a directory (any more). */
-  private ensureParents(out: BatchOutcome, p: string): boolean {
-    const missing: string[] = [];
-    for (let d = parentOf(p); d !== '' && this.tree.get(d)?.op !== 'dir'; d = parentOf(d)) missing.unshift(d);
-    for (const d of missing) {
-      const st = this.source.lstat(d);
-      if (!(st instanceof fs.Stats) || !st.isDirectory()) return false;
-      this.emit(out, { at: this.stamp(), op: 'dir', path: d, mode: modeOf(st), mtimeMs: st.mtimeMs, meta: this.source.metadata(d, st.uid, st.gid) });
-    }
-    return true;
-  }
-
-  private stamp(): number {
-    return (this.journal as OpenJournal).stamp();
-  }
-
-  private decideGone(out: BatchOutcome, p: string, known: Version | undefined): void {
-    if (known) {
-      this.emit(out, { at: this.stamp(), op: 'del', path: p });
-      if (known.op === 'dir') this.watcher.remove(p);
-    }
-    this.coverage.covered(p, true);
-    this.forget(p, true);
-  }
-
-  private decideDir(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
-    if (!this.ensureParents(out, p)) return;
-    if (!known || known.op !== 'dir') out.newDirs.push(p);
-    else if (info.dirEvent || (this.watcher.isWatched(p) && this.watcher.inodeOf(p) !== st.ino)) {
-      // Its parent reported it (created, deleted, moved, changed): it may be another
-      // directory by the same name, even on the same inode, and the watch on the old one
-      // sees nothing of the new one. Watch it afresh and compare its contents.
-      this.watcher.remove(p);
-      out.newDirs.push(p);
-    }
-    const meta = this.source.metadata(p, st.uid, st.gid);
-    if (!unchanged(known, st) || !sameMetadata(known?.meta ?? {}, meta)) this.emit(out, { at: this.stamp(), op: 'dir', path: p, mode: modeOf(st), mtimeMs: st.mtimeMs, meta });
-  }
-
-  private decideLink(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
-    let linkTarget: string;
-    try {
-      linkTarget = this.source.readlink(p);
-    } catch {
-      this.later(p, info, 'unstable');
-      return;
-    }
-    if (!this.ensureParents(out, p)) return;
-    const meta = this.source.metadata(p, st.uid, st.gid);
-    if (known?.op !== 'link' || known.linkTarget !== linkTarget || !unchanged(known, st) || !sameMetadata(known.meta ?? {}, meta)) {
-      this.emit(out, { at: this.stamp(), op: 'link', path: p, linkTarget, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, meta });
-    }
-    this.coverage.covered(p);
-  }
-
-  private async decideFile(out: BatchOutcome, p: string, info: Pending, c: Capture, fenced: boolean, known: Version | undefined): Promise<void> {
-    if (c.kind === 'ok' && (info.dirty || !fenced)) {
-      // A change notification arrived while it was read: the read may mix two writes.
-      if (c.tmp) fs.rmSync(c.tmp, { force: true });
-      this.later(p, info, 'unstable');
-      return;
-    }
-    switch (c.kind) {
-      case 'gone':
-        // Deleted or replaced while being read: look again.
-        this.later(p, info, 'unstable');
-        return;
-      case 'unreadable':
-        this.coverage.notCovered(p, 'unreadable', `cannot be read (${c.code}); ${known ? 'its last recorded version is kept' : 'no version recorded yet'}`);
-        return;
-      case 'hot':
-        this.later(p, info, 'hot', c.waitMs);
-        return;
-      case 'unstable':
-        this.later(p, info, 'unstable');
-        return;
-    }
-    if (!this.ensureParents(out, p)) {
-      if (c.tmp) fs.rmSync(c.tmp, { force: true });
-      return;
-    }
-    const mode = c.stat.mode & 0o7777;
-    const stored = storeCaptured(this.layout, c, this.verified, out.dirsToSync);
-    if (stored.replacedDamaged) this.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);
-    const obj = this.layout.object(c.hash);
-    if (stored.stored && c.data) this.checkpoints.add(obj);
-    this.coverage.covered(p);
-    const meta: Metadata = this.source.metadata(p, c.stat.uid, c.stat.gid);
-    if (known?.op === 'file' && known.hash === c.hash && known.mode === mode && unchangedVersion(known, c.stat) && sameMetadata(known.meta ?? {}, meta)) return;
-    // Until a checkpoint has fsynced the object, the record carries the content itself.
-    const data = c.data && this.checkpoints.waits(obj) ? c.data.toString('base64') : undefined;
-    this.emit(out, { at: this.stamp(), op: 'file', path: p, hash: c.hash, size: c.size, mode, mtimeMs: c.stat.mtimeMs, ctimeMs: c.stat.ctimeMs, ino: c.stat.ino, meta, ...(data === undefined ? {} : { data }) });
-  }
-
   /** The batch's records are durable: latencies, the mirror, its sequence number, the next checkpoint. */
   private async acknowledged(batch: Batch, acked: Change[]): Promise<void> {
     const ackAt = Date.now();
@@ -919,44 +560,13 @@ export class Replicator {
       if (p !== undefined) ackedPaths.add(p);
     }
     for (const [p, info] of batch) {
-      this.inFlight.delete(p);
+      this.queue.done(p);
       if (info.event && ackedPaths.has(p)) this.latencies.add(ackAt - info.seenAt);
     }
     if (acked.length > 0) this.lastReplicatedAt = ackAt;
     for (const p of ackedPaths) await this.mirror.sync(p);
     if (!this.closing) this.checkpoints.schedule(() => void this.exclusive(() => this.checkpoint()).catch((e: unknown) => this.die(e)));
     if (acked.length > 0) this.mirror.writeSeq((this.journal as OpenJournal).lastSeq);
-  }
-
-  /**
-   * Tries a path again later: after `waitMs` for a file that has not held still long enough
-   * ('hot'), or with a growing delay for a read that did not check out ('unstable'). A path that
-   * keeps failing is reported as changing, its last consistent version kept.
-   */
-  private later(p: string, info: Pending, why: 'hot' | 'unstable', waitMs?: number): void {
-    info.dirty = false;
-    if (why === 'unstable') info.attempts++;
-    const now = Date.now();
-    if (now - info.seenAt > this.o.changingAfterMs) {
-      const last = this.tree.get(p);
-      this.coverage.notCovered(
-        p,
-        'changing',
-        `changing faster than it can be read consistently; ${last ? `its version of ${new Date(last.at).toISOString()} is kept` : 'no version recorded yet'}`,
-        info.seenAt,
-      );
-    }
-    const delay = why === 'hot' ? Math.max(1, waitMs ?? 1) : UNSTABLE_RETRY_MS * Math.min(info.attempts, 20);
-    this.retrying.set(p, info);
-    setTimeout(() => {
-      // Only the latest try of a path counts; an earlier timer has nothing left to do.
-      if (this.retrying.get(p) !== info) return;
-      this.retrying.delete(p);
-      if (this.closing) return;
-      // Queued even while this batch (which may still hold the path) finishes: batches run one at a time.
-      if (!this.pending.has(p)) this.pending.set(p, info);
-      this.kick();
-    }, delay);
   }
 
   private checkCaughtUp(): void {
@@ -984,14 +594,14 @@ export class Replicator {
       await this.rollIfDue();
       if (this.garbageLikely) {
         this.garbageLikely = false;
-        this.verified.clear();
+        this.batches.forgetVerified();
         const g = collectGarbage(this.layout, resolveChain(this.layout.root), []);
         if (g.objectsRemoved > 0) this.o.log.info('unreferenced objects removed', g);
       }
       const cutoff = now - this.o.retentionMs;
       const out = journal.prune(cutoff);
       if (!out) return null;
-      this.verified.clear();
+      this.batches.forgetVerified();
       this.lastPrune = out;
       this.o.log.info('retention: pruned', { ...out, cutoff: iso(cutoff), earliest: iso(out.earliest) });
       return out;
@@ -1002,7 +612,7 @@ export class Replicator {
 
   snapshot(): ReplicatorStatus {
     const journal = this.journal;
-    const queued = [this.pending, this.inFlight, this.retrying].flatMap((m) => [...m.values()]);
+    const queued = this.queue.queued();
     return statusOf({
       name: this.o.name,
       source: this.o.source,
@@ -1051,8 +661,8 @@ export class Replicator {
       });
       await Promise.race([rest.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
     }
-    this.lister.close();
-    this.fence.close();
+    this.scanner.close();
+    this.batches.close();
     this.lease.release();
     this.journal?.close();
     if (failure !== undefined) {
