@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { checkRecord, decode, frame, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { pruneJournal } from '../src/replicator/retention';
-import { JournalWriter, LeaseLostError, allRecords, indexOffsets, pathKey, readIndex, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
+import { JournalWriter, LeaseLostError, allRecords, forEachRecord, indexOffsets, pathKey, readIndex, replay, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
 import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
 import { readFileFrames, readFrameAt } from '../src/replicator/journal';
 import { tempDirsRemovedAfter } from './helpers';
@@ -116,6 +116,71 @@ test('a new writer continues after a torn tail without cutting it; a frozen form
   await assert.rejects(first.append([{ at: 1007, op: 'dir', p: 'x', m: 0o755, mt: 1 } as NewRecord]), LeaseLostError);
   first.close();
   second.close();
+});
+
+test('a writer that wrote nothing (stopped with nothing to record, or killed in its first append) leaves no break in the chain', async () => {
+  const root = tempDir('vigil-journal-');
+  prepareStore(new StoreLayout(root));
+  // Each writer starts as the replicator does: after the last record the journal counts.
+  const next = (epoch: number) => {
+    const chain = resolveChain(root);
+    const rep = replay(chain, Infinity);
+    return new JournalWriter(root, chain, rep.lastQ, rep.lastAt, epoch, () => undefined);
+  };
+  const w1 = next(1);
+  await w1.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
+  w1.close();
+  // Started, caught up with nothing changed, stopped: its segment holds only its header.
+  next(2).close();
+  // Killed in the middle of its first append: a torn frame after its header.
+  const w3 = next(3);
+  fs.appendFileSync(w3.segment.file, frame(rec(3, 1002, 'torn')).subarray(0, 11));
+  w3.close();
+  // All three of these start at record 3; the last one writes.
+  const w4 = next(4);
+  assert.equal(w4.segment.first, 3);
+  await w4.append([{ at: 1003, op: 'del', p: 'a' } as NewRecord]);
+  w4.close();
+  const chain = resolveChain(root);
+  assert.deepEqual(chain.problems, [], 'every segment continues the one before it');
+  assert.deepEqual(chain.ignored, [], 'no segment is left out');
+  assert.deepEqual(
+    chain.segments.map((s) => s.epoch),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    allRecords(chain).map((r) => r.q),
+    [1, 2, 3],
+  );
+  assert.deepEqual(forEachRecord(chain, -Infinity, () => undefined), [], 'no damage: the torn frame lies after its segment\'s bound');
+  const rep = replay(chain, Infinity);
+  assert.equal(rep.lastQ, 3);
+  assert.deepEqual([...rep.tree.keys()], ['b']);
+
+  // A former writer that rolled into a segment of its own at the same place before the new one
+  // started there (frozen past its lease, then woken): what it appends there is not counted.
+  const w5 = next(5);
+  await w5.append([{ at: 1004, op: 'dir', p: 'c', m: 0o755, mt: 1 } as NewRecord]);
+  Object.assign(w5, { check: () => undefined });
+  w5.roll();
+  const w6 = next(6);
+  assert.equal(w6.segment.header?.prev, w5.segment.name, 'the new writer continues the former one\'s empty segment');
+  await w5.append([{ at: 1005, op: 'dir', p: 'stale', m: 0o755, mt: 1 } as NewRecord]);
+  await w6.append([{ at: 1006, op: 'dir', p: 'd', m: 0o755, mt: 1 } as NewRecord]);
+  w5.close();
+  w6.close();
+  const after = resolveChain(root);
+  assert.deepEqual(after.problems, []);
+  assert.deepEqual(
+    allRecords(after).map((r) => [r.q, r.op === 'dir' ? r.p : r.op]),
+    [
+      [1, 'a'],
+      [2, 'b'],
+      [3, 'del'],
+      [4, 'c'],
+      [5, 'd'],
+    ],
+  );
 });
 
 /** A store written by hand: each step puts contents at a given time. */

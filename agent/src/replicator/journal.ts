@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import { displayPath, recordPathProblem, validRecordPath } from './fspath';
-import { checkMetadataKeys } from './metadata';
+import { checkMetadataKeys, type Metadata } from './metadata';
 
 /** A frame larger than this cannot be ours: treat it as damage, not as a record. */
 export const MAX_RECORD_BYTES = 1 << 20;
@@ -71,6 +71,181 @@ export type LinkRecord = z.infer<typeof linkRecord>;
 export type DelRecord = z.infer<typeof delRecord>;
 /** A record before the journal has given it its sequence number. */
 export type NewRecord = JournalRecord extends infer R ? (R extends JournalRecord ? Omit<R, 'q'> : never) : never;
+
+// ---- the codec: readable records <-> the compact on-disk form ----
+//
+// The journal keeps its records small with one- and two-letter keys. The logic above the
+// framing (the replicator's batches, its tree, its mirror and checkpoints) works with the
+// readable form below; only encodeRecord and decodeRecord know the letters. Owner, group and
+// attributes travel as `meta`, in metadata.ts's form (the keys it documents), which only
+// metadata.ts reads. Encoding writes the keys in the order this version has always written
+// them (q, at, op, path fields, metadata, inline content), so the bytes, and the MAC over them
+// (journalauth.ts), do not change. A record that is not a known change (an unknown op, a
+// header, a missing or mistyped field) is a JournalCodecError naming the record and the fault.
+
+/** Owner, group and extended attributes as metadata.ts reads them (absent before they were recorded). */
+export type RecordMeta = Partial<Metadata>;
+
+interface Stamp {
+  /** Sequence number; 0 until the journal numbers the record. */
+  seq: number;
+  at: number;
+}
+export interface FileChange extends Stamp {
+  op: 'file';
+  path: string;
+  hash: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  meta?: RecordMeta;
+  /** The content itself (base64), while its object waits for a checkpoint's fsync. */
+  data?: string;
+}
+export interface DirChange extends Stamp {
+  op: 'dir';
+  path: string;
+  mode: number;
+  mtimeMs: number;
+  meta?: RecordMeta;
+}
+export interface LinkChange extends Stamp {
+  op: 'link';
+  path: string;
+  linkTarget: string;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  meta?: RecordMeta;
+}
+export interface Deletion extends Stamp {
+  op: 'del';
+  path: string;
+}
+export interface BaseMark extends Stamp {
+  op: 'base';
+  from: number;
+}
+export interface SyncMark extends Stamp {
+  op: 'sync';
+  upTo: number;
+}
+export type Change = FileChange | DirChange | LinkChange | Deletion | BaseMark | SyncMark;
+/** What a path holds at some moment: the readable form of a tree entry. */
+export type Version = FileChange | DirChange | LinkChange;
+/** A change before the journal has numbered it. */
+export type NewChange = Change extends infer C ? (C extends Change ? Omit<C, 'seq'> : never) : never;
+
+const META_KEYS = ['u', 'g', 'un', 'gn', 'x', 'xe'] as const;
+
+/** The metadata keys a record or a change carries, always in the order above (absent: left out). */
+function metaOf(r: RecordMeta): RecordMeta | undefined {
+  if (r.u === undefined && r.g === undefined && r.un === undefined && r.gn === undefined && r.x === undefined && r.xe === undefined) return undefined;
+  const out: RecordMeta = {};
+  for (const k of META_KEYS) if (r[k] !== undefined) (out as Record<string, unknown>)[k] = r[k];
+  return out;
+}
+
+/** A record that is not a change this version knows (an unknown op, a missing or mistyped field). */
+export class JournalCodecError extends Error {
+  override name = 'JournalCodecError';
+}
+
+function codecError(what: 'encode' | 'decode', r: unknown, why: string): JournalCodecError {
+  const o = r !== null && typeof r === 'object' ? (r as Record<string, unknown>) : undefined;
+  const seq = what === 'decode' ? o?.q : o?.seq;
+  const which = Number.isInteger(seq) ? `record ${String(seq)}` : 'a record';
+  return new JournalCodecError(`journal codec: cannot ${what} ${which}: ${why}`);
+}
+
+/** The on-disk form of a change (without the MAC, which frame() adds). Throws JournalCodecError for an unknown op. */
+export function encodeRecord(c: Change): JournalRecord {
+  const head = { q: c.seq, at: c.at };
+  switch (c.op) {
+    case 'file':
+      return { ...head, op: 'file', p: c.path, h: c.hash, s: c.size, m: c.mode, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}), ...(c.data === undefined ? {} : { d: c.data }) };
+    case 'dir':
+      return { ...head, op: 'dir', p: c.path, m: c.mode, mt: c.mtimeMs, ...metaOf(c.meta ?? {}) };
+    case 'link':
+      return { ...head, op: 'link', p: c.path, l: c.linkTarget, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}) };
+    case 'del':
+      return { ...head, op: 'del', p: c.path };
+    case 'base':
+      return { ...head, op: 'base', from: c.from };
+    case 'sync':
+      return { ...head, op: 'sync', upTo: c.upTo };
+    default:
+      throw codecError('encode', c, `unknown op ${JSON.stringify((c as { op?: unknown } | null)?.op)}`);
+  }
+}
+
+/** encodeRecord for a change not numbered yet (the journal writer puts `q` first). */
+export function encodeNew(c: NewChange): NewRecord {
+  const { q: _q, ...rest } = encodeRecord({ seq: 0, ...c } as Change);
+  return rest as NewRecord;
+}
+
+/**
+ * The readable form of an on-disk record. The record is checked first by the rules every
+ * reader applies (checkRecord): an unknown op, a header, a missing or mistyped field throws a
+ * JournalCodecError that says which record and why.
+ */
+export function decodeRecord(r: FileRecord): FileChange;
+export function decodeRecord(r: FileRecord | DirRecord | LinkRecord): Version;
+export function decodeRecord(r: JournalRecord): Change;
+export function decodeRecord(r: JournalRecord): Change {
+  const why = checkRecord(r);
+  if (why !== undefined) throw codecError('decode', r, why);
+  return decodeReadRecord(r);
+}
+
+/**
+ * decodeRecord for a record that a journal reader returned (readFdFrames and the like): it was
+ * checked when its frame was read, so only its op is (a start decodes every path of the tree).
+ */
+export function decodeReadRecord(r: FileRecord): FileChange;
+export function decodeReadRecord(r: FileRecord | DirRecord | LinkRecord): Version;
+export function decodeReadRecord(r: JournalRecord): Change;
+export function decodeReadRecord(r: JournalRecord): Change {
+  // Object literals of one shape each (no spreads): a start decodes every path of the tree.
+  switch (r.op) {
+    case 'file': {
+      const c: FileChange = { seq: r.q, at: r.at, op: 'file', path: r.p, hash: r.h, size: r.s, mode: r.m, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
+      const meta = metaOf(r);
+      if (meta) c.meta = meta;
+      if (r.d !== undefined) c.data = r.d;
+      return c;
+    }
+    case 'dir': {
+      const c: DirChange = { seq: r.q, at: r.at, op: 'dir', path: r.p, mode: r.m, mtimeMs: r.mt };
+      const meta = metaOf(r);
+      if (meta) c.meta = meta;
+      return c;
+    }
+    case 'link': {
+      const c: LinkChange = { seq: r.q, at: r.at, op: 'link', path: r.p, linkTarget: r.l, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
+      const meta = metaOf(r);
+      if (meta) c.meta = meta;
+      return c;
+    }
+    case 'del':
+      return { seq: r.q, at: r.at, op: 'del', path: r.p };
+    case 'base':
+      return { seq: r.q, at: r.at, op: 'base', from: r.from };
+    case 'sync':
+      return { seq: r.q, at: r.at, op: 'sync', upTo: r.upTo };
+    default:
+      // A segment or tree header passes checkRecord: it is a frame of the journal, not a change.
+      throw codecError('decode', r, `a ${String((r as { op?: unknown }).op)} header is not a change`);
+  }
+}
+
+/** The path a change is about; base and sync marks are about the store. */
+export function pathOfChange(c: Change): string | undefined {
+  return c.op === 'base' || c.op === 'sync' ? undefined : c.path;
+}
 
 /**
  * The first frame of a segment file: which writer (epoch) wrote it, the sequence number of its

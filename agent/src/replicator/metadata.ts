@@ -233,6 +233,21 @@ export function sameMetadata(e: RecordedMetadata, m: Metadata): boolean {
   return ka.every((k) => a[k] === b[k]);
 }
 
+/** Whether recorded metadata names an owner (records from before owners were recorded do not). */
+export function recordsOwner(e: RecordedMetadata | undefined): boolean {
+  return e?.u !== undefined;
+}
+
+/** Whether the recorded owner and group are uid and gid; nothing recorded matches any. */
+export function sameOwner(e: RecordedMetadata | undefined, uid: number, gid: number): boolean {
+  return e?.u === undefined || (e.u === uid && e.g === gid);
+}
+
+/** The metadata of a path whose attributes could not be read at all (`code`): owner and group, and why. */
+export function metadataNotRead(uid: number, gid: number, code: string): Metadata {
+  return { u: uid, g: gid, xe: `not read: ${code}` };
+}
+
 /** A record's metadata keys checked (journal.ts): an error message, or undefined. */
 export function checkMetadataKeys(o: Record<string, unknown>): string | undefined {
   const id = (v: unknown) => v === undefined || (Number.isInteger(v) && (v as number) >= 0);

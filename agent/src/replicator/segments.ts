@@ -17,7 +17,9 @@
 // that counts (`prevLast`). A writer that lost the lease while frozen and wrote on (into its
 // old segment, or into a new one with its old epoch) cannot reach readers: its records lie
 // after a bound or in a segment whose epoch is older than one before it. Nothing is truncated
-// or repaired in place, so no valid record is ever dropped.
+// or repaired in place, so no valid record is ever dropped. A writer that counted no record
+// (stopped with nothing to record, killed in its first append) leaves a segment where the next
+// one starts too: the next one's header names it, and it stays in the chain as an empty link.
 //
 // Stores written before segments (marker version 2) have one file, `target/journal.log`; it
 // is read as a segment of epoch 0 until pruning or sealing replaces it.
@@ -135,7 +137,7 @@ export function resolveChain(root: string): Chain {
   snapshots.sort((a, b) => a.upTo - b.upTo || a.epoch - b.epoch);
   const chain: Chain = { dir, segments: [], snapshots, ignored: [], problems: [] };
   let maxEpoch = -1;
-  for (const f of files) {
+  for (const f of withEmptyPredecessorsFirst(files)) {
     if (f.epoch < maxEpoch) {
       chain.ignored.push({ name: f.name, file: f.file, first: f.first, why: `written with epoch ${f.epoch} after a writer with epoch ${maxEpoch} took over` });
       continue;
@@ -160,6 +162,37 @@ export function resolveChain(root: string): Chain {
     maxEpoch = f.epoch;
   }
   return chain;
+}
+
+/**
+ * Segments that start at the same record, newest epoch first, with each one's predecessors
+ * moved before it. Two writers start at the same record when the first one counted none: it
+ * stopped with nothing to record, was killed in its first append, or (frozen past its lease)
+ * rolled into a new segment just before the next writer started. The next writer's header then
+ * names that segment, with none of its records counted (prevLast is the record before it), and
+ * it stays in the chain as an empty link. Segments of the group that no header names are left
+ * after them, where the epoch rule leaves them out.
+ */
+function withEmptyPredecessorsFirst(files: SegmentFile[]): SegmentFile[] {
+  const out: SegmentFile[] = [];
+  for (let i = 0; i < files.length; ) {
+    const first = (files[i] as SegmentFile).first;
+    let j = i;
+    while (j < files.length && (files[j] as SegmentFile).first === first) j++;
+    const group = files.slice(i, j);
+    i = j;
+    const linked = [group[0] as SegmentFile];
+    for (let cur = linked[0] as SegmentFile; group.length > 1 && !cur.legacy; ) {
+      const h = firstFrame(cur.file);
+      if (h?.op !== 'segment' || h.prevLast !== first - 1) break;
+      const prev = group.find((g) => g.name === h.prev && g.epoch < cur.epoch);
+      if (!prev || linked.includes(prev)) break;
+      linked.unshift(prev);
+      cur = prev;
+    }
+    out.push(...linked, ...group.filter((g) => !linked.includes(g)));
+  }
+  return out;
 }
 
 /** The highest writer epoch the journal's files name (the next writer's is higher). */

@@ -1,9 +1,11 @@
 // The protected tree as the journal knows it: replaying records in order gives the state of
 // the source at any moment they cover.
-import type { DirRecord, FileRecord, JournalRecord, LinkRecord } from './journal';
+import { decodeReadRecord, encodeRecord, type Change, type DirRecord, type FileRecord, type JournalRecord, type LinkRecord, type Version } from './journal';
 
 export type Entry = FileRecord | DirRecord | LinkRecord;
 export type Tree = Map<string, Entry>;
+/** The same in the readable form (journal.ts's codec): the replicator's tree. */
+export type VersionTree = Map<string, Version>;
 
 /** True when `p` is `dir` or lies under it. Paths are relative, '/'-separated, without a leading '/'. */
 export function within(p: string, dir: string): boolean {
@@ -16,7 +18,7 @@ export function parentOf(p: string): string {
 }
 
 /** Removes `p` and, when it was a directory, everything under it. */
-export function removeSubtree(tree: Tree, p: string): string[] {
+export function removeSubtree(tree: Map<string, { op: string }>, p: string): string[] {
   const removed: string[] = [];
   const e = tree.get(p);
   if (e) {
@@ -72,4 +74,38 @@ export function earliestRestorable(records: readonly JournalRecord[]): number | 
   const first = records[0];
   if (!first) return null;
   return first.op === 'base' ? first.from : first.at;
+}
+
+/** apply() for a readable change. */
+export function applyChange(tree: VersionTree, c: Change): void {
+  switch (c.op) {
+    case 'file':
+    case 'link':
+      if (tree.get(c.path)?.op === 'dir') removeSubtree(tree, c.path);
+      tree.set(c.path, c);
+      break;
+    case 'dir':
+      tree.set(c.path, c);
+      break;
+    case 'del':
+      removeSubtree(tree, c.path);
+      break;
+    case 'base':
+    case 'sync':
+      break;
+  }
+}
+
+/** A replayed tree (its records checked as they were read) in the readable form. */
+export function decodeTree(tree: Tree): VersionTree {
+  const out: VersionTree = new Map();
+  for (const [p, e] of tree) out.set(p, decodeReadRecord(e));
+  return out;
+}
+
+/** A readable tree in the on-disk form (for a snapshot). */
+export function encodeTree(tree: VersionTree): Tree {
+  const out: Tree = new Map();
+  for (const [p, e] of tree) out.set(p, encodeRecord(e) as Entry);
+  return out;
 }
