@@ -1,13 +1,18 @@
 // Configuration: parsed strictly (unknown keys are errors), defaults applied, then the
 // cross-field checks a schema cannot express. Every problem names its key path and, when the
-// text of the file is known, the line a person should look at.
+// text of the file is known, the line a person should look at. A process is checked in two
+// phases: first against the keys any kind takes (an unknown key is named with all of them),
+// then, once the whole file passed that, against its own kind's schema (config/kinds.ts lists
+// the kinds, each in its own module): a key of another kind, a key its kind requires, and the
+// kind's own checks.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration';
-import { HASH_CHOICES, type HashChoice } from './replicator/digest';
+import type { HashChoice } from './replicator/digest';
+import { buildKind, kindSchemas, kindsWithKey, processKeysSchema, processSchema, type Kind } from './config/kinds';
+import { argv, duration, nonEmpty, type StopSignal } from './config/schema';
 
 export class ConfigError extends Error {
   constructor(
@@ -19,47 +24,11 @@ export class ConfigError extends Error {
   }
 }
 
-export const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
-export type StopSignal = (typeof SIGNALS)[number];
+export { SIGNALS, type StopSignal } from './config/schema';
+export { KINDS, type Kind } from './config/kinds';
 export type Role = 'active' | 'passive';
-export const KINDS = ['command', 'systemd', 'replicator'] as const;
-export type Kind = (typeof KINDS)[number];
 
 export { parseDuration };
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use e.g. 10s, 500ms, 2m, 7d, 0)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const nonEmpty = z.string().min(1, { message: 'must not be empty' });
-const argv = z.array(nonEmpty).min(1, { message: 'must have at least one element' });
-
-const processSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
-    message: 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
-  }),
-  kind: z.enum(KINDS),
-  command: argv.optional(),
-  unit: nonEmpty.optional(),
-  cwd: nonEmpty.optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  source: nonEmpty.optional(),
-  target: nonEmpty.optional(),
-  retention: duration.optional(),
-  hash: z.enum(HASH_CHOICES).optional(),
-  journalKey: nonEmpty.optional(),
-  verifyEvery: duration.optional(),
-  startOnBoot: z.boolean().default(true),
-  runOn: z.enum(['active', 'always']).default('active'),
-  stopSignal: z.enum(SIGNALS).default('SIGTERM'),
-  stopTimeout: duration.default(10_000),
-  autoRestart: z.boolean().default(false),
-});
 
 const roleSchema = z.strictObject({
   static: z.enum(['active', 'passive']).optional(),
@@ -101,7 +70,7 @@ const schema = z.strictObject({
       keepFailures: z.number().int().min(0).max(100_000).default(200),
     })
     .default({ keep: 1000, keepFailures: 200 }),
-  processes: z.array(processSchema).min(1, { message: 'must list at least one process' }),
+  processes: z.array(processKeysSchema).min(1, { message: 'must list at least one process' }),
 });
 
 export interface ProcessConfig {
@@ -247,10 +216,12 @@ function knownKeys(path: Path): string[] {
 
 /**
  * Every key of the schema ("processes[].stopTimeout"), whether the schema requires it and
- * whether it has a default: docs/agent.md is checked against this.
+ * whether it has a default: docs/agent.md is checked against this. A key of a kind of process
+ * counts as required (or defaulted) when its kind requires (or defaults) it.
  */
 export function schemaKeys(): { path: string; required: boolean; hasDefault: boolean }[] {
   const out: { path: string; required: boolean; hasDefault: boolean }[] = [];
+  const byPath = new Map<string, { required: boolean; hasDefault: boolean }>();
   const walk = (def: SchemaDef, prefix: string): void => {
     for (const [k, v] of Object.entries(def.shape ?? {})) {
       let d = v._zod.def;
@@ -258,12 +229,21 @@ export function schemaKeys(): { path: string; required: boolean; hasDefault: boo
       const hasDefault = d.type === 'default';
       while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) d = d.innerType._zod.def;
       const p = prefix === '' ? k : `${prefix}.${k}`;
-      out.push({ path: p, required, hasDefault });
+      const known = byPath.get(p);
+      if (known) {
+        known.required ||= required;
+        known.hasDefault ||= hasDefault;
+      } else {
+        const key = { path: p, required, hasDefault };
+        out.push(key);
+        byPath.set(p, key);
+      }
       if (d.type === 'object') walk(d, p);
       if (d.type === 'array' && d.element?._zod.def.type === 'object') walk(d.element._zod.def, `${p}[]`);
     }
   };
   walk((schema as unknown as { _zod: { def: SchemaDef } })._zod.def, '');
+  for (const kind of kindSchemas) walk((kind as unknown as { _zod: { def: SchemaDef } })._zod.def, 'processes[]');
   return out;
 }
 
@@ -346,6 +326,30 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
   // A typo makes a key unknown and, often, a required one missing: the typo is the cause.
   if (locate) unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));
   return [...unknown, ...out];
+}
+
+/**
+ * Phase two's problems with a process that phase one accepted: a key of another kind (named
+ * with the kinds that take it, and first, as an unknown key is), a key its kind requires, and
+ * what its kind's check finds.
+ */
+function kindIssues(issues: readonly z.core.$ZodIssue[], kind: Kind, input: unknown, prefix: Path): Found[] {
+  const otherKind: Found[] = [];
+  const out: Found[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...(issue.path as (string | number)[])];
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) otherKind.push({ path: [...path, k], msg: `only allowed for kind ${kindsWithKey(k).map((x) => `"${x}"`).join(' or ')}` });
+    } else if (issue.code === 'invalid_type' && at(input, issue.path) === undefined) {
+      out.push({ path, msg: `required for kind "${kind}"`, at: 'parent' });
+    } else if (issue.code === 'custom') {
+      out.push({ path, msg: issue.message });
+    } else {
+      // Not expected: phase one checked every key's type.
+      out.push(...formatIssues([issue], input).map((f) => ({ ...f, path: [...prefix, ...f.path] })));
+    }
+  }
+  return [...otherKind, ...out];
 }
 
 function parseListen(v: string): { host: string; port: number } | string {
@@ -542,63 +546,33 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
   }
 
   const seen = new Map<string, number>();
-  const processes: ProcessConfig[] = raw.processes.map((p, i) => {
-    const where = (k: string): Path => ['processes', i, k];
-    const bad = (k: string, msg: string, at?: 'parent') => problems.push({ path: where(k), msg, at });
+  const processes: ProcessConfig[] = raw.processes.flatMap((p, i): ProcessConfig[] => {
     const first = seen.get(p.name);
     if (first !== undefined) {
       const firstLine = locate?.(['processes', first, 'name']);
-      bad('name', `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})`);
+      problems.push({ path: ['processes', i, 'name'], msg: `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})` });
     } else seen.set(p.name, i);
-    const onlyFor = (k: string, kind: string) => bad(k, `only allowed for kind "${kind}"`);
-    if (p.kind !== 'replicator') {
-      for (const k of ['source', 'target', 'retention', 'hash', 'journalKey', 'verifyEvery'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+    // Phase two: the process as its kind has it, from the document as written (phase one's
+    // output has its durations in milliseconds already).
+    const input = (doc as { processes: unknown[] }).processes[i];
+    const ofKind = processSchema.safeParse(input);
+    if (!ofKind.success) {
+      problems.push(...kindIssues(ofKind.error.issues, p.kind, input, ['processes', i]));
+      return [];
     }
-    if (p.kind === 'command') {
-      if (p.command === undefined) bad('command', 'required for kind "command"', 'parent');
-      if (p.unit !== undefined) onlyFor('unit', 'systemd');
-    } else if (p.kind === 'systemd') {
-      if (p.unit === undefined) bad('unit', 'required for kind "systemd"', 'parent');
-      for (const k of ['command', 'cwd', 'env'] as const) {
-        if (p[k] !== undefined) onlyFor(k, 'command');
-      }
-    } else {
-      for (const k of ['command', 'cwd', 'env'] as const) if (p[k] !== undefined) onlyFor(k, 'command');
-      if (p.unit !== undefined) onlyFor('unit', 'systemd');
-      for (const k of ['source', 'target'] as const) {
-        const v = p[k];
-        if (v === undefined) bad(k, 'required for kind "replicator"', 'parent');
-        else if (!path.isAbsolute(v)) bad(k, 'must be an absolute path');
-      }
-      if (p.source !== undefined && p.target !== undefined && path.isAbsolute(p.source) && path.isAbsolute(p.target)) {
-        const src = path.resolve(p.source);
-        const tgt = path.resolve(p.target);
-        const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
-        if (inside(tgt, src) || inside(src, tgt)) bad('target', 'must be outside source, and source outside target');
-      }
-      if (p.retention === 0) bad('retention', 'must be greater than 0');
-      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) bad('journalKey', 'must be an absolute path');
-      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) bad('verifyEvery', 'must be at least 1s, or 0 for never');
-    }
-    return {
-      name: p.name,
-      kind: p.kind,
-      command: p.command,
-      unit: p.unit,
-      cwd: p.cwd,
-      env: p.env,
-      source: p.source === undefined ? undefined : path.resolve(p.source),
-      target: p.target === undefined ? undefined : path.resolve(p.target),
-      retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
-      hash: p.kind === 'replicator' ? (p.hash ?? 'auto') : undefined,
-      journalKey: p.kind === 'replicator' && p.journalKey !== undefined ? path.resolve(p.journalKey) : undefined,
-      verifyEveryMs: p.kind === 'replicator' ? (p.verifyEvery ?? 0) : undefined,
-      startOnBoot: p.startOnBoot,
-      runOn: p.runOn,
-      stopSignal: p.stopSignal,
-      stopTimeoutMs: p.stopTimeout,
-      autoRestart: p.autoRestart,
-    };
+    const k = ofKind.data;
+    return [
+      {
+        name: k.name,
+        kind: k.kind,
+        ...buildKind(k),
+        startOnBoot: k.startOnBoot,
+        runOn: k.runOn,
+        stopSignal: k.stopSignal,
+        stopTimeoutMs: k.stopTimeout,
+        autoRestart: k.autoRestart,
+      },
+    ];
   });
 
   if (problems.length > 0) throw new ConfigError(file, problems.map((f) => render(f, locate)));
