@@ -644,6 +644,18 @@ interface Duplicate {
   first: number | undefined;
 }
 
+/**
+ * A key that is not a scalar ("? [a, b]: x"), as text; the schema refuses it later. Its text
+ * can fail to come (a YAML 1.1 merge of a non-mapping inside it), and then it is only a name.
+ */
+function keyText(key: unknown): string {
+  try {
+    return String(key);
+  } catch {
+    return '(complex key)';
+  }
+}
+
 /** Where each key path is: the line of its key (or of the list item), and keys given twice. */
 function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, number>; duplicates: Duplicate[] } {
   const lines = new Map<string, number>();
@@ -657,7 +669,7 @@ function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, num
     if (isMap(node)) {
       const seen = new Map<string, number | undefined>();
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = isScalar(pair.key) ? String(pair.key.value) : keyText(pair.key);
         const line = lineAt(pair.key) ?? lineAt(pair.value);
         if (seen.has(key)) {
           const first = seen.get(key);
