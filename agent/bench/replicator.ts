@@ -181,7 +181,7 @@ async function throughput(root: string): Promise<void> {
   // once (from the page cache); three rounds, each into a fresh destination.
   const settle = () => {
     execFileSync('sync');
-    for (const n of names) fs.readFileSync(path.join(staging, n)).length;
+    for (const n of names) fs.readFileSync(path.join(staging, n));
   };
   for (let round = 0; round < ROUNDS; round++) {
     const dest = path.join(root, `cp-${round}`);

@@ -120,7 +120,6 @@ let openapiCache: Buffer | undefined;
 function openapi(): Buffer {
   // A literal require: tsc keeps it (dist/../openapi.json is the package's copy) and a
   // bundler inlines it, so a single-file build serves the document too.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   openapiCache ??= Buffer.from(JSON.stringify(require('../openapi.json')));
   return openapiCache;
 }

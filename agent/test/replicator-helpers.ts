@@ -1,7 +1,7 @@
 // Helpers for the replicator tests: run the real replicator process, read its status and
 // journal, and compare trees.
 import { createHash } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from '../src/replicator/digest';
@@ -10,7 +10,6 @@ import { allRecords, resolveChain } from '../src/replicator/segments';
 import { rmrf } from '../src/replicator/fspath';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
-import { execFileSync, spawn } from 'node:child_process';
 import { AGENT_DIR, CLI, runCli, tempDir, waitFor } from './helpers';
 
 export interface RunningReplicator {

@@ -130,7 +130,7 @@ function outcomeOf(agent: RunningAgent): string {
  */
 async function trials(
   setup: () => { dir: string; file: string; copies: () => number[]; cleanup: () => void },
-  ready: (p: any) => boolean, // eslint-disable-line @typescript-eslint/no-explicit-any
+  ready: (p: any) => boolean,
 ): Promise<Trial[]> {
   const results: Trial[] = [];
   for (const moment of MOMENTS) {
