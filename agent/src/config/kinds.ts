@@ -43,13 +43,13 @@ export function kindsWithKey(key: string): Kind[] {
  */
 const LISTED_FIRST = ['command', 'unit', 'cwd', 'env'];
 
-function kindKeys(): [string, z.ZodType][] {
+function kindKeys(): Array<[string, z.ZodType]> {
   const out = new Map<string, z.ZodType>();
   for (const k of KIND_DEFINITIONS) {
-    for (const [key, type] of Object.entries(k.fields) as [string, z.ZodType][]) {
+    for (const [key, type] of Object.entries(k.fields) as Array<[string, z.ZodType]>) {
       // The type without the kind's optional or default: phase one checks types, not presence.
       // A key two kinds share is checked against the first kind's type here, each kind's in phase two.
-      if (!out.has(key)) out.set(key, type instanceof z.ZodOptional || type instanceof z.ZodDefault ? (type.unwrap() as z.ZodType) : type);
+      if (!out.has(key)) {out.set(key, type instanceof z.ZodOptional || type instanceof z.ZodDefault ? (type.unwrap() as z.ZodType) : type);}
     }
   }
   const rank = (key: string) => (LISTED_FIRST.includes(key) ? LISTED_FIRST.indexOf(key) : LISTED_FIRST.length);

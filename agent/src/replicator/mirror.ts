@@ -14,10 +14,10 @@ const SYNC_COPY_BYTES = 1 << 20;
 export async function copyObjectForMirror(layout: StoreLayout, h: string, size: number, tmp: string): Promise<number | undefined> {
   try {
     const obj = layout.object(h);
-    if (size > SYNC_COPY_BYTES) await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);
-    else fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
+    if (size > SYNC_COPY_BYTES) {await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);}
+    else {fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);}
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
     throw err;
   }
   return owned(tmp);
@@ -28,7 +28,7 @@ export function copyObjectForMirrorSync(layout: StoreLayout, h: string, tmp: str
   try {
     fs.copyFileSync(layout.object(h), tmp, fs.constants.COPYFILE_FICLONE);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
     throw err;
   }
   return owned(tmp);

@@ -133,18 +133,18 @@ function unchangedVersion(e: Entry, v: FileVersion): boolean {
 
 /** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
 function unchangedRaw(e: Entry | undefined, mode: number, size: number, mt: number, ct: number, ino: number, uid: number, gid: number): boolean {
-  if (!e) return false;
+  if (!e) {return false;}
   const type = mode & S_IFMT;
-  if (type === S_IFREG) return e.op === 'file' && e.s === size && e.mt === mt && e.ct === ct && e.ino === ino && e.m === (mode & 0o7777);
+  if (type === S_IFREG) {return e.op === 'file' && e.s === size && e.mt === mt && e.ct === ct && e.ino === ino && e.m === (mode & 0o7777);}
   // A directory's change time moves with every entry: its owner is compared instead (a
   // record from before owners were recorded has none to compare).
-  if (type === S_IFDIR) return e.op === 'dir' && e.m === (mode & 0o7777) && (e.u === undefined || (e.u === uid && e.g === gid));
-  if (type === S_IFLNK) return e.op === 'link' && e.mt === mt && e.ct === ct && e.ino === ino;
+  if (type === S_IFDIR) {return e.op === 'dir' && e.m === (mode & 0o7777) && (e.u === undefined || (e.u === uid && e.g === gid));}
+  if (type === S_IFLNK) {return e.op === 'link' && e.mt === mt && e.ct === ct && e.ino === ino;}
   return true;
 }
 
 function percentile(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null;
+  if (sorted.length === 0) {return null;}
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
@@ -223,7 +223,7 @@ export class Replicator {
   }
 
   private logTightened(t: Tightened): void {
-    if (t.modes === 0 && t.unlinked === 0) return;
+    if (t.modes === 0 && t.unlinked === 0) {return;}
     this.o.log.warn('store permissions tightened: other users could read it', {
       store: this.o.target,
       entries: t.modes,
@@ -234,7 +234,7 @@ export class Replicator {
 
   /** From the previous run's status: the last moment everything seen was acknowledged. */
   private previousSafePoint(): number | null {
-    if (!this.o.statusFile) return null;
+    if (!this.o.statusFile) {return null;}
     try {
       const s = statusSchema.parse(JSON.parse(fs.readFileSync(this.o.statusFile, 'utf8')));
       this.lastChangeAt = s.lastChangeAt ? Date.parse(s.lastChangeAt) : null;
@@ -259,11 +259,11 @@ export class Replicator {
 
   private async startUp(): Promise<void> {
     const st = fs.statSync(this.o.source, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) throw new Error(`source ${this.o.source} is not a directory`);
+    if (!st?.isDirectory()) {throw new Error(`source ${this.o.source} is not a directory`);}
     const src = fs.realpathSync(this.o.source);
     fs.mkdirSync(this.o.target, { recursive: true });
     const tgt = fs.realpathSync(this.o.target);
-    if (within(tgt, src) || within(src, tgt)) throw new Error(`source ${src} and target ${tgt} must not contain each other`);
+    if (within(tgt, src) || within(src, tgt)) {throw new Error(`source ${src} and target ${tgt} must not contain each other`);}
     const hash = prepareStore(this.layout, this.o.hash ?? 'auto');
     await loadHasher(hash);
     if (this.o.hash !== undefined && this.o.hash !== 'auto' && this.o.hash !== hash) {
@@ -276,7 +276,7 @@ export class Replicator {
     this.writeStatus(true);
 
     await this.takeLease();
-    if (this.closing) return;
+    if (this.closing) {return;}
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
     cleanTmp(this.layout);
@@ -302,7 +302,7 @@ export class Replicator {
         // Unreadable is not empty: nothing is recorded until it can be read.
         problem = `source ${this.o.source} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); waiting`;
       }
-      if (problem === null || this.closing) break;
+      if (problem === null || this.closing) {break;}
       if (this.sourceProblem !== problem) {
         this.sourceProblem = problem;
         this.o.log.error('not recording: the source is not available', { source: this.o.source, problem, knownPaths: this.tree.size });
@@ -310,7 +310,7 @@ export class Replicator {
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
-    if (this.closing) return;
+    if (this.closing) {return;}
     this.sourceProblem = null;
     const rootStat = fs.statSync(this.o.source);
     this.sourceId = { dev: rootStat.dev, ino: rootStat.ino };
@@ -323,7 +323,7 @@ export class Replicator {
     this.watcher.add('');
     const outstanding = this.catchUpOutstanding;
     const found = await this.exclusive(() => this.scan('', outstanding));
-    if (this.closing) return;
+    if (this.closing) {return;}
     this.catchUp.scanned = found.scanned;
     this.catchUp.changed = found.changed;
     this.catchUp.scanMs = Date.now() - t0;
@@ -350,17 +350,17 @@ export class Replicator {
    */
   private scheduleVerify(): void {
     const every = this.o.verifyEveryMs ?? 0;
-    if (every <= 0 || this.closing) return;
+    if (every <= 0 || this.closing) {return;}
     this.verifyTimer = setTimeout(() => {
       verifyStore(this.o.target, { pace: { workMs: 20, restMs: 20 }, cancelled: () => this.closing })
         .then((r) => {
           this.lastVerify = verifySummary(r);
-          if (r.ok) this.o.log.info('store verified', { problems: 0, ms: r.ms, records: r.checked.records, objects: r.checked.objects });
-          else this.o.log.error('store verify found problems', { problems: r.problems.length, first: r.problems.slice(0, 5).map((p) => p.message), ms: r.ms });
+          if (r.ok) {this.o.log.info('store verified', { problems: 0, ms: r.ms, records: r.checked.records, objects: r.checked.objects });}
+          else {this.o.log.error('store verify found problems', { problems: r.problems.length, first: r.problems.slice(0, 5).map((p) => p.message), ms: r.ms });}
           this.writeStatus(true);
         })
         .catch((e: unknown) => {
-          if (e instanceof VerifyCancelled) return;
+          if (e instanceof VerifyCancelled) {return;}
           this.o.log.warn('store verify failed', { error: e });
           this.noteError(`verify: ${(e as Error).message}`);
         })
@@ -374,7 +374,7 @@ export class Replicator {
    * full scan took, so that it costs at most 1 % of the time on a huge tree.
    */
   private scheduleRescan(): void {
-    if (this.closing) return;
+    if (this.closing) {return;}
     const wait = Math.max(this.o.rescanEveryMs, 100 * this.lastFullScanMs);
     this.rescanTimer = setTimeout(() => {
       void this.exclusive(() => this.scan('', null))
@@ -391,7 +391,7 @@ export class Replicator {
 
   private noteError(msg: string): void {
     this.errors.push(`${new Date().toISOString()} ${msg}`);
-    if (this.errors.length > 20) this.errors.shift();
+    if (this.errors.length > 20) {this.errors.shift();}
   }
 
   /**
@@ -406,7 +406,7 @@ export class Replicator {
     let mirrorSeq = -1;
     try {
       mirrorSeq = Number(fs.readFileSync(this.layout.mirrorSeq, 'utf8').trim());
-      if (!Number.isInteger(mirrorSeq)) mirrorSeq = -1;
+      if (!Number.isInteger(mirrorSeq)) {mirrorSeq = -1;}
     } catch {
       mirrorSeq = -1;
     }
@@ -414,7 +414,7 @@ export class Replicator {
     this.tree = rep.tree;
     this.earliest = rep.earliest;
     this.sinceSnapshot = rep.replayed;
-    for (const p of chain.problems) this.noteError(`journal: ${p}`);
+    for (const p of chain.problems) {this.noteError(`journal: ${p}`);}
     for (const i of chain.ignored) {
       this.o.log.warn('journal segment left out', { segment: i.name, why: i.why });
       this.noteError(`journal: ${i.name} is not part of the journal (${i.why})`);
@@ -442,24 +442,24 @@ export class Replicator {
       ms: Date.now() - replayStart,
     });
     const lost = this.recoverUnsynced(rep.unsynced);
-    if (lost > 0 || rep.lastSync < rep.lastQ) this.garbageLikely = true;
-    if (fs.existsSync(path.join(this.layout.journal, 'prune-pending.json'))) this.garbageLikely = true;
+    if (lost > 0 || rep.lastSync < rep.lastQ) {this.garbageLikely = true;}
+    if (fs.existsSync(path.join(this.layout.journal, 'prune-pending.json'))) {this.garbageLikely = true;}
     // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
     await this.repairMirror(lost > 0 || rep.touched === null ? null : rep.touched);
   }
 
   /** Segments that an earlier writer left unsealed (or without an index): sealed now. */
-  private pendingSeal: { seg: ChainSegment; last: number }[] = [];
+  private pendingSeal: Array<{ seg: ChainSegment; last: number }> = [];
 
   private async sealLeftovers(): Promise<void> {
     for (const { seg, last } of this.pendingSeal.splice(0)) {
-      if (this.closing) return;
+      if (this.closing) {return;}
       // Sealed before (it has its index): nothing to do. The former writer's last segment has none.
-      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) continue;
+      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) {continue;}
       const r = sealSegment(this.layout.root, this.layout.tmp, seg, last);
-      if (r.strippedBytes > 0) this.o.log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });
+      if (r.strippedBytes > 0) {this.o.log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });}
     }
-    if (snapshotDue(this.sinceSnapshot, this.tree.size)) this.snapshotTree();
+    if (snapshotDue(this.sinceSnapshot, this.tree.size)) {this.snapshotTree();}
     this.refreshJournalSize();
   }
 
@@ -473,7 +473,7 @@ export class Replicator {
     let bytes = 0;
     let count = 0;
     for (const name of fs.readdirSync(this.layout.journal)) {
-      if (!name.endsWith('.log') || name === this.journal?.segment.name) continue;
+      if (!name.endsWith('.log') || name === this.journal?.segment.name) {continue;}
       bytes += fs.statSync(path.join(this.layout.journal, name), { throwIfNoEntry: false })?.size ?? 0;
       count++;
     }
@@ -491,13 +491,13 @@ export class Replicator {
   /** Seals the current segment and starts the next (at 64 MiB, or when it is older than the pruning period). */
   private async rollIfDue(): Promise<void> {
     const journal = this.journal;
-    if (!journal || journal.empty || this.closing) return;
-    if (journal.bytes < SEGMENT_BYTES && journal.age < this.o.pruneEveryMs) return;
+    if (!journal || journal.empty || this.closing) {return;}
+    if (journal.bytes < SEGMENT_BYTES && journal.age < this.o.pruneEveryMs) {return;}
     // Inline contents are dropped at sealing: the checkpoint makes their objects durable first.
     await this.checkpoint();
     const { sealed, last } = journal.roll();
     sealSegment(this.layout.root, this.layout.tmp, sealed, last);
-    if (snapshotDue(this.sinceSnapshot, this.tree.size)) this.snapshotTree();
+    if (snapshotDue(this.sinceSnapshot, this.tree.size)) {this.snapshotTree();}
     this.refreshJournalSize();
   }
 
@@ -521,16 +521,16 @@ export class Replicator {
       }
       this.state = 'waiting_for_lease';
       this.message = r.reason;
-      if (!logged) this.o.log.warn('not writing: the store has another writer', { store: this.o.target, reason: r.reason, holder: r.holder });
+      if (!logged) {this.o.log.warn('not writing: the store has another writer', { store: this.o.target, reason: r.reason, holder: r.holder });}
       logged = true;
       this.writeStatus(true);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      if (this.closing) return;
+      if (this.closing) {return;}
     }
   }
 
   private renew(): void {
-    if (!this.lease || this.closing) return;
+    if (!this.lease || this.closing) {return;}
     let ok: boolean;
     try {
       ok = renewLease(this.layout, this.lease);
@@ -564,10 +564,10 @@ export class Replicator {
       rmrf(dest);
       return;
     }
-    if (e.op !== 'file') this.mirrored.delete(p);
+    if (e.op !== 'file') {this.mirrored.delete(p);}
     if (e.op === 'dir') {
-      if (cur && !cur.isDirectory()) rmrf(dest);
-      if (!cur?.isDirectory()) mkdirp(dest, DIR_MODE);
+      if (cur && !cur.isDirectory()) {rmrf(dest);}
+      if (!cur?.isDirectory()) {mkdirp(dest, DIR_MODE);}
       return;
     }
     if (cur?.isDirectory()) {
@@ -583,9 +583,9 @@ export class Replicator {
     }
     // Unchanged: the file this replicator put there for this content, still in place.
     const known = this.mirrored.get(p);
-    if (known && cur?.isFile() && known.h === e.h && known.ino === cur.ino && cur.nlink === 1) return;
+    if (known && cur?.isFile() && known.h === e.h && known.ino === cur.ino && cur.nlink === 1) {return;}
     const ino = await copyObjectForMirror(this.layout, e.h, e.s, tmp);
-    if (ino === undefined) return; // pruned or never stored: restore reports it
+    if (ino === undefined) {return;} // pruned or never stored: restore reports it
     viaShort(dest, (d) => fs.renameSync(tmp, d));
     this.mirrored.set(p, { h: e.h, ino });
   }
@@ -593,8 +593,8 @@ export class Replicator {
   /** Drops what `mirrored` knows of p and, when it was a directory, of everything under it. */
   private forgetMirrored(p: string, cur: fs.Stats | undefined): void {
     this.mirrored.delete(p);
-    if (!cur?.isDirectory() || this.mirrored.size === 0) return;
-    for (const k of this.mirrored.keys()) if (k.startsWith(p + '/')) this.mirrored.delete(k);
+    if (!cur?.isDirectory() || this.mirrored.size === 0) {return;}
+    for (const k of this.mirrored.keys()) {if (k.startsWith(p + '/')) {this.mirrored.delete(k);}}
   }
 
   /** What each mirror file holds (content hash, inode), as this run wrote it: the mirror's "unchanged" check. */
@@ -619,31 +619,31 @@ export class Replicator {
           const name = decodeName(d.name);
           const p = rel === '' ? name : `${rel}/${name}`;
           const e = this.tree.get(p);
-          if (!e) rmrf(this.mirrorPath(p));
-          else if (d.isDirectory() && e.op === 'dir') walk(p);
+          if (!e) {rmrf(this.mirrorPath(p));}
+          else if (d.isDirectory() && e.op === 'dir') {walk(p);}
         }
       };
       walk('');
-      for (const p of [...this.tree.keys()].sort()) await this.syncMirror(p);
+      for (const p of [...this.tree.keys()].sort()) {await this.syncMirror(p);}
     } else {
       for (const p of [...touched].sort()) {
         await this.syncMirror(p);
         // A directory that came back holds whatever the tree has under it.
-        if (this.tree.get(p)?.op === 'dir') for (const k of [...this.tree.keys()]) if (k.startsWith(p + '/')) await this.syncMirror(k);
+        if (this.tree.get(p)?.op === 'dir') {for (const k of [...this.tree.keys()]) {if (k.startsWith(p + '/')) {await this.syncMirror(k);}}}
       }
-      if (touched.size > 0) this.o.log.info('mirror repaired after an unclean stop', { paths: touched.size });
+      if (touched.size > 0) {this.o.log.info('mirror repaired after an unclean stop', { paths: touched.size });}
     }
-    if (this.journal) this.writeMirrorSeq(this.journal.lastSeq);
+    if (this.journal) {this.writeMirrorSeq(this.journal.lastSeq);}
   }
 
   // ---- seeing changes ----
 
   private onEvent(rel: string): void {
-    if (this.closing) return;
+    if (this.closing) {return;}
     const now = Date.now();
     this.lastChangeAt = now;
     const flying = this.inFlight.get(rel);
-    if (flying) flying.dirty = true;
+    if (flying) {flying.dirty = true;}
     const prev = this.pending.get(rel) ?? this.retrying.get(rel);
     const st = this.lstatSource(rel);
     const size = st instanceof fs.Stats ? st.size : 0;
@@ -656,20 +656,20 @@ export class Replicator {
   /** Reports `p` as not covered (kept with its first `since` until it is covered again). */
   private notCovered(p: string, kind: NotCovered['kind'], reason: string, since = Date.now()): void {
     const cur = this.uncovered.get(p);
-    if (cur?.reason === reason) return;
-    if (!cur) this.o.log.warn('not covered', { path: displayPath(p), reason });
+    if (cur?.reason === reason) {return;}
+    if (!cur) {this.o.log.warn('not covered', { path: displayPath(p), reason });}
     this.uncovered.set(p, { kind, reason, since: cur?.since ?? since });
     this.scheduleStatus();
   }
 
   /** `p` (and with `subtree`, everything under it) is captured again, or gone. */
   private covered(p: string, subtree = false): void {
-    if (this.uncovered.size === 0) return;
+    if (this.uncovered.size === 0) {return;}
     const u = this.uncovered.get(p);
     // Still mapped for writing: captured now, at risk again from now on.
-    if (u?.kind === 'mapped' && this.mapped.has(p) && !subtree) u.since = Date.now();
-    else if (this.uncovered.delete(p)) this.o.log.info('covered again', { path: displayPath(p) });
-    if (subtree) for (const k of [...this.uncovered.keys()]) if (within(k, p)) this.uncovered.delete(k);
+    if (u?.kind === 'mapped' && this.mapped.has(p) && !subtree) {u.since = Date.now();}
+    else if (this.uncovered.delete(p)) {this.o.log.info('covered again', { path: displayPath(p) });}
+    if (subtree) {for (const k of [...this.uncovered.keys()]) {if (within(k, p)) {this.uncovered.delete(k);}}}
   }
 
   /** Change notifications may have been lost (the kernel's queue overflowed): compare everything again. */
@@ -680,7 +680,7 @@ export class Replicator {
       this.noteError(`change notifications may have been lost (${why}); the whole tree is compared again`);
     }
     this.lastEventsLost = now;
-    if (this.rescanQueued) return;
+    if (this.rescanQueued) {return;}
     this.rescanQueued = true;
     void this.exclusive(async () => {
       this.rescanQueued = false;
@@ -697,7 +697,7 @@ export class Replicator {
    * were: unreadable is unknown, never deleted.
    */
   private async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number }> {
-    if (this.checkSource()) return { scanned: 0, changed: 0 };
+    if (this.checkSource()) {return { scanned: 0, changed: 0 };}
     const stamp = ++this.scanStamp;
     const started = Date.now();
     let scanned = 0;
@@ -706,7 +706,7 @@ export class Replicator {
     const now = Date.now();
     const queue = (p: string, size: number) => {
       changed++;
-      if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size, event: false, attempts: 0 });
+      if (!this.pending.has(p) && !this.inFlight.has(p)) {this.pending.set(p, { seenAt: now, size, event: false, attempts: 0 });}
       outstanding?.add(p);
     };
     const hadDir = rel === '' || this.tree.get(rel)?.op === 'dir';
@@ -715,7 +715,7 @@ export class Replicator {
       this.notCovered(dir, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`);
       this.unreadableDirs.add(dir);
       for (const [k, e] of this.tree) {
-        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) continue;
+        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) {continue;}
         (e as Stamped)[SEEN] = stamp;
         known++;
       }
@@ -731,25 +731,25 @@ export class Replicator {
       }
       const type = mode & S_IFMT;
       if (type === S_IFREG) {
-        if (nlink > 1 || this.linkOf.has(p)) this.noteLinks(p, dev, ino, nlink);
+        if (nlink > 1 || this.linkOf.has(p)) {this.noteLinks(p, dev, ino, nlink);}
         this.devices.add(dev);
       }
-      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) queue(p, type === S_IFREG ? size : 0);
+      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) {queue(p, type === S_IFREG ? size : 0);}
       // Nothing in a directory's stat tells of a new extended attribute: they are compared.
-      else if (type === S_IFDIR && e?.op === 'dir' && e.u !== undefined && !sameMetadata(e, this.metadataOf(p, uid, gid, true))) queue(p, 0);
-      if (type !== S_IFDIR) return false;
+      else if (type === S_IFDIR && e?.op === 'dir' && e.u !== undefined && !sameMetadata(e, this.metadataOf(p, uid, gid, true))) {queue(p, 0);}
+      if (type !== S_IFDIR) {return false;}
       if (!this.closing && !this.watcher.isWatched(p) && this.watcher.polledRoot(p) === undefined) {
-        if (this.watcher.add(p) === 'unreadable') return false;
+        if (this.watcher.add(p) === 'unreadable') {return false;}
       }
       return true;
     };
-    const listed = (dir: string, names: string[], stats: ArrayLike<number>, unreadable: { name: string; code: string }[] | undefined) => {
+    const listed = (dir: string, names: string[], stats: ArrayLike<number>, unreadable: Array<{ name: string; code: string }> | undefined) => {
       const subdirs: string[] = [];
-      if (this.unreadableDirs.delete(dir)) this.covered(dir);
+      if (this.unreadableDirs.delete(dir)) {this.covered(dir);}
       for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
         const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
         const f = (j: number) => stats[k + j] as number;
-        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) subdirs.push(p);
+        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) {subdirs.push(p);}
       }
       for (const u of unreadable ?? []) {
         const p = dir === '' ? u.name : `${dir}/${u.name}`;
@@ -764,7 +764,7 @@ export class Replicator {
     };
     const unlisted = (dir: string, code: string) => {
       // Gone meanwhile: its deletion is queued below or by an event. Unreadable: kept.
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') keepUnder(dir, code);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {keepUnder(dir, code);}
     };
     if (rel === '') {
       // The whole tree: listed by the worker threads while this thread compares.
@@ -783,7 +783,7 @@ export class Replicator {
         await walked;
       } catch (e) {
         // stop() ends the listing threads: an unfinished walk says nothing about deletions.
-        if (this.closing) return { scanned, changed };
+        if (this.closing) {return { scanned, changed };}
         throw e;
       }
       this.lastFullScanMs = Date.now() - started;
@@ -801,21 +801,21 @@ export class Replicator {
         }
         const names: string[] = [];
         const stats: number[] = [];
-        const unreadable: { name: string; code: string }[] = [];
+        const unreadable: Array<{ name: string; code: string }> = [];
         for (const b of raw) {
           const name = decodeName(b);
           try {
             const st = viaShort(joinFs(abs, name), (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
-            if (!st) continue;
+            if (!st) {continue;}
             names.push(name);
             stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev, st.uid, st.gid);
           } catch (e) {
             const code = (e as NodeJS.ErrnoException).code ?? 'error';
-            if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push({ name, code });
+            if (code !== 'ENOENT' && code !== 'ENOTDIR') {unreadable.push({ name, code });}
           }
         }
         stack.push(...listed(dir, names, stats, unreadable));
-        if (scanned % 5000 === 0) await new Promise((r) => setImmediate(r));
+        if (scanned % 5000 === 0) {await new Promise((r) => setImmediate(r));}
       }
     }
     // Whatever the tree has there and the walk did not meet is gone. When every known path was
@@ -824,10 +824,10 @@ export class Replicator {
       let expected = this.tree.size;
       if (rel !== '') {
         expected = 0;
-        for (const k of this.tree.keys()) if (k !== rel && within(k, rel)) expected++;
+        for (const k of this.tree.keys()) {if (k !== rel && within(k, rel)) {expected++;}}
       }
       if (known !== expected) {
-        for (const [k, e] of this.tree) if ((e as Stamped)[SEEN] !== stamp && k !== rel && within(k, rel)) queue(k, 0);
+        for (const [k, e] of this.tree) {if ((e as Stamped)[SEEN] !== stamp && k !== rel && within(k, rel)) {queue(k, 0);}}
       }
     }
     if (changed > 0) {
@@ -843,9 +843,9 @@ export class Replicator {
    * watch on their inode, files mapped for writing.
    */
   private pollLimited(): void {
-    if (this.state === 'catching_up' || this.closing) return;
+    if (this.state === 'catching_up' || this.closing) {return;}
     void this.exclusive(async () => {
-      for (const d of [...this.watcher.polled.keys()]) await this.scan(d, null);
+      for (const d of [...this.watcher.polled.keys()]) {await this.scan(d, null);}
       // Readable again (permissions changed back): watched afresh and compared.
       for (const d of [...this.unreadableDirs]) {
         let ok = false;
@@ -855,21 +855,21 @@ export class Replicator {
         } catch {
           ok = false;
         }
-        if (!ok) continue;
+        if (!ok) {continue;}
         this.unreadableDirs.delete(d);
         this.covered(d);
         this.watcher.remove(d);
-        if (this.watcher.polledRoot(d) === undefined) this.watcher.add(d);
+        if (this.watcher.polledRoot(d) === undefined) {this.watcher.add(d);}
         await this.scan(d, null);
       }
       const now = Date.now();
       for (const [p, u] of this.uncovered) {
-        if (u.kind === 'unreadable' && !this.unreadableDirs.has(p) && !this.pending.has(p)) this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });
+        if (u.kind === 'unreadable' && !this.unreadableDirs.has(p) && !this.pending.has(p)) {this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });}
       }
-      for (const key of this.polledInodes) for (const p of this.links.get(key) ?? []) this.recheck(p, now);
+      for (const key of this.polledInodes) {for (const p of this.links.get(key) ?? []) {this.recheck(p, now);}}
       this.checkMappings(now);
       this.lastPollAt = now;
-      if (this.pending.size > 0) this.kick();
+      if (this.pending.size > 0) {this.kick();}
     }).catch((e: unknown) => this.die(e));
   }
 
@@ -877,15 +877,15 @@ export class Replicator {
   private recheck(p: string, now: number, always = false): void {
     const st = this.lstatSource(p);
     const e = this.tree.get(p);
-    if (!always && st instanceof fs.Stats && unchanged(e, st)) return;
-    if (!this.pending.has(p) && !this.inFlight.has(p)) this.pending.set(p, { seenAt: now, size: st instanceof fs.Stats ? st.size : 0, event: true, attempts: 0 });
+    if (!always && st instanceof fs.Stats && unchanged(e, st)) {return;}
+    if (!this.pending.has(p) && !this.inFlight.has(p)) {this.pending.set(p, { seenAt: now, size: st instanceof fs.Stats ? st.size : 0, event: true, attempts: 0 });}
   }
 
   /** Drops what is tracked about `p` and everything under it (deleted, or not a file any more). */
   private forget(p: string, gone: boolean): void {
-    if (this.linkOf.size > 0) for (const k of [...this.linkOf.keys()]) if (within(k, p)) this.unlink(k);
-    if (this.mapped.size > 0) for (const k of [...this.mapped]) if (within(k, p)) this.mapped.delete(k);
-    if (gone) for (const k of [...this.unreadableDirs]) if (within(k, p)) this.unreadableDirs.delete(k);
+    if (this.linkOf.size > 0) {for (const k of [...this.linkOf.keys()]) {if (within(k, p)) {this.unlink(k);}}}
+    if (this.mapped.size > 0) {for (const k of [...this.mapped]) {if (within(k, p)) {this.mapped.delete(k);}}}
+    if (gone) {for (const k of [...this.unreadableDirs]) {if (within(k, p)) {this.unreadableDirs.delete(k);}}}
   }
 
   // ---- hard links ----
@@ -906,14 +906,14 @@ export class Replicator {
   private noteLinks(p: string, dev: number, ino: number, nlink: number): void {
     const key = nlink > 1 ? `${dev}:${ino}` : undefined;
     const old = this.linkOf.get(p);
-    if (old === key) return;
-    if (old !== undefined) this.unlink(p);
-    if (key === undefined) return;
+    if (old === key) {return;}
+    if (old !== undefined) {this.unlink(p);}
+    if (key === undefined) {return;}
     let group = this.links.get(key);
     if (!group) {
       group = new Set();
       this.links.set(key, group);
-      if (!this.watcher.watchInode(key, p, () => this.onInodeChange(key))) this.polledInodes.add(key);
+      if (!this.watcher.watchInode(key, p, () => this.onInodeChange(key))) {this.polledInodes.add(key);}
     }
     group.add(p);
     this.linkOf.set(p, key);
@@ -921,7 +921,7 @@ export class Replicator {
 
   private unlink(p: string): void {
     const key = this.linkOf.get(p);
-    if (key === undefined) return;
+    if (key === undefined) {return;}
     this.linkOf.delete(p);
     const group = this.links.get(key);
     group?.delete(p);
@@ -933,7 +933,7 @@ export class Replicator {
   }
 
   private onInodeChange(key: string): void {
-    for (const p of this.links.get(key) ?? []) this.onEvent(p);
+    for (const p of this.links.get(key) ?? []) {this.onEvent(p);}
   }
 
   // ---- memory mappings ----
@@ -948,22 +948,22 @@ export class Replicator {
    */
   private checkMappings(now: number): void {
     const devices = new Set([...this.devices].map(deviceOf));
-    if (this.sourceId) devices.add(deviceOf(this.sourceId.dev));
+    if (this.sourceId) {devices.add(deviceOf(this.sourceId.dev));}
     const maps = writableMappings(devices);
     const found = new Map<string, string>();
     if (maps.size > 0) {
       const byIno = new Map<number, { device: string; comm: string; pids: number[] }>();
-      for (const m of maps.values()) byIno.set(m.ino, m);
+      for (const m of maps.values()) {byIno.set(m.ino, m);}
       for (const [p, e] of this.tree) {
-        if (e.op !== 'file') continue;
+        if (e.op !== 'file') {continue;}
         const m = byIno.get(e.ino);
-        if (m) found.set(p, `mapped for writing by pid ${m.pids.slice(0, 3).join(', ')} (${m.comm}): its changes are not notified and are checked every ${Math.round(this.o.pollEveryMs / 1000)} s`);
+        if (m) {found.set(p, `mapped for writing by pid ${m.pids.slice(0, 3).join(', ')} (${m.comm}): its changes are not notified and are checked every ${Math.round(this.o.pollEveryMs / 1000)} s`);}
       }
     }
     for (const p of this.mapped) {
-      if (found.has(p)) continue;
+      if (found.has(p)) {continue;}
       this.mapped.delete(p);
-      if (this.uncovered.get(p)?.kind === 'mapped') this.covered(p);
+      if (this.uncovered.get(p)?.kind === 'mapped') {this.covered(p);}
     }
     for (const [p, reason] of found) {
       this.mapped.add(p);
@@ -981,7 +981,7 @@ export class Replicator {
   private checkSource(): string | null {
     const st = fs.statSync(this.o.source, { throwIfNoEntry: false });
     let problem: string | null = null;
-    if (!st?.isDirectory()) problem = `source ${this.o.source} is missing`;
+    if (!st?.isDirectory()) {problem = `source ${this.o.source} is missing`;}
     else if (this.sourceId && (st.dev !== this.sourceId.dev || st.ino !== this.sourceId.ino)) {
       problem = `source ${this.o.source} is another directory than at start (unmounted or replaced)`;
     }
@@ -989,16 +989,16 @@ export class Replicator {
       this.o.log.error('not recording: the source is not available', { problem });
       this.noteError(`${problem}; nothing is recorded until it is back`);
       // Its watches are on the old directory: a new start watches and catches up with the new one.
-      if (st?.isDirectory()) this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));
+      if (st?.isDirectory()) {this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));}
     }
-    if (!problem && this.sourceProblem) this.o.log.info('the source is back', { source: this.o.source });
+    if (!problem && this.sourceProblem) {this.o.log.info('the source is back', { source: this.o.source });}
     this.sourceProblem = problem;
     return problem;
   }
 
   /** Holds the queue while the source is unavailable, and looks again in a second. */
   private block(): void {
-    if (this.blocked) return;
+    if (this.blocked) {return;}
     this.blocked = setTimeout(() => {
       this.blocked = undefined;
       this.kick();
@@ -1014,14 +1014,14 @@ export class Replicator {
   }
 
   private kick(): void {
-    if (this.draining || this.closing || !this.journal || this.blocked) return;
+    if (this.draining || this.closing || !this.journal || this.blocked) {return;}
     this.draining = true;
     setImmediate(() => {
       void this.exclusive(() => this.drain())
         .catch((e: unknown) => this.die(e))
         .finally(() => {
           this.draining = false;
-          if (this.pending.size > 0 && !this.closing) this.kick();
+          if (this.pending.size > 0 && !this.closing) {this.kick();}
         });
     });
   }
@@ -1032,12 +1032,12 @@ export class Replicator {
         this.block();
         return;
       }
-      const batch: [string, Pending][] = [];
+      const batch: Array<[string, Pending]> = [];
       let bytes = 0;
       for (const [p, info] of this.pending) {
         batch.push([p, info]);
         bytes += info.size;
-        if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) break;
+        if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) {break;}
       }
       for (const [p, info] of batch) {
         this.pending.delete(p);
@@ -1047,16 +1047,16 @@ export class Replicator {
       await this.rollIfDue();
       this.scheduleStatus();
       // A long burst must not pile up objects without fsync: checkpoint on time, inside it.
-      if (this.checkpointDue || this.unsynced.size >= CHECKPOINT_MAX_OBJECTS) await this.checkpoint();
+      if (this.checkpointDue || this.unsynced.size >= CHECKPOINT_MAX_OBJECTS) {await this.checkpoint();}
     }
   }
 
-  private async processBatch(batch: [string, Pending][]): Promise<void> {
+  private async processBatch(batch: Array<[string, Pending]>): Promise<void> {
     const journal = this.journal as JournalWriter;
     // Parents first, so a directory's record precedes its contents'.
     batch.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const stats = new Map<string, fs.Stats | null | { unreadable: string }>();
-    for (const [p] of batch) stats.set(p, this.lstatSource(p));
+    for (const [p] of batch) {stats.set(p, this.lstatSource(p));}
     // Read contents in parallel; decide in order.
     const captures = new Map<string, Promise<Capture>>();
     const toCapture = batch.filter(([p, info]) => {
@@ -1076,7 +1076,7 @@ export class Replicator {
     // Every change notification the kernel queued until now is delivered after this: a write
     // that overlapped a read has marked its path dirty by then.
     const fenced = toCapture.length === 0 || (await this.fence.pass());
-    if (!fenced) this.eventsLost('a fence after the reads did not come back');
+    if (!fenced) {this.eventsLost('a fence after the reads did not come back');}
 
     const records: NewRecord[] = [];
     const dirsToSync = new Set<string>();
@@ -1087,10 +1087,10 @@ export class Replicator {
     };
     const ensureParents = (p: string) => {
       const missing: string[] = [];
-      for (let d = parentOf(p); d !== '' && this.tree.get(d)?.op !== 'dir'; d = parentOf(d)) missing.unshift(d);
+      for (let d = parentOf(p); d !== '' && this.tree.get(d)?.op !== 'dir'; d = parentOf(d)) {missing.unshift(d);}
       for (const d of missing) {
         const st = this.lstatSource(d);
-        if (!(st instanceof fs.Stats) || !st.isDirectory()) return false;
+        if (!(st instanceof fs.Stats) || !st.isDirectory()) {return false;}
         emit({ at: journal.stamp(), op: 'dir', p: d, m: modeOf(st), mt: st.mtimeMs, ...this.metadataOf(d, st.uid, st.gid) });
       }
       return true;
@@ -1101,23 +1101,23 @@ export class Replicator {
       if (st !== null && !(st instanceof fs.Stats)) {
         // Not "gone": unknown. The last version stays the recorded one until it can be seen
         // again. (A path the tree does not know lies in a directory that is reported itself.)
-        if (known) this.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);
+        if (known) {this.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);}
         continue;
       }
       if (st === null) {
         if (known) {
           emit({ at: journal.stamp(), op: 'del', p });
-          if (known.op === 'dir') this.watcher.remove(p);
+          if (known.op === 'dir') {this.watcher.remove(p);}
         }
         this.covered(p, true);
         this.forget(p, true);
         continue;
       }
-      if (st.isFile()) this.noteLinks(p, st.dev, st.ino, st.nlink);
-      else if (this.linkOf.has(p) || this.mapped.has(p)) this.forget(p, false);
+      if (st.isFile()) {this.noteLinks(p, st.dev, st.ino, st.nlink);}
+      else if (this.linkOf.has(p) || this.mapped.has(p)) {this.forget(p, false);}
       if (st.isDirectory()) {
-        if (!ensureParents(p)) continue;
-        if (!known || known.op !== 'dir') newDirs.push(p);
+        if (!ensureParents(p)) {continue;}
+        if (!known || known.op !== 'dir') {newDirs.push(p);}
         else if (info.dirEvent || (this.watcher.isWatched(p) && this.watcher.inodeOf(p) !== st.ino)) {
           // Its parent reported it (created, deleted, moved, changed): it may be another
           // directory by the same name, even on the same inode, and the watch on the old one
@@ -1126,7 +1126,7 @@ export class Replicator {
           newDirs.push(p);
         }
         const meta = this.metadataOf(p, st.uid, st.gid);
-        if (!unchanged(known, st) || !sameMetadata(known as Entry, meta)) emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs, ...meta });
+        if (!unchanged(known, st) || !sameMetadata(known as Entry, meta)) {emit({ at: journal.stamp(), op: 'dir', p, m: modeOf(st), mt: st.mtimeMs, ...meta });}
         continue;
       }
       if (st.isSymbolicLink()) {
@@ -1137,7 +1137,7 @@ export class Replicator {
           this.later(p, info, 'unstable');
           continue;
         }
-        if (!ensureParents(p)) continue;
+        if (!ensureParents(p)) {continue;}
         const meta = this.metadataOf(p, st.uid, st.gid);
         if (known?.op !== 'link' || known.l !== l || !unchanged(known, st) || !sameMetadata(known, meta)) {
           emit({ at: journal.stamp(), op: 'link', p, l, mt: st.mtimeMs, ct: st.ctimeMs, ino: st.ino, ...meta });
@@ -1145,13 +1145,13 @@ export class Replicator {
         this.covered(p);
         continue;
       }
-      if (!st.isFile()) continue; // sockets, fifos, devices: not protected
+      if (!st.isFile()) {continue;} // sockets, fifos, devices: not protected
       const pr = captures.get(p);
-      if (!pr) continue; // unchanged
+      if (!pr) {continue;} // unchanged
       const c = await pr;
       if (c.kind === 'ok' && (info.dirty || !fenced)) {
         // A change notification arrived while it was read: the read may mix two writes.
-        if (c.tmp) fs.rmSync(c.tmp, { force: true });
+        if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
         this.later(p, info, 'unstable');
         continue;
       }
@@ -1171,17 +1171,17 @@ export class Replicator {
           continue;
       }
       if (!ensureParents(p)) {
-        if (c.tmp) fs.rmSync(c.tmp, { force: true });
+        if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
         continue;
       }
       const m = c.stat.mode & 0o7777;
       const stored = storeCaptured(this.layout, c, this.verified, dirsToSync);
-      if (stored.replacedDamaged) this.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);
+      if (stored.replacedDamaged) {this.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);}
       const obj = this.layout.object(c.hash);
-      if (stored.stored && c.data) this.unsynced.add(obj);
+      if (stored.stored && c.data) {this.unsynced.add(obj);}
       this.covered(p);
       const meta = this.metadataOf(p, c.stat.uid, c.stat.gid);
-      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchangedVersion(known, c.stat) && sameMetadata(known, meta)) continue;
+      if (known?.op === 'file' && known.h === c.hash && known.m === m && unchangedVersion(known, c.stat) && sameMetadata(known, meta)) {continue;}
       // Until a checkpoint has fsynced the object, the record carries the content itself.
       const d = c.data && this.unsynced.has(obj) ? c.data.toString('base64') : undefined;
       emit({ at: journal.stamp(), op: 'file', p, h: c.hash, s: c.size, m, mt: c.stat.mtimeMs, ct: c.stat.ctimeMs, ino: c.stat.ino, ...meta, ...(d === undefined ? {} : { d }) });
@@ -1195,24 +1195,24 @@ export class Replicator {
     const ackedPaths = new Set<string>();
     for (const r of acked) {
       const p = pathOf(r);
-      if (p !== undefined) ackedPaths.add(p);
+      if (p !== undefined) {ackedPaths.add(p);}
     }
     for (const [p, info] of batch) {
       this.inFlight.delete(p);
-      if (info.event && ackedPaths.has(p)) this.sample(ackAt - info.seenAt);
+      if (info.event && ackedPaths.has(p)) {this.sample(ackAt - info.seenAt);}
     }
-    if (acked.length > 0) this.lastReplicatedAt = ackAt;
-    for (const p of ackedPaths) await this.syncMirror(p);
-    if (this.unsynced.size > 0) this.scheduleCheckpoint();
-    if (acked.length > 0) this.writeMirrorSeq(journal.lastSeq);
-    if (this.earliest === null && acked[0]) this.earliest = acked[0].at;
+    if (acked.length > 0) {this.lastReplicatedAt = ackAt;}
+    for (const p of ackedPaths) {await this.syncMirror(p);}
+    if (this.unsynced.size > 0) {this.scheduleCheckpoint();}
+    if (acked.length > 0) {this.writeMirrorSeq(journal.lastSeq);}
+    if (this.earliest === null && acked[0]) {this.earliest = acked[0].at;}
 
     for (const d of newDirs) {
-      if (this.watcher.polledRoot(d) === undefined) this.watcher.add(d);
+      if (this.watcher.polledRoot(d) === undefined) {this.watcher.add(d);}
       await this.scan(d, this.catchUpOutstanding);
     }
     if (this.catchUpOutstanding) {
-      for (const [p] of batch) this.catchUpOutstanding.delete(p);
+      for (const [p] of batch) {this.catchUpOutstanding.delete(p);}
       this.checkCaughtUp();
     }
   }
@@ -1233,7 +1233,7 @@ export class Replicator {
       return viaShort(this.src(p), (a) => fs.lstatSync(a));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {return null;}
       return { unreadable: code };
     }
   }
@@ -1245,7 +1245,7 @@ export class Replicator {
    */
   private later(p: string, info: Pending, why: 'hot' | 'unstable', waitMs?: number): void {
     info.dirty = false;
-    if (why === 'unstable') info.attempts++;
+    if (why === 'unstable') {info.attempts++;}
     const now = Date.now();
     if (now - info.seenAt > this.o.changingAfterMs) {
       const last = this.tree.get(p);
@@ -1260,11 +1260,11 @@ export class Replicator {
     this.retrying.set(p, info);
     setTimeout(() => {
       // Only the latest try of a path counts; an earlier timer has nothing left to do.
-      if (this.retrying.get(p) !== info) return;
+      if (this.retrying.get(p) !== info) {return;}
       this.retrying.delete(p);
-      if (this.closing) return;
+      if (this.closing) {return;}
       // Queued even while this batch (which may still hold the path) finishes: batches run one at a time.
-      if (!this.pending.has(p)) this.pending.set(p, info);
+      if (!this.pending.has(p)) {this.pending.set(p, info);}
       this.kick();
     }, delay);
   }
@@ -1275,8 +1275,8 @@ export class Replicator {
   }
 
   private checkCaughtUp(): void {
-    if (!this.catchUpOutstanding || this.catchUp.scanMs === null) return;
-    if (this.catchUpOutstanding.size > 0) return;
+    if (!this.catchUpOutstanding || this.catchUp.scanMs === null) {return;}
+    if (this.catchUpOutstanding.size > 0) {return;}
     this.catchUpOutstanding = null;
     this.catchUp.finishedAt = new Date().toISOString();
     this.state = 'watching';
@@ -1286,13 +1286,13 @@ export class Replicator {
 
   private sample(ms: number): void {
     this.latencies.push(ms);
-    if (this.latencies.length > LATENCY_SAMPLES) this.latencies.splice(0, this.latencies.length - LATENCY_SAMPLES);
+    if (this.latencies.length > LATENCY_SAMPLES) {this.latencies.splice(0, this.latencies.length - LATENCY_SAMPLES);}
   }
 
   // ---- checkpoints ----
 
   private scheduleCheckpoint(): void {
-    if (this.checkpointTimer || this.closing) return;
+    if (this.checkpointTimer || this.closing) {return;}
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
       this.checkpointDue = true;
@@ -1307,7 +1307,7 @@ export class Replicator {
    */
   private async checkpoint(): Promise<void> {
     this.checkpointDue = false;
-    if (!this.journal || this.unsynced.size === 0) return;
+    if (!this.journal || this.unsynced.size === 0) {return;}
     const files = [...this.unsynced];
     this.unsynced.clear();
     const upTo = this.journal.lastSeq;
@@ -1318,7 +1318,7 @@ export class Replicator {
         const f = files[next++] as string;
         dirs.add(path.dirname(f));
         const fh = await fs.promises.open(f, 'r').catch(() => undefined);
-        if (!fh) continue; // pruned meanwhile
+        if (!fh) {continue;} // pruned meanwhile
         try {
           await fh.datasync();
         } finally {
@@ -1340,7 +1340,7 @@ export class Replicator {
     let rewritten = 0;
     let checked = 0;
     for (const r of records) {
-      if (r.d === undefined) continue;
+      if (r.d === undefined) {continue;}
       const obj = this.layout.object(r.h);
       checked++;
       let ok = false;
@@ -1374,19 +1374,19 @@ export class Replicator {
   async prune(now = Date.now()): Promise<PruneResult | null> {
     return this.exclusive(async () => {
       const journal = this.journal;
-      if (!journal || this.closing) return null;
+      if (!journal || this.closing) {return null;}
       await this.rollIfDue();
       if (this.garbageLikely) {
         this.garbageLikely = false;
         this.verified.clear();
         const g = collectGarbage(this.layout, resolveChain(this.layout.root), []);
-        if (g.objectsRemoved > 0) this.o.log.info('unreferenced objects removed', g);
+        if (g.objectsRemoved > 0) {this.o.log.info('unreferenced objects removed', g);}
       }
       const cutoff = now - this.o.retentionMs;
       // Nothing old enough to drop yet: no need to look.
-      if (this.earliest === null || this.earliest >= cutoff) return null;
+      if (this.earliest === null || this.earliest >= cutoff) {return null;}
       const out = pruneJournal(this.layout, resolveChain(this.layout.root), journal.segment.name, cutoff, journal.epoch);
-      if (!out) return null;
+      if (!out) {return null;}
       this.verified.clear();
       this.earliest = out.earliest;
       this.lastPrune = out;
@@ -1400,13 +1400,13 @@ export class Replicator {
 
   private oldestPending(): number | null {
     let oldest: number | null = null;
-    for (const m of [this.pending, this.inFlight, this.retrying]) for (const v of m.values()) if (oldest === null || v.seenAt < oldest) oldest = v.seenAt;
+    for (const m of [this.pending, this.inFlight, this.retrying]) {for (const v of m.values()) {if (oldest === null || v.seenAt < oldest) {oldest = v.seenAt;}}}
     return oldest;
   }
 
   private scheduleStatus(): void {
     const wait = STATUS_MIN_GAP_MS - (Date.now() - this.statusWrittenAt);
-    if (wait <= 0) this.writeStatus(false);
+    if (wait <= 0) {this.writeStatus(false);}
     else if (!this.pendingStatus) {
       this.pendingStatus = setTimeout(() => {
         this.pendingStatus = undefined;
@@ -1421,7 +1421,7 @@ export class Replicator {
     const caughtUp = this.catchUp.finishedAt !== null;
     let oldest = this.oldestPending();
     // A known blind spot is never "lag 0": what is not covered is at risk since it stopped being.
-    for (const u of this.uncovered.values()) if (oldest === null || u.since < oldest) oldest = u.since;
+    for (const u of this.uncovered.values()) {if (oldest === null || u.since < oldest) {oldest = u.since;}}
     // What is only scanned on a timer (a watch limit, hard links without a watch) is at risk since the last scan.
     if ((this.watcher.polled.size > 0 || this.polledInodes.size > 0) && this.lastPollAt !== null && (oldest === null || this.lastPollAt < oldest)) {
       oldest = this.lastPollAt;
@@ -1432,7 +1432,7 @@ export class Replicator {
       .slice(0, NOT_COVERED_LISTED)
       .map(([p, u]) => ({ path: p, reason: u.reason, since: iso(u.since) as string }));
     let bytes = 0;
-    for (const m of [this.pending, this.inFlight, this.retrying]) for (const v of m.values()) bytes += v.size;
+    for (const m of [this.pending, this.inFlight, this.retrying]) {for (const v of m.values()) {bytes += v.size;}}
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const polled: WatchLimit[] = [...this.watcher.polled.values()];
     return {
@@ -1482,8 +1482,8 @@ export class Replicator {
   }
 
   private writeStatus(force: boolean): void {
-    if (!this.o.statusFile) return;
-    if (!force && Date.now() - this.statusWrittenAt < STATUS_MIN_GAP_MS) return;
+    if (!this.o.statusFile) {return;}
+    if (!force && Date.now() - this.statusWrittenAt < STATUS_MIN_GAP_MS) {return;}
     this.statusWrittenAt = Date.now();
     const tmp = `${this.o.statusFile}.${process.pid}.tmp`;
     try {
@@ -1500,9 +1500,9 @@ export class Replicator {
    * status, which says why: the process exits at once.
    */
   async stop(failure?: unknown): Promise<void> {
-    if (this.closing) return;
+    if (this.closing) {return;}
     this.closing = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) {clearInterval(t);}
     this.watcher.closeAll();
     if (this.journal && failure === undefined) {
       const rest = this.exclusive(async () => {
@@ -1513,18 +1513,18 @@ export class Replicator {
     }
     this.lister.close();
     this.fence.close();
-    if (this.lease) releaseLease(this.layout, this.lease);
+    if (this.lease) {releaseLease(this.layout, this.lease);}
     this.journal?.close();
     if (failure !== undefined) {
       this.state = 'failed';
       this.message = `stopped on an error: ${failure instanceof Error ? failure.message : String(failure)}`;
-    } else this.state = 'stopped';
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    if (this.pendingStatus) clearTimeout(this.pendingStatus);
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    if (this.rescanTimer) clearTimeout(this.rescanTimer);
-    if (this.verifyTimer) clearTimeout(this.verifyTimer);
-    if (this.blocked) clearTimeout(this.blocked);
+    } else {this.state = 'stopped';}
+    if (this.statusTimer) {clearInterval(this.statusTimer);}
+    if (this.pendingStatus) {clearTimeout(this.pendingStatus);}
+    if (this.checkpointTimer) {clearTimeout(this.checkpointTimer);}
+    if (this.rescanTimer) {clearTimeout(this.rescanTimer);}
+    if (this.verifyTimer) {clearTimeout(this.verifyTimer);}
+    if (this.blocked) {clearTimeout(this.blocked);}
     this.writeStatus(true);
     this.fatal = undefined;
   }

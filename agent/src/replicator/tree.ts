@@ -42,7 +42,7 @@ export function apply(tree: Tree, r: JournalRecord): void {
     case 'file':
     case 'link':
       // A directory replaced by a file takes its subtree with it.
-      if (tree.get(r.p)?.op === 'dir') removeSubtree(tree, r.p);
+      if (tree.get(r.p)?.op === 'dir') {removeSubtree(tree, r.p);}
       tree.set(r.p, r);
       break;
     case 'dir':
@@ -61,7 +61,7 @@ export function apply(tree: Tree, r: JournalRecord): void {
 export function treeAt(records: readonly JournalRecord[], at: number): Tree {
   const tree: Tree = new Map();
   for (const r of records) {
-    if (r.at > at) break;
+    if (r.at > at) {break;}
     apply(tree, r);
   }
   return tree;
@@ -70,6 +70,6 @@ export function treeAt(records: readonly JournalRecord[], at: number): Tree {
 /** The earliest moment a restore can rebuild: the base left by pruning, or the first record. */
 export function earliestRestorable(records: readonly JournalRecord[]): number | null {
   const first = records[0];
-  if (!first) return null;
+  if (!first) {return null;}
   return first.op === 'base' ? first.from : first.at;
 }
