@@ -106,7 +106,7 @@ typecheck: node_modules/.install-stamp
 	npm run typecheck -w agent $(if $(CHECK_CACHE),-- $(call TSC_CACHE,agent))
 
 lint: node_modules/.install-stamp
-	npx eslint --max-warnings 0 $(ESLINT_CACHE) src test/harness/src test/browser
+	npx eslint --max-warnings 0 $(ESLINT_CACHE) src test/harness/src test/browser agent/src agent/test agent/bench
 	npx prettier --check $(PRETTIER_CACHE) 'src/**/*.{ts,tsx}' 'test/harness/src/**/*.{ts,tsx}' 'test/browser/**/*.ts' '.config/webpack/*.ts'
 
 jest: node_modules/.install-stamp

@@ -39,10 +39,10 @@ const hex64 = (n: number) => n.toString(16).padStart(64, '0');
 /** The records of a busy tree: first every path created, then versions of random paths, a millisecond apart. */
 function* records(start: number): Generator<NewRecord> {
   let at = start;
-  for (let d = 0; d < 100; d++) yield { at: at++, op: 'dir', p: `d${d}`, m: 0o755, mt: at } as NewRecord;
+  for (let d = 0; d < 100; d++) {yield { at: at++, op: 'dir', p: `d${d}`, m: 0o755, mt: at } as NewRecord;}
   yield { at: at++, op: 'dir', p: 'links', m: 0o755, mt: at } as NewRecord;
-  for (let i = 0; i < LINKS; i++) yield { at: at++, op: 'link', p: `links/l${i}`, l: `../d0/f${i}`, mt: at, ct: at, ino: 9_000_000 + i } as NewRecord;
-  for (let i = 0; i < PATHS; i++) yield fileRecord(i, i, at++);
+  for (let i = 0; i < LINKS; i++) {yield { at: at++, op: 'link', p: `links/l${i}`, l: `../d0/f${i}`, mt: at, ct: at, ino: 9_000_000 + i } as NewRecord;}
+  for (let i = 0; i < PATHS; i++) {yield fileRecord(i, i, at++);}
   let v = PATHS;
   let x = 2463534242;
   for (;;) {
@@ -87,7 +87,7 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
     const name = segmentName(first, 1);
     const header: SegmentHeader = { q: first - 1, at: lastAt, op: 'segment', epoch: 1, first, prev: prev?.name ?? null, prevLast: prev?.last ?? null };
     const fd = fs.openSync(path.join(dir, name), 'w', 0o600);
-    const inSegment: { r: JournalRecord; offset: number }[] = [];
+    const inSegment: Array<{ r: JournalRecord; offset: number }> = [];
     const head = frame(header);
     let size = 0;
     let chunk: Buffer[] = [head];
@@ -107,7 +107,7 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
     fs.writeSync(fd, Buffer.concat(chunk));
     fs.closeSync(fd);
     const idx = buildIndex(inSegment);
-    if (idx) writeIndex(dir, layout.tmp, name, idx);
+    if (idx) {writeIndex(dir, layout.tmp, name, idx);}
     total += size;
     since += inSegment.length;
     prev = { name, last: q - 1 };
@@ -152,7 +152,7 @@ function writeLegacy(root: string, bytes: number): { first: number; last: number
       total += chunkBytes;
       chunk = [];
       chunkBytes = 0;
-      if (total >= bytes) break;
+      if (total >= bytes) {break;}
     }
   }
   fs.closeSync(fd);
@@ -184,8 +184,8 @@ async function startUp(dist: string, store: string): Promise<{ ms: number; ready
     child.stderr.on('data', (b: Buffer) => {
       err += b.toString();
       const l = err.split('\n').find((x) => x.includes('"journal replayed"'));
-      if (l && ms === 0) ms = performance.now() - t0;
-      if (l && /not recording: the source/.test(err)) resolve(l);
+      if (l && ms === 0) {ms = performance.now() - t0;}
+      if (l && /not recording: the source/.test(err)) {resolve(l);}
     });
     child.on('exit', (code) => reject(new Error(`replicator exited with ${code}:\n${err}`)));
   });
@@ -262,8 +262,8 @@ async function main(): Promise<void> {
       console.log(`  this build, next start: ${show(sealed)}`);
     }
   } finally {
-    if (KEEP) console.log(`kept ${root}`);
-    else fs.rmSync(root, { recursive: true, force: true });
+    if (KEEP) {console.log(`kept ${root}`);}
+    else {fs.rmSync(root, { recursive: true, force: true });}
   }
 }
 

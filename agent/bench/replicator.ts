@@ -39,8 +39,8 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (v !== undefined && v !== false) {return v;}
+    if (Date.now() > deadline) {throw new Error(`timed out waiting for ${what}`);}
     await sleep(everyMs);
   }
 }
@@ -69,7 +69,7 @@ class Replicator {
     return until(
       'the replicator to be watching',
       () => {
-        if (this.child.exitCode !== null) throw new Error(`replicator exited:\n${this.log}`);
+        if (this.child.exitCode !== null) {throw new Error(`replicator exited:\n${this.log}`);}
         const s = this.status();
         return s?.state === 'watching' && s.pendingChanges === 0 ? s : undefined;
       },
@@ -82,7 +82,7 @@ class Replicator {
     return processMemory(this.child.pid!);
   }
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.child.exitCode !== null) {return;}
     const exited = new Promise((r) => this.child.once('exit', r));
     this.child.kill('SIGTERM');
     await exited;
@@ -139,8 +139,8 @@ async function latency(root: string): Promise<void> {
     'the burst to be captured',
     () => {
       for (const [p, t] of written) {
-        if (seen.has(p)) continue;
-        if (fs.existsSync(mirror(p))) seen.set(p, now() - t);
+        if (seen.has(p)) {continue;}
+        if (fs.existsSync(mirror(p))) {seen.set(p, now() - t);}
       }
       return seen.size === written.size || undefined;
     },
@@ -181,7 +181,7 @@ async function throughput(root: string): Promise<void> {
   // once (from the page cache); three rounds, each into a fresh destination.
   const settle = () => {
     execFileSync('sync');
-    for (const n of names) fs.readFileSync(path.join(staging, n)).length;
+    for (const n of names) {fs.readFileSync(path.join(staging, n));}
   };
   for (let round = 0; round < ROUNDS; round++) {
     const dest = path.join(root, `cp-${round}`);
@@ -200,14 +200,14 @@ async function throughput(root: string): Promise<void> {
       const r = new Replicator(source, store, path.join(root, `status-${algorithm}-${round}.json`), ['--hash', algorithm]);
       await r.watching(30_000);
       const marker = JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as { hash?: string };
-      if (marker.hash !== algorithm) throw new Error(`the store uses ${marker.hash}, not ${algorithm} (is the native BLAKE3 module installed?)`);
+      if (marker.hash !== algorithm) {throw new Error(`the store uses ${marker.hash}, not ${algorithm} (is the native BLAKE3 module installed?)`);}
       settle();
       const t0 = now();
-      for (const n of names) fs.renameSync(path.join(staging, n), path.join(source, n));
+      for (const n of names) {fs.renameSync(path.join(staging, n), path.join(source, n));}
       await until('the large files to be captured', () => names.every((n) => fs.existsSync(path.join(store, 'mirror', n))) || undefined, 600_000, 2);
       results.repl[algorithm].push(now() - t0);
       await r.stop();
-      for (const n of names) fs.renameSync(path.join(source, n), path.join(staging, n));
+      for (const n of names) {fs.renameSync(path.join(source, n), path.join(staging, n));}
       fs.rmSync(store, { recursive: true });
     }
   }
@@ -231,7 +231,7 @@ async function catchUp(root: string): Promise<void> {
   for (let d = 0; d < Math.ceil(FILES / perDir); d++) {
     const dir = path.join(source, `d${Math.floor(d / 100)}`, `d${d}`);
     fs.mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < perDir && d * perDir + i < FILES; i++) fs.writeFileSync(path.join(dir, `f${i}.txt`), `file ${d * perDir + i}\n`);
+    for (let i = 0; i < perDir && d * perDir + i < FILES; i++) {fs.writeFileSync(path.join(dir, `f${i}.txt`), `file ${d * perDir + i}\n`);}
   }
   const statusFile = path.join(root, 'status.json');
   let t0 = now();
@@ -240,7 +240,7 @@ async function catchUp(root: string): Promise<void> {
   const initialMs = now() - t0;
   await r.stop();
   console.log(`- first capture of ${FILES} files (${first.catchUp.scanned} entries): ${(initialMs / 1000).toFixed(1)} s, ${(FILES / (initialMs / 1000)).toFixed(0)} files/s`);
-  const runs: { wall: number; scan: number; scanned: number; changed: number }[] = [];
+  const runs: Array<{ wall: number; scan: number; scanned: number; changed: number }> = [];
   let mem = { rssMiB: NaN, peakMiB: NaN };
   for (let i = 0; i < 3; i++) {
     t0 = now();
@@ -267,20 +267,20 @@ async function catchUp(root: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build -w agent first`);
-  if (!have('rsync')) throw new Error('rsync is not installed (make bench installs it; or apt-get install -y rsync)');
+  if (!fs.existsSync(BIN)) {throw new Error(`${BIN} is missing: run npm run build -w agent first`);}
+  if (!have('rsync')) {throw new Error('rsync is not installed (make bench installs it; or apt-get install -y rsync)');}
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-replicator-bench-'));
   const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
   console.log(
     `replicator bench on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, data in ${root} (${execFileSync('df', ['--output=source,fstype', root]).toString().split('\n')[1]?.trim()}), load average ${load}`,
   );
   try {
-    if (ONLY.includes('latency')) await latency(path.join(root, 'latency'));
-    if (ONLY.includes('throughput')) await throughput(path.join(root, 'throughput'));
+    if (ONLY.includes('latency')) {await latency(path.join(root, 'latency'));}
+    if (ONLY.includes('throughput')) {await throughput(path.join(root, 'throughput'));}
     fs.rmSync(path.join(root, 'throughput'), { recursive: true, force: true });
-    if (ONLY.includes('catchup')) await catchUp(path.join(root, 'catchup'));
+    if (ONLY.includes('catchup')) {await catchUp(path.join(root, 'catchup'));}
   } finally {
-    if (!KEEP) fs.rmSync(root, { recursive: true, force: true });
+    if (!KEEP) {fs.rmSync(root, { recursive: true, force: true });}
   }
   console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }

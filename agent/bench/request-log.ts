@@ -63,7 +63,7 @@ async function main(): Promise<void> {
           `${phase}: ${REQUESTS} unauthenticated requests (${PATH_BYTES} bytes each) in ${Date.now() - started} ms: ` +
             `the log grew by ${added} bytes, ${agent.logLines().length - linesBefore} lines (${(added / REQUESTS).toFixed(1)} bytes a request)\n`,
         );
-        for (const [k, n] of statuses) process.stdout.write(`  ${k} x ${n}\n`);
+        for (const [k, n] of statuses) {process.stdout.write(`  ${k} x ${n}\n`);}
       }
       const tail = agent.stderr().trim().split('\n').slice(-3);
       process.stdout.write(`last lines:\n${tail.map((l) => `  ${l.slice(0, 400)}`).join('\n')}\n`);

@@ -42,7 +42,7 @@ function hashAll(store: string): number {
           hashBuffer(layout.hash, buf.subarray(0, k));
         } else {
           const h = newHasher(layout.hash);
-          for (let k = fs.readSync(fd, buf, 0, buf.length, null); k > 0; k = fs.readSync(fd, buf, 0, buf.length, null)) h.update(buf.subarray(0, k));
+          for (let k = fs.readSync(fd, buf, 0, buf.length, null); k > 0; k = fs.readSync(fd, buf, 0, buf.length, null)) {h.update(buf.subarray(0, k));}
           h.digest('hex');
         }
         n++;

@@ -25,7 +25,7 @@ const AGENT_NODE_OPTIONS = (() => {
 function cpuSeconds(pid: number, ticksPerSecond: number): number {
   try {
     const ns = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
-    if (Number.isFinite(ns)) return ns / 1e9;
+    if (Number.isFinite(ns)) {return ns / 1e9;}
   } catch {
     // no schedstat on this kernel
   }
@@ -73,8 +73,8 @@ async function main(): Promise<void> {
       const req = http.get({ host: '127.0.0.1', port, path: '/v1/status', agent: keepAlive, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
         res.resume();
         res.on('end', () => {
-          if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
-          else resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+          if (res.statusCode !== 200) {reject(new Error(`status ${res.statusCode}`));}
+          else {resolve(Number(process.hrtime.bigint() - t0) / 1e6);}
         });
       });
       req.on('error', reject);

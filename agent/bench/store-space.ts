@@ -30,7 +30,7 @@ function start(source: string, store: string, statusFile: string): ChildProcess 
 async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) {throw new Error(`timed out waiting for ${what}`);}
     await sleep(2);
   }
 }
@@ -64,7 +64,7 @@ async function run(root: string, names: string[], fill: (staging: string) => voi
     await until('the replicator to be watching', () => watching(statusFile, child.pid as number), 60_000);
     execFileSync('sync');
     const t0 = performance.now();
-    for (const n of fs.readdirSync(staging)) fs.renameSync(path.join(staging, n), path.join(source, n));
+    for (const n of fs.readdirSync(staging)) {fs.renameSync(path.join(staging, n), path.join(source, n));}
     await until('everything to be mirrored', () => names.every((n) => fs.existsSync(path.join(store, 'mirror', n))), 1_200_000);
     await until('the replicator to be caught up', () => watching(statusFile, child.pid as number), 60_000);
     const ms = performance.now() - t0;
@@ -80,7 +80,7 @@ async function run(root: string, names: string[], fill: (staging: string) => voi
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build -w agent first, or name a build with --bin`);
+  if (!fs.existsSync(BIN)) {throw new Error(`${BIN} is missing: run npm run build -w agent first, or name a build with --bin`);}
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-store-space-'));
   const fsType = execFileSync('stat', ['-f', '-c', '%T', root]).toString().trim();
   console.log(`store space bench on ${new Date().toISOString().slice(0, 10)}: ${BIN}, data in ${root} (stat -f: ${fsType}), ${os.cpus().length} cores, load ${os.loadavg()[0]?.toFixed(1)}`);

@@ -32,9 +32,9 @@ function timed(store: string) {
 
 async function bench(name: string, store: string) {
   const info = verifyOnce(store);
-  if (info.problems !== 0) throw new Error(`${name}: verify found ${info.problems} problem(s)`);
-  const runs: { wall: number; peakMiB: number }[] = [];
-  for (let i = 0; i < ROUNDS; i++) runs.push(timed(store));
+  if (info.problems !== 0) {throw new Error(`${name}: verify found ${info.problems} problem(s)`);}
+  const runs: Array<{ wall: number; peakMiB: number }> = [];
+  for (let i = 0; i < ROUNDS; i++) {runs.push(timed(store));}
   const walls = runs.map((r) => r.wall).sort((a, b) => a - b);
   const median = walls[Math.floor(walls.length / 2)] as number;
   const peak = Math.max(...runs.map((r) => r.peakMiB));

@@ -60,7 +60,7 @@ export class Agent {
       log,
       role: async () => (await this.role.current()).role,
     };
-    for (const p of config.processes) this.supervisors.set(p.name, kinds[p.kind](p, deps));
+    for (const p of config.processes) {this.supervisors.set(p.name, kinds[p.kind](p, deps));}
   }
 
   private get lockFile(): string {
@@ -75,7 +75,7 @@ export class Agent {
         throw new StateDirInUseError(`another vigil-agent (pid ${prev.pid}) is using stateDir ${this.config.stateDir}`);
       }
     } catch (e) {
-      if (e instanceof StateDirInUseError) throw e;
+      if (e instanceof StateDirInUseError) {throw e;}
       // no lock, or one left by an agent that is gone: take it over
     }
     fs.writeFileSync(this.lockFile, JSON.stringify({ pid: process.pid, startTicks: procInfo(process.pid)?.startTicks ?? null }) + '\n', {
@@ -87,7 +87,7 @@ export class Agent {
     const file = path.join(this.config.stateDir, 'agent-id');
     try {
       const id = fs.readFileSync(file, 'utf8').trim();
-      if (id) return id;
+      if (id) {return id;}
     } catch {
       // first start
     }
@@ -148,7 +148,7 @@ export class Agent {
 
   private currentHostname(): string {
     // os.hostname() is a system call; a rename can wait a few seconds to show.
-    if (Date.now() - this.hostname.at > 10_000) this.hostname = { name: os.hostname(), at: Date.now() };
+    if (Date.now() - this.hostname.at > 10_000) {this.hostname = { name: os.hostname(), at: Date.now() };}
     return this.hostname.name;
   }
 
@@ -190,8 +190,8 @@ export class Agent {
     }
     this.auth.replace(t.readTokens, t.controlTokens);
     this.permissionWarnings = t.permissionWarnings;
-    for (const w of t.warnings) this.log.warn('configuration warning', { warning: w });
-    for (const w of t.permissionWarnings) this.log.warn('file permissions', { warning: w });
+    for (const w of t.warnings) {this.log.warn('configuration warning', { warning: w });}
+    for (const w of t.permissionWarnings) {this.log.warn('file permissions', { warning: w });}
     this.log.info('tokens reloaded', { read: t.readTokens.length, control: t.controlTokens.length, files });
   }
 

@@ -1,13 +1,18 @@
 // Configuration: parsed strictly (unknown keys are errors), defaults applied, then the
 // cross-field checks a schema cannot express. Every problem names its key path and, when the
-// text of the file is known, the line a person should look at.
+// text of the file is known, the line a person should look at. A process is checked in two
+// phases: first against the keys any kind takes (an unknown key is named with all of them),
+// then, once the whole file passed that, against its own kind's schema (config/kinds.ts lists
+// the kinds, each in its own module): a key of another kind, a key its kind requires, and the
+// kind's own checks.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration';
-import { HASH_CHOICES, type HashChoice } from './replicator/digest';
+import type { HashChoice } from './replicator/digest';
+import { buildKind, kindSchemas, kindsWithKey, processKeysSchema, processSchema, type Kind } from './config/kinds';
+import { argv, duration, nonEmpty, type StopSignal } from './config/schema';
 
 export class ConfigError extends Error {
   constructor(
@@ -19,47 +24,11 @@ export class ConfigError extends Error {
   }
 }
 
-export const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
-export type StopSignal = (typeof SIGNALS)[number];
+export { SIGNALS, type StopSignal } from './config/schema';
+export { KINDS, type Kind } from './config/kinds';
 export type Role = 'active' | 'passive';
-export const KINDS = ['command', 'systemd', 'replicator'] as const;
-export type Kind = (typeof KINDS)[number];
 
 export { parseDuration };
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use e.g. 10s, 500ms, 2m, 7d, 0)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const nonEmpty = z.string().min(1, { message: 'must not be empty' });
-const argv = z.array(nonEmpty).min(1, { message: 'must have at least one element' });
-
-const processSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
-    message: 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
-  }),
-  kind: z.enum(KINDS),
-  command: argv.optional(),
-  unit: nonEmpty.optional(),
-  cwd: nonEmpty.optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  source: nonEmpty.optional(),
-  target: nonEmpty.optional(),
-  retention: duration.optional(),
-  hash: z.enum(HASH_CHOICES).optional(),
-  journalKey: nonEmpty.optional(),
-  verifyEvery: duration.optional(),
-  startOnBoot: z.boolean().default(true),
-  runOn: z.enum(['active', 'always']).default('active'),
-  stopSignal: z.enum(SIGNALS).default('SIGTERM'),
-  stopTimeout: duration.default(10_000),
-  autoRestart: z.boolean().default(false),
-});
 
 const roleSchema = z.strictObject({
   static: z.enum(['active', 'passive']).optional(),
@@ -101,7 +70,7 @@ const schema = z.strictObject({
       keepFailures: z.number().int().min(0).max(100_000).default(200),
     })
     .default({ keep: 1000, keepFailures: 200 }),
-  processes: z.array(processSchema).min(1, { message: 'must list at least one process' }),
+  processes: z.array(processKeysSchema).min(1, { message: 'must list at least one process' }),
 });
 
 export interface ProcessConfig {
@@ -151,7 +120,7 @@ export interface Config {
   warnings: string[];
 }
 
-type Path = readonly (string | number)[];
+type Path = ReadonlyArray<string | number>;
 
 /**
  * One problem: the key path, what is wrong, and whether its line is the line of that key (a
@@ -171,8 +140,8 @@ export type Locator = (path: Path) => number | undefined;
 function pathString(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out === '' ? String(p) : `.${String(p)}`;
+    if (typeof p === 'number') {out += `[${p}]`;}
+    else {out += out === '' ? String(p) : `.${String(p)}`;}
   }
   return out === '' ? '(top level)' : out;
 }
@@ -183,22 +152,22 @@ function pathString(path: readonly PropertyKey[]): string {
  * are skipped; a message about a line of another file ("file F line 3: ...") is left as it is.
  */
 export function withLine(msg: string, line: number | undefined): string {
-  if (line === undefined || / line \d+:/.test(msg)) return msg;
+  if (line === undefined || / line \d+:/.test(msg)) {return msg;}
   let quoted = false;
   for (let i = 0; i < msg.length; i++) {
     const c = msg[i];
-    if (c === '\\' && quoted) i++;
-    else if (c === '"') quoted = !quoted;
-    else if (!quoted && c === ' ' && msg[i + 1] === '(') return `${msg.slice(0, i)} (line ${line}; ${msg.slice(i + 2)}`;
-    else if (!quoted && c === ';' && msg[i + 1] === ' ') return `${msg.slice(0, i)} (line ${line})${msg.slice(i)}`;
+    if (c === '\\' && quoted) {i++;}
+    else if (c === '"') {quoted = !quoted;}
+    else if (!quoted && c === ' ' && msg[i + 1] === '(') {return `${msg.slice(0, i)} (line ${line}; ${msg.slice(i + 2)}`;}
+    else if (!quoted && c === ';' && msg[i + 1] === ' ') {return `${msg.slice(0, i)} (line ${line})${msg.slice(i)}`;}
   }
   return `${msg} (line ${line})`;
 }
 
 function lineOf(f: Found, locate: Locator | undefined): number | undefined {
-  if (!locate) return undefined;
-  if (f.line) return locate(f.line) ?? locate(f.path.slice(0, -1));
-  if (f.at === 'parent') return f.path.length > 1 ? locate(f.path.slice(0, -1)) : undefined;
+  if (!locate) {return undefined;}
+  if (f.line) {return locate(f.line) ?? locate(f.path.slice(0, -1));}
+  if (f.at === 'parent') {return f.path.length > 1 ? locate(f.path.slice(0, -1)) : undefined;}
   return locate(f.path);
 }
 
@@ -207,16 +176,16 @@ function render(f: Found, locate?: Locator): string {
 }
 
 function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'list';
-  if (typeof v === 'object') return 'mapping';
+  if (v === null) {return 'null';}
+  if (Array.isArray(v)) {return 'list';}
+  if (typeof v === 'object') {return 'mapping';}
   return typeof v;
 }
 
 function at(root: unknown, path: readonly PropertyKey[]): unknown {
   let cur: unknown = root;
   for (const p of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
+    if (cur === null || typeof cur !== 'object') {return undefined;}
     cur = (cur as Record<PropertyKey, unknown>)[p as string];
   }
   return cur;
@@ -233,12 +202,12 @@ interface SchemaDef {
 function knownKeys(path: Path): string[] {
   let def = (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
   const unwrap = () => {
-    while (def.innerType && (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')) def = def.innerType._zod.def;
+    while (def.innerType && (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')) {def = def.innerType._zod.def;}
   };
   for (const p of path) {
     unwrap();
     const next = typeof p === 'number' ? def.element : def.shape?.[p];
-    if (!next) return [];
+    if (!next) {return [];}
     def = next._zod.def;
   }
   unwrap();
@@ -247,37 +216,48 @@ function knownKeys(path: Path): string[] {
 
 /**
  * Every key of the schema ("processes[].stopTimeout"), whether the schema requires it and
- * whether it has a default: docs/agent.md is checked against this.
+ * whether it has a default: docs/agent.md is checked against this. A key of a kind of process
+ * counts as required (or defaulted) when its kind requires (or defaults) it.
  */
-export function schemaKeys(): { path: string; required: boolean; hasDefault: boolean }[] {
-  const out: { path: string; required: boolean; hasDefault: boolean }[] = [];
+export function schemaKeys(): Array<{ path: string; required: boolean; hasDefault: boolean }> {
+  const out: Array<{ path: string; required: boolean; hasDefault: boolean }> = [];
+  const byPath = new Map<string, { required: boolean; hasDefault: boolean }>();
   const walk = (def: SchemaDef, prefix: string): void => {
     for (const [k, v] of Object.entries(def.shape ?? {})) {
       let d = v._zod.def;
       const required = d.type !== 'optional' && d.type !== 'default';
       const hasDefault = d.type === 'default';
-      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) d = d.innerType._zod.def;
+      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) {d = d.innerType._zod.def;}
       const p = prefix === '' ? k : `${prefix}.${k}`;
-      out.push({ path: p, required, hasDefault });
-      if (d.type === 'object') walk(d, p);
-      if (d.type === 'array' && d.element?._zod.def.type === 'object') walk(d.element._zod.def, `${p}[]`);
+      const known = byPath.get(p);
+      if (known) {
+        known.required ||= required;
+        known.hasDefault ||= hasDefault;
+      } else {
+        const key = { path: p, required, hasDefault };
+        out.push(key);
+        byPath.set(p, key);
+      }
+      if (d.type === 'object') {walk(d, p);}
+      if (d.type === 'array' && d.element?._zod.def.type === 'object') {walk(d.element._zod.def, `${p}[]`);}
     }
   };
   walk((schema as unknown as { _zod: { def: SchemaDef } })._zod.def, '');
+  for (const kind of kindSchemas) {walk((kind as unknown as { _zod: { def: SchemaDef } })._zod.def, 'processes[]');}
   return out;
 }
 
 /** Edit distance counting a swap of two neighbours as one edit ("stateDri" is 1 from "stateDir"). */
 function distance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
+  for (let j = 1; j <= b.length; j++) {(d[0] as number[])[j] = j;}
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const row = d[i] as number[];
       const up = d[i - 1] as number[];
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let v = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);}
       row[j] = v;
     }
   }
@@ -288,15 +268,15 @@ function distance(a: string, b: string): number {
 export function suggest(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
   const same = known.filter((k) => k.toLowerCase() === lower);
-  if (same.length === 1) return same[0];
+  if (same.length === 1) {return same[0];}
   const limit = key.length <= 4 ? 1 : 2;
   let best: string | undefined;
   let bestD = Infinity;
   let tie = false;
   for (const k of known) {
     const dd = distance(lower, k.toLowerCase());
-    if (dd < bestD) [best, bestD, tie] = [k, dd, false];
-    else if (dd === bestD) tie = true;
+    if (dd < bestD) {[best, bestD, tie] = [k, dd, false];}
+    else if (dd === bestD) {tie = true;}
   }
   return bestD <= limit && !tie ? best : undefined;
 }
@@ -311,14 +291,14 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
   const unknown: Found[] = [];
   const out: Found[] = [];
   for (const issue of issues) {
-    const path = issue.path as (string | number)[];
+    const path = issue.path as Array<string | number>;
     switch (issue.code) {
       case 'unrecognized_keys':
-        for (const k of issue.keys) unknown.push(unknownKey(path, k));
+        for (const k of issue.keys) {unknown.push(unknownKey(path, k));}
         break;
       case 'invalid_type': {
         const got = at(input, path);
-        if (got === undefined) out.push({ path, msg: 'required', at: 'parent' });
+        if (got === undefined) {out.push({ path, msg: 'required', at: 'parent' });}
         else {
           const expected = issue.expected === 'int' ? 'integer' : issue.expected;
           out.push({ path, msg: `expected ${expected}, got ${describe(got)}` });
@@ -326,8 +306,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
         break;
       }
       case 'invalid_value':
-        if (at(input, path) === undefined) out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });
-        else out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });
+        if (at(input, path) === undefined) {out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });}
+        else {out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });}
         break;
       case 'invalid_union': {
         // Durations accept a string or a number; anything else lands here.
@@ -344,15 +324,39 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
     }
   }
   // A typo makes a key unknown and, often, a required one missing: the typo is the cause.
-  if (locate) unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));
+  if (locate) {unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));}
   return [...unknown, ...out];
+}
+
+/**
+ * Phase two's problems with a process that phase one accepted: a key of another kind (named
+ * with the kinds that take it, and first, as an unknown key is), a key its kind requires, and
+ * what its kind's check finds.
+ */
+function kindIssues(issues: readonly z.core.$ZodIssue[], kind: Kind, input: unknown, prefix: Path): Found[] {
+  const otherKind: Found[] = [];
+  const out: Found[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...(issue.path as Array<string | number>)];
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {otherKind.push({ path: [...path, k], msg: `only allowed for kind ${kindsWithKey(k).map((x) => `"${x}"`).join(' or ')}` });}
+    } else if (issue.code === 'invalid_type' && at(input, issue.path) === undefined) {
+      out.push({ path, msg: `required for kind "${kind}"`, at: 'parent' });
+    } else if (issue.code === 'custom') {
+      out.push({ path, msg: issue.message });
+    } else {
+      // Not expected: phase one checked every key's type.
+      out.push(...formatIssues([issue], input).map((f) => ({ ...f, path: [...prefix, ...f.path] })));
+    }
+  }
+  return [...otherKind, ...out];
 }
 
 function parseListen(v: string): { host: string; port: number } | string {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(v);
-  if (!m) return 'must be host:port (for example 127.0.0.1:7070 or [::1]:7070)';
+  if (!m) {return 'must be host:port (for example 127.0.0.1:7070 or [::1]:7070)';}
   const port = Number(m[3]);
-  if (port > 65535) return 'port must be between 0 and 65535';
+  if (port > 65535) {return 'port must be between 0 and 65535';}
   const host = m[1] ?? m[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
@@ -372,11 +376,11 @@ function readTokenFile(path: string): { values: string[]; error?: string } {
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const v = (lines[i] as string).trim();
-    if (v === '' || v.startsWith('#')) continue;
-    if (/\s/.test(v)) return { values: [], error: `file ${path} line ${i + 1}: a token cannot contain white space (one token per line)` };
+    if (v === '' || v.startsWith('#')) {continue;}
+    if (/\s/.test(v)) {return { values: [], error: `file ${path} line ${i + 1}: a token cannot contain white space (one token per line)` };}
     values.push(v);
   }
-  if (values.length === 0) return { values: [], error: `file ${path} is empty` };
+  if (values.length === 0) {return { values: [], error: `file ${path} is empty` };}
   return { values };
 }
 
@@ -401,18 +405,18 @@ function tokens(
     return [];
   }
   if (single !== undefined) {
-    if (single === '') problems.push({ path: ['auth', `${which}Token`], msg: 'must not be empty' });
+    if (single === '') {problems.push({ path: ['auth', `${which}Token`], msg: 'must not be empty' });}
     return single === '' ? [] : [single];
   }
   if (file !== undefined) {
     const r = readTokenFile(file);
-    if (r.error) problems.push({ path: ['auth', `${which}TokenFile`], msg: r.error });
+    if (r.error) {problems.push({ path: ['auth', `${which}TokenFile`], msg: r.error });}
     return r.values;
   }
   const l = list ?? [];
-  if (l.length === 0) problems.push({ path: ['auth', `${which}Tokens`], msg: 'must list at least one token' });
+  if (l.length === 0) {problems.push({ path: ['auth', `${which}Tokens`], msg: 'must list at least one token' });}
   l.forEach((t, i) => {
-    if (t === '') problems.push({ path: ['auth', `${which}Tokens`, i], msg: 'must not be empty' });
+    if (t === '') {problems.push({ path: ['auth', `${which}Tokens`, i], msg: 'must not be empty' });}
   });
   return l.filter((t) => t !== '');
 }
@@ -449,7 +453,7 @@ export function openPermissions(file: string): string | undefined {
   } catch {
     return undefined;
   }
-  if ((mode & OPEN_MODE_BITS) === 0) return undefined;
+  if ((mode & OPEN_MODE_BITS) === 0) {return undefined;}
   return `${openness(mode)} (mode ${mode.toString(8).padStart(4, '0')})`;
 }
 
@@ -476,17 +480,17 @@ export function loadTokens(auth: AuthSource, configFile: string, strictPermissio
       warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
     }
   }
-  const secretFiles: { file: string; path: Path; what: string }[] = [];
-  if (auth.readTokenFile !== undefined) secretFiles.push({ file: auth.readTokenFile, path: ['auth', 'readTokenFile'], what: 'token file' });
-  if (auth.controlTokenFile !== undefined) secretFiles.push({ file: auth.controlTokenFile, path: ['auth', 'controlTokenFile'], what: 'token file' });
+  const secretFiles: Array<{ file: string; path: Path; what: string }> = [];
+  if (auth.readTokenFile !== undefined) {secretFiles.push({ file: auth.readTokenFile, path: ['auth', 'readTokenFile'], what: 'token file' });}
+  if (auth.controlTokenFile !== undefined) {secretFiles.push({ file: auth.controlTokenFile, path: ['auth', 'controlTokenFile'], what: 'token file' });}
   const inline = [auth.readToken, auth.readTokens, auth.controlToken, auth.controlTokens].some((x) => x !== undefined);
-  if (inline) secretFiles.push({ file: configFile, path: ['auth'], what: 'the configuration file, which holds tokens,' });
+  if (inline) {secretFiles.push({ file: configFile, path: ['auth'], what: 'the configuration file, which holds tokens,' });}
   for (const { file, path: keyPath, what } of secretFiles) {
     const open = openPermissions(file);
-    if (open === undefined) continue;
+    if (open === undefined) {continue;}
     const p = `${what} ${file} is ${open}; run chmod 600 ${file}`;
-    if (strictPermissions) found.push({ path: keyPath, msg: `${p} (strictPermissions refuses it)` });
-    else permissionWarnings.push(`${pathString(keyPath)}: ${p}`);
+    if (strictPermissions) {found.push({ path: keyPath, msg: `${p} (strictPermissions refuses it)` });}
+    else {permissionWarnings.push(`${pathString(keyPath)}: ${p}`);}
   }
   return { readTokens, controlTokens, problems: found.map((f) => render(f)), found, warnings, permissionWarnings };
 }
@@ -500,13 +504,13 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     throw new ConfigError(file, [`(top level): expected a mapping, got ${describe(doc)}`]);
   }
   const parsed = schema.safeParse(doc);
-  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues, doc, locate).map((f) => render(f, locate)));
+  if (!parsed.success) {throw new ConfigError(file, formatIssues(parsed.error.issues, doc, locate).map((f) => render(f, locate)));}
   const raw = parsed.data;
   const problems: Found[] = [];
   const warnings: string[] = [];
 
   const listen = parseListen(raw.listen);
-  if (typeof listen === 'string') problems.push({ path: ['listen'], msg: listen });
+  if (typeof listen === 'string') {problems.push({ path: ['listen'], msg: listen });}
 
   const strictPermissions = opts.strictPermissions === true || raw.strictPermissions;
   const auth = loadTokens(raw.auth, file, strictPermissions);
@@ -518,7 +522,7 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
   if (raw.tls) {
     const cert = readSecretFileRaw(raw.tls.certFile, ['tls', 'certFile'], problems);
     const key = readSecretFileRaw(raw.tls.keyFile, ['tls', 'keyFile'], problems);
-    if (cert && key) tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };
+    if (cert && key) {tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };}
   }
 
   let cluster: Config['cluster'];
@@ -526,10 +530,10 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     const r = raw.cluster.role;
     const sources = [r.static, r.file, r.command].filter((x) => x !== undefined).length;
     let role: RoleSource | undefined;
-    if (sources !== 1) problems.push({ path: ['cluster', 'role'], msg: 'give exactly one of static, file or command' });
-    else if (r.static !== undefined) role = { type: 'static', role: r.static };
-    else if (r.file !== undefined) role = { type: 'file', path: r.file };
-    else if (r.command !== undefined) role = { type: 'command', argv: r.command };
+    if (sources !== 1) {problems.push({ path: ['cluster', 'role'], msg: 'give exactly one of static, file or command' });}
+    else if (r.static !== undefined) {role = { type: 'static', role: r.static };}
+    else if (r.file !== undefined) {role = { type: 'file', path: r.file };}
+    else if (r.command !== undefined) {role = { type: 'command', argv: r.command };}
     if (role) {
       cluster = {
         name: raw.cluster.name,
@@ -542,66 +546,36 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
   }
 
   const seen = new Map<string, number>();
-  const processes: ProcessConfig[] = raw.processes.map((p, i) => {
-    const where = (k: string): Path => ['processes', i, k];
-    const bad = (k: string, msg: string, at?: 'parent') => problems.push({ path: where(k), msg, at });
+  const processes: ProcessConfig[] = raw.processes.flatMap((p, i): ProcessConfig[] => {
     const first = seen.get(p.name);
     if (first !== undefined) {
       const firstLine = locate?.(['processes', first, 'name']);
-      bad('name', `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})`);
-    } else seen.set(p.name, i);
-    const onlyFor = (k: string, kind: string) => bad(k, `only allowed for kind "${kind}"`);
-    if (p.kind !== 'replicator') {
-      for (const k of ['source', 'target', 'retention', 'hash', 'journalKey', 'verifyEvery'] as const) if (p[k] !== undefined) onlyFor(k, 'replicator');
+      problems.push({ path: ['processes', i, 'name'], msg: `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})` });
+    } else {seen.set(p.name, i);}
+    // Phase two: the process as its kind has it, from the document as written (phase one's
+    // output has its durations in milliseconds already).
+    const input = (doc as { processes: unknown[] }).processes[i];
+    const ofKind = processSchema.safeParse(input);
+    if (!ofKind.success) {
+      problems.push(...kindIssues(ofKind.error.issues, p.kind, input, ['processes', i]));
+      return [];
     }
-    if (p.kind === 'command') {
-      if (p.command === undefined) bad('command', 'required for kind "command"', 'parent');
-      if (p.unit !== undefined) onlyFor('unit', 'systemd');
-    } else if (p.kind === 'systemd') {
-      if (p.unit === undefined) bad('unit', 'required for kind "systemd"', 'parent');
-      for (const k of ['command', 'cwd', 'env'] as const) {
-        if (p[k] !== undefined) onlyFor(k, 'command');
-      }
-    } else {
-      for (const k of ['command', 'cwd', 'env'] as const) if (p[k] !== undefined) onlyFor(k, 'command');
-      if (p.unit !== undefined) onlyFor('unit', 'systemd');
-      for (const k of ['source', 'target'] as const) {
-        const v = p[k];
-        if (v === undefined) bad(k, 'required for kind "replicator"', 'parent');
-        else if (!path.isAbsolute(v)) bad(k, 'must be an absolute path');
-      }
-      if (p.source !== undefined && p.target !== undefined && path.isAbsolute(p.source) && path.isAbsolute(p.target)) {
-        const src = path.resolve(p.source);
-        const tgt = path.resolve(p.target);
-        const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
-        if (inside(tgt, src) || inside(src, tgt)) bad('target', 'must be outside source, and source outside target');
-      }
-      if (p.retention === 0) bad('retention', 'must be greater than 0');
-      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) bad('journalKey', 'must be an absolute path');
-      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) bad('verifyEvery', 'must be at least 1s, or 0 for never');
-    }
-    return {
-      name: p.name,
-      kind: p.kind,
-      command: p.command,
-      unit: p.unit,
-      cwd: p.cwd,
-      env: p.env,
-      source: p.source === undefined ? undefined : path.resolve(p.source),
-      target: p.target === undefined ? undefined : path.resolve(p.target),
-      retentionMs: p.kind === 'replicator' ? (p.retention ?? 7 * 86_400_000) : undefined,
-      hash: p.kind === 'replicator' ? (p.hash ?? 'auto') : undefined,
-      journalKey: p.kind === 'replicator' && p.journalKey !== undefined ? path.resolve(p.journalKey) : undefined,
-      verifyEveryMs: p.kind === 'replicator' ? (p.verifyEvery ?? 0) : undefined,
-      startOnBoot: p.startOnBoot,
-      runOn: p.runOn,
-      stopSignal: p.stopSignal,
-      stopTimeoutMs: p.stopTimeout,
-      autoRestart: p.autoRestart,
-    };
+    const k = ofKind.data;
+    return [
+      {
+        name: k.name,
+        kind: k.kind,
+        ...buildKind(k),
+        startOnBoot: k.startOnBoot,
+        runOn: k.runOn,
+        stopSignal: k.stopSignal,
+        stopTimeoutMs: k.stopTimeout,
+        autoRestart: k.autoRestart,
+      },
+    ];
   });
 
-  if (problems.length > 0) throw new ConfigError(file, problems.map((f) => render(f, locate)));
+  if (problems.length > 0) {throw new ConfigError(file, problems.map((f) => render(f, locate)));}
   return {
     file,
     listen: listen as { host: string; port: number },
@@ -654,7 +628,7 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     throw new ConfigError(file, [`invalid YAML: ${(e as Error).message.split('\n')[0] ?? 'parse error'}`]);
   }
   const index = indexDocument(doc.contents, lines);
-  if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(text, doc.errors, lines, index.duplicates));
+  if (doc.errors.length > 0) {throw new ConfigError(file, yamlProblems(text, doc.errors, lines, index.duplicates));}
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -670,6 +644,18 @@ interface Duplicate {
   first: number | undefined;
 }
 
+/**
+ * A key that is not a scalar ("? [a, b]: x"), as text; the schema refuses it later. Its text
+ * can fail to come (a YAML 1.1 merge of a non-mapping inside it), and then it is only a name.
+ */
+function keyText(key: unknown): string {
+  try {
+    return String(key);
+  } catch {
+    return '(complex key)';
+  }
+}
+
 /** Where each key path is: the line of its key (or of the list item), and keys given twice. */
 function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, number>; duplicates: Duplicate[] } {
   const lines = new Map<string, number>();
@@ -678,12 +664,12 @@ function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, num
     const r = (n as { range?: [number, number, number] } | null)?.range;
     return r ? lc.linePos(r[0]).line : undefined;
   };
-  const walk = (node: unknown, path: (string | number)[], depth: number): void => {
-    if (depth > 64) return;
+  const walk = (node: unknown, path: Array<string | number>, depth: number): void => {
+    if (depth > 64) {return;}
     if (isMap(node)) {
       const seen = new Map<string, number | undefined>();
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = isScalar(pair.key) ? String(pair.key.value) : keyText(pair.key);
         const line = lineAt(pair.key) ?? lineAt(pair.value);
         if (seen.has(key)) {
           const first = seen.get(key);
@@ -691,13 +677,13 @@ function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, num
           continue;
         }
         seen.set(key, line);
-        if (line !== undefined) lines.set(pathString([...path, key]), line);
+        if (line !== undefined) {lines.set(pathString([...path, key]), line);}
         walk(pair.value, [...path, key], depth + 1);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => {
         const line = lineAt(item);
-        if (line !== undefined) lines.set(pathString([...path, i]), line);
+        if (line !== undefined) {lines.set(pathString([...path, i]), line);}
         walk(item, [...path, i], depth + 1);
       });
     }
@@ -718,16 +704,16 @@ interface CstToken {
 function cstTokens(text: string): CstToken[] {
   const out: CstToken[] = [];
   const walk = (v: unknown, depth: number): void => {
-    if (depth > 200 || v === null || typeof v !== 'object') return;
+    if (depth > 200 || v === null || typeof v !== 'object') {return;}
     if (Array.isArray(v)) {
-      for (const x of v) walk(x, depth + 1);
+      for (const x of v) {walk(x, depth + 1);}
       return;
     }
     const t = v as CstToken;
-    if (typeof t.type === 'string' && typeof t.offset === 'number') out.push(t);
-    for (const x of Object.values(v)) walk(x, depth + 1);
+    if (typeof t.type === 'string' && typeof t.offset === 'number') {out.push(t);}
+    for (const x of Object.values(v)) {walk(x, depth + 1);}
   };
-  for (const token of new Parser().parse(text)) walk(token, 0);
+  for (const token of new Parser().parse(text)) {walk(token, 0);}
   return out.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
 }
 
@@ -743,7 +729,7 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
     return { line, col };
   };
   const where = (offset: number) => {
-    if (offset >= text.length && text.slice(lc.lineStarts[lc.lineStarts.length - 1] ?? 0).trim() === '') return 'invalid YAML at the end of the file';
+    if (offset >= text.length && text.slice(lc.lineStarts[lc.lineStarts.length - 1] ?? 0).trim() === '') {return 'invalid YAML at the end of the file';}
     const { line, col } = pos(offset);
     return `invalid YAML at line ${line}, column ${col}`;
   };
@@ -757,7 +743,7 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
     const tokens = cstTokens(text);
     // A quote not closed on its line: the value runs on to the next quote or to the end of the file.
     const quote = tokens.find((t) => {
-      if ((t.type !== 'double-quoted-scalar' && t.type !== 'single-quoted-scalar') || t.offset === undefined || t.source === undefined) return false;
+      if ((t.type !== 'double-quoted-scalar' && t.type !== 'single-quoted-scalar') || t.offset === undefined || t.source === undefined) {return false;}
       const closed = isClosed(t.source);
       const endLine = pos(t.offset + t.source.length).line;
       return (!closed || t.source.includes('\n')) && t.offset <= offset && errorLine <= endLine + (closed ? 0 : 1);
@@ -804,8 +790,8 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
 /** Whether a quoted scalar's source ends with its closing quote (not an escaped one). */
 function isClosed(source: string): boolean {
   const q = source[0];
-  if (source.length < 2 || !source.endsWith(q as string)) return false;
-  if (q === "'") return true;
+  if (source.length < 2 || !source.endsWith(q as string)) {return false;}
+  if (q === "'") {return true;}
   const backslashes = /\\*$/.exec(source.slice(0, -1))?.[0].length ?? 0;
   return backslashes % 2 === 0;
 }

@@ -19,12 +19,12 @@ export function parseDuration(v: string | number): number | undefined {
     ms = v * 1000;
   } else {
     const t = v.trim();
-    if (BARE_SECONDS.test(t)) ms = Number(t) * 1000;
+    if (BARE_SECONDS.test(t)) {ms = Number(t) * 1000;}
     else if (WITH_UNITS.test(t)) {
       ms = 0;
-      for (const [, n, unit] of t.matchAll(PART)) ms += Number(n) * (UNIT_MS[unit as string] as number);
-      if (t.startsWith('-')) ms = -ms;
-    } else return undefined;
+      for (const [, n, unit] of t.matchAll(PART)) {ms += Number(n) * (UNIT_MS[unit as string] as number);}
+      if (t.startsWith('-')) {ms = -ms;}
+    } else {return undefined;}
   }
   return Number.isFinite(ms) && ms >= 0 && ms <= MAX_MS ? Math.round(ms) + 0 : undefined;
 }

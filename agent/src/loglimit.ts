@@ -51,14 +51,14 @@ export class RepeatLimiter {
       this.clock.setTimeout(() => {
         this.timerArmed = false;
         // A new window may have begun (and reported) meanwhile: only this window's count.
-        if (this.windowStart === windowStart) this.report();
+        if (this.windowStart === windowStart) {this.report();}
       }, Math.max(0, this.windowStart + this.opts.windowMs - now));
     }
     return false;
   }
 
   private report(): void {
-    if (this.suppressed === 0) return;
+    if (this.suppressed === 0) {return;}
     const n = this.suppressed;
     this.suppressed = 0;
     this.opts.onSuppressed(n);

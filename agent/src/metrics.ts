@@ -7,10 +7,10 @@ function esc(v: string): string {
 
 export function renderMetrics(s: StatusDocument, events: { latestSeq: number; count: number }): string {
   const out: string[] = [];
-  const family = (name: string, type: 'gauge' | 'counter', help: string, rows: [Record<string, string>, number | null][]) => {
+  const family = (name: string, type: 'gauge' | 'counter', help: string, rows: Array<[Record<string, string>, number | null]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of rows) {
-      if (value === null) continue;
+      if (value === null) {continue;}
       const l = Object.entries(labels)
         .map(([k, v]) => `${k}="${esc(v)}"`)
         .join(',');

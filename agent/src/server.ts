@@ -66,7 +66,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
     let size = 0;
     let failed = false;
     req.on('data', (c: Buffer) => {
-      if (failed) return;
+      if (failed) {return;}
       size += c.length;
       if (size > MAX_BODY_BYTES) {
         failed = true;
@@ -77,7 +77,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
       chunks.push(c);
     });
     req.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks));
+      if (!failed) {resolve(Buffer.concat(chunks));}
     });
     req.on('error', reject);
   });
@@ -85,7 +85,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 
 async function controlRequest(req: http.IncomingMessage): Promise<z.infer<typeof controlBody>> {
   const raw = await readBody(req);
-  if (raw.length === 0 || raw.toString().trim() === '') return {};
+  if (raw.length === 0 || raw.toString().trim() === '') {return {};}
   let doc: unknown;
   try {
     doc = JSON.parse(raw.toString('utf8'));
@@ -112,7 +112,7 @@ function supervisor(ctx: Ctx) {
     // not valid percent-encoding: no process has such a name
   }
   const s = ctx.agent.supervisors.get(name);
-  if (!s) throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);
+  if (!s) {throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);}
   return s;
 }
 
@@ -120,7 +120,6 @@ let openapiCache: Buffer | undefined;
 function openapi(): Buffer {
   // A literal require: tsc keeps it (dist/../openapi.json is the package's copy) and a
   // bundler inlines it, so a single-file build serves the document too.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   openapiCache ??= Buffer.from(JSON.stringify(require('../openapi.json')));
   return openapiCache;
 }
@@ -269,17 +268,17 @@ function parseTarget(raw: string): Target {
 
 function intParam(url: Target, name: string, dflt: number): number {
   const v = url.searchParams.get(name);
-  if (v === null || v === '') return dflt;
-  if (!/^\d{1,15}$/.test(v)) throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
+  if (v === null || v === '') {return dflt;}
+  if (!/^\d{1,15}$/.test(v)) {throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);}
   return Number(v);
 }
 
 function authorize(access: Access | 'missing', need: Need): void {
-  if (need === 'public') return;
+  if (need === 'public') {return;}
   if (access === 'missing') {
     throw new HttpError(401, 'unauthorized', 'an Authorization: Bearer token is required', { 'www-authenticate': 'Bearer' });
   }
-  if (access === 'none') throw new HttpError(401, 'unauthorized', 'the token is not valid', { 'www-authenticate': 'Bearer' });
+  if (access === 'none') {throw new HttpError(401, 'unauthorized', 'the token is not valid', { 'www-authenticate': 'Bearer' });}
   if (need === 'control' && access !== 'control') {
     throw new HttpError(403, 'forbidden', 'this endpoint needs the control token');
   }
@@ -350,10 +349,10 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
       let params: string[] = [];
       const route = routes.find((r) => {
         const m = r.pattern.exec(url.pathname);
-        if (m) params = m.slice(1);
+        if (m) {params = m.slice(1);}
         return m !== null;
       });
-      if (!route) throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);
+      if (!route) {throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);}
       const method = route.methods[req.method ?? 'GET'];
       if (!method) {
         const allow = Object.keys(route.methods).join(', ');
@@ -383,9 +382,9 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
         // What one request adds to the log is bounded: the method (Node.js accepts only known
         // ones), the path cut and escaped, no query string, no header.
         const fields = { method: req.method, path: shownPath(url.pathname), status: res.statusCode, ms: Date.now() - started };
-        if (res.statusCode < 400 && req.method === 'GET') agent.log.debug('request', fields);
-        else if (res.statusCode >= 500) agent.log.error('request', fields);
-        else if (!REFUSED.has(res.statusCode) || refused.admit()) agent.log.info('request', fields);
+        if (res.statusCode < 400 && req.method === 'GET') {agent.log.debug('request', fields);}
+        else if (res.statusCode >= 500) {agent.log.error('request', fields);}
+        else if (!REFUSED.has(res.statusCode) || refused.admit()) {agent.log.info('request', fields);}
       });
   };
 }

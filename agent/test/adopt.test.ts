@@ -106,7 +106,7 @@ test('a leftover process running another command than configured is replaced', a
  * What an agent killed between the spawn and the record of the pid leaves: a process in its own
  * session with the VIGIL_ marker, and a record of its generation without a pid.
  */
-function leaveUnrecorded(dir: string, generation: number, marked: { generation: number; argv: string[]; stateDir?: string }[]): number[] {
+function leaveUnrecorded(dir: string, generation: number, marked: Array<{ generation: number; argv: string[]; stateDir?: string }>): number[] {
   const state = path.join(dir, 'state');
   fs.mkdirSync(path.join(state, 'processes'), { recursive: true });
   fs.writeFileSync(

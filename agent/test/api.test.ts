@@ -38,8 +38,8 @@ function assertError(r: { status: number; json: any }, status: number, code: str
   assert.deepEqual(Object.keys(r.json), ['error']);
   assert.equal(r.json.error.code, code);
   assert.equal(typeof r.json.error.message, 'string');
-  if (typeof message === 'string') assert.equal(r.json.error.message, message);
-  else if (message) assert.match(r.json.error.message, message);
+  if (typeof message === 'string') {assert.equal(r.json.error.message, message);}
+  else if (message) {assert.match(r.json.error.message, message);}
 }
 
 describe('error statuses and bodies', () => {
@@ -109,7 +109,7 @@ describe('read endpoints', () => {
     const s = r.json;
     assert.equal(s.apiVersion, 'v1');
     assert.ok(!Number.isNaN(Date.parse(s.time)));
-    for (const k of ['id', 'version', 'hostname', 'startedAt']) assert.equal(typeof s.agent[k], 'string', k);
+    for (const k of ['id', 'version', 'hostname', 'startedAt']) {assert.equal(typeof s.agent[k], 'string', k);}
     assert.equal(s.cluster, null, 'standalone agents answer cluster: null');
     const p = s.processes[0];
     for (const k of ['name', 'kind', 'state', 'expected', 'pid', 'generation', 'startedAt', 'restarts', 'lastExit', 'protection']) {
@@ -120,7 +120,7 @@ describe('read endpoints', () => {
     const all = (await request(url('/v1/events?since=0'), { token: READ_TOKEN })).json;
     assert.ok(all.events.length >= 2);
     assert.equal(all.events[0].type, 'agent_started');
-    for (const e of all.events) for (const k of ['seq', 'time', 'type', 'reason']) assert.ok(k in e, k);
+    for (const e of all.events) {for (const k of ['seq', 'time', 'type', 'reason']) {assert.ok(k in e, k);}}
     const firstSeq = all.events[0].seq;
     const page = (await request(url(`/v1/events?since=${firstSeq}&limit=1`), { token: READ_TOKEN })).json;
     assert.equal(page.events.length, 1);

@@ -9,7 +9,7 @@ const MIN = 60_000;
 /** Crash times `agoMs` before NOW. */
 const ago = (...agoMs: number[]) => agoMs.map((a) => NOW - a);
 
-const cases: { name: string; crashes: number[]; policy?: BackoffPolicy; want: AutoRestartDecision }[] = [
+const cases: Array<{ name: string; crashes: number[]; policy?: BackoffPolicy; want: AutoRestartDecision }> = [
   { name: 'the first crash waits 1 s', crashes: ago(0), want: { action: 'restart', delayMs: 1000, recentCrashes: 1 } },
   { name: 'the second 2 s', crashes: ago(s(3), 0), want: { action: 'restart', delayMs: 2000, recentCrashes: 2 } },
   { name: 'the third 4 s', crashes: ago(s(9), s(6), 0), want: { action: 'restart', delayMs: 4000, recentCrashes: 3 } },
@@ -50,7 +50,7 @@ test('recentCrashes keeps the crashes inside the window, in order', () => {
 
 test('the default schedule: 1, 2, 4, 8, 16 s, then suspended', () => {
   const crashes: number[] = [];
-  const seen: (number | 'suspend')[] = [];
+  const seen: Array<number | 'suspend'> = [];
   let now = NOW;
   for (let i = 0; i < 7; i++) {
     crashes.push(now);

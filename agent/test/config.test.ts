@@ -142,9 +142,9 @@ test('durations', () => {
   for (const { text, seconds } of durationTable.durations) {
     const want = seconds < 0 ? undefined : Math.round(seconds * 1000);
     assert.equal(parseDuration(text), want, text);
-    if (!Number.isNaN(Number(text.trim()))) assert.equal(parseDuration(Number(text)), want, `the number ${text}`);
+    if (!Number.isNaN(Number(text.trim()))) {assert.equal(parseDuration(Number(text)), want, `the number ${text}`);}
   }
-  for (const text of durationTable.invalid) assert.equal(parseDuration(text), undefined, text);
+  for (const text of durationTable.invalid) {assert.equal(parseDuration(text), undefined, text);}
   assert.equal(parseDuration(-1), undefined);
   assert.equal(parseDuration(Infinity), undefined);
 });

@@ -30,14 +30,14 @@ function check(value: unknown, schema: Schema, where: string): void {
     assert.ok(s.nullable, `${where}: null but not nullable`);
     return;
   }
-  if (s.enum) assert.ok(s.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${JSON.stringify(s.enum)}`);
+  if (s.enum) {assert.ok(s.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${JSON.stringify(s.enum)}`);}
   switch (s.type) {
     case 'object': {
       assert.equal(typeof value, 'object', where);
-      for (const k of s.required ?? []) assert.ok(k in (value as object), `${where}.${k}: required`);
+      for (const k of s.required ?? []) {assert.ok(k in (value as object), `${where}.${k}: required`);}
       for (const [k, sub] of Object.entries(s.properties ?? {})) {
         const v = (value as Record<string, unknown>)[k];
-        if (v !== undefined) check(v, sub, `${where}.${k}`);
+        if (v !== undefined) {check(v, sub, `${where}.${k}`);}
       }
       break;
     }
@@ -65,8 +65,8 @@ function check(value: unknown, schema: Schema, where: string): void {
 
 /** The monitor refuses an answer with a number outside these bounds: a healthy agent never sends one. */
 function inRange(value: number, s: Schema, where: string): void {
-  if (s.minimum !== undefined) assert.ok(value >= s.minimum, `${where}: ${value} is below the minimum ${s.minimum}`);
-  if (s.maximum !== undefined) assert.ok(value <= s.maximum, `${where}: ${value} is above the maximum ${s.maximum}`);
+  if (s.minimum !== undefined) {assert.ok(value >= s.minimum, `${where}: ${value} is below the minimum ${s.minimum}`);}
+  if (s.maximum !== undefined) {assert.ok(value <= s.maximum, `${where}: ${value} is above the maximum ${s.maximum}`);}
 }
 
 const { agents, markedDir } = stopAfterTests();

@@ -22,7 +22,7 @@ function referenceBlock(): string {
 }
 
 interface Documented {
-  path: (string | number)[];
+  path: Array<string | number>;
   /** The path with list indices as [] (processes[].name), as schemaKeys() gives it. */
   key: string;
   comment: string;
@@ -35,7 +35,7 @@ function documentedKeys(block: string): Documented[] {
   assert.deepEqual(doc.errors, [], 'the reference block is valid YAML');
   const lines = block.split('\n');
   const out: Documented[] = [];
-  const walk = (node: unknown, p: (string | number)[]): void => {
+  const walk = (node: unknown, p: Array<string | number>): void => {
     if (isMap(node)) {
       for (const pair of node.items) {
         const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
@@ -44,9 +44,9 @@ function documentedKeys(block: string): Documented[] {
         const full = [...p, k];
         out.push({ path: full, key: full.map((x, i) => (typeof x === 'number' ? '[]' : i === 0 ? x : `.${x}`)).join('').replace(/\.\[\]/g, '[]').replace(/\[\]\./g, '[].'), comment, mapping: isMap(pair.value) });
         // env maps variable names to values: its keys are not configuration keys.
-        if (k !== 'env') walk(pair.value, full);
+        if (k !== 'env') {walk(pair.value, full);}
       }
-    } else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...p, i]));
+    } else if (isSeq(node)) {node.items.forEach((item, i) => walk(item, [...p, i]));}
   };
   walk(doc.contents, []);
   return out;
@@ -54,7 +54,7 @@ function documentedKeys(block: string): Documented[] {
 
 function baseConfig(): Record<string, unknown> {
   const dir = tempDir();
-  for (const f of ['tls.crt', 'tls.key']) fs.writeFileSync(path.join(dir, f), 'not read as PEM by the configuration\n');
+  for (const f of ['tls.crt', 'tls.key']) {fs.writeFileSync(path.join(dir, f), 'not read as PEM by the configuration\n');}
   // The same kinds, in the same order, as the processes of the reference block.
   return {
     listen: '127.0.0.1:7070',
@@ -70,15 +70,15 @@ function baseConfig(): Record<string, unknown> {
   };
 }
 
-function setAt(root: Record<string, unknown>, p: (string | number)[], value: unknown): void {
+function setAt(root: Record<string, unknown>, p: Array<string | number>, value: unknown): void {
   let cur = root as Record<string | number, unknown>;
   for (const seg of p.slice(0, -1)) {
-    if (cur[seg] === undefined) cur[seg] = {};
+    if (cur[seg] === undefined) {cur[seg] = {};}
     cur = cur[seg] as Record<string | number, unknown>;
   }
   const last = p[p.length - 1] as string | number;
-  if (value === undefined) delete cur[last];
-  else cur[last] = value;
+  if (value === undefined) {delete cur[last];}
+  else {cur[last] = value;}
 }
 
 const block = referenceBlock();
@@ -115,12 +115,12 @@ test('every key the reference calls required is refused when missing', () => {
 
 test('the reference matches the schema: its keys exist, required and defaulted keys are marked, every key is named', () => {
   const known = new Set(schema.map((k) => k.path));
-  for (const d of documented) assert.ok(known.has(d.key), `docs/agent.md documents ${d.key}, which the agent does not know`);
+  for (const d of documented) {assert.ok(known.has(d.key), `docs/agent.md documents ${d.key}, which the agent does not know`);}
   for (const k of schema) {
     const docs = documented.filter((d) => d.key === k.path);
     const name = k.path.split(/[.[\]]+/).filter((x) => x !== '').pop() as string;
     assert.ok(new RegExp(`\\b${name}\\b`).test(block), `docs/agent.md's reference does not name ${k.path}`);
-    if (k.required) assert.ok(docs.some((d) => /^required\b/.test(d.comment)), `${k.path} is required: mark it "# required"`);
-    if (k.hasDefault && !docs.every((d) => d.mapping)) assert.ok(docs.some((d) => /^default:/.test(d.comment)), `${k.path} has a default: mark it "# default: VALUE"`);
+    if (k.required) {assert.ok(docs.some((d) => /^required\b/.test(d.comment)), `${k.path} is required: mark it "# required"`);}
+    if (k.hasDefault && !docs.every((d) => d.mapping)) {assert.ok(docs.some((d) => /^default:/.test(d.comment)), `${k.path} has a default: mark it "# default: VALUE"`);}
   }
 });

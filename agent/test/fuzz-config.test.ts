@@ -23,10 +23,10 @@ function loadsOrExplains(load: () => unknown): void {
     const c = load() as { file?: unknown };
     assert.equal(c.file, FILE);
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw new Error(`not a ConfigError: ${(e as Error)?.stack ?? String(e)}`);
+    if (!(e instanceof ConfigError)) {throw new Error(`not a ConfigError: ${(e as Error)?.stack ?? String(e)}`);}
     assert.equal(e.file, FILE);
     assert.ok(e.problems.length > 0, 'a ConfigError lists its problems');
-    for (const p of e.problems) assert.ok(typeof p === 'string' && p.length > 0 && p.length < 2000, `a problem is a short text: ${p}`);
+    for (const p of e.problems) {assert.ok(typeof p === 'string' && p.length > 0 && p.length < 2000, `a problem is a short text: ${p}`);}
     assert.ok(e.message.startsWith(`${FILE}: `), e.message);
   }
 }
@@ -73,23 +73,23 @@ test('the valid seed loads', () => {
 });
 
 /** Every path (list of keys) in a document. */
-function paths(doc: unknown, prefix: (string | number)[] = []): (string | number)[][] {
-  const out: (string | number)[][] = [prefix];
-  if (Array.isArray(doc)) doc.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
-  else if (doc !== null && typeof doc === 'object') for (const [k, v] of Object.entries(doc)) out.push(...paths(v, [...prefix, k]));
+function paths(doc: unknown, prefix: Array<string | number> = []): Array<Array<string | number>> {
+  const out: Array<Array<string | number>> = [prefix];
+  if (Array.isArray(doc)) {doc.forEach((v, i) => out.push(...paths(v, [...prefix, i])));}
+  else if (doc !== null && typeof doc === 'object') {for (const [k, v] of Object.entries(doc)) {out.push(...paths(v, [...prefix, k]));}}
   return out;
 }
 
-function mutate(doc: unknown, at: (string | number)[], op: 'set' | 'delete' | 'wrap', value: unknown): unknown {
-  if (at.length === 0) return op === 'delete' ? undefined : op === 'wrap' ? [doc] : value;
+function mutate(doc: unknown, at: Array<string | number>, op: 'set' | 'delete' | 'wrap', value: unknown): unknown {
+  if (at.length === 0) {return op === 'delete' ? undefined : op === 'wrap' ? [doc] : value;}
   const copy: unknown = structuredClone(doc);
   let parent = copy as Record<string | number, unknown>;
-  for (const k of at.slice(0, -1)) parent = parent[k] as Record<string | number, unknown>;
+  for (const k of at.slice(0, -1)) {parent = parent[k] as Record<string | number, unknown>;}
   const last = at[at.length - 1] as string | number;
   if (op === 'delete') {
-    if (Array.isArray(parent)) parent.splice(Number(last), 1);
-    else delete parent[last];
-  } else parent[last] = op === 'wrap' ? [parent[last]] : value;
+    if (Array.isArray(parent)) {parent.splice(Number(last), 1);}
+    else {delete parent[last];}
+  } else {parent[last] = op === 'wrap' ? [parent[last]] : value;}
   return copy;
 }
 

@@ -24,7 +24,7 @@ const ERROR_CODES: string[] = openapi.components.schemas.Error.properties.error.
 export interface HttpInput {
   method: string;
   target: string;
-  headers: [string, string][];
+  headers: Array<[string, string]>;
   body: string;
   bodyRepeat?: number;
 }
@@ -51,7 +51,7 @@ function send(port: number, i: HttpInput): Promise<{ status: number; headers: st
     socket.on('data', (c: Buffer) => chunks.push(c));
     // The server may answer (413) and close before it has read the whole body.
     socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') reject(e);
+      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') {reject(e);}
     });
     socket.on('close', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
@@ -85,7 +85,7 @@ async function check(i: HttpInput): Promise<void> {
   const r = await send(a.port, i);
   const what = `${i.method} ${i.target.slice(0, 100)}`;
   assert.ok(r.status >= 200 && r.status < 500, `${what}: status ${r.status}: ${r.body.slice(0, 300)}`);
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) assert.ok(!r.body.includes(t) && !r.headers.includes(t), `${what}: the answer holds a token`);
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!r.body.includes(t) && !r.headers.includes(t), `${what}: the answer holds a token`);}
   if (r.status >= 400 && i.method !== 'HEAD') {
     assert.match(r.headers, /^content-type: application\/json; charset=utf-8$/im, `${what}: ${r.status} not JSON`);
     let doc: { error?: { code?: unknown; message?: unknown } };
@@ -156,5 +156,5 @@ const input: fc.Arbitrary<HttpInput> = fc.record({
 
 test(`random requests (${RUNS} runs, seed ${SEED}): never a 5xx, a crash or a token; errors are JSON with a known code`, async () => {
   await fc.assert(fc.asyncProperty(input, check), { numRuns: RUNS, seed: SEED, endOnFailure: true });
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) assert.ok(!a.text().includes(t), 'the log holds a token');
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!a.text().includes(t), 'the log holds a token');}
 });

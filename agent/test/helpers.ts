@@ -35,7 +35,7 @@ export function tempDir(prefix = 'vigil-agent-test-'): string {
 export function tempDirsRemovedAfter(): (prefix?: string) => string {
   const made: string[] = [];
   after(() => {
-    for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of made.splice(0)) {fs.rmSync(d, { recursive: true, force: true });}
   });
   return (prefix?: string) => {
     const d = tempDir(prefix);
@@ -51,7 +51,7 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) {return v as NonNullable<T>;}
     } catch (e) {
       lastError = e;
     }
@@ -67,7 +67,7 @@ export interface RunningAgent {
   port: number;
   baseUrl: string;
   stderr: () => string;
-  logLines: () => Record<string, unknown>[];
+  logLines: () => Array<Record<string, unknown>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -137,7 +137,7 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
     waitFor('the agent to log its listening address', () => (done ? { msg: 'exited' } : logLines().find((l) => l.msg === 'listening')), 20_000),
     early,
   ]);
-  if (listening.msg !== 'listening') await early;
+  if (listening.msg !== 'listening') {await early;}
   const port = Number(String(listening.address).split(':').pop());
   const scheme = listening.tls ? 'https' : 'http';
   return {
@@ -148,7 +148,7 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
     logLines,
     exited,
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (!done) child.kill(signal);
+      if (!done) {child.kill(signal);}
       return exited;
     },
   };
@@ -158,7 +158,7 @@ export interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
 }
 
 export function request(
@@ -167,8 +167,8 @@ export function request(
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
-    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
+    if (opts.token !== undefined) {headers.authorization = `Bearer ${opts.token}`;}
+    if (opts.body !== undefined) {headers['content-type'] ??= 'application/json';}
     const mod = url.startsWith('https:') ? https : http;
     const req = mod.request(url, { method: opts.method ?? 'GET', headers, ca: opts.ca, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -186,8 +186,8 @@ export function request(
       res.on('error', reject);
     });
     req.on('error', reject);
-    if (opts.body !== undefined) req.end(opts.body);
-    else req.end();
+    if (opts.body !== undefined) {req.end(opts.body);}
+    else {req.end();}
   });
 }
 
@@ -197,13 +197,13 @@ export const CHILD = path.join(__dirname, 'fixtures', 'child.js');
 export function processesWithMarker(marker: string): number[] {
   const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry)) {continue;}
     try {
       const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmd.includes(marker)) continue;
+      if (!cmd.includes(marker)) {continue;}
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state !== 'Z' && state !== 'X') out.push(Number(entry));
+      if (state !== 'Z' && state !== 'X') {out.push(Number(entry));}
     } catch {
       // gone meanwhile
     }
@@ -247,9 +247,9 @@ export function stopAfterTests(): {
   const markers: string[] = [];
   const dirs: string[] = [];
   after(async () => {
-    for (const a of agents) await a.stop('SIGKILL');
-    for (const m of markers) killMarked(m);
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    for (const a of agents) {await a.stop('SIGKILL');}
+    for (const m of markers) {killMarked(m);}
+    for (const d of dirs) {fs.rmSync(d, { recursive: true, force: true });}
   });
   const markedDir = () => {
     const dir = tempDir();
@@ -267,8 +267,8 @@ export function stopAfterTests(): {
 }
 
 /** Every event the agent has, from the first. */
-export async function allEvents(agent: RunningAgent): Promise<Record<string, unknown>[]> {
-  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
+export async function allEvents(agent: RunningAgent): Promise<Array<Record<string, unknown>>> {
+  return (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Array<Record<string, unknown>>;
 }
 
 /** The marker of the test children (childProcessConfig) started for the test in `dir`. */

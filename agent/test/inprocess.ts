@@ -15,7 +15,7 @@ export interface InProcessAgent {
   baseUrl: string;
   port: number;
   /** The log lines written so far, parsed. */
-  lines: () => Record<string, unknown>[];
+  lines: () => Array<Record<string, unknown>>;
   /** The raw log text written so far. */
   text: () => string;
   close: () => Promise<void>;

@@ -23,7 +23,7 @@ test('openPermissions: group or others, read or write', () => {
   const dir = tempDir();
   const f = path.join(dir, 'f');
   fs.writeFileSync(f, 'x');
-  const cases: [number, string | undefined][] = [
+  const cases: Array<[number, string | undefined]> = [
     [0o600, undefined],
     [0o400, undefined],
     [0o700, undefined],

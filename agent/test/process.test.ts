@@ -35,7 +35,7 @@ async function cdp(agent: RunningAgent) {
 async function events(agent: RunningAgent, since = 0) {
   const r = await read(`${agent.baseUrl}/v1/events?since=${since}`);
   assert.equal(r.status, 200);
-  return r.json.events as Record<string, unknown>[];
+  return r.json.events as Array<Record<string, unknown>>;
 }
 
 test('crash, restart through the API, stale generation, stop, and a clean SIGTERM', async () => {

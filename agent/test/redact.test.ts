@@ -9,7 +9,7 @@ test('names that look secret, in any case', () => {
   for (const n of ['PASSWORD', 'db_password', 'PGPASSWD', 'ApiToken', 'CLIENT_SECRET', 'aws_access_key_id', 'KEY', '--journal-key', 'keyfile']) {
     assert.ok(isSecretName(n), n);
   }
-  for (const n of ['PATH', 'HOME', 'USER', 'DB_HOST', '--source', 'PASS', '--user']) assert.ok(!isSecretName(n), n);
+  for (const n of ['PATH', 'HOME', 'USER', 'DB_HOST', '--source', 'PASS', '--user']) {assert.ok(!isSecretName(n), n);}
 });
 
 test('environment: names stay, secret values go', () => {
@@ -23,7 +23,7 @@ test('environment: names stay, secret values go', () => {
   });
 });
 
-const cases: { name: string; argv: string[]; want: string[] }[] = [
+const cases: Array<{ name: string; argv: string[]; want: string[] }> = [
   { name: 'nothing secret', argv: ['/usr/bin/cdp', '--source', '/data', '-v', 'x'], want: ['/usr/bin/cdp', '--source', '/data', '-v', 'x'] },
   { name: '--password=x', argv: ['cdp', '--password=hunter2'], want: ['cdp', `--password=${REDACTED}`] },
   { name: '--PASSWORD=x (any case)', argv: ['cdp', '--DB-Password=a=b'], want: ['cdp', `--DB-Password=${REDACTED}`] },

@@ -86,7 +86,7 @@ test('a reload applies the start checks, keeps the current tokens when the new o
 
   await waitFor('the probes in the log', () => agent.logLines().filter((l) => l.msg === 'request' && String(l.path).startsWith('/probe/')).length === 3);
   const log = agent.stderr();
-  for (const t of ALL) assert.ok(!log.includes(t), `the log shows ${t}`);
+  for (const t of ALL) {assert.ok(!log.includes(t), `the log shows ${t}`);}
   assert.equal(agent.logLines().filter((l) => l.path === '/probe/[REDACTED]').length, 3);
   await agent.stop('SIGTERM');
 });
@@ -111,6 +111,6 @@ test('a token file may list the old and the new token while a rotation overlaps:
   fs.writeFileSync(readFile, `${SECOND_READ}\n`);
   fs.writeFileSync(controlFile, `${FIRST_CONTROL}\n${SECOND_READ}\n`);
   assert.match(String((await reload(agent)).msg), /^token reload refused: auth\.controlToken: must differ from every read token/);
-  for (const t of ALL) assert.ok(!agent.stderr().includes(t), `the log shows ${t}`);
+  for (const t of ALL) {assert.ok(!agent.stderr().includes(t), `the log shows ${t}`);}
   await agent.stop('SIGTERM');
 });

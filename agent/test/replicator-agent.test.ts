@@ -17,10 +17,10 @@ const tempDir = (prefix?: string) => {
   return d;
 };
 after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
+  for (const a of agents) {await a.stop('SIGKILL');}
   // A replicator outlives its agent by design (the next agent adopts it): end it here.
-  for (const d of dirs) killMarked(d);
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) {killMarked(d);}
+  for (const d of dirs) {fs.rmSync(d, { recursive: true, force: true });}
 });
 
 async function cdp(agent: RunningAgent) {
@@ -39,10 +39,10 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
     const abs = path.join(source, p);
     fs.mkdirSync(path.dirname(abs), { recursive: true });
     fs.writeFileSync(abs, content);
-    if (!written.has(p)) written.set(p, new Set());
+    if (!written.has(p)) {written.set(p, new Set());}
     written.get(p)?.add(content);
   };
-  for (let i = 0; i < 20; i++) put(`start/${i}.txt`, `initial ${i}`);
+  for (let i = 0; i < 20; i++) {put(`start/${i}.txt`, `initial ${i}`);}
   const file = writeConfig(
     dir,
     baseConfig(dir, {
@@ -80,7 +80,7 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
   }
   assert.ok(ackedSeq > 0, 'some of the burst was acknowledged before the kill');
   // More while it is down (or just coming back): found by the catch-up or by the watch.
-  for (let i = 0; i < 50; i++) put(`while-down/${i}.txt`, `while down ${i}`);
+  for (let i = 0; i < 50; i++) {put(`while-down/${i}.txt`, `while down ${i}`);}
   fs.rmSync(path.join(source, 'start/0.txt'));
   written.delete('start/0.txt');
   fs.renameSync(path.join(source, 'start/1.txt'), path.join(source, 'start/one.txt'));
@@ -97,7 +97,7 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
   assert.equal(restarted.lastExit.signal, 'SIGKILL');
   assert.equal(restarted.protection.lagSeconds, 0);
   await waitMirror(source, store, 30_000);
-  const events = (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
+  const events = (await read(`${agent.baseUrl}/v1/events?since=0`)).json.events as Array<Record<string, unknown>>;
   assert.ok(events.some((e) => e.type === 'crashed' && e.signal === 'SIGKILL'));
   assert.ok(events.some((e) => e.type === 'start_done' && String(e.requestedBy).includes('autoRestart')));
 
@@ -105,16 +105,16 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
   // journal is content that was really written to that path (never a torn mix).
   const records = journal(store);
   const seqs = new Set(records.map((r) => r.q));
-  for (let q = 1; q <= ackedSeq; q++) assert.ok(seqs.has(q), `acknowledged record ${q} survived`);
-  const hot: { at: number; h: string }[] = [];
+  for (let q = 1; q <= ackedSeq; q++) {assert.ok(seqs.has(q), `acknowledged record ${q} survived`);}
+  const hot: Array<{ at: number; h: string }> = [];
   for (const r of records) {
-    if (r.op !== 'file') continue;
+    if (r.op !== 'file') {continue;}
     const content = fs.readFileSync(path.join(store, 'objects', r.h.slice(0, 2), r.h), 'utf8');
     assert.equal(storeHash(store, content), r.h, `object of ${r.p}`);
     const expected = written.get(r.p) ?? (r.p === 'start/0.txt' || r.p === 'start/1.txt' ? new Set([content]) : undefined);
     // writeFileSync truncates before it writes: the empty file in between is a real state too.
     assert.ok(expected?.has(content) || content === '', `${r.p}: version ${r.h} (${JSON.stringify(content)}) was written`);
-    if (r.p === 'hot.txt') hot.push({ at: r.at, h: r.h });
+    if (r.p === 'hot.txt') {hot.push({ at: r.at, h: r.h });}
   }
   assert.ok(hot.length >= 2, 'several versions of hot.txt');
   // Each version of hot.txt restores to exactly its content.
@@ -176,7 +176,7 @@ test('after the agent is killed, the replicator keeps protecting and the next ag
   assert.equal(adopted.generation, before.generation);
   assert.equal(adopted.state, 'running');
   assert.equal(adopted.protection.state, 'watching');
-  const events = (await read(`${second.baseUrl}/v1/events?since=0`)).json.events as Record<string, unknown>[];
+  const events = (await read(`${second.baseUrl}/v1/events?since=0`)).json.events as Array<Record<string, unknown>>;
   assert.ok(events.some((e) => e.type === 'adopted' && e.pid === before.pid));
   // Stopping the agent stops the replicator it adopted (and the lease is released).
   assert.deepEqual(await second.stop('SIGTERM'), { code: 0, signal: null });

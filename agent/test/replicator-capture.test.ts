@@ -45,7 +45,7 @@ test('a step of the wall clock does not make a file being written look settled',
   c.wall += 600;
   const settled = await captureFile(layout, file, { settleMs: 500, clock });
   assert.equal(settled.kind, 'ok');
-  if (settled.kind === 'ok' && settled.tmp) fs.rmSync(settled.tmp, { force: true });
+  if (settled.kind === 'ok' && settled.tmp) {fs.rmSync(settled.tmp, { force: true });}
 });
 
 test('after a step, a change restarts the wait; long after it, change times are trusted again', async () => {
@@ -65,5 +65,5 @@ test('after a step, a change restarts the wait; long after it, change times are 
   c.wall += 11_000;
   const later = await captureFile(layout, file, { settleMs: 500, clock });
   assert.equal(later.kind, 'ok');
-  if (later.kind === 'ok' && later.tmp) fs.rmSync(later.tmp, { force: true });
+  if (later.kind === 'ok' && later.tmp) {fs.rmSync(later.tmp, { force: true });}
 });

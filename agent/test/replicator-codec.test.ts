@@ -16,7 +16,7 @@ const onDisk: JournalRecord[] = [
 ];
 
 test('decoding then encoding gives the same record, keys in the same order', () => {
-  for (const r of onDisk) assert.equal(JSON.stringify(encodeRecord(decodeRecord(r))), JSON.stringify(r));
+  for (const r of onDisk) {assert.equal(JSON.stringify(encodeRecord(decodeRecord(r))), JSON.stringify(r));}
 });
 
 test('the readable form names every field; records from before metadata have none', () => {
@@ -42,7 +42,7 @@ test('frames of encoded changes are the bytes of the records written before, MAC
   for (const k of [undefined, key]) {
     useJournalKey(k);
     try {
-      for (const r of onDisk) assert.deepEqual(frame(encodeRecord(decodeRecord(r))), frame(r));
+      for (const r of onDisk) {assert.deepEqual(frame(encodeRecord(decodeRecord(r))), frame(r));}
     } finally {
       useJournalKey(undefined);
     }

@@ -51,7 +51,7 @@ test('files rewritten in place (one pwrite per rewrite) while captured: no store
   const files = { 'small.bin': 60 * 1024, 'large.bin': 24 * 1024 * 1024 };
   const r = startReplicator(d.source, d.store, d.status, process.env.VIGIL_TORN_SETTLE ? ['--settle', process.env.VIGIL_TORN_SETTLE] : []);
   await waitState(r);
-  for (const [name, size] of Object.entries(files)) fs.writeFileSync(path.join(d.source, name), content(0, size));
+  for (const [name, size] of Object.entries(files)) {fs.writeFileSync(path.join(d.source, name), content(0, size));}
   // One writer process per file rewrites it in bursts (each rewrite a single pwrite at offset 0
   // of the whole new content, back to back) with pauses between them, so that reads start in
   // quiet moments and the next burst overlaps them.
@@ -66,17 +66,17 @@ test('files rewritten in place (one pwrite per rewrite) while captured: no store
   // that was written: one number repeated over the whole size.
   const layout = openStoreForReading(d.store);
   const written = (name: string, data: Buffer) => {
-    if (data.length === 0) return true;
-    if (data.length !== files[name as keyof typeof files]) return false;
+    if (data.length === 0) {return true;}
+    if (data.length !== files[name as keyof typeof files]) {return false;}
     const k = data.readUInt32LE(0);
     return k <= (rewrites[name] as number) && data.equals(content(k, data.length));
   };
   const versions = new Map<string, number>();
   const invented: string[] = [];
   for (const rec of journalRecords(d.store)) {
-    if (rec.op !== 'file' || !(rec.p in files)) continue;
+    if (rec.op !== 'file' || !(rec.p in files)) {continue;}
     versions.set(rec.p, (versions.get(rec.p) ?? 0) + 1);
-    if (!written(rec.p, fs.readFileSync(layout.object(rec.h)))) invented.push(`${rec.p} at ${new Date(rec.at).toISOString()}: ${rec.h}`);
+    if (!written(rec.p, fs.readFileSync(layout.object(rec.h)))) {invented.push(`${rec.p} at ${new Date(rec.at).toISOString()}: ${rec.h}`);}
   }
   assert.deepEqual(invented, [], `versions that were never written (${JSON.stringify(rewrites)} rewrites, ${JSON.stringify([...versions])} versions stored)`);
   assert.ok((versions.get('small.bin') ?? 0) > 3 && (versions.get('large.bin') ?? 0) > 1, `versions stored: ${JSON.stringify([...versions])}`);

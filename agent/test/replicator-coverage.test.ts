@@ -45,7 +45,7 @@ test('a directory deleted and made again (on the same inode) is watched again at
   }
   await waitMirror(d.source, d.store, 10_000);
   // Later writes into each new directory are seen through a watch on it.
-  for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(d.source, `t${i}`, 'f3'), '3');
+  for (let i = 0; i < 10; i++) {fs.writeFileSync(path.join(d.source, `t${i}`, 'f3'), '3');}
   await waitMirror(d.source, d.store, 10_000);
   await r.stop();
 });
@@ -57,7 +57,7 @@ function asNobody(t: TestContext, root: string): boolean {
     return false;
   }
   fs.chownSync(root, NOBODY.uid, NOBODY.gid);
-  for (const e of fs.readdirSync(root, { recursive: true }) as string[]) fs.lchownSync(path.join(root, e), NOBODY.uid, NOBODY.gid);
+  for (const e of fs.readdirSync(root, { recursive: true }) as string[]) {fs.lchownSync(path.join(root, e), NOBODY.uid, NOBODY.gid);}
   return true;
 }
 
@@ -73,7 +73,7 @@ test('an unreadable directory is unknown, never deleted and never fatal: at star
   write(path.join(d.source, 'locked-at-start', 'a.txt'), 'in a directory nobody may read');
   write(path.join(d.source, 'secret', 's.txt'), 'first');
   write(path.join(d.source, 'open', 'o.txt'), 'open');
-  if (!asNobody(t, d.root)) return;
+  if (!asNobody(t, d.root)) {return;}
   fs.chmodSync(path.join(d.source, 'locked-at-start'), 0o000);
   const r = startReplicator(d.source, d.store, d.status, ['--poll-every', '200ms', '--rescan-every', '1h'], {}, NOBODY);
   const first = await waitState(r);
@@ -178,11 +178,11 @@ function rawTree(root: string): Map<string, string> {
       const abs = Buffer.concat([dir, Buffer.from('/'), name]);
       const key = `${rel}/${name.toString('hex')}`;
       const st = fs.lstatSync(abs);
-      if (st.isSymbolicLink()) out.set(key, `link ${fs.readlinkSync(abs, { encoding: 'buffer' }).toString('hex')}`);
+      if (st.isSymbolicLink()) {out.set(key, `link ${fs.readlinkSync(abs, { encoding: 'buffer' }).toString('hex')}`);}
       else if (st.isDirectory()) {
         out.set(key, 'dir');
         walk(abs, key);
-      } else out.set(key, `file ${fs.readFileSync(abs).toString('hex')}`);
+      } else {out.set(key, `file ${fs.readFileSync(abs).toString('hex')}`);}
     }
   };
   walk(Buffer.from(root), '');
@@ -191,7 +191,7 @@ function rawTree(root: string): Map<string, string> {
 
 test('names that are not UTF-8 are captured and restored byte for byte', async () => {
   const d = replicatorDirs('vigil-cov-');
-  const at = (...parts: (string | Buffer)[]) => Buffer.concat([Buffer.from(d.source), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]);
+  const at = (...parts: Array<string | Buffer>) => Buffer.concat([Buffer.from(d.source), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]);
   const latin = Buffer.from([0x64, 0xe9]); // "dé" in Latin-1
   const junk = Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x74]);
   fs.mkdirSync(at(latin));

@@ -46,27 +46,27 @@ function randomChange(root: string, rand: () => number, n: number, meta = false)
   try {
     if (meta && rand() < 0.2) {
       const p = pick([...files, ...dirs.slice(1)]);
-      if (p === undefined) return;
-      if (rand() < 0.5) fs.chownSync(p, pick([0, 65534, 4242]), pick([0, 65534, 4343]));
-      else xattr.setAttributeSync(p, `user.k${Math.floor(rand() * 3)}`, `change ${n}`);
+      if (p === undefined) {return;}
+      if (rand() < 0.5) {fs.chownSync(p, pick([0, 65534, 4242]), pick([0, 65534, 4343]));}
+      else {xattr.setAttributeSync(p, `user.k${Math.floor(rand() * 3)}`, `change ${n}`);}
       return;
     }
-    if (r < 0.3 || files.length < 5) fs.writeFileSync(path.join(pick(dirs), `f${n}.txt`), content());
-    else if (r < 0.5) fs.writeFileSync(pick(files), content());
-    else if (r < 0.6) fs.appendFileSync(pick(files), ` appended ${n}`);
-    else if (r < 0.7) fs.rmSync(pick(files));
-    else if (r < 0.78) fs.renameSync(pick(files), path.join(pick(dirs), `moved${n}.txt`));
-    else if (r < 0.84) fs.chmodSync(pick(files), rand() < 0.5 ? 0o600 : 0o644);
-    else if (r < 0.92 && dirs.length < 12) fs.mkdirSync(path.join(pick(dirs), `d${n}`));
-    else if (r < 0.95 && dirs.length > 1) fs.rmSync(pick(dirs.slice(1)), { recursive: true });
+    if (r < 0.3 || files.length < 5) {fs.writeFileSync(path.join(pick(dirs), `f${n}.txt`), content());}
+    else if (r < 0.5) {fs.writeFileSync(pick(files), content());}
+    else if (r < 0.6) {fs.appendFileSync(pick(files), ` appended ${n}`);}
+    else if (r < 0.7) {fs.rmSync(pick(files));}
+    else if (r < 0.78) {fs.renameSync(pick(files), path.join(pick(dirs), `moved${n}.txt`));}
+    else if (r < 0.84) {fs.chmodSync(pick(files), rand() < 0.5 ? 0o600 : 0o644);}
+    else if (r < 0.92 && dirs.length < 12) {fs.mkdirSync(path.join(pick(dirs), `d${n}`));}
+    else if (r < 0.95 && dirs.length > 1) {fs.rmSync(pick(dirs.slice(1)), { recursive: true });}
     else if (r < 0.98 && dirs.length > 2) {
       const from = pick(dirs.slice(1));
       const to = path.join(pick(dirs.filter((x) => x !== from && !x.startsWith(from + path.sep))), `r${n}`);
       fs.renameSync(from, to);
-    } else fs.symlinkSync(`f${n - 1}.txt`, path.join(pick(dirs), `l${n}`));
+    } else {fs.symlinkSync(`f${n - 1}.txt`, path.join(pick(dirs), `l${n}`));}
   } catch (e) {
     // A race with another random change (a renamed directory, say) is part of the game.
-    if (!['ENOENT', 'ENOTDIR', 'EINVAL', 'EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '') && !/os error 2\)/.test(String(e))) throw e;
+    if (!['ENOENT', 'ENOTDIR', 'EINVAL', 'EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '') && !/os error 2\)/.test(String(e))) {throw e;}
   }
 }
 
@@ -79,10 +79,10 @@ test(`kill -9 during random changes, ${LOOPS} times: every acknowledged state re
   const rand = rng(seed);
   let n = 0;
   const d = replicatorDirs('vigil-kill-');
-  for (let i = 0; i < 20; i++) randomChange(d.source, rand, n++, meta);
+  for (let i = 0; i < 20; i++) {randomChange(d.source, rand, n++, meta);}
   const args = ['--rescan-every', '1h', '--checkpoint-every', '200ms'];
   let r = startReplicator(d.source, d.store, d.status, args);
-  const points: { at: number; tree: ReturnType<typeof snapshot>; meta?: ReturnType<typeof metaSnapshot> }[] = [];
+  const points: Array<{ at: number; tree: ReturnType<typeof snapshot>; meta?: ReturnType<typeof metaSnapshot> }> = [];
   let kills = 0;
   for (let loop = 0; loop < LOOPS; loop++) {
     await waitState(r, 'watching', 30_000);
@@ -139,7 +139,7 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
   const rand = rng(seed);
   let n = 0;
   const d = replicatorDirs('vigil-kill-agent-');
-  for (let i = 0; i < 20; i++) randomChange(d.source, rand, n++);
+  for (let i = 0; i < 20; i++) {randomChange(d.source, rand, n++);}
   // A short retention: pruning runs every second or so, in the middle of it all.
   const config = writeConfig(
     d.root,
@@ -153,14 +153,14 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
   };
   const cdp = async (a: RunningAgent) => (await read(`${a.baseUrl}/v1/status`)).json.processes[0];
   let agent = await newAgent();
-  const points: { at: number; tree: ReturnType<typeof snapshot> }[] = [];
+  const points: Array<{ at: number; tree: ReturnType<typeof snapshot> }> = [];
   const kills: string[] = [];
   // A replicator killed is seen gone by its agent within a moment (an adopted one is polled):
   // until then the agent may still report it running. Wait for another pid.
   let killedPid = -1;
   const running = async () => {
     const x = await cdp(agent);
-    if (x.state !== 'running') await control(`${agent.baseUrl}/v1/processes/cdp/start`, { reason: 'kill loop' });
+    if (x.state !== 'running') {await control(`${agent.baseUrl}/v1/processes/cdp/start`, { reason: 'kill loop' });}
     return x.state === 'running' && x.pid !== killedPid && x.protection?.state === 'watching' && x.protection.pendingChanges === 0 ? x : undefined;
   };
   try {
@@ -184,7 +184,7 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
             process.kill(p.pid, 'SIGKILL');
             killedPid = p.pid;
           }
-          if (what !== 'replicator') process.kill(agent.child.pid as number, 'SIGKILL');
+          if (what !== 'replicator') {process.kill(agent.child.pid as number, 'SIGKILL');}
           kills.push(what);
           killed = true;
         }
@@ -203,7 +203,7 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
     });
     points.push({ at: Date.now(), tree: snapshot(d.source) });
   } finally {
-    for (const a of agents) await a.stop('SIGKILL');
+    for (const a of agents) {await a.stop('SIGKILL');}
     killMarked(d.root);
   }
   const context = `seed ${seed} (VIGIL_KILL_SEED), kills ${kills.join(' ')}, ${n} changes`;
@@ -251,7 +251,7 @@ test('a full store: the replicator stops at once with the reason, leaves no empt
   const filler = path.join(mnt, 'filler');
   const fd = fs.openSync(filler, 'w');
   try {
-    for (;;) fs.writeSync(fd, Buffer.alloc(256 * 1024));
+    for (;;) {fs.writeSync(fd, Buffer.alloc(256 * 1024));}
   } catch (e) {
     assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
   } finally {
@@ -294,7 +294,7 @@ test('a holder frozen past its lease: another takes over, and what the frozen on
   process.kill(a.pid, 'SIGSTOP');
   fs.writeFileSync(path.join(d.source, 'while-frozen.txt'), 'two');
   await waitState(b, 'watching', 15_000);
-  for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(d.source, `after-${i}.txt`), `three ${i}`);
+  for (let i = 0; i < 20; i++) {fs.writeFileSync(path.join(d.source, `after-${i}.txt`), `three ${i}`);}
   await waitMirror(d.source, d.store);
   // A wakes up with its pending work: it must find out before it writes, and stop.
   process.kill(a.pid, 'SIGCONT');

@@ -56,7 +56,7 @@ function writeMix(source: string, tag: string): void {
 function assertObjectsNamedBy(store: string, algorithm: 'blake3' | 'sha256'): number {
   let files = 0;
   for (const r of journal(store)) {
-    if (r.op !== 'file') continue;
+    if (r.op !== 'file') {continue;}
     const content = fs.readFileSync(path.join(store, 'objects', r.h.slice(0, 2), r.h));
     assert.equal(hashBuffer(algorithm, content), r.h, `object of ${r.p} is named by its ${algorithm}`);
     files++;
@@ -119,7 +119,7 @@ test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --has
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'small-one.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
-  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: { hash: string; sha256: string }[] };
+  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: Array<{ hash: string; sha256: string }> };
   assert.equal(listed.hashAlgorithm, 'sha256');
   assert.deepEqual(
     listed.versions.map((x) => x.sha256),
@@ -162,7 +162,7 @@ test('a file hashed while it is written gets the hash of every byte written, wha
         try {
           for (const [i, p] of pieces.entries()) {
             await fh.write(p);
-            if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
+            if (i % 5 === 0) {await new Promise((resolve) => setTimeout(resolve, 3));}
           }
         } finally {
           await fh.close();

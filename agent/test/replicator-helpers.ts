@@ -1,7 +1,7 @@
 // Helpers for the replicator tests: run the real replicator process, read its status and
 // journal, and compare trees.
 import { createHash } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hashBuffer } from '../src/replicator/digest';
@@ -10,7 +10,6 @@ import { allRecords, resolveChain } from '../src/replicator/segments';
 import { rmrf } from '../src/replicator/fspath';
 import { openStoreForReading } from '../src/replicator/store';
 import { statusSchema, type ReplicatorStatus } from '../src/replicator/status';
-import { execFileSync, spawn } from 'node:child_process';
 import { AGENT_DIR, CLI, runCli, tempDir, waitFor } from './helpers';
 
 export interface RunningReplicator {
@@ -29,7 +28,7 @@ const roots: string[] = [];
 
 /** Kills every replicator a test started and removes the directories replicatorDirs() gave (for `after`). */
 export async function killReplicators(): Promise<void> {
-  for (const r of running) await r.stop('SIGKILL');
+  for (const r of running) {await r.stop('SIGKILL');}
   for (const root of roots.splice(0)) {
     // A test may have left something unreadable (mode 000) or mounted: make it removable first.
     try {
@@ -83,7 +82,7 @@ export function startReplicator(
       return s && s.pid === child.pid ? s : undefined;
     },
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (!done) child.kill(signal);
+      if (!done) {child.kill(signal);}
       return exited;
     },
   };
@@ -97,8 +96,8 @@ export async function waitState(r: RunningReplicator, state: ReplicatorStatus['s
     `replicator ${r.pid} to be ${state}`,
     async () => {
       const s = r.status();
-      if (s?.state === state && (state !== 'watching' || s.pendingChanges === 0)) return s;
-      if (r.child.exitCode !== null || r.child.signalCode !== null) throw new Error(`replicator exited:\n${r.log()}`);
+      if (s?.state === state && (state !== 'watching' || s.pendingChanges === 0)) {return s;}
+      if (r.child.exitCode !== null || r.child.signalCode !== null) {throw new Error(`replicator exited:\n${r.log()}`);}
       return undefined;
     },
     timeoutMs,
@@ -118,11 +117,11 @@ export function snapshot(root: string): Map<string, Node> {
     for (const d of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const p = rel === '' ? d.name : `${rel}/${d.name}`;
       const abs = path.join(root, p);
-      if (d.isSymbolicLink()) out.set(p, { type: 'link', target: fs.readlinkSync(abs) });
+      if (d.isSymbolicLink()) {out.set(p, { type: 'link', target: fs.readlinkSync(abs) });}
       else if (d.isDirectory()) {
         out.set(p, { type: 'dir' });
         walk(p);
-      } else if (d.isFile()) out.set(p, { type: 'file', sha256: createHash('sha256').update(fs.readFileSync(abs)).digest('hex') });
+      } else if (d.isFile()) {out.set(p, { type: 'file', sha256: createHash('sha256').update(fs.readFileSync(abs)).digest('hex') });}
     }
   };
   walk('');
@@ -134,10 +133,10 @@ export function diffTrees(a: Map<string, Node>, b: Map<string, Node>): string[] 
   const out: string[] = [];
   for (const [p, n] of a) {
     const m = b.get(p);
-    if (!m) out.push(`only in the first: ${p}`);
-    else if (JSON.stringify(m) !== JSON.stringify(n)) out.push(`differs: ${p}`);
+    if (!m) {out.push(`only in the first: ${p}`);}
+    else if (JSON.stringify(m) !== JSON.stringify(n)) {out.push(`differs: ${p}`);}
   }
-  for (const p of b.keys()) if (!a.has(p)) out.push(`only in the second: ${p}`);
+  for (const p of b.keys()) {if (!a.has(p)) {out.push(`only in the second: ${p}`);}}
   return out;
 }
 
@@ -199,7 +198,7 @@ export function badObjects(store: string): string[] {
   const bad: string[] = [];
   for (const d of fs.readdirSync(layout.objects)) {
     for (const h of fs.readdirSync(path.join(layout.objects, d))) {
-      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) bad.push(h);
+      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) {bad.push(h);}
     }
   }
   return bad;

@@ -14,9 +14,9 @@ after(killReplicators);
 const agents: RunningAgent[] = [];
 const agentDirs: string[] = [];
 after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
+  for (const a of agents) {await a.stop('SIGKILL');}
   // A replicator outlives its agent by design (the next agent adopts it): end it here.
-  for (const d of agentDirs) killMarked(d);
+  for (const d of agentDirs) {killMarked(d);}
 });
 
 function keyFile(dir: string, key = 'a journal key of more than sixteen bytes', mode = 0o600): string {
@@ -36,9 +36,9 @@ function forged(json: string): Buffer {
 }
 
 /** Frames of a journal file: [offset, json]. */
-function frames(file: string): [number, string][] {
+function frames(file: string): Array<[number, string]> {
   const buf = fs.readFileSync(file);
-  const out: [number, string][] = [];
+  const out: Array<[number, string]> = [];
   for (let off = 0; off + 8 <= buf.length; ) {
     const len = buf.readUInt32LE(off);
     out.push([off, buf.toString('utf8', off + 8, off + 8 + len)]);
@@ -63,7 +63,7 @@ test('with a key every record carries a MAC and restore checks it; a forged or e
   await r.stop();
   assert.ok(fs.existsSync(path.join(d.store, 'journal-auth.json')));
   const seg = segmentFiles(d.store).at(-1) as string;
-  for (const [, json] of frames(seg)) assert.match(json, /,"k":"[0-9a-f]{64}"\}$/, `a frame without a MAC: ${json}`);
+  for (const [, json] of frames(seg)) {assert.match(json, /,"k":"[0-9a-f]{64}"\}$/, `a frame without a MAC: ${json}`);}
 
   // Honest restore with the key: everything, exit 0.
   const ok = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'ok'), '--journal-key', key]);
@@ -87,7 +87,7 @@ test('with a key every record carries a MAC and restore checks it; a forged or e
   assert.match(res.stderr, new RegExp(`record ${last.q + 1} refused: no MAC`));
   assert.match(res.stderr, /MAC does not match/);
   assert.match(res.stderr, /journal record\(s\) refused: their MAC is missing or does not match/);
-  for (const p of ['planted.sh', 'planted2.sh', 'planted3.sh']) assert.ok(!fs.existsSync(path.join(to, p)), `${p} was restored`);
+  for (const p of ['planted.sh', 'planted2.sh', 'planted3.sh']) {assert.ok(!fs.existsSync(path.join(to, p)), `${p} was restored`);}
   assert.equal(fs.readFileSync(path.join(to, 'a.txt'), 'utf8'), 'first content', 'the honest records are restored');
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'planted.sh', '--journal-key', key]);

@@ -19,7 +19,7 @@ const NOBODY = { uid: 65534, gid: 65534 };
 const T = 1_700_000_000; // whole seconds: mtimes compare exactly
 
 function needsRoot(t: TestContext): boolean {
-  if (process.getuid?.() === 0) return true;
+  if (process.getuid?.() === 0) {return true;}
   t.skip('needs root: to give files other owners and set trusted.* attributes');
   return false;
 }
@@ -64,7 +64,7 @@ async function captured(t: TestContext, prefix: string, env: NodeJS.ProcessEnv =
 const last = (records: JournalRecord[], p: string) => records.filter((r) => 'p' in r && r.p === p).at(-1) as Record<string, unknown> | undefined;
 
 test('owners, groups, modes, mtimes, extended attributes and ACLs round trip a restore as root', async (t) => {
-  if (!needsRoot(t)) return;
+  if (!needsRoot(t)) {return;}
   const d = await captured(t, 'vigil-meta-root-');
   const records = journal(d.store);
   assert.deepEqual(
@@ -86,7 +86,7 @@ test('owners, groups, modes, mtimes, extended attributes and ACLs round trip a r
 });
 
 test('a change of owner or extended attributes alone is recorded, while watching and at the catch-up, and listed as metadata', async (t) => {
-  if (!needsRoot(t)) return;
+  if (!needsRoot(t)) {return;}
   const d = replicatorDirs('vigil-meta-change-');
   const f = path.join(d.source, 'f.txt');
   const dir = path.join(d.source, 'dir');
@@ -121,15 +121,15 @@ test('a change of owner or extended attributes alone is recorded, while watching
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'f.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
-  const changes = (JSON.parse(v.stdout) as { versions: { change: string }[] }).versions.map((x) => x.change);
+  const changes = (JSON.parse(v.stdout) as { versions: Array<{ change: string }> }).versions.map((x) => x.change);
   assert.deepEqual(changes, ['created', 'metadata', 'metadata', 'metadata']);
 });
 
 test('restore as an ordinary user: owners are reported not restored (not root), modes, mtimes, user attributes and ACLs are restored', async (t) => {
-  if (!needsRoot(t)) return;
+  if (!needsRoot(t)) {return;}
   const d = await captured(t, 'vigil-meta-user-');
   // The store readable and the destination's parent writable by nobody.
-  for (const p of [d.store, ...(fs.readdirSync(d.store, { recursive: true }) as string[]).map((x) => path.join(d.store, x))]) fs.lchownSync(p, NOBODY.uid, NOBODY.gid);
+  for (const p of [d.store, ...(fs.readdirSync(d.store, { recursive: true }) as string[]).map((x) => path.join(d.store, x))]) {fs.lchownSync(p, NOBODY.uid, NOBODY.gid);}
   fs.chownSync(d.root, NOBODY.uid, NOBODY.gid);
   const to = path.join(d.root, 'out');
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'restore', '--store', d.store, '--at', 'now', '--to', to], {
@@ -155,14 +155,14 @@ test('restore as an ordinary user: owners are reported not restored (not root), 
   for (const [p, m] of want) {
     m.uid = NOBODY.uid;
     m.gid = NOBODY.gid;
-    if (m.xattrs) delete m.xattrs['trusted.t'];
+    if (m.xattrs) {delete m.xattrs['trusted.t'];}
     assert.ok(got.has(p), p);
   }
   assert.deepEqual(diffMeta(want, got), []);
 });
 
 test('without the native module: capture goes on and records why attributes are missing; a restore says which it cannot set', async (t) => {
-  if (!needsRoot(t)) return;
+  if (!needsRoot(t)) {return;}
   const d = await captured(t, 'vigil-meta-nomod-', { VIGIL_NATIVE_XATTR: '0' });
   const f1 = last(journal(d.store), 'f1.txt') as Record<string, unknown>;
   assert.equal(f1.u, NOBODY.uid);
@@ -206,7 +206,7 @@ test('a record from before these keys restores as before; invalid metadata keys 
 });
 
 test('extended attributes beyond 64 KiB per path are not captured, and the record says so', (t) => {
-  if (!needsRoot(t)) return;
+  if (!needsRoot(t)) {return;}
   // ext4 keeps a file's attributes in one block; tmpfs takes more (user.* since Linux 6.6).
   const mnt = tempDir('vigil-meta-tmpfs-');
   try {
@@ -219,7 +219,7 @@ test('extended attributes beyond 64 KiB per path are not captured, and the recor
     const f = path.join(mnt, 'big');
     fs.writeFileSync(f, '');
     try {
-      for (let i = 0; i < 3; i++) xattr.setAttributeSync(f, `user.big${i}`, Buffer.alloc(30_000, i));
+      for (let i = 0; i < 3; i++) {xattr.setAttributeSync(f, `user.big${i}`, Buffer.alloc(30_000, i));}
     } catch (e) {
       t.skip(`this tmpfs refuses 90 KB of user attributes: ${(e as Error).message}`);
       return;
@@ -236,5 +236,5 @@ test('extended attributes beyond 64 KiB per path are not captured, and the recor
 
 function spawnSyncOk(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
+  if (r.error || r.status !== 0) {throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);}
 }

@@ -37,7 +37,7 @@ async function store() {
     layout,
     segment,
     /** Appends records in the documented framing; returns each frame's byte offset. */
-    forge(records: Record<string, unknown>[]): number[] {
+    forge(records: Array<Record<string, unknown>>): number[] {
       const offsets: number[] = [];
       for (const r of records) {
         const payload = Buffer.from(JSON.stringify({ q: ++q, at: 2000, ...r }), 'utf8');

@@ -38,10 +38,10 @@ function tooOpen(store: string): string[] {
   const out: string[] = [];
   const check = (abs: string, rel: string) => {
     const st = fs.lstatSync(abs);
-    if (st.isSymbolicLink()) return;
+    if (st.isSymbolicLink()) {return;}
     const m = st.mode & 0o7777;
-    if ((st.isDirectory() && m !== 0o700) || (m & 0o077) !== 0) out.push(`${rel} ${m.toString(8)}`);
-    if (st.isDirectory()) for (const n of fs.readdirSync(abs)) check(path.join(abs, n), rel === '' ? n : `${rel}/${n}`);
+    if ((st.isDirectory() && m !== 0o700) || (m & 0o077) !== 0) {out.push(`${rel} ${m.toString(8)}`);}
+    if (st.isDirectory()) {for (const n of fs.readdirSync(abs)) {check(path.join(abs, n), rel === '' ? n : `${rel}/${n}`);}}
   };
   check(store, '');
   return out;
@@ -110,9 +110,9 @@ test('a store left by an earlier version (0755 directories, 0444 files, mirror h
   fs.writeFileSync(marker, JSON.stringify(old) + '\n');
   const widen = (abs: string) => {
     const st = fs.lstatSync(abs);
-    if (st.isSymbolicLink()) return;
+    if (st.isSymbolicLink()) {return;}
     fs.chmodSync(abs, st.isDirectory() ? 0o755 : abs.includes('/objects/') ? 0o444 : 0o644);
-    if (st.isDirectory()) for (const n of fs.readdirSync(abs)) widen(path.join(abs, n));
+    if (st.isDirectory()) {for (const n of fs.readdirSync(abs)) {widen(path.join(abs, n));}}
   };
   const linked = ['secret.key', 'sub/a.txt', 'sub/b.txt'];
   for (const p of linked) {

@@ -4,12 +4,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { checkRecord, decode, frame, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
+import { checkRecord, decode, frame, readFileFrames, readFrameAt, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { pruneJournal } from '../src/replicator/retention';
 import { JournalWriter, LeaseLostError, allRecords, forEachRecord, indexOffsets, pathKey, readIndex, replay, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
 import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
-import { readFileFrames, readFrameAt } from '../src/replicator/journal';
 import { tempDirsRemovedAfter } from './helpers';
 import { snapshot } from './replicator-helpers';
 import { hashBuffer } from '../src/replicator/digest';
@@ -75,7 +74,7 @@ test('a new writer continues after a torn tail without cutting it; a frozen form
   prepareStore(layout);
   let lost = false;
   const first = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => {
-    if (lost) throw new LeaseLostError('lease lost');
+    if (lost) {throw new LeaseLostError('lease lost');}
   });
   await first.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
   // A crash in the middle of an append leaves a torn frame at the end of the segment.
@@ -110,7 +109,7 @@ test('a new writer continues after a torn tail without cutting it; a frozen form
   lost = true;
   Object.assign(first, {
     check: () => {
-      if (lost) throw new LeaseLostError('the lease was taken');
+      if (lost) {throw new LeaseLostError('the lease was taken');}
     },
   });
   await assert.rejects(first.append([{ at: 1007, op: 'dir', p: 'x', m: 0o755, mt: 1 } as NewRecord]), LeaseLostError);
@@ -184,7 +183,7 @@ test('a writer that wrote nothing (stopped with nothing to record, or killed in 
 });
 
 /** A store written by hand: each step puts contents at a given time. */
-async function storeWith(steps: { at: number; files: Record<string, string | null> }[]) {
+async function storeWith(steps: Array<{ at: number; files: Record<string, string | null> }>) {
   const root = tempDir('vigil-store-');
   const layout = new StoreLayout(root);
   prepareStore(layout);
@@ -224,7 +223,7 @@ function restoredFiles(store: string, at: number, sub?: string): Record<string, 
   const to = path.join(tempDir('vigil-restore-'), 'out');
   restore({ store, at, to, path: sub });
   const out: Record<string, string> = {};
-  for (const [p, n] of snapshot(to)) if (n.type === 'file') out[p] = fs.readFileSync(path.join(to, p), 'utf8');
+  for (const [p, n] of snapshot(to)) {if (n.type === 'file') {out[p] = fs.readFileSync(path.join(to, p), 'utf8');}}
   return out;
 }
 
@@ -469,12 +468,12 @@ test('a lease file left empty (a full disk, a crash while creating it) is taken 
   assert.equal(taken.held, true);
   const first = taken.held ? taken.lease.epoch : 0;
   assert.ok(first >= 1);
-  if (taken.held) releaseLease(layout, taken.lease);
+  if (taken.held) {releaseLease(layout, taken.lease);}
   // Released cleanly, taken again: a new epoch, never the old one.
   const again = acquireLease(layout, base);
   assert.ok(again.held && again.lease.epoch === first + 1);
   // Garbage (not a lease) waits for the staleness period.
-  if (again.held) releaseLease(layout, again.lease);
+  if (again.held) {releaseLease(layout, again.lease);}
   fs.writeFileSync(layout.lease, '{"half');
   assert.equal(acquireLease(layout, base).held, false);
   const late = acquireLease(layout, { ...base, now: Date.now() + 31_000 });

@@ -40,7 +40,7 @@ const obj = (store: string, content: string | Buffer) => {
 function recordOf(store: string, p: string): { q: number; segment: string; offset: number; file: string } {
   let out: { q: number; segment: string; offset: number; file: string } | undefined;
   forEachRecord(resolveChain(store), -Infinity, (r, seg, offset) => {
-    if (r.op === 'file' && r.p === p) out = { q: r.q, segment: seg.name, offset, file: seg.file };
+    if (r.op === 'file' && r.p === p) {out = { q: r.q, segment: seg.name, offset, file: seg.file };}
   });
   assert.ok(out, `no record of ${p}`);
   return out;
@@ -201,14 +201,14 @@ test('--repair rewrites a missing object from the source and the mirror from the
 
 test('--repair is refused while a replicator holds the store; a live store verifies clean while it captures', async () => {
   const d = replicatorDirs('vigil-verify-live-');
-  for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(d.source, `f${i}.txt`), `v0 ${i}`);
+  for (let i = 0; i < 50; i++) {fs.writeFileSync(path.join(d.source, `f${i}.txt`), `v0 ${i}`);}
   const r = startReplicator(d.source, d.store, d.status);
   await waitState(r);
   let writing = true;
   const writer = (async () => {
     for (let n = 1; writing; n++) {
       fs.writeFileSync(path.join(d.source, `f${n % 50}.txt`), `v${n} ${'x'.repeat(n % 300)}`);
-      if (n % 7 === 0) fs.rmSync(path.join(d.source, `f${(n * 3) % 50}.txt`), { force: true });
+      if (n % 7 === 0) {fs.rmSync(path.join(d.source, `f${(n * 3) % 50}.txt`), { force: true });}
       await new Promise((res) => setTimeout(res, 2));
     }
   })();
@@ -270,7 +270,7 @@ test('verifyEvery: the agent shows the scheduled verify in /v1/status and as met
     const m2 = (await read(`${agent.baseUrl}/metrics`)).text;
     assert.match(m2, /vigil_replicator_verify_problems\{process="cdp",kind="replicator"\} [1-9]/);
   } finally {
-    for (const a of agents) await a.stop('SIGKILL');
+    for (const a of agents) {await a.stop('SIGKILL');}
     killMarked(dir);
   }
 });

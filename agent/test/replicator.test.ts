@@ -40,9 +40,9 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
   fs.rmSync(s('doomed'), { recursive: true });
   fs.chmodSync(s('top.txt'), 0o600);
   const large = Buffer.alloc(24 * 1024 * 1024);
-  for (let i = 0; i < large.length; i += 4096) large.writeUInt32LE(i, i);
+  for (let i = 0; i < large.length; i += 4096) {large.writeUInt32LE(i, i);}
   write(s('large.bin'), large);
-  for (let i = 0; i < 600; i++) write(s(`small/${i % 10}/f${i}.txt`), `small file ${i}`);
+  for (let i = 0; i < 600; i++) {write(s(`small/${i % 10}/f${i}.txt`), `small file ${i}`);}
   write(s('dup-1.txt'), 'identical content');
   write(s('dup-2.txt'), 'identical content');
   await waitMirror(d.source, d.store, 30_000);
@@ -71,7 +71,7 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'top.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
-  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: { change: string; hash: string | null; sha256: string | null; mode: string | null }[] };
+  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: Array<{ change: string; hash: string | null; sha256: string | null; mode: string | null }> };
   assert.deepEqual(
     listed.versions.map((x) => x.change),
     listed.versions.map((_, i) => (i === 0 ? 'created' : listed.versions[i]?.hash === listed.versions[i - 1]?.hash ? 'metadata' : 'modified')),
@@ -90,8 +90,8 @@ test('restore at several points in time gives back each recorded state', async (
   const r = startReplicator(d.source, d.store, d.status);
   await waitState(r);
   const s = (p: string) => path.join(d.source, p);
-  const points: { at: number; tree: ReturnType<typeof snapshot> }[] = [];
-  const steps: (() => void)[] = [
+  const points: Array<{ at: number; tree: ReturnType<typeof snapshot> }> = [];
+  const steps: Array<() => void> = [
     () => {
       write(s('doc.txt'), 'draft');
       write(s('notes/1.txt'), 'one');
@@ -136,7 +136,7 @@ test('restore at several points in time gives back each recorded state', async (
 test('catch-up after downtime and after kill -9 with a torn journal tail', async () => {
   const d = dirs();
   const s = (p: string) => path.join(d.source, p);
-  for (let i = 0; i < 50; i++) write(s(`keep/${i}.txt`), `keep ${i}`);
+  for (let i = 0; i < 50; i++) {write(s(`keep/${i}.txt`), `keep ${i}`);}
   write(s('edit.txt'), 'before');
   write(s('remove.txt'), 'to be removed');
   let r = startReplicator(d.source, d.store, d.status);
@@ -197,7 +197,7 @@ test('one writer: a second replicator on the same store waits, names the holder,
 
 test('a watch limit sends subtrees to periodic scanning and says so', async () => {
   const d = dirs();
-  for (const sub of ['a', 'b', 'c', 'd']) write(path.join(d.source, sub, 'x', 'f.txt'), sub);
+  for (const sub of ['a', 'b', 'c', 'd']) {write(path.join(d.source, sub, 'x', 'f.txt'), sub);}
   const r = startReplicator(d.source, d.store, d.status, ['--max-watches', '3', '--poll-every', '200ms']);
   const st = await waitState(r);
   assert.equal(st.watch.watches, 3);

@@ -10,15 +10,15 @@ import { startInProcess, type InProcessAgent } from './inprocess';
 /** A clock that only moves when told, and runs the timers that fall due. */
 function fakeClock(): Clock & { advance: (ms: number) => void } {
   let now = 1_000_000;
-  const timers: { at: number; fn: () => void }[] = [];
+  const timers: Array<{ at: number; fn: () => void }> = [];
   return {
     now: () => now,
     setTimeout: (fn, ms) => void timers.push({ at: now + ms, fn }),
     advance: (ms) => {
       now += ms;
       for (const t of timers.splice(0).sort((a, b) => a.at - b.at)) {
-        if (t.at <= now) t.fn();
-        else timers.push(t);
+        if (t.at <= now) {t.fn();}
+        else {timers.push(t);}
       }
     },
   };
@@ -44,7 +44,7 @@ test('RepeatLimiter: at most limit lines a window, then one line with the count 
   clock.advance(1);
   assert.deepEqual(told, [6]);
   assert.equal(l.admit(), true);
-  for (let i = 0; i < 4; i++) l.admit();
+  for (let i = 0; i < 4; i++) {l.admit();}
   clock.advance(60_000);
   assert.deepEqual(told, [6, 2]);
   // A window whose count is told by the next allowed line, before its timer ran.
@@ -109,5 +109,5 @@ test('one request adds one bounded line: polls at debug, refusals rate-limited, 
   );
   assert.equal((await request(`${a.baseUrl}/v1/status`)).status, 401);
   assert.equal(requestLines().at(-1)?.status, 401);
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) assert.ok(!a.text().includes(t));
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!a.text().includes(t));}
 });

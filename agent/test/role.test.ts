@@ -61,7 +61,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
   assert.equal(active.processes[0].expected, true);
   assert.equal(active.processes[0].pid, pid);
 
-  const events = (await read(`${agent.baseUrl}/v1/events`)).json.events as Record<string, unknown>[];
+  const events = (await read(`${agent.baseUrl}/v1/events`)).json.events as Array<Record<string, unknown>>;
   assert.deepEqual(
     events.filter((e) => e.type === 'role_changed').map((e) => [e.from, e.to]),
     [

@@ -34,7 +34,7 @@ test('supervised processes\' command lines and environment: control token only, 
 
   const d = await request(`${agent.baseUrl}/debug`, { token: CONTROL_TOKEN });
   assert.equal(d.status, 200);
-  for (const s of [...SECRETS, READ_TOKEN, CONTROL_TOKEN]) assert.ok(!d.text.includes(s), `/debug shows ${s}`);
+  for (const s of [...SECRETS, READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!d.text.includes(s), `/debug shows ${s}`);}
   const p = d.json.config.processes[0];
   assert.deepEqual(p.env, { DB_PASSWORD: '[REDACTED]', DB_HOST: 'db.example' });
   assert.deepEqual(p.command.slice(3), ['--password=[REDACTED]', '--api-key', '[REDACTED]', 'postgres://u:[REDACTED]@db/x']);
@@ -46,8 +46,8 @@ test('supervised processes\' command lines and environment: control token only, 
   for (const path of ['/v1/status', '/v1/processes/cdp', '/metrics', '/v1/events?since=0']) {
     const r = await request(`${agent.baseUrl}${path}`, { token: READ_TOKEN });
     assert.equal(r.status, 200, path);
-    for (const s of [...SECRETS, 'DB_PASSWORD', '--password', 'child.js']) assert.ok(!r.text.includes(s), `${path} shows ${s}`);
+    for (const s of [...SECRETS, 'DB_PASSWORD', '--password', 'child.js']) {assert.ok(!r.text.includes(s), `${path} shows ${s}`);}
   }
-  for (const s of [...SECRETS, READ_TOKEN, CONTROL_TOKEN]) assert.ok(!agent.stderr().includes(s), `the log shows ${s}`);
+  for (const s of [...SECRETS, READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!agent.stderr().includes(s), `the log shows ${s}`);}
   await agent.stop('SIGTERM');
 });

@@ -24,7 +24,7 @@ const { agents, markedDir } = stopAfterTests();
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) {
-    for (const pid of replicatorsFor(path.join(d, 'store'))) killGroup(pid);
+    for (const pid of replicatorsFor(path.join(d, 'store'))) {killGroup(pid);}
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
@@ -51,13 +51,13 @@ function killGroup(pid: number): void {
 function replicatorsFor(store: string): number[] {
   const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry)) {continue;}
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!argv.includes('replicate') || !argv.includes(store)) continue;
+      if (!argv.includes('replicate') || !argv.includes(store)) {continue;}
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state !== 'Z' && state !== 'X') out.push(Number(entry));
+      if (state !== 'Z' && state !== 'X') {out.push(Number(entry));}
     } catch {
       // gone meanwhile
     }
@@ -100,9 +100,9 @@ async function killDuringStart(file: string, moment: Moment): Promise<void> {
   } else {
     // Busy-wait (no event loop turn) so that the kill can land within the spawn's few milliseconds.
     const deadline = Date.now() + 20_000;
-    while (children(pid).length === 0 && Date.now() < deadline && fs.existsSync(`/proc/${pid}`));
+    while (children(pid).length === 0 && Date.now() < deadline && fs.existsSync(`/proc/${pid}`)){;}
     const until = process.hrtime.bigint() + BigInt(Math.round(moment.child * 1e6));
-    while (process.hrtime.bigint() < until);
+    while (process.hrtime.bigint() < until){;}
   }
   child.kill('SIGKILL');
   await gone;
@@ -130,7 +130,7 @@ function outcomeOf(agent: RunningAgent): string {
  */
 async function trials(
   setup: () => { dir: string; file: string; copies: () => number[]; cleanup: () => void },
-  ready: (p: any) => boolean, // eslint-disable-line @typescript-eslint/no-explicit-any
+  ready: (p: any) => boolean,
 ): Promise<Trial[]> {
   const results: Trial[] = [];
   for (const moment of MOMENTS) {
@@ -167,7 +167,7 @@ async function trials(
 }
 
 function assertAllGood(t: TestContext, results: Trial[]): void {
-  for (const r of results) t.diagnostic(`${r.moment}: ${r.problem ?? r.outcome}`);
+  for (const r of results) {t.diagnostic(`${r.moment}: ${r.problem ?? r.outcome}`);}
   const bad = results.filter((r) => r.problem !== undefined);
   assert.deepEqual(
     bad.map((r) => `${r.moment}: ${r.problem}`),
@@ -193,7 +193,7 @@ test('killed while starting the replicator: the next agent adopts or ends what t
           file,
           copies: () => replicatorsFor(store),
           cleanup: () => {
-            for (const pid of replicatorsFor(store)) killGroup(pid);
+            for (const pid of replicatorsFor(store)) {killGroup(pid);}
             fs.rmSync(dir, { recursive: true, force: true });
           },
         };
@@ -216,7 +216,7 @@ test('killed while starting a command: the next agent adopts or ends what the fi
           file,
           copies: () => processesWithMarker(marker),
           cleanup: () => {
-            for (const pid of processesWithMarker(marker)) killGroup(pid);
+            for (const pid of processesWithMarker(marker)) {killGroup(pid);}
             fs.rmSync(dir, { recursive: true, force: true });
           },
         };

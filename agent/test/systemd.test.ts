@@ -6,7 +6,7 @@ import { baseConfig, control, read, startAgent, tempDir, waitFor, writeConfig, t
 
 const agents: RunningAgent[] = [];
 after(async () => {
-  for (const a of agents) await a.stop('SIGKILL');
+  for (const a of agents) {await a.stop('SIGKILL');}
 });
 
 test('kind systemd: state from systemctl show, restart and stop with systemctl', async () => {
@@ -44,7 +44,7 @@ test('kind systemd: state from systemctl show, restart and stop with systemctl',
     return q.state === 'crashed' ? q : undefined;
   });
   assert.equal(crashed.lastExit.signal, 'SIGKILL');
-  const events = (await read(`${agent.baseUrl}/v1/events`)).json.events as Record<string, unknown>[];
+  const events = (await read(`${agent.baseUrl}/v1/events`)).json.events as Array<Record<string, unknown>>;
   const crash = events.find((e) => e.type === 'crashed');
   assert.match(String(crash?.reason), /unit lsyncd\.service is failed \(result signal\)/);
 

@@ -29,7 +29,7 @@ export function recentCrashes(crashTimes: readonly number[], now: number, policy
 /** What to do after a crash at `now`; `crashTimes` includes that crash. */
 export function nextAutoRestart(crashTimes: readonly number[], now: number, policy: BackoffPolicy = DEFAULT_BACKOFF): AutoRestartDecision {
   const n = recentCrashes(crashTimes, now, policy).length;
-  if (n > policy.maxCrashes) return { action: 'suspend', recentCrashes: n };
+  if (n > policy.maxCrashes) {return { action: 'suspend', recentCrashes: n };}
   const delayMs = Math.min(policy.firstDelayMs * 2 ** Math.max(0, n - 1), policy.maxDelayMs);
   return { action: 'restart', delayMs, recentCrashes: n };
 }

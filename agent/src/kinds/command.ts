@@ -51,7 +51,7 @@ export class CommandSupervisor extends ProcessSupervisor {
 
   private openLog(): number {
     try {
-      if (fs.statSync(this.logFile).size > LOG_ROTATE_BYTES) fs.renameSync(this.logFile, `${this.logFile}.1`);
+      if (fs.statSync(this.logFile).size > LOG_ROTATE_BYTES) {fs.renameSync(this.logFile, `${this.logFile}.1`);}
     } catch {
       // no log yet
     }
@@ -107,12 +107,12 @@ export class CommandSupervisor extends ProcessSupervisor {
   private track(r: Running): void {
     this.running = r;
     void r.exited.then((exit) => {
-      if (r.poll) clearInterval(r.poll);
+      if (r.poll) {clearInterval(r.poll);}
       // Whatever else the process group left behind must not outlive it.
-      if (groupExists(r.pid)) signalGroup(r.pid, 'SIGKILL');
-      if (this.running !== r) return;
+      if (groupExists(r.pid)) {signalGroup(r.pid, 'SIGKILL');}
+      if (this.running !== r) {return;}
       this.running = undefined;
-      if (this.stopRequested) return; // terminate() records it
+      if (this.stopRequested) {return;} // terminate() records it
       const why =
         exit.signal !== null
           ? `killed by signal ${exit.signal}`
@@ -137,7 +137,7 @@ export class CommandSupervisor extends ProcessSupervisor {
       r.exited.then(() => false),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.config.stopTimeoutMs))),
     ]);
-    if (timer) clearTimeout(timer);
+    if (timer) {clearTimeout(timer);}
     let how = `${this.config.stopSignal}`;
     if (timedOut) {
       this.deps.log.warn('process did not stop in time; killing it', { process: this.name, pid: r.pid, stopTimeoutMs: this.config.stopTimeoutMs });
@@ -211,7 +211,7 @@ export class CommandSupervisor extends ProcessSupervisor {
     const gone = () => !isSameProcessAlive(m.pid, m.info.startTicks);
     const waitGone = async (ms: number) => {
       const deadline = Date.now() + ms;
-      while (!gone() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      while (!gone() && Date.now() < deadline) {await new Promise((resolve) => setTimeout(resolve, 25));}
       return gone();
     };
     signalGroup(m.pid, this.config.stopSignal);
@@ -222,7 +222,7 @@ export class CommandSupervisor extends ProcessSupervisor {
       await waitGone(2000);
     }
     // Whatever else its group left behind goes too, as when a supervised process ends.
-    if (groupExists(m.pid)) signalGroup(m.pid, 'SIGKILL');
+    if (groupExists(m.pid)) {signalGroup(m.pid, 'SIGKILL');}
     this.deps.log.warn('stopped a leftover process', { process: this.name, pid: m.pid, generation, command: describeArgv(command) });
     this.event(
       'leftover_stopped',
@@ -241,7 +241,7 @@ export class CommandSupervisor extends ProcessSupervisor {
     let poll: NodeJS.Timeout | undefined;
     const exited = new Promise<Exit>((resolve) => {
       poll = setInterval(() => {
-        if (!isSameProcessAlive(pid, startTicks)) resolve({ code: null, signal: null });
+        if (!isSameProcessAlive(pid, startTicks)) {resolve({ code: null, signal: null });}
       }, ADOPTED_POLL_MS);
       poll.unref();
     });
@@ -250,7 +250,7 @@ export class CommandSupervisor extends ProcessSupervisor {
   }
 
   protected close(): void {
-    if (this.running?.poll) clearInterval(this.running.poll);
+    if (this.running?.poll) {clearInterval(this.running.poll);}
   }
 
   debug(): Record<string, unknown> {

@@ -18,7 +18,7 @@ export function systemctl(args: string[], timeoutMs: number): Promise<string> {
         const e = err as NodeJS.ErrnoException & { killed?: boolean };
         const detail = String(stderr).trim().split('\n')[0] || e.message;
         reject(new Error(e.killed ? `systemctl ${args[0]} timed out after ${timeoutMs} ms` : `systemctl ${args[0]} failed: ${detail}`));
-      } else resolve(String(stdout));
+      } else {resolve(String(stdout));}
     });
   });
 }
@@ -27,7 +27,7 @@ export function parseShow(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const i = line.indexOf('=');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+    if (i > 0) {out[line.slice(0, i)] = line.slice(i + 1).trim();}
   }
   return out;
 }
@@ -49,10 +49,10 @@ function stateOf(active: string | undefined): ProcessState {
 }
 
 function parseTimestamp(v: string | undefined): string | null {
-  if (!v || v === 'n/a' || v === '0') return null;
+  if (!v || v === 'n/a' || v === '0') {return null;}
   // "Thu 2026-11-26 04:20:30 UTC": drop the weekday; Date.parse handles the rest for UTC.
   const m = /^(?:\w{3} )?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?: (\S+))?$/.exec(v);
-  if (!m) return null;
+  if (!m) {return null;}
   const zone = m[3] === undefined || m[3] === 'UTC' ? 'Z' : '';
   const t = Date.parse(`${m[1]}T${m[2]}${zone}`);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
@@ -61,7 +61,7 @@ function parseTimestamp(v: string | undefined): string | null {
 function exitOf(p: Record<string, string>): { code: number | null; signal: string | null } {
   const code = Number(p.ExecMainCode);
   const status = Number(p.ExecMainStatus);
-  if (code === 2 || code === 3) return { code: null, signal: signalNames.get(status) ?? `signal ${status}` };
+  if (code === 2 || code === 3) {return { code: null, signal: signalNames.get(status) ?? `signal ${status}` };}
   return { code: Number.isFinite(status) ? status : null, signal: null };
 }
 
@@ -113,18 +113,18 @@ export class SystemdSupervisor extends ProcessSupervisor {
       this.event('started', `unit ${this.unit} started outside the agent`, { pid });
     }
     this.state = next;
-    if (next === 'running' && pid !== null) this.record.pid = pid;
+    if (next === 'running' && pid !== null) {this.record.pid = pid;}
   }
 
   private refreshing?: Promise<void>;
 
   async refresh(): Promise<void> {
-    if (this.busy > 0 || Date.now() - this.observedAt < CACHE_MS) return;
+    if (this.busy > 0 || Date.now() - this.observedAt < CACHE_MS) {return;}
     // Concurrent status requests share one `systemctl show`.
     this.refreshing ??= this.show()
       .then(
         (p) => {
-          if (this.busy === 0) this.observe(p);
+          if (this.busy === 0) {this.observe(p);}
         },
         (e: unknown) => this.deps.log.warn('cannot observe unit', { process: this.name, unit: this.unit, error: e }),
       )
@@ -198,7 +198,7 @@ export class SystemdSupervisor extends ProcessSupervisor {
   }
 
   protected close(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) {clearInterval(this.timer);}
   }
 
   debug(): Record<string, unknown> {

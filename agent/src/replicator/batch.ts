@@ -113,7 +113,7 @@ export class BatchBuilder {
     // Every change notification the kernel queued until now is delivered after this: a write
     // that overlapped a read has marked its path dirty by then.
     const fenced = toCapture.length === 0 || (await this.fence.pass());
-    if (!fenced) this.c.eventsLost('a fence after the reads did not come back');
+    if (!fenced) {this.c.eventsLost('a fence after the reads did not come back');}
     return { captures, fenced };
   }
 
@@ -126,14 +126,14 @@ export class BatchBuilder {
       if (st !== null && !(st instanceof fs.Stats)) {
         // Not "gone": unknown. The last version stays the recorded one until it can be seen
         // again. (A path the tree does not know lies in a directory that is reported itself.)
-        if (known) this.c.coverage.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);
-      } else if (st === null) this.decideGone(out, p, known);
+        if (known) {this.c.coverage.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);}
+      } else if (st === null) {this.decideGone(out, p, known);}
       else {
-        if (st.isFile()) this.c.links.note(p, st.dev, st.ino, st.nlink);
-        else if (this.c.links.has(p) || this.c.mapped.has(p)) this.forget(p, false);
-        if (st.isDirectory()) this.decideDir(out, p, info, st, known);
-        else if (st.isSymbolicLink()) this.decideLink(out, p, info, st, known);
-        else if (st.isFile() && captures.has(p)) await this.decideFile(out, p, info, await (captures.get(p) as Promise<Capture>), fenced, known);
+        if (st.isFile()) {this.c.links.note(p, st.dev, st.ino, st.nlink);}
+        else if (this.c.links.has(p) || this.c.mapped.has(p)) {this.forget(p, false);}
+        if (st.isDirectory()) {this.decideDir(out, p, info, st, known);}
+        else if (st.isSymbolicLink()) {this.decideLink(out, p, info, st, known);}
+        else if (st.isFile() && captures.has(p)) {await this.decideFile(out, p, info, await (captures.get(p) as Promise<Capture>), fenced, known);}
         // otherwise unchanged, or sockets, fifos, devices: not protected
       }
     }
@@ -148,10 +148,10 @@ export class BatchBuilder {
   /** Records the parent directories the tree lacks; false when one is not a directory (any more). */
   private ensureParents(out: BatchOutcome, p: string): boolean {
     const missing: string[] = [];
-    for (let d = parentOf(p); d !== '' && this.c.tree().get(d)?.op !== 'dir'; d = parentOf(d)) missing.unshift(d);
+    for (let d = parentOf(p); d !== '' && this.c.tree().get(d)?.op !== 'dir'; d = parentOf(d)) {missing.unshift(d);}
     for (const d of missing) {
       const st = this.c.source.lstat(d);
-      if (!(st instanceof fs.Stats) || !st.isDirectory()) return false;
+      if (!(st instanceof fs.Stats) || !st.isDirectory()) {return false;}
       this.emit(out, { at: this.stamp(), op: 'dir', path: d, mode: modeOf(st), mtimeMs: st.mtimeMs, meta: this.c.source.metadata(d, st.uid, st.gid) });
     }
     return true;
@@ -164,15 +164,15 @@ export class BatchBuilder {
   private decideGone(out: BatchOutcome, p: string, known: Version | undefined): void {
     if (known) {
       this.emit(out, { at: this.stamp(), op: 'del', path: p });
-      if (known.op === 'dir') this.c.watcher.remove(p);
+      if (known.op === 'dir') {this.c.watcher.remove(p);}
     }
     this.c.coverage.covered(p, true);
     this.forget(p, true);
   }
 
   private decideDir(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
-    if (!this.ensureParents(out, p)) return;
-    if (!known || known.op !== 'dir') out.newDirs.push(p);
+    if (!this.ensureParents(out, p)) {return;}
+    if (!known || known.op !== 'dir') {out.newDirs.push(p);}
     else if (info.dirEvent || (this.c.watcher.isWatched(p) && this.c.watcher.inodeOf(p) !== st.ino)) {
       // Its parent reported it (created, deleted, moved, changed): it may be another
       // directory by the same name, even on the same inode, and the watch on the old one
@@ -181,7 +181,7 @@ export class BatchBuilder {
       out.newDirs.push(p);
     }
     const meta = this.c.source.metadata(p, st.uid, st.gid);
-    if (!unchanged(known, st) || !sameMetadata(known?.meta ?? {}, meta)) this.emit(out, { at: this.stamp(), op: 'dir', path: p, mode: modeOf(st), mtimeMs: st.mtimeMs, meta });
+    if (!unchanged(known, st) || !sameMetadata(known?.meta ?? {}, meta)) {this.emit(out, { at: this.stamp(), op: 'dir', path: p, mode: modeOf(st), mtimeMs: st.mtimeMs, meta });}
   }
 
   private decideLink(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
@@ -192,7 +192,7 @@ export class BatchBuilder {
       this.later(p, info, 'unstable');
       return;
     }
-    if (!this.ensureParents(out, p)) return;
+    if (!this.ensureParents(out, p)) {return;}
     const meta = this.c.source.metadata(p, st.uid, st.gid);
     if (known?.op !== 'link' || known.linkTarget !== linkTarget || !unchanged(known, st) || !sameMetadata(known.meta ?? {}, meta)) {
       this.emit(out, { at: this.stamp(), op: 'link', path: p, linkTarget, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, meta });
@@ -203,7 +203,7 @@ export class BatchBuilder {
   private async decideFile(out: BatchOutcome, p: string, info: Pending, c: Capture, fenced: boolean, known: Version | undefined): Promise<void> {
     if (c.kind === 'ok' && (info.dirty || !fenced)) {
       // A change notification arrived while it was read: the read may mix two writes.
-      if (c.tmp) fs.rmSync(c.tmp, { force: true });
+      if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
       this.later(p, info, 'unstable');
       return;
     }
@@ -223,17 +223,17 @@ export class BatchBuilder {
         return;
     }
     if (!this.ensureParents(out, p)) {
-      if (c.tmp) fs.rmSync(c.tmp, { force: true });
+      if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
       return;
     }
     const mode = c.stat.mode & 0o7777;
     const stored = storeCaptured(this.c.layout, c, this.verified, out.dirsToSync);
-    if (stored.replacedDamaged) this.c.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);
+    if (stored.replacedDamaged) {this.c.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);}
     const obj = this.c.layout.object(c.hash);
-    if (stored.stored && c.data) this.c.checkpoints.add(obj);
+    if (stored.stored && c.data) {this.c.checkpoints.add(obj);}
     this.c.coverage.covered(p);
     const meta: Metadata = this.c.source.metadata(p, c.stat.uid, c.stat.gid);
-    if (known?.op === 'file' && known.hash === c.hash && known.mode === mode && unchangedVersion(known, c.stat) && sameMetadata(known.meta ?? {}, meta)) return;
+    if (known?.op === 'file' && known.hash === c.hash && known.mode === mode && unchangedVersion(known, c.stat) && sameMetadata(known.meta ?? {}, meta)) {return;}
     // Until a checkpoint has fsynced the object, the record carries the content itself.
     const data = c.data && this.c.checkpoints.waits(obj) ? c.data.toString('base64') : undefined;
     this.emit(out, { at: this.stamp(), op: 'file', path: p, hash: c.hash, size: c.size, mode, mtimeMs: c.stat.mtimeMs, ctimeMs: c.stat.ctimeMs, ino: c.stat.ino, meta, ...(data === undefined ? {} : { data }) });
@@ -246,7 +246,7 @@ export class BatchBuilder {
    */
   private later(p: string, info: Pending, why: 'hot' | 'unstable', waitMs?: number): void {
     info.dirty = false;
-    if (why === 'unstable') info.attempts++;
+    if (why === 'unstable') {info.attempts++;}
     const now = Date.now();
     if (now - info.seenAt > this.c.changingAfterMs) {
       const last = this.c.tree().get(p);
@@ -265,6 +265,6 @@ export class BatchBuilder {
   private forget(p: string, gone: boolean): void {
     this.c.links.forgetUnder(p);
     this.c.mapped.forgetUnder(p);
-    if (gone) this.c.coverage.gone(p);
+    if (gone) {this.c.coverage.gone(p);}
   }
 }

@@ -44,7 +44,7 @@ export class Checkpoints {
 
   /** Starts the timer (unless it runs) when objects wait; `run` is called when it fires. */
   schedule(run: () => void): void {
-    if (this.timer || this.unsynced.size === 0) return;
+    if (this.timer || this.unsynced.size === 0) {return;}
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.due = true;
@@ -53,7 +53,7 @@ export class Checkpoints {
   }
 
   cancel(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) {clearTimeout(this.timer);}
   }
 
   /**
@@ -62,7 +62,7 @@ export class Checkpoints {
    */
   async run(journal: OpenJournal): Promise<boolean> {
     this.due = false;
-    if (this.unsynced.size === 0) return false;
+    if (this.unsynced.size === 0) {return false;}
     const files = [...this.unsynced];
     this.unsynced.clear();
     const upTo = journal.lastSeq;
@@ -73,7 +73,7 @@ export class Checkpoints {
         const f = files[next++] as string;
         dirs.add(path.dirname(f));
         const fh = await fs.promises.open(f, 'r').catch(() => undefined);
-        if (!fh) continue; // pruned meanwhile
+        if (!fh) {continue;} // pruned meanwhile
         try {
           await fh.datasync();
         } finally {
@@ -96,7 +96,7 @@ export class Checkpoints {
     let rewritten = 0;
     let checked = 0;
     for (const r of records) {
-      if (r.data === undefined) continue;
+      if (r.data === undefined) {continue;}
       const obj = this.layout.object(r.hash);
       checked++;
       let ok = false;

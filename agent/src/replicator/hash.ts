@@ -77,15 +77,15 @@ function start(): Slot {
   const slot: Slot = { worker, jobs: new Map() };
   worker.on('message', (m: { id: number; hash?: string; bytes?: number; error?: string; code?: string }) => {
     const job = slot.jobs.get(m.id);
-    if (!job) return;
+    if (!job) {return;}
     slot.jobs.delete(m.id);
-    if (slot.jobs.size === 0) worker.unref();
-    if (m.hash !== undefined) job.resolve({ hash: m.hash, bytes: m.bytes ?? 0 });
-    else job.reject(Object.assign(new Error(m.error ?? 'hashing failed'), { code: m.code }));
+    if (slot.jobs.size === 0) {worker.unref();}
+    if (m.hash !== undefined) {job.resolve({ hash: m.hash, bytes: m.bytes ?? 0 });}
+    else {job.reject(Object.assign(new Error(m.error ?? 'hashing failed'), { code: m.code }));}
   });
   const lost = (e: Error) => {
     slots = slots.filter((s) => s !== slot);
-    for (const job of slot.jobs.values()) job.reject(e);
+    for (const job of slot.jobs.values()) {job.reject(e);}
     slot.jobs.clear();
   };
   worker.on('error', lost);
@@ -98,7 +98,7 @@ function start(): Slot {
  * without the native module, on this thread (WebAssembly, between reads).
  */
 export async function hashFileInWorker(file: string | Buffer, algorithm: HashAlgorithm): Promise<string> {
-  if (algorithm === 'blake3' && !nativeBlake3()) return hashFile(algorithm, file);
+  if (algorithm === 'blake3' && !nativeBlake3()) {return hashFile(algorithm, file);}
   return (await post(file, algorithm)).hash;
 }
 
@@ -135,7 +135,7 @@ export async function hashWhileWritten(file: string, algorithm: HashAlgorithm, w
 function post(file: string | Buffer, algorithm: HashAlgorithm, follow?: SharedArrayBuffer): Promise<{ hash: string; bytes: number }> {
   const nativePath = algorithm === 'blake3' ? nativeBlake3()?.path : undefined;
   let slot: Slot | undefined;
-  for (const s of slots) if (!slot || s.jobs.size < slot.jobs.size) slot = s;
+  for (const s of slots) {if (!slot || s.jobs.size < slot.jobs.size) {slot = s;}}
   if (!slot || (slot.jobs.size > 0 && slots.length < THREADS)) {
     slot = start();
     slots.push(slot);

@@ -39,7 +39,7 @@ export class OpenJournal {
   private sealedBytes = 0;
   private segmentCount = 0;
   /** Segments that an earlier writer left unsealed (or without an index): sealed after the start. */
-  private pendingSeal: { seg: ChainSegment; last: number }[];
+  private pendingSeal: Array<{ seg: ChainSegment; last: number }>;
   /** The earliest restorable moment (null: nothing recorded yet). */
   private earliestAt: number | null;
 
@@ -48,7 +48,7 @@ export class OpenJournal {
     private readonly writer: JournalWriter,
     replayed: number,
     earliest: number | null,
-    pendingSeal: { seg: ChainSegment; last: number }[],
+    pendingSeal: Array<{ seg: ChainSegment; last: number }>,
   ) {
     this.sinceSnapshot = replayed;
     this.earliestAt = earliest;
@@ -70,7 +70,7 @@ export class OpenJournal {
     const chain = resolveChain(layout.root);
     const rep = replay(chain, o.mirrorSeq < 0 ? Infinity : o.mirrorSeq);
     let unclean = rep.lastSync < rep.lastQ;
-    for (const p of chain.problems) o.noteError(`journal: ${p}`);
+    for (const p of chain.problems) {o.noteError(`journal: ${p}`);}
     for (const i of chain.ignored) {
       o.log.warn('journal segment left out', { segment: i.name, why: i.why });
       o.noteError(`journal: ${i.name} is not part of the journal (${i.why})`);
@@ -98,7 +98,7 @@ export class OpenJournal {
       paths: rep.tree.size,
       ms: Date.now() - replayStart,
     });
-    if (fs.existsSync(path.join(layout.journal, 'prune-pending.json'))) unclean = true;
+    if (fs.existsSync(path.join(layout.journal, 'prune-pending.json'))) {unclean = true;}
     return { journal, tree: decodeTree(rep.tree), unsynced: rep.unsynced.map((r) => decodeReadRecord(r)), touched: rep.touched, unclean };
   }
 
@@ -114,7 +114,7 @@ export class OpenJournal {
   async append(changes: NewChange[]): Promise<Change[]> {
     const acked = (await this.writer.append(changes.map(encodeNew))).map((r) => decodeReadRecord(r));
     this.sinceSnapshot += acked.length;
-    if (this.earliestAt === null && acked[0]) this.earliestAt = acked[0].at;
+    if (this.earliestAt === null && acked[0]) {this.earliestAt = acked[0].at;}
     return acked;
   }
 
@@ -130,11 +130,11 @@ export class OpenJournal {
   /** Seals the segments an earlier writer left unsealed; `closing` stops early. */
   sealLeftovers(tree: VersionTree, closing: () => boolean, log: Logger): void {
     for (const { seg, last } of this.pendingSeal.splice(0)) {
-      if (closing()) return;
+      if (closing()) {return;}
       // Sealed before (it has its index): nothing to do. The former writer's last segment has none.
-      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) continue;
+      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) {continue;}
       const r = sealSegment(this.layout.root, this.layout.tmp, seg, last);
-      if (r.strippedBytes > 0) log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });
+      if (r.strippedBytes > 0) {log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });}
     }
     this.snapshotIfDue(tree);
     this.refreshSize();
@@ -155,7 +155,7 @@ export class OpenJournal {
   }
 
   private snapshotIfDue(tree: VersionTree): void {
-    if (!snapshotDue(this.sinceSnapshot, tree.size)) return;
+    if (!snapshotDue(this.sinceSnapshot, tree.size)) {return;}
     const w = this.writer;
     writeSnapshot(this.layout.root, this.layout.tmp, encodeTree(tree), { upTo: w.lastSeq, at: w.stamp(), epoch: w.epoch, from: null });
     this.sinceSnapshot = 0;
@@ -171,9 +171,9 @@ export class OpenJournal {
    */
   prune(cutoff: number): PruneResult | null {
     // Nothing old enough to drop yet: no need to look.
-    if (this.earliestAt === null || this.earliestAt >= cutoff) return null;
+    if (this.earliestAt === null || this.earliestAt >= cutoff) {return null;}
     const out = pruneJournal(this.layout, resolveChain(this.layout.root), this.writer.segment.name, cutoff, this.writer.epoch);
-    if (!out) return null;
+    if (!out) {return null;}
     this.earliestAt = out.earliest;
     this.refreshSize();
     return out;
@@ -183,7 +183,7 @@ export class OpenJournal {
     let bytes = 0;
     let count = 0;
     for (const name of fs.readdirSync(this.layout.journal)) {
-      if (!name.endsWith('.log') || name === this.writer.segment.name) continue;
+      if (!name.endsWith('.log') || name === this.writer.segment.name) {continue;}
       bytes += fs.statSync(path.join(this.layout.journal, name), { throwIfNoEntry: false })?.size ?? 0;
       count++;
     }

@@ -31,7 +31,7 @@ export class Source {
       return viaShort(this.path(p), (a) => fs.lstatSync(a));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {return null;}
       return { unreadable: code };
     }
   }
@@ -54,7 +54,7 @@ export class Source {
   check(): string | null {
     const st = fs.statSync(this.root, { throwIfNoEntry: false });
     let problem: string | null = null;
-    if (!st?.isDirectory()) problem = `source ${this.root} is missing`;
+    if (!st?.isDirectory()) {problem = `source ${this.root} is missing`;}
     else if (this.id && (st.dev !== this.id.dev || st.ino !== this.id.ino)) {
       problem = `source ${this.root} is another directory than at start (unmounted or replaced)`;
     }
@@ -62,7 +62,7 @@ export class Source {
       this.log.error('not recording: the source is not available', { problem });
       this.lost(problem, st?.isDirectory() === true);
     }
-    if (!problem && this.problem) this.log.info('the source is back', { source: this.root });
+    if (!problem && this.problem) {this.log.info('the source is back', { source: this.root });}
     this.problem = problem;
     return problem;
   }
