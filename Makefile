@@ -107,7 +107,7 @@ typecheck: node_modules/.install-stamp
 
 lint: node_modules/.install-stamp
 	npx eslint --max-warnings 0 $(ESLINT_CACHE) src test/harness/src test/browser agent/src agent/test agent/bench
-	npx prettier --check $(PRETTIER_CACHE) 'src/**/*.{ts,tsx}' 'test/harness/src/**/*.{ts,tsx}' 'test/browser/**/*.ts' '.config/webpack/*.ts'
+	npx prettier --check $(PRETTIER_CACHE) 'src/**/*.{ts,tsx}' 'test/harness/src/**/*.{ts,tsx}' 'test/browser/**/*.ts' '.config/webpack/*.ts' 'agent/src/**/*.ts' 'agent/test/**/*.ts' 'agent/bench/**/*.ts'
 
 jest: node_modules/.install-stamp
 	@$(PROGRESS) "running Jest" npx jest --ci

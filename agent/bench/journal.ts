@@ -16,7 +16,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { frame, type JournalRecord, type NewRecord, type SegmentHeader } from '../src/replicator/journal';
-import { JournalWriter, SEGMENT_BYTES, buildIndex, journalDir, resolveChain, segmentName, writeIndex, writeSnapshot } from '../src/replicator/segments';
+import {
+  JournalWriter,
+  SEGMENT_BYTES,
+  buildIndex,
+  journalDir,
+  resolveChain,
+  segmentName,
+  writeIndex,
+  writeSnapshot,
+} from '../src/replicator/segments';
 import { StoreLayout, prepareStore } from '../src/replicator/store';
 import { apply, type Tree } from '../src/replicator/tree';
 
@@ -39,10 +48,16 @@ const hex64 = (n: number) => n.toString(16).padStart(64, '0');
 /** The records of a busy tree: first every path created, then versions of random paths, a millisecond apart. */
 function* records(start: number): Generator<NewRecord> {
   let at = start;
-  for (let d = 0; d < 100; d++) {yield { at: at++, op: 'dir', p: `d${d}`, m: 0o755, mt: at } as NewRecord;}
+  for (let d = 0; d < 100; d++) {
+    yield { at: at++, op: 'dir', p: `d${d}`, m: 0o755, mt: at } as NewRecord;
+  }
   yield { at: at++, op: 'dir', p: 'links', m: 0o755, mt: at } as NewRecord;
-  for (let i = 0; i < LINKS; i++) {yield { at: at++, op: 'link', p: `links/l${i}`, l: `../d0/f${i}`, mt: at, ct: at, ino: 9_000_000 + i } as NewRecord;}
-  for (let i = 0; i < PATHS; i++) {yield fileRecord(i, i, at++);}
+  for (let i = 0; i < LINKS; i++) {
+    yield { at: at++, op: 'link', p: `links/l${i}`, l: `../d0/f${i}`, mt: at, ct: at, ino: 9_000_000 + i } as NewRecord;
+  }
+  for (let i = 0; i < PATHS; i++) {
+    yield fileRecord(i, i, at++);
+  }
   let v = PATHS;
   let x = 2463534242;
   for (;;) {
@@ -61,7 +76,17 @@ function* records(start: number): Generator<NewRecord> {
 }
 
 function fileRecord(i: number, version: number, at: number): NewRecord {
-  return { at, op: 'file', p: `d${i % 100}/f${i}`, h: hex64(version + 1), s: 4096 + (version % 65536), m: 0o644, mt: at, ct: at, ino: 1_000_000 + i } as NewRecord;
+  return {
+    at,
+    op: 'file',
+    p: `d${i % 100}/f${i}`,
+    h: hex64(version + 1),
+    s: 4096 + (version % 65536),
+    m: 0o644,
+    mt: at,
+    ct: at,
+    ino: 1_000_000 + i,
+  } as NewRecord;
 }
 
 /**
@@ -85,7 +110,15 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
   while (total < bytes) {
     const first = q;
     const name = segmentName(first, 1);
-    const header: SegmentHeader = { q: first - 1, at: lastAt, op: 'segment', epoch: 1, first, prev: prev?.name ?? null, prevLast: prev?.last ?? null };
+    const header: SegmentHeader = {
+      q: first - 1,
+      at: lastAt,
+      op: 'segment',
+      epoch: 1,
+      first,
+      prev: prev?.name ?? null,
+      prevLast: prev?.last ?? null,
+    };
     const fd = fs.openSync(path.join(dir, name), 'w', 0o600);
     const inSegment: Array<{ r: JournalRecord; offset: number }> = [];
     const head = frame(header);
@@ -107,7 +140,9 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
     fs.writeSync(fd, Buffer.concat(chunk));
     fs.closeSync(fd);
     const idx = buildIndex(inSegment);
-    if (idx) {writeIndex(dir, layout.tmp, name, idx);}
+    if (idx) {
+      writeIndex(dir, layout.tmp, name, idx);
+    }
     total += size;
     since += inSegment.length;
     prev = { name, last: q - 1 };
@@ -115,7 +150,9 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
       writeSnapshot(root, layout.tmp, tree, { upTo: q - 1, at: lastAt, epoch: 1, from: null });
       since = 0;
     }
-    process.stdout.write(`\r  ${mib(total)} of ${mib(bytes)} (${q - 1} records, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    process.stdout.write(
+      `\r  ${mib(total)} of ${mib(bytes)} (${q - 1} records, ${((Date.now() - t0) / 1000).toFixed(0)} s)`
+    );
   }
   // The mirror is up to date (the objects are not there: only the journal is measured).
   fs.writeFileSync(layout.mirrorSeq, `${q - 1}\n`);
@@ -130,11 +167,19 @@ function writeSegments(root: string, bytes: number): { first: number; last: numb
 function writeLegacy(root: string, bytes: number): { first: number; last: number; records: number } {
   const layout = new StoreLayout(root);
   fs.mkdirSync(root, { recursive: true });
-  fs.writeFileSync(layout.marker, JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: new Date().toISOString() }) + '\n');
+  fs.writeFileSync(
+    layout.marker,
+    JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: new Date().toISOString() }) +
+      '\n'
+  );
   prepareStore(layout, 'sha256');
   fs.rmSync(layout.journal, { recursive: true, force: true });
   // A version-2 agent finds its marker as it left it.
-  fs.writeFileSync(layout.marker, JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: new Date().toISOString() }) + '\n');
+  fs.writeFileSync(
+    layout.marker,
+    JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: new Date().toISOString() }) +
+      '\n'
+  );
   const fd = fs.openSync(layout.legacyJournal, 'w');
   const start = Date.now() - 7 * 24 * 3600 * 1000;
   let total = 0;
@@ -152,7 +197,9 @@ function writeLegacy(root: string, bytes: number): { first: number; last: number
       total += chunkBytes;
       chunk = [];
       chunkBytes = 0;
-      if (total >= bytes) {break;}
+      if (total >= bytes) {
+        break;
+      }
     }
   }
   fs.closeSync(fd);
@@ -161,9 +208,23 @@ function writeLegacy(root: string, bytes: number): { first: number; last: number
 }
 
 /** Starts a replicator (of `dist`) on `store` with an empty source; time to "journal replayed" and peak memory. */
-async function startUp(dist: string, store: string): Promise<{ ms: number; readyMs: number; replayMs: number | null; records: number | null; peakMiB: number; line: string }> {
+async function startUp(
+  dist: string,
+  store: string
+): Promise<{
+  ms: number;
+  readyMs: number;
+  replayMs: number | null;
+  records: number | null;
+  peakMiB: number;
+  line: string;
+}> {
   const source = fs.mkdtempSync(path.join(path.dirname(store), 'empty-source-'));
-  const child = spawn(process.execPath, [path.join(dist, 'replicator', 'bin.js'), '--source', source, '--target', store], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [path.join(dist, 'replicator', 'bin.js'), '--source', source, '--target', store],
+    { stdio: ['ignore', 'ignore', 'pipe'] }
+  );
   const t0 = performance.now();
   let err = '';
   let peak = 0;
@@ -184,8 +245,12 @@ async function startUp(dist: string, store: string): Promise<{ ms: number; ready
     child.stderr.on('data', (b: Buffer) => {
       err += b.toString();
       const l = err.split('\n').find((x) => x.includes('"journal replayed"'));
-      if (l && ms === 0) {ms = performance.now() - t0;}
-      if (l && /not recording: the source/.test(err)) {resolve(l);}
+      if (l && ms === 0) {
+        ms = performance.now() - t0;
+      }
+      if (l && /not recording: the source/.test(err)) {
+        resolve(l);
+      }
     });
     child.on('exit', (code) => reject(new Error(`replicator exited with ${code}:\n${err}`)));
   });
@@ -204,10 +269,20 @@ let scratch = os.tmpdir();
 function cli(args: string[]): { ms: number; peakMiB: number; out: string } {
   const t0 = performance.now();
   // /usr/bin/time would be simpler; GNU time is not always installed: wrap in a shell that reads VmHWM.
-  const out = execFileSync('sh', ['-c', `"$0" "$@" >"$VIGIL_BENCH_OUT" 2>"$VIGIL_BENCH_OUT.err" & pid=$!; peak=0; while kill -0 $pid 2>/dev/null; do h=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h; sleep 0.01; done; wait $pid; echo "peak $peak"`, process.execPath, path.join(DIST, 'cli.js'), ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, VIGIL_BENCH_OUT: path.join(scratch, 'cli.out') },
-  });
+  const out = execFileSync(
+    'sh',
+    [
+      '-c',
+      `"$0" "$@" >"$VIGIL_BENCH_OUT" 2>"$VIGIL_BENCH_OUT.err" & pid=$!; peak=0; while kill -0 $pid 2>/dev/null; do h=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h; sleep 0.01; done; wait $pid; echo "peak $peak"`,
+      process.execPath,
+      path.join(DIST, 'cli.js'),
+      ...args,
+    ],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, VIGIL_BENCH_OUT: path.join(scratch, 'cli.out') },
+    }
+  );
   const ms = performance.now() - t0;
   const peak = Number(/peak (\d+)/.exec(out)?.[1] ?? 0) / 1024;
   return { ms, peakMiB: peak, out: fs.readFileSync(path.join(scratch, 'cli.out'), 'utf8') };
@@ -221,14 +296,16 @@ async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-journal-'));
   scratch = root;
   try {
-    console.log(`journal benchmark: ${GIB} GiB of records, ${PATHS} paths, in ${root} (node ${process.version}, ${os.cpus().length} cores)`);
+    console.log(
+      `journal benchmark: ${GIB} GiB of records, ${PATHS} paths, in ${root} (node ${process.version}, ${os.cpus().length} cores)`
+    );
     const store = path.join(root, 'store');
     const t0 = Date.now();
     const span = writeSegments(store, GIB * 1024 ** 3);
     const chain = resolveChain(store);
     const segBytes = chain.segments.reduce((n, s) => n + fs.statSync(s.file).size, 0);
     console.log(
-      `written in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${span.records} records in ${chain.segments.length} segments (${mib(segBytes)}), ${chain.snapshots.length} snapshots, journal/ ${mib(du(path.join(store, 'journal')))}`,
+      `written in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${span.records} records in ${chain.segments.length} segments (${mib(segBytes)}), ${chain.snapshots.length} snapshots, journal/ ${mib(du(path.join(store, 'journal')))}`
     );
     const s = await startUp(DIST, store);
     const show = (x: Awaited<ReturnType<typeof startUp>>) =>
@@ -239,21 +316,36 @@ async function main(): Promise<void> {
     for (const p of ['d0/f0', `d${(PATHS - 1) % 100}/f${PATHS - 1}`]) {
       const v = cli(['versions', '--store', store, '--path', p, '--json']);
       const listed = (JSON.parse(v.out) as { versions: unknown[] }).versions.length;
-      console.log(`versions --path ${p}: ${listed} versions in ${v.ms.toFixed(0)} ms, peak RSS ${v.peakMiB.toFixed(0)} MiB`);
+      console.log(
+        `versions --path ${p}: ${listed} versions in ${v.ms.toFixed(0)} ms, peak RSS ${v.peakMiB.toFixed(0)} MiB`
+      );
     }
     const mid = new Date(span.first + (span.last - span.first) / 2).toISOString();
     const to = path.join(root, 'restored');
     const r = cli(['restore', '--store', store, '--at', mid, '--to', to, '--path', 'links']);
-    console.log(`restore --at ${mid} --path links: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakMiB.toFixed(0)} MiB (${r.out.trim().split('\n').pop()})`);
+    console.log(
+      `restore --at ${mid} --path links: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakMiB.toFixed(0)} MiB (${r.out.trim().split('\n').pop()})`
+    );
     if (LEGACY_GIB > 0) {
       const legacy = path.join(root, 'legacy');
       const l = writeLegacy(legacy, LEGACY_GIB * 1024 ** 3);
-      console.log(`legacy store: journal.log ${mib(fs.statSync(path.join(legacy, 'journal.log')).size)}, ${l.records} records`);
+      console.log(
+        `legacy store: journal.log ${mib(fs.statSync(path.join(legacy, 'journal.log')).size)}, ${l.records} records`
+      );
       if (OLD_AGENT) {
         const copy = path.join(root, 'legacy-old');
         execFileSync('cp', ['-a', legacy, copy]);
-        const o = await startUp(path.join(OLD_AGENT, 'dist'), copy).catch((e: Error) => ({ ms: NaN, readyMs: NaN, replayMs: null, records: null, peakMiB: NaN, line: e.message }));
-        console.log(`  the build before segments: journal replayed after ${o.ms.toFixed(0)} ms (replay ${o.replayMs} ms), peak RSS ${o.peakMiB.toFixed(0)} MiB${Number.isNaN(o.ms) ? `: ${o.line.split('\n').slice(-3).join(' ')}` : ''}`);
+        const o = await startUp(path.join(OLD_AGENT, 'dist'), copy).catch((e: Error) => ({
+          ms: NaN,
+          readyMs: NaN,
+          replayMs: null,
+          records: null,
+          peakMiB: NaN,
+          line: e.message,
+        }));
+        console.log(
+          `  the build before segments: journal replayed after ${o.ms.toFixed(0)} ms (replay ${o.replayMs} ms), peak RSS ${o.peakMiB.toFixed(0)} MiB${Number.isNaN(o.ms) ? `: ${o.line.split('\n').slice(-3).join(' ')}` : ''}`
+        );
         fs.rmSync(copy, { recursive: true, force: true });
       }
       const f = await startUp(DIST, legacy);
@@ -262,8 +354,11 @@ async function main(): Promise<void> {
       console.log(`  this build, next start: ${show(sealed)}`);
     }
   } finally {
-    if (KEEP) {console.log(`kept ${root}`);}
-    else {fs.rmSync(root, { recursive: true, force: true });}
+    if (KEEP) {
+      console.log(`kept ${root}`);
+    } else {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   }
 }
 

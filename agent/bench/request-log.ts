@@ -25,7 +25,10 @@ function get(port: number, target: string, headers: Record<string, string>, agen
 async function main(): Promise<void> {
   const dir = tempDir('vigil-agent-bench-');
   try {
-    const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] }));
+    const file = writeConfig(
+      dir,
+      baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] })
+    );
     fs.chmodSync(file, 0o600);
     const agent = await startAgent(file);
     const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -61,9 +64,11 @@ async function main(): Promise<void> {
         const added = Buffer.byteLength(agent.stderr()) - before;
         process.stdout.write(
           `${phase}: ${REQUESTS} unauthenticated requests (${PATH_BYTES} bytes each) in ${Date.now() - started} ms: ` +
-            `the log grew by ${added} bytes, ${agent.logLines().length - linesBefore} lines (${(added / REQUESTS).toFixed(1)} bytes a request)\n`,
+            `the log grew by ${added} bytes, ${agent.logLines().length - linesBefore} lines (${(added / REQUESTS).toFixed(1)} bytes a request)\n`
         );
-        for (const [k, n] of statuses) {process.stdout.write(`  ${k} x ${n}\n`);}
+        for (const [k, n] of statuses) {
+          process.stdout.write(`  ${k} x ${n}\n`);
+        }
       }
       const tail = agent.stderr().trim().split('\n').slice(-3);
       process.stdout.write(`last lines:\n${tail.map((l) => `  ${l.slice(0, 400)}`).join('\n')}\n`);

@@ -42,7 +42,13 @@ function hashAll(store: string): number {
           hashBuffer(layout.hash, buf.subarray(0, k));
         } else {
           const h = newHasher(layout.hash);
-          for (let k = fs.readSync(fd, buf, 0, buf.length, null); k > 0; k = fs.readSync(fd, buf, 0, buf.length, null)) {h.update(buf.subarray(0, k));}
+          for (
+            let k = fs.readSync(fd, buf, 0, buf.length, null);
+            k > 0;
+            k = fs.readSync(fd, buf, 0, buf.length, null)
+          ) {
+            h.update(buf.subarray(0, k));
+          }
           h.digest('hex');
         }
         n++;
@@ -62,7 +68,13 @@ async function bench(name: string, store: string) {
   let objects = 0;
   for (let i = 0; i < ROUNDS; i++) {
     const to = path.join(path.dirname(store), `to-${i}`);
-    restoreS.push(seconds(() => execFileSync(process.execPath, [CLI, 'restore', '--store', store, '--at', 'now', '--to', to], { stdio: 'ignore' })));
+    restoreS.push(
+      seconds(() =>
+        execFileSync(process.execPath, [CLI, 'restore', '--store', store, '--at', 'now', '--to', to], {
+          stdio: 'ignore',
+        })
+      )
+    );
     fs.rmSync(to, { recursive: true, force: true });
     const copy = path.join(path.dirname(store), `cp-${i}`);
     cpS.push(seconds(() => execFileSync('cp', ['-a', path.join(store, 'mirror'), copy])));
@@ -74,7 +86,7 @@ async function bench(name: string, store: string) {
   console.log(
     `${name} (${objects} objects, ${openStoreForReading(store).hash}): restore ${r.toFixed(2)} s (${restoreS.map((x) => x.toFixed(2)).join(', ')}), ` +
       `cp -a of the same tree ${median(cpS).toFixed(2)} s, hashing every object ${h.toFixed(2)} s ` +
-      `(the check is about ${Math.round((100 * h) / r)} % of the restore), medians of ${ROUNDS}`,
+      `(the check is about ${Math.round((100 * h) / r)} % of the restore), medians of ${ROUNDS}`
   );
 }
 

@@ -25,7 +25,9 @@ const AGENT_NODE_OPTIONS = (() => {
 function cpuSeconds(pid: number, ticksPerSecond: number): number {
   try {
     const ns = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
-    if (Number.isFinite(ns)) {return ns / 1e9;}
+    if (Number.isFinite(ns)) {
+      return ns / 1e9;
+    }
   } catch {
     // no schedstat on this kernel
   }
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
       stateDir: path.join(dir, 'state'),
       auth: { readToken: TOKEN, controlToken: 'bench-control-token-0123456789abcdef' },
       processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '100000'] }],
-    }),
+    })
   );
   const cli = path.join(__dirname, '..', 'dist', 'cli.js');
   const agent = spawn(process.execPath, [cli, 'run', '--config', configFile], {
@@ -70,13 +72,25 @@ async function main(): Promise<void> {
   const get = () =>
     new Promise<number>((resolve, reject) => {
       const t0 = process.hrtime.bigint();
-      const req = http.get({ host: '127.0.0.1', port, path: '/v1/status', agent: keepAlive, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode !== 200) {reject(new Error(`status ${res.statusCode}`));}
-          else {resolve(Number(process.hrtime.bigint() - t0) / 1e6);}
-        });
-      });
+      const req = http.get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/status',
+          agent: keepAlive,
+          headers: { authorization: `Bearer ${TOKEN}` },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode !== 200) {
+              reject(new Error(`status ${res.statusCode}`));
+            } else {
+              resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+            }
+          });
+        }
+      );
       req.on('error', reject);
     });
 
@@ -90,7 +104,7 @@ async function main(): Promise<void> {
           count++;
           record?.push(lat);
         }
-      }),
+      })
     );
     return count;
   };

@@ -17,20 +17,27 @@ const FILES = numberArg('files', 10_000);
 const ROUNDS = numberArg('rounds', 3);
 const BIN = (() => {
   const i = process.argv.indexOf('--bin');
-  return path.resolve(i < 0 ? path.join(__dirname, '..', 'dist', 'replicator', 'bin.js') : (process.argv[i + 1] as string));
+  return path.resolve(
+    i < 0 ? path.join(__dirname, '..', 'dist', 'replicator', 'bin.js') : (process.argv[i + 1] as string)
+  );
 })();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function start(source: string, store: string, statusFile: string): ChildProcess {
   const args = [BIN, '--source', source, '--target', store, '--status', statusFile];
-  return spawn(process.execPath, BIN.endsWith('.ts') ? ['--import', 'tsx', ...args] : args, { stdio: ['ignore', 'ignore', 'ignore'], cwd: path.dirname(BIN) });
+  return spawn(process.execPath, BIN.endsWith('.ts') ? ['--import', 'tsx', ...args] : args, {
+    stdio: ['ignore', 'ignore', 'ignore'],
+    cwd: path.dirname(BIN),
+  });
 }
 
 async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!fn()) {
-    if (Date.now() > deadline) {throw new Error(`timed out waiting for ${what}`);}
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
     await sleep(2);
   }
 }
@@ -46,12 +53,19 @@ function watching(statusFile: string, pid: number): boolean {
 
 /** Allocated MiB under `dir` (du: hard-linked files counted once, where they are first met). */
 function du(...dirs: string[]): number[] {
-  const out = execFileSync('du', ['-s', '-B1M', ...dirs]).toString().trim().split('\n');
+  const out = execFileSync('du', ['-s', '-B1M', ...dirs])
+    .toString()
+    .trim()
+    .split('\n');
   return out.map((l) => Number(l.split('\t')[0]));
 }
 
 /** Captures what `fill` puts in `staging` (moved into the source at once); time to all mirrored, store space. */
-async function run(root: string, names: string[], fill: (staging: string) => void): Promise<{ ms: number; objects: number; mirror: number; journal: number; total: number }> {
+async function run(
+  root: string,
+  names: string[],
+  fill: (staging: string) => void
+): Promise<{ ms: number; objects: number; mirror: number; journal: number; total: number }> {
   const staging = path.join(root, 'staging');
   const source = path.join(root, 'source');
   const store = path.join(root, 'store');
@@ -64,11 +78,21 @@ async function run(root: string, names: string[], fill: (staging: string) => voi
     await until('the replicator to be watching', () => watching(statusFile, child.pid as number), 60_000);
     execFileSync('sync');
     const t0 = performance.now();
-    for (const n of fs.readdirSync(staging)) {fs.renameSync(path.join(staging, n), path.join(source, n));}
-    await until('everything to be mirrored', () => names.every((n) => fs.existsSync(path.join(store, 'mirror', n))), 1_200_000);
+    for (const n of fs.readdirSync(staging)) {
+      fs.renameSync(path.join(staging, n), path.join(source, n));
+    }
+    await until(
+      'everything to be mirrored',
+      () => names.every((n) => fs.existsSync(path.join(store, 'mirror', n))),
+      1_200_000
+    );
     await until('the replicator to be caught up', () => watching(statusFile, child.pid as number), 60_000);
     const ms = performance.now() - t0;
-    const [objects, mirror, journal] = du(path.join(store, 'objects'), path.join(store, 'mirror'), path.join(store, 'journal')) as [number, number, number];
+    const [objects, mirror, journal] = du(
+      path.join(store, 'objects'),
+      path.join(store, 'mirror'),
+      path.join(store, 'journal')
+    ) as [number, number, number];
     const [total] = du(store) as [number];
     return { ms, objects, mirror, journal, total };
   } finally {
@@ -80,10 +104,14 @@ async function run(root: string, names: string[], fill: (staging: string) => voi
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BIN)) {throw new Error(`${BIN} is missing: run npm run build -w agent first, or name a build with --bin`);}
+  if (!fs.existsSync(BIN)) {
+    throw new Error(`${BIN} is missing: run npm run build -w agent first, or name a build with --bin`);
+  }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-store-space-'));
   const fsType = execFileSync('stat', ['-f', '-c', '%T', root]).toString().trim();
-  console.log(`store space bench on ${new Date().toISOString().slice(0, 10)}: ${BIN}, data in ${root} (stat -f: ${fsType}), ${os.cpus().length} cores, load ${os.loadavg()[0]?.toFixed(1)}`);
+  console.log(
+    `store space bench on ${new Date().toISOString().slice(0, 10)}: ${BIN}, data in ${root} (stat -f: ${fsType}), ${os.cpus().length} cores, load ${os.loadavg()[0]?.toFixed(1)}`
+  );
   try {
     const large = Array.from({ length: LARGE_FILES }, (_, f) => `large-${f}.bin`);
     const small = Array.from({ length: FILES }, (_, i) => `d${Math.floor(i / 100)}/f${i}.txt`);

@@ -15,16 +15,45 @@ const LARGE_MIB = numberArg('large-mib', 256);
 const ROUNDS = numberArg('rounds', 3);
 const DIST = path.join(__dirname, '..', 'dist');
 
-function verifyOnce(store: string): { s: number; records: number; objects: number; mib: number; mirror: number; problems: number } {
-  const out = execFileSync(process.execPath, [path.join(DIST, 'cli.js'), 'verify', '--store', store, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
-  const r = JSON.parse(out) as { ms: number; problems: unknown[]; checked: { records: number; objects: number; objectBytes: number; mirrorPaths: number } };
-  return { s: r.ms / 1000, records: r.checked.records, objects: r.checked.objects, mib: r.checked.objectBytes / 1048576, mirror: r.checked.mirrorPaths, problems: r.problems.length };
+function verifyOnce(store: string): {
+  s: number;
+  records: number;
+  objects: number;
+  mib: number;
+  mirror: number;
+  problems: number;
+} {
+  const out = execFileSync(process.execPath, [path.join(DIST, 'cli.js'), 'verify', '--store', store, '--json'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 1 << 30,
+  });
+  const r = JSON.parse(out) as {
+    ms: number;
+    problems: unknown[];
+    checked: { records: number; objects: number; objectBytes: number; mirrorPaths: number };
+  };
+  return {
+    s: r.ms / 1000,
+    records: r.checked.records,
+    objects: r.checked.objects,
+    mib: r.checked.objectBytes / 1048576,
+    mirror: r.checked.mirrorPaths,
+    problems: r.problems.length,
+  };
 }
 
 function timed(store: string) {
   // /usr/bin/time writes to stderr: run through a shell that hands both back.
   const t0 = Date.now();
-  const raw = execFileSync('sh', ['-c', `/usr/bin/time -f 'TIME %e %M' "${process.execPath}" "${path.join(DIST, 'cli.js')}" verify --store "${store}" --json 2>&1 >/dev/null`], { encoding: 'utf8' });
+  const raw = execFileSync(
+    'sh',
+    [
+      '-c',
+      `/usr/bin/time -f 'TIME %e %M' "${process.execPath}" "${path.join(DIST, 'cli.js')}" verify --store "${store}" --json 2>&1 >/dev/null`,
+    ],
+    { encoding: 'utf8' }
+  );
   const wall = (Date.now() - t0) / 1000;
   const m = /TIME ([\d.]+) (\d+)/.exec(raw);
   return { wall, peakMiB: m ? Number(m[2]) / 1024 : NaN };
@@ -32,9 +61,13 @@ function timed(store: string) {
 
 async function bench(name: string, store: string) {
   const info = verifyOnce(store);
-  if (info.problems !== 0) {throw new Error(`${name}: verify found ${info.problems} problem(s)`);}
+  if (info.problems !== 0) {
+    throw new Error(`${name}: verify found ${info.problems} problem(s)`);
+  }
   const runs: Array<{ wall: number; peakMiB: number }> = [];
-  for (let i = 0; i < ROUNDS; i++) {runs.push(timed(store));}
+  for (let i = 0; i < ROUNDS; i++) {
+    runs.push(timed(store));
+  }
   const walls = runs.map((r) => r.wall).sort((a, b) => a - b);
   const median = walls[Math.floor(walls.length / 2)] as number;
   const peak = Math.max(...runs.map((r) => r.peakMiB));
@@ -44,7 +77,7 @@ async function bench(name: string, store: string) {
   console.log(
     `${name}: ${info.records} records, ${info.objects} objects (${info.mib.toFixed(0)} MiB), ${info.mirror} mirror paths: ` +
       `verify ${median.toFixed(2)} s median of ${ROUNDS} (${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${peak.toFixed(0)} MiB; ` +
-      `paced background verify ${pacedS.toFixed(2)} s (${paced.problems.length} problems)`,
+      `paced background verify ${pacedS.toFixed(2)} s (${paced.problems.length} problems)`
   );
 }
 

@@ -43,7 +43,7 @@ export class Agent {
 
   constructor(
     readonly config: Config,
-    readonly log: Logger,
+    readonly log: Logger
   ) {
     fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     this.lockStateDir();
@@ -60,7 +60,9 @@ export class Agent {
       log,
       role: async () => (await this.role.current()).role,
     };
-    for (const p of config.processes) {this.supervisors.set(p.name, kinds[p.kind](p, deps));}
+    for (const p of config.processes) {
+      this.supervisors.set(p.name, kinds[p.kind](p, deps));
+    }
   }
 
   private get lockFile(): string {
@@ -71,23 +73,35 @@ export class Agent {
   private lockStateDir(): void {
     try {
       const prev = JSON.parse(fs.readFileSync(this.lockFile, 'utf8')) as { pid?: number; startTicks?: string };
-      if (typeof prev.pid === 'number' && prev.pid !== process.pid && isSameProcessAlive(prev.pid, prev.startTicks ?? null)) {
+      if (
+        typeof prev.pid === 'number' &&
+        prev.pid !== process.pid &&
+        isSameProcessAlive(prev.pid, prev.startTicks ?? null)
+      ) {
         throw new StateDirInUseError(`another vigil-agent (pid ${prev.pid}) is using stateDir ${this.config.stateDir}`);
       }
     } catch (e) {
-      if (e instanceof StateDirInUseError) {throw e;}
+      if (e instanceof StateDirInUseError) {
+        throw e;
+      }
       // no lock, or one left by an agent that is gone: take it over
     }
-    fs.writeFileSync(this.lockFile, JSON.stringify({ pid: process.pid, startTicks: procInfo(process.pid)?.startTicks ?? null }) + '\n', {
-      mode: 0o600,
-    });
+    fs.writeFileSync(
+      this.lockFile,
+      JSON.stringify({ pid: process.pid, startTicks: procInfo(process.pid)?.startTicks ?? null }) + '\n',
+      {
+        mode: 0o600,
+      }
+    );
   }
 
   private loadId(): string {
     const file = path.join(this.config.stateDir, 'agent-id');
     try {
       const id = fs.readFileSync(file, 'utf8').trim();
-      if (id) {return id;}
+      if (id) {
+        return id;
+      }
     } catch {
       // first start
     }
@@ -148,7 +162,9 @@ export class Agent {
 
   private currentHostname(): string {
     // os.hostname() is a system call; a rename can wait a few seconds to show.
-    if (Date.now() - this.hostname.at > 10_000) {this.hostname = { name: os.hostname(), at: Date.now() };}
+    if (Date.now() - this.hostname.at > 10_000) {
+      this.hostname = { name: os.hostname(), at: Date.now() };
+    }
     return this.hostname.name;
   }
 
@@ -159,9 +175,21 @@ export class Agent {
     return {
       apiVersion: 'v1',
       time: new Date().toISOString(),
-      agent: { id: this.id, version: VERSION, hostname: this.currentHostname(), startedAt: this.startedAt, pid: process.pid },
+      agent: {
+        id: this.id,
+        version: VERSION,
+        hostname: this.currentHostname(),
+        startedAt: this.startedAt,
+        pid: process.pid,
+      },
       cluster: c
-        ? { name: c.name, node: c.node, role: role.role, roleReadAt: role.readAt, ...(role.error ? { roleError: role.error } : {}) }
+        ? {
+            name: c.name,
+            node: c.node,
+            role: role.role,
+            roleReadAt: role.readAt,
+            ...(role.error ? { roleError: role.error } : {}),
+          }
         : null,
       processes,
       warnings: [...this.permissionWarnings],
@@ -190,8 +218,12 @@ export class Agent {
     }
     this.auth.replace(t.readTokens, t.controlTokens);
     this.permissionWarnings = t.permissionWarnings;
-    for (const w of t.warnings) {this.log.warn('configuration warning', { warning: w });}
-    for (const w of t.permissionWarnings) {this.log.warn('file permissions', { warning: w });}
+    for (const w of t.warnings) {
+      this.log.warn('configuration warning', { warning: w });
+    }
+    for (const w of t.permissionWarnings) {
+      this.log.warn('file permissions', { warning: w });
+    }
     this.log.info('tokens reloaded', { read: t.readTokens.length, control: t.controlTokens.length, files });
   }
 

@@ -27,14 +27,26 @@ export class Auth {
 
   /** What the Authorization header grants. Every comparison runs, whatever matches. */
   check(header: string | undefined): Access | 'missing' {
-    if (!header) {return 'missing';}
+    if (!header) {
+      return 'missing';
+    }
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    if (!m) {return 'none';}
+    if (!m) {
+      return 'none';
+    }
     const d = digest(m[1] as string);
     let isRead = false;
     let isControl = false;
-    for (const t of this.read) {if (timingSafeEqual(t, d)) {isRead = true;}}
-    for (const t of this.control) {if (timingSafeEqual(t, d)) {isControl = true;}}
+    for (const t of this.read) {
+      if (timingSafeEqual(t, d)) {
+        isRead = true;
+      }
+    }
+    for (const t of this.control) {
+      if (timingSafeEqual(t, d)) {
+        isControl = true;
+      }
+    }
     return isControl ? 'control' : isRead ? 'read' : 'none';
   }
 }

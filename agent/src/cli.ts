@@ -22,30 +22,47 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args = [...argv];
-  if (args[0] === 'run') {args.shift();}
+  if (args[0] === 'run') {
+    args.shift();
+  }
   const out: Args = {};
   while (args.length > 0) {
     const a = args.shift() as string;
     if (a === '--config' || a === '-c') {
       const v = args.shift();
-      if (v === undefined || v === '') {return { error: `${a} needs a file name` };}
+      if (v === undefined || v === '') {
+        return { error: `${a} needs a file name` };
+      }
       out.config = v;
     } else if (a.startsWith('--config=')) {
       out.config = a.slice('--config='.length);
-    } else if (a === '--strict-permissions') {out.strictPermissions = true;}
-    else if (a === '--help' || a === '-h') {out.help = true;}
-    else if (a === '--version') {out.version = true;}
-    else {return { error: `unknown argument ${JSON.stringify(a)}` };}
+    } else if (a === '--strict-permissions') {
+      out.strictPermissions = true;
+    } else if (a === '--help' || a === '-h') {
+      out.help = true;
+    } else if (a === '--version') {
+      out.version = true;
+    } else {
+      return { error: `unknown argument ${JSON.stringify(a)}` };
+    }
   }
   return out;
 }
 
 async function main(): Promise<number> {
   const sub = process.argv[2];
-  if (sub === 'replicate') {return replicateMain(process.argv.slice(3));}
-  if (sub === 'restore') {return restoreMain(process.argv.slice(3));}
-  if (sub === 'versions') {return versionsMain(process.argv.slice(3));}
-  if (sub === 'verify') {return verifyMain(process.argv.slice(3));}
+  if (sub === 'replicate') {
+    return replicateMain(process.argv.slice(3));
+  }
+  if (sub === 'restore') {
+    return restoreMain(process.argv.slice(3));
+  }
+  if (sub === 'versions') {
+    return versionsMain(process.argv.slice(3));
+  }
+  if (sub === 'verify') {
+    return verifyMain(process.argv.slice(3));
+  }
   const log = createLogger();
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
@@ -74,8 +91,12 @@ async function main(): Promise<number> {
   }
   const agentLog = createLogger({ level: config.logLevel });
   agentLog.addSecrets([...config.auth.readTokens, ...config.auth.controlTokens]);
-  for (const w of config.warnings) {agentLog.warn('configuration warning', { warning: w });}
-  for (const w of config.permissionWarnings) {agentLog.warn('file permissions', { warning: w });}
+  for (const w of config.warnings) {
+    agentLog.warn('configuration warning', { warning: w });
+  }
+  for (const w of config.permissionWarnings) {
+    agentLog.warn('file permissions', { warning: w });
+  }
 
   let agent: Agent;
   try {
@@ -121,7 +142,9 @@ main().then(
     setImmediate(() => process.exit(code));
   },
   (e: unknown) => {
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'fatal', error: String(e) }) + '\n');
+    process.stderr.write(
+      JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'fatal', error: String(e) }) + '\n'
+    );
     process.exit(EXIT_FAILURE);
-  },
+  }
 );

@@ -17,7 +17,7 @@ import { argv, duration, nonEmpty, type StopSignal } from './config/schema';
 export class ConfigError extends Error {
   constructor(
     readonly file: string,
-    readonly problems: string[],
+    readonly problems: string[]
   ) {
     super(`${file}: ${problems[0] ?? 'invalid configuration'}`);
     this.name = 'ConfigError';
@@ -98,16 +98,20 @@ export interface ProcessConfig {
 }
 
 export type RoleSource =
-  | { type: 'static'; role: Role }
-  | { type: 'file'; path: string }
-  | { type: 'command'; argv: string[] };
+  { type: 'static'; role: Role } | { type: 'file'; path: string } | { type: 'command'; argv: string[] };
 
 export interface Config {
   file: string;
   listen: { host: string; port: number };
   stateDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  auth: { readTokens: string[]; controlTokens: string[]; readTokenFile?: string; controlTokenFile?: string; source: AuthSource };
+  auth: {
+    readTokens: string[];
+    controlTokens: string[];
+    readTokenFile?: string;
+    controlTokenFile?: string;
+    source: AuthSource;
+  };
   /** Refuse token or configuration files that others can read or write, instead of warning. */
   strictPermissions: boolean;
   /** Token (or configuration) files that others can read or write: warned about and shown in /v1/status. */
@@ -140,8 +144,11 @@ export type Locator = (path: Path) => number | undefined;
 function pathString(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
-    if (typeof p === 'number') {out += `[${p}]`;}
-    else {out += out === '' ? String(p) : `.${String(p)}`;}
+    if (typeof p === 'number') {
+      out += `[${p}]`;
+    } else {
+      out += out === '' ? String(p) : `.${String(p)}`;
+    }
   }
   return out === '' ? '(top level)' : out;
 }
@@ -152,22 +159,35 @@ function pathString(path: readonly PropertyKey[]): string {
  * are skipped; a message about a line of another file ("file F line 3: ...") is left as it is.
  */
 export function withLine(msg: string, line: number | undefined): string {
-  if (line === undefined || / line \d+:/.test(msg)) {return msg;}
+  if (line === undefined || / line \d+:/.test(msg)) {
+    return msg;
+  }
   let quoted = false;
   for (let i = 0; i < msg.length; i++) {
     const c = msg[i];
-    if (c === '\\' && quoted) {i++;}
-    else if (c === '"') {quoted = !quoted;}
-    else if (!quoted && c === ' ' && msg[i + 1] === '(') {return `${msg.slice(0, i)} (line ${line}; ${msg.slice(i + 2)}`;}
-    else if (!quoted && c === ';' && msg[i + 1] === ' ') {return `${msg.slice(0, i)} (line ${line})${msg.slice(i)}`;}
+    if (c === '\\' && quoted) {
+      i++;
+    } else if (c === '"') {
+      quoted = !quoted;
+    } else if (!quoted && c === ' ' && msg[i + 1] === '(') {
+      return `${msg.slice(0, i)} (line ${line}; ${msg.slice(i + 2)}`;
+    } else if (!quoted && c === ';' && msg[i + 1] === ' ') {
+      return `${msg.slice(0, i)} (line ${line})${msg.slice(i)}`;
+    }
   }
   return `${msg} (line ${line})`;
 }
 
 function lineOf(f: Found, locate: Locator | undefined): number | undefined {
-  if (!locate) {return undefined;}
-  if (f.line) {return locate(f.line) ?? locate(f.path.slice(0, -1));}
-  if (f.at === 'parent') {return f.path.length > 1 ? locate(f.path.slice(0, -1)) : undefined;}
+  if (!locate) {
+    return undefined;
+  }
+  if (f.line) {
+    return locate(f.line) ?? locate(f.path.slice(0, -1));
+  }
+  if (f.at === 'parent') {
+    return f.path.length > 1 ? locate(f.path.slice(0, -1)) : undefined;
+  }
   return locate(f.path);
 }
 
@@ -176,16 +196,24 @@ function render(f: Found, locate?: Locator): string {
 }
 
 function describe(v: unknown): string {
-  if (v === null) {return 'null';}
-  if (Array.isArray(v)) {return 'list';}
-  if (typeof v === 'object') {return 'mapping';}
+  if (v === null) {
+    return 'null';
+  }
+  if (Array.isArray(v)) {
+    return 'list';
+  }
+  if (typeof v === 'object') {
+    return 'mapping';
+  }
   return typeof v;
 }
 
 function at(root: unknown, path: readonly PropertyKey[]): unknown {
   let cur: unknown = root;
   for (const p of path) {
-    if (cur === null || typeof cur !== 'object') {return undefined;}
+    if (cur === null || typeof cur !== 'object') {
+      return undefined;
+    }
     cur = (cur as Record<PropertyKey, unknown>)[p as string];
   }
   return cur;
@@ -202,12 +230,16 @@ interface SchemaDef {
 function knownKeys(path: Path): string[] {
   let def = (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
   const unwrap = () => {
-    while (def.innerType && (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')) {def = def.innerType._zod.def;}
+    while (def.innerType && (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')) {
+      def = def.innerType._zod.def;
+    }
   };
   for (const p of path) {
     unwrap();
     const next = typeof p === 'number' ? def.element : def.shape?.[p];
-    if (!next) {return [];}
+    if (!next) {
+      return [];
+    }
     def = next._zod.def;
   }
   unwrap();
@@ -227,7 +259,9 @@ export function schemaKeys(): Array<{ path: string; required: boolean; hasDefaul
       let d = v._zod.def;
       const required = d.type !== 'optional' && d.type !== 'default';
       const hasDefault = d.type === 'default';
-      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) {d = d.innerType._zod.def;}
+      while (d.innerType && (d.type === 'optional' || d.type === 'default' || d.type === 'nullable')) {
+        d = d.innerType._zod.def;
+      }
       const p = prefix === '' ? k : `${prefix}.${k}`;
       const known = byPath.get(p);
       if (known) {
@@ -238,26 +272,36 @@ export function schemaKeys(): Array<{ path: string; required: boolean; hasDefaul
         out.push(key);
         byPath.set(p, key);
       }
-      if (d.type === 'object') {walk(d, p);}
-      if (d.type === 'array' && d.element?._zod.def.type === 'object') {walk(d.element._zod.def, `${p}[]`);}
+      if (d.type === 'object') {
+        walk(d, p);
+      }
+      if (d.type === 'array' && d.element?._zod.def.type === 'object') {
+        walk(d.element._zod.def, `${p}[]`);
+      }
     }
   };
   walk((schema as unknown as { _zod: { def: SchemaDef } })._zod.def, '');
-  for (const kind of kindSchemas) {walk((kind as unknown as { _zod: { def: SchemaDef } })._zod.def, 'processes[]');}
+  for (const kind of kindSchemas) {
+    walk((kind as unknown as { _zod: { def: SchemaDef } })._zod.def, 'processes[]');
+  }
   return out;
 }
 
 /** Edit distance counting a swap of two neighbours as one edit ("stateDri" is 1 from "stateDir"). */
 function distance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) {(d[0] as number[])[j] = j;}
+  for (let j = 1; j <= b.length; j++) {
+    (d[0] as number[])[j] = j;
+  }
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const row = d[i] as number[];
       const up = d[i - 1] as number[];
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let v = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);}
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      }
       row[j] = v;
     }
   }
@@ -268,15 +312,20 @@ function distance(a: string, b: string): number {
 export function suggest(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
   const same = known.filter((k) => k.toLowerCase() === lower);
-  if (same.length === 1) {return same[0];}
+  if (same.length === 1) {
+    return same[0];
+  }
   const limit = key.length <= 4 ? 1 : 2;
   let best: string | undefined;
   let bestD = Infinity;
   let tie = false;
   for (const k of known) {
     const dd = distance(lower, k.toLowerCase());
-    if (dd < bestD) {[best, bestD, tie] = [k, dd, false];}
-    else if (dd === bestD) {tie = true;}
+    if (dd < bestD) {
+      [best, bestD, tie] = [k, dd, false];
+    } else if (dd === bestD) {
+      tie = true;
+    }
   }
   return bestD <= limit && !tie ? best : undefined;
 }
@@ -284,7 +333,10 @@ export function suggest(key: string, known: readonly string[]): string | undefin
 function unknownKey(path: Path, key: string): Found {
   const known = knownKeys(path);
   const hint = suggest(key, known);
-  return { path: [...path, key], msg: `unknown key;${hint ? ` did you mean ${hint}?` : ''} known keys: ${known.join(', ')}` };
+  return {
+    path: [...path, key],
+    msg: `unknown key;${hint ? ` did you mean ${hint}?` : ''} known keys: ${known.join(', ')}`,
+  };
 }
 
 function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locate?: Locator): Found[] {
@@ -294,20 +346,26 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
     const path = issue.path as Array<string | number>;
     switch (issue.code) {
       case 'unrecognized_keys':
-        for (const k of issue.keys) {unknown.push(unknownKey(path, k));}
+        for (const k of issue.keys) {
+          unknown.push(unknownKey(path, k));
+        }
         break;
       case 'invalid_type': {
         const got = at(input, path);
-        if (got === undefined) {out.push({ path, msg: 'required', at: 'parent' });}
-        else {
+        if (got === undefined) {
+          out.push({ path, msg: 'required', at: 'parent' });
+        } else {
           const expected = issue.expected === 'int' ? 'integer' : issue.expected;
           out.push({ path, msg: `expected ${expected}, got ${describe(got)}` });
         }
         break;
       }
       case 'invalid_value':
-        if (at(input, path) === undefined) {out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });}
-        else {out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });}
+        if (at(input, path) === undefined) {
+          out.push({ path, msg: `required: one of ${issue.values.map((v) => String(v)).join(', ')}`, at: 'parent' });
+        } else {
+          out.push({ path, msg: `must be one of ${issue.values.map((v) => String(v)).join(', ')}` });
+        }
         break;
       case 'invalid_union': {
         // Durations accept a string or a number; anything else lands here.
@@ -317,14 +375,21 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, locat
       }
       case 'too_small':
       case 'too_big':
-        out.push({ path, msg: issue.message.startsWith('must') ? issue.message : issue.message.replace(/^Too (small|big): expected /, 'must be ') });
+        out.push({
+          path,
+          msg: issue.message.startsWith('must')
+            ? issue.message
+            : issue.message.replace(/^Too (small|big): expected /, 'must be '),
+        });
         break;
       default:
         out.push({ path, msg: issue.message });
     }
   }
   // A typo makes a key unknown and, often, a required one missing: the typo is the cause.
-  if (locate) {unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));}
+  if (locate) {
+    unknown.sort((a, b) => (locate(a.path) ?? 0) - (locate(b.path) ?? 0));
+  }
   return [...unknown, ...out];
 }
 
@@ -339,7 +404,14 @@ function kindIssues(issues: readonly z.core.$ZodIssue[], kind: Kind, input: unkn
   for (const issue of issues) {
     const path = [...prefix, ...(issue.path as Array<string | number>)];
     if (issue.code === 'unrecognized_keys') {
-      for (const k of issue.keys) {otherKind.push({ path: [...path, k], msg: `only allowed for kind ${kindsWithKey(k).map((x) => `"${x}"`).join(' or ')}` });}
+      for (const k of issue.keys) {
+        otherKind.push({
+          path: [...path, k],
+          msg: `only allowed for kind ${kindsWithKey(k)
+            .map((x) => `"${x}"`)
+            .join(' or ')}`,
+        });
+      }
     } else if (issue.code === 'invalid_type' && at(input, issue.path) === undefined) {
       out.push({ path, msg: `required for kind "${kind}"`, at: 'parent' });
     } else if (issue.code === 'custom') {
@@ -354,9 +426,13 @@ function kindIssues(issues: readonly z.core.$ZodIssue[], kind: Kind, input: unkn
 
 function parseListen(v: string): { host: string; port: number } | string {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(v);
-  if (!m) {return 'must be host:port (for example 127.0.0.1:7070 or [::1]:7070)';}
+  if (!m) {
+    return 'must be host:port (for example 127.0.0.1:7070 or [::1]:7070)';
+  }
   const port = Number(m[3]);
-  if (port > 65535) {return 'port must be between 0 and 65535';}
+  if (port > 65535) {
+    return 'port must be between 0 and 65535';
+  }
   const host = m[1] ?? m[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
@@ -376,19 +452,24 @@ function readTokenFile(path: string): { values: string[]; error?: string } {
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const v = (lines[i] as string).trim();
-    if (v === '' || v.startsWith('#')) {continue;}
-    if (/\s/.test(v)) {return { values: [], error: `file ${path} line ${i + 1}: a token cannot contain white space (one token per line)` };}
+    if (v === '' || v.startsWith('#')) {
+      continue;
+    }
+    if (/\s/.test(v)) {
+      return {
+        values: [],
+        error: `file ${path} line ${i + 1}: a token cannot contain white space (one token per line)`,
+      };
+    }
     values.push(v);
   }
-  if (values.length === 0) {return { values: [], error: `file ${path} is empty` };}
+  if (values.length === 0) {
+    return { values: [], error: `file ${path} is empty` };
+  }
   return { values };
 }
 
-function tokens(
-  raw: AuthSource,
-  which: 'read' | 'control',
-  problems: Found[],
-): string[] {
+function tokens(raw: AuthSource, which: 'read' | 'control', problems: Found[]): string[] {
   const single = raw[`${which}Token`];
   const file = raw[`${which}TokenFile`];
   const list = raw[`${which}Tokens`];
@@ -400,23 +481,38 @@ function tokens(
   }
   if (given > 1) {
     // The line of the second one given.
-    const second = [single, file, list].map((x, i) => (x === undefined ? undefined : [`${which}Token`, `${which}TokenFile`, `${which}Tokens`][i])).filter((k) => k !== undefined)[1] as string;
-    problems.push({ path: ['auth', `${which}Token`], msg: `give only one of ${keys}`, at: 'parent', line: ['auth', second] });
+    const second = [single, file, list]
+      .map((x, i) => (x === undefined ? undefined : [`${which}Token`, `${which}TokenFile`, `${which}Tokens`][i]))
+      .filter((k) => k !== undefined)[1] as string;
+    problems.push({
+      path: ['auth', `${which}Token`],
+      msg: `give only one of ${keys}`,
+      at: 'parent',
+      line: ['auth', second],
+    });
     return [];
   }
   if (single !== undefined) {
-    if (single === '') {problems.push({ path: ['auth', `${which}Token`], msg: 'must not be empty' });}
+    if (single === '') {
+      problems.push({ path: ['auth', `${which}Token`], msg: 'must not be empty' });
+    }
     return single === '' ? [] : [single];
   }
   if (file !== undefined) {
     const r = readTokenFile(file);
-    if (r.error) {problems.push({ path: ['auth', `${which}TokenFile`], msg: r.error });}
+    if (r.error) {
+      problems.push({ path: ['auth', `${which}TokenFile`], msg: r.error });
+    }
     return r.values;
   }
   const l = list ?? [];
-  if (l.length === 0) {problems.push({ path: ['auth', `${which}Tokens`], msg: 'must list at least one token' });}
+  if (l.length === 0) {
+    problems.push({ path: ['auth', `${which}Tokens`], msg: 'must list at least one token' });
+  }
   l.forEach((t, i) => {
-    if (t === '') {problems.push({ path: ['auth', `${which}Tokens`, i], msg: 'must not be empty' });}
+    if (t === '') {
+      problems.push({ path: ['auth', `${which}Tokens`, i], msg: 'must not be empty' });
+    }
   });
   return l.filter((t) => t !== '');
 }
@@ -436,7 +532,14 @@ export interface LoadedTokens {
 export const OPEN_MODE_BITS = 0o066;
 
 function openness(mode: number): string {
-  const by = (g: number, o: number) => ((mode & g) !== 0 && (mode & o) !== 0 ? 'its group and others' : (mode & g) !== 0 ? 'its group' : (mode & o) !== 0 ? 'others' : '');
+  const by = (g: number, o: number) =>
+    (mode & g) !== 0 && (mode & o) !== 0
+      ? 'its group and others'
+      : (mode & g) !== 0
+        ? 'its group'
+        : (mode & o) !== 0
+          ? 'others'
+          : '';
   const r = by(0o040, 0o004);
   const w = by(0o020, 0o002);
   return [r && `readable by ${r}`, w && `writable by ${w}`].filter((x) => x !== '').join(' and ');
@@ -453,7 +556,9 @@ export function openPermissions(file: string): string | undefined {
   } catch {
     return undefined;
   }
-  if ((mode & OPEN_MODE_BITS) === 0) {return undefined;}
+  if ((mode & OPEN_MODE_BITS) === 0) {
+    return undefined;
+  }
   return `${openness(mode)} (mode ${mode.toString(8).padStart(4, '0')})`;
 }
 
@@ -470,27 +575,50 @@ export function loadTokens(auth: AuthSource, configFile: string, strictPermissio
   for (const t of controlTokens) {
     if (readTokens.includes(t)) {
       const where = [auth.readTokenFile, auth.controlTokenFile].filter((f) => f !== undefined);
-      const given = (['controlToken', 'controlTokenFile', 'controlTokens'] as const).find((k) => auth[k] !== undefined) ?? 'controlToken';
-      found.push({ path: ['auth', 'controlToken'], msg: `must differ from every read token${where.length > 0 ? ` (token files ${where.join(', ')})` : ''}`, at: 'parent', line: ['auth', given] });
+      const given =
+        (['controlToken', 'controlTokenFile', 'controlTokens'] as const).find((k) => auth[k] !== undefined) ??
+        'controlToken';
+      found.push({
+        path: ['auth', 'controlToken'],
+        msg: `must differ from every read token${where.length > 0 ? ` (token files ${where.join(', ')})` : ''}`,
+        at: 'parent',
+        line: ['auth', given],
+      });
       break;
     }
   }
-  for (const [which, list] of [['read', readTokens], ['control', controlTokens]] as const) {
+  for (const [which, list] of [
+    ['read', readTokens],
+    ['control', controlTokens],
+  ] as const) {
     if (list.some((t) => t.length < 16)) {
-      warnings.push(`auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`);
+      warnings.push(
+        `auth.${which}Token: a token shorter than 16 characters is easy to guess; use at least 32 random characters`
+      );
     }
   }
   const secretFiles: Array<{ file: string; path: Path; what: string }> = [];
-  if (auth.readTokenFile !== undefined) {secretFiles.push({ file: auth.readTokenFile, path: ['auth', 'readTokenFile'], what: 'token file' });}
-  if (auth.controlTokenFile !== undefined) {secretFiles.push({ file: auth.controlTokenFile, path: ['auth', 'controlTokenFile'], what: 'token file' });}
+  if (auth.readTokenFile !== undefined) {
+    secretFiles.push({ file: auth.readTokenFile, path: ['auth', 'readTokenFile'], what: 'token file' });
+  }
+  if (auth.controlTokenFile !== undefined) {
+    secretFiles.push({ file: auth.controlTokenFile, path: ['auth', 'controlTokenFile'], what: 'token file' });
+  }
   const inline = [auth.readToken, auth.readTokens, auth.controlToken, auth.controlTokens].some((x) => x !== undefined);
-  if (inline) {secretFiles.push({ file: configFile, path: ['auth'], what: 'the configuration file, which holds tokens,' });}
+  if (inline) {
+    secretFiles.push({ file: configFile, path: ['auth'], what: 'the configuration file, which holds tokens,' });
+  }
   for (const { file, path: keyPath, what } of secretFiles) {
     const open = openPermissions(file);
-    if (open === undefined) {continue;}
+    if (open === undefined) {
+      continue;
+    }
     const p = `${what} ${file} is ${open}; run chmod 600 ${file}`;
-    if (strictPermissions) {found.push({ path: keyPath, msg: `${p} (strictPermissions refuses it)` });}
-    else {permissionWarnings.push(`${pathString(keyPath)}: ${p}`);}
+    if (strictPermissions) {
+      found.push({ path: keyPath, msg: `${p} (strictPermissions refuses it)` });
+    } else {
+      permissionWarnings.push(`${pathString(keyPath)}: ${p}`);
+    }
   }
   return { readTokens, controlTokens, problems: found.map((f) => render(f)), found, warnings, permissionWarnings };
 }
@@ -504,13 +632,20 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     throw new ConfigError(file, [`(top level): expected a mapping, got ${describe(doc)}`]);
   }
   const parsed = schema.safeParse(doc);
-  if (!parsed.success) {throw new ConfigError(file, formatIssues(parsed.error.issues, doc, locate).map((f) => render(f, locate)));}
+  if (!parsed.success) {
+    throw new ConfigError(
+      file,
+      formatIssues(parsed.error.issues, doc, locate).map((f) => render(f, locate))
+    );
+  }
   const raw = parsed.data;
   const problems: Found[] = [];
   const warnings: string[] = [];
 
   const listen = parseListen(raw.listen);
-  if (typeof listen === 'string') {problems.push({ path: ['listen'], msg: listen });}
+  if (typeof listen === 'string') {
+    problems.push({ path: ['listen'], msg: listen });
+  }
 
   const strictPermissions = opts.strictPermissions === true || raw.strictPermissions;
   const auth = loadTokens(raw.auth, file, strictPermissions);
@@ -522,7 +657,9 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
   if (raw.tls) {
     const cert = readSecretFileRaw(raw.tls.certFile, ['tls', 'certFile'], problems);
     const key = readSecretFileRaw(raw.tls.keyFile, ['tls', 'keyFile'], problems);
-    if (cert && key) {tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };}
+    if (cert && key) {
+      tls = { cert, key, certFile: raw.tls.certFile, keyFile: raw.tls.keyFile };
+    }
   }
 
   let cluster: Config['cluster'];
@@ -530,10 +667,15 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     const r = raw.cluster.role;
     const sources = [r.static, r.file, r.command].filter((x) => x !== undefined).length;
     let role: RoleSource | undefined;
-    if (sources !== 1) {problems.push({ path: ['cluster', 'role'], msg: 'give exactly one of static, file or command' });}
-    else if (r.static !== undefined) {role = { type: 'static', role: r.static };}
-    else if (r.file !== undefined) {role = { type: 'file', path: r.file };}
-    else if (r.command !== undefined) {role = { type: 'command', argv: r.command };}
+    if (sources !== 1) {
+      problems.push({ path: ['cluster', 'role'], msg: 'give exactly one of static, file or command' });
+    } else if (r.static !== undefined) {
+      role = { type: 'static', role: r.static };
+    } else if (r.file !== undefined) {
+      role = { type: 'file', path: r.file };
+    } else if (r.command !== undefined) {
+      role = { type: 'command', argv: r.command };
+    }
     if (role) {
       cluster = {
         name: raw.cluster.name,
@@ -550,8 +692,13 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     const first = seen.get(p.name);
     if (first !== undefined) {
       const firstLine = locate?.(['processes', first, 'name']);
-      problems.push({ path: ['processes', i, 'name'], msg: `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})` });
-    } else {seen.set(p.name, i);}
+      problems.push({
+        path: ['processes', i, 'name'],
+        msg: `duplicate name "${p.name}" (also processes[${first}]${firstLine === undefined ? '' : ` at line ${firstLine}`})`,
+      });
+    } else {
+      seen.set(p.name, i);
+    }
     // Phase two: the process as its kind has it, from the document as written (phase one's
     // output has its durations in milliseconds already).
     const input = (doc as { processes: unknown[] }).processes[i];
@@ -575,13 +722,24 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     ];
   });
 
-  if (problems.length > 0) {throw new ConfigError(file, problems.map((f) => render(f, locate)));}
+  if (problems.length > 0) {
+    throw new ConfigError(
+      file,
+      problems.map((f) => render(f, locate))
+    );
+  }
   return {
     file,
     listen: listen as { host: string; port: number },
     stateDir: raw.stateDir,
     logLevel: raw.logLevel,
-    auth: { readTokens, controlTokens, readTokenFile: raw.auth.readTokenFile, controlTokenFile: raw.auth.controlTokenFile, source: raw.auth },
+    auth: {
+      readTokens,
+      controlTokens,
+      readTokenFile: raw.auth.readTokenFile,
+      controlTokenFile: raw.auth.controlTokenFile,
+      source: raw.auth,
+    },
     strictPermissions,
     permissionWarnings: auth.permissionWarnings,
     tls,
@@ -596,7 +754,10 @@ function readSecretFileRaw(path: string, key: Path, problems: Found[]): Buffer |
   try {
     return fs.readFileSync(path);
   } catch (e) {
-    problems.push({ path: key, msg: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    problems.push({
+      path: key,
+      msg: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    });
     return undefined;
   }
 }
@@ -612,7 +773,14 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (e as Error).message;
     throw new ConfigError(file, [`cannot read configuration: ${why}`]);
   }
   return parseConfig(text, file, opts);
@@ -628,7 +796,9 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     throw new ConfigError(file, [`invalid YAML: ${(e as Error).message.split('\n')[0] ?? 'parse error'}`]);
   }
   const index = indexDocument(doc.contents, lines);
-  if (doc.errors.length > 0) {throw new ConfigError(file, yamlProblems(text, doc.errors, lines, index.duplicates));}
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, yamlProblems(text, doc.errors, lines, index.duplicates));
+  }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -665,7 +835,9 @@ function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, num
     return r ? lc.linePos(r[0]).line : undefined;
   };
   const walk = (node: unknown, path: Array<string | number>, depth: number): void => {
-    if (depth > 64) {return;}
+    if (depth > 64) {
+      return;
+    }
     if (isMap(node)) {
       const seen = new Map<string, number | undefined>();
       for (const pair of node.items) {
@@ -677,13 +849,17 @@ function indexDocument(root: unknown, lc: LineCounter): { lines: Map<string, num
           continue;
         }
         seen.set(key, line);
-        if (line !== undefined) {lines.set(pathString([...path, key]), line);}
+        if (line !== undefined) {
+          lines.set(pathString([...path, key]), line);
+        }
         walk(pair.value, [...path, key], depth + 1);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => {
         const line = lineAt(item);
-        if (line !== undefined) {lines.set(pathString([...path, i]), line);}
+        if (line !== undefined) {
+          lines.set(pathString([...path, i]), line);
+        }
         walk(item, [...path, i], depth + 1);
       });
     }
@@ -704,16 +880,26 @@ interface CstToken {
 function cstTokens(text: string): CstToken[] {
   const out: CstToken[] = [];
   const walk = (v: unknown, depth: number): void => {
-    if (depth > 200 || v === null || typeof v !== 'object') {return;}
+    if (depth > 200 || v === null || typeof v !== 'object') {
+      return;
+    }
     if (Array.isArray(v)) {
-      for (const x of v) {walk(x, depth + 1);}
+      for (const x of v) {
+        walk(x, depth + 1);
+      }
       return;
     }
     const t = v as CstToken;
-    if (typeof t.type === 'string' && typeof t.offset === 'number') {out.push(t);}
-    for (const x of Object.values(v)) {walk(x, depth + 1);}
+    if (typeof t.type === 'string' && typeof t.offset === 'number') {
+      out.push(t);
+    }
+    for (const x of Object.values(v)) {
+      walk(x, depth + 1);
+    }
   };
-  for (const token of new Parser().parse(text)) {walk(token, 0);}
+  for (const token of new Parser().parse(text)) {
+    walk(token, 0);
+  }
   return out.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
 }
 
@@ -723,17 +909,25 @@ function cstTokens(text: string): CstToken[] {
  * the first is reported, as the others tend to follow from it; then every key given twice.
  * Never the text of a line: it may hold a token.
  */
-function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounter, duplicates: readonly Duplicate[]): string[] {
+function yamlProblems(
+  text: string,
+  errors: readonly YAMLError[],
+  lc: LineCounter,
+  duplicates: readonly Duplicate[]
+): string[] {
   const pos = (offset: number) => {
     const { line, col } = lc.linePos(Math.min(offset, text.length));
     return { line, col };
   };
   const where = (offset: number) => {
-    if (offset >= text.length && text.slice(lc.lineStarts[lc.lineStarts.length - 1] ?? 0).trim() === '') {return 'invalid YAML at the end of the file';}
+    if (offset >= text.length && text.slice(lc.lineStarts[lc.lineStarts.length - 1] ?? 0).trim() === '') {
+      return 'invalid YAML at the end of the file';
+    }
     const { line, col } = pos(offset);
     return `invalid YAML at line ${line}, column ${col}`;
   };
-  const lineText = (line: number) => text.slice(lc.lineStarts[line - 1] ?? 0, lc.lineStarts[line] ?? text.length).replace(/\r?\n$/, '');
+  const lineText = (line: number) =>
+    text.slice(lc.lineStarts[line - 1] ?? 0, lc.lineStarts[line] ?? text.length).replace(/\r?\n$/, '');
   const out: string[] = [];
   const syntax = errors.filter((e) => e.code !== 'DUPLICATE_KEY');
   const first = syntax[0];
@@ -743,19 +937,35 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
     const tokens = cstTokens(text);
     // A quote not closed on its line: the value runs on to the next quote or to the end of the file.
     const quote = tokens.find((t) => {
-      if ((t.type !== 'double-quoted-scalar' && t.type !== 'single-quoted-scalar') || t.offset === undefined || t.source === undefined) {return false;}
+      if (
+        (t.type !== 'double-quoted-scalar' && t.type !== 'single-quoted-scalar') ||
+        t.offset === undefined ||
+        t.source === undefined
+      ) {
+        return false;
+      }
       const closed = isClosed(t.source);
       const endLine = pos(t.offset + t.source.length).line;
       return (!closed || t.source.includes('\n')) && t.offset <= offset && errorLine <= endLine + (closed ? 0 : 1);
     });
     // A [ or { never closed.
-    const flow = tokens.find((t) => t.type === 'flow-collection' && t.start?.offset !== undefined && t.start.offset <= offset && !(t.end ?? []).some((e) => e.source === ']' || e.source === '}'));
-    const multiline = syntax.find((e) => e.code === 'MULTILINE_IMPLICIT_KEY' && pos(e.pos[1]).line > pos(e.pos[0]).line);
+    const flow = tokens.find(
+      (t) =>
+        t.type === 'flow-collection' &&
+        t.start?.offset !== undefined &&
+        t.start.offset <= offset &&
+        !(t.end ?? []).some((e) => e.source === ']' || e.source === '}')
+    );
+    const multiline = syntax.find(
+      (e) => e.code === 'MULTILINE_IMPLICIT_KEY' && pos(e.pos[1]).line > pos(e.pos[0]).line
+    );
     const strayItem = /^\s*-(\s|$)/.test(lineText(errorLine));
     if (quote?.offset !== undefined && quote.source !== undefined) {
       const q = quote.source[0] as string;
       const closed = isClosed(quote.source);
-      out.push(`${where(quote.offset)}: the ${q} opened here is not closed on this line${closed ? ` (the value runs on to line ${pos(quote.offset + quote.source.length).line})` : ''}`);
+      out.push(
+        `${where(quote.offset)}: the ${q} opened here is not closed on this line${closed ? ` (the value runs on to line ${pos(quote.offset + quote.source.length).line})` : ''}`
+      );
     } else if (flow?.start?.offset !== undefined) {
       const open = flow.start.source ?? '[';
       out.push(`${where(flow.start.offset)}: the ${open} opened here is never closed with ${open === '{' ? '}' : ']'}`);
@@ -763,17 +973,26 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
       out.push(`${where(offset)}: a tab used for indentation; indent with spaces`);
     } else if (strayItem && first.code !== 'BAD_INDENT') {
       const col = lineText(errorLine).indexOf('-');
-      out.push(`${where((lc.lineStarts[errorLine - 1] ?? 0) + col)}: a list item ("- ...") where a key of a mapping ("key: value") is expected`);
+      out.push(
+        `${where((lc.lineStarts[errorLine - 1] ?? 0) + col)}: a list item ("- ...") where a key of a mapping ("key: value") is expected`
+      );
     } else if (multiline) {
       const line = pos(multiline.pos[1]).line;
       const col = lineText(line).search(/\S/);
-      out.push(`${where((lc.lineStarts[line - 1] ?? 0) + Math.max(col, 0))}: this line is indented more than the key above it (line ${line - 1}), which already has a value`);
-    } else if (first.code === 'BLOCK_AS_IMPLICIT_KEY' || (first.code === 'MISSING_CHAR' && /map values/.test(first.message))) {
+      out.push(
+        `${where((lc.lineStarts[line - 1] ?? 0) + Math.max(col, 0))}: this line is indented more than the key above it (line ${line - 1}), which already has a value`
+      );
+    } else if (
+      first.code === 'BLOCK_AS_IMPLICIT_KEY' ||
+      (first.code === 'MISSING_CHAR' && /map values/.test(first.message))
+    ) {
       out.push(`${where(offset)}: a value cannot be another "key: value" on the same line; quote it if it holds ": "`);
     } else if (first.code === 'BAD_INDENT') {
       const col = lineText(errorLine).search(/\S/);
       const start = (lc.lineStarts[errorLine - 1] ?? 0) + Math.max(col, 0);
-      out.push(`${where(Math.max(offset, start))}: ${/mapping items/.test(first.message) ? 'this key does not start at the same column as the keys of its mapping above it' : first.message.split('\n')[0] ?? 'bad indentation'}`);
+      out.push(
+        `${where(Math.max(offset, start))}: ${/mapping items/.test(first.message) ? 'this key does not start at the same column as the keys of its mapping above it' : (first.message.split('\n')[0] ?? 'bad indentation')}`
+      );
     } else if (first.code === 'MULTIPLE_DOCS') {
       out.push(`${where(offset)}: a second document (after ---); the configuration is one document`);
     } else {
@@ -781,7 +1000,10 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
     }
   }
   for (const d of duplicates) {
-    const lines = [d.line === undefined ? '' : `line ${d.line}`, d.first === undefined ? '' : `first at line ${d.first}`].filter((x) => x !== '');
+    const lines = [
+      d.line === undefined ? '' : `line ${d.line}`,
+      d.first === undefined ? '' : `first at line ${d.first}`,
+    ].filter((x) => x !== '');
     out.push(`${pathString(d.path)}: is given twice${lines.length > 0 ? ` (${lines.join('; ')})` : ''}`);
   }
   return out;
@@ -790,8 +1012,12 @@ function yamlProblems(text: string, errors: readonly YAMLError[], lc: LineCounte
 /** Whether a quoted scalar's source ends with its closing quote (not an escaped one). */
 function isClosed(source: string): boolean {
   const q = source[0];
-  if (source.length < 2 || !source.endsWith(q as string)) {return false;}
-  if (q === "'") {return true;}
+  if (source.length < 2 || !source.endsWith(q as string)) {
+    return false;
+  }
+  if (q === "'") {
+    return true;
+  }
   const backslashes = /\\*$/.exec(source.slice(0, -1))?.[0].length ?? 0;
   return backslashes % 2 === 0;
 }

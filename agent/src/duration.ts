@@ -8,7 +8,17 @@ const UNIT = '(ns|us|µs|μs|ms|s|m|h|d)';
 const BARE_SECONDS = new RegExp(String.raw`^[-+]?${DECIMAL}(?:[eE][-+]?\d{1,3})?$`);
 const WITH_UNITS = new RegExp(`^[-+]?(?:${DECIMAL}${UNIT})+$`);
 const PART = new RegExp(`(${DECIMAL})${UNIT}`, 'g');
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 /** The longest duration the monitor holds (Go's time.Duration, about 292 years). */
 const MAX_MS = 9_223_372_036_854.775;
 
@@ -19,12 +29,19 @@ export function parseDuration(v: string | number): number | undefined {
     ms = v * 1000;
   } else {
     const t = v.trim();
-    if (BARE_SECONDS.test(t)) {ms = Number(t) * 1000;}
-    else if (WITH_UNITS.test(t)) {
+    if (BARE_SECONDS.test(t)) {
+      ms = Number(t) * 1000;
+    } else if (WITH_UNITS.test(t)) {
       ms = 0;
-      for (const [, n, unit] of t.matchAll(PART)) {ms += Number(n) * (UNIT_MS[unit as string] as number);}
-      if (t.startsWith('-')) {ms = -ms;}
-    } else {return undefined;}
+      for (const [, n, unit] of t.matchAll(PART)) {
+        ms += Number(n) * (UNIT_MS[unit as string] as number);
+      }
+      if (t.startsWith('-')) {
+        ms = -ms;
+      }
+    } else {
+      return undefined;
+    }
   }
   return Number.isFinite(ms) && ms >= 0 && ms <= MAX_MS ? Math.round(ms) + 0 : undefined;
 }

@@ -38,7 +38,7 @@ export class EventLog {
     stateDir: string,
     private readonly keep: number,
     private readonly keepFailures: number,
-    private readonly log: Logger,
+    private readonly log: Logger
   ) {
     this.file = path.join(stateDir, 'events.jsonl');
     this.load();
@@ -49,13 +49,17 @@ export class EventLog {
     try {
       text = fs.readFileSync(this.file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {this.log.warn('cannot read the event log; starting a new one', { file: this.file, error: e });}
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log.warn('cannot read the event log; starting a new one', { file: this.file, error: e });
+      }
       return;
     }
     const lines = text.split('\n');
     let torn = 0;
     for (const line of lines) {
-      if (line.trim() === '') {continue;}
+      if (line.trim() === '') {
+        continue;
+      }
       try {
         const e = JSON.parse(line) as AgentEvent;
         if (typeof e.seq === 'number' && e.seq > this.lastSeq) {
@@ -67,13 +71,17 @@ export class EventLog {
         torn++;
       }
     }
-    if (torn > 0) {this.log.warn('skipped unreadable lines in the event log', { file: this.file, lines: torn });}
+    if (torn > 0) {
+      this.log.warn('skipped unreadable lines in the event log', { file: this.file, lines: torn });
+    }
     this.trim();
     this.rewrite();
   }
 
   private trim(): void {
-    if (this.events.length <= this.keep) {return;}
+    if (this.events.length <= this.keep) {
+      return;
+    }
     const cut = this.events.length - this.keep;
     const older = this.events.slice(0, cut).filter((e) => FAILURE_TYPES.has(e.type));
     const keptFailures = this.keepFailures > 0 ? older.slice(-this.keepFailures) : [];
@@ -98,13 +106,17 @@ export class EventLog {
       fs.appendFileSync(this.file, JSON.stringify(event) + '\n', { mode: 0o600 });
       this.linesInFile++;
       this.trim();
-      if (this.linesInFile > this.keep * 2 + this.keepFailures) {this.rewrite();}
+      if (this.linesInFile > this.keep * 2 + this.keepFailures) {
+        this.rewrite();
+      }
     } catch (err) {
       this.log.error('cannot persist an event', { file: this.file, error: err, type: e.type });
     }
     const { seq, type, process: proc, reason, ...rest } = event;
     this.log.info('event', { seq, type, process: proc, reason, ...rest });
-    for (const l of this.listeners) {l(event);}
+    for (const l of this.listeners) {
+      l(event);
+    }
     return event;
   }
 
@@ -114,7 +126,9 @@ export class EventLog {
     for (const e of this.events) {
       if (e.seq > since) {
         out.push(e);
-        if (out.length >= limit) {break;}
+        if (out.length >= limit) {
+          break;
+        }
       }
     }
     // With nothing new, `next` stays at `since` unless the log was reset below it, so a

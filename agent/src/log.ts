@@ -21,10 +21,14 @@ export interface Logger {
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) {
-    if (s.length === 0) {continue;}
+    if (s.length === 0) {
+      continue;
+    }
     // In a JSON line a token with a quote or a backslash is written escaped: hide that form too.
     for (const form of new Set([s, JSON.stringify(s).slice(1, -1)])) {
-      if (out.includes(form)) {out = out.split(form).join('[REDACTED]');}
+      if (out.includes(form)) {
+        out = out.split(form).join('[REDACTED]');
+      }
     }
   }
   return out;
@@ -35,13 +39,19 @@ export function createLogger(opts: { level?: Level; write?: (line: string) => vo
   const write = opts.write ?? ((line: string) => process.stderr.write(line));
   const secrets: string[] = [];
   const emit = (level: Level, msg: string, fields?: Fields) => {
-    if (levelRank[level] < min) {return;}
+    if (levelRank[level] < min) {
+      return;
+    }
     const record: Fields = { time: new Date().toISOString(), level, msg, ...fields };
     let line: string;
     try {
       line = JSON.stringify(record, (_k, v: unknown) => {
-        if (v instanceof Error) {return { name: v.name, message: v.message };}
-        if (typeof v === 'bigint') {return v.toString();}
+        if (v instanceof Error) {
+          return { name: v.name, message: v.message };
+        }
+        if (typeof v === 'bigint') {
+          return v.toString();
+        }
         return v;
       });
     } catch {
@@ -55,7 +65,11 @@ export function createLogger(opts: { level?: Level; write?: (line: string) => vo
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
     addSecrets: (s) => {
-      for (const x of s) {if (x && !secrets.includes(x)) {secrets.push(x);}}
+      for (const x of s) {
+        if (x && !secrets.includes(x)) {
+          secrets.push(x);
+        }
+      }
       // Longest first so a token that contains another is redacted whole.
       secrets.sort((a, b) => b.length - a.length);
     },

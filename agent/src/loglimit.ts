@@ -25,7 +25,7 @@ export class RepeatLimiter {
   private timerArmed = false;
 
   constructor(
-    private readonly opts: { limit: number; windowMs: number; clock?: Clock; onSuppressed: (count: number) => void },
+    private readonly opts: { limit: number; windowMs: number; clock?: Clock; onSuppressed: (count: number) => void }
   ) {}
 
   private get clock(): Clock {
@@ -48,17 +48,24 @@ export class RepeatLimiter {
     if (!this.timerArmed) {
       this.timerArmed = true;
       const windowStart = this.windowStart;
-      this.clock.setTimeout(() => {
-        this.timerArmed = false;
-        // A new window may have begun (and reported) meanwhile: only this window's count.
-        if (this.windowStart === windowStart) {this.report();}
-      }, Math.max(0, this.windowStart + this.opts.windowMs - now));
+      this.clock.setTimeout(
+        () => {
+          this.timerArmed = false;
+          // A new window may have begun (and reported) meanwhile: only this window's count.
+          if (this.windowStart === windowStart) {
+            this.report();
+          }
+        },
+        Math.max(0, this.windowStart + this.opts.windowMs - now)
+      );
     }
     return false;
   }
 
   private report(): void {
-    if (this.suppressed === 0) {return;}
+    if (this.suppressed === 0) {
+      return;
+    }
     const n = this.suppressed;
     this.suppressed = 0;
     this.opts.onSuppressed(n);

@@ -13,7 +13,9 @@ export function isSecretName(name: string): boolean {
 /** Environment variables: the value of every variable whose name looks secret is replaced. */
 export function redactEnv(env: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) {out[k] = isSecretName(k) ? REDACTED : v;}
+  for (const [k, v] of Object.entries(env)) {
+    out[k] = isSecretName(k) ? REDACTED : v;
+  }
   return out;
 }
 

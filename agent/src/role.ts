@@ -25,7 +25,7 @@ export class RoleReader {
     private readonly cluster: Config['cluster'],
     private readonly events: EventLog,
     private readonly log: Logger,
-    initial?: ObservedRole,
+    initial?: ObservedRole
   ) {
     this.last = initial;
   }
@@ -36,8 +36,12 @@ export class RoleReader {
 
   async current(): Promise<RoleReading> {
     const c = this.cluster;
-    if (!c) {return { role: 'standalone', readAt: new Date().toISOString() };}
-    if (this.cached && Date.now() - this.cached.at < c.roleCacheMs) {return this.cached.reading;}
+    if (!c) {
+      return { role: 'standalone', readAt: new Date().toISOString() };
+    }
+    if (this.cached && Date.now() - this.cached.at < c.roleCacheMs) {
+      return this.cached.reading;
+    }
     if (!this.inFlight) {
       this.inFlight = this.read().finally(() => (this.inFlight = undefined));
     }
@@ -51,8 +55,11 @@ export class RoleReader {
     try {
       const raw = await this.readRaw(c);
       const v = raw.trim().toLowerCase();
-      if (VALID.has(v)) {role = v as ObservedRole;}
-      else {error = `role source gave ${JSON.stringify(raw.trim().slice(0, 40))}, expected active or passive`;}
+      if (VALID.has(v)) {
+        role = v as ObservedRole;
+      } else {
+        error = `role source gave ${JSON.stringify(raw.trim().slice(0, 40))}, expected active or passive`;
+      }
     } catch (e) {
       error = (e as Error).message;
     }
@@ -94,13 +101,21 @@ export class RoleReader {
               if (err) {
                 const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: unknown; signal?: string | null };
                 // Never e.message: it quotes the command line, and the reason reaches /v1/status and the events.
-                if (e.killed) {reject(new Error(`role command timed out after ${c.roleTimeoutMs} ms`));}
-                else if (typeof e.code === 'number') {reject(new Error(`role command failed: exit code ${e.code}`));}
-                else if (e.signal) {reject(new Error(`role command failed: killed by ${e.signal}`));}
-                else if (typeof e.code === 'string') {reject(new Error(`role command failed: ${e.code}`));}
-                else {reject(new Error('role command failed'));}
-              } else {resolve(stdout);}
-            },
+                if (e.killed) {
+                  reject(new Error(`role command timed out after ${c.roleTimeoutMs} ms`));
+                } else if (typeof e.code === 'number') {
+                  reject(new Error(`role command failed: exit code ${e.code}`));
+                } else if (e.signal) {
+                  reject(new Error(`role command failed: killed by ${e.signal}`));
+                } else if (typeof e.code === 'string') {
+                  reject(new Error(`role command failed: ${e.code}`));
+                } else {
+                  reject(new Error('role command failed'));
+                }
+              } else {
+                resolve(stdout);
+              }
+            }
           );
         });
     }
@@ -109,6 +124,8 @@ export class RoleReader {
 
 /** Whether a process with this runOn should be running on a node in this role. */
 export function isExpected(runOn: 'active' | 'always', role: ObservedRole): boolean {
-  if (runOn === 'always') {return true;}
+  if (runOn === 'always') {
+    return true;
+  }
   return role === 'active' || role === 'standalone';
 }

@@ -16,7 +16,7 @@ class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly headers: Record<string, string> = {},
+    readonly headers: Record<string, string> = {}
   ) {
     super(message);
   }
@@ -43,7 +43,13 @@ interface Ctx {
   params: string[];
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, redact?: (text: string) => string): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+  redact?: (text: string) => string
+): void {
   const text = redact ? redact(JSON.stringify(body)) : JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
@@ -59,25 +65,35 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
       req.resume();
-      reject(new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, { connection: 'close' }));
+      reject(
+        new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, { connection: 'close' })
+      );
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
     req.on('data', (c: Buffer) => {
-      if (failed) {return;}
+      if (failed) {
+        return;
+      }
       size += c.length;
       if (size > MAX_BODY_BYTES) {
         failed = true;
         req.resume();
-        reject(new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, { connection: 'close' }));
+        reject(
+          new HttpError(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`, {
+            connection: 'close',
+          })
+        );
         return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
-      if (!failed) {resolve(Buffer.concat(chunks));}
+      if (!failed) {
+        resolve(Buffer.concat(chunks));
+      }
     });
     req.on('error', reject);
   });
@@ -85,7 +101,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 
 async function controlRequest(req: http.IncomingMessage): Promise<z.infer<typeof controlBody>> {
   const raw = await readBody(req);
-  if (raw.length === 0 || raw.toString().trim() === '') {return {};}
+  if (raw.length === 0 || raw.toString().trim() === '') {
+    return {};
+  }
   let doc: unknown;
   try {
     doc = JSON.parse(raw.toString('utf8'));
@@ -112,7 +130,9 @@ function supervisor(ctx: Ctx) {
     // not valid percent-encoding: no process has such a name
   }
   const s = ctx.agent.supervisors.get(name);
-  if (!s) {throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);}
+  if (!s) {
+    throw new HttpError(404, 'unknown_process', `no process named ${JSON.stringify(shownPath(name))}`);
+  }
   return s;
 }
 
@@ -205,8 +225,14 @@ const routes: Route[] = [
         need: 'read',
         run: async ({ agent, res }) => {
           const s = agent.status();
-          const text = renderMetrics(await s, { latestSeq: agent.events.latestSeq(), count: agent.events.stats().count });
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+          const text = renderMetrics(await s, {
+            latestSeq: agent.events.latestSeq(),
+            count: agent.events.stats().count,
+          });
+          res.writeHead(200, {
+            'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+            'content-length': Buffer.byteLength(text),
+          });
           res.end(text);
         },
       },
@@ -223,26 +249,36 @@ const routes: Route[] = [
           const status = await agent.status();
           const c = agent.config;
           const role = c.cluster?.role;
-          send(res, 200, {
-            status,
-            config: {
-              file: c.file,
-              listen: c.listen,
-              stateDir: c.stateDir,
-              tls: c.tls ? { certFile: c.tls.certFile, keyFile: c.tls.keyFile } : null,
-              cluster: c.cluster ? { ...c.cluster, role: role?.type === 'command' ? { ...role, argv: redactArgv(role.argv) } : role } : null,
-              tokens: agent.auth.counts(),
-              processes: c.processes.map((p) => ({
-                ...p,
-                ...(p.command ? { command: redactArgv(p.command) } : {}),
-                ...(p.env ? { env: redactEnv(p.env) } : {}),
-              })),
+          send(
+            res,
+            200,
+            {
+              status,
+              config: {
+                file: c.file,
+                listen: c.listen,
+                stateDir: c.stateDir,
+                tls: c.tls ? { certFile: c.tls.certFile, keyFile: c.tls.keyFile } : null,
+                cluster: c.cluster
+                  ? { ...c.cluster, role: role?.type === 'command' ? { ...role, argv: redactArgv(role.argv) } : role }
+                  : null,
+                tokens: agent.auth.counts(),
+                processes: c.processes.map((p) => ({
+                  ...p,
+                  ...(p.command ? { command: redactArgv(p.command) } : {}),
+                  ...(p.env ? { env: redactEnv(p.env) } : {}),
+                })),
+              },
+              supervisors: Object.fromEntries(
+                [...agent.supervisors].map(([name, s]) => [name, { ...s.debug(), flapGuard: s.flapGuard() }])
+              ),
+              events: agent.events.stats(),
+              memory: process.memoryUsage(),
+              uptimeSeconds: process.uptime(),
             },
-            supervisors: Object.fromEntries([...agent.supervisors].map(([name, s]) => [name, { ...s.debug(), flapGuard: s.flapGuard() }])),
-            events: agent.events.stats(),
-            memory: process.memoryUsage(),
-            uptimeSeconds: process.uptime(),
-          }, {}, (text) => agent.log.redact(text));
+            {},
+            (text) => agent.log.redact(text)
+          );
         },
       },
     },
@@ -268,17 +304,27 @@ function parseTarget(raw: string): Target {
 
 function intParam(url: Target, name: string, dflt: number): number {
   const v = url.searchParams.get(name);
-  if (v === null || v === '') {return dflt;}
-  if (!/^\d{1,15}$/.test(v)) {throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);}
+  if (v === null || v === '') {
+    return dflt;
+  }
+  if (!/^\d{1,15}$/.test(v)) {
+    throw new HttpError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
+  }
   return Number(v);
 }
 
 function authorize(access: Access | 'missing', need: Need): void {
-  if (need === 'public') {return;}
-  if (access === 'missing') {
-    throw new HttpError(401, 'unauthorized', 'an Authorization: Bearer token is required', { 'www-authenticate': 'Bearer' });
+  if (need === 'public') {
+    return;
   }
-  if (access === 'none') {throw new HttpError(401, 'unauthorized', 'the token is not valid', { 'www-authenticate': 'Bearer' });}
+  if (access === 'missing') {
+    throw new HttpError(401, 'unauthorized', 'an Authorization: Bearer token is required', {
+      'www-authenticate': 'Bearer',
+    });
+  }
+  if (access === 'none') {
+    throw new HttpError(401, 'unauthorized', 'the token is not valid', { 'www-authenticate': 'Bearer' });
+  }
   if (need === 'control' && access !== 'control') {
     throw new HttpError(403, 'forbidden', 'this endpoint needs the control token');
   }
@@ -293,7 +339,10 @@ const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\
 
 /** A path as a log line or an error shows it: at most PATH_SHOWN_CHARS characters, unsafe characters escaped. */
 export function shownPath(pathname: string): string {
-  const cut = pathname.length > PATH_SHOWN_CHARS ? `${pathname.slice(0, PATH_SHOWN_CHARS)}…(${Buffer.byteLength(pathname)} bytes)` : pathname;
+  const cut =
+    pathname.length > PATH_SHOWN_CHARS
+      ? `${pathname.slice(0, PATH_SHOWN_CHARS)}…(${Buffer.byteLength(pathname)} bytes)`
+      : pathname;
   return cut.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
@@ -306,7 +355,12 @@ export function answerClientErrors(server: http.Server): void {
   // An Expect header other than 100-continue.
   server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.resume();
-    send(res, 417, { error: { code: 'expectation_failed', message: 'only "Expect: 100-continue" is supported' } }, { connection: 'close' });
+    send(
+      res,
+      417,
+      { error: { code: 'expectation_failed', message: 'only "Expect: 100-continue" is supported' } },
+      { connection: 'close' }
+    );
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // An answer already under way (its own error), or nobody left to answer: just close.
@@ -323,7 +377,7 @@ export function answerClientErrors(server: http.Server): void {
     const body = JSON.stringify({ error: { code, message } });
     socket.end(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`
     );
   });
 }
@@ -340,7 +394,11 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
   const refusedLimit = opts.refusedLogLimit ?? REFUSED_LOG_LIMIT;
   const refused = new RepeatLimiter({
     ...refusedLimit,
-    onSuppressed: (count) => agent.log.info(`suppressed ${count} similar requests`, { suppressed: count, windowSeconds: refusedLimit.windowMs / 1000 }),
+    onSuppressed: (count) =>
+      agent.log.info(`suppressed ${count} similar requests`, {
+        suppressed: count,
+        windowSeconds: refusedLimit.windowMs / 1000,
+      }),
   });
   return (req, res) => {
     const started = Date.now();
@@ -349,10 +407,14 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
       let params: string[] = [];
       const route = routes.find((r) => {
         const m = r.pattern.exec(url.pathname);
-        if (m) {params = m.slice(1);}
+        if (m) {
+          params = m.slice(1);
+        }
         return m !== null;
       });
-      if (!route) {throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);}
+      if (!route) {
+        throw new HttpError(404, 'not_found', `no such path ${shownPath(url.pathname)}`);
+      }
       const method = route.methods[req.method ?? 'GET'];
       if (!method) {
         const allow = Object.keys(route.methods).join(', ');
@@ -381,10 +443,19 @@ export function createHandler(agent: Agent, opts: HandlerOptions = {}): http.Req
       .finally(() => {
         // What one request adds to the log is bounded: the method (Node.js accepts only known
         // ones), the path cut and escaped, no query string, no header.
-        const fields = { method: req.method, path: shownPath(url.pathname), status: res.statusCode, ms: Date.now() - started };
-        if (res.statusCode < 400 && req.method === 'GET') {agent.log.debug('request', fields);}
-        else if (res.statusCode >= 500) {agent.log.error('request', fields);}
-        else if (!REFUSED.has(res.statusCode) || refused.admit()) {agent.log.info('request', fields);}
+        const fields = {
+          method: req.method,
+          path: shownPath(url.pathname),
+          status: res.statusCode,
+          ms: Date.now() - started,
+        };
+        if (res.statusCode < 400 && req.method === 'GET') {
+          agent.log.debug('request', fields);
+        } else if (res.statusCode >= 500) {
+          agent.log.error('request', fields);
+        } else if (!REFUSED.has(res.statusCode) || refused.admit()) {
+          agent.log.info('request', fields);
+        }
       });
   };
 }

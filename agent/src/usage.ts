@@ -39,11 +39,17 @@ export interface ErrorOutput {
 }
 
 export function reportCommandLineError(error: string, out: ErrorOutput): void {
-  if (out.isTTY) {out.write(commandLineErrorText(error));}
-  else {out.log.error('invalid command line', { error, help: HELP });}
+  if (out.isTTY) {
+    out.write(commandLineErrorText(error));
+  } else {
+    out.log.error('invalid command line', { error, help: HELP });
+  }
 }
 
 export function reportConfigError(e: ConfigError, out: ErrorOutput): void {
-  if (out.isTTY) {out.write(configErrorText(e));}
-  else {out.log.error('invalid configuration', { file: e.file, error: e.message, problems: e.problems, help: HELP });}
+  if (out.isTTY) {
+    out.write(configErrorText(e));
+  } else {
+    out.log.error('invalid configuration', { file: e.file, error: e.message, problems: e.problems, help: HELP });
+  }
 }

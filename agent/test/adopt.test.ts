@@ -3,7 +3,18 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { allEvents, baseConfig, CHILD, childProcessConfig, processesWithMarker, read, statusOf, stopAfterTests, waitFor, writeConfig } from './helpers';
+import {
+  allEvents,
+  baseConfig,
+  CHILD,
+  childProcessConfig,
+  processesWithMarker,
+  read,
+  statusOf,
+  stopAfterTests,
+  waitFor,
+  writeConfig,
+} from './helpers';
 
 const { markedDir, start } = stopAfterTests();
 
@@ -38,7 +49,10 @@ test('after kill -9 of the agent, the next agent adopts the process and keeps th
   assert.equal(adopted.pid, before.pid);
   assert.match(String(adopted.reason), /left running by a previous agent/);
   const seqs = eventsAfter.map((e) => e.seq as number);
-  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((a, b) => a - b)
+  );
   assert.equal(new Set(seqs).size, seqs.length);
 
   // The adopted process is still supervised: its death is noticed (exit status unknown).
@@ -80,14 +94,30 @@ test('a leftover process running another command than configured is replaced', a
   const state = path.join(dir, 'state');
   const oldFile = writeConfig(
     dir,
-    baseConfig(dir, { processes: [childProcessConfig(marker, { command: [process.execPath, path.join(__dirname, 'fixtures', 'child.js'), marker, 'old', '--password=old-secret-value'] })] }),
-    'old.yaml',
+    baseConfig(dir, {
+      processes: [
+        childProcessConfig(marker, {
+          command: [
+            process.execPath,
+            path.join(__dirname, 'fixtures', 'child.js'),
+            marker,
+            'old',
+            '--password=old-secret-value',
+          ],
+        }),
+      ],
+    }),
+    'old.yaml'
   );
   const first = await start(oldFile);
   const old = (await statusOf(first)).processes[0];
   await first.stop('SIGKILL');
 
-  const newFile = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), stateDir: state }, 'new.yaml');
+  const newFile = writeConfig(
+    dir,
+    { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), stateDir: state },
+    'new.yaml'
+  );
   const second = await start(newFile);
   const p = (await statusOf(second)).processes[0];
   assert.equal(p.state, 'running');
@@ -106,19 +136,36 @@ test('a leftover process running another command than configured is replaced', a
  * What an agent killed between the spawn and the record of the pid leaves: a process in its own
  * session with the VIGIL_ marker, and a record of its generation without a pid.
  */
-function leaveUnrecorded(dir: string, generation: number, marked: Array<{ generation: number; argv: string[]; stateDir?: string }>): number[] {
+function leaveUnrecorded(
+  dir: string,
+  generation: number,
+  marked: Array<{ generation: number; argv: string[]; stateDir?: string }>
+): number[] {
   const state = path.join(dir, 'state');
   fs.mkdirSync(path.join(state, 'processes'), { recursive: true });
   fs.writeFileSync(
     path.join(state, 'processes', 'cdp.json'),
-    JSON.stringify({ generation, restarts: 0, lastExit: null, startedAt: '2026-11-26T04:20:00.000Z', pid: null, pidStartTicks: null, command: null }),
+    JSON.stringify({
+      generation,
+      restarts: 0,
+      lastExit: null,
+      startedAt: '2026-11-26T04:20:00.000Z',
+      pid: null,
+      pidStartTicks: null,
+      command: null,
+    })
   );
   return marked.map((m) => {
     const [file, ...args] = m.argv;
     const child = spawn(file as string, args, {
       detached: true,
       stdio: 'ignore',
-      env: { ...process.env, VIGIL_STATE_DIR: m.stateDir ?? fs.realpathSync(state), VIGIL_PROCESS: 'cdp', VIGIL_GENERATION: String(m.generation) },
+      env: {
+        ...process.env,
+        VIGIL_STATE_DIR: m.stateDir ?? fs.realpathSync(state),
+        VIGIL_PROCESS: 'cdp',
+        VIGIL_GENERATION: String(m.generation),
+      },
     });
     child.unref();
     return child.pid as number;
@@ -146,7 +193,7 @@ test('a process started by a killed agent before it recorded the pid is adopted;
   const stopped = events.filter((e) => e.type === 'leftover_stopped');
   assert.deepEqual(
     stopped.map((e) => e.pid),
-    [older],
+    [older]
   );
   assert.match(String(stopped[0]?.reason), /generation 2\) .* stopped it \(SIGTERM\)$/);
   assert.doesNotMatch(String(stopped[0]?.reason), new RegExp(marker));
@@ -161,9 +208,17 @@ test('a process started by a killed agent before it recorded the pid is adopted;
 
 test('an unrecorded leftover that runs another command than configured is stopped and the configured one started', async () => {
   const { dir, marker } = markedDir();
-  const file = writeConfig(dir, baseConfig(dir, { processes: [childProcessConfig(marker, { stopSignal: 'SIGINT', stopTimeout: '300ms' })] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [childProcessConfig(marker, { stopSignal: 'SIGINT', stopTimeout: '300ms' })] })
+  );
   // An old command that ignores the stop signal: it gets SIGKILL after stopTimeout.
-  const [old] = leaveUnrecorded(dir, 3, [{ generation: 3, argv: [process.execPath, '-e', 'process.on("SIGINT", () => {}); setInterval(() => {}, 1e9)', marker] }]);
+  const [old] = leaveUnrecorded(dir, 3, [
+    {
+      generation: 3,
+      argv: [process.execPath, '-e', 'process.on("SIGINT", () => {}); setInterval(() => {}, 1e9)', marker],
+    },
+  ]);
   await waitFor('the leftover to run', () => processesWithMarker(marker).length === 1);
 
   const agent = await start(file);

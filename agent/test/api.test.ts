@@ -38,8 +38,11 @@ function assertError(r: { status: number; json: any }, status: number, code: str
   assert.deepEqual(Object.keys(r.json), ['error']);
   assert.equal(r.json.error.code, code);
   assert.equal(typeof r.json.error.message, 'string');
-  if (typeof message === 'string') {assert.equal(r.json.error.message, message);}
-  else if (message) {assert.match(r.json.error.message, message);}
+  if (typeof message === 'string') {
+    assert.equal(r.json.error.message, message);
+  } else if (message) {
+    assert.match(r.json.error.message, message);
+  }
 }
 
 describe('error statuses and bodies', () => {
@@ -49,14 +52,28 @@ describe('error statuses and bodies', () => {
     assert.equal(r.headers['www-authenticate'], 'Bearer');
   });
   test('401 with a wrong token, or a token of another scheme', async () => {
-    assertError(await request(url('/v1/status'), { token: WRONG_TOKEN }), 401, 'unauthorized', 'the token is not valid');
-    assertError(await request(url('/v1/status'), { headers: { authorization: `Basic ${READ_TOKEN}` } }), 401, 'unauthorized');
+    assertError(
+      await request(url('/v1/status'), { token: WRONG_TOKEN }),
+      401,
+      'unauthorized',
+      'the token is not valid'
+    );
+    assertError(
+      await request(url('/v1/status'), { headers: { authorization: `Basic ${READ_TOKEN}` } }),
+      401,
+      'unauthorized'
+    );
     assertError(await request(url('/metrics'), { token: WRONG_TOKEN }), 401, 'unauthorized');
     assertError(await request(url('/v1/events'), { token: READ_TOKEN.slice(0, -1) }), 401, 'unauthorized');
   });
   test('403 for the read token on a control endpoint', async () => {
     for (const action of ['restart', 'stop', 'start']) {
-      assertError(await request(url(`/v1/processes/cdp/${action}`), { method: 'POST', token: READ_TOKEN, body: '{}' }), 403, 'forbidden', 'this endpoint needs the control token');
+      assertError(
+        await request(url(`/v1/processes/cdp/${action}`), { method: 'POST', token: READ_TOKEN, body: '{}' }),
+        403,
+        'forbidden',
+        'this endpoint needs the control token'
+      );
     }
   });
   test('401 for no token on a control endpoint', async () => {
@@ -66,24 +83,40 @@ describe('error statuses and bodies', () => {
     assert.equal((await request(url('/v1/status'), { token: CONTROL_TOKEN })).status, 200);
   });
   test('404 for an unknown process or path', async () => {
-    assertError(await request(url('/v1/processes/nope/restart'), { method: 'POST', token: CONTROL_TOKEN, body: '{}' }), 404, 'unknown_process', 'no process named "nope"');
+    assertError(
+      await request(url('/v1/processes/nope/restart'), { method: 'POST', token: CONTROL_TOKEN, body: '{}' }),
+      404,
+      'unknown_process',
+      'no process named "nope"'
+    );
     assertError(await request(url('/v1/processes/nope'), { token: READ_TOKEN }), 404, 'unknown_process');
     assertError(await request(url('/v2/status'), { token: READ_TOKEN }), 404, 'not_found', 'no such path /v2/status');
     assertError(await request(url('/')), 404, 'not_found');
   });
   test('400 for malformed JSON and wrong field types', async () => {
-    const post = (body: string) => request(url('/v1/processes/cdp/restart'), { method: 'POST', token: CONTROL_TOKEN, body });
+    const post = (body: string) =>
+      request(url('/v1/processes/cdp/restart'), { method: 'POST', token: CONTROL_TOKEN, body });
     assertError(await post('{"ifGeneration":'), 400, 'malformed_json', /^the body is not valid JSON/);
     assertError(await post('[1,2]'), 400, 'invalid_body', 'the body must be a JSON object');
     assertError(await post('{"ifGeneration":"3"}'), 400, 'invalid_body', /^ifGeneration: /);
     assertError(await post('{"ifGeneration":1.5}'), 400, 'invalid_body', /^ifGeneration: /);
     assertError(await post('{"reason":42}'), 400, 'invalid_body', /^reason: /);
     assertError(await post('{"requestedBy":false}'), 400, 'invalid_body', /^requestedBy: /);
-    assertError(await request(url('/v1/events?since=abc'), { token: READ_TOKEN }), 400, 'invalid_parameter', 'since must be a non-negative integer');
+    assertError(
+      await request(url('/v1/events?since=abc'), { token: READ_TOKEN }),
+      400,
+      'invalid_parameter',
+      'since must be a non-negative integer'
+    );
   });
   test('413 for a body over 64 KiB', async () => {
     const big = JSON.stringify({ reason: 'x'.repeat(70 * 1024) });
-    assertError(await request(url('/v1/processes/cdp/restart'), { method: 'POST', token: CONTROL_TOKEN, body: big }), 413, 'body_too_large', 'the body is larger than 65536 bytes');
+    assertError(
+      await request(url('/v1/processes/cdp/restart'), { method: 'POST', token: CONTROL_TOKEN, body: big }),
+      413,
+      'body_too_large',
+      'the body is larger than 65536 bytes'
+    );
     // Also without a declared length (chunked).
     const chunked = await request(url('/v1/processes/cdp/stop'), {
       method: 'POST',
@@ -97,7 +130,11 @@ describe('error statuses and bodies', () => {
     const r = await request(url('/v1/status'), { method: 'POST', token: READ_TOKEN, body: '{}' });
     assertError(r, 405, 'method_not_allowed', 'POST is not allowed here; use GET');
     assert.equal(r.headers.allow, 'GET');
-    assertError(await request(url('/v1/processes/cdp/restart'), { method: 'GET', token: CONTROL_TOKEN }), 405, 'method_not_allowed');
+    assertError(
+      await request(url('/v1/processes/cdp/restart'), { method: 'GET', token: CONTROL_TOKEN }),
+      405,
+      'method_not_allowed'
+    );
     assertError(await request(url('/healthz'), { method: 'DELETE' }), 405, 'method_not_allowed');
   });
 });
@@ -109,10 +146,23 @@ describe('read endpoints', () => {
     const s = r.json;
     assert.equal(s.apiVersion, 'v1');
     assert.ok(!Number.isNaN(Date.parse(s.time)));
-    for (const k of ['id', 'version', 'hostname', 'startedAt']) {assert.equal(typeof s.agent[k], 'string', k);}
+    for (const k of ['id', 'version', 'hostname', 'startedAt']) {
+      assert.equal(typeof s.agent[k], 'string', k);
+    }
     assert.equal(s.cluster, null, 'standalone agents answer cluster: null');
     const p = s.processes[0];
-    for (const k of ['name', 'kind', 'state', 'expected', 'pid', 'generation', 'startedAt', 'restarts', 'lastExit', 'protection']) {
+    for (const k of [
+      'name',
+      'kind',
+      'state',
+      'expected',
+      'pid',
+      'generation',
+      'startedAt',
+      'restarts',
+      'lastExit',
+      'protection',
+    ]) {
       assert.ok(k in p, k);
     }
   });
@@ -120,7 +170,11 @@ describe('read endpoints', () => {
     const all = (await request(url('/v1/events?since=0'), { token: READ_TOKEN })).json;
     assert.ok(all.events.length >= 2);
     assert.equal(all.events[0].type, 'agent_started');
-    for (const e of all.events) {for (const k of ['seq', 'time', 'type', 'reason']) {assert.ok(k in e, k);}}
+    for (const e of all.events) {
+      for (const k of ['seq', 'time', 'type', 'reason']) {
+        assert.ok(k in e, k);
+      }
+    }
     const firstSeq = all.events[0].seq;
     const page = (await request(url(`/v1/events?since=${firstSeq}&limit=1`), { token: READ_TOKEN })).json;
     assert.equal(page.events.length, 1);
@@ -148,7 +202,14 @@ describe('read endpoints', () => {
     const doc = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'openapi.json'), 'utf8'));
     assert.deepEqual(r.json, doc);
     assert.match(doc.openapi, /^3\./);
-    for (const p of ['/v1/status', '/v1/events', '/v1/processes/{name}/restart', '/v1/processes/{name}/stop', '/healthz', '/metrics']) {
+    for (const p of [
+      '/v1/status',
+      '/v1/events',
+      '/v1/processes/{name}/restart',
+      '/v1/processes/{name}/stop',
+      '/healthz',
+      '/metrics',
+    ]) {
       assert.ok(p in doc.paths, p);
     }
   });

@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { allEvents, baseConfig, control, CONTROL_TOKEN, request, statusOf, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
+import {
+  allEvents,
+  baseConfig,
+  control,
+  CONTROL_TOKEN,
+  request,
+  statusOf,
+  stopAfterTests,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
 
 const { markedDir, start } = stopAfterTests();
 
@@ -13,7 +24,9 @@ const at = (e: Record<string, unknown> | undefined) => Date.parse(String(e?.time
 
 /** A command that exits 1 at once; the marker ($0) makes it findable in /proc. */
 function crashingConfig(dir: string, marker: string) {
-  return baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['/bin/sh', '-c', 'exit 1', marker], autoRestart: true }] });
+  return baseConfig(dir, {
+    processes: [{ name: 'cdp', kind: 'command', command: ['/bin/sh', '-c', 'exit 1', marker], autoRestart: true }],
+  });
 }
 
 /** Waits until the n-th crash is recorded and the status shows it. */
@@ -24,7 +37,7 @@ async function nthCrash(agent: RunningAgent, n: number, timeoutMs: number) {
       const crashes = (await allEvents(agent)).filter((e) => e.type === 'crashed');
       return crashes.length >= n ? crashes : undefined;
     },
-    timeoutMs,
+    timeoutMs
   );
 }
 
@@ -42,7 +55,8 @@ test('the back-off grows 1 s, 2 s, 4 s, 8 s across automatic restarts and an age
 
   const crashes = await nthCrash(first, 3, 5000);
   const evs = await allEvents(first);
-  const startedAfter = (e: Record<string, unknown> | undefined) => evs.find((x) => x.type === 'started' && (x.seq as number) > (e?.seq as number));
+  const startedAfter = (e: Record<string, unknown> | undefined) =>
+    evs.find((x) => x.type === 'started' && (x.seq as number) > (e?.seq as number));
   const gap1 = at(startedAfter(crashes[0])) - at(crashes[0]);
   const gap2 = at(startedAfter(crashes[1])) - at(crashes[1]);
   // The restart itself (role, spawn) adds a little; a loaded machine may add more, not a second.
@@ -67,8 +81,13 @@ test('the back-off grows 1 s, 2 s, 4 s, 8 s across automatic restarts and an age
   assert.equal(resumed.autoRestartAt, three.autoRestartAt);
   assert.equal(resumed.generation, three.generation, 'not started at once by the new agent');
   const fourth = await nthCrash(second, 4, 8000);
-  const startedAgain = (await allEvents(second)).find((e) => e.type === 'started' && (e.seq as number) > (crashes[2]?.seq as number));
-  assert.ok(at(startedAgain) >= Date.parse(three.autoRestartAt) - 5, 'started when the previous agent had scheduled it, not before');
+  const startedAgain = (await allEvents(second)).find(
+    (e) => e.type === 'started' && (e.seq as number) > (crashes[2]?.seq as number)
+  );
+  assert.ok(
+    at(startedAgain) >= Date.parse(three.autoRestartAt) - 5,
+    'started when the previous agent had scheduled it, not before'
+  );
   assert.equal(fourth.length, 4);
   const four = (await statusOf(second)).processes[0];
   assert.equal(four.recentCrashes, 4);
@@ -109,10 +128,12 @@ test('the sixth crash within 5 minutes suspends automatic restarts, across an ag
       command: null,
       crashTimes: [50, 40, 30, 20, 10].map((s) => new Date(now - s * 1000).toISOString()),
       autoRestartAt: null,
-    }),
+    })
   );
   const first = await start(file);
-  const suspended = await waitFor('auto_restart_suspended', async () => (await allEvents(first)).find((e) => e.type === 'auto_restart_suspended'));
+  const suspended = await waitFor('auto_restart_suspended', async () =>
+    (await allEvents(first)).find((e) => e.type === 'auto_restart_suspended')
+  );
   assert.equal(suspended.recentCrashes, 6);
   assert.equal(suspended.generation, 6, 'the start at boot was the one that crashed the sixth time');
   const p = (await statusOf(first)).processes[0];
@@ -124,8 +145,15 @@ test('the sixth crash within 5 minutes suspends automatic restarts, across an ag
   await first.stop('SIGKILL');
   const second = await start(file);
   const kept = (await statusOf(second)).processes[0];
-  assert.deepEqual([kept.state, kept.generation, kept.autoRestartSuspended, kept.recentCrashes], ['crashed', 6, true, 6]);
-  assert.ok(second.logLines().some((l) => l.msg === 'not starting: automatic restarts are suspended; a restart through the API resumes them'));
+  assert.deepEqual(
+    [kept.state, kept.generation, kept.autoRestartSuspended, kept.recentCrashes],
+    ['crashed', 6, true, 6]
+  );
+  assert.ok(
+    second
+      .logLines()
+      .some((l) => l.msg === 'not starting: automatic restarts are suspended; a restart through the API resumes them')
+  );
 
   const r = await control(`${second.baseUrl}/v1/processes/cdp/start`, { requestedBy: 'test', reason: 'fixed it' });
   assert.equal(r.status, 202, r.text);

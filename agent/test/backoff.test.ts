@@ -1,7 +1,13 @@
 // The automatic restart schedule on a fake clock: delays, the 5-minute window, suspension.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_BACKOFF, nextAutoRestart, recentCrashes, type AutoRestartDecision, type BackoffPolicy } from '../src/kinds/backoff';
+import {
+  DEFAULT_BACKOFF,
+  nextAutoRestart,
+  recentCrashes,
+  type AutoRestartDecision,
+  type BackoffPolicy,
+} from '../src/kinds/backoff';
 
 const NOW = Date.parse('2026-11-26T04:20:00Z');
 const s = (n: number) => n * 1000;
@@ -13,9 +19,21 @@ const cases: Array<{ name: string; crashes: number[]; policy?: BackoffPolicy; wa
   { name: 'the first crash waits 1 s', crashes: ago(0), want: { action: 'restart', delayMs: 1000, recentCrashes: 1 } },
   { name: 'the second 2 s', crashes: ago(s(3), 0), want: { action: 'restart', delayMs: 2000, recentCrashes: 2 } },
   { name: 'the third 4 s', crashes: ago(s(9), s(6), 0), want: { action: 'restart', delayMs: 4000, recentCrashes: 3 } },
-  { name: 'the fourth 8 s', crashes: ago(s(20), s(15), s(8), 0), want: { action: 'restart', delayMs: 8000, recentCrashes: 4 } },
-  { name: 'the fifth 16 s', crashes: ago(s(40), s(30), s(20), s(10), 0), want: { action: 'restart', delayMs: 16_000, recentCrashes: 5 } },
-  { name: 'the sixth within 5 minutes suspends', crashes: ago(4 * MIN, s(40), s(30), s(20), s(10), 0), want: { action: 'suspend', recentCrashes: 6 } },
+  {
+    name: 'the fourth 8 s',
+    crashes: ago(s(20), s(15), s(8), 0),
+    want: { action: 'restart', delayMs: 8000, recentCrashes: 4 },
+  },
+  {
+    name: 'the fifth 16 s',
+    crashes: ago(s(40), s(30), s(20), s(10), 0),
+    want: { action: 'restart', delayMs: 16_000, recentCrashes: 5 },
+  },
+  {
+    name: 'the sixth within 5 minutes suspends',
+    crashes: ago(4 * MIN, s(40), s(30), s(20), s(10), 0),
+    want: { action: 'suspend', recentCrashes: 6 },
+  },
   {
     name: 'a crash 5 minutes old no longer counts',
     crashes: ago(5 * MIN, s(40), s(30), s(20), s(10), 0),
@@ -26,8 +44,16 @@ const cases: Array<{ name: string; crashes: number[]; policy?: BackoffPolicy; wa
     crashes: ago(5 * MIN - 1, s(40), s(30), s(20), s(10), 0),
     want: { action: 'suspend', recentCrashes: 6 },
   },
-  { name: 'after a quiet period the delay starts again at 1 s', crashes: ago(20 * MIN, 12 * MIN, 6 * MIN, 0), want: { action: 'restart', delayMs: 1000, recentCrashes: 1 } },
-  { name: 'a crash time ahead of the clock (set back) does not count', crashes: [NOW + 10 * MIN, NOW], want: { action: 'restart', delayMs: 1000, recentCrashes: 1 } },
+  {
+    name: 'after a quiet period the delay starts again at 1 s',
+    crashes: ago(20 * MIN, 12 * MIN, 6 * MIN, 0),
+    want: { action: 'restart', delayMs: 1000, recentCrashes: 1 },
+  },
+  {
+    name: 'a crash time ahead of the clock (set back) does not count',
+    crashes: [NOW + 10 * MIN, NOW],
+    want: { action: 'restart', delayMs: 1000, recentCrashes: 1 },
+  },
   { name: 'no history at all waits 1 s', crashes: [], want: { action: 'restart', delayMs: 1000, recentCrashes: 0 } },
   {
     name: 'the delay is capped at 30 s',

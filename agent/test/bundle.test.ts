@@ -12,7 +12,15 @@ const tempDir = tempDirsRemovedAfter();
 
 /** The same options as `npm run bundle`: the native BLAKE3 module stays outside the file. */
 function bundle(out: string): void {
-  buildSync({ entryPoints: [path.join(AGENT_DIR, 'src', 'cli.ts')], bundle: true, platform: 'node', target: 'node20', external: ['@napi-rs/blake-hash'], outfile: out, logLevel: 'warning' });
+  buildSync({
+    entryPoints: [path.join(AGENT_DIR, 'src', 'cli.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    external: ['@napi-rs/blake-hash'],
+    outfile: out,
+    logLevel: 'warning',
+  });
 }
 
 test('the single-file build runs on its own and serves its OpenAPI document', async () => {
@@ -21,7 +29,10 @@ test('the single-file build runs on its own and serves its OpenAPI document', as
   // Into a directory with nothing else in it.
   bundle(out);
   assert.ok(fs.readFileSync(out, 'utf8').startsWith('#!/usr/bin/env node\n'));
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] })
+  );
   const child = spawn(process.execPath, [out, '--config', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -30,7 +41,8 @@ test('the single-file build runs on its own and serves its OpenAPI document', as
     const doc = await request(`http://127.0.0.1:${port}/v1/openapi.json`);
     assert.equal(doc.status, 200);
     assert.deepEqual(doc.json, JSON.parse(fs.readFileSync(path.join(AGENT_DIR, 'openapi.json'), 'utf8')));
-    const version = (JSON.parse(fs.readFileSync(path.join(AGENT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(fs.readFileSync(path.join(AGENT_DIR, 'package.json'), 'utf8')) as { version: string })
+      .version;
     assert.ok(err.includes(`"type":"agent_started","reason":"vigil-agent ${version} started`), err);
   } finally {
     child.kill('SIGTERM');
@@ -52,7 +64,10 @@ test('the single-file build replicates without the native BLAKE3 module: SHA-256
     [path.join(dir, 'new-store'), 'sha256'],
     [blake3Store, 'blake3'],
   ] as const) {
-    const child = spawn(process.execPath, [out, 'replicate', '--source', source, '--target', store], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [out, 'replicate', '--source', source, '--target', store], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const mirrored = path.join(store, 'mirror', 'a.txt');
@@ -63,7 +78,12 @@ test('the single-file build replicates without the native BLAKE3 module: SHA-256
       assert.equal(await new Promise<number | null>((resolve) => child.on('close', resolve)), 0, err);
     }
     assert.equal(openStoreForReading(store).hash, algorithm);
-    assert.match(err, new RegExp(`"msg":"store opened".*"hash":"${algorithm}","hashing":"${algorithm === 'sha256' ? 'openssl' : 'wasm'}"`));
+    assert.match(
+      err,
+      new RegExp(
+        `"msg":"store opened".*"hash":"${algorithm}","hashing":"${algorithm === 'sha256' ? 'openssl' : 'wasm'}"`
+      )
+    );
     const h = hashBuffer(algorithm, 'protected by the single file');
     // The object is stored; the mirror holds a copy of its own, never the object itself.
     const obj = fs.statSync(path.join(store, 'objects', h.slice(0, 2), h));

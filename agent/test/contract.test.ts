@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { baseConfig, childProcessConfig, control, read, startAgent, stopAfterTests, tempDir, writeConfig } from './helpers';
+import {
+  baseConfig,
+  childProcessConfig,
+  control,
+  read,
+  startAgent,
+  stopAfterTests,
+  tempDir,
+  writeConfig,
+} from './helpers';
 
 type Schema = {
   $ref?: string;
@@ -17,7 +26,9 @@ type Schema = {
   minimum?: number;
   maximum?: number;
 };
-const doc = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'openapi.json'), 'utf8')) as { components: { schemas: Record<string, Schema> } };
+const doc = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'openapi.json'), 'utf8')) as {
+  components: { schemas: Record<string, Schema> };
+};
 
 function resolve(s: Schema): Schema {
   return s.$ref ? (doc.components.schemas[s.$ref.split('/').pop() as string] as Schema) : s;
@@ -30,14 +41,20 @@ function check(value: unknown, schema: Schema, where: string): void {
     assert.ok(s.nullable, `${where}: null but not nullable`);
     return;
   }
-  if (s.enum) {assert.ok(s.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${JSON.stringify(s.enum)}`);}
+  if (s.enum) {
+    assert.ok(s.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${JSON.stringify(s.enum)}`);
+  }
   switch (s.type) {
     case 'object': {
       assert.equal(typeof value, 'object', where);
-      for (const k of s.required ?? []) {assert.ok(k in (value as object), `${where}.${k}: required`);}
+      for (const k of s.required ?? []) {
+        assert.ok(k in (value as object), `${where}.${k}: required`);
+      }
       for (const [k, sub] of Object.entries(s.properties ?? {})) {
         const v = (value as Record<string, unknown>)[k];
-        if (v !== undefined) {check(v, sub, `${where}.${k}`);}
+        if (v !== undefined) {
+          check(v, sub, `${where}.${k}`);
+        }
       }
       break;
     }
@@ -65,8 +82,12 @@ function check(value: unknown, schema: Schema, where: string): void {
 
 /** The monitor refuses an answer with a number outside these bounds: a healthy agent never sends one. */
 function inRange(value: number, s: Schema, where: string): void {
-  if (s.minimum !== undefined) {assert.ok(value >= s.minimum, `${where}: ${value} is below the minimum ${s.minimum}`);}
-  if (s.maximum !== undefined) {assert.ok(value <= s.maximum, `${where}: ${value} is above the maximum ${s.maximum}`);}
+  if (s.minimum !== undefined) {
+    assert.ok(value >= s.minimum, `${where}: ${value} is below the minimum ${s.minimum}`);
+  }
+  if (s.maximum !== undefined) {
+    assert.ok(value <= s.maximum, `${where}: ${value} is above the maximum ${s.maximum}`);
+  }
 }
 
 const { agents, markedDir } = stopAfterTests();
@@ -78,8 +99,11 @@ test('status, events and restart answers match the OpenAPI document', async () =
     dir,
     baseConfig(dir, {
       cluster: { name: 'sql-ha', node: 'node-a', role: { file: path.join(dir, 'role') } },
-      processes: [childProcessConfig(marker), childProcessConfig(`${marker}-b`, { name: 'second', startOnBoot: false })],
-    }),
+      processes: [
+        childProcessConfig(marker),
+        childProcessConfig(`${marker}-b`, { name: 'second', startOnBoot: false }),
+      ],
+    })
   );
   const agent = await startAgent(file);
   agents.push(agent);
@@ -107,7 +131,7 @@ test('one agent per stateDir: a second one exits 1 and touches nothing', async (
   const before = (await read(`${first.baseUrl}/v1/events`)).json.events.length;
   const second = await startAgent(file).then(
     () => assert.fail('the second agent started'),
-    (e: Error) => e,
+    (e: Error) => e
   );
   assert.match(second.message, /another vigil-agent \(pid \d+\) is using stateDir/);
   assert.equal((await read(`${first.baseUrl}/v1/events`)).json.events.length, before);
@@ -123,7 +147,7 @@ test('SIGHUP re-reads token files', async () => {
     baseConfig(dir, {
       auth: { readTokenFile: tokenFile, controlToken: 'control-token-0123456789abcdef' },
       processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }],
-    }),
+    })
   );
   const agent = await startAgent(file);
   agents.push(agent);
@@ -145,7 +169,10 @@ test('a port already in use: exit 1 before any process is touched', async () => 
   const port = (blocker.address() as import('node:net').AddressInfo).port;
   try {
     const { dir, marker } = markedDir();
-    const file = writeConfig(dir, { ...baseConfig(dir, { processes: [childProcessConfig(marker)] }), listen: `127.0.0.1:${port}` });
+    const file = writeConfig(dir, {
+      ...baseConfig(dir, { processes: [childProcessConfig(marker)] }),
+      listen: `127.0.0.1:${port}`,
+    });
     const { runCliToEnd, processesWithMarker } = await import('./helpers');
     const r = await runCliToEnd(['run', '--config', file]);
     assert.equal(r.code, 1);

@@ -42,11 +42,24 @@ function documentedKeys(block: string): Documented[] {
         const line = lines[lc.linePos((pair.key as { range: number[] }).range[0] as number).line - 1] ?? '';
         const comment = /\s#\s?(.*)$/.exec(line)?.[1] ?? '';
         const full = [...p, k];
-        out.push({ path: full, key: full.map((x, i) => (typeof x === 'number' ? '[]' : i === 0 ? x : `.${x}`)).join('').replace(/\.\[\]/g, '[]').replace(/\[\]\./g, '[].'), comment, mapping: isMap(pair.value) });
+        out.push({
+          path: full,
+          key: full
+            .map((x, i) => (typeof x === 'number' ? '[]' : i === 0 ? x : `.${x}`))
+            .join('')
+            .replace(/\.\[\]/g, '[]')
+            .replace(/\[\]\./g, '[].'),
+          comment,
+          mapping: isMap(pair.value),
+        });
         // env maps variable names to values: its keys are not configuration keys.
-        if (k !== 'env') {walk(pair.value, full);}
+        if (k !== 'env') {
+          walk(pair.value, full);
+        }
       }
-    } else if (isSeq(node)) {node.items.forEach((item, i) => walk(item, [...p, i]));}
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...p, i]));
+    }
   };
   walk(doc.contents, []);
   return out;
@@ -54,7 +67,9 @@ function documentedKeys(block: string): Documented[] {
 
 function baseConfig(): Record<string, unknown> {
   const dir = tempDir();
-  for (const f of ['tls.crt', 'tls.key']) {fs.writeFileSync(path.join(dir, f), 'not read as PEM by the configuration\n');}
+  for (const f of ['tls.crt', 'tls.key']) {
+    fs.writeFileSync(path.join(dir, f), 'not read as PEM by the configuration\n');
+  }
   // The same kinds, in the same order, as the processes of the reference block.
   return {
     listen: '127.0.0.1:7070',
@@ -73,12 +88,17 @@ function baseConfig(): Record<string, unknown> {
 function setAt(root: Record<string, unknown>, p: Array<string | number>, value: unknown): void {
   let cur = root as Record<string | number, unknown>;
   for (const seg of p.slice(0, -1)) {
-    if (cur[seg] === undefined) {cur[seg] = {};}
+    if (cur[seg] === undefined) {
+      cur[seg] = {};
+    }
     cur = cur[seg] as Record<string | number, unknown>;
   }
   const last = p[p.length - 1] as string | number;
-  if (value === undefined) {delete cur[last];}
-  else {cur[last] = value;}
+  if (value === undefined) {
+    delete cur[last];
+  } else {
+    cur[last] = value;
+  }
 }
 
 const block = referenceBlock();
@@ -94,7 +114,11 @@ test('every default the reference states is the one the agent applies', () => {
     assert.ok(m, `${d.key}: "# default: VALUE"`);
     const given = baseConfig();
     setAt(given, d.path, parseYaml(m[1] as string));
-    assert.deepEqual({ ...buildConfig(given, 'agent.yaml'), tls: undefined, auth: undefined }, { ...base, tls: undefined, auth: undefined }, `${d.key}: documented default ${m[1]} is not the agent's`);
+    assert.deepEqual(
+      { ...buildConfig(given, 'agent.yaml'), tls: undefined, auth: undefined },
+      { ...base, tls: undefined, auth: undefined },
+      `${d.key}: documented default ${m[1]} is not the agent's`
+    );
   }
 });
 
@@ -104,23 +128,41 @@ test('every key the reference calls required is refused when missing', () => {
   for (const d of required) {
     const without = baseConfig();
     setAt(without, d.path, undefined);
-    const name = d.path.map((x) => (typeof x === 'number' ? `[${x}]` : x)).join('.').replace(/\.\[/g, '[');
+    const name = d.path
+      .map((x) => (typeof x === 'number' ? `[${x}]` : x))
+      .join('.')
+      .replace(/\.\[/g, '[');
     assert.throws(
       () => buildConfig(without, 'agent.yaml'),
       (e: ConfigError) => e.problems.some((p) => p.startsWith(`${name}: required`)),
-      `${name} is documented as required`,
+      `${name} is documented as required`
     );
   }
 });
 
 test('the reference matches the schema: its keys exist, required and defaulted keys are marked, every key is named', () => {
   const known = new Set(schema.map((k) => k.path));
-  for (const d of documented) {assert.ok(known.has(d.key), `docs/agent.md documents ${d.key}, which the agent does not know`);}
+  for (const d of documented) {
+    assert.ok(known.has(d.key), `docs/agent.md documents ${d.key}, which the agent does not know`);
+  }
   for (const k of schema) {
     const docs = documented.filter((d) => d.key === k.path);
-    const name = k.path.split(/[.[\]]+/).filter((x) => x !== '').pop() as string;
+    const name = k.path
+      .split(/[.[\]]+/)
+      .filter((x) => x !== '')
+      .pop() as string;
     assert.ok(new RegExp(`\\b${name}\\b`).test(block), `docs/agent.md's reference does not name ${k.path}`);
-    if (k.required) {assert.ok(docs.some((d) => /^required\b/.test(d.comment)), `${k.path} is required: mark it "# required"`);}
-    if (k.hasDefault && !docs.every((d) => d.mapping)) {assert.ok(docs.some((d) => /^default:/.test(d.comment)), `${k.path} has a default: mark it "# default: VALUE"`);}
+    if (k.required) {
+      assert.ok(
+        docs.some((d) => /^required\b/.test(d.comment)),
+        `${k.path} is required: mark it "# required"`
+      );
+    }
+    if (k.hasDefault && !docs.every((d) => d.mapping)) {
+      assert.ok(
+        docs.some((d) => /^default:/.test(d.comment)),
+        `${k.path} has a default: mark it "# default: VALUE"`
+      );
+    }
   }
 });

@@ -19,7 +19,7 @@ test('the event log is bounded, keeps older failures, and survives a reopen', ()
   // The newest ten, plus the three newest failures older than those.
   assert.deepEqual(
     events.map((e) => e.seq),
-    [20, 25, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40],
+    [20, 25, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40]
   );
   assert.ok(events.slice(0, 3).every((e) => e.type === 'crashed'));
 
@@ -40,7 +40,7 @@ test('a line torn by a kill -9 in the middle of an append is skipped', () => {
   const reopened = new EventLog(dir, 100, 10, quiet);
   assert.deepEqual(
     reopened.since(0, 10).events.map((e) => e.reason),
-    ['one', 'two'],
+    ['one', 'two']
   );
   assert.equal(reopened.add({ type: 'started', reason: 'three' }).seq, 3);
 });

@@ -51,7 +51,9 @@ function send(port: number, i: HttpInput): Promise<{ status: number; headers: st
     socket.on('data', (c: Buffer) => chunks.push(c));
     // The server may answer (413) and close before it has read the whole body.
     socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') {reject(e);}
+      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') {
+        reject(e);
+      }
     });
     socket.on('close', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
@@ -85,7 +87,9 @@ async function check(i: HttpInput): Promise<void> {
   const r = await send(a.port, i);
   const what = `${i.method} ${i.target.slice(0, 100)}`;
   assert.ok(r.status >= 200 && r.status < 500, `${what}: status ${r.status}: ${r.body.slice(0, 300)}`);
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!r.body.includes(t) && !r.headers.includes(t), `${what}: the answer holds a token`);}
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {
+    assert.ok(!r.body.includes(t) && !r.headers.includes(t), `${what}: the answer holds a token`);
+  }
   if (r.status >= 400 && i.method !== 'HEAD') {
     assert.match(r.headers, /^content-type: application\/json; charset=utf-8$/im, `${what}: ${r.status} not JSON`);
     let doc: { error?: { code?: unknown; message?: unknown } };
@@ -101,7 +105,10 @@ async function check(i: HttpInput): Promise<void> {
 }
 
 test('the corpus replays: seeds and every failure found so far', async () => {
-  const files = fs.readdirSync(CORPUS).filter((f) => f.endsWith('.json')).sort();
+  const files = fs
+    .readdirSync(CORPUS)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   assert.ok(files.length >= 10, 'the corpus has its seeds');
   for (const f of files) {
     const input = JSON.parse(fs.readFileSync(path.join(CORPUS, f), 'utf8')) as HttpInput;
@@ -117,38 +124,99 @@ const authorization = fc.oneof(
   token.map((t) => `bearer\t${t}  `),
   token.map((t) => `Basic ${Buffer.from(`u:${t}`).toString('base64')}`),
   fc.tuple(token, token).map(([x, y]) => `Bearer ${x} ${y}`),
-  fc.string({ unit: 'grapheme-ascii', maxLength: 300 }).map((s) => s.replace(/[\r\n]/g, '')),
+  fc.string({ unit: 'grapheme-ascii', maxLength: 300 }).map((s) => s.replace(/[\r\n]/g, ''))
 );
 const segment = fc.oneof(
-  fc.constantFrom('v1', 'status', 'processes', 'cdp', 'restart', 'start', 'stop', 'events', 'metrics', 'debug', 'healthz', 'openapi.json', '..', '.', '', '%2e%2e', '%2F', '%00', '%zz', '%', '%e2%80%ae', '%ff', '~'),
+  fc.constantFrom(
+    'v1',
+    'status',
+    'processes',
+    'cdp',
+    'restart',
+    'start',
+    'stop',
+    'events',
+    'metrics',
+    'debug',
+    'healthz',
+    'openapi.json',
+    '..',
+    '.',
+    '',
+    '%2e%2e',
+    '%2F',
+    '%00',
+    '%zz',
+    '%',
+    '%e2%80%ae',
+    '%ff',
+    '~'
+  ),
   token,
   fc.string({ unit: 'grapheme-ascii', maxLength: 20 }).map((s) => s.replace(/[\s?#]/g, '_')),
   fc.string({ unit: 'grapheme', maxLength: 8 }).map((s) => encodeURIComponent(s)),
   fc.string({ unit: 'grapheme', maxLength: 8 }).map((s) => s.replace(/[\s?#]/g, '_')),
-  fc.integer({ min: 100, max: 9000 }).map((n) => 'a'.repeat(n)),
+  fc.integer({ min: 100, max: 9000 }).map((n) => 'a'.repeat(n))
 );
 const query = fc.oneof(
   fc.constant(''),
-  fc.constantFrom('?since=0', '?since=-1', '?limit=0', '?limit=99999999999999999999', '?since=1e3', '?since=&limit=', '?since=1&since=2', '?%zz', '?&&=='),
-  fc.string({ unit: 'grapheme-ascii', maxLength: 60 }).map((s) => `?${s.replace(/[\s#]/g, '_')}`),
+  fc.constantFrom(
+    '?since=0',
+    '?since=-1',
+    '?limit=0',
+    '?limit=99999999999999999999',
+    '?since=1e3',
+    '?since=&limit=',
+    '?since=1&since=2',
+    '?%zz',
+    '?&&=='
+  ),
+  fc.string({ unit: 'grapheme-ascii', maxLength: 60 }).map((s) => `?${s.replace(/[\s#]/g, '_')}`)
 );
 const body = fc.oneof(
   fc.constant(''),
   fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? ''),
-  fc.record({ ifGeneration: fc.oneof(fc.integer(), fc.double(), fc.string()), reason: fc.string({ maxLength: 1200 }), requestedBy: fc.string({ maxLength: 300 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+  fc
+    .record(
+      {
+        ifGeneration: fc.oneof(fc.integer(), fc.double(), fc.string()),
+        reason: fc.string({ maxLength: 1200 }),
+        requestedBy: fc.string({ maxLength: 300 }),
+      },
+      { requiredKeys: [] }
+    )
+    .map((v) => JSON.stringify(v)),
   fc.string({ maxLength: 200 }),
-  fc.constantFrom('{', 'null', '[]', '"x"', '{"ifGeneration":1e400}', '{"__proto__":{"x":1}}'),
+  fc.constantFrom('{', 'null', '[]', '"x"', '{"ifGeneration":1e400}', '{"__proto__":{"x":1}}')
 );
 const input: fc.Arbitrary<HttpInput> = fc.record({
-  method: fc.constantFrom('GET', 'GET', 'GET', 'POST', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'BREW', 'get', 'G@T'),
+  method: fc.constantFrom(
+    'GET',
+    'GET',
+    'GET',
+    'POST',
+    'POST',
+    'HEAD',
+    'PUT',
+    'DELETE',
+    'OPTIONS',
+    'PATCH',
+    'TRACE',
+    'BREW',
+    'get',
+    'G@T'
+  ),
   target: fc.tuple(fc.array(segment, { minLength: 1, maxLength: 5 }), query).map(([s, q]) => `/${s.join('/')}${q}`),
   headers: fc.array(
     fc.oneof(
       authorization.map((v) => ['Authorization', v] as [string, string]),
-      fc.tuple(fc.constantFrom('Content-Type', 'Accept', 'X-Forwarded-For', 'Origin', 'Expect', 'X-Y'), fc.string({ unit: 'grapheme-ascii', maxLength: 100 }).map((s) => s.replace(/[\r\n]/g, ''))),
-      fc.integer({ min: 1, max: 20_000 }).map((n) => ['X-Big', 'b'.repeat(n)] as [string, string]),
+      fc.tuple(
+        fc.constantFrom('Content-Type', 'Accept', 'X-Forwarded-For', 'Origin', 'Expect', 'X-Y'),
+        fc.string({ unit: 'grapheme-ascii', maxLength: 100 }).map((s) => s.replace(/[\r\n]/g, ''))
+      ),
+      fc.integer({ min: 1, max: 20_000 }).map((n) => ['X-Big', 'b'.repeat(n)] as [string, string])
     ),
-    { maxLength: 3 },
+    { maxLength: 3 }
   ),
   body,
   bodyRepeat: fc.oneof(fc.constant(1), fc.constant(1), fc.integer({ min: 1, max: 3000 })),
@@ -156,5 +224,7 @@ const input: fc.Arbitrary<HttpInput> = fc.record({
 
 test(`random requests (${RUNS} runs, seed ${SEED}): never a 5xx, a crash or a token; errors are JSON with a known code`, async () => {
   await fc.assert(fc.asyncProperty(input, check), { numRuns: RUNS, seed: SEED, endOnFailure: true });
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!a.text().includes(t), 'the log holds a token');}
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {
+    assert.ok(!a.text().includes(t), 'the log holds a token');
+  }
 });

@@ -6,7 +6,10 @@ import { baseConfig, request, startAgent, tempDir, writeConfig } from './helpers
 
 test('the agent serves /healthz on loopback, logs JSON lines and exits 0 on SIGTERM', async () => {
   const dir = tempDir();
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }] })
+  );
   const agent = await startAgent(file);
   try {
     const res = await request(`${agent.baseUrl}/healthz`);

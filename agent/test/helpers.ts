@@ -35,7 +35,9 @@ export function tempDir(prefix = 'vigil-agent-test-'): string {
 export function tempDirsRemovedAfter(): (prefix?: string) => string {
   const made: string[] = [];
   after(() => {
-    for (const d of made.splice(0)) {fs.rmSync(d, { recursive: true, force: true });}
+    for (const d of made.splice(0)) {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
   return (prefix?: string) => {
     const d = tempDir(prefix);
@@ -45,18 +47,27 @@ export function tempDirsRemovedAfter(): (prefix?: string) => string {
 }
 
 /** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  everyMs = 25
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) {return v as NonNullable<T>;}
+      if (v) {
+        return v as NonNullable<T>;
+      }
     } catch (e) {
       lastError = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -81,7 +92,10 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProces
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export async function runCliToEnd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCliToEnd(
+  args: string[],
+  env: NodeJS.ProcessEnv = {}
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = runCli(args, env);
   let stdout = '';
   let stderr = '';
@@ -114,7 +128,7 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   child.stdout?.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('exit', (code, signal) => resolve({ code, signal }))
   );
   let done = false;
   void exited.then(() => (done = true));
@@ -134,10 +148,16 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
     throw new Error(`agent exited early:\n${err}`);
   });
   const listening = await Promise.race([
-    waitFor('the agent to log its listening address', () => (done ? { msg: 'exited' } : logLines().find((l) => l.msg === 'listening')), 20_000),
+    waitFor(
+      'the agent to log its listening address',
+      () => (done ? { msg: 'exited' } : logLines().find((l) => l.msg === 'listening')),
+      20_000
+    ),
     early,
   ]);
-  if (listening.msg !== 'listening') {await early;}
+  if (listening.msg !== 'listening') {
+    await early;
+  }
   const port = Number(String(listening.address).split(':').pop());
   const scheme = listening.tls ? 'https' : 'http';
   return {
@@ -148,7 +168,9 @@ export async function startAgent(configFile: string, env: NodeJS.ProcessEnv = {}
     logLines,
     exited,
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (!done) {child.kill(signal);}
+      if (!done) {
+        child.kill(signal);
+      }
       return exited;
     },
   };
@@ -163,12 +185,16 @@ export interface Reply {
 
 export function request(
   url: string,
-  opts: { method?: string; token?: string; body?: string | Buffer; headers?: Record<string, string>; ca?: Buffer } = {},
+  opts: { method?: string; token?: string; body?: string | Buffer; headers?: Record<string, string>; ca?: Buffer } = {}
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
-    if (opts.token !== undefined) {headers.authorization = `Bearer ${opts.token}`;}
-    if (opts.body !== undefined) {headers['content-type'] ??= 'application/json';}
+    if (opts.token !== undefined) {
+      headers.authorization = `Bearer ${opts.token}`;
+    }
+    if (opts.body !== undefined) {
+      headers['content-type'] ??= 'application/json';
+    }
     const mod = url.startsWith('https:') ? https : http;
     const req = mod.request(url, { method: opts.method ?? 'GET', headers, ca: opts.ca, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -186,8 +212,11 @@ export function request(
       res.on('error', reject);
     });
     req.on('error', reject);
-    if (opts.body !== undefined) {req.end(opts.body);}
-    else {req.end();}
+    if (opts.body !== undefined) {
+      req.end(opts.body);
+    } else {
+      req.end();
+    }
   });
 }
 
@@ -197,13 +226,19 @@ export const CHILD = path.join(__dirname, 'fixtures', 'child.js');
 export function processesWithMarker(marker: string): number[] {
   const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) {continue;}
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
     try {
       const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmd.includes(marker)) {continue;}
+      if (!cmd.includes(marker)) {
+        continue;
+      }
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state !== 'Z' && state !== 'X') {out.push(Number(entry));}
+      if (state !== 'Z' && state !== 'X') {
+        out.push(Number(entry));
+      }
     } catch {
       // gone meanwhile
     }
@@ -247,9 +282,15 @@ export function stopAfterTests(): {
   const markers: string[] = [];
   const dirs: string[] = [];
   after(async () => {
-    for (const a of agents) {await a.stop('SIGKILL');}
-    for (const m of markers) {killMarked(m);}
-    for (const d of dirs) {fs.rmSync(d, { recursive: true, force: true });}
+    for (const a of agents) {
+      await a.stop('SIGKILL');
+    }
+    for (const m of markers) {
+      killMarked(m);
+    }
+    for (const d of dirs) {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
   const markedDir = () => {
     const dir = tempDir();

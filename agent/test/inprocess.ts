@@ -21,7 +21,9 @@ export interface InProcessAgent {
   close: () => Promise<void>;
 }
 
-export async function startInProcess(opts: { level?: Level; handler?: HandlerOptions; config?: Record<string, unknown> } = {}): Promise<InProcessAgent> {
+export async function startInProcess(
+  opts: { level?: Level; handler?: HandlerOptions; config?: Record<string, unknown> } = {}
+): Promise<InProcessAgent> {
   const dir = tempDir('vigil-agent-inprocess-');
   const raw: string[] = [];
   const log = createLogger({ level: opts.level ?? 'debug', write: (l) => raw.push(l) });
@@ -31,10 +33,12 @@ export async function startInProcess(opts: { level?: Level; handler?: HandlerOpt
       listen: '127.0.0.1:0',
       stateDir: path.join(dir, 'state'),
       auth: { readToken: READ_TOKEN, controlToken: CONTROL_TOKEN },
-      processes: [{ name: 'cdp', kind: 'command', command: ['/bin/sleep', '1000'], startOnBoot: false, stopTimeout: '1s' }],
+      processes: [
+        { name: 'cdp', kind: 'command', command: ['/bin/sleep', '1000'], startOnBoot: false, stopTimeout: '1s' },
+      ],
       ...opts.config,
     },
-    path.join(dir, 'agent.yaml'),
+    path.join(dir, 'agent.yaml')
   );
   const agent = new Agent(config, log);
   const server = http.createServer(createHandler(agent, opts.handler));

@@ -23,7 +23,9 @@ export interface Meta {
 
 export function xattrsOf(p: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const n of xattr.listAttributesSync(p).sort()) {out[n] = (xattr.getAttributeSync(p, n) ?? Buffer.alloc(0)).toString('base64');}
+  for (const n of xattr.listAttributesSync(p).sort()) {
+    out[n] = (xattr.getAttributeSync(p, n) ?? Buffer.alloc(0)).toString('base64');
+  }
   return out;
 }
 
@@ -39,7 +41,9 @@ export function metaSnapshot(root: string): Map<string, Meta> {
       m.mode = (st.mode & 0o7777).toString(8);
       m.xattrs = xattrsOf(abs);
     }
-    if (type === 'file') {m.mtimeMs = st.mtimeMs;}
+    if (type === 'file') {
+      m.mtimeMs = st.mtimeMs;
+    }
     out.set(rel, m);
   }
   return out;
@@ -51,10 +55,17 @@ export function diffMeta(a: Map<string, Meta>, b: Map<string, Meta>): string[] {
   const norm = (m: Meta) => JSON.stringify({ ...m, mtimeMs: undefined });
   for (const [p, x] of a) {
     const y = b.get(p);
-    if (!y) {out.push(`only in the first: ${p}`);}
-    else if (norm(x) !== norm(y) || Math.abs((x.mtimeMs ?? 0) - (y.mtimeMs ?? 0)) >= 1) {out.push(`differs: ${p}: ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);}
+    if (!y) {
+      out.push(`only in the first: ${p}`);
+    } else if (norm(x) !== norm(y) || Math.abs((x.mtimeMs ?? 0) - (y.mtimeMs ?? 0)) >= 1) {
+      out.push(`differs: ${p}: ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);
+    }
   }
-  for (const p of b.keys()) {if (!a.has(p)) {out.push(`only in the second: ${p}`);}}
+  for (const p of b.keys()) {
+    if (!a.has(p)) {
+      out.push(`only in the second: ${p}`);
+    }
+  }
   return out;
 }
 

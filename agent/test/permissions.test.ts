@@ -5,7 +5,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { buildConfig, loadTokens, openPermissions } from '../src/config';
-import { baseConfig, READ_TOKEN, request, runCliToEnd, stopAfterTests, tempDirsRemovedAfter, waitFor, writeConfig, type RunningAgent } from './helpers';
+import {
+  baseConfig,
+  READ_TOKEN,
+  request,
+  runCliToEnd,
+  stopAfterTests,
+  tempDirsRemovedAfter,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
 
 const { start } = stopAfterTests();
 const tempDir = tempDirsRemovedAfter();
@@ -58,7 +68,7 @@ test('loadTokens: a warning, or with strictPermissions a problem, naming the fil
   assert.deepEqual(strict.permissionWarnings, []);
   assert.deepEqual(
     strict.problems,
-    loose.permissionWarnings.map((w) => `${w} (strictPermissions refuses it)`),
+    loose.permissionWarnings.map((w) => `${w} (strictPermissions refuses it)`)
   );
   // Tokens only in files: the configuration file holds no secret and may be 0644.
   fs.chmodSync(conf, 0o644);
@@ -67,9 +77,18 @@ test('loadTokens: a warning, or with strictPermissions a problem, naming the fil
   fs.writeFileSync(r, READ_TOKEN, { mode: 0o600 });
   assert.deepEqual(loadTokens({ readTokenFile: r, controlTokenFile: f }, conf, true).problems, []);
   // The configuration key works like the flag.
-  const doc = { listen: '127.0.0.1:0', stateDir: dir, strictPermissions: true, auth, processes: [{ name: 'a', kind: 'command', command: ['x'] }] };
+  const doc = {
+    listen: '127.0.0.1:0',
+    stateDir: dir,
+    strictPermissions: true,
+    auth,
+    processes: [{ name: 'a', kind: 'command', command: ['x'] }],
+  };
   fs.chmodSync(f, 0o604);
-  assert.throws(() => buildConfig(doc, conf), /auth\.controlTokenFile: token file .* is readable by others \(mode 0604\); run chmod 600 .* \(strictPermissions refuses it\)$/);
+  assert.throws(
+    () => buildConfig(doc, conf),
+    /auth\.controlTokenFile: token file .* is readable by others \(mode 0604\); run chmod 600 .* \(strictPermissions refuses it\)$/
+  );
   assert.equal(buildConfig({ ...doc, strictPermissions: false }, conf).permissionWarnings.length, 2);
 });
 
@@ -82,14 +101,17 @@ async function statusWarnings(agent: RunningAgent): Promise<string[]> {
 test('a real agent warns at start and in /v1/status, and checks again at each reload', async () => {
   const dir = tempDir();
   const f = tokenFile(dir, 0o644);
-  const file = writeConfig(dir, baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE })
+  );
   fs.chmodSync(file, 0o600);
   const agent = await start(file);
   const warned = agent.logLines().filter((l) => l.msg === 'file permissions');
   const expected = `auth.controlTokenFile: token file ${f} is readable by its group and others (mode 0644); run chmod 600 ${f}`;
   assert.deepEqual(
     warned.map((l) => [l.level, l.warning]),
-    [['warn', expected]],
+    [['warn', expected]]
   );
   assert.deepEqual(await statusWarnings(agent), [expected]);
 
@@ -112,7 +134,10 @@ test('a real agent warns at start and in /v1/status, and checks again at each re
 test('--strict-permissions and strictPermissions: true refuse to start (exit 2, invalid configuration)', async () => {
   const dir = tempDir();
   const f = tokenFile(dir, 0o640);
-  const file = writeConfig(dir, baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE })
+  );
   fs.chmodSync(file, 0o600);
   // Line 5 of the file: the key auth.controlTokenFile (stringify writes listen, stateDir, auth, readToken first).
   const want = `${file}: auth.controlTokenFile: token file ${f} is readable by its group (line 5; mode 0640); run chmod 600 ${f} (strictPermissions refuses it)`;
@@ -121,7 +146,14 @@ test('--strict-permissions and strictPermissions: true refuse to start (exit 2, 
   const line = JSON.parse(byFlag.stderr.trim().split('\n').pop() as string);
   assert.deepEqual([line.level, line.msg, line.error], ['error', 'invalid configuration', want]);
 
-  const keyed = writeConfig(dir, { ...baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }), strictPermissions: true }, 'strict.yaml');
+  const keyed = writeConfig(
+    dir,
+    {
+      ...baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }),
+      strictPermissions: true,
+    },
+    'strict.yaml'
+  );
   fs.chmodSync(keyed, 0o600);
   const byKey = await runCliToEnd(['run', '--config', keyed]);
   assert.equal(byKey.code, 2, byKey.stderr);
@@ -131,15 +163,23 @@ test('--strict-permissions and strictPermissions: true refuse to start (exit 2, 
 test('with strictPermissions a reload that finds an open token file is refused and the current tokens kept', async () => {
   const dir = tempDir();
   const f = tokenFile(dir, 0o600);
-  const file = writeConfig(dir, { ...baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }), strictPermissions: true });
+  const file = writeConfig(dir, {
+    ...baseConfig(dir, { auth: { readToken: READ_TOKEN, controlTokenFile: f }, processes: IDLE }),
+    strictPermissions: true,
+  });
   fs.chmodSync(file, 0o600);
   const agent = await start(file);
   assert.deepEqual(await statusWarnings(agent), []);
   fs.writeFileSync(f, 'another-control-token-0123456789\n');
   fs.chmodSync(f, 0o644);
   agent.child.kill('SIGHUP');
-  const refused = await waitFor('the refusal', () => agent.logLines().find((l) => String(l.msg).startsWith('token reload refused')));
-  assert.equal(refused.msg, `token reload refused: auth.controlTokenFile: token file ${f} is readable by its group and others (mode 0644); run chmod 600 ${f} (strictPermissions refuses it)`);
+  const refused = await waitFor('the refusal', () =>
+    agent.logLines().find((l) => String(l.msg).startsWith('token reload refused'))
+  );
+  assert.equal(
+    refused.msg,
+    `token reload refused: auth.controlTokenFile: token file ${f} is readable by its group and others (mode 0644); run chmod 600 ${f} (strictPermissions refuses it)`
+  );
   assert.equal((await request(`${agent.baseUrl}/debug`, { token: CONTROL })).status, 200);
   assert.equal((await request(`${agent.baseUrl}/debug`, { token: 'another-control-token-0123456789' })).status, 401);
   assert.ok(!agent.stderr().includes('another-control-token-0123456789'));

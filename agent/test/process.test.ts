@@ -68,7 +68,11 @@ test('crash, restart through the API, stale generation, stop, and a clean SIGTER
   await waitFor('no orphan after the crash', () => processesWithMarker(marker).length === 0);
 
   // Restart: a new pid and the next generation, and who asked and why is recorded.
-  const r = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, { ifGeneration: 1, reason: 'crashed', requestedBy: 'monitor-a' });
+  const r = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, {
+    ifGeneration: 1,
+    reason: 'crashed',
+    requestedBy: 'monitor-a',
+  });
   assert.equal(r.status, 202, r.text);
   assert.equal(r.json.generation, 2);
   assert.notEqual(r.json.pid, first.pid);
@@ -79,7 +83,10 @@ test('crash, restart through the API, stale generation, stop, and a clean SIGTER
   assert.equal(second.generation, 2);
 
   // A restart for a generation that is no longer current is refused.
-  const stale = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, { ifGeneration: 1, requestedBy: 'monitor-b' });
+  const stale = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, {
+    ifGeneration: 1,
+    requestedBy: 'monitor-b',
+  });
   assert.equal(stale.status, 409);
   assert.equal(stale.json.error.code, 'stale_generation');
   assert.equal(stale.json.error.message, 'ifGeneration 1 is stale: the current generation is 2');
@@ -96,7 +103,11 @@ test('crash, restart through the API, stale generation, stop, and a clean SIGTER
 
   // Stop: graceful, and the stale generation check applies too.
   assert.equal((await control(`${agent.baseUrl}/v1/processes/cdp/stop`, { ifGeneration: 1 })).status, 409);
-  const stop = await control(`${agent.baseUrl}/v1/processes/cdp/stop`, { ifGeneration: 2, reason: 'node passive', requestedBy: 'monitor-a' });
+  const stop = await control(`${agent.baseUrl}/v1/processes/cdp/stop`, {
+    ifGeneration: 2,
+    reason: 'node passive',
+    requestedBy: 'monitor-a',
+  });
   assert.equal(stop.status, 202, stop.text);
   assert.deepEqual(stop.json, { generation: 2, state: 'stopped' });
   const stopped = await cdp(agent);
@@ -109,7 +120,7 @@ test('crash, restart through the API, stale generation, stop, and a clean SIGTER
     [
       ['stop_requested', 'monitor-a', 'node passive'],
       ['stop_done', 'monitor-a', 'node passive'],
-    ],
+    ]
   );
 
   // A stopped process is started by a restart.
@@ -135,12 +146,12 @@ test('twenty concurrent restarts: one new generation per accepted call, no orpha
   const all = await Promise.all(Array.from({ length: 20 }, (_, i) => control(url, { requestedBy: `client-${i}` })));
   assert.deepEqual(
     all.map((r) => r.status),
-    Array.from({ length: 20 }, () => 202),
+    Array.from({ length: 20 }, () => 202)
   );
   const gens = all.map((r) => r.json.generation as number).sort((a, b) => a - b);
   assert.deepEqual(
     gens,
-    Array.from({ length: 20 }, (_, i) => start.generation + 1 + i),
+    Array.from({ length: 20 }, (_, i) => start.generation + 1 + i)
   );
   assert.equal(new Set(all.map((r) => r.json.pid)).size, 20);
   const now = await cdp(agent);
@@ -150,7 +161,7 @@ test('twenty concurrent restarts: one new generation per accepted call, no orpha
 
   // With ifGeneration, exactly one of twenty monitors wins.
   const racing = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => control(url, { ifGeneration: now.generation, requestedBy: `monitor-${i}` })),
+    Array.from({ length: 20 }, (_, i) => control(url, { ifGeneration: now.generation, requestedBy: `monitor-${i}` }))
   );
   const accepted = racing.filter((r) => r.status === 202);
   assert.equal(accepted.length, 1);
@@ -169,7 +180,10 @@ test('a process that ignores its stop signal is killed after stopTimeout', async
   const p = await cdp(agent);
   // The child prints once its SIGTERM handler is installed; its output goes to stateDir/logs.
   const log = path.join(dir, 'state', 'logs', 'cdp.log');
-  await waitFor('the child to be ready', () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes(`child ${p.pid} up`));
+  await waitFor(
+    'the child to be ready',
+    () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes(`child ${p.pid} up`)
+  );
   const stop = await control(`${agent.baseUrl}/v1/processes/cdp/stop`, { ifGeneration: p.generation });
   assert.equal(stop.status, 202);
   const exited = agent.logLines().find((l) => l.msg === 'event' && l.type === 'exited');
@@ -194,7 +208,10 @@ test('autoRestart brings a crashed process back and records it', async () => {
 
 test('a command that cannot start: start_failed at boot, 500 and restart_failed through the API', async () => {
   const dir = tempDir();
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: [path.join(dir, 'no-such-binary')] }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'command', command: [path.join(dir, 'no-such-binary')] }] })
+  );
   const agent = await startAgent(file);
   agents.push(agent);
   const p = await cdp(agent);

@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { baseConfig, childProcessConfig, request, stopAfterTests, waitFor, writeConfig, type RunningAgent } from './helpers';
+import {
+  baseConfig,
+  childProcessConfig,
+  request,
+  stopAfterTests,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
 
 const { markedDir, start } = stopAfterTests();
 
@@ -16,7 +24,8 @@ const ALL = [FIRST_READ, FIRST_CONTROL, SECOND_READ, THIRD_READ];
 
 /** Sends SIGHUP and waits for the n-th reload outcome in the log. */
 async function reload(agent: RunningAgent): Promise<Record<string, unknown>> {
-  const outcomes = () => agent.logLines().filter((l) => l.msg === 'tokens reloaded' || String(l.msg).startsWith('token reload refused'));
+  const outcomes = () =>
+    agent.logLines().filter((l) => l.msg === 'tokens reloaded' || String(l.msg).startsWith('token reload refused'));
   const before = outcomes().length;
   agent.child.kill('SIGHUP');
   return waitFor('the reload outcome in the log', () => outcomes()[before]);
@@ -34,7 +43,7 @@ async function startWithTokenFiles(): Promise<{ agent: RunningAgent; readFile: s
     baseConfig(dir, {
       auth: { readTokenFile: readFile, controlTokenFile: controlFile },
       processes: [childProcessConfig(marker, { startOnBoot: false })],
-    }),
+    })
   );
   return { agent: await start(file), readFile, controlFile };
 }
@@ -42,7 +51,8 @@ async function startWithTokenFiles(): Promise<{ agent: RunningAgent; readFile: s
 test('a reload applies the start checks, keeps the current tokens when the new ones fail them, and never logs a token', async () => {
   const { agent, readFile, controlFile } = await startWithTokenFiles();
   const status = (token: string) => request(`${agent.baseUrl}/v1/status`, { token });
-  const restart = (token: string) => request(`${agent.baseUrl}/v1/processes/cdp/restart`, { method: 'POST', token, body: '{}' });
+  const restart = (token: string) =>
+    request(`${agent.baseUrl}/v1/processes/cdp/restart`, { method: 'POST', token, body: '{}' });
   // A path is logged: a token in it must come out redacted, whether it was taken or refused.
   const probe = (token: string) => request(`${agent.baseUrl}/probe/${token}`);
   await probe(FIRST_READ);
@@ -63,7 +73,7 @@ test('a reload applies the start checks, keeps the current tokens when the new o
   assert.equal(same.level, 'error');
   assert.equal(
     same.msg,
-    `token reload refused: auth.controlToken: must differ from every read token (token files ${readFile}, ${controlFile})`,
+    `token reload refused: auth.controlToken: must differ from every read token (token files ${readFile}, ${controlFile})`
   );
   assert.equal((await restart(SECOND_READ)).status, 403);
   assert.equal((await request(`${agent.baseUrl}/debug`, { token: FIRST_CONTROL })).status, 200);
@@ -84,9 +94,14 @@ test('a reload applies the start checks, keeps the current tokens when the new o
   assert.equal((await status(THIRD_READ)).status, 401);
   assert.equal((await restart(FIRST_CONTROL)).status, 202);
 
-  await waitFor('the probes in the log', () => agent.logLines().filter((l) => l.msg === 'request' && String(l.path).startsWith('/probe/')).length === 3);
+  await waitFor(
+    'the probes in the log',
+    () => agent.logLines().filter((l) => l.msg === 'request' && String(l.path).startsWith('/probe/')).length === 3
+  );
   const log = agent.stderr();
-  for (const t of ALL) {assert.ok(!log.includes(t), `the log shows ${t}`);}
+  for (const t of ALL) {
+    assert.ok(!log.includes(t), `the log shows ${t}`);
+  }
   assert.equal(agent.logLines().filter((l) => l.path === '/probe/[REDACTED]').length, 3);
   await agent.stop('SIGTERM');
 });
@@ -105,12 +120,20 @@ test('a token file may list the old and the new token while a rotation overlaps:
   assert.deepEqual([await status(FIRST_READ), await status(SECOND_READ)], [401, 200]);
   // A line with two words is a mistake (a token cannot contain white space): refused, kept.
   fs.writeFileSync(readFile, `${THIRD_READ} ${FIRST_READ}\n`);
-  assert.equal((await reload(agent)).msg, `token reload refused: auth.readTokenFile: file ${readFile} line 1: a token cannot contain white space (one token per line)`);
+  assert.equal(
+    (await reload(agent)).msg,
+    `token reload refused: auth.readTokenFile: file ${readFile} line 1: a token cannot contain white space (one token per line)`
+  );
   assert.equal(await status(SECOND_READ), 200);
   // The control file lists a read token among its lines: refused like a single one.
   fs.writeFileSync(readFile, `${SECOND_READ}\n`);
   fs.writeFileSync(controlFile, `${FIRST_CONTROL}\n${SECOND_READ}\n`);
-  assert.match(String((await reload(agent)).msg), /^token reload refused: auth\.controlToken: must differ from every read token/);
-  for (const t of ALL) {assert.ok(!agent.stderr().includes(t), `the log shows ${t}`);}
+  assert.match(
+    String((await reload(agent)).msg),
+    /^token reload refused: auth\.controlToken: must differ from every read token/
+  );
+  for (const t of ALL) {
+    assert.ok(!agent.stderr().includes(t), `the log shows ${t}`);
+  }
   await agent.stop('SIGTERM');
 });

@@ -5,7 +5,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restore } from '../src/replicator/restore';
-import { baseConfig, CONTROL_TOKEN, killMarked, read, request, startAgent, tempDir as newTempDir, waitFor, writeConfig, type RunningAgent } from './helpers';
+import {
+  baseConfig,
+  CONTROL_TOKEN,
+  killMarked,
+  read,
+  request,
+  startAgent,
+  tempDir as newTempDir,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
 import { diffTrees, journal, readStatus, snapshot, storeHash, waitMirror } from './replicator-helpers';
 
 const agents: RunningAgent[] = [];
@@ -17,10 +28,16 @@ const tempDir = (prefix?: string) => {
   return d;
 };
 after(async () => {
-  for (const a of agents) {await a.stop('SIGKILL');}
+  for (const a of agents) {
+    await a.stop('SIGKILL');
+  }
   // A replicator outlives its agent by design (the next agent adopts it): end it here.
-  for (const d of dirs) {killMarked(d);}
-  for (const d of dirs) {fs.rmSync(d, { recursive: true, force: true });}
+  for (const d of dirs) {
+    killMarked(d);
+  }
+  for (const d of dirs) {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 async function cdp(agent: RunningAgent) {
@@ -39,21 +56,37 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
     const abs = path.join(source, p);
     fs.mkdirSync(path.dirname(abs), { recursive: true });
     fs.writeFileSync(abs, content);
-    if (!written.has(p)) {written.set(p, new Set());}
+    if (!written.has(p)) {
+      written.set(p, new Set());
+    }
     written.get(p)?.add(content);
   };
-  for (let i = 0; i < 20; i++) {put(`start/${i}.txt`, `initial ${i}`);}
+  for (let i = 0; i < 20; i++) {
+    put(`start/${i}.txt`, `initial ${i}`);
+  }
   const file = writeConfig(
     dir,
     baseConfig(dir, {
-      processes: [{ name: 'cdp', kind: 'replicator', source, target: store, retention: '1h', autoRestart: true, stopTimeout: '5s' }],
-    }),
+      processes: [
+        {
+          name: 'cdp',
+          kind: 'replicator',
+          source,
+          target: store,
+          retention: '1h',
+          autoRestart: true,
+          stopTimeout: '5s',
+        },
+      ],
+    })
   );
   const agent = await startAgent(file);
   agents.push(agent);
   const first = await waitFor('the replicator to catch up', async () => {
     const p = await cdp(agent);
-    return p.state === 'running' && p.protection?.state === 'watching' && p.protection.pendingChanges === 0 ? p : undefined;
+    return p.state === 'running' && p.protection?.state === 'watching' && p.protection.pendingChanges === 0
+      ? p
+      : undefined;
   });
   assert.equal(first.kind, 'replicator');
   assert.equal(first.protection.lagSeconds, 0);
@@ -71,7 +104,10 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
     if (i % 50 === 0 && i < 150) {
       // Let some of the burst be captured before the kill, so there are versions to lose.
       const mirrored = path.join(store, 'mirror', 'hot.txt');
-      await waitFor(`hot ${i} to be captured`, () => fs.existsSync(mirrored) && fs.readFileSync(mirrored, 'utf8') === `hot ${i}`);
+      await waitFor(
+        `hot ${i} to be captured`,
+        () => fs.existsSync(mirrored) && fs.readFileSync(mirrored, 'utf8') === `hot ${i}`
+      );
     }
     if (i === 150) {
       ackedSeq = readStatus(statusFile)?.journal.seq ?? 0;
@@ -80,7 +116,9 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
   }
   assert.ok(ackedSeq > 0, 'some of the burst was acknowledged before the kill');
   // More while it is down (or just coming back): found by the catch-up or by the watch.
-  for (let i = 0; i < 50; i++) {put(`while-down/${i}.txt`, `while down ${i}`);}
+  for (let i = 0; i < 50; i++) {
+    put(`while-down/${i}.txt`, `while down ${i}`);
+  }
   fs.rmSync(path.join(source, 'start/0.txt'));
   written.delete('start/0.txt');
   fs.renameSync(path.join(source, 'start/1.txt'), path.join(source, 'start/one.txt'));
@@ -90,9 +128,14 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
     'the agent to restart the replicator and it to catch up',
     async () => {
       const p = await cdp(agent);
-      return p.generation === 2 && p.state === 'running' && p.protection?.state === 'watching' && p.protection.pendingChanges === 0 ? p : undefined;
+      return p.generation === 2 &&
+        p.state === 'running' &&
+        p.protection?.state === 'watching' &&
+        p.protection.pendingChanges === 0
+        ? p
+        : undefined;
     },
-    30_000,
+    30_000
   );
   assert.equal(restarted.lastExit.signal, 'SIGKILL');
   assert.equal(restarted.protection.lagSeconds, 0);
@@ -105,16 +148,26 @@ test('kill -9 during a burst: the agent restarts the replicator, the mirror equa
   // journal is content that was really written to that path (never a torn mix).
   const records = journal(store);
   const seqs = new Set(records.map((r) => r.q));
-  for (let q = 1; q <= ackedSeq; q++) {assert.ok(seqs.has(q), `acknowledged record ${q} survived`);}
+  for (let q = 1; q <= ackedSeq; q++) {
+    assert.ok(seqs.has(q), `acknowledged record ${q} survived`);
+  }
   const hot: Array<{ at: number; h: string }> = [];
   for (const r of records) {
-    if (r.op !== 'file') {continue;}
+    if (r.op !== 'file') {
+      continue;
+    }
     const content = fs.readFileSync(path.join(store, 'objects', r.h.slice(0, 2), r.h), 'utf8');
     assert.equal(storeHash(store, content), r.h, `object of ${r.p}`);
-    const expected = written.get(r.p) ?? (r.p === 'start/0.txt' || r.p === 'start/1.txt' ? new Set([content]) : undefined);
+    const expected =
+      written.get(r.p) ?? (r.p === 'start/0.txt' || r.p === 'start/1.txt' ? new Set([content]) : undefined);
     // writeFileSync truncates before it writes: the empty file in between is a real state too.
-    assert.ok(expected?.has(content) || content === '', `${r.p}: version ${r.h} (${JSON.stringify(content)}) was written`);
-    if (r.p === 'hot.txt') {hot.push({ at: r.at, h: r.h });}
+    assert.ok(
+      expected?.has(content) || content === '',
+      `${r.p}: version ${r.h} (${JSON.stringify(content)}) was written`
+    );
+    if (r.p === 'hot.txt') {
+      hot.push({ at: r.at, h: r.h });
+    }
   }
   assert.ok(hot.length >= 2, 'several versions of hot.txt');
   // Each version of hot.txt restores to exactly its content.
@@ -133,7 +186,10 @@ test('a stopped replicator reports growing lag from its last safe point', async 
   const source = path.join(dir, 'data');
   fs.mkdirSync(source);
   fs.writeFileSync(path.join(source, 'a.txt'), 'a');
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: path.join(dir, 'store') }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: path.join(dir, 'store') }] })
+  );
   const agent = await startAgent(file);
   agents.push(agent);
   await waitFor('watching', async () => (await cdp(agent)).protection?.state === 'watching');
@@ -158,7 +214,10 @@ test('after the agent is killed, the replicator keeps protecting and the next ag
   const source = path.join(dir, 'data');
   const store = path.join(dir, 'store');
   fs.mkdirSync(source);
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store }] })
+  );
   const first = await startAgent(file);
   agents.push(first);
   const before = await waitFor('watching', async () => {

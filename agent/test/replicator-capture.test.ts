@@ -12,7 +12,13 @@ const tempDir = tempDirsRemovedAfter();
 /** A wall clock and a monotonic clock the test moves by hand. */
 function clocks() {
   const c = { wall: Date.now(), mono: 1_000 };
-  return { c, clock: new SettleClock(() => c.wall, () => c.mono) };
+  return {
+    c,
+    clock: new SettleClock(
+      () => c.wall,
+      () => c.mono
+    ),
+  };
 }
 
 function fresh() {
@@ -45,7 +51,9 @@ test('a step of the wall clock does not make a file being written look settled',
   c.wall += 600;
   const settled = await captureFile(layout, file, { settleMs: 500, clock });
   assert.equal(settled.kind, 'ok');
-  if (settled.kind === 'ok' && settled.tmp) {fs.rmSync(settled.tmp, { force: true });}
+  if (settled.kind === 'ok' && settled.tmp) {
+    fs.rmSync(settled.tmp, { force: true });
+  }
 });
 
 test('after a step, a change restarts the wait; long after it, change times are trusted again', async () => {
@@ -65,5 +73,7 @@ test('after a step, a change restarts the wait; long after it, change times are 
   c.wall += 11_000;
   const later = await captureFile(layout, file, { settleMs: 500, clock });
   assert.equal(later.kind, 'ok');
-  if (later.kind === 'ok' && later.tmp) {fs.rmSync(later.tmp, { force: true });}
+  if (later.kind === 'ok' && later.tmp) {
+    fs.rmSync(later.tmp, { force: true });
+  }
 });

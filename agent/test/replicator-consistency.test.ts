@@ -8,7 +8,15 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { openStoreForReading } from '../src/replicator/store';
 import { runCliToEnd, waitFor } from './helpers';
-import { badObjects, journalRecords, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState } from './replicator-helpers';
+import {
+  badObjects,
+  journalRecords,
+  killReplicators,
+  replicatorDirs,
+  startReplicator,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 after(killReplicators);
 
@@ -33,10 +41,14 @@ function rewriter(file: string, size: number, ms: number): Promise<number> {
       }
       process.stdout.write(String(k));
     })();`;
-  const child = spawn(process.execPath, ['-e', script, file, String(size), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', script, file, String(size), String(ms)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`rewriter exited with ${code}`)))));
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`rewriter exited with ${code}`))))
+  );
 }
 
 /** Content number `k` of a file of `size` bytes: the 32-bit number k repeated, so a mix of two is visible. */
@@ -49,14 +61,23 @@ function content(k: number, size: number): Buffer {
 test('files rewritten in place (one pwrite per rewrite) while captured: no stored version mixes two writes', async () => {
   const d = replicatorDirs('vigil-torn-');
   const files = { 'small.bin': 60 * 1024, 'large.bin': 24 * 1024 * 1024 };
-  const r = startReplicator(d.source, d.store, d.status, process.env.VIGIL_TORN_SETTLE ? ['--settle', process.env.VIGIL_TORN_SETTLE] : []);
+  const r = startReplicator(
+    d.source,
+    d.store,
+    d.status,
+    process.env.VIGIL_TORN_SETTLE ? ['--settle', process.env.VIGIL_TORN_SETTLE] : []
+  );
   await waitState(r);
-  for (const [name, size] of Object.entries(files)) {fs.writeFileSync(path.join(d.source, name), content(0, size));}
+  for (const [name, size] of Object.entries(files)) {
+    fs.writeFileSync(path.join(d.source, name), content(0, size));
+  }
   // One writer process per file rewrites it in bursts (each rewrite a single pwrite at offset 0
   // of the whole new content, back to back) with pauses between them, so that reads start in
   // quiet moments and the next burst overlaps them.
   const seconds = Number(process.env.VIGIL_TORN_SECONDS ?? 8);
-  const writers = Object.entries(files).map(([name, size]) => rewriter(path.join(d.source, name), size, seconds * 1000));
+  const writers = Object.entries(files).map(([name, size]) =>
+    rewriter(path.join(d.source, name), size, seconds * 1000)
+  );
   const counts = await Promise.all(writers);
   const rewrites = Object.fromEntries(Object.keys(files).map((n, i) => [n, counts[i] as number]));
   await waitMirror(d.source, d.store, 60_000);
@@ -66,20 +87,35 @@ test('files rewritten in place (one pwrite per rewrite) while captured: no store
   // that was written: one number repeated over the whole size.
   const layout = openStoreForReading(d.store);
   const written = (name: string, data: Buffer) => {
-    if (data.length === 0) {return true;}
-    if (data.length !== files[name as keyof typeof files]) {return false;}
+    if (data.length === 0) {
+      return true;
+    }
+    if (data.length !== files[name as keyof typeof files]) {
+      return false;
+    }
     const k = data.readUInt32LE(0);
     return k <= (rewrites[name] as number) && data.equals(content(k, data.length));
   };
   const versions = new Map<string, number>();
   const invented: string[] = [];
   for (const rec of journalRecords(d.store)) {
-    if (rec.op !== 'file' || !(rec.p in files)) {continue;}
+    if (rec.op !== 'file' || !(rec.p in files)) {
+      continue;
+    }
     versions.set(rec.p, (versions.get(rec.p) ?? 0) + 1);
-    if (!written(rec.p, fs.readFileSync(layout.object(rec.h)))) {invented.push(`${rec.p} at ${new Date(rec.at).toISOString()}: ${rec.h}`);}
+    if (!written(rec.p, fs.readFileSync(layout.object(rec.h)))) {
+      invented.push(`${rec.p} at ${new Date(rec.at).toISOString()}: ${rec.h}`);
+    }
   }
-  assert.deepEqual(invented, [], `versions that were never written (${JSON.stringify(rewrites)} rewrites, ${JSON.stringify([...versions])} versions stored)`);
-  assert.ok((versions.get('small.bin') ?? 0) > 3 && (versions.get('large.bin') ?? 0) > 1, `versions stored: ${JSON.stringify([...versions])}`);
+  assert.deepEqual(
+    invented,
+    [],
+    `versions that were never written (${JSON.stringify(rewrites)} rewrites, ${JSON.stringify([...versions])} versions stored)`
+  );
+  assert.ok(
+    (versions.get('small.bin') ?? 0) > 3 && (versions.get('large.bin') ?? 0) > 1,
+    `versions stored: ${JSON.stringify([...versions])}`
+  );
   assert.deepEqual(badObjects(d.store), [], 'objects whose content does not hash to their name');
 });
 
@@ -111,7 +147,10 @@ test('a tampered object is never trusted: restore refuses to serve it, a capture
   const to = path.join(d.root, 'restored');
   const res = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to]);
   assert.equal(res.code, 1, res.stderr);
-  assert.match(res.stderr, /not restored: big\.bin: its content in the store \([0-9a-f]{64}\) is damaged: it does not hash to its name/);
+  assert.match(
+    res.stderr,
+    /not restored: big\.bin: its content in the store \([0-9a-f]{64}\) is damaged: it does not hash to its name/
+  );
   assert.ok(!fs.existsSync(path.join(to, 'big.bin')));
   assert.equal(fs.readFileSync(path.join(to, 'small.txt'), 'utf8'), 'small and real');
   assert.equal(fs.readFileSync(path.join(to, 'c.txt'), 'utf8'), 'untouched');
@@ -122,10 +161,14 @@ test('a tampered object is never trusted: restore refuses to serve it, a capture
   await waitState(again);
   fs.writeFileSync(path.join(d.source, 'copy-of-big.bin'), big);
   fs.writeFileSync(path.join(d.source, 'copy-of-small.txt'), 'small and real');
-  await waitFor('the copies to be captured', () => ['copy-of-big.bin', 'copy-of-small.txt'].every((p) => fs.existsSync(path.join(d.store, 'mirror', p))));
+  await waitFor('the copies to be captured', () =>
+    ['copy-of-big.bin', 'copy-of-small.txt'].every((p) => fs.existsSync(path.join(d.store, 'mirror', p)))
+  );
   assert.ok(fs.readFileSync(objectOf('big.bin')).equals(big), 'the object holds the real content again');
   assert.equal(fs.readFileSync(objectOf('small.txt'), 'utf8'), 'small and real');
-  await waitFor('the status to say so', () => again.status()?.errors.some((e) => /did not match its hash and was written again from copy-of-small\.txt/.test(e)));
+  await waitFor('the status to say so', () =>
+    again.status()?.errors.some((e) => /did not match its hash and was written again from copy-of-small\.txt/.test(e))
+  );
   await again.stop();
   const to2 = path.join(d.root, 'restored-again');
   const ok = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to2]);

@@ -11,7 +11,15 @@ import { after, test, type TestContext } from 'node:test';
 import { fsPath, mkdirp, viaShort } from '../src/replicator/fspath';
 import { restoreAsync } from '../src/replicator/restore';
 import { waitFor } from './helpers';
-import { journal, killReplicators, replicatorDirs, startReplicator, waitMirror, waitState, type RunningReplicator } from './replicator-helpers';
+import {
+  journal,
+  killReplicators,
+  replicatorDirs,
+  startReplicator,
+  waitMirror,
+  waitState,
+  type RunningReplicator,
+} from './replicator-helpers';
 
 after(killReplicators);
 
@@ -45,7 +53,9 @@ test('a directory deleted and made again (on the same inode) is watched again at
   }
   await waitMirror(d.source, d.store, 10_000);
   // Later writes into each new directory are seen through a watch on it.
-  for (let i = 0; i < 10; i++) {fs.writeFileSync(path.join(d.source, `t${i}`, 'f3'), '3');}
+  for (let i = 0; i < 10; i++) {
+    fs.writeFileSync(path.join(d.source, `t${i}`, 'f3'), '3');
+  }
   await waitMirror(d.source, d.store, 10_000);
   await r.stop();
 });
@@ -57,7 +67,9 @@ function asNobody(t: TestContext, root: string): boolean {
     return false;
   }
   fs.chownSync(root, NOBODY.uid, NOBODY.gid);
-  for (const e of fs.readdirSync(root, { recursive: true }) as string[]) {fs.lchownSync(path.join(root, e), NOBODY.uid, NOBODY.gid);}
+  for (const e of fs.readdirSync(root, { recursive: true }) as string[]) {
+    fs.lchownSync(path.join(root, e), NOBODY.uid, NOBODY.gid);
+  }
   return true;
 }
 
@@ -73,11 +85,16 @@ test('an unreadable directory is unknown, never deleted and never fatal: at star
   write(path.join(d.source, 'locked-at-start', 'a.txt'), 'in a directory nobody may read');
   write(path.join(d.source, 'secret', 's.txt'), 'first');
   write(path.join(d.source, 'open', 'o.txt'), 'open');
-  if (!asNobody(t, d.root)) {return;}
+  if (!asNobody(t, d.root)) {
+    return;
+  }
   fs.chmodSync(path.join(d.source, 'locked-at-start'), 0o000);
   const r = startReplicator(d.source, d.store, d.status, ['--poll-every', '200ms', '--rescan-every', '1h'], {}, NOBODY);
   const first = await waitState(r);
-  assert.ok(first.notCovered.some((u) => u.path === 'locked-at-start' && /cannot be read \(EACCES\)/.test(u.reason)), JSON.stringify(first.notCovered));
+  assert.ok(
+    first.notCovered.some((u) => u.path === 'locked-at-start' && /cannot be read \(EACCES\)/.test(u.reason)),
+    JSON.stringify(first.notCovered)
+  );
   assert.ok(first.atRiskSince !== null, 'a known blind spot is never lag 0');
   assert.equal(mirrored(d.store, 'secret/s.txt'), 'first');
 
@@ -87,14 +104,21 @@ test('an unreadable directory is unknown, never deleted and never fatal: at star
   // The directory (or the file in it, if its change notification came first) is listed.
   const st = await waitFor('secret to be reported not covered', () => {
     const s = r.status();
-    return s?.notCovered.find((u) => (u.path === 'secret' || u.path === 'secret/s.txt') && /cannot be read \(EACCES\)/.test(u.reason)) ? s : undefined;
+    return s?.notCovered.find(
+      (u) => (u.path === 'secret' || u.path === 'secret/s.txt') && /cannot be read \(EACCES\)/.test(u.reason)
+    )
+      ? s
+      : undefined;
   });
   assert.match(st.message ?? '', /path\(s\) not covered: /);
   // A directory made unreadable while running: reported, the replicator carries on.
   fs.mkdirSync(path.join(d.source, 'new-locked'), { mode: 0o000 });
   await notCovered(r, 'new-locked', /cannot be read \(EACCES\)/);
   fs.writeFileSync(path.join(d.source, 'open', 'o.txt'), 'still captured');
-  await waitFor('the readable part to go on being captured', () => mirrored(d.store, 'open/o.txt') === 'still captured');
+  await waitFor(
+    'the readable part to go on being captured',
+    () => mirrored(d.store, 'open/o.txt') === 'still captured'
+  );
   assert.equal(r.child.exitCode, null, 'still running');
   assert.ok(!journal(d.store).some((x) => x.op === 'del'), 'nothing recorded as deleted');
   assert.equal(mirrored(d.store, 'secret/s.txt'), 'first', 'the mirror keeps the last version');
@@ -102,15 +126,27 @@ test('an unreadable directory is unknown, never deleted and never fatal: at star
   // Readable again: captured, and no longer listed.
   fs.chmodSync(path.join(d.source, 'secret'), 0o755);
   fs.chmodSync(path.join(d.source, 'locked-at-start'), 0o755);
-  await waitFor('the change made while unreadable to be captured', () => mirrored(d.store, 'secret/s.txt') === 'second, while unreadable');
-  await waitFor('the directory locked at start to be captured', () => mirrored(d.store, 'locked-at-start/a.txt') === 'in a directory nobody may read');
+  await waitFor(
+    'the change made while unreadable to be captured',
+    () => mirrored(d.store, 'secret/s.txt') === 'second, while unreadable'
+  );
+  await waitFor(
+    'the directory locked at start to be captured',
+    () => mirrored(d.store, 'locked-at-start/a.txt') === 'in a directory nobody may read'
+  );
   let last: unknown;
   const clear = await waitFor('the blind spots to clear (but new-locked)', () => {
     const s = r.status();
     last = s?.notCovered;
     return s && s.notCovered.length === 1 && s.notCovered[0]?.path === 'new-locked' ? s : undefined;
   }).catch((e: Error) => {
-    throw new Error(`${e.message}: ${JSON.stringify(last)}\n${r.log().split('\n').filter((l) => /covered/.test(l)).join('\n')}`);
+    throw new Error(
+      `${e.message}: ${JSON.stringify(last)}\n${r
+        .log()
+        .split('\n')
+        .filter((l) => /covered/.test(l))
+        .join('\n')}`
+    );
   });
   assert.equal(clear.notCoveredCount, 1);
   await r.stop();
@@ -130,12 +166,20 @@ test('a file written through another hard link, inside or outside the tree, is c
   const fd = fs.openSync(outside, 'r+');
   fs.writeSync(fd, 'v2 written outside', 0);
   fs.closeSync(fd);
-  await waitFor('both names in the tree to be captured', () => mirrored(d.store, 'a/f') === 'v2 written outside' && mirrored(d.store, 'b/g') === 'v2 written outside', 5000);
+  await waitFor(
+    'both names in the tree to be captured',
+    () => mirrored(d.store, 'a/f') === 'v2 written outside' && mirrored(d.store, 'b/g') === 'v2 written outside',
+    5000
+  );
   // Through the second name inside the tree: the first name's version is captured too.
   const fd2 = fs.openSync(path.join(d.source, 'b', 'g'), 'r+');
   fs.writeSync(fd2, 'v3 written via b/g', 0);
   fs.closeSync(fd2);
-  await waitFor('a/f to be captured after a write through b/g', () => mirrored(d.store, 'a/f') === 'v3 written via b/g', 5000);
+  await waitFor(
+    'a/f to be captured after a write through b/g',
+    () => mirrored(d.store, 'a/f') === 'v3 written via b/g',
+    5000
+  );
   await waitMirror(d.source, d.store);
   await r.stop();
 });
@@ -147,9 +191,17 @@ test('a file written through a shared memory mapping is checked on a timer and r
   const r = startReplicator(d.source, d.store, d.status, ['--poll-every', '200ms', '--rescan-every', '1h']);
   await waitState(r);
   // A process that maps the file shared and writable, writes through the mapping when told.
-  const py = spawn('python3', ['-c', 'import mmap,os,sys\nfd=os.open(sys.argv[1],os.O_RDWR)\nm=mmap.mmap(fd,0)\nfor line in sys.stdin:\n  off,val=line.split()\n  m[int(off):int(off)+len(val)]=val.encode()\n  print("ok",flush=True)\n', db], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const py = spawn(
+    'python3',
+    [
+      '-c',
+      'import mmap,os,sys\nfd=os.open(sys.argv[1],os.O_RDWR)\nm=mmap.mmap(fd,0)\nfor line in sys.stdin:\n  off,val=line.split()\n  m[int(off):int(off)+len(val)]=val.encode()\n  print("ok",flush=True)\n',
+      db,
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }
+  );
   t.after(() => py.kill('SIGKILL'));
   let out = '';
   py.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -161,9 +213,17 @@ test('a file written through a shared memory mapping is checked on a timer and r
   await tell(0, 'MMAP-ONE');
   const st = await notCovered(r, 'db.bin', /mapped for writing by pid \d+ \(python3?\)/);
   assert.ok(st.atRiskSince !== null);
-  await waitFor('the write through the mapping to be captured', () => mirrored(d.store, 'db.bin')?.startsWith('MMAP-ONE'), 5000);
+  await waitFor(
+    'the write through the mapping to be captured',
+    () => mirrored(d.store, 'db.bin')?.startsWith('MMAP-ONE'),
+    5000
+  );
   await tell(40_000, 'MMAP-TWO');
-  await waitFor('the second write to be captured', () => mirrored(d.store, 'db.bin')?.slice(40_000, 40_008) === 'MMAP-TWO', 5000);
+  await waitFor(
+    'the second write to be captured',
+    () => mirrored(d.store, 'db.bin')?.slice(40_000, 40_008) === 'MMAP-TWO',
+    5000
+  );
   py.stdin.end();
   await new Promise((resolve) => py.on('exit', resolve));
   await waitFor('the file to be covered again once unmapped', () => r.status()?.notCovered.length === 0, 5000);
@@ -178,11 +238,14 @@ function rawTree(root: string): Map<string, string> {
       const abs = Buffer.concat([dir, Buffer.from('/'), name]);
       const key = `${rel}/${name.toString('hex')}`;
       const st = fs.lstatSync(abs);
-      if (st.isSymbolicLink()) {out.set(key, `link ${fs.readlinkSync(abs, { encoding: 'buffer' }).toString('hex')}`);}
-      else if (st.isDirectory()) {
+      if (st.isSymbolicLink()) {
+        out.set(key, `link ${fs.readlinkSync(abs, { encoding: 'buffer' }).toString('hex')}`);
+      } else if (st.isDirectory()) {
         out.set(key, 'dir');
         walk(abs, key);
-      } else {out.set(key, `file ${fs.readFileSync(abs).toString('hex')}`);}
+      } else {
+        out.set(key, `file ${fs.readFileSync(abs).toString('hex')}`);
+      }
     }
   };
   walk(Buffer.from(root), '');
@@ -191,7 +254,8 @@ function rawTree(root: string): Map<string, string> {
 
 test('names that are not UTF-8 are captured and restored byte for byte', async () => {
   const d = replicatorDirs('vigil-cov-');
-  const at = (...parts: Array<string | Buffer>) => Buffer.concat([Buffer.from(d.source), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]);
+  const at = (...parts: Array<string | Buffer>) =>
+    Buffer.concat([Buffer.from(d.source), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]);
   const latin = Buffer.from([0x64, 0xe9]); // "dé" in Latin-1
   const junk = Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x74]);
   fs.mkdirSync(at(latin));
@@ -202,8 +266,14 @@ test('names that are not UTF-8 are captured and restored byte for byte', async (
   await waitState(r);
   // And one made while watching.
   fs.writeFileSync(at(latin, Buffer.from([0xc3, 0x28])), 'an invalid two-byte sequence');
-  await waitFor('every name to be captured', () => rawTree(path.join(d.store, 'mirror')).size === rawTree(d.source).size);
-  assert.ok(journal(d.store).some((x) => x.op === 'file' && x.p === 'f\udcff\udcfe.t'), 'the journal keeps the bytes as escapes');
+  await waitFor(
+    'every name to be captured',
+    () => rawTree(path.join(d.store, 'mirror')).size === rawTree(d.source).size
+  );
+  assert.ok(
+    journal(d.store).some((x) => x.op === 'file' && x.p === 'f\udcff\udcfe.t'),
+    'the journal keeps the bytes as escapes'
+  );
   await r.stop();
   const to = path.join(d.root, 'restored');
   const res = await restoreAsync({ store: d.store, at: Date.now(), to });
@@ -227,11 +297,20 @@ test('paths longer than the system limit are captured, mirrored and restored, an
       return undefined;
     }
   };
-  await waitFor('the deep file to be mirrored', () => readDeep(path.join(d.store, 'mirror'), `${deep}/deep.txt`) === 'far down');
+  await waitFor(
+    'the deep file to be mirrored',
+    () => readDeep(path.join(d.store, 'mirror'), `${deep}/deep.txt`) === 'far down'
+  );
   viaShort(fsPath(d.source, `${deep}/deep.txt`), (p) => fs.writeFileSync(p, 'changed far down'));
   viaShort(fsPath(d.source, `${deep}/new.txt`), (p) => fs.writeFileSync(p, 'new far down'));
-  await waitFor('changes there to be captured while watching', () => readDeep(path.join(d.store, 'mirror'), `${deep}/new.txt`) === 'new far down');
-  await waitFor('the rewrite too', () => readDeep(path.join(d.store, 'mirror'), `${deep}/deep.txt`) === 'changed far down');
+  await waitFor(
+    'changes there to be captured while watching',
+    () => readDeep(path.join(d.store, 'mirror'), `${deep}/new.txt`) === 'new far down'
+  );
+  await waitFor(
+    'the rewrite too',
+    () => readDeep(path.join(d.store, 'mirror'), `${deep}/deep.txt`) === 'changed far down'
+  );
   assert.equal(r.status()?.notCoveredCount, 0);
   await r.stop();
   const to = path.join(d.root, 'restored');
@@ -251,13 +330,23 @@ test('a file that never holds still is reported as changing, its last consistent
   let n = 0;
   const busy = setInterval(() => fs.writeFileSync(f, `rewrite ${n++}`), 5);
   try {
-    const st = await notCovered(r, 'busy.log', /changing faster than it can be read consistently; its version of .* is kept/);
-    assert.ok(st.atRiskSince !== null && Date.now() - Date.parse(st.atRiskSince) >= 1000, 'the lag counts from the first change not captured');
+    const st = await notCovered(
+      r,
+      'busy.log',
+      /changing faster than it can be read consistently; its version of .* is kept/
+    );
+    assert.ok(
+      st.atRiskSince !== null && Date.now() - Date.parse(st.atRiskSince) >= 1000,
+      'the lag counts from the first change not captured'
+    );
     assert.equal(mirrored(d.store, 'busy.log'), 'steady');
   } finally {
     clearInterval(busy);
   }
-  await waitFor('the last rewrite to be captured once it holds still', () => mirrored(d.store, 'busy.log') === `rewrite ${n - 1}`);
+  await waitFor(
+    'the last rewrite to be captured once it holds still',
+    () => mirrored(d.store, 'busy.log') === `rewrite ${n - 1}`
+  );
   await waitFor('busy.log to be covered again', () => r.status()?.notCoveredCount === 0);
   await r.stop();
 });
@@ -271,7 +360,9 @@ test('a file whose modification time is set in the future (an archive, a clock e
   const nextYear = Date.now() / 1000 + 365 * 24 * 3600;
   fs.utimesSync(f, nextYear, nextYear);
   await waitFor('it to be captured', () => mirrored(d.store, 'from-the-future.txt') === 'dated next year', 5000);
-  const rec = journal(d.store).filter((x) => x.op === 'file' && x.p === 'from-the-future.txt').pop();
+  const rec = journal(d.store)
+    .filter((x) => x.op === 'file' && x.p === 'from-the-future.txt')
+    .pop();
   assert.ok(rec?.op === 'file' && Math.abs(rec.mt - nextYear * 1000) < 1, 'its modification time is recorded as it is');
   await r.stop();
 });

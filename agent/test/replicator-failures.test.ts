@@ -8,9 +8,29 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { restoreAsync } from '../src/replicator/restore';
 import { forEachRecord, resolveChain } from '../src/replicator/segments';
-import { baseConfig, control, killMarked, read, startAgent, waitFor, writeConfig, type RunningAgent, tempDirsRemovedAfter } from './helpers';
+import {
+  baseConfig,
+  control,
+  killMarked,
+  read,
+  startAgent,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+  tempDirsRemovedAfter,
+} from './helpers';
 import { diffMeta, metaSnapshot, xattr } from './metadata-helpers';
-import { badObjects, diffTrees, journal, killReplicators, replicatorDirs, snapshot, startReplicator, waitMirror, waitState } from './replicator-helpers';
+import {
+  badObjects,
+  diffTrees,
+  journal,
+  killReplicators,
+  replicatorDirs,
+  snapshot,
+  startReplicator,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 
@@ -46,27 +66,47 @@ function randomChange(root: string, rand: () => number, n: number, meta = false)
   try {
     if (meta && rand() < 0.2) {
       const p = pick([...files, ...dirs.slice(1)]);
-      if (p === undefined) {return;}
-      if (rand() < 0.5) {fs.chownSync(p, pick([0, 65534, 4242]), pick([0, 65534, 4343]));}
-      else {xattr.setAttributeSync(p, `user.k${Math.floor(rand() * 3)}`, `change ${n}`);}
+      if (p === undefined) {
+        return;
+      }
+      if (rand() < 0.5) {
+        fs.chownSync(p, pick([0, 65534, 4242]), pick([0, 65534, 4343]));
+      } else {
+        xattr.setAttributeSync(p, `user.k${Math.floor(rand() * 3)}`, `change ${n}`);
+      }
       return;
     }
-    if (r < 0.3 || files.length < 5) {fs.writeFileSync(path.join(pick(dirs), `f${n}.txt`), content());}
-    else if (r < 0.5) {fs.writeFileSync(pick(files), content());}
-    else if (r < 0.6) {fs.appendFileSync(pick(files), ` appended ${n}`);}
-    else if (r < 0.7) {fs.rmSync(pick(files));}
-    else if (r < 0.78) {fs.renameSync(pick(files), path.join(pick(dirs), `moved${n}.txt`));}
-    else if (r < 0.84) {fs.chmodSync(pick(files), rand() < 0.5 ? 0o600 : 0o644);}
-    else if (r < 0.92 && dirs.length < 12) {fs.mkdirSync(path.join(pick(dirs), `d${n}`));}
-    else if (r < 0.95 && dirs.length > 1) {fs.rmSync(pick(dirs.slice(1)), { recursive: true });}
-    else if (r < 0.98 && dirs.length > 2) {
+    if (r < 0.3 || files.length < 5) {
+      fs.writeFileSync(path.join(pick(dirs), `f${n}.txt`), content());
+    } else if (r < 0.5) {
+      fs.writeFileSync(pick(files), content());
+    } else if (r < 0.6) {
+      fs.appendFileSync(pick(files), ` appended ${n}`);
+    } else if (r < 0.7) {
+      fs.rmSync(pick(files));
+    } else if (r < 0.78) {
+      fs.renameSync(pick(files), path.join(pick(dirs), `moved${n}.txt`));
+    } else if (r < 0.84) {
+      fs.chmodSync(pick(files), rand() < 0.5 ? 0o600 : 0o644);
+    } else if (r < 0.92 && dirs.length < 12) {
+      fs.mkdirSync(path.join(pick(dirs), `d${n}`));
+    } else if (r < 0.95 && dirs.length > 1) {
+      fs.rmSync(pick(dirs.slice(1)), { recursive: true });
+    } else if (r < 0.98 && dirs.length > 2) {
       const from = pick(dirs.slice(1));
       const to = path.join(pick(dirs.filter((x) => x !== from && !x.startsWith(from + path.sep))), `r${n}`);
       fs.renameSync(from, to);
-    } else {fs.symlinkSync(`f${n - 1}.txt`, path.join(pick(dirs), `l${n}`));}
+    } else {
+      fs.symlinkSync(`f${n - 1}.txt`, path.join(pick(dirs), `l${n}`));
+    }
   } catch (e) {
     // A race with another random change (a renamed directory, say) is part of the game.
-    if (!['ENOENT', 'ENOTDIR', 'EINVAL', 'EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '') && !/os error 2\)/.test(String(e))) {throw e;}
+    if (
+      !['ENOENT', 'ENOTDIR', 'EINVAL', 'EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '') &&
+      !/os error 2\)/.test(String(e))
+    ) {
+      throw e;
+    }
   }
 }
 
@@ -79,7 +119,9 @@ test(`kill -9 during random changes, ${LOOPS} times: every acknowledged state re
   const rand = rng(seed);
   let n = 0;
   const d = replicatorDirs('vigil-kill-');
-  for (let i = 0; i < 20; i++) {randomChange(d.source, rand, n++, meta);}
+  for (let i = 0; i < 20; i++) {
+    randomChange(d.source, rand, n++, meta);
+  }
   const args = ['--rescan-every', '1h', '--checkpoint-every', '200ms'];
   let r = startReplicator(d.source, d.store, d.status, args);
   const points: Array<{ at: number; tree: ReturnType<typeof snapshot>; meta?: ReturnType<typeof metaSnapshot> }> = [];
@@ -119,7 +161,7 @@ test(`kill -9 during random changes, ${LOOPS} times: every acknowledged state re
   const qs = journal(d.store).map((x) => x.q);
   assert.ok(
     qs.every((q, i) => i === 0 || q > (qs[i - 1] as number)),
-    `sequence numbers increase; ${context}`,
+    `sequence numbers increase; ${context}`
   );
   for (const [i, p] of points.entries()) {
     const to = path.join(tempDir('vigil-restored-'), 'out');
@@ -128,7 +170,11 @@ test(`kill -9 during random changes, ${LOOPS} times: every acknowledged state re
     assert.deepEqual(diffTrees(p.tree, snapshot(to)), [], `restore at point ${i} of ${points.length}; ${context}`);
     if (p.meta) {
       assert.deepEqual(res.metadata, [], `metadata of the restore at point ${i}; ${context}`);
-      assert.deepEqual(diffMeta(p.meta, metaSnapshot(to)), [], `owners, modes, mtimes, attributes at point ${i} of ${points.length}; ${context}`);
+      assert.deepEqual(
+        diffMeta(p.meta, metaSnapshot(to)),
+        [],
+        `owners, modes, mtimes, attributes at point ${i} of ${points.length}; ${context}`
+      );
     }
     fs.rmSync(path.dirname(to), { recursive: true, force: true });
   }
@@ -139,11 +185,17 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
   const rand = rng(seed);
   let n = 0;
   const d = replicatorDirs('vigil-kill-agent-');
-  for (let i = 0; i < 20; i++) {randomChange(d.source, rand, n++);}
+  for (let i = 0; i < 20; i++) {
+    randomChange(d.source, rand, n++);
+  }
   // A short retention: pruning runs every second or so, in the middle of it all.
   const config = writeConfig(
     d.root,
-    baseConfig(d.root, { processes: [{ name: 'cdp', kind: 'replicator', source: d.source, target: d.store, retention: '10s', stopTimeout: '5s' }] }),
+    baseConfig(d.root, {
+      processes: [
+        { name: 'cdp', kind: 'replicator', source: d.source, target: d.store, retention: '10s', stopTimeout: '5s' },
+      ],
+    })
   );
   const agents: RunningAgent[] = [];
   const newAgent = async () => {
@@ -160,8 +212,15 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
   let killedPid = -1;
   const running = async () => {
     const x = await cdp(agent);
-    if (x.state !== 'running') {await control(`${agent.baseUrl}/v1/processes/cdp/start`, { reason: 'kill loop' });}
-    return x.state === 'running' && x.pid !== killedPid && x.protection?.state === 'watching' && x.protection.pendingChanges === 0 ? x : undefined;
+    if (x.state !== 'running') {
+      await control(`${agent.baseUrl}/v1/processes/cdp/start`, { reason: 'kill loop' });
+    }
+    return x.state === 'running' &&
+      x.pid !== killedPid &&
+      x.protection?.state === 'watching' &&
+      x.protection.pendingChanges === 0
+      ? x
+      : undefined;
   };
   try {
     for (let loop = 0; loop < LOOPS; loop++) {
@@ -169,13 +228,16 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
       await waitMirror(d.source, d.store, 30_000).catch(async (e: Error) => {
         const st = await cdp(agent);
         const logf = path.join(d.root, 'state', 'logs', 'cdp.log');
-        throw new Error(`${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-40).join('\n')}`);
+        throw new Error(
+          `${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-40).join('\n')}`
+        );
       });
       points.push({ at: Date.now(), tree: snapshot(d.source) });
       await new Promise((resolve) => setTimeout(resolve, 3));
       const killAt = Date.now() + 20 + rand() * 300;
       const until = killAt + rand() * 200;
-      const what = (['replicator', 'agent', 'both'] as const)[Math.floor(rand() * 3)] as 'replicator' | 'agent' | 'both';
+      const what = (['replicator', 'agent', 'both'] as const)[Math.floor(rand() * 3)] as
+        'replicator' | 'agent' | 'both';
       let killed = false;
       while (Date.now() < until || !killed) {
         randomChange(d.source, rand, n++);
@@ -184,7 +246,9 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
             process.kill(p.pid, 'SIGKILL');
             killedPid = p.pid;
           }
-          if (what !== 'replicator') {process.kill(agent.child.pid as number, 'SIGKILL');}
+          if (what !== 'replicator') {
+            process.kill(agent.child.pid as number, 'SIGKILL');
+          }
           kills.push(what);
           killed = true;
         }
@@ -199,11 +263,15 @@ test(`kill -9 of the replicator, its agent or both, ${LOOPS} times, with pruning
     await waitMirror(d.source, d.store, 30_000).catch(async (e: Error) => {
       const st = await cdp(agent);
       const logf = path.join(d.root, 'state', 'logs', 'cdp.log');
-      throw new Error(`${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-25).join('\n')}`);
+      throw new Error(
+        `${e.message}\nkills ${kills.join(' ')}\n${JSON.stringify(st)}\n${fs.readFileSync(logf, 'utf8').split('\n').slice(-25).join('\n')}`
+      );
     });
     points.push({ at: Date.now(), tree: snapshot(d.source) });
   } finally {
-    for (const a of agents) {await a.stop('SIGKILL');}
+    for (const a of agents) {
+      await a.stop('SIGKILL');
+    }
     killMarked(d.root);
   }
   const context = `seed ${seed} (VIGIL_KILL_SEED), kills ${kills.join(' ')}, ${n} changes`;
@@ -251,7 +319,9 @@ test('a full store: the replicator stops at once with the reason, leaves no empt
   const filler = path.join(mnt, 'filler');
   const fd = fs.openSync(filler, 'w');
   try {
-    for (;;) {fs.writeSync(fd, Buffer.alloc(256 * 1024));}
+    for (;;) {
+      fs.writeSync(fd, Buffer.alloc(256 * 1024));
+    }
   } catch (e) {
     assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
   } finally {
@@ -288,13 +358,21 @@ test('a holder frozen past its lease: another takes over, and what the frozen on
   const a = startReplicator(d.source, d.store, d.status, ['--node', 'node-a', '--name', 'cdp', ...stale]);
   await waitState(a);
   await waitMirror(d.source, d.store);
-  const b = startReplicator(d.source, d.store, path.join(d.root, 'status-b.json'), ['--node', 'node-b', '--name', 'cdp', ...stale]);
+  const b = startReplicator(d.source, d.store, path.join(d.root, 'status-b.json'), [
+    '--node',
+    'node-b',
+    '--name',
+    'cdp',
+    ...stale,
+  ]);
   await waitState(b, 'waiting_for_lease');
   // A pauses (a frozen VM, SIGSTOP) with a change pending; B takes the stale lease.
   process.kill(a.pid, 'SIGSTOP');
   fs.writeFileSync(path.join(d.source, 'while-frozen.txt'), 'two');
   await waitState(b, 'watching', 15_000);
-  for (let i = 0; i < 20; i++) {fs.writeFileSync(path.join(d.source, `after-${i}.txt`), `three ${i}`);}
+  for (let i = 0; i < 20; i++) {
+    fs.writeFileSync(path.join(d.source, `after-${i}.txt`), `three ${i}`);
+  }
   await waitMirror(d.source, d.store);
   // A wakes up with its pending work: it must find out before it writes, and stop.
   process.kill(a.pid, 'SIGCONT');

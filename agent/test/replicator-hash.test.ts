@@ -10,7 +10,17 @@ import { hashBuffer, hashFile, nativeBlake3 } from '../src/replicator/digest';
 import { hashFileInWorker, hashWhileWritten } from '../src/replicator/hash';
 import { STORE_FORMAT, STORE_VERSION } from '../src/replicator/store';
 import { runCliToEnd, tempDirsRemovedAfter } from './helpers';
-import { diffTrees, journal, killReplicators, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
+import {
+  diffTrees,
+  journal,
+  killReplicators,
+  snapshot,
+  startReplicator,
+  replicatorDirs,
+  storeHash,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 
@@ -25,7 +35,24 @@ test('BLAKE3 from the native module equals the WebAssembly build and the publish
   const wasm = await createBLAKE3();
   const data = randomBytes(3 * 1024 * 1024 + 7);
   // Block (64), chunk (1024) and SIMD-width boundaries, and sizes past the small-file limits.
-  for (const n of [0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 8192, 16_385, 65_536, 65_537, 1 << 20, data.length]) {
+  for (const n of [
+    0,
+    1,
+    63,
+    64,
+    65,
+    1023,
+    1024,
+    1025,
+    2048,
+    2049,
+    8192,
+    16_385,
+    65_536,
+    65_537,
+    1 << 20,
+    data.length,
+  ]) {
     const slice = data.subarray(0, n);
     wasm.init();
     wasm.update(slice);
@@ -43,7 +70,12 @@ test('BLAKE3 from the native module equals the WebAssembly build and the publish
 
 const dirs = () => replicatorDirs('vigil-repl-hash-');
 
-const marker = (store: string) => JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as { version: number; hash?: string; createdAt?: string };
+const marker = (store: string) =>
+  JSON.parse(fs.readFileSync(path.join(store, 'vigil-store.json'), 'utf8')) as {
+    version: number;
+    hash?: string;
+    createdAt?: string;
+  };
 
 /** Small, mid-sized (read whole) and large (copied by the kernel, hashed apart) contents. */
 function writeMix(source: string, tag: string): void {
@@ -56,7 +88,9 @@ function writeMix(source: string, tag: string): void {
 function assertObjectsNamedBy(store: string, algorithm: 'blake3' | 'sha256'): number {
   let files = 0;
   for (const r of journal(store)) {
-    if (r.op !== 'file') {continue;}
+    if (r.op !== 'file') {
+      continue;
+    }
     const content = fs.readFileSync(path.join(store, 'objects', r.h.slice(0, 2), r.h));
     assert.equal(hashBuffer(algorithm, content), r.h, `object of ${r.p} is named by its ${algorithm}`);
     files++;
@@ -81,7 +115,10 @@ test('without the native module a BLAKE3 store is written through WebAssembly; a
   await waitMirror(d.source, d.store);
   assert.match(r.log(), /"msg":"store opened".*"hash":"blake3","hashing":"wasm"/);
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
-  assert.ok(assertObjectsNamedBy(d.store, 'blake3') >= 6, 'every captured version is checked (a file may be caught mid-write once more)');
+  assert.ok(
+    assertObjectsNamedBy(d.store, 'blake3') >= 6,
+    'every captured version is checked (a file may be caught mid-write once more)'
+  );
   assert.deepEqual(diffTrees(snapshot(d.source), snapshot(path.join(d.store, 'mirror'))), []);
 
   // A new store where the native module does not load: SHA-256 through OpenSSL.
@@ -92,7 +129,10 @@ test('without the native module a BLAKE3 store is written through WebAssembly; a
   assert.match(r.log(), /"msg":"store opened".*"hash":"sha256","hashing":"openssl"/);
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
   assert.equal(marker(e.store).hash, 'sha256');
-  assert.ok(assertObjectsNamedBy(e.store, 'sha256') >= 3, 'every captured version is checked (a file may be caught mid-write once more)');
+  assert.ok(
+    assertObjectsNamedBy(e.store, 'sha256') >= 3,
+    'every captured version is checked (a file may be caught mid-write once more)'
+  );
 });
 
 test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --hash asks, and lists versions with sha256', async () => {
@@ -103,19 +143,35 @@ test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --has
   await waitMirror(d.source, d.store);
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
   // What an earlier vigil-agent wrote: no hash in the marker.
-  fs.writeFileSync(path.join(d.store, 'vigil-store.json'), JSON.stringify({ format: STORE_FORMAT, version: 1, createdAt: '2026-11-20T00:00:00.000Z' }) + '\n');
+  fs.writeFileSync(
+    path.join(d.store, 'vigil-store.json'),
+    JSON.stringify({ format: STORE_FORMAT, version: 1, createdAt: '2026-11-20T00:00:00.000Z' }) + '\n'
+  );
 
   r = startReplicator(d.source, d.store, d.status, ['--hash', 'blake3']);
   await waitState(r);
   fs.writeFileSync(path.join(d.source, 'small-one.txt'), 'changed after the upgrade');
   writeMix(d.source, 'two');
   await waitMirror(d.source, d.store);
-  assert.match(r.log(), /"msg":"the store keeps the hash algorithm it was created with".*"store":"sha256","requested":"blake3"/);
+  assert.match(
+    r.log(),
+    /"msg":"the store keeps the hash algorithm it was created with".*"store":"sha256","requested":"blake3"/
+  );
   assert.deepEqual(await r.stop(), { code: 0, signal: null });
-  assert.deepEqual([marker(d.store).version, marker(d.store).hash], [STORE_VERSION, 'sha256'], 'the marker is upgraded and names the algorithm the store keeps');
+  assert.deepEqual(
+    [marker(d.store).version, marker(d.store).hash],
+    [STORE_VERSION, 'sha256'],
+    'the marker is upgraded and names the algorithm the store keeps'
+  );
   assert.equal(marker(d.store).createdAt, '2026-11-20T00:00:00.000Z');
-  assert.ok(assertObjectsNamedBy(d.store, 'sha256') >= 7, 'every captured version is checked (a file may be caught mid-write once more)');
-  assert.equal(storeHash(d.store, 'changed after the upgrade'), createHash('sha256').update('changed after the upgrade').digest('hex'));
+  assert.ok(
+    assertObjectsNamedBy(d.store, 'sha256') >= 7,
+    'every captured version is checked (a file may be caught mid-write once more)'
+  );
+  assert.equal(
+    storeHash(d.store, 'changed after the upgrade'),
+    createHash('sha256').update('changed after the upgrade').digest('hex')
+  );
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'small-one.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
@@ -123,11 +179,11 @@ test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --has
   assert.equal(listed.hashAlgorithm, 'sha256');
   assert.deepEqual(
     listed.versions.map((x) => x.sha256),
-    ['small one', 'changed after the upgrade'].map((c) => createHash('sha256').update(c).digest('hex')),
+    ['small one', 'changed after the upgrade'].map((c) => createHash('sha256').update(c).digest('hex'))
   );
   assert.deepEqual(
     listed.versions.map((x) => x.hash),
-    listed.versions.map((x) => x.sha256),
+    listed.versions.map((x) => x.sha256)
   );
   const table = await runCliToEnd(['versions', '--store', d.store, '--path', 'small-one.txt']);
   assert.match(table.stdout.split('\n')[0] as string, /SHA256$/);
@@ -136,9 +192,13 @@ test('a store from before BLAKE3 (marker version 1) keeps SHA-256 whatever --has
 test('a marker naming an unknown algorithm stops the replicator, restore and versions with a clear error', async () => {
   const d = dirs();
   fs.mkdirSync(d.store);
-  fs.writeFileSync(path.join(d.store, 'vigil-store.json'), JSON.stringify({ format: STORE_FORMAT, version: 3, hash: 'k12' }));
+  fs.writeFileSync(
+    path.join(d.store, 'vigil-store.json'),
+    JSON.stringify({ format: STORE_FORMAT, version: 3, hash: 'k12' })
+  );
   // The log escapes the quotes (JSON); the command line's error does not.
-  const expected = /vigil-store\.json: hash \\?"k12\\?" is not one this vigil-agent knows \(blake3, sha256\); a newer version wrote this store/;
+  const expected =
+    /vigil-store\.json: hash \\?"k12\\?" is not one this vigil-agent knows \(blake3, sha256\); a newer version wrote this store/;
   const r = startReplicator(d.source, d.store, d.status);
   const exit = await r.exited;
   assert.equal(exit.code, 1);
@@ -162,7 +222,9 @@ test('a file hashed while it is written gets the hash of every byte written, wha
         try {
           for (const [i, p] of pieces.entries()) {
             await fh.write(p);
-            if (i % 5 === 0) {await new Promise((resolve) => setTimeout(resolve, 3));}
+            if (i % 5 === 0) {
+              await new Promise((resolve) => setTimeout(resolve, 3));
+            }
           }
         } finally {
           await fh.close();

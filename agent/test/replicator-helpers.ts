@@ -28,7 +28,9 @@ const roots: string[] = [];
 
 /** Kills every replicator a test started and removes the directories replicatorDirs() gave (for `after`). */
 export async function killReplicators(): Promise<void> {
-  for (const r of running) {await r.stop('SIGKILL');}
+  for (const r of running) {
+    await r.stop('SIGKILL');
+  }
   for (const root of roots.splice(0)) {
     // A test may have left something unreadable (mode 000) or mounted: make it removable first.
     try {
@@ -54,12 +56,17 @@ export function startReplicator(
   statusFile: string,
   extra: string[] = [],
   env: NodeJS.ProcessEnv = {},
-  as?: { uid: number; gid: number },
+  as?: { uid: number; gid: number }
 ): RunningReplicator {
   const args = ['replicate', '--source', source, '--target', target, '--status', statusFile, ...extra];
   // As another user (an ordinary one, to whom permissions apply): the same command, its own uid.
   const child = as
-    ? spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: AGENT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as })
+    ? spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+        cwd: AGENT_DIR,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...as,
+      })
     : runCli(args, env);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -69,7 +76,7 @@ export function startReplicator(
     child.on('exit', (code, signal) => {
       done = true;
       resolve({ code, signal });
-    }),
+    })
   );
   const r: RunningReplicator = {
     child,
@@ -82,7 +89,9 @@ export function startReplicator(
       return s && s.pid === child.pid ? s : undefined;
     },
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (!done) {child.kill(signal);}
+      if (!done) {
+        child.kill(signal);
+      }
       return exited;
     },
   };
@@ -91,16 +100,24 @@ export function startReplicator(
 }
 
 /** Waits until this replicator reports `state` (default: caught up and watching, nothing pending). */
-export async function waitState(r: RunningReplicator, state: ReplicatorStatus['state'] = 'watching', timeoutMs = 20_000): Promise<ReplicatorStatus> {
+export async function waitState(
+  r: RunningReplicator,
+  state: ReplicatorStatus['state'] = 'watching',
+  timeoutMs = 20_000
+): Promise<ReplicatorStatus> {
   return waitFor(
     `replicator ${r.pid} to be ${state}`,
     async () => {
       const s = r.status();
-      if (s?.state === state && (state !== 'watching' || s.pendingChanges === 0)) {return s;}
-      if (r.child.exitCode !== null || r.child.signalCode !== null) {throw new Error(`replicator exited:\n${r.log()}`);}
+      if (s?.state === state && (state !== 'watching' || s.pendingChanges === 0)) {
+        return s;
+      }
+      if (r.child.exitCode !== null || r.child.signalCode !== null) {
+        throw new Error(`replicator exited:\n${r.log()}`);
+      }
       return undefined;
     },
-    timeoutMs,
+    timeoutMs
   );
 }
 
@@ -117,11 +134,14 @@ export function snapshot(root: string): Map<string, Node> {
     for (const d of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const p = rel === '' ? d.name : `${rel}/${d.name}`;
       const abs = path.join(root, p);
-      if (d.isSymbolicLink()) {out.set(p, { type: 'link', target: fs.readlinkSync(abs) });}
-      else if (d.isDirectory()) {
+      if (d.isSymbolicLink()) {
+        out.set(p, { type: 'link', target: fs.readlinkSync(abs) });
+      } else if (d.isDirectory()) {
         out.set(p, { type: 'dir' });
         walk(p);
-      } else if (d.isFile()) {out.set(p, { type: 'file', sha256: createHash('sha256').update(fs.readFileSync(abs)).digest('hex') });}
+      } else if (d.isFile()) {
+        out.set(p, { type: 'file', sha256: createHash('sha256').update(fs.readFileSync(abs)).digest('hex') });
+      }
     }
   };
   walk('');
@@ -133,10 +153,17 @@ export function diffTrees(a: Map<string, Node>, b: Map<string, Node>): string[] 
   const out: string[] = [];
   for (const [p, n] of a) {
     const m = b.get(p);
-    if (!m) {out.push(`only in the first: ${p}`);}
-    else if (JSON.stringify(m) !== JSON.stringify(n)) {out.push(`differs: ${p}`);}
+    if (!m) {
+      out.push(`only in the first: ${p}`);
+    } else if (JSON.stringify(m) !== JSON.stringify(n)) {
+      out.push(`differs: ${p}`);
+    }
   }
-  for (const p of b.keys()) {if (!a.has(p)) {out.push(`only in the second: ${p}`);}}
+  for (const p of b.keys()) {
+    if (!a.has(p)) {
+      out.push(`only in the second: ${p}`);
+    }
+  }
   return out;
 }
 
@@ -151,7 +178,7 @@ export async function waitMirror(source: string, store: string, timeoutMs = 20_0
         return last.length === 0;
       },
       timeoutMs,
-      50,
+      50
     );
   } catch (e) {
     throw new Error(`${(e as Error).message}; differences: ${last.slice(0, 10).join(', ')}`);
@@ -184,7 +211,12 @@ export function storeHash(store: string, data: string | Buffer): string {
 }
 
 /** A temporary root with an empty `source`, and where the store and status file go. */
-export function replicatorDirs(prefix = 'vigil-repl-'): { root: string; source: string; store: string; status: string } {
+export function replicatorDirs(prefix = 'vigil-repl-'): {
+  root: string;
+  source: string;
+  store: string;
+  status: string;
+} {
   const root = tempDir(prefix);
   roots.push(root);
   const source = path.join(root, 'source');
@@ -198,7 +230,9 @@ export function badObjects(store: string): string[] {
   const bad: string[] = [];
   for (const d of fs.readdirSync(layout.objects)) {
     for (const h of fs.readdirSync(path.join(layout.objects, d))) {
-      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) {bad.push(h);}
+      if (hashBuffer(layout.hash, fs.readFileSync(path.join(layout.objects, d, h))) !== h) {
+        bad.push(h);
+      }
     }
   }
   return bad;

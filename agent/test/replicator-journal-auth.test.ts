@@ -6,17 +6,40 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { baseConfig, killMarked, read, runCliToEnd, startAgent, tempDirsRemovedAfter, waitFor, writeConfig, type RunningAgent } from './helpers';
-import { journal, killReplicators, replicatorDirs, segmentFiles, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
+import {
+  baseConfig,
+  killMarked,
+  read,
+  runCliToEnd,
+  startAgent,
+  tempDirsRemovedAfter,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
+import {
+  journal,
+  killReplicators,
+  replicatorDirs,
+  segmentFiles,
+  startReplicator,
+  storeHash,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 after(killReplicators);
 const agents: RunningAgent[] = [];
 const agentDirs: string[] = [];
 after(async () => {
-  for (const a of agents) {await a.stop('SIGKILL');}
+  for (const a of agents) {
+    await a.stop('SIGKILL');
+  }
   // A replicator outlives its agent by design (the next agent adopts it): end it here.
-  for (const d of agentDirs) {killMarked(d);}
+  for (const d of agentDirs) {
+    killMarked(d);
+  }
 });
 
 function keyFile(dir: string, key = 'a journal key of more than sixteen bytes', mode = 0o600): string {
@@ -39,7 +62,7 @@ function forged(json: string): Buffer {
 function frames(file: string): Array<[number, string]> {
   const buf = fs.readFileSync(file);
   const out: Array<[number, string]> = [];
-  for (let off = 0; off + 8 <= buf.length; ) {
+  for (let off = 0; off + 8 <= buf.length;) {
     const len = buf.readUInt32LE(off);
     out.push([off, buf.toString('utf8', off + 8, off + 8 + len)]);
     off += 8 + len;
@@ -63,17 +86,40 @@ test('with a key every record carries a MAC and restore checks it; a forged or e
   await r.stop();
   assert.ok(fs.existsSync(path.join(d.store, 'journal-auth.json')));
   const seg = segmentFiles(d.store).at(-1) as string;
-  for (const [, json] of frames(seg)) {assert.match(json, /,"k":"[0-9a-f]{64}"\}$/, `a frame without a MAC: ${json}`);}
+  for (const [, json] of frames(seg)) {
+    assert.match(json, /,"k":"[0-9a-f]{64}"\}$/, `a frame without a MAC: ${json}`);
+  }
 
   // Honest restore with the key: everything, exit 0.
-  const ok = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'ok'), '--journal-key', key]);
+  const ok = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'ok'),
+    '--journal-key',
+    key,
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(fs.readFileSync(path.join(dir, 'ok', 'a.txt'), 'utf8'), 'first content');
 
   // Someone with write access to the store appends a record for a file that never existed.
   const last = journal(d.store).at(-1) as { q: number };
   const h = storeHash(d.store, 'first content');
-  const evil = { q: last.q + 1, at: Date.now(), op: 'file', p: 'planted.sh', h, s: 13, m: 0o755, mt: Date.now(), ct: Date.now(), ino: 1 };
+  const evil = {
+    q: last.q + 1,
+    at: Date.now(),
+    op: 'file',
+    p: 'planted.sh',
+    h,
+    s: 13,
+    m: 0o755,
+    mt: Date.now(),
+    ct: Date.now(),
+    ino: 1,
+  };
   fs.appendFileSync(seg, forged(JSON.stringify(evil)));
   // ... and one with a MAC copied from another record.
   const copiedMac = (frames(seg)[1] as [number, string])[1].match(/"k":"([0-9a-f]{64})"/)?.[1];
@@ -87,7 +133,9 @@ test('with a key every record carries a MAC and restore checks it; a forged or e
   assert.match(res.stderr, new RegExp(`record ${last.q + 1} refused: no MAC`));
   assert.match(res.stderr, /MAC does not match/);
   assert.match(res.stderr, /journal record\(s\) refused: their MAC is missing or does not match/);
-  for (const p of ['planted.sh', 'planted2.sh', 'planted3.sh']) {assert.ok(!fs.existsSync(path.join(to, p)), `${p} was restored`);}
+  for (const p of ['planted.sh', 'planted2.sh', 'planted3.sh']) {
+    assert.ok(!fs.existsSync(path.join(to, p)), `${p} was restored`);
+  }
   assert.equal(fs.readFileSync(path.join(to, 'a.txt'), 'utf8'), 'first content', 'the honest records are restored');
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'planted.sh', '--journal-key', key]);
@@ -127,7 +175,10 @@ test('an edited record (its mode made setuid, its checksum fixed) is refused', a
   const res = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to, '--journal-key', key]);
   assert.equal(res.code, 1, res.stdout + res.stderr);
   assert.match(res.stderr, /refused: MAC does not match: the record was changed/);
-  assert.ok(!fs.existsSync(path.join(to, 'a.txt')) || (fs.statSync(path.join(to, 'a.txt')).mode & 0o4000) === 0, 'the setuid edit took effect');
+  assert.ok(
+    !fs.existsSync(path.join(to, 'a.txt')) || (fs.statSync(path.join(to, 'a.txt')).mode & 0o4000) === 0,
+    'the setuid edit took effect'
+  );
 });
 
 test('an authenticated store is not read without its key, nor with another; a key readable by others is refused', async () => {
@@ -138,13 +189,43 @@ test('an authenticated store is not read without its key, nor with another; a ke
   const none = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'x')]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /this store's journal is authenticated: give its key with --journal-key FILE/);
-  const other = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'y'), '--journal-key', keyFile(dir, 'another key, also long enough')]);
+  const other = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'y'),
+    '--journal-key',
+    keyFile(dir, 'another key, also long enough'),
+  ]);
   assert.equal(other.code, 1);
   assert.match(other.stderr, /the journal key does not match this store's/);
-  const loose = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'z'), '--journal-key', keyFile(dir, undefined, 0o644)]);
+  const loose = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'z'),
+    '--journal-key',
+    keyFile(dir, undefined, 0o644),
+  ]);
   assert.equal(loose.code, 1);
   assert.match(loose.stderr, /mode 0644 lets other users read it: chmod 600 it/);
-  const short = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'w'), '--journal-key', keyFile(dir, 'short')]);
+  const short = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'w'),
+    '--journal-key',
+    keyFile(dir, 'short'),
+  ]);
   assert.match(short.stderr, /5 bytes; use at least 16/);
   // The replicator itself refuses to start on it without the key.
   const r2 = startReplicator(d.source, d.store, d.status);
@@ -178,7 +259,17 @@ test('a key configured on a store that had none: the earlier records still resto
   assert.equal(fs.readFileSync(path.join(to, 'b.txt'), 'utf8'), 'written once the key was set');
   // Moving the start of authentication forward (to accept unauthenticated records) breaks its MAC.
   fs.writeFileSync(path.join(d.store, 'journal-auth.json'), JSON.stringify({ ...auth, from: 1e9 }));
-  const moved = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', path.join(dir, 'to2'), '--journal-key', key]);
+  const moved = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'to2'),
+    '--journal-key',
+    key,
+  ]);
   assert.equal(moved.code, 1);
   assert.match(moved.stderr, /the journal key does not match this store's/);
 });
@@ -191,7 +282,12 @@ test('journalKey in the agent configuration reaches the replicator it starts', a
   fs.mkdirSync(source);
   fs.writeFileSync(path.join(source, 'x.txt'), 'protected');
   const key = keyFile(dir);
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store, journalKey: key, stopTimeout: '5s' }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, {
+      processes: [{ name: 'cdp', kind: 'replicator', source, target: store, journalKey: key, stopTimeout: '5s' }],
+    })
+  );
   const agent = await startAgent(file);
   agents.push(agent);
   await waitFor('the replicator to catch up', async () => {
@@ -203,7 +299,17 @@ test('journalKey in the agent configuration reaches the replicator it starts', a
   // The replicator outlives its agent by design: end it before reading the store and removing it.
   killMarked(dir);
   assert.ok(fs.existsSync(path.join(store, 'journal-auth.json')), 'the store is not authenticated');
-  const res = await runCliToEnd(['restore', '--store', store, '--at', 'now', '--to', path.join(dir, 'to'), '--journal-key', key]);
+  const res = await runCliToEnd([
+    'restore',
+    '--store',
+    store,
+    '--at',
+    'now',
+    '--to',
+    path.join(dir, 'to'),
+    '--journal-key',
+    key,
+  ]);
   assert.equal(res.code, 0, res.stderr);
   assert.equal(fs.readFileSync(path.join(dir, 'to', 'x.txt'), 'utf8'), 'protected');
 });

@@ -19,7 +19,9 @@ const NOBODY = { uid: 65534, gid: 65534 };
 const T = 1_700_000_000; // whole seconds: mtimes compare exactly
 
 function needsRoot(t: TestContext): boolean {
-  if (process.getuid?.() === 0) {return true;}
+  if (process.getuid?.() === 0) {
+    return true;
+  }
   t.skip('needs root: to give files other owners and set trusted.* attributes');
   return false;
 }
@@ -61,20 +63,32 @@ async function captured(t: TestContext, prefix: string, env: NodeJS.ProcessEnv =
   return d;
 }
 
-const last = (records: JournalRecord[], p: string) => records.filter((r) => 'p' in r && r.p === p).at(-1) as Record<string, unknown> | undefined;
+const last = (records: JournalRecord[], p: string) =>
+  records.filter((r) => 'p' in r && r.p === p).at(-1) as Record<string, unknown> | undefined;
 
 test('owners, groups, modes, mtimes, extended attributes and ACLs round trip a restore as root', async (t) => {
-  if (!needsRoot(t)) {return;}
+  if (!needsRoot(t)) {
+    return;
+  }
   const d = await captured(t, 'vigil-meta-root-');
   const records = journal(d.store);
   assert.deepEqual(
-    { u: last(records, 'f1.txt')?.u, g: last(records, 'f1.txt')?.g, un: last(records, 'f1.txt')?.un, gn: last(records, 'f1.txt')?.gn },
-    { u: 65534, g: 65534, un: 'nobody', gn: 'nogroup' },
+    {
+      u: last(records, 'f1.txt')?.u,
+      g: last(records, 'f1.txt')?.g,
+      un: last(records, 'f1.txt')?.un,
+      gn: last(records, 'f1.txt')?.gn,
+    },
+    { u: 65534, g: 65534, un: 'nobody', gn: 'nogroup' }
   );
   const f2 = last(records, 'f2.txt') as Record<string, unknown>;
   assert.equal(f2.u, 4242);
   assert.equal('un' in f2, false, 'a uid without a name has none recorded');
-  assert.deepEqual(Object.keys(last(records, 'f1.txt')?.x as object).sort(), ['system.posix_acl_access', 'trusted.t', 'user.bin']);
+  assert.deepEqual(Object.keys(last(records, 'f1.txt')?.x as object).sort(), [
+    'system.posix_acl_access',
+    'trusted.t',
+    'user.bin',
+  ]);
 
   const to = path.join(tempDir('vigil-meta-out-'), 'out');
   const res = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to]);
@@ -86,7 +100,9 @@ test('owners, groups, modes, mtimes, extended attributes and ACLs round trip a r
 });
 
 test('a change of owner or extended attributes alone is recorded, while watching and at the catch-up, and listed as metadata', async (t) => {
-  if (!needsRoot(t)) {return;}
+  if (!needsRoot(t)) {
+    return;
+  }
   const d = replicatorDirs('vigil-meta-change-');
   const f = path.join(d.source, 'f.txt');
   const dir = path.join(d.source, 'dir');
@@ -102,7 +118,10 @@ test('a change of owner or extended attributes alone is recorded, while watching
   fs.chownSync(f, NOBODY.uid, NOBODY.gid);
   await recordOf('f.txt', (x) => x.u === NOBODY.uid && x.un === 'nobody');
   xattr.setAttributeSync(f, 'user.note', 'added');
-  await recordOf('f.txt', (x) => (x.x as Record<string, string> | undefined)?.['user.note'] === Buffer.from('added').toString('base64'));
+  await recordOf(
+    'f.txt',
+    (x) => (x.x as Record<string, string> | undefined)?.['user.note'] === Buffer.from('added').toString('base64')
+  );
   fs.chownSync(dir, NOBODY.uid, NOBODY.gid);
   await recordOf('dir', (x) => x.u === NOBODY.uid);
   xattr.setAttributeSync(dir, 'user.tag', 'x');
@@ -126,17 +145,28 @@ test('a change of owner or extended attributes alone is recorded, while watching
 });
 
 test('restore as an ordinary user: owners are reported not restored (not root), modes, mtimes, user attributes and ACLs are restored', async (t) => {
-  if (!needsRoot(t)) {return;}
+  if (!needsRoot(t)) {
+    return;
+  }
   const d = await captured(t, 'vigil-meta-user-');
   // The store readable and the destination's parent writable by nobody.
-  for (const p of [d.store, ...(fs.readdirSync(d.store, { recursive: true }) as string[]).map((x) => path.join(d.store, x))]) {fs.lchownSync(p, NOBODY.uid, NOBODY.gid);}
+  for (const p of [
+    d.store,
+    ...(fs.readdirSync(d.store, { recursive: true }) as string[]).map((x) => path.join(d.store, x)),
+  ]) {
+    fs.lchownSync(p, NOBODY.uid, NOBODY.gid);
+  }
   fs.chownSync(d.root, NOBODY.uid, NOBODY.gid);
   const to = path.join(d.root, 'out');
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'restore', '--store', d.store, '--at', 'now', '--to', to], {
-    cwd: AGENT_DIR,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...NOBODY,
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLI, 'restore', '--store', d.store, '--at', 'now', '--to', to],
+    {
+      cwd: AGENT_DIR,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...NOBODY,
+    }
+  );
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   child.stdout.resume();
@@ -155,14 +185,18 @@ test('restore as an ordinary user: owners are reported not restored (not root), 
   for (const [p, m] of want) {
     m.uid = NOBODY.uid;
     m.gid = NOBODY.gid;
-    if (m.xattrs) {delete m.xattrs['trusted.t'];}
+    if (m.xattrs) {
+      delete m.xattrs['trusted.t'];
+    }
     assert.ok(got.has(p), p);
   }
   assert.deepEqual(diffMeta(want, got), []);
 });
 
 test('without the native module: capture goes on and records why attributes are missing; a restore says which it cannot set', async (t) => {
-  if (!needsRoot(t)) {return;}
+  if (!needsRoot(t)) {
+    return;
+  }
   const d = await captured(t, 'vigil-meta-nomod-', { VIGIL_NATIVE_XATTR: '0' });
   const f1 = last(journal(d.store), 'f1.txt') as Record<string, unknown>;
   assert.equal(f1.u, NOBODY.uid);
@@ -171,16 +205,24 @@ test('without the native module: capture goes on and records why attributes are 
   const to = path.join(tempDir('vigil-meta-out-'), 'out');
   const res = await runCliToEnd(['restore', '--store', d.store, '--at', 'now', '--to', to]);
   assert.equal(res.code, 0, res.stderr);
-  assert.match(res.stderr, /metadata not restored: f1\.txt: extended attributes not read: switched off \(VIGIL_NATIVE_XATTR=0\)/);
+  assert.match(
+    res.stderr,
+    /metadata not restored: f1\.txt: extended attributes not read: switched off \(VIGIL_NATIVE_XATTR=0\)/
+  );
   assert.deepEqual(xattrsOf(path.join(to, 'f1.txt')), {});
   assert.equal(fs.statSync(path.join(to, 'f1.txt')).uid, NOBODY.uid, 'owners do not need the module');
 
   // A store with attributes, restored where the module is missing: each path says which.
   const d2 = await captured(t, 'vigil-meta-nomod2-');
   const to2 = path.join(tempDir('vigil-meta-out-'), 'out');
-  const res2 = await runCliToEnd(['restore', '--store', d2.store, '--at', 'now', '--to', to2], { VIGIL_NATIVE_XATTR: '0' });
+  const res2 = await runCliToEnd(['restore', '--store', d2.store, '--at', 'now', '--to', to2], {
+    VIGIL_NATIVE_XATTR: '0',
+  });
   assert.equal(res2.code, 0, res2.stderr);
-  assert.match(res2.stderr, /f1\.txt: extended attributes \(system\.posix_acl_access, trusted\.t, user\.bin\) not restored: switched off/);
+  assert.match(
+    res2.stderr,
+    /f1\.txt: extended attributes \(system\.posix_acl_access, trusted\.t, user\.bin\) not restored: switched off/
+  );
 });
 
 test('owners by name where the recorded name resolves here, by number with --numeric-ids or without a name', () => {
@@ -206,7 +248,9 @@ test('a record from before these keys restores as before; invalid metadata keys 
 });
 
 test('extended attributes beyond 64 KiB per path are not captured, and the record says so', (t) => {
-  if (!needsRoot(t)) {return;}
+  if (!needsRoot(t)) {
+    return;
+  }
   // ext4 keeps a file's attributes in one block; tmpfs takes more (user.* since Linux 6.6).
   const mnt = tempDir('vigil-meta-tmpfs-');
   try {
@@ -219,7 +263,9 @@ test('extended attributes beyond 64 KiB per path are not captured, and the recor
     const f = path.join(mnt, 'big');
     fs.writeFileSync(f, '');
     try {
-      for (let i = 0; i < 3; i++) {xattr.setAttributeSync(f, `user.big${i}`, Buffer.alloc(30_000, i));}
+      for (let i = 0; i < 3; i++) {
+        xattr.setAttributeSync(f, `user.big${i}`, Buffer.alloc(30_000, i));
+      }
     } catch (e) {
       t.skip(`this tmpfs refuses 90 KB of user attributes: ${(e as Error).message}`);
       return;
@@ -236,5 +282,7 @@ test('extended attributes beyond 64 KiB per path are not captured, and the recor
 
 function spawnSyncOk(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);}
+  if (r.error || r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
+  }
 }

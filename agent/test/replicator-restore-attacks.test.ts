@@ -61,7 +61,8 @@ function put(layout: StoreLayout, content: string | Buffer): string {
 }
 
 const file = (p: string, h: string, s: number, m = 0o644) => ({ op: 'file', p, h, s, m, mt: 2000, ct: 2000, ino: 2 });
-const restoreCli = (dir: string, to: string, ...extra: string[]) => runCliToEnd(['restore', '--store', dir, '--at', 'now', '--to', to, ...extra]);
+const restoreCli = (dir: string, to: string, ...extra: string[]) =>
+  runCliToEnd(['restore', '--store', dir, '--at', 'now', '--to', to, ...extra]);
 
 /** Every path under `dir` (links not followed), for "nothing else was written". */
 function listing(dir: string): string[] {
@@ -84,33 +85,46 @@ test('records whose path leaves the tree are skipped and reported with their seg
   const to = path.join(s.root, 'one', 'two', 'out');
   const abs = path.join(s.root, 'absolute-target');
   const bad = ['../../x', abs, 'ok/../../../y', 'ok//b', './ok/c', 'ok/\0nul', '..'];
-  const offsets = s.forge([...bad.map((p) => file(p, h, 4)), file('..foo', h, 4), file('ok/.b', h, 4), { op: 'del', p: '../../ok' }]);
+  const offsets = s.forge([
+    ...bad.map((p) => file(p, h, 4)),
+    file('..foo', h, 4),
+    file('ok/.b', h, 4),
+    { op: 'del', p: '../../ok' },
+  ]);
   const res = await restoreCli(s.dir, to);
   assert.equal(res.code, 0, res.stderr);
   const seg = path.basename(s.segment);
   bad.forEach((p, i) => {
     const line = res.stderr.split('\n').find((l) => l.includes(`byte ${offsets[i]} `));
     assert.ok(line, `no warning for ${JSON.stringify(p)} at byte ${offsets[i]}:\n${res.stderr}`);
-    assert.match(line, new RegExp(`journal ${seg.replace(/\./g, '\\.')}: skipped the record at byte ${offsets[i]} \\(unrecognised record: p: unsafe path `));
+    assert.match(
+      line,
+      new RegExp(
+        `journal ${seg.replace(/\./g, '\\.')}: skipped the record at byte ${offsets[i]} \\(unrecognised record: p: unsafe path `
+      )
+    );
   });
   assert.match(res.stderr, /unsafe path "\.\.\/\.\.\/x" \(a "\.\." component\)/);
   assert.match(res.stderr, /unsafe path "\/[^"]*absolute-target" \(absolute\)/);
   assert.match(res.stderr, /unsafe path "ok\/\\u0000nul" \(a NUL byte\)/);
   // Nothing outside --to; inside it, exactly the real tree and the two legitimate odd names.
-  assert.deepEqual(listing(s.root).filter((p) => !p.startsWith('store')), ['one', 'one/two', 'one/two/out', ...['..foo', 'ok', 'ok/.b', 'ok/a.txt'].map((p) => `one/two/out/${p}`)]);
+  assert.deepEqual(
+    listing(s.root).filter((p) => !p.startsWith('store')),
+    ['one', 'one/two', 'one/two/out', ...['..foo', 'ok', 'ok/.b', 'ok/a.txt'].map((p) => `one/two/out/${p}`)]
+  );
   assert.equal(fs.readFileSync(path.join(to, '..foo'), 'utf8'), 'evil');
   assert.equal(fs.readFileSync(path.join(to, 'ok', 'a.txt'), 'utf8'), 'real content', 'the forged del did not apply');
   // Replay (a replicator's start) and versions skip them the same way, without failing.
   const rep = replay(resolveChain(s.dir), 0);
   assert.deepEqual(
     rep.damage.flatMap((d) => d.skipped.map((x) => x.at)),
-    offsets.filter((_, i) => i < bad.length || i === offsets.length - 1),
+    offsets.filter((_, i) => i < bad.length || i === offsets.length - 1)
   );
   assert.deepEqual([...rep.tree.keys()].sort(), ['..foo', 'ok', 'ok/.b', 'ok/a.txt']);
   const v = versions(s.dir, 'ok/a.txt');
   assert.deepEqual(
     v.versions.map((x) => x.change),
-    ['created'],
+    ['created']
   );
 });
 
@@ -145,7 +159,11 @@ test('setuid and setgid bits are restored only with --keep-special', async () =>
   assert.equal(process.getuid?.(), 0, 'these tests run as root (a setuid root file is the danger)');
   const s = await store();
   const h = put(s.layout, '#!/bin/sh\n');
-  s.forge([{ op: 'dir', p: 'shared', m: 0o2775, mt: 2000 }, file('shared/tool', h, 10, 0o4755), file('sticky', h, 10, 0o1644)]);
+  s.forge([
+    { op: 'dir', p: 'shared', m: 0o2775, mt: 2000 },
+    file('shared/tool', h, 10, 0o4755),
+    file('sticky', h, 10, 0o1644),
+  ]);
   const to = path.join(s.root, 'out');
   const res = await restoreCli(s.dir, to);
   assert.equal(res.code, 0, res.stderr);
@@ -153,7 +171,10 @@ test('setuid and setgid bits are restored only with --keep-special', async () =>
   assert.equal(mode('shared/tool'), 0o755);
   assert.equal(mode('shared'), 0o775);
   assert.equal(mode('sticky'), 0o1644, 'the sticky bit grants nothing: kept');
-  assert.match(res.stdout, /setuid\/setgid bits left out on 2 path\(s\) \(restore with --keep-special to keep them\): shared \(02775 restored as 0775\), shared\/tool \(04755 restored as 0755\)/);
+  assert.match(
+    res.stdout,
+    /setuid\/setgid bits left out on 2 path\(s\) \(restore with --keep-special to keep them\): shared \(02775 restored as 0775\), shared\/tool \(04755 restored as 0755\)/
+  );
 
   const kept = path.join(s.root, 'kept');
   const res2 = await restoreCli(s.dir, kept, '--keep-special');
@@ -178,14 +199,21 @@ test('an object whose bytes or size were changed is not restored: the path, the 
   assert.equal(res.code, 1, res.stderr);
   assert.match(
     res.stderr,
-    new RegExp(`not restored: edited\\.txt: its content in the store \\(${same}\\) is damaged: it does not hash to its name \\(expected ${same}, found ${hashBuffer(s.layout.hash, edited)}\\)`),
+    new RegExp(
+      `not restored: edited\\.txt: its content in the store \\(${same}\\) is damaged: it does not hash to its name \\(expected ${same}, found ${hashBuffer(s.layout.hash, edited)}\\)`
+    )
   );
   const found = hashBuffer(s.layout.hash, 'will grow and grow');
   assert.match(
     res.stderr,
-    new RegExp(`not restored: grown\\.txt: its content in the store \\(${grown}\\) is damaged: it does not hash to its name \\(expected ${grown}, found ${found}; 18 bytes, 9 recorded\\)`),
+    new RegExp(
+      `not restored: grown\\.txt: its content in the store \\(${grown}\\) is damaged: it does not hash to its name \\(expected ${grown}, found ${found}; 18 bytes, 9 recorded\\)`
+    )
   );
-  assert.match(res.stderr, new RegExp(`not restored: size\\.txt: its content in the store \\(${intact}\\) has \\d+ bytes, not the 3 recorded`));
+  assert.match(
+    res.stderr,
+    new RegExp(`not restored: size\\.txt: its content in the store \\(${intact}\\) has \\d+ bytes, not the 3 recorded`)
+  );
   assert.match(res.stderr, /3 file\(s\) could not be restored as recorded/);
   // Nothing of them under --to, not even a partial or temporary file; the rest is there.
   assert.deepEqual(listing(to), ['ok', 'ok/a.txt']);

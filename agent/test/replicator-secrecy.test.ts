@@ -11,7 +11,15 @@ import { hashBuffer } from '../src/replicator/digest';
 import { restore } from '../src/replicator/restore';
 import { openStoreForReading } from '../src/replicator/store';
 import { runCliToEnd, tempDirsRemovedAfter, waitFor } from './helpers';
-import { killReplicators, replicatorDirs, snapshot, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
+import {
+  killReplicators,
+  replicatorDirs,
+  snapshot,
+  startReplicator,
+  storeHash,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 
@@ -38,10 +46,18 @@ function tooOpen(store: string): string[] {
   const out: string[] = [];
   const check = (abs: string, rel: string) => {
     const st = fs.lstatSync(abs);
-    if (st.isSymbolicLink()) {return;}
+    if (st.isSymbolicLink()) {
+      return;
+    }
     const m = st.mode & 0o7777;
-    if ((st.isDirectory() && m !== 0o700) || (m & 0o077) !== 0) {out.push(`${rel} ${m.toString(8)}`);}
-    if (st.isDirectory()) {for (const n of fs.readdirSync(abs)) {check(path.join(abs, n), rel === '' ? n : `${rel}/${n}`);}}
+    if ((st.isDirectory() && m !== 0o700) || (m & 0o077) !== 0) {
+      out.push(`${rel} ${m.toString(8)}`);
+    }
+    if (st.isDirectory()) {
+      for (const n of fs.readdirSync(abs)) {
+        check(path.join(abs, n), rel === '' ? n : `${rel}/${n}`);
+      }
+    }
   };
   check(store, '');
   return out;
@@ -110,9 +126,15 @@ test('a store left by an earlier version (0755 directories, 0444 files, mirror h
   fs.writeFileSync(marker, JSON.stringify(old) + '\n');
   const widen = (abs: string) => {
     const st = fs.lstatSync(abs);
-    if (st.isSymbolicLink()) {return;}
+    if (st.isSymbolicLink()) {
+      return;
+    }
     fs.chmodSync(abs, st.isDirectory() ? 0o755 : abs.includes('/objects/') ? 0o444 : 0o644);
-    if (st.isDirectory()) {for (const n of fs.readdirSync(abs)) {widen(path.join(abs, n));}}
+    if (st.isDirectory()) {
+      for (const n of fs.readdirSync(abs)) {
+        widen(path.join(abs, n));
+      }
+    }
   };
   const linked = ['secret.key', 'sub/a.txt', 'sub/b.txt'];
   for (const p of linked) {
@@ -122,7 +144,11 @@ test('a store left by an earlier version (0755 directories, 0444 files, mirror h
   }
   widen(d.store);
   assert.ok(tooOpen(d.store).length > 256, 'the old store is open to all');
-  assert.equal(asNobody('cat', path.join(d.store, 'mirror', 'secret.key')).code, 0, 'and the ordinary user can read the secret');
+  assert.equal(
+    asNobody('cat', path.join(d.store, 'mirror', 'secret.key')).code,
+    0,
+    'and the ordinary user can read the secret'
+  );
 
   r = startReplicator(d.source, d.store, d.status);
   await waitState(r);
@@ -137,7 +163,11 @@ test('a store left by an earlier version (0755 directories, 0444 files, mirror h
   }
   assert.deepEqual(snapshot(path.join(d.store, 'mirror')), snapshot(d.source));
   assert.match(r.log(), /store permissions tightened.*"mirrorLinksCopied":3/);
-  assert.equal(JSON.parse(fs.readFileSync(marker, 'utf8')).ownerOnly, true, 'the marker records it: the next start does not walk the store');
+  assert.equal(
+    JSON.parse(fs.readFileSync(marker, 'utf8')).ownerOnly,
+    true,
+    'the marker records it: the next start does not walk the store'
+  );
   assert.equal((await r.stop()).code, 0);
 
   // An operator's chmod of a tightened store: the root and its top level are put back at every start.
@@ -175,7 +205,11 @@ test('writing into a mirror file changes no stored version', async () => {
 
   const obj = objectOf(d.store, v1);
   const layout = openStoreForReading(d.store);
-  assert.equal(hashBuffer(layout.hash, fs.readFileSync(obj)), path.basename(obj), 'the object of version one still hashes to its name');
+  assert.equal(
+    hashBuffer(layout.hash, fs.readFileSync(obj)),
+    path.basename(obj),
+    'the object of version one still hashes to its name'
+  );
   const to = path.join(tempDir('vigil-secrecy-restored-'), 'out');
   const res = await runCliToEnd(['restore', '--store', d.store, '--at', new Date(t1).toISOString(), '--to', to]);
   assert.equal(res.code, 0, res.stderr);

@@ -4,10 +4,31 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { checkRecord, decode, frame, readFileFrames, readFrameAt, recordSchema, type JournalRecord, type NewRecord } from '../src/replicator/journal';
+import {
+  checkRecord,
+  decode,
+  frame,
+  readFileFrames,
+  readFrameAt,
+  recordSchema,
+  type JournalRecord,
+  type NewRecord,
+} from '../src/replicator/journal';
 import { RestoreError, parseTime, restore, versions } from '../src/replicator/restore';
 import { pruneJournal } from '../src/replicator/retention';
-import { JournalWriter, LeaseLostError, allRecords, forEachRecord, indexOffsets, pathKey, readIndex, replay, resolveChain, sealSegment, type ChainSegment } from '../src/replicator/segments';
+import {
+  JournalWriter,
+  LeaseLostError,
+  allRecords,
+  forEachRecord,
+  indexOffsets,
+  pathKey,
+  readIndex,
+  replay,
+  resolveChain,
+  sealSegment,
+  type ChainSegment,
+} from '../src/replicator/segments';
 import { StoreLayout, acquireLease, prepareStore, releaseLease, renewLease } from '../src/replicator/store';
 import { tempDirsRemovedAfter } from './helpers';
 import { snapshot } from './replicator-helpers';
@@ -53,7 +74,7 @@ test('damage in the middle of a journal file is skipped, never the valid records
   const r = decode(damaged);
   assert.deepEqual(
     r.records.map((x) => x.q),
-    [1, 3, 4],
+    [1, 3, 4]
   );
   assert.equal(r.damage, undefined);
   assert.equal(r.skipped.length, 1);
@@ -74,9 +95,14 @@ test('a new writer continues after a torn tail without cutting it; a frozen form
   prepareStore(layout);
   let lost = false;
   const first = new JournalWriter(root, resolveChain(root), 0, 0, 1, () => {
-    if (lost) {throw new LeaseLostError('lease lost');}
+    if (lost) {
+      throw new LeaseLostError('lease lost');
+    }
   });
-  await first.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
+  await first.append([
+    { at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord,
+    { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord,
+  ]);
   // A crash in the middle of an append leaves a torn frame at the end of the segment.
   fs.appendFileSync(first.segment.file, frame(rec(3, 1002, 'torn')).subarray(0, 11));
   const size = fs.statSync(first.segment.file).size;
@@ -101,15 +127,17 @@ test('a new writer continues after a torn tail without cutting it; a frozen form
       [2, 'dir', 'b'],
       [3, 'del', 'a'],
       [4, 'dir', 'e'],
-    ],
+    ]
   );
-  assert.equal(chain.ignored.length, 1, 'the stale writer\'s new segment is left out');
+  assert.equal(chain.ignored.length, 1, "the stale writer's new segment is left out");
   assert.match(chain.ignored[0]?.why ?? '', /epoch 1 after a writer with epoch 2 took over/);
   // With its lease check in place, the stale writer refuses to append at all.
   lost = true;
   Object.assign(first, {
     check: () => {
-      if (lost) {throw new LeaseLostError('the lease was taken');}
+      if (lost) {
+        throw new LeaseLostError('the lease was taken');
+      }
     },
   });
   await assert.rejects(first.append([{ at: 1007, op: 'dir', p: 'x', m: 0o755, mt: 1 } as NewRecord]), LeaseLostError);
@@ -127,7 +155,10 @@ test('a writer that wrote nothing (stopped with nothing to record, or killed in 
     return new JournalWriter(root, chain, rep.lastQ, rep.lastAt, epoch, () => undefined);
   };
   const w1 = next(1);
-  await w1.append([{ at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord, { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord]);
+  await w1.append([
+    { at: 1000, op: 'dir', p: 'a', m: 0o755, mt: 1 } as NewRecord,
+    { at: 1001, op: 'dir', p: 'b', m: 0o755, mt: 1 } as NewRecord,
+  ]);
   w1.close();
   // Started, caught up with nothing changed, stopped: its segment holds only its header.
   next(2).close();
@@ -145,13 +176,17 @@ test('a writer that wrote nothing (stopped with nothing to record, or killed in 
   assert.deepEqual(chain.ignored, [], 'no segment is left out');
   assert.deepEqual(
     chain.segments.map((s) => s.epoch),
-    [1, 2, 3, 4],
+    [1, 2, 3, 4]
   );
   assert.deepEqual(
     allRecords(chain).map((r) => r.q),
-    [1, 2, 3],
+    [1, 2, 3]
   );
-  assert.deepEqual(forEachRecord(chain, -Infinity, () => undefined), [], 'no damage: the torn frame lies after its segment\'s bound');
+  assert.deepEqual(
+    forEachRecord(chain, -Infinity, () => undefined),
+    [],
+    "no damage: the torn frame lies after its segment's bound"
+  );
   const rep = replay(chain, Infinity);
   assert.equal(rep.lastQ, 3);
   assert.deepEqual([...rep.tree.keys()], ['b']);
@@ -163,7 +198,7 @@ test('a writer that wrote nothing (stopped with nothing to record, or killed in 
   Object.assign(w5, { check: () => undefined });
   w5.roll();
   const w6 = next(6);
-  assert.equal(w6.segment.header?.prev, w5.segment.name, 'the new writer continues the former one\'s empty segment');
+  assert.equal(w6.segment.header?.prev, w5.segment.name, "the new writer continues the former one's empty segment");
   await w5.append([{ at: 1005, op: 'dir', p: 'stale', m: 0o755, mt: 1 } as NewRecord]);
   await w6.append([{ at: 1006, op: 'dir', p: 'd', m: 0o755, mt: 1 } as NewRecord]);
   w5.close();
@@ -178,7 +213,7 @@ test('a writer that wrote nothing (stopped with nothing to record, or killed in 
       [3, 'del'],
       [4, 'c'],
       [5, 'd'],
-    ],
+    ]
   );
 });
 
@@ -210,7 +245,17 @@ async function storeWith(steps: Array<{ at: number; files: Record<string, string
       const h = hashBuffer(layout.hash, content);
       fs.mkdirSync(path.dirname(layout.object(h)), { recursive: true });
       fs.writeFileSync(layout.object(h), content);
-      records.push({ at: step.at, op: 'file', p, h, s: content.length, m: 0o640, mt: step.at, ct: step.at, ino: 1 } as NewRecord);
+      records.push({
+        at: step.at,
+        op: 'file',
+        p,
+        h,
+        s: content.length,
+        m: 0o640,
+        mt: step.at,
+        ct: step.at,
+        ino: 1,
+      } as NewRecord);
     }
     await writer.append(records);
   }
@@ -223,7 +268,11 @@ function restoredFiles(store: string, at: number, sub?: string): Record<string, 
   const to = path.join(tempDir('vigil-restore-'), 'out');
   restore({ store, at, to, path: sub });
   const out: Record<string, string> = {};
-  for (const [p, n] of snapshot(to)) {if (n.type === 'file') {out[p] = fs.readFileSync(path.join(to, p), 'utf8');}}
+  for (const [p, n] of snapshot(to)) {
+    if (n.type === 'file') {
+      out[p] = fs.readFileSync(path.join(to, p), 'utf8');
+    }
+  }
   return out;
 }
 
@@ -238,7 +287,10 @@ test('restore rebuilds the tree as of any moment, with modes and times', async (
   assert.deepEqual(restoredFiles(root, 20_000), { 'a.txt': 'a2', 'd/b.txt': 'b1' });
   assert.deepEqual(restoredFiles(root, 99_000), { 'a.txt': 'a2', 'c.txt': 'c1' });
   assert.deepEqual(restoredFiles(root, 25_000, 'd'), { 'd/b.txt': 'b1' });
-  assert.throws(() => restoredFiles(root, 9_999), (e: Error) => e instanceof RestoreError && /before the earliest restorable point/.test(e.message));
+  assert.throws(
+    () => restoredFiles(root, 9_999),
+    (e: Error) => e instanceof RestoreError && /before the earliest restorable point/.test(e.message)
+  );
   assert.throws(() => restoredFiles(root, 99_000, 'd/b.txt'), /did not exist/);
   const to = path.join(tempDir('vigil-restore-'), 'out');
   restore({ store: root, at: 10_000, to });
@@ -253,11 +305,11 @@ test('restore rebuilds the tree as of any moment, with modes and times', async (
     [
       [new Date(10_000).toISOString(), 'created', 2],
       [new Date(30_000).toISOString(), 'deleted', null],
-    ],
+    ]
   );
   assert.deepEqual(
     versions(root, 'a.txt').versions.map((x) => x.change),
-    ['created', 'modified'],
+    ['created', 'modified']
   );
   // versions reads a sealed segment through its index, only the frames of the path and its
   // parents: damage in another path's record of the first segment is not even seen...
@@ -273,7 +325,7 @@ test('restore rebuilds the tree as of any moment, with modes and times', async (
   assert.match(a.warnings.join('\n'), /skipped \d+ damaged bytes at byte \d+ \(checksum mismatch\)/);
   assert.deepEqual(
     a.versions.map((x) => x.change),
-    ['created'],
+    ['created']
   );
 });
 
@@ -295,7 +347,10 @@ test('retention pruning at the window edge keeps every restore inside the window
   assert.equal(out.objectsRemoved, 2, 'a1 and g1 are freed');
   assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'a1'))));
   assert.ok(!fs.existsSync(layout.object(hashBuffer(layout.hash, 'g1'))));
-  assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'a2'))), 'the version in force at the window edge stays');
+  assert.ok(
+    fs.existsSync(layout.object(hashBuffer(layout.hash, 'a2'))),
+    'the version in force at the window edge stays'
+  );
   assert.ok(fs.existsSync(layout.object(hashBuffer(layout.hash, 'b1'))), 'an old but current version stays');
   const chain = resolveChain(root);
   assert.equal(chain.segments.length, 2);
@@ -309,7 +364,7 @@ test('retention pruning at the window edge keeps every restore inside the window
     [
       [new Date(20_000).toISOString(), 'created'],
       [new Date(30_000).toISOString(), 'modified'],
-    ],
+    ]
   );
   assert.deepEqual(versions(root, 'gone.txt').versions, [], 'deleted before the window: nothing left to list');
   // Pruning again at the same edge changes nothing.
@@ -341,7 +396,17 @@ test('the lease: free, held by a live process, stale after its process died, ren
   // The old holder finds the lease is not its own any more.
   assert.equal(renewLease(layout, (a as { lease: import('../src/replicator/store').Lease }).lease), false);
   // On its own node, a holder whose pid is gone is stale at once.
-  fs.writeFileSync(layout.lease, JSON.stringify({ node: 'node-c', process: 'cdp', pid: 999_999, pidStartTicks: 'y', acquiredAt: new Date().toISOString(), renewedAt: new Date().toISOString() }));
+  fs.writeFileSync(
+    layout.lease,
+    JSON.stringify({
+      node: 'node-c',
+      process: 'cdp',
+      pid: 999_999,
+      pidStartTicks: 'y',
+      acquiredAt: new Date().toISOString(),
+      renewedAt: new Date().toISOString(),
+    })
+  );
   const d = acquireLease(layout, { ...base, node: 'node-c' });
   assert.equal(d.held, true);
   if (d.held) {
@@ -398,7 +463,11 @@ test('a store from before segments (one journal.log) is read as it is and contin
   const layout = new StoreLayout(root);
   fs.mkdirSync(root, { recursive: true });
   // What version 2 left: the marker, journal.log (compacted once: a base record first), objects.
-  fs.writeFileSync(path.join(root, 'vigil-store.json'), JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: '2026-11-01T00:00:00.000Z' }) + '\n');
+  fs.writeFileSync(
+    path.join(root, 'vigil-store.json'),
+    JSON.stringify({ format: 'vigil-cdp-store', version: 2, hash: 'sha256', createdAt: '2026-11-01T00:00:00.000Z' }) +
+      '\n'
+  );
   prepareStore(layout);
   const obj = (content: string) => {
     const h = hashBuffer('sha256', content);
@@ -409,10 +478,25 @@ test('a store from before segments (one journal.log) is read as it is and contin
     { q: 4, at: 5_000, op: 'base', from: 5_000 },
     { q: 5, at: 4_000, op: 'file', p: 'kept.txt', h: obj('kept'), s: 4, m: 0o644, mt: 1, ct: 1, ino: 1 },
     { q: 9, at: 6_000, op: 'file', p: 'a.txt', h: obj('a1'), s: 2, m: 0o644, mt: 1, ct: 1, ino: 2 },
-    { q: 10, at: 7_000, op: 'file', p: 'a.txt', h: obj('a2'), s: 2, m: 0o644, mt: 1, ct: 1, ino: 2, d: Buffer.from('a2').toString('base64') },
+    {
+      q: 10,
+      at: 7_000,
+      op: 'file',
+      p: 'a.txt',
+      h: obj('a2'),
+      s: 2,
+      m: 0o644,
+      mt: 1,
+      ct: 1,
+      ino: 2,
+      d: Buffer.from('a2').toString('base64'),
+    },
     { q: 11, at: 8_000, op: 'sync', upTo: 10 },
   ];
-  fs.writeFileSync(layout.legacyJournal, Buffer.concat([...old.map(frame), frame(rec(12, 9_000, 'torn')).subarray(0, 9)]));
+  fs.writeFileSync(
+    layout.legacyJournal,
+    Buffer.concat([...old.map(frame), frame(rec(12, 9_000, 'torn')).subarray(0, 9)])
+  );
   assert.deepEqual(restoredFiles(root, 6_500), { 'kept.txt': 'kept', 'a.txt': 'a1' });
   assert.throws(() => restoredFiles(root, 4_999), /before the earliest restorable point .*pruned by retention/);
 
@@ -420,13 +504,13 @@ test('a store from before segments (one journal.log) is read as it is and contin
   const chain = resolveChain(root);
   assert.deepEqual(
     chain.segments.map((s) => [s.name, s.first, s.epoch]),
-    [['journal.log', 4, 0]],
+    [['journal.log', 4, 0]]
   );
   const w = new JournalWriter(root, chain, 11, 8_000, 1, () => undefined);
   await w.append([{ at: 10_000, op: 'del', p: 'kept.txt' } as NewRecord]);
   assert.deepEqual(
     allRecords(resolveChain(root)).map((r) => r.q),
-    [4, 5, 9, 10, 11, 12],
+    [4, 5, 9, 10, 11, 12]
   );
   // Sealing the old file moves it into journal/ without its inline copies, in segments of a
   // bounded size (here 300 bytes, to see it cut).
@@ -439,7 +523,7 @@ test('a store from before segments (one journal.log) is read as it is and contin
       [4, 0],
       [10, 0],
       [12, 1],
-    ],
+    ]
   );
   assert.ok(!allRecords(resolveChain(root)).some((r) => r.op === 'file' && r.d !== undefined));
   assert.deepEqual(resolveChain(root).problems, []);
@@ -450,7 +534,7 @@ test('a store from before segments (one journal.log) is read as it is and contin
     [
       [new Date(4_000).toISOString(), 'created'],
       [new Date(10_000).toISOString(), 'deleted'],
-    ],
+    ]
   );
   w.close();
 });
@@ -468,12 +552,16 @@ test('a lease file left empty (a full disk, a crash while creating it) is taken 
   assert.equal(taken.held, true);
   const first = taken.held ? taken.lease.epoch : 0;
   assert.ok(first >= 1);
-  if (taken.held) {releaseLease(layout, taken.lease);}
+  if (taken.held) {
+    releaseLease(layout, taken.lease);
+  }
   // Released cleanly, taken again: a new epoch, never the old one.
   const again = acquireLease(layout, base);
   assert.ok(again.held && again.lease.epoch === first + 1);
   // Garbage (not a lease) waits for the staleness period.
-  if (again.held) {releaseLease(layout, again.lease);}
+  if (again.held) {
+    releaseLease(layout, again.lease);
+  }
   fs.writeFileSync(layout.lease, '{"half');
   assert.equal(acquireLease(layout, base).held, false);
   const late = acquireLease(layout, { ...base, now: Date.now() + 31_000 });
@@ -489,7 +577,18 @@ test('sealing drops inline contents and indexes every record once, at the offset
   const recs: NewRecord[] = [];
   for (let i = 0; i < 50; i++) {
     const p = `f${i % 7}`;
-    recs.push({ at: 1000 + i, op: 'file', p, h, s: 3, m: 0o644, mt: 1, ct: 1, ino: i, ...(i % 3 === 0 ? { d: Buffer.from('abc').toString('base64') } : {}) } as NewRecord);
+    recs.push({
+      at: 1000 + i,
+      op: 'file',
+      p,
+      h,
+      s: 3,
+      m: 0o644,
+      mt: 1,
+      ct: 1,
+      ino: i,
+      ...(i % 3 === 0 ? { d: Buffer.from('abc').toString('base64') } : {}),
+    } as NewRecord);
   }
   await w.append(recs);
   const { sealed, last } = w.roll();

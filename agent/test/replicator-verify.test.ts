@@ -5,8 +5,25 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { forEachRecord, resolveChain } from '../src/replicator/segments';
-import { baseConfig, killMarked, read, runCliToEnd, startAgent, tempDirsRemovedAfter, waitFor, writeConfig, type RunningAgent } from './helpers';
-import { killReplicators, replicatorDirs, startReplicator, storeHash, waitMirror, waitState } from './replicator-helpers';
+import {
+  baseConfig,
+  killMarked,
+  read,
+  runCliToEnd,
+  startAgent,
+  tempDirsRemovedAfter,
+  waitFor,
+  writeConfig,
+  type RunningAgent,
+} from './helpers';
+import {
+  killReplicators,
+  replicatorDirs,
+  startReplicator,
+  storeHash,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 after(killReplicators);
 const tempDir = tempDirsRemovedAfter();
@@ -40,7 +57,9 @@ const obj = (store: string, content: string | Buffer) => {
 function recordOf(store: string, p: string): { q: number; segment: string; offset: number; file: string } {
   let out: { q: number; segment: string; offset: number; file: string } | undefined;
   forEachRecord(resolveChain(store), -Infinity, (r, seg, offset) => {
-    if (r.op === 'file' && r.p === p) {out = { q: r.q, segment: seg.name, offset, file: seg.file };}
+    if (r.op === 'file' && r.p === p) {
+      out = { q: r.q, segment: seg.name, offset, file: seg.file };
+    }
   });
   assert.ok(out, `no record of ${p}`);
   return out;
@@ -99,7 +118,7 @@ test('each kind of damage is reported with its path, object, segment and offset;
   const gp = recordOf(d.store, 'gone.bin');
   assert.deepEqual(
     of('missing-object').map((p: Record<string, unknown>) => [p.path, p.object, p.q, p.segment, p.offset]),
-    [['gone.bin', gone.rel, gp.q, gp.segment, gp.offset]],
+    [['gone.bin', gone.rel, gp.q, gp.segment, gp.offset]]
   );
   const [damaged] = of('damaged-object');
   assert.equal(damaged.path, 'bad.bin');
@@ -108,22 +127,48 @@ test('each kind of damage is reported with its path, object, segment and offset;
   assert.notEqual(damaged.found, bad.h);
   assert.deepEqual(
     of('journal-damage').map((p: Record<string, unknown>) => [p.segment, p.offset]),
-    [[garbled.segment, garbled.offset]],
+    [[garbled.segment, garbled.offset]]
   );
   // garbled.txt's content is named by no readable record any more: a stray too (kept by --repair, see below).
-  assert.deepEqual(of('stray-object').map((p: { object: string }) => p.object).sort(), [stray.rel, obj(d.store, 'this record will be garbled').rel].sort());
+  assert.deepEqual(
+    of('stray-object')
+      .map((p: { object: string }) => p.object)
+      .sort(),
+    [stray.rel, obj(d.store, 'this record will be garbled').rel].sort()
+  );
   // bad.bin's mirror file is a copy of its own, not the damaged object: it still matches.
-  assert.deepEqual(of('mirror-differs').map((p: { path: string }) => p.path).sort(), ['edited.txt']);
+  assert.deepEqual(
+    of('mirror-differs')
+      .map((p: { path: string }) => p.path)
+      .sort(),
+    ['edited.txt']
+  );
   // garbled.txt's record is unreadable, so the journal's tree does not have it: its mirror file is extra.
-  assert.deepEqual(of('mirror-extra').map((p: { path: string }) => p.path).sort(), ['bad.bin.keep', 'garbled.txt']);
-  assert.deepEqual(of('mirror-missing').map((p: { path: string }) => p.path), ['removed.txt']);
+  assert.deepEqual(
+    of('mirror-extra')
+      .map((p: { path: string }) => p.path)
+      .sort(),
+    ['bad.bin.keep', 'garbled.txt']
+  );
+  assert.deepEqual(
+    of('mirror-missing').map((p: { path: string }) => p.path),
+    ['removed.txt']
+  );
   // The record after the damage was kept.
   assert.equal(fs.readFileSync(path.join(d.store, 'mirror', 'after.txt'), 'utf8'), 'a record after the garbled one');
 
   const human = await verify('--store', d.store);
   assert.equal(human.code, 1);
-  assert.match(human.stdout, new RegExp(`missing object: gone\\.bin \\(q ${gp.q}, journal ${gp.segment} at byte ${gp.offset}\\): its content ${gone.rel} is not in the store`));
-  assert.match(human.stdout, new RegExp(`journal ${garbled.segment}: \\d+ undecodable bytes at byte ${garbled.offset} \\(checksum mismatch\\)`));
+  assert.match(
+    human.stdout,
+    new RegExp(
+      `missing object: gone\\.bin \\(q ${gp.q}, journal ${gp.segment} at byte ${gp.offset}\\): its content ${gone.rel} is not in the store`
+    )
+  );
+  assert.match(
+    human.stdout,
+    new RegExp(`journal ${garbled.segment}: \\d+ undecodable bytes at byte ${garbled.offset} \\(checksum mismatch\\)`)
+  );
   assert.match(human.stdout, /mirror: mirror\/removed\.txt is missing/);
   assert.match(human.stdout, /(\d+) problem\(s\)$/m);
 
@@ -153,7 +198,12 @@ test('a truncated last record is reported with its segment and offset when no wr
 });
 
 test('--repair rewrites a missing object from the source and the mirror from the objects, and says what it could not repair', async () => {
-  const d = await capturedStore({ 'keep.bin': big('k'), 'changed.bin': big('c'), 'm/one.txt': 'one', 'm/two.txt': 'two' });
+  const d = await capturedStore({
+    'keep.bin': big('k'),
+    'changed.bin': big('c'),
+    'm/one.txt': 'one',
+    'm/two.txt': 'two',
+  });
   const keep = obj(d.store, big('k'));
   const changed = obj(d.store, big('c'));
   fs.rmSync(keep.file);
@@ -169,7 +219,8 @@ test('--repair rewrites a missing object from the source and the mirror from the
   assert.equal(before.code, 1);
   const r = await verify('--store', d.store, '--repair', '--source', d.source, '--json');
   assert.equal(r.code, 1, r.stdout + r.stderr); // one problem could not be repaired
-  const byPath = (kind: string, p: string) => r.json.problems.find((x: { kind: string; path: string }) => x.kind === kind && x.path === p);
+  const byPath = (kind: string, p: string) =>
+    r.json.problems.find((x: { kind: string; path: string }) => x.kind === kind && x.path === p);
   assert.equal(byPath('missing-object', 'keep.bin').repair.done, true);
   assert.match(byPath('missing-object', 'keep.bin').repair.how, /from .*keep\.bin, which still has that content/);
   assert.equal(byPath('missing-object', 'changed.bin').repair.done, false);
@@ -188,7 +239,11 @@ test('--repair rewrites a missing object from the source and the mirror from the
   assert.equal(rewritten.mode & 0o077, 0, 'the rewritten mirror file is readable by others');
   assert.equal(rewritten.nlink, 1, 'the rewritten mirror file is a hard link to its object');
   assert.notEqual(rewritten.ino, fs.statSync(keep.file).ino);
-  assert.equal(fs.statSync(path.join(d.store, 'mirror', 'm')).mode & 0o077, 0, 'a directory the repair made is searchable by others');
+  assert.equal(
+    fs.statSync(path.join(d.store, 'mirror', 'm')).mode & 0o077,
+    0,
+    'a directory the repair made is searchable by others'
+  );
   assert.equal(fs.existsSync(path.join(d.store, 'mirror', 'extra.txt')), false);
   const human = await verify('--store', d.store);
   assert.equal(human.code, 1);
@@ -201,14 +256,18 @@ test('--repair rewrites a missing object from the source and the mirror from the
 
 test('--repair is refused while a replicator holds the store; a live store verifies clean while it captures', async () => {
   const d = replicatorDirs('vigil-verify-live-');
-  for (let i = 0; i < 50; i++) {fs.writeFileSync(path.join(d.source, `f${i}.txt`), `v0 ${i}`);}
+  for (let i = 0; i < 50; i++) {
+    fs.writeFileSync(path.join(d.source, `f${i}.txt`), `v0 ${i}`);
+  }
   const r = startReplicator(d.source, d.store, d.status);
   await waitState(r);
   let writing = true;
   const writer = (async () => {
     for (let n = 1; writing; n++) {
       fs.writeFileSync(path.join(d.source, `f${n % 50}.txt`), `v${n} ${'x'.repeat(n % 300)}`);
-      if (n % 7 === 0) {fs.rmSync(path.join(d.source, `f${(n * 3) % 50}.txt`), { force: true });}
+      if (n % 7 === 0) {
+        fs.rmSync(path.join(d.source, `f${(n * 3) % 50}.txt`), { force: true });
+      }
       await new Promise((res) => setTimeout(res, 2));
     }
   })();
@@ -245,14 +304,23 @@ test('verifyEvery: the agent shows the scheduled verify in /v1/status and as met
     fs.mkdirSync(source);
     fs.writeFileSync(path.join(source, 'doc.bin'), big('d'));
     fs.writeFileSync(path.join(source, 'note.txt'), 'note');
-    const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store, verifyEvery: '1s', stopTimeout: '5s' }] }));
+    const file = writeConfig(
+      dir,
+      baseConfig(dir, {
+        processes: [{ name: 'cdp', kind: 'replicator', source, target: store, verifyEvery: '1s', stopTimeout: '5s' }],
+      })
+    );
     const agent = await startAgent(file);
     agents.push(agent);
     const cdp = async () => (await read(`${agent.baseUrl}/v1/status`)).json.processes[0];
-    const green = await waitFor('a first clean verify', async () => {
-      const p = await cdp();
-      return p.protection?.verify?.ok === true ? p.protection.verify : undefined;
-    }, 30_000);
+    const green = await waitFor(
+      'a first clean verify',
+      async () => {
+        const p = await cdp();
+        return p.protection?.verify?.ok === true ? p.protection.verify : undefined;
+      },
+      30_000
+    );
     assert.equal(green.problems, 0);
     assert.equal(green.firstProblem, null);
     const m = (await read(`${agent.baseUrl}/metrics`)).text;
@@ -261,16 +329,25 @@ test('verifyEvery: the agent shows the scheduled verify in /v1/status and as met
 
     const doc = obj(store, big('d'));
     fs.rmSync(doc.file);
-    const red = await waitFor('a verify that finds the lost object', async () => {
-      const p = await cdp();
-      return p.protection?.verify?.ok === false ? p.protection.verify : undefined;
-    }, 30_000);
+    const red = await waitFor(
+      'a verify that finds the lost object',
+      async () => {
+        const p = await cdp();
+        return p.protection?.verify?.ok === false ? p.protection.verify : undefined;
+      },
+      30_000
+    );
     assert.ok(red.problems >= 1);
-    assert.match(red.firstProblem, new RegExp(`missing object: doc\\.bin \\(q \\d+, journal seg-\\S+ at byte \\d+\\): its content ${doc.rel}`));
+    assert.match(
+      red.firstProblem,
+      new RegExp(`missing object: doc\\.bin \\(q \\d+, journal seg-\\S+ at byte \\d+\\): its content ${doc.rel}`)
+    );
     const m2 = (await read(`${agent.baseUrl}/metrics`)).text;
     assert.match(m2, /vigil_replicator_verify_problems\{process="cdp",kind="replicator"\} [1-9]/);
   } finally {
-    for (const a of agents) {await a.stop('SIGKILL');}
+    for (const a of agents) {
+      await a.stop('SIGKILL');
+    }
     killMarked(dir);
   }
 });

@@ -6,7 +6,20 @@ import { after, test } from 'node:test';
 import { pathOf } from '../src/replicator/journal';
 import { restore } from '../src/replicator/restore';
 import { runCliToEnd, waitFor, tempDirsRemovedAfter } from './helpers';
-import { diffTrees, journal, journalBytes, killReplicators, segmentFiles, sha256, snapshot, startReplicator, replicatorDirs, storeHash, waitMirror, waitState } from './replicator-helpers';
+import {
+  diffTrees,
+  journal,
+  journalBytes,
+  killReplicators,
+  segmentFiles,
+  sha256,
+  snapshot,
+  startReplicator,
+  replicatorDirs,
+  storeHash,
+  waitMirror,
+  waitState,
+} from './replicator-helpers';
 
 const tempDir = tempDirsRemovedAfter();
 
@@ -40,9 +53,13 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
   fs.rmSync(s('doomed'), { recursive: true });
   fs.chmodSync(s('top.txt'), 0o600);
   const large = Buffer.alloc(24 * 1024 * 1024);
-  for (let i = 0; i < large.length; i += 4096) {large.writeUInt32LE(i, i);}
+  for (let i = 0; i < large.length; i += 4096) {
+    large.writeUInt32LE(i, i);
+  }
   write(s('large.bin'), large);
-  for (let i = 0; i < 600; i++) {write(s(`small/${i % 10}/f${i}.txt`), `small file ${i}`);}
+  for (let i = 0; i < 600; i++) {
+    write(s(`small/${i % 10}/f${i}.txt`), `small file ${i}`);
+  }
   write(s('dup-1.txt'), 'identical content');
   write(s('dup-2.txt'), 'identical content');
   await waitMirror(d.source, d.store, 30_000);
@@ -58,7 +75,12 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
   assert.equal(top?.op, 'file');
   assert.equal(top?.op === 'file' && top.m, 0o600, 'the mode change is captured');
   assert.equal(last('doomed')?.op, 'del');
-  assert.equal(last('link-to-top')?.op === 'link' && last('link-to-top')?.op === 'link' ? (last('link-to-top') as { l: string }).l : '', 'top.txt');
+  assert.equal(
+    last('link-to-top')?.op === 'link' && last('link-to-top')?.op === 'link'
+      ? (last('link-to-top') as { l: string }).l
+      : '',
+    'top.txt'
+  );
   // Identical content is stored once; the mirror's files are copies of it, never the objects themselves.
   const dup1 = last('dup-1.txt');
   const dup2 = last('dup-2.txt');
@@ -71,10 +93,15 @@ test('captures creates, writes, renames, deletes, mode changes, links, nested tr
 
   const v = await runCliToEnd(['versions', '--store', d.store, '--path', 'top.txt', '--json']);
   assert.equal(v.code, 0, v.stderr);
-  const listed = JSON.parse(v.stdout) as { hashAlgorithm: string; versions: Array<{ change: string; hash: string | null; sha256: string | null; mode: string | null }> };
+  const listed = JSON.parse(v.stdout) as {
+    hashAlgorithm: string;
+    versions: Array<{ change: string; hash: string | null; sha256: string | null; mode: string | null }>;
+  };
   assert.deepEqual(
     listed.versions.map((x) => x.change),
-    listed.versions.map((_, i) => (i === 0 ? 'created' : listed.versions[i]?.hash === listed.versions[i - 1]?.hash ? 'metadata' : 'modified')),
+    listed.versions.map((_, i) =>
+      i === 0 ? 'created' : listed.versions[i]?.hash === listed.versions[i - 1]?.hash ? 'metadata' : 'modified'
+    )
   );
   assert.equal(listed.hashAlgorithm, 'blake3', 'a new store names contents by BLAKE3 where the native module loads');
   assert.equal(listed.versions.at(-1)?.hash, storeHash(d.store, 'v2 longer'));
@@ -125,7 +152,15 @@ test('restore at several points in time gives back each recorded state', async (
   restore({ store: d.store, at: points[1]?.at as number, to, path: 'notes' });
   assert.deepEqual([...snapshot(to).keys()].sort(), ['notes', 'notes/1.txt', 'notes/2.txt']);
   assert.equal(fs.statSync(path.join(to, 'notes/1.txt')).mode & 0o777, 0o600);
-  const early = await runCliToEnd(['restore', '--store', d.store, '--at', '2000-01-01T00:00:00Z', '--to', path.join(tempDir(), 'x')]);
+  const early = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    '2000-01-01T00:00:00Z',
+    '--to',
+    path.join(tempDir(), 'x'),
+  ]);
   assert.equal(early.code, 1);
   assert.match(early.stderr, /before the earliest restorable point/);
   const usage = await runCliToEnd(['restore', '--store', d.store]);
@@ -136,7 +171,9 @@ test('restore at several points in time gives back each recorded state', async (
 test('catch-up after downtime and after kill -9 with a torn journal tail', async () => {
   const d = dirs();
   const s = (p: string) => path.join(d.source, p);
-  for (let i = 0; i < 50; i++) {write(s(`keep/${i}.txt`), `keep ${i}`);}
+  for (let i = 0; i < 50; i++) {
+    write(s(`keep/${i}.txt`), `keep ${i}`);
+  }
   write(s('edit.txt'), 'before');
   write(s('remove.txt'), 'to be removed');
   let r = startReplicator(d.source, d.store, d.status);
@@ -153,7 +190,11 @@ test('catch-up after downtime and after kill -9 with a torn journal tail', async
   r = startReplicator(d.source, d.store, d.status);
   const st = await waitState(r);
   assert.equal(st.catchUp.scanned, 54, 'keep/ and its 50 files, edit.txt, new/ and its file');
-  assert.equal(st.catchUp.changed, 7, 'edit, remove, the rename (two paths), the new directory and its file, the mode change');
+  assert.equal(
+    st.catchUp.changed,
+    7,
+    'edit, remove, the rename (two paths), the new directory and its file, the mode change'
+  );
   await waitMirror(d.source, d.store);
 
   // kill -9, then a torn record at the end as a crash in mid-append leaves it.
@@ -164,11 +205,17 @@ test('catch-up after downtime and after kill -9 with a torn journal tail', async
   write(s('after-kill.txt'), 'written while killed');
   r = startReplicator(d.source, d.store, d.status);
   const again = await waitState(r);
-  assert.ok(again.errors.some((e) => /ignored 10 bytes after the last complete record/.test(e)), JSON.stringify(again.errors));
+  assert.ok(
+    again.errors.some((e) => /ignored 10 bytes after the last complete record/.test(e)),
+    JSON.stringify(again.errors)
+  );
   await waitMirror(d.source, d.store);
   const after = journal(d.store);
   assert.ok(after.length > before);
-  assert.ok(after.every((x, i) => i === 0 || x.q > (after[i - 1]?.q ?? 0)), 'sequence numbers keep increasing');
+  assert.ok(
+    after.every((x, i) => i === 0 || x.q > (after[i - 1]?.q ?? 0)),
+    'sequence numbers keep increasing'
+  );
   await r.stop();
 });
 
@@ -178,7 +225,12 @@ test('one writer: a second replicator on the same store waits, names the holder,
   const a = startReplicator(d.source, d.store, d.status, ['--node', 'node-a', '--name', 'cdp']);
   await waitState(a);
   const size = journalBytes(d.store);
-  const b = startReplicator(d.source, d.store, path.join(d.root, 'status-b.json'), ['--node', 'node-b', '--name', 'cdp']);
+  const b = startReplicator(d.source, d.store, path.join(d.root, 'status-b.json'), [
+    '--node',
+    'node-b',
+    '--name',
+    'cdp',
+  ]);
   const waiting = await waitState(b, 'waiting_for_lease');
   assert.match(waiting.message ?? '', new RegExp(`leased to node node-a, process cdp \\(pid ${a.pid}\\)`));
   write(path.join(d.source, 'g.txt'), 'two');
@@ -197,7 +249,9 @@ test('one writer: a second replicator on the same store waits, names the holder,
 
 test('a watch limit sends subtrees to periodic scanning and says so', async () => {
   const d = dirs();
-  for (const sub of ['a', 'b', 'c', 'd']) {write(path.join(d.source, sub, 'x', 'f.txt'), sub);}
+  for (const sub of ['a', 'b', 'c', 'd']) {
+    write(path.join(d.source, sub, 'x', 'f.txt'), sub);
+  }
   const r = startReplicator(d.source, d.store, d.status, ['--max-watches', '3', '--poll-every', '200ms']);
   const st = await waitState(r);
   assert.equal(st.watch.watches, 3);
@@ -235,11 +289,22 @@ test('retention: the running replicator prunes versions older than the window', 
     return now?.lastPrune && Date.parse(now.journal.earliestRestorable ?? '') > secondAt - 1000 ? now : undefined;
   });
   // Later prunes (every second as the window moves) may have had nothing left to remove.
-  assert.ok(st.lastPrune && Date.parse(st.lastPrune.cutoff) > secondAt - 1000, 'the last prune in the status is past the second version');
+  assert.ok(
+    st.lastPrune && Date.parse(st.lastPrune.cutoff) > secondAt - 1000,
+    'the last prune in the status is past the second version'
+  );
   const to = path.join(tempDir('vigil-restored-'), 'out');
   restore({ store: d.store, at: Date.now(), to });
   assert.equal(fs.readFileSync(path.join(to, 'a.txt'), 'utf8'), 'second version');
-  const refused = await runCliToEnd(['restore', '--store', d.store, '--at', new Date(firstAt).toISOString(), '--to', path.join(tempDir(), 'x')]);
+  const refused = await runCliToEnd([
+    'restore',
+    '--store',
+    d.store,
+    '--at',
+    new Date(firstAt).toISOString(),
+    '--to',
+    path.join(tempDir(), 'x'),
+  ]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /pruned by retention/);
   await r.stop();
@@ -282,7 +347,10 @@ test('a small object lost in a crash before its checkpoint is rewritten from its
   fs.rmSync(path.join(d.store, 'mirror', 'fresh.txt'));
   r = startReplicator(d.source, d.store, d.status);
   const st = await waitState(r);
-  assert.ok(st.errors.some((e) => /object\(s\) lost in an unclean stop were rewritten from the journal/.test(e)), JSON.stringify(st.errors));
+  assert.ok(
+    st.errors.some((e) => /object\(s\) lost in an unclean stop were rewritten from the journal/.test(e)),
+    JSON.stringify(st.errors)
+  );
   assert.equal(fs.readFileSync(obj, 'utf8'), 'acknowledged, object not fsynced');
   await waitMirror(d.source, d.store);
   // The start checkpointed: a sync record now covers it, and a clean stop leaves nothing inline pending.
@@ -315,7 +383,9 @@ test('an unavailable source is not recorded as deleted', async () => {
   assert.deepEqual(await r.exited, { code: 1, signal: null });
   // ...and that start does not take the empty directory for a tree whose files were all deleted.
   r = startReplicator(d.source, d.store, d.status);
-  await waitFor('the status to say the source is empty', () => r.status()?.message?.includes('is empty while the store knows 3 paths'));
+  await waitFor('the status to say the source is empty', () =>
+    r.status()?.message?.includes('is empty while the store knows 3 paths')
+  );
   assert.equal(changes(), records, 'no change recorded');
   assert.deepEqual(diffTrees(protectedTree, snapshot(path.join(d.store, 'mirror'))), []);
   // The disk is back: it carries on.

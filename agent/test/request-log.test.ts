@@ -17,8 +17,11 @@ function fakeClock(): Clock & { advance: (ms: number) => void } {
     advance: (ms) => {
       now += ms;
       for (const t of timers.splice(0).sort((a, b) => a.at - b.at)) {
-        if (t.at <= now) {t.fn();}
-        else {timers.push(t);}
+        if (t.at <= now) {
+          t.fn();
+        } else {
+          timers.push(t);
+        }
       }
     },
   };
@@ -44,13 +47,20 @@ test('RepeatLimiter: at most limit lines a window, then one line with the count 
   clock.advance(1);
   assert.deepEqual(told, [6]);
   assert.equal(l.admit(), true);
-  for (let i = 0; i < 4; i++) {l.admit();}
+  for (let i = 0; i < 4; i++) {
+    l.admit();
+  }
   clock.advance(60_000);
   assert.deepEqual(told, [6, 2]);
   // A window whose count is told by the next allowed line, before its timer ran.
   const later = fakeClock();
   const told2: number[] = [];
-  const l2 = new RepeatLimiter({ limit: 1, windowMs: 1000, clock: { now: later.now, setTimeout: () => undefined }, onSuppressed: (n) => told2.push(n) });
+  const l2 = new RepeatLimiter({
+    limit: 1,
+    windowMs: 1000,
+    clock: { now: later.now, setTimeout: () => undefined },
+    onSuppressed: (n) => told2.push(n),
+  });
   assert.deepEqual([l2.admit(), l2.admit(), l2.admit()], [true, false, false]);
   later.advance(1000);
   assert.equal(l2.admit(), true);
@@ -62,7 +72,10 @@ after(async () => inproc?.close());
 
 test('one request adds one bounded line: polls at debug, refusals rate-limited, never a query, a header or a token', async () => {
   const clock = fakeClock();
-  inproc = await startInProcess({ level: 'debug', handler: { refusedLogLimit: { limit: 10, windowMs: 60_000, clock } } });
+  inproc = await startInProcess({
+    level: 'debug',
+    handler: { refusedLogLimit: { limit: 10, windowMs: 60_000, clock } },
+  });
   const a = inproc;
   const requestLines = () => a.lines().filter((l) => l.msg === 'request');
 
@@ -70,17 +83,22 @@ test('one request adds one bounded line: polls at debug, refusals rate-limited, 
   assert.equal((await request(`${a.baseUrl}/v1/status?since=1`, { token: READ_TOKEN })).status, 200);
   assert.deepEqual(
     requestLines().map((l) => [l.level, l.method, l.path, l.status]),
-    [['debug', 'GET', '/v1/status', 200]],
+    [['debug', 'GET', '/v1/status', 200]]
   );
   // An action: info.
-  assert.equal((await request(`${a.baseUrl}/v1/processes/cdp/stop`, { method: 'POST', token: CONTROL_TOKEN, body: '{}' })).status, 202);
+  assert.equal(
+    (await request(`${a.baseUrl}/v1/processes/cdp/stop`, { method: 'POST', token: CONTROL_TOKEN, body: '{}' })).status,
+    202
+  );
   assert.deepEqual(requestLines()[1] && [requestLines()[1]?.level, requestLines()[1]?.method], ['info', 'POST']);
 
   // 25 refused requests with 8 KB paths, queries and headers (16 KB in all: Node.js answers 431 beyond): 10 lines, each small.
   const long = 'x'.repeat(8192);
   for (let i = 0; i < 25; i++) {
     const some = long.slice(0, 2000);
-    const r = await request(`${a.baseUrl}/${long}${i}?q=${some}`, { headers: { 'x-evil': some, authorization: `Bearer ${some}` } });
+    const r = await request(`${a.baseUrl}/${long}${i}?q=${some}`, {
+      headers: { 'x-evil': some, authorization: `Bearer ${some}` },
+    });
     assert.equal(r.status, 404);
     assert.ok(r.text.length < 400, `the answer is bounded too: ${r.text.length}`);
   }
@@ -90,13 +108,24 @@ test('one request adds one bounded line: polls at debug, refusals rate-limited, 
     assert.equal(l.level, 'info');
     assert.match(String(l.path), /^\/x{199}…\(819[34] bytes\)$/);
   }
-  assert.ok(!a.text().includes('q=') && !a.text().includes('x-evil') && !a.text().includes('x'.repeat(PATH_SHOWN_CHARS + 1)));
+  assert.ok(
+    !a.text().includes('q=') && !a.text().includes('x-evil') && !a.text().includes('x'.repeat(PATH_SHOWN_CHARS + 1))
+  );
   assert.ok(
     a.lines().every((l) => JSON.stringify(l).length < 1000),
-    'every line under 1000 bytes',
+    'every line under 1000 bytes'
   );
   // Other answers are not held back by the limit.
-  assert.equal((await request(`${a.baseUrl}/v1/processes/cdp/stop`, { method: 'POST', token: CONTROL_TOKEN, body: '{"ifGeneration":99}' })).status, 409);
+  assert.equal(
+    (
+      await request(`${a.baseUrl}/v1/processes/cdp/stop`, {
+        method: 'POST',
+        token: CONTROL_TOKEN,
+        body: '{"ifGeneration":99}',
+      })
+    ).status,
+    409
+  );
   assert.equal(requestLines().at(-1)?.status, 409);
 
   // The window ends: one line tells how many were left out.
@@ -105,9 +134,11 @@ test('one request adds one bounded line: polls at debug, refusals rate-limited, 
   const summary = a.lines().filter((l) => String(l.msg).startsWith('suppressed'));
   assert.deepEqual(
     summary.map((l) => [l.level, l.msg, l.suppressed, l.windowSeconds]),
-    [['info', 'suppressed 15 similar requests', 15, 60]],
+    [['info', 'suppressed 15 similar requests', 15, 60]]
   );
   assert.equal((await request(`${a.baseUrl}/v1/status`)).status, 401);
   assert.equal(requestLines().at(-1)?.status, 401);
-  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {assert.ok(!a.text().includes(t));}
+  for (const t of [READ_TOKEN, CONTROL_TOKEN]) {
+    assert.ok(!a.text().includes(t));
+  }
 });

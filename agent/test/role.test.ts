@@ -25,7 +25,7 @@ function setup(roleSource: Record<string, unknown>, processExtra: Record<string,
     baseConfig(dir, {
       cluster: { name: 'sql-ha', node: 'node-a', role: roleSource },
       processes: [childProcessConfig(marker, processExtra)],
-    }),
+    })
   );
   return { dir, marker, file };
 }
@@ -38,7 +38,10 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
   const agent = await startAgent(file);
   agents.push(agent);
   const s = await statusOf(agent);
-  assert.deepEqual({ name: s.cluster.name, node: s.cluster.node, role: s.cluster.role }, { name: 'sql-ha', node: 'node-a', role: 'active' });
+  assert.deepEqual(
+    { name: s.cluster.name, node: s.cluster.node, role: s.cluster.role },
+    { name: 'sql-ha', node: 'node-a', role: 'active' }
+  );
   const pid = s.processes[0].pid;
   assert.equal(s.processes[0].state, 'running');
   assert.equal(s.processes[0].expected, true);
@@ -67,7 +70,7 @@ test('a role file flips active, passive, active: reported, evented, and nothing 
     [
       ['active', 'passive'],
       ['passive', 'active'],
-    ],
+    ]
   );
   // The metrics say it too.
   const m = await read(`${agent.baseUrl}/metrics`);
@@ -91,8 +94,11 @@ test('a passive node boots without CDP running; a runOn always process starts an
     dir,
     baseConfig(dir, {
       cluster: { name: 'sql-ha', node: 'node-b', role: { command: ['sh', '-c', 'echo passive'] } },
-      processes: [childProcessConfig(marker), childProcessConfig(`${marker}-always`, { name: 'helper', runOn: 'always' })],
-    }),
+      processes: [
+        childProcessConfig(marker),
+        childProcessConfig(`${marker}-always`, { name: 'helper', runOn: 'always' }),
+      ],
+    })
   );
   const agent = await startAgent(file);
   agents.push(agent);

@@ -24,7 +24,9 @@ const { agents, markedDir } = stopAfterTests();
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) {
-    for (const pid of replicatorsFor(path.join(d, 'store'))) {killGroup(pid);}
+    for (const pid of replicatorsFor(path.join(d, 'store'))) {
+      killGroup(pid);
+    }
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
@@ -35,7 +37,17 @@ type Moment =
   | { afterSpawnMs: number } // this many ms after the agent itself was spawned
   | 'started'; // as soon as the agent logs the process's `started` event
 
-const MOMENTS: Moment[] = [{ afterSpawnMs: 300 }, { child: 0 }, { child: 0.3 }, { child: 0.6 }, { child: 1 }, { child: 1.5 }, { child: 2.5 }, { child: 5 }, 'started'];
+const MOMENTS: Moment[] = [
+  { afterSpawnMs: 300 },
+  { child: 0 },
+  { child: 0.3 },
+  { child: 0.6 },
+  { child: 1 },
+  { child: 1.5 },
+  { child: 2.5 },
+  { child: 5 },
+  'started',
+];
 
 function killGroup(pid: number): void {
   for (const target of [-pid, pid]) {
@@ -51,13 +63,19 @@ function killGroup(pid: number): void {
 function replicatorsFor(store: string): number[] {
   const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) {continue;}
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!argv.includes('replicate') || !argv.includes(store)) {continue;}
+      if (!argv.includes('replicate') || !argv.includes(store)) {
+        continue;
+      }
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state !== 'Z' && state !== 'X') {out.push(Number(entry));}
+      if (state !== 'Z' && state !== 'X') {
+        out.push(Number(entry));
+      }
     } catch {
       // gone meanwhile
     }
@@ -90,7 +108,7 @@ async function killDuringStart(file: string, moment: Moment): Promise<void> {
     child.on('exit', () => {
       exited = true;
       resolve();
-    }),
+    })
   );
   const pid = child.pid as number;
   if (moment === 'started') {
@@ -100,9 +118,9 @@ async function killDuringStart(file: string, moment: Moment): Promise<void> {
   } else {
     // Busy-wait (no event loop turn) so that the kill can land within the spawn's few milliseconds.
     const deadline = Date.now() + 20_000;
-    while (children(pid).length === 0 && Date.now() < deadline && fs.existsSync(`/proc/${pid}`)){;}
+    while (children(pid).length === 0 && Date.now() < deadline && fs.existsSync(`/proc/${pid}`)) {}
     const until = process.hrtime.bigint() + BigInt(Math.round(moment.child * 1e6));
-    while (process.hrtime.bigint() < until){;}
+    while (process.hrtime.bigint() < until) {}
   }
   child.kill('SIGKILL');
   await gone;
@@ -120,7 +138,9 @@ function outcomeOf(agent: RunningAgent): string {
   return agent
     .logLines()
     .filter((l) => l.msg === 'event' && ['adopted', 'started', 'leftover_stopped', 'crashed'].includes(String(l.type)))
-    .map((l) => (l.type === 'adopted' && String(l.reason).includes('VIGIL_GENERATION') ? 'adopted by marker' : String(l.type)))
+    .map((l) =>
+      l.type === 'adopted' && String(l.reason).includes('VIGIL_GENERATION') ? 'adopted by marker' : String(l.type)
+    )
     .join(', ');
 }
 
@@ -130,7 +150,7 @@ function outcomeOf(agent: RunningAgent): string {
  */
 async function trials(
   setup: () => { dir: string; file: string; copies: () => number[]; cleanup: () => void },
-  ready: (p: any) => boolean,
+  ready: (p: any) => boolean
 ): Promise<Trial[]> {
   const results: Trial[] = [];
   for (const moment of MOMENTS) {
@@ -151,7 +171,7 @@ async function trials(
           return result.copies.length === 1 && p.pid === result.copies[0] && ready(p);
         },
         8000,
-        50,
+        50
       );
       result.problem = undefined;
       result.outcome = outcomeOf(agent);
@@ -167,12 +187,14 @@ async function trials(
 }
 
 function assertAllGood(t: TestContext, results: Trial[]): void {
-  for (const r of results) {t.diagnostic(`${r.moment}: ${r.problem ?? r.outcome}`);}
+  for (const r of results) {
+    t.diagnostic(`${r.moment}: ${r.problem ?? r.outcome}`);
+  }
   const bad = results.filter((r) => r.problem !== undefined);
   assert.deepEqual(
     bad.map((r) => `${r.moment}: ${r.problem}`),
     [],
-    `${bad.length} of ${results.length} trials did not end with exactly one supervised copy`,
+    `${bad.length} of ${results.length} trials did not end with exactly one supervised copy`
   );
 }
 
@@ -187,19 +209,26 @@ test('killed while starting the replicator: the next agent adopts or ends what t
         const store = path.join(dir, 'store');
         fs.mkdirSync(source);
         fs.writeFileSync(path.join(source, 'a.txt'), 'a');
-        const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'replicator', source, target: store, stopTimeout: '5s' }] }));
+        const file = writeConfig(
+          dir,
+          baseConfig(dir, {
+            processes: [{ name: 'cdp', kind: 'replicator', source, target: store, stopTimeout: '5s' }],
+          })
+        );
         return {
           dir,
           file,
           copies: () => replicatorsFor(store),
           cleanup: () => {
-            for (const pid of replicatorsFor(store)) {killGroup(pid);}
+            for (const pid of replicatorsFor(store)) {
+              killGroup(pid);
+            }
             fs.rmSync(dir, { recursive: true, force: true });
           },
         };
       },
-      (p) => p.state === 'running' && (p.protection?.state === 'watching' || p.protection?.state === 'catching_up'),
-    ),
+      (p) => p.state === 'running' && (p.protection?.state === 'watching' || p.protection?.state === 'catching_up')
+    )
   );
 });
 
@@ -216,12 +245,14 @@ test('killed while starting a command: the next agent adopts or ends what the fi
           file,
           copies: () => processesWithMarker(marker),
           cleanup: () => {
-            for (const pid of processesWithMarker(marker)) {killGroup(pid);}
+            for (const pid of processesWithMarker(marker)) {
+              killGroup(pid);
+            }
             fs.rmSync(dir, { recursive: true, force: true });
           },
         };
       },
-      (p) => p.state === 'running',
-    ),
+      (p) => p.state === 'running'
+    )
   );
 });

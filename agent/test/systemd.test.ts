@@ -6,7 +6,9 @@ import { baseConfig, control, read, startAgent, tempDir, waitFor, writeConfig, t
 
 const agents: RunningAgent[] = [];
 after(async () => {
-  for (const a of agents) {await a.stop('SIGKILL');}
+  for (const a of agents) {
+    await a.stop('SIGKILL');
+  }
 });
 
 test('kind systemd: state from systemctl show, restart and stop with systemctl', async () => {
@@ -19,7 +21,10 @@ test('kind systemd: state from systemctl show, restart and stop with systemctl',
   fs.chmodSync(path.join(bin, 'systemctl'), 0o755);
   fs.writeFileSync(path.join(fake, 'state'), 'active\n');
   fs.writeFileSync(path.join(fake, 'pid'), '4242\n');
-  const file = writeConfig(dir, baseConfig(dir, { processes: [{ name: 'cdp', kind: 'systemd', unit: 'lsyncd.service' }] }));
+  const file = writeConfig(
+    dir,
+    baseConfig(dir, { processes: [{ name: 'cdp', kind: 'systemd', unit: 'lsyncd.service' }] })
+  );
   const agent = await startAgent(file, { PATH: `${bin}:${process.env.PATH}`, FAKE_SYSTEMD_DIR: fake });
   agents.push(agent);
   const calls = () => fs.readFileSync(path.join(fake, 'calls.log'), 'utf8').trim().split('\n');
@@ -30,7 +35,11 @@ test('kind systemd: state from systemctl show, restart and stop with systemctl',
   assert.equal(p.startedAt, '2026-11-26T04:20:30.000Z');
   assert.match(calls()[0] as string, /^show lsyncd\.service --property=/);
 
-  const r = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, { ifGeneration: 1, requestedBy: 'test', reason: 'check' });
+  const r = await control(`${agent.baseUrl}/v1/processes/cdp/restart`, {
+    ifGeneration: 1,
+    requestedBy: 'test',
+    reason: 'check',
+  });
   assert.equal(r.status, 202, r.text);
   assert.equal(r.json.generation, 2);
   assert.equal(r.json.pid, 4001);
@@ -65,5 +74,9 @@ test('kind systemd: state from systemctl show, restart and stop with systemctl',
   await waitFor('running again', async () => (await cdp()).state === 'running');
   const before = calls().length;
   assert.equal((await agent.stop('SIGTERM')).code, 0);
-  assert.ok(!calls().slice(before).some((c) => c.startsWith('stop')));
+  assert.ok(
+    !calls()
+      .slice(before)
+      .some((c) => c.startsWith('stop'))
+  );
 });

@@ -9,16 +9,35 @@ test('with tls the agent answers over HTTPS', async () => {
   const dir = tempDir();
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' }
+  );
   const file = writeConfig(
     dir,
     baseConfig(dir, {
       tls: { certFile: cert, keyFile: key },
       processes: [{ name: 'cdp', kind: 'command', command: ['sleep', '1000'], startOnBoot: false }],
-    }),
+    })
   );
   const agent = await startAgent(file);
   try {

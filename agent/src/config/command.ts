@@ -10,5 +10,5 @@ export const commandKind = defineKind(
     cwd: nonEmpty.optional(),
     env: z.record(z.string(), z.string()).optional(),
   },
-  { build: (p) => ({ command: p.command, cwd: p.cwd, env: p.env }) },
+  { build: (p) => ({ command: p.command, cwd: p.cwd, env: p.env }) }
 );

@@ -21,7 +21,7 @@ export const KINDS = KIND_DEFINITIONS.map((k) => k.kind) as [Kind, ...Kind[]];
  */
 export const processSchema = z.discriminatedUnion(
   'kind',
-  KIND_DEFINITIONS.map((k) => k.schema) as Schemas<Definitions>,
+  KIND_DEFINITIONS.map((k) => k.schema) as Schemas<Definitions>
 );
 
 /** The kind's part of ProcessConfig, for a process processSchema accepted. */
@@ -49,7 +49,12 @@ function kindKeys(): Array<[string, z.ZodType]> {
     for (const [key, type] of Object.entries(k.fields) as Array<[string, z.ZodType]>) {
       // The type without the kind's optional or default: phase one checks types, not presence.
       // A key two kinds share is checked against the first kind's type here, each kind's in phase two.
-      if (!out.has(key)) {out.set(key, type instanceof z.ZodOptional || type instanceof z.ZodDefault ? (type.unwrap() as z.ZodType) : type);}
+      if (!out.has(key)) {
+        out.set(
+          key,
+          type instanceof z.ZodOptional || type instanceof z.ZodDefault ? (type.unwrap() as z.ZodType) : type
+        );
+      }
     }
   }
   const rank = (key: string) => (LISTED_FIRST.includes(key) ? LISTED_FIRST.indexOf(key) : LISTED_FIRST.length);

@@ -22,17 +22,27 @@ export const replicatorKind = defineKind(
     check(p, problem) {
       for (const k of ['source', 'target'] as const) {
         const v = p[k];
-        if (v !== undefined && !path.isAbsolute(v)) {problem(k, 'must be an absolute path');}
+        if (v !== undefined && !path.isAbsolute(v)) {
+          problem(k, 'must be an absolute path');
+        }
       }
       if (p.source !== undefined && p.target !== undefined && path.isAbsolute(p.source) && path.isAbsolute(p.target)) {
         const src = path.resolve(p.source);
         const tgt = path.resolve(p.target);
         const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
-        if (inside(tgt, src) || inside(src, tgt)) {problem('target', 'must be outside source, and source outside target');}
+        if (inside(tgt, src) || inside(src, tgt)) {
+          problem('target', 'must be outside source, and source outside target');
+        }
       }
-      if (p.retention === 0) {problem('retention', 'must be greater than 0');}
-      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) {problem('journalKey', 'must be an absolute path');}
-      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) {problem('verifyEvery', 'must be at least 1s, or 0 for never');}
+      if (p.retention === 0) {
+        problem('retention', 'must be greater than 0');
+      }
+      if (p.journalKey !== undefined && !path.isAbsolute(p.journalKey)) {
+        problem('journalKey', 'must be an absolute path');
+      }
+      if (p.verifyEvery !== undefined && p.verifyEvery !== 0 && p.verifyEvery < 1000) {
+        problem('verifyEvery', 'must be at least 1s, or 0 for never');
+      }
     },
     build: (p) => ({
       source: path.resolve(p.source),
@@ -42,5 +52,5 @@ export const replicatorKind = defineKind(
       journalKey: p.journalKey === undefined ? undefined : path.resolve(p.journalKey),
       verifyEveryMs: p.verifyEvery,
     }),
-  },
+  }
 );

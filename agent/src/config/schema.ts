@@ -42,7 +42,8 @@ export type KindFields = Partial<Omit<ProcessConfig, CommonKey>>;
 /** Reports a problem with one key of the process (its own line is named). */
 export type Problem = (key: string, msg: string) => void;
 
-type ProcessShape<K extends string, F extends z.ZodRawShape> = { name: typeof processName; kind: z.ZodLiteral<K> } & F & typeof processCommon;
+type ProcessShape<K extends string, F extends z.ZodRawShape> = { name: typeof processName; kind: z.ZodLiteral<K> } & F &
+  typeof processCommon;
 type ProcessSchema<K extends string, F extends z.ZodRawShape> = z.ZodObject<ProcessShape<K, F>, z.core.$strict>;
 
 export interface KindFactory<K extends string, F extends z.ZodRawShape> {
@@ -56,7 +57,10 @@ export interface KindFactory<K extends string, F extends z.ZodRawShape> {
   build(p: z.output<ProcessSchema<K, F>>): KindFields;
 }
 
-export interface KindDefinition<K extends string = string, F extends z.ZodRawShape = z.ZodRawShape> extends KindFactory<K, F> {
+export interface KindDefinition<K extends string = string, F extends z.ZodRawShape = z.ZodRawShape> extends KindFactory<
+  K,
+  F
+> {
   readonly kind: K;
   /** The kind's own keys, each with its type, whether the kind requires it, and its default. */
   readonly fields: F;
@@ -69,16 +73,25 @@ export interface KindDefinition<K extends string = string, F extends z.ZodRawSha
  * or of another kind (phase one checked the types of the others already).
  */
 function typesHold(payload: z.core.ParsePayload): boolean {
-  return payload.issues.every((i) => i.code === 'unrecognized_keys' || (i.code === 'invalid_type' && i.input === undefined));
+  return payload.issues.every(
+    (i) => i.code === 'unrecognized_keys' || (i.code === 'invalid_type' && i.input === undefined)
+  );
 }
 
 /** One kind of process: its name, its own keys (the schema of a process of this kind) and its factory. */
-export function defineKind<K extends string, F extends z.ZodRawShape>(kind: K, fields: F, factory: KindFactory<K, F>): KindDefinition<K, F> {
+export function defineKind<K extends string, F extends z.ZodRawShape>(
+  kind: K,
+  fields: F,
+  factory: KindFactory<K, F>
+): KindDefinition<K, F> {
   const shape = { name: processName, kind: z.literal(kind), ...fields, ...processCommon } as ProcessShape<K, F>;
   let schema = z.strictObject(shape);
   const { check } = factory;
   if (check) {
-    schema = schema.superRefine((p, ctx) => check(p, (key, msg) => ctx.addIssue({ code: 'custom', path: [key], message: msg })), { when: typesHold });
+    schema = schema.superRefine(
+      (p, ctx) => check(p, (key, msg) => ctx.addIssue({ code: 'custom', path: [key], message: msg })),
+      { when: typesHold }
+    );
   }
   return { kind, fields, schema, check, build: factory.build };
 }

@@ -12,24 +12,38 @@ export interface BackoffPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { windowMs: 5 * 60_000, maxCrashes: 5, firstDelayMs: 1000, maxDelayMs: 30_000 };
+export const DEFAULT_BACKOFF: BackoffPolicy = {
+  windowMs: 5 * 60_000,
+  maxCrashes: 5,
+  firstDelayMs: 1000,
+  maxDelayMs: 30_000,
+};
 
 export type AutoRestartDecision =
-  | { action: 'restart'; delayMs: number; recentCrashes: number }
-  | { action: 'suspend'; recentCrashes: number };
+  { action: 'restart'; delayMs: number; recentCrashes: number } | { action: 'suspend'; recentCrashes: number };
 
 /**
  * The crash times (ms since the epoch) that still count at `now`. A time ahead of `now` (the
  * clock was set back) does not count: it would otherwise hold the guard until the clock caught up.
  */
-export function recentCrashes(crashTimes: readonly number[], now: number, policy: BackoffPolicy = DEFAULT_BACKOFF): number[] {
+export function recentCrashes(
+  crashTimes: readonly number[],
+  now: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF
+): number[] {
   return crashTimes.filter((t) => now - t >= 0 && now - t < policy.windowMs);
 }
 
 /** What to do after a crash at `now`; `crashTimes` includes that crash. */
-export function nextAutoRestart(crashTimes: readonly number[], now: number, policy: BackoffPolicy = DEFAULT_BACKOFF): AutoRestartDecision {
+export function nextAutoRestart(
+  crashTimes: readonly number[],
+  now: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF
+): AutoRestartDecision {
   const n = recentCrashes(crashTimes, now, policy).length;
-  if (n > policy.maxCrashes) {return { action: 'suspend', recentCrashes: n };}
+  if (n > policy.maxCrashes) {
+    return { action: 'suspend', recentCrashes: n };
+  }
   const delayMs = Math.min(policy.firstDelayMs * 2 ** Math.max(0, n - 1), policy.maxDelayMs);
   return { action: 'restart', delayMs, recentCrashes: n };
 }

@@ -5,7 +5,15 @@ import * as path from 'node:path';
 import { ProcessSupervisor, type SupervisorDeps } from './supervisor';
 import type { ProcessConfig } from '../config';
 import { describeArgv, redactArgv } from '../redact';
-import { cmdline, groupExists, isSameProcessAlive, procInfo, sessionLeadersWith, signalGroup, type SessionLeader } from './procfs';
+import {
+  cmdline,
+  groupExists,
+  isSameProcessAlive,
+  procInfo,
+  sessionLeadersWith,
+  signalGroup,
+  type SessionLeader,
+} from './procfs';
 
 interface Exit {
   code: number | null;
@@ -27,7 +35,11 @@ const ADOPTED_POLL_MS = 250;
  * which configured process and which generation. An agent killed between the spawn and the
  * record of the pid leaves a process only these can tell apart; the next agent finds it by them.
  */
-export const MARKER_VARS = { stateDir: 'VIGIL_STATE_DIR', process: 'VIGIL_PROCESS', generation: 'VIGIL_GENERATION' } as const;
+export const MARKER_VARS = {
+  stateDir: 'VIGIL_STATE_DIR',
+  process: 'VIGIL_PROCESS',
+  generation: 'VIGIL_GENERATION',
+} as const;
 
 export class CommandSupervisor extends ProcessSupervisor {
   readonly stopsWithAgent = true;
@@ -51,7 +63,9 @@ export class CommandSupervisor extends ProcessSupervisor {
 
   private openLog(): number {
     try {
-      if (fs.statSync(this.logFile).size > LOG_ROTATE_BYTES) {fs.renameSync(this.logFile, `${this.logFile}.1`);}
+      if (fs.statSync(this.logFile).size > LOG_ROTATE_BYTES) {
+        fs.renameSync(this.logFile, `${this.logFile}.1`);
+      }
     } catch {
       // no log yet
     }
@@ -107,12 +121,20 @@ export class CommandSupervisor extends ProcessSupervisor {
   private track(r: Running): void {
     this.running = r;
     void r.exited.then((exit) => {
-      if (r.poll) {clearInterval(r.poll);}
+      if (r.poll) {
+        clearInterval(r.poll);
+      }
       // Whatever else the process group left behind must not outlive it.
-      if (groupExists(r.pid)) {signalGroup(r.pid, 'SIGKILL');}
-      if (this.running !== r) {return;}
+      if (groupExists(r.pid)) {
+        signalGroup(r.pid, 'SIGKILL');
+      }
+      if (this.running !== r) {
+        return;
+      }
       this.running = undefined;
-      if (this.stopRequested) {return;} // terminate() records it
+      if (this.stopRequested) {
+        return;
+      } // terminate() records it
       const why =
         exit.signal !== null
           ? `killed by signal ${exit.signal}`
@@ -137,10 +159,16 @@ export class CommandSupervisor extends ProcessSupervisor {
       r.exited.then(() => false),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.config.stopTimeoutMs))),
     ]);
-    if (timer) {clearTimeout(timer);}
+    if (timer) {
+      clearTimeout(timer);
+    }
     let how = `${this.config.stopSignal}`;
     if (timedOut) {
-      this.deps.log.warn('process did not stop in time; killing it', { process: this.name, pid: r.pid, stopTimeoutMs: this.config.stopTimeoutMs });
+      this.deps.log.warn('process did not stop in time; killing it', {
+        process: this.name,
+        pid: r.pid,
+        stopTimeoutMs: this.config.stopTimeoutMs,
+      });
       signalGroup(r.pid, 'SIGKILL');
       how += ` then SIGKILL after ${this.config.stopTimeoutMs} ms`;
     }
@@ -158,7 +186,9 @@ export class CommandSupervisor extends ProcessSupervisor {
     const unrecorded = this.markedProcesses().filter((m) => !(recordedAlive && m.pid === r.pid));
     const adoptable =
       r.pid === null
-        ? unrecorded.find((m) => m.env.get(MARKER_VARS.generation) === String(r.generation) && sameArgv(cmdline(m.pid), this.argv))
+        ? unrecorded.find(
+            (m) => m.env.get(MARKER_VARS.generation) === String(r.generation) && sameArgv(cmdline(m.pid), this.argv)
+          )
         : undefined;
     await Promise.all(unrecorded.filter((m) => m !== adoptable).map((m) => this.endLeftover(m)));
     if (adoptable) {
@@ -171,7 +201,7 @@ export class CommandSupervisor extends ProcessSupervisor {
       this.event(
         'adopted',
         `pid ${adoptable.pid} was started by a previous agent that was stopped before it recorded the pid (found by its ${MARKER_VARS.generation}); supervising it again`,
-        { pid: adoptable.pid },
+        { pid: adoptable.pid }
       );
       return 'running';
     }
@@ -194,8 +224,16 @@ export class CommandSupervisor extends ProcessSupervisor {
     // The configuration changed while the agent was away: stop the old command cleanly.
     await this.terminate(`pid ${pid} runs a different command than configured`);
     // The event is for every read token holder: the command line (and its secrets) goes to the log only.
-    this.deps.log.warn('replaced a process running another command', { process: this.name, pid, command: describeArgv(current) });
-    this.event('replaced', `stopped pid ${pid}, which ran another command than the configured one (see the agent log)`, { pid });
+    this.deps.log.warn('replaced a process running another command', {
+      process: this.name,
+      pid,
+      command: describeArgv(current),
+    });
+    this.event(
+      'replaced',
+      `stopped pid ${pid}, which ran another command than the configured one (see the agent log)`,
+      { pid }
+    );
     return 'gone';
   }
 
@@ -211,7 +249,9 @@ export class CommandSupervisor extends ProcessSupervisor {
     const gone = () => !isSameProcessAlive(m.pid, m.info.startTicks);
     const waitGone = async (ms: number) => {
       const deadline = Date.now() + ms;
-      while (!gone() && Date.now() < deadline) {await new Promise((resolve) => setTimeout(resolve, 25));}
+      while (!gone() && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
       return gone();
     };
     signalGroup(m.pid, this.config.stopSignal);
@@ -222,12 +262,19 @@ export class CommandSupervisor extends ProcessSupervisor {
       await waitGone(2000);
     }
     // Whatever else its group left behind goes too, as when a supervised process ends.
-    if (groupExists(m.pid)) {signalGroup(m.pid, 'SIGKILL');}
-    this.deps.log.warn('stopped a leftover process', { process: this.name, pid: m.pid, generation, command: describeArgv(command) });
+    if (groupExists(m.pid)) {
+      signalGroup(m.pid, 'SIGKILL');
+    }
+    this.deps.log.warn('stopped a leftover process', {
+      process: this.name,
+      pid: m.pid,
+      generation,
+      command: describeArgv(command),
+    });
     this.event(
       'leftover_stopped',
       `pid ${m.pid} (generation ${generation}) was started for this process by an earlier agent and is not the one supervised; stopped it (${how})`,
-      { pid: m.pid },
+      { pid: m.pid }
     );
   }
 
@@ -241,7 +288,9 @@ export class CommandSupervisor extends ProcessSupervisor {
     let poll: NodeJS.Timeout | undefined;
     const exited = new Promise<Exit>((resolve) => {
       poll = setInterval(() => {
-        if (!isSameProcessAlive(pid, startTicks)) {resolve({ code: null, signal: null });}
+        if (!isSameProcessAlive(pid, startTicks)) {
+          resolve({ code: null, signal: null });
+        }
       }, ADOPTED_POLL_MS);
       poll.unref();
     });
@@ -250,7 +299,9 @@ export class CommandSupervisor extends ProcessSupervisor {
   }
 
   protected close(): void {
-    if (this.running?.poll) {clearInterval(this.running.poll);}
+    if (this.running?.poll) {
+      clearInterval(this.running.poll);
+    }
   }
 
   debug(): Record<string, unknown> {
@@ -260,7 +311,11 @@ export class CommandSupervisor extends ProcessSupervisor {
       processGroup: this.running?.pid ?? null,
       adopted: this.running?.adopted ?? false,
       stopRequested: this.stopRequested,
-      marker: { [MARKER_VARS.stateDir]: this.stateDirId, [MARKER_VARS.process]: this.name, [MARKER_VARS.generation]: String(this.record.generation) },
+      marker: {
+        [MARKER_VARS.stateDir]: this.stateDirId,
+        [MARKER_VARS.process]: this.name,
+        [MARKER_VARS.generation]: String(this.record.generation),
+      },
     };
   }
 }

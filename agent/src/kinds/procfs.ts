@@ -32,7 +32,9 @@ export function environ(pid: number): Map<string, string> | undefined {
   const env = new Map<string, string>();
   for (const entry of raw.split('\0')) {
     const eq = entry.indexOf('=');
-    if (eq > 0) {env.set(entry.slice(0, eq), entry.slice(eq + 1));}
+    if (eq > 0) {
+      env.set(entry.slice(0, eq), entry.slice(eq + 1));
+    }
   }
   return env;
 }
@@ -56,12 +58,18 @@ export function sessionLeadersWith(vars: Record<string, string>): SessionLeader[
     return out;
   }
   for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) {continue;}
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
     const pid = Number(entry);
     const info = procInfo(pid);
-    if (!info || info.sid !== pid || info.state === 'Z' || info.state === 'X') {continue;}
+    if (!info || info.sid !== pid || info.state === 'Z' || info.state === 'X') {
+      continue;
+    }
     const env = environ(pid);
-    if (env && Object.entries(vars).every(([k, v]) => env.get(k) === v)) {out.push({ pid, info, env });}
+    if (env && Object.entries(vars).every(([k, v]) => env.get(k) === v)) {
+      out.push({ pid, info, env });
+    }
   }
   return out;
 }
@@ -70,7 +78,9 @@ export function cmdline(pid: number): string[] | undefined {
   try {
     const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     const parts = raw.split('\0');
-    if (parts[parts.length - 1] === '') {parts.pop();}
+    if (parts[parts.length - 1] === '') {
+      parts.pop();
+    }
     return parts;
   } catch {
     return undefined;
@@ -80,7 +90,9 @@ export function cmdline(pid: number): string[] | undefined {
 /** True while `pid` is the same live (not zombie) process that had `startTicks`. */
 export function isSameProcessAlive(pid: number, startTicks: string | null): boolean {
   const info = procInfo(pid);
-  if (!info || info.state === 'Z' || info.state === 'X') {return false;}
+  if (!info || info.state === 'Z' || info.state === 'X') {
+    return false;
+  }
   return startTicks === null || info.startTicks === startTicks;
 }
 

@@ -67,15 +67,22 @@ export class ReplicatorSupervisor extends CommandSupervisor {
 
   private readStatus(): { status: ReplicatorStatus | null; error?: string } {
     const now = Date.now();
-    if (this.cache && now - this.cache.at < READ_CACHE_MS) {return this.cache;}
+    if (this.cache && now - this.cache.at < READ_CACHE_MS) {
+      return this.cache;
+    }
     let status: ReplicatorStatus | null = null;
     let error: string | undefined;
     try {
       const parsed = statusSchema.safeParse(JSON.parse(fs.readFileSync(this.statusFile, 'utf8')));
-      if (parsed.success) {status = parsed.data;}
-      else {error = `the status file ${this.statusFile} is not understood: ${parsed.error.issues[0]?.message ?? 'invalid'}`;}
+      if (parsed.success) {
+        status = parsed.data;
+      } else {
+        error = `the status file ${this.statusFile} is not understood: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+      }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {error = `cannot read ${this.statusFile}: ${(e as Error).message}`;}
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        error = `cannot read ${this.statusFile}: ${(e as Error).message}`;
+      }
     }
     this.cache = { at: now, status, error };
     return this.cache;
@@ -90,7 +97,17 @@ export class ReplicatorSupervisor extends CommandSupervisor {
     const { status: s, error } = this.readStatus();
     const now = Date.now();
     if (!s) {
-      return { lastChangeAt: null, lastReplicatedAt: null, lagSeconds: null, pendingChanges: null, pendingBytes: null, state: 'unknown', message: error ?? null, notCovered: null, verify: null };
+      return {
+        lastChangeAt: null,
+        lastReplicatedAt: null,
+        lagSeconds: null,
+        pendingChanges: null,
+        pendingBytes: null,
+        state: 'unknown',
+        message: error ?? null,
+        notCovered: null,
+        verify: null,
+      };
     }
     const written = Date.parse(s.writtenAt);
     const ours = this.isUp() && s.pid === this.record.pid;

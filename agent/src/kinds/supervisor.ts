@@ -59,7 +59,7 @@ export interface StartResult {
 export class ConflictError extends Error {
   constructor(
     readonly current: number,
-    readonly requested: number,
+    readonly requested: number
   ) {
     super(`ifGeneration ${requested} is stale: the current generation is ${current}`);
   }
@@ -107,7 +107,7 @@ export abstract class ProcessSupervisor {
 
   constructor(
     readonly config: ProcessConfig,
-    protected readonly deps: SupervisorDeps,
+    protected readonly deps: SupervisorDeps
   ) {
     const dir = path.join(deps.stateDir, 'processes');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -138,7 +138,10 @@ export abstract class ProcessSupervisor {
       return { ...empty, ...r };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.deps.log.warn('cannot read the process record; starting from generation 0', { process: this.name, error: e });
+        this.deps.log.warn('cannot read the process record; starting from generation 0', {
+          process: this.name,
+          error: e,
+        });
       }
       return empty;
     }
@@ -173,7 +176,9 @@ export abstract class ProcessSupervisor {
   protected abstract terminate(reason: string): Promise<void>;
   /** Restarts; by default stop then start. */
   protected async relaunch(reason: string): Promise<void> {
-    if (this.isUp()) {await this.terminate(reason);}
+    if (this.isUp()) {
+      await this.terminate(reason);
+    }
     this.beginGeneration();
     await this.launch(reason);
   }
@@ -205,10 +210,14 @@ export abstract class ProcessSupervisor {
     await this.exclusive(async () => {
       const found = await this.recoverLeftovers();
       const expected = isExpected(this.config.runOn, role);
-      if (found === 'running' || !this.config.autoRestart) {this.forgetAutoRestart();}
+      if (found === 'running' || !this.config.autoRestart) {
+        this.forgetAutoRestart();
+      }
       if (found === 'gone' && this.config.autoRestart && this.record.autoRestartSuspended) {
         // The flap guard outlives the agent: only a start through the API resumes it.
-        if (!this.config.startOnBoot || !expected) {return;}
+        if (!this.config.startOnBoot || !expected) {
+          return;
+        }
         this.deps.log.warn('not starting: automatic restarts are suspended; a restart through the API resumes them', {
           process: this.name,
           recentCrashes: this.recentCrashCount(),
@@ -218,14 +227,20 @@ export abstract class ProcessSupervisor {
       if (found === 'gone' && this.config.autoRestart && this.record.autoRestartAt) {
         // A previous agent was waiting out the back-off (or the process ended while the agent was
         // away): keep to the schedule instead of starting at once.
-        if (!this.autoRestartTimer) {this.armAutoRestart(Date.parse(this.record.autoRestartAt));}
+        if (!this.autoRestartTimer) {
+          this.armAutoRestart(Date.parse(this.record.autoRestartAt));
+        }
         return;
       }
       if (found === 'gone' && this.config.startOnBoot) {
         if (expected) {
           await this.startLocked(`startOnBoot (role ${role})`, 'vigil-agent');
         } else {
-          this.deps.log.info('not starting: not expected on this node now', { process: this.name, role, runOn: this.config.runOn });
+          this.deps.log.info('not starting: not expected on this node now', {
+            process: this.name,
+            role,
+            runOn: this.config.runOn,
+          });
         }
       }
     }).catch((e: unknown) => {
@@ -261,7 +276,9 @@ export abstract class ProcessSupervisor {
    * asked and why, for the events.
    */
   private async admitControl(req: ControlRequest): Promise<{ requestedBy: string; why: string }> {
-    if (this.closed) {throw new UnavailableError('the agent is shutting down');}
+    if (this.closed) {
+      throw new UnavailableError('the agent is shutting down');
+    }
     await this.refresh();
     this.checkGeneration(req);
     return { requestedBy: req.requestedBy ?? 'unknown', why: req.reason ?? 'no reason given' };
@@ -275,7 +292,9 @@ export abstract class ProcessSupervisor {
   private control(req: ControlRequest, action: 'restart' | 'start', automatic: boolean): Promise<StartResult> {
     return this.exclusive(async () => {
       const { requestedBy, why } = await this.admitControl(req);
-      if (action === 'start' && this.isUp()) {return this.result();}
+      if (action === 'start' && this.isUp()) {
+        return this.result();
+      }
       this.event(`${action}_requested`, why, { requestedBy, state: this.state, pid: this.record.pid });
       this.clearAutoRestart();
       this.record.autoRestartAt = null;
@@ -285,14 +304,17 @@ export abstract class ProcessSupervisor {
       }
       const wasUp = this.isUp();
       try {
-        if (wasUp) {await this.relaunch(`${action} requested by ${requestedBy}: ${why}`);}
-        else {
+        if (wasUp) {
+          await this.relaunch(`${action} requested by ${requestedBy}: ${why}`);
+        } else {
           this.beginGeneration();
           await this.launch(`${action} requested by ${requestedBy}: ${why}`);
         }
       } catch (e) {
         // A start that failed half-way must not leave the process looking as if it were coming up.
-        if (this.state !== 'running') {this.state = 'crashed';}
+        if (this.state !== 'running') {
+          this.state = 'crashed';
+        }
         this.event(`${action}_failed`, `${why}: ${(e as Error).message}`, { requestedBy });
         throw new OperationError(`could not ${action} ${this.name}: ${(e as Error).message}`);
       }
@@ -351,8 +373,15 @@ export abstract class ProcessSupervisor {
     this.record.pidStartTicks = null;
     this.noteCrash(now);
     this.saveRecord();
-    this.event(crashed ? 'crashed' : 'exited', reason, { code, signal, pid, recentCrashes: this.recentCrashCount(now) });
-    if (this.config.autoRestart && !this.closed) {this.scheduleAutoRestart(now);}
+    this.event(crashed ? 'crashed' : 'exited', reason, {
+      code,
+      signal,
+      pid,
+      recentCrashes: this.recentCrashCount(now),
+    });
+    if (this.config.autoRestart && !this.closed) {
+      this.scheduleAutoRestart(now);
+    }
   }
 
   /** Called by a kind when its process ended because it was asked to. */
@@ -368,7 +397,9 @@ export abstract class ProcessSupervisor {
 
   /** Cancels the timer only: the schedule stays in the record (the agent's own shutdown keeps it for the next agent). */
   private clearAutoRestart(): void {
-    if (this.autoRestartTimer) {clearTimeout(this.autoRestartTimer);}
+    if (this.autoRestartTimer) {
+      clearTimeout(this.autoRestartTimer);
+    }
     this.autoRestartTimer = undefined;
   }
 
@@ -382,7 +413,10 @@ export abstract class ProcessSupervisor {
   }
 
   private crashTimes(now: number): number[] {
-    return recentCrashes((this.record.crashTimes ?? []).map((t) => Date.parse(t)), now);
+    return recentCrashes(
+      (this.record.crashTimes ?? []).map((t) => Date.parse(t)),
+      now
+    );
   }
 
   private recentCrashCount(now = Date.now()): number {
@@ -395,7 +429,9 @@ export abstract class ProcessSupervisor {
   }
 
   private scheduleAutoRestart(now: number): void {
-    if (this.record.autoRestartSuspended) {return;}
+    if (this.record.autoRestartSuspended) {
+      return;
+    }
     const decision = nextAutoRestart(this.crashTimes(now), now);
     if (decision.action === 'suspend') {
       this.clearAutoRestart();
@@ -405,7 +441,7 @@ export abstract class ProcessSupervisor {
       this.event(
         'auto_restart_suspended',
         `${decision.recentCrashes} crashes within 5 minutes; automatic restarts resume after a restart through the API`,
-        { recentCrashes: decision.recentCrashes },
+        { recentCrashes: decision.recentCrashes }
       );
       return;
     }
@@ -423,7 +459,9 @@ export abstract class ProcessSupervisor {
       this.record.autoRestartAt = null;
       this.saveRecord();
       void this.deps.role().then((role) => {
-        if (this.closed || !isExpected(this.config.runOn, role)) {return;}
+        if (this.closed || !isExpected(this.config.runOn, role)) {
+          return;
+        }
         const reason = `${this.recentCrashCount()} unexpected exit(s) within 5 minutes; automatic restart after ${delay} ms`;
         this.control({ requestedBy: 'vigil-agent (autoRestart)', reason }, 'start', true).catch((e: unknown) => {
           this.deps.log.error('automatic restart failed', { process: this.name, error: e });

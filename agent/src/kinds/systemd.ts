@@ -5,7 +5,16 @@ import * as os from 'node:os';
 import { ProcessSupervisor, type ProcessState, type SupervisorDeps } from './supervisor';
 import type { ProcessConfig } from '../config';
 
-const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'MainPID', 'ExecMainStartTimestamp', 'ExecMainCode', 'ExecMainStatus', 'Result'];
+const PROPERTIES = [
+  'LoadState',
+  'ActiveState',
+  'SubState',
+  'MainPID',
+  'ExecMainStartTimestamp',
+  'ExecMainCode',
+  'ExecMainStatus',
+  'Result',
+];
 const OBSERVE_EVERY_MS = 2000;
 const CACHE_MS = 1000;
 
@@ -13,13 +22,26 @@ const signalNames = new Map<number, string>(Object.entries(os.constants.signals)
 
 export function systemctl(args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('systemctl', args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const e = err as NodeJS.ErrnoException & { killed?: boolean };
-        const detail = String(stderr).trim().split('\n')[0] || e.message;
-        reject(new Error(e.killed ? `systemctl ${args[0]} timed out after ${timeoutMs} ms` : `systemctl ${args[0]} failed: ${detail}`));
-      } else {resolve(String(stdout));}
-    });
+    execFile(
+      'systemctl',
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const e = err as NodeJS.ErrnoException & { killed?: boolean };
+          const detail = String(stderr).trim().split('\n')[0] || e.message;
+          reject(
+            new Error(
+              e.killed
+                ? `systemctl ${args[0]} timed out after ${timeoutMs} ms`
+                : `systemctl ${args[0]} failed: ${detail}`
+            )
+          );
+        } else {
+          resolve(String(stdout));
+        }
+      }
+    );
   });
 }
 
@@ -27,7 +49,9 @@ export function parseShow(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const i = line.indexOf('=');
-    if (i > 0) {out[line.slice(0, i)] = line.slice(i + 1).trim();}
+    if (i > 0) {
+      out[line.slice(0, i)] = line.slice(i + 1).trim();
+    }
   }
   return out;
 }
@@ -49,10 +73,14 @@ function stateOf(active: string | undefined): ProcessState {
 }
 
 function parseTimestamp(v: string | undefined): string | null {
-  if (!v || v === 'n/a' || v === '0') {return null;}
+  if (!v || v === 'n/a' || v === '0') {
+    return null;
+  }
   // "Thu 2026-11-26 04:20:30 UTC": drop the weekday; Date.parse handles the rest for UTC.
   const m = /^(?:\w{3} )?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?: (\S+))?$/.exec(v);
-  if (!m) {return null;}
+  if (!m) {
+    return null;
+  }
   const zone = m[3] === undefined || m[3] === 'UTC' ? 'Z' : '';
   const t = Date.parse(`${m[1]}T${m[2]}${zone}`);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
@@ -61,7 +89,9 @@ function parseTimestamp(v: string | undefined): string | null {
 function exitOf(p: Record<string, string>): { code: number | null; signal: string | null } {
   const code = Number(p.ExecMainCode);
   const status = Number(p.ExecMainStatus);
-  if (code === 2 || code === 3) {return { code: null, signal: signalNames.get(status) ?? `signal ${status}` };}
+  if (code === 2 || code === 3) {
+    return { code: null, signal: signalNames.get(status) ?? `signal ${status}` };
+  }
   return { code: Number.isFinite(status) ? status : null, signal: null };
 }
 
@@ -103,7 +133,7 @@ export class SystemdSupervisor extends ProcessSupervisor {
       this.unexpectedExit(
         next === 'crashed' && exit.code === 0 && exit.signal === null ? 1 : exit.code,
         exit.signal,
-        `unit ${this.unit} is ${p.ActiveState} (result ${p.Result ?? 'unknown'})`,
+        `unit ${this.unit} is ${p.ActiveState} (result ${p.Result ?? 'unknown'})`
       );
     } else if (!wasUp && next === 'running') {
       this.record.generation++;
@@ -113,20 +143,26 @@ export class SystemdSupervisor extends ProcessSupervisor {
       this.event('started', `unit ${this.unit} started outside the agent`, { pid });
     }
     this.state = next;
-    if (next === 'running' && pid !== null) {this.record.pid = pid;}
+    if (next === 'running' && pid !== null) {
+      this.record.pid = pid;
+    }
   }
 
   private refreshing?: Promise<void>;
 
   async refresh(): Promise<void> {
-    if (this.busy > 0 || Date.now() - this.observedAt < CACHE_MS) {return;}
+    if (this.busy > 0 || Date.now() - this.observedAt < CACHE_MS) {
+      return;
+    }
     // Concurrent status requests share one `systemctl show`.
     this.refreshing ??= this.show()
       .then(
         (p) => {
-          if (this.busy === 0) {this.observe(p);}
+          if (this.busy === 0) {
+            this.observe(p);
+          }
         },
-        (e: unknown) => this.deps.log.warn('cannot observe unit', { process: this.name, unit: this.unit, error: e }),
+        (e: unknown) => this.deps.log.warn('cannot observe unit', { process: this.name, unit: this.unit, error: e })
       )
       .finally(() => (this.refreshing = undefined));
     return this.refreshing;
@@ -198,10 +234,16 @@ export class SystemdSupervisor extends ProcessSupervisor {
   }
 
   protected close(): void {
-    if (this.timer) {clearInterval(this.timer);}
+    if (this.timer) {
+      clearInterval(this.timer);
+    }
   }
 
   debug(): Record<string, unknown> {
-    return { unit: this.unit, lastObservation: this.last, observedAt: this.observedAt ? new Date(this.observedAt).toISOString() : null };
+    return {
+      unit: this.unit,
+      lastObservation: this.last,
+      observedAt: this.observedAt ? new Date(this.observedAt).toISOString() : null,
+    };
   }
 }

@@ -28,7 +28,13 @@ function modeOf(st: fs.Stats): number {
 
 /** Whether a file record describes the version a capture read (content aside). */
 function unchangedVersion(e: FileChange, v: FileVersion): boolean {
-  return e.size === v.size && e.mtimeMs === v.mtimeMs && e.ctimeMs === v.ctimeMs && e.ino === v.ino && e.mode === (v.mode & 0o7777);
+  return (
+    e.size === v.size &&
+    e.mtimeMs === v.mtimeMs &&
+    e.ctimeMs === v.ctimeMs &&
+    e.ino === v.ino &&
+    e.mode === (v.mode & 0o7777)
+  );
 }
 
 /** What a batch records, and what follows from it once acknowledged. */
@@ -94,7 +100,10 @@ export class BatchBuilder {
   }
 
   /** Reads the batch's changed files side by side, then passes the event fence. */
-  private async read(batch: Batch, stats: Map<string, SourceStat>): Promise<{ captures: Map<string, Promise<Capture>>; fenced: boolean }> {
+  private async read(
+    batch: Batch,
+    stats: Map<string, SourceStat>
+  ): Promise<{ captures: Map<string, Promise<Capture>>; fenced: boolean }> {
     const captures = new Map<string, Promise<Capture>>();
     const toCapture = batch.filter(([p, info]) => {
       const st = stats.get(p);
@@ -104,7 +113,10 @@ export class BatchBuilder {
     const workers = Array.from({ length: Math.min(CAPTURE_CONCURRENCY, toCapture.length) }, async () => {
       while (next < toCapture.length) {
         const [p] = toCapture[next++] as [string, Pending];
-        const pr = captureFile(this.c.layout, this.c.source.path(p), { settleMs: this.c.settleMs, twice: this.c.mapped.has(p) });
+        const pr = captureFile(this.c.layout, this.c.source.path(p), {
+          settleMs: this.c.settleMs,
+          twice: this.c.mapped.has(p),
+        });
         captures.set(p, pr);
         await pr.catch(() => undefined);
       }
@@ -113,12 +125,19 @@ export class BatchBuilder {
     // Every change notification the kernel queued until now is delivered after this: a write
     // that overlapped a read has marked its path dirty by then.
     const fenced = toCapture.length === 0 || (await this.fence.pass());
-    if (!fenced) {this.c.eventsLost('a fence after the reads did not come back');}
+    if (!fenced) {
+      this.c.eventsLost('a fence after the reads did not come back');
+    }
     return { captures, fenced };
   }
 
   /** Decides, path by path in order, what the batch records; the tree follows at once. */
-  private async decide(batch: Batch, stats: Map<string, SourceStat>, captures: Map<string, Promise<Capture>>, fenced: boolean): Promise<BatchOutcome> {
+  private async decide(
+    batch: Batch,
+    stats: Map<string, SourceStat>,
+    captures: Map<string, Promise<Capture>>,
+    fenced: boolean
+  ): Promise<BatchOutcome> {
     const out: BatchOutcome = { changes: [], dirsToSync: new Set(), newDirs: [] };
     for (const [p, info] of batch) {
       const st = stats.get(p) ?? null;
@@ -126,14 +145,28 @@ export class BatchBuilder {
       if (st !== null && !(st instanceof fs.Stats)) {
         // Not "gone": unknown. The last version stays the recorded one until it can be seen
         // again. (A path the tree does not know lies in a directory that is reported itself.)
-        if (known) {this.c.coverage.notCovered(p, 'unreadable', `cannot be read (${st.unreadable}); its last recorded version is kept`);}
-      } else if (st === null) {this.decideGone(out, p, known);}
-      else {
-        if (st.isFile()) {this.c.links.note(p, st.dev, st.ino, st.nlink);}
-        else if (this.c.links.has(p) || this.c.mapped.has(p)) {this.forget(p, false);}
-        if (st.isDirectory()) {this.decideDir(out, p, info, st, known);}
-        else if (st.isSymbolicLink()) {this.decideLink(out, p, info, st, known);}
-        else if (st.isFile() && captures.has(p)) {await this.decideFile(out, p, info, await (captures.get(p) as Promise<Capture>), fenced, known);}
+        if (known) {
+          this.c.coverage.notCovered(
+            p,
+            'unreadable',
+            `cannot be read (${st.unreadable}); its last recorded version is kept`
+          );
+        }
+      } else if (st === null) {
+        this.decideGone(out, p, known);
+      } else {
+        if (st.isFile()) {
+          this.c.links.note(p, st.dev, st.ino, st.nlink);
+        } else if (this.c.links.has(p) || this.c.mapped.has(p)) {
+          this.forget(p, false);
+        }
+        if (st.isDirectory()) {
+          this.decideDir(out, p, info, st, known);
+        } else if (st.isSymbolicLink()) {
+          this.decideLink(out, p, info, st, known);
+        } else if (st.isFile() && captures.has(p)) {
+          await this.decideFile(out, p, info, await (captures.get(p) as Promise<Capture>), fenced, known);
+        }
         // otherwise unchanged, or sockets, fifos, devices: not protected
       }
     }
@@ -148,11 +181,22 @@ export class BatchBuilder {
   /** Records the parent directories the tree lacks; false when one is not a directory (any more). */
   private ensureParents(out: BatchOutcome, p: string): boolean {
     const missing: string[] = [];
-    for (let d = parentOf(p); d !== '' && this.c.tree().get(d)?.op !== 'dir'; d = parentOf(d)) {missing.unshift(d);}
+    for (let d = parentOf(p); d !== '' && this.c.tree().get(d)?.op !== 'dir'; d = parentOf(d)) {
+      missing.unshift(d);
+    }
     for (const d of missing) {
       const st = this.c.source.lstat(d);
-      if (!(st instanceof fs.Stats) || !st.isDirectory()) {return false;}
-      this.emit(out, { at: this.stamp(), op: 'dir', path: d, mode: modeOf(st), mtimeMs: st.mtimeMs, meta: this.c.source.metadata(d, st.uid, st.gid) });
+      if (!(st instanceof fs.Stats) || !st.isDirectory()) {
+        return false;
+      }
+      this.emit(out, {
+        at: this.stamp(),
+        op: 'dir',
+        path: d,
+        mode: modeOf(st),
+        mtimeMs: st.mtimeMs,
+        meta: this.c.source.metadata(d, st.uid, st.gid),
+      });
     }
     return true;
   }
@@ -164,16 +208,21 @@ export class BatchBuilder {
   private decideGone(out: BatchOutcome, p: string, known: Version | undefined): void {
     if (known) {
       this.emit(out, { at: this.stamp(), op: 'del', path: p });
-      if (known.op === 'dir') {this.c.watcher.remove(p);}
+      if (known.op === 'dir') {
+        this.c.watcher.remove(p);
+      }
     }
     this.c.coverage.covered(p, true);
     this.forget(p, true);
   }
 
   private decideDir(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
-    if (!this.ensureParents(out, p)) {return;}
-    if (!known || known.op !== 'dir') {out.newDirs.push(p);}
-    else if (info.dirEvent || (this.c.watcher.isWatched(p) && this.c.watcher.inodeOf(p) !== st.ino)) {
+    if (!this.ensureParents(out, p)) {
+      return;
+    }
+    if (!known || known.op !== 'dir') {
+      out.newDirs.push(p);
+    } else if (info.dirEvent || (this.c.watcher.isWatched(p) && this.c.watcher.inodeOf(p) !== st.ino)) {
       // Its parent reported it (created, deleted, moved, changed): it may be another
       // directory by the same name, even on the same inode, and the watch on the old one
       // sees nothing of the new one. Watch it afresh and compare its contents.
@@ -181,7 +230,9 @@ export class BatchBuilder {
       out.newDirs.push(p);
     }
     const meta = this.c.source.metadata(p, st.uid, st.gid);
-    if (!unchanged(known, st) || !sameMetadata(known?.meta ?? {}, meta)) {this.emit(out, { at: this.stamp(), op: 'dir', path: p, mode: modeOf(st), mtimeMs: st.mtimeMs, meta });}
+    if (!unchanged(known, st) || !sameMetadata(known?.meta ?? {}, meta)) {
+      this.emit(out, { at: this.stamp(), op: 'dir', path: p, mode: modeOf(st), mtimeMs: st.mtimeMs, meta });
+    }
   }
 
   private decideLink(out: BatchOutcome, p: string, info: Pending, st: fs.Stats, known: Version | undefined): void {
@@ -192,18 +243,43 @@ export class BatchBuilder {
       this.later(p, info, 'unstable');
       return;
     }
-    if (!this.ensureParents(out, p)) {return;}
+    if (!this.ensureParents(out, p)) {
+      return;
+    }
     const meta = this.c.source.metadata(p, st.uid, st.gid);
-    if (known?.op !== 'link' || known.linkTarget !== linkTarget || !unchanged(known, st) || !sameMetadata(known.meta ?? {}, meta)) {
-      this.emit(out, { at: this.stamp(), op: 'link', path: p, linkTarget, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, meta });
+    if (
+      known?.op !== 'link' ||
+      known.linkTarget !== linkTarget ||
+      !unchanged(known, st) ||
+      !sameMetadata(known.meta ?? {}, meta)
+    ) {
+      this.emit(out, {
+        at: this.stamp(),
+        op: 'link',
+        path: p,
+        linkTarget,
+        mtimeMs: st.mtimeMs,
+        ctimeMs: st.ctimeMs,
+        ino: st.ino,
+        meta,
+      });
     }
     this.c.coverage.covered(p);
   }
 
-  private async decideFile(out: BatchOutcome, p: string, info: Pending, c: Capture, fenced: boolean, known: Version | undefined): Promise<void> {
+  private async decideFile(
+    out: BatchOutcome,
+    p: string,
+    info: Pending,
+    c: Capture,
+    fenced: boolean,
+    known: Version | undefined
+  ): Promise<void> {
     if (c.kind === 'ok' && (info.dirty || !fenced)) {
       // A change notification arrived while it was read: the read may mix two writes.
-      if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
+      if (c.tmp) {
+        fs.rmSync(c.tmp, { force: true });
+      }
       this.later(p, info, 'unstable');
       return;
     }
@@ -213,7 +289,11 @@ export class BatchBuilder {
         this.later(p, info, 'unstable');
         return;
       case 'unreadable':
-        this.c.coverage.notCovered(p, 'unreadable', `cannot be read (${c.code}); ${known ? 'its last recorded version is kept' : 'no version recorded yet'}`);
+        this.c.coverage.notCovered(
+          p,
+          'unreadable',
+          `cannot be read (${c.code}); ${known ? 'its last recorded version is kept' : 'no version recorded yet'}`
+        );
         return;
       case 'hot':
         this.later(p, info, 'hot', c.waitMs);
@@ -223,20 +303,46 @@ export class BatchBuilder {
         return;
     }
     if (!this.ensureParents(out, p)) {
-      if (c.tmp) {fs.rmSync(c.tmp, { force: true });}
+      if (c.tmp) {
+        fs.rmSync(c.tmp, { force: true });
+      }
       return;
     }
     const mode = c.stat.mode & 0o7777;
     const stored = storeCaptured(this.c.layout, c, this.verified, out.dirsToSync);
-    if (stored.replacedDamaged) {this.c.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);}
+    if (stored.replacedDamaged) {
+      this.c.noteError(`store: the object ${c.hash} did not match its hash and was written again from ${p}`);
+    }
     const obj = this.c.layout.object(c.hash);
-    if (stored.stored && c.data) {this.c.checkpoints.add(obj);}
+    if (stored.stored && c.data) {
+      this.c.checkpoints.add(obj);
+    }
     this.c.coverage.covered(p);
     const meta: Metadata = this.c.source.metadata(p, c.stat.uid, c.stat.gid);
-    if (known?.op === 'file' && known.hash === c.hash && known.mode === mode && unchangedVersion(known, c.stat) && sameMetadata(known.meta ?? {}, meta)) {return;}
+    if (
+      known?.op === 'file' &&
+      known.hash === c.hash &&
+      known.mode === mode &&
+      unchangedVersion(known, c.stat) &&
+      sameMetadata(known.meta ?? {}, meta)
+    ) {
+      return;
+    }
     // Until a checkpoint has fsynced the object, the record carries the content itself.
     const data = c.data && this.c.checkpoints.waits(obj) ? c.data.toString('base64') : undefined;
-    this.emit(out, { at: this.stamp(), op: 'file', path: p, hash: c.hash, size: c.size, mode, mtimeMs: c.stat.mtimeMs, ctimeMs: c.stat.ctimeMs, ino: c.stat.ino, meta, ...(data === undefined ? {} : { data }) });
+    this.emit(out, {
+      at: this.stamp(),
+      op: 'file',
+      path: p,
+      hash: c.hash,
+      size: c.size,
+      mode,
+      mtimeMs: c.stat.mtimeMs,
+      ctimeMs: c.stat.ctimeMs,
+      ino: c.stat.ino,
+      meta,
+      ...(data === undefined ? {} : { data }),
+    });
   }
 
   /**
@@ -246,7 +352,9 @@ export class BatchBuilder {
    */
   private later(p: string, info: Pending, why: 'hot' | 'unstable', waitMs?: number): void {
     info.dirty = false;
-    if (why === 'unstable') {info.attempts++;}
+    if (why === 'unstable') {
+      info.attempts++;
+    }
     const now = Date.now();
     if (now - info.seenAt > this.c.changingAfterMs) {
       const last = this.c.tree().get(p);
@@ -254,7 +362,7 @@ export class BatchBuilder {
         p,
         'changing',
         `changing faster than it can be read consistently; ${last ? `its version of ${new Date(last.at).toISOString()} is kept` : 'no version recorded yet'}`,
-        info.seenAt,
+        info.seenAt
       );
     }
     const delay = why === 'hot' ? Math.max(1, waitMs ?? 1) : UNSTABLE_RETRY_MS * Math.min(info.attempts, 20);
@@ -265,6 +373,8 @@ export class BatchBuilder {
   private forget(p: string, gone: boolean): void {
     this.c.links.forgetUnder(p);
     this.c.mapped.forgetUnder(p);
-    if (gone) {this.c.coverage.gone(p);}
+    if (gone) {
+      this.c.coverage.gone(p);
+    }
   }
 }

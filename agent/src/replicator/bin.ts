@@ -7,7 +7,9 @@ import { replicateMain } from './main';
 replicateMain(process.argv.slice(2)).then(
   (code) => setImmediate(() => process.exit(code)),
   (e: unknown) => {
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'fatal', error: String(e) }) + '\n');
+    process.stderr.write(
+      JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'fatal', error: String(e) }) + '\n'
+    );
     process.exit(1);
-  },
+  }
 );

@@ -84,7 +84,14 @@ export function versionOf(st: fs.BigIntStats): FileVersion {
 }
 
 function sameVersion(a: FileVersion, b: FileVersion): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
+  return (
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.mode === b.mode
+  );
 }
 
 export type Capture =
@@ -110,8 +117,12 @@ const STORE_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EMFILE', 'ENFILE',
 /** A failed read: gone, or unknown (permissions, I/O errors: never fatal); a failed write to the store is thrown. */
 function failure(e: unknown): Capture {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === undefined || STORE_FAILURES.has(code)) {throw e;}
-  if (GONE.has(code)) {return { kind: 'gone' };}
+  if (code === undefined || STORE_FAILURES.has(code)) {
+    throw e;
+  }
+  if (GONE.has(code)) {
+    return { kind: 'gone' };
+  }
   return { kind: 'unreadable', code };
 }
 
@@ -121,9 +132,13 @@ function readAll(fd: number, limit: number): Buffer {
   let n = 0;
   for (;;) {
     const got = fs.readSync(fd, buf, n, buf.length - n, n);
-    if (got === 0) {break;}
+    if (got === 0) {
+      break;
+    }
     n += got;
-    if (n === buf.length) {break;}
+    if (n === buf.length) {
+      break;
+    }
   }
   return buf.subarray(0, n);
 }
@@ -133,9 +148,13 @@ async function readAllAsync(fh: fs.promises.FileHandle, limit: number): Promise<
   let n = 0;
   for (;;) {
     const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-    if (bytesRead === 0) {break;}
+    if (bytesRead === 0) {
+      break;
+    }
     n += bytesRead;
-    if (n === buf.length) {break;}
+    if (n === buf.length) {
+      break;
+    }
   }
   return buf.subarray(0, n);
 }
@@ -171,7 +190,7 @@ export class SettleClock {
 
   constructor(
     readonly wall: () => number = Date.now,
-    readonly mono: () => number = () => performance.now(),
+    readonly mono: () => number = () => performance.now()
   ) {
     this.offset = wall() - mono();
   }
@@ -182,7 +201,9 @@ export class SettleClock {
     const mono = this.mono();
     const offset = this.wall() - mono;
     // Slewing moves the offset by at most half a millisecond a second; a step moves it at once.
-    if (Math.abs(offset - this.offset) > 250) {this.lastStep = mono;}
+    if (Math.abs(offset - this.offset) > 250) {
+      this.lastStep = mono;
+    }
     this.offset = offset;
     if (mono - this.lastStep > STEP_DISTRUST_MS) {
       this.seen.clear();
@@ -194,7 +215,9 @@ export class SettleClock {
     const version = `${v.dev}:${v.ino}:${v.size}:${v.mtimeNs}:${v.ctimeNs}`;
     const prev = this.seen.get(abs);
     if (!prev || prev.version !== version) {
-      if (this.seen.size >= 100_000) {this.seen.clear();}
+      if (this.seen.size >= 100_000) {
+        this.seen.clear();
+      }
       this.seen.set(abs, { version, at: mono });
       return needed;
     }
@@ -214,10 +237,18 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
   } catch (e) {
     return failure(e);
   }
-  if ((before.mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG) {return { kind: 'unstable', why: 'not a regular file any more' };}
+  if ((before.mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG) {
+    return { kind: 'unstable', why: 'not a regular file any more' };
+  }
   // The change time, which the kernel sets (the modification time can be set to anything).
-  const wait = (o.clock ?? defaultClock).waitMs(typeof abs === 'string' ? abs : abs.toString('latin1'), before, o.settleMs);
-  if (wait > 0) {return { kind: 'hot', waitMs: Math.ceil(wait) };}
+  const wait = (o.clock ?? defaultClock).waitMs(
+    typeof abs === 'string' ? abs : abs.toString('latin1'),
+    before,
+    o.settleMs
+  );
+  if (wait > 0) {
+    return { kind: 'hot', waitMs: Math.ceil(wait) };
+  }
   const after = (): FileVersion | undefined => {
     try {
       return versionOf(fs.lstatSync(abs, { bigint: true }));
@@ -232,18 +263,26 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
         // Plain system calls: for small contents they cost less than the thread pool's round trips.
         const fd = fs.openSync(abs, 'r');
         try {
-          if (Number(fs.fstatSync(fd, { bigint: true }).ino) !== before.ino) {return { kind: 'unstable', why: 'replaced while opened' };}
+          if (Number(fs.fstatSync(fd, { bigint: true }).ino) !== before.ino) {
+            return { kind: 'unstable', why: 'replaced while opened' };
+          }
           data = readAll(fd, before.size);
-          if (data.length <= DOUBLE_READ_BYTES && !readAll(fd, before.size).equals(data)) {return { kind: 'unstable', why: 'two reads differ' };}
+          if (data.length <= DOUBLE_READ_BYTES && !readAll(fd, before.size).equals(data)) {
+            return { kind: 'unstable', why: 'two reads differ' };
+          }
         } finally {
           fs.closeSync(fd);
         }
       } else {
         const fh = await fs.promises.open(abs, 'r');
         try {
-          if (Number((await fh.stat({ bigint: true })).ino) !== before.ino) {return { kind: 'unstable', why: 'replaced while opened' };}
+          if (Number((await fh.stat({ bigint: true })).ino) !== before.ino) {
+            return { kind: 'unstable', why: 'replaced while opened' };
+          }
           data = await readAllAsync(fh, before.size);
-          if (data.length <= DOUBLE_READ_BYTES && !(await readAllAsync(fh, before.size)).equals(data)) {return { kind: 'unstable', why: 'two reads differ' };}
+          if (data.length <= DOUBLE_READ_BYTES && !(await readAllAsync(fh, before.size)).equals(data)) {
+            return { kind: 'unstable', why: 'two reads differ' };
+          }
         } finally {
           await fh.close();
         }
@@ -252,10 +291,16 @@ async function captureAt(layout: StoreLayout, abs: FsPath, o: CaptureOptions): P
       return failure(e);
     }
     const a = after();
-    if (!a) {return { kind: 'gone' };}
-    if (!sameVersion(before, a) || data.length !== before.size) {return { kind: 'unstable', why: 'changed while read' };}
+    if (!a) {
+      return { kind: 'gone' };
+    }
+    if (!sameVersion(before, a) || data.length !== before.size) {
+      return { kind: 'unstable', why: 'changed while read' };
+    }
     const hash = hashBuffer(layout.hash, data);
-    if (data.length <= INLINE_BYTES) {return { kind: 'ok', hash, size: data.length, stat: before, data };}
+    if (data.length <= INLINE_BYTES) {
+      return { kind: 'ok', hash, size: data.length, stat: before, data };
+    }
     // Too large to travel in its record: durable on its own before the record is written.
     const tmp = path.join(layout.tmp, randomUUID());
     const fh = await fs.promises.open(tmp, 'wx', OBJECT_MODE);
@@ -309,16 +354,24 @@ const WRITEBACK_EVERY_MS = 20;
  * worker thread hashes the copy as it grows: the hash names exactly the bytes stored, even if
  * the source changed during the copy (the checks around the copy see that).
  */
-async function copyWritingBack(from: FsPath, to: string, layout: StoreLayout): Promise<{ hash: string; bytes: number }> {
+async function copyWritingBack(
+  from: FsPath,
+  to: string,
+  layout: StoreLayout
+): Promise<{ hash: string; bytes: number }> {
   return hashWhileWritten(to, layout.hash, async () => {
     let copying = true;
     const copy = fs.promises.copyFile(from, to).finally(() => (copying = false));
     const writeBack = (async () => {
       while (copying) {
         await new Promise((r) => setTimeout(r, WRITEBACK_EVERY_MS));
-        if (!copying) {break;}
+        if (!copying) {
+          break;
+        }
         const fh = await fs.promises.open(to, 'r').catch(() => undefined);
-        if (!fh) {continue;}
+        if (!fh) {
+          continue;
+        }
         try {
           await fh.datasync();
         } catch {
@@ -343,7 +396,7 @@ export function storeCaptured(
   layout: StoreLayout,
   c: Extract<Capture, { kind: 'ok' }>,
   verified: Set<string>,
-  dirsToSync: Set<string>,
+  dirsToSync: Set<string>
 ): { stored: boolean; replacedDamaged: boolean } {
   const obj = layout.object(c.hash);
   if (c.tmp !== undefined) {
@@ -355,7 +408,9 @@ export function storeCaptured(
   }
   const data = c.data as Buffer;
   let replacedDamaged = false;
-  if (verified.has(c.hash)) {return { stored: false, replacedDamaged };}
+  if (verified.has(c.hash)) {
+    return { stored: false, replacedDamaged };
+  }
   if (fs.existsSync(obj)) {
     let ok = false;
     try {
@@ -372,7 +427,9 @@ export function storeCaptured(
   const tmp = path.join(layout.tmp, randomUUID());
   fs.writeFileSync(tmp, data, { mode: OBJECT_MODE });
   fs.renameSync(tmp, obj);
-  if (verified.size > 100_000) {verified.clear();}
+  if (verified.size > 100_000) {
+    verified.clear();
+  }
   verified.add(c.hash);
   return { stored: true, replacedDamaged };
 }

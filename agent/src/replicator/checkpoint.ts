@@ -24,7 +24,7 @@ export class Checkpoints {
     private readonly layout: StoreLayout,
     private readonly everyMs: number,
     /** Files fsynced side by side. */
-    private readonly concurrency: number,
+    private readonly concurrency: number
   ) {}
 
   /** Object `obj` was stored without an fsync. */
@@ -44,7 +44,9 @@ export class Checkpoints {
 
   /** Starts the timer (unless it runs) when objects wait; `run` is called when it fires. */
   schedule(run: () => void): void {
-    if (this.timer || this.unsynced.size === 0) {return;}
+    if (this.timer || this.unsynced.size === 0) {
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.due = true;
@@ -53,7 +55,9 @@ export class Checkpoints {
   }
 
   cancel(): void {
-    if (this.timer) {clearTimeout(this.timer);}
+    if (this.timer) {
+      clearTimeout(this.timer);
+    }
   }
 
   /**
@@ -62,7 +66,9 @@ export class Checkpoints {
    */
   async run(journal: OpenJournal): Promise<boolean> {
     this.due = false;
-    if (this.unsynced.size === 0) {return false;}
+    if (this.unsynced.size === 0) {
+      return false;
+    }
     const files = [...this.unsynced];
     this.unsynced.clear();
     const upTo = journal.lastSeq;
@@ -73,7 +79,9 @@ export class Checkpoints {
         const f = files[next++] as string;
         dirs.add(path.dirname(f));
         const fh = await fs.promises.open(f, 'r').catch(() => undefined);
-        if (!fh) {continue;} // pruned meanwhile
+        if (!fh) {
+          continue;
+        } // pruned meanwhile
         try {
           await fh.datasync();
         } finally {
@@ -96,7 +104,9 @@ export class Checkpoints {
     let rewritten = 0;
     let checked = 0;
     for (const r of records) {
-      if (r.data === undefined) {continue;}
+      if (r.data === undefined) {
+        continue;
+      }
       const obj = this.layout.object(r.hash);
       checked++;
       let ok = false;
@@ -108,7 +118,9 @@ export class Checkpoints {
       if (!ok) {
         const data = Buffer.from(r.data, 'base64');
         if (hashBuffer(this.layout.hash, data) !== r.hash) {
-          noteError(`store: the inline copy of ${r.path} (record ${r.seq}) does not match its hash; its object could not be recovered`);
+          noteError(
+            `store: the inline copy of ${r.path} (record ${r.seq}) does not match its hash; its object could not be recovered`
+          );
           continue;
         }
         const tmp = path.join(this.layout.tmp, `recover-${r.hash}`);

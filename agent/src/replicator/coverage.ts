@@ -23,26 +23,41 @@ export class Coverage {
     /** Told when a path is added (the status is due). */
     private readonly changed: () => void,
     /** Whether `p` is mapped for writing right now (mappings.ts). */
-    private readonly isMapped: (p: string) => boolean,
+    private readonly isMapped: (p: string) => boolean
   ) {}
 
   /** Reports `p` as not covered (kept with its first `since` until it is covered again). */
   notCovered(p: string, kind: NotCovered['kind'], reason: string, since = Date.now()): void {
     const cur = this.paths.get(p);
-    if (cur?.reason === reason) {return;}
-    if (!cur) {this.log.warn('not covered', { path: displayPath(p), reason });}
+    if (cur?.reason === reason) {
+      return;
+    }
+    if (!cur) {
+      this.log.warn('not covered', { path: displayPath(p), reason });
+    }
     this.paths.set(p, { kind, reason, since: cur?.since ?? since });
     this.changed();
   }
 
   /** `p` (and with `subtree`, everything under it) is captured again, or gone. */
   covered(p: string, subtree = false): void {
-    if (this.paths.size === 0) {return;}
+    if (this.paths.size === 0) {
+      return;
+    }
     const u = this.paths.get(p);
     // Still mapped for writing: captured now, at risk again from now on.
-    if (u?.kind === 'mapped' && this.isMapped(p) && !subtree) {u.since = Date.now();}
-    else if (this.paths.delete(p)) {this.log.info('covered again', { path: displayPath(p) });}
-    if (subtree) {for (const k of [...this.paths.keys()]) {if (within(k, p)) {this.paths.delete(k);}}}
+    if (u?.kind === 'mapped' && this.isMapped(p) && !subtree) {
+      u.since = Date.now();
+    } else if (this.paths.delete(p)) {
+      this.log.info('covered again', { path: displayPath(p) });
+    }
+    if (subtree) {
+      for (const k of [...this.paths.keys()]) {
+        if (within(k, p)) {
+          this.paths.delete(k);
+        }
+      }
+    }
   }
 
   /** A file mapped for writing: not covered, at risk since `since` (set again at every check, so not logged). */
@@ -52,19 +67,31 @@ export class Coverage {
 
   /** A directory that cannot be listed: reported, and looked at again on the poll. */
   unreadableDir(dir: string, code: string): void {
-    this.notCovered(dir, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`);
+    this.notCovered(
+      dir,
+      'unreadable',
+      `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`
+    );
     this.unreadableDirs.add(dir);
   }
 
   /** `p` and everything under it is gone: no directory there to look at again. */
   gone(p: string): void {
-    for (const k of [...this.unreadableDirs]) {if (within(k, p)) {this.unreadableDirs.delete(k);}}
+    for (const k of [...this.unreadableDirs]) {
+      if (within(k, p)) {
+        this.unreadableDirs.delete(k);
+      }
+    }
   }
 
   /** The earliest `since` of them all. */
   oldest(): number | null {
     let oldest: number | null = null;
-    for (const u of this.paths.values()) {if (oldest === null || u.since < oldest) {oldest = u.since;}}
+    for (const u of this.paths.values()) {
+      if (oldest === null || u.since < oldest) {
+        oldest = u.since;
+      }
+    }
     return oldest;
   }
 }

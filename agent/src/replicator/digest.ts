@@ -34,9 +34,13 @@ let wasm: IHasher | undefined;
  * switched off with VIGIL_NATIVE_HASH=0.
  */
 export function nativeBlake3(): { mod: NativeBlake3; path: string } | null {
-  if (native !== undefined) {return native;}
+  if (native !== undefined) {
+    return native;
+  }
   native = null;
-  if (process.env.VIGIL_NATIVE_HASH === '0') {return native;}
+  if (process.env.VIGIL_NATIVE_HASH === '0') {
+    return native;
+  }
   try {
     // A plain require with a computed name: the single-file build leaves it out and falls back.
     const resolved = require.resolve(NATIVE_MODULE);
@@ -49,19 +53,25 @@ export function nativeBlake3(): { mod: NativeBlake3; path: string } | null {
 
 /** The algorithm a new store gets for `choice`. */
 export function algorithmFor(choice: HashChoice): HashAlgorithm {
-  if (choice !== 'auto') {return choice;}
+  if (choice !== 'auto') {
+    return choice;
+  }
   return nativeBlake3() ? 'blake3' : 'sha256';
 }
 
 /** Where hashing of `algorithm` runs: 'native' or 'wasm' (BLAKE3), 'openssl' (SHA-256). */
 export function implementation(algorithm: HashAlgorithm): 'native' | 'wasm' | 'openssl' {
-  if (algorithm === 'sha256') {return 'openssl';}
+  if (algorithm === 'sha256') {
+    return 'openssl';
+  }
   return nativeBlake3() ? 'native' : 'wasm';
 }
 
 /** Makes hashBuffer(algorithm, …) usable; only the WebAssembly fallback needs loading. */
 export async function loadHasher(algorithm: HashAlgorithm): Promise<void> {
-  if (algorithm === 'blake3' && !nativeBlake3() && !wasm) {wasm = await wasmBlake3();}
+  if (algorithm === 'blake3' && !nativeBlake3() && !wasm) {
+    wasm = await wasmBlake3();
+  }
 }
 
 /** A new WebAssembly BLAKE3 hasher; the module is loaded on first use (the agent never needs it). */
@@ -73,10 +83,16 @@ async function wasmBlake3(): Promise<IHasher> {
 /** The hex digest of `data` (64 characters for both algorithms); see loadHasher. */
 export function hashBuffer(algorithm: HashAlgorithm, data: Uint8Array | string): string {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-  if (algorithm === 'sha256') {return createHash('sha256').update(bytes).digest('hex');}
+  if (algorithm === 'sha256') {
+    return createHash('sha256').update(bytes).digest('hex');
+  }
   const n = nativeBlake3();
-  if (n) {return n.mod.blake3(bytes).toString('hex');}
-  if (!wasm) {throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');}
+  if (n) {
+    return n.mod.blake3(bytes).toString('hex');
+  }
+  if (!wasm) {
+    throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');
+  }
   // One instance serves every call: each runs init, update and digest in one go.
   wasm.init();
   wasm.update(bytes);
@@ -99,10 +115,16 @@ export interface Hasher {
  * hasher shares one WebAssembly instance: finish one before starting the next.
  */
 export function newHasher(algorithm: HashAlgorithm): Hasher {
-  if (algorithm === 'sha256') {return createHash('sha256');}
+  if (algorithm === 'sha256') {
+    return createHash('sha256');
+  }
   const n = nativeBlake3();
-  if (n) {return new n.mod.Blake3Hasher();}
-  if (!wasm) {throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');}
+  if (n) {
+    return new n.mod.Blake3Hasher();
+  }
+  if (!wasm) {
+    throw new Error('BLAKE3 (WebAssembly) is not loaded: call loadHasher first');
+  }
   const w = wasm;
   w.init();
   return { update: (d: Uint8Array) => w.update(d), digest: () => w.digest('hex') };
@@ -119,7 +141,9 @@ export async function hashFile(algorithm: HashAlgorithm, file: string | Buffer):
     const buf = Buffer.allocUnsafe(1 << 20);
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) {break;}
+      if (bytesRead === 0) {
+        break;
+      }
       h.update(buf.subarray(0, bytesRead));
     }
   } finally {

@@ -77,15 +77,24 @@ function start(): Slot {
   const slot: Slot = { worker, jobs: new Map() };
   worker.on('message', (m: { id: number; hash?: string; bytes?: number; error?: string; code?: string }) => {
     const job = slot.jobs.get(m.id);
-    if (!job) {return;}
+    if (!job) {
+      return;
+    }
     slot.jobs.delete(m.id);
-    if (slot.jobs.size === 0) {worker.unref();}
-    if (m.hash !== undefined) {job.resolve({ hash: m.hash, bytes: m.bytes ?? 0 });}
-    else {job.reject(Object.assign(new Error(m.error ?? 'hashing failed'), { code: m.code }));}
+    if (slot.jobs.size === 0) {
+      worker.unref();
+    }
+    if (m.hash !== undefined) {
+      job.resolve({ hash: m.hash, bytes: m.bytes ?? 0 });
+    } else {
+      job.reject(Object.assign(new Error(m.error ?? 'hashing failed'), { code: m.code }));
+    }
   });
   const lost = (e: Error) => {
     slots = slots.filter((s) => s !== slot);
-    for (const job of slot.jobs.values()) {job.reject(e);}
+    for (const job of slot.jobs.values()) {
+      job.reject(e);
+    }
     slot.jobs.clear();
   };
   worker.on('error', lost);
@@ -98,7 +107,9 @@ function start(): Slot {
  * without the native module, on this thread (WebAssembly, between reads).
  */
 export async function hashFileInWorker(file: string | Buffer, algorithm: HashAlgorithm): Promise<string> {
-  if (algorithm === 'blake3' && !nativeBlake3()) {return hashFile(algorithm, file);}
+  if (algorithm === 'blake3' && !nativeBlake3()) {
+    return hashFile(algorithm, file);
+  }
   return (await post(file, algorithm)).hash;
 }
 
@@ -107,7 +118,11 @@ export async function hashFileInWorker(file: string | Buffer, algorithm: HashAlg
  * every byte written, and their number. Without a worker (BLAKE3 through WebAssembly) the file
  * is hashed after the write.
  */
-export async function hashWhileWritten(file: string, algorithm: HashAlgorithm, write: () => Promise<void>): Promise<{ hash: string; bytes: number }> {
+export async function hashWhileWritten(
+  file: string,
+  algorithm: HashAlgorithm,
+  write: () => Promise<void>
+): Promise<{ hash: string; bytes: number }> {
   if (algorithm === 'blake3' && !nativeBlake3()) {
     await write();
     const hash = await hashFile(algorithm, file);
@@ -132,10 +147,18 @@ export async function hashWhileWritten(file: string, algorithm: HashAlgorithm, w
   return hashed;
 }
 
-function post(file: string | Buffer, algorithm: HashAlgorithm, follow?: SharedArrayBuffer): Promise<{ hash: string; bytes: number }> {
+function post(
+  file: string | Buffer,
+  algorithm: HashAlgorithm,
+  follow?: SharedArrayBuffer
+): Promise<{ hash: string; bytes: number }> {
   const nativePath = algorithm === 'blake3' ? nativeBlake3()?.path : undefined;
   let slot: Slot | undefined;
-  for (const s of slots) {if (!slot || s.jobs.size < slot.jobs.size) {slot = s;}}
+  for (const s of slots) {
+    if (!slot || s.jobs.size < slot.jobs.size) {
+      slot = s;
+    }
+  }
   if (!slot || (slot.jobs.size > 0 && slots.length < THREADS)) {
     slot = start();
     slots.push(slot);

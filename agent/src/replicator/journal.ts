@@ -44,7 +44,15 @@ const fileRecord = z.object({
   d: z.string().optional(),
   ...meta,
 });
-const dirRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('dir'), p: recordPath, m: mode, mt: z.number(), ...meta });
+const dirRecord = z.object({
+  q: z.number().int(),
+  at: z.number(),
+  op: z.literal('dir'),
+  p: recordPath,
+  m: mode,
+  mt: z.number(),
+  ...meta,
+});
 const linkRecord = z.object({
   q: z.number().int(),
   at: z.number(),
@@ -63,7 +71,14 @@ const baseRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal
 /** Every object named by a record up to `upTo` is fsynced: inline contents before it are not needed. */
 const syncRecord = z.object({ q: z.number().int(), at: z.number(), op: z.literal('sync'), upTo: z.number().int() });
 
-export const recordSchema = z.discriminatedUnion('op', [fileRecord, dirRecord, linkRecord, delRecord, baseRecord, syncRecord]);
+export const recordSchema = z.discriminatedUnion('op', [
+  fileRecord,
+  dirRecord,
+  linkRecord,
+  delRecord,
+  baseRecord,
+  syncRecord,
+]);
 export type JournalRecord = z.infer<typeof recordSchema>;
 export type FileRecord = z.infer<typeof fileRecord>;
 export type DirRecord = z.infer<typeof dirRecord>;
@@ -142,9 +157,22 @@ const META_KEYS = ['u', 'g', 'un', 'gn', 'x', 'xe'] as const;
 
 /** The metadata keys a record or a change carries, always in the order above (absent: left out). */
 function metaOf(r: RecordMeta): RecordMeta | undefined {
-  if (r.u === undefined && r.g === undefined && r.un === undefined && r.gn === undefined && r.x === undefined && r.xe === undefined) {return undefined;}
+  if (
+    r.u === undefined &&
+    r.g === undefined &&
+    r.un === undefined &&
+    r.gn === undefined &&
+    r.x === undefined &&
+    r.xe === undefined
+  ) {
+    return undefined;
+  }
   const out: RecordMeta = {};
-  for (const k of META_KEYS) {if (r[k] !== undefined) {(out as Record<string, unknown>)[k] = r[k];}}
+  for (const k of META_KEYS) {
+    if (r[k] !== undefined) {
+      (out as Record<string, unknown>)[k] = r[k];
+    }
+  }
   return out;
 }
 
@@ -165,11 +193,32 @@ export function encodeRecord(c: Change): JournalRecord {
   const head = { q: c.seq, at: c.at };
   switch (c.op) {
     case 'file':
-      return { ...head, op: 'file', p: c.path, h: c.hash, s: c.size, m: c.mode, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}), ...(c.data === undefined ? {} : { d: c.data }) };
+      return {
+        ...head,
+        op: 'file',
+        p: c.path,
+        h: c.hash,
+        s: c.size,
+        m: c.mode,
+        mt: c.mtimeMs,
+        ct: c.ctimeMs,
+        ino: c.ino,
+        ...metaOf(c.meta ?? {}),
+        ...(c.data === undefined ? {} : { d: c.data }),
+      };
     case 'dir':
       return { ...head, op: 'dir', p: c.path, m: c.mode, mt: c.mtimeMs, ...metaOf(c.meta ?? {}) };
     case 'link':
-      return { ...head, op: 'link', p: c.path, l: c.linkTarget, mt: c.mtimeMs, ct: c.ctimeMs, ino: c.ino, ...metaOf(c.meta ?? {}) };
+      return {
+        ...head,
+        op: 'link',
+        p: c.path,
+        l: c.linkTarget,
+        mt: c.mtimeMs,
+        ct: c.ctimeMs,
+        ino: c.ino,
+        ...metaOf(c.meta ?? {}),
+      };
     case 'del':
       return { ...head, op: 'del', p: c.path };
     case 'base':
@@ -197,7 +246,9 @@ export function decodeRecord(r: FileRecord | DirRecord | LinkRecord): Version;
 export function decodeRecord(r: JournalRecord): Change;
 export function decodeRecord(r: JournalRecord): Change {
   const why = checkRecord(r);
-  if (why !== undefined) {throw codecError('decode', r, why);}
+  if (why !== undefined) {
+    throw codecError('decode', r, why);
+  }
   return decodeReadRecord(r);
 }
 
@@ -212,22 +263,50 @@ export function decodeReadRecord(r: JournalRecord): Change {
   // Object literals of one shape each (no spreads): a start decodes every path of the tree.
   switch (r.op) {
     case 'file': {
-      const c: FileChange = { seq: r.q, at: r.at, op: 'file', path: r.p, hash: r.h, size: r.s, mode: r.m, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
+      const c: FileChange = {
+        seq: r.q,
+        at: r.at,
+        op: 'file',
+        path: r.p,
+        hash: r.h,
+        size: r.s,
+        mode: r.m,
+        mtimeMs: r.mt,
+        ctimeMs: r.ct,
+        ino: r.ino,
+      };
       const meta = metaOf(r);
-      if (meta) {c.meta = meta;}
-      if (r.d !== undefined) {c.data = r.d;}
+      if (meta) {
+        c.meta = meta;
+      }
+      if (r.d !== undefined) {
+        c.data = r.d;
+      }
       return c;
     }
     case 'dir': {
       const c: DirChange = { seq: r.q, at: r.at, op: 'dir', path: r.p, mode: r.m, mtimeMs: r.mt };
       const meta = metaOf(r);
-      if (meta) {c.meta = meta;}
+      if (meta) {
+        c.meta = meta;
+      }
       return c;
     }
     case 'link': {
-      const c: LinkChange = { seq: r.q, at: r.at, op: 'link', path: r.p, linkTarget: r.l, mtimeMs: r.mt, ctimeMs: r.ct, ino: r.ino };
+      const c: LinkChange = {
+        seq: r.q,
+        at: r.at,
+        op: 'link',
+        path: r.p,
+        linkTarget: r.l,
+        mtimeMs: r.mt,
+        ctimeMs: r.ct,
+        ino: r.ino,
+      };
       const meta = metaOf(r);
-      if (meta) {c.meta = meta;}
+      if (meta) {
+        c.meta = meta;
+      }
       return c;
     }
     case 'del':
@@ -284,7 +363,15 @@ const isPath = (v: unknown) => typeof v === 'string' && v.length > 0;
 const isMode = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0o7777;
 const isIntOrNull = (v: unknown) => v === null || isInt(v);
 const fieldChecks: Record<JournalRecord['op'] | Header['op'], Record<string, (v: unknown) => boolean>> = {
-  file: { p: isPath, h: (v) => typeof v === 'string' && v.length === 64 && HEX64.test(v), s: (v) => isInt(v) && (v as number) >= 0, m: isMode, mt: isNum, ct: isNum, ino: isNum },
+  file: {
+    p: isPath,
+    h: (v) => typeof v === 'string' && v.length === 64 && HEX64.test(v),
+    s: (v) => isInt(v) && (v as number) >= 0,
+    m: isMode,
+    mt: isNum,
+    ct: isNum,
+    ino: isNum,
+  },
   dir: { p: isPath, m: isMode, mt: isNum },
   link: { p: isPath, l: isStr, mt: isNum, ct: isNum, ino: isNum },
   del: { p: isPath },
@@ -304,21 +391,39 @@ const checkList = Object.fromEntries(Object.entries(fieldChecks).map(([op, c]) =
  * large tree at every start must cost little more than parsing it.
  */
 export function checkRecord(r: unknown): string | undefined {
-  if (r === null || typeof r !== 'object') {return 'not an object';}
+  if (r === null || typeof r !== 'object') {
+    return 'not an object';
+  }
   const o = r as Record<string, unknown>;
-  if (!isInt(o.q)) {return 'q: expected an integer';}
-  if (!isNum(o.at)) {return 'at: expected a number';}
+  if (!isInt(o.q)) {
+    return 'q: expected an integer';
+  }
+  if (!isNum(o.at)) {
+    return 'at: expected a number';
+  }
   const checks = checkList[o.op as JournalRecord['op']];
-  if (!checks) {return `op: unknown ${JSON.stringify(o.op)}`;}
-  for (const [k, ok] of checks) {if (!ok(o[k])) {return `${k}: invalid for op ${String(o.op)}`;}}
+  if (!checks) {
+    return `op: unknown ${JSON.stringify(o.op)}`;
+  }
+  for (const [k, ok] of checks) {
+    if (!ok(o[k])) {
+      return `${k}: invalid for op ${String(o.op)}`;
+    }
+  }
   if (typeof o.p === 'string' && 'p' in fieldChecks[o.op as JournalRecord['op']]) {
     // A path that leaves the tree is refused here, so no reader (replay, restore, versions,
     // sealing) ever sees it: the record is skipped and reported with its file and offset.
     const why = recordPathProblem(o.p);
-    if (why !== undefined) {return `p: unsafe path ${JSON.stringify(displayPath(o.p.length > 200 ? `${o.p.slice(0, 200)}…` : o.p))} (${why})`;}
+    if (why !== undefined) {
+      return `p: unsafe path ${JSON.stringify(displayPath(o.p.length > 200 ? `${o.p.slice(0, 200)}…` : o.p))} (${why})`;
+    }
   }
-  if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) {return 'd: invalid for op file';}
-  if (o.op === 'file' || o.op === 'dir' || o.op === 'link') {return checkMetadataKeys(o);}
+  if (o.op === 'file' && o.d !== undefined && !isStr(o.d)) {
+    return 'd: invalid for op file';
+  }
+  if (o.op === 'file' || o.op === 'dir' || o.op === 'link') {
+    return checkMetadataKeys(o);
+  }
   return undefined;
 }
 
@@ -357,23 +462,33 @@ export function recordMac(key: Buffer, json: string): string {
 
 /** Why a parsed frame fails authentication, or undefined when it passes (or none is in use). */
 function macProblem(o: Record<string, unknown>): string | undefined {
-  if (!auth) {return undefined;}
+  if (!auth) {
+    return undefined;
+  }
   const k = o.k;
   if (k === undefined) {
-    if (typeof o.q === 'number' && o.q < auth.from) {return undefined;}
+    if (typeof o.q === 'number' && o.q < auth.from) {
+      return undefined;
+    }
     return 'no MAC: written without the journal key, or forged';
   }
-  if (typeof k !== 'string' || k.length !== 64) {return 'MAC malformed';}
+  if (typeof k !== 'string' || k.length !== 64) {
+    return 'MAC malformed';
+  }
   delete o.k;
   const want = Buffer.from(recordMac(auth.key, JSON.stringify(o)), 'hex');
   const got = Buffer.from(k, 'hex');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) {return 'MAC does not match: the record was changed, or written with another key';}
+  if (got.length !== want.length || !timingSafeEqual(got, want)) {
+    return 'MAC does not match: the record was changed, or written with another key';
+  }
   return undefined;
 }
 
 export function frame(record: JournalRecord | Header): Buffer {
   let json = JSON.stringify(record);
-  if (auth) {json = `${json.slice(0, -1)},"k":"${recordMac(auth.key, json)}"}`;}
+  if (auth) {
+    json = `${json.slice(0, -1)},"k":"${recordMac(auth.key, json)}"}`;
+  }
   const payload = Buffer.from(json, 'utf8');
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
   out.writeUInt32LE(payload.length, 0);
@@ -401,7 +516,9 @@ export interface Damage {
  * path that leaves the tree, a newer version's op): exactly that frame is skipped and reported
  * at its own offset, not taken for damage reaching up to the next good frame.
  */
-type Parsed = { ok: true; record: JournalRecord | Header; end: number } | { ok: false; why: string; incomplete: boolean; refusedEnd?: number };
+type Parsed =
+  | { ok: true; record: JournalRecord | Header; end: number }
+  | { ok: false; why: string; incomplete: boolean; refusedEnd?: number };
 
 /**
  * A quick test on a frame's raw payload: false skips it without parsing (a reader that wants
@@ -412,13 +529,27 @@ const SKIPPED = { op: 'skipped' } as unknown as JournalRecord;
 
 /** The frame at `off`, checked: length, checksum, JSON, record rules. */
 function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
-  if (buf.length - off < HEADER_BYTES) {return { ok: false, why: `incomplete frame header`, incomplete: true };}
+  if (buf.length - off < HEADER_BYTES) {
+    return { ok: false, why: `incomplete frame header`, incomplete: true };
+  }
   const len = buf.readUInt32LE(off);
-  if (len === 0 || len > MAX_RECORD_BYTES) {return { ok: false, why: `impossible frame length ${len}`, incomplete: false };}
-  if (buf.length - off - HEADER_BYTES < len) {return { ok: false, why: `incomplete record (${buf.length - off - HEADER_BYTES} of ${len} bytes)`, incomplete: true };}
+  if (len === 0 || len > MAX_RECORD_BYTES) {
+    return { ok: false, why: `impossible frame length ${len}`, incomplete: false };
+  }
+  if (buf.length - off - HEADER_BYTES < len) {
+    return {
+      ok: false,
+      why: `incomplete record (${buf.length - off - HEADER_BYTES} of ${len} bytes)`,
+      incomplete: true,
+    };
+  }
   const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len);
-  if (crc32(payload) !== buf.readUInt32LE(off + 4)) {return { ok: false, why: 'checksum mismatch', incomplete: false };}
-  if (filter && off > 0 && !filter(payload)) {return { ok: true, record: SKIPPED, end: off + HEADER_BYTES + len };}
+  if (crc32(payload) !== buf.readUInt32LE(off + 4)) {
+    return { ok: false, why: 'checksum mismatch', incomplete: false };
+  }
+  if (filter && off > 0 && !filter(payload)) {
+    return { ok: true, record: SKIPPED, end: off + HEADER_BYTES + len };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(buf.toString('utf8', off + HEADER_BYTES, off + HEADER_BYTES + len));
@@ -426,11 +557,23 @@ function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
     return { ok: false, why: 'unparseable record', incomplete: false };
   }
   const problem = checkRecord(parsed);
-  if (problem !== undefined) {return { ok: false, why: `unrecognised record: ${problem}`, incomplete: false, refusedEnd: off + HEADER_BYTES + len };}
+  if (problem !== undefined) {
+    return {
+      ok: false,
+      why: `unrecognised record: ${problem}`,
+      incomplete: false,
+      refusedEnd: off + HEADER_BYTES + len,
+    };
+  }
   const bad = macProblem(parsed as Record<string, unknown>);
   if (bad !== undefined) {
     refused.add(`record ${String((parsed as { q: unknown }).q)}: ${bad}`);
-    return { ok: false, why: `record ${String((parsed as { q: unknown }).q)} refused: ${bad}`, incomplete: false, refusedEnd: off + HEADER_BYTES + len };
+    return {
+      ok: false,
+      why: `record ${String((parsed as { q: unknown }).q)} refused: ${bad}`,
+      incomplete: false,
+      refusedEnd: off + HEADER_BYTES + len,
+    };
   }
   return { ok: true, record: parsed as JournalRecord, end: off + HEADER_BYTES + len };
 }
@@ -443,9 +586,13 @@ function parseFrame(buf: Buffer, off: number, filter?: PayloadFilter): Parsed {
 function resync(buf: Buffer, from: number, afterQ: number): number {
   for (let i = buf.indexOf('{"', from + HEADER_BYTES, 'latin1'); i >= 0; i = buf.indexOf('{"', i + 1, 'latin1')) {
     const off = i - HEADER_BYTES;
-    if (off <= from) {continue;}
+    if (off <= from) {
+      continue;
+    }
     const f = parseFrame(buf, off);
-    if (f.ok && f.record.q > afterQ) {return off;}
+    if (f.ok && f.record.q > afterQ) {
+      return off;
+    }
   }
   return -1;
 }
@@ -493,10 +640,14 @@ export function decode(buf: Buffer, visit?: (r: JournalRecord) => void): ReadRes
       continue;
     }
     const r = f.record;
-    if (off === 0 && isHeader(r)) {header = r;}
-    else if (!isHeader(r)) {
-      if (visit) {visit(r);}
-      else {records.push(r);}
+    if (off === 0 && isHeader(r)) {
+      header = r;
+    } else if (!isHeader(r)) {
+      if (visit) {
+        visit(r);
+      } else {
+        records.push(r);
+      }
       lastQ = r.q;
     }
     off = good = f.end;
@@ -505,7 +656,11 @@ export function decode(buf: Buffer, visit?: (r: JournalRecord) => void): ReadRes
 }
 
 /** Reads a whole journal file in pieces (files may be larger than a Buffer can hold). */
-export function readFileFrames(file: string, visit: (r: JournalRecord, offset: number) => boolean | void, opts: { chunkBytes?: number } = {}): ReadResult {
+export function readFileFrames(
+  file: string,
+  visit: (r: JournalRecord, offset: number) => boolean | void,
+  opts: { chunkBytes?: number } = {}
+): ReadResult {
   const fd = fs.openSync(file, 'r');
   try {
     return readFdFrames(fd, visit, opts.chunkBytes);
@@ -518,7 +673,12 @@ export function readFileFrames(file: string, visit: (r: JournalRecord, offset: n
  * Streams the frames of an open file to `visit` (which may return true to stop early). Damage is
  * handled as in decode(): skipped when a valid frame follows within the file, a torn tail otherwise.
  */
-export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: number) => boolean | void, chunkBytes = 8 << 20, filter?: PayloadFilter): ReadResult {
+export function readFdFrames(
+  fd: number,
+  visit: (r: JournalRecord, offset: number) => boolean | void,
+  chunkBytes = 8 << 20,
+  filter?: PayloadFilter
+): ReadResult {
   const total = fs.fstatSync(fd).size;
   const skipped: Damage[] = [];
   let header: Header | undefined;
@@ -531,7 +691,9 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
   let damage: string | undefined;
   let stopped = false;
   const fill = (need: number): boolean => {
-    if (buf.length - off >= need || pos >= total) {return buf.length - off >= need;}
+    if (buf.length - off >= need || pos >= total) {
+      return buf.length - off >= need;
+    }
     const keep = buf.subarray(off);
     const want = Math.max(need - keep.length, chunkBytes);
     const next = Buffer.allocUnsafe(keep.length + Math.min(want, total - pos));
@@ -539,7 +701,9 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
     let n = keep.length;
     while (n < next.length) {
       const got = fs.readSync(fd, next, n, next.length - n, pos);
-      if (got === 0) {break;}
+      if (got === 0) {
+        break;
+      }
       n += got;
       pos += got;
     }
@@ -550,11 +714,15 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
   };
   while (!stopped) {
     if (!fill(HEADER_BYTES)) {
-      if (buf.length - off > 0) {damage = `incomplete frame header at byte ${base + off}`;}
+      if (buf.length - off > 0) {
+        damage = `incomplete frame header at byte ${base + off}`;
+      }
       break;
     }
     const len = buf.readUInt32LE(off);
-    if (len > 0 && len <= MAX_RECORD_BYTES) {fill(HEADER_BYTES + len);}
+    if (len > 0 && len <= MAX_RECORD_BYTES) {
+      fill(HEADER_BYTES + len);
+    }
     const f = parseFrame(buf, off, filter);
     if (!f.ok && f.refusedEnd !== undefined) {
       skipped.push({ at: base + off, bytes: f.refusedEnd - off, why: f.why, refused: true });
@@ -571,7 +739,9 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
       for (;;) {
         fill(Math.min(total - (base + off), Math.max(chunkBytes, 2 * (MAX_RECORD_BYTES + HEADER_BYTES))));
         next = resync(buf, from - base, lastQ);
-        if (next >= 0 || pos >= total) {break;}
+        if (next >= 0 || pos >= total) {
+          break;
+        }
         off = Math.max(off, buf.length - (MAX_RECORD_BYTES + HEADER_BYTES));
         from = base + off - 1;
       }
@@ -589,10 +759,13 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
       good = base + off;
       continue;
     }
-    if (base + off === 0 && isHeader(r)) {header = r;}
-    else if (!isHeader(r)) {
+    if (base + off === 0 && isHeader(r)) {
+      header = r;
+    } else if (!isHeader(r)) {
       lastQ = r.q;
-      if (visit(r, base + off) === true) {stopped = true;}
+      if (visit(r, base + off) === true) {
+        stopped = true;
+      }
     }
     off = f.end;
     good = base + off;
@@ -603,11 +776,17 @@ export function readFdFrames(fd: number, visit: (r: JournalRecord, offset: numbe
 /** The record of the frame at `offset` of an open file, or undefined when it does not check out there. */
 export function readFrameAt(fd: number, offset: number): JournalRecord | undefined {
   const head = Buffer.allocUnsafe(HEADER_BYTES);
-  if (fs.readSync(fd, head, 0, HEADER_BYTES, offset) !== HEADER_BYTES) {return undefined;}
+  if (fs.readSync(fd, head, 0, HEADER_BYTES, offset) !== HEADER_BYTES) {
+    return undefined;
+  }
   const len = head.readUInt32LE(0);
-  if (len === 0 || len > MAX_RECORD_BYTES) {return undefined;}
+  if (len === 0 || len > MAX_RECORD_BYTES) {
+    return undefined;
+  }
   const buf = Buffer.allocUnsafe(HEADER_BYTES + len);
-  if (fs.readSync(fd, buf, 0, buf.length, offset) !== buf.length) {return undefined;}
+  if (fs.readSync(fd, buf, 0, buf.length, offset) !== buf.length) {
+    return undefined;
+  }
   const f = parseFrame(buf, 0);
   return f.ok && !isHeader(f.record) ? f.record : undefined;
 }

@@ -37,7 +37,9 @@ export function loadJournalKey(file: string): Buffer {
     );
   }
   let end = raw.length;
-  while (end > 0 && /\s/.test(String.fromCharCode(raw[end - 1] as number))) {end--;}
+  while (end > 0 && /\s/.test(String.fromCharCode(raw[end - 1] as number))) {
+    end--;
+  }
   const key = raw.subarray(0, end);
   if (key.length < MIN_KEY_BYTES) {
     throw new JournalKeyError(
@@ -63,7 +65,9 @@ function readAuth(storeRoot: string): AuthFile | undefined {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined;
+    }
     throw new JournalKeyError(`${file}: ${(e as Error).message}`);
   }
   let parsed: unknown;
@@ -87,21 +91,24 @@ function readAuth(storeRoot: string): AuthFile | undefined {
 export function authenticateReader(storeRoot: string, key: Buffer | undefined): void {
   const a = readAuth(storeRoot);
   if (!a) {
-    if (key)
-      {throw new JournalKeyError(
+    if (key) {
+      throw new JournalKeyError(
         `${storeRoot}: this store's journal is not authenticated (no ${AUTH_FILE}): nothing could be checked with the key; run without --journal-key, or configure journalKey for its replicator`
-      );}
+      );
+    }
     useJournalKey(undefined);
     return;
   }
-  if (!key)
-    {throw new JournalKeyError(
+  if (!key) {
+    throw new JournalKeyError(
       `${storeRoot}: this store's journal is authenticated: give its key with --journal-key FILE`
-    );}
-  if (a.k !== authMac(key, a.from))
-    {throw new JournalKeyError(
+    );
+  }
+  if (a.k !== authMac(key, a.from)) {
+    throw new JournalKeyError(
       `${storeRoot}: the journal key does not match this store's (${AUTH_FILE} does not check out with it)`
-    );}
+    );
+  }
   useJournalKey(key, a.from);
 }
 
@@ -113,18 +120,20 @@ export function authenticateReader(storeRoot: string, key: Buffer | undefined): 
 export function authenticateWriter(storeRoot: string, key: Buffer | undefined): { start(nextQ: number): void } {
   const a = readAuth(storeRoot);
   if (!key) {
-    if (a)
-      {throw new JournalKeyError(
+    if (a) {
+      throw new JournalKeyError(
         `${storeRoot}: this store's journal is authenticated: configure its key (journalKey) for the replicator`
-      );}
+      );
+    }
     useJournalKey(undefined);
     return { start: () => undefined };
   }
   if (a) {
-    if (a.k !== authMac(key, a.from))
-      {throw new JournalKeyError(
+    if (a.k !== authMac(key, a.from)) {
+      throw new JournalKeyError(
         `${storeRoot}: the journal key does not match this store's (${AUTH_FILE} does not check out with it)`
-      );}
+      );
+    }
     useJournalKey(key, a.from);
     return { start: () => undefined };
   }

@@ -6,7 +6,16 @@ import * as path from 'node:path';
 import type { Logger } from '../log';
 import { decodeReadRecord, encodeNew, type Change, type FileChange, type NewChange, type SyncMark } from './journal';
 import { authenticateWriter, loadJournalKey } from './journalauth';
-import { JournalWriter, SEGMENT_BYTES, describeDamage, replay, resolveChain, sealSegment, writeSnapshot, type ChainSegment } from './segments';
+import {
+  JournalWriter,
+  SEGMENT_BYTES,
+  describeDamage,
+  replay,
+  resolveChain,
+  sealSegment,
+  writeSnapshot,
+  type ChainSegment,
+} from './segments';
 import { pruneJournal, type PruneResult } from './retention';
 import type { StoreLayout } from './store';
 import { decodeTree, encodeTree, type VersionTree } from './tree';
@@ -48,7 +57,7 @@ export class OpenJournal {
     private readonly writer: JournalWriter,
     replayed: number,
     earliest: number | null,
-    pendingSeal: Array<{ seg: ChainSegment; last: number }>,
+    pendingSeal: Array<{ seg: ChainSegment; last: number }>
   ) {
     this.sinceSnapshot = replayed;
     this.earliestAt = earliest;
@@ -63,14 +72,26 @@ export class OpenJournal {
    */
   static open(
     layout: StoreLayout,
-    o: { journalKeyFile?: string; epoch: number; checkLease: () => void; mirrorSeq: number; log: Logger; noteError: (msg: string) => void },
+    o: {
+      journalKeyFile?: string;
+      epoch: number;
+      checkLease: () => void;
+      mirrorSeq: number;
+      log: Logger;
+      noteError: (msg: string) => void;
+    }
   ): Opened {
     const replayStart = Date.now();
-    const auth = authenticateWriter(layout.root, o.journalKeyFile === undefined ? undefined : loadJournalKey(o.journalKeyFile));
+    const auth = authenticateWriter(
+      layout.root,
+      o.journalKeyFile === undefined ? undefined : loadJournalKey(o.journalKeyFile)
+    );
     const chain = resolveChain(layout.root);
     const rep = replay(chain, o.mirrorSeq < 0 ? Infinity : o.mirrorSeq);
     let unclean = rep.lastSync < rep.lastQ;
-    for (const p of chain.problems) {o.noteError(`journal: ${p}`);}
+    for (const p of chain.problems) {
+      o.noteError(`journal: ${p}`);
+    }
     for (const i of chain.ignored) {
       o.log.warn('journal segment left out', { segment: i.name, why: i.why });
       o.noteError(`journal: ${i.name} is not part of the journal (${i.why})`);
@@ -82,14 +103,19 @@ export class OpenJournal {
       }
       if (d.tail) {
         o.log.warn('ignored a torn journal tail', { segment: d.segment, damage: d.tail.damage, bytes: d.tail.bytes });
-        o.noteError(`journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`);
+        o.noteError(
+          `journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`
+        );
         unclean = true;
       }
     }
     auth.start(rep.lastQ + 1);
     const writer = new JournalWriter(layout.root, chain, rep.lastQ, rep.lastAt, o.epoch, o.checkLease);
     const next = (i: number) => chain.segments[i + 1] as ChainSegment | undefined;
-    const pendingSeal = chain.segments.map((seg, i) => ({ seg, last: Math.min(seg.last ?? Infinity, next(i) ? (next(i) as ChainSegment).first - 1 : rep.lastQ) }));
+    const pendingSeal = chain.segments.map((seg, i) => ({
+      seg,
+      last: Math.min(seg.last ?? Infinity, next(i) ? (next(i) as ChainSegment).first - 1 : rep.lastQ),
+    }));
     const journal = new OpenJournal(layout, writer, rep.replayed, rep.earliest, pendingSeal);
     o.log.info('journal replayed', {
       records: rep.replayed,
@@ -98,8 +124,16 @@ export class OpenJournal {
       paths: rep.tree.size,
       ms: Date.now() - replayStart,
     });
-    if (fs.existsSync(path.join(layout.journal, 'prune-pending.json'))) {unclean = true;}
-    return { journal, tree: decodeTree(rep.tree), unsynced: rep.unsynced.map((r) => decodeReadRecord(r)), touched: rep.touched, unclean };
+    if (fs.existsSync(path.join(layout.journal, 'prune-pending.json'))) {
+      unclean = true;
+    }
+    return {
+      journal,
+      tree: decodeTree(rep.tree),
+      unsynced: rep.unsynced.map((r) => decodeReadRecord(r)),
+      touched: rep.touched,
+      unclean,
+    };
   }
 
   get lastSeq(): number {
@@ -114,7 +148,9 @@ export class OpenJournal {
   async append(changes: NewChange[]): Promise<Change[]> {
     const acked = (await this.writer.append(changes.map(encodeNew))).map((r) => decodeReadRecord(r));
     this.sinceSnapshot += acked.length;
-    if (this.earliestAt === null && acked[0]) {this.earliestAt = acked[0].at;}
+    if (this.earliestAt === null && acked[0]) {
+      this.earliestAt = acked[0].at;
+    }
     return acked;
   }
 
@@ -130,11 +166,17 @@ export class OpenJournal {
   /** Seals the segments an earlier writer left unsealed; `closing` stops early. */
   sealLeftovers(tree: VersionTree, closing: () => boolean, log: Logger): void {
     for (const { seg, last } of this.pendingSeal.splice(0)) {
-      if (closing()) {return;}
+      if (closing()) {
+        return;
+      }
       // Sealed before (it has its index): nothing to do. The former writer's last segment has none.
-      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) {continue;}
+      if (!seg.legacy && fs.existsSync(path.join(this.layout.journal, seg.name.replace(/\.log$/, '.idx')))) {
+        continue;
+      }
       const r = sealSegment(this.layout.root, this.layout.tmp, seg, last);
-      if (r.strippedBytes > 0) {log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });}
+      if (r.strippedBytes > 0) {
+        log.info('journal segment sealed', { segment: r.name, inlineBytesDropped: r.strippedBytes });
+      }
     }
     this.snapshotIfDue(tree);
     this.refreshSize();
@@ -155,9 +197,16 @@ export class OpenJournal {
   }
 
   private snapshotIfDue(tree: VersionTree): void {
-    if (!snapshotDue(this.sinceSnapshot, tree.size)) {return;}
+    if (!snapshotDue(this.sinceSnapshot, tree.size)) {
+      return;
+    }
     const w = this.writer;
-    writeSnapshot(this.layout.root, this.layout.tmp, encodeTree(tree), { upTo: w.lastSeq, at: w.stamp(), epoch: w.epoch, from: null });
+    writeSnapshot(this.layout.root, this.layout.tmp, encodeTree(tree), {
+      upTo: w.lastSeq,
+      at: w.stamp(),
+      epoch: w.epoch,
+      from: null,
+    });
     this.sinceSnapshot = 0;
   }
 
@@ -171,9 +220,19 @@ export class OpenJournal {
    */
   prune(cutoff: number): PruneResult | null {
     // Nothing old enough to drop yet: no need to look.
-    if (this.earliestAt === null || this.earliestAt >= cutoff) {return null;}
-    const out = pruneJournal(this.layout, resolveChain(this.layout.root), this.writer.segment.name, cutoff, this.writer.epoch);
-    if (!out) {return null;}
+    if (this.earliestAt === null || this.earliestAt >= cutoff) {
+      return null;
+    }
+    const out = pruneJournal(
+      this.layout,
+      resolveChain(this.layout.root),
+      this.writer.segment.name,
+      cutoff,
+      this.writer.epoch
+    );
+    if (!out) {
+      return null;
+    }
     this.earliestAt = out.earliest;
     this.refreshSize();
     return out;
@@ -183,7 +242,9 @@ export class OpenJournal {
     let bytes = 0;
     let count = 0;
     for (const name of fs.readdirSync(this.layout.journal)) {
-      if (!name.endsWith('.log') || name === this.writer.segment.name) {continue;}
+      if (!name.endsWith('.log') || name === this.writer.segment.name) {
+        continue;
+      }
       bytes += fs.statSync(path.join(this.layout.journal, name), { throwIfNoEntry: false })?.size ?? 0;
       count++;
     }

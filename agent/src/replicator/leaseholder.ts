@@ -5,7 +5,8 @@ import type { Logger } from '../log';
 import { LeaseLostError, highestEpoch } from './segments';
 import { acquireLease, holdsLease, releaseLease, renewLease, type Lease, type StoreLayout } from './store';
 
-export const LEASE_LOST = 'the lease on the store was taken by another replicator; stopping to leave it a single writer';
+export const LEASE_LOST =
+  'the lease on the store was taken by another replicator; stopping to leave it a single writer';
 
 export interface LeaseHolderOptions {
   node: string;
@@ -20,7 +21,7 @@ export class LeaseHolder {
 
   constructor(
     private readonly layout: StoreLayout,
-    private readonly o: LeaseHolderOptions,
+    private readonly o: LeaseHolderOptions
   ) {}
 
   /** The lease while this writer holds it. */
@@ -49,17 +50,27 @@ export class LeaseHolder {
         this.o.log.info('lease taken', { store: this.o.target, node: this.o.node });
         return r.lease;
       }
-      if (!logged) {this.o.log.warn('not writing: the store has another writer', { store: this.o.target, reason: r.reason, holder: r.holder });}
+      if (!logged) {
+        this.o.log.warn('not writing: the store has another writer', {
+          store: this.o.target,
+          reason: r.reason,
+          holder: r.holder,
+        });
+      }
       logged = true;
       waiting(r.reason);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      if (closing()) {return undefined;}
+      if (closing()) {
+        return undefined;
+      }
     }
   }
 
   /** Fencing: before every append, the lease must still name this writer. */
   check(): void {
-    if (!this.lease || !holdsLease(this.layout, this.lease)) {throw new LeaseLostError(LEASE_LOST);}
+    if (!this.lease || !holdsLease(this.layout, this.lease)) {
+      throw new LeaseLostError(LEASE_LOST);
+    }
   }
 
   /**
@@ -67,9 +78,13 @@ export class LeaseHolder {
    * (this holder then holds nothing), or the error that kept it from being renewed this time.
    */
   renew(): 'held' | 'lost' | Error {
-    if (!this.lease) {return 'held';}
+    if (!this.lease) {
+      return 'held';
+    }
     try {
-      if (renewLease(this.layout, this.lease)) {return 'held';}
+      if (renewLease(this.layout, this.lease)) {
+        return 'held';
+      }
     } catch (e) {
       return e as Error;
     }
@@ -78,6 +93,8 @@ export class LeaseHolder {
   }
 
   release(): void {
-    if (this.lease) {releaseLease(this.layout, this.lease);}
+    if (this.lease) {
+      releaseLease(this.layout, this.lease);
+    }
   }
 }

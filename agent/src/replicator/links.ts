@@ -18,7 +18,7 @@ export class HardLinks {
 
   constructor(
     private readonly watcher: TreeWatcher,
-    private readonly onChange: (p: string) => void,
+    private readonly onChange: (p: string) => void
   ) {}
 
   has(p: string): boolean {
@@ -31,21 +31,31 @@ export class HardLinks {
 
   /** The names of the inodes checked on the poll. */
   *polledPaths(): Iterable<string> {
-    for (const key of this.polled) {yield* this.groups.get(key) ?? [];}
+    for (const key of this.polled) {
+      yield* this.groups.get(key) ?? [];
+    }
   }
 
   /** Keeps the groups current with `p`'s lstat. */
   note(p: string, dev: number, ino: number, nlink: number): void {
     const key = nlink > 1 ? `${dev}:${ino}` : undefined;
     const old = this.keyOf.get(p);
-    if (old === key) {return;}
-    if (old !== undefined) {this.unlink(p);}
-    if (key === undefined) {return;}
+    if (old === key) {
+      return;
+    }
+    if (old !== undefined) {
+      this.unlink(p);
+    }
+    if (key === undefined) {
+      return;
+    }
     let group = this.groups.get(key);
     if (!group) {
       group = new Set();
       this.groups.set(key, group);
-      if (!this.watcher.watchInode(key, p, () => this.changed(key))) {this.polled.add(key);}
+      if (!this.watcher.watchInode(key, p, () => this.changed(key))) {
+        this.polled.add(key);
+      }
     }
     group.add(p);
     this.keyOf.set(p, key);
@@ -53,12 +63,20 @@ export class HardLinks {
 
   /** Forgets `p` and everything under it. */
   forgetUnder(p: string): void {
-    if (this.keyOf.size > 0) {for (const k of [...this.keyOf.keys()]) {if (within(k, p)) {this.unlink(k);}}}
+    if (this.keyOf.size > 0) {
+      for (const k of [...this.keyOf.keys()]) {
+        if (within(k, p)) {
+          this.unlink(k);
+        }
+      }
+    }
   }
 
   private unlink(p: string): void {
     const key = this.keyOf.get(p);
-    if (key === undefined) {return;}
+    if (key === undefined) {
+      return;
+    }
     this.keyOf.delete(p);
     const group = this.groups.get(key);
     group?.delete(p);
@@ -70,7 +88,9 @@ export class HardLinks {
   }
 
   private changed(key: string): void {
-    for (const p of this.groups.get(key) ?? []) {this.onChange(p);}
+    for (const p of this.groups.get(key) ?? []) {
+      this.onChange(p);
+    }
   }
 }
 
@@ -85,34 +105,59 @@ export class MappedFiles {
   }
 
   forgetUnder(p: string): void {
-    if (this.paths.size > 0) {for (const k of [...this.paths]) {if (within(k, p)) {this.paths.delete(k);}}}
+    if (this.paths.size > 0) {
+      for (const k of [...this.paths]) {
+        if (within(k, p)) {
+          this.paths.delete(k);
+        }
+      }
+    }
   }
 
   /**
    * Looks again (also on the source root's device `rootDev`): which files are mapped for
    * writing now, with why (`found`), and which no longer are (`dropped`).
    */
-  check(tree: VersionTree, rootDev: number | undefined, pollEveryMs: number): { found: Map<string, string>; dropped: string[] } {
+  check(
+    tree: VersionTree,
+    rootDev: number | undefined,
+    pollEveryMs: number
+  ): { found: Map<string, string>; dropped: string[] } {
     const devices = new Set([...this.devices].map(deviceOf));
-    if (rootDev !== undefined) {devices.add(deviceOf(rootDev));}
+    if (rootDev !== undefined) {
+      devices.add(deviceOf(rootDev));
+    }
     const maps = writableMappings(devices);
     const found = new Map<string, string>();
     if (maps.size > 0) {
       const byIno = new Map<number, { device: string; comm: string; pids: number[] }>();
-      for (const m of maps.values()) {byIno.set(m.ino, m);}
+      for (const m of maps.values()) {
+        byIno.set(m.ino, m);
+      }
       for (const [p, e] of tree) {
-        if (e.op !== 'file') {continue;}
+        if (e.op !== 'file') {
+          continue;
+        }
         const m = byIno.get(e.ino);
-        if (m) {found.set(p, `mapped for writing by pid ${m.pids.slice(0, 3).join(', ')} (${m.comm}): its changes are not notified and are checked every ${Math.round(pollEveryMs / 1000)} s`);}
+        if (m) {
+          found.set(
+            p,
+            `mapped for writing by pid ${m.pids.slice(0, 3).join(', ')} (${m.comm}): its changes are not notified and are checked every ${Math.round(pollEveryMs / 1000)} s`
+          );
+        }
       }
     }
     const dropped: string[] = [];
     for (const p of this.paths) {
-      if (found.has(p)) {continue;}
+      if (found.has(p)) {
+        continue;
+      }
       this.paths.delete(p);
       dropped.push(p);
     }
-    for (const p of found.keys()) {this.paths.add(p);}
+    for (const p of found.keys()) {
+      this.paths.add(p);
+    }
     return { found, dropped };
   }
 }

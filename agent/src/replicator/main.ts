@@ -19,26 +19,63 @@ export function parseReplicateArgs(argv: string[]): Omit<ReplicatorOptions, 'log
   while (args.length > 0) {
     const a = args.shift() as string;
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (!m) {throw new UsageError(`unknown argument ${JSON.stringify(a)}`);}
+    if (!m) {
+      throw new UsageError(`unknown argument ${JSON.stringify(a)}`);
+    }
     const value = m[2] ?? args.shift();
-    if (value === undefined || value === '') {throw new UsageError(`--${m[1]} needs a value`);}
+    if (value === undefined || value === '') {
+      throw new UsageError(`--${m[1]} needs a value`);
+    }
     v[m[1] as string] = value;
   }
-  const known = ['source', 'target', 'retention', 'status', 'node', 'name', 'max-watches', 'poll-every', 'rescan-every', 'lease-stale-after', 'checkpoint-every', 'hash', 'settle', 'changing-after', 'journal-key', 'verify-every'];
-  for (const k of Object.keys(v)) {if (!known.includes(k)) {throw new UsageError(`unknown option --${k}`);}}
-  if (!v.source) {throw new UsageError('--source DIR is required');}
-  if (!v.target) {throw new UsageError('--target DIR is required');}
+  const known = [
+    'source',
+    'target',
+    'retention',
+    'status',
+    'node',
+    'name',
+    'max-watches',
+    'poll-every',
+    'rescan-every',
+    'lease-stale-after',
+    'checkpoint-every',
+    'hash',
+    'settle',
+    'changing-after',
+    'journal-key',
+    'verify-every',
+  ];
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) {
+      throw new UsageError(`unknown option --${k}`);
+    }
+  }
+  if (!v.source) {
+    throw new UsageError('--source DIR is required');
+  }
+  if (!v.target) {
+    throw new UsageError('--target DIR is required');
+  }
   const dur = (k: string, dflt: number): number => {
-    if (v[k] === undefined) {return dflt;}
+    if (v[k] === undefined) {
+      return dflt;
+    }
     const ms = parseDuration(v[k] as string);
-    if (ms === undefined) {throw new UsageError(`--${k}: invalid duration ${JSON.stringify(v[k])}`);}
+    if (ms === undefined) {
+      throw new UsageError(`--${k}: invalid duration ${JSON.stringify(v[k])}`);
+    }
     return ms;
   };
   const retentionMs = dur('retention', 7 * 24 * 3_600_000);
   const hash = (v.hash ?? 'auto') as HashChoice;
-  if (!(HASH_CHOICES as readonly string[]).includes(hash)) {throw new UsageError(`--hash: must be auto, ${HASH_ALGORITHMS.join(' or ')}, not ${JSON.stringify(v.hash)}`);}
+  if (!(HASH_CHOICES as readonly string[]).includes(hash)) {
+    throw new UsageError(`--hash: must be auto, ${HASH_ALGORITHMS.join(' or ')}, not ${JSON.stringify(v.hash)}`);
+  }
   const maxWatches = v['max-watches'] === undefined ? Number.MAX_SAFE_INTEGER : Number(v['max-watches']);
-  if (!Number.isInteger(maxWatches) || maxWatches < 0) {throw new UsageError('--max-watches: must be a whole number');}
+  if (!Number.isInteger(maxWatches) || maxWatches < 0) {
+    throw new UsageError('--max-watches: must be a whole number');
+  }
   return {
     source: v.source,
     target: v.target,
@@ -80,11 +117,18 @@ export async function replicateMain(argv: string[]): Promise<number> {
     throw e;
   }
   const r = new Replicator({ ...opts, log });
-  log.info('replicator starting', { source: opts.source, target: opts.target, retentionMs: opts.retentionMs, pid: process.pid });
+  log.info('replicator starting', {
+    source: opts.source,
+    target: opts.target,
+    retentionMs: opts.retentionMs,
+    pid: process.pid,
+  });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: NodeJS.Signals) => {
-      if (stopping) {return;}
+      if (stopping) {
+        return;
+      }
       stopping = true;
       log.info('stopping', { signal: sig });
       void r.stop().then(() => {

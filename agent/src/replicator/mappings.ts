@@ -43,26 +43,38 @@ export function writableMappings(devices: Set<string>, procRoot = '/proc'): Map<
     } catch {
       continue; // gone, or another user's
     }
-    if (text.length === 0) {continue;}
+    if (text.length === 0) {
+      continue;
+    }
     let pos = 0;
     while (pos < text.length) {
       let end = text.indexOf('\n', pos);
-      if (end < 0) {end = text.length;}
+      if (end < 0) {
+        end = text.length;
+      }
       const line = text.slice(pos, end);
       pos = end + 1;
       // perms are the second field: "rw-s" is shared and writable.
       const sp = line.indexOf(' ');
-      if (line.charCodeAt(sp + 2) !== 0x77 /* w */ || line.charCodeAt(sp + 4) !== 0x73 /* s */) {continue;}
+      if (line.charCodeAt(sp + 2) !== 0x77 /* w */ || line.charCodeAt(sp + 4) !== 0x73 /* s */) {
+        continue;
+      }
       const f = line.split(/\s+/);
       const [majorHex, minorHex] = (f[3] ?? '').split(':');
       const ino = Number(f[4]);
-      if (!ino || majorHex === undefined || minorHex === undefined) {continue;}
+      if (!ino || majorHex === undefined || minorHex === undefined) {
+        continue;
+      }
       const device = `${parseInt(majorHex, 16)}:${parseInt(minorHex, 16)}`;
-      if (!devices.has(device)) {continue;}
+      if (!devices.has(device)) {
+        continue;
+      }
       const key = `${device} ${ino}`;
       const m = out.get(key);
       if (m) {
-        if (!m.pids.includes(Number(pid))) {m.pids.push(Number(pid));}
+        if (!m.pids.includes(Number(pid))) {
+          m.pids.push(Number(pid));
+        }
         continue;
       }
       let comm = '?';

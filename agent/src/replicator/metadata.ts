@@ -43,13 +43,19 @@ let xattrMod: { mod: XattrModule } | { why: string } | undefined;
 
 /** The native module, or why it is not there (not installed, no binary for this platform). */
 export function xattrModule(): { mod: XattrModule } | { why: string } {
-  if (xattrMod !== undefined) {return xattrMod;}
-  if (process.env.VIGIL_NATIVE_XATTR === '0') {return (xattrMod = { why: 'switched off (VIGIL_NATIVE_XATTR=0)' });}
+  if (xattrMod !== undefined) {
+    return xattrMod;
+  }
+  if (process.env.VIGIL_NATIVE_XATTR === '0') {
+    return (xattrMod = { why: 'switched off (VIGIL_NATIVE_XATTR=0)' });
+  }
   try {
     // A plain require with a computed name: the single-file build leaves it out and falls back.
     xattrMod = { mod: require(require.resolve(XATTR_MODULE)) as XattrModule };
   } catch (e) {
-    xattrMod = { why: `the module ${XATTR_MODULE} is not available on this machine (${(e as Error).message.split('\n')[0]})` };
+    xattrMod = {
+      why: `the module ${XATTR_MODULE} is not available on this machine (${(e as Error).message.split('\n')[0]})`,
+    };
   }
   return xattrMod;
 }
@@ -70,7 +76,9 @@ const idFiles = new Map<string, IdFile>();
 
 function idFile(file: string, now = Date.now()): IdFile {
   let f = idFiles.get(file);
-  if (f && now - f.checkedAt < ID_RECHECK_MS) {return f;}
+  if (f && now - f.checkedAt < ID_RECHECK_MS) {
+    return f;
+  }
   const mtimeMs = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? -1;
   if (f && f.mtimeMs === mtimeMs) {
     f.checkedAt = now;
@@ -86,9 +94,15 @@ function idFile(file: string, now = Date.now()): IdFile {
   for (const line of text.split('\n')) {
     const [name, , id] = line.split(':');
     const n = Number(id);
-    if (!name || id === undefined || id === '' || !Number.isInteger(n)) {continue;}
-    if (!f.byId.has(n)) {f.byId.set(n, name);}
-    if (!f.byName.has(name)) {f.byName.set(name, n);}
+    if (!name || id === undefined || id === '' || !Number.isInteger(n)) {
+      continue;
+    }
+    if (!f.byId.has(n)) {
+      f.byId.set(n, name);
+    }
+    if (!f.byName.has(name)) {
+      f.byName.set(name, n);
+    }
   }
   idFiles.set(file, f);
   return f;
@@ -118,9 +132,15 @@ const O_PATH = 0o10000000;
 /** The native module's errors carry "(os error N)": the errno's name, like node:fs gives. */
 function errnoOf(e: unknown): string {
   const m = /\(os error (\d+)\)/.exec(String((e as Error)?.message));
-  if (!m) {return (e as NodeJS.ErrnoException)?.code ?? 'error';}
+  if (!m) {
+    return (e as NodeJS.ErrnoException)?.code ?? 'error';
+  }
   const n = Number(m[1]);
-  for (const [name, v] of Object.entries(osConstants.errno)) {if (v === n) {return name;}}
+  for (const [name, v] of Object.entries(osConstants.errno)) {
+    if (v === n) {
+      return name;
+    }
+  }
   return `errno ${n}`;
 }
 
@@ -130,18 +150,24 @@ function errnoOf(e: unknown): string {
  * last name itself must be UTF-8. The module never follows a last symbolic link.
  */
 function withTextPath<T>(p: FsPath, fn: (s: string) => T): T {
-  if (typeof p === 'string') {return fn(p);}
+  if (typeof p === 'string') {
+    return fn(p);
+  }
   try {
     return fn(utf8.decode(p));
   } catch (e) {
-    if (!(e instanceof TypeError)) {throw e;}
+    if (!(e instanceof TypeError)) {
+      throw e;
+    }
   }
   const cut = p.lastIndexOf(0x2f);
   let last: string;
   try {
     last = utf8.decode(p.subarray(cut + 1));
   } catch {
-    throw Object.assign(new Error('its name is not UTF-8, which the extended-attribute module cannot take'), { code: 'ENAMEUTF8' });
+    throw Object.assign(new Error('its name is not UTF-8, which the extended-attribute module cannot take'), {
+      code: 'ENAMEUTF8',
+    });
   }
   const fd = fs.openSync(cut <= 0 ? Buffer.from('/') : p.subarray(0, cut), O_PATH | fs.constants.O_DIRECTORY);
   try {
@@ -160,22 +186,39 @@ const warnedOnce = new Set<string>();
  * Owner, group and extended attributes of `abs` (a path the system accepts: see viaShort), whose
  * lstat gave `uid` and `gid`. Never throws: what cannot be read is said in `xe`.
  */
-export function readMetadata(abs: FsPath, uid: number, gid: number, warn?: (msg: string, fields: Record<string, unknown>) => void): Metadata {
+export function readMetadata(
+  abs: FsPath,
+  uid: number,
+  gid: number,
+  warn?: (msg: string, fields: Record<string, unknown>) => void
+): Metadata {
   const out: Metadata = { u: uid, g: gid };
   const un = userName(uid);
   const gn = groupName(gid);
-  if (un !== undefined) {out.un = un;}
-  if (gn !== undefined) {out.gn = gn;}
+  if (un !== undefined) {
+    out.un = un;
+  }
+  if (gn !== undefined) {
+    out.gn = gn;
+  }
   const x = readXattrs(abs);
   if ('x' in x) {
-    if (Object.keys(x.x).length > 0) {out.x = x.x;}
-    if (x.partial) {out.xe = x.partial;}
+    if (Object.keys(x.x).length > 0) {
+      out.x = x.x;
+    }
+    if (x.partial) {
+      out.xe = x.partial;
+    }
   } else {
     out.xe = x.why;
     if (x.once) {
-      if (!warnedOnce.has(x.why)) {warn?.('extended attributes are not captured', { why: x.why });}
+      if (!warnedOnce.has(x.why)) {
+        warn?.('extended attributes are not captured', { why: x.why });
+      }
       warnedOnce.add(x.why);
-    } else {warn?.('extended attributes not captured', { why: x.why });}
+    } else {
+      warn?.('extended attributes not captured', { why: x.why });
+    }
   }
   return out;
 }
@@ -184,7 +227,9 @@ type XattrRead = { x: Record<string, string>; partial?: string } | { why: string
 
 function readXattrs(abs: FsPath): XattrRead {
   const m = xattrModule();
-  if (!('mod' in m)) {return { why: `not read: ${m.why}`, once: true };}
+  if (!('mod' in m)) {
+    return { why: `not read: ${m.why}`, once: true };
+  }
   const mod = m.mod;
   try {
     return withTextPath(abs, (s) => {
@@ -194,7 +239,9 @@ function readXattrs(abs: FsPath): XattrRead {
       } catch (e) {
         const code = errnoOf(e);
         // A file system without extended attributes has none to lose.
-        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') {return { x: {} };}
+        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
+          return { x: {} };
+        }
         return { why: `not read: listing them failed (${code})` };
       }
       const x: Record<string, string> = {};
@@ -208,7 +255,9 @@ function readXattrs(abs: FsPath): XattrRead {
           failed.push(`${name} (${errnoOf(e)})`);
           continue;
         }
-        if (v === null) {continue;} // removed since the listing
+        if (v === null) {
+          continue;
+        } // removed since the listing
         bytes += Buffer.byteLength(name) + v.length;
         if (bytes > XATTR_MAX_BYTES) {
           return { why: `not captured: too large (more than ${XATTR_MAX_BYTES} bytes of names and values)` };
@@ -225,11 +274,15 @@ function readXattrs(abs: FsPath): XattrRead {
 
 /** Whether a record already says what `m` says (a record without owner predates these keys). */
 export function sameMetadata(e: RecordedMetadata, m: Metadata): boolean {
-  if (e.u !== m.u || e.g !== m.g || e.un !== m.un || e.gn !== m.gn || e.xe !== m.xe) {return false;}
+  if (e.u !== m.u || e.g !== m.g || e.un !== m.un || e.gn !== m.gn || e.xe !== m.xe) {
+    return false;
+  }
   const a = e.x ?? {};
   const b = m.x ?? {};
   const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) {return false;}
+  if (ka.length !== Object.keys(b).length) {
+    return false;
+  }
   return ka.every((k) => a[k] === b[k]);
 }
 
@@ -252,12 +305,26 @@ export function metadataNotRead(uid: number, gid: number, code: string): Metadat
 export function checkMetadataKeys(o: Record<string, unknown>): string | undefined {
   const id = (v: unknown) => v === undefined || (Number.isInteger(v) && (v as number) >= 0);
   const str = (v: unknown) => v === undefined || typeof v === 'string';
-  if (!id(o.u)) {return 'u: expected a non-negative integer';}
-  if (!id(o.g)) {return 'g: expected a non-negative integer';}
-  for (const k of ['un', 'gn', 'xe']) {if (!str(o[k])) {return `${k}: expected a string`;}}
+  if (!id(o.u)) {
+    return 'u: expected a non-negative integer';
+  }
+  if (!id(o.g)) {
+    return 'g: expected a non-negative integer';
+  }
+  for (const k of ['un', 'gn', 'xe']) {
+    if (!str(o[k])) {
+      return `${k}: expected a string`;
+    }
+  }
   if (o.x !== undefined) {
-    if (o.x === null || typeof o.x !== 'object' || Array.isArray(o.x)) {return 'x: expected an object';}
-    for (const v of Object.values(o.x)) {if (typeof v !== 'string') {return 'x: expected base64 strings';}}
+    if (o.x === null || typeof o.x !== 'object' || Array.isArray(o.x)) {
+      return 'x: expected an object';
+    }
+    for (const v of Object.values(o.x)) {
+      if (typeof v !== 'string') {
+        return 'x: expected base64 strings';
+      }
+    }
   }
   return undefined;
 }
@@ -273,7 +340,9 @@ export interface ApplyOptions {
 
 /** The uid and gid to give a restored path: by name where it resolves here, unless numericIds. */
 export function ownerFor(e: RecordedMetadata, numericIds = false): { uid: number; gid: number } | undefined {
-  if (e.u === undefined || e.g === undefined) {return undefined;}
+  if (e.u === undefined || e.g === undefined) {
+    return undefined;
+  }
   const uid = !numericIds && e.un !== undefined ? (userId(e.un) ?? e.u) : e.u;
   const gid = !numericIds && e.gn !== undefined ? (groupId(e.gn) ?? e.g) : e.g;
   return { uid, gid };
@@ -298,16 +367,24 @@ export function applyMetadata(dest: FsPath, e: RecordedMetadata, o: ApplyOptions
       try {
         fs.lchownSync(dest, owner.uid, owner.gid);
       } catch (err) {
-        problems.push(`owner ${describeOwner(owner.uid, owner.gid, e)} not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        problems.push(
+          `owner ${describeOwner(owner.uid, owner.gid, e)} not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+        );
       }
     } else {
       const st = fs.lstatSync(dest);
-      if (st.uid !== owner.uid || st.gid !== owner.gid) {problems.push(`owner ${describeOwner(owner.uid, owner.gid, e)} not restored: not root`);}
+      if (st.uid !== owner.uid || st.gid !== owner.gid) {
+        problems.push(`owner ${describeOwner(owner.uid, owner.gid, e)} not restored: not root`);
+      }
     }
   }
-  if (e.xe !== undefined) {problems.push(`extended attributes ${e.xe}`);}
+  if (e.xe !== undefined) {
+    problems.push(`extended attributes ${e.xe}`);
+  }
   const names = e.x ? Object.keys(e.x) : [];
-  if (names.length === 0) {return problems;}
+  if (names.length === 0) {
+    return problems;
+  }
   const m = xattrModule();
   if (!('mod' in m)) {
     problems.push(`extended attributes (${names.join(', ')}) not restored: ${m.why}`);
@@ -325,7 +402,9 @@ export function applyMetadata(dest: FsPath, e: RecordedMetadata, o: ApplyOptions
     });
   } catch (err) {
     const x = err as NodeJS.ErrnoException;
-    problems.push(`extended attributes (${names.join(', ')}) not restored: ${x.code === 'ENAMEUTF8' ? x.message : (x.code ?? x.message)}`);
+    problems.push(
+      `extended attributes (${names.join(', ')}) not restored: ${x.code === 'ENAMEUTF8' ? x.message : (x.code ?? x.message)}`
+    );
   }
   return problems;
 }

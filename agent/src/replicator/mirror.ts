@@ -15,13 +15,23 @@ const SYNC_COPY_BYTES = 1 << 20;
  * Writes object `h` (of `size` bytes) to `tmp` as a mirror file, owner-only. Returns the new
  * file's inode, or undefined when the object is not in the store (pruned, never stored).
  */
-export async function copyObjectForMirror(layout: StoreLayout, h: string, size: number, tmp: string): Promise<number | undefined> {
+export async function copyObjectForMirror(
+  layout: StoreLayout,
+  h: string,
+  size: number,
+  tmp: string
+): Promise<number | undefined> {
   try {
     const obj = layout.object(h);
-    if (size > SYNC_COPY_BYTES) {await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);}
-    else {fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);}
+    if (size > SYNC_COPY_BYTES) {
+      await fs.promises.copyFile(obj, tmp, fs.constants.COPYFILE_FICLONE);
+    } else {
+      fs.copyFileSync(obj, tmp, fs.constants.COPYFILE_FICLONE);
+    }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined;
+    }
     throw err;
   }
   return owned(tmp);
@@ -32,7 +42,9 @@ export function copyObjectForMirrorSync(layout: StoreLayout, h: string, tmp: str
   try {
     fs.copyFileSync(layout.object(h), tmp, fs.constants.COPYFILE_FICLONE);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined;
+    }
     throw err;
   }
   return owned(tmp);
@@ -57,7 +69,7 @@ export class Mirror {
     private readonly layout: StoreLayout,
     /** The tree it follows (replaced when the journal is replayed). */
     private readonly tree: () => VersionTree,
-    private readonly log: Logger,
+    private readonly log: Logger
   ) {}
 
   private pathOf(p: string): FsPath {
@@ -94,10 +106,16 @@ export class Mirror {
       rmrf(dest);
       return;
     }
-    if (e.op !== 'file') {this.mirrored.delete(p);}
+    if (e.op !== 'file') {
+      this.mirrored.delete(p);
+    }
     if (e.op === 'dir') {
-      if (cur && !cur.isDirectory()) {rmrf(dest);}
-      if (!cur?.isDirectory()) {mkdirp(dest, DIR_MODE);}
+      if (cur && !cur.isDirectory()) {
+        rmrf(dest);
+      }
+      if (!cur?.isDirectory()) {
+        mkdirp(dest, DIR_MODE);
+      }
       return;
     }
     if (cur?.isDirectory()) {
@@ -113,9 +131,13 @@ export class Mirror {
     }
     // Unchanged: the file this replicator put there for this content, still in place.
     const known = this.mirrored.get(p);
-    if (known && cur?.isFile() && known.hash === e.hash && known.ino === cur.ino && cur.nlink === 1) {return;}
+    if (known && cur?.isFile() && known.hash === e.hash && known.ino === cur.ino && cur.nlink === 1) {
+      return;
+    }
     const ino = await copyObjectForMirror(this.layout, e.hash, e.size, tmp);
-    if (ino === undefined) {return;} // pruned or never stored: restore reports it
+    if (ino === undefined) {
+      return;
+    } // pruned or never stored: restore reports it
     viaShort(dest, (d) => fs.renameSync(tmp, d));
     this.mirrored.set(p, { hash: e.hash, ino });
   }
@@ -123,8 +145,14 @@ export class Mirror {
   /** Drops what is known of p and, when it was a directory, of everything under it. */
   private forget(p: string, cur: fs.Stats | undefined): void {
     this.mirrored.delete(p);
-    if (!cur?.isDirectory() || this.mirrored.size === 0) {return;}
-    for (const k of this.mirrored.keys()) {if (k.startsWith(p + '/')) {this.mirrored.delete(k);}}
+    if (!cur?.isDirectory() || this.mirrored.size === 0) {
+      return;
+    }
+    for (const k of this.mirrored.keys()) {
+      if (k.startsWith(p + '/')) {
+        this.mirrored.delete(k);
+      }
+    }
   }
 
   /**
@@ -141,19 +169,32 @@ export class Mirror {
           const name = decodeName(d.name);
           const p = rel === '' ? name : `${rel}/${name}`;
           const e = tree.get(p);
-          if (!e) {rmrf(this.pathOf(p));}
-          else if (d.isDirectory() && e.op === 'dir') {walk(p);}
+          if (!e) {
+            rmrf(this.pathOf(p));
+          } else if (d.isDirectory() && e.op === 'dir') {
+            walk(p);
+          }
         }
       };
       walk('');
-      for (const p of [...tree.keys()].sort()) {await this.sync(p);}
+      for (const p of [...tree.keys()].sort()) {
+        await this.sync(p);
+      }
     } else {
       for (const p of [...touched].sort()) {
         await this.sync(p);
         // A directory that came back holds whatever the tree has under it.
-        if (tree.get(p)?.op === 'dir') {for (const k of [...tree.keys()]) {if (k.startsWith(p + '/')) {await this.sync(k);}}}
+        if (tree.get(p)?.op === 'dir') {
+          for (const k of [...tree.keys()]) {
+            if (k.startsWith(p + '/')) {
+              await this.sync(k);
+            }
+          }
+        }
       }
-      if (touched.size > 0) {this.log.info('mirror repaired after an unclean stop', { paths: touched.size });}
+      if (touched.size > 0) {
+        this.log.info('mirror repaired after an unclean stop', { paths: touched.size });
+      }
     }
     this.writeSeq(seq);
   }

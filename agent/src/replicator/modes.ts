@@ -32,13 +32,19 @@ const octal = (m: number) => (m & 0o7777).toString(8).padStart(4, '0');
 
 function note(t: Tightened, where: string, from: number, to: number): void {
   t.modes++;
-  if (t.examples.length < 10) {t.examples.push(`${where} (${octal(from)} -> ${octal(to)})`);}
+  if (t.examples.length < 10) {
+    t.examples.push(`${where} (${octal(from)} -> ${octal(to)})`);
+  }
 }
 
 /** Removes group and other bits (and set-id bits) from `p` when it has any; symbolic links are left alone. */
 function tighten(p: FsPath, st: fs.Stats, where: string, t: Tightened): void {
-  if (st.isSymbolicLink()) {return;}
-  if ((st.mode & 0o7077) === 0) {return;}
+  if (st.isSymbolicLink()) {
+    return;
+  }
+  if ((st.mode & 0o7077) === 0) {
+    return;
+  }
   const to = st.mode & 0o700;
   viaShort(p, (s) => fs.chmodSync(s, to));
   note(t, where, st.mode, to);
@@ -54,12 +60,16 @@ export function tightenTop(layout: StoreLayout): Tightened {
   for (const name of fs.readdirSync(layout.root)) {
     const p = path.join(layout.root, name);
     const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    if (st) {tighten(p, st, name, t);}
+    if (st) {
+      tighten(p, st, name, t);
+    }
   }
   for (const name of fs.readdirSync(layout.objects)) {
     const p = path.join(layout.objects, name);
     const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    if (st?.isDirectory()) {tighten(p, st, `objects/${name}`, t);}
+    if (st?.isDirectory()) {
+      tighten(p, st, `objects/${name}`, t);
+    }
   }
   return t;
 }
@@ -76,7 +86,9 @@ export function tightenAll(layout: StoreLayout): Tightened {
     try {
       names = viaShort(dir, (s) => fs.readdirSync(s, { encoding: 'buffer' }));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {return;}
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        return;
+      }
       throw e;
     }
     for (const raw of names) {
@@ -84,17 +96,23 @@ export function tightenAll(layout: StoreLayout): Tightened {
       const p = joinFs(dir, name);
       const r = `${rel}/${name}`;
       const st = viaShort(p, (s) => fs.lstatSync(s, { throwIfNoEntry: false }));
-      if (!st) {continue;}
+      if (!st) {
+        continue;
+      }
       if (inMirror && st.isFile() && st.nlink > 1) {
         unlinkCopy(layout, p);
         t.unlinked++;
         continue;
       }
       tighten(p, st, displayPath(r), t);
-      if (st.isDirectory()) {walk(p, r, inMirror);}
+      if (st.isDirectory()) {
+        walk(p, r, inMirror);
+      }
     }
   };
-  for (const top of ['journal', 'objects', 'mirror', 'tmp']) {walk(path.join(layout.root, top), top, top === 'mirror');}
+  for (const top of ['journal', 'objects', 'mirror', 'tmp']) {
+    walk(path.join(layout.root, top), top, top === 'mirror');
+  }
   return t;
 }
 

@@ -37,7 +37,7 @@ export class ChangeQueue {
   constructor(
     /** Told when a retried path is pending again (a batch is due). */
     private readonly kick: () => void,
-    private readonly closing: () => boolean,
+    private readonly closing: () => boolean
   ) {}
 
   /** Paths waiting for a batch. */
@@ -52,10 +52,18 @@ export class ChangeQueue {
    */
   event(p: string, size: number, dirEvent: boolean, now = Date.now()): void {
     const flying = this.inFlight.get(p);
-    if (flying) {flying.dirty = true;}
+    if (flying) {
+      flying.dirty = true;
+    }
     const prev = this.pending.get(p) ?? this.retrying.get(p);
     const dir = prev?.dirEvent || dirEvent;
-    this.pending.set(p, { seenAt: prev?.seenAt ?? now, size, event: true, attempts: prev?.attempts ?? 0, ...(dir ? { dirEvent: dir } : {}) });
+    this.pending.set(p, {
+      seenAt: prev?.seenAt ?? now,
+      size,
+      event: true,
+      attempts: prev?.attempts ?? 0,
+      ...(dir ? { dirEvent: dir } : {}),
+    });
   }
 
   /** Whether `p` is pending or in flight. */
@@ -65,12 +73,16 @@ export class ChangeQueue {
 
   /** Queues `p` unless it is pending or in flight already (a scan's or a check's difference). */
   add(p: string, now: number, size: number, event: boolean): void {
-    if (!this.has(p)) {this.pending.set(p, { seenAt: now, size, event, attempts: 0 });}
+    if (!this.has(p)) {
+      this.pending.set(p, { seenAt: now, size, event, attempts: 0 });
+    }
   }
 
   /** Queues `p` to be looked at again (an unreadable path, on the poll) unless it is pending. */
   again(p: string, now: number): void {
-    if (!this.pending.has(p)) {this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });}
+    if (!this.pending.has(p)) {
+      this.pending.set(p, { seenAt: now, size: 0, event: true, attempts: 0 });
+    }
   }
 
   /** The next batch, moved in flight: at most 128 paths or 64 MiB (but 4 paths), parents first. */
@@ -80,7 +92,9 @@ export class ChangeQueue {
     for (const [p, info] of this.pending) {
       batch.push([p, info]);
       bytes += info.size;
-      if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) {break;}
+      if (batch.length >= BATCH_PATHS || (bytes >= BATCH_BYTES && batch.length >= BATCH_MIN_PATHS)) {
+        break;
+      }
     }
     for (const [p, info] of batch) {
       this.pending.delete(p);
@@ -102,11 +116,17 @@ export class ChangeQueue {
   retry(p: string, info: Pending, delayMs: number): void {
     this.retrying.set(p, info);
     setTimeout(() => {
-      if (this.retrying.get(p) !== info) {return;}
+      if (this.retrying.get(p) !== info) {
+        return;
+      }
       this.retrying.delete(p);
-      if (this.closing()) {return;}
+      if (this.closing()) {
+        return;
+      }
       // Queued even while this batch (which may still hold the path) finishes: batches run one at a time.
-      if (!this.pending.has(p)) {this.pending.set(p, info);}
+      if (!this.pending.has(p)) {
+        this.pending.set(p, info);
+      }
       this.kick();
     }, delayMs);
   }

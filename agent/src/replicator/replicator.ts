@@ -92,7 +92,13 @@ export class Replicator {
   private lastReplicatedAt: number | null = null;
   /** Until the first catch-up finishes: since when changes may be uncaptured. */
   private atRiskBeforeCatchUp: number;
-  private catchUp: ReplicatorStatus['catchUp'] = { startedAt: null, finishedAt: null, scanned: 0, changed: 0, scanMs: null };
+  private catchUp: ReplicatorStatus['catchUp'] = {
+    startedAt: null,
+    finishedAt: null,
+    scanned: 0,
+    changed: 0,
+    scanMs: null,
+  };
   private catchUpOutstanding: Set<string> | null = null;
   private lastPrune: PruneResult | null = null;
   /** Set after an unclean stop: unreferenced objects may be left; the next pruning looks for them. */
@@ -120,22 +126,39 @@ export class Replicator {
       (rel) => this.onEvent(rel),
       (rel) => this.onEvent(rel),
       o.maxWatches,
-      (rel, code) => this.coverage.notCovered(rel, 'unreadable', `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`),
+      (rel, code) =>
+        this.coverage.notCovered(
+          rel,
+          'unreadable',
+          `cannot be read (${code}): changes in it are not seen; the last recorded versions are kept`
+        )
     );
-    this.lease = new LeaseHolder(this.layout, { node: o.node, name: o.name, target: o.target, staleAfterMs: o.leaseStaleAfterMs, log: o.log });
+    this.lease = new LeaseHolder(this.layout, {
+      node: o.node,
+      name: o.name,
+      target: o.target,
+      staleAfterMs: o.leaseStaleAfterMs,
+      log: o.log,
+    });
     this.checkpoints = new Checkpoints(this.layout, o.checkpointEveryMs, CAPTURE_CONCURRENCY);
     this.mirror = new Mirror(this.layout, () => this.tree, o.log);
     this.status = new StatusFile(o.statusFile, () => this.snapshot(), o.log);
-    this.coverage = new Coverage(o.log, () => this.status.schedule(), (p) => this.mapped.has(p));
+    this.coverage = new Coverage(
+      o.log,
+      () => this.status.schedule(),
+      (p) => this.mapped.has(p)
+    );
     this.links = new HardLinks(this.watcher, (p) => this.onEvent(p));
     this.source = new Source(o.source, o.log, (problem, replaced) => {
       this.noteError(`${problem}; nothing is recorded until it is back`);
       // Its watches are on the old directory: a new start watches and catches up with the new one.
-      if (replaced) {this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));}
+      if (replaced) {
+        this.die(new Error(`${problem}; exiting so that a restart watches it afresh`));
+      }
     });
     this.queue = new ChangeQueue(
       () => this.kick(),
-      () => this.closing,
+      () => this.closing
     );
     this.scanner = new Scanner({
       source: this.source,
@@ -167,7 +190,9 @@ export class Replicator {
   }
 
   private logTightened(t: Tightened): void {
-    if (t.modes === 0 && t.unlinked === 0) {return;}
+    if (t.modes === 0 && t.unlinked === 0) {
+      return;
+    }
     this.o.log.warn('store permissions tightened: other users could read it', {
       store: this.o.target,
       entries: t.modes,
@@ -178,7 +203,9 @@ export class Replicator {
 
   /** From the previous run's status: the last moment everything seen was acknowledged. */
   private previousSafePoint(): number | null {
-    if (!this.o.statusFile) {return null;}
+    if (!this.o.statusFile) {
+      return null;
+    }
     try {
       const s = statusSchema.parse(JSON.parse(fs.readFileSync(this.o.statusFile, 'utf8')));
       this.lastChangeAt = s.lastChangeAt ? Date.parse(s.lastChangeAt) : null;
@@ -210,12 +237,17 @@ export class Replicator {
     this.statusTimer = setInterval(() => this.status.write(true), STATUS_EVERY_MS);
     this.status.write(true);
 
-    const lease = await this.lease.take((reason) => {
-      this.state = 'waiting_for_lease';
-      this.message = reason;
-      this.status.write(true);
-    }, () => this.closing);
-    if (!lease || this.closing) {return;}
+    const lease = await this.lease.take(
+      (reason) => {
+        this.state = 'waiting_for_lease';
+        this.message = reason;
+        this.status.write(true);
+      },
+      () => this.closing
+    );
+    if (!lease || this.closing) {
+      return;
+    }
     this.message = null;
     // Renewed from now on, however long the replay and the catch-up take.
     this.every(this.o.leaseRenewMs, () => this.renew());
@@ -230,9 +262,13 @@ export class Replicator {
     await this.exclusive(() => this.checkpoint());
     await this.exclusive(async () => this.journal?.sealLeftovers(this.tree, () => this.closing, this.o.log));
     await this.waitForSource();
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     await this.catchUpScan();
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
 
     this.every(this.o.pollEveryMs, () => this.pollLimited());
     this.scheduleRescan();
@@ -244,14 +280,21 @@ export class Replicator {
   /** Checks source and target, and prepares the store (its hash algorithm is the marker's). */
   private openStore(): HashAlgorithm {
     const st = fs.statSync(this.o.source, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) {throw new Error(`source ${this.o.source} is not a directory`);}
+    if (!st?.isDirectory()) {
+      throw new Error(`source ${this.o.source} is not a directory`);
+    }
     const src = fs.realpathSync(this.o.source);
     fs.mkdirSync(this.o.target, { recursive: true });
     const tgt = fs.realpathSync(this.o.target);
-    if (within(tgt, src) || within(src, tgt)) {throw new Error(`source ${src} and target ${tgt} must not contain each other`);}
+    if (within(tgt, src) || within(src, tgt)) {
+      throw new Error(`source ${src} and target ${tgt} must not contain each other`);
+    }
     const hash = prepareStore(this.layout, this.o.hash ?? 'auto');
     if (this.o.hash !== undefined && this.o.hash !== 'auto' && this.o.hash !== hash) {
-      this.o.log.warn('the store keeps the hash algorithm it was created with', { store: hash, requested: this.o.hash });
+      this.o.log.warn('the store keeps the hash algorithm it was created with', {
+        store: hash,
+        requested: this.o.hash,
+      });
     }
     return hash;
   }
@@ -271,15 +314,23 @@ export class Replicator {
         // Unreadable is not empty: nothing is recorded until it can be read.
         problem = `source ${this.o.source} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); waiting`;
       }
-      if (problem === null || this.closing) {break;}
+      if (problem === null || this.closing) {
+        break;
+      }
       if (this.source.problem !== problem) {
         this.source.problem = problem;
-        this.o.log.error('not recording: the source is not available', { source: this.o.source, problem, knownPaths: this.tree.size });
+        this.o.log.error('not recording: the source is not available', {
+          source: this.o.source,
+          problem,
+          knownPaths: this.tree.size,
+        });
         this.status.write(true);
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     this.source.problem = null;
     const rootStat = fs.statSync(this.o.source);
     this.source.id = { dev: rootStat.dev, ino: rootStat.ino };
@@ -295,7 +346,9 @@ export class Replicator {
     this.watcher.add('');
     const outstanding = this.catchUpOutstanding;
     const found = await this.exclusive(() => this.scan('', outstanding));
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     this.catchUp.scanned = found.scanned;
     this.catchUp.changed = found.changed;
     this.catchUp.scanMs = Date.now() - t0;
@@ -313,17 +366,33 @@ export class Replicator {
    */
   private scheduleVerify(): void {
     const every = this.o.verifyEveryMs ?? 0;
-    if (every <= 0 || this.closing) {return;}
+    if (every <= 0 || this.closing) {
+      return;
+    }
     this.verifyTimer = setTimeout(() => {
       verifyStore(this.o.target, { pace: { workMs: 20, restMs: 20 }, cancelled: () => this.closing })
         .then((r) => {
           this.lastVerify = verifySummary(r);
-          if (r.ok) {this.o.log.info('store verified', { problems: 0, ms: r.ms, records: r.checked.records, objects: r.checked.objects });}
-          else {this.o.log.error('store verify found problems', { problems: r.problems.length, first: r.problems.slice(0, 5).map((p) => p.message), ms: r.ms });}
+          if (r.ok) {
+            this.o.log.info('store verified', {
+              problems: 0,
+              ms: r.ms,
+              records: r.checked.records,
+              objects: r.checked.objects,
+            });
+          } else {
+            this.o.log.error('store verify found problems', {
+              problems: r.problems.length,
+              first: r.problems.slice(0, 5).map((p) => p.message),
+              ms: r.ms,
+            });
+          }
           this.status.write(true);
         })
         .catch((e: unknown) => {
-          if (e instanceof VerifyCancelled) {return;}
+          if (e instanceof VerifyCancelled) {
+            return;
+          }
           this.o.log.warn('store verify failed', { error: e });
           this.noteError(`verify: ${(e as Error).message}`);
         })
@@ -337,7 +406,9 @@ export class Replicator {
    * full scan took, so that it costs at most 1 % of the time on a huge tree.
    */
   private scheduleRescan(): void {
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     const wait = Math.max(this.o.rescanEveryMs, 100 * this.scanner.lastFullScanMs);
     this.rescanTimer = setTimeout(() => {
       void this.exclusive(() => this.scan('', null))
@@ -353,7 +424,9 @@ export class Replicator {
 
   private noteError(msg: string): void {
     this.errors.push(`${new Date().toISOString()} ${msg}`);
-    if (this.errors.length > 20) {this.errors.shift();}
+    if (this.errors.length > 20) {
+      this.errors.shift();
+    }
   }
 
   // ---- the journal and the lease ----
@@ -369,9 +442,13 @@ export class Replicator {
     });
     this.journal = opened.journal;
     this.tree = opened.tree;
-    if (opened.unclean) {this.garbageLikely = true;}
+    if (opened.unclean) {
+      this.garbageLikely = true;
+    }
     const lost = this.checkpoints.recover(opened.unsynced, (msg) => this.noteError(msg), this.o.log);
-    if (lost > 0) {this.garbageLikely = true;}
+    if (lost > 0) {
+      this.garbageLikely = true;
+    }
     // Objects were lost, so the mirror's links may be too, whatever mirror.seq says: rebuild it.
     await this.mirror.repair(lost > 0 ? null : opened.touched, this.journal.lastSeq);
   }
@@ -379,23 +456,32 @@ export class Replicator {
   /** Seals the current segment and starts the next (at 64 MiB, or when it is older than the pruning period). */
   private async rollIfDue(): Promise<void> {
     const journal = this.journal;
-    if (!journal || this.closing || !journal.rollDue(this.o.pruneEveryMs)) {return;}
+    if (!journal || this.closing || !journal.rollDue(this.o.pruneEveryMs)) {
+      return;
+    }
     // Inline contents are dropped at sealing: the checkpoint makes their objects durable first.
     await this.checkpoint();
     journal.roll(this.tree);
   }
 
   private renew(): void {
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     const r = this.lease.renew();
-    if (r === 'lost') {this.die(new Error(LEASE_LOST));}
-    else if (r instanceof Error) {this.noteError(`lease renewal failed: ${r.message}`);}
+    if (r === 'lost') {
+      this.die(new Error(LEASE_LOST));
+    } else if (r instanceof Error) {
+      this.noteError(`lease renewal failed: ${r.message}`);
+    }
   }
 
   // ---- seeing changes ----
 
   private onEvent(rel: string): void {
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     const now = Date.now();
     this.lastChangeAt = now;
     const st = this.source.lstat(rel);
@@ -413,7 +499,9 @@ export class Replicator {
       this.noteError(`change notifications may have been lost (${why}); the whole tree is compared again`);
     }
     this.lastEventsLost = now;
-    if (this.rescanQueued) {return;}
+    if (this.rescanQueued) {
+      return;
+    }
     this.rescanQueued = true;
     void this.exclusive(async () => {
       this.rescanQueued = false;
@@ -437,9 +525,13 @@ export class Replicator {
    * watch on their inode, files mapped for writing.
    */
   private pollLimited(): void {
-    if (this.state === 'catching_up' || this.closing) {return;}
+    if (this.state === 'catching_up' || this.closing) {
+      return;
+    }
     void this.exclusive(async () => {
-      for (const d of [...this.watcher.polled.keys()]) {await this.scan(d, null);}
+      for (const d of [...this.watcher.polled.keys()]) {
+        await this.scan(d, null);
+      }
       // Readable again (permissions changed back): watched afresh and compared.
       for (const d of [...this.coverage.unreadableDirs]) {
         let ok = false;
@@ -449,21 +541,31 @@ export class Replicator {
         } catch {
           ok = false;
         }
-        if (!ok) {continue;}
+        if (!ok) {
+          continue;
+        }
         this.coverage.unreadableDirs.delete(d);
         this.coverage.covered(d);
         this.watcher.remove(d);
-        if (this.watcher.polledRoot(d) === undefined) {this.watcher.add(d);}
+        if (this.watcher.polledRoot(d) === undefined) {
+          this.watcher.add(d);
+        }
         await this.scan(d, null);
       }
       const now = Date.now();
       for (const [p, u] of this.coverage.paths) {
-        if (u.kind === 'unreadable' && !this.coverage.unreadableDirs.has(p)) {this.queue.again(p, now);}
+        if (u.kind === 'unreadable' && !this.coverage.unreadableDirs.has(p)) {
+          this.queue.again(p, now);
+        }
       }
-      for (const p of this.links.polledPaths()) {this.recheck(p, now);}
+      for (const p of this.links.polledPaths()) {
+        this.recheck(p, now);
+      }
       this.checkMappings(now);
       this.lastPollAt = now;
-      if (this.queue.waiting > 0) {this.kick();}
+      if (this.queue.waiting > 0) {
+        this.kick();
+      }
     }).catch((e: unknown) => this.die(e));
   }
 
@@ -471,7 +573,9 @@ export class Replicator {
   private recheck(p: string, now: number, always = false): void {
     const st = this.source.lstat(p);
     const e = this.tree.get(p);
-    if (!always && st instanceof fs.Stats && unchanged(e, st)) {return;}
+    if (!always && st instanceof fs.Stats && unchanged(e, st)) {
+      return;
+    }
     this.queue.add(p, now, st instanceof fs.Stats ? st.size : 0, true);
   }
 
@@ -482,7 +586,11 @@ export class Replicator {
    */
   private checkMappings(now: number): void {
     const { found, dropped } = this.mapped.check(this.tree, this.source.id?.dev, this.o.pollEveryMs);
-    for (const p of dropped) {if (this.coverage.paths.get(p)?.kind === 'mapped') {this.coverage.covered(p);}}
+    for (const p of dropped) {
+      if (this.coverage.paths.get(p)?.kind === 'mapped') {
+        this.coverage.covered(p);
+      }
+    }
     for (const [p, reason] of found) {
       // At risk since the last check, not since it was first found: each check reads it.
       this.coverage.mapped(p, reason, this.lastPollAt ?? now);
@@ -492,7 +600,9 @@ export class Replicator {
 
   /** Holds the queue while the source is unavailable, and looks again in a second. */
   private block(): void {
-    if (this.blocked) {return;}
+    if (this.blocked) {
+      return;
+    }
     this.blocked = setTimeout(() => {
       this.blocked = undefined;
       this.kick();
@@ -508,14 +618,18 @@ export class Replicator {
   }
 
   private kick(): void {
-    if (this.draining || this.closing || !this.journal || this.blocked) {return;}
+    if (this.draining || this.closing || !this.journal || this.blocked) {
+      return;
+    }
     this.draining = true;
     setImmediate(() => {
       void this.exclusive(() => this.drain())
         .catch((e: unknown) => this.die(e))
         .finally(() => {
           this.draining = false;
-          if (this.queue.waiting > 0 && !this.closing) {this.kick();}
+          if (this.queue.waiting > 0 && !this.closing) {
+            this.kick();
+          }
         });
     });
   }
@@ -530,7 +644,9 @@ export class Replicator {
       await this.rollIfDue();
       this.status.schedule();
       // A long burst must not pile up objects without fsync: checkpoint on time, inside it.
-      if (this.checkpoints.needed) {await this.checkpoint();}
+      if (this.checkpoints.needed) {
+        await this.checkpoint();
+      }
     }
   }
 
@@ -542,11 +658,15 @@ export class Replicator {
     const acked = await journal.append(out.changes);
     await this.acknowledged(batch, acked);
     for (const d of out.newDirs) {
-      if (this.watcher.polledRoot(d) === undefined) {this.watcher.add(d);}
+      if (this.watcher.polledRoot(d) === undefined) {
+        this.watcher.add(d);
+      }
       await this.scan(d, this.catchUpOutstanding);
     }
     if (this.catchUpOutstanding) {
-      for (const [p] of batch) {this.catchUpOutstanding.delete(p);}
+      for (const [p] of batch) {
+        this.catchUpOutstanding.delete(p);
+      }
       this.checkCaughtUp();
     }
   }
@@ -557,21 +677,37 @@ export class Replicator {
     const ackedPaths = new Set<string>();
     for (const c of acked) {
       const p = pathOfChange(c);
-      if (p !== undefined) {ackedPaths.add(p);}
+      if (p !== undefined) {
+        ackedPaths.add(p);
+      }
     }
     for (const [p, info] of batch) {
       this.queue.done(p);
-      if (info.event && ackedPaths.has(p)) {this.latencies.add(ackAt - info.seenAt);}
+      if (info.event && ackedPaths.has(p)) {
+        this.latencies.add(ackAt - info.seenAt);
+      }
     }
-    if (acked.length > 0) {this.lastReplicatedAt = ackAt;}
-    for (const p of ackedPaths) {await this.mirror.sync(p);}
-    if (!this.closing) {this.checkpoints.schedule(() => void this.exclusive(() => this.checkpoint()).catch((e: unknown) => this.die(e)));}
-    if (acked.length > 0) {this.mirror.writeSeq((this.journal as OpenJournal).lastSeq);}
+    if (acked.length > 0) {
+      this.lastReplicatedAt = ackAt;
+    }
+    for (const p of ackedPaths) {
+      await this.mirror.sync(p);
+    }
+    if (!this.closing) {
+      this.checkpoints.schedule(() => void this.exclusive(() => this.checkpoint()).catch((e: unknown) => this.die(e)));
+    }
+    if (acked.length > 0) {
+      this.mirror.writeSeq((this.journal as OpenJournal).lastSeq);
+    }
   }
 
   private checkCaughtUp(): void {
-    if (!this.catchUpOutstanding || this.catchUp.scanMs === null) {return;}
-    if (this.catchUpOutstanding.size > 0) {return;}
+    if (!this.catchUpOutstanding || this.catchUp.scanMs === null) {
+      return;
+    }
+    if (this.catchUpOutstanding.size > 0) {
+      return;
+    }
     this.catchUpOutstanding = null;
     this.catchUp.finishedAt = new Date().toISOString();
     this.state = 'watching';
@@ -582,7 +718,9 @@ export class Replicator {
   /** A checkpoint (checkpoint.ts); the mirror is current up to its sync record. */
   private async checkpoint(): Promise<void> {
     const journal = this.journal;
-    if (journal && (await this.checkpoints.run(journal))) {this.mirror.writeSeq(journal.lastSeq);}
+    if (journal && (await this.checkpoints.run(journal))) {
+      this.mirror.writeSeq(journal.lastSeq);
+    }
   }
 
   // ---- retention ----
@@ -590,17 +728,23 @@ export class Replicator {
   async prune(now = Date.now()): Promise<PruneResult | null> {
     return this.exclusive(async () => {
       const journal = this.journal;
-      if (!journal || this.closing) {return null;}
+      if (!journal || this.closing) {
+        return null;
+      }
       await this.rollIfDue();
       if (this.garbageLikely) {
         this.garbageLikely = false;
         this.batches.forgetVerified();
         const g = collectGarbage(this.layout, resolveChain(this.layout.root), []);
-        if (g.objectsRemoved > 0) {this.o.log.info('unreferenced objects removed', g);}
+        if (g.objectsRemoved > 0) {
+          this.o.log.info('unreferenced objects removed', g);
+        }
       }
       const cutoff = now - this.o.retentionMs;
       const out = journal.prune(cutoff);
-      if (!out) {return null;}
+      if (!out) {
+        return null;
+      }
       this.batches.forgetVerified();
       this.lastPrune = out;
       this.o.log.info('retention: pruned', { ...out, cutoff: iso(cutoff), earliest: iso(out.earliest) });
@@ -650,9 +794,13 @@ export class Replicator {
    * status, which says why: the process exits at once.
    */
   async stop(failure?: unknown): Promise<void> {
-    if (this.closing) {return;}
+    if (this.closing) {
+      return;
+    }
     this.closing = true;
-    for (const t of this.timers) {clearInterval(t);}
+    for (const t of this.timers) {
+      clearInterval(t);
+    }
     this.watcher.closeAll();
     if (this.journal && failure === undefined) {
       const rest = this.exclusive(async () => {
@@ -668,13 +816,23 @@ export class Replicator {
     if (failure !== undefined) {
       this.state = 'failed';
       this.message = `stopped on an error: ${failure instanceof Error ? failure.message : String(failure)}`;
-    } else {this.state = 'stopped';}
-    if (this.statusTimer) {clearInterval(this.statusTimer);}
+    } else {
+      this.state = 'stopped';
+    }
+    if (this.statusTimer) {
+      clearInterval(this.statusTimer);
+    }
     this.status.cancel();
     this.checkpoints.cancel();
-    if (this.rescanTimer) {clearTimeout(this.rescanTimer);}
-    if (this.verifyTimer) {clearTimeout(this.verifyTimer);}
-    if (this.blocked) {clearTimeout(this.blocked);}
+    if (this.rescanTimer) {
+      clearTimeout(this.rescanTimer);
+    }
+    if (this.verifyTimer) {
+      clearTimeout(this.verifyTimer);
+    }
+    if (this.blocked) {
+      clearTimeout(this.blocked);
+    }
     this.status.write(true);
     this.fatal = undefined;
   }

@@ -15,7 +15,9 @@ const LATENCY_SAMPLES = 10_000;
 export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 function percentile(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) {return null;}
+  if (sorted.length === 0) {
+    return null;
+  }
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
@@ -25,12 +27,19 @@ export class Latencies {
 
   add(ms: number): void {
     this.samples.push(ms);
-    if (this.samples.length > LATENCY_SAMPLES) {this.samples.splice(0, this.samples.length - LATENCY_SAMPLES);}
+    if (this.samples.length > LATENCY_SAMPLES) {
+      this.samples.splice(0, this.samples.length - LATENCY_SAMPLES);
+    }
   }
 
   summary(): ReplicatorStatus['latency'] {
     const sorted = [...this.samples].sort((a, b) => a - b);
-    return { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted[sorted.length - 1] ?? null };
+    return {
+      count: sorted.length,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted[sorted.length - 1] ?? null,
+    };
   }
 }
 
@@ -65,12 +74,24 @@ export interface StatusParts {
 
 export function statusOf(s: StatusParts): ReplicatorStatus {
   let oldest: number | null = null;
-  for (const v of s.queued) {if (oldest === null || v.seenAt < oldest) {oldest = v.seenAt;}}
+  for (const v of s.queued) {
+    if (oldest === null || v.seenAt < oldest) {
+      oldest = v.seenAt;
+    }
+  }
   // A known blind spot is never "lag 0": what is not covered is at risk since it stopped being.
   const uncovered = s.coverage.oldest();
-  if (uncovered !== null && (oldest === null || uncovered < oldest)) {oldest = uncovered;}
+  if (uncovered !== null && (oldest === null || uncovered < oldest)) {
+    oldest = uncovered;
+  }
   // What is only scanned on a timer (a watch limit, hard links without a watch) is at risk since the last scan.
-  if ((s.polled.length > 0 || s.polledInodes > 0) && s.lastPollAt !== null && (oldest === null || s.lastPollAt < oldest)) {oldest = s.lastPollAt;}
+  if (
+    (s.polled.length > 0 || s.polledInodes > 0) &&
+    s.lastPollAt !== null &&
+    (oldest === null || s.lastPollAt < oldest)
+  ) {
+    oldest = s.lastPollAt;
+  }
   // Until a first catch-up finished, what changed while nothing ran is at risk too.
   const atRisk = s.atRiskBeforeCatchUp === null ? oldest : Math.min(s.atRiskBeforeCatchUp, oldest ?? Infinity);
   const notCovered = [...s.coverage.paths.entries()]
@@ -78,14 +99,17 @@ export function statusOf(s: StatusParts): ReplicatorStatus {
     .slice(0, NOT_COVERED_LISTED)
     .map(([p, u]) => ({ path: p, reason: u.reason, since: iso(u.since) as string }));
   let bytes = 0;
-  for (const v of s.queued) {bytes += v.size;}
+  for (const v of s.queued) {
+    bytes += v.size;
+  }
   return {
     format: 1,
     pid: process.pid,
     name: s.name,
     writtenAt: new Date().toISOString(),
     state: s.state,
-    message: s.problem ?? notCoveredMessage(s.coverage.paths.size, notCovered) ?? watchLimitMessage(s.polled, s.pollEveryMs),
+    message:
+      s.problem ?? notCoveredMessage(s.coverage.paths.size, notCovered) ?? watchLimitMessage(s.polled, s.pollEveryMs),
     source: s.source,
     target: s.target,
     lastChangeAt: iso(s.lastChangeAt),
@@ -99,14 +123,21 @@ export function statusOf(s: StatusParts): ReplicatorStatus {
     catchUp: s.catchUp,
     journal: s.journal,
     latency: s.latency,
-    lastPrune: s.lastPrune ? { ...s.lastPrune, cutoff: iso(s.lastPrune.cutoff) as string, earliest: iso(s.lastPrune.earliest) as string } : null,
+    lastPrune: s.lastPrune
+      ? { ...s.lastPrune, cutoff: iso(s.lastPrune.cutoff) as string, earliest: iso(s.lastPrune.earliest) as string }
+      : null,
     errors: [...s.errors],
     verify: s.verify,
   };
 }
 
-function notCoveredMessage(count: number, listed: Array<{ path: string; reason: string; since: string }>): string | null {
-  if (listed.length === 0) {return null;}
+function notCoveredMessage(
+  count: number,
+  listed: Array<{ path: string; reason: string; since: string }>
+): string | null {
+  if (listed.length === 0) {
+    return null;
+  }
   const first = listed
     .slice(0, 3)
     .map((u) => `${u.path} (${u.reason}, since ${u.since})`)
@@ -115,7 +146,9 @@ function notCoveredMessage(count: number, listed: Array<{ path: string; reason: 
 }
 
 function watchLimitMessage(polled: WatchLimit[], pollEveryMs: number): string | null {
-  if (polled.length === 0) {return null;}
+  if (polled.length === 0) {
+    return null;
+  }
   const every = pollEveryMs < 1000 ? `${pollEveryMs} ms` : `${Math.round(pollEveryMs / 1000)} s`;
   const first = polled
     .slice(0, 3)
@@ -132,12 +165,16 @@ export class StatusFile {
   constructor(
     private readonly file: string | undefined,
     private readonly status: () => ReplicatorStatus,
-    private readonly log: Logger,
+    private readonly log: Logger
   ) {}
 
   write(force: boolean): void {
-    if (!this.file) {return;}
-    if (!force && Date.now() - this.writtenAt < STATUS_MIN_GAP_MS) {return;}
+    if (!this.file) {
+      return;
+    }
+    if (!force && Date.now() - this.writtenAt < STATUS_MIN_GAP_MS) {
+      return;
+    }
     this.writtenAt = Date.now();
     const tmp = `${this.file}.${process.pid}.tmp`;
     try {
@@ -151,8 +188,9 @@ export class StatusFile {
   /** Writes now, or as soon as 100 ms have passed since the last write. */
   schedule(): void {
     const wait = STATUS_MIN_GAP_MS - (Date.now() - this.writtenAt);
-    if (wait <= 0) {this.write(false);}
-    else if (!this.pending) {
+    if (wait <= 0) {
+      this.write(false);
+    } else if (!this.pending) {
       this.pending = setTimeout(() => {
         this.pending = undefined;
         this.write(false);
@@ -161,6 +199,8 @@ export class StatusFile {
   }
 
   cancel(): void {
-    if (this.pending) {clearTimeout(this.pending);}
+    if (this.pending) {
+      clearTimeout(this.pending);
+    }
   }
 }

@@ -36,13 +36,19 @@ export class RestoreError extends Error {}
 /** "now", an ISO 8601 time, milliseconds since the epoch, or "-DURATION" (that long ago). */
 export function parseTime(s: string, now = Date.now()): number | undefined {
   const t = s.trim();
-  if (t === 'now') {return now;}
+  if (t === 'now') {
+    return now;
+  }
   if (t.startsWith('-')) {
     const d = parseDuration(t.slice(1));
     return d === undefined ? undefined : now - d;
   }
-  if (/^\d{12,}$/.test(t)) {return Number(t);}
-  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) {return undefined;}
+  if (/^\d{12,}$/.test(t)) {
+    return Number(t);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    return undefined;
+  }
   const ms = Date.parse(t);
   return Number.isNaN(ms) ? undefined : ms;
 }
@@ -50,7 +56,9 @@ export function parseTime(s: string, now = Date.now()): number | undefined {
 /** A relative path inside the tree: no leading '/', no '..', no empty parts. */
 export function normalisePath(p: string): string {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');
-  if (parts.some((x) => x === '..')) {throw new RestoreError(`--path ${JSON.stringify(p)}: must not contain ".."`);}
+  if (parts.some((x) => x === '..')) {
+    throw new RestoreError(`--path ${JSON.stringify(p)}: must not contain ".."`);
+  }
   return parts.join('/');
 }
 
@@ -68,7 +76,10 @@ export function loadJournal(store: string): { layout: StoreLayout; chain: Chain;
   } catch (e) {
     throw new RestoreError(`cannot read the journal of ${store}: ${(e as Error).message}`);
   }
-  const warnings = [...chain.problems.map((p) => `journal: ${p}`), ...chain.ignored.map((i) => `journal: ${i.name} is not part of the journal (${i.why})`)];
+  const warnings = [
+    ...chain.problems.map((p) => `journal: ${p}`),
+    ...chain.ignored.map((i) => `journal: ${i.name} is not part of the journal (${i.why})`),
+  ];
   return { layout, chain, warnings };
 }
 
@@ -76,7 +87,11 @@ function noteDamage(damage: SegmentDamage[], warnings: string[]): void {
   for (const d of damage) {
     warnings.push(...describeDamage(d));
     // The writer may be appending right now: an incomplete last record is normal then.
-    if (d.tail) {warnings.push(`journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`);}
+    if (d.tail) {
+      warnings.push(
+        `journal: ignored ${d.tail.bytes} bytes after the last complete record of ${d.segment} (${d.tail.damage})`
+      );
+    }
   }
 }
 
@@ -90,22 +105,30 @@ export function treeAtTime(chain: Chain, at: number, warnings: string[] = []): T
   const start = chain.segments[0] ? (chain.segments[0] as { first: number }).first - 1 : -Infinity;
   for (let i = chain.snapshots.length - 1; i >= 0; i--) {
     const s = chain.snapshots[i] as SnapshotFile;
-    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) {continue;}
+    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) {
+      continue;
+    }
     const h = readSnapshotHeader(s);
-    if (!h || h.at > at) {continue;}
+    if (!h || h.at > at) {
+      continue;
+    }
     const snap = readSnapshot(s);
-    if (!snap) {continue;}
+    if (!snap) {
+      continue;
+    }
     tree = snap.tree;
     from = s.upTo;
     break;
   }
   noteDamage(
     forEachRecord(chain, from, (r) => {
-      if (r.at > at) {return true;}
+      if (r.at > at) {
+        return true;
+      }
       apply(tree, r);
       return false;
     }),
-    warnings,
+    warnings
   );
   return tree;
 }
@@ -155,9 +178,18 @@ const ENTRY_ERRORS = new Set(['EEXIST', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOL
  * Owner, group and extended attributes go first (metadata.ts): chown clears setuid and setgid,
  * and an ACL sets the group bits.
  */
-function applyMetadata(e: Entry, at: { fd?: number; path: FsPath }, mode: number, ctx: { numericIds?: boolean; report: (problem: string) => void }): void {
-  for (const problem of applyOwnerAndXattrs(at.path, e as RecordedMetadata, { numericIds: ctx.numericIds })) {ctx.report(problem);}
-  if (e.op === 'link') {return;}
+function applyMetadata(
+  e: Entry,
+  at: { fd?: number; path: FsPath },
+  mode: number,
+  ctx: { numericIds?: boolean; report: (problem: string) => void }
+): void {
+  for (const problem of applyOwnerAndXattrs(at.path, e as RecordedMetadata, { numericIds: ctx.numericIds })) {
+    ctx.report(problem);
+  }
+  if (e.op === 'link') {
+    return;
+  }
   const t = e.mt / 1000;
   if (at.fd !== undefined) {
     fs.fchmodSync(at.fd, mode);
@@ -187,8 +219,9 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): { fd:
     try {
       fd = fs.openSync(obj, O_OBJECT);
       const st = fs.fstatSync(fd);
-      if (!st.isFile()) {problem = `its content in the store (${obj}) is not a regular file`;}
-      else {
+      if (!st.isFile()) {
+        problem = `its content in the store (${obj}) is not a regular file`;
+      } else {
         // An object of another size is hashed only (to name what it is), never copied.
         const copy = st.size === e.s;
         const h = newHasher(layout.hash);
@@ -196,23 +229,36 @@ function restoreContent(layout: StoreLayout, e: FileRecord, dest: FsPath): { fd:
         let total = 0;
         for (;;) {
           const n = fs.readSync(fd, buf, 0, buf.length, null);
-          if (n === 0) {break;}
+          if (n === 0) {
+            break;
+          }
           h.update(buf.subarray(0, n));
-          if (copy) {fs.writeSync(out, buf, 0, n);}
+          if (copy) {
+            fs.writeSync(out, buf, 0, n);
+          }
           total += n;
         }
         const found = h.digest('hex');
         const sizes = total === e.s ? '' : `; ${total} bytes, ${e.s} recorded`;
-        if (found !== e.h) {problem = `its content in the store (${e.h}) is damaged: it does not hash to its name (expected ${e.h}, found ${found}${sizes})`;}
-        else if (!copy || total !== e.s) {problem = `its content in the store (${e.h}) has ${total} bytes, not the ${e.s} recorded`;}
+        if (found !== e.h) {
+          problem = `its content in the store (${e.h}) is damaged: it does not hash to its name (expected ${e.h}, found ${found}${sizes})`;
+        } else if (!copy || total !== e.s) {
+          problem = `its content in the store (${e.h}) has ${total} bytes, not the ${e.s} recorded`;
+        }
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {problem = `its content (${e.h}) is missing from the store`;}
-      else if (code === 'ELOOP') {problem = `its content in the store (${obj}) is a symbolic link, not an object`;}
-      else {throw err;}
+      if (code === 'ENOENT') {
+        problem = `its content (${e.h}) is missing from the store`;
+      } else if (code === 'ELOOP') {
+        problem = `its content in the store (${obj}) is a symbolic link, not an object`;
+      } else {
+        throw err;
+      }
     } finally {
-      if (fd !== undefined) {fs.closeSync(fd);}
+      if (fd !== undefined) {
+        fs.closeSync(fd);
+      }
     }
     if (problem !== undefined && e.d !== undefined) {
       // Lost in a crash before its checkpoint: the record carries the content.
@@ -270,10 +316,16 @@ function openTarget(to: string): { root: string; close: () => void } {
     existing = fs.readdirSync(to);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') {throw new RestoreError(`${to} is not a directory; restore into a new or empty directory`);}
-    if (code !== 'ENOENT') {throw new RestoreError(`cannot use ${to}: ${(e as Error).message}`);}
+    if (code === 'ENOTDIR') {
+      throw new RestoreError(`${to} is not a directory; restore into a new or empty directory`);
+    }
+    if (code !== 'ENOENT') {
+      throw new RestoreError(`cannot use ${to}: ${(e as Error).message}`);
+    }
   }
-  if (existing.length > 0) {throw new RestoreError(`${to} is not empty; restore into a new or empty directory`);}
+  if (existing.length > 0) {
+    throw new RestoreError(`${to} is not empty; restore into a new or empty directory`);
+  }
   fs.mkdirSync(to, { recursive: true });
   const fd = fs.openSync(to, O_PATH | fs.constants.O_DIRECTORY);
   const root = `/proc/self/fd/${fd}`;
@@ -289,7 +341,9 @@ function openTarget(to: string): { root: string; close: () => void } {
 function parentProblem(tree: Tree, p: string): string | undefined {
   for (let a = parentOf(p); a !== ''; a = parentOf(a)) {
     const e = tree.get(a);
-    if (e && e.op !== 'dir') {return `its parent ${displayPath(a)} is ${e.op === 'link' ? 'a symbolic link' : 'a file'} in the journal, not a directory`;}
+    if (e && e.op !== 'dir') {
+      return `its parent ${displayPath(a)} is ${e.op === 'link' ? 'a symbolic link' : 'a file'} in the journal, not a directory`;
+    }
   }
   return undefined;
 }
@@ -304,17 +358,23 @@ function parentProblem(tree: Tree, p: string): string | undefined {
 export function restore(o: RestoreOptions): RestoreResult {
   const { layout, chain, warnings } = loadJournal(o.store);
   const earliest = earliestOf(chain);
-  if (earliest === null) {throw new RestoreError(`the store ${o.store} has no journal records yet`);}
+  if (earliest === null) {
+    throw new RestoreError(`the store ${o.store} has no journal records yet`);
+  }
   if (o.at < earliest) {
     throw new RestoreError(
       `${new Date(o.at).toISOString()} is before the earliest restorable point ${new Date(earliest).toISOString()}${
-        baseSnapshot(chain) || firstRecordOf(chain)?.op === 'base' ? ' (older versions were pruned by retention)' : ' (the first change captured)'
-      }`,
+        baseSnapshot(chain) || firstRecordOf(chain)?.op === 'base'
+          ? ' (older versions were pruned by retention)'
+          : ' (the first change captured)'
+      }`
     );
   }
   const sub = o.path === undefined ? '' : normalisePath(o.path);
   const tree = treeAtTime(chain, o.at, warnings);
-  if (sub !== '' && !tree.has(sub)) {throw new RestoreError(`${sub} did not exist at ${new Date(o.at).toISOString()}`);}
+  if (sub !== '' && !tree.has(sub)) {
+    throw new RestoreError(`${sub} did not exist at ${new Date(o.at).toISOString()}`);
+  }
   const target = openTarget(o.to);
   try {
     return restoreInto(layout, tree, sub, target.root, o, warnings);
@@ -323,11 +383,31 @@ export function restore(o: RestoreOptions): RestoreResult {
   }
 }
 
-function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string, o: RestoreOptions, warnings: string[]): RestoreResult {
-  const res: RestoreResult = { at: new Date(o.at).toISOString(), to: o.to, files: 0, dirs: 0, links: 0, bytes: 0, warnings, errors: [], stripped: [], metadata: [] };
+function restoreInto(
+  layout: StoreLayout,
+  tree: Tree,
+  sub: string,
+  root: string,
+  o: RestoreOptions,
+  warnings: string[]
+): RestoreResult {
+  const res: RestoreResult = {
+    at: new Date(o.at).toISOString(),
+    to: o.to,
+    files: 0,
+    dirs: 0,
+    links: 0,
+    bytes: 0,
+    warnings,
+    errors: [],
+    stripped: [],
+    metadata: [],
+  };
   const paths = [...tree.keys()].filter((p) => within(p, sub) || within(sub, p)).sort();
   const modeOf = (p: string, e: FileRecord | DirRecord): number => {
-    if (o.keepSpecial || (e.m & SPECIAL_BITS) === 0) {return e.m;}
+    if (o.keepSpecial || (e.m & SPECIAL_BITS) === 0) {
+      return e.m;
+    }
     const m = e.m & ~SPECIAL_BITS;
     res.stripped.push(`${displayPath(p)} (${octal(e.m)} restored as ${octal(m)})`);
     return m;
@@ -336,16 +416,22 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
   const made = new Set<string>(['']);
   const makeDirs = (rel: string): void => {
     const missing: string[] = [];
-    for (let d = rel; !made.has(d); d = parentOf(d)) {missing.push(d);}
+    for (let d = rel; !made.has(d); d = parentOf(d)) {
+      missing.push(d);
+    }
     for (const d of missing.reverse()) {
       const abs = fsPath(root, d);
       try {
         viaShort(abs, (x) => fs.mkdirSync(x, 0o700));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {throw e;}
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw e;
+        }
       }
       if (!viaShort(abs, (x) => fs.lstatSync(x)).isDirectory()) {
-        throw Object.assign(new Error(`${displayPath(d)} is not a directory in the restored tree`), { code: 'ENOTDIR' });
+        throw Object.assign(new Error(`${displayPath(d)} is not a directory in the restored tree`), {
+          code: 'ENOTDIR',
+        });
       }
       made.add(d);
     }
@@ -353,14 +439,21 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
   const failed = (p: string, why: string) => res.errors.push(`${displayPath(p)}: ${why}`);
   const dirModes: Array<[Entry, FsPath, number, string]> = [];
   // What could not be restored of an entry's owner or extended attributes is said per path.
-  const metaOf = (p: string) => ({ numericIds: o.numericIds, report: (m: string) => res.metadata.push(`${displayPath(p)}: ${m}`) });
+  const metaOf = (p: string) => ({
+    numericIds: o.numericIds,
+    report: (m: string) => res.metadata.push(`${displayPath(p)}: ${m}`),
+  });
   const links: Array<[string, LinkRecord]> = [];
   // First directories and files: no symbolic link exists under the target yet, so none can be
   // followed. Names are given back their bytes (fspath.ts); paths of any length are written.
   for (const p of paths) {
     const e = tree.get(p);
-    if (!e) {continue;}
-    if (!within(p, sub) && e.op !== 'dir') {continue;}
+    if (!e) {
+      continue;
+    }
+    if (!within(p, sub) && e.op !== 'dir') {
+      continue;
+    }
     const bad = parentProblem(tree, p);
     if (bad !== undefined) {
       failed(p, bad);
@@ -394,7 +487,9 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
       res.files++;
       res.bytes += e.s;
     } catch (err) {
-      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {throw err;}
+      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+        throw err;
+      }
       failed(p, `cannot be written where the restored tree has it: ${(err as Error).message}`);
     }
   }
@@ -406,11 +501,15 @@ function restoreInto(layout: StoreLayout, tree: Tree, sub: string, root: string,
       applyMetadata(e, { path: fsPath(root, p) }, 0, metaOf(p));
       res.links++;
     } catch (err) {
-      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {throw err;}
+      if (!ENTRY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+        throw err;
+      }
       failed(p, `cannot be written where the restored tree has it: ${(err as Error).message}`);
     }
   }
-  for (const [e, dest, mode, p] of dirModes.reverse()) {applyMetadata(e, { path: dest }, mode, metaOf(p));}
+  for (const [e, dest, mode, p] of dirModes.reverse()) {
+    applyMetadata(e, { path: dest }, mode, metaOf(p));
+  }
   return res;
 }
 
@@ -427,25 +526,37 @@ function byOffsets(
   names: Set<string>,
   after: number,
   end: number,
-  visit: (r: JournalRecord) => void,
+  visit: (r: JournalRecord) => void
 ): boolean {
   // (Keys of different paths may be equal: each offset once.)
-  const offsets = [...new Set(keys.flatMap((k) => indexOffsets(layout.journal, seg.name, idx, k)))].sort((a, b) => a - b);
-  if (offsets.length === 0) {return false;}
+  const offsets = [...new Set(keys.flatMap((k) => indexOffsets(layout.journal, seg.name, idx, k)))].sort(
+    (a, b) => a - b
+  );
+  if (offsets.length === 0) {
+    return false;
+  }
   const found: JournalRecord[] = [];
   const fd = fs.openSync(seg.file, 'r');
   try {
     for (const off of offsets) {
       const r = readFrameAt(fd, off);
-      if (!r || r.op === 'base' || r.op === 'sync') {return true;}
+      if (!r || r.op === 'base' || r.op === 'sync') {
+        return true;
+      }
       // Another path with the same key (a hash collision) is not one of ours.
-      if (!names.has(r.p)) {continue;}
-      if (r.q > after && r.q <= end) {found.push(r);}
+      if (!names.has(r.p)) {
+        continue;
+      }
+      if (r.q > after && r.q <= end) {
+        found.push(r);
+      }
     }
   } finally {
     fs.closeSync(fd);
   }
-  for (const r of found) {visit(r);}
+  for (const r of found) {
+    visit(r);
+  }
   return false;
 }
 
@@ -466,12 +577,20 @@ export interface Version {
 /** Every recorded version of one path, oldest first, deletions included. */
 export function versions(
   store: string,
-  p: string,
-): { path: string; hashAlgorithm: HashAlgorithm; versions: Version[]; earliestRestorable: string | null; warnings: string[] } {
+  p: string
+): {
+  path: string;
+  hashAlgorithm: HashAlgorithm;
+  versions: Version[];
+  earliestRestorable: string | null;
+  warnings: string[];
+} {
   const { layout, chain, warnings } = loadJournal(store);
   const hash = layout.hash;
   const target = normalisePath(p);
-  if (target === '') {throw new RestoreError('--path must name a file or directory inside the tree');}
+  if (target === '') {
+    throw new RestoreError('--path must name a file or directory inside the tree');
+  }
   const out: Version[] = [];
   let current: JournalRecord | undefined;
   const describe = (r: FileRecord | DirRecord | LinkRecord, change: Version['change']): Version => ({
@@ -496,24 +615,44 @@ export function versions(
     }
   }
   const gone = (r: JournalRecord) => {
-    out.push({ seq: r.q, at: new Date(r.at).toISOString(), change: 'deleted', type: null, size: null, mode: null, hash: null, sha256: null });
+    out.push({
+      seq: r.q,
+      at: new Date(r.at).toISOString(),
+      change: 'deleted',
+      type: null,
+      size: null,
+      mode: null,
+      hash: null,
+      sha256: null,
+    });
     current = undefined;
   };
   const visit = (r: JournalRecord) => {
-    if (r.op === 'base' || r.op === 'sync') {return;}
+    if (r.op === 'base' || r.op === 'sync') {
+      return;
+    }
     if (r.op === 'del') {
-      if (current && within(target, r.p)) {gone(r);}
+      if (current && within(target, r.p)) {
+        gone(r);
+      }
       return;
     }
     if (r.p !== target) {
       // A file put where a parent directory was removes the subtree.
-      if (current && r.op !== 'dir' && within(target, r.p)) {gone(r);}
+      if (current && r.op !== 'dir' && within(target, r.p)) {
+        gone(r);
+      }
       return;
     }
     let change: Version['change'] = current ? 'modified' : 'created';
     if (current && current.op === r.op) {
-      const same = (r.op === 'file' && current.op === 'file' && r.h === current.h) || (r.op === 'link' && current.op === 'link' && r.l === current.l) || r.op === 'dir';
-      if (same) {change = 'metadata';}
+      const same =
+        (r.op === 'file' && current.op === 'file' && r.h === current.h) ||
+        (r.op === 'link' && current.op === 'link' && r.l === current.l) ||
+        r.op === 'dir';
+      if (same) {
+        change = 'metadata';
+      }
     }
     out.push(describe(r, change));
     current = r;
@@ -522,7 +661,9 @@ export function versions(
   // index gives their offsets (a segment that does not name them is not opened); any other
   // segment is read, parsing only the frames that name them.
   const names = new Set<string>();
-  for (let d = target; d !== ''; d = parentOf(d)) {names.add(d);}
+  for (let d = target; d !== ''; d = parentOf(d)) {
+    names.add(d);
+  }
   const keys = [...names].map(pathKey);
   const needles = [...names].map((d) => Buffer.from(`"p":${JSON.stringify(d)}`));
   const filter = (payload: Buffer) => needles.some((n) => payload.includes(n));
@@ -531,12 +672,27 @@ export function versions(
     const seg = chain.segments[i] as ChainSegment;
     const next = chain.segments[i + 1];
     const end = segmentEnd(chain, i);
-    if (end <= after) {continue;}
+    if (end <= after) {
+      continue;
+    }
     const idx = seg.legacy || !next ? undefined : readIndex(layout.journal, seg.name);
-    if (idx && !byOffsets(layout, seg, idx, keys, names, after, end, visit)) {continue;}
-    if (idx && keys.every((k) => !indexHasPath(idx, k))) {continue;}
-    noteDamage(forEachRecord(chain, after, (r) => visit(r), { only: (_s, j) => j === i, filter }), warnings);
+    if (idx && !byOffsets(layout, seg, idx, keys, names, after, end, visit)) {
+      continue;
+    }
+    if (idx && keys.every((k) => !indexHasPath(idx, k))) {
+      continue;
+    }
+    noteDamage(
+      forEachRecord(chain, after, (r) => visit(r), { only: (_s, j) => j === i, filter }),
+      warnings
+    );
   }
   const earliest = earliestOf(chain);
-  return { path: target, hashAlgorithm: hash, versions: out, earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(), warnings };
+  return {
+    path: target,
+    hashAlgorithm: hash,
+    versions: out,
+    earliestRestorable: earliest === null ? null : new Date(earliest).toISOString(),
+    warnings,
+  };
 }

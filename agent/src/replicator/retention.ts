@@ -33,19 +33,34 @@ export interface PruneResult {
 }
 
 /** The index of a segment, rebuilt (and written) when it is missing or damaged. */
-export function indexOf(layout: StoreLayout, seg: ChainSegment, last: number, withObjects: boolean): SegmentIndex | undefined {
+export function indexOf(
+  layout: StoreLayout,
+  seg: ChainSegment,
+  last: number,
+  withObjects: boolean
+): SegmentIndex | undefined {
   if (!seg.legacy) {
     const idx = readIndex(layout.journal, seg.name, withObjects);
-    if (idx) {return idx;}
+    if (idx) {
+      return idx;
+    }
   }
   const records: Array<{ r: JournalRecord; offset: number }> = [];
-  forEachRecord({ dir: layout.journal, segments: [seg], snapshots: [], ignored: [], problems: [] }, seg.first - 1, (r, _seg, offset) => {
-    if (r.q > last) {return true;}
-    records.push({ r, offset });
-    return false;
-  });
+  forEachRecord(
+    { dir: layout.journal, segments: [seg], snapshots: [], ignored: [], problems: [] },
+    seg.first - 1,
+    (r, _seg, offset) => {
+      if (r.q > last) {
+        return true;
+      }
+      records.push({ r, offset });
+      return false;
+    }
+  );
   const idx = buildIndex(records);
-  if (idx && !seg.legacy) {writeIndex(layout.journal, layout.tmp, seg.name, idx);}
+  if (idx && !seg.legacy) {
+    writeIndex(layout.journal, layout.tmp, seg.name, idx);
+  }
   return idx;
 }
 
@@ -56,17 +71,25 @@ export function treeAfter(chain: Chain, upTo: number): { tree: Tree; at: number 
   let at = 0;
   for (let i = chain.snapshots.length - 1; i >= 0; i--) {
     const s = chain.snapshots[i];
-    if (!s || s.upTo > upTo || !snapshotFits(chain, s, upTo)) {continue;}
-    if (chain.segments[0] && s.upTo < chain.segments[0].first - 1) {break;}
+    if (!s || s.upTo > upTo || !snapshotFits(chain, s, upTo)) {
+      continue;
+    }
+    if (chain.segments[0] && s.upTo < chain.segments[0].first - 1) {
+      break;
+    }
     const snap = readSnapshot(s);
-    if (!snap) {continue;}
+    if (!snap) {
+      continue;
+    }
     tree = snap.tree;
     from = s.upTo;
     at = snap.header.at;
     break;
   }
   forEachRecord(chain, from, (r) => {
-    if (r.q > upTo) {return true;}
+    if (r.q > upTo) {
+      return true;
+    }
     apply(tree, r);
     at = r.at;
     return false;
@@ -79,33 +102,61 @@ export function treeAfter(chain: Chain, upTo: number): { tree: Tree; at: number 
  * snapshot; then deletes the objects no remaining record or snapshot names. Returns null when
  * nothing is old enough.
  */
-export function pruneJournal(layout: StoreLayout, chain: Chain, current: string, cutoff: number, epoch: number): PruneResult | null {
+export function pruneJournal(
+  layout: StoreLayout,
+  chain: Chain,
+  current: string,
+  cutoff: number,
+  epoch: number
+): PruneResult | null {
   const drop: Array<{ seg: ChainSegment; idx?: SegmentIndex; last: number }> = [];
   for (let i = 0; i < chain.segments.length; i++) {
     const seg = chain.segments[i] as ChainSegment;
-    if (seg.name === current) {break;}
+    if (seg.name === current) {
+      break;
+    }
     const last = segmentEnd(chain, i);
     const idx = indexOf(layout, seg, last, true);
     const lastAt = idx?.lastAt ?? seg.header?.at ?? 0;
-    if (lastAt > cutoff) {break;}
+    if (lastAt > cutoff) {
+      break;
+    }
     drop.push({ seg, idx, last: idx?.last ?? seg.first - 1 });
   }
   const lastDropped = drop[drop.length - 1];
-  if (!lastDropped) {return null;}
+  if (!lastDropped) {
+    return null;
+  }
   const boundary = lastDropped.last;
   const { tree, at } = treeAfter(chain, boundary);
-  const oldBase = chain.segments[0] ? chain.snapshots.find((s) => s.upTo === (chain.segments[0] as ChainSegment).first - 1) : undefined;
+  const oldBase = chain.segments[0]
+    ? chain.snapshots.find((s) => s.upTo === (chain.segments[0] as ChainSegment).first - 1)
+    : undefined;
   const earliest = lastDropped.idx?.lastAt ?? at;
   writeSnapshot(layout.root, layout.tmp, tree, { upTo: boundary, at, epoch, from: earliest });
 
   // Objects only the dropped segments (or the replaced base) named are candidates.
   const candidates = new Set<string>();
-  for (const d of drop) {for (const h of d.idx ? indexObjects(d.idx) : []) {candidates.add(h);}}
+  for (const d of drop) {
+    for (const h of d.idx ? indexObjects(d.idx) : []) {
+      candidates.add(h);
+    }
+  }
   if (oldBase) {
     const snap = readSnapshot(oldBase);
-    if (snap) {for (const e of snap.tree.values()) {if (e.op === 'file') {candidates.add(e.h);}}}
+    if (snap) {
+      for (const e of snap.tree.values()) {
+        if (e.op === 'file') {
+          candidates.add(e.h);
+        }
+      }
+    }
   }
-  for (const e of tree.values()) {if (e.op === 'file') {candidates.delete(e.h);}}
+  for (const e of tree.values()) {
+    if (e.op === 'file') {
+      candidates.delete(e.h);
+    }
+  }
   const kept: Chain = { ...chain, segments: chain.segments.slice(drop.length) };
   keepReferenced(layout, kept, candidates);
 
@@ -117,11 +168,21 @@ export function pruneJournal(layout: StoreLayout, chain: Chain, current: string,
   for (const d of drop) {
     recordsRemoved += d.idx?.count ?? 0;
     fs.rmSync(d.seg.file, { force: true });
-    if (!d.seg.legacy) {fs.rmSync(path.join(layout.journal, d.seg.name.replace(/\.log$/, '.idx')), { force: true });}
+    if (!d.seg.legacy) {
+      fs.rmSync(path.join(layout.journal, d.seg.name.replace(/\.log$/, '.idx')), { force: true });
+    }
   }
-  for (const s of chain.snapshots) {if (s.upTo < boundary || (s.upTo === boundary && s.epoch !== epoch)) {fs.rmSync(s.file, { force: true });}}
+  for (const s of chain.snapshots) {
+    if (s.upTo < boundary || (s.upTo === boundary && s.epoch !== epoch)) {
+      fs.rmSync(s.file, { force: true });
+    }
+  }
   // Segments a writer that had lost the lease wrote: evidence until the window passes them.
-  for (const ig of chain.ignored) {if (ig.first <= boundary) {fs.rmSync(ig.file, { force: true });}}
+  for (const ig of chain.ignored) {
+    if (ig.first <= boundary) {
+      fs.rmSync(ig.file, { force: true });
+    }
+  }
   fsyncDir(layout.journal);
   const removed = deleteObjects(layout, candidates);
   fs.rmSync(pending, { force: true });
@@ -130,12 +191,20 @@ export function pruneJournal(layout: StoreLayout, chain: Chain, current: string,
 
 /** Removes from `candidates` every object that a segment of `chain` or its base snapshot names. */
 export function keepReferenced(layout: StoreLayout, chain: Chain, candidates: Set<string>): void {
-  if (candidates.size === 0) {return;}
+  if (candidates.size === 0) {
+    return;
+  }
   const first = chain.segments[0];
   const base = first ? chain.snapshots.find((s) => s.upTo === first.first - 1) : undefined;
   if (base) {
     const snap = readSnapshot(base);
-    if (snap) {for (const e of snap.tree.values()) {if (e.op === 'file') {candidates.delete(e.h);}}}
+    if (snap) {
+      for (const e of snap.tree.values()) {
+        if (e.op === 'file') {
+          candidates.delete(e.h);
+        }
+      }
+    }
   }
   for (let i = 0; i < chain.segments.length && candidates.size > 0; i++) {
     const seg = chain.segments[i] as ChainSegment;
@@ -143,18 +212,28 @@ export function keepReferenced(layout: StoreLayout, chain: Chain, candidates: Se
     const last = segmentEnd(chain, i);
     // The writer's own segment has no index yet: read it.
     const idx = next ? indexOf(layout, seg, last, true) : undefined;
-    if (idx) {for (const h of indexObjects(idx)) {candidates.delete(h);}}
-    else {
+    if (idx) {
+      for (const h of indexObjects(idx)) {
+        candidates.delete(h);
+      }
+    } else {
       forEachRecord({ ...chain, segments: [seg] }, seg.first - 1, (r) => {
-        if (r.q > last) {return true;}
-        if (r.op === 'file') {candidates.delete(r.h);}
+        if (r.q > last) {
+          return true;
+        }
+        if (r.op === 'file') {
+          candidates.delete(r.h);
+        }
         return false;
       });
     }
   }
 }
 
-export function deleteObjects(layout: StoreLayout, hashes: Iterable<string>): { objectsRemoved: number; bytesRemoved: number } {
+export function deleteObjects(
+  layout: StoreLayout,
+  hashes: Iterable<string>
+): { objectsRemoved: number; bytesRemoved: number } {
   let objectsRemoved = 0;
   let bytesRemoved = 0;
   for (const h of hashes) {
@@ -175,7 +254,11 @@ export function deleteObjects(layout: StoreLayout, hashes: Iterable<string>): { 
  * middle of pruning, leaves behind. Every object file is listed, so this runs only after an
  * unclean stop.
  */
-export function collectGarbage(layout: StoreLayout, chain: Chain, keep: Iterable<string>): { objectsRemoved: number; bytesRemoved: number } {
+export function collectGarbage(
+  layout: StoreLayout,
+  chain: Chain,
+  keep: Iterable<string>
+): { objectsRemoved: number; bytesRemoved: number } {
   const candidates = new Set<string>();
   const pending = path.join(layout.journal, 'prune-pending.json');
   for (const d of fs.readdirSync(layout.objects)) {
@@ -185,9 +268,15 @@ export function collectGarbage(layout: StoreLayout, chain: Chain, keep: Iterable
     } catch {
       continue;
     }
-    for (const h of names) {if (/^[0-9a-f]{64}$/.test(h)) {candidates.add(h);}}
+    for (const h of names) {
+      if (/^[0-9a-f]{64}$/.test(h)) {
+        candidates.add(h);
+      }
+    }
   }
-  for (const h of keep) {candidates.delete(h);}
+  for (const h of keep) {
+    candidates.delete(h);
+  }
   keepReferenced(layout, chain, candidates);
   const removed = deleteObjects(layout, candidates);
   fs.rmSync(pending, { force: true });

@@ -80,7 +80,11 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Reply = Omit<Listing, "unreadable"> & { error?: string; raw?: Array<{ i: number; bytes: Uint8Array }>; unreadable?: Array<{ name: string | null; bytes?: Uint8Array | null; code: string }> };
+type Reply = Omit<Listing, 'unreadable'> & {
+  error?: string;
+  raw?: Array<{ i: number; bytes: Uint8Array }>;
+  unreadable?: Array<{ name: string | null; bytes?: Uint8Array | null; code: string }>;
+};
 
 /** Worker threads, started ahead of the first walk and kept for later ones. */
 export class DirLister {
@@ -92,7 +96,9 @@ export class DirLister {
 
   /** Starts the workers now (their start-up then overlaps other work). */
   warm(): void {
-    if (this.workers.length > 0) {return;}
+    if (this.workers.length > 0) {
+      return;
+    }
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       w.unref();
@@ -102,7 +108,9 @@ export class DirLister {
         this.fail?.(e);
       });
       w.on('exit', () => {
-        if (this.workers[i] === w) {this.close();}
+        if (this.workers[i] === w) {
+          this.close();
+        }
         this.fail?.(new Error('directory listing worker exited'));
       });
       this.workers.push(w);
@@ -115,11 +123,19 @@ export class DirLister {
    * longer than the system's limit). One walk at a time. `onDir` runs on the main thread, one
    * listing after another.
    */
-  async walk(start: string, pathOf: (dir: string) => { abs: FsPath; release?: () => void }, onDir: (l: Listing) => string[]): Promise<void> {
-    if (this.current) {throw new Error('directory walk already running');}
+  async walk(
+    start: string,
+    pathOf: (dir: string) => { abs: FsPath; release?: () => void },
+    onDir: (l: Listing) => string[]
+  ): Promise<void> {
+    if (this.current) {
+      throw new Error('directory walk already running');
+    }
     this.warm();
     const workers = this.workers;
-    for (const w of workers) {w.ref();}
+    for (const w of workers) {
+      w.ref();
+    }
     // Descriptors held open for long paths until their directory is listed.
     const held = new Map<string, () => void>();
     try {
@@ -131,7 +147,9 @@ export class DirLister {
         const post = (i: number, dirs: string[]) => {
           const items = dirs.map((dir) => {
             const { abs, release } = pathOf(dir);
-            if (release) {held.set(dir, release);}
+            if (release) {
+              held.set(dir, release);
+            }
             return { dir, abs };
           });
           (workers[i] as Worker).postMessage({ items });
@@ -143,8 +161,17 @@ export class DirLister {
             reject(new Error(`listing ${r.dir}: ${r.error}`));
             return;
           }
-          if (r.names) {for (const { i, bytes } of r.raw ?? []) {r.names[i] = decodeName(bytes);}}
-          if (r.unreadable) {r.unreadable = r.unreadable.map((u) => ({ name: u.name ?? decodeName((u as { bytes: Uint8Array }).bytes), code: u.code }));}
+          if (r.names) {
+            for (const { i, bytes } of r.raw ?? []) {
+              r.names[i] = decodeName(bytes);
+            }
+          }
+          if (r.unreadable) {
+            r.unreadable = r.unreadable.map((u) => ({
+              name: u.name ?? decodeName((u as { bytes: Uint8Array }).bytes),
+              code: u.code,
+            }));
+          }
           outstanding--;
           busy[from]--;
           let next: string[];
@@ -159,15 +186,23 @@ export class DirLister {
             const batches: string[][] = workers.map(() => []);
             for (const d of next) {
               let least = 0;
-              for (let i = 1; i < busy.length; i++) {if ((busy[i] as number) < (busy[least] as number)) {least = i;}}
+              for (let i = 1; i < busy.length; i++) {
+                if ((busy[i] as number) < (busy[least] as number)) {
+                  least = i;
+                }
+              }
               busy[least] = (busy[least] as number) + 1;
               (batches[least] as string[]).push(d);
             }
             batches.forEach((dirs, i) => {
-              if (dirs.length > 0) {post(i, dirs);}
+              if (dirs.length > 0) {
+                post(i, dirs);
+              }
             });
           }
-          if (outstanding === 0) {resolve();}
+          if (outstanding === 0) {
+            resolve();
+          }
         };
         busy[0] = 1;
         post(0, [start]);
@@ -177,16 +212,22 @@ export class DirLister {
       this.close();
       throw e;
     } finally {
-      for (const release of held.values()) {release();}
+      for (const release of held.values()) {
+        release();
+      }
       this.current = null;
       this.fail = null;
-      for (const w of this.workers) {w.unref();}
+      for (const w of this.workers) {
+        w.unref();
+      }
     }
   }
 
   close(): void {
     const ws = this.workers;
     this.workers = [];
-    for (const w of ws) {void w.terminate();}
+    for (const w of ws) {
+      void w.terminate();
+    }
   }
 }

@@ -22,14 +22,38 @@ export function unchanged(e: Version | undefined, st: fs.Stats): boolean {
 }
 
 /** unchanged() on an lstat's numbers (as a directory listing worker sends them). */
-function unchangedRaw(e: Version | undefined, mode: number, size: number, mt: number, ct: number, ino: number, uid: number, gid: number): boolean {
-  if (!e) {return false;}
+function unchangedRaw(
+  e: Version | undefined,
+  mode: number,
+  size: number,
+  mt: number,
+  ct: number,
+  ino: number,
+  uid: number,
+  gid: number
+): boolean {
+  if (!e) {
+    return false;
+  }
   const type = mode & S_IFMT;
-  if (type === S_IFREG) {return e.op === 'file' && e.size === size && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino && e.mode === (mode & 0o7777);}
+  if (type === S_IFREG) {
+    return (
+      e.op === 'file' &&
+      e.size === size &&
+      e.mtimeMs === mt &&
+      e.ctimeMs === ct &&
+      e.ino === ino &&
+      e.mode === (mode & 0o7777)
+    );
+  }
   // A directory's change time moves with every entry: its owner is compared instead (a
   // record from before owners were recorded has none to compare).
-  if (type === S_IFDIR) {return e.op === 'dir' && e.mode === (mode & 0o7777) && sameOwner(e.meta, uid, gid);}
-  if (type === S_IFLNK) {return e.op === 'link' && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino;}
+  if (type === S_IFDIR) {
+    return e.op === 'dir' && e.mode === (mode & 0o7777) && sameOwner(e.meta, uid, gid);
+  }
+  if (type === S_IFLNK) {
+    return e.op === 'link' && e.mtimeMs === mt && e.ctimeMs === ct && e.ino === ino;
+  }
   return true;
 }
 
@@ -79,7 +103,9 @@ export class Scanner {
    */
   async scan(rel: string, outstanding: Set<string> | null): Promise<{ scanned: number; changed: number; at: number }> {
     const now = Date.now();
-    if (this.c.source.check()) {return { scanned: 0, changed: 0, at: now };}
+    if (this.c.source.check()) {
+      return { scanned: 0, changed: 0, at: now };
+    }
     const tree = this.c.tree();
     const stamp = ++this.stamp;
     const started = Date.now();
@@ -96,14 +122,27 @@ export class Scanner {
     const keepUnder = (dir: string, code: string) => {
       this.c.coverage.unreadableDir(dir, code);
       for (const [k, e] of tree) {
-        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) {continue;}
+        if (k === dir || !within(k, dir) || (e as Stamped)[SEEN] === stamp) {
+          continue;
+        }
         (e as Stamped)[SEEN] = stamp;
         known++;
       }
     };
     // This is the cost of a catch-up: one readdir per directory and one lstat per entry,
     // nothing else that grows with the tree. A directory found is watched before it is listed.
-    const entry = (p: string, mode: number, size: number, mt: number, ct: number, ino: number, nlink: number, dev: number, uid: number, gid: number): boolean => {
+    const entry = (
+      p: string,
+      mode: number,
+      size: number,
+      mt: number,
+      ct: number,
+      ino: number,
+      nlink: number,
+      dev: number,
+      uid: number,
+      gid: number
+    ): boolean => {
       scanned++;
       const e = tree.get(p);
       if (e) {
@@ -112,25 +151,49 @@ export class Scanner {
       }
       const type = mode & S_IFMT;
       if (type === S_IFREG) {
-        if (nlink > 1 || this.c.links.has(p)) {this.c.links.note(p, dev, ino, nlink);}
+        if (nlink > 1 || this.c.links.has(p)) {
+          this.c.links.note(p, dev, ino, nlink);
+        }
         this.c.mapped.devices.add(dev);
       }
-      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) {queue(p, type === S_IFREG ? size : 0);}
+      if (!unchangedRaw(e, mode, size, mt, ct, ino, uid, gid)) {
+        queue(p, type === S_IFREG ? size : 0);
+      }
       // Nothing in a directory's stat tells of a new extended attribute: they are compared.
-      else if (type === S_IFDIR && e?.op === 'dir' && recordsOwner(e.meta) && !sameMetadata(e.meta ?? {}, this.c.source.metadata(p, uid, gid, true))) {queue(p, 0);}
-      if (type !== S_IFDIR) {return false;}
+      else if (
+        type === S_IFDIR &&
+        e?.op === 'dir' &&
+        recordsOwner(e.meta) &&
+        !sameMetadata(e.meta ?? {}, this.c.source.metadata(p, uid, gid, true))
+      ) {
+        queue(p, 0);
+      }
+      if (type !== S_IFDIR) {
+        return false;
+      }
       if (!this.c.closing() && !this.c.watcher.isWatched(p) && this.c.watcher.polledRoot(p) === undefined) {
-        if (this.c.watcher.add(p) === 'unreadable') {return false;}
+        if (this.c.watcher.add(p) === 'unreadable') {
+          return false;
+        }
       }
       return true;
     };
-    const listed = (dir: string, names: string[], stats: ArrayLike<number>, unreadable: Array<{ name: string; code: string }> | undefined) => {
+    const listed = (
+      dir: string,
+      names: string[],
+      stats: ArrayLike<number>,
+      unreadable: Array<{ name: string; code: string }> | undefined
+    ) => {
       const subdirs: string[] = [];
-      if (this.c.coverage.unreadableDirs.delete(dir)) {this.c.coverage.covered(dir);}
+      if (this.c.coverage.unreadableDirs.delete(dir)) {
+        this.c.coverage.covered(dir);
+      }
       for (let i = 0, k = 0; i < names.length; i++, k += STAT_FIELDS) {
         const p = dir === '' ? (names[i] as string) : `${dir}/${names[i] as string}`;
         const f = (j: number) => stats[k + j] as number;
-        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) {subdirs.push(p);}
+        if (entry(p, f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))) {
+          subdirs.push(p);
+        }
       }
       for (const u of unreadable ?? []) {
         const p = dir === '' ? u.name : `${dir}/${u.name}`;
@@ -145,7 +208,9 @@ export class Scanner {
     };
     const unlisted = (dir: string, code: string) => {
       // Gone meanwhile: its deletion is queued below or by an event. Unreadable: kept.
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') {keepUnder(dir, code);}
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        keepUnder(dir, code);
+      }
     };
     if (rel === '') {
       // The whole tree: listed by the worker threads while this thread compares.
@@ -158,13 +223,15 @@ export class Scanner {
             return [];
           }
           return listed(l.dir, l.names, l.stats, l.unreadable);
-        },
+        }
       );
       try {
         await walked;
       } catch (e) {
         // stop() ends the listing threads: an unfinished walk says nothing about deletions.
-        if (this.c.closing()) {return { scanned, changed, at: now };}
+        if (this.c.closing()) {
+          return { scanned, changed, at: now };
+        }
         throw e;
       }
       this.fullScanMs = Date.now() - started;
@@ -187,16 +254,22 @@ export class Scanner {
           const name = decodeName(b);
           try {
             const st = viaShort(joinFs(abs, name), (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
-            if (!st) {continue;}
+            if (!st) {
+              continue;
+            }
             names.push(name);
             stats.push(st.mode, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.nlink, st.dev, st.uid, st.gid);
           } catch (e) {
             const code = (e as NodeJS.ErrnoException).code ?? 'error';
-            if (code !== 'ENOENT' && code !== 'ENOTDIR') {unreadable.push({ name, code });}
+            if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+              unreadable.push({ name, code });
+            }
           }
         }
         stack.push(...listed(dir, names, stats, unreadable));
-        if (scanned % 5000 === 0) {await new Promise((r) => setImmediate(r));}
+        if (scanned % 5000 === 0) {
+          await new Promise((r) => setImmediate(r));
+        }
       }
     }
     // Whatever the tree has there and the walk did not meet is gone. When every known path was
@@ -205,10 +278,18 @@ export class Scanner {
       let expected = tree.size;
       if (rel !== '') {
         expected = 0;
-        for (const k of tree.keys()) {if (k !== rel && within(k, rel)) {expected++;}}
+        for (const k of tree.keys()) {
+          if (k !== rel && within(k, rel)) {
+            expected++;
+          }
+        }
       }
       if (known !== expected) {
-        for (const [k, e] of tree) {if ((e as Stamped)[SEEN] !== stamp && k !== rel && within(k, rel)) {queue(k, 0);}}
+        for (const [k, e] of tree) {
+          if ((e as Stamped)[SEEN] !== stamp && k !== rel && within(k, rel)) {
+            queue(k, 0);
+          }
+        }
       }
     }
     return { scanned, changed, at: now };

@@ -97,11 +97,17 @@ function firstFrame(file: string): JournalRecord | SegmentHeader | TreeHeader | 
     return undefined;
   }
   try {
-    const res = readFdFrames(fd, (r) => {
-      out = r;
-      return true;
-    }, 64 * 1024);
-    if (res.header) {out = res.header;}
+    const res = readFdFrames(
+      fd,
+      (r) => {
+        out = r;
+        return true;
+      },
+      64 * 1024
+    );
+    if (res.header) {
+      out = res.header;
+    }
   } finally {
     fs.closeSync(fd);
   }
@@ -115,15 +121,21 @@ export function resolveChain(root: string): Chain {
   try {
     names = fs.readdirSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {throw e;}
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw e;
+    }
   }
   const files: SegmentFile[] = [];
   const snapshots: SnapshotFile[] = [];
   for (const name of names) {
     const s = SEGMENT_RE.exec(name);
-    if (s) {files.push({ name, file: path.join(dir, name), first: Number(s[1]), epoch: Number(s[2]), legacy: false });}
+    if (s) {
+      files.push({ name, file: path.join(dir, name), first: Number(s[1]), epoch: Number(s[2]), legacy: false });
+    }
     const t = SNAPSHOT_RE.exec(name);
-    if (t) {snapshots.push({ name, file: path.join(dir, name), upTo: Number(t[1]), epoch: Number(t[2]) });}
+    if (t) {
+      snapshots.push({ name, file: path.join(dir, name), upTo: Number(t[1]), epoch: Number(t[2]) });
+    }
   }
   const legacyFile = path.join(root, LEGACY_JOURNAL);
   if (fs.existsSync(legacyFile)) {
@@ -139,24 +151,37 @@ export function resolveChain(root: string): Chain {
   let maxEpoch = -1;
   for (const f of withEmptyPredecessorsFirst(files)) {
     if (f.epoch < maxEpoch) {
-      chain.ignored.push({ name: f.name, file: f.file, first: f.first, why: `written with epoch ${f.epoch} after a writer with epoch ${maxEpoch} took over` });
+      chain.ignored.push({
+        name: f.name,
+        file: f.file,
+        first: f.first,
+        why: `written with epoch ${f.epoch} after a writer with epoch ${maxEpoch} took over`,
+      });
       continue;
     }
     const seg: ChainSegment = { ...f };
     if (!f.legacy) {
       const h = firstFrame(f.file);
-      if (h?.op === 'segment') {seg.header = h;}
-      else {
+      if (h?.op === 'segment') {
+        seg.header = h;
+      } else {
         chain.problems.push(`${f.name}: no segment header`);
       }
     }
     const prev = chain.segments[chain.segments.length - 1];
     if (seg.header && seg.header.prev !== null && seg.header.prevLast !== null) {
       // A legacy journal sealed into journal/ keeps its place: it is the epoch-0 segment there.
-      const continues = prev && (prev.name === seg.header.prev || (seg.header.prev === LEGACY_JOURNAL && prev.epoch === 0));
+      const continues =
+        prev && (prev.name === seg.header.prev || (seg.header.prev === LEGACY_JOURNAL && prev.epoch === 0));
       // The first segment's predecessor is gone after pruning: nothing to say then.
-      if (prev && !continues) {chain.problems.push(`${f.name} continues ${seg.header.prev}, which is not the segment before it (${prev.name})`);}
-      if (prev) {prev.last = Math.min(prev.last ?? Infinity, seg.header.prevLast);}
+      if (prev && !continues) {
+        chain.problems.push(
+          `${f.name} continues ${seg.header.prev}, which is not the segment before it (${prev.name})`
+        );
+      }
+      if (prev) {
+        prev.last = Math.min(prev.last ?? Infinity, seg.header.prevLast);
+      }
     }
     chain.segments.push(seg);
     maxEpoch = f.epoch;
@@ -175,18 +200,24 @@ export function resolveChain(root: string): Chain {
  */
 function withEmptyPredecessorsFirst(files: SegmentFile[]): SegmentFile[] {
   const out: SegmentFile[] = [];
-  for (let i = 0; i < files.length; ) {
+  for (let i = 0; i < files.length;) {
     const first = (files[i] as SegmentFile).first;
     let j = i;
-    while (j < files.length && (files[j] as SegmentFile).first === first) {j++;}
+    while (j < files.length && (files[j] as SegmentFile).first === first) {
+      j++;
+    }
     const group = files.slice(i, j);
     i = j;
     const linked = [group[0] as SegmentFile];
-    for (let cur = linked[0] as SegmentFile; group.length > 1 && !cur.legacy; ) {
+    for (let cur = linked[0] as SegmentFile; group.length > 1 && !cur.legacy;) {
       const h = firstFrame(cur.file);
-      if (h?.op !== 'segment' || h.prevLast !== first - 1) {break;}
+      if (h?.op !== 'segment' || h.prevLast !== first - 1) {
+        break;
+      }
       const prev = group.find((g) => g.name === h.prev && g.epoch < cur.epoch);
-      if (!prev || linked.includes(prev)) {break;}
+      if (!prev || linked.includes(prev)) {
+        break;
+      }
       linked.unshift(prev);
       cur = prev;
     }
@@ -201,7 +232,9 @@ export function highestEpoch(root: string): number {
   try {
     for (const name of fs.readdirSync(journalDir(root))) {
       const m = SEGMENT_RE.exec(name) ?? SNAPSHOT_RE.exec(name);
-      if (m) {max = Math.max(max, Number(m[2]));}
+      if (m) {
+        max = Math.max(max, Number(m[2]));
+      }
     }
   } catch {
     // no journal yet
@@ -234,7 +267,7 @@ export function forEachRecord(
   chain: Chain,
   after: number,
   visit: (r: JournalRecord, seg: ChainSegment, offset: number) => boolean | void,
-  opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean; filter?: PayloadFilter } = {},
+  opts: { upToSegment?: number; only?: (seg: ChainSegment, i: number) => boolean; filter?: PayloadFilter } = {}
 ): SegmentDamage[] {
   const damages: SegmentDamage[] = [];
   let lastQ = after;
@@ -243,8 +276,12 @@ export function forEachRecord(
   for (let i = 0; i <= endAt && !stopped; i++) {
     const seg = chain.segments[i] as ChainSegment;
     const end = segmentEnd(chain, i);
-    if (end <= after) {continue;}
-    if (opts.only && !opts.only(seg, i)) {continue;}
+    if (end <= after) {
+      continue;
+    }
+    if (opts.only && !opts.only(seg, i)) {
+      continue;
+    }
     let fd: number;
     try {
       fd = fs.openSync(seg.file, 'r');
@@ -261,8 +298,12 @@ export function forEachRecord(
       res = readFdFrames(
         fd,
         (r, offset) => {
-          if (r.q > end) {return true;}
-          if (r.q <= lastQ) {return false;}
+          if (r.q > end) {
+            return true;
+          }
+          if (r.q <= lastQ) {
+            return false;
+          }
           lastQ = r.q;
           reached = r.q;
           if (visit(r, seg, offset) === true) {
@@ -272,7 +313,7 @@ export function forEachRecord(
           return false;
         },
         undefined,
-        opts.filter,
+        opts.filter
       );
     } finally {
       fs.closeSync(fd);
@@ -280,10 +321,15 @@ export function forEachRecord(
     const d: SegmentDamage = { segment: seg.name, skipped: res.skipped };
     if (res.damage && !stopped) {
       const isLast = i === chain.segments.length - 1;
-      if (Number.isFinite(end) && reached < end && !isLast) {d.missing = `records ${reached + 1} to ${end} are missing (${res.damage})`;}
-      else if (isLast) {d.tail = { damage: res.damage, bytes: res.totalBytes - res.goodBytes };}
+      if (Number.isFinite(end) && reached < end && !isLast) {
+        d.missing = `records ${reached + 1} to ${end} are missing (${res.damage})`;
+      } else if (isLast) {
+        d.tail = { damage: res.damage, bytes: res.totalBytes - res.goodBytes };
+      }
     }
-    if (d.skipped.length > 0 || d.missing || d.tail) {damages.push(d);}
+    if (d.skipped.length > 0 || d.missing || d.tail) {
+      damages.push(d);
+    }
   }
   return damages;
 }
@@ -291,10 +337,17 @@ export function forEachRecord(
 export function describeDamage(d: SegmentDamage): string[] {
   const out: string[] = [];
   for (const s of d.skipped) {
-    if (s.refused) {out.push(`journal ${d.segment}: skipped the record at byte ${s.at} (${s.why})`);}
-    else {out.push(`journal ${d.segment}: skipped ${s.bytes} damaged bytes at byte ${s.at} (${s.why}); the records after them are kept`);}
+    if (s.refused) {
+      out.push(`journal ${d.segment}: skipped the record at byte ${s.at} (${s.why})`);
+    } else {
+      out.push(
+        `journal ${d.segment}: skipped ${s.bytes} damaged bytes at byte ${s.at} (${s.why}); the records after them are kept`
+      );
+    }
   }
-  if (d.missing) {out.push(`journal ${d.segment}: ${d.missing}`);}
+  if (d.missing) {
+    out.push(`journal ${d.segment}: ${d.missing}`);
+  }
   return out;
 }
 
@@ -318,13 +371,17 @@ export function readSnapshot(s: SnapshotFile): { header: TreeHeader; tree: Tree 
   let res;
   try {
     res = readFdFrames(fd, (r) => {
-      if (r.op === 'file' || r.op === 'dir' || r.op === 'link') {tree.set(r.p, r);}
+      if (r.op === 'file' || r.op === 'dir' || r.op === 'link') {
+        tree.set(r.p, r);
+      }
     });
   } finally {
     fs.closeSync(fd);
   }
   const header = res.header;
-  if (header?.op !== 'tree' || res.damage || res.skipped.length > 0 || tree.size !== header.count) {return undefined;}
+  if (header?.op !== 'tree' || res.damage || res.skipped.length > 0 || tree.size !== header.count) {
+    return undefined;
+  }
   return { header, tree };
 }
 
@@ -334,10 +391,18 @@ export function readSnapshot(s: SnapshotFile): { header: TreeHeader; tree: Tree 
  * snapshotted records that the journal does not count).
  */
 export function snapshotFits(chain: Chain, s: SnapshotFile, lastQ: number): boolean {
-  if (s.upTo > lastQ) {return false;}
+  if (s.upTo > lastQ) {
+    return false;
+  }
   let holder: ChainSegment | undefined;
-  for (const seg of chain.segments) {if (seg.first <= s.upTo) {holder = seg;}}
-  if (!holder) {return s.upTo === (chain.segments[0]?.first ?? 1) - 1;}
+  for (const seg of chain.segments) {
+    if (seg.first <= s.upTo) {
+      holder = seg;
+    }
+  }
+  if (!holder) {
+    return s.upTo === (chain.segments[0]?.first ?? 1) - 1;
+  }
   return holder.epoch <= s.epoch;
 }
 
@@ -345,7 +410,12 @@ export function snapshotFits(chain: Chain, s: SnapshotFile, lastQ: number): bool
  * Writes a journal file whole: the frames into tmp/ (in 1 MiB writes), fsynced, renamed to
  * `name` in the journal directory, the directory fsynced. Returns its path and size.
  */
-function writeJournalFile(root: string, tmpDir: string, name: string, frames: Iterable<JournalRecord | SegmentHeader | TreeHeader>): { file: string; bytes: number } {
+function writeJournalFile(
+  root: string,
+  tmpDir: string,
+  name: string,
+  frames: Iterable<JournalRecord | SegmentHeader | TreeHeader>
+): { file: string; bytes: number } {
   const dir = journalDir(root);
   const tmp = path.join(tmpDir, `journal-${randomUUID()}`);
   const fd = fs.openSync(tmp, 'w', 0o600);
@@ -363,7 +433,9 @@ function writeJournalFile(root: string, tmpDir: string, name: string, frames: It
         bytes = 0;
       }
     }
-    if (chunk.length > 0) {written += fs.writeSync(fd, Buffer.concat(chunk));}
+    if (chunk.length > 0) {
+      written += fs.writeSync(fd, Buffer.concat(chunk));
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -376,16 +448,31 @@ function writeJournalFile(root: string, tmpDir: string, name: string, frames: It
 }
 
 /** Writes the tree as the snapshot after record `upTo` (fsynced, renamed into place). */
-export function writeSnapshot(root: string, tmpDir: string, tree: Tree, h: Omit<TreeHeader, 'op' | 'count' | 'q'>): SnapshotFile {
+export function writeSnapshot(
+  root: string,
+  tmpDir: string,
+  tree: Tree,
+  h: Omit<TreeHeader, 'op' | 'count' | 'q'>
+): SnapshotFile {
   const name = snapshotName(h.upTo, h.epoch);
-  const header: TreeHeader = { q: h.upTo, at: h.at, op: 'tree', upTo: h.upTo, epoch: h.epoch, from: h.from, count: tree.size };
+  const header: TreeHeader = {
+    q: h.upTo,
+    at: h.at,
+    op: 'tree',
+    upTo: h.upTo,
+    epoch: h.epoch,
+    from: h.from,
+    count: tree.size,
+  };
   const entries = [...tree.values()].sort((a, b) => a.q - b.q).map(withoutInline);
   const { file } = writeJournalFile(root, tmpDir, name, [header, ...entries]);
   return { name, file, upTo: h.upTo, epoch: h.epoch };
 }
 
 export function withoutInline<R extends JournalRecord>(r: R): R {
-  if (r.op !== 'file' || r.d === undefined) {return r;}
+  if (r.op !== 'file' || r.d === undefined) {
+    return r;
+  }
   const { d: _d, ...rest } = r;
   return rest as R;
 }
@@ -440,11 +527,17 @@ export function buildIndex(entries: Iterable<{ r: JournalRecord; offset: number 
     last = r.q;
     lastAt = r.at;
     count++;
-    if (r.op === 'base' || r.op === 'sync') {continue;}
+    if (r.op === 'base' || r.op === 'sync') {
+      continue;
+    }
     pairs.push([pathKey(r.p), offset]);
-    if (r.op === 'file') {objects.add(r.h);}
+    if (r.op === 'file') {
+      objects.add(r.h);
+    }
   }
-  if (count === 0) {return undefined;}
+  if (count === 0) {
+    return undefined;
+  }
   pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   const keys: number[] = [];
   const starts: number[] = [];
@@ -460,7 +553,17 @@ export function buildIndex(entries: Iterable<{ r: JournalRecord; offset: number 
   const sortedObjects = [...objects].sort();
   const buf = Buffer.allocUnsafe(sortedObjects.length * 32);
   sortedObjects.forEach((h, i) => buf.write(h, i * 32, 'hex'));
-  return { first, last, firstAt, lastAt, count, keys: Uint32Array.from(keys), starts: Uint32Array.from(starts), offsets, objects: buf };
+  return {
+    first,
+    last,
+    firstAt,
+    lastAt,
+    count,
+    keys: Uint32Array.from(keys),
+    starts: Uint32Array.from(starts),
+    offsets,
+    objects: buf,
+  };
 }
 
 const u32 = (n: number) => {
@@ -478,11 +581,32 @@ export function writeIndex(dir: string, tmpDir: string, segment: string, idx: Se
   const offsets = idx.offsets ?? new Uint32Array(0);
   const objects = idx.objects ?? Buffer.alloc(0);
   const head = Buffer.from(
-    JSON.stringify({ first: idx.first, last: idx.last, firstAt: idx.firstAt, lastAt: idx.lastAt, count: idx.count, keys: idx.keys.length, offsets: offsets.length, objects: objects.length / 32 }),
+    JSON.stringify({
+      first: idx.first,
+      last: idx.last,
+      firstAt: idx.firstAt,
+      lastAt: idx.lastAt,
+      count: idx.count,
+      keys: idx.keys.length,
+      offsets: offsets.length,
+      objects: objects.length / 32,
+    })
   );
   const keys = asBuffer(idx.keys);
   const starts = asBuffer(idx.starts);
-  const out = Buffer.concat([u32(INDEX_MAGIC), u32(head.length), head, u32(crc32(head)), keys, u32(crc32(keys)), starts, u32(crc32(starts)), asBuffer(offsets), objects, u32(crc32(objects))]);
+  const out = Buffer.concat([
+    u32(INDEX_MAGIC),
+    u32(head.length),
+    head,
+    u32(crc32(head)),
+    keys,
+    u32(crc32(keys)),
+    starts,
+    u32(crc32(starts)),
+    asBuffer(offsets),
+    objects,
+    u32(crc32(objects)),
+  ]);
   const tmp = path.join(tmpDir, `idx-${randomUUID()}`);
   // Derived from the segment (rebuilt when it fails its checksums): no fsync of its own.
   fs.writeFileSync(tmp, out, { mode: 0o600 });
@@ -507,24 +631,52 @@ export function readIndex(dir: string, segment: string, withObjects = false): Se
       return b && crc32(b.subarray(0, len)) === b.readUInt32LE(len) ? b.subarray(0, len) : undefined;
     };
     const top = read(0, 8);
-    if (!top || top.readUInt32LE(0) !== INDEX_MAGIC) {return undefined;}
+    if (!top || top.readUInt32LE(0) !== INDEX_MAGIC) {
+      return undefined;
+    }
     const headLen = top.readUInt32LE(4);
-    if (headLen > 4096) {return undefined;}
+    if (headLen > 4096) {
+      return undefined;
+    }
     const head = checked(8, headLen);
-    if (!head) {return undefined;}
-    const h = JSON.parse(head.toString('utf8')) as { first: number; last: number; firstAt: number; lastAt: number; count: number; keys: number; offsets: number; objects: number };
+    if (!head) {
+      return undefined;
+    }
+    const h = JSON.parse(head.toString('utf8')) as {
+      first: number;
+      last: number;
+      firstAt: number;
+      lastAt: number;
+      count: number;
+      keys: number;
+      offsets: number;
+      objects: number;
+    };
     let pos = 8 + headLen + 4;
     const keys = checked(pos, h.keys * 4);
     pos += h.keys * 4 + 4;
     const starts = checked(pos, (h.keys + 1) * 4);
     pos += (h.keys + 1) * 4 + 4;
-    if (!keys || !starts) {return undefined;}
+    if (!keys || !starts) {
+      return undefined;
+    }
     const copy = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    const idx: SegmentIndex = { first: h.first, last: h.last, firstAt: h.firstAt, lastAt: h.lastAt, count: h.count, keys: copy(keys), starts: copy(starts), offsetsAt: pos };
+    const idx: SegmentIndex = {
+      first: h.first,
+      last: h.last,
+      firstAt: h.firstAt,
+      lastAt: h.lastAt,
+      count: h.count,
+      keys: copy(keys),
+      starts: copy(starts),
+      offsetsAt: pos,
+    };
     pos += h.offsets * 4;
     if (withObjects) {
       const objects = checked(pos, h.objects * 32);
-      if (!objects) {return undefined;}
+      if (!objects) {
+        return undefined;
+      }
       idx.objects = objects;
     }
     return idx;
@@ -542,9 +694,14 @@ function keyAt(idx: SegmentIndex, key: number): number {
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const v = idx.keys[mid] as number;
-    if (v === key) {return mid;}
-    if (v < key) {lo = mid + 1;}
-    else {hi = mid - 1;}
+    if (v === key) {
+      return mid;
+    }
+    if (v < key) {
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
   }
   return -1;
 }
@@ -556,19 +713,27 @@ export function indexHasPath(idx: SegmentIndex, key: number): boolean {
 /** The frame offsets of the records whose path has `key` (read from the index file). */
 export function indexOffsets(dir: string, segment: string, idx: SegmentIndex, key: number): number[] {
   const i = keyAt(idx, key);
-  if (i < 0) {return [];}
+  if (i < 0) {
+    return [];
+  }
   const from = idx.starts[i] as number;
   const to = idx.starts[i + 1] as number;
-  if (idx.offsets) {return [...idx.offsets.subarray(from, to)];}
+  if (idx.offsets) {
+    return [...idx.offsets.subarray(from, to)];
+  }
   const b = Buffer.allocUnsafe((to - from) * 4);
   const fd = fs.openSync(path.join(dir, indexName(segment)), 'r');
   try {
-    if (fs.readSync(fd, b, 0, b.length, (idx.offsetsAt ?? 0) + from * 4) !== b.length) {return [];}
+    if (fs.readSync(fd, b, 0, b.length, (idx.offsetsAt ?? 0) + from * 4) !== b.length) {
+      return [];
+    }
   } finally {
     fs.closeSync(fd);
   }
   const out: number[] = [];
-  for (let k = 0; k < b.length; k += 4) {out.push(b.readUInt32LE(k));}
+  for (let k = 0; k < b.length; k += 4) {
+    out.push(b.readUInt32LE(k));
+  }
   return out;
 }
 
@@ -576,7 +741,9 @@ export function indexOffsets(dir: string, segment: string, idx: SegmentIndex, ke
 export function indexObjects(idx: SegmentIndex): string[] {
   const out: string[] = [];
   const o = idx.objects ?? Buffer.alloc(0);
-  for (let i = 0; i + 32 <= o.length; i += 32) {out.push(o.toString('hex', i, i + 32));}
+  for (let i = 0; i + 32 <= o.length; i += 32) {
+    out.push(o.toString('hex', i, i + 32));
+  }
   return out;
 }
 
@@ -595,7 +762,7 @@ export function sealSegment(
   tmpDir: string,
   seg: ChainSegment,
   last: number,
-  maxBytes = SEGMENT_BYTES,
+  maxBytes = SEGMENT_BYTES
 ): { index?: SegmentIndex; strippedBytes: number; file: string; name: string } {
   const dir = journalDir(root);
   // First: is there anything to rewrite? (Most segments were written by a writer that sealed them itself.)
@@ -607,10 +774,18 @@ export function sealSegment(
   let fd = fs.openSync(seg.file, 'r');
   try {
     const res = readFdFrames(fd, (r, offset) => {
-      if (r.q > last) {return true;}
-      if (!keep(r)) {return false;}
-      if (r.op === 'file' && r.d !== undefined) {inline = true;}
-      if (!seg.legacy) {records.push({ r, offset });}
+      if (r.q > last) {
+        return true;
+      }
+      if (!keep(r)) {
+        return false;
+      }
+      if (r.op === 'file' && r.d !== undefined) {
+        inline = true;
+      }
+      if (!seg.legacy) {
+        records.push({ r, offset });
+      }
       return false;
     });
     header = res.header;
@@ -620,7 +795,9 @@ export function sealSegment(
   }
   if (!inline && !seg.legacy) {
     const index = buildIndex(records);
-    if (index) {writeIndex(dir, tmpDir, seg.name, index);}
+    if (index) {
+      writeIndex(dir, tmpDir, seg.name, index);
+    }
     return { index, strippedBytes: 0, file: seg.file, name: seg.name };
   }
   records = [];
@@ -630,15 +807,20 @@ export function sealSegment(
   const outputs: Array<{ tmp: string; name: string; index?: SegmentIndex; bytes: number }> = [];
   let out: { tmp: string; fd: number; first: number; bytes: number; chunk: Buffer[]; chunkBytes: number } | undefined;
   let written = 0;
-  let prev: { name: string; last: number } | null = header?.op === 'segment' ? (header.prev === null ? null : { name: header.prev, last: header.prevLast ?? 0 }) : null;
+  let prev: { name: string; last: number } | null =
+    header?.op === 'segment' ? (header.prev === null ? null : { name: header.prev, last: header.prevLast ?? 0 }) : null;
   const flush = () => {
-    if (!out || out.chunk.length === 0) {return;}
+    if (!out || out.chunk.length === 0) {
+      return;
+    }
     out.bytes += fs.writeSync(out.fd, Buffer.concat(out.chunk));
     out.chunk = [];
     out.chunkBytes = 0;
   };
   const finish = () => {
-    if (!out) {return;}
+    if (!out) {
+      return;
+    }
     flush();
     fs.fsyncSync(out.fd);
     fs.closeSync(out.fd);
@@ -651,47 +833,86 @@ export function sealSegment(
     out = undefined;
   };
   const add = (b: Buffer) => {
-    if (!out) {return;}
+    if (!out) {
+      return;
+    }
     out.chunk.push(b);
     out.chunkBytes += b.length;
-    if (out.chunkBytes > 1 << 20) {flush();}
+    if (out.chunkBytes > 1 << 20) {
+      flush();
+    }
   };
   const begin = (first: number, at: number) => {
     const tmp = path.join(tmpDir, `seal-${randomUUID()}`);
     out = { tmp, fd: fs.openSync(tmp, 'w', 0o600), first, bytes: 0, chunk: [], chunkBytes: 0 };
     const own = header?.op === 'segment' && outputs.length === 0 ? header : undefined;
-    add(frame(own ?? { q: first - 1, at, op: 'segment', epoch: seg.epoch, first, prev: prev?.name ?? null, prevLast: prev?.last ?? null }));
+    add(
+      frame(
+        own ?? {
+          q: first - 1,
+          at,
+          op: 'segment',
+          epoch: seg.epoch,
+          first,
+          prev: prev?.name ?? null,
+          prevLast: prev?.last ?? null,
+        }
+      )
+    );
   };
   fd = fs.openSync(seg.file, 'r');
   try {
     readFdFrames(fd, (r) => {
-      if (r.q > last) {return true;}
-      if (!keep(r)) {return false;}
+      if (r.q > last) {
+        return true;
+      }
+      if (!keep(r)) {
+        return false;
+      }
       // A legacy file is cut into segments of the usual size; a segment stays whole.
-      if (out && seg.legacy && out.bytes + out.chunkBytes >= maxBytes) {finish();}
-      if (!out) {begin(outputs.length === 0 ? seg.first : r.q, r.at);}
+      if (out && seg.legacy && out.bytes + out.chunkBytes >= maxBytes) {
+        finish();
+      }
+      if (!out) {
+        begin(outputs.length === 0 ? seg.first : r.q, r.at);
+      }
       const stripped = withoutInline(r);
       const cur = out as { bytes: number; chunkBytes: number };
       records.push({ r: stripped, offset: cur.bytes + cur.chunkBytes });
       add(frame(stripped));
       return false;
     });
-    if (!out && outputs.length === 0) {begin(seg.first, 0);}
+    if (!out && outputs.length === 0) {
+      begin(seg.first, 0);
+    }
     finish();
   } finally {
     fs.closeSync(fd);
-    if (out) {fs.closeSync((out as { fd: number }).fd);}
+    if (out) {
+      fs.closeSync((out as { fd: number }).fd);
+    }
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const o of [...outputs.slice(1), ...outputs.slice(0, 1)]) {fs.renameSync(o.tmp, path.join(dir, o.name));}
+  for (const o of [...outputs.slice(1), ...outputs.slice(0, 1)]) {
+    fs.renameSync(o.tmp, path.join(dir, o.name));
+  }
   fsyncDir(dir);
-  for (const o of outputs) {if (o.index) {writeIndex(dir, tmpDir, o.name, o.index);}}
+  for (const o of outputs) {
+    if (o.index) {
+      writeIndex(dir, tmpDir, o.name, o.index);
+    }
+  }
   if (seg.legacy) {
     fs.rmSync(seg.file, { force: true });
     fsyncDir(root);
   }
   const firstOut = outputs[0] as { name: string; index?: SegmentIndex };
-  return { index: firstOut.index, strippedBytes: totalBytes - written, file: path.join(dir, firstOut.name), name: firstOut.name };
+  return {
+    index: firstOut.index,
+    strippedBytes: totalBytes - written,
+    file: path.join(dir, firstOut.name),
+    name: firstOut.name,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -717,9 +938,13 @@ export interface Replay {
 /** The earliest restorable moment: the base snapshot's, a legacy base record's, or the first record's. */
 export function earliestOf(chain: Chain): number | null {
   const base = baseSnapshot(chain);
-  if (base) {return base.header.from ?? base.header.at;}
+  if (base) {
+    return base.header.from ?? base.header.at;
+  }
   const r = firstRecordOf(chain);
-  if (!r) {return null;}
+  if (!r) {
+    return null;
+  }
   return r.op === 'base' ? r.from : r.at;
 }
 
@@ -738,10 +963,14 @@ export function baseSnapshot(chain: Chain): { file: SnapshotFile; header: TreeHe
   const first = chain.segments[0];
   let found: { file: SnapshotFile; header: TreeHeader } | undefined;
   for (const s of chain.snapshots) {
-    if (first && s.upTo !== first.first - 1) {continue;}
+    if (first && s.upTo !== first.first - 1) {
+      continue;
+    }
     const header = readSnapshotHeader(s);
     // The one pruning wrote (with `from`) over one that merely happens to end there.
-    if (header && (!found || (header.from !== null && found.header.from === null))) {found = { file: s, header };}
+    if (header && (!found || (header.from !== null && found.header.from === null))) {
+      found = { file: s, header };
+    }
   }
   return found;
 }
@@ -758,9 +987,13 @@ export function replay(chain: Chain, touchedAfter: number): Replay {
   let used: SnapshotFile | null = null;
   for (let i = chain.snapshots.length - 1; i >= 0 && !snap; i--) {
     const s = chain.snapshots[i] as SnapshotFile;
-    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) {continue;}
+    if (s.upTo < start || !snapshotFits(chain, s, Infinity)) {
+      continue;
+    }
     snap = readSnapshot(s);
-    if (snap) {used = s;}
+    if (snap) {
+      used = s;
+    }
   }
   const tree: Tree = snap ? snap.tree : new Map();
   const from = snap ? snap.header.upTo : -Infinity;
@@ -778,12 +1011,27 @@ export function replay(chain: Chain, touchedAfter: number): Replay {
     if (r.op === 'sync') {
       lastSync = Math.max(lastSync, r.upTo);
       unsynced = unsynced.filter((u) => u.q > r.upTo);
-    } else if (r.op === 'file' && r.d !== undefined) {unsynced.push(r);}
-    if (touched && r.q > touchedAfter && r.op !== 'sync' && r.op !== 'base') {touched.add(r.p);}
+    } else if (r.op === 'file' && r.d !== undefined) {
+      unsynced.push(r);
+    }
+    if (touched && r.q > touchedAfter && r.op !== 'sync' && r.op !== 'base') {
+      touched.add(r.p);
+    }
     lastQ = Math.max(lastQ, r.q);
     lastAt = Math.max(lastAt, r.at);
   });
-  return { tree, lastQ, lastAt, lastSync, unsynced, touched, replayed, snapshot: used, damage, earliest: earliestOf(chain) };
+  return {
+    tree,
+    lastQ,
+    lastAt,
+    lastSync,
+    unsynced,
+    touched,
+    replayed,
+    snapshot: used,
+    damage,
+    earliest: earliestOf(chain),
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -810,7 +1058,7 @@ export class JournalWriter {
     lastQ: number,
     lastAt: number,
     readonly epoch: number,
-    private readonly check: () => void,
+    private readonly check: () => void
   ) {
     const dir = journalDir(root);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -827,7 +1075,15 @@ export class JournalWriter {
     this.check();
     const dir = journalDir(this.root);
     const name = segmentName(this.nextSeq, this.epoch);
-    const header: SegmentHeader = { q: this.nextSeq - 1, at: this.lastAt, op: 'segment', epoch: this.epoch, first: this.nextSeq, prev, prevLast };
+    const header: SegmentHeader = {
+      q: this.nextSeq - 1,
+      at: this.lastAt,
+      op: 'segment',
+      epoch: this.epoch,
+      first: this.nextSeq,
+      prev,
+      prevLast,
+    };
     const file = path.join(dir, name);
     const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     try {
@@ -870,7 +1126,9 @@ export class JournalWriter {
 
   /** Appends the records and fsyncs; when this resolves they are acknowledged. */
   async append(records: NewRecord[]): Promise<JournalRecord[]> {
-    if (records.length === 0) {return [];}
+    if (records.length === 0) {
+      return [];
+    }
     // Fencing: a writer that lost the lease (frozen past its staleness) must not write on.
     this.check();
     const out = records.map((r) => numbered(this.nextSeq++, r));
@@ -878,7 +1136,9 @@ export class JournalWriter {
     let written = 0;
     while (written < buf.length) {
       written += await new Promise<number>((resolve, reject) =>
-        fs.write(this.fd, buf, written, buf.length - written, this.size + written, (e, n) => (e ? reject(e) : resolve(n))),
+        fs.write(this.fd, buf, written, buf.length - written, this.size + written, (e, n) =>
+          e ? reject(e) : resolve(n)
+        )
       );
     }
     this.size += buf.length;

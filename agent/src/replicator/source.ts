@@ -18,7 +18,7 @@ export class Source {
     readonly root: string,
     private readonly log: Logger,
     /** Told of a new problem, with whether another directory stands there now. */
-    private readonly lost: (problem: string, replaced: boolean) => void,
+    private readonly lost: (problem: string, replaced: boolean) => void
   ) {}
 
   /** The source path of `p` for system calls (raw bytes for names that are not UTF-8; may be longer than PATH_MAX). */
@@ -31,7 +31,9 @@ export class Source {
       return viaShort(this.path(p), (a) => fs.lstatSync(a));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      if (code === 'ENOENT' || code === 'ENOTDIR') {return null;}
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        return null;
+      }
       return { unreadable: code };
     }
   }
@@ -43,7 +45,14 @@ export class Source {
   /** Owner, group and extended attributes of a source path (metadata.ts): what its record carries. */
   metadata(p: string, uid: number, gid: number, quiet = false): Metadata {
     try {
-      return viaShort(this.path(p), (a) => readMetadata(a, uid, gid, quiet ? undefined : (msg, fields) => this.log.warn(msg, { path: displayPath(p), ...fields })));
+      return viaShort(this.path(p), (a) =>
+        readMetadata(
+          a,
+          uid,
+          gid,
+          quiet ? undefined : (msg, fields) => this.log.warn(msg, { path: displayPath(p), ...fields })
+        )
+      );
     } catch (e) {
       // A long path's directories could not be opened: gone or unreadable, which its lstat tells.
       return metadataNotRead(uid, gid, (e as NodeJS.ErrnoException).code ?? 'error');
@@ -54,15 +63,18 @@ export class Source {
   check(): string | null {
     const st = fs.statSync(this.root, { throwIfNoEntry: false });
     let problem: string | null = null;
-    if (!st?.isDirectory()) {problem = `source ${this.root} is missing`;}
-    else if (this.id && (st.dev !== this.id.dev || st.ino !== this.id.ino)) {
+    if (!st?.isDirectory()) {
+      problem = `source ${this.root} is missing`;
+    } else if (this.id && (st.dev !== this.id.dev || st.ino !== this.id.ino)) {
       problem = `source ${this.root} is another directory than at start (unmounted or replaced)`;
     }
     if (problem && problem !== this.problem) {
       this.log.error('not recording: the source is not available', { problem });
       this.lost(problem, st?.isDirectory() === true);
     }
-    if (!problem && this.problem) {this.log.info('the source is back', { source: this.root });}
+    if (!problem && this.problem) {
+      this.log.info('the source is back', { source: this.root });
+    }
     this.problem = problem;
     return problem;
   }

@@ -45,7 +45,12 @@ export const statusSchema = z.object({
     earliestRestorable: time,
     paths: z.number().int(),
   }),
-  latency: z.object({ count: z.number().int(), p50Ms: z.number().nullable(), p99Ms: z.number().nullable(), maxMs: z.number().nullable() }),
+  latency: z.object({
+    count: z.number().int(),
+    p50Ms: z.number().nullable(),
+    p99Ms: z.number().nullable(),
+    maxMs: z.number().nullable(),
+  }),
   lastPrune: z
     .object({
       cutoff: z.string(),
@@ -59,7 +64,13 @@ export const statusSchema = z.object({
   errors: z.array(z.string()),
   /** The last scheduled verify of the store (--verify-every); null before the first, absent from older replicators. */
   verify: z
-    .object({ at: z.string(), ok: z.boolean(), problems: z.number().int(), firstProblem: z.string().nullable(), durationSeconds: z.number() })
+    .object({
+      at: z.string(),
+      ok: z.boolean(),
+      problems: z.number().int(),
+      firstProblem: z.string().nullable(),
+      durationSeconds: z.number(),
+    })
     .nullable()
     .optional(),
 });

@@ -69,7 +69,9 @@ function readMarker(layout: StoreLayout): HashAlgorithm | undefined {
   try {
     text = fs.readFileSync(layout.marker, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {return undefined;}
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined;
+    }
     throw e;
   }
   let m: { format?: unknown; version?: unknown; hash?: unknown };
@@ -78,13 +80,23 @@ function readMarker(layout: StoreLayout): HashAlgorithm | undefined {
   } catch {
     throw new NotAStoreError(`${layout.marker}: not valid JSON`);
   }
-  if (m?.format !== STORE_FORMAT) {throw new NotAStoreError(`${layout.marker}: format is ${JSON.stringify(m?.format)}, not ${JSON.stringify(STORE_FORMAT)}`);}
-  if (typeof m.version === 'number' && m.version > STORE_VERSION) {
-    throw new NotAStoreError(`${layout.marker}: version ${m.version} is newer than this vigil-agent knows (${STORE_VERSION}); a newer version wrote this store`);
+  if (m?.format !== STORE_FORMAT) {
+    throw new NotAStoreError(
+      `${layout.marker}: format is ${JSON.stringify(m?.format)}, not ${JSON.stringify(STORE_FORMAT)}`
+    );
   }
-  if (m.hash === undefined) {return 'sha256';}
+  if (typeof m.version === 'number' && m.version > STORE_VERSION) {
+    throw new NotAStoreError(
+      `${layout.marker}: version ${m.version} is newer than this vigil-agent knows (${STORE_VERSION}); a newer version wrote this store`
+    );
+  }
+  if (m.hash === undefined) {
+    return 'sha256';
+  }
   if (!(HASH_ALGORITHMS as readonly unknown[]).includes(m.hash)) {
-    throw new NotAStoreError(`${layout.marker}: hash ${JSON.stringify(m.hash)} is not one this vigil-agent knows (${HASH_ALGORITHMS.join(', ')}); a newer version wrote this store`);
+    throw new NotAStoreError(
+      `${layout.marker}: hash ${JSON.stringify(m.hash)} is not one this vigil-agent knows (${HASH_ALGORITHMS.join(', ')}); a newer version wrote this store`
+    );
   }
   return m.hash as HashAlgorithm;
 }
@@ -96,10 +108,14 @@ export function openStoreForReading(dir: string): StoreLayout {
   try {
     hash = readMarker(layout);
   } catch (e) {
-    if (e instanceof NotAStoreError) {throw new NotAStoreError(`${dir} is not a Vigil replicator store (${e.message})`);}
+    if (e instanceof NotAStoreError) {
+      throw new NotAStoreError(`${dir} is not a Vigil replicator store (${e.message})`);
+    }
     throw e;
   }
-  if (hash === undefined) {throw new NotAStoreError(`${dir} is not a Vigil replicator store (no vigil-store.json)`);}
+  if (hash === undefined) {
+    throw new NotAStoreError(`${dir} is not a Vigil replicator store (no vigil-store.json)`);
+  }
   layout.hash = hash;
   return layout;
 }
@@ -111,9 +127,13 @@ export function openStoreForReading(dir: string): StoreLayout {
 export function prepareStore(layout: StoreLayout, choice: HashChoice = 'auto'): HashAlgorithm {
   // Owner only (modes.ts); existing directories keep their modes here: tightenTop() fixes them.
   fs.mkdirSync(layout.root, { recursive: true, mode: DIR_MODE });
-  for (const d of [layout.objects, layout.mirror, layout.tmp, layout.journal]) {fs.mkdirSync(d, { recursive: true, mode: DIR_MODE });}
+  for (const d of [layout.objects, layout.mirror, layout.tmp, layout.journal]) {
+    fs.mkdirSync(d, { recursive: true, mode: DIR_MODE });
+  }
   // All 256 fan-out directories up front: storing an object is then one rename, no mkdir.
-  for (let i = 0; i < 256; i++) {fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true, mode: DIR_MODE });}
+  for (let i = 0; i < 256; i++) {
+    fs.mkdirSync(path.join(layout.objects, i.toString(16).padStart(2, '0')), { recursive: true, mode: DIR_MODE });
+  }
   let hash = readMarker(layout);
   if (hash === undefined) {
     hash = algorithmFor(choice);
@@ -121,19 +141,37 @@ export function prepareStore(layout: StoreLayout, choice: HashChoice = 'auto'): 
     writeMarker(layout, hash, new Date().toISOString(), true);
   } else if (markerVersion(layout) < STORE_VERSION) {
     // An older store: from now on its journal grows in segments (the old file is read as the first).
-    writeMarker(layout, hash, markerCreatedAt(layout) ?? new Date().toISOString(), markerJson(layout).ownerOnly === true);
+    writeMarker(
+      layout,
+      hash,
+      markerCreatedAt(layout) ?? new Date().toISOString(),
+      markerJson(layout).ownerOnly === true
+    );
   }
   layout.hash = hash;
   return hash;
 }
 
 function writeMarker(layout: StoreLayout, hash: HashAlgorithm, createdAt: string, ownerOnly: boolean): void {
-  writeFileDurably(layout.marker, JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, hash, createdAt, ...(ownerOnly ? { ownerOnly } : {}) }) + '\n');
+  writeFileDurably(
+    layout.marker,
+    JSON.stringify({
+      format: STORE_FORMAT,
+      version: STORE_VERSION,
+      hash,
+      createdAt,
+      ...(ownerOnly ? { ownerOnly } : {}),
+    }) + '\n'
+  );
 }
 
 function markerJson(layout: StoreLayout): { version?: unknown; createdAt?: unknown; ownerOnly?: unknown } {
   try {
-    return JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as { version?: unknown; createdAt?: unknown; ownerOnly?: unknown };
+    return JSON.parse(fs.readFileSync(layout.marker, 'utf8')) as {
+      version?: unknown;
+      createdAt?: unknown;
+      ownerOnly?: unknown;
+    };
   } catch {
     return {};
   }
@@ -164,7 +202,9 @@ function markerCreatedAt(layout: StoreLayout): string | undefined {
 
 /** Empties tmp/ of what a previous writer left; only the lease holder may do this. */
 export function cleanTmp(layout: StoreLayout): void {
-  for (const f of fs.readdirSync(layout.tmp)) {fs.rmSync(path.join(layout.tmp, f), { recursive: true, force: true });}
+  for (const f of fs.readdirSync(layout.tmp)) {
+    fs.rmSync(path.join(layout.tmp, f), { recursive: true, force: true });
+  }
 }
 
 /** fsyncs a directory without blocking the event loop (many run side by side on the thread pool). */
@@ -191,8 +231,15 @@ export function fsyncDir(dir: string): void {
  * temporary file (beside it, or in `o.tmpDir`), fsynced, renamed into place, its directory
  * fsynced. Owner-only (0600, or `o.mode`).
  */
-export function writeFileDurably(file: string, data: string | Buffer, o: { mode?: number; tmpDir?: string } = {}): void {
-  const tmp = o.tmpDir === undefined ? `${file}.${process.pid}.tmp` : path.join(o.tmpDir, `${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+export function writeFileDurably(
+  file: string,
+  data: string | Buffer,
+  o: { mode?: number; tmpDir?: string } = {}
+): void {
+  const tmp =
+    o.tmpDir === undefined
+      ? `${file}.${process.pid}.tmp`
+      : path.join(o.tmpDir, `${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   const fd = fs.openSync(tmp, 'w', o.mode ?? 0o600);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
@@ -235,13 +282,19 @@ function readLeaseFile(file: string): LeaseFile {
     mtimeMs = fs.statSync(file).mtimeMs;
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {return null;}
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      return null;
+    }
     return { unreadable: (e as Error).message, mtimeMs: 0 };
   }
-  if (text.length === 0) {return { unreadable: 'empty', mtimeMs };}
+  if (text.length === 0) {
+    return { unreadable: 'empty', mtimeMs };
+  }
   try {
     const l = JSON.parse(text) as Partial<Lease>;
-    if (typeof l.node !== 'string' || typeof l.pid !== 'number' || typeof l.acquiredAt !== 'string') {return { unreadable: 'not a lease', mtimeMs };}
+    if (typeof l.node !== 'string' || typeof l.pid !== 'number' || typeof l.acquiredAt !== 'string') {
+      return { unreadable: 'not a lease', mtimeMs };
+    }
     return { lease: { epoch: 0, pidStartTicks: null, process: '', renewedAt: l.acquiredAt, ...l } as Lease };
   } catch {
     return { unreadable: 'not valid JSON', mtimeMs };
@@ -306,8 +359,12 @@ export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult 
         return { held: true, lease: mine };
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') {continue;} // another contender linked first
-        if (code === 'ENOENT') {return { held: false, holder: null, reason: 'another replicator is cleaning the store; trying again' };}
+        if (code === 'EEXIST') {
+          continue;
+        } // another contender linked first
+        if (code === 'ENOENT') {
+          return { held: false, holder: null, reason: 'another replicator is cleaning the store; trying again' };
+        }
         throw e;
       } finally {
         fs.rmSync(tmp, { force: true });
@@ -317,7 +374,9 @@ export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult 
     if (holder && holder.node === o.node && holder.pid === process.pid && holder.pidStartTicks === o.startTicks) {
       return { held: true, lease: holder };
     }
-    const why = holder ? staleReason(holder, o, now) : unreadableStale(current as { unreadable: string; mtimeMs: number }, o, now);
+    const why = holder
+      ? staleReason(holder, o, now)
+      : unreadableStale(current as { unreadable: string; mtimeMs: number }, o, now);
     if (!why) {
       return {
         held: false,
@@ -327,7 +386,9 @@ export function acquireLease(layout: StoreLayout, o: LeaseOptions): LeaseResult 
           : `the lease file is unreadable (${(current as { unreadable: string }).unreadable}) and not yet stale; not writing`,
       };
     }
-    if (holder) {noteEpoch(layout, holder.epoch);}
+    if (holder) {
+      noteEpoch(layout, holder.epoch);
+    }
     const aside = path.join(layout.tmp, `stale-lease-${randomUUID()}.json`);
     try {
       fs.renameSync(layout.lease, aside);
@@ -353,7 +414,9 @@ function lastEpochSeen(layout: StoreLayout): number {
 }
 
 function noteEpoch(layout: StoreLayout, epoch: number): void {
-  if (epoch <= lastEpochSeen(layout)) {return;}
+  if (epoch <= lastEpochSeen(layout)) {
+    return;
+  }
   try {
     writeFileDurably(path.join(layout.root, 'lease.epoch'), `${epoch}\n`);
   } catch {
@@ -362,28 +425,44 @@ function noteEpoch(layout: StoreLayout, epoch: number): void {
 }
 
 function staleReason(holder: Lease, o: LeaseOptions, now: number): string | undefined {
-  if (holder.node === o.node && !o.isAlive(holder.pid, holder.pidStartTicks)) {return `pid ${holder.pid} on this node is gone`;}
+  if (holder.node === o.node && !o.isAlive(holder.pid, holder.pidStartTicks)) {
+    return `pid ${holder.pid} on this node is gone`;
+  }
   const renewed = Date.parse(holder.renewedAt);
-  if (!Number.isFinite(renewed) || now - renewed > o.staleAfterMs) {return `not renewed for ${Math.round((now - renewed) / 1000)} s`;}
+  if (!Number.isFinite(renewed) || now - renewed > o.staleAfterMs) {
+    return `not renewed for ${Math.round((now - renewed) / 1000)} s`;
+  }
   return undefined;
 }
 
 function unreadableStale(f: { unreadable: string; mtimeMs: number }, o: LeaseOptions, now: number): string | undefined {
   const age = now - f.mtimeMs;
-  if (f.unreadable === 'empty' && age > EMPTY_LEASE_STALE_MS) {return 'the lease file is empty (a write cut short)';}
-  if (age > o.staleAfterMs) {return `the lease file is unreadable (${f.unreadable}) and ${Math.round(age / 1000)} s old`;}
+  if (f.unreadable === 'empty' && age > EMPTY_LEASE_STALE_MS) {
+    return 'the lease file is empty (a write cut short)';
+  }
+  if (age > o.staleAfterMs) {
+    return `the lease file is unreadable (${f.unreadable}) and ${Math.round(age / 1000)} s old`;
+  }
   return undefined;
 }
 
 /** True while the lease file still names this writer (node, pid, acquisition, epoch). */
 export function holdsLease(layout: StoreLayout, lease: Lease): boolean {
   const cur = readLease(layout.lease);
-  return cur !== null && cur.pid === lease.pid && cur.node === lease.node && cur.acquiredAt === lease.acquiredAt && cur.epoch === lease.epoch;
+  return (
+    cur !== null &&
+    cur.pid === lease.pid &&
+    cur.node === lease.node &&
+    cur.acquiredAt === lease.acquiredAt &&
+    cur.epoch === lease.epoch
+  );
 }
 
 /** Rewrites renewedAt. Returns false when the lease no longer names this process (stop writing). */
 export function renewLease(layout: StoreLayout, lease: Lease, now = Date.now()): boolean {
-  if (!holdsLease(layout, lease)) {return false;}
+  if (!holdsLease(layout, lease)) {
+    return false;
+  }
   lease.renewedAt = new Date(now).toISOString();
   const tmp = path.join(layout.tmp, `lease-${process.pid}.json`);
   fs.writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: FILE_MODE });
@@ -392,5 +471,7 @@ export function renewLease(layout: StoreLayout, lease: Lease, now = Date.now()):
 }
 
 export function releaseLease(layout: StoreLayout, lease: Lease): void {
-  if (holdsLease(layout, lease)) {fs.rmSync(layout.lease, { force: true });}
+  if (holdsLease(layout, lease)) {
+    fs.rmSync(layout.lease, { force: true });
+  }
 }

@@ -1,6 +1,15 @@
 // The protected tree as the journal knows it: replaying records in order gives the state of
 // the source at any moment they cover.
-import { decodeReadRecord, encodeRecord, type Change, type DirRecord, type FileRecord, type JournalRecord, type LinkRecord, type Version } from './journal';
+import {
+  decodeReadRecord,
+  encodeRecord,
+  type Change,
+  type DirRecord,
+  type FileRecord,
+  type JournalRecord,
+  type LinkRecord,
+  type Version,
+} from './journal';
 
 export type Entry = FileRecord | DirRecord | LinkRecord;
 export type Tree = Map<string, Entry>;
@@ -44,7 +53,9 @@ export function apply(tree: Tree, r: JournalRecord): void {
     case 'file':
     case 'link':
       // A directory replaced by a file takes its subtree with it.
-      if (tree.get(r.p)?.op === 'dir') {removeSubtree(tree, r.p);}
+      if (tree.get(r.p)?.op === 'dir') {
+        removeSubtree(tree, r.p);
+      }
       tree.set(r.p, r);
       break;
     case 'dir':
@@ -63,7 +74,9 @@ export function apply(tree: Tree, r: JournalRecord): void {
 export function treeAt(records: readonly JournalRecord[], at: number): Tree {
   const tree: Tree = new Map();
   for (const r of records) {
-    if (r.at > at) {break;}
+    if (r.at > at) {
+      break;
+    }
     apply(tree, r);
   }
   return tree;
@@ -72,7 +85,9 @@ export function treeAt(records: readonly JournalRecord[], at: number): Tree {
 /** The earliest moment a restore can rebuild: the base left by pruning, or the first record. */
 export function earliestRestorable(records: readonly JournalRecord[]): number | null {
   const first = records[0];
-  if (!first) {return null;}
+  if (!first) {
+    return null;
+  }
   return first.op === 'base' ? first.from : first.at;
 }
 
@@ -81,7 +96,9 @@ export function applyChange(tree: VersionTree, c: Change): void {
   switch (c.op) {
     case 'file':
     case 'link':
-      if (tree.get(c.path)?.op === 'dir') {removeSubtree(tree, c.path);}
+      if (tree.get(c.path)?.op === 'dir') {
+        removeSubtree(tree, c.path);
+      }
       tree.set(c.path, c);
       break;
     case 'dir':
@@ -99,13 +116,17 @@ export function applyChange(tree: VersionTree, c: Change): void {
 /** A replayed tree (its records checked as they were read) in the readable form. */
 export function decodeTree(tree: Tree): VersionTree {
   const out: VersionTree = new Map();
-  for (const [p, e] of tree) {out.set(p, decodeReadRecord(e));}
+  for (const [p, e] of tree) {
+    out.set(p, decodeReadRecord(e));
+  }
   return out;
 }
 
 /** A readable tree in the on-disk form (for a snapshot). */
 export function encodeTree(tree: VersionTree): Tree {
   const out: Tree = new Map();
-  for (const [p, e] of tree) {out.set(p, encodeRecord(e) as Entry);}
+  for (const [p, e] of tree) {
+    out.set(p, encodeRecord(e) as Entry);
+  }
   return out;
 }

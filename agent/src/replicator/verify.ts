@@ -25,7 +25,14 @@ import { decodeName, displayPath, encodeName, fsPath, mkdirp, rmrf, viaShort, di
 import { hashFileInWorker } from './hash';
 import type { JournalRecord } from './journal';
 import { baseSnapshot, forEachRecord, highestEpoch, readSnapshot, resolveChain, type SegmentDamage } from './segments';
-import { acquireLease, openStoreForReading, releaseLease, writeFileDurably, type Lease, type StoreLayout } from './store';
+import {
+  acquireLease,
+  openStoreForReading,
+  releaseLease,
+  writeFileDurably,
+  type Lease,
+  type StoreLayout,
+} from './store';
 import { apply, within, type Tree } from './tree';
 
 export type ProblemKind =
@@ -150,13 +157,19 @@ export async function verifyStore(store: string, o: VerifyOptions = {}): Promise
       startTicks: procInfo(process.pid)?.startTicks ?? null,
       journalEpoch: () => highestEpoch(layout.root),
     });
-    if (!r.held) {throw new VerifyError(`cannot repair ${store}: ${r.reason}; stop the replicator first (verify without --repair checks a live store)`);}
+    if (!r.held) {
+      throw new VerifyError(
+        `cannot repair ${store}: ${r.reason}; stop the replicator first (verify without --repair checks a live store)`
+      );
+    }
     lease = r.lease;
   }
   try {
     return await run(layout, o, t0, lease !== undefined);
   } finally {
-    if (lease) {releaseLease(layout, lease);}
+    if (lease) {
+      releaseLease(layout, lease);
+    }
   }
 }
 
@@ -167,9 +180,15 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
   const checked = { segments: 0, records: 0, objects: 0, objectBytes: 0, mirrorPaths: 0 };
   let slice = Date.now();
   const pace = async () => {
-    if (o.cancelled?.()) {throw new VerifyCancelled('verify stopped');}
-    if (!o.pace) {return;}
-    if (Date.now() - slice < o.pace.workMs) {return;}
+    if (o.cancelled?.()) {
+      throw new VerifyCancelled('verify stopped');
+    }
+    if (!o.pace) {
+      return;
+    }
+    if (Date.now() - slice < o.pace.workMs) {
+      return;
+    }
     await new Promise((r) => setTimeout(r, o.pace?.restMs ?? 0));
     slice = Date.now();
   };
@@ -177,15 +196,24 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
   // ---- the journal: every record, with where it is ----
   const mirrorSeq = readSeq(layout.mirrorSeq);
   const chain = resolveChain(layout.root);
-  for (const p of chain.problems) {problems.push({ kind: 'journal-chain', message: `journal: ${p}`, segment: p.split(':')[0] });}
-  for (const i of chain.ignored) {warnings.push(`journal: ${i.name} is not part of the journal (${i.why}); pruning removes it`);}
+  for (const p of chain.problems) {
+    problems.push({ kind: 'journal-chain', message: `journal: ${p}`, segment: p.split(':')[0] });
+  }
+  for (const i of chain.ignored) {
+    warnings.push(`journal: ${i.name} is not part of the journal (${i.why}); pruning removes it`);
+  }
   const refs = new Map<string, Ref>();
   const ref = (h: string, s: number, p: string, q: number, segment: string, offset: number | undefined, d?: string) => {
     const cur = refs.get(h);
-    if (!cur) {refs.set(h, { s, p, q, segment, offset, paths: [p], ...(d === undefined ? {} : { d }) });}
-    else {
-      if (cur.paths.length < 8 && !cur.paths.includes(p)) {cur.paths.push(p);}
-      if (cur.d === undefined && d !== undefined) {cur.d = d;}
+    if (!cur) {
+      refs.set(h, { s, p, q, segment, offset, paths: [p], ...(d === undefined ? {} : { d }) });
+    } else {
+      if (cur.paths.length < 8 && !cur.paths.includes(p)) {
+        cur.paths.push(p);
+      }
+      if (cur.d === undefined && d !== undefined) {
+        cur.d = d;
+      }
     }
   };
   // The tree the mirror should hold: after mirror.seq on a live store (the writer updates the
@@ -197,15 +225,31 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
     const snap = readSnapshot(base.file);
     after = base.header.upTo;
     if (!snap) {
-      problems.push({ kind: 'snapshot-damaged', message: `journal ${base.file.name}: the base snapshot (the tree before the first retained record) is damaged or incomplete`, segment: base.file.name });
+      problems.push({
+        kind: 'snapshot-damaged',
+        message: `journal ${base.file.name}: the base snapshot (the tree before the first retained record) is damaged or incomplete`,
+        segment: base.file.name,
+      });
     } else {
       tree = snap.tree;
-      for (const e of snap.tree.values()) {if (e.op === 'file') {ref(e.h, e.s, e.p, e.q, base.file.name, undefined);}}
+      for (const e of snap.tree.values()) {
+        if (e.op === 'file') {
+          ref(e.h, e.s, e.p, e.q, base.file.name, undefined);
+        }
+      }
     }
   }
   for (const s of chain.snapshots) {
-    if (base && s.name === base.file.name) {continue;}
-    if (!readSnapshot(s)) {problems.push({ kind: 'snapshot-damaged', message: `journal ${s.name}: tree snapshot is damaged or incomplete (a start replays from an older one)`, segment: s.name });}
+    if (base && s.name === base.file.name) {
+      continue;
+    }
+    if (!readSnapshot(s)) {
+      problems.push({
+        kind: 'snapshot-damaged',
+        message: `journal ${s.name}: tree snapshot is damaged or incomplete (a start replays from an older one)`,
+        segment: s.name,
+      });
+    }
     await pace();
   }
   const laterPaths = new Set<string>();
@@ -220,11 +264,16 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
       (r: JournalRecord, sg, offset) => {
         checked.records++;
         lastQ = Math.max(lastQ, r.q);
-        if (r.op === 'file') {ref(r.h, r.s, r.p, r.q, sg.name, offset, r.d);}
-        if (r.q <= treeUpTo) {apply(tree, r);}
-        else if (r.op !== 'sync' && r.op !== 'base') {laterPaths.add(r.p);}
+        if (r.op === 'file') {
+          ref(r.h, r.s, r.p, r.q, sg.name, offset, r.d);
+        }
+        if (r.q <= treeUpTo) {
+          apply(tree, r);
+        } else if (r.op !== 'sync' && r.op !== 'base') {
+          laterPaths.add(r.p);
+        }
       },
-      { only: (_s, j) => j === i },
+      { only: (_s, j) => j === i }
     );
     damages.push(...d);
     await pace();
@@ -243,14 +292,29 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
     if (d.missing) {
       const seg = chain.segments.find((x) => x.name === d.segment);
       // Pruned while we read (a live store): not damage.
-      if (live && seg && !fs.existsSync(seg.file)) {continue;}
+      if (live && seg && !fs.existsSync(seg.file)) {
+        continue;
+      }
       journalDamaged = true;
-      problems.push({ kind: 'journal-damage', message: `journal ${d.segment}: ${d.missing}`, segment: d.segment, offset: byteAt(d.missing) });
+      problems.push({
+        kind: 'journal-damage',
+        message: `journal ${d.segment}: ${d.missing}`,
+        segment: d.segment,
+        offset: byteAt(d.missing),
+      });
     }
     if (d.tail) {
       const msg = `journal ${d.segment}: ${d.tail.bytes} bytes after the last complete record are not a complete record (${d.tail.damage})`;
-      if (live) {warnings.push(`${msg}; normal while the writer appends`);}
-      else {problems.push({ kind: 'journal-tail', message: `${msg}: a write cut short (the replicator continues after it at its next start)`, segment: d.segment, offset: byteAt(d.tail.damage) });}
+      if (live) {
+        warnings.push(`${msg}; normal while the writer appends`);
+      } else {
+        problems.push({
+          kind: 'journal-tail',
+          message: `${msg}: a write cut short (the replicator continues after it at its next start)`,
+          segment: d.segment,
+          offset: byteAt(d.tail.damage),
+        });
+      }
     }
   }
 
@@ -260,7 +324,9 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
   try {
     fans = fs.readdirSync(layout.objects);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {throw e;}
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw e;
+    }
   }
   for (const f of fans) {
     let names: string[] = [];
@@ -269,17 +335,25 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
     } catch {
       continue;
     }
-    for (const h of names) {if (/^[0-9a-f]{64}$/.test(h) && h.startsWith(f)) {onDisk.add(h);}}
+    for (const h of names) {
+      if (/^[0-9a-f]{64}$/.test(h) && h.startsWith(f)) {
+        onDisk.add(h);
+      }
+    }
   }
   let pendingGc = new Set<string>();
   try {
-    pendingGc = new Set(JSON.parse(fs.readFileSync(path.join(layout.journal, 'prune-pending.json'), 'utf8')) as string[]);
+    pendingGc = new Set(
+      JSON.parse(fs.readFileSync(path.join(layout.journal, 'prune-pending.json'), 'utf8')) as string[]
+    );
   } catch {
     // no pruning under way
   }
   const badObjects = new Map<string, VerifyProblem>();
   const hashOf = async (file: FsPath, size: number): Promise<string> => {
-    if (size <= SMALL_OBJECT) {return hashBuffer(layout.hash, await fs.promises.readFile(file));}
+    if (size <= SMALL_OBJECT) {
+      return hashBuffer(layout.hash, await fs.promises.readFile(file));
+    }
     return o.pace ? hashFile(layout.hash, file) : hashFileInWorker(file, layout.hash);
   };
   const todo = [...refs.entries()];
@@ -298,8 +372,22 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
       }
       if (!st) {
         // Pruned while we read (a live store): its records went first.
-        if (live && (pendingGc.has(h) || (r.offset !== undefined && !fs.existsSync(path.join(layout.journal, r.segment))))) {continue;}
-        const p: VerifyProblem = { kind: 'missing-object', message: `missing object: ${at}: its content ${rel} is not in the store`, path: r.p, q: r.q, segment: r.segment, offset: r.offset, object: rel, expected: h };
+        if (
+          live &&
+          (pendingGc.has(h) || (r.offset !== undefined && !fs.existsSync(path.join(layout.journal, r.segment))))
+        ) {
+          continue;
+        }
+        const p: VerifyProblem = {
+          kind: 'missing-object',
+          message: `missing object: ${at}: its content ${rel} is not in the store`,
+          path: r.p,
+          q: r.q,
+          segment: r.segment,
+          offset: r.offset,
+          object: rel,
+          expected: h,
+        };
         badObjects.set(h, p);
         problems.push(p);
         continue;
@@ -313,11 +401,31 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
         found = `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
       }
       if (found !== h) {
-        const p: VerifyProblem = { kind: 'damaged-object', message: `damaged object: ${at}: ${rel} does not hash to its name (found ${found})`, path: r.p, q: r.q, segment: r.segment, offset: r.offset, object: rel, expected: h, found };
+        const p: VerifyProblem = {
+          kind: 'damaged-object',
+          message: `damaged object: ${at}: ${rel} does not hash to its name (found ${found})`,
+          path: r.p,
+          q: r.q,
+          segment: r.segment,
+          offset: r.offset,
+          object: rel,
+          expected: h,
+          found,
+        };
         badObjects.set(h, p);
         problems.push(p);
       } else if (st.size !== r.s) {
-        const p: VerifyProblem = { kind: 'object-size', message: `object size: ${at}: ${rel} has ${st.size} bytes, the record says ${r.s}`, path: r.p, q: r.q, segment: r.segment, offset: r.offset, object: rel, expected: String(r.s), found: String(st.size) };
+        const p: VerifyProblem = {
+          kind: 'object-size',
+          message: `object size: ${at}: ${rel} has ${st.size} bytes, the record says ${r.s}`,
+          path: r.p,
+          q: r.q,
+          segment: r.segment,
+          offset: r.offset,
+          object: rel,
+          expected: String(r.s),
+          found: String(st.size),
+        };
         problems.push(p);
       }
       await pace();
@@ -329,27 +437,42 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
   const strays: VerifyProblem[] = [];
   const grace = o.strayGraceMs ?? STRAY_GRACE_MS;
   for (const h of onDisk) {
-    if (refs.has(h) || pendingGc.has(h)) {continue;}
+    if (refs.has(h) || pendingGc.has(h)) {
+      continue;
+    }
     const file = layout.object(h);
     const st = fs.statSync(file, { throwIfNoEntry: false });
-    if (!st) {continue;}
+    if (!st) {
+      continue;
+    }
     if (live && Date.now() - st.mtimeMs < grace) {
       recent++;
       continue;
     }
     const rel = path.relative(layout.root, file);
-    strays.push({ kind: 'stray-object', message: `stray object: ${rel} (${st.size} bytes) is named by no retained record`, object: rel });
+    strays.push({
+      kind: 'stray-object',
+      message: `stray object: ${rel} (${st.size} bytes) is named by no retained record`,
+      object: rel,
+    });
   }
   problems.push(...strays);
-  if (recent > 0) {warnings.push(`${recent} object(s) named by no record yet are younger than ${Math.round(grace / 1000)} s (a capture may be on its way): not judged`);}
+  if (recent > 0) {
+    warnings.push(
+      `${recent} object(s) named by no record yet are younger than ${Math.round(grace / 1000)} s (a capture may be on its way): not judged`
+    );
+  }
 
   // ---- repairs of objects ----
   let repaired = 0;
   let notRepaired = 0;
   const note = (p: VerifyProblem, done: boolean, how: string) => {
     p.repair = { done, how };
-    if (done) {repaired++;}
-    else {notRepaired++;}
+    if (done) {
+      repaired++;
+    } else {
+      notRepaired++;
+    }
   };
   if (holding) {
     for (const [h, p] of badObjects) {
@@ -358,9 +481,15 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
       note(p, how.done, how.how);
     }
     for (const p of problems) {
-      if (p.kind === 'object-size') {note(p, false, 'the content hashes to its name: the record is what differs; records are never rewritten');}
-      if (p.kind === 'journal-damage' || p.kind === 'journal-chain' || p.kind === 'journal-tail') {note(p, false, 'journal records are never deleted or rewritten; readers skip the damaged bytes');}
-      if (p.kind === 'snapshot-damaged') {note(p, false, 'not repaired: a snapshot is written again by the replicator when a segment is sealed');}
+      if (p.kind === 'object-size') {
+        note(p, false, 'the content hashes to its name: the record is what differs; records are never rewritten');
+      }
+      if (p.kind === 'journal-damage' || p.kind === 'journal-chain' || p.kind === 'journal-tail') {
+        note(p, false, 'journal records are never deleted or rewritten; readers skip the damaged bytes');
+      }
+      if (p.kind === 'snapshot-damaged') {
+        note(p, false, 'not repaired: a snapshot is written again by the replicator when a segment is sealed');
+      }
     }
     for (const p of strays) {
       if (journalDamaged) {
@@ -398,9 +527,22 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
         }
         const dest = fsPath(layout.mirror, p);
         const st = viaShort(dest, (a) => fs.lstatSync(a, { throwIfNoEntry: false }));
-        const type = !st ? 'nothing' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
+        const type = !st
+          ? 'nothing'
+          : st.isDirectory()
+            ? 'dir'
+            : st.isSymbolicLink()
+              ? 'link'
+              : st.isFile()
+                ? 'file'
+                : 'other';
         if (type !== e.op) {
-          mirrorProblems.push({ kind: 'mirror-differs', message: `mirror: ${mp} is a ${type}, the journal has a ${e.op} (q ${e.q})`, path: p, q: e.q });
+          mirrorProblems.push({
+            kind: 'mirror-differs',
+            message: `mirror: ${mp} is a ${type}, the journal has a ${e.op} (q ${e.q})`,
+            path: p,
+            q: e.q,
+          });
           continue;
         }
         if (e.op === 'dir') {
@@ -409,12 +551,21 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
         }
         if (e.op === 'link') {
           const l = decodeName(viaShort(dest, (a) => fs.readlinkSync(a, { encoding: 'buffer' })));
-          if (l !== e.l) {mirrorProblems.push({ kind: 'mirror-differs', message: `mirror: ${mp} points to ${JSON.stringify(l)}, the journal has ${JSON.stringify(e.l)} (q ${e.q})`, path: p, q: e.q });}
+          if (l !== e.l) {
+            mirrorProblems.push({
+              kind: 'mirror-differs',
+              message: `mirror: ${mp} points to ${JSON.stringify(l)}, the journal has ${JSON.stringify(e.l)} (q ${e.q})`,
+              path: p,
+              q: e.q,
+            });
+          }
           continue;
         }
         const fst = st as fs.Stats;
         // A hard link to the object: the object's own check covers its content.
-        if (fst.ino === objIno(e.h) && !badObjects.has(e.h)) {continue;}
+        if (fst.ino === objIno(e.h) && !badObjects.has(e.h)) {
+          continue;
+        }
         let found: string;
         try {
           found = fst.size !== e.s ? `${fst.size} bytes` : await viaShort(dest, (a) => hashOf(a, fst.size));
@@ -436,15 +587,26 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
     };
     await walk('');
     for (const [p, e] of tree) {
-      if (!seen.has(p)) {mirrorProblems.push({ kind: 'mirror-missing', message: `mirror: mirror/${displayPath(p)} is missing (the journal has a ${e.op}, q ${e.q})`, path: p, q: e.q });}
+      if (!seen.has(p)) {
+        mirrorProblems.push({
+          kind: 'mirror-missing',
+          message: `mirror: mirror/${displayPath(p)} is missing (the journal has a ${e.op}, q ${e.q})`,
+          path: p,
+          q: e.q,
+        });
+      }
     }
     let kept = mirrorProblems;
     if (live) {
       // Whatever the writer recorded after mirror.seq (before or during the walk) may be half applied.
       forEachRecord(resolveChain(layout.root), mirrorSeq, (r) => {
-        if (r.op !== 'sync' && r.op !== 'base') {laterPaths.add(r.p);}
+        if (r.op !== 'sync' && r.op !== 'base') {
+          laterPaths.add(r.p);
+        }
       });
-      kept = mirrorProblems.filter((m) => ![...laterPaths].some((t) => within(m.path as string, t) || within(t, m.path as string)));
+      kept = mirrorProblems.filter(
+        (m) => ![...laterPaths].some((t) => within(m.path as string, t) || within(t, m.path as string))
+      );
     }
     problems.push(...kept);
     if (holding) {
@@ -452,7 +614,9 @@ async function run(layout: StoreLayout, o: VerifyOptions, t0: number, holding: b
       for (const m of [...kept].sort((a, b) => ((a.path as string) < (b.path as string) ? -1 : 1))) {
         const how = repairMirror(layout, tree, m.path as string, badObjects);
         note(m, how.done, how.how);
-        if (!how.done) {allFixed = false;}
+        if (!how.done) {
+          allFixed = false;
+        }
       }
       if (allFixed && mirrorSeq < lastQ && Number.isFinite(lastQ)) {
         fs.writeFileSync(`${layout.mirrorSeq}.tmp`, `${lastQ}\n`);
@@ -485,7 +649,12 @@ function storeObject(layout: StoreLayout, h: string, data: Buffer): void {
   writeFileDurably(obj, data, { mode: OBJECT_MODE, tmpDir: layout.tmp });
 }
 
-function repairObject(layout: StoreLayout, h: string, r: Ref, source: string | undefined): { done: boolean; how: string } {
+function repairObject(
+  layout: StoreLayout,
+  h: string,
+  r: Ref,
+  source: string | undefined
+): { done: boolean; how: string } {
   if (r.d !== undefined) {
     const data = Buffer.from(r.d, 'base64');
     if (hashBuffer(layout.hash, data) === h && data.length === r.s) {
@@ -496,7 +665,9 @@ function repairObject(layout: StoreLayout, h: string, r: Ref, source: string | u
   // A mirror file that is a copy (or a hard link the damage did not reach) may still have it.
   const tried: string[] = [];
   const places: Array<[string, string]> = r.paths.map((p) => [layout.mirror, p]);
-  if (source !== undefined) {places.push(...r.paths.map((p): [string, string] => [source, p]));}
+  if (source !== undefined) {
+    places.push(...r.paths.map((p): [string, string] => [source, p]));
+  }
   for (const [root, p] of places) {
     const file = fsPath(root, p);
     const label = root === layout.mirror ? `mirror/${displayPath(p)}` : displayPath(p);
@@ -518,7 +689,10 @@ function repairObject(layout: StoreLayout, h: string, r: Ref, source: string | u
       continue;
     }
     storeObject(layout, h, data);
-    return { done: true, how: `written again from ${root === layout.mirror ? label : path.join(root, displayPath(p))}, which still has that content` };
+    return {
+      done: true,
+      how: `written again from ${root === layout.mirror ? label : path.join(root, displayPath(p))}, which still has that content`,
+    };
   }
   return {
     done: false,
@@ -527,7 +701,12 @@ function repairObject(layout: StoreLayout, h: string, r: Ref, source: string | u
 }
 
 /** Makes mirror/p what the tree has (the entry, or nothing), from the objects. */
-function repairMirror(layout: StoreLayout, tree: Tree, p: string, bad: Map<string, VerifyProblem>): { done: boolean; how: string } {
+function repairMirror(
+  layout: StoreLayout,
+  tree: Tree,
+  p: string,
+  bad: Map<string, VerifyProblem>
+): { done: boolean; how: string } {
   const dest: FsPath = fsPath(layout.mirror, p);
   const e = tree.get(p);
   if (!e) {
@@ -536,35 +715,67 @@ function repairMirror(layout: StoreLayout, tree: Tree, p: string, bad: Map<strin
   }
   const cur = viaShort(dest, (d) => fs.lstatSync(d, { throwIfNoEntry: false }));
   if (e.op === 'dir') {
-    if (cur && !cur.isDirectory()) {rmrf(dest);}
+    if (cur && !cur.isDirectory()) {
+      rmrf(dest);
+    }
     mkdirp(dest, DIR_MODE);
     // What the tree has under it comes back with it.
     for (const [k, sub] of tree) {
-      if (k.startsWith(p + '/') && !viaShort(fsPath(layout.mirror, k), (d) => fs.lstatSync(d, { throwIfNoEntry: false }))) {
-        if (sub.op === 'file' && bad.get(sub.h)?.repair?.done === false) {continue;}
+      if (
+        k.startsWith(p + '/') &&
+        !viaShort(fsPath(layout.mirror, k), (d) => fs.lstatSync(d, { throwIfNoEntry: false }))
+      ) {
+        if (sub.op === 'file' && bad.get(sub.h)?.repair?.done === false) {
+          continue;
+        }
         repairMirror(layout, tree, k, bad);
       }
     }
     return { done: true, how: 'made again' };
   }
-  if (cur?.isDirectory()) {rmrf(dest);}
+  if (cur?.isDirectory()) {
+    rmrf(dest);
+  }
   mkdirp(dirnameFs(dest), DIR_MODE);
   const tmp = path.join(layout.tmp, `verify-mirror-${randomUUID()}`);
   fs.mkdirSync(layout.tmp, { recursive: true, mode: DIR_MODE });
-  if (e.op === 'link') {fs.symlinkSync(encodeName(e.l), tmp);}
-  else {
+  if (e.op === 'link') {
+    fs.symlinkSync(encodeName(e.l), tmp);
+  } else {
     const b = bad.get(e.h);
-    if (b && !b.repair?.done) {return { done: false, how: `its content ${path.relative(layout.root, layout.object(e.h))} is ${b.kind === 'missing-object' ? 'missing' : 'damaged'} and was not repaired` };}
-    if (copyObjectForMirrorSync(layout, e.h, tmp) === undefined) {return { done: false, how: `its content ${path.relative(layout.root, layout.object(e.h))} is not in the store` };}
+    if (b && !b.repair?.done) {
+      return {
+        done: false,
+        how: `its content ${path.relative(layout.root, layout.object(e.h))} is ${b.kind === 'missing-object' ? 'missing' : 'damaged'} and was not repaired`,
+      };
+    }
+    if (copyObjectForMirrorSync(layout, e.h, tmp) === undefined) {
+      return { done: false, how: `its content ${path.relative(layout.root, layout.object(e.h))} is not in the store` };
+    }
   }
   viaShort(dest, (d) => fs.renameSync(tmp, d));
-  return { done: true, how: `rewritten from ${e.op === 'file' ? path.relative(layout.root, layout.object(e.h)) : 'the journal'}` };
+  return {
+    done: true,
+    how: `rewritten from ${e.op === 'file' ? path.relative(layout.root, layout.object(e.h)) : 'the journal'}`,
+  };
 }
 
 /** The problem count and first problem, for the status and metrics of a scheduled verify. */
-export function summary(r: VerifyResult): { at: string; ok: boolean; problems: number; firstProblem: string | null; durationSeconds: number } {
+export function summary(r: VerifyResult): {
+  at: string;
+  ok: boolean;
+  problems: number;
+  firstProblem: string | null;
+  durationSeconds: number;
+} {
   // ms is wall-clock time: a clock stepped back during the verify makes it negative, which the
   // contract (minimum 0) and the monitor refuse.
   const ms = Math.max(0, r.ms);
-  return { at: new Date(Date.parse(r.startedAt) + ms).toISOString(), ok: r.ok, problems: r.problems.length, firstProblem: r.problems[0]?.message ?? null, durationSeconds: ms / 1000 };
+  return {
+    at: new Date(Date.parse(r.startedAt) + ms).toISOString(),
+    ok: r.ok,
+    problems: r.problems.length,
+    firstProblem: r.problems[0]?.message ?? null,
+    durationSeconds: ms / 1000,
+  };
 }

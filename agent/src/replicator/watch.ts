@@ -31,7 +31,7 @@ export class TreeWatcher {
     private readonly onEvent: (rel: string) => void,
     private readonly onDirGone: (rel: string) => void,
     private readonly maxWatches: number,
-    private readonly onUnreadable: (rel: string, code: string) => void = () => undefined,
+    private readonly onUnreadable: (rel: string, code: string) => void = () => undefined
   ) {}
 
   get count(): number {
@@ -56,16 +56,28 @@ export class TreeWatcher {
 
   /** The polled subtree `rel` lies in, if any. */
   polledRoot(rel: string): string | undefined {
-    for (const d of this.polled.keys()) {if (within(rel, d)) {return d;}}
+    for (const d of this.polled.keys()) {
+      if (within(rel, d)) {
+        return d;
+      }
+    }
     return undefined;
   }
 
   /** Watches directory `rel` (relative to the root, '' for the root). */
   add(rel: string): AddResult {
-    if (this.watchers.has(rel)) {return 'watched';}
-    if (this.polledRoot(rel) !== undefined) {return 'limited';}
+    if (this.watchers.has(rel)) {
+      return 'watched';
+    }
+    if (this.polledRoot(rel) !== undefined) {
+      return 'limited';
+    }
     if (!this.budgetLeft) {
-      this.polled.set(rel, { dir: rel, reason: `watch budget of ${this.maxWatches} directories spent`, at: new Date().toISOString() });
+      this.polled.set(rel, {
+        dir: rel,
+        reason: `watch budget of ${this.maxWatches} directories spent`,
+        at: new Date().toISOString(),
+      });
       return 'limited';
     }
     const abs = fsPath(this.root, rel);
@@ -73,24 +85,28 @@ export class TreeWatcher {
     try {
       w = viaShort(abs, (short) =>
         fs.watch(short, { persistent: true, encoding: 'buffer' }, (_type, name) => {
-          if (name === null || name === undefined) {this.onEvent(rel);}
-          else {
+          if (name === null || name === undefined) {
+            this.onEvent(rel);
+          } else {
             const n = decodeName(name as unknown as Buffer);
             this.onEvent(rel === '' ? n : `${rel}/${n}`);
           }
-        }),
+        })
       );
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
       if (code === 'ENOSPC' || code === 'EMFILE') {
         this.polled.set(rel, {
           dir: rel,
-          reason: code === 'ENOSPC' ? 'inotify watch limit reached (fs.inotify.max_user_watches)' : 'too many open files',
+          reason:
+            code === 'ENOSPC' ? 'inotify watch limit reached (fs.inotify.max_user_watches)' : 'too many open files',
           at: new Date().toISOString(),
         });
         return 'limited';
       }
-      if (code === 'ENOENT' || code === 'ENOTDIR') {return 'gone';} // its parent's event says so
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        return 'gone';
+      } // its parent's event says so
       this.onUnreadable(rel, code);
       return 'unreadable';
     }
@@ -102,7 +118,9 @@ export class TreeWatcher {
     this.watchers.set(rel, w);
     try {
       const ino = viaShort(abs, (short) => fs.statSync(short, { throwIfNoEntry: false })?.ino);
-      if (ino !== undefined) {this.inodes.set(rel, ino);}
+      if (ino !== undefined) {
+        this.inodes.set(rel, ino);
+      }
     } catch {
       // unreadable meanwhile: the next event or scan says so
     }
@@ -115,8 +133,12 @@ export class TreeWatcher {
    * the system limit): the caller polls it instead.
    */
   watchInode(key: string, rel: string, onChange: () => void): boolean {
-    if (this.inodeWatchers.has(key)) {return true;}
-    if (!this.budgetLeft) {return false;}
+    if (this.inodeWatchers.has(key)) {
+      return true;
+    }
+    if (!this.budgetLeft) {
+      return false;
+    }
     try {
       const w = viaShort(fsPath(this.root, rel), (short) => fs.watch(short, { persistent: true }, () => onChange()));
       w.on('error', () => this.unwatchInode(key));
@@ -129,7 +151,9 @@ export class TreeWatcher {
 
   unwatchInode(key: string): void {
     const w = this.inodeWatchers.get(key);
-    if (!w) {return;}
+    if (!w) {
+      return;
+    }
     this.inodeWatchers.delete(key);
     try {
       w.close();
@@ -153,13 +177,25 @@ export class TreeWatcher {
 
   /** Stops watching `rel` and everything under it (it was deleted or replaced). */
   remove(rel: string): void {
-    for (const k of [...this.watchers.keys()]) {if (within(k, rel)) {this.close(k);}}
-    for (const k of [...this.polled.keys()]) {if (k !== '' && within(k, rel)) {this.polled.delete(k);}}
+    for (const k of [...this.watchers.keys()]) {
+      if (within(k, rel)) {
+        this.close(k);
+      }
+    }
+    for (const k of [...this.polled.keys()]) {
+      if (k !== '' && within(k, rel)) {
+        this.polled.delete(k);
+      }
+    }
   }
 
   closeAll(): void {
-    for (const k of [...this.watchers.keys()]) {this.close(k);}
-    for (const k of [...this.inodeWatchers.keys()]) {this.unwatchInode(k);}
+    for (const k of [...this.watchers.keys()]) {
+      this.close(k);
+    }
+    for (const k of [...this.inodeWatchers.keys()]) {
+      this.unwatchInode(k);
+    }
   }
 }
 
@@ -181,10 +217,14 @@ export class EventFence {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.watcher = fs.watch(this.dir, { persistent: false }, (_type, name) => {
       const m = /^f(\d+)$/.exec(String(name));
-      if (!m) {return;}
+      if (!m) {
+        return;
+      }
       const n = Number(m[1]);
       for (const [k, resolve] of this.waiters) {
-        if (k > n) {continue;}
+        if (k > n) {
+          continue;
+        }
         this.waiters.delete(k);
         resolve();
       }
@@ -193,7 +233,9 @@ export class EventFence {
   }
 
   async pass(timeoutMs = 2000): Promise<boolean> {
-    if (!this.watcher) {return true;}
+    if (!this.watcher) {
+      return true;
+    }
     const n = ++this.seq;
     let timer: NodeJS.Timeout | undefined;
     const arrived = new Promise<boolean>((resolve) => this.waiters.set(n, () => resolve(true)));
@@ -218,7 +260,9 @@ export class EventFence {
       // already closed
     }
     this.watcher = undefined;
-    for (const resolve of this.waiters.values()) {resolve();}
+    for (const resolve of this.waiters.values()) {
+      resolve();
+    }
     this.waiters.clear();
   }
 }
