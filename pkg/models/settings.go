@@ -37,7 +37,14 @@ func Roles() []Role { return []Role{RoleViewer, RoleEditor, RoleAdmin} }
 // DefaultRestartRole is the least Grafana role allowed to restart CDP by hand.
 const DefaultRestartRole = RoleEditor
 
-var roleRank = map[Role]int{RoleViewer: 1, RoleEditor: 2, RoleAdmin: 3}
+// roleRank orders the roles as Roles lists them: 1 for the least.
+var roleRank = func() map[Role]int {
+	rank := map[Role]int{}
+	for i, r := range Roles() {
+		rank[r] = i + 1
+	}
+	return rank
+}()
 
 // Reaches reports whether a user with Grafana org role userRole ("None",
 // "Viewer", "Editor" or "Admin") has at least this role.
@@ -252,7 +259,7 @@ func (s *Settings) Validate() error {
 		errs = append(errs, &FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	if _, ok := roleRank[s.RestartRole]; !ok {
-		fail("jsonData.restartRole", "%q must be one of Viewer, Editor, Admin", s.RestartRole)
+		fail("jsonData.restartRole", "%q must be one of %s", s.RestartRole, roleList())
 	}
 	if s.HistoryPath != "" && !filepath.IsAbs(s.HistoryPath) {
 		fail("jsonData.historyPath", "%q must be an absolute path (or empty for the default under Grafana's data folder)", s.HistoryPath)
@@ -261,4 +268,13 @@ func (s *Settings) Validate() error {
 		fail("secureJsonData."+key, "is not the read or control token of a configured agent (agent.<name>.readToken or agent.<name>.controlToken): reset it in the datasource settings")
 	}
 	return errors.Join(errs...)
+}
+
+// roleList names the roles for a message: "Viewer, Editor, Admin".
+func roleList() string {
+	names := make([]string, len(Roles()))
+	for i, r := range Roles() {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }

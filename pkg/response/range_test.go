@@ -59,7 +59,7 @@ func TestParseRefusesNumbersOutOfRange(t *testing.T) {
 		{"verify problems -1", withProtection("0", "0", "0", "0", "-1", "0"), "processes[0].protection.verify.problems: -1 is out of range (minimum 0)"},
 		{"verify duration -2.5", withProtection("0", "0", "0", "0", "0", "-2.5"), "processes[0].protection.verify.durationSeconds: -2.5 is out of range (minimum 0)"},
 		{"a long number is quoted short", withProtection("-0."+strings.Repeat("0", 80)+"1", "0", "0", "0", "0", "0"),
-			"processes[0].protection.lagSeconds: -0." + strings.Repeat("0", 57) + "... is out of range (minimum 0)"},
+			"processes[0].protection.lagSeconds: -0." + strings.Repeat("0", 53) + "…(truncated, 84 bytes) is out of range (minimum 0)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-cdp/vigil/pkg/textlimit"
 	"github.com/vigil-cdp/vigil/pkg/wiretag"
 )
 
@@ -243,10 +244,5 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func truncate(s string) string {
-	const max = 60
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+// truncate bounds a value an agent sent, quoted in an error: never inside a character.
+func truncate(s string) string { return textlimit.Clip(s, 80) }

@@ -52,6 +52,9 @@ func TestParse(t *testing.T) {
 		{"bad time", status(func(s string) string { return strings.Replace(s, `"2026-11-26T04:23:58.477Z"`, `"yesterday"`, 1) }), `time: "yesterday" is not an RFC 3339 date-time`},
 		{"unknown state", status(func(s string) string { return strings.Replace(s, `"state": "running"`, `"state": "paused"`, 1) }), `processes[0].state: "paused" is not one of running, starting, stopping, stopped, crashed`},
 		{"unknown role", status(func(s string) string { return strings.Replace(s, `"role": "active"`, `"role": "primary"`, 1) }), `cluster.role: "primary" is not one of active, passive, unknown`},
+		{"a long bad value is cut at a character", status(func(s string) string {
+			return strings.Replace(s, `"state": "running"`, `"state": "`+strings.Repeat("é", 100)+`"`, 1)
+		}), `processes[0].state: "` + strings.Repeat("é", 27) + `…(truncated, 200 bytes)" is not one of running, starting, stopping, stopped, crashed`},
 		{"other API version", status(func(s string) string { return strings.Replace(s, `"v1"`, `"v2"`, 1) }), `apiVersion: "v2" is not one of v1`},
 		{"processes not a list", status(func(s string) string {
 			i := strings.Index(s, `"processes"`)
