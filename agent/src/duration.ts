@@ -22,26 +22,31 @@ const UNIT_MS: Record<string, number> = {
 /** The longest duration the monitor holds (Go's time.Duration, about 292 years). */
 const MAX_MS = 9_223_372_036_854.775;
 
-/** Parses "10s", "1m30s", "500ms", "7d", "0" or a number of seconds into milliseconds. */
-export function parseDuration(v: string | number): number | undefined {
+/**
+ * Milliseconds in a duration text, signed and not rounded; undefined when the text is no duration
+ * or longer than the monitor holds. The frontend reads durations with this too (src/shared/duration.ts).
+ */
+export function parseSignedDurationMs(text: string): number | undefined {
+  const t = text.trim();
   let ms: number;
-  if (typeof v === 'number') {
-    ms = v * 1000;
-  } else {
-    const t = v.trim();
-    if (BARE_SECONDS.test(t)) {
-      ms = Number(t) * 1000;
-    } else if (WITH_UNITS.test(t)) {
-      ms = 0;
-      for (const [, n, unit] of t.matchAll(PART)) {
-        ms += Number(n) * (UNIT_MS[unit as string] as number);
-      }
-      if (t.startsWith('-')) {
-        ms = -ms;
-      }
-    } else {
-      return undefined;
+  if (BARE_SECONDS.test(t)) {
+    ms = Number(t) * 1000;
+  } else if (WITH_UNITS.test(t)) {
+    ms = 0;
+    for (const [, n, unit] of t.matchAll(PART)) {
+      ms += Number(n) * (UNIT_MS[unit as string] as number);
     }
+    if (t.startsWith('-')) {
+      ms = -ms;
+    }
+  } else {
+    return undefined;
   }
-  return Number.isFinite(ms) && ms >= 0 && ms <= MAX_MS ? Math.round(ms) + 0 : undefined;
+  return Math.abs(ms) <= MAX_MS ? ms + 0 : undefined;
+}
+
+/** Parses "10s", "1m30s", "500ms", "7d", "0" or a number of seconds into whole milliseconds; never negative. */
+export function parseDuration(v: string | number): number | undefined {
+  const ms = typeof v === 'number' ? v * 1000 : parseSignedDurationMs(v);
+  return ms !== undefined && Number.isFinite(ms) && ms >= 0 && ms <= MAX_MS ? Math.round(ms) + 0 : undefined;
 }

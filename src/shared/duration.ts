@@ -1,42 +1,15 @@
+import { parseSignedDurationMs } from '../../agent/src/duration';
+
 // Durations as every Vigil setting writes them, in the one grammar of docs/engine.md#durations: a
 // number with a unit, several summed ("1m30s", "1d12h"), or a bare number of seconds ("0", "90",
-// "1e3"), with an optional sign. The backend (pkg/fleet ParseDuration) and the agent read the same,
-// all checked against pkg/fleet/testdata/durations.json.
-const DECIMAL = String.raw`(?:\d+(?:\.\d*)?|\.\d+)`;
-const UNIT = '(ns|us|µs|μs|ms|s|m|h|d)';
-const BARE_SECONDS = new RegExp(String.raw`^[-+]?${DECIMAL}(?:[eE][-+]?\d{1,3})?$`);
-const WITH_UNITS = new RegExp(`^[-+]?(?:${DECIMAL}${UNIT})+$`);
-const PART = new RegExp(`(${DECIMAL})${UNIT}`, 'g');
-const UNIT_SECONDS: Record<string, number> = {
-  ns: 1e-9,
-  us: 1e-6,
-  µs: 1e-6,
-  μs: 1e-6,
-  ms: 1e-3,
-  s: 1,
-  m: 60,
-  h: 3600,
-  d: 86400,
-};
-/** The longest duration the backend holds (Go's time.Duration, about 292 years). */
-const MAX_SECONDS = 9223372036.854775;
+// "1e3"), with an optional sign. The backend reads them with pkg/fleet ParseDuration; the agent and
+// this frontend with the agent's one TypeScript reader (agent/src/duration.ts). Both are checked
+// against pkg/fleet/testdata/durations.json.
 
 /** Seconds in a duration, or undefined when the text is no duration. */
 export function parseDurationSeconds(text: string): number | undefined {
-  const value = text.trim();
-  let seconds: number;
-  if (BARE_SECONDS.test(value)) {
-    seconds = Number(value);
-  } else if (WITH_UNITS.test(value)) {
-    seconds = 0;
-    for (const [, n, unit] of value.matchAll(PART)) {
-      seconds += Number(n) * UNIT_SECONDS[unit];
-    }
-    seconds *= value.startsWith('-') ? -1 : 1;
-  } else {
-    return undefined;
-  }
-  return Math.abs(seconds) <= MAX_SECONDS ? seconds + 0 : undefined;
+  const ms = parseSignedDurationMs(text);
+  return ms === undefined ? undefined : ms / 1000 + 0;
 }
 
 /** A duration as the backend writes it in a message (Go's time.Duration): "1m30s", "500ms", "2h0m0s". */
