@@ -134,9 +134,17 @@ test('restore at several points in time gives back each recorded state', async (
     },
     () => write(s('doc.txt'), 'back again'),
   ];
-  for (const step of steps) {
+  for (const [i, step] of steps.entries()) {
     step();
     await waitMirror(d.source, d.store);
+    if (i === 1) {
+      // The mirror shows contents only: wait until the journal holds the mode change too.
+      await waitFor('the mode change to be recorded', () => {
+        const to = path.join(tempDir('vigil-restored-'), 'out');
+        restore({ store: d.store, at: Date.now(), to, path: 'notes' });
+        return (fs.statSync(path.join(to, 'notes/1.txt')).mode & 0o777) === 0o600;
+      });
+    }
     points.push({ at: Date.now(), tree: snapshot(d.source) });
     // Make the next step's changes strictly later than this point.
     await waitFor('the clock to move on', () => Date.now() > (points.at(-1)?.at ?? 0) + 1);
