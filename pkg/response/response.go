@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/textlimit"
@@ -66,7 +68,8 @@ func parse(body []byte) (st Status, err error) {
 	if dec.More() {
 		return Status{}, errors.New("the answer is not JSON: more than one value")
 	}
-	if err := fill(tree, reflect.ValueOf(&st).Elem(), "", wiretag.Rules{}); err != nil {
+	f := filler{path: make([]step, 0, 8)}
+	if err := f.fill(tree, reflect.ValueOf(&st).Elem(), wiretag.Rules{}); err != nil {
 		return Status{}, err
 	}
 	return st, nil
@@ -99,26 +102,88 @@ func at(path string) string {
 	return path
 }
 
+// step is one step of the path to a value: a key, or an index in a list.
+type step struct {
+	key   string
+	index int
+}
+
+// filler fills one answer. The path to the value being filled is kept as a
+// stack and written out only for an error, so a good answer builds no path
+// strings.
+type filler struct {
+	path []step
+}
+
+func (f *filler) at() string {
+	var b strings.Builder
+	for i, s := range f.path {
+		if s.key == "" {
+			fmt.Fprintf(&b, "[%d]", s.index)
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
+	}
+	return at(b.String())
+}
+
+// fieldPlan is what fill needs of one struct field, read from its tags once
+// per type (see types.go).
+type fieldPlan struct {
+	index int
+	name  string
+	rules wiretag.Rules
+	// rulesErr is a malformed vigil tag, reported when the field is filled.
+	rulesErr error
+	// enum lists the values accepted (nil: any); enumText names them.
+	enum     []string
+	enumText string
+}
+
+var plans sync.Map // reflect.Type -> []fieldPlan
+
+func planOf(t reflect.Type) []fieldPlan {
+	if p, ok := plans.Load(t); ok {
+		return p.([]fieldPlan)
+	}
+	plan := make([]fieldPlan, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fp := fieldPlan{index: i, name: jsonName(f)}
+		fp.rules, fp.rulesErr = wiretag.Of(f)
+		if enum := f.Tag.Get("enum"); enum != "" && enum != "-" {
+			fp.enum = strings.Split(enum, ",")
+			fp.enumText = strings.ReplaceAll(enum, ",", ", ")
+		}
+		plan[i] = fp
+	}
+	plans.Store(t, plan)
+	return plan
+}
+
 // fill checks a decoded JSON value against a Go type of this package (using
 // the tags described in types.go; rules are the tag of the field being
 // filled) and stores it in rv, in one pass.
-func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
+func (f *filler) fill(v any, rv reflect.Value, rules wiretag.Rules) error {
 	t := rv.Type()
 	if t.Kind() == reflect.Pointer {
 		if v == nil {
 			return nil
 		}
 		p := reflect.New(t.Elem())
-		if err := fill(v, p.Elem(), path, rules); err != nil {
+		if err := f.fill(v, p.Elem(), rules); err != nil {
 			return err
 		}
 		rv.Set(p)
 		return nil
 	}
 	if v == nil {
-		return fmt.Errorf("%s: must not be null", at(path))
+		return fmt.Errorf("%s: must not be null", f.at())
 	}
-	want := func(what string) error { return fmt.Errorf("%s: want %s, got %s", at(path), what, describe(v)) }
+	want := func(what string) error { return fmt.Errorf("%s: want %s, got %s", f.at(), what, describe(v)) }
 	switch {
 	case t == timeType:
 		s, ok := v.(string)
@@ -127,7 +192,7 @@ func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 		}
 		tm, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return fmt.Errorf("%s: %q is not an RFC 3339 date-time", at(path), truncate(s))
+			return fmt.Errorf("%s: %q is not an RFC 3339 date-time", f.at(), truncate(s))
 		}
 		rv.Set(reflect.ValueOf(tm))
 	case t.Kind() == reflect.String:
@@ -149,9 +214,9 @@ func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 		}
 		i, err := n.Int64()
 		if err != nil {
-			return fmt.Errorf("%s: %s is not a 64-bit integer", at(path), truncate(n.String()))
+			return fmt.Errorf("%s: %s is not a 64-bit integer", f.at(), truncate(n.String()))
 		}
-		if err := inRange(float64(i), n, path, rules); err != nil {
+		if err := f.inRange(float64(i), n, rules); err != nil {
 			return err
 		}
 		rv.SetInt(i)
@@ -160,14 +225,14 @@ func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 		if !ok {
 			return want("a number")
 		}
-		f, err := n.Float64()
+		x, err := n.Float64()
 		if err != nil {
-			return fmt.Errorf("%s: %s is out of range", at(path), truncate(n.String()))
+			return fmt.Errorf("%s: %s is out of range", f.at(), truncate(n.String()))
 		}
-		if err := inRange(f, n, path, rules); err != nil {
+		if err := f.inRange(x, n, rules); err != nil {
 			return err
 		}
-		rv.SetFloat(f)
+		rv.SetFloat(x)
 	case t.Kind() == reflect.Slice:
 		items, ok := v.([]any)
 		if !ok {
@@ -175,9 +240,11 @@ func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 		}
 		sl := reflect.MakeSlice(t, len(items), len(items))
 		for i, item := range items {
-			if err := fill(item, sl.Index(i), fmt.Sprintf("%s[%d]", path, i), wiretag.Rules{}); err != nil {
+			f.path = append(f.path, step{index: i})
+			if err := f.fill(item, sl.Index(i), wiretag.Rules{}); err != nil {
 				return err
 			}
+			f.path = f.path[:len(f.path)-1]
 		}
 		rv.Set(sl)
 	case t.Kind() == reflect.Struct:
@@ -185,44 +252,40 @@ func fill(v any, rv reflect.Value, path string, rules wiretag.Rules) error {
 		if !ok {
 			return want("an object")
 		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := jsonName(f)
-			fp := name
-			if path != "" {
-				fp = path + "." + name
+		for _, fp := range planOf(t) {
+			f.path = append(f.path, step{key: fp.name})
+			if fp.rulesErr != nil {
+				return fmt.Errorf("%s: %w", f.at(), fp.rulesErr)
 			}
-			rules, err := wiretag.Of(f)
-			if err != nil {
-				return fmt.Errorf("%s: %w", fp, err)
-			}
-			fv, present := obj[name]
+			fv, present := obj[fp.name]
 			if !present {
-				if rules.Required {
-					return fmt.Errorf("%s: missing", fp)
+				if fp.rules.Required {
+					return fmt.Errorf("%s: missing", f.at())
 				}
+				f.path = f.path[:len(f.path)-1]
 				continue
 			}
-			if enum := f.Tag.Get("enum"); enum != "" && enum != "-" {
-				if s, ok := fv.(string); ok && !contains(strings.Split(enum, ","), s) {
-					return fmt.Errorf("%s: %q is not one of %s", fp, truncate(s), strings.ReplaceAll(enum, ",", ", "))
+			if fp.enum != nil {
+				if s, ok := fv.(string); ok && !slices.Contains(fp.enum, s) {
+					return fmt.Errorf("%s: %q is not one of %s", f.at(), truncate(s), fp.enumText)
 				}
 			}
-			if err := fill(fv, rv.Field(i), fp, rules); err != nil {
+			if err := f.fill(fv, rv.Field(fp.index), fp.rules); err != nil {
 				return err
 			}
+			f.path = f.path[:len(f.path)-1]
 		}
 	default:
-		return fmt.Errorf("%s: no rule for %s", at(path), t)
+		return fmt.Errorf("%s: no rule for %s", f.at(), t)
 	}
 	return nil
 }
 
 // inRange checks a number against the contract's minimum and maximum (the
 // field's min and max tags); the error quotes the number as the agent sent it.
-func inRange(x float64, n json.Number, path string, rules wiretag.Rules) error {
+func (f *filler) inRange(x float64, n json.Number, rules wiretag.Rules) error {
 	if ok, bound := rules.Check(x); !ok {
-		return fmt.Errorf("%s: %s is out of range (%s)", at(path), truncate(n.String()), bound)
+		return fmt.Errorf("%s: %s is out of range (%s)", f.at(), truncate(n.String()), bound)
 	}
 	return nil
 }
@@ -233,15 +296,6 @@ func jsonName(f reflect.StructField) string {
 		return f.Name
 	}
 	return name
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // truncate bounds a value an agent sent, quoted in an error: never inside a character.
