@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,11 +27,14 @@ import (
 // budgetFor computes an agent's budget from its record; e.mu must be held
 // for reading (or the engine not yet shared).
 func (e *Engine) budgetFor(a fleet.Agent, rec agentRecord, cluster string) outage.Budget {
-	sil := map[outage.Kind][]time.Duration{}
-	for k, v := range e.silences[a.Name] {
-		sil[k] = v
-	}
+	// Compute only reads the silences: the agent's own map serves as it is,
+	// copied only to add its cluster's failovers.
+	sil := e.silences[a.Name]
 	if cluster != "" {
+		sil = maps.Clone(sil)
+		if sil == nil {
+			sil = map[outage.Kind][]time.Duration{}
+		}
 		sil[outage.Failover] = e.failover[cluster]
 	}
 	return outage.Compute(outage.Inputs{Policy: a.Policy, InCluster: cluster != "", RTTs: rec.RTTs, Silences: sil})

@@ -86,16 +86,26 @@ func Compute(in Inputs) Budget {
 		out.RTTp99 = Percentile(in.RTTs, 99)
 		out.ResponseTime = max(out.ResponseTime, out.RTTp99)
 	}
-	configured := map[Kind]time.Duration{
-		Failover: b.Failover, Restart: b.Restart,
-		NetworkInterruption: b.NetworkInterruption, AppErrorRecovery: b.AppErrorRecovery,
+	configured := func(k Kind) time.Duration {
+		switch k {
+		case Failover:
+			return b.Failover
+		case Restart:
+			return b.Restart
+		case NetworkInterruption:
+			return b.NetworkInterruption
+		case AppErrorRecovery:
+			return b.AppErrorRecovery
+		}
+		return 0
 	}
 	var combined time.Duration
+	out.Allowances = make([]Allowance, 0, len(Kinds()))
 	for _, k := range Kinds() {
 		if k == Failover && !in.InCluster {
 			continue
 		}
-		a := Allowance{Kind: k, Value: configured[k], Configured: configured[k], Samples: len(in.Silences[k])}
+		a := Allowance{Kind: k, Value: configured(k), Configured: configured(k), Samples: len(in.Silences[k])}
 		m := in.Policy.Measured
 		if b.Mode == fleet.ModeMeasured && a.Samples >= m.MinSamples && a.Samples > 0 {
 			learned := Percentile(in.Silences[k], m.Percentile)
