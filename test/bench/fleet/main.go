@@ -373,6 +373,7 @@ func printServer(rep phaseReport, l *load, builds int) {
 	}
 	fmt.Printf("  gaps between two polls of one agent, in %% of the interval: p50 %d, p90 %d, p99 %d, p99.9 %d\n",
 		rep.GapPercentiles[0], rep.GapPercentiles[1], rep.GapPercentiles[2], rep.GapPercentiles[3])
+	fmt.Printf("  polls by tenth of the measured part: %v\n", rep.Timeline)
 	fmt.Printf("  at the agents over %.2f s: %d status requests (%.0f bytes on average), %d transport retries, %d events pages, %d restarts/stops, %d other; %d reset, %d left unanswered; %d agents never polled\n",
 		rep.Seconds, rep.Status, avg, rep.Retries, rep.Events, rep.Control, rep.Other, rep.Refused, rep.Hung, rep.NeverPolled)
 	if l.spec == "build" {

@@ -257,10 +257,12 @@ func (a *simAgent) advance(t time.Time, opt *simOptions, period time.Duration) {
 }
 
 // arrived records a request at t (the agent's view of the schedule). A request
-// within 100 ms of the previous one is a transport retry, not a poll.
+// within 100 ms of the previous one is a transport retry, not a poll. The
+// first gap of a phase runs from the agent's last poll before it, so that a
+// poller that fell behind before the phase began is seen.
 func (a *simAgent) arrived(t time.Time, phase int64, interval time.Duration) {
 	if a.phase != phase {
-		a.phase, a.last, a.polls, a.retries, a.maxGap, a.gaps, a.late = phase, time.Time{}, 0, 0, 0, 0, 0
+		a.phase, a.polls, a.retries, a.maxGap, a.gaps, a.late = phase, 0, 0, 0, 0, 0
 	}
 	if !a.last.IsZero() {
 		gap := t.Sub(a.last)
@@ -277,11 +279,23 @@ func (a *simAgent) arrived(t time.Time, phase int64, interval time.Duration) {
 	}
 	a.last = t
 	a.polls++
+	if length := phaseLength.Load(); length > 0 {
+		if tenth := 10 * (t.UnixNano() - phaseStart.Load()) / length; tenth >= 0 && tenth < int64(len(timeline)) {
+			timeline[tenth].Add(1)
+		}
+	}
 }
 
 // gapHist counts the gaps of the phase by percent of the interval (the last
 // bucket: 300 % and more).
 var gapHist [301]atomic.Int64
+
+// timeline counts the polls of the phase by tenth of its expected length
+// (phaseStart and phaseLength are set before the phase begins).
+var (
+	timeline                [10]atomic.Int64
+	phaseStart, phaseLength atomic.Int64 // Unix nanoseconds, nanoseconds
+)
 
 func lateGap(interval time.Duration) time.Duration { return interval * 115 / 100 }
 
@@ -657,31 +671,37 @@ type phaseReport struct {
 	// GapPercentiles are the 50th, 90th, 99th and 99.9th percentile of the
 	// gaps closed in the phase, in percent of the interval.
 	GapPercentiles [4]int `json:"gapPercentiles"`
-	MaxGapAgent    int    `json:"maxGapAgent"`
-	NeverPolled    int    `json:"neverPolled"`
-	Status         int64  `json:"status"`
-	Events         int64  `json:"events"`
-	Control        int64  `json:"control"`
-	Other          int64  `json:"other"`
-	Refused        int64  `json:"refused"`
-	Hung           int64  `json:"hung"`
-	StatusBytes    int64  `json:"statusBytes"`
+	// Timeline counts the polls by tenth of the phase's expected length.
+	Timeline    [10]int64 `json:"timeline"`
+	MaxGapAgent int       `json:"maxGapAgent"`
+	NeverPolled int       `json:"neverPolled"`
+	Status      int64     `json:"status"`
+	Events      int64     `json:"events"`
+	Control     int64     `json:"control"`
+	Other       int64     `json:"other"`
+	Refused     int64     `json:"refused"`
+	Hung        int64     `json:"hung"`
+	StatusBytes int64     `json:"statusBytes"`
 }
 
 func (s *simServer) startPhase() {
-	s.phase.Add(1)
 	s.started = time.Now()
 	for i := range gapHist {
 		gapHist[i].Store(0)
 	}
+	for i := range timeline {
+		timeline[i].Store(0)
+	}
+	phaseStart.Store(s.started.UnixNano())
+	phaseLength.Store(int64(max(s.opt.steady, 1)) * int64(s.opt.interval))
+	s.phase.Add(1)
 	for _, c := range []*atomic.Int64{&s.statusN, &s.eventsN, &s.controlN, &s.otherN, &s.refused, &s.hung, &s.bytes} {
 		c.Store(0)
 	}
 }
 
 // report ends the phase. A gap still open at the end counts as well when
-// it is already late (an agent the poller fell behind on), and an agent
-// never polled in the phase has waited the whole phase.
+// it is already late (an agent the poller fell behind on).
 func (s *simServer) report() phaseReport {
 	now := time.Now()
 	phase := s.phase.Load()
@@ -694,14 +714,17 @@ func (s *simServer) report() phaseReport {
 	for i, a := range s.agents {
 		a.mu.Lock()
 		open, worst := now.Sub(s.started), time.Duration(0)
-		if a.phase != phase || a.last.IsZero() {
+		if !a.last.IsZero() {
+			open = now.Sub(a.last)
+		}
+		if a.phase != phase {
 			r.NeverPolled++
 		} else {
 			r.Polls += a.polls
 			r.Retries += a.retries
 			r.Gaps += a.gaps
 			r.Late += a.late
-			worst, open = a.maxGap, now.Sub(a.last)
+			worst = a.maxGap
 		}
 		if open > late {
 			r.Gaps++
@@ -724,6 +747,9 @@ func (s *simServer) report() phaseReport {
 		}
 	}
 	r.MaxGapSeconds = maxGap.Seconds()
+	for i := range timeline {
+		r.Timeline[i] = timeline[i].Load()
+	}
 	return r
 }
 
