@@ -362,18 +362,20 @@ func floorPhase(ctx context.Context, o options, srv *fleetServer) (result, error
 		rss: fr.RSSMiB, peak: fr.PeakMiB, heap: fr.HeapMiB, load: l.describe(), builds: builds, errors: fr.Errors}
 	fmt.Printf("floor poller, %d × %s: %.2f CPU seconds, %d polls (%d failed: silent agents), %.3f ms CPU per poll; RSS %.0f MiB (peak %.0f), Go heap %.0f MiB\n",
 		s.steady, s.interval, fr.CPUSeconds, rep.Polls, fr.Errors, 1000*r.cpuPerPoll(), fr.RSSMiB, fr.PeakMiB, fr.HeapMiB)
-	printServer(rep, l, builds)
+	printServer(o, rep, l, builds)
 	return r, nil
 }
 
-func printServer(rep phaseReport, l *load, builds int) {
+func printServer(o options, rep phaseReport, l *load, builds int) {
 	avg := 0.0
 	if rep.Status > 0 {
 		avg = float64(rep.StatusBytes) / float64(rep.Status)
 	}
 	fmt.Printf("  gaps between two polls of one agent, in %% of the interval: p50 %d, p90 %d, p99 %d, p99.9 %d\n",
 		rep.GapPercentiles[0], rep.GapPercentiles[1], rep.GapPercentiles[2], rep.GapPercentiles[3])
-	fmt.Printf("  polls by tenth of the measured part: %v\n", rep.Timeline)
+	due := float64(o.sim.agents) * rep.Seconds / o.sim.interval.Seconds()
+	fmt.Printf("  polls received: %d, %.1f %% of agents × measured time ÷ interval; by tenth of the measured part: %v\n",
+		rep.Polls, 100*float64(rep.Polls)/max(due, 1), rep.Timeline)
 	fmt.Printf("  at the agents over %.2f s: %d status requests (%.0f bytes on average), %d transport retries, %d events pages, %d restarts/stops, %d other; %d reset, %d left unanswered; %d agents never polled\n",
 		rep.Seconds, rep.Status, avg, rep.Retries, rep.Events, rep.Control, rep.Other, rep.Refused, rep.Hung, rep.NeverPolled)
 	if l.spec == "build" {
@@ -481,7 +483,7 @@ func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (
 	r.rss, r.peak, r.heap = rss, peak, heap
 	fmt.Printf("\nengine, %d × %s (Run, incidents on): %.2f CPU seconds (%.1f %% of one core), %d polls, %.3f ms CPU per poll; %d history records; RSS %.0f MiB (peak %.0f), Go heap %.0f MiB\n",
 		o.sim.steady, interval, r.cpu, 100*r.cpu/r.wall, rep.Polls, 1000*r.cpuPerPoll(), r.records, r.rss, r.peak, r.heap)
-	printServer(rep, l, builds)
+	printServer(o, rep, l, builds)
 	fmt.Printf("  recorded: %d state changes, %d actions, %d agent events; states at the end: %s\n",
 		hist.states.Load()-states0, hist.actions.Load()-actions0, hist.agentEvents.Load()-agentEvents0, stateCounts(e))
 	if k := hist.appends.Load() - appends0; k > 0 {
@@ -553,8 +555,10 @@ func printTable(o options, results []result) {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		polls := float64(max(r.srv.Polls, 1))
-		due := float64(o.sim.agents) * r.srv.Seconds / o.sim.interval.Seconds()
-		done := 100 * float64(r.srv.Polls) / max(due, 1)
+		done := 0.0
+		if r.srv.GapSeconds > 0 {
+			done = 100 * o.sim.interval.Seconds() * float64(r.srv.Gaps) / r.srv.GapSeconds
+		}
 		ratio, disk, store := "–", "–", "–"
 		if floorCPU > 0 {
 			ratio = fmt.Sprintf("%.2f", r.cpuPerPoll()/floorCPU)

@@ -152,6 +152,7 @@ type simAgent struct {
 	polls   int64
 	retries int64
 	maxGap  time.Duration
+	gapSum  time.Duration
 	gaps    int64
 	late    int64
 }
@@ -262,7 +263,7 @@ func (a *simAgent) advance(t time.Time, opt *simOptions, period time.Duration) {
 // poller that fell behind before the phase began is seen.
 func (a *simAgent) arrived(t time.Time, phase int64, interval time.Duration) {
 	if a.phase != phase {
-		a.phase, a.polls, a.retries, a.maxGap, a.gaps, a.late = phase, 0, 0, 0, 0, 0
+		a.phase, a.polls, a.retries, a.maxGap, a.gapSum, a.gaps, a.late = phase, 0, 0, 0, 0, 0, 0
 	}
 	if !a.last.IsZero() {
 		gap := t.Sub(a.last)
@@ -271,6 +272,7 @@ func (a *simAgent) arrived(t time.Time, phase int64, interval time.Duration) {
 			return
 		}
 		a.gaps++
+		a.gapSum += gap
 		gapHist[min(int(100*gap/interval), len(gapHist)-1)].Add(1)
 		a.maxGap = max(a.maxGap, gap)
 		if gap > lateGap(interval) {
@@ -668,6 +670,9 @@ type phaseReport struct {
 	Gaps          int64   `json:"gaps"`
 	Late          int64   `json:"late"`
 	MaxGapSeconds float64 `json:"maxGapSeconds"`
+	// GapSeconds is the sum of the Gaps: interval × Gaps / GapSeconds is
+	// the polls done per interval, whatever the edges of the phase cut.
+	GapSeconds float64 `json:"gapSeconds"`
 	// GapPercentiles are the 50th, 90th, 99th and 99.9th percentile of the
 	// gaps closed in the phase, in percent of the interval.
 	GapPercentiles [4]int `json:"gapPercentiles"`
@@ -710,7 +715,7 @@ func (s *simServer) report() phaseReport {
 		Status: s.statusN.Load(), Events: s.eventsN.Load(), Control: s.controlN.Load(), Other: s.otherN.Load(),
 		Refused: s.refused.Load(), Hung: s.hung.Load(), StatusBytes: s.bytes.Load()}
 	late := lateGap(s.opt.interval)
-	var maxGap time.Duration
+	var maxGap, sum time.Duration
 	for i, a := range s.agents {
 		a.mu.Lock()
 		open, worst := now.Sub(s.started), time.Duration(0)
@@ -724,11 +729,13 @@ func (s *simServer) report() phaseReport {
 			r.Retries += a.retries
 			r.Gaps += a.gaps
 			r.Late += a.late
+			sum += a.gapSum
 			worst = a.maxGap
 		}
 		if open > late {
 			r.Gaps++
 			r.Late++
+			sum += open
 		}
 		if gap := max(worst, open); gap > maxGap {
 			maxGap, r.MaxGapAgent = gap, i
@@ -746,7 +753,7 @@ func (s *simServer) report() phaseReport {
 			r.GapPercentiles[q] = i
 		}
 	}
-	r.MaxGapSeconds = maxGap.Seconds()
+	r.MaxGapSeconds, r.GapSeconds = maxGap.Seconds(), sum.Seconds()
 	for i := range timeline {
 		r.Timeline[i] = timeline[i].Load()
 	}
