@@ -211,6 +211,8 @@ func (f *fleet) poll(i int, at time.Time) history.Batch {
 	}
 	if write {
 		b.Agents = map[string][]byte{name: f.record}
+		// As the engine: a record written only because a minute passed can wait.
+		b.AgentsCanWait = next == prev
 	}
 	return b
 }
