@@ -164,6 +164,7 @@ bench: agent
 	npm run bench:request-log -w agent
 	go test -run XXX -bench PollCycle -benchtime 5x -benchmem ./pkg/engine
 	go run ./test/bench/fleet -agents 10000 -interval 10s -cycles 3 -steady 3
+	go run ./test/bench/history -agents 10000 -minutes 15 -warmup 3
 
 ## soak: the replicator's failure tests at length (make test runs them short): 300 kill -9
 ## during random changes, a minute of in-place rewrites while capturing. About 10 minutes.

@@ -183,10 +183,12 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 	// The resume record is written when something in it matters; the time of
 	// the last answer is also in every observation, so a quiet agent's record
 	// can wait.
-	if e.hist != nil && (len(batch.Events) > 0 || len(batch.Silences) > 0 || significant(prev, snap) ||
-		rt.savedEventsSince != rec.EventsSince || now.Sub(rt.savedAt) >= recordEvery) {
+	urgent := len(batch.Events) > 0 || len(batch.Silences) > 0 || significant(prev, snap) || rt.savedEventsSince != rec.EventsSince
+	if e.hist != nil && (urgent || now.Sub(rt.savedAt) >= recordEvery) {
 		if raw, err := marshalRecord(rec); err == nil {
 			batch.Agents = map[string][]byte{cfg.Name: raw}
+			// Only counters changed: the store may write it later (see pkg/history).
+			batch.AgentsCanWait = !urgent
 			rt.savedAt, rt.savedEventsSince = now, rec.EventsSince
 		}
 	}

@@ -4,18 +4,43 @@
 // it stopped.
 //
 // The store is a bbolt file (history.db in the folder given to Open): pure
-// Go, one file, and every Append is a transaction that is fsync'd before it
-// returns, so a kill -9 loses nothing already acknowledged. Concurrent
-// Appends are coalesced into one transaction (one fsync) by bbolt's Batch.
-// Only one process can open a store at a time.
+// Go, one file. Only one process can open a store at a time.
 //
-// Layout (all keys sort by time within their prefix):
+// # What a crash loses
 //
+// An Append that carries events is committed and fsync'd before it returns
+// (with everything appended before it), so a kill -9 loses no acknowledged
+// event. Other appends (observations, silences, resume records) are kept in
+// memory and committed together at most a second later (Options.FlushEvery),
+// so a crash loses at most the last second of observations. A resume record
+// given with Batch.AgentsCanWait (the engine's once-a-minute refresh of a
+// quiet agent) may be written up to 10 minutes late: after a crash the
+// engine reads the time of the agent's last answer from the observations.
+// Concurrent appends with events share one commit (one fsync).
+//
+// # Layout (format version 2)
+//
+//	meta            "version"                 → "2"
 //	events          time(8) seq(8)            → Event (JSON)
 //	eventsByAgent   agent 0x00 time(8) seq(8) → (empty)
-//	observations    agent 0x00 time(8) seq(8) → Observation (JSON)
+//	log             segment(8) → bucket: seq(8) → time(8) answered(1) agent 0x00 Observation (JSON)
+//	chunks          span(8) agent             → the agent's runs of that span (JSON array of Observation)
 //	silences        agent 0x00 time(8) seq(8) → Silence (JSON)
 //	agents          agent                     → the engine's resume record
+//
+// Every observation is first appended to the log, in the segment of the
+// 10-minute span of the newest observation at commit, so a commit writes the
+// rightmost pages of one bucket instead of a page per agent. Once a segment
+// is more than 2 minutes behind the newest observation it is compacted: its
+// observations are turned into runs (see runs.go: one record per agent per
+// minute while only RTT, lag and budget change, keeping min/max/last of RTT
+// and lag, and one record at every other change), written as one chunk per
+// agent and span (span-major keys, so the chunks of a span are written
+// together), and the segment is deleted. Readers merge chunks with the log.
+//
+// Version 1 (before 2027) kept every observation under
+// observations/agent 0x00 time(8) seq(8); Open converts such a store in
+// place, OpenReadOnly reads it as it is.
 package history
 
 import (
@@ -26,6 +51,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,12 +65,30 @@ const DefaultRetention = 30 * 24 * time.Hour
 // FileName is the store's file inside its folder.
 const FileName = "history.db"
 
+// FormatVersion is the layout this package writes.
+const FormatVersion = 2
+
+const (
+	// chunkSpan is the time one chunk record covers, and one log segment.
+	chunkSpan = 10 * time.Minute
+	// logKeep is how long a closed segment stays in the log before it is
+	// compacted (observations may come a little late).
+	logKeep = 2 * time.Minute
+	// lazyAgentsEvery bounds how late a resume record given with
+	// AgentsCanWait is written.
+	lazyAgentsEvery = 10 * time.Minute
+)
+
 var (
-	bEvents       = []byte("events")
-	bEventsAgent  = []byte("eventsByAgent")
-	bObservations = []byte("observations")
-	bSilences     = []byte("silences")
-	bAgents       = []byte("agents")
+	bMeta          = []byte("meta")
+	bEvents        = []byte("events")
+	bEventsAgent   = []byte("eventsByAgent")
+	bLog           = []byte("log")
+	bChunks        = []byte("chunks")
+	bSilences      = []byte("silences")
+	bAgents        = []byte("agents")
+	bObservationsV = []byte("observations") // format version 1
+	kVersion       = []byte("version")
 )
 
 // ErrInUse is returned by Open when another process holds the store.
@@ -56,51 +101,162 @@ type Options struct {
 	Retention time.Duration
 	// NoSync skips fsync (benchmarks only: a crash can lose acknowledged writes).
 	NoSync bool
+	// FlushEvery is how often appends without events are committed (0: a
+	// second; negative: only by Flush, Close and appends with events).
+	FlushEvery time.Duration
 }
 
 // Store is an open history.
 type Store struct {
 	db        *bolt.DB
 	retention time.Duration
+	readOnly  bool
+
+	mu      sync.Mutex // what follows, until wmu
+	pending pendingBatch
+	lazy    map[string][]byte // resume records that can wait
+	gen     uint64            // the generation pending collects
+	newest  time.Time         // the newest observation appended
+	bgErr   error             // a failed commit nobody waited for
+	closed  bool
+
+	wmu       sync.Mutex // one commit at a time; what follows
+	done      uint64     // the last generation committed
+	failedGen uint64
+	failedErr error
+	seq       uint64    // the log's last sequence number
+	lazyAt    time.Time // when lazy records were last written (newest then)
+
+	cmu sync.Mutex // one compaction at a time
+
+	idxMu sync.RWMutex
+	index map[string][]logRef // the log's observations by agent (writer only)
+
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
-// Open opens (or creates) the history in dir.
+type logRef struct {
+	seg, seq uint64
+	t        int64
+}
+
+type pendingBatch struct {
+	obs      []Observation
+	events   []Event
+	silences []Silence
+	agents   map[string][]byte
+}
+
+func (p *pendingBatch) empty() bool {
+	return len(p.obs) == 0 && len(p.events) == 0 && len(p.silences) == 0 && len(p.agents) == 0
+}
+
+// Open opens (or creates) the history in dir, converting a store of an
+// earlier format in place.
 func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create history folder: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	// Appends wait this long for others to share their transaction; polls
-	// of a large fleet arrive together, a single one should not wait long.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bEvents, bEventsAgent, bObservations, bSilences, bAgents} {
+		for _, b := range [][]byte{bMeta, bEvents, bEventsAgent, bLog, bChunks, bSilences, bAgents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("prepare history %s: %w", path, err)
+	if err == nil {
+		err = migrate(db)
 	}
 	r := opts.Retention
 	if r == 0 {
 		r = DefaultRetention
 	}
-	return &Store{db: db, retention: r}, nil
+	s := &Store{db: db, retention: r, gen: 1, index: map[string][]logRef{}, stop: make(chan struct{})}
+	if err == nil {
+		err = s.loadLog()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("prepare history %s: %w", path, err)
+	}
+	every := opts.FlushEvery
+	if every == 0 {
+		every = time.Second
+	}
+	if every > 0 {
+		s.wg.Go(func() { s.flushLoop(every) })
+	}
+	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// loadLog reads the log's index, its last sequence number and its newest
+// observation.
+func (s *Store) loadLog() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bLog).ForEachBucket(func(seg []byte) error {
+			id := binary.BigEndian.Uint64(seg)
+			return tx.Bucket(bLog).Bucket(seg).ForEach(func(k, v []byte) error {
+				h, ok := parseLogValue(v)
+				if !ok {
+					return nil
+				}
+				seq := binary.BigEndian.Uint64(k)
+				s.seq = max(s.seq, seq)
+				s.index[h.agent] = append(s.index[h.agent], logRef{seg: id, seq: seq, t: h.t})
+				if t := time.Unix(0, h.t); t.After(s.newest) {
+					s.newest = t
+				}
+				return nil
+			})
+		})
+	})
+}
+
+func (s *Store) flushLoop(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.Flush(); err != nil {
+			s.mu.Lock()
+			s.bgErr = err
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Close writes what is pending and closes the store.
+func (s *Store) Close() error {
+	if s.readOnly {
+		return s.db.Close()
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	err := s.commit(true)
+	return errors.Join(err, s.db.Close())
+}
 
 // Path is the store's file.
 func (s *Store) Path() string { return s.db.Path() }
@@ -123,53 +279,228 @@ func keyTime(k []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k[len(k)-16:])))
 }
 
-// Append writes one batch in one durable transaction.
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// spanOf is the start of t's chunk span, in Unix nanoseconds (0 before 1970).
+func spanOf(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.Truncate(chunkSpan).UnixNano())
+}
+
+func chunkKey(span uint64, agent string) []byte { return append(u64(span), agent...) }
+
+// logHeader is what a reader of the log needs without decoding JSON.
+type logHeader struct {
+	t        int64
+	answered bool
+	agent    string
+	json     []byte
+}
+
+func logValue(o Observation) ([]byte, error) {
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]byte, 0, 10+len(o.Agent)+len(raw))
+	v = binary.BigEndian.AppendUint64(v, uint64(o.Time.UnixNano()))
+	a := byte(0)
+	if o.Answered {
+		a = 1
+	}
+	v = append(append(append(v, a), o.Agent...), 0)
+	return append(v, raw...), nil
+}
+
+func parseLogValue(v []byte) (logHeader, bool) {
+	if len(v) < 10 {
+		return logHeader{}, false
+	}
+	i := bytes.IndexByte(v[9:], 0)
+	if i < 0 {
+		return logHeader{}, false
+	}
+	return logHeader{t: int64(binary.BigEndian.Uint64(v)), answered: v[8] == 1, agent: string(v[9 : 9+i]), json: v[10+i:]}, true
+}
+
+// Append records one batch. With events, it returns once the batch and
+// everything appended before it are committed and fsync'd; without, it
+// returns at once and the batch is committed within Options.FlushEvery (an
+// error of that commit is returned by a later Append).
 func (s *Store) Append(b Batch) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	if s.readOnly {
+		return errors.New("the history is open read-only")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("the history is closed")
+	}
+	p := &s.pending
+	p.obs = append(p.obs, b.Observations...)
+	for _, o := range b.Observations {
+		if o.Time.After(s.newest) {
+			s.newest = o.Time
+		}
+	}
+	p.events = append(p.events, b.Events...)
+	p.silences = append(p.silences, b.Silences...)
+	for name, raw := range b.Agents {
+		if b.AgentsCanWait && len(b.Events) == 0 {
+			if s.lazy == nil {
+				s.lazy = map[string][]byte{}
+			}
+			s.lazy[name] = raw
+			continue
+		}
+		if p.agents == nil {
+			p.agents = map[string][]byte{}
+		}
+		p.agents[name] = raw
+		delete(s.lazy, name)
+	}
+	g := s.gen
+	err := s.bgErr
+	s.bgErr = nil
+	s.mu.Unlock()
+	if len(b.Events) == 0 {
+		return err
+	}
+	return s.commitGen(g, false)
+}
+
+// Flush commits what is pending and compacts what is due.
+func (s *Store) Flush() error {
+	if s.readOnly {
+		return nil
+	}
+	s.mu.Lock()
+	lazy := len(s.lazy) > 0 && s.newest.Sub(s.lazyAt) >= lazyAgentsEvery
+	s.mu.Unlock()
+	if err := s.commit(lazy); err != nil {
+		return err
+	}
+	return s.compact(false)
+}
+
+// commit commits what is pending now (and the resume records that can
+// wait, with lazy).
+func (s *Store) commit(lazy bool) error {
+	s.mu.Lock()
+	g := s.gen
+	s.mu.Unlock()
+	return s.commitGen(g, lazy)
+}
+
+// commitGen returns once generation g is committed.
+func (s *Store) commitGen(g uint64, lazy bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.done >= g && !lazy {
+		if s.failedGen == g {
+			return s.failedErr
+		}
+		return nil
+	}
+	s.mu.Lock()
+	p, cur, newest := s.pending, s.gen, s.newest
+	s.pending = pendingBatch{}
+	s.gen++
+	var agents map[string][]byte
+	if lazy {
+		agents, s.lazy = s.lazy, nil
+	}
+	s.mu.Unlock()
+	if lazy {
+		s.lazyAt = newest
+	}
+	err := s.write(p, agents, newest)
+	s.done = cur
+	if err != nil {
+		s.failedGen, s.failedErr = cur, err
+	}
+	return err
+}
+
+// write commits one pending batch (wmu held).
+func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) error {
+	if p.empty() && len(lazy) == 0 {
+		return nil
+	}
+	seg := spanOf(newest)
+	var refs []logRef
+	seq := s.seq
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		refs = refs[:0]
+		seq = s.seq
 		ev, idx := tx.Bucket(bEvents), tx.Bucket(bEventsAgent)
-		for _, e := range b.Events {
-			seq, _ := ev.NextSequence()
+		for _, e := range p.events {
+			n, _ := ev.NextSequence()
 			raw, err := json.Marshal(e)
 			if err != nil {
 				return err
 			}
-			if err := ev.Put(timeKey(e.Time, seq), raw); err != nil {
+			if err := ev.Put(timeKey(e.Time, n), raw); err != nil {
 				return err
 			}
-			if err := idx.Put(agentKey(e.Agent, e.Time, seq), nil); err != nil {
+			if err := idx.Put(agentKey(e.Agent, e.Time, n), nil); err != nil {
 				return err
 			}
 		}
-		ob := tx.Bucket(bObservations)
-		for _, o := range b.Observations {
-			seq, _ := ob.NextSequence()
-			raw, err := json.Marshal(o)
+		if len(p.obs) > 0 {
+			lb, err := tx.Bucket(bLog).CreateBucketIfNotExists(u64(seg))
 			if err != nil {
 				return err
 			}
-			if err := ob.Put(agentKey(o.Agent, o.Time, seq), raw); err != nil {
-				return err
+			lb.FillPercent = 1
+			for _, o := range p.obs {
+				v, err := logValue(o)
+				if err != nil {
+					return err
+				}
+				seq++
+				if err := lb.Put(u64(seq), v); err != nil {
+					return err
+				}
+				refs = append(refs, logRef{seg: seg, seq: seq, t: o.Time.UnixNano()})
 			}
 		}
 		sb := tx.Bucket(bSilences)
-		for _, si := range b.Silences {
-			seq, _ := sb.NextSequence()
+		for _, si := range p.silences {
+			n, _ := sb.NextSequence()
 			raw, err := json.Marshal(si)
 			if err != nil {
 				return err
 			}
-			if err := sb.Put(agentKey(si.Agent, si.Start, seq), raw); err != nil {
+			if err := sb.Put(agentKey(si.Agent, si.Start, n), raw); err != nil {
 				return err
 			}
 		}
 		ab := tx.Bucket(bAgents)
-		for name, raw := range b.Agents {
-			if err := ab.Put([]byte(name), raw); err != nil {
-				return err
+		for _, m := range []map[string][]byte{lazy, p.agents} {
+			for name, raw := range m {
+				if err := ab.Put([]byte(name), raw); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	s.seq = seq
+	if len(refs) > 0 {
+		s.idxMu.Lock()
+		for i, r := range refs {
+			a := p.obs[i].Agent
+			s.index[a] = append(s.index[a], r)
+		}
+		s.idxMu.Unlock()
+	}
+	return nil
 }
 
 // Query selects records by agent ("" for all) and time: From inclusive, To
@@ -185,8 +516,16 @@ func (q Query) inRange(t time.Time) (before, after bool) {
 	return !q.From.IsZero() && t.Before(q.From), !q.To.IsZero() && !t.Before(q.To)
 }
 
+// covers: an observation (a run of polls from Time to End) has a poll in q's range.
+func (q Query) covers(o Observation) bool {
+	return (q.To.IsZero() || o.Time.Before(q.To)) && (q.From.IsZero() || !o.End().Before(q.From))
+}
+
 // Events returns events matching q.
 func (s *Store) Events(q Query) ([]Event, error) {
+	if err := s.commit(false); err != nil && !s.readOnly {
+		return nil, err
+	}
 	var out []Event
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ev := tx.Bucket(bEvents)
@@ -234,45 +573,173 @@ func (s *Store) Events(q Query) ([]Event, error) {
 	return out, err
 }
 
-// Observations returns observations matching q.
+// Observations returns observations matching q: for one agent oldest first,
+// for every agent by agent and then time. Records older than a few minutes
+// are runs of polls (see Observation.Until); a run is returned when one of
+// its polls is in the range.
 func (s *Store) Observations(q Query) ([]Observation, error) {
+	if !s.readOnly {
+		if err := s.commit(false); err != nil {
+			return nil, err
+		}
+		s.idxMu.RLock()
+		defer s.idxMu.RUnlock()
+	}
 	var out []Observation
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bObservations).Cursor()
-		var prefix, start []byte
-		if q.Agent != "" {
-			prefix = append([]byte(q.Agent), 0)
-			start = prefix
-			if !q.From.IsZero() {
-				start = agentKey(q.Agent, q.From, 0)
-			}
-		}
-		k, v := c.First()
-		if start != nil {
-			k, v = c.Seek(start)
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			before, after := q.inRange(keyTime(k))
-			if before {
-				continue
-			}
-			if after {
-				if q.Agent != "" {
-					break
-				}
-				continue
-			}
-			var o Observation
-			if json.Unmarshal(v, &o) == nil {
+		add := func(o Observation) {
+			if q.covers(o) && (q.Agent == "" || o.Agent == q.Agent) {
 				out = append(out, o)
 			}
-			if q.Limit > 0 && len(out) >= q.Limit {
-				break
-			}
+		}
+		if err := readV1(tx, q, add); err != nil {
+			return err
+		}
+		readChunks(tx, q, add)
+		if q.Agent != "" && !s.readOnly {
+			s.readIndexed(tx, q, add)
+		} else {
+			scanLog(tx, func(h logHeader) bool {
+				return q.Agent == "" || h.agent == q.Agent
+			}, add)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if q.Agent == "" {
+		sort.SliceStable(out, func(i, j int) bool {
+			if out[i].Agent != out[j].Agent {
+				return out[i].Agent < out[j].Agent
+			}
+			return out[i].Time.Before(out[j].Time)
+		})
+	} else {
+		sortByTime(out)
+	}
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// readV1 reads observations kept in format version 1 (a store opened
+// read-only before any monitor converted it).
+func readV1(tx *bolt.Tx, q Query, add func(Observation)) error {
+	b := tx.Bucket(bObservationsV)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	var prefix []byte
+	k, v := c.First()
+	if q.Agent != "" {
+		prefix = append([]byte(q.Agent), 0)
+		k, v = c.Seek(prefix)
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var o Observation
+		if json.Unmarshal(v, &o) == nil {
+			add(o)
+		}
+	}
+	return nil
+}
+
+// readChunks reads the chunks of the spans q covers.
+func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
+	b := tx.Bucket(bChunks)
+	if b == nil {
+		return
+	}
+	decode := func(v []byte) {
+		var runs []Observation
+		if json.Unmarshal(v, &runs) == nil {
+			for _, o := range runs {
+				add(o)
+			}
+		}
+	}
+	c := b.Cursor()
+	from := uint64(0)
+	if !q.From.IsZero() {
+		from = spanOf(q.From)
+	}
+	if q.Agent == "" {
+		for k, v := c.Seek(u64(from)); k != nil; k, v = c.Next() {
+			if !q.To.IsZero() && binary.BigEndian.Uint64(k) > spanOf(q.To) {
+				break
+			}
+			decode(v)
+		}
+		return
+	}
+	if q.From.IsZero() {
+		k, _ := c.First()
+		if k == nil {
+			return
+		}
+		from = binary.BigEndian.Uint64(k)
+	}
+	to := spanOf(q.To)
+	if q.To.IsZero() {
+		k, _ := c.Last()
+		if k == nil {
+			return
+		}
+		to = binary.BigEndian.Uint64(k)
+	}
+	for span := from; span <= to; span += uint64(chunkSpan) {
+		if v := b.Get(chunkKey(span, q.Agent)); v != nil {
+			decode(v)
+		}
+	}
+}
+
+// scanLog reads the log's observations whose header passes keep.
+func scanLog(tx *bolt.Tx, keep func(logHeader) bool, add func(Observation)) {
+	lb := tx.Bucket(bLog)
+	if lb == nil {
+		return
+	}
+	_ = lb.ForEachBucket(func(seg []byte) error {
+		return lb.Bucket(seg).ForEach(func(_, v []byte) error {
+			h, ok := parseLogValue(v)
+			if !ok || !keep(h) {
+				return nil
+			}
+			var o Observation
+			if json.Unmarshal(h.json, &o) == nil {
+				add(o)
+			}
+			return nil
+		})
+	})
+}
+
+// readIndexed reads one agent's observations in the log through the index
+// (idxMu held).
+func (s *Store) readIndexed(tx *bolt.Tx, q Query, add func(Observation)) {
+	lb := tx.Bucket(bLog)
+	for _, r := range s.index[q.Agent] {
+		t := time.Unix(0, r.t)
+		if before, after := q.inRange(t); before || after {
+			continue
+		}
+		seg := lb.Bucket(u64(r.seg))
+		if seg == nil {
+			continue
+		}
+		h, ok := parseLogValue(seg.Get(u64(r.seq)))
+		if !ok {
+			continue
+		}
+		var o Observation
+		if json.Unmarshal(h.json, &o) == nil {
+			add(o)
+		}
+	}
 }
 
 // Agents returns the engine's resume records.
@@ -284,39 +751,107 @@ func (s *Store) Agents() (map[string][]byte, error) {
 			return nil
 		})
 	})
+	s.mu.Lock()
+	for _, m := range []map[string][]byte{s.lazy, s.pending.agents} {
+		for name, raw := range m {
+			out[name] = bytes.Clone(raw)
+		}
+	}
+	s.mu.Unlock()
 	return out, err
 }
 
 // LastAnswers returns, for every agent with a resume record, the time of
 // its latest answered poll.
 func (s *Store) LastAnswers() (map[string]time.Time, error) {
+	if err := s.commit(false); err != nil && !s.readOnly {
+		return nil, err
+	}
+	names, err := s.Agents()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]time.Time{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bObservations).Cursor()
-		return tx.Bucket(bAgents).ForEach(func(name, _ []byte) error {
-			prefix := append(bytes.Clone(name), 0)
-			k, _ := c.Seek(append(append([]byte(nil), name...), 1))
-			var v []byte
-			if k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		scanLog(tx, func(h logHeader) bool {
+			if _, ok := names[h.agent]; ok && h.answered {
+				if t := time.Unix(0, h.t); t.After(out[h.agent]) {
+					out[h.agent] = t
+				}
 			}
-			for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-				var o Observation
-				if json.Unmarshal(v, &o) == nil && o.Answered {
-					out[string(name)] = o.Time
+			return false
+		}, nil)
+		missing := 0
+		for name := range names {
+			if _, ok := out[name]; !ok {
+				missing++
+			}
+		}
+		// The chunks, newest span first, for the agents the log did not name.
+		if tx.Bucket(bChunks) == nil {
+			return readV1Last(tx, names, out)
+		}
+		c := tx.Bucket(bChunks).Cursor()
+		for k, v := c.Last(); k != nil && missing > 0; k, v = c.Prev() {
+			name := string(k[8:])
+			if _, ok := names[name]; !ok {
+				continue
+			}
+			if _, ok := out[name]; ok {
+				continue
+			}
+			var runs []Observation
+			if json.Unmarshal(v, &runs) != nil {
+				continue
+			}
+			for i := len(runs) - 1; i >= 0; i-- {
+				if runs[i].Answered {
+					out[name] = runs[i].End()
+					missing--
 					break
 				}
 			}
-			return nil
-		})
+		}
+		return readV1Last(tx, names, out)
 	})
 	return out, err
 }
 
+// readV1Last finds last answers in a format 1 bucket (read-only stores).
+func readV1Last(tx *bolt.Tx, names map[string][]byte, out map[string]time.Time) error {
+	b := tx.Bucket(bObservationsV)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for name := range names {
+		if _, ok := out[name]; ok {
+			continue
+		}
+		prefix := append([]byte(name), 0)
+		k, _ := c.Seek(append([]byte(name), 1))
+		var v []byte
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+			var o Observation
+			if json.Unmarshal(v, &o) == nil && o.Answered {
+				out[name] = o.Time
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // Silences returns every known past silence.
 func (s *Store) Silences() ([]Silence, error) {
+	if err := s.commit(false); err != nil && !s.readOnly {
+		return nil, err
+	}
 	var out []Silence
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bSilences).ForEach(func(_, v []byte) error {
@@ -331,10 +866,17 @@ func (s *Store) Silences() ([]Silence, error) {
 }
 
 // Prune deletes events and observations older than the retention, counted
-// back from now. Silences are kept: measured mode needs them.
+// back from now (observations by chunk: a chunk goes when its whole span is
+// older). Silences are kept: measured mode needs them.
 func (s *Store) Prune(now time.Time) error {
-	if s.retention < 0 {
+	if s.retention < 0 || s.readOnly {
 		return nil
+	}
+	if err := s.commit(false); err != nil {
+		return err
+	}
+	if err := s.compact(true); err != nil {
+		return err
 	}
 	cutoff := now.Add(-s.retention)
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -349,16 +891,11 @@ func (s *Store) Prune(now time.Time) error {
 				return err
 			}
 		}
-		oc := tx.Bucket(bObservations).Cursor()
-		for k, _ := oc.First(); k != nil; {
-			if keyTime(k).Before(cutoff) {
-				if err := oc.Delete(); err != nil {
-					return err
-				}
-				k, _ = oc.Seek(k)
-				continue
+		cc := tx.Bucket(bChunks).Cursor()
+		for k, _ := cc.First(); k != nil && time.Unix(0, int64(binary.BigEndian.Uint64(k))).Add(chunkSpan).Compare(cutoff) <= 0; k, _ = cc.First() {
+			if err := cc.Delete(); err != nil {
+				return err
 			}
-			k, _ = oc.Next()
 		}
 		return nil
 	})
@@ -384,11 +921,16 @@ func OpenReadOnly(dir string) (*Store, error) {
 				return fmt.Errorf("%s is not a Vigil history (no %s)", path, b)
 			}
 		}
+		if m := tx.Bucket(bMeta); m != nil {
+			if v := m.Get(kVersion); v != nil && string(v) > fmt.Sprint(FormatVersion) {
+				return fmt.Errorf("%s is a history of format %s, newer than this program's (%d)", path, v, FormatVersion)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db, retention: DefaultRetention}, nil
+	return &Store{db: db, retention: DefaultRetention, readOnly: true}, nil
 }

@@ -162,6 +162,15 @@ type Observation struct {
 	Role          string               `json:"role,omitempty"`
 	Cluster       string               `json:"cluster,omitempty"`
 	Processes     []ProcessObservation `json:"processes,omitempty"`
+
+	// A record older than a few minutes stands for a run of polls (see
+	// runs.go): Until is its last poll, Polls how many, RTT the last RTT
+	// and RTTMin/RTTMax its lowest and highest. All are absent for a
+	// single poll.
+	Until  time.Time     `json:"until,omitzero"`
+	Polls  int           `json:"polls,omitempty"`
+	RTTMin time.Duration `json:"rttMin,omitempty"`
+	RTTMax time.Duration `json:"rttMax,omitempty"`
 }
 
 // ProcessObservation is one process in an Observation.
@@ -174,6 +183,10 @@ type ProcessObservation struct {
 	// AutoRestartSuspended: the flap guard had stopped automatic restarts.
 	// Observations written before it was recorded read as false.
 	AutoRestartSuspended bool `json:"autoRestartSuspended,omitempty"`
+	// LagMin and LagMax: the lowest and highest lag of a run of polls
+	// (LagSeconds is the last); absent for a single poll.
+	LagMin *float64 `json:"lagMin,omitempty"`
+	LagMax *float64 `json:"lagMax,omitempty"`
 }
 
 // Silence is a past period without answer, with what ended it; measured mode
@@ -186,11 +199,15 @@ type Silence struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// Batch is what one poll writes, in one transaction.
+// Batch is what one poll writes, committed together.
 type Batch struct {
 	Observations []Observation
 	Events       []Event
 	Silences     []Silence
 	// Agents are the engine's resume records, by agent name (opaque here).
 	Agents map[string][]byte
+	// AgentsCanWait: the resume records only refresh what changes at every
+	// poll (a quiet agent's periodic record); without events in the batch,
+	// they may be written up to 10 minutes late (see the package doc).
+	AgentsCanWait bool
 }

@@ -43,6 +43,9 @@ func aggWorst(a, b float64) float64 {
 	return float64(state.Worst(state.State(int64(a)), state.State(int64(b))).Code())
 }
 
+// afterPoint: t comes after the point's last poll.
+func afterPoint(t time.Time, p resample.Point) bool { return t.After(p.T) && t.After(p.Until) }
+
 func oneIf(b bool) float64 {
 	if b {
 		return 1
@@ -131,7 +134,7 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 		obs := obsBy[a.Name]
 		var agentPts []resample.Point
 		for _, o := range obs {
-			agentPts = append(agentPts, resample.Point{T: o.Time, V: float64(o.State)})
+			agentPts = append(agentPts, resample.Point{T: o.Time, V: float64(o.State), Until: o.Until})
 		}
 		agentStates := resample.Sample(agentPts, g, aggWorst, carry)
 		if src.unjudged(a) {
@@ -145,12 +148,12 @@ func queryTimeline(src source, q backend.DataQuery, f filter) (data.Frames, erro
 			for _, o := range obs {
 				if agentWide(o.State) {
 					// Silent or not understood: the process shares the agent's state.
-					pts = append(pts, resample.Point{T: o.Time, V: float64(o.State)})
+					pts = append(pts, resample.Point{T: o.Time, V: float64(o.State), Until: o.Until})
 					continue
 				}
 				for _, p := range o.Processes {
 					if p.Name == pname {
-						pts = append(pts, resample.Point{T: o.Time, V: float64(p.State)})
+						pts = append(pts, resample.Point{T: o.Time, V: float64(p.State), Until: o.Until})
 					}
 				}
 			}
@@ -221,15 +224,15 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 		obs := obsBy[a.Name]
 		var stateCode, up, rtt, budget []resample.Point
 		for _, o := range obs {
-			stateCode = append(stateCode, resample.Point{T: o.Time, V: float64(o.State)})
+			stateCode = append(stateCode, resample.Point{T: o.Time, V: float64(o.State), Until: o.Until})
 			if o.Answered {
-				up = append(up, resample.Point{T: o.Time, V: 1})
-				rtt = append(rtt, resample.Point{T: o.Time, V: o.RTT.Seconds()})
+				up = append(up, resample.Point{T: o.Time, V: 1, Until: o.Until})
+				rtt = append(rtt, resample.Point{T: o.Time, V: o.RTTHigh().Seconds(), Until: o.Until})
 			} else {
-				up = append(up, resample.Point{T: o.Time, V: 0})
+				up = append(up, resample.Point{T: o.Time, V: 0, Until: o.Until})
 			}
 			if o.BudgetSeconds > 0 {
-				budget = append(budget, resample.Point{T: o.Time, V: o.BudgetSeconds})
+				budget = append(budget, resample.Point{T: o.Time, V: o.BudgetSeconds, Until: o.Until})
 			}
 		}
 		codes := resample.Sample(stateCode, g, aggWorst, carry)
@@ -253,10 +256,10 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 						continue
 					}
 					if v, ok := processRunning(p.State); ok && !agentWide(o.State) {
-						running = append(running, resample.Point{T: o.Time, V: v})
+						running = append(running, resample.Point{T: o.Time, V: v, Until: o.Until})
 					}
-					if p.LagSeconds != nil {
-						lag = append(lag, resample.Point{T: o.Time, V: *p.LagSeconds})
+					if l := p.LagHigh(); l != nil {
+						lag = append(lag, resample.Point{T: o.Time, V: *l, Until: o.Until})
 					}
 					delta := 0.0
 					if lastGen != nil && p.Generation > *lastGen {
@@ -265,13 +268,13 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 					gen := p.Generation
 					lastGen = &gen
 					restarts = append(restarts, resample.Point{T: o.Time, V: delta})
-					suspended = append(suspended, resample.Point{T: o.Time, V: oneIf(p.AutoRestartSuspended)})
+					suspended = append(suspended, resample.Point{T: o.Time, V: oneIf(p.AutoRestartSuspended), Until: o.Until})
 				}
 			}
 			// The flap guard can change without a poll (a restart from Grafana lifts
 			// it): the engine's current value comes after the observations.
 			for _, p := range a.Processes {
-				if p.Name == pname && (len(suspended) == 0 || src.snap.Time.After(suspended[len(suspended)-1].T)) {
+				if p.Name == pname && (len(suspended) == 0 || afterPoint(src.snap.Time, suspended[len(suspended)-1])) {
 					suspended = append(suspended, resample.Point{T: src.snap.Time, V: oneIf(p.AutoRestartSuspended)})
 				}
 			}
@@ -316,7 +319,7 @@ func staleness(src source, obsBy map[string][]history.Observation, g resample.Gr
 			if j == 0 {
 				continue
 			}
-			if last := obs[j-1].Time; oldest.IsZero() || last.Before(oldest) {
+			if last := obs[j-1].LastPollBy(t); oldest.IsZero() || last.Before(oldest) {
 				oldest = last
 			}
 		}

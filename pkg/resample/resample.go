@@ -52,10 +52,24 @@ func (g Grid) Times() []time.Time {
 	return t
 }
 
-// Point is one observed value.
+// Point is one observed value. Until, when set, is the last poll of a run
+// of polls that all had this value: the point counts in every step from T
+// to Until, and is carried from Until.
 type Point struct {
-	T time.Time
-	V float64
+	T     time.Time
+	V     float64
+	Until time.Time
+}
+
+// holds: the point's run goes on at t.
+func (p *Point) holds(t time.Time) bool { return !p.Until.IsZero() && !p.Until.Before(t) }
+
+// end is the point's last poll.
+func (p *Point) end() time.Time {
+	if p.Until.After(p.T) {
+		return p.Until
+	}
+	return p.T
 }
 
 // Aggregation combines the values within one step so that nothing bad is
@@ -82,22 +96,29 @@ func Sample(points []Point, g Grid, agg Aggregation, carry time.Duration) []*flo
 			end = g.Until.Add(time.Nanosecond)
 		}
 		var v *float64
+		in := func(x float64) {
+			if v != nil {
+				x = agg(*v, x)
+			}
+			v = &x
+		}
+		if last != nil && last.holds(start) {
+			// A run of polls from an earlier step goes on in this one.
+			in(last.V)
+		}
 		for j < len(points) && points[j].T.Before(end) {
 			p := points[j]
 			j++
 			last = &p
 			if p.T.Before(start) {
+				if p.holds(start) {
+					in(p.V)
+				}
 				continue
 			}
-			if v == nil {
-				x := p.V
-				v = &x
-			} else {
-				x := agg(*v, p.V)
-				v = &x
-			}
+			in(p.V)
 		}
-		if v == nil && carry > 0 && last != nil && start.Sub(last.T) <= carry {
+		if v == nil && carry > 0 && last != nil && start.Sub(last.end()) <= carry {
 			x := last.V
 			v = &x
 		}
