@@ -240,6 +240,9 @@ type agentRT struct {
 	savedEventsSince int64
 	cfg              fleet.Agent
 	snap             AgentSnapshot
+	// budgetCurrent: snap.Budget was computed with cfg and the RTTs as they
+	// are (e.mu guards it); a reconfiguration clears it.
+	budgetCurrent bool
 	// judged: this engine has judged the agent at least once.
 	judged bool
 	// notes: what the write limits held back since the last notice.
@@ -473,6 +476,7 @@ func (e *Engine) Reconfigure(cfg fleet.Config) error {
 		if rt, ok := e.agents[a.Name]; ok {
 			rt.cfg = a
 			rt.snap.URL = a.URL
+			rt.budgetCurrent = false
 			continue
 		}
 		rt := e.newAgent(a)

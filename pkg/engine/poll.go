@@ -58,8 +58,13 @@ func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Durat
 	}
 	e.mu.RLock()
 	cfg := rt.cfg
-	cluster := rt.snap.Cluster
-	budget := e.budgetFor(cfg, rt.rec, cluster)
+	// The poll's timeout is the budget's response time and processing. They
+	// depend on the policy and the RTTs alone: after a poll, snap.Budget was
+	// computed from both as they are, and serves until a reconfiguration.
+	budget := rt.snap.Budget
+	if !rt.budgetCurrent {
+		budget = e.budgetFor(cfg, rt.rec, rt.snap.Cluster)
+	}
 	e.mu.RUnlock()
 	if rt.rec.FirstPollAt.IsZero() {
 		rt.rec.FirstPollAt = e.clock.Now()
@@ -200,6 +205,8 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 	e.mu.Lock()
 	if cur, ok := e.agents[cfg.Name]; ok && cur == rt {
 		rt.snap = snap
+		// Unless a reconfiguration changed the policy during the poll.
+		rt.budgetCurrent = rt.cfg.Policy == cfg.Policy
 		rt.judged = true
 		e.checkFirstRound()
 	}
