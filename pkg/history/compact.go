@@ -118,7 +118,7 @@ func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) (
 		if seg == nil {
 			return nil
 		}
-		forEachInSegment(seg, parse, func(h logHeader, _ uint64) {
+		forEachInSegment(seg, parse, true, func(h logHeader, _ uint64) {
 			switch h.kind {
 			case entryObs:
 				if o, ok := h.observation(); ok {

@@ -249,7 +249,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) loadLog() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.evSeq = tx.Bucket(bEvents).Sequence()
-		s.forEachLog(tx, func(h logHeader, seg, seq uint64) {
+		s.forEachLog(tx, true, func(h logHeader, seg, seq uint64) {
 			s.seq = max(s.seq, seq)
 			s.indexEntry(h, seg, seq)
 			if t := time.Unix(0, h.t); h.kind == entryObs && t.After(s.newest) {
@@ -630,7 +630,7 @@ func (s *Store) Events(q Query) ([]Event, error) {
 			}
 		}
 		if s.readOnly {
-			s.forEachLog(tx, func(h logHeader, _, _ uint64) {
+			s.forEachLog(tx, true, func(h logHeader, _, _ uint64) {
 				if h.kind == entryEvent && h.agent == q.Agent && len(h.body) == 16 {
 					keep(bytes.Clone(h.body))
 				}
@@ -808,8 +808,10 @@ func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
 	}
 }
 
-// forEachLog calls fn with every entry of the log, in order.
-func (s *Store) forEachLog(tx *bolt.Tx, fn func(h logHeader, seg, seq uint64)) {
+// forEachLog calls fn with every entry of the log, in order: those of
+// blocks one by one with blocks, else only the observations (blocks are
+// not decompressed).
+func (s *Store) forEachLog(tx *bolt.Tx, blocks bool, fn func(h logHeader, seg, seq uint64)) {
 	lb := tx.Bucket(bLog)
 	if lb == nil {
 		return
@@ -820,17 +822,18 @@ func (s *Store) forEachLog(tx *bolt.Tx, fn func(h logHeader, seg, seq uint64)) {
 	}
 	_ = lb.ForEachBucket(func(seg []byte) error {
 		id := binary.BigEndian.Uint64(seg)
-		forEachInSegment(lb.Bucket(seg), parse, func(h logHeader, seq uint64) { fn(h, id, seq) })
+		forEachInSegment(lb.Bucket(seg), parse, blocks, func(h logHeader, seq uint64) { fn(h, id, seq) })
 		return nil
 	})
 }
 
 // forEachInSegment calls fn with every entry of one segment of the log,
-// those of blocks one by one (an unreadable entry is skipped).
-func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), fn func(h logHeader, seq uint64)) {
+// those of blocks one by one (without blocks, it skips them); an unreadable
+// entry is skipped.
+func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), blocks bool, fn func(h logHeader, seq uint64)) {
 	_ = seg.ForEach(func(k, v []byte) error {
 		h, ok := parse(v)
-		if !ok {
+		if !ok || (!blocks && h.kind == entryBlock) {
 			return nil
 		}
 		seq := binary.BigEndian.Uint64(k)
@@ -841,7 +844,7 @@ func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), fn
 
 // scanLog reads the log's observations whose header passes keep.
 func (s *Store) scanLog(tx *bolt.Tx, keep func(logHeader) bool, add func(Observation)) {
-	s.forEachLog(tx, func(h logHeader, _, _ uint64) {
+	s.forEachLog(tx, false, func(h logHeader, _, _ uint64) {
 		if h.kind != entryObs || !keep(h) {
 			return
 		}
@@ -903,7 +906,7 @@ func (s *Store) Agents() (map[string][]byte, error) {
 			return nil
 		}
 		if s.readOnly {
-			s.forEachLog(tx, func(h logHeader, _, _ uint64) {
+			s.forEachLog(tx, true, func(h logHeader, _, _ uint64) {
 				if h.kind == entryAgent && err == nil {
 					err = set(h)
 				}
@@ -959,7 +962,7 @@ func (s *Store) LastAnswers() (map[string]time.Time, error) {
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if s.readOnly {
-			s.forEachLog(tx, func(h logHeader, _, _ uint64) {
+			s.forEachLog(tx, false, func(h logHeader, _, _ uint64) {
 				if _, ok := names[h.agent]; ok && h.kind == entryObs && h.answered {
 					if t := time.Unix(0, h.t); t.After(out[h.agent]) {
 						out[h.agent] = t
