@@ -118,7 +118,7 @@ func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) (
 		if seg == nil {
 			return nil
 		}
-		forEachInSegment(seg, parse, true, func(h logHeader, _ uint64) {
+		forEachInSegment(seg, parse, blockAll, func(h logHeader, _ uint64) {
 			switch h.kind {
 			case entryObs:
 				if o, ok := h.observation(); ok {
@@ -162,11 +162,7 @@ func (m *segmentMove) apply(tx *bolt.Tx, id uint64) error {
 	slices.Sort(names)
 	ab := tx.Bucket(bAgents)
 	for _, name := range names {
-		raw, err := m.records[name].record()
-		if err != nil {
-			return fmt.Errorf("resume record of %s: %w", name, err)
-		}
-		if err := ab.Put([]byte(name), raw); err != nil {
+		if err := ab.Put([]byte(name), m.records[name].body); err != nil {
 			return err
 		}
 	}

@@ -23,17 +23,19 @@ const (
 	entryEvent = 'e'
 	// entryAgent is a resume record.
 	entryAgent = 'a'
-	// entryBlock holds one commit's event entries and resume records,
-	// compressed together (the records of different agents are mostly the
-	// same JSON): a sequence of kind(1) uvarint(len agent) agent
-	// uvarint(len body) body.
+	// entryBlock holds one commit's event entries and resume records, in
+	// two flate streams: uvarint(len zindex) zindex zrecords. The index
+	// names every entry (events with their key, resume records with an
+	// empty body), so that opening the store need not decompress the
+	// records; zrecords holds the records, compressed together (the records
+	// of different agents are mostly the same JSON). Each stream is a
+	// sequence of kind(1) uvarint(len agent) agent uvarint(len body) body.
 	entryBlock = 'b'
 )
 
 // Flags of a log entry.
 const (
 	flagAnswered = 1 << iota
-	flagDeflate
 )
 
 // logHeader is one log entry as read: what a reader needs without decoding
@@ -42,7 +44,6 @@ type logHeader struct {
 	kind     byte
 	t        int64
 	answered bool
-	deflated bool
 	agent    string
 	body     []byte
 	// v2: the body is an Observation in JSON (format version 2).
@@ -65,7 +66,7 @@ func parseLogEntry(v []byte) (logHeader, bool) {
 	if len(v) < 11 {
 		return logHeader{}, false
 	}
-	h := logHeader{kind: v[0], t: int64(binary.BigEndian.Uint64(v[1:])), answered: v[9]&flagAnswered != 0, deflated: v[9]&flagDeflate != 0}
+	h := logHeader{kind: v[0], t: int64(binary.BigEndian.Uint64(v[1:])), answered: v[9]&flagAnswered != 0}
 	n, w := binary.Uvarint(v[10:])
 	if w <= 0 || uint64(len(v)-10-w) < n {
 		return logHeader{}, false
@@ -352,30 +353,65 @@ func blockEntries(raw []byte) ([]logHeader, error) {
 	return out, r.err
 }
 
-// expand calls fn with the entry, or with each entry of a block.
-func (h logHeader) expand(fn func(logHeader)) error {
+// blockEntry encodes a block from its index and its records.
+func blockEntry(index, records []byte) []byte {
+	zi := deflate(index)
+	body := binary.AppendUvarint(nil, uint64(len(zi)))
+	body = append(body, zi...)
+	if len(records) > 0 {
+		body = append(body, deflate(records)...)
+	}
+	return logEntry(entryBlock, 0, 0, "", body)
+}
+
+// blockMode is what a reader of the log takes of its blocks.
+type blockMode int
+
+const (
+	skipBlocks blockMode = iota // nothing
+	blockIndex                  // their entries, resume records without their value
+	blockAll                    // their entries, resume records with their value
+)
+
+// expand calls fn with the entry, or with each entry of a block (see
+// blockMode).
+func (h logHeader) expand(mode blockMode, fn func(logHeader)) error {
 	if h.kind != entryBlock {
 		fn(h)
 		return nil
 	}
-	raw := h.body
-	if h.deflated {
-		var err error
-		if raw, err = inflate(h.body); err != nil {
+	if mode == skipBlocks {
+		return nil
+	}
+	n, w := binary.Uvarint(h.body)
+	if w <= 0 || n > uint64(len(h.body)-w) {
+		return errShort
+	}
+	index, err := inflate(h.body[w : w+int(n)])
+	if err != nil {
+		return err
+	}
+	subs, err := blockEntries(index)
+	if err != nil {
+		return err
+	}
+	var records []logHeader
+	if rest := h.body[w+int(n):]; mode == blockAll && len(rest) > 0 {
+		raw, err := inflate(rest)
+		if err != nil {
+			return err
+		}
+		if records, err = blockEntries(raw); err != nil {
 			return err
 		}
 	}
-	subs, err := blockEntries(raw)
 	for _, sub := range subs {
+		if mode != blockAll || sub.kind != entryAgent {
+			fn(sub)
+		}
+	}
+	for _, sub := range records {
 		fn(sub)
 	}
-	return err
-}
-
-// record is a resume record entry's value.
-func (h logHeader) record() ([]byte, error) {
-	if h.deflated {
-		return inflate(h.body)
-	}
-	return bytes.Clone(h.body), nil
+	return nil
 }

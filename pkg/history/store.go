@@ -32,10 +32,11 @@
 //	agents          agent                     → the engine's resume record
 //
 // A commit writes the rightmost pages of the time-ordered buckets only
-// (events and the log), not a page per agent: every observation (binary),
-// every resume record (compressed) and the eventsByAgent entry of every
-// event are appended to the log, in the segment of the 10-minute span of
-// the newest observation at commit. Once a segment is more than 2 minutes
+// (events and the log), not a page per agent: every observation (binary)
+// and one block (see entryBlock) of the commit's resume records and the
+// eventsByAgent entries of its events, compressed together, are appended to
+// the log, in the segment of the 10-minute span of the newest observation
+// at commit. Once a segment is more than 2 minutes
 // behind the newest observation it is compacted: its observations are
 // turned into runs (see runs.go: one record per agent per minute while
 // only RTT, lag and budget change, keeping min/max/last of RTT and lag, and
@@ -249,14 +250,19 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) loadLog() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.evSeq = tx.Bucket(bEvents).Sequence()
-		s.forEachLog(tx, true, func(h logHeader, seg, seq uint64) {
-			s.seq = max(s.seq, seq)
+		s.forEachLog(tx, blockIndex, func(h logHeader, seg, seq uint64) {
 			s.indexEntry(h, seg, seq)
 			if t := time.Unix(0, h.t); h.kind == entryObs && t.After(s.newest) {
 				s.newest = t
 			}
 		})
-		return nil
+		// The last sequence number, from the keys (an unreadable entry counts).
+		return tx.Bucket(bLog).ForEachBucket(func(seg []byte) error {
+			if k, _ := tx.Bucket(bLog).Bucket(seg).Cursor().Last(); k != nil {
+				s.seq = max(s.seq, binary.BigEndian.Uint64(k))
+			}
+			return nil
+		})
 	})
 }
 
@@ -486,7 +492,7 @@ func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) 
 	sort.Strings(names)
 	evSeq := s.evSeq
 	evKeys, evRaw := make([][]byte, len(p.events)), make([][]byte, len(p.events))
-	var block []byte
+	var block, blockRecords []byte
 	for i, e := range p.events {
 		raw, err := json.Marshal(e)
 		if err != nil {
@@ -497,13 +503,14 @@ func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) 
 		block = appendSub(block, entryEvent, e.Agent, evKeys[i])
 	}
 	for _, name := range names {
-		block = appendSub(block, entryAgent, name, records[name])
+		block = appendSub(block, entryAgent, name, nil)
+		blockRecords = appendSub(blockRecords, entryAgent, name, records[name])
 	}
 	// The block first: the next commit appends to the leaf of the small
 	// entries that follow it, instead of rewriting the block's pages.
 	entries := make([][]byte, 0, len(p.obs)+1)
 	if len(block) > 0 {
-		entries = append(entries, logEntry(entryBlock, 0, flagDeflate, "", deflate(block)))
+		entries = append(entries, blockEntry(block, blockRecords))
 	}
 	first := uint64(len(entries)) // the first observation's place
 	for i := range p.obs {
@@ -630,7 +637,7 @@ func (s *Store) Events(q Query) ([]Event, error) {
 			}
 		}
 		if s.readOnly {
-			s.forEachLog(tx, true, func(h logHeader, _, _ uint64) {
+			s.forEachLog(tx, blockIndex, func(h logHeader, _, _ uint64) {
 				if h.kind == entryEvent && h.agent == q.Agent && len(h.body) == 16 {
 					keep(bytes.Clone(h.body))
 				}
@@ -808,10 +815,9 @@ func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
 	}
 }
 
-// forEachLog calls fn with every entry of the log, in order: those of
-// blocks one by one with blocks, else only the observations (blocks are
-// not decompressed).
-func (s *Store) forEachLog(tx *bolt.Tx, blocks bool, fn func(h logHeader, seg, seq uint64)) {
+// forEachLog calls fn with every entry of the log, in order, those of
+// blocks one by one as blocks says.
+func (s *Store) forEachLog(tx *bolt.Tx, blocks blockMode, fn func(h logHeader, seg, seq uint64)) {
 	lb := tx.Bucket(bLog)
 	if lb == nil {
 		return
@@ -828,23 +834,23 @@ func (s *Store) forEachLog(tx *bolt.Tx, blocks bool, fn func(h logHeader, seg, s
 }
 
 // forEachInSegment calls fn with every entry of one segment of the log,
-// those of blocks one by one (without blocks, it skips them); an unreadable
-// entry is skipped.
-func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), blocks bool, fn func(h logHeader, seq uint64)) {
+// those of blocks one by one as blocks says; an unreadable entry is
+// skipped.
+func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), blocks blockMode, fn func(h logHeader, seq uint64)) {
 	_ = seg.ForEach(func(k, v []byte) error {
 		h, ok := parse(v)
-		if !ok || (!blocks && h.kind == entryBlock) {
+		if !ok {
 			return nil
 		}
 		seq := binary.BigEndian.Uint64(k)
-		_ = h.expand(func(sub logHeader) { fn(sub, seq) })
+		_ = h.expand(blocks, func(sub logHeader) { fn(sub, seq) })
 		return nil
 	})
 }
 
 // scanLog reads the log's observations whose header passes keep.
 func (s *Store) scanLog(tx *bolt.Tx, keep func(logHeader) bool, add func(Observation)) {
-	s.forEachLog(tx, false, func(h logHeader, _, _ uint64) {
+	s.forEachLog(tx, skipBlocks, func(h logHeader, _, _ uint64) {
 		if h.kind != entryObs || !keep(h) {
 			return
 		}
@@ -896,22 +902,15 @@ func (s *Store) Agents() (map[string][]byte, error) {
 		if err != nil {
 			return err
 		}
-		// The newer ones still in the log.
-		set := func(h logHeader) error {
-			raw, err := h.record()
-			if err != nil {
-				return fmt.Errorf("resume record of %s: %w", h.agent, err)
-			}
-			out[h.agent] = raw
-			return nil
-		}
+		// The newer ones still in the log (their values are decompressed
+		// copies).
 		if s.readOnly {
-			s.forEachLog(tx, true, func(h logHeader, _, _ uint64) {
-				if h.kind == entryAgent && err == nil {
-					err = set(h)
+			s.forEachLog(tx, blockAll, func(h logHeader, _, _ uint64) {
+				if h.kind == entryAgent {
+					out[h.agent] = h.body
 				}
 			})
-			return err
+			return nil
 		}
 		// Each block once, for the records it is the newest of.
 		blocks := map[logRef]bool{}
@@ -923,14 +922,13 @@ func (s *Store) Agents() (map[string][]byte, error) {
 			if !ok {
 				continue
 			}
-			var setErr error
-			err := h.expand(func(sub logHeader) {
-				if sub.kind == entryAgent && s.agentRefs[sub.agent] == r && setErr == nil {
-					setErr = set(sub)
+			err := h.expand(blockAll, func(sub logHeader) {
+				if sub.kind == entryAgent && s.agentRefs[sub.agent] == r {
+					out[sub.agent] = sub.body
 				}
 			})
-			if err := errors.Join(err, setErr); err != nil {
-				return err
+			if err != nil {
+				return fmt.Errorf("resume records in the log: %w", err)
 			}
 		}
 		return nil
@@ -962,7 +960,7 @@ func (s *Store) LastAnswers() (map[string]time.Time, error) {
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if s.readOnly {
-			s.forEachLog(tx, false, func(h logHeader, _, _ uint64) {
+			s.forEachLog(tx, skipBlocks, func(h logHeader, _, _ uint64) {
 				if _, ok := names[h.agent]; ok && h.kind == entryObs && h.answered {
 					if t := time.Unix(0, h.t); t.After(out[h.agent]) {
 						out[h.agent] = t
