@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -47,17 +48,12 @@ func (cs chunkSet) write(tx *bolt.Tx) error {
 		runs := cs[id]
 		key := chunkKey(id.span, id.agent)
 		if old := b.Get(key); old != nil {
-			var prev []Observation
-			if json.Unmarshal(old, &prev) == nil {
+			if prev, err := decodeChunk(id.agent, old); err == nil {
 				runs = append(prev, runs...)
 			}
 		}
 		sortByTime(runs)
-		raw, err := json.Marshal(thin(runs))
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, raw); err != nil {
+		if err := b.Put(key, encodeChunk(thin(runs))); err != nil {
 			return err
 		}
 	}
@@ -106,41 +102,86 @@ func (s *Store) compact(force bool) error {
 	return nil
 }
 
-// compactSegment moves one closed segment of the log into chunks.
-func (s *Store) compactSegment(id uint64) error {
-	cs := chunkSet{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+// segmentMove is what one log segment holds, on its way to the
+// agent-keyed buckets.
+type segmentMove struct {
+	cs      chunkSet
+	events  [][]byte             // eventsByAgent keys
+	records map[string]logHeader // the newest resume record of each agent
+}
+
+// readSegment reads log segment id (entries parsed by parse).
+func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) (*segmentMove, error) {
+	m := &segmentMove{cs: chunkSet{}, records: map[string]logHeader{}}
+	err := db.View(func(tx *bolt.Tx) error {
 		seg := tx.Bucket(bLog).Bucket(u64(id))
 		if seg == nil {
 			return nil
 		}
-		return seg.ForEach(func(_, v []byte) error {
-			h, ok := parseLogValue(v)
-			if !ok {
-				return nil
+		forEachInSegment(seg, parse, blockAll, func(h logHeader, _ uint64) {
+			switch h.kind {
+			case entryObs:
+				if o, ok := h.observation(); ok {
+					m.cs.add(o)
+				}
+			case entryEvent:
+				if len(h.body) == 16 {
+					m.events = append(m.events, append(append([]byte(h.agent), 0), h.body...))
+				}
+			case entryAgent:
+				h.body = bytes.Clone(h.body)
+				m.records[h.agent] = h
 			}
-			var o Observation
-			if json.Unmarshal(h.json, &o) == nil {
-				cs.add(o)
-			}
-			return nil
 		})
+		return nil
 	})
+	return m, err
+}
+
+// apply writes the segment's contents to their buckets, in key order, and
+// deletes the segment.
+func (m *segmentMove) apply(tx *bolt.Tx, id uint64) error {
+	if err := m.cs.write(tx); err != nil {
+		return err
+	}
+	ev, idx := tx.Bucket(bEvents), tx.Bucket(bEventsAgent)
+	slices.SortFunc(m.events, bytes.Compare)
+	for _, k := range m.events {
+		// An event pruned meanwhile (an agent's own event can be old) has no entry.
+		if ev.Get(k[len(k)-16:]) == nil {
+			continue
+		}
+		if err := idx.Put(k, nil); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(m.records))
+	for name := range m.records {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	ab := tx.Bucket(bAgents)
+	for _, name := range names {
+		if err := ab.Put([]byte(name), m.records[name].body); err != nil {
+			return err
+		}
+	}
+	if tx.Bucket(bLog).Bucket(u64(id)) == nil {
+		return nil
+	}
+	return tx.Bucket(bLog).DeleteBucket(u64(id))
+}
+
+// compactSegment moves one closed segment of the log into the agent-keyed
+// buckets.
+func (s *Store) compactSegment(id uint64) error {
+	m, err := readSegment(s.db, id, parseLogEntry)
 	if err != nil {
 		return err
 	}
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := cs.write(tx); err != nil {
-			return err
-		}
-		if tx.Bucket(bLog).Bucket(u64(id)) == nil {
-			return nil
-		}
-		return tx.Bucket(bLog).DeleteBucket(u64(id))
-	})
-	if err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }); err != nil {
 		return err
 	}
 	for agent, refs := range s.index {
@@ -154,6 +195,24 @@ func (s *Store) compactSegment(id uint64) error {
 			delete(s.index, agent)
 		} else {
 			s.index[agent] = kept
+		}
+	}
+	for agent, refs := range s.evIndex {
+		kept := refs[:0]
+		for _, r := range refs {
+			if r.seg != id {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
+			delete(s.evIndex, agent)
+		} else {
+			s.evIndex[agent] = kept
+		}
+	}
+	for agent, r := range s.agentRefs {
+		if r.seg == id {
+			delete(s.agentRefs, agent)
 		}
 	}
 	return nil
@@ -170,8 +229,13 @@ func migrate(db *bolt.DB) error {
 		old = tx.Bucket(bObservationsV) != nil
 		return nil
 	})
-	if string(version) == "2" && !old {
+	if string(version) == fmt.Sprint(FormatVersion) && !old {
 		return nil
+	}
+	if string(version) == "2" {
+		if err := convertLogV2(db); err != nil {
+			return err
+		}
 	}
 	const batch = 100_000
 	var after []byte
@@ -213,6 +277,32 @@ func migrate(db *bolt.DB) error {
 				return err
 			}
 		}
-		return tx.Bucket(bMeta).Put(kVersion, []byte("2"))
+		return tx.Bucket(bMeta).Put(kVersion, []byte(fmt.Sprint(FormatVersion)))
 	})
+}
+
+// convertLogV2 compacts every segment of a format 2 log (JSON
+// observations) into chunks, one segment per transaction: a crash in the
+// middle leaves the version at 2 and the segments not yet converted.
+func convertLogV2(db *bolt.DB) error {
+	var segs []uint64
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bLog).ForEachBucket(func(seg []byte) error {
+			segs = append(segs, binary.BigEndian.Uint64(seg))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range segs {
+		m, err := readSegment(db, id, parseLogValueV2)
+		if err != nil {
+			return err
+		}
+		if err := db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -196,7 +196,7 @@ func TestFormat1IsConvertedInPlace(t *testing.T) {
 		t.Errorf("last answers after conversion %v", last)
 	}
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bObservationsV) != nil || string(tx.Bucket(bMeta).Get(kVersion)) != "2" {
+		if tx.Bucket(bObservationsV) != nil || string(tx.Bucket(bMeta).Get(kVersion)) != fmt.Sprint(FormatVersion) {
 			t.Errorf("format 1's bucket is still there, or no version")
 		}
 		return nil

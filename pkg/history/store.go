@@ -10,37 +10,48 @@
 //
 // An Append that carries events is committed and fsync'd before it returns
 // (with everything appended before it), so a kill -9 loses no acknowledged
-// event. Other appends (observations, silences, resume records) are kept in
-// memory and committed together at most a second later (Options.FlushEvery),
-// so a crash loses at most the last second of observations. A resume record
-// given with Batch.AgentsCanWait (the engine's once-a-minute refresh of a
-// quiet agent) may be written up to 10 minutes late: after a crash the
-// engine reads the time of the agent's last answer from the observations.
-// Concurrent appends with events share one commit (one fsync).
+// event. Concurrent appends with events share one commit (one fsync): the
+// first waits Options.GatherEvents (2 ms) for others to join it, as bbolt's
+// Batch does. Other appends (observations, silences, resume records) are
+// kept in memory and committed together at most a second later
+// (Options.FlushEvery), so a crash loses at most the last second of
+// observations. After a crash, the resume records are those of the last
+// commit. A resume record given with Batch.AgentsCanWait (the engine's
+// once-a-minute refresh of a quiet agent) may be written up to 10 minutes
+// late: after a crash the engine reads the time of the agent's last answer
+// from the observations.
 //
-// # Layout (format version 2)
+// # Layout (format version 3)
 //
-//	meta            "version"                 → "2"
+//	meta            "version"                 → "3"
 //	events          time(8) seq(8)            → Event (JSON)
 //	eventsByAgent   agent 0x00 time(8) seq(8) → (empty)
-//	log             segment(8) → bucket: seq(8) → time(8) answered(1) agent 0x00 Observation (JSON)
-//	chunks          span(8) agent             → the agent's runs of that span (JSON array of Observation)
+//	log             segment(8) → bucket: seq(8) → kind(1) time(8) flags(1) len(agent) agent body
+//	chunks          span(8) agent             → the agent's runs of that span (binary, see logentry.go)
 //	silences        agent 0x00 time(8) seq(8) → Silence (JSON)
 //	agents          agent                     → the engine's resume record
 //
-// Every observation is first appended to the log, in the segment of the
-// 10-minute span of the newest observation at commit, so a commit writes the
-// rightmost pages of one bucket instead of a page per agent. Once a segment
-// is more than 2 minutes behind the newest observation it is compacted: its
-// observations are turned into runs (see runs.go: one record per agent per
-// minute while only RTT, lag and budget change, keeping min/max/last of RTT
-// and lag, and one record at every other change), written as one chunk per
-// agent and span (span-major keys, so the chunks of a span are written
-// together), and the segment is deleted. Readers merge chunks with the log.
+// A commit writes the rightmost pages of the time-ordered buckets only
+// (events and the log), not a page per agent: every observation (binary)
+// and one block (see entryBlock) of the commit's resume records and the
+// eventsByAgent entries of its events, compressed together, are appended to
+// the log, in the segment of the 10-minute span of the newest observation
+// at commit. Once a segment is more than 2 minutes
+// behind the newest observation it is compacted: its observations are
+// turned into runs (see runs.go: one record per agent per minute while
+// only RTT, lag and budget change, keeping min/max/last of RTT and lag, and
+// one record at every other change), written as one chunk per agent and
+// span (span-major keys, so the chunks of a span are written together), its
+// event entries go to eventsByAgent and its resume records to agents (in
+// key order), and the segment is deleted. Readers merge the agent-keyed
+// buckets with the log: the writer keeps an index of the log by agent in
+// memory, read-only readers scan it.
 //
-// Version 1 (before 2027) kept every observation under
-// observations/agent 0x00 time(8) seq(8); Open converts such a store in
-// place, OpenReadOnly reads it as it is.
+// Version 2 (December 2026) kept observations in the log as JSON, and
+// wrote event index entries and resume records to their buckets at once;
+// version 1 (before) kept every observation under
+// observations/agent 0x00 time(8) seq(8). Open converts either in place,
+// OpenReadOnly reads them as they are.
 package history
 
 import (
@@ -51,6 +62,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -66,7 +78,7 @@ const DefaultRetention = 30 * 24 * time.Hour
 const FileName = "history.db"
 
 // FormatVersion is the layout this package writes.
-const FormatVersion = 2
+const FormatVersion = 3
 
 const (
 	// chunkSpan is the time one chunk record covers, and one log segment.
@@ -77,6 +89,9 @@ const (
 	// lazyAgentsEvery bounds how late a resume record given with
 	// AgentsCanWait is written.
 	lazyAgentsEvery = 10 * time.Minute
+	// gatherEvents is how long the first append with events waits for
+	// others to share its commit (bbolt's DefaultMaxBatchDelay).
+	gatherEvents = 2 * time.Millisecond
 )
 
 var (
@@ -104,6 +119,9 @@ type Options struct {
 	// FlushEvery is how often appends without events are committed (0: a
 	// second; negative: only by Flush, Close and appends with events).
 	FlushEvery time.Duration
+	// GatherEvents is how long an append with events waits for others to
+	// share its commit (0: 2 ms; negative: no wait).
+	GatherEvents time.Duration
 }
 
 // Store is an open history.
@@ -111,11 +129,16 @@ type Store struct {
 	db        *bolt.DB
 	retention time.Duration
 	readOnly  bool
+	// logVersion is the format of the log's entries (2 in a store of
+	// format 2 opened read-only).
+	logVersion int
+	gather     time.Duration
 
 	mu      sync.Mutex // what follows, until wmu
 	pending pendingBatch
 	lazy    map[string][]byte // resume records that can wait
 	gen     uint64            // the generation pending collects
+	waiting *genWait          // the appends with events waiting for gen
 	newest  time.Time         // the newest observation appended
 	bgErr   error             // a failed commit nobody waited for
 	closed  bool
@@ -125,12 +148,17 @@ type Store struct {
 	failedGen uint64
 	failedErr error
 	seq       uint64    // the log's last sequence number
+	evSeq     uint64    // the events bucket's sequence
 	lazyAt    time.Time // when lazy records were last written (newest then)
 
 	cmu sync.Mutex // one compaction at a time
 
 	idxMu sync.RWMutex
-	index map[string][]logRef // the log's observations by agent (writer only)
+	// The log by agent (writer only): observations, event keys, the
+	// newest resume record.
+	index     map[string][]logRef
+	evIndex   map[string][]evRef
+	agentRefs map[string]logRef
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -139,6 +167,18 @@ type Store struct {
 type logRef struct {
 	seg, seq uint64
 	t        int64
+}
+
+// evRef is an event whose eventsByAgent entry is still in the log.
+type evRef struct {
+	seg uint64
+	key [16]byte
+}
+
+// genWait is the appends with events waiting for one generation's commit.
+type genWait struct {
+	done chan struct{}
+	err  error
 }
 
 type pendingBatch struct {
@@ -182,7 +222,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if r == 0 {
 		r = DefaultRetention
 	}
-	s := &Store{db: db, retention: r, gen: 1, index: map[string][]logRef{}, stop: make(chan struct{})}
+	gather := opts.GatherEvents
+	if gather == 0 {
+		gather = gatherEvents
+	}
+	s := &Store{db: db, retention: r, gen: 1, logVersion: FormatVersion, gather: gather, stop: make(chan struct{}),
+		index: map[string][]logRef{}, evIndex: map[string][]evRef{}, agentRefs: map[string]logRef{}}
 	if err == nil {
 		err = s.loadLog()
 	}
@@ -201,26 +246,39 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // loadLog reads the log's index, its last sequence number and its newest
-// observation.
+// observation, and the events' sequence.
 func (s *Store) loadLog() error {
 	return s.db.View(func(tx *bolt.Tx) error {
+		s.evSeq = tx.Bucket(bEvents).Sequence()
+		s.forEachLog(tx, blockIndex, func(h logHeader, seg, seq uint64) {
+			s.indexEntry(h, seg, seq)
+			if t := time.Unix(0, h.t); h.kind == entryObs && t.After(s.newest) {
+				s.newest = t
+			}
+		})
+		// The last sequence number, from the keys (an unreadable entry counts).
 		return tx.Bucket(bLog).ForEachBucket(func(seg []byte) error {
-			id := binary.BigEndian.Uint64(seg)
-			return tx.Bucket(bLog).Bucket(seg).ForEach(func(k, v []byte) error {
-				h, ok := parseLogValue(v)
-				if !ok {
-					return nil
-				}
-				seq := binary.BigEndian.Uint64(k)
-				s.seq = max(s.seq, seq)
-				s.index[h.agent] = append(s.index[h.agent], logRef{seg: id, seq: seq, t: h.t})
-				if t := time.Unix(0, h.t); t.After(s.newest) {
-					s.newest = t
-				}
-				return nil
-			})
+			if k, _ := tx.Bucket(bLog).Bucket(seg).Cursor().Last(); k != nil {
+				s.seq = max(s.seq, binary.BigEndian.Uint64(k))
+			}
+			return nil
 		})
 	})
+}
+
+// indexEntry adds one log entry to the writer's index (idxMu held or not
+// shared yet).
+func (s *Store) indexEntry(h logHeader, seg, seq uint64) {
+	switch h.kind {
+	case entryObs:
+		s.index[h.agent] = append(s.index[h.agent], logRef{seg: seg, seq: seq, t: h.t})
+	case entryEvent:
+		if len(h.body) == 16 {
+			s.evIndex[h.agent] = append(s.evIndex[h.agent], evRef{seg: seg, key: [16]byte(h.body)})
+		}
+	case entryAgent:
+		s.agentRefs[h.agent] = logRef{seg: seg, seq: seq}
+	}
 }
 
 func (s *Store) flushLoop(every time.Duration) {
@@ -291,40 +349,6 @@ func spanOf(t time.Time) uint64 {
 
 func chunkKey(span uint64, agent string) []byte { return append(u64(span), agent...) }
 
-// logHeader is what a reader of the log needs without decoding JSON.
-type logHeader struct {
-	t        int64
-	answered bool
-	agent    string
-	json     []byte
-}
-
-func logValue(o Observation) ([]byte, error) {
-	raw, err := json.Marshal(o)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]byte, 0, 10+len(o.Agent)+len(raw))
-	v = binary.BigEndian.AppendUint64(v, uint64(o.Time.UnixNano()))
-	a := byte(0)
-	if o.Answered {
-		a = 1
-	}
-	v = append(append(append(v, a), o.Agent...), 0)
-	return append(v, raw...), nil
-}
-
-func parseLogValue(v []byte) (logHeader, bool) {
-	if len(v) < 10 {
-		return logHeader{}, false
-	}
-	i := bytes.IndexByte(v[9:], 0)
-	if i < 0 {
-		return logHeader{}, false
-	}
-	return logHeader{t: int64(binary.BigEndian.Uint64(v)), answered: v[8] == 1, agent: string(v[9 : 9+i]), json: v[10+i:]}, true
-}
-
 // Append records one batch. With events, it returns once the batch and
 // everything appended before it are committed and fsync'd; without, it
 // returns at once and the batch is committed within Options.FlushEvery (an
@@ -364,11 +388,26 @@ func (s *Store) Append(b Batch) error {
 	g := s.gen
 	err := s.bgErr
 	s.bgErr = nil
-	s.mu.Unlock()
 	if len(b.Events) == 0 {
+		s.mu.Unlock()
 		return err
 	}
-	return s.commitGen(g, false)
+	// The first append with events of a generation waits a little for
+	// others, then commits them all; the others wait for that commit.
+	w, leader := s.waiting, false
+	if w == nil {
+		w, leader = &genWait{done: make(chan struct{})}, true
+		s.waiting = w
+	}
+	s.mu.Unlock()
+	if leader {
+		if s.gather > 0 {
+			time.Sleep(s.gather)
+		}
+		_ = s.commitGen(g, false)
+	}
+	<-w.done
+	return w.err
 }
 
 // Flush commits what is pending and compacts what is due.
@@ -405,8 +444,8 @@ func (s *Store) commitGen(g uint64, lazy bool) error {
 		return nil
 	}
 	s.mu.Lock()
-	p, cur, newest := s.pending, s.gen, s.newest
-	s.pending = pendingBatch{}
+	p, cur, newest, w := s.pending, s.gen, s.newest, s.waiting
+	s.pending, s.waiting = pendingBatch{}, nil
 	s.gen++
 	var agents map[string][]byte
 	if lazy {
@@ -421,50 +460,86 @@ func (s *Store) commitGen(g uint64, lazy bool) error {
 	if err != nil {
 		s.failedGen, s.failedErr = cur, err
 	}
+	if w != nil {
+		w.err = err
+		close(w.done)
+	}
 	return err
 }
 
-// write commits one pending batch (wmu held).
+// write commits one pending batch (wmu held): events to their bucket, and
+// everything else to the log: the observations, and in one compressed
+// block the events' index entries and the resume records.
 func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) error {
 	if p.empty() && len(lazy) == 0 {
 		return nil
 	}
 	seg := spanOf(newest)
-	var refs []logRef
+	// Resume records: those that could wait, unless a newer one is here.
+	records := p.agents
+	if len(lazy) > 0 {
+		records = make(map[string][]byte, len(lazy)+len(p.agents))
+		for _, m := range []map[string][]byte{lazy, p.agents} {
+			for name, raw := range m {
+				records[name] = raw
+			}
+		}
+	}
+	names := make([]string, 0, len(records))
+	for name := range records {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	evSeq := s.evSeq
+	evKeys, evRaw := make([][]byte, len(p.events)), make([][]byte, len(p.events))
+	var block, blockRecords []byte
+	for i, e := range p.events {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		evSeq++
+		evKeys[i], evRaw[i] = timeKey(e.Time, evSeq), raw
+		block = appendSub(block, entryEvent, e.Agent, evKeys[i])
+	}
+	for _, name := range names {
+		block = appendSub(block, entryAgent, name, nil)
+		blockRecords = appendSub(blockRecords, entryAgent, name, records[name])
+	}
+	// The block first: the next commit appends to the leaf of the small
+	// entries that follow it, instead of rewriting the block's pages.
+	entries := make([][]byte, 0, len(p.obs)+1)
+	if len(block) > 0 {
+		entries = append(entries, blockEntry(block, blockRecords))
+	}
+	first := uint64(len(entries)) // the first observation's place
+	for i := range p.obs {
+		entries = append(entries, obsEntry(&p.obs[i]))
+	}
 	seq := s.seq
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		refs = refs[:0]
-		seq = s.seq
-		ev, idx := tx.Bucket(bEvents), tx.Bucket(bEventsAgent)
-		for _, e := range p.events {
-			n, _ := ev.NextSequence()
-			raw, err := json.Marshal(e)
-			if err != nil {
-				return err
+		if len(p.events) > 0 {
+			ev := tx.Bucket(bEvents)
+			ev.FillPercent = 0.9
+			for i := range evKeys {
+				if err := ev.Put(evKeys[i], evRaw[i]); err != nil {
+					return err
+				}
 			}
-			if err := ev.Put(timeKey(e.Time, n), raw); err != nil {
-				return err
-			}
-			if err := idx.Put(agentKey(e.Agent, e.Time, n), nil); err != nil {
+			if err := ev.SetSequence(evSeq); err != nil {
 				return err
 			}
 		}
-		if len(p.obs) > 0 {
+		if len(entries) > 0 {
 			lb, err := tx.Bucket(bLog).CreateBucketIfNotExists(u64(seg))
 			if err != nil {
 				return err
 			}
 			lb.FillPercent = 1
-			for _, o := range p.obs {
-				v, err := logValue(o)
-				if err != nil {
+			for i, v := range entries {
+				if err := lb.Put(u64(s.seq+uint64(i)+1), v); err != nil {
 					return err
 				}
-				seq++
-				if err := lb.Put(u64(seq), v); err != nil {
-					return err
-				}
-				refs = append(refs, logRef{seg: seg, seq: seq, t: o.Time.UnixNano()})
 			}
 		}
 		sb := tx.Bucket(bSilences)
@@ -478,28 +553,24 @@ func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) 
 				return err
 			}
 		}
-		ab := tx.Bucket(bAgents)
-		for _, m := range []map[string][]byte{lazy, p.agents} {
-			for name, raw := range m {
-				if err := ab.Put([]byte(name), raw); err != nil {
-					return err
-				}
-			}
-		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.seq = seq
-	if len(refs) > 0 {
-		s.idxMu.Lock()
-		for i, r := range refs {
-			a := p.obs[i].Agent
-			s.index[a] = append(s.index[a], r)
-		}
-		s.idxMu.Unlock()
+	s.seq, s.evSeq = seq+uint64(len(entries)), evSeq
+	s.idxMu.Lock()
+	for i := range p.obs {
+		o := &p.obs[i]
+		s.index[o.Agent] = append(s.index[o.Agent], logRef{seg: seg, seq: seq + first + uint64(i) + 1, t: o.Time.UnixNano()})
 	}
+	if len(block) > 0 {
+		subs, _ := blockEntries(block)
+		for _, h := range subs {
+			s.indexEntry(h, seg, seq+1)
+		}
+	}
+	s.idxMu.Unlock()
 	return nil
 }
 
@@ -523,15 +594,19 @@ func (q Query) covers(o Observation) bool {
 
 // Events returns events matching q.
 func (s *Store) Events(q Query) ([]Event, error) {
-	if err := s.commit(false); err != nil && !s.readOnly {
-		return nil, err
+	if !s.readOnly {
+		if err := s.commit(false); err != nil {
+			return nil, err
+		}
+		s.idxMu.RLock()
+		defer s.idxMu.RUnlock()
 	}
 	var out []Event
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ev := tx.Bucket(bEvents)
 		add := func(raw []byte) bool {
 			var e Event
-			if json.Unmarshal(raw, &e) == nil {
+			if raw != nil && json.Unmarshal(raw, &e) == nil {
 				out = append(out, e)
 			}
 			return q.Limit > 0 && len(out) >= q.Limit
@@ -554,21 +629,65 @@ func (s *Store) Events(q Query) ([]Event, error) {
 			}
 			return nil
 		}
+		// The agent's keys: in eventsByAgent, and those still in the log.
+		var pending [][]byte
+		keep := func(k []byte) {
+			if before, after := q.inRange(keyTime(k)); !before && !after {
+				pending = append(pending, k)
+			}
+		}
+		if s.readOnly {
+			s.forEachLog(tx, blockIndex, func(h logHeader, _, _ uint64) {
+				if h.kind == entryEvent && h.agent == q.Agent && len(h.body) == 16 {
+					keep(bytes.Clone(h.body))
+				}
+			})
+		} else {
+			for _, r := range s.evIndex[q.Agent] {
+				k := r.key
+				keep(k[:])
+			}
+		}
+		slices.SortFunc(pending, bytes.Compare)
 		prefix := append([]byte(q.Agent), 0)
 		c := tx.Bucket(bEventsAgent).Cursor()
 		start := prefix
 		if !q.From.IsZero() {
 			start = agentKey(q.Agent, q.From, 0)
 		}
-		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if _, after := q.inRange(keyTime(k)); after {
-				break
+		k, _ := c.Seek(start)
+		next := func() []byte {
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				return nil
 			}
-			if add(ev.Get(k[len(prefix):])) {
-				break
+			key := k[len(prefix):]
+			k, _ = c.Next()
+			return key
+		}
+		indexed, i := next(), 0
+		for {
+			var key []byte
+			switch {
+			case indexed == nil && i >= len(pending):
+				return nil
+			case indexed == nil || (i < len(pending) && bytes.Compare(pending[i], indexed) < 0):
+				key = pending[i]
+				i++
+			case i < len(pending) && bytes.Equal(pending[i], indexed):
+				key = indexed
+				i++
+				indexed = next()
+			default:
+				key = indexed
+				indexed = next()
+			}
+			if _, after := q.inRange(keyTime(key)); after {
+				return nil
+			}
+			if add(ev.Get(key)) {
+				return nil
 			}
 		}
-		return nil
 	})
 	return out, err
 }
@@ -599,7 +718,7 @@ func (s *Store) Observations(q Query) ([]Observation, error) {
 		if q.Agent != "" && !s.readOnly {
 			s.readIndexed(tx, q, add)
 		} else {
-			scanLog(tx, func(h logHeader) bool {
+			s.scanLog(tx, func(h logHeader) bool {
 				return q.Agent == "" || h.agent == q.Agent
 			}, add)
 		}
@@ -653,9 +772,8 @@ func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
 	if b == nil {
 		return
 	}
-	decode := func(v []byte) {
-		var runs []Observation
-		if json.Unmarshal(v, &runs) == nil {
+	decode := func(k, v []byte) {
+		if runs, err := decodeChunk(string(k[8:]), v); err == nil {
 			for _, o := range runs {
 				add(o)
 			}
@@ -671,7 +789,7 @@ func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
 			if !q.To.IsZero() && binary.BigEndian.Uint64(k) > spanOf(q.To) {
 				break
 			}
-			decode(v)
+			decode(k, v)
 		}
 		return
 	}
@@ -691,52 +809,79 @@ func readChunks(tx *bolt.Tx, q Query, add func(Observation)) {
 		to = binary.BigEndian.Uint64(k)
 	}
 	for span := from; span <= to; span += uint64(chunkSpan) {
-		if v := b.Get(chunkKey(span, q.Agent)); v != nil {
-			decode(v)
+		if k := chunkKey(span, q.Agent); b.Get(k) != nil {
+			decode(k, b.Get(k))
 		}
 	}
 }
 
-// scanLog reads the log's observations whose header passes keep.
-func scanLog(tx *bolt.Tx, keep func(logHeader) bool, add func(Observation)) {
+// forEachLog calls fn with every entry of the log, in order, those of
+// blocks one by one as blocks says.
+func (s *Store) forEachLog(tx *bolt.Tx, blocks blockMode, fn func(h logHeader, seg, seq uint64)) {
 	lb := tx.Bucket(bLog)
 	if lb == nil {
 		return
 	}
+	parse := parseLogEntry
+	if s.logVersion == 2 {
+		parse = parseLogValueV2
+	}
 	_ = lb.ForEachBucket(func(seg []byte) error {
-		return lb.Bucket(seg).ForEach(func(_, v []byte) error {
-			h, ok := parseLogValue(v)
-			if !ok || !keep(h) {
-				return nil
-			}
-			var o Observation
-			if json.Unmarshal(h.json, &o) == nil {
-				add(o)
-			}
-			return nil
-		})
+		id := binary.BigEndian.Uint64(seg)
+		forEachInSegment(lb.Bucket(seg), parse, blocks, func(h logHeader, seq uint64) { fn(h, id, seq) })
+		return nil
 	})
+}
+
+// forEachInSegment calls fn with every entry of one segment of the log,
+// those of blocks one by one as blocks says; an unreadable entry is
+// skipped.
+func forEachInSegment(seg *bolt.Bucket, parse func([]byte) (logHeader, bool), blocks blockMode, fn func(h logHeader, seq uint64)) {
+	_ = seg.ForEach(func(k, v []byte) error {
+		h, ok := parse(v)
+		if !ok {
+			return nil
+		}
+		seq := binary.BigEndian.Uint64(k)
+		_ = h.expand(blocks, func(sub logHeader) { fn(sub, seq) })
+		return nil
+	})
+}
+
+// scanLog reads the log's observations whose header passes keep.
+func (s *Store) scanLog(tx *bolt.Tx, keep func(logHeader) bool, add func(Observation)) {
+	s.forEachLog(tx, skipBlocks, func(h logHeader, _, _ uint64) {
+		if h.kind != entryObs || !keep(h) {
+			return
+		}
+		if o, ok := h.observation(); ok {
+			add(o)
+		}
+	})
+}
+
+// logEntryAt reads one entry of the log (format 3).
+func logEntryAt(tx *bolt.Tx, r logRef) (logHeader, bool) {
+	seg := tx.Bucket(bLog).Bucket(u64(r.seg))
+	if seg == nil {
+		return logHeader{}, false
+	}
+	return parseLogEntry(seg.Get(u64(r.seq)))
 }
 
 // readIndexed reads one agent's observations in the log through the index
 // (idxMu held).
 func (s *Store) readIndexed(tx *bolt.Tx, q Query, add func(Observation)) {
-	lb := tx.Bucket(bLog)
 	for _, r := range s.index[q.Agent] {
 		t := time.Unix(0, r.t)
 		if before, after := q.inRange(t); before || after {
 			continue
 		}
-		seg := lb.Bucket(u64(r.seg))
-		if seg == nil {
-			continue
-		}
-		h, ok := parseLogValue(seg.Get(u64(r.seq)))
+		h, ok := logEntryAt(tx, r)
 		if !ok {
 			continue
 		}
-		var o Observation
-		if json.Unmarshal(h.json, &o) == nil {
+		if o, ok := h.observation(); ok {
 			add(o)
 		}
 	}
@@ -745,11 +890,48 @@ func (s *Store) readIndexed(tx *bolt.Tx, q Query, add func(Observation)) {
 // Agents returns the engine's resume records.
 func (s *Store) Agents() (map[string][]byte, error) {
 	out := map[string][]byte{}
+	if !s.readOnly {
+		s.idxMu.RLock()
+		defer s.idxMu.RUnlock()
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bAgents).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(bAgents).ForEach(func(k, v []byte) error {
 			out[string(k)] = bytes.Clone(v)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		// The newer ones still in the log (their values are decompressed
+		// copies).
+		if s.readOnly {
+			s.forEachLog(tx, blockAll, func(h logHeader, _, _ uint64) {
+				if h.kind == entryAgent {
+					out[h.agent] = h.body
+				}
+			})
+			return nil
+		}
+		// Each block once, for the records it is the newest of.
+		blocks := map[logRef]bool{}
+		for _, r := range s.agentRefs {
+			blocks[r] = true
+		}
+		for r := range blocks {
+			h, ok := logEntryAt(tx, r)
+			if !ok {
+				continue
+			}
+			err := h.expand(blockAll, func(sub logHeader) {
+				if sub.kind == entryAgent && s.agentRefs[sub.agent] == r {
+					out[sub.agent] = sub.body
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("resume records in the log: %w", err)
+			}
+		}
+		return nil
 	})
 	s.mu.Lock()
 	for _, m := range []map[string][]byte{s.lazy, s.pending.agents} {
@@ -772,15 +954,32 @@ func (s *Store) LastAnswers() (map[string]time.Time, error) {
 		return nil, err
 	}
 	out := map[string]time.Time{}
+	if !s.readOnly {
+		s.idxMu.RLock()
+		defer s.idxMu.RUnlock()
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		scanLog(tx, func(h logHeader) bool {
-			if _, ok := names[h.agent]; ok && h.answered {
-				if t := time.Unix(0, h.t); t.After(out[h.agent]) {
-					out[h.agent] = t
+		if s.readOnly {
+			s.forEachLog(tx, skipBlocks, func(h logHeader, _, _ uint64) {
+				if _, ok := names[h.agent]; ok && h.kind == entryObs && h.answered {
+					if t := time.Unix(0, h.t); t.After(out[h.agent]) {
+						out[h.agent] = t
+					}
+				}
+			})
+		} else {
+			for name := range names {
+				refs := s.index[name]
+				for i := len(refs) - 1; i >= 0; i-- {
+					if h, ok := logEntryAt(tx, refs[i]); ok && h.answered {
+						if t := time.Unix(0, h.t); t.After(out[name]) {
+							out[name] = t
+						}
+						break
+					}
 				}
 			}
-			return false
-		}, nil)
+		}
 		missing := 0
 		for name := range names {
 			if _, ok := out[name]; !ok {
@@ -800,8 +999,8 @@ func (s *Store) LastAnswers() (map[string]time.Time, error) {
 			if _, ok := out[name]; ok {
 				continue
 			}
-			var runs []Observation
-			if json.Unmarshal(v, &runs) != nil {
+			runs, err := decodeChunk(name, v)
+			if err != nil {
 				continue
 			}
 			for i := len(runs) - 1; i >= 0; i-- {
@@ -932,5 +1131,12 @@ func OpenReadOnly(dir string) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db, retention: DefaultRetention, readOnly: true}, nil
+	logVersion := FormatVersion
+	_ = db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bMeta); m != nil && string(m.Get(kVersion)) == "2" {
+			logVersion = 2
+		}
+		return nil
+	})
+	return &Store{db: db, retention: DefaultRetention, readOnly: true, logVersion: logVersion}, nil
 }

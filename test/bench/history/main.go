@@ -4,6 +4,8 @@
 // the engine's (an observation of the agent and its 3 processes with RTT and
 // protection lag that change at every poll, the resume record when the state
 // changed or once a minute, the state events), from 64 goroutines at once.
+// The resume record is an engine record of such an agent (about 3.9 KB of
+// JSON, its 100 RTTs different at every write).
 // Time is simulated: a fake clock advances one interval/N per poll, and the
 // store is flushed at every simulated second when it has a Flush method, so
 // minutes of production run in seconds while the writes reach a real disk.
@@ -151,7 +153,6 @@ type fleet struct {
 	lastAt []time.Time
 	change float64
 	rnd    *rand.Rand
-	record []byte
 }
 
 func newFleet(n int, change float64) *fleet {
@@ -159,9 +160,39 @@ func newFleet(n int, change float64) *fleet {
 	for i := range n {
 		f.names[i] = fmt.Sprintf("cdp-node-%05d.example.net", i)
 	}
-	// A resume record the size of the engine's (last status, 100 RTTs, snapshot).
-	f.record = []byte(`{"pad":"` + strings.Repeat("x", 2400) + `"}`)
 	return f
+}
+
+// recordTemplate is an engine resume record (pkg/engine's agentRecord) of
+// an agent with 3 processes, one of them a replicator with its protection
+// block: %[1]s the agent's name, %[2]s its last 100 RTTs, %[3]s the time.
+const recordTemplate = `{"firstPollAt":"2026-11-26T04:00:00Z","lastAnswerAt":"%[3]s","silentSince":"0001-01-01T00:00:00Z",` +
+	`"lastStatus":{"apiVersion":"v1","time":"%[3]s","agent":{"id":"id-%[1]s","version":"0.1.0","hostname":"%[1]s","startedAt":"2026-11-26T03:00:00Z","pid":811},` +
+	`"cluster":{"name":"cluster-a","node":"%[1]s","role":"active","roleReadAt":"%[3]s","roleError":null},"processes":[` +
+	`{"name":"cdp","kind":"command","state":"running","expected":true,"pid":1001,"generation":3,"startedAt":"2026-11-26T03:00:01Z","restarts":2,"lastExit":{"code":1,"signal":null,"at":"2026-11-26T02:59:58Z"},"protection":null,"autoRestart":true,"autoRestartSuspended":false,"recentCrashes":0,"autoRestartAt":null},` +
+	`{"name":"cdp-replicator","kind":"replicator","state":"running","expected":true,"pid":1002,"generation":3,"startedAt":"2026-11-26T03:00:01Z","restarts":0,"lastExit":null,"protection":{"lastChangeAt":"%[3]s","lastReplicatedAt":"%[3]s","lagSeconds":1.734,"pendingChanges":12,"pendingBytes":48211,"state":"watching","message":null,"notCovered":0,"verify":null},"autoRestart":true,"autoRestartSuspended":false,"recentCrashes":0,"autoRestartAt":null},` +
+	`{"name":"cdp-exporter","kind":"command","state":"running","expected":true,"pid":1003,"generation":3,"startedAt":"2026-11-26T03:00:01Z","restarts":0,"lastExit":null,"protection":null,"autoRestart":true,"autoRestartSuspended":false,"recentCrashes":0,"autoRestartAt":null}]},` +
+	`"rtts":[%[2]s],"eventsSince":412,"eventsAgent":"id-%[1]s",` +
+	`"snapshot":{"name":"%[1]s","url":"http://%[1]s:7070","cluster":"cluster-a","node":"%[1]s","role":"active","state":0,"reason":"every process runs","rtt":2318211,"lastPollAt":"%[3]s","lastAnswerAt":"%[3]s","silentSince":"0001-01-01T00:00:00Z",` +
+	`"budget":{"total":32000000000,"responseTime":1000000000,"rttP99":4618211,"processing":1000000000,"allowances":[{"kind":"restart","value":30000000000,"configured":30000000000,"measured":false,"samples":0},{"kind":"network interruption","value":10000000000,"configured":10000000000,"measured":false,"samples":0},{"kind":"app error recovery","value":20000000000,"configured":20000000000,"measured":false,"samples":0}],"combine":"max","mode":"configured"},` +
+	`"agentId":"id-%[1]s","version":"0.1.0","hostname":"%[1]s","agentStartedAt":"2026-11-26T03:00:00Z","processes":[` +
+	`{"name":"cdp","state":0,"reason":"running (pid 1001, generation 3)","verdict":"running","agentState":"running","expected":true,"generation":3,"pid":1001,"autoRestartSuspended":false},` +
+	`{"name":"cdp-replicator","state":0,"reason":"running (pid 1002, generation 3)","verdict":"running","agentState":"running","expected":true,"generation":3,"pid":1002,"lagSeconds":1.734,"autoRestartSuspended":false},` +
+	`{"name":"cdp-exporter","state":0,"reason":"running (pid 1003, generation 3)","verdict":"running","agentState":"running","expected":true,"generation":3,"pid":1003,"autoRestartSuspended":false}]},` +
+	`"trackers":{"cdp":{"failedAttempts":0,"nextAttemptAt":"0001-01-01T00:00:00Z","suspended":false,"awaiting":0},"cdp-exporter":{"failedAttempts":0,"nextAttemptAt":"0001-01-01T00:00:00Z","suspended":false,"awaiting":0},"cdp-replicator":{"failedAttempts":0,"nextAttemptAt":"0001-01-01T00:00:00Z","suspended":false,"awaiting":0}},` +
+	`"eventBudget":{"used":3,"at":"%[3]s"}}`
+
+// record is agent name's resume record at t, with 100 RTTs (nanoseconds,
+// as the engine keeps them) that differ at every write.
+func (f *fleet) resumeRecord(name string, t time.Time, rnd *rand.Rand) []byte {
+	rtts := make([]byte, 0, 900)
+	for i := range 100 {
+		if i > 0 {
+			rtts = append(rtts, ',')
+		}
+		rtts = strconv.AppendInt(rtts, int64(800_000+rnd.IntN(4_000_000)), 10)
+	}
+	return fmt.Appendf(nil, recordTemplate, name, rtts, t.UTC().Format(time.RFC3339Nano))
 }
 
 // poll is what the engine appends for one poll of agent i at time at.
@@ -184,6 +215,7 @@ func (f *fleet) poll(i int, at time.Time) history.Batch {
 	if write {
 		f.lastAt[i] = at
 	}
+	seed := f.rnd.Uint64()
 	f.mu.Unlock()
 
 	name := f.names[i]
@@ -210,7 +242,7 @@ func (f *fleet) poll(i int, at time.Time) history.Batch {
 		}
 	}
 	if write {
-		b.Agents = map[string][]byte{name: f.record}
+		b.Agents = map[string][]byte{name: f.resumeRecord(name, at, rand.New(rand.NewPCG(seed, uint64(i))))}
 		// As the engine: a record written only because a minute passed can wait.
 		b.AgentsCanWait = next == prev
 	}
