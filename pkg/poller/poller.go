@@ -84,21 +84,27 @@ func (p *Poller) Poll(ctx context.Context, t Target) Result {
 	return Result{Agent: t.Agent.Name, At: at, Answer: ans, Err: err}
 }
 
-// Loop calls fn now (after a random part of jitter×interval, so a fleet does
-// not poll in lockstep) and then every interval until ctx ends, at a fixed
-// rate: each call is due one interval after the previous call was due, not
-// after it finished, so the time a poll takes (waiting for a slot, the
-// answer, the history write) does not stretch the interval. Each due time is
-// varied by up to ±jitter/2×interval around that grid, without accumulating,
-// so two calls are never more than (1+jitter)×interval apart unless a call
-// itself takes that long. A loop that falls more than a whole interval behind
-// (a call that hung) starts a new grid at once rather than calling fn in a
-// burst to catch up. interval is read before every wait, so a
-// reconfiguration applies at once.
+// Loop calls fn now (after a random part of jitter×interval, so a fleet
+// does not start polling in lockstep) and then every interval until ctx
+// ends, at a fixed rate: each call is due one interval after the previous
+// call was due, not after it finished, so the time a poll takes (waiting for
+// a slot, the answer, the history write) does not stretch the interval.
+//
+// With jitter, the second call comes after a random 10 % to 100 % of the
+// interval, never later: that sets the loop's phase, so the loops of a fleet
+// started together spread over the whole interval instead of all polling in
+// the same second of it (a fixed rate keeps whatever spread they start
+// with). Each later due time is varied by up to ±jitter/2×interval around
+// the grid, without accumulating, so two calls are never more than
+// (1+jitter)×interval apart unless a call itself takes that long. A loop
+// that falls more than a whole interval behind (a call that hung) starts a
+// new grid at once rather than calling fn in a burst to catch up. interval
+// is read before every wait, so a reconfiguration applies at once.
 func Loop(ctx context.Context, clk clock.Clock, interval func() time.Duration, jitter float64, fn func(ctx context.Context)) {
 	iv := interval()
 	grid := clk.Now().Add(time.Duration(rand.Float64() * jitter * float64(iv)))
 	due := grid
+	first := true
 	for {
 		t := clk.NewTimer(max(due.Sub(clk.Now()), 0))
 		select {
@@ -109,7 +115,12 @@ func Loop(ctx context.Context, clk clock.Clock, interval func() time.Duration, j
 		}
 		fn(ctx)
 		iv = interval()
-		grid = grid.Add(iv)
+		if first && jitter > 0 {
+			grid = grid.Add(time.Duration((0.1 + 0.9*rand.Float64()) * float64(iv)))
+		} else {
+			grid = grid.Add(iv)
+		}
+		first = false
 		if now := clk.Now(); now.Sub(grid) > iv {
 			grid = now
 		}

@@ -177,16 +177,62 @@ func TestLoopJitterStaysOnTheGrid(t *testing.T) {
 	cancel()
 	<-done
 	half := time.Duration(jitter / 2 * float64(iv))
-	for k, at := range got {
-		// The grid starts within jitter×interval of the start; each poll is within ±jitter/2 of its slot.
-		off := at.Sub(start) - time.Duration(k)*iv
-		if off < -half-step || off > 3*half+step {
-			t.Fatalf("poll %d is %s off slot %d of the grid: the jitter accumulates", k, off, k)
+	if gap := got[1].Sub(got[0]); gap > iv+step {
+		t.Errorf("the second poll came %s after the first, more than an interval", gap)
+	}
+	for k, at := range got[1:] {
+		// From the second poll on (which sets the loop's phase), each poll is within ±jitter/2
+		// of its slot on the grid: the second poll's slot plus k intervals.
+		off := at.Sub(got[1]) - time.Duration(k)*iv
+		if off < -2*half-step || off > 2*half+step {
+			t.Fatalf("poll %d is %s off slot %d of the grid: the jitter accumulates", k+1, off, k)
 		}
 		if k > 0 {
-			if gap := at.Sub(got[k-1]); gap > time.Duration((1+jitter)*float64(iv))+step {
-				t.Errorf("polls %d and %d are %s apart, more than (1+jitter)×interval", k-1, k, gap)
+			if gap := at.Sub(got[k]); gap > time.Duration((1+jitter)*float64(iv))+step {
+				t.Errorf("polls %d and %d are %s apart, more than (1+jitter)×interval", k, k+1, gap)
 			}
+		}
+	}
+}
+
+// Loops started together spread over the interval: the second poll sets each loop's phase.
+func TestLoopsStartedTogetherSpreadOverTheInterval(t *testing.T) {
+	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(start)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const loops, iv, step = 200, 10 * time.Second, 100 * time.Millisecond
+	var mu sync.Mutex
+	second := map[int]time.Time{}
+	var wg sync.WaitGroup
+	for i := range loops {
+		n := 0
+		wg.Go(func() {
+			Loop(ctx, fake, func() time.Duration { return iv }, 0.1, func(context.Context) {
+				n++
+				if n == 2 {
+					mu.Lock()
+					second[i] = fake.Now()
+					mu.Unlock()
+				}
+			})
+		})
+	}
+	for fake.Now().Sub(start) < 2*iv {
+		fake.BlockUntil(loops)
+		fake.Advance(step)
+	}
+	fake.BlockUntil(loops)
+	cancel()
+	wg.Wait()
+	// Where in the interval each loop's second poll fell, in tenths: every tenth but the first holds some.
+	var tenths [10]int
+	for _, at := range second {
+		tenths[int(at.Sub(start)%iv)*10/int(iv)]++
+	}
+	for i, n := range tenths[1:] {
+		if n == 0 {
+			t.Errorf("no loop polls in tenth %d of the interval: %v", i+1, tenths)
 		}
 	}
 }

@@ -37,9 +37,10 @@ type floorReport struct {
 // floor polls every agent once to open its connection (as the engine's
 // first cycle does), says "warm", waits for "go" on its input, then polls
 // to settle (see settle), says "start", polls for steady intervals,
-// says "end" and then its report. It polls each agent on a fixed-rate schedule with the engine's jitter (first poll
-// within jitter×interval, then every interval ± jitter/2×interval, counted
-// from the previous scheduled time, not from the end of the poll) for steady
+// says "end" and then its report. It polls each agent on the engine's fixed-rate schedule (first poll
+// within jitter×interval, the second after 10 % to 100 % of the interval,
+// which sets the agent's phase, then every interval ± jitter/2×interval
+// around a fixed grid, not counted from the end of the poll) for steady
 // intervals. Each poll is one goroutine: net/http's default transport with
 // keep-alive (one idle connection per agent), the answer decoded by
 // encoding/json into response.Status, nothing else.
@@ -105,20 +106,30 @@ func floor(args []string) {
 	end := measure.Add(time.Duration(*steady) * *interval)
 	iv := float64(*interval)
 	var inflight sync.WaitGroup
-	var schedule func(i int, at time.Time)
-	schedule = func(i int, at time.Time) {
+	// The engine's schedule (poller.Loop): the second poll after a random 10 % to 100 % of the
+	// interval sets the agent's phase; then a fixed grid, each poll within ±jitter/2 of its slot.
+	var schedule func(i int, grid time.Time, first bool)
+	schedule = func(i int, grid time.Time, first bool) {
+		at := grid
+		if !first {
+			at = grid.Add(time.Duration((rand.Float64() - 0.5) * *jitter * iv))
+		}
 		if !at.Before(end) {
 			return
 		}
 		inflight.Add(1)
 		time.AfterFunc(time.Until(at), func() {
 			defer inflight.Done()
-			schedule(i, at.Add(time.Duration(iv+(rand.Float64()-0.5)**jitter*iv)))
+			next := grid.Add(time.Duration(iv))
+			if first {
+				next = grid.Add(time.Duration((0.1 + 0.9*rand.Float64()) * iv))
+			}
+			schedule(i, next, false)
 			poll(i)
 		})
 	}
 	for i := range *n {
-		schedule(i, start.Add(time.Duration(rand.Float64()**jitter*iv)))
+		schedule(i, start.Add(time.Duration(rand.Float64()**jitter*iv)), true)
 	}
 	time.Sleep(time.Until(measure))
 	before, io0, polls0, errs0 := now(), readIO(), polls.Load(), errs.Load()
