@@ -1,15 +1,12 @@
 package history
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -224,34 +221,26 @@ func TestKillNineLosesAtMostTheLastSecond(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineLosesAtMostTheLastSecond$")
-	cmd.Env = append(os.Environ(), "VIGIL_HISTORY_OBSERVER="+dir)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	acked := map[int]time.Time{}
 	var started, killed time.Time
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	lines := killedWriter(t, "TestKillNineLosesAtMostTheLastSecond", "VIGIL_HISTORY_OBSERVER", dir, func(string) bool {
+		if started.IsZero() {
+			started = time.Now()
+		}
+		if time.Since(started) > 3500*time.Millisecond {
+			killed = time.Now()
+			return true
+		}
+		return false
+	})
+	acked := map[int]time.Time{}
+	for _, line := range lines {
+		f := strings.Fields(line)
 		if len(f) != 2 {
-			t.Fatalf("writer: %s", sc.Text())
+			t.Fatalf("writer: %s", line)
 		}
 		n, _ := strconv.Atoi(f[0])
 		ns, _ := strconv.ParseInt(f[1], 10, 64)
 		acked[n] = time.Unix(0, ns)
-		if started.IsZero() {
-			started = time.Now()
-		}
-		if killed.IsZero() && time.Since(started) > 3500*time.Millisecond {
-			killed = time.Now()
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		}
-	}
-	_ = cmd.Wait()
-	if killed.IsZero() {
-		t.Fatal("the writer stopped by itself")
 	}
 	s := open(t, dir, Options{FlushEvery: -1})
 	obs, err := s.Observations(Query{Agent: "a"})

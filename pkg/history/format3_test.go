@@ -1,17 +1,14 @@
 package history
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -166,28 +163,8 @@ func TestKillNineKeepsEventsAndTheLastResumeRecords(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineKeepsEventsAndTheLastResumeRecords$")
-	cmd.Env = append(os.Environ(), "VIGIL_HISTORY_RECORDS="+dir)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	acked := -1
-	for sc.Scan() {
-		n, err := strconv.Atoi(sc.Text())
-		if err != nil {
-			t.Fatalf("writer: %s", sc.Text())
-		}
-		acked = n
-		if n == 300 {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		}
-	}
-	_ = cmd.Wait()
-	if acked < 300 {
-		t.Fatalf("the writer stopped after %d", acked)
-	}
+	acked := ackedCount(t, killedWriter(t, "TestKillNineKeepsEventsAndTheLastResumeRecords", "VIGIL_HISTORY_RECORDS", dir,
+		func(line string) bool { return line == "300" }))
 	s := open(t, dir, Options{})
 	recs, err := s.Agents()
 	if err != nil {

@@ -150,28 +150,8 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineLosesNothingAcknowledged$")
-	cmd.Env = append(os.Environ(), "VIGIL_HISTORY_WRITER="+dir)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	acked := -1
-	for sc.Scan() {
-		n, err := strconv.Atoi(sc.Text())
-		if err != nil {
-			t.Fatalf("writer: %s", sc.Text())
-		}
-		acked = n
-		if n == 100 {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		}
-	}
-	_ = cmd.Wait()
-	if acked < 100 {
-		t.Fatalf("the writer stopped after %d", acked)
-	}
+	acked := ackedCount(t, killedWriter(t, "TestKillNineLosesNothingAcknowledged", "VIGIL_HISTORY_WRITER", dir,
+		func(line string) bool { return line == "100" }))
 	s := open(t, dir, Options{})
 	all, err := s.Events(Query{Agent: "a"})
 	if err != nil || len(all) < acked+1 {
@@ -225,4 +205,43 @@ func TestLastAnswers(t *testing.T) {
 	if !got["a"].Equal(t0.Add(time.Second)) || !got["ab"].Equal(t0.Add(5*time.Second)) || len(got) != 2 {
 		t.Errorf("last answers %v", got)
 	}
+}
+
+// killedWriter runs the test binary again as a writer (the test run, with env set to dir: the test
+// itself writes when it finds env set), reads the lines it prints as it acknowledges writes, and
+// kills it with SIGKILL at the first line for which kill says so. It returns the lines read; the test
+// fails if the writer ended before it was killed.
+func killedWriter(t *testing.T, run, env, dir string, kill func(line string) bool) []string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	killed := false
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if !killed && kill(sc.Text()) {
+			killed = true
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatalf("the writer ended by itself: %q", lines[max(0, len(lines)-3):])
+	}
+	return lines
+}
+
+// ackedCount is the last number a counting writer acknowledged.
+func ackedCount(t *testing.T, lines []string) int {
+	t.Helper()
+	n, err := strconv.Atoi(lines[len(lines)-1])
+	if err != nil {
+		t.Fatalf("writer: %s", lines[len(lines)-1])
+	}
+	return n
 }
