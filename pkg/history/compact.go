@@ -184,32 +184,8 @@ func (s *Store) compactSegment(id uint64) error {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }); err != nil {
 		return err
 	}
-	for agent, refs := range s.index {
-		kept := refs[:0]
-		for _, r := range refs {
-			if r.seg != id {
-				kept = append(kept, r)
-			}
-		}
-		if len(kept) == 0 {
-			delete(s.index, agent)
-		} else {
-			s.index[agent] = kept
-		}
-	}
-	for agent, refs := range s.evIndex {
-		kept := refs[:0]
-		for _, r := range refs {
-			if r.seg != id {
-				kept = append(kept, r)
-			}
-		}
-		if len(kept) == 0 {
-			delete(s.evIndex, agent)
-		} else {
-			s.evIndex[agent] = kept
-		}
-	}
+	dropSegment(s.index, id, func(r logRef) uint64 { return r.seg })
+	dropSegment(s.evIndex, id, func(r evRef) uint64 { return r.seg })
 	for agent, r := range s.agentRefs {
 		if r.seg == id {
 			delete(s.agentRefs, agent)
@@ -305,4 +281,22 @@ func convertLogV2(db *bolt.DB) error {
 		}
 	}
 	return nil
+}
+
+// dropSegment removes from an in-memory index every reference into log
+// segment id, and the agents left with none.
+func dropSegment[R any](idx map[string][]R, id uint64, segOf func(R) uint64) {
+	for agent, refs := range idx {
+		kept := refs[:0]
+		for _, r := range refs {
+			if segOf(r) != id {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
+			delete(idx, agent)
+		} else {
+			idx[agent] = kept
+		}
+	}
 }
