@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -280,4 +281,36 @@ func TestFormat2IsConvertedInPlace(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A tampered or torn store: every cut and every flipped byte of a log entry, a chunk and a block
+// gives "not readable" (or a readable value), never a panic.
+func TestDamagedRecordsAreRefusedWithoutPanic(t *testing.T) {
+	o := Observation{Time: t0, Answered: true, Agent: "node-1", State: state.OK, Reason: "running", RTT: 2000,
+		Processes: []ProcessObservation{{Name: "cdp", State: state.OK, Reason: "running", Generation: 3, LagSeconds: lag(1)}}}
+	entry, chunk := obsEntry(&o), encodeChunk([]Observation{o, o})
+	block := blockEntry(appendSub(nil, entryObs, "node-1", entry), deflate(entry))
+	read := func(what string, b []byte) {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("%s %x: panic %v", what, b, r)
+			}
+		}()
+		if h, ok := parseLogEntry(b); ok {
+			_, _ = h.observation()
+			_ = h.expand(0, func(logHeader) {})
+		}
+		_, _ = decodeChunk("node-1", b)
+		_, _ = blockEntries(b)
+	}
+	for _, v := range [][]byte{entry, chunk, block} {
+		for n := range len(v) {
+			read("cut", v[:n])
+			for _, x := range []byte{0x01, 0x80, 0xff} {
+				w := bytes.Clone(v)
+				w[n] ^= x
+				read("flipped", w)
+			}
+		}
+	}
 }
