@@ -223,10 +223,10 @@ type Engine struct {
 
 	sinkMu sync.Mutex
 
-	runMu   sync.Mutex
-	running context.Context
-	loops   map[string]context.CancelFunc
-	wg      sync.WaitGroup
+	runMu sync.Mutex
+	// sched polls every agent while Run runs (nil otherwise).
+	sched *poller.Scheduler
+	wg    sync.WaitGroup
 }
 
 // agentRT is one agent at run time. mu serialises its polls and actions;
@@ -307,7 +307,6 @@ func New(cfg fleet.Config, opts Options) (*Engine, error) {
 		restored: map[string]agentRecord{},
 		silences: map[string]map[outage.Kind][]time.Duration{},
 		failover: map[string][]time.Duration{},
-		loops:    map[string]context.CancelFunc{},
 
 		firstRound: make(chan struct{}),
 	}
@@ -402,44 +401,33 @@ func (e *Engine) newAgent(a fleet.Agent) *agentRT {
 // polls in flight. It returns ctx's error.
 func (e *Engine) Run(ctx context.Context) error {
 	e.runMu.Lock()
-	if e.running != nil {
+	if e.sched != nil {
 		e.runMu.Unlock()
 		return errors.New("engine is already running")
 	}
-	e.running = ctx
 	e.mu.RLock()
+	s := poller.NewScheduler(e.clock, e.cfg.PollInterval, e.opts.Jitter)
 	for _, rt := range e.agents {
-		e.startLoop(ctx, rt)
+		e.schedule(s, rt)
 	}
 	e.mu.RUnlock()
+	e.sched = s
 	e.runMu.Unlock()
 
 	if e.hist != nil {
 		e.wg.Go(func() { e.pruneLoop(ctx) })
 	}
-	<-ctx.Done()
+	err := s.Run(ctx)
 	e.runMu.Lock()
-	for _, cancel := range e.loops {
-		cancel()
-	}
-	e.loops = map[string]context.CancelFunc{}
-	e.running = nil
+	e.sched = nil
 	e.runMu.Unlock()
 	e.wg.Wait()
-	return ctx.Err()
+	return err
 }
 
-// startLoop needs e.runMu held.
-func (e *Engine) startLoop(ctx context.Context, rt *agentRT) {
-	lctx, cancel := context.WithCancel(ctx)
-	e.loops[rt.name] = cancel
-	e.wg.Go(func() {
-		poller.Loop(lctx, e.clock, func() time.Duration {
-			e.mu.RLock()
-			defer e.mu.RUnlock()
-			return e.cfg.PollInterval
-		}, e.opts.Jitter, func(ctx context.Context) { e.pollOne(ctx, rt) })
-	})
+// schedule adds an agent's polls to the scheduler.
+func (e *Engine) schedule(s *poller.Scheduler, rt *agentRT) {
+	s.Add(rt.name, func(ctx context.Context) { e.pollOne(ctx, rt) })
 }
 
 func (e *Engine) pruneLoop(ctx context.Context) {
@@ -481,18 +469,20 @@ func (e *Engine) Reconfigure(cfg fleet.Config) error {
 		}
 		rt := e.newAgent(a)
 		e.agents[a.Name] = rt
-		if e.running != nil {
-			e.startLoop(e.running, rt)
+		if e.sched != nil {
+			e.schedule(e.sched, rt)
 		}
 	}
 	for name := range e.agents {
 		if !keep[name] {
-			if cancel, ok := e.loops[name]; ok {
-				cancel()
-				delete(e.loops, name)
+			if e.sched != nil {
+				e.sched.Remove(name)
 			}
 			delete(e.agents, name)
 		}
+	}
+	if e.sched != nil {
+		e.sched.SetInterval(cfg.PollInterval)
 	}
 	e.cfg = cfg
 	e.checkFirstRound()

@@ -1,13 +1,12 @@
 // Package poller asks agents for their status: one poll with its own timeout
-// under a fleet-wide concurrency limit, and a loop that repeats it every
-// interval with jitter. A slow or dead agent only ever holds up its own loop
-// and one slot of the limit, never the other agents.
+// under a fleet-wide concurrency limit, and a scheduler that repeats it for
+// every agent every interval with jitter. A slow or dead agent only ever
+// holds up its own loop and one slot of the limit, never the other agents.
 package poller
 
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
@@ -82,48 +81,4 @@ func (p *Poller) Poll(ctx context.Context, t Target) Result {
 	at := p.clock.Now()
 	ans, err := p.client.Status(pctx, t.Agent)
 	return Result{Agent: t.Agent.Name, At: at, Answer: ans, Err: err}
-}
-
-// Loop calls fn now (after a random part of jitter×interval, so a fleet
-// does not start polling in lockstep) and then every interval until ctx
-// ends, at a fixed rate: each call is due one interval after the previous
-// call was due, not after it finished, so the time a poll takes (waiting for
-// a slot, the answer, the history write) does not stretch the interval.
-//
-// With jitter, the second call comes after a random 10 % to 100 % of the
-// interval, never later: that sets the loop's phase, so the loops of a fleet
-// started together spread over the whole interval instead of all polling in
-// the same second of it (a fixed rate keeps whatever spread they start
-// with). Each later due time is varied by up to ±jitter/2×interval around
-// the grid, without accumulating, so two calls are never more than
-// (1+jitter)×interval apart unless a call itself takes that long. A loop
-// that falls more than a whole interval behind (a call that hung) starts a
-// new grid at once rather than calling fn in a burst to catch up. interval
-// is read before every wait, so a reconfiguration applies at once.
-func Loop(ctx context.Context, clk clock.Clock, interval func() time.Duration, jitter float64, fn func(ctx context.Context)) {
-	iv := interval()
-	grid := clk.Now().Add(time.Duration(rand.Float64() * jitter * float64(iv)))
-	due := grid
-	first := true
-	for {
-		t := clk.NewTimer(max(due.Sub(clk.Now()), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C():
-		}
-		fn(ctx)
-		iv = interval()
-		if first && jitter > 0 {
-			grid = grid.Add(time.Duration((0.1 + 0.9*rand.Float64()) * float64(iv)))
-		} else {
-			grid = grid.Add(iv)
-		}
-		first = false
-		if now := clk.Now(); now.Sub(grid) > iv {
-			grid = now
-		}
-		due = grid.Add(time.Duration((rand.Float64() - 0.5) * jitter * float64(iv)))
-	}
 }

@@ -2,6 +2,9 @@ package poller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,13 +96,14 @@ func TestLoop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := make(chan time.Time, 10)
 	done := make(chan struct{})
+	s := oneLoop(fake, 10*time.Second, 0, func(context.Context) { calls <- fake.Now() })
 	go func() {
-		Loop(ctx, fake, func() time.Duration { return 10 * time.Second }, 0, func(context.Context) { calls <- fake.Now() })
+		_ = s.Run(ctx)
 		close(done)
 	}()
 	<-calls // jitter 0: the first poll is immediate
 	for i := range 3 {
-		fake.BlockUntil(1)
+		settle(t, s)
 		fake.Advance(10 * time.Second)
 		at := <-calls
 		if want := time.Date(2026, 11, 26, 4, 0, 10*(i+1), 0, time.UTC); !at.Equal(want) {
@@ -118,23 +122,24 @@ func TestLoopFixedRate(t *testing.T) {
 	calls := make(chan time.Time, 10)
 	done := make(chan struct{})
 	n := 0
+	s := oneLoop(fake, 10*time.Second, 0, func(context.Context) {
+		calls <- fake.Now()
+		n++
+		switch n {
+		case 1, 2:
+			fake.Advance(3 * time.Second) // a slow poll
+		case 3:
+			fake.Advance(25 * time.Second) // a poll that hung for more than two intervals
+		}
+	})
 	go func() {
-		Loop(ctx, fake, func() time.Duration { return 10 * time.Second }, 0, func(context.Context) {
-			calls <- fake.Now()
-			n++
-			switch n {
-			case 1, 2:
-				fake.Advance(3 * time.Second) // a slow poll
-			case 3:
-				fake.Advance(25 * time.Second) // a poll that hung for more than two intervals
-			}
-		})
+		_ = s.Run(ctx)
 		close(done)
 	}()
 	want := []time.Time{start, start.Add(10 * time.Second), start.Add(20 * time.Second), start.Add(45 * time.Second), start.Add(55 * time.Second)}
 	for i, w := range want {
 		if i > 0 {
-			fake.BlockUntil(1)
+			settle(t, s)
 			fake.Advance(w.Sub(fake.Now()))
 		}
 		select {
@@ -160,13 +165,14 @@ func TestLoopJitterStaysOnTheGrid(t *testing.T) {
 	calls := make(chan time.Time, 1)
 	done := make(chan struct{})
 	const iv, jitter, step = 10 * time.Second, 0.1, 50 * time.Millisecond
+	s := oneLoop(fake, iv, jitter, func(context.Context) { calls <- fake.Now() })
 	go func() {
-		Loop(ctx, fake, func() time.Duration { return iv }, jitter, func(context.Context) { calls <- fake.Now() })
+		_ = s.Run(ctx)
 		close(done)
 	}()
 	var got []time.Time
 	for len(got) < 300 {
-		fake.BlockUntil(1) // the loop waits again: a call it made is in calls
+		settle(t, s) // the loop waits again: a call it made is in calls
 		select {
 		case at := <-calls:
 			got = append(got, at)
@@ -204,27 +210,30 @@ func TestLoopsStartedTogetherSpreadOverTheInterval(t *testing.T) {
 	const loops, iv, step = 200, 10 * time.Second, 100 * time.Millisecond
 	var mu sync.Mutex
 	second := map[int]time.Time{}
-	var wg sync.WaitGroup
+	s := NewScheduler(fake, iv, 0.1)
 	for i := range loops {
 		n := 0
-		wg.Go(func() {
-			Loop(ctx, fake, func() time.Duration { return iv }, 0.1, func(context.Context) {
-				n++
-				if n == 2 {
-					mu.Lock()
-					second[i] = fake.Now()
-					mu.Unlock()
-				}
-			})
+		s.Add(fmt.Sprint(i), func(context.Context) {
+			n++
+			if n == 2 {
+				mu.Lock()
+				second[i] = fake.Now()
+				mu.Unlock()
+			}
 		})
 	}
+	done := make(chan struct{})
+	go func() {
+		_ = s.Run(ctx)
+		close(done)
+	}()
 	for fake.Now().Sub(start) < 2*iv {
-		fake.BlockUntil(loops)
+		settle(t, s)
 		fake.Advance(step)
 	}
-	fake.BlockUntil(loops)
+	settle(t, s)
 	cancel()
-	wg.Wait()
+	<-done
 	// Where in the interval each loop's second poll fell, in tenths: every tenth but the first holds some.
 	var tenths [10]int
 	for _, at := range second {
@@ -234,5 +243,101 @@ func TestLoopsStartedTogetherSpreadOverTheInterval(t *testing.T) {
 		if n == 0 {
 			t.Errorf("no loop polls in tenth %d of the interval: %v", i+1, tenths)
 		}
+	}
+}
+
+// oneLoop is a scheduler with one loop.
+func oneLoop(clk clock.Clock, iv time.Duration, jitter float64, fn func(context.Context)) *Scheduler {
+	s := NewScheduler(clk, iv, jitter)
+	s.Add("a", fn)
+	return s
+}
+
+// settle waits until no call is in flight or due and the scheduler waits
+// for the fake clock.
+func settle(t *testing.T, s *Scheduler) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.settled() {
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduler did not settle in 5 s")
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// An idle loop holds no goroutine; a removed loop's call in flight is
+// cancelled and it is not called again; a loop added while running starts;
+// Run waits for the calls in flight.
+func TestSchedulerLoops(t *testing.T) {
+	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(start)
+	const loops, iv = 1000, 10 * time.Second
+	s := NewScheduler(fake, iv, 0)
+	var calls atomic.Int64
+	for i := range loops {
+		s.Add(fmt.Sprint(i), func(context.Context) { calls.Add(1) })
+	}
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	settle(t, s)
+	if n := calls.Load(); n != loops {
+		t.Fatalf("%d calls at the start, want %d", n, loops)
+	}
+	if g := runtime.NumGoroutine() - before; g > 5 {
+		t.Errorf("%d idle loops hold %d goroutines", loops, g)
+	}
+
+	// A slow call is cancelled when its loop is removed, and not called again.
+	entered, ended := make(chan struct{}), make(chan error, 1)
+	slow := 0
+	s.Add("slow", func(ctx context.Context) {
+		slow++
+		close(entered)
+		<-ctx.Done()
+		ended <- ctx.Err()
+	})
+	<-entered
+	s.Remove("slow")
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the removed loop's call ended with %v", err)
+	}
+	settle(t, s)
+	fake.Advance(iv)
+	settle(t, s)
+	if n := calls.Load(); n != 2*loops {
+		t.Errorf("%d calls after one interval, want %d", n, 2*loops)
+	}
+	if slow != 1 {
+		t.Errorf("the removed loop was called %d times", slow)
+	}
+
+	// A new interval applies from each loop's next call on.
+	s.SetInterval(2 * iv)
+	fake.Advance(iv)
+	settle(t, s)
+	fake.Advance(iv)
+	settle(t, s)
+	if n := calls.Load(); n != 3*loops {
+		t.Errorf("%d calls after two more intervals at a doubled interval, want %d", n, 3*loops)
+	}
+
+	// Run cancels the calls in flight and waits for them.
+	blocked, released := make(chan struct{}), atomic.Bool{}
+	s.Add("blocked", func(ctx context.Context) {
+		close(blocked)
+		<-ctx.Done()
+		time.Sleep(10 * time.Millisecond)
+		released.Store(true)
+	})
+	<-blocked
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+	if !released.Load() {
+		t.Error("Run returned before the call in flight ended")
 	}
 }
