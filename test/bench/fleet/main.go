@@ -62,6 +62,8 @@ type options struct {
 	load       string
 	dir        string
 	cpuprofile string
+	memprofile string
+	gather     time.Duration
 }
 
 func main() {
@@ -86,6 +88,8 @@ func main() {
 	flag.StringVar(&o.load, "load", "", "CPU load during each steady part: build (go build -a ./... in a loop) or cpu:N (N spinning processes)")
 	flag.StringVar(&o.dir, "dir", "", "folder in which the history's temporary folder is made (default: $TMPDIR); write_bytes needs a real disk, not tmpfs")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the engine's steady part to this file")
+	flag.DurationVar(&o.gather, "gather", 0, "how long an append with events waits for others to share its commit (0: the store's default)")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile of the engine at the end of its steady part to this file")
 	flag.Parse()
 	if err := checkLoad(o.load); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet-bench:", err)
@@ -385,7 +389,7 @@ func printServer(o options, rep phaseReport, l *load, builds int) {
 
 func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (result, error) {
 	n, interval := o.sim.agents, o.sim.interval
-	store, err := history.Open(dir, history.Options{})
+	store, err := history.Open(dir, history.Options{GatherEvents: o.gather})
 	if err != nil {
 		return result{}, err
 	}
@@ -465,6 +469,12 @@ func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (
 	after, io1 := now(), readIO()
 	w1, _ := storeWrites(store)
 	rss, peak, heap := memory()
+	parts := memoryParts()
+	if o.memprofile != "" {
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			fmt.Fprintln(os.Stderr, "heap profile:", err)
+		}
+	}
 	rep, err := srv.report()
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
@@ -483,6 +493,7 @@ func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (
 	r.rss, r.peak, r.heap = rss, peak, heap
 	fmt.Printf("\nengine, %d × %s (Run, incidents on): %.2f CPU seconds (%.1f %% of one core), %d polls, %.3f ms CPU per poll; %d history records; RSS %.0f MiB (peak %.0f), Go heap %.0f MiB\n",
 		o.sim.steady, interval, r.cpu, 100*r.cpu/r.wall, rep.Polls, 1000*r.cpuPerPoll(), r.records, r.rss, r.peak, r.heap)
+	fmt.Printf("  memory: %s\n", parts)
 	printServer(o, rep, l, builds)
 	fmt.Printf("  recorded: %d state changes, %d actions, %d agent events; states at the end: %s\n",
 		hist.states.Load()-states0, hist.actions.Load()-actions0, hist.agentEvents.Load()-agentEvents0, stateCounts(e))
@@ -578,4 +589,13 @@ func printTable(o options, results []result) {
 			done, r.srv.MaxGapSeconds, late, r.srv.Late, disk, store,
 			float64(r.io.Syscw)/polls, r.rss, r.peak)
 	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	return errors.Join(pprof.WriteHeapProfile(f), f.Close())
 }

@@ -70,6 +70,28 @@ func memory() (rss, peak, heap float64) {
 	return rss, peak, float64(ms.HeapInuse) / (1 << 20)
 }
 
+// memoryParts says where this process's memory is, in MiB: goroutine
+// stacks, the Go heap in use, heap the runtime holds but does not use, the
+// runtime's own structures, file pages mapped (the history's bbolt file),
+// and the number of goroutines.
+func memoryParts() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
+	file := 0.0
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssFile:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				file = kb / 1024
+			}
+		}
+	}
+	other := ms.MSpanInuse + ms.MCacheInuse + ms.BuckHashSys + ms.GCSys + ms.OtherSys
+	return fmt.Sprintf("stacks %.0f MiB, heap in use %.0f MiB, heap idle not returned %.0f MiB, runtime %.0f MiB, file pages %.0f MiB; %d goroutines",
+		mib(ms.StackInuse), mib(ms.HeapInuse), mib(ms.HeapIdle-ms.HeapReleased), mib(other), file, runtime.NumGoroutine())
+}
+
 // ioCounters are this process's /proc/self/io: write system calls (files
 // and sockets alike) and bytes sent to the storage layer.
 type ioCounters struct {
