@@ -8,18 +8,19 @@
 //
 // # What a crash loses
 //
-// An Append that carries events is committed and fsync'd before it returns
-// (with everything appended before it), so a kill -9 loses no acknowledged
-// event. Concurrent appends with events share one commit (one fsync): the
-// first waits Options.GatherEvents (2 ms) for others to join it, as bbolt's
-// Batch does. Other appends (observations, silences, resume records) are
-// kept in memory and committed together at most a second later
-// (Options.FlushEvery), so a crash loses at most the last second of
-// observations. After a crash, the resume records are those of the last
-// commit. A resume record given with Batch.AgentsCanWait (the engine's
-// once-a-minute refresh of a quiet agent) may be written up to 10 minutes
-// late: after a crash the engine reads the time of the agent's last answer
-// from the observations.
+// An Append that carries events writes them, with its silences and resume
+// records, to a journal before it returns (see wal.go), so a kill -9 loses
+// no acknowledged event and the resume records match the events; Open
+// writes what the journal holds and the store does not. The journal is not
+// fsync'd unless Options.SyncEvents: a power loss loses at most the last
+// second of events. Everything appended (observations, silences, resume
+// records, events) is kept in memory and committed together at most a
+// second later (Options.FlushEvery), so a crash loses at most the last
+// second of observations. After a crash, the resume records are those of
+// the last commit or the journal. A resume record given with
+// Batch.AgentsCanWait (the engine's once-a-minute refresh of a quiet agent)
+// may be written up to 10 minutes late: after a crash the engine reads the
+// time of the agent's last answer from the observations.
 //
 // # Layout (format version 3)
 //
@@ -89,8 +90,8 @@ const (
 	// lazyAgentsEvery bounds how late a resume record given with
 	// AgentsCanWait is written.
 	lazyAgentsEvery = 10 * time.Minute
-	// gatherEvents is how long the first append with events waits for
-	// others to share its commit (bbolt's DefaultMaxBatchDelay).
+	// gatherEvents is how long, with Options.SyncEvents, the first append
+	// with events waits for others to share its fsync.
 	gatherEvents = 2 * time.Millisecond
 )
 
@@ -119,8 +120,14 @@ type Options struct {
 	// FlushEvery is how often appends without events are committed (0: a
 	// second; negative: only by Flush, Close and appends with events).
 	FlushEvery time.Duration
-	// GatherEvents is how long an append with events waits for others to
-	// share its commit (0: 2 ms; negative: no wait).
+	// SyncEvents makes an Append with events return only once they are
+	// fsync'd (in the journal), so that a machine that loses power keeps
+	// them too; without it, they survive the process being killed, and a
+	// power loss loses at most the last second of them (see wal.go).
+	SyncEvents bool
+	// GatherEvents is how long, with SyncEvents, the first append with
+	// events waits for others to share its fsync (0: 2 ms; negative: no
+	// wait).
 	GatherEvents time.Duration
 }
 
@@ -132,13 +139,15 @@ type Store struct {
 	// logVersion is the format of the log's entries (2 in a store of
 	// format 2 opened read-only).
 	logVersion int
-	gather     time.Duration
+	wal        *wal // the journal of appends with events (writer only)
+	// journalEvents are the events in the journal and not in the store
+	// (read-only: a writer that was killed), by time.
+	journalEvents []Event
 
 	mu      sync.Mutex // what follows, until wmu
 	pending pendingBatch
 	lazy    map[string][]byte // resume records that can wait
 	gen     uint64            // the generation pending collects
-	waiting *genWait          // the appends with events waiting for gen
 	newest  time.Time         // the newest observation appended
 	bgErr   error             // a failed commit nobody waited for
 	closed  bool
@@ -175,17 +184,15 @@ type evRef struct {
 	key [16]byte
 }
 
-// genWait is the appends with events waiting for one generation's commit.
-type genWait struct {
-	done chan struct{}
-	err  error
-}
-
 type pendingBatch struct {
-	obs      []Observation
-	events   []Event
-	silences []Silence
-	agents   map[string][]byte
+	obs    []Observation
+	events []Event
+	// eventJSON is each event's JSON, when it was encoded for the journal.
+	eventJSON [][]byte
+	silences  []Silence
+	agents    map[string][]byte
+	// walSeq is the last journal record whose content is here (0: none).
+	walSeq uint64
 }
 
 func (p *pendingBatch) empty() bool {
@@ -226,12 +233,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if gather == 0 {
 		gather = gatherEvents
 	}
-	s := &Store{db: db, retention: r, gen: 1, logVersion: FormatVersion, gather: gather, stop: make(chan struct{}),
+	s := &Store{db: db, retention: r, gen: 1, logVersion: FormatVersion, stop: make(chan struct{}),
 		index: map[string][]logRef{}, evIndex: map[string][]evRef{}, agentRefs: map[string]logRef{}}
 	if err == nil {
 		err = s.loadLog()
 	}
+	if err == nil {
+		s.wal, err = openWAL(dir, opts.SyncEvents, gather)
+	}
+	if err == nil {
+		err = s.replayWAL()
+	}
 	if err != nil {
+		if s.wal != nil {
+			_ = s.wal.close()
+		}
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare history %s: %w", path, err)
 	}
@@ -313,7 +329,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.wg.Wait()
 	err := s.commit(true)
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.wal.close(), s.db.Close())
 }
 
 // Path is the store's file.
@@ -349,13 +365,35 @@ func spanOf(t time.Time) uint64 {
 
 func chunkKey(span uint64, agent string) []byte { return append(u64(span), agent...) }
 
-// Append records one batch. With events, it returns once the batch and
-// everything appended before it are committed and fsync'd; without, it
-// returns at once and the batch is committed within Options.FlushEvery (an
-// error of that commit is returned by a later Append).
+// Append records one batch. It returns at once; the batch is committed
+// within Options.FlushEvery (an error of that commit is returned by a later
+// Append). A batch with events is first written to the journal (see
+// wal.go), with its silences and resume records, so that it survives the
+// process being killed once Append returned (with Options.SyncEvents, a
+// power loss too).
 func (s *Store) Append(b Batch) error {
 	if s.readOnly {
 		return errors.New("the history is open read-only")
+	}
+	var rec *walRecord
+	var eventJSON [][]byte
+	if len(b.Events) > 0 {
+		eventJSON = make([][]byte, len(b.Events))
+		for i := range b.Events {
+			raw, err := json.Marshal(b.Events[i])
+			if err != nil {
+				return err
+			}
+			eventJSON[i] = raw
+		}
+		rec = &walRecord{events: eventJSON, agents: b.Agents}
+		for _, si := range b.Silences {
+			raw, err := json.Marshal(si)
+			if err != nil {
+				return err
+			}
+			rec.silences = append(rec.silences, raw)
+		}
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -368,6 +406,13 @@ func (s *Store) Append(b Batch) error {
 		if o.Time.After(s.newest) {
 			s.newest = o.Time
 		}
+	}
+	if len(b.Events) > 0 {
+		// Events before this batch's have their JSON too, or none has.
+		for len(p.eventJSON) < len(p.events) {
+			p.eventJSON = append(p.eventJSON, nil)
+		}
+		p.eventJSON = append(p.eventJSON, eventJSON...)
 	}
 	p.events = append(p.events, b.Events...)
 	p.silences = append(p.silences, b.Silences...)
@@ -388,26 +433,23 @@ func (s *Store) Append(b Batch) error {
 	g := s.gen
 	err := s.bgErr
 	s.bgErr = nil
-	if len(b.Events) == 0 {
+	if rec == nil {
 		s.mu.Unlock()
 		return err
 	}
-	// The first append with events of a generation waits a little for
-	// others, then commits them all; the others wait for that commit.
-	w, leader := s.waiting, false
-	if w == nil {
-		w, leader = &genWait{done: make(chan struct{})}, true
-		s.waiting = w
+	werr := s.wal.write(rec)
+	if werr == nil {
+		p.walSeq = rec.seq
 	}
 	s.mu.Unlock()
-	if leader {
-		if s.gather > 0 {
-			time.Sleep(s.gather)
-		}
-		_ = s.commitGen(g, false)
+	if werr != nil {
+		// The journal cannot be written (a full disk): commit now instead.
+		return errors.Join(err, s.commitGen(g, false))
 	}
-	<-w.done
-	return w.err
+	if s.wal.sync {
+		return errors.Join(err, s.wal.fsync(rec.seq))
+	}
+	return err
 }
 
 // Flush commits what is pending and compacts what is due.
@@ -444,9 +486,12 @@ func (s *Store) commitGen(g uint64, lazy bool) error {
 		return nil
 	}
 	s.mu.Lock()
-	p, cur, newest, w := s.pending, s.gen, s.newest, s.waiting
-	s.pending, s.waiting = pendingBatch{}, nil
+	p, cur, newest := s.pending, s.gen, s.newest
+	s.pending = pendingBatch{}
 	s.gen++
+	// New journal records go to the other file; this one is emptied once
+	// the store holds its records.
+	journal := s.wal.swap()
 	var agents map[string][]byte
 	if lazy {
 		agents, s.lazy = s.lazy, nil
@@ -456,13 +501,12 @@ func (s *Store) commitGen(g uint64, lazy bool) error {
 		s.lazyAt = newest
 	}
 	err := s.write(p, agents, newest)
+	if err == nil && p.walSeq > 0 {
+		err = s.wal.empty(journal)
+	}
 	s.done = cur
 	if err != nil {
 		s.failedGen, s.failedErr = cur, err
-	}
-	if w != nil {
-		w.err = err
-		close(w.done)
 	}
 	return err
 }
@@ -494,9 +538,15 @@ func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) 
 	evKeys, evRaw := make([][]byte, len(p.events)), make([][]byte, len(p.events))
 	var block, blockRecords []byte
 	for i, e := range p.events {
-		raw, err := json.Marshal(e)
-		if err != nil {
-			return err
+		var raw []byte
+		if i < len(p.eventJSON) {
+			raw = p.eventJSON[i]
+		}
+		if raw == nil {
+			var err error
+			if raw, err = json.Marshal(e); err != nil {
+				return err
+			}
 		}
 		evSeq++
 		evKeys[i], evRaw[i] = timeKey(e.Time, evSeq), raw
@@ -527,6 +577,11 @@ func (s *Store) write(p pendingBatch, lazy map[string][]byte, newest time.Time) 
 				}
 			}
 			if err := ev.SetSequence(evSeq); err != nil {
+				return err
+			}
+		}
+		if p.walSeq > 0 {
+			if err := tx.Bucket(bMeta).Put(kWalSeq, u64(p.walSeq)); err != nil {
 				return err
 			}
 		}
@@ -689,6 +744,17 @@ func (s *Store) Events(q Query) ([]Event, error) {
 			}
 		}
 	})
+	if err == nil && len(s.journalEvents) > 0 && (q.Limit == 0 || len(out) < q.Limit) {
+		for _, e := range s.journalEvents {
+			if before, after := q.inRange(e.Time); !before && !after && (q.Agent == "" || e.Agent == q.Agent) {
+				out = append(out, e)
+			}
+		}
+		sort.SliceStable(out, func(a, b int) bool { return out[a].Time.Before(out[b].Time) })
+		if q.Limit > 0 && len(out) > q.Limit {
+			out = out[:q.Limit]
+		}
+	}
 	return out, err
 }
 
@@ -1138,5 +1204,9 @@ func OpenReadOnly(dir string) (*Store, error) {
 		}
 		return nil
 	})
-	return &Store{db: db, retention: DefaultRetention, readOnly: true, logVersion: logVersion}, nil
+	s := &Store{db: db, retention: DefaultRetention, readOnly: true, logVersion: logVersion}
+	// Events a crash left in the journal are shown too (the next Open of
+	// the writer puts them in the store).
+	s.journalEvents = journalEvents(dir, db)
+	return s, nil
 }

@@ -103,6 +103,8 @@ func TestPrune(t *testing.T) {
 	for i := range 4 {
 		at := time.Duration(i) * 40 * time.Minute // 0, 40, 80, 120 minutes
 		_ = s.Append(Batch{Events: []Event{stateEvent("a", at, state.OK)}, Observations: []Observation{{Time: t0.Add(at), Agent: "a"}}})
+		// Each in the log's segment of its time, as when 40 minutes pass between them.
+		_ = s.Flush()
 	}
 	if err := s.Prune(t0.Add(130 * time.Minute)); err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ type options struct {
 	cpuprofile string
 	memprofile string
 	gather     time.Duration
+	syncEvents bool
 }
 
 func main() {
@@ -88,7 +89,8 @@ func main() {
 	flag.StringVar(&o.load, "load", "", "CPU load during each steady part: build (go build -a ./... in a loop) or cpu:N (N spinning processes)")
 	flag.StringVar(&o.dir, "dir", "", "folder in which the history's temporary folder is made (default: $TMPDIR); write_bytes needs a real disk, not tmpfs")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the engine's steady part to this file")
-	flag.DurationVar(&o.gather, "gather", 0, "how long an append with events waits for others to share its commit (0: the store's default)")
+	flag.BoolVar(&o.syncEvents, "sync-events", false, "fsync the history's journal before an append with events returns")
+	flag.DurationVar(&o.gather, "gather", 0, "with -sync-events, how long an append with events waits for others to share its fsync (0: the store's default)")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile of the engine at the end of its steady part to this file")
 	flag.Parse()
 	if err := checkLoad(o.load); err != nil {
@@ -389,7 +391,7 @@ func printServer(o options, rep phaseReport, l *load, builds int) {
 
 func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (result, error) {
 	n, interval := o.sim.agents, o.sim.interval
-	store, err := history.Open(dir, history.Options{GatherEvents: o.gather})
+	store, err := history.Open(dir, history.Options{GatherEvents: o.gather, SyncEvents: o.syncEvents})
 	if err != nil {
 		return result{}, err
 	}
@@ -501,7 +503,8 @@ func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (
 		fmt.Printf("  history Append (a poll waits for it): %.1f ms on average, %.0f ms at most\n",
 			float64(hist.appendNanos.Load()-appendNanos0)/float64(k)/1e6, float64(hist.appendMax.Load())/1e6)
 	}
-	fmt.Printf("  disk: %d bytes written (write_bytes), %d write system calls (files and sockets)", r.io.WriteBytes, r.io.Syscw)
+	fmt.Printf("  disk: %d bytes written (write_bytes %d less cancelled_write_bytes %d: pages of the journal emptied before they were written out), %d write system calls (files and sockets)",
+		r.io.disk(), r.io.WriteBytes, r.io.CancelledBytes, r.io.Syscw)
 	if hasStore {
 		fmt.Printf(", %d by the history store", r.storeWrites)
 	}
@@ -575,7 +578,7 @@ func printTable(o options, results []result) {
 			ratio = fmt.Sprintf("%.2f", r.cpuPerPoll()/floorCPU)
 		}
 		if r.name == "engine" {
-			disk = bytesPerPoll(float64(r.io.WriteBytes) / polls)
+			disk = bytesPerPoll(float64(r.io.disk()) / polls)
 			if r.hasStore {
 				store = fmt.Sprintf("%.2f", float64(r.storeWrites)/polls)
 			}

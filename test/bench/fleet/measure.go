@@ -93,10 +93,14 @@ func memoryParts() string {
 }
 
 // ioCounters are this process's /proc/self/io: write system calls (files
-// and sockets alike) and bytes sent to the storage layer.
+// and sockets alike), bytes sent to the storage layer (write_bytes: counted
+// when a page is dirtied), and bytes that never reached it because the file
+// was truncated before the kernel wrote its pages out (cancelled_write_bytes:
+// the history's journal).
 type ioCounters struct {
-	Syscw      int64 `json:"syscw"`
-	WriteBytes int64 `json:"writeBytes"`
+	Syscw          int64 `json:"syscw"`
+	WriteBytes     int64 `json:"writeBytes"`
+	CancelledBytes int64 `json:"cancelledWriteBytes"`
 }
 
 func readIO() ioCounters {
@@ -116,14 +120,19 @@ func readIO() ioCounters {
 			c.Syscw = n
 		case "write_bytes":
 			c.WriteBytes = n
+		case "cancelled_write_bytes":
+			c.CancelledBytes = n
 		}
 	}
 	return c
 }
 
 func (c ioCounters) sub(o ioCounters) ioCounters {
-	return ioCounters{Syscw: c.Syscw - o.Syscw, WriteBytes: c.WriteBytes - o.WriteBytes}
+	return ioCounters{Syscw: c.Syscw - o.Syscw, WriteBytes: c.WriteBytes - o.WriteBytes, CancelledBytes: c.CancelledBytes - o.CancelledBytes}
 }
+
+// disk is what reached the storage layer: write_bytes less cancelled_write_bytes.
+func (c ioCounters) disk() int64 { return c.WriteBytes - c.CancelledBytes }
 
 // fsType names the file system of dir; write_bytes counts nothing on tmpfs.
 func fsType(dir string) string {
