@@ -110,25 +110,36 @@ type segmentMove struct {
 	records map[string]logHeader // the newest resume record of each agent
 }
 
-// readSegment reads log segment id (entries parsed by parse).
-func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) (*segmentMove, error) {
+// compactGroup bounds the observations one pass of a segment's compaction
+// holds in memory: a segment of 10,000 agents whose every poll changed
+// state holds 600,000, each its own run.
+var compactGroup = 100_000
+
+// readSegment reads log segment id (entries parsed by parse): the
+// observations of the agents in only (every agent when nil) and, with
+// rest, the event index entries and resume records.
+func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool), only map[string]bool, rest bool) (*segmentMove, error) {
 	m := &segmentMove{cs: chunkSet{}, records: map[string]logHeader{}}
+	blocks := skipBlocks
+	if rest {
+		blocks = blockAll
+	}
 	err := db.View(func(tx *bolt.Tx) error {
 		seg := tx.Bucket(bLog).Bucket(u64(id))
 		if seg == nil {
 			return nil
 		}
-		forEachInSegment(seg, parse, blockAll, func(h logHeader, _ uint64) {
-			switch h.kind {
-			case entryObs:
+		forEachInSegment(seg, parse, blocks, func(h logHeader, _ uint64) {
+			switch {
+			case h.kind == entryObs && (only == nil || only[h.agent]):
 				if o, ok := h.observation(); ok {
 					m.cs.add(o)
 				}
-			case entryEvent:
+			case h.kind == entryEvent && rest:
 				if len(h.body) == 16 {
 					m.events = append(m.events, append(append([]byte(h.agent), 0), h.body...))
 				}
-			case entryAgent:
+			case h.kind == entryAgent && rest:
 				h.body = bytes.Clone(h.body)
 				m.records[h.agent] = h
 			}
@@ -136,6 +147,77 @@ func readSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) (
 		return nil
 	})
 	return m, err
+}
+
+// segmentGroups divides the agents with observations in segment id into
+// groups of at most compactGroup observations (one agent's may exceed
+// it), in name order; nil when one pass holds them all.
+func segmentGroups(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool)) ([]map[string]bool, error) {
+	counts := map[string]int{}
+	total := 0
+	err := db.View(func(tx *bolt.Tx) error {
+		if seg := tx.Bucket(bLog).Bucket(u64(id)); seg != nil {
+			forEachInSegment(seg, parse, skipBlocks, func(h logHeader, _ uint64) {
+				if h.kind == entryObs {
+					counts[h.agent]++
+					total++
+				}
+			})
+		}
+		return nil
+	})
+	if err != nil || total <= compactGroup {
+		return nil, err
+	}
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var groups []map[string]bool
+	n := 0
+	for _, name := range names {
+		if len(groups) == 0 || n+counts[name] > compactGroup {
+			groups, n = append(groups, map[string]bool{}), 0
+		}
+		groups[len(groups)-1][name] = true
+		n += counts[name]
+	}
+	return groups, nil
+}
+
+// moveSegment compacts segment id in passes of at most compactGroup
+// observations: each pass but the last writes its agents' chunks in a
+// transaction of its own; the last writes the rest, its event index
+// entries and resume records and deletes the segment, in a transaction
+// that last calls (around it: the writer holds its index's lock and drops
+// the segment from it). Until then a poll may be both in a chunk and in
+// the log: readers keep one (see dropCovered). A crash between passes
+// leaves the segment to compact again: the chunks written already take no
+// run twice (see thin).
+func moveSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool), last func(apply func() error) error) error {
+	groups, err := segmentGroups(db, id, parse)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups[:max(len(groups)-1, 0)] {
+		m, err := readSegment(db, id, parse, g, false)
+		if err != nil {
+			return err
+		}
+		if err := db.Update(m.cs.write); err != nil {
+			return err
+		}
+	}
+	var only map[string]bool
+	if len(groups) > 0 {
+		only = groups[len(groups)-1]
+	}
+	m, err := readSegment(db, id, parse, only, true)
+	if err != nil {
+		return err
+	}
+	return last(func() error { return db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }) })
 }
 
 // apply writes the segment's contents to their buckets, in key order, and
@@ -175,23 +257,21 @@ func (m *segmentMove) apply(tx *bolt.Tx, id uint64) error {
 // compactSegment moves one closed segment of the log into the agent-keyed
 // buckets.
 func (s *Store) compactSegment(id uint64) error {
-	m, err := readSegment(s.db, id, parseLogEntry)
-	if err != nil {
-		return err
-	}
-	s.idxMu.Lock()
-	defer s.idxMu.Unlock()
-	if err := s.db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }); err != nil {
-		return err
-	}
-	dropSegment(s.index, id, func(r logRef) uint64 { return r.seg })
-	dropSegment(s.evIndex, id, func(r evRef) uint64 { return r.seg })
-	for agent, r := range s.agentRefs {
-		if r.seg == id {
-			delete(s.agentRefs, agent)
+	return moveSegment(s.db, id, parseLogEntry, func(apply func() error) error {
+		s.idxMu.Lock()
+		defer s.idxMu.Unlock()
+		if err := apply(); err != nil {
+			return err
 		}
-	}
-	return nil
+		dropSegment(s.index, id, func(r logRef) uint64 { return r.seg })
+		dropSegment(s.evIndex, id, func(r evRef) uint64 { return r.seg })
+		for agent, r := range s.agentRefs {
+			if r.seg == id {
+				delete(s.agentRefs, agent)
+			}
+		}
+		return nil
+	})
 }
 
 // migrate converts a store of format version 1 in place: its observations
@@ -272,11 +352,7 @@ func convertLogV2(db *bolt.DB) error {
 		return err
 	}
 	for _, id := range segs {
-		m, err := readSegment(db, id, parseLogValueV2)
-		if err != nil {
-			return err
-		}
-		if err := db.Update(func(tx *bolt.Tx) error { return m.apply(tx, id) }); err != nil {
+		if err := moveSegment(db, id, parseLogValueV2, func(apply func() error) error { return apply() }); err != nil {
 			return err
 		}
 	}

@@ -266,3 +266,75 @@ func TestKillNineLosesAtMostTheLastSecond(t *testing.T) {
 	}
 	t.Logf("%d of %d acknowledged observations lost (the last second's)", lost, len(acked))
 }
+
+// A segment larger than compactGroup is compacted in passes of a few agents
+// each, and gives the same observations as one pass; a crash between two
+// passes (a chunk written, its polls still in the log) shows no poll twice,
+// and compacting again takes no run twice.
+func TestCompactionInPasses(t *testing.T) {
+	polls := func(s *Store) {
+		t.Helper()
+		for i := range 70 { // 11m40s: the first segment closes and is 2 minutes behind
+			at := time.Duration(i) * 10 * time.Second
+			var b Batch
+			for a := range 5 {
+				st := state.OK
+				if (i+a)%2 == 0 {
+					st = state.Degraded // a change at every poll: every poll is a run of its own
+				}
+				b.Observations = append(b.Observations, poll(fmt.Sprint("agent-", a), at, st, time.Millisecond, 1))
+			}
+			if err := s.Append(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	one := open(t, t.TempDir(), Options{FlushEvery: -1})
+	polls(one)
+	want, _ := one.Observations(Query{})
+
+	defer func(n int) { compactGroup = n }(compactGroup)
+	compactGroup = 130 // two agents' 60 polls of the first segment a pass: 3 passes
+	dir := t.TempDir()
+	s := open(t, dir, Options{FlushEvery: -1})
+	groups, err := segmentGroups(s.db, spanOf(t0), parseLogEntry)
+	if err != nil || len(groups) != 0 {
+		t.Fatalf("before the segment closes: %d groups, %v", len(groups), err)
+	}
+	polls(s)
+	got, _ := s.Observations(Query{})
+	if len(got) != len(want) || len(want) < 300 {
+		t.Fatalf("compacted in passes: %d observations, in one pass: %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].Time.Equal(want[i].Time) || got[i].Agent != want[i].Agent || got[i].State != want[i].State || got[i].Polls != want[i].Polls {
+			t.Fatalf("observation %d: %+v, in one pass %+v", i, got[i], want[i])
+		}
+	}
+
+	// A crash after the first pass of the next segment: its chunk is written, the segment is still in the log.
+	for i := 70; i < 130; i++ {
+		at := time.Duration(i) * 10 * time.Second
+		_ = s.Append(Batch{Observations: []Observation{poll("agent-0", at, state.State(i%2*2), time.Millisecond, 1)}})
+	}
+	_ = s.commit(false)
+	seg := spanOf(t0.Add(10 * time.Minute))
+	m, err := readSegment(s.db, seg, parseLogEntry, map[string]bool{"agent-0": true}, false)
+	if err != nil || len(m.cs) == 0 {
+		t.Fatalf("first pass: %d chunks, %v", len(m.cs), err)
+	}
+	if err := s.db.Update(m.cs.write); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Observations(Query{Agent: "agent-0", From: t0.Add(10 * time.Minute)})
+	if err := s.compact(true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Observations(Query{Agent: "agent-0", From: t0.Add(10 * time.Minute)})
+	if len(before) != len(after) || len(after) < 50 {
+		t.Errorf("agent-0 after a crash between passes: %d observations, %d once compacted", len(before), len(after))
+	}
+}

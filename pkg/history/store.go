@@ -803,10 +803,26 @@ func (s *Store) Observations(q Query) ([]Observation, error) {
 	} else {
 		sortByTime(out)
 	}
+	out = dropCovered(out)
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
 	return out, nil
+}
+
+// dropCovered drops, from observations ordered by agent and time, a poll
+// that an earlier run of its agent covers: while a segment is compacted in
+// passes (or after a crash between them), a poll is in a chunk and still
+// in the log.
+func dropCovered(obs []Observation) []Observation {
+	out := obs[:0]
+	for _, o := range obs {
+		if n := len(out); n > 0 && out[n-1].Agent == o.Agent && !o.Time.After(out[n-1].End()) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // readV1 reads observations kept in format version 1 (a store opened
