@@ -192,7 +192,7 @@ func segmentGroups(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool))
 // entries and resume records and deletes the segment, in a transaction
 // that last calls (around it: the writer holds its index's lock and drops
 // the segment from it). Until then a poll may be both in a chunk and in
-// the log: readers keep one (see dropCovered). A crash between passes
+// the log: readers keep the chunk's (see Observations). A crash between passes
 // leaves the segment to compact again: the chunks written already take no
 // run twice (see thin).
 func moveSegment(db *bolt.DB, id uint64, parse func([]byte) (logHeader, bool), last func(apply func() error) error) error {

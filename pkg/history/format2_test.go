@@ -338,3 +338,30 @@ func TestCompactionInPasses(t *testing.T) {
 		t.Errorf("agent-0 after a crash between passes: %d observations, %d once compacted", len(before), len(after))
 	}
 }
+
+// Two polls of one agent sent at the same instant (a fake clock, a coarse
+// one) are two observations: only a chunk's copy of a poll hides the log's.
+func TestPollsAtOneInstantAreBothKept(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, st := range []state.State{state.OK, state.Unknown} {
+		if err := s.Append(Batch{Observations: []Observation{poll("a", 0, st, time.Millisecond, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []Query{{}, {Agent: "a"}} {
+		got, err := s.Observations(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[1].State != state.Unknown {
+			t.Errorf("query %+v: %d observations (%v), want OK then UNKNOWN", q, len(got), got)
+		}
+	}
+}

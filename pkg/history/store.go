@@ -780,13 +780,27 @@ func (s *Store) Observations(q Query) ([]Observation, error) {
 		if err := readV1(tx, q, add); err != nil {
 			return err
 		}
-		readChunks(tx, q, add)
+		// While a segment is compacted in passes (or after a crash
+		// between them), a poll is in a chunk and still in the log: the
+		// log's copy of a poll its agent's chunks cover is left out.
+		chunked := map[string]time.Time{}
+		readChunks(tx, q, func(o Observation) {
+			if o.End().After(chunked[o.Agent]) {
+				chunked[o.Agent] = o.End()
+			}
+			add(o)
+		})
+		fromLog := func(o Observation) {
+			if end, ok := chunked[o.Agent]; !ok || o.Time.After(end) {
+				add(o)
+			}
+		}
 		if q.Agent != "" && !s.readOnly {
-			s.readIndexed(tx, q, add)
+			s.readIndexed(tx, q, fromLog)
 		} else {
 			s.scanLog(tx, func(h logHeader) bool {
 				return q.Agent == "" || h.agent == q.Agent
-			}, add)
+			}, fromLog)
 		}
 		return nil
 	})
@@ -803,26 +817,10 @@ func (s *Store) Observations(q Query) ([]Observation, error) {
 	} else {
 		sortByTime(out)
 	}
-	out = dropCovered(out)
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
 	return out, nil
-}
-
-// dropCovered drops, from observations ordered by agent and time, a poll
-// that an earlier run of its agent covers: while a segment is compacted in
-// passes (or after a crash between them), a poll is in a chunk and still
-// in the log.
-func dropCovered(obs []Observation) []Observation {
-	out := obs[:0]
-	for _, o := range obs {
-		if n := len(out); n > 0 && out[n-1].Agent == o.Agent && !o.Time.After(out[n-1].End()) {
-			continue
-		}
-		out = append(out, o)
-	}
-	return out
 }
 
 // readV1 reads observations kept in format version 1 (a store opened
