@@ -390,6 +390,7 @@ func printServer(o options, rep phaseReport, l *load, builds int) {
 }
 
 func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (result, error) {
+	go watchAnon()
 	n, interval := o.sim.agents, o.sim.interval
 	store, err := history.Open(dir, history.Options{GatherEvents: o.gather, SyncEvents: o.syncEvents})
 	if err != nil {

@@ -11,7 +11,7 @@
 // minutes of production run in seconds while the writes reach a real disk.
 //
 // It prints, for the steady phase (after -warmup simulated minutes): bytes
-// written to disk (write_bytes of /proc/self/io) and records per poll, then
+// written to disk (write_bytes less cancelled_write_bytes of /proc/self/io) and records per poll, then
 // the latency of a 24 h timeline of one agent and of a status of all (every
 // agent's last 5 minutes). Run it under strace to count fdatasync calls:
 //
@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/history"
@@ -46,6 +47,7 @@ func main() {
 	change := flag.Float64("change", 0, "share of polls whose answer changes state (1: every one)")
 	dir := flag.String("dir", "", "folder for the store (default: a new one under /var/tmp, removed at the end)")
 	flag.Parse()
+	go watchAnon()
 
 	d := *dir
 	if d == "" {
@@ -132,13 +134,15 @@ func main() {
 		all += len(o)
 	}
 	every := time.Since(t)
+	mem := memory()
 	if err := s.Close(); err != nil {
 		fail(err)
 	}
 	size := fileSize(filepath.Join(d, history.FileName))
 	fmt.Printf("agents %d, interval %s, %.0f simulated minutes (%.0f measured), change %.3f\n", *agents, *interval, *minutes, *minutes-*warmup, *change)
 	fmt.Printf("  polls measured        %d in %.1f s real (%.0f polls/s)\n", polls, elapsed.Seconds(), float64(polls)/elapsed.Seconds())
-	fmt.Printf("  write_bytes per poll  %.0f B\n", float64(written)/float64(polls))
+	fmt.Printf("  write_bytes per poll  %.0f B (less cancelled_write_bytes)\n", float64(written)/float64(polls))
+	fmt.Printf("  memory                %s (peak RSS includes the store's mapped pages)\n", mem)
 	fmt.Printf("  records per poll      %.2f (observations, events, resume records given to Append)\n", float64(records)/float64(polls))
 	fmt.Printf("  store size            %.1f MB\n", float64(size)/1e6)
 	fmt.Printf("  24 h timeline, 1 agent  %d records in %s\n", len(obs), one.Round(time.Microsecond))
@@ -249,20 +253,65 @@ func (f *fleet) poll(i int, at time.Time) history.Batch {
 	return b
 }
 
+// writeBytes is what this process sent to the storage layer: write_bytes
+// less cancelled_write_bytes (pages of the history's journal emptied
+// before the kernel wrote them out never reach the disk).
 func writeBytes() int64 {
 	fh, err := os.Open("/proc/self/io")
 	if err != nil {
 		fail(err)
 	}
 	defer fh.Close()
+	var written, cancelled int64
 	sc := bufio.NewScanner(fh)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "write_bytes: "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
+			written, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "cancelled_write_bytes: "); ok {
+			cancelled, _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return 0
+	return written - cancelled
+}
+
+// peakAnon is the largest anonymous RSS seen (sampled every 50 ms by
+// watchAnon): the peak RSS counts the store's mapped pages too.
+var peakAnon atomic.Int64
+
+func watchAnon() {
+	for {
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for line := range strings.SplitSeq(string(b), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+					kb, _ := strconv.ParseInt(f[1], 10, 64)
+					if kb > peakAnon.Load() {
+						peakAnon.Store(kb)
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// memory is this process's peak RSS (VmHWM) and its RSS now, with the
+// anonymous memory and the file pages (the store's map) of it.
+func memory() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		for _, k := range []string{"VmHWM:", "VmRSS:", "RssAnon:", "RssFile:"} {
+			if strings.HasPrefix(line, k) {
+				parts = append(parts, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	parts = append(parts, fmt.Sprintf("peak RssAnon: %d kB", peakAnon.Load()))
+	return strings.Join(parts, ", ")
 }
 
 func fileSize(p string) int64 {
