@@ -26,9 +26,10 @@ Commands:
   version   print the version
   watch     monitor a fleet: poll, restart CDP where it should run, show every state live
   check     a Nagios/Icinga plugin: poll one agent once (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
+  gate      a backup job's pre- and post-job check: exit 0 when CDP protects, 1 when not
   history   print the state changes and actions a monitor recorded (read only, polls nothing)
 
-Run "vigil watch -h" or "vigil check -h" for their flags.
+Run "vigil watch -h", "vigil check -h" or "vigil gate -h" for their flags.
 `
 
 // Run executes the command line and returns the exit code.
@@ -45,6 +46,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runWatch(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "gate":
+		return runGate(ctx, args[1:], stdout, stderr)
 	case "history":
 		return runHistory(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -352,7 +352,7 @@ func (e *Engine) remediate(ctx context.Context, rt *agentRT, cfg fleet.Agent, sn
 		}
 		if lag, ok := v.LagSeconds(); ok {
 			ps.LagSeconds = &lag
-			if cfg.RPO > 0 && lag > cfg.RPO.Seconds() && (ps.State == state.OK) {
+			if fleet.LagBeyondRPO(lag, cfg.RPO) && ps.State == state.OK {
 				ps.State = state.Degraded
 				ps.Reason = fmt.Sprintf("protection lag %s exceeds RPO %s", outage.Seconds(response.Duration(lag)), outage.Seconds(cfg.RPO))
 				// Why it lags: what the replicator is doing instead of watching, and what it says

@@ -168,6 +168,12 @@ func DefaultPolicy() Policy {
 	}
 }
 
+// LagBeyondRPO says whether a protection lag (seconds) misses an RPO: it
+// is above it (an RPO of 0 checks nothing).
+func LagBeyondRPO(lagSeconds float64, rpo time.Duration) bool {
+	return rpo > 0 && lagSeconds > rpo.Seconds()
+}
+
 // Secret holds a token. It never prints or marshals its value.
 type Secret string
 
