@@ -53,6 +53,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/state"
+	"github.com/vigil-cdp/vigil/test/bench/internal/procmem"
 )
 
 type options struct {
@@ -390,7 +391,7 @@ func printServer(o options, rep phaseReport, l *load, builds int) {
 }
 
 func enginePhase(ctx context.Context, o options, srv *fleetServer, dir string) (result, error) {
-	go watchAnon()
+	go procmem.WatchAnon(100 * time.Millisecond)
 	n, interval := o.sim.agents, o.sim.interval
 	store, err := history.Open(dir, history.Options{GatherEvents: o.gather, SyncEvents: o.syncEvents})
 	if err != nil {

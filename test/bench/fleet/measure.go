@@ -14,9 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/vigil-cdp/vigil/test/bench/internal/procmem"
 )
 
 func raiseFileLimit(want uint64) {
@@ -91,28 +92,7 @@ func memoryParts() string {
 	}
 	other := ms.MSpanInuse + ms.MCacheInuse + ms.BuckHashSys + ms.GCSys + ms.OtherSys
 	return fmt.Sprintf("stacks %.0f MiB, heap in use %.0f MiB, heap idle not returned %.0f MiB, runtime %.0f MiB, file pages %.0f MiB; %d goroutines; peak RSS without file pages %.0f MiB",
-		mib(ms.StackInuse), mib(ms.HeapInuse), mib(ms.HeapIdle-ms.HeapReleased), mib(other), file, runtime.NumGoroutine(), float64(peakAnon.Load())/1024)
-}
-
-// peakAnon is the largest anonymous RSS of this process seen, in kB
-// (sampled every 100 ms by watchAnon): the peak RSS (VmHWM) counts the
-// history's mapped file pages too, which a compaction reads by the hundred
-// megabytes and the kernel may drop at any time.
-var peakAnon atomic.Int64
-
-func watchAnon() {
-	for {
-		if b, err := os.ReadFile("/proc/self/status"); err == nil {
-			for line := range strings.SplitSeq(string(b), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-					if kb, _ := strconv.ParseInt(f[1], 10, 64); kb > peakAnon.Load() {
-						peakAnon.Store(kb)
-					}
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		mib(ms.StackInuse), mib(ms.HeapInuse), mib(ms.HeapIdle-ms.HeapReleased), mib(other), file, runtime.NumGoroutine(), float64(procmem.PeakAnonKB())/1024)
 }
 
 // ioCounters are this process's /proc/self/io: write system calls (files

@@ -32,11 +32,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/state"
+	"github.com/vigil-cdp/vigil/test/bench/internal/procmem"
 )
 
 func main() {
@@ -47,7 +47,7 @@ func main() {
 	change := flag.Float64("change", 0, "share of polls whose answer changes state (1: every one)")
 	dir := flag.String("dir", "", "folder for the store (default: a new one under /var/tmp, removed at the end)")
 	flag.Parse()
-	go watchAnon()
+	go procmem.WatchAnon(50 * time.Millisecond)
 
 	d := *dir
 	if d == "" {
@@ -275,26 +275,6 @@ func writeBytes() int64 {
 	return written - cancelled
 }
 
-// peakAnon is the largest anonymous RSS seen (sampled every 50 ms by
-// watchAnon): the peak RSS counts the store's mapped pages too.
-var peakAnon atomic.Int64
-
-func watchAnon() {
-	for {
-		if b, err := os.ReadFile("/proc/self/status"); err == nil {
-			for line := range strings.SplitSeq(string(b), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-					kb, _ := strconv.ParseInt(f[1], 10, 64)
-					if kb > peakAnon.Load() {
-						peakAnon.Store(kb)
-					}
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // memory is this process's peak RSS (VmHWM) and its RSS now, with the
 // anonymous memory and the file pages (the store's map) of it.
 func memory() string {
@@ -310,7 +290,7 @@ func memory() string {
 			}
 		}
 	}
-	parts = append(parts, fmt.Sprintf("peak RssAnon: %d kB", peakAnon.Load()))
+	parts = append(parts, fmt.Sprintf("peak RssAnon: %d kB", procmem.PeakAnonKB()))
 	return strings.Join(parts, ", ")
 }
 
