@@ -171,6 +171,14 @@ agents:
   - name: demo-node-b
     url: "http://127.0.0.1:$(port_of demo-node-b)"
     cluster: demo-ha
+handlers:
+  # A corrective action (like a Nagios event handler), run once when an agent turns FAILED. A real one
+  # would reset the VM through its hypervisor or page someone; this one writes down what it would do.
+  - name: reset-vm
+    on: [FAILED]
+    level: agent
+    command: [sh, -c, 'echo "would reset the VM of \$VIGIL_AGENT (\$VIGIL_PREVIOUS_STATE -> \$VIGIL_STATE after \$VIGIL_BUDGET_SECONDS s)" | tee -a "$dir/handler.log"']
+    timeout: 10s
 YAML
 
 say "Starting three vigil-agents on 127.0.0.1:$base_port-$((base_port + 2)): demo-standalone, and demo-node-a (active) + demo-node-b (passive) in cluster demo-ha. Each supervises the replicator, protecting $dir/data/* into $dir/store/*, while a writer changes files there twice a second."
@@ -207,9 +215,10 @@ for _ in 1 2 3; do
 done
 pause 4
 
-say "Fault 4: stop the agent on demo-node-b (the active node). Silent but within its budget it is GRACE, the reason says which allowance is being spent; past 14 s it is FAILED, with a diagnosis of why (DNS, TCP, HTTP)."
+say "Fault 4: stop the agent on demo-node-b (the active node). Silent but within its budget it is GRACE, the reason says which allowance is being spent; past 14 s it is FAILED, with a diagnosis of why (DNS, TCP, HTTP). Then the fleet's handler reset-vm runs, once: a corrective action beyond a restart (none runs during the GRACE)."
 kill "$pid_demo_node_b"
 pause 22
+say "reset-vm ran and said: $(cat "$dir/handler.log" 2>/dev/null || echo '(nothing yet)')"
 
 say "Recovery: demo-node-b's agent comes back; its CDP process starts again (it is still the active node) and the agent is OK."
 start_agent demo-node-b

@@ -156,6 +156,9 @@ type jsonLine struct {
 	Generation    int64    `json:"generation"`
 	Result        string   `json:"result"`
 	Error         *string  `json:"error"`
+	Handler       string   `json:"handler"`
+	ExitCode      *int     `json:"exitCode"`
+	Output        string   `json:"output"`
 }
 
 func TestWatchOnceJSONStartsFromUnknown(t *testing.T) {
@@ -396,8 +399,9 @@ func parseLines(t *testing.T, out string) []jsonLine {
 func assertExactKeys(t *testing.T, out string) {
 	t.Helper()
 	want := map[string]string{
-		"state":  "agent budgetSeconds from process reason time to type",
-		"action": "action agent by error generation process result time type",
+		"state":   "agent budgetSeconds from process reason time to type",
+		"action":  "action agent by error generation process result time type",
+		"handler": "agent budgetSeconds durationSeconds error exitCode from handler output process reason result time to type",
 	}
 	for _, raw := range strings.Split(strings.TrimSpace(out), "\n") {
 		var m map[string]any
@@ -416,5 +420,43 @@ func assertExactKeys(t *testing.T, out string) {
 		if w, ok := want[typ]; ok && strings.Join(keys, " ") != w {
 			t.Errorf("%s line keys %v, want %s: %s", typ, keys, w, raw)
 		}
+	}
+}
+
+// A corrective action configured in fleet.yaml: when a real agent stops
+// answering, nothing runs during its GRACE; when the grace runs out, the
+// command runs once with the transition in its environment, and its run is
+// printed and kept in the history.
+func TestWatchRunsAHandlerWhenAnAgentFails(t *testing.T) {
+	agentproc.SkipShort(t, agentproc.RealAgent)
+	a := agentproc.Start(t, agentproc.Options{})
+	dir := t.TempDir()
+	// Budget: 1s response + max(restart 2s, network 1s) = 3s.
+	fleetFile := fleetOf(t, "  budget: { responseTime: 1s, processing: 0, failover: 0, restart: 2s, networkInterruption: 1s, appErrorRecovery: 0 }\n", a)
+	f, err := os.OpenFile(fleetFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "handlers:\n  - name: reset-vm\n    on: [FAILED]\n    level: agent\n    command: [sh, -c, 'echo \"$VIGIL_AGENT $VIGIL_PREVIOUS_STATE->$VIGIL_STATE\" >> %s/runs; echo hypervisor says ok']\n    timeout: 10s\n", dir)
+	f.Close()
+	w := startWatch(t, fleetFile)
+	w.waitFor(t, "node-1 OK", 10*time.Second, func(l jsonLine) bool { return l.Type == "state" && l.Process == "" && l.To == "OK" })
+	a.Stop()
+	ran := w.waitFor(t, "a handler run", 15*time.Second, func(l jsonLine) bool { return l.Type == "handler" })
+	if ran.Handler != "reset-vm" || ran.Result != "ok" || ran.ExitCode == nil || *ran.ExitCode != 0 || ran.Output != "hypervisor says ok" ||
+		ran.From != "GRACE" || ran.To != "FAILED" || ran.Agent != "node-1" {
+		t.Errorf("handler line: %+v", ran)
+	}
+	time.Sleep(2 * time.Second) // two more polls of the silent agent
+	w.stop(t)
+	runs, _ := os.ReadFile(filepath.Join(dir, "runs"))
+	if string(runs) != "node-1 GRACE->FAILED\n" {
+		t.Errorf("the handler ran:\n%s", runs)
+	}
+	assertExactKeys(t, w.output())
+
+	code, stdout, stderr := run(t, "history", "--history", fleetFile+".history", "--json")
+	if code != 0 || !strings.Contains(stdout, `"type":"handler"`) || !strings.Contains(stdout, `"handler":"reset-vm"`) {
+		t.Errorf("vigil history: exit %d\n%s%s", code, stdout, stderr)
 	}
 }

@@ -115,6 +115,8 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 		if err := e.PollNow(ctx, ""); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		}
+		// Handlers the poll started end (at their timeout at the latest) before the history closes.
+		e.WaitHandlers()
 		snap := e.Snapshot()
 		if !o.json {
 			out.table(snap, time.Now(), false)
@@ -186,7 +188,7 @@ func (o *watchOutput) event(ev engine.Event) {
 		_, _ = o.w.Write(append(b, '\n'))
 		return
 	}
-	if ev.Type != history.TypeState && ev.Type != history.TypeAction {
+	if ev.Type != history.TypeState && ev.Type != history.TypeAction && ev.Type != history.TypeHandler {
 		return
 	}
 	if o.appendMode {
@@ -359,6 +361,16 @@ func eventText(ev engine.Event) string {
 	who := ev.Agent
 	if ev.Process != "" {
 		who += "/" + ev.Process
+	}
+	if ev.Type == history.TypeHandler {
+		text := fmt.Sprintf("%s %s handler %s on %s -> %s: %s", at, who, ev.Handler, ev.From, ev.To, ev.Result)
+		if ev.ExitCode != nil {
+			text += fmt.Sprintf(" (exit %d)", *ev.ExitCode)
+		}
+		if ev.Error != "" {
+			text += ": " + ev.Error
+		}
+		return text
 	}
 	if ev.Type == history.TypeAction {
 		text := fmt.Sprintf("%s %s %s by %s: %s, generation %d", at, who, ev.Action, ev.By, ev.Result, ev.Generation)

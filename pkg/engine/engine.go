@@ -38,6 +38,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/clock"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
+	"github.com/vigil-cdp/vigil/pkg/handlers"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/outage"
 	"github.com/vigil-cdp/vigil/pkg/poller"
@@ -109,6 +110,9 @@ type Options struct {
 	// RequestedBy is sent to agents as requestedBy for automatic actions
 	// (default "vigil auto-restart"); events say "auto".
 	RequestedBy string
+	// Handlers configures how the fleet's handlers run (the datasource
+	// refuses commands and limits URLs); its Clock is the engine's.
+	Handlers handlers.Options
 }
 
 // ProcessSnapshot is the state of one process.
@@ -223,6 +227,10 @@ type Engine struct {
 
 	sinkMu sync.Mutex
 
+	// handlers runs the fleet's corrective actions; hwg waits for them.
+	handlers *handlers.Runner
+	hwg      sync.WaitGroup
+
 	runMu sync.Mutex
 	// sched polls every agent while Run runs (nil otherwise).
 	sched *poller.Scheduler
@@ -310,6 +318,9 @@ func New(cfg fleet.Config, opts Options) (*Engine, error) {
 
 		firstRound: make(chan struct{}),
 	}
+	hopts := opts.Handlers
+	hopts.Clock = opts.Clock
+	e.handlers = handlers.New(hopts)
 	if opts.MinPollInterval > 0 {
 		e.minPoll = opts.MinPollInterval
 	}
@@ -422,6 +433,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.sched = nil
 	e.runMu.Unlock()
 	e.wg.Wait()
+	e.WaitHandlers()
 	return err
 }
 
@@ -479,6 +491,7 @@ func (e *Engine) Reconfigure(cfg fleet.Config) error {
 				e.sched.Remove(name)
 			}
 			delete(e.agents, name)
+			e.handlers.Forget(name)
 		}
 	}
 	if e.sched != nil {

@@ -178,7 +178,8 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 		boundEvent(&events[i])
 	}
 	// Actions were stamped when they happened; state changes follow them.
-	events = append(events, stateChanges(prev, snap, e.clock.Now())...)
+	changes := stateChanges(prev, snap, e.clock.Now())
+	events = append(events, changes...)
 	rec.Snapshot = snap
 	batch.Events = append(batch.Events, events...)
 	if ev, ok := rt.notes.notice(cfg.Name, now); ok {
@@ -212,6 +213,7 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 	}
 	e.mu.Unlock()
 	e.emit(onlyPublic(events))
+	e.runHandlers(ctx, snap.Cluster, changes)
 }
 
 func marshalRecord(rec *agentRecord) ([]byte, error) { return json.Marshal(rec) }
@@ -238,7 +240,7 @@ func significant(prev, next AgentSnapshot) bool {
 func onlyPublic(events []Event) []Event {
 	out := events[:0:0]
 	for _, ev := range events {
-		if ev.Type == history.TypeState || ev.Type == history.TypeAction {
+		if ev.Type == history.TypeState || ev.Type == history.TypeAction || ev.Type == history.TypeHandler {
 			out = append(out, ev)
 		}
 	}

@@ -216,6 +216,8 @@ type Config struct {
 	ReadToken    Secret  `json:"-"`
 	ControlToken Secret  `json:"-"`
 	Agents       []Agent `json:"agents"`
+	// Handlers are the corrective actions run on state changes.
+	Handlers []Handler `json:"handlers,omitempty"`
 	// warnings are what Load and Parse found usable but doubtful.
 	warnings []string
 }
@@ -311,6 +313,7 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 			}
 		})
 	}
+	validateHandlers(c.Handlers, c.Agents, fail)
 	return errors.Join(errs...)
 }
 

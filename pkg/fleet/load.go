@@ -101,6 +101,18 @@ func FromJSONKeys(jsonData []byte, secrets map[string]string) (Config, []JSONKey
 	}
 	cfg.ReadToken = Secret(secrets["readToken"])
 	cfg.ControlToken = Secret(secrets["controlToken"])
+	for i := range cfg.Handlers {
+		h := &cfg.Handlers[i]
+		prefix := "handler." + h.Name + ".header."
+		for k, v := range secrets {
+			if name, ok := strings.CutPrefix(k, prefix); ok && h.HTTP != nil && name != "" && v != "" {
+				if h.HTTP.Headers == nil {
+					h.HTTP.Headers = map[string]Secret{}
+				}
+				h.HTTP.Headers[name] = Secret(v)
+			}
+		}
+	}
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]
 		a.ReadToken = pickSecret(secrets, "agent."+a.Name+".readToken", cfg.ReadToken)
@@ -480,8 +492,9 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 		"defaults": func(n *yaml.Node, p string) {
 			d.mapping(n, p, defaults)
 		},
-		"agents": func(n *yaml.Node, _ string) { agentNodes = n },
-	}, "pollInterval", "defaults", "agents")
+		"agents":   func(n *yaml.Node, _ string) { agentNodes = n },
+		"handlers": d.handlers(&cfg.Handlers),
+	}, "pollInterval", "defaults", "agents", "handlers")
 	fleetRead := d.resolve(read, join(path, "defaults"), "readToken", token{})
 	fleetControl := d.resolve(control, join(path, "defaults"), "controlToken", token{})
 	cfg.ReadToken, cfg.ControlToken = fleetRead.secret, fleetControl.secret

@@ -52,6 +52,17 @@ func EventRowOf(ev history.Event) EventRow {
 			by = "the user auto"
 		}
 		r.Text = fmt.Sprintf("%s: %s %s (by %s)", subject, ev.Action, ev.Result, by)
+	case history.TypeHandler:
+		r.From, r.To, r.Action, r.Result, r.Reason, r.Error = ev.From.String(), ev.To.String(), ev.Handler, ev.Result, ev.Reason, ev.Error
+		r.By = "auto"
+		detail := ev.Result
+		if ev.ExitCode != nil {
+			detail += fmt.Sprintf(", exit %d", *ev.ExitCode)
+		}
+		if ev.Error == "" && ev.Output != "" {
+			r.Error = ev.Output
+		}
+		r.Text = fmt.Sprintf("%s: handler %s on %s → %s: %s", subject, ev.Handler, r.From, r.To, detail)
 	case history.TypeAgent:
 		var a struct {
 			Type        string `json:"type"`

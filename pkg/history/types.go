@@ -24,6 +24,10 @@ const (
 	// agent sent, to keep the history within that agent's bounds; its
 	// reason says what and why.
 	TypeLimit = "history_limit"
+	// TypeHandler is one run of a corrective action (a handler) on a
+	// state change: which, for which transition, its result, exit code
+	// and output.
+	TypeHandler = "handler"
 )
 
 // Event is one entry of the monitor's event log. Its JSON form is a contract
@@ -31,6 +35,8 @@ const (
 //
 //	{"type":"state","time","agent","process","from","to","reason","budgetSeconds"}
 //	{"type":"action","time","agent","process","action","by","generation","result","error"}
+//
+//	{"type":"handler","time","agent","process","handler","from","to","reason","budgetSeconds","result","exitCode","output","error","durationSeconds"}
 //
 // A state event adds "diagnosis" when an agent turns FAILED. An action by a
 // person adds "manual": true, so that a person whose login is "auto" is not
@@ -62,6 +68,15 @@ type Event struct {
 
 	// AgentEvent is the agent's own event, for TypeAgent.
 	AgentEvent json.RawMessage `json:"-"`
+
+	// Handler runs (with From, To, Reason, BudgetSeconds of the transition,
+	// Result "ok", "failed", "timeout" or "skipped", and Error): the
+	// handler's name, a command's exit code, the start of its output (or
+	// of the HTTP answer's body) and how long it ran.
+	Handler  string        `json:"-"`
+	ExitCode *int          `json:"-"`
+	Output   string        `json:"-"`
+	Duration time.Duration `json:"-"`
 }
 
 // MarshalJSON gives each type exactly its documented keys.
@@ -94,6 +109,25 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			Error      string `json:"error"`
 			Manual     bool   `json:"manual,omitempty"`
 		}{e.Type, t, e.Agent, e.Process, e.Action, e.By, e.Generation, e.Result, e.Error, e.Manual}
+		return json.Marshal(v)
+	case TypeHandler:
+		v := struct {
+			Type            string  `json:"type"`
+			Time            string  `json:"time"`
+			Agent           string  `json:"agent"`
+			Process         string  `json:"process"`
+			Handler         string  `json:"handler"`
+			From            string  `json:"from"`
+			To              string  `json:"to"`
+			Reason          string  `json:"reason"`
+			BudgetSeconds   float64 `json:"budgetSeconds"`
+			Result          string  `json:"result"`
+			ExitCode        *int    `json:"exitCode"`
+			Output          string  `json:"output"`
+			Error           string  `json:"error"`
+			DurationSeconds float64 `json:"durationSeconds"`
+		}{e.Type, t, e.Agent, e.Process, e.Handler, e.From.String(), e.To.String(), e.Reason, e.BudgetSeconds,
+			e.Result, e.ExitCode, e.Output, e.Error, e.Duration.Seconds()}
 		return json.Marshal(v)
 	case TypeAgent:
 		v := struct {
@@ -135,14 +169,19 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		Result        string          `json:"result"`
 		Error         string          `json:"error"`
 		Event         json.RawMessage `json:"event"`
+		Handler       string          `json:"handler"`
+		ExitCode      *int            `json:"exitCode"`
+		Output        string          `json:"output"`
+		Duration      float64         `json:"durationSeconds"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*e = Event{Type: v.Type, Time: v.Time, Agent: v.Agent, Process: v.Process, Reason: v.Reason,
 		BudgetSeconds: v.BudgetSeconds, Diagnosis: v.Diagnosis, Action: v.Action, By: v.By, Manual: v.Manual,
-		Generation: v.Generation, Result: v.Result, Error: v.Error, AgentEvent: v.Event}
-	if v.Type == TypeState {
+		Generation: v.Generation, Result: v.Result, Error: v.Error, AgentEvent: v.Event,
+		Handler: v.Handler, ExitCode: v.ExitCode, Output: v.Output, Duration: time.Duration(v.Duration * float64(time.Second))}
+	if v.Type == TypeState || v.Type == TypeHandler {
 		e.From, _ = state.Parse(v.From)
 		e.To, _ = state.Parse(v.To)
 	}

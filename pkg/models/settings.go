@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -203,6 +204,12 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (*Settings, error) {
 	if fleetErr != nil {
 		errs = append(errs, fleetErr)
 	} else {
+		for i, h := range cfg.Handlers {
+			if len(h.Command) > 0 {
+				errs = append(errs, &FieldError{Field: fmt.Sprintf("jsonData.handlers[%d].command", i),
+					Message: "command handlers run only in vigil watch: in a datasource a command would be a shell on the Grafana server for every org admin; use an http handler"})
+			}
+		}
 		settings.Fleet = cfg
 		// Only a fleet that loaded says which agents exist.
 		settings.staleSecrets = staleSecrets(s.DecryptedSecureJSONData, cfg)
@@ -233,6 +240,13 @@ func durationText(v fleet.JSONValue) string {
 func staleSecrets(secrets map[string]string, cfg fleet.Config) []string {
 	var out []string
 	for key, value := range secrets {
+		if rest, ok := strings.CutPrefix(key, "handler."); ok && value != "" {
+			name, header, ok := strings.Cut(rest, ".header.")
+			if !ok || header == "" || !slices.ContainsFunc(cfg.Handlers, func(h fleet.Handler) bool { return h.Name == name && h.HTTP != nil }) {
+				out = append(out, key)
+			}
+			continue
+		}
 		rest, ok := strings.CutPrefix(key, "agent.")
 		if !ok || value == "" {
 			continue

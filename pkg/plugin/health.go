@@ -102,7 +102,15 @@ func (d *Datasource) CheckHealth(ctx context.Context, req *backend.CheckHealthRe
 	if warning {
 		summary += "; warning: nothing keeps the monitor running, or its history may not survive a reboot (see details)"
 	}
-	return healthResult(summary, []healthSection{agents, monitor})
+	sections := []healthSection{agents, monitor}
+	if len(d.settings.Fleet.Handlers) > 0 {
+		handlers, warning := d.handlersSection()
+		if warning {
+			summary += "; warning: some handlers will not run (see details)"
+		}
+		sections = append(sections, handlers)
+	}
+	return healthResult(summary, sections)
 }
 
 // monitorSection says whether the monitor runs, what keeps it running and

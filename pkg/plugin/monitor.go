@@ -208,6 +208,9 @@ func (ms *monitors) start(m *monitor) error {
 	}
 	opts := ms.options()
 	opts.History = store
+	// HTTP handlers only, to the URLs the Grafana server's admin allows.
+	prefixes, _ := handlerURLPrefixes(ms.getenv)
+	opts.Handlers.NoCommands, opts.Handlers.AllowURL = true, allowURL(prefixes)
 	if opts.Logger == nil {
 		opts.Logger = slogFromGrafana(m.ident)
 	}
