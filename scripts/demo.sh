@@ -215,7 +215,7 @@ for _ in 1 2 3; do
 done
 pause 4
 
-say "Fault 4: stop the agent on demo-node-b (the active node). Silent but within its budget it is GRACE, the reason says which allowance is being spent; past 14 s it is FAILED, with a diagnosis of why (DNS, TCP, HTTP). Then the fleet's handler reset-vm runs, once: a corrective action beyond a restart (none runs during the GRACE)."
+say "Fault 4: stop the agent on demo-node-b (the active node). Silent but within its budget it is GRACE, the reason says which allowance is being spent; past 14 s it is FAILED, with a diagnosis of where the path breaks (DNS, TCP, HTTP, ICMP echo where allowed, a path trace). Then the fleet's handler reset-vm runs, once: a corrective action beyond a restart (none runs during the GRACE)."
 kill "$pid_demo_node_b"
 pause 22
 say "reset-vm ran and said: $(cat "$dir/handler.log" 2>/dev/null || echo '(nothing yet)')"

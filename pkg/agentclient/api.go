@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-cdp/vigil/pkg/wiretag"
@@ -224,16 +225,28 @@ type Diagnosis struct {
 	DNS  Step `json:"dns"`
 	TCP  Step `json:"tcp"`
 	HTTP Step `json:"http"`
+	// Ping is an ICMP echo and Path a trace of the route to the agent's
+	// host (the first IPv4 address DNS gave), run beside TCP and HTTP.
+	// Either is skipped, with the reason in Detail, where the system does
+	// not allow it.
+	Ping Step `json:"ping"`
+	Path Step `json:"path"`
 }
 
-// String is one line for an event: "dns ok (127.0.0.1); tcp failed (connection refused); http not tried".
+// String is one line for an event: "dns ok (127.0.0.1); tcp failed
+// (connection refused); http not tried; ping ok (3 of 3 replies, best
+// 80µs); path ok (reached in 1 hops: 1: 127.0.0.1 90µs)".
 func (d Diagnosis) String() string {
-	parts := make([]string, 0, 3)
+	parts := make([]string, 0, 5)
 	for _, s := range []struct {
 		name string
 		step Step
-	}{{"dns", d.DNS}, {"tcp", d.TCP}, {"http", d.HTTP}} {
+	}{{"dns", d.DNS}, {"tcp", d.TCP}, {"http", d.HTTP}, {"ping", d.Ping}, {"path", d.Path}} {
 		switch {
+		case !s.step.Done && s.step.Detail != "":
+			parts = append(parts, s.name+" "+s.step.Detail)
+		case !s.step.Done && (s.name == "ping" || s.name == "path"):
+			// Not run (no address to probe): nothing to say.
 		case !s.step.Done:
 			parts = append(parts, s.name+" not tried")
 		case s.step.OK:
@@ -246,8 +259,9 @@ func (d Diagnosis) String() string {
 }
 
 // Diagnose implements API. Each step gets the caller's deadline.
-func (c *HTTPClient) Diagnose(ctx context.Context, agent Agent) Diagnosis {
-	var d Diagnosis
+// The result is named: the ICMP echo and the path trace write it until the
+// deferred wait, after each return.
+func (c *HTTPClient) Diagnose(ctx context.Context, agent Agent) (d Diagnosis) {
 	u, err := url.Parse(agent.URL)
 	if err != nil || u.Hostname() == "" {
 		d.DNS = Step{Done: true, Detail: "the agent URL has no host"}
@@ -266,6 +280,20 @@ func (c *HTTPClient) Diagnose(ctx context.Context, agent Agent) Diagnosis {
 		return d
 	}
 	d.DNS = Step{Done: true, OK: true, Detail: strings.Join(addrs, ", ")}
+
+	// ICMP echo and the path trace go beside TCP and HTTP, within the same
+	// deadline: a host that drops TCP takes the whole of it.
+	if ip := firstIPv4(addrs); ip != nil {
+		// The trace first, then the echo: together they would spend a
+		// router's ICMP rate limit (one error a second after a burst of
+		// six, on Linux) on each other.
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			d.Path = pathStep(ctx, ip)
+			d.Ping = pingStep(ctx, ip)
+		})
+		defer wg.Wait()
+	}
 
 	var dialer net.Dialer
 	start := time.Now()
@@ -289,6 +317,15 @@ func (c *HTTPClient) Diagnose(ctx context.Context, agent Agent) Diagnosis {
 	}
 	d.HTTP = Step{Done: true, OK: true, Detail: fmt.Sprintf("/healthz answered %d in %s", h.StatusCode, h.RTT.Round(time.Millisecond))}
 	return d
+}
+
+func firstIPv4(addrs []string) net.IP {
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip != nil && ip.To4() != nil {
+			return ip
+		}
+	}
+	return nil
 }
 
 func shortNetError(err error) string {

@@ -38,6 +38,9 @@ type checkOptions struct {
 	lagWarn     time.Duration
 	lagCrit     time.Duration
 	agentName   string
+	// verbose: when the agent gives no answer, say where the path to it
+	// breaks (DNS, TCP, HTTP, ICMP echo, path trace) in the long output.
+	verbose bool
 }
 
 // checkResult is the verdict of one check: a plugin state, the sentence behind
@@ -85,6 +88,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long to wait for the agent's answer")
 	fs.DurationVar(&o.lagWarn, "lag-warn", 60*time.Second, "protection lag at or above which the check warns")
 	fs.DurationVar(&o.lagCrit, "lag-crit", 300*time.Second, "protection lag at or above which the check is critical")
+	fs.BoolVar(&o.verbose, "v", false, "when the agent does not answer, diagnose where the path to it breaks: DNS, TCP, HTTP, ICMP echo and a path trace (long output, up to --timeout more)")
 	printUsage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: vigil check --agent URL [flags]\n\nFlags:\n")
 		fs.SetOutput(w)
@@ -162,7 +166,15 @@ func check(ctx context.Context, client agentclient.API, o checkOptions) checkRes
 	agent := agentclient.Agent{Name: o.agentName, URL: o.agentURL, ReadToken: o.token}
 	answer, err := client.Status(ctx, agent)
 	if err != nil {
-		return unansweredResult(err, o)
+		r := unansweredResult(err, o)
+		if o.verbose && r.State == NagiosCritical {
+			// A diagnosis of its own, with a full timeout: the poll spent its.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.timeout)
+			defer cancel()
+			d := client.Diagnose(dctx, agent)
+			r.Details = append(r.Details, diagnosisLines(d)...)
+		}
+		return r
 	}
 	perf := []string{perf("rtt", answer.RTT.Seconds(), "s", "", "", "0")}
 	status, err := response.Parse(answer.Body)
@@ -194,6 +206,27 @@ func unansweredResult(err error, o checkOptions) checkResult {
 	default:
 		return checkResult{State: NagiosUnknown, Summary: ae.Error()}
 	}
+}
+
+// diagnosisLines are a diagnosis's steps, one line each, for the long output.
+func diagnosisLines(d agentclient.Diagnosis) []string {
+	var out []string
+	for _, s := range []struct {
+		name string
+		step agentclient.Step
+	}{{"dns", d.DNS}, {"tcp", d.TCP}, {"http", d.HTTP}, {"ping", d.Ping}, {"path", d.Path}} {
+		switch {
+		case s.step.OK:
+			out = append(out, "diagnosis: "+s.name+" ok: "+s.step.Detail)
+		case s.step.Done:
+			out = append(out, "diagnosis: "+s.name+" failed: "+s.step.Detail)
+		case s.step.Detail != "":
+			out = append(out, "diagnosis: "+s.name+" "+s.step.Detail)
+		default:
+			out = append(out, "diagnosis: "+s.name+" not tried")
+		}
+	}
+	return out
 }
 
 // noTokenHint names the three ways to give check a read token, the safest first.

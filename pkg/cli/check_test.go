@@ -375,3 +375,21 @@ func TestCheckShowsTheAgentsWarnings(t *testing.T) {
 		t.Errorf("lines:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// -v: an agent that does not answer gets a diagnosis in the long output,
+// one line a step, the ICMP echo run or skipped as the system allows.
+func TestCheckVerboseDiagnoses(t *testing.T) {
+	code, out := runCLI(t, "check", "--agent", "http://127.0.0.1:1", "--timeout", "2s", "-v")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != NagiosCritical || len(lines) != 6 || !strings.HasPrefix(lines[0], "CDP CRITICAL - agent unreachable: ") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for i, want := range []string{"diagnosis: dns ok: 127.0.0.1", "diagnosis: tcp failed: ", "diagnosis: http not tried", "diagnosis: ping ", "diagnosis: path ok: reached in 1 hops: 1: 127.0.0.1 "} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("line %d: %q, want it to start with %q", i+2, lines[i+1], want)
+		}
+	}
+	if code, out := runCLI(t, "check", "--agent", "http://127.0.0.1:1", "--timeout", "2s"); code != NagiosCritical || strings.Contains(out, "diagnosis") {
+		t.Errorf("without -v: exit %d\n%s", code, out)
+	}
+}

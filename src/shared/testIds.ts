@@ -18,6 +18,7 @@ export const testIds = {
   agent: {
     page: 'vigil-agent-page',
     budget: 'vigil-agent-budget',
+    diagnosis: 'vigil-agent-diagnosis',
     processes: 'vigil-agent-processes',
     events: 'vigil-agent-events',
   },

@@ -2,7 +2,7 @@ import React from 'react';
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 
-import Agent, { budgetLines } from './Agent';
+import Agent, { budgetLines, diagnosisSteps } from './Agent';
 import { testIds } from '../../shared/testIds';
 import {
   fakeVigilInstance,
@@ -58,6 +58,36 @@ describe('Agent page', () => {
     expect(screen.getByRole('dialog')).toHaveTextContent('current generation 5');
     await userEvent.click(screen.getByRole('button', { name: /^Restart$/ }));
     expect(await screen.findByText('Restarted: generation 5, pid 4343')).toBeInTheDocument();
+  });
+
+  it('shows where the path to a FAILED agent breaks, a step a line', async () => {
+    const diagnosis =
+      'dns ok (10.9.2.2); tcp failed (connect: network is unreachable); http not tried; ' +
+      'ping failed (no reply (network unreachable from 10.9.1.2)); path failed (ends at hop 1: 1: 10.9.1.2 100µs (network unreachable))';
+    expect(diagnosisSteps(diagnosis)).toEqual([
+      'dns ok (10.9.2.2)',
+      'tcp failed (connect: network is unreachable)',
+      'http not tried',
+      'ping failed (no reply (network unreachable from 10.9.1.2))',
+      'path failed (ends at hop 1: 1: 10.9.1.2 100µs (network unreachable))',
+    ]);
+    const backend = useBackend();
+    backend.get.mockResolvedValue({ ...detail, state: 'FAILED', stateCode: 5, diagnosis });
+    renderInRouter(<Agent agent="standalone" settings={{}} />);
+    const shown = await screen.findByTestId(testIds.agent.diagnosis);
+    expect(
+      within(shown)
+        .getAllByRole('listitem')
+        .map((li) => li.textContent)
+    ).toEqual(diagnosisSteps(diagnosis));
+  });
+
+  it('shows no diagnosis for an agent that answers', async () => {
+    const backend = useBackend();
+    backend.get.mockResolvedValue(detail);
+    renderInRouter(<Agent agent="standalone" settings={{}} />);
+    await screen.findByTestId(testIds.agent.budget);
+    expect(screen.queryByTestId(testIds.agent.diagnosis)).not.toBeInTheDocument();
   });
 
   it('falls back to the status query when the agent details cannot be read', async () => {

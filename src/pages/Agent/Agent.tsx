@@ -29,6 +29,14 @@ interface BudgetLine {
   source: string;
 }
 
+/**
+ * A diagnosis ("dns ok (…); tcp failed (…); …; path ok (…)") as one line per step: DNS, TCP
+ * connect, HTTP, ICMP echo and the path trace (pkg/agentclient's Diagnosis.String).
+ */
+export function diagnosisSteps(text: string): string[] {
+  return text.split(/; (?=(?:dns|tcp|http|ping|path) )/);
+}
+
 /** The budget as lines a person can add up: response time, processing, each allowance, total. */
 export function budgetLines(budget: BudgetBreakdown): BudgetLine[] {
   const lines: BudgetLine[] = [];
@@ -225,6 +233,18 @@ export default function Agent({ agent, settings }: { agent: string; settings: Ap
               <Text color="secondary">RTT {seconds(d?.rttSeconds ?? head?.rttSeconds)}</Text>
               <Text color="secondary">protection lag {seconds(d?.lagSeconds ?? head?.lagSeconds)}</Text>
             </Stack>
+            {d?.diagnosis && (
+              <div data-testid={testIds.agent.diagnosis}>
+                <Text color="secondary">Where the path to the agent breaks (checked when it turned FAILED):</Text>
+                <ul>
+                  {diagnosisSteps(d.diagnosis).map((step) => (
+                    <li key={step}>
+                      <Text>{step}</Text>
+                    </li>
+                  ))}
+                </ul>
+              </div>
+            )}
             {detail.error && (
               <Alert severity="warning" title="Agent details unavailable">
                 {detail.error.message}
