@@ -32,6 +32,8 @@ type watchOptions struct {
 	once       bool
 	json       bool
 	interval   time.Duration
+	// listen, tlsCert and tlsKey: where push agents send their reports.
+	listen, tlsCert, tlsKey string
 	// redraw clears the terminal before each table (a terminal, not a pipe).
 	redraw bool
 	// engine options the tests set (fake clock, fast polls).
@@ -48,6 +50,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.once, "once", false, "poll every agent once, act, print and exit: 0 when every agent is OK or STANDBY, 1 otherwise")
 	fs.BoolVar(&o.json, "json", false, "print each state change and action as one JSON object per line instead of the table")
 	fs.DurationVar(&o.interval, "interval", 0, "time between polls (default: pollInterval from the fleet file)")
+	fs.StringVar(&o.listen, "listen", "", "receive the reports of agents with transport push on this address (POST /v1/reports), e.g. :7443")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "with --listen: serve HTTPS with this certificate (PEM)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "with --listen: the certificate's private key (PEM)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -82,6 +87,24 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 			return ExitUsage
 		}
 		cfg.PollInterval = o.interval
+	}
+	switch {
+	case o.listen != "" && o.once:
+		fmt.Fprintln(stderr, "vigil watch: --listen receives reports over time; it does not go with --once")
+		return ExitUsage
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		fmt.Fprintln(stderr, "vigil watch: give both --tls-cert and --tls-key, or neither")
+		return ExitUsage
+	case o.tlsCert != "" && o.listen == "":
+		fmt.Fprintln(stderr, "vigil watch: --tls-cert and --tls-key go with --listen")
+		return ExitUsage
+	}
+	if o.listen == "" {
+		for _, a := range cfg.Agents {
+			if a.Pushes() {
+				fmt.Fprintf(stderr, "vigil watch: warning: agent %q has transport push, and without --listen its reports cannot arrive: it will turn FAILED\n", a.Name)
+			}
+		}
 	}
 	if o.historyDir == "" {
 		// One store per fleet file: two fleets never share a history.
@@ -124,6 +147,19 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 		return onceExitCode(snap)
 	}
 
+	if o.listen != "" {
+		addr, served, err := listenForReports(ctx, e, o.listen, o.tlsCert, o.tlsKey, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil watch: --listen %s: %s\n", o.listen, printable(err.Error()))
+			return ExitUsage
+		}
+		scheme := "http"
+		if o.tlsCert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(stderr, "vigil watch: receiving reports at %s://%s%s\n", scheme, addr, ReportsPath)
+		defer func() { <-served }()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

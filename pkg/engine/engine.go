@@ -43,6 +43,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/outage"
 	"github.com/vigil-cdp/vigil/pkg/poller"
 	"github.com/vigil-cdp/vigil/pkg/remediation"
+	"github.com/vigil-cdp/vigil/pkg/report"
 	"github.com/vigil-cdp/vigil/pkg/response"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
@@ -246,6 +247,7 @@ type agentRT struct {
 	// savedAt and savedEventsSince: when the resume record was last written.
 	savedAt          time.Time
 	savedEventsSince int64
+	savedReportSeq   int64
 	cfg              fleet.Agent
 	snap             AgentSnapshot
 	// budgetCurrent: snap.Budget was computed with cfg and the RTTs as they
@@ -255,6 +257,9 @@ type agentRT struct {
 	judged bool
 	// notes: what the write limits held back since the last notice.
 	notes limitNotes
+	// outbox: restarts and stops for a push agent, sent in the answer to
+	// its report (rt.mu guards it).
+	outbox []report.Request
 }
 
 // agentRecord is what the engine needs to resume an agent after a restart.
@@ -268,6 +273,10 @@ type agentRecord struct {
 	EventsAgent  string                          `json:"eventsAgent,omitempty"`
 	Snapshot     AgentSnapshot                   `json:"snapshot"`
 	Trackers     map[string]*remediation.Tracker `json:"trackers,omitempty"`
+	// ReportSeq and ReportSentAt: the last report a push agent made that was
+	// accepted; an older one is a replay.
+	ReportSeq    int64     `json:"reportSeq,omitempty"`
+	ReportSentAt time.Time `json:"reportSentAt,omitzero"`
 
 	// EventsMore: the agent has events left to read (a full page, or the
 	// budget put them off); they are read at the next polls.

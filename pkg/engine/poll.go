@@ -69,6 +69,10 @@ func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Durat
 	if rt.rec.FirstPollAt.IsZero() {
 		rt.rec.FirstPollAt = e.clock.Now()
 	}
+	if cfg.Pushes() {
+		e.freshness(ctx, rt, cfg, budget.ResponseTime+budget.Processing)
+		return
+	}
 	res := e.poller.Poll(ctx, poller.Target{Agent: toClient(cfg), Timeout: budget.ResponseTime + budget.Processing})
 	if ctx.Err() != nil {
 		// Shutting down: a cancelled poll says nothing about the agent.
@@ -100,6 +104,10 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 		if since.IsZero() {
 			since = rec.FirstPollAt
 		}
+		if cfg.Pushes() {
+			// A report was due an interval after the last one.
+			since = since.Add(cfg.ReportEvery)
+		}
 		e.mu.RLock()
 		snap.Budget = e.budgetFor(cfg, *rec, snap.Cluster)
 		e.mu.RUnlock()
@@ -112,9 +120,13 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 			snap.Processes[i].State, snap.Processes[i].Reason = j.State, j.Reason
 		}
 		if j.State == state.Failed && prev.State != state.Failed {
-			dctx, cancel := context.WithTimeout(ctx, e.opts.DiagnoseTimeout)
-			snap.Diagnosis = e.client.Diagnose(dctx, toClient(cfg)).String()
-			cancel()
+			if cfg.Pushes() {
+				snap.Diagnosis = "not diagnosed: a push agent is not reachable from the monitor"
+			} else {
+				dctx, cancel := context.WithTimeout(ctx, e.opts.DiagnoseTimeout)
+				snap.Diagnosis = e.client.Diagnose(dctx, toClient(cfg)).String()
+				cancel()
+			}
 			e.log.Warn("agent failed", "agent", cfg.Name, "reason", snap.Reason, "diagnosis", snap.Diagnosis, "error", snap.LastError)
 		}
 
@@ -169,7 +181,9 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 		snap.Budget = e.budgetFor(cfg, *rec, cluster)
 		e.mu.RUnlock()
 		events = append(events, e.remediate(ctx, rt, cfg, &snap, obs)...)
-		e.fetchAgentEvents(ctx, rt, cfg, &batch, prev, st)
+		if !cfg.Pushes() {
+			e.fetchAgentEvents(ctx, rt, cfg, &batch, prev, st)
+		}
 	}
 
 	// Everything recorded from this answer is bounded (see limits.go).
@@ -189,13 +203,16 @@ func (e *Engine) processPoll(ctx context.Context, rt *agentRT, cfg fleet.Agent, 
 	// The resume record is written when something in it matters; the time of
 	// the last answer is also in every observation, so a quiet agent's record
 	// can wait.
-	urgent := len(batch.Events) > 0 || len(batch.Silences) > 0 || significant(prev, snap) || rt.savedEventsSince != rec.EventsSince
+	// A push agent's last accepted report is kept at once: after a crash of
+	// the monitor, a replay of a report it accepted must still be refused.
+	urgent := len(batch.Events) > 0 || len(batch.Silences) > 0 || significant(prev, snap) || rt.savedEventsSince != rec.EventsSince ||
+		rt.savedReportSeq != rec.ReportSeq
 	if e.hist != nil && (urgent || now.Sub(rt.savedAt) >= recordEvery) {
 		if raw, err := marshalRecord(rec); err == nil {
 			batch.Agents = map[string][]byte{cfg.Name: raw}
 			// Only counters changed: the store may write it later (see pkg/history).
 			batch.AgentsCanWait = !urgent
-			rt.savedAt, rt.savedEventsSince = now, rec.EventsSince
+			rt.savedAt, rt.savedEventsSince, rt.savedReportSeq = now, rec.EventsSince, rec.ReportSeq
 		}
 	}
 	if e.hist != nil {
@@ -403,13 +420,21 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 	}
 	var err error
 	var started agentclient.StartResult
-	switch kind {
-	case remediation.Restart:
+	switch {
+	case cfg.Pushes():
+		// The monitor cannot call a push agent: the request goes into the
+		// answer to its report, and the next report shows the outcome.
+		gen, err = e.request(cfg, string(kind), process, ifGen, reason, requestedBy)
+		if err == nil && kind == remediation.Restart {
+			gen++
+			started.Generation = gen
+		}
+	case kind == remediation.Restart:
 		started, err = e.client.Restart(actx, toClient(cfg), process, req)
 		if err == nil {
 			gen = started.Generation
 		}
-	case remediation.Stop:
+	case kind == remediation.Stop:
 		var r agentclient.StopResult
 		r, err = e.client.Stop(actx, toClient(cfg), process, req)
 		if err == nil {
@@ -423,6 +448,9 @@ func (e *Engine) act(ctx context.Context, cfg fleet.Agent, tr *remediation.Track
 		gen = stale.Current
 	}
 	ev := Event{Type: history.TypeAction, Time: now, Agent: cfg.Name, Process: process, Action: string(kind), By: by.Login, Manual: by.Person, Generation: gen, Result: "ok"}
+	if cfg.Pushes() && err == nil {
+		ev.Result = "requested"
+	}
 	if err != nil {
 		ev.Result, ev.Error = "failed", err.Error()
 	}

@@ -205,8 +205,26 @@ type Agent struct {
 	Cluster      string `json:"cluster,omitempty"`
 	ReadToken    Secret `json:"-"`
 	ControlToken Secret `json:"-"`
+	// Transport is "poll" (the monitor asks; the default) or "push" (the
+	// agent sends its status every ReportEvery and at once on a change,
+	// signed with its own ReportToken; the monitor cannot call it).
+	Transport   string        `json:"transport"`
+	ReportEvery time.Duration `json:"reportEvery"`
+	ReportToken Secret        `json:"-"`
 	Policy
 }
+
+// Transports an agent can use.
+const (
+	TransportPoll = "poll"
+	TransportPush = "push"
+)
+
+// MinReportTokenLength keeps a report token from being guessed.
+const MinReportTokenLength = 16
+
+// Pushes says whether the agent reports by itself instead of being polled.
+func (a Agent) Pushes() bool { return a.Transport == TransportPush }
 
 // Config is a validated fleet.
 type Config struct {
@@ -299,9 +317,30 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 				firstUse[a.Name] = i
 			}
 		}
-		if a.URL == "" {
+		switch a.Transport {
+		case TransportPoll, "":
+		case TransportPush:
+			switch {
+			case a.ReportToken == "":
+				fail(field+".reportToken", "is required for transport push: the agent signs its reports with it (its own; give every agent another)")
+			case len(a.ReportToken) < MinReportTokenLength:
+				fail(field+".reportToken", "must be at least %d characters", MinReportTokenLength)
+			}
+			for j := range i {
+				if c.Agents[j].Pushes() && c.Agents[j].ReportToken == a.ReportToken && a.ReportToken != "" {
+					fail(field+".reportToken", "is also agents[%d]'s: each agent needs its own, or one could sign the other's reports", j)
+				}
+			}
+			if a.ReportEvery < time.Second {
+				fail(field+".reportEvery", "%s is below the minimum of 1s", a.ReportEvery)
+			}
+		default:
+			fail(field+".transport", "%q must be poll or push", a.Transport)
+		}
+		// A push agent need not be reachable: its URL is optional.
+		if a.URL == "" && !a.Pushes() {
 			fail(field+".url", "is required")
-		} else if problem, secretsPlace := AgentURLProblem(a.URL); problem != "" {
+		} else if problem, secretsPlace := AgentURLProblem(a.URL); a.URL != "" && problem != "" {
 			if secretsPlace {
 				problem += tokensGoTo(prefix)
 			}

@@ -117,6 +117,7 @@ func FromJSONKeys(jsonData []byte, secrets map[string]string) (Config, []JSONKey
 		a := &cfg.Agents[i]
 		a.ReadToken = pickSecret(secrets, "agent."+a.Name+".readToken", cfg.ReadToken)
 		a.ControlToken = pickSecret(secrets, "agent."+a.Name+".controlToken", cfg.ControlToken)
+		a.ReportToken = Secret(secrets["agent."+a.Name+".reportToken"])
 	}
 	if err := cfg.validate(MinPollInterval, prefix); err != nil {
 		return Config{}, keys, err
@@ -459,6 +460,10 @@ func (d *decoder) checkTokens(ap string, n *yaml.Node, a Agent, read, control to
 	if a.Name != "" {
 		who = fmt.Sprintf("agent %q%s", a.Name, d.line(n))
 	}
+	if a.Transport == TransportPush {
+		// The monitor never calls a push agent: no read or control token.
+		return
+	}
 	switch {
 	case read.failed || read.secret != "":
 	case read.envVar != "":
@@ -516,6 +521,13 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 		fields["name"] = d.str(&a.Name)
 		fields["url"] = d.str(&a.URL)
 		fields["cluster"] = d.str(&a.Cluster)
+		fields["transport"] = d.str(&a.Transport)
+		fields["reportEvery"] = d.duration(&a.ReportEvery)
+		var areport tokenSource
+		if d.tokens {
+			fields["reportToken"] = d.str(&areport.value)
+			fields["reportTokenFile"] = d.str(&areport.file)
+		}
 		d.tokenFields(fields, &aread, &acontrol)
 		if isNull(n) {
 			d.fail(ap, "must be a mapping with at least name and url")
@@ -525,6 +537,15 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 		readTok := d.resolve(aread, ap, "readToken", fleetRead)
 		controlTok := d.resolve(acontrol, ap, "controlToken", fleetControl)
 		a.ReadToken, a.ControlToken = readTok.secret, controlTok.secret
+		// A report token is the agent's own: no default, or one agent
+		// could sign another's reports.
+		a.ReportToken = d.resolve(areport, ap, "reportToken", token{}).secret
+		if a.Transport == "" {
+			a.Transport = TransportPoll
+		}
+		if a.ReportEvery == 0 {
+			a.ReportEvery = cfg.PollInterval
+		}
 		d.checkTokens(ap, n, a, readTok, controlTok)
 		cfg.Agents = append(cfg.Agents, a)
 	}

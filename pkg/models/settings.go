@@ -257,7 +257,7 @@ func staleSecrets(secrets map[string]string, cfg fleet.Config) []string {
 			continue
 		}
 		name, kind := rest[:dot], rest[dot+1:]
-		if _, known := cfg.Agent(name); !known || (kind != "readToken" && kind != "controlToken") {
+		if _, known := cfg.Agent(name); !known || (kind != "readToken" && kind != "controlToken" && kind != "reportToken") {
 			out = append(out, key)
 		}
 	}

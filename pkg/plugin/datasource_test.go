@@ -134,7 +134,7 @@ func TestCallResource(t *testing.T) {
 		{name: "trailing slash", method: "GET", path: "/agents/", wantStatus: 200, wantBody: agentsBody},
 		{
 			name: "unknown path", method: "GET", path: "secrets", wantStatus: 404,
-			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor"}}`,
+			wantBody: `{"error":{"code":"not_found","message":"no resource \"secrets\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, POST reports, GET monitor"}}`,
 		},
 		{
 			name: "wrong method", method: "POST", path: "agents", wantStatus: 405, wantAllow: "GET",

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-cdp/vigil/pkg/frames"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/models"
+	"github.com/vigil-cdp/vigil/pkg/report"
 )
 
 // actionTimeout bounds a restart or a poll asked for through a resource.
@@ -42,6 +43,7 @@ var resourceRoutes = []struct {
 	{http.MethodGet, "agents/{name}", (*Datasource).agentDetail},
 	{http.MethodPost, "agents/{name}/processes/{process}/restart", (*Datasource).restart},
 	{http.MethodPost, "poll", (*Datasource).poll},
+	{http.MethodPost, "reports", (*Datasource).reports},
 	{http.MethodGet, "monitor", (*Datasource).monitorInfo},
 }
 
@@ -488,4 +490,29 @@ func send(w http.ResponseWriter, a answer) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
 	_, _ = w.Write(encoded)
+}
+
+// reports receives a push agent's report (see pkg/report): through
+// Grafana's API with a service account token the agent holds, and signed
+// with the agent's own report token, so that a Grafana identity alone
+// cannot forge an agent's report. The answer is signed the same way.
+func (d *Datasource) reports(r *http.Request) answer {
+	raw, err := report.ReadBody(r.Body)
+	if err != nil {
+		status, code := report.Status(err)
+		return fail(status, code, "%s", err)
+	}
+	m, failed := d.engine()
+	if failed != nil {
+		return *failed
+	}
+	signed, err := m.eng.Report(r.Context(), raw)
+	if err != nil {
+		status, code := report.Status(err)
+		if status == http.StatusInternalServerError {
+			log.DefaultLogger.Error("Vigil could not process a report", "datasource", d.ident.String(), "error", err)
+		}
+		return fail(status, code, "%s", err)
+	}
+	return answer{http.StatusOK, json.RawMessage(signed)}
 }

@@ -86,7 +86,7 @@ func TestPollByRole(t *testing.T) {
 // unclean paths, text bodies), the answer is still ours, and a request from
 // another org learns only whether the path exists.
 func TestResourceRouting(t *testing.T) {
-	const known = `known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor`
+	const known = `known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, POST reports, GET monitor`
 	tests := []struct {
 		name, method, path string
 		org                int64

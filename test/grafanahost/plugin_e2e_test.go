@@ -407,7 +407,7 @@ func TestRealPlugin(t *testing.T) {
 		},
 		{
 			name: "resources unknown path", method: "GET", path: "/api/datasources/uid/vigil-cdp/resources/nope", wantStatus: 404,
-			check: equals(`{"error":{"code":"not_found","message":"no resource \"nope\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, GET monitor"}}`),
+			check: equals(`{"error":{"code":"not_found","message":"no resource \"nope\": known resources are GET agents, GET agents/{name}, POST agents/{name}/processes/{process}/restart, POST poll, POST reports, GET monitor"}}`),
 		},
 		{
 			name: "resources wrong method", method: "POST", path: "/api/datasources/uid/vigil-cdp/resources/agents", wantStatus: 405,

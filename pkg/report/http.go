@@ -1,0 +1,49 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Refusals a receiver maps errors to (see Status).
+var (
+	// ErrRefused: no push agent of that name, or a bad signature.
+	ErrRefused = errors.New("report refused")
+	// ErrStale: not newer than the last report accepted.
+	ErrStale = errors.New("stale report")
+)
+
+// Status is the HTTP status and error code of a report's outcome: 200, 400
+// malformed_report, 401 report_refused, 409 stale_report, 413
+// report_too_large, or 500.
+func Status(err error) (int, string) {
+	switch {
+	case err == nil:
+		return http.StatusOK, ""
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, "report_too_large"
+	case errors.Is(err, ErrMalformed):
+		return http.StatusBadRequest, "malformed_report"
+	case errors.Is(err, ErrRefused):
+		return http.StatusUnauthorized, "report_refused"
+	case errors.Is(err, ErrStale):
+		return http.StatusConflict, "stale_report"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+var errTooLarge = fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxBytes)
+
+// ReadBody reads a report's body, at most MaxBytes.
+func ReadBody(r io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(raw) > MaxBytes {
+		return nil, errTooLarge
+	}
+	return raw, nil
+}
