@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Auth } from './auth';
 import { loadTokens, type Config, type LoadedTokens } from './config';
 import { EventLog } from './events';
+import { actOn, Reporter } from './report';
 import { kinds, type ProcessStatus, type ProcessSupervisor } from './kinds';
 import type { Logger } from './log';
 import { RoleReader, type ObservedRole } from './role';
@@ -126,6 +127,8 @@ export class Agent {
     }
   }
 
+  private reporter?: Reporter;
+
   async start(): Promise<void> {
     const handler = createHandler(this);
     this.server = this.config.tls
@@ -151,6 +154,24 @@ export class Agent {
       role: role.role,
     });
     await Promise.all([...this.supervisors.values()].map((s) => s.recover(role.role)));
+    if (this.config.report) {
+      this.reporter = new Reporter(
+        this.config.report,
+        {
+          status: () => this.status(),
+          onEvent: (l) => this.events.onEvent(l),
+          act: (a) => actOn(this.supervisors, a),
+        },
+        this.config.stateDir,
+        this.log
+      );
+      this.reporter.start();
+      this.log.info('reporting', {
+        to: this.config.report.to,
+        every: `${this.config.report.everyMs} ms`,
+        name: this.config.report.name,
+      });
+    }
     const addr = server.address() as AddressInfo;
     this.log.info('listening', {
       address: `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
@@ -233,6 +254,7 @@ export class Agent {
   }
 
   private async doShutdown(reason: string): Promise<void> {
+    this.reporter?.stop();
     const server = this.server;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     server?.closeIdleConnections();

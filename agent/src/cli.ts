@@ -91,6 +91,9 @@ async function main(): Promise<number> {
   }
   const agentLog = createLogger({ level: config.logLevel });
   agentLog.addSecrets([...config.auth.readTokens, ...config.auth.controlTokens]);
+  if (config.report) {
+    agentLog.addSecrets([config.report.token, ...(config.report.bearerToken ? [config.report.bearerToken] : [])]);
+  }
   for (const w of config.warnings) {
     agentLog.warn('configuration warning', { warning: w });
   }

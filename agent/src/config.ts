@@ -71,6 +71,26 @@ const schema = z.strictObject({
     })
     .default({ keep: 1000, keepFailures: 200 }),
   processes: z.array(processKeysSchema).min(1, { message: 'must list at least one process' }),
+  report: z
+    .strictObject({
+      to: nonEmpty,
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,63}$/, {
+          message: "must be 1 to 63 letters, digits, '-' or '_' (the agent's name in the monitor's fleet)",
+        })
+        .optional(),
+      every: duration.default(10_000),
+      token: z.string().optional(),
+      tokenFile: nonEmpty.optional(),
+      bearerToken: z.string().optional(),
+      bearerTokenFile: nonEmpty.optional(),
+      proxy: nonEmpty.optional(),
+      caFile: nonEmpty.optional(),
+      backlog: z.number().int().min(1).max(10_000).default(100),
+      timeout: duration.default(10_000),
+    })
+    .optional(),
 });
 
 export interface ProcessConfig {
@@ -120,6 +140,8 @@ export interface Config {
   cluster?: { name: string; node: string; role: RoleSource; roleTimeoutMs: number; roleCacheMs: number };
   events: { keep: number; keepFailures: number };
   processes: ProcessConfig[];
+  /** Push mode: send the status document to the monitor by itself (report.ts). */
+  report?: ReportConfig;
   /** Non-fatal findings (short tokens), reported once the logger exists. */
   warnings: string[];
 }
@@ -722,6 +744,8 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     ];
   });
 
+  const report = raw.report ? reportConfig(raw.report, problems) : undefined;
+
   if (problems.length > 0) {
     throw new ConfigError(
       file,
@@ -746,7 +770,94 @@ export function buildConfig(doc: unknown, file: string, opts: LoadOptions = {}, 
     cluster,
     events: raw.events,
     processes,
+    report,
     warnings,
+  };
+}
+
+/** Where and how the agent reports by itself (push mode). */
+export interface ReportConfig {
+  to: string;
+  name: string;
+  everyMs: number;
+  token: string;
+  bearerToken?: string;
+  proxy?: string;
+  ca?: Buffer;
+  backlog: number;
+  timeoutMs: number;
+}
+
+type RawReport = NonNullable<z.output<typeof schema>['report']>;
+
+function reportConfig(r: RawReport, problems: Found[]): ReportConfig | undefined {
+  const before = problems.length;
+  const secret = (
+    value: string | undefined,
+    file: string | undefined,
+    key: string,
+    required: boolean
+  ): string | undefined => {
+    if (value !== undefined && file !== undefined) {
+      problems.push({ path: ['report', `${key}File`], msg: `give ${key} or ${key}File, not both` });
+      return undefined;
+    }
+    if (file !== undefined) {
+      const b = readSecretFileRaw(file, ['report', `${key}File`], problems);
+      const v = b?.toString('utf8').trim();
+      if (b !== undefined && !v) {
+        problems.push({ path: ['report', `${key}File`], msg: `${file} is empty` });
+      }
+      return v || undefined;
+    }
+    if (value === undefined && required) {
+      problems.push({ path: ['report', key], msg: `required (give ${key} or ${key}File)`, at: 'parent' });
+    }
+    return value;
+  };
+  const token = secret(r.token, r.tokenFile, 'token', true);
+  if (token !== undefined && token.length < 16) {
+    problems.push({
+      path: ['report', 'token'],
+      msg: 'must be at least 16 characters (the monitor refuses shorter ones)',
+    });
+  }
+  const bearerToken = secret(r.bearerToken, r.bearerTokenFile, 'bearerToken', false);
+  const url = (text: string, key: string): void => {
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      problems.push({ path: ['report', key], msg: `"${text}" is not an absolute http or https URL` });
+      return;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      problems.push({ path: ['report', key], msg: `"${text}" is not an absolute http or https URL` });
+    } else if (key === 'to' && (u.username || u.password)) {
+      problems.push({ path: ['report', key], msg: 'must not carry a user name or password: give bearerToken' });
+    }
+  };
+  url(r.to, 'to');
+  if (r.proxy !== undefined) {
+    url(r.proxy, 'proxy');
+  }
+  const ca = r.caFile !== undefined ? readSecretFileRaw(r.caFile, ['report', 'caFile'], problems) : undefined;
+  if (r.every < 1000) {
+    problems.push({ path: ['report', 'every'], msg: 'must be at least 1s' });
+  }
+  if (problems.length > before || token === undefined) {
+    return undefined;
+  }
+  return {
+    to: r.to,
+    name: r.name ?? os.hostname().split('.')[0],
+    everyMs: r.every,
+    token,
+    bearerToken,
+    proxy: r.proxy,
+    ca,
+    backlog: r.backlog,
+    timeoutMs: r.timeout,
   };
 }
 

@@ -243,7 +243,7 @@ test('a typo is named first, with its line, a suggestion and the known keys; wha
   );
   assert.deepEqual(problems, [
     'processes[0].comand: unknown key (line 6); did you mean command? known keys: name, kind, command, unit, cwd, env, source, target, retention, hash, journalKey, verifyEvery, startOnBoot, runOn, stopSignal, stopTimeout, autoRestart',
-    'stateDri: unknown key (line 7); did you mean stateDir? known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes',
+    'stateDri: unknown key (line 7); did you mean stateDir? known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes, report',
     'stateDir: required',
     'logLevel: must be one of debug, info, warn, error (line 8)',
   ]);
@@ -292,7 +292,7 @@ test('a document built in code (no text) gets messages without lines', () => {
       ),
     (e: ConfigError) => {
       assert.deepEqual(e.problems, [
-        'extra: unknown key; known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes',
+        'extra: unknown key; known keys: listen, stateDir, logLevel, strictPermissions, auth, tls, cluster, events, processes, report',
       ]);
       return true;
     }

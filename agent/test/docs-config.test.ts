@@ -77,6 +77,7 @@ function baseConfig(): Record<string, unknown> {
     auth: { readToken: 'read-token-0123456789abcdef', controlToken: 'control-token-0123456789abcdef' },
     tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') },
     cluster: { name: 'sql-ha', node: 'node-a', role: { static: 'active' } },
+    report: { to: 'https://monitor.example.net:7443/v1/reports', token: 'report-token-0123456789' },
     processes: [
       { name: 'cdp', kind: 'command', command: ['/usr/bin/lsyncd'] },
       { name: 'lsyncd', kind: 'systemd', unit: 'lsyncd.service' },

@@ -21,6 +21,13 @@ const listenToken = "nat-report-token-0123456789"
 // returns the reports URL and the JSON lines it prints.
 func startListening(t *testing.T, fleetFile string) (string, *watchRun) {
 	t.Helper()
+	return startWatchArgs(t, []string{"watch", "--config", fleetFile, "--json", "--listen", "127.0.0.1:0"})
+}
+
+// startWatchArgs runs vigil watch with args (which must hold --json and
+// --listen) and returns the reports URL it prints and its JSON lines.
+func startWatchArgs(t *testing.T, args []string) (string, *watchRun) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw, _ := os.Pipe()
 	er, ew, _ := os.Pipe()
@@ -28,7 +35,7 @@ func startListening(t *testing.T, fleetFile string) (string, *watchRun) {
 	go w.read(t, pr)
 	go func() {
 		defer close(w.done)
-		Run(ctx, []string{"watch", "--config", fleetFile, "--json", "--listen", "127.0.0.1:0"}, pw, ew)
+		Run(ctx, args, pw, ew)
 		pw.Close()
 		ew.Close()
 	}()

@@ -71,7 +71,8 @@ func (e *Engine) Report(ctx context.Context, raw []byte) ([]byte, error) {
 	if rec.FirstPollAt.IsZero() {
 		rec.FirstPollAt = now
 	}
-	rt.outbox = nil
+	// What was queued since the last answer (a restart by a person) goes
+	// with what this report's processing decides.
 	e.processPoll(ctx, rt, cfg, poller.Result{At: now, Answer: agentclient.Answer{Body: r.Status}})
 	if r.Dropped > 0 {
 		e.log.Warn("a push agent could not send every change", "agent", name, "dropped", r.Dropped)

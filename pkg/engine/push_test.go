@@ -136,3 +136,29 @@ func TestPushedReports(t *testing.T) {
 		t.Errorf("a replay after the monitor's restart: %v", err)
 	}
 }
+
+// A restart from Grafana's restart panel for a push agent waits for its
+// next report, and goes in the answer with the generation the person saw.
+func TestPushAgentRestartByAPerson(t *testing.T) {
+	h := newHarness(t, pushFleet(), newMemHistory())
+	ctx := context.Background()
+	if _, err := h.eng.Report(ctx, signed(t, 1, t0, statusJSON("nat-id", "nat-host", 3), pushToken)); err != nil {
+		t.Fatal(err)
+	}
+	started, err := h.eng.Restart(ctx, "nat", "cdp", "alice", "stuck", 3)
+	if err != nil || started.Generation != 4 {
+		t.Fatalf("restart by alice: %+v %v", started, err)
+	}
+	ans, err := h.eng.Report(ctx, signed(t, 2, t0.Add(time.Second), statusJSON("nat-id", "nat-host", 3), pushToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openAnswer(t, ans)
+	if len(a.Actions) != 1 || a.Actions[0] != (report.Request{Action: "restart", Process: "cdp", IfGeneration: 3, Reason: "stuck", RequestedBy: "alice"}) {
+		t.Fatalf("answer: %+v", a)
+	}
+	ans, _ = h.eng.Report(ctx, signed(t, 3, t0.Add(2*time.Second), statusJSON("nat-id", "nat-host", 4), pushToken))
+	if a := openAnswer(t, ans); len(a.Actions) != 0 {
+		t.Errorf("asked twice: %+v", a)
+	}
+}
