@@ -99,7 +99,10 @@ port_holder() {
 # A port something already accepts connections on.
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-port_of() { case $1 in demo-standalone) echo "$base_port" ;; demo-node-a) echo $((base_port + 1)) ;; demo-node-b) echo $((base_port + 2)) ;; esac; }
+port_of() { case $1 in demo-standalone) echo "$base_port" ;; demo-node-a) echo $((base_port + 1)) ;; demo-node-b) echo $((base_port + 2)) ;; demo-pushed) echo $((base_port + 4)) ;; esac; }
+# Where vigil watch receives the pushed agent's reports.
+report_port=$((base_port + 3))
+push_token=demo-push-token-0123456789
 
 cdp_pid() {
   curl -fs -H "Authorization: Bearer $read_token" "http://127.0.0.1:$(port_of "$1")/v1/status" |
@@ -127,12 +130,13 @@ wait_healthy() {
   exit 1
 }
 
-for name in "${names[@]}"; do
+for name in "${names[@]}" demo-pushed reports; do
   port=$(port_of "$name")
+  [[ $name == reports ]] && port=$report_port
   if port_taken "$port"; then
     holder=$(port_holder "$port")
-    echo "demo: 127.0.0.1:$port, the port of the demo's agent $name, is already in use${holder:+ by $holder}." >&2
-    echo "demo: stop that process, or run the demo on other ports: DEMO_PORT=17071 make demo (uses DEMO_PORT to DEMO_PORT+2)." >&2
+    echo "demo: 127.0.0.1:$port, the port of the demo's $name, is already in use${holder:+ by $holder}." >&2
+    echo "demo: stop that process, or run the demo on other ports: DEMO_PORT=17071 make demo (uses DEMO_PORT to DEMO_PORT+4)." >&2
     exit 1
   fi
 done
@@ -141,6 +145,17 @@ mkdir -p "$dir/data/standalone" "$dir/data/demo-ha" "$dir/store"
 write_agent demo-standalone "$(port_of demo-standalone)" standalone
 write_agent demo-node-a "$(port_of demo-node-a)" demo-ha node-a active
 write_agent demo-node-b "$(port_of demo-node-b)" demo-ha node-b passive
+# demo-pushed: an agent the monitor is not told how to reach. It reports by itself, every 2 s and
+# at once on a change, signed with its own token; its CDP process is a plain command.
+mkdir -p "$dir/demo-pushed"
+cat >"$dir/demo-pushed/agent.yaml" <<AGENT
+listen: "127.0.0.1:$(port_of demo-pushed)"
+stateDir: "$dir/demo-pushed/state"
+auth: { readToken: "$read_token", controlToken: "$control_token" }
+processes:
+  - { name: cdp, kind: command, command: [sleep, "100000"], stopTimeout: 1s }
+report: { to: "http://127.0.0.1:$report_port/v1/reports", name: demo-pushed, every: 2s, token: "$push_token" }
+AGENT
 
 # The protected data: a writer adds and changes files in both folders every half second.
 writer() {
@@ -171,6 +186,10 @@ agents:
   - name: demo-node-b
     url: "http://127.0.0.1:$(port_of demo-node-b)"
     cluster: demo-ha
+  - name: demo-pushed            # reports by itself to vigil watch --listen: no URL
+    transport: push
+    reportEvery: 2s
+    reportToken: "$push_token"
 handlers:
   # A corrective action (like a Nagios event handler), run once when an agent turns FAILED. A real one
   # would reset the VM through its hypervisor or page someone; this one writes down what it would do.
@@ -192,8 +211,11 @@ say "vigil watch --config fleet.yaml: polls every 2 s; a budget of 14 s covers a
 # substitution keeps $! the PID of watch itself, so that it can be stopped below.
 rm -rf "$keep" && mkdir -p "$keep"
 cp "$dir/fleet.yaml" "$keep/fleet.yaml"
-bin/vigil watch --config "$dir/fleet.yaml" --history "$keep/history" > >(cat) &
+bin/vigil watch --config "$dir/fleet.yaml" --history "$keep/history" --listen "127.0.0.1:$report_port" > >(cat) &
 watch_pid=$!
+say "And demo-pushed, an agent vigil watch cannot reach: it reports by itself to 127.0.0.1:$report_port (vigil watch --listen)."
+start_agent demo-pushed
+wait_healthy demo-pushed
 pause 7
 
 say "Fault 1: kill -9 the replicator on demo-standalone. The next poll sees it crashed where it should run: RESTARTING, a restart through the agent (with the generation it saw), then OK. LAG is how far protection is behind: it grows while the replicator is down and drops once its catch-up has captured what was written meanwhile."
@@ -201,6 +223,10 @@ restore_point=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 restore_lines=$(wc -l <"$dir/data/standalone/journal.txt")
 kill -9 "$(cdp_pid demo-standalone)"
 pause 9
+
+say "Fault 1b: kill -9 demo-pushed's CDP process. The agent reports the crash at once; the answer to that report asks for a restart (with the generation it saw), the agent does it and reports again: RESTARTING, then OK, though the monitor never called the agent."
+kill -9 "$(cdp_pid demo-pushed)"
+pause 6
 
 say "Fault 2: cluster failover. demo-node-a becomes passive, demo-node-b active. Vigil starts CDP on demo-node-b first and stops it on demo-node-a only once it runs on demo-node-b: never a moment without CDP, never two writers. demo-node-a ends in STANDBY."
 echo passive >"$dir/demo-node-a/role"

@@ -21,7 +21,6 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import type { ReportConfig } from './config';
-import type { StatusDocument } from './agent';
 import type { AgentEvent } from './events';
 import type { Logger } from './log';
 import { ConflictError, type ControlRequest } from './kinds/supervisor';
@@ -41,7 +40,8 @@ export interface MonitorAction {
 
 /** What the reporter needs of the agent. */
 export interface ReportTarget {
-  status(): Promise<StatusDocument>;
+  /** The status document, as GET /v1/status gives it (agent.ts's StatusDocument). */
+  status(): Promise<object>;
   onEvent(listener: (e: AgentEvent) => void): void;
   act(a: MonitorAction): Promise<string>;
 }

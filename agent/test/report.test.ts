@@ -12,7 +12,6 @@ import { test } from 'node:test';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { buildConfig, ConfigError } from '../src/config';
-import type { StatusDocument } from '../src/agent';
 import type { AgentEvent } from '../src/events';
 import { createLogger } from '../src/log';
 import { Reporter, sign, transportFor, type MonitorAction } from '../src/report';
@@ -133,7 +132,7 @@ test('a monitor out of reach: changes wait in a bounded backlog, oldest first; a
   const reporter = new Reporter(
     { to: `http://127.0.0.1:${port}/v1/reports`, name: 'nat', everyMs: 60_000, token, backlog: 2, timeoutMs: 2000 },
     {
-      status: async () => ({}) as StatusDocument,
+      status: async () => ({}),
       onEvent: (l) => (listener = l),
       act: async (a) => {
         acted.push(a);

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -158,7 +157,7 @@ func TestPushAgentThroughAProxy(t *testing.T) {
 	stopped := time.Now()
 	grace := w.waitFor(t, "nat GRACE", 10*time.Second, func(l jsonLine) bool { return l.Agent == "nat" && l.Process == "" && l.To == "GRACE" })
 	failed := w.waitFor(t, "nat FAILED", 15*time.Second, func(l jsonLine) bool { return l.Agent == "nat" && l.Process == "" && l.To == "FAILED" })
-	if grace.From != "OK" || failed.From != "GRACE" || time.Since(stopped) < 4*time.Second {
+	if grace.From != "OK" || failed.From != "GRACE" || time.Since(stopped) < 3500*time.Millisecond {
 		t.Errorf("after the agent stopped: %+v then %+v, %s after", grace, failed, time.Since(stopped))
 	}
 	seen := proxy.requests()
@@ -170,5 +169,5 @@ func TestPushAgentThroughAProxy(t *testing.T) {
 			t.Errorf("the proxy saw %q; it must see only CONNECT to the monitor", r)
 		}
 	}
-	fmt.Fprintf(io.Discard, "%d tunnels", len(seen))
+	t.Logf("the proxy tunnelled %d connections, each a CONNECT to the monitor", len(seen))
 }

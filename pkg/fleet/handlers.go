@@ -71,14 +71,7 @@ var handlerNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,63}$`)
 // handlers decodes the handlers list.
 func (d *decoder) handlers(dst *[]Handler) field {
 	return func(n *yaml.Node, path string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(path, "must be a list%s", d.line(n))
-			return
-		}
-		for i, hn := range n.Content {
+		for i, hn := range d.list(n, path) {
 			hp := fmt.Sprintf("%s[%d]", path, i)
 			h := Handler{Level: LevelAny, Timeout: DefaultHandlerTimeout, Backoff: DefaultHandlerBackoff, BackoffMax: DefaultHandlerBackoffMax}
 			var on, from []string
@@ -143,17 +136,23 @@ func stateNames() string {
 	return strings.Join(names, ", ")
 }
 
+// list is a sequence's items: none for null, and none with a problem
+// reported for anything else.
+func (d *decoder) list(n *yaml.Node, path string) []*yaml.Node {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(path, "must be a list%s", d.line(n))
+		return nil
+	}
+	return n.Content
+}
+
 // strings decodes a list of strings.
 func (d *decoder) strings(dst *[]string) field {
 	return func(n *yaml.Node, path string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(path, "must be a list%s", d.line(n))
-			return
-		}
-		for i, v := range n.Content {
+		for i, v := range d.list(n, path) {
 			if v.Kind != yaml.ScalarNode || isNull(v) {
 				d.fail(fmt.Sprintf("%s[%d]", path, i), "must be a single value%s", d.line(v))
 				continue
