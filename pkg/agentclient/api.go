@@ -235,7 +235,7 @@ type Diagnosis struct {
 
 // String is one line for an event: "dns ok (127.0.0.1); tcp failed
 // (connection refused); http not tried; ping ok (3 of 3 replies, best
-// 80µs); path ok (reached in 1 hops: 1: 127.0.0.1 90µs)".
+// 80µs); path ok (reached in 1 hop: 1: 127.0.0.1 90µs)".
 func (d Diagnosis) String() string {
 	parts := make([]string, 0, 5)
 	for _, s := range []struct {

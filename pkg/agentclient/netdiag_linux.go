@@ -149,7 +149,7 @@ func pathStep(ctx context.Context, ip net.IP) Step {
 					buf := make([]byte, 64)
 					_, _, _ = unix.Recvfrom(fd, buf, 0)
 					hops = append(hops, fmt.Sprintf("%d: %s %s", ttl, ip4, roundRTT(time.Since(start))))
-					return Step{Done: true, OK: true, Detail: fmt.Sprintf("reached in %d hops: %s", ttl, strings.Join(hops, ", "))}
+					return Step{Done: true, OK: true, Detail: reached(ttl, hops)}
 				}
 				ee, ok := readErr(fd)
 				if !ok {
@@ -165,7 +165,7 @@ func pathStep(ctx context.Context, ip net.IP) Step {
 					hops = append(hops, fmt.Sprintf("%d: %s %s", ttl, ee.offender, rtt))
 				case ee.origin == unix.SO_EE_ORIGIN_ICMP && ee.icmpType == 3 && ee.icmpCode == 3:
 					hops = append(hops, fmt.Sprintf("%d: %s %s", ttl, ee.offender, rtt))
-					return Step{Done: true, OK: true, Detail: fmt.Sprintf("reached in %d hops: %s", ttl, strings.Join(hops, ", "))}
+					return Step{Done: true, OK: true, Detail: reached(ttl, hops)}
 				case ee.origin == unix.SO_EE_ORIGIN_ICMP && ee.icmpType == 3:
 					hops = append(hops, fmt.Sprintf("%d: %s %s (%s)", ttl, ee.offender, rtt, unreachableText(ee.icmpCode)))
 					return Step{Done: true, Detail: fmt.Sprintf("ends at hop %d: %s", ttl, strings.Join(hops, ", "))}
@@ -306,4 +306,13 @@ func roundRTT(d time.Duration) string {
 		return d.Round(100 * time.Microsecond).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// reached says the path ends at the agent's host after n hops.
+func reached(n int, hops []string) string {
+	unit := "hops"
+	if n == 1 {
+		unit = "hop"
+	}
+	return fmt.Sprintf("reached in %d %s: %s", n, unit, strings.Join(hops, ", "))
 }

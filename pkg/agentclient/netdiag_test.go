@@ -21,7 +21,7 @@ func TestDiagnoseProbesThePath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	d := New(nil).Diagnose(ctx, Agent{Name: "a", URL: srv.URL})
-	if !d.Path.Done || !d.Path.OK || !strings.HasPrefix(d.Path.Detail, "reached in 1 hops: 1: 127.0.0.1 ") {
+	if !d.Path.Done || !d.Path.OK || !strings.HasPrefix(d.Path.Detail, "reached in 1 hop: 1: 127.0.0.1 ") {
 		t.Errorf("path: %+v", d.Path)
 	}
 	rng, _ := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
@@ -30,7 +30,7 @@ func TestDiagnoseProbesThePath(t *testing.T) {
 			t.Errorf("ping with ICMP sockets forbidden (%s): %+v", strings.TrimSpace(string(rng)), d.Ping)
 		}
 	}
-	if s := d.String(); !strings.Contains(s, "; path ok (reached in 1 hops: 1: 127.0.0.1 ") {
+	if s := d.String(); !strings.Contains(s, "; path ok (reached in 1 hop: 1: 127.0.0.1 ") {
 		t.Errorf("String: %s", s)
 	}
 	// Nothing listens on the probe's ports here either: a closed port is the answer.

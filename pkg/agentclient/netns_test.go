@@ -98,7 +98,7 @@ func TestDiagnoseThroughARouterInNetworkNamespaces(t *testing.T) {
 		!strings.HasSuffix(dropped.Path.Detail, "(network unreachable)") {
 		t.Errorf("dropped route, path: %+v", dropped.Path)
 	}
-	if forbidden.Ping.Done || !strings.Contains(forbidden.Ping.Detail, "net.ipv4.ping_group_range") || !strings.HasPrefix(forbidden.Path.Detail, "reached in 1 hops: 1: 10.9.1.2 ") {
+	if forbidden.Ping.Done || !strings.Contains(forbidden.Ping.Detail, "net.ipv4.ping_group_range") || !strings.HasPrefix(forbidden.Path.Detail, "reached in 1 hop: 1: 10.9.1.2 ") {
 		t.Errorf("ICMP sockets forbidden: ping %+v, path %+v", forbidden.Ping, forbidden.Path)
 	}
 	if s := forbidden.String(); !strings.Contains(s, "; ping skipped: this system does not allow unprivileged ICMP sockets") {

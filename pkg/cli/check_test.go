@@ -384,7 +384,7 @@ func TestCheckVerboseDiagnoses(t *testing.T) {
 	if code != NagiosCritical || len(lines) != 6 || !strings.HasPrefix(lines[0], "CDP CRITICAL - agent unreachable: ") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	for i, want := range []string{"diagnosis: dns ok: 127.0.0.1", "diagnosis: tcp failed: ", "diagnosis: http not tried", "diagnosis: ping ", "diagnosis: path ok: reached in 1 hops: 1: 127.0.0.1 "} {
+	for i, want := range []string{"diagnosis: dns ok: 127.0.0.1", "diagnosis: tcp failed: ", "diagnosis: http not tried", "diagnosis: ping ", "diagnosis: path ok: reached in 1 hop: 1: 127.0.0.1 "} {
 		if !strings.HasPrefix(lines[i+1], want) {
 			t.Errorf("line %d: %q, want it to start with %q", i+2, lines[i+1], want)
 		}
