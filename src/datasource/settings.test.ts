@@ -33,3 +33,13 @@ describe("validateOptions: the backend's problems", () => {
     expect(validateOptions(jsonData)).toEqual(problems);
   });
 });
+
+describe('push agents (docs/push.md)', () => {
+  it('need no URL; polled agents still do', () => {
+    const errors = validateOptions({
+      agents: [{ name: 'nat', transport: 'push' }, { name: 'polled' }],
+    } as unknown as VigilOptions);
+    expect(errors['agents[0].url']).toBeUndefined();
+    expect(errors['agents[1].url']).toBe('is required');
+  });
+});

@@ -137,30 +137,39 @@ export function agentUrlProblem(raw: string): { problem: string; secretsPlace: b
   return { problem: '', secretsPlace: false };
 }
 
-const agentSchema = z.object(
-  {
-    name: z
-      .string()
-      .trim()
-      .min(1, 'is required')
-      .refine((n) => AGENT_NAME.test(n), {
-        error: (i) => `${quote(i.input)} must be 1 to 63 letters, digits, '-' or '_'`,
-      }),
-    url: z
-      .string()
-      .trim()
-      .min(1, 'is required')
-      .superRefine((u, ctx) => {
-        const { problem, secretsPlace } = agentUrlProblem(u);
-        if (problem) {
-          ctx.addIssue({ code: 'custom', message: secretsPlace ? problem + TOKENS_GO_TO : problem });
-        }
-      }),
-    cluster: z.string().optional(),
-    ...policyShape,
-  },
-  mapping
-);
+const agentSchema = z
+  .object(
+    {
+      name: z
+        .string()
+        .trim()
+        .min(1, 'is required')
+        .refine((n) => AGENT_NAME.test(n), {
+          error: (i) => `${quote(i.input)} must be 1 to 63 letters, digits, '-' or '_'`,
+        }),
+      // Required unless the agent reports by itself (transport push): checked below.
+      url: z
+        .string()
+        .trim()
+        .optional()
+        .superRefine((u, ctx) => {
+          const { problem, secretsPlace } = u ? agentUrlProblem(u) : { problem: '', secretsPlace: false };
+          if (problem) {
+            ctx.addIssue({ code: 'custom', message: secretsPlace ? problem + TOKENS_GO_TO : problem });
+          }
+        }),
+      cluster: z.string().optional(),
+      // docs/push.md: kept as written; the backend checks them.
+      transport: z.enum(['poll', 'push']).optional(),
+      ...policyShape,
+    },
+    mapping
+  )
+  .superRefine((a, ctx) => {
+    if (!a.url && a.transport !== 'push') {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required' });
+    }
+  });
 
 /** A duration setting of at least minSeconds; `below` words that error as the backend does. */
 function durationAtLeast(minSeconds: number, below: (v: unknown, seconds: number) => string) {
