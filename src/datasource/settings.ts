@@ -159,8 +159,9 @@ const agentSchema = z
           }
         }),
       cluster: z.string().optional(),
-      // docs/push.md: kept as written; the backend checks them.
+      // docs/push.md: an agent that reports by itself, and how often.
       transport: z.enum(['poll', 'push']).optional(),
+      reportEvery: durationAtLeast(1, (_, s) => `${formatGoDuration(s)} is below the minimum of 1s`),
       ...policyShape,
     },
     mapping

@@ -73,8 +73,13 @@ export interface PolicySettings {
 
 export interface AgentSettings extends PolicySettings {
   name: string;
+  /** Empty for an agent that reports by itself (transport push). */
   url: string;
   cluster?: string;
+  /** poll (the default) or push: the agent sends its reports (docs/push.md). */
+  transport?: 'poll' | 'push';
+  /** How often a push agent's report is due (default: pollInterval). */
+  reportEvery?: string;
 }
 
 export interface VigilOptions extends DataSourceJsonData {
@@ -88,14 +93,16 @@ export interface VigilOptions extends DataSourceJsonData {
 }
 
 // Held encrypted by Grafana and only ever sent to the backend; the browser sees booleans in
-// secureJsonFields. Per agent: `agent.<name>.readToken` and `agent.<name>.controlToken`.
+// secureJsonFields. Per agent: `agent.<name>.readToken`, `agent.<name>.controlToken` and, for a
+// push agent, `agent.<name>.reportToken`.
 export interface VigilSecureOptions {
   readToken?: string;
   controlToken?: string;
-  [agentToken: `agent.${string}.${'readToken' | 'controlToken'}`]: string | undefined;
+  [agentToken: `agent.${string}.${'readToken' | 'controlToken' | 'reportToken'}`]: string | undefined;
 }
 
-export type TokenKind = 'readToken' | 'controlToken';
+/** A push agent's report token is its own: there is no datasource-wide one. */
+export type TokenKind = 'readToken' | 'controlToken' | 'reportToken';
 
 export function agentSecretKey(name: string, kind: TokenKind): `agent.${string}.${TokenKind}` {
   return `agent.${name}.${kind}`;

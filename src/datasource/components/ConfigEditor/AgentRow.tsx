@@ -59,6 +59,7 @@ export function AgentRow({
   const setBudget = (key: string, value: string) =>
     onChange({ ...agent, budget: { ...agent.budget, [key]: value || undefined } });
   const enabled = agent.autoRestart?.enabled;
+  const pushes = agent.transport === 'push';
 
   const secret = (kind: TokenKind, label: string, testId: string) => {
     const key = agentSecretKey(agent.name, kind);
@@ -67,13 +68,23 @@ export function AgentRow({
         label={label}
         labelWidth={20}
         disabled={!validName}
-        tooltip={`Stored as ${agentSecretKey(agent.name || '<name>', kind)}; renaming the agent clears a stored one. Empty: the datasource-wide token is used.`}
+        tooltip={`Stored as ${agentSecretKey(agent.name || '<name>', kind)}; renaming the agent clears a stored one. ${
+          kind === 'reportToken'
+            ? 'The agent signs its reports with it (16+ characters, its own: give every agent another).'
+            : 'Empty: the datasource-wide token is used.'
+        }`}
       >
         <SecretInput
           width={30}
           isConfigured={validName && Boolean(secureJsonFields[key])}
           value={validName ? (secureJsonData[key] ?? '') : ''}
-          placeholder={validName ? 'datasource-wide token' : 'name the agent first'}
+          placeholder={
+            validName
+              ? kind === 'reportToken'
+                ? "this agent's own token"
+                : 'datasource-wide token'
+              : 'name the agent first'
+          }
           onChange={(e) => onSecret(kind, e.currentTarget.value)}
           onReset={() => onResetSecret(kind)}
           data-testid={testId}
@@ -108,7 +119,7 @@ export function AgentRow({
         >
           <Input
             width={34}
-            placeholder="http://10.0.0.5:7070"
+            placeholder={pushes ? 'none: it reports by itself' : 'http://10.0.0.5:7070'}
             value={agent.url}
             onChange={(e) => onChange({ ...agent, url: e.currentTarget.value })}
             data-testid={testIds.configEditor.agentUrl(i)}
@@ -181,8 +192,38 @@ export function AgentRow({
               testId={testIds.configEditor.agentRpo(i)}
               onChange={(v) => onChange({ ...agent, rpo: v || undefined })}
             />
-            {secret('readToken', 'Own read token', testIds.configEditor.agentReadToken(i))}
-            {secret('controlToken', 'Own control token', testIds.configEditor.agentControlToken(i))}
+            <InlineField
+              label="Transport"
+              labelWidth={26}
+              tooltip="Polled: Vigil asks the agent. Reports by itself: for a machine Grafana cannot reach; the agent sends its status to this datasource's reports resource (docs/push.md)."
+            >
+              <RadioButtonGroup
+                options={TRANSPORT_OPTIONS}
+                value={pushes ? 'push' : 'poll'}
+                onChange={(v) =>
+                  onChange({
+                    ...agent,
+                    transport: v === 'push' ? 'push' : undefined,
+                    reportEvery: v === 'push' ? agent.reportEvery : undefined,
+                  })
+                }
+                data-testid={testIds.configEditor.agentTransport(i)}
+              />
+            </InlineField>
+            {pushes && (
+              <TextField
+                label="Report every"
+                path={`${at}.reportEvery`}
+                errors={errors}
+                value={agent.reportEvery}
+                placeholder={String(options.pollInterval || '10s')}
+                testId={testIds.configEditor.agentReportEvery(i)}
+                onChange={(v) => onChange({ ...agent, reportEvery: v || undefined })}
+              />
+            )}
+            {pushes && secret('reportToken', 'Own report token', testIds.configEditor.agentReportToken(i))}
+            {!pushes && secret('readToken', 'Own read token', testIds.configEditor.agentReadToken(i))}
+            {!pushes && secret('controlToken', 'Own control token', testIds.configEditor.agentControlToken(i))}
             <Text data-testid={testIds.configEditor.agentBudget(i)}>
               {own
                 ? `Worst-case budget of this agent: ${describeBudget(own, clustered, formatSeconds, formatClock)}${
@@ -196,6 +237,11 @@ export function AgentRow({
     </Stack>
   );
 }
+
+const TRANSPORT_OPTIONS = [
+  { label: 'Polled', value: 'poll' },
+  { label: 'Reports by itself', value: 'push' },
+];
 
 function fieldError(errors: Record<string, string>, path: string) {
   return errors[path] ? `${path}: ${errors[path]}` : undefined;

@@ -221,6 +221,24 @@ describe('ConfigEditor', () => {
     expect(last().secureJsonFields).toMatchObject({ 'agent.node-a.controlToken': false });
   });
 
+  it('makes an agent report by itself: no URL, how often, and its own report token', () => {
+    const { last } = renderEditor(fleets.demo());
+    fireEvent.click(screen.getByText('Own settings and tokens of standalone'));
+    fireEvent.click(screen.getByLabelText('Reports by itself'));
+    type(ids.agentUrl(0), '');
+    expect(screen.queryByTestId(ids.agentReadToken(0))).not.toBeInTheDocument();
+    type(ids.agentReportEvery(0), '500ms');
+    expect(screen.getAllByText('agents[0].reportEvery: 500ms is below the minimum of 1s').length).toBeGreaterThan(0);
+    type(ids.agentReportEvery(0), '30s');
+    type(ids.agentReportToken(0), 's3cret-report-token-0123');
+    expect(last().jsonData.agents?.[0]).toEqual({ name: 'standalone', url: '', transport: 'push', reportEvery: '30s' });
+    expect(last().secureJsonData).toEqual({ 'agent.standalone.reportToken': 's3cret-report-token-0123' });
+    expect(screen.queryByText(/agents\[0\]\.url/)).not.toBeInTheDocument();
+    fireEvent.click(screen.getByLabelText('Polled'));
+    expect(last().jsonData.agents?.[0]).toEqual({ name: 'standalone', url: '' });
+    expect(screen.getAllByText(/agents\[0\]\.url: is required/).length).toBeGreaterThan(0);
+  });
+
   it('removes an agent with its stored tokens', () => {
     const { last } = renderEditor(fleets.demo(), { 'agent.standalone.readToken': true });
     fireEvent.click(screen.getByTestId(ids.agentRemove(0)));

@@ -5,7 +5,7 @@ import { agentSecretKey, type TokenKind, type VigilOptions, type VigilSecureOpti
 type Settings = DataSourceSettings<VigilOptions, VigilSecureOptions>;
 type SecretKey = keyof VigilSecureOptions & string;
 
-const KINDS: TokenKind[] = ['readToken', 'controlToken'];
+const KINDS: TokenKind[] = ['readToken', 'controlToken', 'reportToken'];
 
 export function setSecret(options: Settings, key: SecretKey, value: string): Settings {
   return { ...options, secureJsonData: { ...(options.secureJsonData ?? {}), [key]: value } };
