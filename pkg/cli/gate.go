@@ -430,12 +430,12 @@ func gateRestartOnce(ctx context.Context, client agentclient.API, r gateRestart,
 	res, err := client.Restart(ctx, r.target.agent, r.process, agentclient.ControlRequest{
 		IfGeneration: &gen, Reason: "vigil gate: CDP was not running before a backup job", RequestedBy: o.requestedBy,
 	})
-	var ae *agentclient.Error
+	var stale *agentclient.StaleGenerationError
 	switch {
 	case err == nil:
 		return nagiosText(fmt.Sprintf("RESTART %s: asked, generation %d -> %d", who, gen, res.Generation))
-	case errors.As(err, &ae) && ae.StatusCode == 409:
-		return nagiosText(fmt.Sprintf("RESTART %s: not needed: someone else restarted it since generation %d", who, gen))
+	case errors.As(err, &stale):
+		return nagiosText(fmt.Sprintf("RESTART %s: not needed: someone else restarted it since generation %d (now %d)", who, gen, stale.Current))
 	default:
 		return nagiosText(fmt.Sprintf("RESTART %s: failed: %v", who, err))
 	}

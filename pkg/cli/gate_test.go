@@ -168,6 +168,32 @@ func TestGateRestartNeedsTheControlToken(t *testing.T) {
 	}
 }
 
+// A restart someone else made first (the agent's 409) is not a failure of
+// the gate: it says so and goes on waiting.
+func TestGateRestartSomeoneElseMadeFirst(t *testing.T) {
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"error":{"code":"stale_generation","message":"ifGeneration 4 is stale: the current generation is 5","generation":5}}`)
+			return
+		}
+		polls++
+		if polls == 1 {
+			_, _ = io.WriteString(w, statusBody(crashed...))
+			return
+		}
+		_, _ = io.WriteString(w, statusBody(replace(`"generation": 4`, `"generation": 5`)))
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("VIGIL_CONTROL_TOKEN", "c")
+	code, stdout, _ := run(t, "gate", "--agent", srv.URL, "--restart", "--wait", "5s", "--every", "20ms")
+	if code != GateProtected || !strings.Contains(stdout, "RESTART "+srv.URL+" cdp: not needed: someone else restarted it since generation 4 (now 5)") {
+		t.Errorf("exit %d\n%s", code, stdout)
+	}
+}
+
 // A cluster's processes pass when one node runs them; the others' failures are notes.
 func TestGateJudgesAClusterFromTheFleet(t *testing.T) {
 	active, _ := fakeAgent(t, statusBody(replace(`"cluster": null`, `"cluster": `+activeCluster)))
