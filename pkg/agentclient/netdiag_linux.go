@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,12 +56,8 @@ func pingStep(ctx context.Context, ip net.IP) Step {
 		}
 		deadline := start.Add(echoWait)
 		for {
-			wait := waitFor(ctx, deadline)
-			if wait <= 0 {
-				break
-			}
-			ready, err := pollFd(fd, wait)
-			if err != nil || ready == 0 {
+			ready, ok := waitReady(ctx, fd, deadline)
+			if !ok {
 				break
 			}
 			if ready&unix.POLLERR != 0 {
@@ -89,11 +86,7 @@ func pingStep(ctx context.Context, ip net.IP) Step {
 		}
 		return Step{Done: true, Detail: detail}
 	}
-	best := rtts[0]
-	for _, r := range rtts {
-		best = min(best, r)
-	}
-	return Step{Done: true, OK: true, Detail: fmt.Sprintf("%d of %d replies, best %s", len(rtts), echoCount, roundRTT(best))}
+	return Step{Done: true, OK: true, Detail: fmt.Sprintf("%d of %d replies, best %s", len(rtts), echoCount, roundRTT(slices.Min(rtts)))}
 }
 
 // pathStep traces the path to ip as tracepath does, without privileges: UDP
@@ -135,12 +128,8 @@ func pathStep(ctx context.Context, ip net.IP) Step {
 			}
 			deadline := start.Add(traceHopWait)
 			for !answered {
-				wait := waitFor(ctx, deadline)
-				if wait <= 0 {
-					break
-				}
-				ready, err := pollFd(fd, wait)
-				if err != nil || ready == 0 {
+				ready, ok := waitReady(ctx, fd, deadline)
+				if !ok {
 					break
 				}
 				if ready&unix.POLLERR == 0 {
@@ -270,29 +259,28 @@ func unreachableText(code uint8) string {
 	return fmt.Sprintf("destination unreachable, code %d", code)
 }
 
-func waitFor(ctx context.Context, deadline time.Time) time.Duration {
+// waitReady waits until deadline (or ctx's, if sooner) for fd to be
+// readable or to have an error, and returns its events; false when the time
+// ran out first.
+func waitReady(ctx context.Context, fd int, deadline time.Time) (int16, bool) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	return time.Until(deadline)
-}
-
-// pollFd waits up to d for fd to be readable or to have an error.
-func pollFd(fd int, d time.Duration) (int16, error) {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}}
-	ms := int(d / time.Millisecond)
-	if ms <= 0 {
-		ms = 1
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return 0, false
 	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}}
+	ms := max(int(wait/time.Millisecond), 1)
 	for {
 		n, err := unix.Poll(fds, ms)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil || n == 0 {
-			return 0, err
+			return 0, false
 		}
-		return fds[0].Revents, nil
+		return fds[0].Revents, true
 	}
 }
 

@@ -136,14 +136,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if tokenFile != "" {
 		o.tokenSource = "--token-file " + tokenFile
-		b, err := os.ReadFile(tokenFile)
+		tok, err := readTokenFile(tokenFile)
 		if err != nil {
 			return usageErr("--token-file: %v", err)
 		}
-		o.token = strings.TrimSpace(string(b))
-		if o.token == "" {
-			return usageErr("--token-file: %s is empty", tokenFile)
-		}
+		o.token = tok
 	}
 	if o.token == "" {
 		o.token = os.Getenv("VIGIL_READ_TOKEN")

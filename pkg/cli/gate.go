@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
 	"slices"
@@ -519,7 +520,7 @@ func judgeGate(answers []gateAnswer, clusters, only []string) gateVerdict {
 			byCluster[cluster][p.Name] = append(byCluster[cluster][p.Name], n)
 		}
 	}
-	clusterNames := sortedKeys(byCluster)
+	clusterNames := slices.Sorted(maps.Keys(byCluster))
 	for c := range silent {
 		if byCluster[c] == nil {
 			clusterNames = append(clusterNames, c)
@@ -529,7 +530,7 @@ func judgeGate(answers []gateAnswer, clusters, only []string) gateVerdict {
 	allProtected := true
 	for _, c := range clusterNames {
 		protected := len(byCluster[c]) > 0
-		for _, proc := range sortedKeys(byCluster[c]) {
+		for _, proc := range slices.Sorted(maps.Keys(byCluster[c])) {
 			nodes := byCluster[c][proc]
 			v.Checked++
 			runs := slices.ContainsFunc(nodes, func(n node) bool { return n.running && n.line.OK })
@@ -578,15 +579,6 @@ func judgeGate(answers []gateAnswer, clusters, only []string) gateVerdict {
 	}
 	v.Protected = v.Failing == 0
 	return v
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // judgeProcess judges one process of one agent: its line, and whether it

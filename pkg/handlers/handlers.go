@@ -285,7 +285,7 @@ func (r *Runner) command(ctx context.Context, j Job, ev *history.Event) {
 
 func (r *Runner) http(ctx context.Context, j Job, ev *history.Event) {
 	h := j.Handler.HTTP
-	where := withoutQuery(h.URL)
+	where := WithoutQuery(h.URL)
 	if r.opts.AllowURL != nil && !r.opts.AllowURL(h.URL) {
 		ev.Result, ev.Error = "failed", "not run: "+where+" is not among the URLs the server allows"
 		return
@@ -322,7 +322,6 @@ func (r *Runner) http(ctx context.Context, j Job, ev *history.Event) {
 	b, _ := io.ReadAll(io.LimitReader(res.Body, MaxOutputBytes))
 	ev.Output = string(b)
 	code := res.StatusCode
-	ev.ExitCode = nil
 	if code >= 200 && code < 300 {
 		ev.Result = "ok"
 		return
@@ -334,8 +333,9 @@ func (r *Runner) http(ctx context.Context, j Job, ev *history.Event) {
 	}
 }
 
-// withoutQuery is a URL as errors show it: a query string may hold a secret.
-func withoutQuery(raw string) string {
+// WithoutQuery is a handler's URL as errors and the health check show it:
+// without its query string, fragment or user info, which may hold a secret.
+func WithoutQuery(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "the handler's URL"

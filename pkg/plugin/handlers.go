@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/vigil-cdp/vigil/pkg/handlers"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
@@ -60,16 +61,13 @@ func allowURL(prefixes []urlPrefix) func(string) bool {
 	}
 }
 
-// handlersSection says, for "Save & test", which handlers would run. A
+// handlersSection says, for "Save & test", which of the configured
+// handlers would run (CheckHealth asks only when there are some). A
 // handler the server does not allow is a warning, not a failure: the agents
 // are what the check is about.
 func (d *Datasource) handlersSection() (healthSection, bool) {
 	hs := d.settings.Fleet.Handlers
 	s := healthSection{title: "Handlers:"}
-	if len(hs) == 0 {
-		s.lines = append(s.lines, "none configured")
-		return s, false
-	}
 	prefixes, problems := handlerURLPrefixes(d.monitors.getenv)
 	for _, p := range problems {
 		s.lines = append(s.lines, "warning: "+p)
@@ -79,7 +77,7 @@ func (d *Datasource) handlersSection() (healthSection, bool) {
 	for _, h := range hs {
 		where := "(no request)"
 		if h.HTTP != nil {
-			where = h.HTTP.Method + " " + withoutQuery(h.HTTP.URL)
+			where = h.HTTP.Method + " " + handlers.WithoutQuery(h.HTTP.URL)
 		}
 		line := fmt.Sprintf("%s: on %s: %s", h.Name, statesText(h.On), where)
 		switch {
@@ -103,13 +101,4 @@ func statesText(states []state.State) string {
 		names[i] = st.String()
 	}
 	return strings.Join(names, ", ")
-}
-
-func withoutQuery(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(bad URL)"
-	}
-	u.RawQuery, u.Fragment, u.User = "", "", nil
-	return u.String()
 }
