@@ -77,7 +77,10 @@ type History interface {
 	Prune(now time.Time) error
 }
 
-var _ History = (*history.Store)(nil)
+var (
+	_ History = (*history.Store)(nil)
+	_ History = (*history.PGStore)(nil)
+)
 
 // AnyGeneration, as ifGeneration, restarts whatever generation runs.
 const AnyGeneration int64 = -1
@@ -114,6 +117,9 @@ type Options struct {
 	// Handlers configures how the fleet's handlers run (the datasource
 	// refuses commands and limits URLs); its Clock is the engine's.
 	Handlers handlers.Options
+	// Membership divides the fleet among monitors sharing a history (see
+	// shared.go); nil: this engine polls every agent.
+	Membership Membership
 }
 
 // ProcessSnapshot is the state of one process.
@@ -232,6 +238,9 @@ type Engine struct {
 	handlers *handlers.Runner
 	hwg      sync.WaitGroup
 
+	// shared: this monitor's part in a fleet divided among monitors.
+	shared sharedState
+
 	runMu sync.Mutex
 	// sched polls every agent while Run runs (nil otherwise).
 	sched *poller.Scheduler
@@ -260,6 +269,10 @@ type agentRT struct {
 	// outbox: restarts and stops for a push agent, sent in the answer to
 	// its report (rt.mu guards it).
 	outbox []report.Request
+	// owned: this engine polled the agent as its owner last time (rt.mu
+	// guards it); when it becomes owner again it resumes from the shared
+	// history first.
+	owned bool
 }
 
 // agentRecord is what the engine needs to resume an agent after a restart.
@@ -436,6 +449,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	if e.hist != nil {
 		e.wg.Go(func() { e.pruneLoop(ctx) })
+	}
+	if _, ok := e.hist.(history.Shared); ok {
+		e.wg.Go(func() { e.sharedLoop(ctx) })
 	}
 	err := s.Run(ctx)
 	e.runMu.Lock()

@@ -58,6 +58,17 @@ func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Durat
 	}
 	e.mu.RLock()
 	cfg := rt.cfg
+	e.mu.RUnlock()
+	if !e.owns(cfg) {
+		// Another monitor polls it (see shared.go).
+		rt.owned = false
+		return
+	}
+	if e.opts.Membership != nil && !rt.owned {
+		e.adopt(rt, cfg)
+		rt.owned = true
+	}
+	e.mu.RLock()
 	// The poll's timeout is the budget's response time and processing. They
 	// depend on the policy and the RTTs alone: after a poll, snap.Budget was
 	// computed from both as they are, and serves until a reconfiguration.

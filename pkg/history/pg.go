@@ -922,6 +922,27 @@ func (s *PGStore) lastPolls(answered bool) (map[string]time.Time, error) {
 	return out, rows.Err()
 }
 
+// LastAnswer returns the time of one agent's latest answered poll (zero
+// when none is recorded).
+func (s *PGStore) LastAnswer(agent string) (time.Time, error) {
+	s.flushForRead()
+	ctx, cancel := s.readCtx()
+	defer cancel()
+	var recent, older *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT max(until) FROM vigil_recent WHERE scope_id = $1 AND agent = $2 AND answered),
+		(SELECT last_answer FROM vigil_agent WHERE scope_id = $1 AND agent = $2)`, s.scopeID, agent).Scan(&recent, &older)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("history in PostgreSQL: %w", err)
+	}
+	var t time.Time
+	for _, v := range []*time.Time{recent, older} {
+		if v != nil {
+			t = maxTime(t, v.UTC())
+		}
+	}
+	return t, nil
+}
+
 // Silences returns every known past silence.
 func (s *PGStore) Silences() ([]Silence, error) {
 	s.flushForRead()
