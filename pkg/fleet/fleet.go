@@ -236,6 +236,10 @@ type Config struct {
 	Agents       []Agent `json:"agents"`
 	// Handlers are the corrective actions run on state changes.
 	Handlers []Handler `json:"handlers,omitempty"`
+	// History, when History.Postgres is set, is shared by the fleet's
+	// monitors; Cluster, when set, divides the agents among them.
+	History SharedHistory `json:"history,omitzero"`
+	Cluster *Cluster      `json:"cluster,omitempty"`
 	// warnings are what Load and Parse found usable but doubtful.
 	warnings []string
 }
@@ -292,6 +296,7 @@ func (c *Config) validate(minPoll time.Duration, prefix string) error {
 	if c.PollInterval < minPoll {
 		fail("pollInterval", "%s is below the minimum of %s", c.PollInterval, minPoll)
 	}
+	errs = append(errs, c.validateShared(prefix)...)
 	// A problem an agent inherits unchanged from defaults is named once,
 	// under defaults.
 	inherited := map[[2]string]bool{}

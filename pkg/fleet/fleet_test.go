@@ -74,7 +74,7 @@ func TestLoadInvalid(t *testing.T) {
 		file string
 		want string
 	}{
-		{"unknown-top-key", "timeout: unknown key (line 2); known keys: agents, defaults, handlers, pollInterval"},
+		{"unknown-top-key", "timeout: unknown key (line 2); known keys: agents, cluster, defaults, handlers, history, pollInterval"},
 		{"unknown-agent-key", "agents[1].tokn: unknown key (line 6); known keys: autoRestart, budget, cluster, controlToken, controlTokenFile, measured, name, readToken, readTokenFile, reportEvery, reportToken, reportTokenFile, rpo, transport, url"},
 		{"unknown-budget-key", "defaults.budget.reboot: unknown key (line 2); known keys: appErrorRecovery, combine, failover, mode, networkInterruption, processing, responseTime, restart"},
 		{"missing-name", "agents[1].name: is required"},

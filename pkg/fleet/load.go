@@ -101,6 +101,10 @@ func FromJSONKeys(jsonData []byte, secrets map[string]string) (Config, []JSONKey
 	}
 	cfg.ReadToken = Secret(secrets["readToken"])
 	cfg.ControlToken = Secret(secrets["controlToken"])
+	cfg.History.Password = Secret(secrets["history.password"])
+	if cfg.Cluster != nil {
+		cfg.Cluster.SecretKey = Secret(secrets["cluster.secretKey"])
+	}
 	for i := range cfg.Handlers {
 		h := &cfg.Handlers[i]
 		prefix := "handler." + h.Name + ".header."
@@ -499,7 +503,9 @@ func (d *decoder) config(root *yaml.Node, path string) Config {
 		},
 		"agents":   func(n *yaml.Node, _ string) { agentNodes = n },
 		"handlers": d.handlers(&cfg.Handlers),
-	}, "pollInterval", "defaults", "agents", "handlers")
+		"history":  d.sharedHistory(&cfg.History),
+		"cluster":  d.cluster(&cfg.Cluster),
+	}, "pollInterval", "defaults", "agents", "handlers", "history", "cluster")
 	fleetRead := d.resolve(read, join(path, "defaults"), "readToken", token{})
 	fleetControl := d.resolve(control, join(path, "defaults"), "controlToken", token{})
 	cfg.ReadToken, cfg.ControlToken = fleetRead.secret, fleetControl.secret
