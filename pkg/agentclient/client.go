@@ -126,6 +126,16 @@ var ErrTooLarge = errors.New("answer larger than 1 MiB")
 // HTTPClient is the API over HTTP.
 type HTTPClient struct {
 	http *http.Client
+	// userAgent names the monitor to agents (default "vigil-monitor").
+	userAgent string
+}
+
+// WithUserAgent returns a client that names itself ua to agents (a member
+// of a divided fleet adds its name, so an agent's log tells who polled).
+func (c *HTTPClient) WithUserAgent(ua string) *HTTPClient {
+	cc := *c
+	cc.userAgent = ua
+	return &cc
 }
 
 var _ API = (*HTTPClient)(nil)
@@ -209,7 +219,11 @@ func (c *HTTPClient) do(ctx context.Context, agent Agent, method, path, query, t
 		return Answer{}, &Error{Fault: FaultConfig, Agent: agent.Name, Method: method, URL: redacted, Detail: "cannot build request", Err: err}
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "vigil-monitor")
+	ua := c.userAgent
+	if ua == "" {
+		ua = "vigil-monitor"
+	}
+	req.Header.Set("User-Agent", ua)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
+	"github.com/vigil-cdp/vigil/pkg/cluster"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
@@ -34,6 +36,11 @@ type watchOptions struct {
 	interval   time.Duration
 	// listen, tlsCert and tlsKey: where push agents send their reports.
 	listen, tlsCert, tlsKey string
+	// historyPostgres and historyScope: a history shared in PostgreSQL.
+	historyPostgres, historyScope string
+	// clusterJoin, clusterBind, clusterAdvertise, clusterName: this
+	// member's part in a fleet divided among monitors.
+	clusterJoin, clusterBind, clusterAdvertise, clusterName string
 	// redraw clears the terminal before each table (a terminal, not a pipe).
 	redraw bool
 	// engine options the tests set (fake clock, fast polls).
@@ -53,6 +60,12 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.listen, "listen", "", "receive the reports of agents with transport push on this address (POST /v1/reports), e.g. :7443")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "with --listen: serve HTTPS with this certificate (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "with --listen: the certificate's private key (PEM)")
+	fs.StringVar(&o.historyPostgres, "history-postgres", "", "keep the history in PostgreSQL, shared with other monitors (a connection string; the password from the fleet's history.password or PGPASSWORD); --history then holds the local buffer")
+	fs.StringVar(&o.historyScope, "history-scope", "", "with a shared history: the name this fleet's rows are kept under (default: the fleet's history.scope, else vigil-watch)")
+	fs.StringVar(&o.clusterJoin, "cluster-join", "", "divide the agents with other vigil watch members: comma-separated host:port of members to join through (needs a shared history)")
+	fs.StringVar(&o.clusterBind, "cluster-bind", "", "this member's gossip address, host:port (default: the fleet's cluster.bind, else 0.0.0.0:7946)")
+	fs.StringVar(&o.clusterAdvertise, "cluster-advertise", "", "the address other members reach this one at, host[:port]")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "this member's name (default: host name and port)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -110,20 +123,37 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 		// One store per fleet file: two fleets never share a history.
 		o.historyDir = o.config + ".history"
 	}
-	store, err := history.Open(o.historyDir, history.Options{Retention: o.retention})
+	if err := o.applyShared(&cfg); err != nil {
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
+		return ExitUsage
+	}
+	store, err := openWatchHistory(ctx, o, cfg)
 	if err != nil {
-		if errors.Is(err, history.ErrInUse) {
-			fmt.Fprintf(stderr, "vigil watch: %s is in use by another vigil watch of the same fleet; give this one its own --history\n", o.historyDir)
-		} else {
-			fmt.Fprintf(stderr, "vigil watch: history %s: %v\n", o.historyDir, err)
-		}
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		return ExitUsage
 	}
 	defer store.Close()
+	members, err := joinWatchCluster(o, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
+		return ExitUsage
+	}
+	if members != nil {
+		// Leaving at once lets the others take this member's agents over
+		// without waiting for its failure to be detected.
+		defer func() { _ = members.Leave(2 * time.Second) }()
+	}
 
 	out := &watchOutput{w: stdout, json: o.json, appendMode: !o.json && !o.redraw}
 	opts := o.engineOptions
 	opts.History = store
+	if members != nil {
+		opts.Membership = members
+		out.members = members
+		if opts.Client == nil {
+			opts.Client = agentclient.New(nil).WithUserAgent(fmt.Sprintf("vigil-monitor (member %s)", members.Self()))
+		}
+	}
 	opts.Sink = engine.SinkFunc(out.event)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: utcLogTime}))
@@ -133,6 +163,7 @@ func watch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil watch: %s\n", printable(err.Error()))
 		return ExitUsage
 	}
+	out.shared = e.Shared
 
 	if o.once {
 		if err := e.PollNow(ctx, ""); err != nil && ctx.Err() == nil {
@@ -210,6 +241,9 @@ type watchOutput struct {
 	recent     []engine.Event
 	// lastTable is what the table last printed showed (appendMode).
 	lastTable string
+	// members and shared: this member's part in a divided fleet.
+	members *cluster.Cluster
+	shared  func() engine.SharedView
 }
 
 func (o *watchOutput) event(ev engine.Event) {
@@ -262,6 +296,9 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 		}
 	}
 	fmt.Fprintf(&b, "%s  %d agents: %s\n", utc(now), len(snap.Agents), strings.Join(summary, ", "))
+	if o.members != nil && o.shared != nil {
+		fmt.Fprintln(&b, clusterLine(o.members, o.shared(), len(snap.Agents)))
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAG\tLAST RESTART\tREASON")
 	for _, a := range snap.Agents {

@@ -131,6 +131,31 @@ func (d *Datasource) monitorSection() (healthSection, bool) {
 			s.lines = append(s.lines, "warning: "+w)
 		}
 	}
+	if pg := st.Postgres; pg != nil {
+		if pg.Writable {
+			s.lines = append(s.lines, "shared history in PostgreSQL: written")
+		} else {
+			s.failed = true
+			s.lines = append(s.lines, fmt.Sprintf("shared history in PostgreSQL: NOT written since %s ago (%s); polling and restarts go on, and writes wait in the local buffer",
+				ago(st.Now, pg.Since), pg.LastError))
+		}
+		if pg.SpoolRecords > 0 || pg.Dropped > 0 {
+			s.lines = append(s.lines, fmt.Sprintf("local buffer: %d records (%d bytes) waiting; %d observations dropped because it was full", pg.SpoolRecords, pg.SpoolBytes, pg.Dropped))
+		}
+	}
+	if c := st.Cluster; c != nil {
+		if c.Self != "" {
+			s.lines = append(s.lines, fmt.Sprintf("cluster: this replica is %s at %s; %d members: %s", c.Self, c.Addr, len(c.Members), strings.Join(c.Members, ", ")))
+		}
+		s.lines = append(s.lines, fmt.Sprintf("this replica polls %d of %d agents", c.Owned, c.Agents))
+		if len(c.Unpolled) > 0 {
+			s.failed = true
+			s.lines = append(s.lines, fmt.Sprintf("NOT polled by any replica for two intervals: %s", strings.Join(c.Unpolled, ", ")))
+		}
+		if c.Error != "" {
+			s.lines = append(s.lines, "the shared history could not be read: "+c.Error)
+		}
+	}
 	return s, st.Warning != ""
 }
 

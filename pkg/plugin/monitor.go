@@ -10,7 +10,9 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
+	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/clock"
+	"github.com/vigil-cdp/vigil/pkg/cluster"
 	"github.com/vigil-cdp/vigil/pkg/engine"
 	"github.com/vigil-cdp/vigil/pkg/history"
 )
@@ -84,9 +86,13 @@ type monitor struct {
 	owner   *Datasource
 	updated time.Time
 
-	eng       *engine.Engine
-	store     *history.Store
-	place     historyPlace
+	eng   *engine.Engine
+	store history.Backend
+	place historyPlace
+	// members divides the fleet among replicas (nil: not divided).
+	members *cluster.Cluster
+	// shared: the shared history and cluster settings it runs with.
+	shared    string
 	clk       clock.Clock
 	startedAt time.Time
 	cancel    context.CancelFunc
@@ -127,7 +133,7 @@ func (ms *monitors) attach(ds *Datasource) {
 		m.stop("the new settings are invalid")
 		return
 	}
-	if ms.placeHistory(ds).Dir != m.place.Dir {
+	if ms.placeHistory(ds).Dir != m.place.Dir || sharedKey(ds.settings.Fleet) != m.shared {
 		m.stop("the settings moved the history")
 		return
 	}
@@ -155,7 +161,7 @@ func (ms *monitors) detach(ds *Datasource) {
 // so a settings change during the request does not race with it.
 type live struct {
 	eng       *engine.Engine
-	store     *history.Store
+	store     history.Backend
 	startedAt time.Time
 }
 
@@ -199,15 +205,23 @@ func (ms *monitors) start(m *monitor) error {
 	if err := claimHistory(place.Dir, m.ident); err != nil {
 		return fmt.Errorf("jsonData.historyPath: %w", err)
 	}
-	store, err := history.Open(place.Dir, history.Options{})
+	store, err := ms.openHistory(m, place)
 	if err != nil {
-		if errors.Is(err, history.ErrInUse) {
-			return fmt.Errorf("jsonData.historyPath: %w: another Grafana (or vigil watch) uses this folder; give each its own", err)
-		}
-		return fmt.Errorf("jsonData.historyPath: %w", err)
+		return err
 	}
 	opts := ms.options()
 	opts.History = store
+	members, err := ms.joinCluster(m, owner.settings.Fleet)
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	if members != nil {
+		opts.Membership = members
+		if opts.Client == nil {
+			opts.Client = agentclient.New(nil).WithUserAgent(fmt.Sprintf("vigil-monitor (member %s)", members.Self()))
+		}
+	}
 	// HTTP handlers only, to the URLs the Grafana server's admin allows.
 	prefixes, _ := handlerURLPrefixes(ms.getenv)
 	opts.Handlers.NoCommands, opts.Handlers.AllowURL = true, allowURL(prefixes)
@@ -219,9 +233,13 @@ func (ms *monitors) start(m *monitor) error {
 	}
 	eng, err := engine.New(owner.settings.Fleet, opts)
 	if err != nil {
+		if members != nil {
+			_ = members.Leave(time.Second)
+		}
 		_ = store.Close()
 		return err
 	}
+	m.members, m.shared = members, sharedKey(owner.settings.Fleet)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.eng, m.store, m.place, m.clk, m.cancel, m.done = eng, store, place, opts.Clock, cancel, make(chan struct{})
 	m.startedAt = eng.Snapshot().Time
@@ -321,6 +339,13 @@ func (m *monitor) stop(why string) {
 	<-m.done
 	m.stoppedAt, m.stopReason = m.clk.Now(), why
 	m.note("monitor stopped: " + why)
+	if m.members != nil {
+		// Others take its agents over at once.
+		if err := m.members.Leave(2 * time.Second); err != nil {
+			log.DefaultLogger.Warn("Vigil could not leave the cluster gracefully", "datasource", m.ident.String(), "error", err)
+		}
+		m.members = nil
+	}
 	if err := m.store.Close(); err != nil {
 		log.DefaultLogger.Warn("Vigil history close failed", "datasource", m.ident.String(), "error", err)
 	}

@@ -3,6 +3,8 @@ package plugin
 import (
 	"fmt"
 	"time"
+
+	"github.com/vigil-cdp/vigil/pkg/history"
 )
 
 // monitorStatus is what the health check and the app's Configuration page
@@ -31,6 +33,24 @@ type monitorStatus struct {
 	// history would not survive a reboot.
 	Warning string    `json:"warning,omitempty"`
 	Now     time.Time `json:"now"`
+	// Postgres: the shared history's state (absent with the embedded one).
+	Postgres *history.PGStatus `json:"postgres,omitempty"`
+	// Cluster: this replica's part in a fleet divided among replicas.
+	Cluster *clusterStatus `json:"cluster,omitempty"`
+}
+
+// clusterStatus is this replica's view of the replicas dividing the fleet.
+type clusterStatus struct {
+	Self    string   `json:"self"`
+	Addr    string   `json:"addr"`
+	Members []string `json:"members"`
+	// Owned of Agents are polled by this replica.
+	Owned  int `json:"owned"`
+	Agents int `json:"agents"`
+	// Unpolled: agents no replica recorded a poll of for two intervals.
+	Unpolled  []string   `json:"unpolled"`
+	CheckedAt *time.Time `json:"checkedAt"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // status reports on ds's monitor without starting it.
@@ -65,6 +85,21 @@ func (ms *monitors) status(ds *Datasource) monitorStatus {
 		st.StoppedAt = timeOrNil(m.stoppedAt)
 		st.StopReason = m.stopReason
 		st.KeptAliveByAlerts = !m.lastAlert.IsZero() && st.Now.Sub(m.lastAlert) < idle
+		if pg, ok := m.store.(*history.PGStore); ok && st.Running {
+			ps := pg.Status()
+			st.Postgres = &ps
+		}
+		if st.Running && (m.members != nil || st.Postgres != nil) {
+			v := m.eng.Shared()
+			cs := &clusterStatus{Owned: v.Owned, Agents: len(m.eng.Config().Agents), Unpolled: v.Unpolled, CheckedAt: timeOrNil(v.CheckedAt), Error: v.Error}
+			if m.members != nil {
+				cs.Self, cs.Addr = m.members.Self(), m.members.Addr()
+				for _, mem := range m.members.Members() {
+					cs.Members = append(cs.Members, mem.Name)
+				}
+			}
+			st.Cluster = cs
+		}
 	}
 	st.Summary, st.Warning = describeMonitor(st, idle)
 	if !st.History.Durable {
