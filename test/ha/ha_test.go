@@ -551,4 +551,3 @@ func countSeveral(p map[string]map[string]int, not string) int {
 	}
 	return n
 }
-
