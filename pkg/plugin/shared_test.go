@@ -1,0 +1,113 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/vigil-cdp/vigil/internal/pgtest"
+	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
+	"github.com/vigil-cdp/vigil/pkg/clock"
+	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/history"
+)
+
+// replica is one Grafana replica's plugin process: its own registry and
+// data folder, the fake clock and agents of the test.
+func replica(t *testing.T, clk *clock.Fake, client *agentclienttest.Fake) *monitors {
+	t.Helper()
+	ms := testMonitors(t, client)
+	ms.clock = clk
+	ms.options = func() engine.Options { return engine.Options{Client: client, Clock: clk, Jitter: -1} }
+	t.Cleanup(ms.stopAll)
+	return ms
+}
+
+func timeline(t *testing.T, ds *Datasource, from, to time.Time) string {
+	t.Helper()
+	resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
+		PluginContext: backend.PluginContext{OrgID: 1},
+		Queries: []backend.DataQuery{{RefID: "A", QueryType: QueryTypeTimeline, JSON: json.RawMessage(`{}`),
+			TimeRange: backend.TimeRange{From: from, To: to}, Interval: 10 * time.Second, MaxDataPoints: 1000}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := resp.Responses["A"]
+	if dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	b, err := json.Marshal(dr.Frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Two replicas of one datasource answer a timeline from the same rows in
+// PostgreSQL: the same frames, including the hours the second replica was
+// not running.
+func TestTwoReplicasAnswerTheSameFrames(t *testing.T) {
+	pg := pgtest.Start(t)
+	clk := clock.NewFake(t0)
+	client := agentclienttest.New(clk)
+	client.Add("node-a", agentclienttest.Script{})
+	client.Add("node-b", agentclienttest.Script{})
+	jsonData := fmt.Sprintf(`{"pollInterval":"10s","agents":[{"name":"node-a","url":"http://127.0.0.1:7071"},{"name":"node-b","url":"http://127.0.0.1:7072"}],
+		"history":{"postgres":%q}}`, pg.DSN())
+	ident, settings := inOrg(1, 3, "vigil-cdp", jsonData)
+
+	ms1 := replica(t, clk, client)
+	ds1 := newDatasourceIn(ident, settings, client, ms1)
+	if dr := alertEvaluation(t, ds1); dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	eng1 := ms1.byKey[ident.key()].eng
+	// Twenty minutes of polls by replica 1 alone, with an outage of node-b.
+	for i := 1; i <= 120; i++ {
+		clk.Set(t0.Add(time.Duration(i) * 10 * time.Second))
+		client.Set("node-b", func(s *agentclienttest.Script) { s.Silent = i >= 40 && i < 50 })
+		if err := eng1.PollNow(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Replica 2 starts now.
+	ms2 := replica(t, clk, client)
+	ds2 := newDatasourceIn(ident, settings, client, ms2)
+	from, to := t0, t0.Add(20*time.Minute)
+	a, b := timeline(t, ds1, from, to), timeline(t, ds2, from, to)
+	if a != b {
+		t.Fatalf("the replicas answer differently:\n%s\n%s", a, b)
+	}
+	if !strings.Contains(a, "GRACE") && !strings.Contains(a, `"FAILED"`) {
+		t.Errorf("the timeline does not show node-b's outage: %s", a)
+	}
+	st := ms2.status(ds2)
+	if st.Postgres == nil || !st.Postgres.Writable || !strings.Contains(ms2.byKey[ident.key()].store.Path(), "org 1, id 3") {
+		t.Errorf("replica 2's status: %+v", st.Postgres)
+	}
+	// The events query too.
+	ev := func(ds *Datasource) string {
+		resp, _ := ds.QueryData(context.Background(), &backend.QueryDataRequest{
+			//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
+			PluginContext: backend.PluginContext{OrgID: 1},
+			Queries: []backend.DataQuery{{RefID: "A", QueryType: QueryTypeEvents, JSON: json.RawMessage(`{}`),
+				TimeRange: backend.TimeRange{From: from, To: to}, MaxDataPoints: 1000}},
+		})
+		b, _ := json.Marshal(resp.Responses["A"].Frames)
+		return string(b)
+	}
+	if a, b := ev(ds1), ev(ds2); a != b || !strings.Contains(a, "node-b") {
+		t.Fatalf("events differ or lack node-b's:\n%s\n%s", a, b)
+	}
+	// The local folder holds only the buffer.
+	if _, ok := ms2.byKey[ident.key()].store.(*history.PGStore); !ok {
+		t.Errorf("replica 2's history is %T", ms2.byKey[ident.key()].store)
+	}
+}
