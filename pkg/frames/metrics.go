@@ -18,6 +18,7 @@ const (
 	MetricRestarts               = "restarts"
 	MetricAutoRestartSuspended   = "autoRestartSuspended"
 	MetricEngineStalenessSeconds = "engineStalenessSeconds"
+	MetricUnpolledAgents         = "unpolledAgents"
 )
 
 // AgentMetrics are the series of an agent as a whole, ProcessMetrics those of
@@ -25,7 +26,7 @@ const (
 var (
 	AgentMetrics   = []string{MetricStateCode, MetricUp, MetricRTTSeconds, MetricBudgetSeconds}
 	ProcessMetrics = []string{MetricProcessRunning, MetricProtectionLagSeconds, MetricRestarts, MetricAutoRestartSuspended}
-	EngineMetrics  = []string{MetricEngineStalenessSeconds}
+	EngineMetrics  = []string{MetricEngineStalenessSeconds, MetricUnpolledAgents}
 )
 
 // metricUnits are Grafana unit ids of the metrics that have one.
@@ -47,6 +48,7 @@ var metricDescriptions = map[string]string{
 	MetricRestarts:               "restarts of the process",
 	MetricAutoRestartSuspended:   "1 while the flap guard holds auto-restart",
 	MetricEngineStalenessSeconds: "seconds since the monitor's last completed poll cycle",
+	MetricUnpolledAgents:         "agents no monitor sharing the history has polled for two intervals (shared history only)",
 }
 
 // MetricInfo describes one metric: whose series it is (agent, process or

@@ -1,6 +1,9 @@
 package plugin
 
-import "github.com/vigil-cdp/vigil/pkg/engine"
+import (
+	"github.com/vigil-cdp/vigil/pkg/engine"
+	"github.com/vigil-cdp/vigil/pkg/history"
+)
 
 // agentList is the answer to GET agents.
 type agentList struct {
@@ -34,5 +37,7 @@ func ResourceShapes() []Shape {
 		{"PollAgent", pollAgent{}},
 		{"MonitorStatus", monitorStatus{}},
 		{"HistoryPlace", historyPlace{}},
+		{"SharedHistoryStatus", history.PGStatus{}},
+		{"ClusterStatus", clusterStatus{}},
 	}
 }

@@ -41,6 +41,8 @@ type source struct {
 	// startedAt is when the engine started; staleness counts from it until
 	// every agent has been polled.
 	startedAt time.Time
+	// shared is the monitor's view of a shared history (nil: its own).
+	shared *engine.SharedView
 	// alert is set for queries from Grafana Alerting (the FromAlert header):
 	// answers are shaped for its server-side expressions (docs/alerting.md),
 	// and an agent the engine has not judged since it started is UNKNOWN.
@@ -149,7 +151,13 @@ func (d *Datasource) source(ctx context.Context, alert bool) (source, int, error
 		}
 		m.eng.WaitFirstRound(ctx, firstRoundWait)
 	}
+	var shared *engine.SharedView
+	if _, ok := m.store.(history.Shared); ok {
+		v := m.eng.Shared()
+		shared = &v
+	}
 	return source{
+		shared:       shared,
 		snap:         m.eng.Snapshot(),
 		hist:         m.store,
 		pollInterval: m.eng.Config().PollInterval,

@@ -208,7 +208,7 @@ func TestParseFilterErrors(t *testing.T) {
 		name, model, want string
 	}{
 		{"unknown state", `{"states":["OK","BROKEN"]}`, `states[1]: unknown state "BROKEN": known states are OK, STANDBY, RESTARTING, GRACE, DEGRADED, FAILED, UNKNOWN`},
-		{"unknown metric", `{"metrics":["cpu"]}`, `metrics[0]: unknown metric "cpu": known metrics are stateCode, up, rttSeconds, budgetSeconds, processRunning, protectionLagSeconds, restarts, autoRestartSuspended, engineStalenessSeconds`},
+		{"unknown metric", `{"metrics":["cpu"]}`, `metrics[0]: unknown metric "cpu": known metrics are stateCode, up, rttSeconds, budgetSeconds, processRunning, protectionLagSeconds, restarts, autoRestartSuspended, engineStalenessSeconds, unpolledAgents`},
 		{"not a list", `{"agents":"a"}`, `the query is not valid: json: cannot unmarshal string into Go struct field queryModel.agents of type []string`},
 	}
 	for _, tt := range tests {

@@ -288,6 +288,18 @@ func queryMetrics(src source, q backend.DataQuery, f filter) (data.Frames, error
 		t, v := staleness(src, obsBy, g)
 		series = append(series, frames.Series{Metric: frames.MetricEngineStalenessSeconds, Times: t, Values: v})
 	}
+	if f.wantMetric(frames.MetricUnpolledAgents) && src.shared != nil && !src.shared.CheckedAt.IsZero() {
+		// The live count only: when no monitor polls an agent, nothing
+		// recorded it at the steps before.
+		if at := src.snap.Time; !at.Before(g.From) && !at.After(g.To.Add(g.Step)) {
+			stamp := at
+			if stamp.After(g.To) {
+				stamp = g.To
+			}
+			n := float64(len(src.shared.Unpolled))
+			series = append(series, frames.Series{Metric: frames.MetricUnpolledAgents, Times: []time.Time{stamp}, Values: []*float64{&n}})
+		}
+	}
 	if src.alert && len(f.metrics) != 1 {
 		// Several metrics per agent: their labels alone must tell them apart.
 		return frames.WithMetricLabel(frames.Metrics(series)), nil

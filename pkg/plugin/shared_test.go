@@ -106,6 +106,26 @@ func TestTwoReplicasAnswerTheSameFrames(t *testing.T) {
 	if a, b := ev(ds1), ev(ds2); a != b || !strings.Contains(a, "node-b") {
 		t.Fatalf("events differ or lack node-b's:\n%s\n%s", a, b)
 	}
+	// The count of agents no replica polls is a metric (0 here: both poll).
+	waitFor(t, "replica 2's first look at the shared history", func() bool {
+		return !ms2.byKey[ident.key()].eng.Shared().CheckedAt.IsZero()
+	})
+	resp, err := ds2.QueryData(context.Background(), &backend.QueryDataRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
+		PluginContext: backend.PluginContext{OrgID: 1},
+		Queries: []backend.DataQuery{{RefID: "A", QueryType: QueryTypeMetrics, JSON: json.RawMessage(`{"metrics":["unpolledAgents"]}`),
+			TimeRange: backend.TimeRange{From: from, To: to}, Interval: 10 * time.Second, MaxDataPoints: 1000}},
+	})
+	if err != nil || resp.Responses["A"].Error != nil {
+		t.Fatal(err, resp.Responses["A"].Error)
+	}
+	fr := resp.Responses["A"].Frames
+	if len(fr) != 1 || fr[0].Rows() != 1 {
+		t.Fatalf("unpolledAgents: %d frames", len(fr))
+	}
+	if v, _ := fr[0].Fields[1].At(0).(float64); v != 0 {
+		t.Errorf("unpolledAgents = %v, want 0", fr[0].Fields[1].At(0))
+	}
 	// The local folder holds only the buffer.
 	if _, ok := ms2.byKey[ident.key()].store.(*history.PGStore); !ok {
 		t.Errorf("replica 2's history is %T", ms2.byKey[ident.key()].store)

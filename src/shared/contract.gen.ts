@@ -181,6 +181,12 @@ export const METRICS = [
     unit: 's',
     description: "seconds since the monitor's last completed poll cycle",
   },
+  {
+    name: 'unpolledAgents',
+    scope: 'engine',
+    unit: '',
+    description: 'agents no monitor sharing the history has polled for two intervals (shared history only)',
+  },
 ] as const;
 
 // The resource answers (pkg/plugin ResourceShapes), parsed at runtime: a backend of another version
@@ -335,6 +341,28 @@ export const historyPlaceSchema = z.looseObject({
 });
 export type HistoryPlace = z.infer<typeof historyPlaceSchema>;
 
+export const sharedHistoryStatusSchema = z.looseObject({
+  writable: z.boolean(),
+  since: z.string(),
+  lastError: z.string().optional(),
+  spoolBytes: z.number(),
+  spoolRecords: z.number(),
+  dropped: z.number(),
+});
+export type SharedHistoryStatus = z.infer<typeof sharedHistoryStatusSchema>;
+
+export const clusterStatusSchema = z.looseObject({
+  self: z.string(),
+  addr: z.string(),
+  members: list(z.string()),
+  owned: z.number(),
+  agents: z.number(),
+  unpolled: list(z.string()),
+  checkedAt: z.string().nullable(),
+  error: z.string().optional(),
+});
+export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
+
 export const monitorStatusSchema = z.looseObject({
   running: z.boolean(),
   startedAt: z.string().nullable(),
@@ -348,5 +376,7 @@ export const monitorStatusSchema = z.looseObject({
   summary: z.string(),
   warning: z.string().optional(),
   now: z.string(),
+  postgres: sharedHistoryStatusSchema.optional(),
+  cluster: clusterStatusSchema.optional(),
 });
 export type MonitorStatus = z.infer<typeof monitorStatusSchema>;

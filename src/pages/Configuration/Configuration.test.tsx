@@ -79,11 +79,11 @@ describe('Configuration page', () => {
     expect(status).toHaveTextContent('differs from the template: pending period');
     expect(status).toHaveTextContent('provisioned from files');
     expect(status).toHaveTextContent('not installed');
-    expect(screen.getByTestId(testIds.config.install)).toHaveTextContent('Install 3 rules');
+    expect(screen.getByTestId(testIds.config.install)).toHaveTextContent('Install 4 rules');
 
     await userEvent.click(screen.getByTestId(testIds.config.install));
     await waitFor(() => expect(status).not.toHaveTextContent('not installed'));
-    expect(backend.post).toHaveBeenCalledTimes(2);
+    expect(backend.post).toHaveBeenCalledTimes(3);
     expect(backend.put).toHaveBeenCalledWith(
       `/api/v1/provisioning/alert-rules/${rules[1].uid}`,
       expect.objectContaining({ folderUID: 'f1', ruleGroup: 'Vigil CDP', for: rules[1].for }),
@@ -106,7 +106,7 @@ describe('Configuration page', () => {
     renderInRouter(<Configuration settings={{}} />);
     await chooseFolder('Ops');
     await userEvent.click(screen.getByTestId(testIds.config.preview));
-    await waitFor(() => expect(screen.getByTestId(testIds.config.install)).toHaveTextContent('Install 5 rules'));
+    await waitFor(() => expect(screen.getByTestId(testIds.config.install)).toHaveTextContent('Install 6 rules'));
     await userEvent.click(screen.getByTestId(testIds.config.install));
     expect(await screen.findByText(/CDP client failed: invalid alert rule/)).toBeInTheDocument();
   });

@@ -277,7 +277,7 @@ export default function Configuration({ settings }: { settings: AppSettings }) {
                       {statuses.error.message}
                     </Alert>
                   ) : allCurrent ? (
-                    <Text color="success">All five rules are installed and up to date.</Text>
+                    <Text color="success">All {lines.length} rules are installed and up to date.</Text>
                   ) : null}
                   <InteractiveTable columns={columns} data={lines} getRowId={(l: PreviewLine) => l.id} />
                 </div>

@@ -26,7 +26,7 @@ describe('alert rule template', () => {
     expect(file).toEqual(provisioningFile(options));
   });
 
-  it('has the five rules of the issue, each with a condition among its refIds', () => {
+  it('has the five rules of the issue and the shared history rule, each with a condition among its refIds', () => {
     const { rules } = buildRuleGroup(options);
     expect(rules.map((r) => r.title)).toEqual([
       'CDP client failed',
@@ -34,6 +34,7 @@ describe('alert rule template', () => {
       'CDP protection lag above the RPO objective',
       'CDP auto-restart suspended',
       'CDP monitor stopped',
+      'CDP agents not polled by any monitor',
     ]);
     for (const rule of rules) {
       expect(rule.data.map((d) => d.refId)).toContain(rule.condition);

@@ -250,6 +250,25 @@ export function buildRuleGroup(options: RuleTemplateOptions): RuleGroup {
       labels: { severity: 'critical', service: 'vigil-cdp' },
       isPaused: false,
     },
+    {
+      uid: ruleUid(ds, 'agents-unpolled'),
+      title: 'CDP agents not polled by any monitor',
+      condition: 'C',
+      data: [metricQuery('A', ds, 'unpolledAgents', window), last('B', 'A'), above('C', 'B', 0)],
+      // Only a shared history (docs/ha.md) has this series: without one it never fires.
+      noDataState: KEEP_LAST,
+      execErrState: 'Error',
+      for: '0s',
+      annotations: {
+        summary: 'CDP agents not polled by any Vigil monitor',
+        description:
+          '{{ $values.B.Value }} agents have had no poll recorded by any monitor sharing the history for two poll intervals: a member died and its agents were not taken over, or the members cannot reach each other or PostgreSQL. Save & test on the datasource lists them.',
+        runbook_url: `${RUNBOOK_URL}#cdp-agents-not-polled-by-any-monitor`,
+        dashboard_url: '/d/vigil-cdp-fleet-overview/cdp-fleet-overview',
+      },
+      labels: { severity: 'critical', service: 'vigil-cdp' },
+      isPaused: false,
+    },
   ];
   return { name: RULE_GROUP, folder: RULE_FOLDER, interval: duration(poll), rules };
 }
