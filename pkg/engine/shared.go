@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-cdp/vigil/pkg/fleet"
 	"github.com/vigil-cdp/vigil/pkg/history"
+	"github.com/vigil-cdp/vigil/pkg/state"
 )
 
 // Several monitors can divide one fleet (docs/ha.md): they share a history
@@ -181,6 +182,17 @@ func (e *Engine) refreshShared() {
 		}
 		if err == nil && now.Sub(startedAt) >= 2*e.cfg.PollInterval && now.Sub(polls[a.Name]) > 2*e.cfg.PollInterval {
 			view.Unpolled = append(view.Unpolled, a.Name)
+			if !e.owns(a) {
+				// What its owner last recorded is no longer the agent's state.
+				since := "the monitor started"
+				if last := polls[a.Name]; !last.IsZero() {
+					since = last.UTC().Format(time.RFC3339)
+				}
+				rt.snap.State, rt.snap.Reason = state.Unknown, "no monitor sharing the history has polled it since "+since
+				for i := range rt.snap.Processes {
+					rt.snap.Processes[i].State, rt.snap.Processes[i].Reason = state.Unknown, rt.snap.Reason
+				}
+			}
 		}
 	}
 	e.mu.Unlock()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,5 +183,8 @@ func TestUnpolledAgentsAreListed(t *testing.T) {
 	m2.eng.refreshShared()
 	if v := m2.eng.Shared(); len(v.Unpolled) != 1 || v.Unpolled[0] != "a" {
 		t.Fatalf("after two intervals without a poll: %+v", v)
+	}
+	if s, _ := m2.eng.Snapshot().Agent("a"); s.State != state.Unknown || !strings.Contains(s.Reason, "no monitor sharing the history has polled it since 2026-11-26T04:00:00Z") {
+		t.Fatalf("an agent nobody polls shows %s %q", s.State, s.Reason)
 	}
 }
