@@ -81,6 +81,7 @@ func (e *Engine) pollIfOlder(ctx context.Context, rt *agentRT, maxAge time.Durat
 		rt.rec.FirstPollAt = e.clock.Now()
 	}
 	if cfg.Pushes() {
+		e.takeRelayed(ctx, rt, cfg)
 		e.freshness(ctx, rt, cfg, budget.ResponseTime+budget.Processing)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-cdp/vigil/pkg/agentclient"
 	"github.com/vigil-cdp/vigil/pkg/fleet"
+	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/poller"
 	"github.com/vigil-cdp/vigil/pkg/report"
 )
@@ -53,18 +54,33 @@ func (e *Engine) Report(ctx context.Context, raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !e.owns(cfg) {
+		return e.relayReport(rt, cfg, r, raw)
+	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	if err := e.acceptReport(ctx, rt, cfg, r); err != nil {
+		return nil, err
+	}
+	answer, err := report.Seal(report.Answer{Agent: name, Seq: r.Seq, Actions: rt.outbox}, cfg.ReportToken.Reveal())
+	rt.outbox = nil
+	return answer, err
+}
+
+// acceptReport judges one verified report as a poll's answer, unless it is
+// a replay; rt.mu is held.
+func (e *Engine) acceptReport(ctx context.Context, rt *agentRT, cfg fleet.Agent, r report.Report) error {
+	name := cfg.Name
 	now := e.clock.Now()
 	rec := &rt.rec
 	switch {
 	case r.Seq <= rec.ReportSeq:
-		return nil, fmt.Errorf("%w: report %d of agent %q, the last accepted was %d", ErrReportStale, r.Seq, name, rec.ReportSeq)
+		return fmt.Errorf("%w: report %d of agent %q, the last accepted was %d", ErrReportStale, r.Seq, name, rec.ReportSeq)
 	case r.SentAt.Before(rec.ReportSentAt):
-		return nil, fmt.Errorf("%w: report %d of agent %q was made at %s, before the last accepted (%s)", ErrReportStale, r.Seq, name,
+		return fmt.Errorf("%w: report %d of agent %q was made at %s, before the last accepted (%s)", ErrReportStale, r.Seq, name,
 			r.SentAt.UTC().Format(time.RFC3339Nano), rec.ReportSentAt.UTC().Format(time.RFC3339Nano))
 	case r.SentAt.After(now.Add(maxClockSkew)):
-		return nil, fmt.Errorf("%w: report %d of agent %q was made at %s, more than %s ahead of this monitor's clock", ErrReportStale, r.Seq, name,
+		return fmt.Errorf("%w: report %d of agent %q was made at %s, more than %s ahead of this monitor's clock", ErrReportStale, r.Seq, name,
 			r.SentAt.UTC().Format(time.RFC3339), maxClockSkew)
 	}
 	rec.ReportSeq, rec.ReportSentAt = r.Seq, r.SentAt
@@ -77,9 +93,59 @@ func (e *Engine) Report(ctx context.Context, raw []byte) ([]byte, error) {
 	if r.Dropped > 0 {
 		e.log.Warn("a push agent could not send every change", "agent", name, "dropped", r.Dropped)
 	}
-	answer, err := report.Seal(report.Answer{Agent: name, Seq: r.Seq, Actions: rt.outbox}, cfg.ReportToken.Reveal())
-	rt.outbox = nil
-	return answer, err
+	return nil
+}
+
+var _ ReportRelay = (*history.PGStore)(nil)
+
+// ReportRelay is a shared history that passes the reports reaching a
+// monitor that does not own their agent to the one that does.
+type ReportRelay interface {
+	PutReport(agent string, seq int64, raw []byte) error
+	TakeReports(agent string) ([][]byte, error)
+}
+
+// relayReport keeps a report for the agent's owner, which judges it at its
+// next look at the agent (within a poll interval), and answers the agent
+// without actions: those the owner decides go in its answer to the next
+// report that reaches it.
+func (e *Engine) relayReport(rt *agentRT, cfg fleet.Agent, r report.Report, raw []byte) ([]byte, error) {
+	relay, ok := e.hist.(ReportRelay)
+	if !ok {
+		return nil, fmt.Errorf("%w: this monitor does not own the agent and has no shared history to pass its report on", report.ErrUnavailable)
+	}
+	if err := relay.PutReport(cfg.Name, r.Seq, raw); err != nil {
+		return nil, fmt.Errorf("%w: this monitor does not own the agent and could not pass its report on: %w", report.ErrUnavailable, err)
+	}
+	e.log.Debug("report passed on to the agent's owner", "agent", cfg.Name, "seq", r.Seq)
+	return report.Seal(report.Answer{Agent: cfg.Name, Seq: r.Seq}, cfg.ReportToken.Reveal())
+}
+
+// takeRelayed judges, in order, the reports other monitors received for a
+// push agent this one owns; rt.mu is held.
+func (e *Engine) takeRelayed(ctx context.Context, rt *agentRT, cfg fleet.Agent) {
+	relay, ok := e.hist.(ReportRelay)
+	if !ok || e.opts.Membership == nil {
+		return
+	}
+	raws, err := relay.TakeReports(cfg.Name)
+	if err != nil {
+		e.log.Warn("cannot read the reports other monitors received", "agent", cfg.Name, "error", err)
+		return
+	}
+	for _, raw := range raws {
+		env, _, err := report.Peek(raw)
+		if err != nil {
+			continue
+		}
+		r, err := report.Open(env, cfg.ReportToken.Reveal())
+		if err != nil {
+			continue
+		}
+		if err := e.acceptReport(ctx, rt, cfg, r); err != nil {
+			e.log.Debug("a passed-on report was not taken", "agent", cfg.Name, "error", err)
+		}
+	}
 }
 
 // freshness is a push agent's "poll": nothing while its reports come, a
@@ -116,6 +182,13 @@ func (e *Engine) request(cfg fleet.Agent, action, process string, ifGen *int64, 
 	}
 	// rt.mu is held by the caller (a report's processing, or a restart by
 	// a person).
+	for _, q := range rt.outbox {
+		if q.Action == action && q.Process == process && q.IfGeneration == gen && gen >= 0 {
+			// Already waiting for the next answer (reports passed on by
+			// another monitor are judged before one reaches this one).
+			return gen, nil
+		}
+	}
 	rt.outbox = append(rt.outbox, report.Request{Action: action, Process: process, IfGeneration: gen, Reason: reason, RequestedBy: requestedBy})
 	return gen, nil
 }

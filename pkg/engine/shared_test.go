@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +187,55 @@ func TestUnpolledAgentsAreListed(t *testing.T) {
 	}
 	if s, _ := m2.eng.Snapshot().Agent("a"); s.State != state.Unknown || !strings.Contains(s.Reason, "no monitor sharing the history has polled it since 2026-11-26T04:00:00Z") {
 		t.Fatalf("an agent nobody polls shows %s %q", s.State, s.Reason)
+	}
+}
+
+// A report that reaches a monitor which does not own its push agent is
+// kept in the shared history and judged by the owner at its next look;
+// the receiver answers without actions. The owner refuses a replay of it.
+func TestReportToANonOwnerIsJudgedByTheOwner(t *testing.T) {
+	srv := pgtest.Start(t)
+	cfg := pushFleet()
+	clk := clock.NewFake(t0)
+	client := agentclienttest.New(clk)
+	own := &owner{to: "m1"}
+	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
+	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
+	ctx := context.Background()
+	if _, err := m1.eng.Report(ctx, signed(t, 1, t0, statusJSON("nat-id", "nat-host", 3), pushToken)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(5 * time.Second))
+	raw := signed(t, 2, t0.Add(5*time.Second), crashedJSON(3), pushToken)
+	ans, err := m2.eng.Report(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := openAnswer(t, ans); a.Seq != 2 || len(a.Actions) != 0 {
+		t.Fatalf("the non-owner's answer: %+v", a)
+	}
+	if s, _ := m2.eng.Snapshot().Agent("nat"); s.State == state.Degraded || s.State == state.Restarting {
+		t.Fatalf("the non-owner judged the report: %s", s.State)
+	}
+	// The owner's next look at the agent takes it.
+	clk.Set(t0.Add(10 * time.Second))
+	if err := m1.eng.PollNow(ctx, "nat"); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m1.eng.Snapshot().Agent("nat")
+	if s.State != state.Restarting && s.State != state.Degraded {
+		t.Fatalf("the owner after taking the passed-on crash report: %s %q", s.State, s.Reason)
+	}
+	// The restart it decided goes in its answer to the next report.
+	clk.Set(t0.Add(15 * time.Second))
+	ans, err = m1.eng.Report(ctx, signed(t, 3, t0.Add(15*time.Second), crashedJSON(3), pushToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := openAnswer(t, ans); len(a.Actions) != 1 || a.Actions[0].Action != "restart" || a.Actions[0].IfGeneration != 3 {
+		t.Fatalf("the owner's answer: %+v", a)
+	}
+	if _, err := m1.eng.Report(ctx, raw); !errors.Is(err, ErrReportStale) {
+		t.Fatalf("a replay of the passed-on report: %v", err)
 	}
 }

@@ -943,6 +943,59 @@ func (s *PGStore) LastAnswer(agent string) (time.Time, error) {
 	return t, nil
 }
 
+// maxRelayed bounds the reports kept for one agent's owner; older ones go.
+const maxRelayed = 100
+
+// PutReport keeps a push agent's report (its raw body) for the monitor
+// that owns the agent. It is written at once: the agent is told only once
+// it is kept, and resends otherwise.
+func (s *PGStore) PutReport(agent string, seq int64, raw []byte) error {
+	ctx, cancel := s.readCtx()
+	defer cancel()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO vigil_report (scope_id, agent, seq, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			s.scopeID, agent, seq, raw); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM vigil_report WHERE scope_id = $1 AND agent = $2 AND seq <= (
+			SELECT seq FROM vigil_report WHERE scope_id = $1 AND agent = $2 ORDER BY seq DESC OFFSET $3 LIMIT 1)`, s.scopeID, agent, maxRelayed)
+		return err
+	})
+}
+
+// TakeReports returns and forgets the reports kept for agent, oldest first.
+func (s *PGStore) TakeReports(agent string) ([][]byte, error) {
+	ctx, cancel := s.readCtx()
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `DELETE FROM vigil_report WHERE scope_id = $1 AND agent = $2 RETURNING seq, body`, s.scopeID, agent)
+	if err != nil {
+		return nil, err
+	}
+	type kept struct {
+		seq  int64
+		body []byte
+	}
+	var all []kept
+	for rows.Next() {
+		var k kept
+		if err := rows.Scan(&k.seq, &k.body); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		all = append(all, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b kept) int { return int(a.seq - b.seq) })
+	out := make([][]byte, len(all))
+	for i, k := range all {
+		out[i] = k.body
+	}
+	return out, nil
+}
+
 // Silences returns every known past silence.
 func (s *PGStore) Silences() ([]Silence, error) {
 	s.flushForRead()

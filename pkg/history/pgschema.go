@@ -28,6 +28,8 @@ import (
 //   - vigil_silence: past silences, which measured mode learns from.
 //   - vigil_agent: the engine's resume records (GRACE clocks, back-off and
 //     flap trackers) and the latest answer before the recent rows.
+//   - vigil_report: reports of push agents that reached a monitor which
+//     does not own them, until their owner takes them.
 type migration struct {
 	version     int
 	description string
@@ -93,6 +95,16 @@ CREATE TABLE vigil_agent (
 	PRIMARY KEY (scope_id, agent)
 );
 CREATE INDEX vigil_agent_updated ON vigil_agent (scope_id, updated_at);
+`},
+	{2, "reports a monitor received for an agent another owns", `
+CREATE TABLE vigil_report (
+	scope_id    integer     NOT NULL,
+	agent       text        NOT NULL,
+	seq         bigint      NOT NULL,
+	received_at timestamptz NOT NULL DEFAULT now(),
+	body        bytea       NOT NULL,
+	PRIMARY KEY (scope_id, agent, seq)
+);
 `},
 }
 

@@ -13,11 +13,14 @@ var (
 	ErrRefused = errors.New("report refused")
 	// ErrStale: not newer than the last report accepted.
 	ErrStale = errors.New("stale report")
+	// ErrUnavailable: the report cannot be kept now (a monitor that does
+	// not own the agent cannot reach the shared history); the agent resends.
+	ErrUnavailable = errors.New("report not kept now")
 )
 
 // Status is the HTTP status and error code of a report's outcome: 200, 400
 // malformed_report, 401 report_refused, 409 stale_report, 413
-// report_too_large, or 500.
+// report_too_large, 503 report_not_kept, or 500.
 func Status(err error) (int, string) {
 	switch {
 	case err == nil:
@@ -30,6 +33,8 @@ func Status(err error) (int, string) {
 		return http.StatusUnauthorized, "report_refused"
 	case errors.Is(err, ErrStale):
 		return http.StatusConflict, "stale_report"
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, "report_not_kept"
 	}
 	return http.StatusInternalServerError, "internal"
 }
