@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-cdp/vigil/internal/pgtest"
 	"github.com/vigil-cdp/vigil/pkg/history"
 	"github.com/vigil-cdp/vigil/pkg/state"
 )
@@ -66,5 +68,37 @@ func TestHistoryPrintsWhatWasRecordedWithoutPolling(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "history"); code != ExitUsage || !strings.Contains(stderr, "--history DIR is required") {
 		t.Errorf("no --history: exit %d, %s", code, stderr)
+	}
+}
+
+// vigil history reads a history shared in PostgreSQL: a vigil watch fleet's
+// rows, or a datasource's by org/id/uid, and nothing of another scope.
+func TestHistoryFromPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	at := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	for _, sc := range []history.Scope{{UID: "vigil-watch"}, {Org: 1, ID: 3, UID: "vigil-cdp"}} {
+		s, err := history.OpenPostgres(context.Background(), pg.DSN(), history.PGOptions{Scope: sc, SpoolDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := history.Event{Type: history.TypeState, Time: at, Agent: "node-" + sc.UID, From: state.OK, To: state.Grace, Reason: "silent"}
+		if err := s.Append(history.Batch{Events: []history.Event{ev}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := run(t, "history", "--history-postgres", pg.DSN())
+	if code != ExitOK || !strings.Contains(out, "node-vigil-watch") || strings.Contains(out, "node-vigil-cdp") {
+		t.Fatalf("the watch fleet's rows: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = run(t, "history", "--history-postgres", pg.DSN(), "--history-scope", "1/3/vigil-cdp")
+	if code != ExitOK || !strings.Contains(out, "node-vigil-cdp") {
+		t.Fatalf("the datasource's rows: exit %d\n%s", code, out)
+	}
+	code, _, stderr = run(t, "history", "--history-postgres", pg.DSN(), "--history-scope", "other")
+	if code != ExitUsage || !strings.Contains(stderr, `holds no history of org 0, id 0, uid "other"`) {
+		t.Fatalf("an unknown scope: exit %d, %s", code, stderr)
 	}
 }

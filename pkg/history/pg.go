@@ -53,6 +53,9 @@ type PGOptions struct {
 	Timeout time.Duration
 	// Logger: discarded by default.
 	Logger *slog.Logger
+	// ReadOnly opens an existing scope for reading (vigil history): no
+	// local buffer, no writes, no schema change.
+	ReadOnly bool
 }
 
 // DefaultSpoolLimit bounds the local buffer of a history in PostgreSQL.
@@ -90,6 +93,8 @@ type PGStore struct {
 	where   string
 	writer  string // this store's name in event keys
 	log     *slog.Logger
+	// readOnly: opened with PGOptions.ReadOnly.
+	readOnly bool
 
 	mu sync.Mutex // what follows, until wmu
 	// open is each agent's latest run, which may still grow; ver counts
@@ -120,7 +125,7 @@ type PGStore struct {
 // schema. PostgreSQL must be reachable now; later, writes it cannot take
 // wait in the local buffer.
 func OpenPostgres(ctx context.Context, dsn string, opts PGOptions) (*PGStore, error) {
-	if opts.SpoolDir == "" {
+	if opts.SpoolDir == "" && !opts.ReadOnly {
 		return nil, errors.New("a history in PostgreSQL needs a folder for its local buffer")
 	}
 	if opts.Retention == 0 {
@@ -163,12 +168,25 @@ func OpenPostgres(ctx context.Context, dsn string, opts PGOptions) (*PGStore, er
 	if err := pool.Ping(cctx); err != nil {
 		return fail("cannot connect", err)
 	}
-	if err := migratePG(cctx, pool); err != nil {
-		return fail("schema", err)
-	}
 	s := &PGStore{pool: pool, opts: opts, where: where, log: opts.Logger,
 		open: map[string]*Observation{}, ver: map[string]uint64{}, flushed: map[string]uint64{},
 		stop: make(chan struct{})}
+	if opts.ReadOnly {
+		err := pool.QueryRow(cctx, `SELECT id FROM vigil_scope WHERE org_id = $1 AND ds_id = $2 AND ds_uid = $3`,
+			opts.Scope.Org, opts.Scope.ID, opts.Scope.UID).Scan(&s.scopeID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			pool.Close()
+			return nil, fmt.Errorf("PostgreSQL at %s holds no history of %s", where, opts.Scope)
+		}
+		if err != nil {
+			return fail("read the scopes (is this a Vigil history?)", err)
+		}
+		s.readOnly = true
+		return s, nil
+	}
+	if err := migratePG(cctx, pool); err != nil {
+		return fail("schema", err)
+	}
 	if err := pool.QueryRow(cctx, `INSERT INTO vigil_scope (org_id, ds_id, ds_uid) VALUES ($1, $2, $3)
 		ON CONFLICT (org_id, ds_id, ds_uid) DO UPDATE SET seen_at = now() RETURNING id`,
 		opts.Scope.Org, opts.Scope.ID, opts.Scope.UID).Scan(&s.scopeID); err != nil {
@@ -220,6 +238,9 @@ func (s *PGStore) Status() PGStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
+	if s.sp == nil {
+		return st
+	}
 	st.SpoolBytes, st.SpoolRecords = s.sp.size, s.sp.count
 	return st
 }
@@ -240,6 +261,10 @@ func (s *PGStore) flushLoop() {
 // Close writes what is pending (to the local buffer when PostgreSQL cannot
 // take it) and closes the store.
 func (s *PGStore) Close() error {
+	if s.readOnly {
+		s.pool.Close()
+		return nil
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -266,6 +291,9 @@ func (s *PGStore) Close() error {
 // Everything reaches PostgreSQL within PGOptions.FlushEvery while it can
 // be written.
 func (s *PGStore) Append(b Batch) error {
+	if s.readOnly {
+		return errors.New("the history is open read-only")
+	}
 	var events []spoolEvent
 	for i := range b.Events {
 		raw, err := json.Marshal(b.Events[i])
@@ -356,6 +384,9 @@ type pgBatch struct {
 // Flush writes what is pending to PostgreSQL, after what waits in the local
 // buffer; when PostgreSQL cannot take it, it goes to the local buffer.
 func (s *PGStore) Flush() error {
+	if s.readOnly {
+		return nil
+	}
 	return s.flush(false)
 }
 
@@ -1024,6 +1055,9 @@ func (s *PGStore) Silences() ([]Silence, error) {
 // retention, and drops the daily partitions older than every scope's
 // retention (a scope that keeps everything keeps them all).
 func (s *PGStore) Prune(now time.Time) error {
+	if s.readOnly {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout*6)
 	defer cancel()
 	var keep any
