@@ -111,8 +111,12 @@ func clusterLine(c *cluster.Cluster, v engine.SharedView, agents int) string {
 	if len(v.Unpolled) > 0 {
 		unpolled = strings.Join(v.Unpolled, ", ")
 	}
-	line := fmt.Sprintf("cluster: %s, one of %d members (%s); polls %d of %d agents; not polled by any member for two intervals: %s",
-		c.Self(), len(names), strings.Join(names, ", "), v.Owned, agents, unpolled)
+	who := fmt.Sprintf("one of %d members (%s)", len(names), strings.Join(names, ", "))
+	if len(names) == 1 {
+		who = "the only member"
+	}
+	line := fmt.Sprintf("cluster: %s, %s; polls %d of %d agents; not polled by any member for two intervals: %s",
+		c.Self(), who, v.Owned, agents, unpolled)
 	if v.Error != "" {
 		line += "; the shared history could not be read: " + v.Error
 	}

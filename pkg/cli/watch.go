@@ -274,8 +274,12 @@ func (o *watchOutput) event(ev engine.Event) {
 func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	cluster := ""
+	if o.members != nil && o.shared != nil {
+		cluster = clusterLine(o.members, o.shared(), len(snap.Agents))
+	}
 	if o.appendMode {
-		shown := tableContent(snap)
+		shown := tableContent(snap) + cluster
 		if shown == o.lastTable {
 			return
 		}
@@ -296,8 +300,8 @@ func (o *watchOutput) table(snap engine.Snapshot, now time.Time, redraw bool) {
 		}
 	}
 	fmt.Fprintf(&b, "%s  %d agents: %s\n", utc(now), len(snap.Agents), strings.Join(summary, ", "))
-	if o.members != nil && o.shared != nil {
-		fmt.Fprintln(&b, clusterLine(o.members, o.shared(), len(snap.Agents)))
+	if cluster != "" {
+		fmt.Fprintln(&b, cluster)
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tCLUSTER/ROLE\tSTATE\tRTT\tBUDGET\tLAG\tLAST RESTART\tREASON")
