@@ -25,6 +25,10 @@ func FromFleet(c *fleet.Cluster, group string, own map[string]string) (Config, e
 		if cfg.BindAddr, cfg.BindPort, err = hostPort(bind, 0); err != nil {
 			return Config{}, fmt.Errorf("cluster bind address %q: %w", bind, err)
 		}
+		if cfg.BindPort == 0 && strings.HasSuffix(bind, ":0") {
+			// Written out: any free port (tests, several members on one host).
+			cfg.BindPort = AnyPort
+		}
 	}
 	adv := c.Advertise
 	if v := strings.TrimSpace(own["advertise"]); v != "" {

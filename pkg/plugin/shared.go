@@ -26,6 +26,10 @@ import (
 //	VIGIL_CLUSTER_ADVERTISE  host or host:port the other replicas reach this one at
 //	VIGIL_CLUSTER_BIND       host or host:port to listen on (default 0.0.0.0 and jsonData's port, 7946)
 //	VIGIL_CLUSTER_NAME       this replica's name (default: host name and port)
+//
+// or, without forwarding the host's environment, grafana.ini's
+// [plugin.vigil-cdp-datasource] cluster_advertise, cluster_bind and
+// cluster_name, which Grafana passes as GF_PLUGIN_CLUSTER_ADVERTISE, ...
 
 // Environment variables a Grafana replica gives the plugin for the cluster.
 const (
@@ -70,7 +74,9 @@ func (ms *monitors) joinCluster(m *monitor, fl fleet.Config) (*cluster.Cluster, 
 		return nil, nil
 	}
 	cfg, err := cluster.FromFleet(fl.Cluster, m.ident.String(), map[string]string{
-		"bind": ms.getenv(EnvClusterBind), "advertise": ms.getenv(EnvClusterAdvertise), "name": ms.getenv(EnvClusterName)})
+		"bind":      ms.envOr(EnvClusterBind, "GF_PLUGIN_CLUSTER_BIND"),
+		"advertise": ms.envOr(EnvClusterAdvertise, "GF_PLUGIN_CLUSTER_ADVERTISE"),
+		"name":      ms.envOr(EnvClusterName, "GF_PLUGIN_CLUSTER_NAME")})
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +87,18 @@ func (ms *monitors) joinCluster(m *monitor, fl fleet.Config) (*cluster.Cluster, 
 	}
 	log.DefaultLogger.Info("Vigil joined its cluster of replicas", "datasource", m.ident.String(), "member", c.Self(), "address", c.Addr(), "join", strings.Join(cfg.Join, ","))
 	return c, nil
+}
+
+// envOr reads the first of the variables that is set: VIGIL_CLUSTER_*
+// (the host's, with forward_host_env_vars), else GF_PLUGIN_CLUSTER_* (from
+// grafana.ini's [plugin.vigil-cdp-datasource] cluster_bind, ...).
+func (ms *monitors) envOr(names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(ms.getenv(n)); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // sharedKey says which shared history and cluster settings an engine runs

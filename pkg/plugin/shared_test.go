@@ -131,3 +131,45 @@ func TestTwoReplicasAnswerTheSameFrames(t *testing.T) {
 		t.Errorf("replica 2's history is %T", ms2.byKey[ident.key()].store)
 	}
 }
+
+// A replica's own cluster address and name come from its environment
+// (VIGIL_CLUSTER_* forwarded by Grafana, or grafana.ini's
+// [plugin.vigil-cdp-datasource] cluster_* as GF_PLUGIN_CLUSTER_*); Save &
+// test and the monitor status say who the members are.
+func TestReplicaJoinsItsClusterFromTheEnvironment(t *testing.T) {
+	pg := pgtest.Start(t)
+	clk := clock.NewFake(t0)
+	client := agentclienttest.New(clk)
+	client.Add("node-a", agentclienttest.Script{})
+	client.Add("node-b", agentclienttest.Script{})
+	ms := replica(t, clk, client)
+	data := ms.getenv(envDataPath)
+	env := map[string]string{envDataPath: data, "GF_PLUGIN_CLUSTER_BIND": "127.0.0.1:0", EnvClusterName: "replica-a"}
+	ms.getenv = func(k string) string { return env[k] }
+	jsonData := fmt.Sprintf(`{"pollInterval":"10s","agents":[{"name":"node-a","url":"http://127.0.0.1:7071"},{"name":"node-b","url":"http://127.0.0.1:7072"}],
+		"history":{"postgres":%q},"cluster":{"join":[]}}`, pg.DSN())
+	ident, settings := inOrg(1, 4, "vigil-cdp", jsonData)
+	ds := newDatasourceIn(ident, settings, client, ms)
+	if dr := alertEvaluation(t, ds); dr.Error != nil {
+		t.Fatal(dr.Error)
+	}
+	st := ms.status(ds)
+	if st.Cluster == nil || st.Cluster.Self != "replica-a" || len(st.Cluster.Members) != 1 || st.Cluster.Owned != 2 || st.Cluster.Agents != 2 {
+		t.Fatalf("cluster status: %+v", st.Cluster)
+	}
+	res, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{
+		//lint:ignore SA1019 a plugin context as Grafana sends it, with OrgID
+		PluginContext: backend.PluginContext{OrgID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if details := string(res.JSONDetails); !strings.Contains(details, "cluster: this replica is replica-a at 127.0.0.1:") ||
+		!strings.Contains(details, "this replica polls 2 of 2 agents") || !strings.Contains(details, "shared history in PostgreSQL: written") {
+		t.Errorf("Save & test details: %s", details)
+	}
+	// Its group is the datasource's identity, so that another datasource's
+	// members never take its agents.
+	if !ms.byKey[ident.key()].members.Owns("agent:node-a") {
+		t.Errorf("the only member does not own its agents")
+	}
+}
