@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-cdp/vigil/internal/pgtest"
 	"github.com/vigil-cdp/vigil/pkg/agentclient/agentclienttest"
@@ -166,6 +167,35 @@ func TestReplicaJoinsItsClusterFromTheEnvironment(t *testing.T) {
 	if details := string(res.JSONDetails); !strings.Contains(details, "cluster: this replica is replica-a at 127.0.0.1:") ||
 		!strings.Contains(details, "this replica polls 2 of 2 agents") || !strings.Contains(details, "shared history in PostgreSQL: written") {
 		t.Errorf("Save & test details: %s", details)
+	}
+	// Grafana scrapes the same as Prometheus metrics.
+	m := ms.byKey[ident.key()]
+	waitFor(t, "the first look at the shared history", func() bool { return !m.eng.Shared().CheckedAt.IsZero() })
+	if err := m.store.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(sharedCollector{ms})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if m.GetGauge() != nil {
+				got[f.GetName()] = m.GetGauge().GetValue()
+			} else {
+				got[f.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"vigil_history_postgres_writable": 1, "vigil_history_buffer_bytes": 0, "vigil_history_buffer_dropped_observations_total": 0,
+		"vigil_cluster_members": 1, "vigil_cluster_owned_agents": 2, "vigil_unpolled_agents": 0}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("metric %s = %v (present %v), want %v", k, g, ok, v)
+		}
 	}
 	// Its group is the datasource's identity, so that another datasource's
 	// members never take its agents.
