@@ -63,6 +63,19 @@ func (o *ownedBy) Owns(string) bool {
 
 func (o *ownedBy) Changes() <-chan struct{} { return nil }
 
+// twoMembers starts PostgreSQL and two engines of cfg sharing it, on one
+// fake clock and fake agents, m1 owning everything until own.set("m2").
+func twoMembers(t *testing.T, cfg fleet.Config) (*clock.Fake, *agentclienttest.Fake, *owner, *sharedMember, *sharedMember) {
+	t.Helper()
+	srv := pgtest.Start(t)
+	clk := clock.NewFake(t0)
+	client := agentclienttest.New(clk)
+	own := &owner{to: "m1"}
+	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
+	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
+	return clk, client, own, m1, m2
+}
+
 func (m *sharedMember) poll(t *testing.T) AgentSnapshot {
 	t.Helper()
 	if err := m.eng.PollNow(context.Background(), "a"); err != nil {
@@ -80,14 +93,8 @@ func (m *sharedMember) poll(t *testing.T) AgentSnapshot {
 // previous owner recorded: FAILED at the budget, not at budget plus
 // handover. Only the owner polls; the other shows what the owner recorded.
 func TestHandoverKeepsTheGraceClock(t *testing.T) {
-	srv := pgtest.Start(t)
-	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"})
-	clk := clock.NewFake(t0)
-	client := agentclienttest.New(clk)
+	clk, client, own, m1, m2 := twoMembers(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}))
 	client.Add("a", agentclienttest.Script{})
-	own := &owner{to: "m1"}
-	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
-	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
 
 	m1.poll(t)
 	if s := m2.poll(t); client.Polls("a") != 1 {
@@ -133,14 +140,8 @@ func TestHandoverKeepsTheGraceClock(t *testing.T) {
 // over: the new owner suspends auto-restart at the same restart as one
 // monitor would have (the fourth within the window), not later.
 func TestHandoverKeepsTheFlapGuard(t *testing.T) {
-	srv := pgtest.Start(t)
-	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"})
-	clk := clock.NewFake(t0)
-	client := agentclienttest.New(clk)
+	clk, client, own, m1, m2 := twoMembers(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}))
 	client.Add("a", agentclienttest.Script{})
-	own := &owner{to: "m1"}
-	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
-	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
 	m1.poll(t)
 	client.Set("a", func(s *agentclienttest.Script) { s.State, s.CrashAfterRestart = "crashed", true })
 	for _, at := range []int{10, 12, 16} {
@@ -164,14 +165,8 @@ func TestHandoverKeepsTheFlapGuard(t *testing.T) {
 
 // An agent nobody polls for two intervals is listed, by every member.
 func TestUnpolledAgentsAreListed(t *testing.T) {
-	srv := pgtest.Start(t)
-	cfg := fleetOf(policy(nil), fleet.Agent{Name: "a"})
-	clk := clock.NewFake(t0)
-	client := agentclienttest.New(clk)
+	clk, client, _, m1, m2 := twoMembers(t, fleetOf(policy(nil), fleet.Agent{Name: "a"}))
 	client.Add("a", agentclienttest.Script{})
-	own := &owner{to: "m1"}
-	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
-	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
 	m2.eng.shared.startedAt = t0
 	m1.poll(t)
 	clk.Set(t0.Add(15 * time.Second))
@@ -194,13 +189,7 @@ func TestUnpolledAgentsAreListed(t *testing.T) {
 // kept in the shared history and judged by the owner at its next look;
 // the receiver answers without actions. The owner refuses a replay of it.
 func TestReportToANonOwnerIsJudgedByTheOwner(t *testing.T) {
-	srv := pgtest.Start(t)
-	cfg := pushFleet()
-	clk := clock.NewFake(t0)
-	client := agentclienttest.New(clk)
-	own := &owner{to: "m1"}
-	m1 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m1")
-	m2 := newSharedMember(t, srv.DSN(), cfg, clk, client, own, "m2")
+	clk, _, _, m1, m2 := twoMembers(t, pushFleet())
 	ctx := context.Background()
 	if _, err := m1.eng.Report(ctx, signed(t, 1, t0, statusJSON("nat-id", "nat-host", 3), pushToken)); err != nil {
 		t.Fatal(err)

@@ -165,6 +165,25 @@ func (f *farm) firstPollAfter(name string, t time.Time, not string) time.Time {
 	return time.Time{}
 }
 
+// takenOver waits until every one of agents was polled after since by a
+// member other than gone, and returns how long the last one took.
+func (f *farm) takenOver(t *testing.T, what string, agents []string, since time.Time, gone string) time.Duration {
+	t.Helper()
+	var took time.Duration
+	waitFor(t, what, 30*time.Second, func() bool {
+		took = 0
+		for _, a := range agents {
+			at := f.firstPollAfter(a, since, gone)
+			if at.IsZero() {
+				return false
+			}
+			took = max(took, at.Sub(since))
+		}
+		return true
+	})
+	return took
+}
+
 // member is one vigil watch process.
 type member struct {
 	name   string
@@ -403,18 +422,7 @@ func TestDividedFleet(t *testing.T) {
 	if err := syscall.Kill(procs[0].PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var handover time.Duration
-	waitFor(t, "every agent of the killed member polled by another", 30*time.Second, func() bool {
-		handover = 0
-		for _, a := range victimAgents {
-			at := f.firstPollAfter(a, killedAt, victim)
-			if at.IsZero() {
-				return false
-			}
-			handover = max(handover, at.Sub(killedAt))
-		}
-		return true
-	})
+	handover := f.takenOver(t, "every agent of the killed member polled by another", victimAgents, killedAt, victim)
 	t.Logf("handover after kill -9: %.1f s until all %d agents of %s were polled by another member; %d agents polled by both survivors in that time",
 		handover.Seconds(), len(victimAgents), victim, countSeveral(f.pollersBetween(killedAt, killedAt.Add(handover+2*time.Second)), victim))
 	if handover > 10*time.Second {
@@ -478,18 +486,7 @@ func TestDividedFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = members[leaver].cmd.Wait()
-	var gap time.Duration
-	waitFor(t, "the leaver's agents polled by the member that stays", 20*time.Second, func() bool {
-		gap = 0
-		for _, a := range leaverAgents {
-			at := f.firstPollAfter(a, leftAt, leaver)
-			if at.IsZero() {
-				return false
-			}
-			gap = max(gap, at.Sub(leftAt))
-		}
-		return true
-	})
+	gap := f.takenOver(t, "the leaver's agents polled by the member that stays", leaverAgents, leftAt, leaver)
 	t.Logf("graceful leave of %s: its %d agents polled by %s within %.2f s", leaver, len(leaverAgents), stayer, gap.Seconds())
 	if gap > 2*interval+500*time.Millisecond {
 		t.Errorf("after a graceful leave, %s until every agent was polled again; want no gap beyond an interval or two", gap)
