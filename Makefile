@@ -69,7 +69,7 @@ test-steps: prereqs typecheck lint jest go-vet go-lint go-test agent-test build 
 
 # What make test needs besides Node.js and Go, checked before anything runs.
 prereqs:
-	@scripts/need.sh test chromium zip
+	@scripts/need.sh test chromium zip postgresql
 
 ## check: the fast inner loop (under a minute once its caches are warm): types, lint (ESLint,
 ## Prettier, gofmt, staticcheck), go vet, go test -short (no built agent, no real agents, no

@@ -10,6 +10,7 @@ for p in "$@"; do
     chromium) [[ -x /usr/bin/chromium ]] || missing+=("chromium (the browser tests run Debian's /usr/bin/chromium)") ;;
     zip) command -v zip >/dev/null || missing+=("zip (make package zips dist/)") ;;
     rsync) command -v rsync >/dev/null || missing+=("rsync (the replicator benchmark compares with rsync's scan)") ;;
+    postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=("postgresql (the shared-history tests start private PostgreSQL servers; install it without its default cluster: echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf first)") ;;
     *) command -v "$p" >/dev/null || missing+=("$p") ;;
   esac
   ((${#missing[@]} == ${#pkgs[@]})) || pkgs+=("$p")
