@@ -69,6 +69,9 @@ const (
 	pgRecentKeep = 5 * time.Minute
 	// pgCompactEvery: how often a writer moves ended hours to chunks.
 	pgCompactEvery = time.Minute
+	// maxRetryEvery bounds the back-off between tries of an unreachable
+	// PostgreSQL.
+	maxRetryEvery = 30 * time.Second
 )
 
 // PGStatus says whether the history can be written now.
@@ -116,6 +119,10 @@ type PGStore struct {
 
 	wmu         sync.Mutex // one write at a time
 	compactedAt time.Time
+	// retryAt and backoff: after a failed write, when to try PostgreSQL
+	// again (s.mu guards them).
+	retryAt time.Time
+	backoff time.Duration
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -368,9 +375,8 @@ func (s *PGStore) addObservation(o Observation) {
 	s.ver[o.Agent]++
 }
 
-// pgBatch is one write: local buffer records, then what is in memory.
+// pgBatch is one write: local buffer records, or what is in memory.
 type pgBatch struct {
-	files   []spoolFile
 	records []spoolRecord
 	runs    []Observation // ended runs, then the open ones that changed
 	ended   int           // how many of runs ended
@@ -397,9 +403,42 @@ func (s *PGStore) flush(closing bool) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout*3)
-	defer cancel()
-	werr := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.write(ctx, tx, b) })
+	s.mu.Lock()
+	try := closing || s.status.Writable || !time.Now().Before(s.retryAt)
+	files, ferr := s.sp.sealed()
+	s.mu.Unlock()
+	if !try {
+		// PostgreSQL failed a moment ago: the buffer takes this, and the
+		// next try comes after a back-off (a long outage must not re-read
+		// a large buffer every second).
+		s.mu.Lock()
+		s.keep(b, closing)
+		s.mu.Unlock()
+		return fmt.Errorf("history in PostgreSQL: not written since %s: %s", s.Status().Since.UTC().Format(time.RFC3339), s.Status().LastError)
+	}
+	werr := ferr
+	drained := 0
+	// The local buffer first, oldest first, a file per transaction (a long
+	// outage leaves many), each deleted once it is in.
+	for _, f := range files {
+		if werr != nil {
+			break
+		}
+		recs, err := readSpoolFile(f.path)
+		if err != nil {
+			werr = err
+			break
+		}
+		if werr = s.writeTx(pgBatch{records: recs}); werr == nil {
+			s.mu.Lock()
+			werr = s.sp.remove([]spoolFile{f}, len(recs))
+			s.mu.Unlock()
+			drained += len(recs)
+		}
+	}
+	if werr == nil {
+		werr = s.writeTx(b)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if werr != nil {
@@ -409,13 +448,15 @@ func (s *PGStore) flush(closing bool) error {
 			s.status.Since = time.Now()
 		}
 		s.status.Writable, s.status.LastError = false, redact(werr.Error(), "", s.opts.Password)
+		s.backoff = min(max(2*s.backoff, time.Second), maxRetryEvery)
+		s.retryAt = time.Now().Add(s.backoff)
 		return fmt.Errorf("history in PostgreSQL: %w", werr)
 	}
 	if !s.status.Writable {
-		s.log.Info("the history is written to PostgreSQL again; the local buffer was emptied", "history", s.where, "records", len(b.records))
+		s.log.Info("the history is written to PostgreSQL again; the local buffer was emptied", "history", s.where, "records", drained)
 		s.status.Since = time.Now()
 	}
-	s.status.Writable, s.status.LastError = true, ""
+	s.status.Writable, s.status.LastError, s.backoff = true, "", 0
 	for name, v := range b.vers {
 		s.flushed[name] = max(s.flushed[name], v)
 	}
@@ -423,7 +464,6 @@ func (s *PGStore) flush(closing bool) error {
 		s.lazyAt = s.newest
 	}
 	s.dropped -= b.dropped
-	err = s.sp.remove(b.files, len(b.records))
 	if !closing && s.newest.Sub(s.compactedAt) >= pgCompactEvery {
 		s.compactedAt = s.newest
 		cutoff := s.newest.Add(-pgRecentKeep).Truncate(pgSpan)
@@ -444,11 +484,7 @@ func (s *PGStore) take(closing bool) (pgBatch, error) {
 	if err := s.sp.seal(); err != nil {
 		return pgBatch{}, err
 	}
-	files, recs, err := s.sp.read()
-	if err != nil {
-		return pgBatch{}, err
-	}
-	b := pgBatch{files: files, records: recs, vers: map[string]uint64{}, sil: s.silences, agents: s.agents}
+	b := pgBatch{vers: map[string]uint64{}, sil: s.silences, agents: s.agents}
 	b.runs = append(b.runs, s.ended...)
 	b.ended = len(b.runs)
 	for name, o := range s.open {
@@ -506,6 +542,13 @@ func (s *PGStore) keep(b pgBatch, closing bool) {
 		s.log.Error("the local buffer of the history cannot be written: these records are lost", "error", err, "buffer", s.opts.SpoolDir,
 			"observations", len(runs), "silences", len(b.sil), "agents", len(b.agents))
 	}
+}
+
+// writeTx writes one batch in a transaction of its own.
+func (s *PGStore) writeTx(b pgBatch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout*3)
+	defer cancel()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.write(ctx, tx, b) })
 }
 
 // write writes one batch in tx.

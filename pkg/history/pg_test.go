@@ -39,6 +39,23 @@ func openPG(t *testing.T, dsn string, opts PGOptions) *PGStore {
 	return s
 }
 
+// flushed flushes until PostgreSQL takes it: after a failure the store
+// waits a back-off before it tries again.
+func flushed(t *testing.T, s *PGStore) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Flush()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PostgreSQL never took the buffer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // genPoll is one generated poll of agent at t0+i×10 s: OK, except GRACE for
 // i in [down, down+3).
 func genPoll(agent string, i, down int) Observation {
@@ -279,9 +296,7 @@ func TestPGKilledMidRunLosesNothing(t *testing.T) {
 	// same folder (once PostgreSQL is back) writes it.
 	srv.Restart()
 	appendRange(250, 300)
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flushed(t, s)
 	if st := s.Status(); !st.Writable || st.SpoolRecords != 0 || st.SpoolBytes != 0 {
 		t.Fatalf("status after PostgreSQL came back: %+v", st)
 	}
@@ -364,9 +379,7 @@ func TestPGBufferIsBounded(t *testing.T) {
 		t.Fatalf("status: %+v; want drops and a buffer near 2000 bytes", st)
 	}
 	srv.Restart()
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flushed(t, s)
 	ev, _ := s.Events(Query{})
 	if len(ev) != 1 || ev[0].Type != TypeLimit || !strings.Contains(ev[0].Reason, "observations were dropped") {
 		t.Fatalf("want one history_limit event saying what was dropped, got %+v", ev)

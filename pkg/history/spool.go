@@ -138,21 +138,43 @@ func (sp *spool) seal() error {
 	return err
 }
 
-// read returns the sealed files and their records, oldest first. A record
-// cut short or damaged (a crash in the middle of a write) ends its file.
-func (sp *spool) read() ([]spoolFile, []spoolRecord, error) {
+// sealed lists the files no more records go to, oldest first.
+func (sp *spool) sealed() ([]spoolFile, error) {
 	files, err := sp.files()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if sp.cur != nil && len(files) > 0 {
 		files = files[:len(files)-1]
 	}
+	return files, nil
+}
+
+// read returns the sealed files and their records, oldest first.
+func (sp *spool) read() ([]spoolFile, []spoolRecord, error) {
+	files, err := sp.sealed()
+	if err != nil {
+		return nil, nil, err
+	}
 	var recs []spoolRecord
 	for _, f := range files {
-		data, err := os.ReadFile(f.path)
+		r, err := readSpoolFile(f.path)
 		if err != nil {
 			return nil, nil, err
+		}
+		recs = append(recs, r...)
+	}
+	return files, recs, nil
+}
+
+// readSpoolFile reads one sealed file's records. A record cut short or
+// damaged (a crash in the middle of a write) ends the file.
+func readSpoolFile(path string) ([]spoolRecord, error) {
+	var recs []spoolRecord
+	{
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
 		}
 		for len(data) >= 8 {
 			n := binary.LittleEndian.Uint32(data)
@@ -171,7 +193,7 @@ func (sp *spool) read() ([]spoolFile, []spoolRecord, error) {
 			data = data[8+n:]
 		}
 	}
-	return files, recs, nil
+	return recs, nil
 }
 
 // remove deletes files once their records are in PostgreSQL.
