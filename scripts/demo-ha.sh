@@ -49,19 +49,13 @@ trap 'exit 130' INT TERM
   exit 2
 }
 
-bold=$'\e[1m' reset=$'\e[0m'
-[[ -t 1 ]] || { bold='' reset=''; }
-say() { printf '\n%s==> %s%s\n\n' "$bold" "$*" "$reset"; }
-pause() { sleep "$(awk "BEGIN { print $1 * $pace }")"; }
-
-read_token=demo-read-token-0123456789
-control_token=demo-control-token-0123456789
+# shellcheck source=demo-common.sh
+. scripts/demo-common.sh
 agents=(ha-1 ha-2 ha-3 ha-4)
 port_of() { echo $((base + ${1#ha-} - 1)); }
 gossip_of() { echo $((base + 9 + $1)); }
 pg_port=$((base + 14))
 
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $(seq "$base" $((base + 3))) "$(gossip_of 1)" "$(gossip_of 2)" "$pg_port"; do
   if port_taken "$p"; then
     echo "demo-ha: 127.0.0.1:$p is already in use; run on other ports: DEMO_HA_PORT=17181 make demo-ha" >&2

@@ -49,13 +49,8 @@ trap 'exit 130' INT TERM
   exit 2
 }
 
-bold=$'\e[1m' reset=$'\e[0m'
-[[ -t 1 ]] || { bold='' reset=''; }
-say() { printf '\n%s==> %s%s\n\n' "$bold" "$*" "$reset"; }
-pause() { sleep "$(awk "BEGIN { print $1 * $pace }")"; }
-
-read_token=demo-read-token-0123456789
-control_token=demo-control-token-0123456789
+# shellcheck source=demo-common.sh
+. scripts/demo-common.sh
 names=(demo-standalone demo-node-a demo-node-b)
 
 # agent NAME PORT DATA [NODE ROLE]: writes its config, and its role file for a cluster node.
@@ -96,8 +91,6 @@ port_holder() {
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1 || true
 }
 
-# A port something already accepts connections on.
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 port_of() { case $1 in demo-standalone) echo "$base_port" ;; demo-node-a) echo $((base_port + 1)) ;; demo-node-b) echo $((base_port + 2)) ;; demo-pushed) echo $((base_port + 4)) ;; esac; }
 # Where vigil watch receives the pushed agent's reports.
