@@ -30,6 +30,13 @@ export const testIds = {
     restartRole: 'vigil-config-restart-role',
     historyPath: 'vigil-config-history-path',
     idleStop: 'vigil-config-idle-stop',
+    historyPostgres: 'vigil-config-history-postgres',
+    historyPasswordInConnection: 'vigil-config-history-password-in-connection',
+    historyPassword: 'vigil-config-history-password',
+    clusterDivide: 'vigil-config-cluster-divide',
+    clusterJoin: 'vigil-config-cluster-join',
+    clusterProfile: 'vigil-config-cluster-profile',
+    clusterSecretKey: 'vigil-config-cluster-secret-key',
   },
   queryEditor: {
     root: 'vigil-query-editor',

@@ -3,12 +3,13 @@ import { fireEvent, render, screen, within } from '@testing-library/react';
 import type { DataSourceSettings } from '@grafana/data';
 
 import { ConfigEditor } from './ConfigEditor';
+import type { SharedOptions } from './replicas';
 import type { VigilOptions, VigilSecureOptions } from '../../types';
 import { testIds } from '../testIds';
 
 const ids = testIds.configEditor;
 
-function settings(jsonData: VigilOptions, secureJsonFields: Record<string, boolean> = {}) {
+function settings(jsonData: VigilOptions | SharedOptions, secureJsonFields: Record<string, boolean> = {}) {
   return {
     id: 1,
     uid: 'vigil',
@@ -53,10 +54,10 @@ function Harness({
   );
 }
 
-function renderEditor(jsonData: VigilOptions, secureJsonFields: Record<string, boolean> = {}) {
+function renderEditor(jsonData: VigilOptions | SharedOptions, secureJsonFields: Record<string, boolean> = {}) {
   const onChange = jest.fn();
   render(<Harness initial={settings(jsonData, secureJsonFields)} onChange={onChange} />);
-  const last = () => onChange.mock.calls.at(-1)[0] as DataSourceSettings<VigilOptions, VigilSecureOptions>;
+  const last = () => onChange.mock.calls.at(-1)[0] as DataSourceSettings<SharedOptions, VigilSecureOptions>;
   return { onChange, last };
 }
 
@@ -244,5 +245,157 @@ describe('ConfigEditor', () => {
     fireEvent.click(screen.getByTestId(ids.agentRemove(0)));
     expect(last().jsonData.agents?.map((a) => a.name)).toEqual(['node-a']);
     expect(last().secureJsonFields).toMatchObject({ 'agent.standalone.readToken': false });
+  });
+
+  describe('shared history and replicas (docs/ha.md)', () => {
+    const PG = 'postgres://vigil@db.example:5432/vigil';
+    const shared = (): SharedOptions => ({ ...fleets.demo(), history: { postgres: PG } });
+    const divided = (): SharedOptions => ({ ...shared(), cluster: { join: ['g1:7946'], profile: 'local' } });
+    const problems = () => screen.queryByTestId(ids.problems)?.textContent ?? '';
+
+    it('writes the connection to jsonData.history.postgres', () => {
+      const { last } = renderEditor(fleets.demo());
+      type(ids.historyPostgres, PG);
+      expect(last().jsonData.history).toEqual({ postgres: PG });
+      expect(screen.queryByTestId(ids.problems)).not.toBeInTheDocument();
+      expect(screen.queryByTestId(ids.historyPasswordInConnection)).not.toBeInTheDocument();
+    });
+
+    it('flags a connection that is neither a URL nor key=value, as the backend does', () => {
+      renderEditor(fleets.demo());
+      type(ids.historyPostgres, 'db.example');
+      expect(problems()).toContain(
+        'history.postgres: is not a PostgreSQL connection string: write postgres://user@host:5432/database or host=... dbname=...'
+      );
+      type(ids.historyPostgres, 'host=db.example dbname=vigil');
+      expect(screen.queryByTestId(ids.problems)).not.toBeInTheDocument();
+    });
+
+    it('removes history when the connection is cleared, leaving no empty key', () => {
+      const { last } = renderEditor(shared());
+      type(ids.historyPostgres, '   ');
+      expect(last().jsonData).not.toHaveProperty('history');
+      type(ids.historyPostgres, '');
+      expect(last().jsonData).not.toHaveProperty('history');
+      expect(last().jsonData).toEqual(fleets.demo());
+    });
+
+    it('sends the password in secureJsonData only, and never shows a stored one', () => {
+      const { last } = renderEditor(shared());
+      type(ids.historyPassword, 's3cret-pg-password');
+      expect(last().secureJsonData).toEqual({ 'history.password': 's3cret-pg-password' });
+      expect(JSON.stringify(last().jsonData)).not.toContain('s3cret');
+      expect(last().jsonData.history).toEqual({ postgres: PG });
+    });
+
+    it('resets a stored password to an empty secret', () => {
+      const { last } = renderEditor(shared(), { 'history.password': true });
+      expect(screen.getByTestId(ids.historyPassword)).toHaveValue('configured');
+      fireEvent.click(screen.getByRole('button', { name: 'Reset' }));
+      expect(last().secureJsonFields).toMatchObject({ 'history.password': false });
+      expect(last().secureJsonData).toEqual({ 'history.password': '' });
+    });
+
+    it('warns of a password inside the connection string without repeating it', () => {
+      renderEditor(fleets.demo());
+      type(ids.historyPostgres, 'postgres://vigil:s3cret-in-url@db.example:5432/vigil');
+      const warning = screen.getByTestId(ids.historyPasswordInConnection);
+      expect(warning).toHaveTextContent('enter it in the Password field');
+      expect(warning).not.toHaveTextContent('s3cret');
+      expect(problems()).not.toContain('s3cret');
+      type(ids.historyPostgres, 'host=db.example dbname=vigil password=s3cret-kv');
+      expect(screen.getByTestId(ids.historyPasswordInConnection)).not.toHaveTextContent('s3cret');
+      type(ids.historyPostgres, PG);
+      expect(screen.queryByTestId(ids.historyPasswordInConnection)).not.toBeInTheDocument();
+    });
+
+    it('offers the division only with a connection', () => {
+      renderEditor(fleets.demo());
+      expect(screen.getByTestId(ids.clusterDivide)).toBeDisabled();
+      type(ids.historyPostgres, PG);
+      expect(screen.getByTestId(ids.clusterDivide)).toBeEnabled();
+    });
+
+    it('adds cluster when switched on and removes it when switched off, keeping what was set', () => {
+      const { last } = renderEditor(shared());
+      expect(screen.queryByTestId(ids.clusterJoin)).not.toBeInTheDocument();
+      fireEvent.click(screen.getByTestId(ids.clusterDivide));
+      expect(last().jsonData.cluster).toEqual({});
+      expect(screen.getByRole('radio', { name: 'lan' })).toBeChecked();
+      type(ids.clusterJoin, 'g1:7946');
+      fireEvent.click(screen.getByRole('radio', { name: 'local' }));
+      expect(last().jsonData.cluster).toEqual({ join: ['g1:7946'], profile: 'local' });
+      fireEvent.click(screen.getByTestId(ids.clusterDivide));
+      expect(last().jsonData).not.toHaveProperty('cluster');
+      expect(screen.queryByTestId(ids.clusterJoin)).not.toBeInTheDocument();
+      fireEvent.click(screen.getByTestId(ids.clusterDivide));
+      expect(last().jsonData.cluster).toEqual({ join: ['g1:7946'], profile: 'local' });
+      expect(screen.getByTestId(ids.clusterJoin)).toHaveValue('g1:7946');
+    });
+
+    it('keeps a division whose connection was cleared switchable off, and says what it needs', () => {
+      const { last } = renderEditor(divided());
+      type(ids.historyPostgres, '');
+      expect(problems()).toContain(
+        'cluster: dividing the agents among monitors needs a shared history: set history.postgres too'
+      );
+      expect(screen.getByTestId(ids.clusterDivide)).toBeEnabled();
+      fireEvent.click(screen.getByTestId(ids.clusterDivide));
+      expect(last().jsonData).toEqual(fleets.demo());
+      expect(screen.getByTestId(ids.clusterDivide)).toBeDisabled();
+    });
+
+    it('reads the members to join separated by commas or spaces', () => {
+      const { last } = renderEditor({ ...shared(), cluster: {} });
+      type(ids.clusterJoin, 'grafana-1.example:7946,  grafana-2.example:7946 10.0.0.13:7946, [fd00::4]:7946,');
+      expect(last().jsonData.cluster).toEqual({
+        join: ['grafana-1.example:7946', 'grafana-2.example:7946', '10.0.0.13:7946', '[fd00::4]:7946'],
+      });
+      // What is being typed stays as typed.
+      expect(screen.getByTestId(ids.clusterJoin)).toHaveValue(
+        'grafana-1.example:7946,  grafana-2.example:7946 10.0.0.13:7946, [fd00::4]:7946,'
+      );
+      expect(screen.queryByTestId(ids.problems)).not.toBeInTheDocument();
+      type(ids.clusterJoin, '');
+      expect(last().jsonData.cluster).toEqual({});
+    });
+
+    it('names each member that is not host:port with a port from 1 to 65535', () => {
+      renderEditor({ ...shared(), cluster: {} });
+      type(ids.clusterJoin, 'g1:7946 g2 g3:0 g4:70000 fd00::5:7946 :7946');
+      const text = problems();
+      expect(text).not.toContain('cluster.join[0]');
+      expect(text).toContain('cluster.join[1]: must be host:port: "g2" has no port');
+      expect(text).toContain('cluster.join[2]: must be host:port: "g3:0": the port must be a number from 1 to 65535');
+      expect(text).toContain(
+        'cluster.join[3]: must be host:port: "g4:70000": the port must be a number from 1 to 65535'
+      );
+      expect(text).toContain('cluster.join[4]: must be host:port: "fd00::5:7946" has too many colons');
+      expect(text).toContain('cluster.join[5]: must be host:port: ":7946" has no host');
+      expect(screen.getAllByText('cluster.join[1]: must be host:port: "g2" has no port')).toHaveLength(2);
+    });
+
+    it('flags a gossip key that is not 16, 24 or 32 bytes of base64, without repeating it', () => {
+      const { last } = renderEditor({ ...shared(), cluster: {} });
+      const message = 'cluster.secretKey: must be 16, 24 or 32 bytes in base64 (openssl rand -base64 32)';
+      type(ids.clusterSecretKey, 'c2hvcnQ=');
+      expect(screen.getAllByText(message).length).toBeGreaterThan(0);
+      type(ids.clusterSecretKey, 'not base64 at all!');
+      expect(screen.getAllByText(message).length).toBeGreaterThan(0);
+      expect(problems()).not.toContain('base64 at all');
+      type(ids.clusterSecretKey, 'MDEyMzQ1Njc4OWFiY2RlZg==');
+      expect(screen.queryByText(message)).not.toBeInTheDocument();
+      expect(last().secureJsonData).toEqual({ 'cluster.secretKey': 'MDEyMzQ1Njc4OWFiY2RlZg==' });
+      expect(last().jsonData.cluster).toEqual({});
+    });
+
+    it('tells where each replica takes its own address from', () => {
+      renderEditor(fleets.demo());
+      expect(screen.getByText(/VIGIL_CLUSTER_ADVERTISE/)).toBeInTheDocument();
+      expect(screen.getByRole('link', { name: /docs\/ha\.md/ })).toHaveAttribute(
+        'href',
+        'https://github.com/vigil-cdp/vigil/blob/main/docs/ha.md'
+      );
+    });
   });
 });

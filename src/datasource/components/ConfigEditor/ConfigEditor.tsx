@@ -18,7 +18,9 @@ import { AgentRow } from './AgentRow';
 import { BudgetSummary } from './BudgetSummary';
 import { AUTO_RESTART_FIELDS, BUDGET_FACTORS, MEASURED_FIELDS, type PolicyField } from './factors';
 import { LABEL_WIDTH, numberOrText, TextField } from './fields';
+import { type SharedOptions, validateShared } from './replicas';
 import { dropAgentSecrets, moveAgentSecrets, resetSecret, setSecret } from './secrets';
+import { SharedHistorySection } from './SharedHistorySection';
 
 type Props = DataSourcePluginOptionsEditorProps<VigilOptions, VigilSecureOptions>;
 type Section = 'budget' | 'measured' | 'autoRestart';
@@ -47,7 +49,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
   const secureJsonData = (options.secureJsonData ?? {}) as Record<string, string | undefined>;
   const agents = jsonData.agents ?? [];
   const defaults = jsonData.defaults ?? {};
-  const errors = validateOptions(jsonData);
+  const errors = { ...validateOptions(jsonData), ...validateShared(jsonData, secureJsonData) };
   const problems = Object.entries(errors);
 
   const setJsonData = (patch: Partial<VigilOptions>, base = options) =>
@@ -297,7 +299,11 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
           value={jsonData.historyPath}
           width={40}
           placeholder="under Grafana's data directory"
-          explanation="Where the monitor keeps observations and events on the Grafana server."
+          explanation={
+            (jsonData as SharedOptions).history?.postgres?.trim()
+              ? 'With the history in PostgreSQL, the monitor keeps here only the writes PostgreSQL could not take yet.'
+              : 'Where the monitor keeps observations and events on the Grafana server.'
+          }
           testId={testIds.configEditor.historyPath}
           onChange={(v) => setJsonData({ historyPath: v || undefined })}
         />
@@ -313,6 +319,16 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
           onChange={(v) => setJsonData({ idleStop: v || undefined })}
         />
       </FieldSet>
+
+      <SharedHistorySection
+        jsonData={jsonData}
+        errors={errors}
+        secureJsonFields={secureJsonFields}
+        secureJsonData={secureJsonData}
+        onJsonData={(next) => onOptionsChange({ ...options, jsonData: next })}
+        onSecret={(key, value) => onOptionsChange(setSecret(options, key, value))}
+        onResetSecret={(key) => onOptionsChange(resetSecret(options, key))}
+      />
     </div>
   );
 }

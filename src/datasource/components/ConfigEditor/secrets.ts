@@ -1,9 +1,10 @@
 import type { DataSourceSettings } from '@grafana/data';
 
 import { agentSecretKey, type TokenKind, type VigilOptions, type VigilSecureOptions } from '../../types';
+import type { SharedSecretKey } from './replicas';
 
 type Settings = DataSourceSettings<VigilOptions, VigilSecureOptions>;
-type SecretKey = keyof VigilSecureOptions & string;
+type SecretKey = (keyof VigilSecureOptions & string) | SharedSecretKey;
 
 const KINDS: TokenKind[] = ['readToken', 'controlToken', 'reportToken'];
 
@@ -12,7 +13,8 @@ export function setSecret(options: Settings, key: SecretKey, value: string): Set
 }
 
 // Grafana cannot delete a stored secret; resetting stores an empty one, which the backend reads as
-// "not set" (the agent then uses the datasource-wide token).
+// "not set" (an agent then uses the datasource-wide token; PostgreSQL, the connection string's
+// password or none; the gossip, no encryption).
 export function resetSecret(options: Settings, key: SecretKey): Settings {
   return {
     ...options,
