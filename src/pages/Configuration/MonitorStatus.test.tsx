@@ -55,6 +55,39 @@ describe('MonitorStatus', () => {
     );
   });
 
+  it('shows the shared history and the replicas, and the agents nobody polls', async () => {
+    useBackend().get.mockResolvedValue({
+      ...base,
+      keptAliveByAlerts: true,
+      summary: 'the monitor is running (since 5m40s ago)',
+      postgres: {
+        writable: false,
+        since: '2026-03-01T12:04:00Z',
+        lastError: 'connection refused',
+        spoolBytes: 2048,
+        spoolRecords: 3,
+        dropped: 0,
+      },
+      cluster: {
+        self: 'grafana-1',
+        addr: '10.0.0.11:7946',
+        members: ['grafana-1', 'grafana-2'],
+        owned: 2,
+        agents: 5,
+        unpolled: ['db9'],
+        checkedAt: '2026-03-01T12:05:30Z',
+      },
+    });
+    render(<MonitorStatus uid="vigil-cdp" isAdmin />);
+    expect(await screen.findByText('The shared history is not written to PostgreSQL')).toBeInTheDocument();
+    const box = screen.getByTestId(testIds.config.monitor);
+    expect(box).toHaveTextContent('3 records (2048 bytes) wait in the local buffer');
+    expect(box).toHaveTextContent(
+      'Cluster: this replica is grafana-1 at 10.0.0.11:7946; 2 members: grafana-1, grafana-2. This replica polls 2 of 5 agents.'
+    );
+    expect(box).toHaveTextContent('Not polled by any replica for two intervals: db9.');
+  });
+
   it('names a failed read', async () => {
     useBackend().get.mockRejectedValue(httpError(500, 'x', 'boom'));
     render(<MonitorStatus uid="vigil-cdp" isAdmin />);

@@ -36,6 +36,7 @@ export function MonitorStatus({ uid, isAdmin }: { uid: string; isAdmin: boolean 
               History: {status.value.history.path} (from {status.value.history.source}
               {status.value.history.durable ? '; kept across reboots' : ''}).
             </Text>
+            <Shared status={status.value} />
             {status.value.warning && (
               <Alert
                 severity="warning"
@@ -53,6 +54,39 @@ export function MonitorStatus({ uid, isAdmin }: { uid: string; isAdmin: boolean 
         )}
       </Stack>
     </div>
+  );
+}
+
+/** The history shared in PostgreSQL and this replica's part in the cluster (docs/ha.md), as Save & test says. */
+function Shared({ status }: { status: Status }) {
+  const { postgres, cluster } = status;
+  return (
+    <>
+      {postgres &&
+        (postgres.writable ? (
+          <Text color="secondary">Shared history in PostgreSQL: written.</Text>
+        ) : (
+          <Alert severity="error" title="The shared history is not written to PostgreSQL">
+            Not written since {postgres.since} ({postgres.lastError}). Polling and restarts go on;{' '}
+            {postgres.spoolRecords} records ({postgres.spoolBytes} bytes) wait in the local buffer
+            {postgres.dropped > 0 ? `, and ${postgres.dropped} observations were dropped because it was full` : ''}.
+          </Alert>
+        ))}
+      {cluster && (
+        <Text color="secondary">
+          {cluster.self
+            ? `Cluster: this replica is ${cluster.self} at ${cluster.addr}; ${cluster.members.length} members: ${cluster.members.join(', ')}. `
+            : ''}
+          This replica polls {cluster.owned} of {cluster.agents} agents.
+        </Text>
+      )}
+      {cluster && cluster.unpolled.length > 0 && (
+        <Alert severity="error" title="Agents no replica polls">
+          Not polled by any replica for two intervals: {cluster.unpolled.join(', ')}. See the runbook: agents not polled
+          by any monitor.
+        </Alert>
+      )}
+    </>
   );
 }
 
