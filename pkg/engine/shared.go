@@ -157,13 +157,12 @@ func (e *Engine) refreshShared() {
 		since = since.Add(-time.Minute)
 	}
 	fetchStart := time.Now()
+	// Only the records written since the last read: an agent's record
+	// changes with its state, and the times come from the runs.
 	recs, err := shared.AgentRecords(nil, since)
 	var polls, answers map[string]time.Time
 	if err == nil {
-		polls, err = shared.LastPolls()
-	}
-	if err == nil {
-		answers, err = shared.LastAnswers()
+		polls, answers, err = shared.LastTimes()
 	}
 	e.mu.Lock()
 	view := SharedView{Divided: e.opts.Membership != nil, CheckedAt: now}

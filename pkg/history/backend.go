@@ -40,6 +40,8 @@ type Shared interface {
 	// LastPolls returns, by agent, the end of the latest recorded poll,
 	// answered or not.
 	LastPolls() (map[string]time.Time, error)
+	// LastTimes is LastPolls and LastAnswers in one read.
+	LastTimes() (polls, answers map[string]time.Time, err error)
 	// LastAnswer returns the time of one agent's latest answered poll.
 	LastAnswer(agent string) (time.Time, error)
 }

@@ -962,38 +962,50 @@ func (s *PGStore) AgentRecords(names []string, since time.Time) (map[string][]by
 
 // LastAnswers returns, by agent, the time of the latest answered poll.
 func (s *PGStore) LastAnswers() (map[string]time.Time, error) {
-	return s.lastPolls(true)
+	_, answers, err := s.LastTimes()
+	return answers, err
 }
 
 // LastPolls returns, by agent, the end of the latest poll of the last
 // hour or so, answered or not.
 func (s *PGStore) LastPolls() (map[string]time.Time, error) {
-	return s.lastPolls(false)
+	polls, _, err := s.LastTimes()
+	return polls, err
 }
 
-func (s *PGStore) lastPolls(answered bool) (map[string]time.Time, error) {
+// LastTimes returns both in one read: per agent with a resume record, its
+// latest run and its latest answered run, each found through the primary
+// key (an index scan backwards per agent, not a scan of vigil_recent), and
+// the latest answer before the recent rows.
+func (s *PGStore) LastTimes() (polls, answers map[string]time.Time, err error) {
 	s.flushForRead()
 	ctx, cancel := s.readCtx()
 	defer cancel()
-	out := map[string]time.Time{}
-	q := `SELECT agent, max(until) FROM vigil_recent WHERE scope_id = $1 AND (answered OR NOT $2) GROUP BY agent`
-	if answered {
-		q += ` UNION ALL SELECT agent, last_answer FROM vigil_agent WHERE scope_id = $1 AND last_answer IS NOT NULL AND $2`
-	}
-	rows, err := s.pool.Query(ctx, q, s.scopeID, answered)
+	rows, err := s.pool.Query(ctx, `SELECT a.agent, p.until, q.until, a.last_answer FROM vigil_agent a
+		LEFT JOIN LATERAL (SELECT until FROM vigil_recent r WHERE r.scope_id = a.scope_id AND r.agent = a.agent ORDER BY t DESC LIMIT 1) p ON true
+		LEFT JOIN LATERAL (SELECT until FROM vigil_recent r WHERE r.scope_id = a.scope_id AND r.agent = a.agent AND answered ORDER BY t DESC LIMIT 1) q ON true
+		WHERE a.scope_id = $1`, s.scopeID)
 	if err != nil {
-		return nil, fmt.Errorf("history in PostgreSQL: %w", err)
+		return nil, nil, fmt.Errorf("history in PostgreSQL: %w", err)
 	}
 	defer rows.Close()
+	polls, answers = map[string]time.Time{}, map[string]time.Time{}
 	for rows.Next() {
 		var name string
-		var t time.Time
-		if err := rows.Scan(&name, &t); err != nil {
-			return nil, err
+		var poll, answer, older *time.Time
+		if err := rows.Scan(&name, &poll, &answer, &older); err != nil {
+			return nil, nil, err
 		}
-		out[name] = maxTime(out[name], t.UTC())
+		if poll != nil {
+			polls[name] = poll.UTC()
+		}
+		for _, t := range []*time.Time{answer, older} {
+			if t != nil {
+				answers[name] = maxTime(answers[name], t.UTC())
+			}
+		}
 	}
-	return out, rows.Err()
+	return polls, answers, rows.Err()
 }
 
 // LastAnswer returns the time of one agent's latest answered poll (zero

@@ -116,33 +116,36 @@ func (r *reader) round(warm bool, pause time.Duration) error {
 			time.Sleep(pause)
 		}
 	}
-	status, recs, polls, answers := get("status of all agents (AgentRecords + LastPolls + LastAnswers)", 200*time.Millisecond),
-		get("  of which AgentRecords(nil, zero)", 0), get("  of which LastPolls()", 0), get("  of which LastAnswers()", 0)
+	// What a replica reads every poll interval to show the agents others
+	// poll (engine refreshShared): the records written since its last read
+	// and the last poll and answer of every agent (LastTimes).
+	status, recs, times := get("status of all agents, as a replica refreshes it (AgentRecords since 10 s + LastTimes)", 200*time.Millisecond),
+		get("  of which AgentRecords(nil, now - 10 s)", 0), get("  of which LastTimes()", 0)
 	start := time.Now()
-	var nrec, npoll, nans int
-	if err := once(recs, warm, func() (int, error) { a, err := r.s.AgentRecords(nil, time.Time{}); nrec = len(a); return len(a), err }); err != nil {
+	var nrec, ntimes int
+	if err := once(recs, warm, func() (int, error) {
+		a, err := r.s.AgentRecords(nil, time.Now().Add(-10*time.Second))
+		nrec = len(a)
+		return len(a), err
+	}); err != nil {
 		return err
 	}
-	if err := once(polls, warm, func() (int, error) { a, err := r.s.LastPolls(); npoll = len(a); return len(a), err }); err != nil {
-		return err
-	}
-	if err := once(answers, warm, func() (int, error) { a, err := r.s.LastAnswers(); nans = len(a); return len(a), err }); err != nil {
+	if err := once(times, warm, func() (int, error) { p, _, err := r.s.LastTimes(); ntimes = len(p); return len(p), err }); err != nil {
 		return err
 	}
 	if !warm {
 		status.ds = append(status.ds, time.Since(start))
-		status.items = min(nrec, npoll, nans)
+		status.items = max(nrec, ntimes)
 	}
 	sleep()
-	if r.incremental {
-		if err := once(get("resume records written in the last 10 s (AgentRecords(nil, now - 10 s)), not part of the status above", 0), warm, func() (int, error) {
-			a, err := r.s.AgentRecords(nil, time.Now().Add(-10*time.Second))
-			return len(a), err
-		}); err != nil {
-			return err
-		}
-		sleep()
+	// A replica's first read, once at start: every record.
+	if err := once(get("every resume record, as a replica reads them at start (AgentRecords(nil, zero))", 0), warm, func() (int, error) {
+		a, err := r.s.AgentRecords(nil, time.Time{})
+		return len(a), err
+	}); err != nil {
+		return err
 	}
+	sleep()
 	timeline := func(agent string) (int, error) {
 		now := r.now()
 		obs, err := r.s.Observations(history.Query{Agent: agent, From: now.Add(-24 * time.Hour), To: now})
