@@ -981,29 +981,58 @@ func (s *PGStore) LastTimes() (polls, answers map[string]time.Time, err error) {
 	s.flushForRead()
 	ctx, cancel := s.readCtx()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT a.agent, p.until, q.until, a.last_answer FROM vigil_agent a
-		LEFT JOIN LATERAL (SELECT until FROM vigil_recent r WHERE r.scope_id = a.scope_id AND r.agent = a.agent ORDER BY t DESC LIMIT 1) p ON true
-		LEFT JOIN LATERAL (SELECT until FROM vigil_recent r WHERE r.scope_id = a.scope_id AND r.agent = a.agent AND answered ORDER BY t DESC LIMIT 1) q ON true
+	// The latest run of each agent (one backward index scan each); only
+	// the agents whose latest run was not answered (silent ones, few) need
+	// a second look for their latest answered run.
+	rows, err := s.pool.Query(ctx, `SELECT a.agent, p.until, p.answered, a.last_answer FROM vigil_agent a
+		LEFT JOIN LATERAL (SELECT until, answered FROM vigil_recent r WHERE r.scope_id = a.scope_id AND r.agent = a.agent ORDER BY t DESC LIMIT 1) p ON true
 		WHERE a.scope_id = $1`, s.scopeID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("history in PostgreSQL: %w", err)
 	}
-	defer rows.Close()
 	polls, answers = map[string]time.Time{}, map[string]time.Time{}
+	var silent []string
 	for rows.Next() {
 		var name string
-		var poll, answer, older *time.Time
-		if err := rows.Scan(&name, &poll, &answer, &older); err != nil {
+		var poll, older *time.Time
+		var answered *bool
+		if err := rows.Scan(&name, &poll, &answered, &older); err != nil {
+			rows.Close()
 			return nil, nil, err
 		}
 		if poll != nil {
 			polls[name] = poll.UTC()
-		}
-		for _, t := range []*time.Time{answer, older} {
-			if t != nil {
-				answers[name] = maxTime(answers[name], t.UTC())
+			if answered != nil && *answered {
+				answers[name] = poll.UTC()
+			} else {
+				silent = append(silent, name)
 			}
 		}
+		if older != nil {
+			answers[name] = maxTime(answers[name], older.UTC())
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(silent) == 0 {
+		return polls, answers, nil
+	}
+	rows, err = s.pool.Query(ctx, `SELECT a, q.until FROM unnest($2::text[]) a
+		JOIN LATERAL (SELECT until FROM vigil_recent r WHERE r.scope_id = $1 AND r.agent = a AND answered ORDER BY t DESC LIMIT 1) q ON true`,
+		s.scopeID, silent)
+	if err != nil {
+		return nil, nil, fmt.Errorf("history in PostgreSQL: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var t time.Time
+		if err := rows.Scan(&name, &t); err != nil {
+			return nil, nil, err
+		}
+		answers[name] = maxTime(answers[name], t.UTC())
 	}
 	return polls, answers, rows.Err()
 }
