@@ -11,7 +11,7 @@ PLUGIN_ZIP := vigil-cdp-app-$(VERSION).zip
 GO_TEST_FLAGS ?= -race -count=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: build demo-ha frontend backend cli agent harness testhost test check typecheck lint jest go-vet go-lint go-test go-test-short agent-unit-test \
+.PHONY: build demo-ha bench-postgres frontend backend cli agent harness testhost test check typecheck lint jest go-vet go-lint go-test go-test-short agent-unit-test \
         agent-test browser-test package package-check demo bench soak clean deps prereqs test-steps
 
 ## deps: npm packages (workspaces included) from the lock file, Go modules.
@@ -153,6 +153,10 @@ demo:
 	@$(PROGRESS) "building the vigil CLI (Go; a first build downloads its modules)" $(MAKE) --no-print-directory cli
 	@$(PROGRESS) "installing the agent's npm packages (first run only) and building the agent" $(MAKE) --no-print-directory agent
 	./scripts/demo.sh
+
+## bench-postgres: the shared history in PostgreSQL at 10,000 agents x 30 days (about 25 minutes, 45 GB in /var/tmp).
+bench-postgres:
+	go run ./test/bench/pghistory -agents 10000 -days 30 -minutes 3
 
 ## demo-ha: two vigil watch members dividing four agents and sharing a history in PostgreSQL (docs/ha.md).
 demo-ha:
