@@ -203,6 +203,15 @@ func TestReportToANonOwnerIsJudgedByTheOwner(t *testing.T) {
 	if a := openAnswer(t, ans); a.Seq != 2 || len(a.Actions) != 0 {
 		t.Fatalf("the non-owner's answer: %+v", a)
 	}
+	// A forged report is refused by the non-owner as by the owner, and kept for nobody.
+	if _, err := m2.eng.Report(ctx, signed(t, 9, t0.Add(5*time.Second), crashedJSON(3), "not-the-token-0123456789")); !errors.Is(err, ErrReportRefused) {
+		t.Fatalf("a forged report to the non-owner: %v", err)
+	}
+	if kept, err := m2.hist.TakeReports("nat"); err != nil || len(kept) != 1 {
+		t.Fatalf("reports kept for the owner: %d (%v), want the one genuine report", len(kept), err)
+	} else if err := m2.hist.PutReport("nat", 2, kept[0]); err != nil {
+		t.Fatal(err)
+	}
 	if s, _ := m2.eng.Snapshot().Agent("nat"); s.State == state.Degraded || s.State == state.Restarting {
 		t.Fatalf("the non-owner judged the report: %s", s.State)
 	}
