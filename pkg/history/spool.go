@@ -170,28 +170,26 @@ func (sp *spool) read() ([]spoolFile, []spoolRecord, error) {
 // readSpoolFile reads one sealed file's records. A record cut short or
 // damaged (a crash in the middle of a write) ends the file.
 func readSpoolFile(path string) ([]spoolRecord, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	var recs []spoolRecord
-	{
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
+	for len(data) >= 8 {
+		n := binary.LittleEndian.Uint32(data)
+		if uint64(n) > uint64(len(data)-8) {
+			break
 		}
-		for len(data) >= 8 {
-			n := binary.LittleEndian.Uint32(data)
-			if uint64(n) > uint64(len(data)-8) {
-				break
-			}
-			payload := data[8 : 8+n]
-			if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(data[4:]) {
-				break
-			}
-			var r spoolRecord
-			if json.Unmarshal(payload, &r) != nil {
-				break
-			}
-			recs = append(recs, r)
-			data = data[8+n:]
+		payload := data[8 : 8+n]
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(data[4:]) {
+			break
 		}
+		var r spoolRecord
+		if json.Unmarshal(payload, &r) != nil {
+			break
+		}
+		recs = append(recs, r)
+		data = data[8+n:]
 	}
 	return recs, nil
 }
