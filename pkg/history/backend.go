@@ -37,10 +37,8 @@ type Shared interface {
 	// AgentRecords returns the resume records of the named agents (all
 	// when names is nil) written since since (all when zero).
 	AgentRecords(names []string, since time.Time) (map[string][]byte, error)
-	// LastPolls returns, by agent, the end of the latest recorded poll,
-	// answered or not.
-	LastPolls() (map[string]time.Time, error)
-	// LastTimes is LastPolls and LastAnswers in one read.
+	// LastTimes returns, by agent, the end of the latest recorded poll
+	// (answered or not) and the time of the latest answered one.
 	LastTimes() (polls, answers map[string]time.Time, err error)
 	// LastAnswer returns the time of one agent's latest answered poll.
 	LastAnswer(agent string) (time.Time, error)

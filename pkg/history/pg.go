@@ -966,14 +966,7 @@ func (s *PGStore) LastAnswers() (map[string]time.Time, error) {
 	return answers, err
 }
 
-// LastPolls returns, by agent, the end of the latest poll of the last
-// hour or so, answered or not.
-func (s *PGStore) LastPolls() (map[string]time.Time, error) {
-	polls, _, err := s.LastTimes()
-	return polls, err
-}
-
-// LastTimes returns both in one read: per agent with a resume record, its
+// LastTimes returns the last polls and the last answers in one read: per agent with a resume record, its
 // latest run and its latest answered run, each found through the primary
 // key (an index scan backwards per agent, not a scan of vigil_recent), and
 // the latest answer before the recent rows.

@@ -20,7 +20,7 @@
 //     byte with what the bulk load would have written. Then VACUUM ANALYZE.
 //  2. Reads, through a second PGStore of the same scope (another monitor
 //     reading the shared history), each after a warm-up: the status of every
-//     agent (AgentRecords, LastPolls, LastAnswers), 24 h timelines
+//     agent (AgentRecords, LastTimes), 24 h timelines
 //     (Observations) of one agent, of an agent with outages and of 10 agents,
 //     24 h of one agent's events.
 //  3. Writes in real time for -minutes: Append of every agent's polls on its
