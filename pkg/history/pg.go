@@ -406,7 +406,13 @@ func (s *PGStore) flush(closing bool) error {
 	s.mu.Lock()
 	try := closing || s.status.Writable || !time.Now().Before(s.retryAt)
 	files, ferr := s.sp.sealed()
+	idle := s.status.Writable && ferr == nil && len(files) == 0 && b.empty()
 	s.mu.Unlock()
+	if idle {
+		// Nothing to write (a read's flush between two appends): no
+		// transaction. A store that cannot write goes on probing.
+		return nil
+	}
 	if !try {
 		// PostgreSQL failed a moment ago: the buffer takes this, and the
 		// next try comes after a back-off (a long outage must not re-read
@@ -475,6 +481,11 @@ func (s *PGStore) flush(closing bool) error {
 		}
 	}
 	return err
+}
+
+// empty: the batch holds nothing to write.
+func (b *pgBatch) empty() bool {
+	return len(b.records) == 0 && len(b.runs) == 0 && len(b.sil) == 0 && len(b.agents) == 0 && b.dropped == 0
 }
 
 // take collects what is pending; s.wmu is held.
